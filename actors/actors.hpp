@@ -1,0 +1,54 @@
+// Spawning the pipeline's actors. Each takes what it owns; nothing is shared
+// between shards.
+//
+//   source --RawBatch--> router --parse--> parser pool (parallel)
+//                          |  --probe--> shards (their dedup sets)
+//                          |  --classify--> window_clock (watermark, expiry, ticks)
+//                          |  --ShardBatch (events + in-band ticks)--> shards --> store
+//                          '--dead letters--> dead_letter sink
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/event_clock.hpp"
+#include "actors/metrics.hpp"
+#include "state/shard_state.hpp"
+#include "state/store.hpp"
+
+namespace streamscore {
+
+class DeadLetterWriter;
+
+caf::actor spawn_parser(caf::actor_system& sys);
+
+// `store` outlives the actor. flush_interval_ms = 0: write only when asked (flush_atom).
+caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
+                       StateStore* store, int64_t flush_interval_ms);
+
+caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
+
+caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterWriter> writer);
+
+struct RouterConfig {
+  std::vector<caf::actor> parsers;
+  std::vector<caf::actor> shards;
+  caf::actor clock;
+  caf::actor dead_letter;
+  int64_t max_future_skew_ns = 0;
+  std::function<int64_t()> now_ns;
+  std::shared_ptr<EngineMetrics> metrics;
+};
+
+caf::actor spawn_router(caf::actor_system& sys, RouterConfig config);
+
+// The shard that owns a customer: a stable hash, the same on every run and machine.
+inline std::size_t shard_of(uint64_t customer_hash, std::size_t shards) {
+  return static_cast<std::size_t>(customer_hash % shards);
+}
+
+}  // namespace streamscore

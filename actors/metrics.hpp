@@ -1,0 +1,54 @@
+// Counters the pipeline publishes while it runs (progress lines, `run` summaries,
+// later /metrics). Written by the router and shards, read by anyone; relaxed atomics.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+
+#include "state/event.hpp"
+
+namespace streamscore {
+
+struct EngineMetrics {
+  std::atomic<uint64_t> read{0};
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> duplicates{0};             // includes conflicting ones
+  std::atomic<uint64_t> conflicting_duplicates{0};
+  std::array<std::atomic<uint64_t>, kReasonCount> dead_lettered{};
+  std::atomic<uint64_t> ticks{0};
+  std::atomic<int64_t> max_event_ns{0};
+  std::atomic<uint64_t> batches{0};
+
+  uint64_t dead_lettered_total() const {
+    uint64_t sum = 0;
+    for (const auto& d : dead_lettered) sum += d.load(std::memory_order_relaxed);
+    return sum;
+  }
+};
+
+// A plain copy of the counters at the end of a run, plus what the shards report.
+struct RunStats {
+  uint64_t read = 0;
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;
+  uint64_t conflicting_duplicates = 0;
+  std::array<uint64_t, kReasonCount> dead_lettered{};
+  uint64_t ticks = 0;
+  uint64_t customers = 0;
+  uint64_t items_written = 0;
+  uint64_t logical_writes = 0;
+  uint64_t dedup_ids = 0;
+  int64_t max_event_ns = 0;
+  bool clock_started = false;
+  int64_t tick = 0;
+
+  uint64_t dead_lettered_total() const {
+    uint64_t sum = 0;
+    for (uint64_t d : dead_lettered) sum += d;
+    return sum;
+  }
+  bool balanced() const { return read == accepted + duplicates + dead_lettered_total(); }
+};
+
+}  // namespace streamscore

@@ -1,0 +1,314 @@
+// The router: takes raw batches in order and, for each, fans parsing out to the
+// parser pool, asks the owning shards whether the ids were seen, lets the window clock
+// classify the records in arrival order, then dispatches accepted events (with the
+// in-band ticks) to the shards by a stable hash of customer_id, and dead letters to
+// the sink. `await` keeps batches strictly in order; shards apply batch k while the
+// router already parses batch k+1.
+#include <algorithm>
+
+#include "actors/actors.hpp"
+#include "io/dead_letter.hpp"
+#include "messages/messages.hpp"
+
+namespace streamscore {
+
+namespace {
+
+constexpr uint32_t kMinRecordsPerParser = 512;
+
+struct RouterState {
+  RouterConfig config;
+  // The batch in flight.
+  RawBatchPtr batch;
+  caf::actor reply_to;
+  std::vector<ParsedChunk> chunks;
+  std::size_t pending = 0;
+  std::vector<ParsedEvent> events;
+  std::vector<Rejected> rejects;
+  std::vector<uint32_t> shard_of_event;
+  std::vector<uint32_t> probe_slot;  // index of the event's key in its shard's probe
+  std::vector<ProbeRequest> probe_requests;
+  std::vector<ProbeReply> probe_replies;
+  bool failed = false;
+};
+
+using router_ptr = caf::stateful_actor<RouterState>*;
+
+void fail_batch(router_ptr self, const caf::error& err) {
+  auto& st = self->state;
+  if (st.failed) return;
+  st.failed = true;
+  self->send(st.reply_to, ack_atom::value, BatchAck{self->system().render(err)});
+}
+
+void add_tick_to_all(std::vector<ShardBatch>& out, int64_t tick) {
+  for (auto& sb : out)
+    sb.ticks.push_back(TickMark{static_cast<uint32_t>(sb.events.size()), tick});
+}
+
+std::string render_dead_letters(const RouterState& st, const std::vector<uint32_t>& expired) {
+  const RawBatch& batch = *st.batch;
+  std::string out;
+  std::size_t r = 0, e = 0;
+  auto source_of = [&](uint32_t index) {
+    return batch.source + ":" + std::to_string(batch.lines[index].position);
+  };
+  // Merge both lists by record index so the dead letter keeps input order.
+  while (r < st.rejects.size() || e < expired.size()) {
+    const bool take_reject =
+        e == expired.size() ||
+        (r < st.rejects.size() && st.rejects[r].index < st.events[expired[e]].record_index);
+    if (take_reject) {
+      const Rejected& rej = st.rejects[r++];
+      append_dead_letter(out, rej.reason, rej.field, rej.detail, source_of(rej.index),
+                         batch.line(rej.index));
+    } else {
+      const ParsedEvent& ev = st.events[expired[e++]];
+      append_dead_letter(out, Reason::expired, "event_time",
+                         "older than the current tick minus 30 days", source_of(ev.record_index),
+                         batch.line(ev.record_index));
+    }
+  }
+  return out;
+}
+
+void dispatch(router_ptr self, const ClassifyResult& result) {
+  auto& st = self->state;
+  auto& metrics = *st.config.metrics;
+  std::vector<ShardBatch> out(st.config.shards.size());
+  std::vector<uint32_t> expired;
+  uint64_t accepted = 0, duplicates = 0, conflicting = 0;
+  std::size_t t = 0;
+  for (std::size_t i = 0; i <= st.events.size(); ++i) {
+    for (; t < result.ticks.size() && result.ticks[t].position == i; ++t)
+      add_tick_to_all(out, result.ticks[t].tick);
+    if (i == st.events.size()) break;
+    switch (result.verdicts[i]) {
+      case Verdict::accepted:
+        ++accepted;
+        out[st.shard_of_event[i]].events.push_back(std::move(st.events[i]));
+        break;
+      case Verdict::conflicting_duplicate:
+        ++conflicting;
+        ++duplicates;
+        break;
+      case Verdict::duplicate:
+        ++duplicates;
+        break;
+      case Verdict::expired:
+        expired.push_back(static_cast<uint32_t>(i));
+        break;
+    }
+  }
+  // Dead letters are rendered before the events are handed over (they need the raw line,
+  // not the event, but expired events are still referenced by index).
+  std::string dead = render_dead_letters(st, expired);
+  for (std::size_t s = 0; s < out.size(); ++s)
+    if (!out[s].events.empty() || !out[s].ticks.empty())
+      self->send(st.config.shards[s], apply_atom::value, std::move(out[s]));
+  if (!dead.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
+
+  metrics.read += st.batch->lines.size();
+  metrics.accepted += accepted;
+  metrics.duplicates += duplicates;
+  metrics.conflicting_duplicates += conflicting;
+  metrics.dead_lettered[static_cast<int>(Reason::expired)] += expired.size();
+  for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
+  metrics.ticks += result.ticks_emitted;
+  metrics.batches += 1;
+  self->send(st.reply_to, ack_atom::value, BatchAck{});
+}
+
+void classify(router_ptr self) {
+  auto& st = self->state;
+  ClassifyRequest request;
+  request.candidates.resize(st.events.size());
+  for (std::size_t i = 0; i < st.events.size(); ++i) {
+    const ParsedEvent& ev = st.events[i];
+    const ProbeReply& reply = st.probe_replies[st.shard_of_event[i]];
+    Candidate& c = request.candidates[i];
+    c.time_ns = ev.time.ns;
+    c.key = ev.key;
+    c.fingerprint = ev.fingerprint;
+    c.seen_before = reply.found[st.probe_slot[i]] != 0;
+    c.seen_fingerprint = reply.fingerprints[st.probe_slot[i]];
+    c.seen_time_ns = reply.times[st.probe_slot[i]];
+  }
+  self->request(st.config.clock, caf::infinite, classify_atom::value, std::move(request))
+      .await([=](ClassifyResult& result) { dispatch(self, result); },
+             [=](caf::error& err) { fail_batch(self, err); });
+}
+
+void probe(router_ptr self) {
+  auto& st = self->state;
+  const std::size_t shards = st.config.shards.size();
+  st.probe_requests.assign(shards, ProbeRequest{});
+  st.probe_replies.assign(shards, ProbeReply{});
+  st.shard_of_event.resize(st.events.size());
+  st.probe_slot.resize(st.events.size());
+  for (std::size_t i = 0; i < st.events.size(); ++i) {
+    const auto s = static_cast<uint32_t>(shard_of(st.events[i].customer_hash, shards));
+    st.shard_of_event[i] = s;
+    st.probe_slot[i] = static_cast<uint32_t>(st.probe_requests[s].keys.size());
+    st.probe_requests[s].keys.push_back(st.events[i].key);
+  }
+  st.pending = 0;
+  for (std::size_t s = 0; s < shards; ++s)
+    if (!st.probe_requests[s].keys.empty()) ++st.pending;
+  if (st.pending == 0) return classify(self);
+  for (std::size_t s = 0; s < shards; ++s) {
+    if (st.probe_requests[s].keys.empty()) continue;
+    self->request(st.config.shards[s], caf::infinite, probe_atom::value,
+                  std::move(st.probe_requests[s]))
+        .await(
+            [=](ProbeReply& reply) {
+              self->state.probe_replies[s] = std::move(reply);
+              if (--self->state.pending == 0 && !self->state.failed) classify(self);
+            },
+            [=](caf::error& err) { fail_batch(self, err); });
+  }
+}
+
+void after_parse(router_ptr self) {
+  auto& st = self->state;
+  st.events.clear();
+  st.rejects.clear();
+  for (auto& chunk : st.chunks) {
+    std::move(chunk.events.begin(), chunk.events.end(), std::back_inserter(st.events));
+    std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
+  }
+  st.chunks.clear();
+  probe(self);
+}
+
+int64_t future_limit(const RouterConfig& config) {
+  const int64_t now = config.now_ns();
+  return now > INT64_MAX - config.max_future_skew_ns ? INT64_MAX
+                                                     : now + config.max_future_skew_ns;
+}
+
+void start_batch(router_ptr self) {
+  auto& st = self->state;
+  const auto n = static_cast<uint32_t>(st.batch->lines.size());
+  const auto pool = static_cast<uint32_t>(st.config.parsers.size());
+  const uint32_t parts = std::max<uint32_t>(1, std::min(pool, n / kMinRecordsPerParser));
+  const uint32_t per_part = (n + parts - 1) / parts;
+  const int64_t max_event_ns = future_limit(st.config);
+  st.chunks.assign(parts, ParsedChunk{});
+  st.pending = parts;
+  for (uint32_t p = 0; p < parts; ++p) {
+    const uint32_t begin = std::min(n, p * per_part);
+    const uint32_t end = std::min(n, begin + per_part);
+    self->request(st.config.parsers[p], caf::infinite, parse_atom::value, st.batch, begin, end,
+                  max_event_ns)
+        .await(
+            [=](ParsedChunk& chunk) {
+              self->state.chunks[p] = std::move(chunk);
+              if (--self->state.pending == 0 && !self->state.failed) after_parse(self);
+            },
+            [=](caf::error& err) { fail_batch(self, err); });
+  }
+}
+
+struct EndContext {
+  caf::response_promise promise;
+  RunStats stats;
+  std::size_t pending = 0;
+  bool failed = false;
+};
+
+void fail_end(const std::shared_ptr<EndContext>& ctx, const caf::error& err) {
+  if (ctx->failed) return;
+  ctx->failed = true;
+  ctx->promise.deliver(err);
+}
+
+void finish_end(router_ptr self, std::shared_ptr<EndContext> ctx) {
+  auto& st = self->state;
+  self->request(st.config.dead_letter, caf::infinite, flush_atom::value)
+      .await(
+          [=](bool) {
+            self->request(self->state.config.clock, caf::infinite, clock_atom::value)
+                .await(
+                    [=](ClockSnapshot& snap) {
+                      const auto& m = *self->state.config.metrics;
+                      RunStats& s = ctx->stats;
+                      s.read = m.read;
+                      s.accepted = m.accepted;
+                      s.duplicates = m.duplicates;
+                      s.conflicting_duplicates = m.conflicting_duplicates;
+                      for (int r = 0; r < kReasonCount; ++r) s.dead_lettered[r] = m.dead_lettered[r];
+                      s.ticks = m.ticks;
+                      s.clock_started = snap.started;
+                      s.max_event_ns = snap.max_event_ns;
+                      s.tick = snap.tick;
+                      ctx->promise.deliver(s);
+                    },
+                    [=](caf::error& err) { fail_end(ctx, err); });
+          },
+          [=](caf::error& err) { fail_end(ctx, err); });
+}
+
+void flush_all(router_ptr self, std::shared_ptr<EndContext> ctx) {
+  auto& shards = self->state.config.shards;
+  ctx->pending = shards.size();
+  for (const auto& shard : shards) {
+    self->request(shard, caf::infinite, flush_atom::value)
+        .await(
+            [=](ShardReport& r) {
+              ctx->stats.customers += r.customers;
+              ctx->stats.items_written += r.items_written;
+              ctx->stats.logical_writes += r.logical_writes;
+              ctx->stats.dedup_ids += r.dedup_ids;
+              if (--ctx->pending == 0 && !ctx->failed) finish_end(self, ctx);
+            },
+            [=](caf::error& err) { fail_end(ctx, err); });
+  }
+}
+
+caf::behavior router_actor(router_ptr self, RouterConfig config) {
+  self->state.config = std::move(config);
+  return {
+      [=](batch_atom, RawBatchPtr& batch) {
+        auto& st = self->state;
+        st.reply_to = caf::actor_cast<caf::actor>(self->current_sender());
+        st.batch = std::move(batch);
+        st.failed = false;
+        if (st.batch->lines.empty()) {
+          self->send(st.reply_to, ack_atom::value, BatchAck{});
+          return;
+        }
+        start_batch(self);
+      },
+      // End of intake: optionally the final tick (finite input), then every shard
+      // flushes, the dead letter is flushed, and the totals are returned.
+      [=](end_atom, bool final_tick) -> caf::result<RunStats> {
+        auto ctx = std::make_shared<EndContext>();
+        ctx->promise = self->make_response_promise();
+        if (!final_tick) {
+          flush_all(self, ctx);
+          return ctx->promise;
+        }
+        self->request(self->state.config.clock, caf::infinite, final_atom::value)
+            .await(
+                [=](FinalTick& f) {
+                  if (f.has_tick) {
+                    for (const auto& shard : self->state.config.shards)
+                      self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
+                    self->state.config.metrics->ticks += f.ticks_emitted;
+                  }
+                  flush_all(self, ctx);
+                },
+                [=](caf::error& err) { fail_end(ctx, err); });
+        return ctx->promise;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_router(caf::actor_system& sys, RouterConfig config) {
+  return sys.spawn(router_actor, std::move(config));
+}
+
+}  // namespace streamscore

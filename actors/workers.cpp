@@ -1,0 +1,167 @@
+// The parser pool, the shards, the window clock and the dead-letter sink: small
+// actors, each a thin typed shell around a piece of pure logic.
+#include "actors/actors.hpp"
+#include "io/dead_letter.hpp"
+#include "io/event_parser.hpp"
+#include "messages/messages.hpp"
+
+namespace streamscore {
+
+namespace {
+
+struct ParserState {
+  EventParser parser;
+};
+
+caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
+  return {
+      [=](parse_atom, const RawBatchPtr& batch_ptr, uint32_t begin, uint32_t end,
+          int64_t max_event_ns) -> ParsedChunk {
+        const RawBatch& batch = *batch_ptr;
+        ParsedChunk chunk;
+        chunk.events.reserve(end - begin);
+        ParseOptions options;
+        options.max_event_ns = max_event_ns;
+        ParsedEvent event;
+        ParseFailure failure;
+        for (uint32_t i = begin; i < end; ++i) {
+          if (self->state.parser.parse(batch.line(i), options, &event, &failure)) {
+            event.record_index = i;
+            chunk.events.push_back(std::move(event));
+          } else {
+            chunk.rejects.push_back(
+                Rejected{i, failure.reason, std::move(failure.field), std::move(failure.detail)});
+          }
+        }
+        return chunk;
+      },
+  };
+}
+
+struct ShardActorState {
+  std::shared_ptr<ShardState> shard;
+  StateStore* store = nullptr;
+  int64_t flush_interval_ms = 0;
+  bool autoflush_pending = false;
+  uint64_t items_written = 0;
+  Status failure;  // the first store error; the shard refuses work after it
+};
+
+ShardReport report_of(const ShardActorState& st) {
+  ShardReport r;
+  r.customers = st.shard->customer_count();
+  r.items_written = st.items_written;
+  r.logical_writes = st.shard->logical_writes();
+  r.dedup_ids = st.shard->dedup_size();
+  return r;
+}
+
+Status flush_shard(ShardActorState& st) {
+  if (!st.failure.is_ok()) return st.failure;
+  FlushStats stats;
+  Status s = st.shard->flush(*st.store, &stats);
+  st.items_written += stats.items_written;
+  if (!s.is_ok()) st.failure = s;
+  return s;
+}
+
+caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
+                          std::shared_ptr<ShardState> state, StateStore* store,
+                          int64_t flush_interval_ms) {
+  self->state.shard = std::move(state);
+  self->state.store = store;
+  self->state.flush_interval_ms = flush_interval_ms;
+  return {
+      [=](probe_atom, const ProbeRequest& request) -> caf::result<ProbeReply> {
+        if (!self->state.failure.is_ok())
+          return caf::make_error(caf::sec::runtime_error, self->state.failure.to_string());
+        ProbeReply reply;
+        self->state.shard->probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
+        return reply;
+      },
+      [=](apply_atom, ShardBatch& batch) {
+        auto& st = self->state;
+        st.shard->apply(batch.events, batch.ticks);
+        if (st.flush_interval_ms > 0 && !st.autoflush_pending && st.shard->has_dirty()) {
+          st.autoflush_pending = true;
+          self->delayed_send(self, std::chrono::milliseconds(st.flush_interval_ms),
+                             autoflush_atom::value);
+        }
+      },
+      [=](autoflush_atom) {
+        self->state.autoflush_pending = false;
+        flush_shard(self->state);  // a failure is kept and reported on the next request
+      },
+      [=](flush_atom) -> caf::result<ShardReport> {
+        Status s = flush_shard(self->state);
+        if (!s.is_ok()) return caf::make_error(caf::sec::runtime_error, s.to_string());
+        return report_of(self->state);
+      },
+  };
+}
+
+struct ClockActorState {
+  std::shared_ptr<EventClock> clock;
+};
+
+caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
+                          std::shared_ptr<EventClock> clock) {
+  self->state.clock = std::move(clock);
+  return {
+      [=](classify_atom, const ClassifyRequest& request) -> ClassifyResult {
+        ClassifyResult result;
+        self->state.clock->classify(request.candidates, &result);
+        return result;
+      },
+      [=](final_atom) -> FinalTick {
+        FinalTick f;
+        f.has_tick = self->state.clock->final_tick(&f.mark, &f.ticks_emitted);
+        return f;
+      },
+      [=](clock_atom) -> ClockSnapshot { return self->state.clock->snapshot(); },
+  };
+}
+
+struct DeadLetterActorState {
+  std::shared_ptr<DeadLetterWriter> writer;
+  Status failure;
+};
+
+caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
+                                std::shared_ptr<DeadLetterWriter> writer) {
+  self->state.writer = std::move(writer);
+  return {
+      [=](write_atom, const std::string& lines) {
+        if (!self->state.failure.is_ok()) return;
+        Status s = self->state.writer->write(lines);
+        if (!s.is_ok()) self->state.failure = s;
+      },
+      [=](flush_atom) -> caf::result<bool> {
+        if (self->state.failure.is_ok()) self->state.failure = self->state.writer->flush();
+        if (!self->state.failure.is_ok())
+          return caf::make_error(caf::sec::runtime_error,
+                                 "dead letter: " + self->state.failure.to_string());
+        return true;
+      },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
+
+caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
+                       StateStore* store, int64_t flush_interval_ms) {
+  return sys.spawn(shard_actor, std::move(state), store, flush_interval_ms);
+}
+
+caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {
+  return sys.spawn(clock_actor, std::move(clock));
+}
+
+caf::actor spawn_dead_letter_sink(caf::actor_system& sys,
+                                  std::shared_ptr<DeadLetterWriter> writer) {
+  return sys.spawn(dead_letter_actor, std::move(writer));
+}
+
+}  // namespace streamscore

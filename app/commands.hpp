@@ -1,0 +1,16 @@
+// Every subcommand registers itself on the root CLI11 app; its callback stores the
+// process exit code (0 ok, 1 failure, 2 usage/config error).
+#pragma once
+
+namespace CLI {
+class App;
+}
+
+namespace streamscore {
+
+void register_generate_command(CLI::App& root, int* exit_code);
+void register_replay_command(CLI::App& root, int* exit_code);
+void register_export_command(CLI::App& root, int* exit_code);
+void register_run_command(CLI::App& root, int* exit_code);
+
+}  // namespace streamscore

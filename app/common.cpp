@@ -1,0 +1,106 @@
+#include "app/common.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "state/event.hpp"
+
+namespace streamscore {
+
+Status open_store(const std::string& backend, const std::string& path,
+                  std::unique_ptr<StateStore>* out) {
+  if (backend == "memory") {
+    *out = make_memory_store();
+    return Status::ok();
+  }
+  if (backend == "rocksdb") return open_rocksdb_store(path, out);
+  return Status::invalid_argument("state.backend = \"" + backend +
+                                  "\": expected one of \"rocksdb\", \"memory\"");
+}
+
+EngineOptions engine_options_from(const Config& config) {
+  EngineOptions o;
+  o.shards = config.engine.shards;
+  o.threads = config.engine.threads;
+  o.parsers = config.engine.parsers;
+  o.allowed_lateness_ns = config.window.allowed_lateness_ns;
+  o.max_future_skew_ns = config.window.max_future_skew_ns;
+  o.flush_interval_ms = config.engine.flush_interval_ms;
+  o.dead_letter_path = config.dead_letter.path;
+  return o;
+}
+
+ProgressLine::ProgressLine(std::string label)
+    : label_(std::move(label)),
+      enabled_(::isatty(STDERR_FILENO) == 1),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
+
+void ProgressLine::update(const EngineMetrics& m, bool force) {
+  if (!enabled_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (!force && now - last_ < std::chrono::milliseconds(250)) return;
+  last_ = now;
+  const double secs = std::chrono::duration<double>(now - start_).count();
+  const uint64_t read = m.read.load();
+  std::fprintf(stderr, "\r\033[K%s: %llu records, %.0f records/s, accepted %llu, duplicates %llu, dead-lettered %llu, ticks %llu",
+               label_.c_str(), static_cast<unsigned long long>(read),
+               secs > 0 ? read / secs : 0.0, static_cast<unsigned long long>(m.accepted.load()),
+               static_cast<unsigned long long>(m.duplicates.load()),
+               static_cast<unsigned long long>(m.dead_lettered_total()),
+               static_cast<unsigned long long>(m.ticks.load()));
+  std::fflush(stderr);
+}
+
+void ProgressLine::done() {
+  if (enabled_) std::fprintf(stderr, "\r\033[K");
+}
+
+void print_summary(const char* command, const RunStats& s, double seconds, bool as_json) {
+  const double rate = seconds > 0 ? s.read / seconds : 0.0;
+  if (as_json) {
+    std::string reasons;
+    for (int r = 0; r < kReasonCount; ++r)
+      reasons += fmt::format("{}\"{}\":{}", r ? "," : "", reason_name(static_cast<Reason>(r)),
+                             s.dead_lettered[r]);
+    std::printf(
+        "{\"command\":\"%s\",\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,"
+        "\"conflicting_duplicates\":%llu,\"dead_lettered\":%llu,\"dead_lettered_by_reason\":{%s},"
+        "\"expired\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
+        "\"item_versions\":%llu,\"balanced\":%s,\"seconds\":%.3f,\"records_per_second\":%.0f}\n",
+        command, (unsigned long long)s.read, (unsigned long long)s.accepted,
+        (unsigned long long)s.duplicates, (unsigned long long)s.conflicting_duplicates,
+        (unsigned long long)s.dead_lettered_total(), reasons.c_str(),
+        (unsigned long long)s.dead_lettered[static_cast<int>(Reason::expired)],
+        (unsigned long long)s.customers, (unsigned long long)s.ticks,
+        (unsigned long long)s.items_written, (unsigned long long)s.logical_writes,
+        s.balanced() ? "true" : "false", seconds, rate);
+    return;
+  }
+  std::string out = fmt::format("{}: {} records in {:.2f} s ({:.0f} records/s)\n", command, s.read,
+                                seconds, rate);
+  out += fmt::format("  read              {:>12}\n", s.read);
+  out += fmt::format("  accepted          {:>12}\n", s.accepted);
+  out += fmt::format("  duplicates        {:>12}   (conflicting: {})\n", s.duplicates,
+                     s.conflicting_duplicates);
+  out += fmt::format("  dead-lettered     {:>12}\n", s.dead_lettered_total());
+  for (int r = 0; r < kReasonCount; ++r)
+    if (s.dead_lettered[r] > 0)
+      out += fmt::format("    {:<16}{:>12}\n", reason_name(static_cast<Reason>(r)), s.dead_lettered[r]);
+  out += fmt::format("  expired           {:>12}\n", s.dead_lettered[static_cast<int>(Reason::expired)]);
+  out += fmt::format("  customers         {:>12}\n", s.customers);
+  out += fmt::format("  ticks             {:>12}\n", s.ticks);
+  out += fmt::format("  items written     {:>12}   (item versions: {})\n", s.items_written,
+                     s.logical_writes);
+  out += s.balanced() ? "  counters balance: read = accepted + duplicates + dead-lettered\n"
+                      : "  COUNTERS DO NOT BALANCE: read != accepted + duplicates + dead-lettered\n";
+  std::fputs(out.c_str(), stdout);
+}
+
+void print_error(const char* command, const std::string& message) {
+  std::fprintf(stderr, "streamscore %s: error: %s\n", command, message.c_str());
+}
+
+}  // namespace streamscore

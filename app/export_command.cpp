@@ -1,0 +1,61 @@
+// `streamscore export`: the items as JSONL sorted by PK (contract, section 5).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "app/commands.hpp"
+#include "app/common.hpp"
+
+namespace streamscore {
+
+namespace {
+
+struct ExportArgs {
+  std::string state_dir;
+  std::string out = "-";
+};
+
+int export_items(const ExportArgs& args) {
+  if (!std::filesystem::is_directory(args.state_dir)) {
+    print_error("export", "--state '" + args.state_dir + "': no such state directory");
+    return kExitUsage;
+  }
+  std::unique_ptr<StateStore> store;
+  Status s = open_rocksdb_store(args.state_dir, &store);
+  if (!s.is_ok()) {
+    print_error("export", s.to_string());
+    return kExitFailure;
+  }
+  FILE* out = args.out == "-" ? stdout : std::fopen(args.out.c_str(), "wb");
+  if (!out) {
+    print_error("export", "cannot write '" + args.out + "'");
+    return kExitFailure;
+  }
+  std::string line;
+  bool write_failed = false;
+  s = store->scan([&](const ItemRecord& item) {
+    line.assign(item.item_json).push_back('\n');
+    write_failed = std::fwrite(line.data(), 1, line.size(), out) != line.size();
+    return !write_failed;
+  });
+  const bool close_failed = out == stdout ? std::fflush(out) != 0 : std::fclose(out) != 0;
+  if (!s.is_ok() || write_failed || close_failed) {
+    print_error("export", s.is_ok() ? "cannot write '" + args.out + "'" : s.to_string());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void register_export_command(CLI::App& root, int* exit_code) {
+  auto args = std::make_shared<ExportArgs>();
+  CLI::App* cmd = root.add_subcommand("export", "Write the customer_feature_state items as JSONL, sorted by PK");
+  cmd->add_option("--state", args->state_dir, "RocksDB state directory")->required();
+  cmd->add_option("--out", args->out, "output file ('-' = stdout)")->capture_default_str();
+  cmd->footer("Example:\n  streamscore export --state data/state --out items.jsonl");
+  cmd->callback([args, exit_code] { *exit_code = export_items(*args); });
+}
+
+}  // namespace streamscore

@@ -1,0 +1,32 @@
+// streamscore: exact 30-day customer features from a stream of events.
+#include <CLI/CLI.hpp>
+
+#include "app/commands.hpp"
+#include "app/common.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "streamscore: exact, replayable 30-day customer features (5-minute event-time windows)\n"
+      "from the customer-events stream, kept in the customer_feature_state table."};
+  app.set_version_flag("--version", std::string("streamscore ") + STREAMSCORE_VERSION);
+  app.require_subcommand(1);
+  app.footer(
+      "Quick tour:\n"
+      "  streamscore generate --events 1000000 --out events.jsonl\n"
+      "  streamscore replay --events events.jsonl --state data/state\n"
+      "  streamscore export --state data/state --out items.jsonl\n"
+      "  streamscore run --config config/streamscore.example.toml\n"
+      "Run 'streamscore COMMAND --help' for the options of each command.");
+  int exit_code = streamscore::kExitOk;
+  streamscore::register_generate_command(app, &exit_code);
+  streamscore::register_replay_command(app, &exit_code);
+  streamscore::register_export_command(app, &exit_code);
+  streamscore::register_run_command(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);  // prints help, version or the usage error
+    return code == 0 ? streamscore::kExitOk : streamscore::kExitUsage;
+  }
+  return exit_code;
+}

@@ -1,0 +1,216 @@
+// `streamscore run`: the daemon. Reads the configured source (a file, followed or
+// read to its end, or the built-in generator), keeps the state store current, and
+// on SIGINT/SIGTERM stops intake, drains, writes everything and exits 0.
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <thread>
+
+#include "app/commands.hpp"
+#include "app/common.hpp"
+#include "io/generator.hpp"
+#include "io/line_reader.hpp"
+#include "state/format.hpp"
+
+namespace streamscore {
+
+namespace {
+
+std::atomic<bool> g_stop{false};  // set by the signal handler only
+void on_signal(int) { g_stop.store(true); }
+
+struct RunArgs {
+  std::string config_path;
+  std::vector<std::string> sets;
+  bool json = false;
+  int top = 5;
+};
+
+constexpr const char* kMetaFileSource = "source.file";
+
+// Where a file source stopped: "path\noffset\nline", so a restart continues there.
+Status load_file_position(StateStore& store, const std::string& path, uint64_t* offset,
+                          uint64_t* line) {
+  std::string value;
+  Status s = store.get_meta(kMetaFileSource, &value);
+  if (s.is_not_found()) return Status::ok();
+  if (!s.is_ok()) return s;
+  const auto a = value.find('\n'), b = value.rfind('\n');
+  if (a == std::string::npos || a == b) return Status::corruption("meta 'source.file' is malformed");
+  if (value.substr(0, a) != path) return Status::ok();  // another file: start at its beginning
+  *offset = std::stoull(value.substr(a + 1, b - a - 1));
+  *line = std::stoull(value.substr(b + 1));
+  return Status::ok();
+}
+
+// Feeds the file source. Returns whether the input reached its end (final tick due).
+Status run_file_source(const Config& config, Engine& engine, StateStore& store,
+                       ProgressLine& progress, bool* finished, LineReader* reader) {
+  uint64_t offset = 0, line = 1;
+  Status s = load_file_position(store, config.source.path, &offset, &line);
+  if (!s.is_ok()) return s;
+  if (!(s = reader->open(config.source.path, offset, line)).is_ok()) return s;
+  while (!g_stop.load()) {
+    RawBatch batch;
+    bool at_end = false;
+    s = reader->next(config.engine.batch_size, config.source.exit_at_end, &batch, &at_end);
+    if (!s.is_ok()) return s;
+    if (!batch.lines.empty() && !(s = engine.submit(std::move(batch))).is_ok()) return s;
+    progress.update(engine.metrics());
+    if (at_end) {
+      if (config.source.exit_at_end) {
+        *finished = true;
+        return Status::ok();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // follow the file
+    }
+  }
+  return Status::ok();
+}
+
+Status run_generator_source(const Config& config, Engine& engine, ProgressLine& progress,
+                            bool* finished) {
+  GeneratorOptions g;
+  g.customers = config.source.customers;
+  g.events = config.source.events;
+  g.days = config.source.days;
+  g.dup_rate = config.source.dup_rate;
+  g.disorder_s = config.source.disorder_s;
+  g.late_rate = config.source.late_rate;
+  g.bad_rate = config.source.bad_rate;
+  g.seed = config.source.seed;
+  EventTime start;
+  if (!parse_event_time(config.source.start, &start))
+    return Status::invalid_argument("source.start: not a time");
+  g.start_ns = start.ns;
+  EventGenerator generator(g);
+  const auto begin = std::chrono::steady_clock::now();
+  std::string line;
+  uint64_t position = 0;
+  bool more = true;
+  while (more && !g_stop.load()) {
+    auto buffer = std::make_shared<std::string>();
+    RawBatch batch;
+    batch.source = "generator";
+    while (batch.lines.size() < static_cast<std::size_t>(config.engine.batch_size) &&
+           (more = generator.next(&line))) {
+      batch.lines.push_back(LineRef{static_cast<uint32_t>(buffer->size()),
+                                    static_cast<uint32_t>(line.size()), ++position});
+      buffer->append(line);
+    }
+    batch.buffer = std::move(buffer);
+    if (!batch.lines.empty()) {
+      Status s = engine.submit(std::move(batch));
+      if (!s.is_ok()) return s;
+    }
+    progress.update(engine.metrics());
+    if (config.source.rate > 0) {  // hold the configured rate, waking up for signals
+      const auto due = begin + std::chrono::microseconds(position * 1'000'000 / config.source.rate);
+      while (!g_stop.load()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= due) break;
+        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+            due - now, std::chrono::milliseconds(100)));
+      }
+    }
+  }
+  *finished = !more;
+  return Status::ok();
+}
+
+void print_top_customers(StateStore& store, int top) {
+  struct Row {
+    double amount;
+    std::string line;
+  };
+  std::vector<Row> rows;
+  store.scan([&](const ItemRecord& item) {
+    boost::system::error_code ec;
+    auto v = boost::json::parse(item.item_json, ec);
+    if (!ec) rows.push_back({boost::json::value_to<double>(v.at("features").at("total_amount_30d")), item.item_json});
+    return true;
+  });
+  const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(top));
+  std::partial_sort(rows.begin(), rows.begin() + n, rows.end(),
+                    [](const Row& a, const Row& b) { return a.amount > b.amount; });
+  if (n > 0) std::printf("top %zu customers by total_amount_30d:\n", n);
+  for (std::size_t i = 0; i < n; ++i) std::printf("  %s\n", rows[i].line.c_str());
+}
+
+int run(const RunArgs& args) {
+  Config config;
+  Status s = load_config(args.config_path, args.sets, &config);
+  if (!s.is_ok()) {
+    print_error("run", s.message());
+    return kExitUsage;
+  }
+  std::unique_ptr<StateStore> store;
+  if (!(s = open_store(config.state.backend, config.state.path, &store)).is_ok()) {
+    print_error("run", s.to_string());
+    return kExitFailure;
+  }
+  EngineOptions options = engine_options_from(config);
+  options.truncate_dead_letter = false;  // a daemon appends across restarts
+  std::unique_ptr<Engine> engine;
+  if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
+    print_error("run", s.to_string());
+    return kExitFailure;
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  const auto start = std::chrono::steady_clock::now();
+  ProgressLine progress("run");
+  bool finished = false;
+  LineReader reader;
+  if (config.source.kind == "file")
+    s = run_file_source(config, *engine, *store, progress, &finished, &reader);
+  else
+    s = run_generator_source(config, *engine, progress, &finished);
+  RunStats stats;
+  Status end = engine->finish(/*final_tick=*/finished, &stats);
+  progress.done();
+  if (!s.is_ok() || !end.is_ok()) {
+    print_error("run", (!s.is_ok() ? s : end).to_string());
+    return kExitFailure;
+  }
+  if (config.source.kind == "file") {
+    s = store->put_meta(kMetaFileSource, config.source.path + "\n" + std::to_string(reader.offset()) +
+                                            "\n" + std::to_string(reader.line()));
+    if (s.is_ok()) s = store->sync();
+    if (!s.is_ok()) {
+      print_error("run", s.to_string());
+      return kExitFailure;
+    }
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  print_summary("run", stats, seconds, args.json);
+  if (!args.json && args.top > 0) print_top_customers(*store, args.top);
+  return stats.balanced() ? kExitOk : kExitFailure;
+}
+
+}  // namespace
+
+void register_run_command(CLI::App& root, int* exit_code) {
+  auto args = std::make_shared<RunArgs>();
+  CLI::App* cmd = root.add_subcommand("run", "Run the streaming daemon from a config file");
+  cmd->add_option("--config", args->config_path,
+                  "TOML config (every key: config/streamscore.example.toml); default: built-in defaults");
+  cmd->add_option("--set", args->sets, "override a config key: section.key=value (repeatable)");
+  cmd->add_flag("--json", args->json, "print the final summary as one JSON object");
+  cmd->add_option("--top", args->top, "customers to show in the final summary")->capture_default_str();
+  cmd->footer(
+      "Examples:\n"
+      "  streamscore run --config config/streamscore.example.toml\n"
+      "  streamscore run --set source.kind=generator --set source.events=1000000\n"
+      "  streamscore run --set source.path=events.jsonl --set source.exit_at_end=false   # follow\n"
+      "SIGINT/SIGTERM: stop reading, drain, write every item, exit 0. A restart on the same\n"
+      "state continues where the file source stopped.");
+  cmd->callback([args, exit_code] { *exit_code = run(*args); });
+}
+
+}  // namespace streamscore

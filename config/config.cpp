@@ -1,0 +1,543 @@
+// Loading and validating the TOML config. This is the one translation unit that
+// compiles toml++ (header-only, slow to compile), so nothing else includes it.
+//
+// Every key is described once, in schema(): its section, name, and a setter that
+// validates the value and stores it. The file and the --set overrides go through the
+// same setters, so both get the same rules and the same messages.
+#include "config/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <limits>
+#include <sstream>
+
+namespace streamscore {
+
+namespace {
+
+constexpr int64_t kMsNanos = 1'000'000;
+constexpr int64_t kSecondNanos = 1'000'000'000;
+constexpr int64_t kDayNanos = 86'400 * kSecondNanos;
+constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+constexpr const char* kDurationHint = "expected a duration like \"90s\", \"10m\", \"1h\", \"2d\"";
+
+// ---- rendering values for messages -------------------------------------------------
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+// Shortest spelling that reads back as the same double ("0.1", not toml++'s
+// "0.10000000000000001"), and still recognisably a float ("8.0", not "8").
+std::string render_float(double x) {
+  char buf[64];
+  const auto end = std::to_chars(buf, buf + sizeof buf, x).ptr;
+  std::string out(buf, end);
+  if (out.find_first_of(".ein") == std::string::npos) out += ".0";
+  return out;
+}
+
+// The value as the user would have written it in TOML, so a message echoes the input.
+std::string render(const toml::node& v) {
+  if (const auto* s = v.as_string()) return quote(s->get());
+  if (const auto* f = v.as_floating_point()) return render_float(f->get());
+  std::ostringstream os;
+  v.visit([&os](const auto& n) { os << n; });
+  return os.str();
+}
+
+// ---- per-type readers: check the TOML type and the range, or say what is allowed ----
+
+Status bad_value(const std::string& key, const toml::node& v, const std::string& what) {
+  return Status::invalid_argument(key + " = " + render(v) + ": " + what);
+}
+
+std::string range_text(int64_t lo, int64_t hi) {
+  if (hi == kNoLimit) return "must be at least " + std::to_string(lo);
+  return "must be between " + std::to_string(lo) + " and " + std::to_string(hi);
+}
+
+Status read_int(const toml::node& v, const std::string& key, int64_t lo, int64_t hi, int64_t* out) {
+  const auto* i = v.as_integer();
+  if (i == nullptr) return bad_value(key, v, "expected an integer");
+  if (i->get() < lo || i->get() > hi) return bad_value(key, v, range_text(lo, hi));
+  *out = i->get();
+  return Status::ok();
+}
+
+// Rates accept integers too, so that `dup_rate = 0` works.
+Status read_fraction(const toml::node& v, const std::string& key, double* out) {
+  double x = 0;
+  if (const auto* f = v.as_floating_point()) {
+    x = f->get();
+  } else if (const auto* i = v.as_integer()) {
+    x = static_cast<double>(i->get());
+  } else {
+    return bad_value(key, v, "expected a number between 0 and 1");
+  }
+  if (!(x >= 0.0 && x <= 1.0)) return bad_value(key, v, "must be between 0 and 1");  // also NaN
+  *out = x;
+  return Status::ok();
+}
+
+Status read_bool(const toml::node& v, const std::string& key, bool* out) {
+  const auto* b = v.as_boolean();
+  if (b == nullptr) return bad_value(key, v, "expected true or false");
+  *out = b->get();
+  return Status::ok();
+}
+
+Status read_text(const toml::node& v, const std::string& key, std::string* out) {
+  const auto* s = v.as_string();
+  if (s == nullptr) return bad_value(key, v, "expected a string");
+  if (s->get().empty()) return bad_value(key, v, "must not be empty");
+  *out = s->get();
+  return Status::ok();
+}
+
+Status read_choice(const toml::node& v, const std::string& key,
+                   const std::vector<std::string>& allowed, std::string* out) {
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + quote(a);
+  const auto* s = v.as_string();
+  if (s == nullptr || std::find(allowed.begin(), allowed.end(), s->get()) == allowed.end())
+    return bad_value(key, v, "expected one of " + list);
+  *out = s->get();
+  return Status::ok();
+}
+
+Status read_duration(const toml::node& v, const std::string& key, int64_t lo, int64_t hi,
+                     const char* range_hint, int64_t* out) {
+  const auto* s = v.as_string();
+  if (s == nullptr) return bad_value(key, v, kDurationHint);
+  int64_t ns = 0;
+  Status st = parse_duration(s->get(), &ns);
+  if (!st.is_ok()) return bad_value(key, v, st.message());
+  if (ns < lo || ns > hi) return bad_value(key, v, range_hint);
+  *out = ns;
+  return Status::ok();
+}
+
+// A native TOML date-time (`start = 2025-01-01T00:00:00Z`) is taken too, and stored
+// in the canonical string form that the rest of the engine parses.
+Status read_start_time(const toml::node& v, const std::string& key, std::string* out) {
+  const char* hint = "expected an RFC 3339 UTC time like \"2025-01-01T00:00:00Z\"";
+  std::string text;
+  if (const auto* s = v.as_string()) {
+    text = s->get();
+  } else if (const auto* dt = v.as_date_time()) {
+    const toml::date_time& d = dt->get();
+    if (!d.offset || d.offset->minutes != 0 || d.time.nanosecond != 0) return bad_value(key, v, hint);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02uZ", unsigned{d.date.year},
+                  unsigned{d.date.month}, unsigned{d.date.day}, unsigned{d.time.hour},
+                  unsigned{d.time.minute}, unsigned{d.time.second});
+    text = buf;
+  } else {
+    return bad_value(key, v, hint);
+  }
+  int64_t ns = 0;
+  if (!parse_utc_time(text, &ns).is_ok()) return bad_value(key, v, hint);
+  *out = text;
+  return Status::ok();
+}
+
+// ---- the schema ----------------------------------------------------------------------
+
+using Setter = std::function<Status(const toml::node&, const std::string& key, Config*)>;
+
+struct KeySpec {
+  std::string name;
+  bool textual;  // string-valued: an override value that is not a TOML string is taken as text
+  Setter set;
+};
+
+struct SectionSpec {
+  std::string name;
+  std::vector<KeySpec> keys;
+};
+
+template <class Sec, class T>
+KeySpec int_key(const char* name, Sec Config::*sec, T Sec::*field, int64_t lo, int64_t hi) {
+  return {name, false, [=](const toml::node& v, const std::string& key, Config* c) {
+            int64_t x = 0;
+            Status s = read_int(v, key, lo, hi, &x);
+            if (s.is_ok()) (c->*sec).*field = static_cast<T>(x);
+            return s;
+          }};
+}
+
+template <class Sec>
+KeySpec fraction_key(const char* name, Sec Config::*sec, double Sec::*field) {
+  return {name, false, [=](const toml::node& v, const std::string& key, Config* c) {
+            return read_fraction(v, key, &((c->*sec).*field));
+          }};
+}
+
+template <class Sec>
+KeySpec text_key(const char* name, Sec Config::*sec, std::string Sec::*field) {
+  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
+            return read_text(v, key, &((c->*sec).*field));
+          }};
+}
+
+template <class Sec>
+KeySpec choice_key(const char* name, Sec Config::*sec, std::string Sec::*field,
+                   std::vector<std::string> allowed) {
+  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
+            return read_choice(v, key, allowed, &((c->*sec).*field));
+          }};
+}
+
+KeySpec duration_key(const char* name, int64_t WindowConfig::*field, int64_t lo, int64_t hi,
+                     const char* range_hint) {
+  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
+            return read_duration(v, key, lo, hi, range_hint, &(c->window.*field));
+          }};
+}
+
+std::vector<SectionSpec> schema() {
+  using C = Config;
+  using S = SourceConfig;
+  using E = EngineConfig;
+  return {
+      {"source",
+       {choice_key("kind", &C::source, &S::kind, {"file", "generator"}),
+        text_key("path", &C::source, &S::path),
+        {"exit_at_end", false,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           return read_bool(v, key, &c->source.exit_at_end);
+         }},
+        // customer_id is "C" + 7 digits, numbered from 1
+        int_key("customers", &C::source, &S::customers, 1, 9'999'999),
+        int_key("events", &C::source, &S::events, 0, kNoLimit),
+        int_key("rate", &C::source, &S::rate, 0, kNoLimit),
+        int_key("days", &C::source, &S::days, 1, 3650),
+        fraction_key("dup_rate", &C::source, &S::dup_rate),
+        int_key("disorder_s", &C::source, &S::disorder_s, 0, 86'400),
+        fraction_key("late_rate", &C::source, &S::late_rate),
+        fraction_key("bad_rate", &C::source, &S::bad_rate),
+        int_key("seed", &C::source, &S::seed, 0, kNoLimit),
+        {"start", true,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           return read_start_time(v, key, &c->source.start);
+         }}}},
+      {"state",
+       {choice_key("backend", &C::state, &StateConfig::backend, {"rocksdb", "memory"}),
+        text_key("path", &C::state, &StateConfig::path)}},
+      {"dead_letter", {text_key("path", &C::dead_letter, &DeadLetterConfig::path)}},
+      {"window",
+       {duration_key("allowed_lateness", &WindowConfig::allowed_lateness_ns, 0, 30 * kDayNanos,
+                     "must be between 0s and 30d"),
+        // The cap keeps wall clock + skew far from int64 overflow.
+        duration_key("max_future_skew", &WindowConfig::max_future_skew_ns, 1, 3650 * kDayNanos,
+                     "must be greater than 0 and at most 3650d")}},
+      {"engine",
+       {int_key("shards", &C::engine, &E::shards, 1, 1024),
+        int_key("threads", &C::engine, &E::threads, 0, 256),
+        int_key("parsers", &C::engine, &E::parsers, 0, 256),
+        int_key("batch_size", &C::engine, &E::batch_size, 1, 1'000'000),
+        // 0: write changed items only at the end of the run
+        int_key("flush_interval_ms", &C::engine, &E::flush_interval_ms, 0, 3'600'000)}},
+  };
+}
+
+const SectionSpec* find_section(const std::vector<SectionSpec>& schema, const std::string& name) {
+  for (const auto& s : schema)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+const KeySpec* find_key(const SectionSpec& section, const std::string& name) {
+  for (const auto& k : section.keys)
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+// The section that has `key`, or nullptr: for hints when a key is written without one.
+const SectionSpec* section_of(const std::vector<SectionSpec>& schema, const std::string& key) {
+  for (const auto& s : schema)
+    if (find_key(s, key) != nullptr) return &s;
+  return nullptr;
+}
+
+std::string known_sections(const std::vector<SectionSpec>& schema) {
+  std::string out;
+  for (const auto& s : schema) out += (out.empty() ? "[" : ", [") + s.name + "]";
+  return out;
+}
+
+std::string unknown_section(const std::vector<SectionSpec>& schema, const std::string& name) {
+  return "unknown section [" + name + "] (known sections: " + known_sections(schema) + ")";
+}
+
+std::string unknown_key(const SectionSpec& section, const std::string& key) {
+  std::string known;
+  for (const auto& k : section.keys) known += (known.empty() ? "" : ", ") + k.name;
+  return "unknown key '" + section.name + "." + key + "' (known keys in [" + section.name +
+         "]: " + known + ")";
+}
+
+Status config_error(const std::string& message) {
+  return Status::invalid_argument("config: " + message);
+}
+
+// ---- the file --------------------------------------------------------------------------
+
+Status read_file(const std::string& path, std::string* text) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return config_error("cannot read '" + path + "': " + std::strerror(errno));
+  char buf[65536];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text->append(buf, n);
+  const int err = std::ferror(f) ? errno : 0;  // e.g. EISDIR when `path` is a directory
+  std::fclose(f);
+  if (err != 0) return config_error("cannot read '" + path + "': " + std::strerror(err));
+  return Status::ok();
+}
+
+// One key = value of the file, or a problem found at that place. Entries are applied in
+// file order, so the error reported is the first one in the file.
+struct Entry {
+  toml::source_position pos;
+  std::string error;            // set: this entry is a problem, not a value
+  const KeySpec* spec = nullptr;
+  std::string key;              // "section.key"
+  const toml::node* value = nullptr;
+};
+
+void collect_section(const SectionSpec& section, const toml::table& table, std::vector<Entry>* out) {
+  for (const auto& [k, v] : table) {
+    Entry e;
+    e.pos = k.source().begin;
+    e.spec = find_key(section, std::string(k.str()));
+    if (e.spec == nullptr) {
+      e.error = unknown_key(section, std::string(k.str()));
+    } else {
+      e.pos = v.source().begin;
+      e.key = section.name + "." + std::string(k.str());
+      e.value = &v;
+    }
+    out->push_back(std::move(e));
+  }
+}
+
+std::vector<Entry> collect(const std::vector<SectionSpec>& schema, const toml::table& root) {
+  std::vector<Entry> entries;
+  for (const auto& [k, v] : root) {
+    const std::string name(k.str());
+    const SectionSpec* section = find_section(schema, name);
+    if (section != nullptr && v.is_table()) {
+      collect_section(*section, *v.as_table(), &entries);
+      continue;
+    }
+    Entry e;
+    e.pos = k.source().begin;
+    if (section != nullptr)
+      e.error = "[" + name + "] must be a table: write [" + name + "] followed by key = value lines";
+    else if (v.is_table())
+      e.error = unknown_section(schema, name);
+    else if (const SectionSpec* home = section_of(schema, name))
+      e.error = "key '" + name + "' is outside any section (it belongs under [" + home->name + "])";
+    else
+      e.error = "key '" + name + "' is outside any section (known sections: " +
+                known_sections(schema) + ")";
+    entries.push_back(std::move(e));
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;
+  });
+  return entries;
+}
+
+std::string position(const std::string& path, const toml::source_position& pos) {
+  return path + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": ";
+}
+
+Status apply_file(const std::string& path, const std::vector<SectionSpec>& schema, Config* config) {
+  std::string text;
+  Status s = read_file(path, &text);
+  if (!s.is_ok()) return s;
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    return config_error(position(path, e.source().begin) + std::string(e.description()));
+  }
+  for (const Entry& e : collect(schema, root)) {
+    if (!e.error.empty()) return config_error(position(path, e.pos) + e.error);
+    if (!(s = e.spec->set(*e.value, e.key, config)).is_ok())
+      return config_error(position(path, e.pos) + s.message());
+  }
+  return Status::ok();
+}
+
+// ---- overrides -------------------------------------------------------------------------
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+// "v = <text>" parsed as TOML when it is one value; anything else (x.jsonl, 10m) is a string.
+toml::table parse_override_value(const std::string& text, bool textual) {
+  toml::table holder;
+  try {
+    holder = toml::parse("v = " + text + "\n");
+  } catch (const toml::parse_error&) {
+    holder.clear();
+  }
+  const bool one_value = holder.size() == 1 && holder.contains("v") && !holder["v"].is_table();
+  if (!one_value || (textual && !holder["v"].is_string())) {
+    holder.clear();
+    holder.insert("v", text);
+  }
+  return holder;
+}
+
+Status apply_override(const std::string& text, const std::vector<SectionSpec>& schema,
+                      Config* config) {
+  const auto eq = text.find('=');
+  if (eq == std::string::npos)
+    return config_error("override '" + text + "': expected section.key=value, e.g. engine.shards=8");
+  const std::string name = trim(text.substr(0, eq));
+  const auto dot = name.find('.');
+  if (dot == std::string::npos || dot == 0) {
+    const std::string key = name.substr(dot == 0 ? 1 : 0);
+    const SectionSpec* home = section_of(schema, key);
+    return config_error("override '" + text + "': '" + name +
+                        "' has no section; expected section.key=value" +
+                        (home ? " (did you mean " + home->name + "." + key + "=" +
+                                    trim(text.substr(eq + 1)) + "?)"
+                              : std::string(", e.g. engine.shards=8")));
+  }
+  const SectionSpec* section = find_section(schema, name.substr(0, dot));
+  if (section == nullptr) return config_error(unknown_section(schema, name.substr(0, dot)));
+  const KeySpec* spec = find_key(*section, name.substr(dot + 1));
+  if (spec == nullptr) return config_error(unknown_key(*section, name.substr(dot + 1)));
+  const toml::table holder = parse_override_value(trim(text.substr(eq + 1)), spec->textual);
+  Status s = spec->set(*holder.get("v"), name, config);
+  return s.is_ok() ? s : config_error(s.message());
+}
+
+// Rules that involve more than one key.
+Status check_combination(const Config& c) {
+  if (c.source.dup_rate + c.source.bad_rate > 1.0) {
+    return config_error("source.dup_rate + source.bad_rate = " + render_float(c.source.dup_rate) +
+                        " + " + render_float(c.source.bad_rate) +
+                        ": the sum must be at most 1 (both are fractions of all records)");
+  }
+  int64_t start_ns = 0;
+  constexpr int64_t kLatestNs = 9'214'646'400LL * kSecondNanos;  // 2262-01-01T00:00:00Z
+  if (parse_utc_time(c.source.start, &start_ns).is_ok() &&
+      c.source.days * kDayNanos > kLatestNs - start_ns)
+    return config_error("source.start = " + quote(c.source.start) + " + source.days = " +
+                        std::to_string(c.source.days) +
+                        ": ends after 2261, beyond what event times can express");
+  return Status::ok();
+}
+
+// ---- time ------------------------------------------------------------------------------
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+bool read_digits(const std::string& s, std::size_t at, std::size_t n, int64_t* out) {
+  int64_t v = 0;
+  for (std::size_t i = at; i < at + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+int days_in_month(int64_t y, int64_t m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+}  // namespace
+
+Status parse_duration(const std::string& text, int64_t* nanos) {
+  std::size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string unit = text.substr(digits);
+  int64_t scale = 0;
+  if (unit == "ms") scale = kMsNanos;
+  else if (unit == "s") scale = kSecondNanos;
+  else if (unit == "m") scale = 60 * kSecondNanos;
+  else if (unit == "h") scale = 3600 * kSecondNanos;
+  else if (unit == "d") scale = kDayNanos;
+  if (digits == 0 || scale == 0)
+    return Status::invalid_argument(std::string(kDurationHint) + " (units: ms, s, m, h, d)");
+  const Status too_large = Status::invalid_argument("too large: at most 106751d");
+  if (digits > 18) return too_large;  // up to 18 digits the number itself fits int64
+  const int64_t n = std::stoll(text.substr(0, digits));
+  if (n > kNoLimit / scale) return too_large;
+  *nanos = n * scale;
+  return Status::ok();
+}
+
+Status parse_utc_time(const std::string& text, int64_t* nanos) {
+  const Status bad = Status::invalid_argument("'" + text +
+                                              "': expected an RFC 3339 UTC time like "
+                                              "\"2025-01-01T00:00:00Z\"");
+  if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
+      text[13] != ':' || text[16] != ':' || text[19] != 'Z')
+    return bad;
+  int64_t y, mo, d, h, mi, s;
+  if (!read_digits(text, 0, 4, &y) || !read_digits(text, 5, 2, &mo) ||
+      !read_digits(text, 8, 2, &d) || !read_digits(text, 11, 2, &h) ||
+      !read_digits(text, 14, 2, &mi) || !read_digits(text, 17, 2, &s))
+    return bad;
+  // Years outside 1678..2261 do not fit int64 nanoseconds.
+  if (y < 1678 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
+      mi > 59 || s > 59)
+    return bad;
+  *nanos = ((days_from_civil(y, mo, d) * 24 + h) * 60 * 60 + mi * 60 + s) * kSecondNanos;
+  return Status::ok();
+}
+
+Status load_config(const std::string& path, const std::vector<std::string>& overrides,
+                   Config* out) {
+  const std::vector<SectionSpec> keys = schema();
+  Config config;  // defaults; `out` is only written when everything is valid
+  Status s;
+  if (!path.empty() && !(s = apply_file(path, keys, &config)).is_ok()) return s;
+  for (const auto& o : overrides)
+    if (!(s = apply_override(o, keys, &config)).is_ok()) return s;
+  if (!(s = check_combination(config)).is_ok()) return s;
+  *out = config;
+  return Status::ok();
+}
+
+}  // namespace streamscore

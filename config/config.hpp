@@ -1,0 +1,75 @@
+// streamscore configuration: a TOML file (toml++) plus `--set section.key=value`
+// overrides. Every key is documented in config/streamscore.example.toml. Unknown keys
+// and bad values are errors that name the key.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "state/status.hpp"
+
+namespace streamscore {
+
+struct SourceConfig {
+  std::string kind = "file";          // "file" | "generator"
+  std::string path = "events.jsonl";  // kind = "file"
+  bool exit_at_end = true;            // file: stop after the final tick instead of following the file
+  // kind = "generator": the built-in simulator (same knobs as `streamscore generate`)
+  int64_t customers = 10000;
+  int64_t events = 1000000;           // total events to produce; 0 = unbounded
+  int64_t rate = 0;                   // events per second; 0 = as fast as possible
+  int64_t days = 45;
+  double dup_rate = 0.02;
+  int64_t disorder_s = 120;
+  double late_rate = 0.001;
+  double bad_rate = 0.001;
+  uint64_t seed = 42;
+  std::string start = "2025-01-01T00:00:00Z";
+};
+
+struct StateConfig {
+  std::string backend = "rocksdb";  // "rocksdb" | "memory"
+  std::string path = "data/state";
+};
+
+struct DeadLetterConfig {
+  std::string path = "data/dead-letter.jsonl";
+};
+
+struct WindowConfig {
+  int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;        // "10m"
+  int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;       // "24h"
+};
+
+struct EngineConfig {
+  int shards = 4;             // shard actors; results do not depend on it
+  int threads = 0;            // CAF scheduler threads; 0 = number of cores
+  int parsers = 0;            // parser actors; 0 = number of threads
+  int batch_size = 8192;      // records per batch from the source
+  int64_t flush_interval_ms = 200;  // how often shards write changed items to the store
+};
+
+struct Config {
+  SourceConfig source;
+  StateConfig state;
+  DeadLetterConfig dead_letter;
+  WindowConfig window;
+  EngineConfig engine;
+};
+
+// Loads `path` (empty: defaults only), then applies each "section.key=value" override.
+// An error names the offending key (and the file position when there is one).
+Status load_config(const std::string& path, const std::vector<std::string>& overrides,
+                   Config* out);
+
+// Parses durations such as "0s", "90s", "10m", "1h", "2d", "500ms": a non-negative
+// integer and a unit (ms, s, m, h, d); a bare number ("0", "90") is refused. On failure
+// the message says what is expected, without repeating the text.
+Status parse_duration(const std::string& text, int64_t* nanos);
+
+// Parses an RFC 3339 UTC instant written exactly `YYYY-MM-DDTHH:MM:SSZ` (source.start,
+// `generate --start`) to nanoseconds since the Unix epoch. Years 1678..2261.
+Status parse_utc_time(const std::string& text, int64_t* nanos);
+
+}  // namespace streamscore

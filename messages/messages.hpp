@@ -1,0 +1,113 @@
+// Every message type that travels between streamscore's actors. Messages carry
+// batches, never single events. They stay inside one process (no serialization),
+// so the structs are whitelisted as local-only message types.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/event_clock.hpp"
+#include "actors/metrics.hpp"
+#include "state/event.hpp"
+
+namespace streamscore {
+
+using batch_atom = caf::atom_constant<caf::atom("batch")>;
+using ack_atom = caf::atom_constant<caf::atom("ack")>;
+using parse_atom = caf::atom_constant<caf::atom("parse")>;
+using probe_atom = caf::atom_constant<caf::atom("probe")>;
+using classify_atom = caf::atom_constant<caf::atom("classify")>;
+using apply_atom = caf::atom_constant<caf::atom("apply")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using autoflush_atom = caf::atom_constant<caf::atom("autoflush")>;
+using final_atom = caf::atom_constant<caf::atom("final")>;
+using end_atom = caf::atom_constant<caf::atom("end")>;
+using write_atom = caf::atom_constant<caf::atom("write")>;
+using clock_atom = caf::atom_constant<caf::atom("clock")>;
+
+// One line of input inside a RawBatch buffer.
+struct LineRef {
+  uint32_t offset = 0;
+  uint32_t length = 0;  // without the line break
+  uint64_t position = 0;  // line number in a file (1-based), or offset in a partition
+};
+
+// Raw records from a source. Lines point into one shared, immutable buffer.
+struct RawBatch {
+  std::shared_ptr<const std::string> buffer;
+  std::vector<LineRef> lines;
+  std::string source;  // "events.jsonl", later "customer-events/3"
+  std::string_view line(std::size_t i) const {
+    return std::string_view(buffer->data() + lines[i].offset, lines[i].length);
+  }
+};
+
+using RawBatchPtr = std::shared_ptr<const RawBatch>;
+
+struct Rejected {
+  uint32_t index = 0;  // record index in the batch
+  Reason reason = Reason::not_json;
+  std::string field;
+  std::string detail;
+};
+
+struct ParsedChunk {
+  std::vector<ParsedEvent> events;
+  std::vector<Rejected> rejects;
+};
+
+struct ProbeRequest {
+  std::vector<DedupKey> keys;
+};
+struct ProbeReply {
+  std::vector<uint8_t> found;
+  std::vector<uint64_t> fingerprints;
+  std::vector<int64_t> times;
+};
+
+struct ClassifyRequest {
+  std::vector<Candidate> candidates;
+};
+
+struct FinalTick {
+  bool has_tick = false;
+  TickMark mark;
+  uint64_t ticks_emitted = 0;
+};
+
+struct ShardBatch {
+  std::vector<ParsedEvent> events;
+  std::vector<TickMark> ticks;
+};
+
+struct ShardReport {
+  uint64_t customers = 0;
+  uint64_t items_written = 0;   // conditional puts that reached the store
+  uint64_t logical_writes = 0;  // item versions produced at ticks
+  uint64_t dedup_ids = 0;
+};
+
+struct BatchAck {
+  std::string error;  // empty when the batch went through
+};
+
+}  // namespace streamscore
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RawBatch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RawBatchPtr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ParsedChunk)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ProbeRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ProbeReply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClassifyRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClassifyResult)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::FinalTick)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ShardBatch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ShardReport)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::BatchAck)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)

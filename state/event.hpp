@@ -1,0 +1,87 @@
+// The engine's view of one customer event, after parsing and validation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace streamscore {
+
+constexpr int64_t kNanosPerSecond = 1'000'000'000;
+constexpr int64_t kWindowSeconds = 300;                     // 5-minute tumbling windows
+constexpr int64_t kWindowNanos = kWindowSeconds * kNanosPerSecond;
+constexpr int64_t kHorizonWindows = 30 * 24 * 3600 / kWindowSeconds;  // 30 days = 8640 windows
+constexpr int64_t kHorizonNanos = kHorizonWindows * kWindowNanos;
+// Amounts above this are rejected (bad_amount) so that 30-day sums of int64 cents cannot overflow.
+constexpr int64_t kMaxAmountCents = 100'000'000'000;  // 1,000,000,000.00
+
+// floor(a / b) for b > 0, also for negative a (instants before 1970).
+constexpr int64_t floor_div(int64_t a, int64_t b) {
+  return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+// An instant with the number of fraction digits it was written with, so that
+// `last_event_time` is printed the way the input wrote it. Ordered by instant first;
+// for the same instant the longer spelling wins, which keeps the choice independent
+// of arrival order.
+struct EventTime {
+  int64_t ns = 0;           // nanoseconds since the Unix epoch (UTC)
+  uint8_t frac_digits = 0;  // 0 = no fraction in the input, else 1..9
+
+  friend bool operator<(const EventTime& a, const EventTime& b) {
+    return a.ns != b.ns ? a.ns < b.ns : a.frac_digits < b.frac_digits;
+  }
+  friend bool operator==(const EventTime& a, const EventTime& b) {
+    return a.ns == b.ns && a.frac_digits == b.frac_digits;
+  }
+  friend bool operator!=(const EventTime& a, const EventTime& b) { return !(a == b); }
+};
+
+// Index of the 5-minute window holding `ns`: window k is [k*300 s, (k+1)*300 s).
+constexpr int64_t window_of(int64_t ns) { return floor_div(ns, kWindowNanos); }
+
+// 128-bit dedup key: XXH3-128 of event_id, seeded with the customer's hash.
+struct DedupKey {
+  uint64_t lo = 0;
+  uint64_t hi = 0;
+  friend bool operator==(const DedupKey& a, const DedupKey& b) { return a.lo == b.lo && a.hi == b.hi; }
+};
+
+struct ParsedEvent {
+  std::string customer_id;
+  EventTime time;
+  int64_t cents = 0;          // exact amount in cents
+  bool is_transaction = false;
+  DedupKey key;
+  uint64_t fingerprint = 0;   // hash of (instant, event_type, cents): tells conflicting duplicates apart
+  uint64_t customer_hash = 0; // stable hash of customer_id, picks the shard
+  uint32_t record_index = 0;  // position of the record in its batch
+};
+
+// "After the first `position` events of a shard batch, advance the clock to `tick`":
+// ticks travel in-band with the events (like Flink watermarks), so every shard sees
+// them at exactly the same place in the stream, whatever the batching.
+struct TickMark {
+  uint32_t position = 0;
+  int64_t tick = 0;  // tick index: the tick instant is tick * 300 s
+};
+
+// Why a record went to the dead letter. Names are part of the output format.
+enum class Reason : uint8_t {
+  not_json,        // the record is not valid JSON (including invalid UTF-8)
+  not_object,      // valid JSON, but not an object
+  missing_field,   // a required field is absent
+  bad_type,        // a required field has the wrong JSON type (amount as a string, null, ...)
+  empty_field,     // event_id, customer_id or event_type is an empty string
+  too_long,        // event_id > 128 bytes or customer_id > 64 bytes
+  duplicate_field, // a required field appears twice in the object
+  bad_time,        // event_time is not YYYY-MM-DDTHH:MM:SS[.fraction]Z naming a real instant
+  bad_amount,      // amount negative, or above kMaxAmountCents
+  future,          // event_time more than window.max_future_skew ahead of the wall clock
+  expired,         // event_time older than the current tick minus 30 days
+};
+constexpr int kReasonCount = 11;
+
+std::string_view reason_name(Reason r);
+
+}  // namespace streamscore

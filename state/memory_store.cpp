@@ -1,0 +1,194 @@
+// In-memory StateStore (tests, dry runs): a std::map guarded by one mutex, because
+// several shard actors call the same store from different threads.
+
+#include <exception>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "state/store.hpp"
+
+namespace streamscore {
+
+namespace {
+
+struct StoredItem {
+  int64_t version = 0;
+  std::string item_json;
+  std::string internal;
+};
+
+// std::less<> gives heterogeneous lookup by string_view. std::string compares with
+// char_traits<char>, which orders like memcmp (unsigned bytes): the same order as
+// RocksDB's bytewise comparator, so both backends scan identically.
+using ItemMap = std::map<std::string, StoredItem, std::less<>>;
+
+// Same rule in both backends: a put must name a PK and move the version forward
+// (a flush may carry several ticks' versions at once, so it may skip some).
+Status validate(const std::vector<ConditionalPut>& puts) {
+  for (std::size_t i = 0; i < puts.size(); ++i) {
+    const ConditionalPut& p = puts[i];
+    if (p.record.pk.empty())
+      return Status::invalid_argument("put " + std::to_string(i) + ": empty pk");
+    if (p.expected_version < 0 || p.record.version <= p.expected_version)
+      return Status::invalid_argument("put " + std::to_string(i) + ": version " +
+                                      std::to_string(p.record.version) +
+                                      " does not move past expected version " +
+                                      std::to_string(p.expected_version));
+  }
+  return Status::ok();
+}
+
+// Runs `fn` and turns any exception (bad_alloc, a throwing scan callback) into a
+// Status, so none escapes through the StateStore interface.
+template <class F>
+Status guarded(const char* what, F&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Status::io_error(std::string("memory store ") + what + ": " + e.what());
+  } catch (...) {
+    return Status::io_error(std::string("memory store ") + what + ": unknown exception");
+  }
+}
+
+class MemoryStore final : public StateStore {
+ public:
+  Status get(std::string_view pk, ItemRecord* out) override {
+    return guarded("get", [&] { return get_locked(pk, out); });
+  }
+
+  Status put_batch(const std::vector<ConditionalPut>& puts,
+                   std::vector<std::size_t>* conflicts) override {
+    return guarded("put_batch", [&] { return put_batch_locked(puts, conflicts); });
+  }
+
+  Status scan(const std::function<bool(const ItemRecord&)>& fn) override {
+    return guarded("scan", [&] { return scan_in_chunks(fn); });
+  }
+
+  Status put_meta(std::string_view key, std::string_view value) override {
+    return guarded("put_meta", [&] {
+      std::lock_guard<std::mutex> lock(mu_);
+      meta_.insert_or_assign(std::string(key), std::string(value));
+      return Status::ok();
+    });
+  }
+
+  Status get_meta(std::string_view key, std::string* value) override {
+    return guarded("get_meta", [&] {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = meta_.find(key);
+      if (it == meta_.end()) return Status::not_found("meta key " + std::string(key));
+      *value = it->second;
+      return Status::ok();
+    });
+  }
+
+  Status clear() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    items_.clear();
+    meta_.clear();
+    return Status::ok();
+  }
+
+  Status sync() override { return Status::ok(); }  // nothing is durable anyway
+
+ private:
+  Status get_locked(std::string_view pk, ItemRecord* out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = items_.find(pk);
+    if (it == items_.end()) return Status::not_found("item " + std::string(pk));
+    fill(it, out);
+    return Status::ok();
+  }
+
+  Status put_batch_locked(const std::vector<ConditionalPut>& puts,
+                          std::vector<std::size_t>* conflicts) {
+    conflicts->clear();
+    Status s = validate(puts);
+    if (!s.is_ok()) return s;
+    std::lock_guard<std::mutex> lock(mu_);
+    // Check sequentially, as if applied one after another: a later put of the same
+    // PK sees the version written by an earlier passing put of this batch.
+    ItemMap staged;  // passing puts; a later put of a PK replaces an earlier one
+    for (std::size_t i = 0; i < puts.size(); ++i) {
+      const ItemRecord& r = puts[i].record;
+      auto sit = staged.find(r.pk);
+      int64_t current = sit != staged.end() ? sit->second.version : stored_version(r.pk);
+      if (current != puts[i].expected_version) {
+        conflicts->push_back(i);
+        continue;
+      }
+      staged.insert_or_assign(r.pk, StoredItem{r.version, r.item_json, r.internal});
+    }
+    commit(&staged);
+    return Status::ok();
+  }
+
+  int64_t stored_version(std::string_view pk) const {
+    auto it = items_.find(pk);
+    return it == items_.end() ? 0 : it->second.version;
+  }
+
+  // All copying happened while staging; moving nodes and swapping strings cannot
+  // throw, so a batch is applied entirely or (on bad_alloc while staging) not at all.
+  void commit(ItemMap* staged) {
+    while (!staged->empty()) {
+      auto node = staged->extract(staged->begin());
+      auto it = items_.find(node.key());
+      if (it == items_.end()) {
+        items_.insert(std::move(node));
+      } else {
+        std::swap(it->second, node.mapped());
+      }
+    }
+  }
+
+  // Copies a few items at a time under the lock and calls `fn` without it, so `fn`
+  // may call back into the store (no self-deadlock) and writers are not blocked for a
+  // whole scan. Unlike RocksDB's iterator this is not a point-in-time snapshot: items
+  // written during the scan may or may not be seen. Each PK is still visited once, in order.
+  Status scan_in_chunks(const std::function<bool(const ItemRecord&)>& fn) {
+    constexpr std::size_t kChunk = 256;
+    std::string after;  // last PK handed out
+    bool first = true;
+    std::vector<ItemRecord> chunk;
+    for (;;) {
+      chunk.clear();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = first ? items_.begin() : items_.upper_bound(after);
+        for (; it != items_.end() && chunk.size() < kChunk; ++it) {
+          chunk.emplace_back();
+          fill(it, &chunk.back());
+        }
+      }
+      if (chunk.empty()) return Status::ok();
+      for (const ItemRecord& r : chunk)
+        if (!fn(r)) return Status::ok();
+      after = chunk.back().pk;
+      first = false;
+    }
+  }
+
+  static void fill(ItemMap::const_iterator it, ItemRecord* out) {
+    out->pk = it->first;
+    out->version = it->second.version;
+    out->item_json = it->second.item_json;
+    out->internal = it->second.internal;
+  }
+
+  std::mutex mu_;
+  ItemMap items_;
+  std::map<std::string, std::string, std::less<>> meta_;
+};
+
+}  // namespace
+
+std::unique_ptr<StateStore> make_memory_store() { return std::make_unique<MemoryStore>(); }
+
+}  // namespace streamscore

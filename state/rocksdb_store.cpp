@@ -1,0 +1,381 @@
+// RocksDB StateStore.
+//
+// Key layout (one default column family):
+//   "I" + pk   -> item value (below); a scan iterates ["I", "J") only, in bytewise PK order
+//   "M" + key  -> meta value, raw bytes
+// Item value:
+//   [0]      format byte (kItemFormat)
+//   [1..8]   version, int64 little-endian
+//   [9..12]  item_json length, uint32 little-endian
+//   item_json bytes, then internal bytes (the rest of the value)
+// The fixed-width little-endian header keeps the encoding independent of the host and
+// lets put_batch read a version without parsing any JSON.
+
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "state/store.hpp"
+
+namespace streamscore {
+
+namespace {
+
+constexpr char kItemPrefix = 'I';
+constexpr char kMetaPrefix = 'M';
+constexpr unsigned char kItemFormat = 1;
+constexpr std::size_t kHeaderSize = 1 + 8 + 4;
+
+// ---------------------------------------------------------------- encoding
+
+std::string prefixed(char prefix, std::string_view key) {
+  std::string k;
+  k.reserve(1 + key.size());
+  k.push_back(prefix);
+  k.append(key);
+  return k;
+}
+
+void put_fixed(std::string* dst, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) dst->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t get_fixed(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
+  return v;
+}
+
+std::string encode_item(const ItemRecord& r) {
+  std::string v;
+  v.reserve(kHeaderSize + r.item_json.size() + r.internal.size());
+  v.push_back(static_cast<char>(kItemFormat));
+  put_fixed(&v, static_cast<uint64_t>(r.version), 8);
+  put_fixed(&v, r.item_json.size(), 4);
+  v.append(r.item_json);
+  v.append(r.internal);
+  return v;
+}
+
+// PKs are raw bytes; escape the unprintable ones so an error message stays one line.
+std::string printable(std::string_view s) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+Status malformed(std::string_view pk, const std::string& why) {
+  return Status::corruption("state item '" + printable(pk) + "' is malformed: " + why);
+}
+
+// Validates the header against the value size; returns version and item_json length.
+Status decode_header(std::string_view pk, rocksdb::Slice v, int64_t* version,
+                     uint32_t* json_len) {
+  if (v.size() < kHeaderSize)
+    return malformed(pk, "value of " + std::to_string(v.size()) + " bytes is shorter than the header");
+  if (static_cast<unsigned char>(v[0]) != kItemFormat)
+    return malformed(pk, "unknown format byte " + std::to_string(static_cast<unsigned char>(v[0])));
+  *version = static_cast<int64_t>(get_fixed(v.data() + 1, 8));
+  *json_len = static_cast<uint32_t>(get_fixed(v.data() + 9, 4));
+  if (*version < 1) return malformed(pk, "version " + std::to_string(*version) + " < 1");
+  if (*json_len > v.size() - kHeaderSize)
+    return malformed(pk, "item_json length " + std::to_string(*json_len) + " exceeds the value");
+  return Status::ok();
+}
+
+Status decode_item(std::string_view pk, rocksdb::Slice v, ItemRecord* out) {
+  int64_t version = 0;
+  uint32_t json_len = 0;
+  Status s = decode_header(pk, v, &version, &json_len);
+  if (!s.is_ok()) return s;
+  const char* body = v.data() + kHeaderSize;
+  out->pk.assign(pk.data(), pk.size());
+  out->version = version;
+  out->item_json.assign(body, json_len);
+  out->internal.assign(body + json_len, v.size() - kHeaderSize - json_len);
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------- helpers
+
+Status validate(const std::vector<ConditionalPut>& puts) {
+  for (std::size_t i = 0; i < puts.size(); ++i) {
+    const ConditionalPut& p = puts[i];
+    const std::string at = "put " + std::to_string(i) + ": ";
+    if (p.record.pk.empty()) return Status::invalid_argument(at + "empty pk");
+    // Versions only move forward. A write may skip versions: the engine counts one per
+    // tick at which the item changed, and flushes only the latest of them.
+    if (p.expected_version < 0 || p.record.version <= p.expected_version)
+      return Status::invalid_argument(at + "version " + std::to_string(p.record.version) +
+                                      " does not move past expected version " +
+                                      std::to_string(p.expected_version));
+    if (p.record.item_json.size() > std::numeric_limits<uint32_t>::max())
+      return Status::invalid_argument(at + "item_json longer than 4 GiB");
+  }
+  return Status::ok();
+}
+
+// The lock file is "<dir>/LOCK"; RocksDB reports both another process holding it and
+// another DB object of this process holding it as IOError naming that file.
+bool is_lock_error(const rocksdb::Status& s) {
+  return s.IsIOError() && s.ToString().find("/LOCK:") != std::string::npos;
+}
+
+template <class F>
+Status guarded(const std::string& dir, const char* what, F&& fn) {
+  try {
+    return fn();
+  } catch (const std::exception& e) {
+    return Status::io_error("rocksdb " + std::string(what) + " in " + dir + ": " + e.what());
+  } catch (...) {
+    return Status::io_error("rocksdb " + std::string(what) + " in " + dir + ": unknown exception");
+  }
+}
+
+// Settings for bulk loads (replay writes the whole state at once). Everything not
+// set here is RocksDB's default.
+rocksdb::Options make_options() {
+  rocksdb::Options o;
+  o.create_if_missing = true;
+  // Bigger memtables mean fewer, larger flushes during a replay; 4 of them let
+  // writes continue while one is being flushed. Worst case ~512 MiB of memtables.
+  o.write_buffer_size = 128 << 20;
+  o.max_write_buffer_number = 4;
+  // L1 sized like the L0 it compacts from (4 files x 128 MiB).
+  o.max_bytes_for_level_base = 512 << 20;
+  o.level_compaction_dynamic_level_bytes = true;
+  o.max_background_jobs = 4;  // default 2: flushes and compactions lag a bulk load
+  o.keep_log_file_num = 5;    // bound the info LOG files in the state directory
+  // LZ4 is cheap enough not to slow writes; fall back to none if this librocksdb
+  // was built without it (checked at run time, not compile time).
+  o.compression = rocksdb::kNoCompression;
+  for (rocksdb::CompressionType t : rocksdb::GetSupportedCompressions())
+    if (t == rocksdb::kLZ4Compression) o.compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions t;
+  // put_batch reads every key it writes, and most keys of a replay are new: a bloom
+  // filter answers "not there" without touching data blocks.
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Items are ~2-3 KB; 16 KB blocks hold several, which compresses better than 4 KB.
+  t.block_size = 16 << 10;
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return o;
+}
+
+// ---------------------------------------------------------------- the store
+
+class RocksDbStore final : public StateStore {
+ public:
+  RocksDbStore(std::string dir, std::unique_ptr<rocksdb::DB> db)
+      : dir_(std::move(dir)), db_(std::move(db)) {}
+
+  ~RocksDbStore() override {
+    // Close() waits for background work; an error here has nowhere to go, and the
+    // WAL already holds every acknowledged write.
+    db_->Close().PermitUncheckedError();
+  }
+
+  Status get(std::string_view pk, ItemRecord* out) override {
+    return guarded(dir_, "get", [&] { return do_get(pk, out); });
+  }
+
+  Status put_batch(const std::vector<ConditionalPut>& puts,
+                   std::vector<std::size_t>* conflicts) override {
+    return guarded(dir_, "put_batch", [&] { return do_put_batch(puts, conflicts); });
+  }
+
+  Status scan(const std::function<bool(const ItemRecord&)>& fn) override {
+    return guarded(dir_, "scan", [&] { return do_scan(fn); });
+  }
+
+  Status put_meta(std::string_view key, std::string_view value) override {
+    return guarded(dir_, "put_meta", [&] {
+      rocksdb::Slice v(value.data(), value.size());
+      return from_rocks(db_->Put(write_options(), prefixed(kMetaPrefix, key), v), "put_meta");
+    });
+  }
+
+  Status get_meta(std::string_view key, std::string* value) override {
+    return guarded(dir_, "get_meta", [&] {
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), prefixed(kMetaPrefix, key), value);
+      if (s.IsNotFound()) return Status::not_found("meta key " + printable(key));
+      return from_rocks(s, "get_meta");
+    });
+  }
+
+  Status clear() override {
+    return guarded(dir_, "clear", [&] { return do_clear(); });
+  }
+
+  Status sync() override {
+    return guarded(dir_, "sync", [&] { return from_rocks(db_->FlushWAL(true), "sync"); });
+  }
+
+ private:
+  // Acknowledged writes go to the WAL in the OS cache; sync() makes them durable.
+  static rocksdb::WriteOptions write_options() {
+    rocksdb::WriteOptions wo;
+    wo.sync = false;
+    return wo;
+  }
+
+  Status from_rocks(const rocksdb::Status& s, const char* what) const {
+    if (s.ok()) return Status::ok();
+    std::string msg = "rocksdb " + std::string(what) + " in " + dir_ + ": " + s.ToString();
+    return s.IsCorruption() ? Status::corruption(msg) : Status::io_error(msg);
+  }
+
+  Status do_get(std::string_view pk, ItemRecord* out) {
+    rocksdb::PinnableSlice v;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
+                                 prefixed(kItemPrefix, pk), &v);
+    if (s.IsNotFound()) return Status::not_found("item " + printable(pk));
+    if (!s.ok()) return from_rocks(s, "get");
+    return decode_item(pk, v, out);
+  }
+
+  // Stored versions (0 = absent) of the distinct PKs of `puts`, one MultiGet.
+  Status read_versions(const std::vector<ConditionalPut>& puts,
+                       std::map<std::string_view, int64_t>* versions) {
+    for (const ConditionalPut& p : puts) versions->emplace(p.record.pk, 0);
+    std::vector<std::string> keys;
+    keys.reserve(versions->size());
+    for (const auto& kv : *versions) keys.push_back(prefixed(kItemPrefix, kv.first));
+    std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+    std::vector<rocksdb::PinnableSlice> values(keys.size());
+    std::vector<rocksdb::Status> statuses(keys.size());
+    // Keys come out of the std::map sorted, and "I" + pk keeps that order.
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(),
+                  slices.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+    std::size_t i = 0;
+    for (auto& kv : *versions) {
+      const rocksdb::Status& s = statuses[i];
+      if (s.ok()) {
+        uint32_t json_len = 0;
+        Status d = decode_header(kv.first, values[i], &kv.second, &json_len);
+        if (!d.is_ok()) return d;
+      } else if (!s.IsNotFound()) {
+        return from_rocks(s, "put_batch read");
+      }
+      ++i;
+    }
+    return Status::ok();
+  }
+
+  Status do_put_batch(const std::vector<ConditionalPut>& puts,
+                      std::vector<std::size_t>* conflicts) {
+    conflicts->clear();
+    Status s = validate(puts);
+    if (!s.is_ok() || puts.empty()) return s;
+    // One writer at a time: the versions read below must still be current when the
+    // batch is written. Readers (get, scan) do not take this lock.
+    std::lock_guard<std::mutex> lock(write_mu_);
+    std::map<std::string_view, int64_t> versions;
+    s = read_versions(puts, &versions);
+    if (!s.is_ok()) return s;
+    // Check sequentially, as if applied one after another: a later put of the same PK
+    // sees the version of an earlier passing put. In the WriteBatch the later Put wins.
+    rocksdb::WriteBatch batch;
+    for (std::size_t i = 0; i < puts.size(); ++i) {
+      const ItemRecord& r = puts[i].record;
+      int64_t& current = versions[r.pk];
+      if (current != puts[i].expected_version) {
+        conflicts->push_back(i);
+        continue;
+      }
+      current = r.version;
+      rocksdb::Status bs = batch.Put(prefixed(kItemPrefix, r.pk), encode_item(r));
+      if (!bs.ok()) return from_rocks(bs, "put_batch");
+    }
+    if (batch.Count() == 0) return Status::ok();
+    return from_rocks(db_->Write(write_options(), &batch), "put_batch");
+  }
+
+  Status do_scan(const std::function<bool(const ItemRecord&)>& fn) {
+    const std::string lower(1, kItemPrefix);
+    const std::string upper(1, static_cast<char>(kItemPrefix + 1));
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;  // stop at the end of the item range
+    // A full export should not evict the working set of the block cache.
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    ItemRecord record;  // reused: keeps its buffers across items
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key();
+      std::string_view pk(k.data() + 1, k.size() - 1);
+      Status s = decode_item(pk, it->value(), &record);
+      if (!s.is_ok()) return s;
+      if (!fn(record)) return Status::ok();
+    }
+    return from_rocks(it->status(), "scan");
+  }
+
+  // Two range tombstones: constant time however large the DB is; the space comes
+  // back as compaction drops the covered keys.
+  Status do_clear() {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    rocksdb::WriteBatch batch;
+    for (char prefix : {kItemPrefix, kMetaPrefix}) {
+      rocksdb::Status s = batch.DeleteRange(std::string(1, prefix),
+                                            std::string(1, static_cast<char>(prefix + 1)));
+      if (!s.ok()) return from_rocks(s, "clear");
+    }
+    return from_rocks(db_->Write(write_options(), &batch), "clear");
+  }
+
+  const std::string dir_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::mutex write_mu_;  // serializes put_batch and clear
+};
+
+Status open_db(const std::string& dir, std::unique_ptr<StateStore>* out) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Status::io_error("cannot create state directory " + dir + ": " + ec.message());
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(make_options(), dir, &db);
+  if (is_lock_error(s))
+    return Status::io_error("state directory " + dir +
+                            " is in use (another process or open store holds its LOCK): " +
+                            s.ToString());
+  if (!s.ok()) {
+    std::string msg = "cannot open RocksDB state in " + dir + ": " + s.ToString();
+    return s.IsCorruption() ? Status::corruption(msg) : Status::io_error(msg);
+  }
+  std::unique_ptr<rocksdb::DB> owned(db);  // closed by its destructor if anything below throws
+  *out = std::make_unique<RocksDbStore>(dir, std::move(owned));
+  return Status::ok();
+}
+
+}  // namespace
+
+Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out) {
+  if (out == nullptr) return Status::invalid_argument("open_rocksdb_store: null out");
+  if (dir.empty()) return Status::invalid_argument("open_rocksdb_store: empty directory");
+  return guarded(dir, "open", [&] { return open_db(dir, out); });
+}
+
+}  // namespace streamscore

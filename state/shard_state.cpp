@@ -1,0 +1,371 @@
+#include "state/shard_state.hpp"
+
+#include <algorithm>
+
+#include "state/codec.hpp"
+#include "state/format.hpp"
+
+namespace streamscore {
+
+namespace {
+
+constexpr uint8_t kInternalFormat = 1;
+constexpr std::size_t kPutChunk = 4096;
+// Dedup ids are forgotten in sweeps, at most once per simulated day of ticks.
+constexpr int64_t kPruneEveryTicks = 24 * 3600 / kWindowSeconds;
+
+EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
+
+void fold_time(CustomerState& c, EventTime t) {
+  if (!c.has_entered || c.last_entered < t) c.last_entered = t;
+  c.has_entered = true;
+}
+
+// Average in cents, rounded to the nearest cent, halves away from zero.
+int64_t average_cents(int64_t cents, int64_t count) {
+  return count == 0 ? 0 : (2 * cents + count) / (2 * count);
+}
+
+}  // namespace
+
+ShardState::ShardState(ShardOptions options) : options_(options) {}
+
+const CustomerState* ShardState::find_customer(const std::string& id) const {
+  auto it = slot_of_.find(id);
+  return it == slot_of_.end() ? nullptr : &customers_[it->second];
+}
+
+uint32_t ShardState::customer_slot(const std::string& id) {
+  auto [it, inserted] = slot_of_.try_emplace(id, static_cast<uint32_t>(customers_.size()));
+  if (inserted) {
+    customers_.emplace_back();
+    customers_.back().id = id;
+  }
+  return it->second;
+}
+
+void ShardState::probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* found,
+                       std::vector<uint64_t>* fingerprints, std::vector<int64_t>* times) const {
+  found->assign(keys.size(), 0);
+  fingerprints->assign(keys.size(), 0);
+  times->assign(keys.size(), 0);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    if (const DedupEntry* e = dedup_.find(keys[i])) {
+      (*found)[i] = 1;
+      (*fingerprints)[i] = e->fingerprint;
+      (*times)[i] = e->time_ns;
+    }
+  }
+}
+
+void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks) {
+  std::size_t next = 0;
+  for (const TickMark& mark : ticks) {
+    for (; next < mark.position && next < events.size(); ++next) apply_event(events[next]);
+    advance_to(mark.tick);
+  }
+  for (; next < events.size(); ++next) apply_event(events[next]);
+}
+
+void ShardState::schedule(int64_t tick, uint32_t slot) { calendar_[tick].push_back(slot); }
+
+void ShardState::apply_event(ParsedEvent& event) {
+  const uint32_t slot = customer_slot(event.customer_id);
+  CustomerState& c = customers_[slot];
+  dedup_.upsert(DedupEntry{event.key, event.fingerprint, event.time.ns, slot});
+
+  const int64_t window = window_of(event.time.ns);
+  auto begin = c.buckets.begin() + c.head;
+  auto it = c.buckets.end();
+  bool created = false;
+  if (begin == c.buckets.end() || c.buckets.back().window < window) {
+    c.buckets.push_back(Bucket{window});
+    it = c.buckets.end() - 1;
+    created = true;
+  } else if (c.buckets.back().window != window) {
+    it = std::lower_bound(begin, c.buckets.end(), window,
+                          [](const Bucket& b, int64_t w) { return b.window < w; });
+    if (it->window != window) {
+      it = c.buckets.insert(it, Bucket{window});
+      created = true;
+    }
+  } else {
+    it = c.buckets.end() - 1;
+  }
+
+  Bucket& b = *it;
+  if (event.is_transaction) {
+    ++b.count;
+    b.cents += event.cents;
+  }
+  if (created || bucket_time(b) < event.time) {
+    b.max_ns = event.time.ns;
+    b.max_digits = event.time.frac_digits;
+  }
+
+  const int64_t next_tick = current_tick_ == kNoTick ? kNoTick : current_tick_ + 1;
+  if (c.hi != kNoTick && window < c.hi) {
+    // The window is already part of the features: a late event corrects them now
+    // and the customer is re-evaluated at the next tick.
+    if (event.is_transaction) {
+      ++c.sum_count;
+      c.sum_cents += event.cents;
+    }
+    fold_time(c, event.time);
+    if (c.next_tick_scheduled != next_tick) {
+      schedule(next_tick, slot);
+      c.next_tick_scheduled = next_tick;
+    }
+  } else if (created) {
+    schedule(next_tick == kNoTick ? window + 1 : std::max(window + 1, next_tick), slot);
+  }
+  if (created) schedule(window + 1 + kHorizonWindows, slot);  // when it leaves the 30 days
+}
+
+void ShardState::advance_to(int64_t tick) {
+  if (current_tick_ != kNoTick && tick <= current_tick_) return;
+  while (!calendar_.empty() && calendar_.begin()->first <= tick) {
+    auto node = calendar_.extract(calendar_.begin());
+    for (uint32_t slot : node.mapped()) evaluate(slot, node.key());
+  }
+  current_tick_ = tick;
+  maybe_prune_dedup();
+}
+
+void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
+  const int64_t old_hi = c.hi;
+  const int64_t new_lo = tick - kHorizonWindows;
+  auto begin = c.buckets.begin() + c.head;
+  auto it = old_hi == kNoTick
+                ? begin
+                : std::lower_bound(begin, c.buckets.end(), old_hi,
+                                   [](const Bucket& b, int64_t w) { return b.window < w; });
+  for (; it != c.buckets.end() && it->window < tick; ++it) {
+    fold_time(c, bucket_time(*it));
+    if (it->window >= new_lo) {
+      c.sum_count += it->count;
+      c.sum_cents += it->cents;
+    }
+  }
+  while (c.head < c.buckets.size() && c.buckets[c.head].window < new_lo) {
+    const Bucket& b = c.buckets[c.head];
+    if (old_hi != kNoTick && b.window < old_hi) {  // it had entered: take it out again
+      c.sum_count -= b.count;
+      c.sum_cents -= b.cents;
+    }
+    ++c.head;
+  }
+  if (c.head > 16 && c.head * 2 > c.buckets.size()) {
+    c.buckets.erase(c.buckets.begin(), c.buckets.begin() + c.head);
+    c.head = 0;
+  }
+  c.hi = tick;
+}
+
+void ShardState::evaluate(uint32_t slot, int64_t tick) {
+  CustomerState& c = customers_[slot];
+  if (c.last_eval_tick != kNoTick && c.last_eval_tick >= tick) return;
+  c.last_eval_tick = tick;
+  ++evaluations_;
+  enter_and_leave(c, tick);
+  if (!c.has_entered) return;
+  ItemContent now{c.sum_count, c.sum_cents, c.last_entered};
+  if (c.version > 0 && now == c.written) return;
+  c.written = now;
+  c.as_of_tick = tick;
+  ++c.version;
+  ++logical_writes_;
+  if (!c.dirty) {
+    c.dirty = true;
+    dirty_.push_back(slot);
+  }
+}
+
+void ShardState::maybe_prune_dedup() {
+  if (last_prune_tick_ == kNoTick) {
+    last_prune_tick_ = current_tick_;
+    return;
+  }
+  if (current_tick_ - last_prune_tick_ < kPruneEveryTicks) return;
+  last_prune_tick_ = current_tick_;
+  // An id can matter while its event is not expired: event_time >= tick - 30 days.
+  // Keep the allowed lateness on top, as the contract asks.
+  dedup_.prune_older_than(current_tick_ * kWindowNanos - kHorizonNanos - options_.allowed_lateness_ns);
+}
+
+void ShardState::render_item(const CustomerState& c, std::string* out) {
+  out->clear();
+  out->append("{\"PK\":");
+  append_json_string(*out, "CUSTOMER#" + c.id);
+  out->append(",\"SK\":\"STATE\",\"features\":{\"total_txn_30d\":");
+  out->append(std::to_string(c.written.txn_count));
+  out->append(",\"total_amount_30d\":");
+  append_cents(*out, c.written.cents);
+  out->append(",\"avg_amount_30d\":");
+  append_cents(*out, average_cents(c.written.cents, c.written.txn_count));
+  out->append("},\"last_event_time\":\"");
+  append_event_time(*out, c.written.last_event);
+  out->append("\",\"as_of\":\"");
+  append_instant_seconds(*out, c.as_of_tick * kWindowSeconds);
+  out->append("\",\"version\":");
+  out->append(std::to_string(c.version));
+  out->push_back('}');
+}
+
+void ShardState::encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
+                                 std::string* out) const {
+  out->clear();
+  out->push_back(static_cast<char>(kInternalFormat));
+  put_signed(*out, c.hi);
+  put_signed(*out, c.last_eval_tick);
+  put_signed(*out, c.as_of_tick);
+  put_varint(*out, static_cast<uint64_t>(c.written.txn_count));
+  put_varint(*out, static_cast<uint64_t>(c.written.cents));
+  put_signed(*out, c.written.last_event.ns);
+  out->push_back(static_cast<char>(c.written.last_event.frac_digits));
+  out->push_back(static_cast<char>(c.has_entered ? 1 : 0));
+  put_signed(*out, c.last_entered.ns);
+  out->push_back(static_cast<char>(c.last_entered.frac_digits));
+  put_varint(*out, c.buckets.size() - c.head);
+  int64_t previous = 0;
+  for (std::size_t i = c.head; i < c.buckets.size(); ++i) {
+    const Bucket& b = c.buckets[i];
+    put_signed(*out, b.window - previous);
+    previous = b.window;
+    put_varint(*out, b.count);
+    put_varint(*out, static_cast<uint64_t>(b.cents));
+    put_varint(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos));
+    out->push_back(static_cast<char>(b.max_digits));
+  }
+  put_varint(*out, ids.size());
+  for (const DedupEntry* e : ids) {
+    put_fixed64(*out, e->key.lo);
+    put_fixed64(*out, e->key.hi);
+    put_fixed64(*out, e->fingerprint);
+    put_signed(*out, e->time_ns);
+  }
+}
+
+Status ShardState::flush(StateStore& store, FlushStats* stats) {
+  if (dirty_.empty()) return Status::ok();
+  // Sorted so that the store sees the same write sequence on every run.
+  std::sort(dirty_.begin(), dirty_.end(), [this](uint32_t a, uint32_t b) {
+    return customers_[a].id < customers_[b].id;
+  });
+  std::vector<int32_t> position(customers_.size(), -1);
+  for (std::size_t i = 0; i < dirty_.size(); ++i) position[dirty_[i]] = static_cast<int32_t>(i);
+  std::vector<std::vector<const DedupEntry*>> ids(dirty_.size());
+  dedup_.for_each([&](const DedupEntry& e) {
+    if (position[e.customer] >= 0) ids[position[e.customer]].push_back(&e);
+  });
+
+  std::vector<ConditionalPut> puts;
+  std::vector<std::size_t> conflicts;
+  for (std::size_t start = 0; start < dirty_.size(); start += kPutChunk) {
+    const std::size_t end = std::min(dirty_.size(), start + kPutChunk);
+    puts.clear();
+    puts.reserve(end - start);
+    for (std::size_t i = start; i < end; ++i) {
+      const CustomerState& c = customers_[dirty_[i]];
+      auto& list = ids[i];
+      std::sort(list.begin(), list.end(), [](const DedupEntry* a, const DedupEntry* b) {
+        return a->key.hi != b->key.hi ? a->key.hi < b->key.hi : a->key.lo < b->key.lo;
+      });
+      ConditionalPut put;
+      put.record.pk = "CUSTOMER#" + c.id;
+      put.record.version = c.version;
+      render_item(c, &put.record.item_json);
+      encode_internal(c, list, &put.record.internal);
+      put.expected_version = c.stored_version;
+      puts.push_back(std::move(put));
+    }
+    Status s = store.put_batch(puts, &conflicts);
+    if (!s.is_ok()) return s;
+    if (!conflicts.empty()) {
+      const ConditionalPut& lost = puts[conflicts.front()];
+      return Status::conflict("item " + lost.record.pk + ": the stored version is no longer " +
+                              std::to_string(lost.expected_version) +
+                              " (another writer changed it); refusing to overwrite");
+    }
+    for (std::size_t i = start; i < end; ++i) {
+      CustomerState& c = customers_[dirty_[i]];
+      c.stored_version = c.version;
+      c.dirty = false;
+    }
+    if (stats) stats->items_written += end - start;
+  }
+  dirty_.clear();
+  return Status::ok();
+}
+
+Status ShardState::load(const ItemRecord& record) {
+  static const std::string kPrefix = "CUSTOMER#";
+  auto bad = [&](const char* what) {
+    return Status::corruption("item " + record.pk + ": internal data " + what);
+  };
+  if (record.pk.compare(0, kPrefix.size(), kPrefix) != 0) return bad("has a PK without CUSTOMER#");
+  Decoder d(record.internal);
+  uint8_t format = 0;
+  if (!d.byte(&format) || format != kInternalFormat)
+    return Status::corruption("item " + record.pk + ": unknown internal format " +
+                              std::to_string(format) + " (this build reads format " +
+                              std::to_string(kInternalFormat) + ")");
+  // Entries never go before the next tick: everything up to the current one is done.
+  auto not_before = [this](int64_t tick) {
+    return current_tick_ == kNoTick ? tick : std::max(tick, current_tick_ + 1);
+  };
+  const uint32_t slot = customer_slot(record.pk.substr(kPrefix.size()));
+  CustomerState& c = customers_[slot];
+  uint64_t u = 0, n = 0;
+  uint8_t digits = 0, flag = 0;
+  bool ok = d.signed_varint(&c.hi) && d.signed_varint(&c.last_eval_tick) &&
+            d.signed_varint(&c.as_of_tick) && d.varint(&u);
+  c.written.txn_count = static_cast<int64_t>(u);
+  ok = ok && d.varint(&u);
+  c.written.cents = static_cast<int64_t>(u);
+  ok = ok && d.signed_varint(&c.written.last_event.ns) && d.byte(&digits);
+  c.written.last_event.frac_digits = digits;
+  ok = ok && d.byte(&flag) && d.signed_varint(&c.last_entered.ns) && d.byte(&digits);
+  c.has_entered = flag != 0;
+  c.last_entered.frac_digits = digits;
+  ok = ok && d.varint(&n);
+  if (!ok) return bad("is truncated");
+  int64_t window = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    int64_t delta = 0;
+    uint64_t count = 0, cents = 0, offset = 0;
+    if (!(d.signed_varint(&delta) && d.varint(&count) && d.varint(&cents) && d.varint(&offset) &&
+          d.byte(&digits)))
+      return bad("has a truncated bucket");
+    window += delta;
+    Bucket b{window, static_cast<int64_t>(cents),
+             window * kWindowNanos + static_cast<int64_t>(offset), static_cast<uint32_t>(count),
+             digits};
+    c.buckets.push_back(b);
+    if (c.hi != kNoTick && window < c.hi && window >= c.hi - kHorizonWindows) {
+      c.sum_count += b.count;
+      c.sum_cents += b.cents;
+    }
+    if (c.hi == kNoTick || window >= c.hi) schedule(not_before(window + 1), slot);
+    schedule(not_before(window + 1 + kHorizonWindows), slot);
+  }
+  if (!d.varint(&n)) return bad("has no id count");
+  for (uint64_t i = 0; i < n; ++i) {
+    DedupEntry e;
+    if (!(d.fixed64(&e.key.lo) && d.fixed64(&e.key.hi) && d.fixed64(&e.fingerprint) &&
+          d.signed_varint(&e.time_ns)))
+      return bad("has a truncated id");
+    e.customer = slot;
+    dedup_.insert(e);
+  }
+  if (!d.at_end()) return bad("has trailing bytes");
+  c.version = c.stored_version = record.version;
+  // A late event applied after the last evaluation shows as sums that differ from
+  // the written content: evaluate at the next tick, as the uninterrupted run would.
+  if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written &&
+      current_tick_ != kNoTick)
+    schedule(current_tick_ + 1, slot);
+  return Status::ok();
+}
+
+}  // namespace streamscore

@@ -1,0 +1,125 @@
+// The state one shard owns: its customers' 5-minute buckets, running 30-day sums,
+// last written items, a calendar of ticks at which some customer may change, and the
+// dedup set. Pure logic, no actors: the shard actor drives it, tests use it directly.
+//
+// Per-tick work is proportional to the customers that change: a customer is only
+// evaluated at ticks found in the calendar, which holds for every bucket the tick it
+// enters the features (window end) and the tick it leaves them (window end + 30 days).
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "state/dedup_table.hpp"
+#include "state/event.hpp"
+#include "state/status.hpp"
+#include "state/store.hpp"
+
+namespace streamscore {
+
+constexpr int64_t kNoTick = std::numeric_limits<int64_t>::min();
+
+// One customer's events in one 5-minute window.
+struct Bucket {
+  int64_t window = 0;
+  int64_t cents = 0;      // sum over transactions
+  int64_t max_ns = 0;     // latest event of any type
+  uint32_t count = 0;     // transactions
+  uint8_t max_digits = 0;
+};
+
+// What an item shows, apart from as_of and version.
+struct ItemContent {
+  int64_t txn_count = 0;
+  int64_t cents = 0;
+  EventTime last_event;
+  friend bool operator==(const ItemContent& a, const ItemContent& b) {
+    return a.txn_count == b.txn_count && a.cents == b.cents && a.last_event == b.last_event;
+  }
+  friend bool operator!=(const ItemContent& a, const ItemContent& b) { return !(a == b); }
+};
+
+struct CustomerState {
+  std::string id;
+  std::vector<Bucket> buckets;  // buckets[head..] sorted by window
+  uint32_t head = 0;
+  int64_t hi = kNoTick;         // windows < hi have entered the running sums
+  int64_t sum_count = 0;        // over entered windows inside the 30-day horizon
+  int64_t sum_cents = 0;
+  EventTime last_entered;       // latest event among entered windows
+  bool has_entered = false;
+  ItemContent written;          // content of the last written version
+  int64_t as_of_tick = kNoTick;
+  int64_t version = 0;          // logical writes so far
+  int64_t stored_version = 0;   // version the store holds (the optimistic-lock condition)
+  int64_t last_eval_tick = kNoTick;
+  int64_t next_tick_scheduled = kNoTick;
+  bool dirty = false;           // changed since the last flush
+};
+
+struct ShardOptions {
+  int64_t allowed_lateness_ns = 10LL * 60 * kNanosPerSecond;
+};
+
+struct FlushStats {
+  uint64_t items_written = 0;
+};
+
+class ShardState {
+ public:
+  explicit ShardState(ShardOptions options);
+
+  // For each key: whether this shard has seen it, and the fingerprint recorded.
+  void probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* found,
+             std::vector<uint64_t>* fingerprints, std::vector<int64_t>* times) const;
+
+  // Applies accepted events and in-band ticks in order.
+  void apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks);
+  void apply_event(ParsedEvent& event);
+  void advance_to(int64_t tick);
+
+  // Writes every changed customer's item (public JSON + internal data) with a
+  // conditional put on the version the store holds.
+  Status flush(StateStore& store, FlushStats* stats);
+  bool has_dirty() const { return !dirty_.empty(); }
+
+  // Rebuilds a customer from a stored item (state continuation after a restart).
+  Status load(const ItemRecord& record);
+  void set_current_tick(int64_t tick) { current_tick_ = tick; }
+
+  std::size_t customer_count() const { return customers_.size(); }
+  std::size_t dedup_size() const { return dedup_.size(); }
+  uint64_t logical_writes() const { return logical_writes_; }
+  uint64_t evaluations() const { return evaluations_; }  // customer evaluations at ticks
+  int64_t current_tick() const { return current_tick_; }
+  const CustomerState* find_customer(const std::string& id) const;
+
+  // The public item of a customer exactly as export prints it.
+  static void render_item(const CustomerState& c, std::string* out);
+
+ private:
+  uint32_t customer_slot(const std::string& id);
+  void schedule(int64_t tick, uint32_t slot);
+  void evaluate(uint32_t slot, int64_t tick);
+  void enter_and_leave(CustomerState& c, int64_t tick);
+  void maybe_prune_dedup();
+  void encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
+                       std::string* out) const;
+
+  ShardOptions options_;
+  std::vector<CustomerState> customers_;
+  std::unordered_map<std::string, uint32_t> slot_of_;
+  std::map<int64_t, std::vector<uint32_t>> calendar_;
+  std::vector<uint32_t> dirty_;
+  DedupTable dedup_;
+  int64_t current_tick_ = kNoTick;
+  int64_t last_prune_tick_ = kNoTick;
+  uint64_t logical_writes_ = 0;
+  uint64_t evaluations_ = 0;
+};
+
+}  // namespace streamscore

@@ -1,0 +1,394 @@
+// Config loading: defaults, the example file, overrides, durations, and an error that
+// names the key (and says what is allowed) for every kind of mistake.
+#define BOOST_TEST_MODULE config
+#include <boost/test/unit_test.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <stdlib.h>  // mkdtemp
+
+#include "config/config.hpp"
+
+namespace fs = std::filesystem;
+using streamscore::Config;
+using streamscore::load_config;
+using streamscore::parse_duration;
+using streamscore::parse_utc_time;
+using streamscore::Status;
+
+namespace {
+
+constexpr int64_t kSec = 1'000'000'000;
+
+// A scratch directory per test, removed at the end.
+struct TempDir {
+  fs::path dir;
+  TempDir() {
+    std::string name = (fs::temp_directory_path() / "streamscore_test_config_XXXXXX").string();
+    BOOST_TEST_REQUIRE(::mkdtemp(name.data()) != nullptr);
+    dir = name;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+  std::string write(const std::string& name, const std::string& text) const {
+    const fs::path p = dir / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+};
+
+// The example lives next to config.cpp; find it from the source file or the working dir.
+std::string example_path() {
+  const fs::path from_source = fs::path(__FILE__).parent_path() / ".." / "config" /
+                               "streamscore.example.toml";
+  if (fs::exists(from_source)) return from_source.string();
+  return "config/streamscore.example.toml";
+}
+
+void check_equal(const Config& a, const Config& b) {
+  BOOST_TEST(a.source.kind == b.source.kind);
+  BOOST_TEST(a.source.path == b.source.path);
+  BOOST_TEST(a.source.exit_at_end == b.source.exit_at_end);
+  BOOST_TEST(a.source.customers == b.source.customers);
+  BOOST_TEST(a.source.events == b.source.events);
+  BOOST_TEST(a.source.rate == b.source.rate);
+  BOOST_TEST(a.source.days == b.source.days);
+  BOOST_TEST(a.source.dup_rate == b.source.dup_rate);
+  BOOST_TEST(a.source.disorder_s == b.source.disorder_s);
+  BOOST_TEST(a.source.late_rate == b.source.late_rate);
+  BOOST_TEST(a.source.bad_rate == b.source.bad_rate);
+  BOOST_TEST(a.source.seed == b.source.seed);
+  BOOST_TEST(a.source.start == b.source.start);
+  BOOST_TEST(a.state.backend == b.state.backend);
+  BOOST_TEST(a.state.path == b.state.path);
+  BOOST_TEST(a.dead_letter.path == b.dead_letter.path);
+  BOOST_TEST(a.window.allowed_lateness_ns == b.window.allowed_lateness_ns);
+  BOOST_TEST(a.window.max_future_skew_ns == b.window.max_future_skew_ns);
+  BOOST_TEST(a.engine.shards == b.engine.shards);
+  BOOST_TEST(a.engine.threads == b.engine.threads);
+  BOOST_TEST(a.engine.parsers == b.engine.parsers);
+  BOOST_TEST(a.engine.batch_size == b.engine.batch_size);
+  BOOST_TEST(a.engine.flush_interval_ms == b.engine.flush_interval_ms);
+}
+
+const std::vector<std::string> kAllKeys = {
+    "source.kind", "source.path", "source.exit_at_end", "source.customers", "source.events",
+    "source.rate", "source.days", "source.dup_rate", "source.disorder_s", "source.late_rate",
+    "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
+    "dead_letter.path", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
+    "engine.threads", "engine.parsers", "engine.batch_size", "engine.flush_interval_ms"};
+
+// Loads a file with `text`; expects failure and returns the message.
+std::string file_error(const std::string& text, const std::vector<std::string>& sets = {}) {
+  TempDir tmp;
+  Config c;
+  Status s = load_config(tmp.write("c.toml", text), sets, &c);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST((s.code() == Status::Code::invalid_argument));
+  return s.message();
+}
+
+std::string override_error(const std::string& set) {
+  Config c;
+  Status s = load_config("", {set}, &c);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST((s.code() == Status::Code::invalid_argument));
+  return s.message();
+}
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  if (haystack.find(needle) != std::string::npos) return true;
+  BOOST_TEST_MESSAGE("'" << haystack << "' does not contain '" << needle << "'");
+  return false;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(defaults_without_file_or_overrides) {
+  Config c;
+  c.engine.shards = 99;
+  BOOST_TEST(load_config("", {}, &c).is_ok());
+  check_equal(c, Config{});
+  BOOST_TEST(c.engine.shards == 4);
+  BOOST_TEST(c.window.allowed_lateness_ns == 600 * kSec);
+  BOOST_TEST(c.window.max_future_skew_ns == 24 * 3600 * kSec);
+  BOOST_TEST(c.source.start == "2025-01-01T00:00:00Z");
+}
+
+BOOST_AUTO_TEST_CASE(example_file_loads_and_equals_defaults) {
+  Config c;
+  Status s = load_config(example_path(), {}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  check_equal(c, Config{});
+}
+
+BOOST_AUTO_TEST_CASE(example_file_documents_every_key_and_set) {
+  std::ifstream in(example_path());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  BOOST_TEST(contains(text, "--set section.key=value"));
+  for (const auto& full : kAllKeys) {
+    const std::string section = full.substr(0, full.find('.'));
+    const std::string key = full.substr(full.find('.') + 1);
+    BOOST_TEST(contains(text, "[" + section + "]"));
+    BOOST_TEST(contains(text, "\n" + key + " = "), full);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
+  // The value is each key's default spelled as text, so this also checks the spellings.
+  const std::vector<std::string> sets = {
+      "source.kind=file", "source.path=events.jsonl", "source.exit_at_end=true",
+      "source.customers=10000", "source.events=1000000", "source.rate=0", "source.days=45",
+      "source.dup_rate=0.02", "source.disorder_s=120", "source.late_rate=0.001",
+      "source.bad_rate=0.001", "source.seed=42", "source.start=2025-01-01T00:00:00Z",
+      "state.backend=rocksdb", "state.path=data/state", "dead_letter.path=data/dead-letter.jsonl",
+      "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=4",
+      "engine.threads=0", "engine.parsers=0", "engine.batch_size=8192",
+      "engine.flush_interval_ms=200"};
+  BOOST_TEST(sets.size() == kAllKeys.size());
+  Config c;
+  Status s = load_config("", sets, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  check_equal(c, Config{});
+}
+
+BOOST_AUTO_TEST_CASE(file_values_are_read) {
+  TempDir tmp;
+  const std::string path = tmp.write("c.toml", R"(
+[source]
+kind = "generator"
+exit_at_end = false
+dup_rate = 0          # an integer is fine for a rate
+seed = 7
+start = 2024-02-29T12:00:00Z   # a native TOML date-time is fine too
+[state]
+backend = "memory"
+[window]
+allowed_lateness = "0s"
+max_future_skew = "500ms"
+[engine]
+shards = 1024
+threads = 2
+)");
+  Config c;
+  Status s = load_config(path, {}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.source.kind == "generator");
+  BOOST_TEST(c.source.exit_at_end == false);
+  BOOST_TEST(c.source.dup_rate == 0.0);
+  BOOST_TEST(c.source.seed == 7u);
+  BOOST_TEST(c.source.start == "2024-02-29T12:00:00Z");
+  BOOST_TEST(c.state.backend == "memory");
+  BOOST_TEST(c.window.allowed_lateness_ns == 0);
+  BOOST_TEST(c.window.max_future_skew_ns == 500'000'000);
+  BOOST_TEST(c.engine.shards == 1024);
+  BOOST_TEST(c.engine.threads == 2);
+  BOOST_TEST(c.engine.batch_size == 8192);  // untouched keys keep their defaults
+}
+
+BOOST_AUTO_TEST_CASE(overrides_win_over_the_file_and_later_overrides_win) {
+  TempDir tmp;
+  const std::string path = tmp.write("c.toml", "[engine]\nshards = 2\n[source]\npath = \"a.jsonl\"\n");
+  Config c;
+  Status s = load_config(path,
+                         {"engine.shards=8", "source.path=x.jsonl", "source.exit_at_end=false",
+                          "window.allowed_lateness=90s", "engine.shards = 16",
+                          "source.kind=\"generator\"", "source.dup_rate=0.5"},
+                         &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.engine.shards == 16);
+  BOOST_TEST(c.source.path == "x.jsonl");
+  BOOST_TEST(c.source.exit_at_end == false);
+  BOOST_TEST(c.window.allowed_lateness_ns == 90 * kSec);
+  BOOST_TEST(c.source.kind == "generator");
+  BOOST_TEST(c.source.dup_rate == 0.5);
+}
+
+BOOST_AUTO_TEST_CASE(override_values_for_string_keys_stay_text) {
+  Config c;
+  // Each would parse as a TOML value of another type (integer, boolean, date-time).
+  Status s = load_config("", {"source.path=123", "state.path=true", "dead_letter.path=a=b"}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.source.path == "123");
+  BOOST_TEST(c.state.path == "true");
+  BOOST_TEST(c.dead_letter.path == "a=b");  // split at the first '='
+}
+
+BOOST_AUTO_TEST_CASE(error_unknown_key_lists_the_known_keys) {
+  const std::string m = file_error("[window]\nalowed_lateness = \"5m\"\n");
+  BOOST_TEST(contains(m, "config: "));
+  BOOST_TEST(contains(m, "c.toml:2:1: "));
+  BOOST_TEST(contains(m, "unknown key 'window.alowed_lateness' (known keys in [window]: "
+                         "allowed_lateness, max_future_skew)"));
+  BOOST_TEST(contains(override_error("window.alowed_lateness=5m"),
+                      "config: unknown key 'window.alowed_lateness' (known keys in [window]: "
+                      "allowed_lateness, max_future_skew)"));
+}
+
+BOOST_AUTO_TEST_CASE(error_unknown_section) {
+  const std::string m = file_error("[engine]\nshards = 2\n[windows]\nallowed_lateness = \"5m\"\n");
+  BOOST_TEST(contains(m, "c.toml:3:2: unknown section [windows] (known sections: [source], "
+                         "[state], [dead_letter], [window], [engine])"));
+  BOOST_TEST(contains(override_error("windows.allowed_lateness=5m"), "unknown section [windows]"));
+  BOOST_TEST(contains(file_error("shards = 2\n"),
+                      "key 'shards' is outside any section (it belongs under [engine])"));
+  BOOST_TEST(contains(file_error("[[engine]]\nshards = 2\n"), "[engine] must be a table"));
+  BOOST_TEST(contains(file_error("[engine.pool]\nsize = 2\n"), "unknown key 'engine.pool'"));
+}
+
+BOOST_AUTO_TEST_CASE(error_bad_choice_lists_the_choices) {
+  BOOST_TEST(contains(file_error("[source]\nkind = \"kafkaa\"\n"),
+                      "source.kind = \"kafkaa\": expected one of \"file\", \"generator\""));
+  BOOST_TEST(contains(override_error("source.kind=kafkaa"),
+                      "config: source.kind = \"kafkaa\": expected one of \"file\", \"generator\""));
+  BOOST_TEST(contains(override_error("state.backend=dynamo"),
+                      "state.backend = \"dynamo\": expected one of \"rocksdb\", \"memory\""));
+}
+
+BOOST_AUTO_TEST_CASE(error_out_of_range_says_the_range) {
+  BOOST_TEST(contains(file_error("[engine]\nshards = 0\n"),
+                      "c.toml:2:10: engine.shards = 0: must be between 1 and 1024"));
+  BOOST_TEST(contains(override_error("engine.shards=0"),
+                      "config: engine.shards = 0: must be between 1 and 1024"));
+  BOOST_TEST(contains(override_error("engine.threads=257"), "engine.threads = 257: must be between 0 and 256"));
+  BOOST_TEST(contains(override_error("engine.parsers=-1"), "engine.parsers = -1: must be between 0 and 256"));
+  BOOST_TEST(contains(override_error("engine.batch_size=0"), "engine.batch_size = 0: must be between 1 and 1000000"));
+  BOOST_TEST(contains(override_error("source.events=-5"), "source.events = -5: must be at least 0"));
+  BOOST_TEST(contains(override_error("source.seed=-1"), "source.seed = -1: must be at least 0"));
+  BOOST_TEST(contains(override_error("source.dup_rate=1.5"), "source.dup_rate = 1.5: must be between 0 and 1"));
+  BOOST_TEST(contains(override_error("source.late_rate=-0.1"), "source.late_rate = -0.1: must be between 0 and 1"));
+  BOOST_TEST(contains(override_error("source.bad_rate=nan"), "source.bad_rate = nan: must be between 0 and 1"));
+  BOOST_TEST(contains(override_error("window.allowed_lateness=31d"),
+                      "window.allowed_lateness = \"31d\": must be between 0s and 30d"));
+  BOOST_TEST(contains(override_error("window.max_future_skew=0s"),
+                      "window.max_future_skew = \"0s\": must be greater than 0"));
+}
+
+BOOST_AUTO_TEST_CASE(error_bad_duration) {
+  BOOST_TEST(contains(file_error("[window]\nallowed_lateness = \"10x\"\n"),
+                      "window.allowed_lateness = \"10x\": expected a duration like \"90s\", \"10m\", "
+                      "\"1h\", \"2d\""));
+  BOOST_TEST(contains(override_error("window.allowed_lateness=10x"),
+                      "config: window.allowed_lateness = \"10x\": expected a duration like"));
+  // A number is not a duration: the unit is required.
+  BOOST_TEST(contains(file_error("[window]\nallowed_lateness = 600\n"),
+                      "window.allowed_lateness = 600: expected a duration like"));
+  BOOST_TEST(contains(override_error("window.allowed_lateness=0"),
+                      "window.allowed_lateness = \"0\": expected a duration like"));
+}
+
+BOOST_AUTO_TEST_CASE(error_wrong_toml_type) {
+  BOOST_TEST(contains(file_error("[engine]\nshards = \"8\"\n"), "engine.shards = \"8\": expected an integer"));
+  BOOST_TEST(contains(file_error("[engine]\nshards = 8.0\n"), "engine.shards = 8.0: expected an integer"));
+  BOOST_TEST(contains(override_error("engine.shards=eight"), "engine.shards = \"eight\": expected an integer"));
+  BOOST_TEST(contains(file_error("[source]\nexit_at_end = \"no\"\n"),
+                      "source.exit_at_end = \"no\": expected true or false"));
+  BOOST_TEST(contains(file_error("[source]\ndup_rate = \"0.1\"\n"),
+                      "source.dup_rate = \"0.1\": expected a number between 0 and 1"));
+  BOOST_TEST(contains(file_error("[source]\npath = 5\n"), "source.path = 5: expected a string"));
+  BOOST_TEST(contains(file_error("[source]\npath = \"\"\n"), "source.path = \"\": must not be empty"));
+}
+
+BOOST_AUTO_TEST_CASE(error_bad_start_time) {
+  for (const std::string bad : {"2025-13-01T00:00:00Z", "2025-02-29T00:00:00Z", "2025-01-01",
+                                "2025-01-01T00:00:00+01:00", "2025-01-01T00:00:00.5Z",
+                                "2025-01-01 00:00:00Z", "yesterday"}) {
+    BOOST_TEST(contains(override_error("source.start=" + bad),
+                        "source.start = \"" + bad + "\": expected an RFC 3339 UTC time"));
+  }
+  BOOST_TEST(contains(file_error("[source]\nstart = 2025-01-01T00:00:00+02:00\n"),
+                      "source.start = 2025-01-01T00:00:00+02:00: expected an RFC 3339 UTC time"));
+}
+
+BOOST_AUTO_TEST_CASE(error_toml_syntax_has_file_line_column) {
+  const std::string m = file_error("[engine]\nshards = 4\nthreads = = 2\n");
+  BOOST_TEST(contains(m, "config: "));
+  BOOST_TEST(contains(m, "c.toml:3:"));
+  const std::string dup = file_error("[engine]\nshards = 4\nshards = 5\n");
+  BOOST_TEST(contains(dup, "c.toml:3:"));
+}
+
+BOOST_AUTO_TEST_CASE(error_missing_file) {
+  Config c;
+  Status s = load_config("/nonexistent/x.toml", {}, &c);
+  BOOST_TEST((s.code() == Status::Code::invalid_argument));
+  BOOST_TEST(s.message() == "config: cannot read '/nonexistent/x.toml': No such file or directory");
+  TempDir tmp;
+  s = load_config(tmp.dir.string(), {}, &c);  // a directory is not a file
+  BOOST_TEST(contains(s.message(), "cannot read '" + tmp.dir.string() + "'"));
+}
+
+BOOST_AUTO_TEST_CASE(error_malformed_overrides) {
+  BOOST_TEST(contains(override_error("engine.shards"), "override 'engine.shards': expected section.key=value"));
+  BOOST_TEST(contains(override_error("shards=8"),
+                      "override 'shards=8': 'shards' has no section; expected section.key=value "
+                      "(did you mean engine.shards=8?)"));
+  BOOST_TEST(contains(override_error(".shards=8"), "has no section"));
+  BOOST_TEST(contains(override_error("foo=1"), "'foo' has no section"));
+  BOOST_TEST(contains(override_error("engine.=1"), "unknown key 'engine.'"));
+}
+
+BOOST_AUTO_TEST_CASE(first_error_in_file_order_is_reported) {
+  // toml++ keeps keys sorted by name; the message must still follow the file.
+  const std::string m = file_error("[engine]\nthreads = 999\nbatch_size = 0\n");
+  BOOST_TEST(contains(m, "engine.threads"));
+}
+
+BOOST_AUTO_TEST_CASE(keys_that_do_not_fit_together_are_refused) {
+  Config c;
+  Status s = load_config("", {"source.dup_rate=0.7", "source.bad_rate=0.5"}, &c);
+  BOOST_TEST(contains(s.message(), "source.dup_rate + source.bad_rate = 0.7 + 0.5"));
+  s = load_config("", {"source.start=2261-06-01T00:00:00Z", "source.days=3650"}, &c);
+  BOOST_TEST(contains(s.message(), "source.start = \"2261-06-01T00:00:00Z\" + source.days = 3650"));
+  BOOST_TEST(load_config("", {"source.start=2261-06-01T00:00:00Z", "source.days=200"}, &c).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(output_untouched_on_error) {
+  Config c;
+  c.engine.shards = 77;
+  BOOST_TEST(!load_config("", {"engine.threads=2", "engine.shards=0"}, &c).is_ok());
+  BOOST_TEST(c.engine.shards == 77);
+  BOOST_TEST(c.engine.threads == 0);
+}
+
+BOOST_AUTO_TEST_CASE(durations) {
+  const std::vector<std::pair<std::string, int64_t>> good = {
+      {"0s", 0}, {"0ms", 0}, {"0d", 0}, {"500ms", 500'000'000}, {"90s", 90 * kSec},
+      {"10m", 600 * kSec}, {"1h", 3600 * kSec}, {"2d", 2 * 86400 * kSec},
+      {"106751d", 106751LL * 86400 * kSec}};
+  for (const auto& [text, ns] : good) {
+    int64_t got = -1;
+    Status s = parse_duration(text, &got);
+    BOOST_TEST(s.is_ok(), text << ": " << s.to_string());
+    BOOST_TEST(got == ns, text);
+  }
+  for (const std::string bad : {"0", "90", "", "s", "-5s", "1.5h", "10x", "10 m", " 10m", "10M",
+                                "1h30m", "10sec", "106752d", "9999999999999999999s"}) {
+    int64_t got = 123;
+    BOOST_TEST(!parse_duration(bad, &got).is_ok(), "'" << bad << "' should be refused");
+    BOOST_TEST(got == 123);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(utc_times) {
+  int64_t ns = 0;
+  BOOST_TEST(parse_utc_time("1970-01-01T00:00:00Z", &ns).is_ok());
+  BOOST_TEST(ns == 0);
+  BOOST_TEST(parse_utc_time("2025-01-01T00:00:00Z", &ns).is_ok());
+  BOOST_TEST(ns == 1'735'689'600 * kSec);
+  BOOST_TEST(parse_utc_time("2024-02-29T23:59:59Z", &ns).is_ok());
+  BOOST_TEST(ns == 1'709'251'199 * kSec);
+  BOOST_TEST(parse_utc_time("1969-12-31T23:59:59Z", &ns).is_ok());
+  BOOST_TEST(ns == -kSec);
+  BOOST_TEST(!parse_utc_time("2100-02-29T00:00:00Z", &ns).is_ok());  // not a leap year
+  BOOST_TEST(!parse_utc_time("2025-01-01T24:00:00Z", &ns).is_ok());
+  BOOST_TEST(!parse_utc_time("2025-01-01T23:59:60Z", &ns).is_ok());
+  BOOST_TEST(!parse_utc_time("2262-01-01T00:00:00Z", &ns).is_ok());
+  BOOST_TEST(!parse_utc_time("2025-01-01t00:00:00z", &ns).is_ok());
+}

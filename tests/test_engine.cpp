@@ -1,0 +1,371 @@
+// The whole pipeline against a brute-force reference of the contract, plus
+// determinism across shards, batch sizes, repeated runs and reorderings.
+#define BOOST_TEST_MODULE engine
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+#include <tuple>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include "engine_support.hpp"
+#include "state/format.hpp"
+#include "state/shard_state.hpp"
+
+using namespace streamscore;
+using namespace streamscore::testing;
+
+namespace {
+
+constexpr int64_t kSec = kNanosPerSecond;
+constexpr int64_t kLateness = 600 * kSec;
+constexpr int64_t kStart = 1735689600LL * kSec;  // 2025-01-01T00:00:00Z
+
+// One record of a test log: a valid event, or a malformed line with its expected reason.
+struct Record {
+  std::string line;
+  bool valid = true;
+  Reason bad_reason = Reason::not_json;
+  std::string id, customer, type;
+  EventTime time;
+  int64_t cents = 0;
+};
+
+std::string time_text(EventTime t) {
+  std::string s;
+  append_event_time(s, t);
+  return s;
+}
+
+std::string amount_text(int64_t cents, int style) {
+  std::string s = std::to_string(cents / 100);
+  if (style == 0) return s + "." + (cents % 100 < 10 ? "0" : "") + std::to_string(cents % 100);
+  if (style == 1 && cents % 100 == 0) return s;  // "12"
+  std::string frac = std::to_string(cents % 100);
+  if (frac.size() == 1) frac = "0" + frac;
+  return s + "." + frac + "0";                   // "12.340"
+}
+
+Record make_event(std::mt19937_64& rng, const std::string& id, const std::string& customer,
+                  int64_t ns) {
+  Record r;
+  r.id = id;
+  r.customer = customer;
+  const int kind = static_cast<int>(rng() % 10);
+  r.type = kind < 8 ? "transaction" : kind == 8 ? "refund" : "login";
+  r.cents = static_cast<int64_t>(rng() % 50000);
+  r.time.frac_digits = rng() % 3 == 0 ? static_cast<uint8_t>(1 + rng() % 9) : 0;
+  int64_t unit = 1;
+  for (int i = r.time.frac_digits; i < 9; ++i) unit *= 10;
+  r.time.ns = r.time.frac_digits == 0 ? ns - ns % kSec : ns - ns % unit;
+  r.line = "{\"event_id\":\"" + id + "\",\"customer_id\":\"" + customer + "\",\"event_time\":\"" +
+           time_text(r.time) + "\",\"event_type\":\"" + r.type + "\",\"amount\":" +
+           amount_text(r.cents, static_cast<int>(rng() % 3)) + ",\"extra\":[1,{\"x\":null}]}";
+  return r;
+}
+
+Record make_bad(std::mt19937_64& rng, int n) {
+  static const std::vector<std::pair<std::string, Reason>> kBad = {
+      {"{\"event_id\":\"b\",\"customer_id\":", Reason::not_json},
+      {"[1,2,3]", Reason::not_object},
+      {"{\"event_id\":\"b1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+       Reason::missing_field},
+      {"{\"event_id\":\"b2\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":\"1.00\"}",
+       Reason::bad_type},
+      {"{\"event_id\":\"b3\",\"customer_id\":\"C1\",\"event_time\":\"2025-13-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+       Reason::bad_time},
+      {"{\"event_id\":\"b4\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":-5}",
+       Reason::bad_amount},
+      {"{\"event_id\":\"b5\",\"customer_id\":\"\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":5}",
+       Reason::empty_field},
+  };
+  const auto& b = kBad[(n + rng()) % kBad.size()];
+  Record r;
+  r.line = b.first;
+  r.valid = false;
+  r.bad_reason = b.second;
+  return r;
+}
+
+struct LogShape {
+  int customers = 8;
+  int events = 1500;
+  int64_t span_days = 40;
+  double late = 0.02, expired = 0.01, future = 0.005, dup = 0.05, conflict = 0.01, bad = 0.02;
+};
+
+// Events in arrival order: times spread over the span, shuffled within 0.9 x lateness
+// (never late), plus late, expired, future, duplicate, conflicting and bad records.
+std::vector<Record> make_log(uint64_t seed, const LogShape& shape) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<int64_t, Record>> keyed;
+  const int64_t span = shape.span_days * 86400 * kSec;
+  for (int i = 0; i < shape.events; ++i) {
+    const int64_t t = kStart + static_cast<int64_t>(rng() % static_cast<uint64_t>(span));
+    const std::string customer = "C" + std::to_string(rng() % shape.customers);
+    Record r = make_event(rng, "e" + std::to_string(i), customer, t);
+    const int64_t jitter = static_cast<int64_t>(rng() % static_cast<uint64_t>(kLateness * 9 / 10));
+    keyed.emplace_back(r.time.ns + jitter, std::move(r));
+  }
+  std::sort(keyed.begin(), keyed.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Record> out;
+  std::uniform_real_distribution<double> u(0, 1);
+  int n = 0;
+  for (auto& [key, r] : keyed) {
+    const double x = u(rng);
+    if (x < shape.late) {  // 1..48 hours behind: late but inside 30 days
+      r = make_event(rng, r.id, r.customer, r.time.ns - (1 + rng() % 48) * 3600 * kSec);
+    } else if (x < shape.late + shape.expired) {
+      r = make_event(rng, r.id, r.customer, r.time.ns - (31 + rng() % 5) * 86400 * kSec);
+    } else if (x < shape.late + shape.expired + shape.future) {
+      r = make_event(rng, r.id, r.customer, kTestNow + 2 * 86400 * kSec);
+    }
+    out.push_back(r);
+    if (u(rng) < shape.bad) out.push_back(make_bad(rng, n++));
+    if (u(rng) < shape.dup && !out.empty()) {
+      out.push_back(out[out.size() - 1 - rng() % std::min<size_t>(out.size(), 50)]);
+    }
+    if (u(rng) < shape.conflict && r.valid) {
+      Record c = make_event(rng, r.id, r.customer, r.time.ns + (rng() % 2) * 60 * kSec);
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> lines_of(const std::vector<Record>& log) {
+  std::vector<std::string> lines;
+  for (const auto& r : log) lines.push_back(r.line);
+  return lines;
+}
+
+// The contract, computed the slow and obvious way.
+struct Reference {
+  RunStats stats;
+  std::map<std::string, CustomerState> customers;  // only id/written/as_of/version used
+  std::map<std::string, std::vector<const Record*>> applied;
+  std::map<std::pair<std::string, std::string>, std::pair<std::tuple<int64_t, std::string, int64_t>, int64_t>> seen;
+  bool started = false;
+  int64_t max_ns = 0, tick = 0;
+
+  void do_tick(int64_t k) {
+    const int64_t T = k * kWindowNanos;
+    for (auto& [customer, events] : applied) {
+      ItemContent content;
+      bool any = false;
+      for (const Record* r : events) {
+        if (r->time.ns >= T) continue;
+        if (!any || content.last_event < r->time) content.last_event = r->time;
+        any = true;
+        if (r->type == "transaction" && r->time.ns >= T - kHorizonNanos) {
+          ++content.txn_count;
+          content.cents += r->cents;
+        }
+      }
+      if (!any) continue;
+      CustomerState& c = customers[customer];
+      c.id = customer;
+      if (c.version > 0 && content == c.written) continue;
+      c.written = content;
+      c.as_of_tick = k;
+      ++c.version;
+      ++stats.logical_writes;
+    }
+    ++stats.ticks;
+  }
+
+  void advance(int64_t due) {
+    for (int64_t k = tick + 1; k <= due; ++k) do_tick(k);
+    tick = std::max(tick, due);
+  }
+
+  void feed(const Record& r) {
+    ++stats.read;
+    if (!r.valid) {
+      ++stats.dead_lettered[static_cast<int>(r.bad_reason)];
+      return;
+    }
+    if (r.time.ns > kTestNow + 24 * 3600 * kSec) {
+      ++stats.dead_lettered[static_cast<int>(Reason::future)];
+      return;
+    }
+    if (started && r.time.ns < tick * kWindowNanos - kHorizonNanos) {
+      ++stats.dead_lettered[static_cast<int>(Reason::expired)];
+      return;
+    }
+    const auto key = std::make_pair(r.customer, r.id);
+    const auto fp = std::make_tuple(r.time.ns, r.type, r.cents);
+    auto it = seen.find(key);
+    const bool remembered =
+        it != seen.end() &&
+        (!started || it->second.second >= tick * kWindowNanos - kHorizonNanos - kLateness);
+    if (remembered) {
+      ++stats.duplicates;
+      if (it->second.first != fp) ++stats.conflicting_duplicates;
+      return;
+    }
+    seen[key] = {fp, r.time.ns};
+    ++stats.accepted;
+    applied[r.customer].push_back(&r);
+    if (!started) {
+      started = true;
+      max_ns = r.time.ns;
+      tick = floor_div(max_ns - kLateness, kWindowNanos);
+      return;
+    }
+    if (r.time.ns > max_ns) {
+      max_ns = r.time.ns;
+      advance(floor_div(max_ns - kLateness, kWindowNanos));
+    }
+  }
+
+  void finish() {
+    if (started) advance(floor_div(max_ns, kWindowNanos) + 1);
+  }
+
+  std::vector<std::string> items() const {
+    std::vector<std::string> out;
+    for (const auto& [id, c] : customers) {  // std::map: sorted by id, so by PK
+      std::string s;
+      ShardState::render_item(c, &s);
+      out.push_back(s);
+    }
+    return out;
+  }
+};
+
+Reference reference_of(const std::vector<Record>& log) {
+  Reference ref;
+  for (const auto& r : log) ref.feed(r);
+  ref.finish();
+  ref.stats.customers = ref.customers.size();
+  return ref;
+}
+
+EngineRun run_engine(const std::vector<std::string>& lines, int shards, std::size_t batch_size) {
+  EngineOptions options;
+  options.shards = shards;
+  options.threads = 2;
+  options.allowed_lateness_ns = kLateness;
+  auto store = make_memory_store();
+  EngineRun run;
+  Status s = run_lines(lines, options, batch_size, *store, &run);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  return run;
+}
+
+void check_counters(const RunStats& got, const RunStats& want) {
+  BOOST_TEST(got.read == want.read);
+  BOOST_TEST(got.accepted == want.accepted);
+  BOOST_TEST(got.duplicates == want.duplicates);
+  BOOST_TEST(got.conflicting_duplicates == want.conflicting_duplicates);
+  for (int r = 0; r < kReasonCount; ++r)
+    BOOST_TEST(got.dead_lettered[r] == want.dead_lettered[r],
+               reason_name(static_cast<Reason>(r)) << ": " << got.dead_lettered[r] << " vs "
+                                                   << want.dead_lettered[r]);
+  BOOST_TEST(got.ticks == want.ticks);
+  BOOST_TEST(got.customers == want.customers);
+  BOOST_TEST(got.logical_writes == want.logical_writes);
+  BOOST_TEST(got.balanced());
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(random_logs_match_the_brute_force_reference) {
+  std::mt19937_64 pick(7);
+  for (uint64_t seed = 1; seed <= 12; ++seed) {
+    LogShape shape;
+    shape.customers = 3 + static_cast<int>(pick() % 10);
+    shape.events = 300 + static_cast<int>(pick() % 1200);
+    shape.span_days = 5 + static_cast<int64_t>(pick() % 60);
+    const auto log = make_log(seed, shape);
+    const Reference ref = reference_of(log);
+    const int shards = 1 + static_cast<int>(pick() % 8);
+    const std::size_t batch = 1 + pick() % 400;
+    BOOST_TEST_CONTEXT("seed " << seed << ", " << log.size() << " records, " << shards
+                               << " shards, batches of " << batch) {
+      EngineRun run = run_engine(lines_of(log), shards, batch);
+      check_counters(run.stats, ref.stats);
+      const auto want = ref.items();
+      BOOST_TEST(run.items.size() == want.size());
+      for (std::size_t i = 0; i < std::min(run.items.size(), want.size()); ++i)
+        BOOST_TEST(run.items[i] == want[i]);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(one_and_eight_shards_and_any_batch_size_give_identical_exports) {
+  const auto lines = lines_of(make_log(99, LogShape{}));
+  const EngineRun a = run_engine(lines, 1, 1000);
+  const EngineRun b = run_engine(lines, 8, 7);
+  const EngineRun c = run_engine(lines, 8, 1000);
+  BOOST_TEST(a.items == b.items);
+  BOOST_TEST(a.items == c.items);
+  BOOST_TEST(!a.items.empty());
+}
+
+BOOST_AUTO_TEST_CASE(the_same_log_twice_gives_identical_exports) {
+  const auto lines = lines_of(make_log(5, LogShape{}));
+  BOOST_TEST(run_engine(lines, 4, 128).items == run_engine(lines, 4, 128).items);
+}
+
+// Features, last_event_time and as_of, without the version.
+std::vector<std::string> without_version(std::vector<std::string> items) {
+  for (auto& s : items) s = s.substr(0, s.rfind(",\"version\":"));
+  return items;
+}
+
+BOOST_AUTO_TEST_CASE(reordering_within_the_lateness_and_exact_duplicates_keep_features) {
+  LogShape shape;
+  shape.late = shape.expired = shape.future = shape.dup = shape.conflict = shape.bad = 0;
+  auto log = make_log(11, shape);
+  // Another order that keeps every event within the allowed lateness: sort by time
+  // plus a different random jitter, and add exact duplicates.
+  std::mt19937_64 rng(3);
+  std::vector<std::pair<int64_t, Record>> keyed;
+  for (const auto& r : log)
+    keyed.emplace_back(r.time.ns + static_cast<int64_t>(rng() % (kLateness * 9 / 10)), r);
+  std::sort(keyed.begin(), keyed.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<Record> other;
+  for (auto& [k, r] : keyed) {
+    other.push_back(r);
+    if (rng() % 10 == 0) other.push_back(r);
+  }
+  BOOST_REQUIRE(lines_of(other) != lines_of(log));
+  const auto a = run_engine(lines_of(log), 3, 100);
+  const auto b = run_engine(lines_of(other), 5, 33);
+  BOOST_TEST(without_version(a.items) == without_version(b.items));
+}
+
+BOOST_AUTO_TEST_CASE(dead_letters_carry_reason_source_and_raw_line) {
+  const std::vector<std::string> lines = {
+      "{\"event_id\":\"e1\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-01T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+      "not json at all",
+      "{\"event_id\":\"e2\",\"customer_id\":\"C1\",\"event_time\":\"2025-03-01T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+      "{\"event_id\":\"e3\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+  };
+  const std::string dir = "dead_letter_test_" + std::to_string(::getpid());
+  EngineOptions options;
+  options.dead_letter_path = dir + "/dl.jsonl";
+  auto store = make_memory_store();
+  EngineRun run;
+  BOOST_REQUIRE(run_lines(lines, options, 2, *store, &run).is_ok());
+  std::ifstream in(options.dead_letter_path);
+  std::string first, second, third;
+  std::getline(in, first);
+  std::getline(in, second);
+  BOOST_TEST(!std::getline(in, third));
+  BOOST_TEST(first.find("\"reason\":\"not_json\"") != std::string::npos);
+  BOOST_TEST(first.find("\"source\":\"test.jsonl:2\"") != std::string::npos);
+  BOOST_TEST(first.find("not json at all") != std::string::npos);
+  BOOST_TEST(second.find("\"reason\":\"expired\"") != std::string::npos);
+  BOOST_TEST(second.find("test.jsonl:4") != std::string::npos);
+  BOOST_TEST(run.stats.balanced());
+  std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,242 @@
+// Windows, features, decay, late corrections, dedup and the event clock, driven
+// directly (no actors).
+#define BOOST_TEST_MODULE shard
+#include <boost/test/unit_test.hpp>
+
+#include <xxhash.h>
+
+#include "actors/event_clock.hpp"
+#include "state/dedup_table.hpp"
+#include "state/format.hpp"
+#include "state/shard_state.hpp"
+
+using namespace streamscore;
+
+namespace {
+
+constexpr int64_t kSec = kNanosPerSecond;
+constexpr int64_t kDay = 86400 * kSec;
+constexpr int64_t kT0 = 1735689600LL * kSec;  // 2025-01-01T00:00:00Z, a window boundary
+constexpr int64_t kTick0 = kT0 / kWindowNanos;
+
+ParsedEvent event(const std::string& customer, const std::string& id, int64_t ns, int64_t cents,
+                  bool txn = true) {
+  ParsedEvent e;
+  e.customer_id = customer;
+  e.time = EventTime{ns, 0};
+  e.cents = cents;
+  e.is_transaction = txn;
+  e.customer_hash = XXH3_64bits(customer.data(), customer.size());
+  XXH128_hash_t h = XXH3_128bits_withSeed(id.data(), id.size(), e.customer_hash);
+  e.key = DedupKey{h.low64, h.high64};
+  e.fingerprint = static_cast<uint64_t>(ns) ^ static_cast<uint64_t>(cents);
+  return e;
+}
+
+std::string item(const ShardState& shard, const std::string& id) {
+  const CustomerState* c = shard.find_customer(id);
+  if (!c) return "";
+  std::string s;
+  ShardState::render_item(*c, &s);
+  return s;
+}
+
+ShardState started_shard() {
+  ShardState shard(ShardOptions{});
+  shard.advance_to(kTick0 - 1);  // the clock's start mark
+  return shard;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(features_count_events_in_the_30_days_before_the_tick) {
+  ShardState shard = started_shard();
+  auto e1 = event("C1", "a", kT0 + 10 * kSec, 1050);
+  auto e2 = event("C1", "b", kT0 + 299 * kSec, 2000);
+  auto e3 = event("C1", "c", kT0 + 300 * kSec, 999);  // next window: not at tick kTick0+1
+  shard.apply_event(e1);
+  shard.apply_event(e2);
+  shard.apply_event(e3);
+  shard.advance_to(kTick0 + 1);
+  BOOST_TEST(item(shard, "C1") ==
+             "{\"PK\":\"CUSTOMER#C1\",\"SK\":\"STATE\",\"features\":{\"total_txn_30d\":2,"
+             "\"total_amount_30d\":30.5,\"avg_amount_30d\":15.25},\"last_event_time\":"
+             "\"2025-01-01T00:04:59Z\",\"as_of\":\"2025-01-01T00:05:00Z\",\"version\":1}");
+  shard.advance_to(kTick0 + 2);
+  BOOST_TEST(item(shard, "C1").find("\"total_txn_30d\":3,\"total_amount_30d\":40.49") !=
+             std::string::npos);
+  BOOST_TEST(item(shard, "C1").find("\"version\":2") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(features_decay_when_events_leave_the_window) {
+  ShardState shard = started_shard();
+  auto e = event("C1", "a", kT0, 500);
+  shard.apply_event(e);
+  shard.advance_to(kTick0 + 1);
+  BOOST_TEST(shard.logical_writes() == 1u);
+  // Just before the event leaves: nothing changes, nothing is written.
+  shard.advance_to(kTick0 + kHorizonWindows);
+  BOOST_TEST(shard.logical_writes() == 1u);
+  shard.advance_to(kTick0 + kHorizonWindows + 1);  // [T-30d, T) no longer holds kT0
+  BOOST_TEST(shard.logical_writes() == 2u);
+  const std::string s = item(shard, "C1");
+  BOOST_TEST(s.find("\"total_txn_30d\":0,\"total_amount_30d\":0,\"avg_amount_30d\":0") != std::string::npos);
+  BOOST_TEST(s.find("\"last_event_time\":\"2025-01-01T00:00:00Z\"") != std::string::npos);
+  BOOST_TEST(s.find("\"as_of\":\"2025-01-31T00:05:00Z\"") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_late_event_corrects_the_customer_at_the_next_tick) {
+  ShardState shard = started_shard();
+  auto e1 = event("C1", "a", kT0 + 5 * kDay, 100);
+  shard.apply_event(e1);
+  shard.advance_to(kTick0 + 5 * 288 + 10);
+  BOOST_TEST(shard.logical_writes() == 1u);
+  auto late = event("C1", "b", kT0 + 2 * kDay, 250);  // its window ticked long ago
+  shard.apply_event(late);
+  shard.advance_to(kTick0 + 5 * 288 + 11);
+  const std::string s = item(shard, "C1");
+  BOOST_TEST(s.find("\"total_txn_30d\":2,\"total_amount_30d\":3.5,\"avg_amount_30d\":1.75") != std::string::npos);
+  BOOST_TEST(s.find("\"as_of\":\"2025-01-06T00:55:00Z\"") != std::string::npos);
+  BOOST_TEST(s.find("\"version\":2") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(other_event_types_only_move_last_event_time) {
+  ShardState shard = started_shard();
+  auto t = event("C1", "a", kT0, 700);
+  auto login = event("C1", "b", kT0 + 400 * kSec, 0, /*txn=*/false);
+  shard.apply_event(t);
+  shard.apply_event(login);
+  shard.advance_to(kTick0 + 5);
+  const std::string s = item(shard, "C1");
+  BOOST_TEST(s.find("\"total_txn_30d\":1,\"total_amount_30d\":7,") != std::string::npos);
+  BOOST_TEST(s.find("\"last_event_time\":\"2025-01-01T00:06:40Z\"") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(average_is_rounded_to_the_cent_half_away_from_zero) {
+  ShardState shard = started_shard();
+  for (int i = 0; i < 3; ++i) {
+    auto e = event("C1", "e" + std::to_string(i), kT0 + i * kSec, i == 0 ? 1 : 0);
+    shard.apply_event(e);
+  }
+  auto f = event("C2", "x", kT0, 1);
+  auto g = event("C2", "y", kT0, 0);
+  shard.apply_event(f);
+  shard.apply_event(g);
+  shard.advance_to(kTick0 + 1);
+  BOOST_TEST(item(shard, "C1").find("\"avg_amount_30d\":0}") != std::string::npos);     // 0.333 cent
+  BOOST_TEST(item(shard, "C2").find("\"avg_amount_30d\":0.01}") != std::string::npos);  // 0.5 cent
+}
+
+BOOST_AUTO_TEST_CASE(per_tick_work_follows_changed_customers_not_all_customers) {
+  ShardState shard = started_shard();
+  for (int c = 0; c < 1000; ++c) {
+    auto e = event("C" + std::to_string(c), "a", kT0 + c * kSec, 100);
+    shard.apply_event(e);
+  }
+  shard.advance_to(kTick0 + 60 * 288);  // 60 days of ticks, 17280 of them
+  // Each customer: one evaluation when its window enters, one when it leaves.
+  BOOST_TEST(shard.evaluations() <= 2000u + 1000u);
+  BOOST_TEST(shard.logical_writes() == 2000u);
+}
+
+BOOST_AUTO_TEST_CASE(flushed_state_reloads_and_continues_identically) {
+  auto store = make_memory_store();
+  ShardState a = started_shard();
+  std::vector<ParsedEvent> first, second;
+  for (int i = 0; i < 200; ++i)
+    first.push_back(event("C" + std::to_string(i % 7), "e" + std::to_string(i), kT0 + i * 600 * kSec, i * 13));
+  for (int i = 200; i < 400; ++i)
+    second.push_back(event("C" + std::to_string(i % 7), "e" + std::to_string(i), kT0 + i * 600 * kSec, i * 13));
+  auto first_copy = first;
+  a.apply(first_copy, {});
+  a.advance_to(kTick0 + 200 * 2 - 3);
+  BOOST_REQUIRE(a.flush(*store, nullptr).is_ok());
+  ShardState b(ShardOptions{});
+  b.set_current_tick(a.current_tick());
+  BOOST_REQUIRE(store->scan([&](const ItemRecord& r) { return b.load(r).is_ok(); }).is_ok());
+  BOOST_TEST(b.customer_count() == a.customer_count());
+  BOOST_TEST(b.dedup_size() == a.dedup_size());
+  auto s1 = second, s2 = second;
+  a.apply(s1, {TickMark{100, kTick0 + 600}, TickMark{200, kTick0 + 900}});
+  b.apply(s2, {TickMark{100, kTick0 + 600}, TickMark{200, kTick0 + 900}});
+  a.advance_to(kTick0 + 20000);
+  b.advance_to(kTick0 + 20000);
+  for (int c = 0; c < 7; ++c) BOOST_TEST(item(a, "C" + std::to_string(c)) == item(b, "C" + std::to_string(c)));
+}
+
+BOOST_AUTO_TEST_CASE(dedup_table_finds_grows_upserts_and_prunes) {
+  DedupTable t;
+  for (uint64_t i = 1; i <= 100000; ++i) t.insert(DedupEntry{DedupKey{i * 0x9E3779B97F4A7C15ULL, i}, i, static_cast<int64_t>(i), 0});
+  BOOST_TEST(t.size() == 100000u);
+  BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5})->fingerprint == 5u);
+  BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 6}) == nullptr);
+  t.upsert(DedupEntry{DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5}, 77, 5, 0});
+  BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5})->fingerprint == 77u);
+  BOOST_TEST(t.size() == 100000u);
+  BOOST_TEST(t.prune_older_than(50001) == 50000u);
+  BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5}) == nullptr);
+  BOOST_TEST(t.find(DedupKey{60000 * 0x9E3779B97F4A7C15ULL, 60000}) != nullptr);
+  BOOST_TEST(t.find(DedupKey{0, 0}) == nullptr);  // the empty marker is never a key
+  t.insert(DedupEntry{DedupKey{0, 0}, 9, 0, 0});
+  BOOST_TEST(t.find(DedupKey{0, 0})->fingerprint == 9u);
+}
+
+namespace {
+Candidate candidate(int64_t ns, uint64_t id, uint64_t fp = 1) {
+  Candidate c;
+  c.time_ns = ns;
+  c.key = DedupKey{id, id};
+  c.fingerprint = fp;
+  return c;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(clock_ticks_when_the_watermark_passes_a_window_end) {
+  EventClock clock(600 * kSec);
+  ClassifyResult r;
+  clock.classify({candidate(kT0 + 100 * kSec, 1)}, &r);
+  BOOST_REQUIRE(r.ticks.size() == 1u);  // the start mark
+  BOOST_TEST(r.ticks_emitted == 0u);
+  const int64_t start = r.ticks[0].tick;
+  BOOST_TEST(start == floor_div(kT0 + 100 * kSec - 600 * kSec, kWindowNanos));
+  // Watermark = max - 10 min: reaching kT0 + 300 s needs an event at kT0 + 900 s.
+  clock.classify({candidate(kT0 + 899 * kSec, 2), candidate(kT0 + 900 * kSec, 3)}, &r);
+  BOOST_REQUIRE(r.ticks.size() == 2u);
+  BOOST_TEST(r.ticks[0].position == 1u);  // after the first record: ticks up to kT0
+  BOOST_TEST(r.ticks[0].tick == kTick0);
+  BOOST_TEST(r.ticks[1].position == 2u);
+  BOOST_TEST(r.ticks[1].tick == kTick0 + 1);
+  BOOST_TEST(r.ticks_emitted == 3u);
+  TickMark final;
+  uint64_t n = 0;
+  BOOST_TEST(clock.final_tick(&final, &n));
+  BOOST_TEST(final.tick == kTick0 + 4);  // end of the window holding kT0 + 900 s
+  BOOST_TEST(n == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(clock_classifies_expired_duplicates_and_forgotten_ids) {
+  EventClock clock(600 * kSec);
+  ClassifyResult r;
+  clock.classify({candidate(kT0, 1), candidate(kT0 + 40 * kDay, 2)}, &r);
+  // Current tick is about kT0 + 40 days: older than 10 days is expired.
+  Candidate old = candidate(kT0 + 9 * kDay, 3);
+  Candidate fresh_dup = candidate(kT0 + 40 * kDay, 2);
+  fresh_dup.seen_before = true;
+  fresh_dup.seen_fingerprint = 1;
+  fresh_dup.seen_time_ns = kT0 + 40 * kDay;
+  Candidate conflicting = fresh_dup;
+  conflicting.fingerprint = 2;
+  // Seen once, but so long ago that the id is forgotten: a new event.
+  Candidate forgotten = candidate(kT0 + 39 * kDay, 1);
+  forgotten.seen_before = true;
+  forgotten.seen_time_ns = kT0;
+  Candidate in_batch_1 = candidate(kT0 + 40 * kDay, 9, 5);
+  Candidate in_batch_2 = candidate(kT0 + 40 * kDay, 9, 6);
+  clock.classify({old, fresh_dup, conflicting, forgotten, in_batch_1, in_batch_2}, &r);
+  BOOST_TEST((r.verdicts[0] == Verdict::expired));
+  BOOST_TEST((r.verdicts[1] == Verdict::duplicate));
+  BOOST_TEST((r.verdicts[2] == Verdict::conflicting_duplicate));
+  BOOST_TEST((r.verdicts[3] == Verdict::accepted));
+  BOOST_TEST((r.verdicts[4] == Verdict::accepted));
+  BOOST_TEST((r.verdicts[5] == Verdict::conflicting_duplicate));
+}

@@ -1,0 +1,412 @@
+// StateStore contract tests, run against both backends (memory and RocksDB), plus
+// RocksDB-only tests (persistence, LOCK, corruption).
+#define BOOST_TEST_MODULE store
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <ostream>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include <boost/mpl/list.hpp>
+#include <rocksdb/db.h>
+
+#include "state/store.hpp"
+
+namespace streamscore {
+// Lets BOOST_TEST print a Status::Code when a comparison fails (found by ADL).
+inline std::ostream& boost_test_print_type(std::ostream& os, Status::Code c) {
+  static const char* names[] = {"ok", "not_found", "conflict", "io_error", "corruption",
+                                "invalid_argument"};
+  return os << names[static_cast<int>(c)];
+}
+}  // namespace streamscore
+
+namespace fs = std::filesystem;
+using namespace streamscore;
+
+namespace {
+
+// A fresh directory under the system temp dir, removed (with contents) on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    for (;;) {
+      path_ = fs::temp_directory_path() /
+              ("streamscore_test_store_" + std::to_string(getpid()) + "_" +
+               std::to_string(counter++) + "_" + std::to_string(rd()));
+      if (fs::create_directory(path_)) return;
+    }
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path_.string(); }
+  std::string sub(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+}  // namespace
+
+// Outside the anonymous namespace so test names read "case<MemoryBackend>".
+struct MemoryBackend {
+  std::unique_ptr<StateStore> store = make_memory_store();
+};
+
+struct RocksBackend {
+  TempDir dir;  // declared first: destroyed after the store has closed the DB
+  std::unique_ptr<StateStore> store;
+  RocksBackend() {
+    Status s = open_rocksdb_store(dir.sub("db"), &store);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  }
+};
+
+using Backends = boost::mpl::list<MemoryBackend, RocksBackend>;
+
+namespace {
+
+// A put that advances `expected` by one, as the engine writes.
+ConditionalPut put(const std::string& pk, int64_t expected, const std::string& json = "{}",
+                   const std::string& internal = "") {
+  ConditionalPut p;
+  p.record.pk = pk;
+  p.record.version = expected + 1;
+  p.record.item_json = json;
+  p.record.internal = internal;
+  p.expected_version = expected;
+  return p;
+}
+
+std::vector<std::size_t> write(StateStore& store, const std::vector<ConditionalPut>& puts) {
+  std::vector<std::size_t> conflicts;
+  Status s = store.put_batch(puts, &conflicts);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return conflicts;
+}
+
+ItemRecord read(StateStore& store, const std::string& pk) {
+  ItemRecord r;
+  Status s = store.get(pk, &r);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return r;
+}
+
+std::vector<std::string> scan_pks(StateStore& store) {
+  std::vector<std::string> pks;
+  Status s = store.scan([&](const ItemRecord& r) {
+    pks.push_back(r.pk);
+    return true;
+  });
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return pks;
+}
+
+using Conflicts = std::vector<std::size_t>;
+
+}  // namespace
+
+// ------------------------------------------------------------ both backends
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(get_missing_is_not_found, B, Backends) {
+  B b;
+  ItemRecord r;
+  BOOST_TEST(b.store->get("CUSTOMER#nobody", &r).is_not_found());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(insert_with_expected_zero, B, Backends) {
+  B b;
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#C1", 0, R"({"PK":"CUSTOMER#C1"})", "buckets")}).empty());
+  ItemRecord r = read(*b.store, "CUSTOMER#C1");
+  BOOST_TEST(r.pk == "CUSTOMER#C1");
+  BOOST_TEST(r.version == 1);
+  BOOST_TEST(r.item_json == R"({"PK":"CUSTOMER#C1"})");
+  BOOST_TEST(r.internal == "buckets");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(conflicting_insert_keeps_old_item, B, Backends) {
+  B b;
+  write(*b.store, {put("CUSTOMER#C1", 0, "old")});
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#C1", 0, "new")}) == Conflicts{0});
+  ItemRecord r = read(*b.store, "CUSTOMER#C1");
+  BOOST_TEST(r.version == 1);
+  BOOST_TEST(r.item_json == "old");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(update_with_right_version, B, Backends) {
+  B b;
+  write(*b.store, {put("CUSTOMER#C1", 0, "v1")});
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#C1", 1, "v2", "i2")}).empty());
+  ItemRecord r = read(*b.store, "CUSTOMER#C1");
+  BOOST_TEST(r.version == 2);
+  BOOST_TEST(r.item_json == "v2");
+  BOOST_TEST(r.internal == "i2");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(stale_version_rejected, B, Backends) {
+  B b;
+  write(*b.store, {put("CUSTOMER#C1", 0, "v1")});
+  write(*b.store, {put("CUSTOMER#C1", 1, "v2")});
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#C1", 1, "stale")}) == Conflicts{0});
+  ItemRecord r = read(*b.store, "CUSTOMER#C1");
+  BOOST_TEST(r.version == 2);
+  BOOST_TEST(r.item_json == "v2");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(mixed_batch_applies_only_passing_puts, B, Backends) {
+  B b;
+  write(*b.store, {put("CUSTOMER#A", 0, "a1")});
+  Conflicts c = write(*b.store, {put("CUSTOMER#B", 0, "b1"),    // passes
+                                 put("CUSTOMER#A", 5, "a?"),    // wrong version
+                                 put("CUSTOMER#A", 0, "a?"),    // exists already
+                                 put("CUSTOMER#A", 1, "a2"),    // passes
+                                 put("CUSTOMER#Z", 3, "z?"),    // missing, expected 3
+                                 put("CUSTOMER#C", 0, "c1")});  // passes
+  BOOST_TEST(c == (Conflicts{1, 2, 4}));
+  BOOST_TEST(read(*b.store, "CUSTOMER#A").item_json == "a2");
+  BOOST_TEST(read(*b.store, "CUSTOMER#B").item_json == "b1");
+  BOOST_TEST(read(*b.store, "CUSTOMER#C").item_json == "c1");
+  ItemRecord r;
+  BOOST_TEST(b.store->get("CUSTOMER#Z", &r).is_not_found());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(same_key_twice_in_one_batch, B, Backends) {
+  B b;
+  // Checked as if applied one after another: 1 then 2 both pass.
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#X", 0, "x1"), put("CUSTOMER#X", 1, "x2")}).empty());
+  ItemRecord x = read(*b.store, "CUSTOMER#X");
+  BOOST_TEST(x.version == 2);
+  BOOST_TEST(x.item_json == "x2");
+  // A second insert of the same key sees the first one.
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#Y", 0, "y1"), put("CUSTOMER#Y", 0, "y1bis")}) ==
+             Conflicts{1});
+  ItemRecord y = read(*b.store, "CUSTOMER#Y");
+  BOOST_TEST(y.version == 1);
+  BOOST_TEST(y.item_json == "y1");
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(empty_batch_clears_conflicts, B, Backends) {
+  B b;
+  Conflicts c{7, 8};
+  BOOST_TEST(b.store->put_batch({}, &c).is_ok());
+  BOOST_TEST(c.empty());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(bad_version_is_invalid_and_applies_nothing, B, Backends) {
+  B b;
+  ConditionalPut bad = put("CUSTOMER#B", 0);
+  bad.record.version = 0;  // must move past the expected version
+  Conflicts c;
+  Status s = b.store->put_batch({put("CUSTOMER#A", 0), bad}, &c);
+  BOOST_TEST(s.code() == Status::Code::invalid_argument);
+  ItemRecord r;
+  BOOST_TEST(b.store->get("CUSTOMER#A", &r).is_not_found());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(scan_is_bytewise_ordered_and_stops_early, B, Backends) {
+  B b;
+  std::vector<std::string> pks = {"CUSTOMER#b",      "CUSTOMER#B",  "CUSTOMER#10",
+                                  "CUSTOMER#9",      "CUSTOMER#",   "CUSTOMER#\xff",
+                                  "CUSTOMER#\x01",   "CUSTOMER#\x7f", "CUSTOMER#\x80x",
+                                  "A",               "CUSTOMER#bb"};
+  for (const auto& pk : pks) write(*b.store, {put(pk, 0)});
+  BOOST_TEST(b.store->put_meta("clock", "meta must not show up in scans").is_ok());
+  std::vector<std::string> expected = pks;
+  // Bytewise = compare as unsigned bytes (so "\xff" sorts last, not first).
+  std::sort(expected.begin(), expected.end(), [](const std::string& x, const std::string& y) {
+    return std::lexicographical_compare(
+        x.begin(), x.end(), y.begin(), y.end(),
+        [](char p, char q) { return static_cast<unsigned char>(p) < static_cast<unsigned char>(q); });
+  });
+  BOOST_TEST(scan_pks(*b.store) == expected, boost::test_tools::per_element());
+
+  std::vector<std::string> seen;
+  Status s = b.store->scan([&](const ItemRecord& r) {
+    seen.push_back(r.pk);
+    return seen.size() < 3;
+  });
+  BOOST_TEST(s.is_ok());
+  BOOST_TEST(seen == std::vector<std::string>(expected.begin(), expected.begin() + 3),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(meta_put_get_not_found, B, Backends) {
+  B b;
+  std::string v;
+  BOOST_TEST(b.store->get_meta("clock", &v).is_not_found());
+  BOOST_TEST(b.store->put_meta("clock", "2025-01-01T10:10:00Z").is_ok());
+  BOOST_TEST(b.store->get_meta("clock", &v).is_ok());
+  BOOST_TEST(v == "2025-01-01T10:10:00Z");
+  BOOST_TEST(b.store->put_meta("clock", "later").is_ok());
+  BOOST_TEST(b.store->get_meta("clock", &v).is_ok());
+  BOOST_TEST(v == "later");
+  // Meta and items are separate namespaces.
+  ItemRecord r;
+  BOOST_TEST(b.store->get("clock", &r).is_not_found());
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(clear_removes_items_and_meta, B, Backends) {
+  B b;
+  write(*b.store, {put("CUSTOMER#A", 0), put("CUSTOMER#B", 0)});
+  BOOST_TEST(b.store->put_meta("format", "1").is_ok());
+  BOOST_TEST(b.store->clear().is_ok());
+  ItemRecord r;
+  std::string v;
+  BOOST_TEST(b.store->get("CUSTOMER#A", &r).is_not_found());
+  BOOST_TEST(b.store->get_meta("format", &v).is_not_found());
+  BOOST_TEST(scan_pks(*b.store).empty());
+  // Rebuilding after a clear starts from version 1 again.
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#A", 0, "fresh")}).empty());
+  BOOST_TEST(read(*b.store, "CUSTOMER#A").version == 1);
+  BOOST_TEST(scan_pks(*b.store) == std::vector<std::string>{"CUSTOMER#A"});
+}
+
+BOOST_AUTO_TEST_CASE_TEMPLATE(binary_bytes_round_trip, B, Backends) {
+  B b;
+  const std::string pk("CUSTOMER#\0nul", 13);
+  const std::string json("{\"a\":\"\0\"}", 9);
+  const std::string internal("\0\x01\0\xff\0\0", 6);
+  write(*b.store, {put(pk, 0, json, internal), put("CUSTOMER#empty", 0, "", "")});
+  ItemRecord r = read(*b.store, pk);
+  BOOST_TEST(r.pk == pk);
+  BOOST_TEST(r.item_json == json);
+  BOOST_TEST(r.internal == internal);
+  ItemRecord e = read(*b.store, "CUSTOMER#empty");
+  BOOST_TEST(e.item_json.empty());
+  BOOST_TEST(e.internal.empty());
+  std::string v;
+  const std::string meta_value("x\0y", 3);
+  BOOST_TEST(b.store->put_meta(std::string("k\0", 2), meta_value).is_ok());
+  BOOST_TEST(b.store->get_meta(std::string("k\0", 2), &v).is_ok());
+  BOOST_TEST(v == meta_value);
+}
+
+// Each thread reads, increments and writes conditionally, retrying from a fresh read on
+// conflict. With no lost update every key ends at version == number of increments, and
+// the counter inside the item agrees with the version.
+BOOST_AUTO_TEST_CASE_TEMPLATE(racing_conditional_updates_lose_nothing, B, Backends) {
+  B b;
+  constexpr int kKeys = 100, kRounds = 20, kThreads = 2;
+  auto key = [](int i) { return "CUSTOMER#" + std::to_string(i); };
+  std::atomic<long> successes{0}, conflicts{0}, errors{0};
+  auto worker = [&] {
+    for (int round = 0; round < kRounds; ++round) {
+      for (int i = 0; i < kKeys; ++i) {
+        for (;;) {
+          ItemRecord cur;
+          Status g = b.store->get(key(i), &cur);
+          if (!g.is_ok() && !g.is_not_found()) { ++errors; return; }
+          int64_t v = g.is_ok() ? cur.version : 0;
+          long n = g.is_ok() ? std::stol(cur.item_json) : 0;
+          Conflicts c;
+          Status s = b.store->put_batch({put(key(i), v, std::to_string(n + 1))}, &c);
+          if (!s.is_ok()) { ++errors; return; }
+          if (c.empty()) { ++successes; break; }
+          ++conflicts;
+        }
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  BOOST_TEST(errors.load() == 0);
+  BOOST_TEST(successes.load() == long(kKeys) * kRounds * kThreads);
+  long total_versions = 0;
+  for (int i = 0; i < kKeys; ++i) {
+    ItemRecord r = read(*b.store, key(i));
+    BOOST_TEST(r.version == kRounds * kThreads);
+    BOOST_TEST(std::stol(r.item_json) == r.version);
+    total_versions += r.version;
+  }
+  BOOST_TEST(total_versions == successes.load());
+  BOOST_TEST_MESSAGE("retried conflicts: " << conflicts.load());
+}
+
+// ------------------------------------------------------------ RocksDB only
+
+BOOST_AUTO_TEST_CASE(rocksdb_creates_missing_parent_dirs) {
+  TempDir dir;
+  std::unique_ptr<StateStore> store;
+  Status s = open_rocksdb_store(dir.sub("a/b/c"), &store);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(fs::exists(dir.sub("a/b/c/CURRENT")));
+}
+
+BOOST_AUTO_TEST_CASE(rocksdb_data_survives_reopen) {
+  TempDir dir;
+  {
+    std::unique_ptr<StateStore> store;
+    BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &store).is_ok());
+    write(*store, {put("CUSTOMER#A", 0, "a1", "ia"), put("CUSTOMER#B", 0, "b1")});
+    write(*store, {put("CUSTOMER#A", 1, "a2", "ia2")});
+    BOOST_TEST(store->put_meta("clock", "t1").is_ok());
+    BOOST_TEST(store->sync().is_ok());
+  }
+  std::unique_ptr<StateStore> store;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &store).is_ok());
+  ItemRecord a = read(*store, "CUSTOMER#A");
+  BOOST_TEST(a.version == 2);
+  BOOST_TEST(a.item_json == "a2");
+  BOOST_TEST(a.internal == "ia2");
+  std::string v;
+  BOOST_TEST(store->get_meta("clock", &v).is_ok());
+  BOOST_TEST(v == "t1");
+  BOOST_TEST(scan_pks(*store) == (std::vector<std::string>{"CUSTOMER#A", "CUSTOMER#B"}));
+  // The condition still holds against what was reloaded.
+  BOOST_TEST(write(*store, {put("CUSTOMER#A", 1, "stale")}) == Conflicts{0});
+}
+
+BOOST_AUTO_TEST_CASE(rocksdb_second_open_of_same_dir_fails_clearly) {
+  TempDir dir;
+  std::unique_ptr<StateStore> first, second;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &first).is_ok());
+  Status s = open_rocksdb_store(dir.str(), &second);
+  BOOST_TEST(s.code() == Status::Code::io_error);
+  BOOST_TEST(s.message().find("in use") != std::string::npos, s.message());
+  BOOST_TEST(s.message().find(dir.str()) != std::string::npos, s.message());
+  BOOST_TEST(!second);
+  // Still usable, and the directory opens again once the first store is gone.
+  write(*first, {put("CUSTOMER#A", 0)});
+  first.reset();
+  BOOST_TEST(open_rocksdb_store(dir.str(), &second).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(rocksdb_malformed_value_is_corruption_naming_pk) {
+  TempDir dir;
+  {
+    // Write a bad value under the item key layout ("I" + pk) behind the store's back.
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    BOOST_TEST_REQUIRE(rocksdb::DB::Open(o, dir.str(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    BOOST_TEST(db->Put(rocksdb::WriteOptions(), "ICUSTOMER#bad", "\x01short").ok());
+    BOOST_TEST(db->Close().ok());
+  }
+  std::unique_ptr<StateStore> store;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &store).is_ok());
+  ItemRecord r;
+  Status g = store->get("CUSTOMER#bad", &r);
+  BOOST_TEST(g.code() == Status::Code::corruption);
+  BOOST_TEST(g.message().find("CUSTOMER#bad") != std::string::npos, g.message());
+  Status s = store->scan([](const ItemRecord&) { return true; });
+  BOOST_TEST(s.code() == Status::Code::corruption);
+  Conflicts c;
+  Status p = store->put_batch({put("CUSTOMER#bad", 1)}, &c);
+  BOOST_TEST(p.code() == Status::Code::corruption);
+}
