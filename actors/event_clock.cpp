@@ -42,7 +42,7 @@ void EventClock::classify(const std::vector<Candidate>& batch, ClassifyResult* o
       out->verdicts[i] = Verdict::expired;
       continue;
     }
-    uint64_t first_fingerprint = c.seen_fingerprint;
+    uint32_t first_fingerprint = c.seen_fingerprint;
     bool seen = c.seen_before && remembered(c.seen_time_ns);
     if (!seen) {
       const DedupEntry* e = batch_ids_.find(c.key);
@@ -56,7 +56,7 @@ void EventClock::classify(const std::vector<Candidate>& batch, ClassifyResult* o
                                                             : Verdict::conflicting_duplicate;
       continue;
     }
-    batch_ids_.upsert(DedupEntry{c.key, c.fingerprint, c.time_ns, 0});
+    batch_ids_.upsert(DedupEntry{c.key, c.time_ns, c.fingerprint, 0});
     accept(c.time_ns, static_cast<uint32_t>(i + 1), out);
   }
 }

@@ -42,6 +42,7 @@ struct RunStats {
   int64_t max_event_ns = 0;
   bool clock_started = false;
   int64_t tick = 0;
+  double finish_seconds = 0;  // final tick + writing every item, after the last record
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;

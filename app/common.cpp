@@ -1,6 +1,7 @@
 #include "app/common.hpp"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -58,8 +59,17 @@ void ProgressLine::done() {
   if (enabled_) std::fprintf(stderr, "\r\033[K");
 }
 
+namespace {
+uint64_t peak_rss_kb() {
+  struct rusage usage {};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<uint64_t>(usage.ru_maxrss);  // kilobytes on Linux
+}
+}  // namespace
+
 void print_summary(const char* command, const RunStats& s, double seconds, bool as_json) {
   const double rate = seconds > 0 ? s.read / seconds : 0.0;
+  const uint64_t rss_kb = peak_rss_kb();
   if (as_json) {
     std::string reasons;
     for (int r = 0; r < kReasonCount; ++r)
@@ -69,14 +79,16 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
         "{\"command\":\"%s\",\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,"
         "\"conflicting_duplicates\":%llu,\"dead_lettered\":%llu,\"dead_lettered_by_reason\":{%s},"
         "\"expired\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
-        "\"item_versions\":%llu,\"balanced\":%s,\"seconds\":%.3f,\"records_per_second\":%.0f}\n",
+        "\"item_versions\":%llu,\"balanced\":%s,\"seconds\":%.3f,\"finish_seconds\":%.3f,"
+        "\"records_per_second\":%.0f,\"peak_rss_kb\":%llu}\n",
         command, (unsigned long long)s.read, (unsigned long long)s.accepted,
         (unsigned long long)s.duplicates, (unsigned long long)s.conflicting_duplicates,
         (unsigned long long)s.dead_lettered_total(), reasons.c_str(),
         (unsigned long long)s.dead_lettered[static_cast<int>(Reason::expired)],
         (unsigned long long)s.customers, (unsigned long long)s.ticks,
         (unsigned long long)s.items_written, (unsigned long long)s.logical_writes,
-        s.balanced() ? "true" : "false", seconds, rate);
+        s.balanced() ? "true" : "false", seconds, s.finish_seconds, rate,
+        (unsigned long long)rss_kb);
     return;
   }
   std::string out = fmt::format("{}: {} records in {:.2f} s ({:.0f} records/s)\n", command, s.read,
@@ -94,6 +106,7 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
   out += fmt::format("  ticks             {:>12}\n", s.ticks);
   out += fmt::format("  items written     {:>12}   (item versions: {})\n", s.items_written,
                      s.logical_writes);
+  out += fmt::format("  peak memory       {:>9} MiB\n", rss_kb / 1024);
   out += s.balanced() ? "  counters balance: read = accepted + duplicates + dead-lettered\n"
                       : "  COUNTERS DO NOT BALANCE: read != accepted + duplicates + dead-lettered\n";
   std::fputs(out.c_str(), stdout);

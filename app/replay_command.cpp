@@ -80,7 +80,10 @@ int replay(const ReplayArgs& args) {
     }
   }
   RunStats stats;
+  const auto finish_start = std::chrono::steady_clock::now();
   s = engine->finish(/*final_tick=*/true, &stats);
+  stats.finish_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
   progress.done();
   if (!s.is_ok()) {
     print_error("replay", s.to_string());

@@ -117,16 +117,6 @@ class Out {
   char* p_;
 };
 
-}  // namespace
-
-struct EventGenerator::Event {
-  int64_t id = 0;        // the n of "e<seed>-<n>"
-  int64_t customer = 0;  // 1..customers
-  int64_t unix_seconds = 0;
-  int type = kTransaction;
-  int64_t cents = 0;
-};
-
 // Callers validate options (config, `generate`); out-of-range values are pulled to the
 // nearest sensible one here only so that nothing divides by zero or runs backwards.
 GeneratorOptions sanitized(GeneratorOptions o) {
@@ -139,24 +129,32 @@ GeneratorOptions sanitized(GeneratorOptions o) {
 
 }  // namespace
 
+struct EventGenerator::Event {
+  int64_t id = 0;        // the n of "e<seed>-<n>"
+  int64_t customer = 0;  // 1..customers
+  int64_t unix_seconds = 0;
+  int type = kTransaction;
+  int64_t cents = 0;
+};
+
 EventGenerator::EventGenerator(const GeneratorOptions& raw_options)
     : options_(sanitized(raw_options)),
-      bad_threshold_(options.dup_rate + options.bad_rate),
-      id_prefix_("e" + std::to_string(options.seed) + "-"),
-      clock_ns_(options.start_ns),
-      start_seconds_(floor_div(options.start_ns, kNanos)),
+      bad_threshold_(options_.dup_rate + options_.bad_rate),
+      id_prefix_("e" + std::to_string(options_.seed) + "-"),
+      clock_ns_(options_.start_ns),
+      start_seconds_(floor_div(options_.start_ns, kNanos)),
       cached_day_(INT64_MIN) {
-  uint64_t sm = options.seed;
+  uint64_t sm = options_.seed;
   for (auto& word : state_) word = splitmix64(&sm);
-  const int64_t span_ns = options.days * kDaySeconds * kNanos;
-  step_den_ = options.events > 0 ? options.events : kUnboundedEventsPerSpan;
+  const int64_t span_ns = options_.days * kDaySeconds * kNanos;
+  step_den_ = options_.events > 0 ? options_.events : kUnboundedEventsPerSpan;
   step_ns_ = span_ns / step_den_;
   step_rem_ = span_ns % step_den_;
-  const uint64_t n = static_cast<uint64_t>(std::max<int64_t>(options.customers, 1));
+  const uint64_t n = static_cast<uint64_t>(options_.customers);
   perm_add_ = splitmix64(&sm) % n;
   perm_mul_ = splitmix64(&sm) % n;
   while (n > 1 && (perm_mul_ == 0 || std::gcd(perm_mul_, n) != 1)) perm_mul_ = (perm_mul_ + 1) % n;
-  if (options.dup_rate > 0) {
+  if (options_.dup_rate > 0) {
     recent_.resize(kRecentLines);
     for (auto& r : recent_) r.reserve(kMaxLine);
   }

@@ -66,7 +66,7 @@ struct ProbeRequest {
 };
 struct ProbeReply {
   std::vector<uint8_t> found;
-  std::vector<uint64_t> fingerprints;
+  std::vector<uint32_t> fingerprints;
   std::vector<int64_t> times;
 };
 

@@ -25,9 +25,16 @@ void DedupTable::place(const DedupEntry& entry) {
   slots_[i] = entry;
 }
 
+// Before growing, sweep ids that are forgotten anyway; grow only if the table stays
+// more than half full, so that the next sweep is far away.
+void DedupTable::make_room() {
+  if (forget_before_ > swept_before_) prune_older_than(forget_before_);
+  if (over_load(size_ + 1, slots_.size()) || size_ * 2 > slots_.size()) rehash(slots_.size() * 2);
+}
+
 void DedupTable::insert(DedupEntry entry) {
   entry.key = normalize(entry.key);
-  if (over_load(size_ + 1, slots_.size())) rehash(slots_.size() * 2);
+  if (over_load(size_ + 1, slots_.size())) make_room();
   place(entry);
   ++size_;
 }
@@ -54,27 +61,33 @@ void DedupTable::rehash(std::size_t new_capacity) {
 }
 
 std::size_t DedupTable::prune_older_than(int64_t threshold_ns) {
-  // Rebuilding is simpler than deletion under linear probing, and pruning runs
-  // rarely (about once per simulated day), so its cost is spread thin.
-  std::vector<DedupEntry> old;
-  old.swap(slots_);
-  std::size_t kept = 0;
-  for (const auto& e : old)
-    if (!is_empty(e) && e.time_ns >= threshold_ns) ++kept;
-  std::size_t capacity = kInitialCapacity;
-  while (over_load(kept, capacity) || capacity < kept * 2) capacity *= 2;
-  slots_.assign(capacity, DedupEntry{});
-  mask_ = capacity - 1;
-  for (const auto& e : old)
-    if (!is_empty(e) && e.time_ns >= threshold_ns) place(e);
-  std::size_t removed = size_ - kept;
-  size_ = kept;
+  swept_before_ = threshold_ns;
+  // Start right after a slot that is empty before the sweep: no probe chain crosses it.
+  std::size_t start = 0;
+  while (!is_empty(slots_[start])) ++start;
+  std::size_t removed = 0;
+  for (auto& e : slots_) {
+    if (!is_empty(e) && e.time_ns < threshold_ns) {
+      e = DedupEntry{};
+      ++removed;
+    }
+  }
+  size_ -= removed;
+  if (removed == 0) return 0;
+  // Re-seat the survivors in probe order, so that every chain is unbroken again.
+  for (std::size_t k = 1; k <= slots_.size(); ++k) {
+    const std::size_t i = (start + k) & mask_;
+    if (is_empty(slots_[i])) continue;
+    const DedupEntry e = slots_[i];
+    slots_[i] = DedupEntry{};
+    place(e);
+  }
   return removed;
 }
 
 void DedupTable::clear() {
-  slots_.assign(kInitialCapacity, DedupEntry{});
-  mask_ = kInitialCapacity - 1;
+  if (size_ == 0) return;
+  std::fill(slots_.begin(), slots_.end(), DedupEntry{});
   size_ = 0;
 }
 

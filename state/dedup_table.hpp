@@ -1,11 +1,16 @@
 // Open-addressing hash table of seen event ids (one per shard). Keys are 128-bit
-// XXH3 hashes of (customer, event_id); entries remember the event's fingerprint (to
-// tell conflicting duplicates apart), its event time (ids expire by event time) and
-// the owning customer's slot (to persist ids with the customer's item).
+// XXH3 hashes of (customer, event_id); entries remember a 32-bit fingerprint of the
+// event (to tell conflicting duplicates apart), its event time (ids expire by event
+// time) and the owning customer's slot (to persist ids with the customer's item).
+//
+// Expired ids are swept in place, and only when the table would otherwise grow: no
+// allocation, no periodic full rebuild, and the size stays bounded by the ids still
+// inside the horizon.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "state/event.hpp"
@@ -14,10 +19,17 @@ namespace streamscore {
 
 struct DedupEntry {
   DedupKey key;               // {0,0} marks an empty slot
-  uint64_t fingerprint = 0;
   int64_t time_ns = 0;
+  uint32_t fingerprint = 0;
   uint32_t customer = 0;
 };
+static_assert(sizeof(DedupEntry) == 32, "dedup entries are packed to 32 bytes");
+
+// The dedup tables compare 32-bit fingerprints: a conflicting duplicate is missed (and
+// counted as an exact one) with probability 2^-32; it has no effect on features either way.
+inline uint32_t fingerprint32(uint64_t fingerprint) {
+  return static_cast<uint32_t>(fingerprint ^ (fingerprint >> 32));
+}
 
 class DedupTable {
  public:
@@ -28,8 +40,11 @@ class DedupTable {
   void insert(DedupEntry entry);
   // Inserts, or replaces the entry with the same key (an id forgotten and seen anew).
   void upsert(DedupEntry entry);
-  // Forgets ids whose event time is before `threshold_ns`; returns how many.
+  // Ids with an event time before this may be dropped at the next sweep.
+  void set_forget_before(int64_t threshold_ns) { forget_before_ = threshold_ns; }
+  // Drops ids with an event time before `threshold_ns` now; returns how many.
   std::size_t prune_older_than(int64_t threshold_ns);
+  // Empties the table, keeping its capacity.
   void clear();
   std::size_t size() const { return size_; }
   std::size_t capacity() const { return slots_.size(); }
@@ -46,12 +61,15 @@ class DedupTable {
     return k;
   }
   static bool is_empty(const DedupEntry& e) { return e.key.lo == 0 && e.key.hi == 0; }
+  void make_room();
   void rehash(std::size_t new_capacity);
   void place(const DedupEntry& entry);
 
   std::vector<DedupEntry> slots_;
   std::size_t size_ = 0;
   std::size_t mask_ = 0;
+  int64_t forget_before_ = std::numeric_limits<int64_t>::min();
+  int64_t swept_before_ = std::numeric_limits<int64_t>::min();
 };
 
 }  // namespace streamscore

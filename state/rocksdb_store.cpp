@@ -160,12 +160,13 @@ Status guarded(const std::string& dir, const char* what, F&& fn) {
 rocksdb::Options make_options() {
   rocksdb::Options o;
   o.create_if_missing = true;
-  // Bigger memtables mean fewer, larger flushes during a replay; 4 of them let
-  // writes continue while one is being flushed. Worst case ~512 MiB of memtables.
-  o.write_buffer_size = 128 << 20;
-  o.max_write_buffer_number = 4;
-  // L1 sized like the L0 it compacts from (4 files x 128 MiB).
-  o.max_bytes_for_level_base = 512 << 20;
+  // Bigger memtables mean fewer, larger flushes during a replay; 3 of them let
+  // writes continue while one is being flushed. Worst case ~192 MiB of memtables,
+  // which keeps a 100k-customer replay well inside its 2 GiB memory budget.
+  o.write_buffer_size = 64 << 20;
+  o.max_write_buffer_number = 3;
+  // L1 sized like the L0 it compacts from (4 files x 64 MiB).
+  o.max_bytes_for_level_base = 256 << 20;
   o.level_compaction_dynamic_level_bytes = true;
   o.max_background_jobs = 4;  // default 2: flushes and compactions lag a bulk load
   o.keep_log_file_num = 5;    // bound the info LOG files in the state directory

@@ -1,5 +1,7 @@
 #include "state/shard_state.hpp"
 
+#include <xxhash.h>
+
 #include <algorithm>
 
 #include "state/codec.hpp"
@@ -11,8 +13,6 @@ namespace {
 
 constexpr uint8_t kInternalFormat = 1;
 constexpr std::size_t kPutChunk = 4096;
-// Dedup ids are forgotten in sweeps, at most once per simulated day of ticks.
-constexpr int64_t kPruneEveryTicks = 24 * 3600 / kWindowSeconds;
 
 EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
 
@@ -31,21 +31,43 @@ int64_t average_cents(int64_t cents, int64_t count) {
 ShardState::ShardState(ShardOptions options) : options_(options) {}
 
 const CustomerState* ShardState::find_customer(const std::string& id) const {
-  auto it = slot_of_.find(id);
-  return it == slot_of_.end() ? nullptr : &customers_[it->second];
+  const uint64_t hash = XXH3_64bits(id.data(), id.size());
+  const std::size_t mask = index_.size() - 1;
+  for (std::size_t i = hash & mask; index_[i] != 0; i = (i + 1) & mask) {
+    const CustomerState& c = customers_[index_[i] - 1];
+    if (c.hash == hash && c.id == id) return &c;
+  }
+  return nullptr;
 }
 
-uint32_t ShardState::customer_slot(const std::string& id) {
-  auto [it, inserted] = slot_of_.try_emplace(id, static_cast<uint32_t>(customers_.size()));
-  if (inserted) {
-    customers_.emplace_back();
-    customers_.back().id = id;
+void ShardState::grow_index() {
+  index_.assign(index_.size() * 2, 0);
+  const std::size_t mask = index_.size() - 1;
+  for (uint32_t slot = 0; slot < customers_.size(); ++slot) {
+    std::size_t i = customers_[slot].hash & mask;
+    while (index_[i] != 0) i = (i + 1) & mask;
+    index_[i] = slot + 1;
   }
-  return it->second;
+}
+
+uint32_t ShardState::customer_slot(const std::string& id, uint64_t hash) {
+  const std::size_t mask = index_.size() - 1;
+  std::size_t i = hash & mask;
+  for (; index_[i] != 0; i = (i + 1) & mask) {
+    const CustomerState& c = customers_[index_[i] - 1];
+    if (c.hash == hash && c.id == id) return index_[i] - 1;
+  }
+  const auto slot = static_cast<uint32_t>(customers_.size());
+  customers_.emplace_back();
+  customers_.back().id = id;
+  customers_.back().hash = hash;
+  index_[i] = slot + 1;
+  if (customers_.size() * 2 > index_.size()) grow_index();
+  return slot;
 }
 
 void ShardState::probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* found,
-                       std::vector<uint64_t>* fingerprints, std::vector<int64_t>* times) const {
+                       std::vector<uint32_t>* fingerprints, std::vector<int64_t>* times) const {
   found->assign(keys.size(), 0);
   fingerprints->assign(keys.size(), 0);
   times->assign(keys.size(), 0);
@@ -70,9 +92,9 @@ void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickM
 void ShardState::schedule(int64_t tick, uint32_t slot) { calendar_[tick].push_back(slot); }
 
 void ShardState::apply_event(ParsedEvent& event) {
-  const uint32_t slot = customer_slot(event.customer_id);
+  const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
   CustomerState& c = customers_[slot];
-  dedup_.upsert(DedupEntry{event.key, event.fingerprint, event.time.ns, slot});
+  dedup_.upsert(DedupEntry{event.key, event.time.ns, fingerprint32(event.fingerprint), slot});
 
   const int64_t window = window_of(event.time.ns);
   auto begin = c.buckets.begin() + c.head;
@@ -129,7 +151,9 @@ void ShardState::advance_to(int64_t tick) {
     for (uint32_t slot : node.mapped()) evaluate(slot, node.key());
   }
   current_tick_ = tick;
-  maybe_prune_dedup();
+  // An id can matter while its event is not expired: event_time >= tick - 30 days.
+  // Keep the allowed lateness on top, as the contract asks.
+  dedup_.set_forget_before(tick * kWindowNanos - kHorizonNanos - options_.allowed_lateness_ns);
 }
 
 void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
@@ -181,18 +205,6 @@ void ShardState::evaluate(uint32_t slot, int64_t tick) {
   }
 }
 
-void ShardState::maybe_prune_dedup() {
-  if (last_prune_tick_ == kNoTick) {
-    last_prune_tick_ = current_tick_;
-    return;
-  }
-  if (current_tick_ - last_prune_tick_ < kPruneEveryTicks) return;
-  last_prune_tick_ = current_tick_;
-  // An id can matter while its event is not expired: event_time >= tick - 30 days.
-  // Keep the allowed lateness on top, as the contract asks.
-  dedup_.prune_older_than(current_tick_ * kWindowNanos - kHorizonNanos - options_.allowed_lateness_ns);
-}
-
 void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->clear();
   out->append("{\"PK\":");
@@ -241,7 +253,7 @@ void ShardState::encode_internal(const CustomerState& c, const std::vector<const
   for (const DedupEntry* e : ids) {
     put_fixed64(*out, e->key.lo);
     put_fixed64(*out, e->key.hi);
-    put_fixed64(*out, e->fingerprint);
+    put_varint(*out, e->fingerprint);
     put_signed(*out, e->time_ns);
   }
 }
@@ -314,7 +326,8 @@ Status ShardState::load(const ItemRecord& record) {
   auto not_before = [this](int64_t tick) {
     return current_tick_ == kNoTick ? tick : std::max(tick, current_tick_ + 1);
   };
-  const uint32_t slot = customer_slot(record.pk.substr(kPrefix.size()));
+  const std::string id = record.pk.substr(kPrefix.size());
+  const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
   CustomerState& c = customers_[slot];
   uint64_t u = 0, n = 0;
   uint8_t digits = 0, flag = 0;
@@ -352,9 +365,11 @@ Status ShardState::load(const ItemRecord& record) {
   if (!d.varint(&n)) return bad("has no id count");
   for (uint64_t i = 0; i < n; ++i) {
     DedupEntry e;
-    if (!(d.fixed64(&e.key.lo) && d.fixed64(&e.key.hi) && d.fixed64(&e.fingerprint) &&
+    uint64_t fingerprint = 0;
+    if (!(d.fixed64(&e.key.lo) && d.fixed64(&e.key.hi) && d.varint(&fingerprint) &&
           d.signed_varint(&e.time_ns)))
       return bad("has a truncated id");
+    e.fingerprint = static_cast<uint32_t>(fingerprint);
     e.customer = slot;
     dedup_.insert(e);
   }

@@ -11,7 +11,6 @@
 #include <limits>
 #include <map>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "state/dedup_table.hpp"
@@ -45,6 +44,7 @@ struct ItemContent {
 
 struct CustomerState {
   std::string id;
+  uint64_t hash = 0;            // XXH3-64 of id (also picks the shard)
   std::vector<Bucket> buckets;  // buckets[head..] sorted by window
   uint32_t head = 0;
   int64_t hi = kNoTick;         // windows < hi have entered the running sums
@@ -75,7 +75,7 @@ class ShardState {
 
   // For each key: whether this shard has seen it, and the fingerprint recorded.
   void probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* found,
-             std::vector<uint64_t>* fingerprints, std::vector<int64_t>* times) const;
+             std::vector<uint32_t>* fingerprints, std::vector<int64_t>* times) const;
 
   // Applies accepted events and in-band ticks in order.
   void apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks);
@@ -102,22 +102,23 @@ class ShardState {
   static void render_item(const CustomerState& c, std::string* out);
 
  private:
-  uint32_t customer_slot(const std::string& id);
+  uint32_t customer_slot(const std::string& id, uint64_t hash);
+  void grow_index();
   void schedule(int64_t tick, uint32_t slot);
   void evaluate(uint32_t slot, int64_t tick);
   void enter_and_leave(CustomerState& c, int64_t tick);
-  void maybe_prune_dedup();
   void encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
                        std::string* out) const;
 
   ShardOptions options_;
   std::vector<CustomerState> customers_;
-  std::unordered_map<std::string, uint32_t> slot_of_;
+  // Open-addressing index by customer hash: slot + 1, 0 = empty. Cheaper than a
+  // string-keyed map on the hottest path (one lookup per event).
+  std::vector<uint32_t> index_ = std::vector<uint32_t>(1024, 0);
   std::map<int64_t, std::vector<uint32_t>> calendar_;
   std::vector<uint32_t> dirty_;
   DedupTable dedup_;
   int64_t current_tick_ = kNoTick;
-  int64_t last_prune_tick_ = kNoTick;
   uint64_t logical_writes_ = 0;
   uint64_t evaluations_ = 0;
 };

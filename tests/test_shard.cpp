@@ -166,18 +166,18 @@ BOOST_AUTO_TEST_CASE(flushed_state_reloads_and_continues_identically) {
 
 BOOST_AUTO_TEST_CASE(dedup_table_finds_grows_upserts_and_prunes) {
   DedupTable t;
-  for (uint64_t i = 1; i <= 100000; ++i) t.insert(DedupEntry{DedupKey{i * 0x9E3779B97F4A7C15ULL, i}, i, static_cast<int64_t>(i), 0});
+  for (uint64_t i = 1; i <= 100000; ++i) t.insert(DedupEntry{DedupKey{i * 0x9E3779B97F4A7C15ULL, i}, static_cast<int64_t>(i), static_cast<uint32_t>(i), 0});
   BOOST_TEST(t.size() == 100000u);
   BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5})->fingerprint == 5u);
   BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 6}) == nullptr);
-  t.upsert(DedupEntry{DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5}, 77, 5, 0});
+  t.upsert(DedupEntry{DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5}, 5, 77, 0});
   BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5})->fingerprint == 77u);
   BOOST_TEST(t.size() == 100000u);
   BOOST_TEST(t.prune_older_than(50001) == 50000u);
   BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5}) == nullptr);
   BOOST_TEST(t.find(DedupKey{60000 * 0x9E3779B97F4A7C15ULL, 60000}) != nullptr);
   BOOST_TEST(t.find(DedupKey{0, 0}) == nullptr);  // the empty marker is never a key
-  t.insert(DedupEntry{DedupKey{0, 0}, 9, 0, 0});
+  t.insert(DedupEntry{DedupKey{0, 0}, 0, 9, 0});
   BOOST_TEST(t.find(DedupKey{0, 0})->fingerprint == 9u);
 }
 
@@ -239,4 +239,17 @@ BOOST_AUTO_TEST_CASE(clock_classifies_expired_duplicates_and_forgotten_ids) {
   BOOST_TEST((r.verdicts[3] == Verdict::accepted));
   BOOST_TEST((r.verdicts[4] == Verdict::accepted));
   BOOST_TEST((r.verdicts[5] == Verdict::conflicting_duplicate));
+}
+
+BOOST_AUTO_TEST_CASE(dedup_table_sweeps_forgotten_ids_instead_of_growing) {
+  DedupTable t;
+  // A sliding horizon of 1000 ids: the table must not grow with the number inserted.
+  for (int64_t i = 1; i <= 200000; ++i) {
+    t.set_forget_before(i - 1000);
+    t.insert(DedupEntry{DedupKey{static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL, static_cast<uint64_t>(i)}, i, 1, 0});
+  }
+  BOOST_TEST(t.capacity() <= 4096u);
+  BOOST_TEST(t.size() <= 4096u);
+  for (int64_t i = 200000 - 999; i <= 200000; ++i)
+    BOOST_TEST(t.find(DedupKey{static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL, static_cast<uint64_t>(i)}) != nullptr);
 }
