@@ -2,9 +2,11 @@
 // parser pool, asks the owning shards whether the ids were seen, lets the window clock
 // classify the records in arrival order, then dispatches accepted events (with the
 // in-band ticks) to the shards by a stable hash of customer_id, and dead letters to
-// the sink. `await` keeps batches strictly in order; shards apply batch k while the
-// router already parses batch k+1.
+// the sink. Batches are sequenced strictly in arrival order, one at a time, while the
+// parser pool already works on the batches behind it and the shards apply the ones
+// before it: three stages overlap.
 #include <algorithm>
+#include <deque>
 
 #include "actors/actors.hpp"
 #include "io/dead_letter.hpp"
@@ -16,12 +18,23 @@ namespace {
 
 constexpr uint32_t kMinRecordsPerParser = 512;
 
-struct RouterState {
-  RouterConfig config;
-  // The batch in flight.
+// A batch between its arrival and its dispatch.
+struct InFlight {
   RawBatchPtr batch;
   caf::actor reply_to;
   std::vector<ParsedChunk> chunks;
+  std::size_t parts_pending = 0;
+  std::string error;  // set when parsing failed
+};
+
+struct EndContext;
+
+struct RouterState {
+  RouterConfig config;
+  std::deque<std::shared_ptr<InFlight>> queue;  // arrival order
+  // The batch being sequenced (probe -> classify -> dispatch), if any.
+  std::shared_ptr<InFlight> current;
+  RawBatchPtr batch;
   std::size_t pending = 0;
   std::vector<ParsedEvent> events;
   std::vector<Rejected> rejects;
@@ -30,15 +43,28 @@ struct RouterState {
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
   bool failed = false;
+  // An end request waits until every batch before it is dispatched.
+  std::shared_ptr<EndContext> end;
+  bool end_with_final_tick = false;
 };
 
 using router_ptr = caf::stateful_actor<RouterState>*;
 
+void pump(router_ptr self);
+
+void finish_current(router_ptr self, std::string error) {
+  auto& st = self->state;
+  self->send(st.current->reply_to, ack_atom::value, BatchAck{std::move(error)});
+  st.current.reset();
+  st.batch.reset();
+  pump(self);
+}
+
 void fail_batch(router_ptr self, const caf::error& err) {
   auto& st = self->state;
-  if (st.failed) return;
+  if (st.failed || !st.current) return;
   st.failed = true;
-  self->send(st.reply_to, ack_atom::value, BatchAck{self->system().render(err)});
+  finish_current(self, self->system().render(err));
 }
 
 void add_tick_to_all(std::vector<ShardBatch>& out, int64_t tick) {
@@ -116,7 +142,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
   metrics.ticks += result.ticks_emitted;
   metrics.batches += 1;
-  self->send(st.reply_to, ack_atom::value, BatchAck{});
+  finish_current(self, {});
 }
 
 void classify(router_ptr self) {
@@ -135,8 +161,8 @@ void classify(router_ptr self) {
     c.seen_time_ns = reply.times[st.probe_slot[i]];
   }
   self->request(st.config.clock, caf::infinite, classify_atom::value, std::move(request))
-      .await([=](ClassifyResult& result) { dispatch(self, result); },
-             [=](caf::error& err) { fail_batch(self, err); });
+      .then([=](ClassifyResult& result) { dispatch(self, result); },
+            [=](caf::error& err) { fail_batch(self, err); });
 }
 
 void probe(router_ptr self) {
@@ -160,24 +186,28 @@ void probe(router_ptr self) {
     if (st.probe_requests[s].keys.empty()) continue;
     self->request(st.config.shards[s], caf::infinite, probe_atom::value,
                   std::move(st.probe_requests[s]))
-        .await(
+        .then(
             [=](ProbeReply& reply) {
+              if (self->state.failed) return;
               self->state.probe_replies[s] = std::move(reply);
-              if (--self->state.pending == 0 && !self->state.failed) classify(self);
+              if (--self->state.pending == 0) classify(self);
             },
             [=](caf::error& err) { fail_batch(self, err); });
   }
 }
 
-void after_parse(router_ptr self) {
+void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   auto& st = self->state;
+  st.current = std::move(batch);
+  st.batch = st.current->batch;
+  st.failed = false;
   st.events.clear();
   st.rejects.clear();
-  for (auto& chunk : st.chunks) {
+  for (auto& chunk : st.current->chunks) {
     std::move(chunk.events.begin(), chunk.events.end(), std::back_inserter(st.events));
     std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
   }
-  st.chunks.clear();
+  st.current->chunks.clear();
   probe(self);
 }
 
@@ -187,26 +217,29 @@ int64_t future_limit(const RouterConfig& config) {
                                                      : now + config.max_future_skew_ns;
 }
 
-void start_batch(router_ptr self) {
+void start_parse(router_ptr self, std::shared_ptr<InFlight> batch) {
   auto& st = self->state;
-  const auto n = static_cast<uint32_t>(st.batch->lines.size());
+  const auto n = static_cast<uint32_t>(batch->batch->lines.size());
   const auto pool = static_cast<uint32_t>(st.config.parsers.size());
   const uint32_t parts = std::max<uint32_t>(1, std::min(pool, n / kMinRecordsPerParser));
   const uint32_t per_part = (n + parts - 1) / parts;
   const int64_t max_event_ns = future_limit(st.config);
-  st.chunks.assign(parts, ParsedChunk{});
-  st.pending = parts;
+  batch->chunks.assign(parts, ParsedChunk{});
+  batch->parts_pending = parts;
   for (uint32_t p = 0; p < parts; ++p) {
     const uint32_t begin = std::min(n, p * per_part);
     const uint32_t end = std::min(n, begin + per_part);
-    self->request(st.config.parsers[p], caf::infinite, parse_atom::value, st.batch, begin, end,
+    self->request(st.config.parsers[p], caf::infinite, parse_atom::value, batch->batch, begin, end,
                   max_event_ns)
-        .await(
+        .then(
             [=](ParsedChunk& chunk) {
-              self->state.chunks[p] = std::move(chunk);
-              if (--self->state.pending == 0 && !self->state.failed) after_parse(self);
+              batch->chunks[p] = std::move(chunk);
+              if (--batch->parts_pending == 0) pump(self);
             },
-            [=](caf::error& err) { fail_batch(self, err); });
+            [=](caf::error& err) {
+              if (batch->error.empty()) batch->error = self->system().render(err);
+              if (--batch->parts_pending == 0) pump(self);
+            });
   }
 }
 
@@ -226,10 +259,10 @@ void fail_end(const std::shared_ptr<EndContext>& ctx, const caf::error& err) {
 void finish_end(router_ptr self, std::shared_ptr<EndContext> ctx) {
   auto& st = self->state;
   self->request(st.config.dead_letter, caf::infinite, flush_atom::value)
-      .await(
+      .then(
           [=](bool) {
             self->request(self->state.config.clock, caf::infinite, clock_atom::value)
-                .await(
+                .then(
                     [=](ClockSnapshot& snap) {
                       const auto& m = *self->state.config.metrics;
                       RunStats& s = ctx->stats;
@@ -254,7 +287,7 @@ void flush_all(router_ptr self, std::shared_ptr<EndContext> ctx) {
   ctx->pending = shards.size();
   for (const auto& shard : shards) {
     self->request(shard, caf::infinite, flush_atom::value)
-        .await(
+        .then(
             [=](ShardReport& r) {
               ctx->stats.customers += r.customers;
               ctx->stats.items_written += r.items_written;
@@ -266,43 +299,66 @@ void flush_all(router_ptr self, std::shared_ptr<EndContext> ctx) {
   }
 }
 
+void run_end(router_ptr self);
+
+// Sequences the oldest batch once it is parsed and the previous one is dispatched;
+// runs a pending end request once everything before it is through.
+void pump(router_ptr self) {
+  auto& st = self->state;
+  while (!st.current && !st.queue.empty() && st.queue.front()->parts_pending == 0) {
+    std::shared_ptr<InFlight> next = std::move(st.queue.front());
+    st.queue.pop_front();
+    if (!next->error.empty()) {
+      self->send(next->reply_to, ack_atom::value, BatchAck{next->error});
+      continue;
+    }
+    sequence(self, std::move(next));
+  }
+  if (!st.current && st.queue.empty() && st.end) run_end(self);
+}
+
 caf::behavior router_actor(router_ptr self, RouterConfig config) {
   self->state.config = std::move(config);
   return {
-      [=](batch_atom, RawBatchPtr& batch) {
-        auto& st = self->state;
-        st.reply_to = caf::actor_cast<caf::actor>(self->current_sender());
-        st.batch = std::move(batch);
-        st.failed = false;
-        if (st.batch->lines.empty()) {
-          self->send(st.reply_to, ack_atom::value, BatchAck{});
+      [=](batch_atom, RawBatchPtr& raw) {
+        auto batch = std::make_shared<InFlight>();
+        batch->reply_to = caf::actor_cast<caf::actor>(self->current_sender());
+        batch->batch = std::move(raw);
+        self->state.queue.push_back(batch);
+        if (batch->batch->lines.empty()) {
+          pump(self);
           return;
         }
-        start_batch(self);
+        start_parse(self, batch);
       },
       // End of intake: optionally the final tick (finite input), then every shard
       // flushes, the dead letter is flushed, and the totals are returned.
       [=](end_atom, bool final_tick) -> caf::result<RunStats> {
         auto ctx = std::make_shared<EndContext>();
         ctx->promise = self->make_response_promise();
-        if (!final_tick) {
-          flush_all(self, ctx);
-          return ctx->promise;
-        }
-        self->request(self->state.config.clock, caf::infinite, final_atom::value)
-            .await(
-                [=](FinalTick& f) {
-                  if (f.has_tick) {
-                    for (const auto& shard : self->state.config.shards)
-                      self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
-                    self->state.config.metrics->ticks += f.ticks_emitted;
-                  }
-                  flush_all(self, ctx);
-                },
-                [=](caf::error& err) { fail_end(ctx, err); });
+        self->state.end = ctx;
+        self->state.end_with_final_tick = final_tick;
+        pump(self);
         return ctx->promise;
       },
   };
+}
+
+void run_end(router_ptr self) {
+  auto ctx = std::move(self->state.end);
+  self->state.end.reset();
+  if (!self->state.end_with_final_tick) return flush_all(self, ctx);
+  self->request(self->state.config.clock, caf::infinite, final_atom::value)
+      .then(
+          [=](FinalTick& f) {
+            if (f.has_tick) {
+              for (const auto& shard : self->state.config.shards)
+                self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
+              self->state.config.metrics->ticks += f.ticks_emitted;
+            }
+            flush_all(self, ctx);
+          },
+          [=](caf::error& err) { fail_end(ctx, err); });
 }
 
 }  // namespace
