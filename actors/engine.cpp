@@ -61,6 +61,18 @@ Status check_format(StateStore* store) {
   return Status::ok();
 }
 
+// Until checkpoints exist, a state that was not closed cleanly cannot be trusted:
+// items may be newer than the clock and source positions. Refuse it, loudly.
+Status check_closed(StateStore* store) {
+  std::string session;
+  Status s = store->get_meta(kMetaSession, &session);
+  if (s.is_not_found() || (s.is_ok() && session == "closed")) return Status::ok();
+  if (!s.is_ok()) return s;
+  return Status::corruption(
+      "the state was not closed cleanly (the process was killed or failed while writing); "
+      "streamscore cannot resume it yet: rebuild it from the log with `streamscore replay`");
+}
+
 Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock* clock,
                   std::vector<std::shared_ptr<ShardState>>* states) {
   ShardOptions shard_options;
@@ -96,7 +108,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->metrics_ = std::make_shared<EngineMetrics>();
 
   Status s = check_format(store);
-  if (!s.is_ok()) return s;
+  if (!s.is_ok() || !(s = check_closed(store)).is_ok()) return s;
   auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
   std::vector<std::shared_ptr<ShardState>> states;
   if (!(s = load_state(store, options.allowed_lateness_ns, options.shards, clock.get(), &states)).is_ok())
@@ -131,6 +143,8 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->router_ = std::make_unique<caf::actor>(spawn_router(sys, std::move(rc)));
   engine->actors_.push_back(*engine->router_);
   engine->self_ = std::make_unique<caf::scoped_actor>(sys);
+  if (!(s = store->put_meta(kMetaSession, "open")).is_ok() || !(s = store->sync()).is_ok())
+    return s;
   *out = std::move(engine);
   return Status::ok();
 }
@@ -164,7 +178,8 @@ Status Engine::submit(RawBatch batch) {
   return Status::ok();
 }
 
-Status Engine::finish(bool final_tick, RunStats* stats) {
+Status Engine::finish(bool final_tick, RunStats* stats,
+                      const std::vector<std::pair<std::string, std::string>>& extra_meta) {
   if (finished_) return Status::invalid_argument("engine already finished");
   finished_ = true;
   while (in_flight_ > 0) wait_for_one_ack();
@@ -176,7 +191,12 @@ Status Engine::finish(bool final_tick, RunStats* stats) {
                [&](caf::error& err) { result = Status::io_error(system_->render(err)); });
   if (!result.is_ok()) return result;
   ClockSnapshot snap{stats->clock_started, stats->max_event_ns, stats->tick};
+  for (const auto& [key, value] : extra_meta)
+    if (!(result = store_->put_meta(key, value)).is_ok()) return result;
   if (!(result = store_->put_meta(kMetaClock, encode_clock(snap))).is_ok()) return result;
+  if (!(result = store_->sync()).is_ok()) return result;
+  // Only now is the state consistent: items, clock and source position all written.
+  if (!(result = store_->put_meta(kMetaSession, "closed")).is_ok()) return result;
   return store_->sync();
 }
 

@@ -6,6 +6,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "actors/metrics.hpp"
 #include "state/status.hpp"
@@ -45,8 +47,10 @@ class Engine {
   // Hands a batch to the router; blocks while max_batches_in_flight are in progress.
   Status submit(RawBatch batch);
   // Waits for everything submitted, emits the final tick when `final_tick` (end of a
-  // finite input), writes every changed item and the clock position, and returns totals.
-  Status finish(bool final_tick, RunStats* stats);
+  // finite input), writes every changed item, the clock position and `extra_meta`
+  // (e.g. the source position), marks the state closed, and returns the totals.
+  Status finish(bool final_tick, RunStats* stats,
+                const std::vector<std::pair<std::string, std::string>>& extra_meta = {});
 
   const EngineMetrics& metrics() const { return *metrics_; }
 
@@ -70,5 +74,7 @@ class Engine {
 // Meta keys the engine keeps in the store.
 constexpr const char* kMetaFormat = "format";
 constexpr const char* kMetaClock = "clock";
+// "open" while an engine runs on the store, "closed" after a clean finish().
+constexpr const char* kMetaSession = "session";
 
 }  // namespace streamscore

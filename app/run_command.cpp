@@ -171,20 +171,16 @@ int run(const RunArgs& args) {
   else
     s = run_generator_source(config, *engine, progress, &finished);
   RunStats stats;
-  Status end = engine->finish(/*final_tick=*/finished, &stats);
+  std::vector<std::pair<std::string, std::string>> source_position;
+  if (config.source.kind == "file" && s.is_ok())
+    source_position.emplace_back(kMetaFileSource, config.source.path + "\n" +
+                                                      std::to_string(reader.offset()) + "\n" +
+                                                      std::to_string(reader.line()));
+  Status end = engine->finish(/*final_tick=*/finished, &stats, source_position);
   progress.done();
   if (!s.is_ok() || !end.is_ok()) {
     print_error("run", (!s.is_ok() ? s : end).to_string());
     return kExitFailure;
-  }
-  if (config.source.kind == "file") {
-    s = store->put_meta(kMetaFileSource, config.source.path + "\n" + std::to_string(reader.offset()) +
-                                            "\n" + std::to_string(reader.line()));
-    if (s.is_ok()) s = store->sync();
-    if (!s.is_ok()) {
-      print_error("run", s.to_string());
-      return kExitFailure;
-    }
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,5 +1,7 @@
 #include "io/event_parser.hpp"
 
+#include <cstring>
+
 #include <xxhash.h>
 
 #include <array>
@@ -244,14 +246,28 @@ void fill_event(const Handler& h, EventTime time, int64_t cents, ParsedEvent* ou
   out->cents = cents;
   out->is_transaction = type == "transaction";
   out->customer_hash = XXH3_64bits(customer.data(), customer.size());
-  const XXH128_hash_t key = XXH3_128bits_withSeed(event_id.data(), event_id.size(), out->customer_hash);
-  out->key = DedupKey{key.low64, key.high64};
-  const uint64_t seed =
-      static_cast<uint64_t>(time.ns) * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(cents);
-  out->fingerprint = XXH3_64bits_withSeed(type.data(), type.size(), seed);
+  out->key = dedup_key(customer, event_id);
+  out->fingerprint = event_fingerprint(time, type, cents);
 }
 
 }  // namespace
+
+DedupKey dedup_key(std::string_view customer_id, std::string_view event_id) {
+  // Length-prefixed, so that no two pairs share a byte string.
+  char pair[4 + kMaxCustomerIdBytes + kMaxEventIdBytes];
+  const auto customer_len = static_cast<uint32_t>(customer_id.size());
+  std::memcpy(pair, &customer_len, 4);
+  std::memcpy(pair + 4, customer_id.data(), customer_id.size());
+  std::memcpy(pair + 4 + customer_id.size(), event_id.data(), event_id.size());
+  const XXH128_hash_t key = XXH3_128bits(pair, 4 + customer_id.size() + event_id.size());
+  return DedupKey{key.low64, key.high64};
+}
+
+uint64_t event_fingerprint(EventTime time, std::string_view event_type, int64_t cents) {
+  const uint64_t seed = static_cast<uint64_t>(time.ns) * 0x9E3779B97F4A7C15ULL ^
+                        static_cast<uint64_t>(cents) * 0xC2B2AE3D27D4EB4FULL ^ time.frac_digits;
+  return XXH3_64bits_withSeed(event_type.data(), event_type.size(), seed);
+}
 
 struct EventParser::Impl {
   boost::json::basic_parser<Handler> parser{strict_json()};

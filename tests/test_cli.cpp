@@ -189,3 +189,29 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   Result e = streamscore(dir, "export --state " + state);
   BOOST_TEST(e.out == replayed);
 }
+
+BOOST_FIXTURE_TEST_CASE(a_killed_daemon_leaves_a_state_that_is_refused_not_misread, Fixture) {
+  // Until checkpoints exist, a state that was not closed cleanly must not be resumed.
+  const std::string state = dir / "killed";
+  std::vector<std::string> args = {STREAMSCORE_BINARY, "run", "--set", "source.path=" + log,
+                                   "--set", "source.exit_at_end=false",
+                                   "--set", "state.path=" + state,
+                                   "--set", "dead_letter.path=" + (dir / "killed-dl.jsonl")};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  Result again = streamscore(dir, "run --set source.path=" + log + " --set state.path=" + state);
+  BOOST_TEST(again.exit_code == 1);
+  BOOST_TEST(again.err.find("not closed cleanly") != std::string::npos, again.err);
+  BOOST_TEST(again.err.find("replay") != std::string::npos);
+}

@@ -6,6 +6,7 @@
 #include <xxhash.h>
 
 #include "actors/event_clock.hpp"
+#include "io/event_parser.hpp"
 #include "state/dedup_table.hpp"
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
@@ -27,8 +28,7 @@ ParsedEvent event(const std::string& customer, const std::string& id, int64_t ns
   e.cents = cents;
   e.is_transaction = txn;
   e.customer_hash = XXH3_64bits(customer.data(), customer.size());
-  XXH128_hash_t h = XXH3_128bits_withSeed(id.data(), id.size(), e.customer_hash);
-  e.key = DedupKey{h.low64, h.high64};
+  e.key = dedup_key(customer, id);
   e.fingerprint = static_cast<uint64_t>(ns) ^ static_cast<uint64_t>(cents);
   return e;
 }

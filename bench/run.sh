@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The benchmark behind `make bench` (see BENCHMARKS.md):
+#   bash bench/run.sh BUILD_DIR
+# On one generated log (10M events, 100k customers, 45 days, seed 42), in one run:
+#   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
+#   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards).
+# Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
+# targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
+# rate, peak RSS < 2 GiB. Needs only bash, coreutils, awk, git.
+set -euo pipefail
+
+if [ $# -ne 1 ]; then
+  echo "usage: bash bench/run.sh BUILD_DIR" >&2
+  exit 2
+fi
+BUILD=$(cd "$1" && pwd)
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+STREAMSCORE="$BUILD/streamscore"
+PARSE_ONLY="$BUILD/parse_only"
+for bin in "$STREAMSCORE" "$PARSE_ONLY"; do
+  [ -x "$bin" ] || { echo "bench: $bin not built (run: make build)" >&2; exit 1; }
+done
+
+CUSTOMERS=100000
+EVENTS=10000000
+DAYS=45
+SEED=42
+OUT="$ROOT/bench/out"
+LOG="$OUT/events-10m.jsonl"
+mkdir -p "$OUT"
+trap 'rm -rf "$OUT"/state-*' EXIT
+
+log() { echo "bench: $*" >&2; }
+
+# Value of a top-level scalar field in a flat one-line JSON object (no jq needed).
+jget() {
+  local v
+  v=$(printf '%s\n' "$1" | grep -o "\"$2\":[^,}]*" | head -n1 | cut -d: -f2-)
+  [ -n "$v" ] || { echo "bench: no \"$2\" in: $1" >&2; exit 1; }
+  printf '%s' "$v"
+}
+# awk arithmetic: calc 'expression' -> printed with %s
+calc() { awk "BEGIN { print $1 }"; }
+
+# --- the log: generated once, reused when it has the right line count ---------------
+GEN_CMD="streamscore generate --customers $CUSTOMERS --events $EVENTS --days $DAYS --seed $SEED --out bench/out/events-10m.jsonl"
+if [ -f "$LOG" ] && [ "$(wc -l < "$LOG")" -eq "$EVENTS" ]; then
+  log "reusing $LOG"
+else
+  log "generating $LOG"
+  "$STREAMSCORE" generate --customers "$CUSTOMERS" --events "$EVENTS" --days "$DAYS" \
+    --seed "$SEED" --out "$LOG.tmp" >&2
+  mv "$LOG.tmp" "$LOG"
+fi
+LOG_BYTES=$(wc -c < "$LOG")
+
+# --- machine ------------------------------------------------------------------------
+CPU=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
+CPU=${CPU:-unknown}
+NPROC=$(nproc)
+MEM_KB=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+MEM_GIB=$(calc "sprintf(\"%.1f\", $MEM_KB / 1048576)")
+COMMIT=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+KERNEL=$(uname -sr)
+
+# --- runs ---------------------------------------------------------------------------
+log "warming the page cache"
+cat "$LOG" > /dev/null
+
+log "parse-only, 1 thread"
+P1=$("$PARSE_ONLY" --events "$LOG" --threads 1)
+log "  $P1"
+log "parse-only, 2 threads"
+P2=$("$PARSE_ONLY" --events "$LOG" --threads 2)
+log "  $P2"
+
+replay() {  # replay THREADS -> the JSON summary line
+  local dir="$OUT/state-$1t" line rc=0
+  rm -rf "$dir"
+  line=$("$STREAMSCORE" replay --json --events "$LOG" --state "$dir" --threads "$1") || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "bench: replay --threads $1 failed (exit $rc): $line" >&2
+    exit 1
+  fi
+  printf '%s' "$line"
+}
+log "replay, --threads 1"
+R1=$(replay 1)
+log "  $R1"
+log "replay, --threads 2"
+R2=$(replay 2)
+log "  $R2"
+
+# --- sanity: every run saw every line ---------------------------------------------------
+for j in "$P1" "$P2"; do
+  [ "$(jget "$j" lines)" -eq "$EVENTS" ] || { echo "bench: parse-only did not see $EVENTS lines" >&2; exit 1; }
+done
+[ "$(jget "$P1" valid)" -eq "$(jget "$P2" valid)" ] || { echo "bench: parse-only 1t/2t disagree" >&2; exit 1; }
+for j in "$R1" "$R2"; do
+  [ "$(jget "$j" read)" -eq "$EVENTS" ] || { echo "bench: replay did not read $EVENTS records" >&2; exit 1; }
+  [ "$(jget "$j" balanced)" = true ] || { echo "bench: replay counters do not balance" >&2; exit 1; }
+done
+
+# --- figures ------------------------------------------------------------------------
+P1_RATE=$(jget "$P1" lines_per_second);  P1_S=$(jget "$P1" seconds)
+P2_RATE=$(jget "$P2" lines_per_second);  P2_S=$(jget "$P2" seconds)
+R1_RATE=$(jget "$R1" records_per_second); R1_S=$(jget "$R1" seconds); R1_FIN=$(jget "$R1" finish_seconds)
+R2_RATE=$(jget "$R2" records_per_second); R2_S=$(jget "$R2" seconds); R2_FIN=$(jget "$R2" finish_seconds)
+R1_RSS_MIB=$(calc "int($(jget "$R1" peak_rss_kb) / 1024)")
+R2_RSS_MIB=$(calc "int($(jget "$R2" peak_rss_kb) / 1024)")
+MAX_RSS_MIB=$(( R1_RSS_MIB > R2_RSS_MIB ? R1_RSS_MIB : R2_RSS_MIB ))
+
+RATIO_P1=$(calc "sprintf(\"%.3f\", $R2_RATE / $P1_RATE)")   # the target's ratio
+RATIO_P2=$(calc "sprintf(\"%.3f\", $R2_RATE / $P2_RATE)")
+SCALING=$(calc "sprintf(\"%.2f\", $R2_RATE / $R1_RATE)")
+P_SCALING=$(calc "sprintf(\"%.2f\", $P2_RATE / $P1_RATE)")
+# The part of replay before finish() (reading, parsing, dedup, shards), per second.
+R2_INGEST_RATE=$(calc "sprintf(\"%.0f\", $EVENTS / ($R2_S - $R2_FIN))")
+
+verdict() { if [ "$(calc "($1) ? 1 : 0")" = 1 ]; then echo PASS; else echo FAIL; fi; }
+T_RATE=$(verdict "$R2_RATE >= 1000000")
+T_RATIO=$(verdict "$RATIO_P1 >= 0.30")
+T_RSS=$(verdict "$MAX_RSS_MIB < 2048")
+
+M() { calc "sprintf(\"%.2f\", $1 / 1000000)"; }   # rate in millions
+PCT() { calc "sprintf(\"%.0f%%\", $1 * 100)"; }
+
+# --- results.json ---------------------------------------------------------------------
+json_str() { printf '"%s"' "$(printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g')"; }
+cat > "$OUT/results.json" <<EOF
+{
+  "date": $(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)"),
+  "commit": $(json_str "$COMMIT"),
+  "machine": {"cpu": $(json_str "$CPU"), "nproc": $NPROC, "mem_total_kb": $MEM_KB, "kernel": $(json_str "$KERNEL")},
+  "log": {"path": "bench/out/events-10m.jsonl", "lines": $EVENTS, "bytes": $LOG_BYTES, "command": $(json_str "$GEN_CMD")},
+  "parse_only_1t": $P1,
+  "parse_only_2t": $P2,
+  "replay_1t": $R1,
+  "replay_2t": $R2,
+  "ratios": {"replay_2t_over_parse_only_1t": $RATIO_P1, "replay_2t_over_parse_only_2t": $RATIO_P2,
+             "replay_2t_over_replay_1t": $SCALING, "parse_only_2t_over_parse_only_1t": $P_SCALING},
+  "targets": {
+    "replay_2t_at_least_1M_records_per_second": "$T_RATE",
+    "replay_2t_at_least_30pct_of_parse_only_1t": "$T_RATIO",
+    "peak_rss_below_2GiB": "$T_RSS"
+  }
+}
+EOF
+log "wrote bench/out/results.json"
+
+# --- the table ------------------------------------------------------------------------
+cat <<EOF
+
+Machine: $CPU, $NPROC cores (nproc), MemTotal $MEM_GIB GiB, $KERNEL
+Commit:  $COMMIT
+Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576)") MiB, page cache warm)
+
+| Run | Rate | Wall s | finish_seconds | Peak RSS |
+|---|---:|---:|---:|---:|
+| parse-only, 1 thread | $(M "$P1_RATE") M lines/s | $P1_S | - | - |
+| parse-only, 2 threads | $(M "$P2_RATE") M lines/s | $P2_S | - | - |
+| replay --threads 1 | $(M "$R1_RATE") M records/s | $R1_S | $R1_FIN | $R1_RSS_MIB MiB |
+| replay --threads 2 | $(M "$R2_RATE") M records/s | $R2_S | $R2_FIN | $R2_RSS_MIB MiB |
+
+| Ratio | Value |
+|---|---:|
+| replay 2t / parse-only 1t (the target's ratio) | $(PCT "$RATIO_P1") |
+| replay 2t / parse-only 2t | $(PCT "$RATIO_P2") |
+| replay 2t / replay 1t | ${SCALING}x |
+| parse-only 2t / parse-only 1t | ${P_SCALING}x |
+| replay 2t before finish: records / (seconds - finish_seconds) | $(M "$R2_INGEST_RATE") M records/s |
+
+| Target | Measured | Result |
+|---|---:|:---:|
+| replay --threads 2 >= 1M records/s | $(M "$R2_RATE") M records/s | $T_RATE |
+| replay --threads 2 >= 30% of parse-only (1 thread) | $(PCT "$RATIO_P1") | $T_RATIO |
+| peak RSS < 2 GiB (max of both replays) | $MAX_RSS_MIB MiB | $T_RSS |
+EOF
