@@ -59,7 +59,8 @@ int replay(const ReplayArgs& args) {
     }
   }
   std::unique_ptr<StateStore> store;
-  if (!(s = open_rocksdb_store(args.state_dir, &store)).is_ok() || !(s = store->clear()).is_ok()) {
+  if (!(s = open_rocksdb_store(args.state_dir, &store, RocksDbOptions{/*bulk_load=*/true})).is_ok() ||
+      !(s = store->clear()).is_ok()) {
     print_error("replay", s.to_string());
     return kExitFailure;
   }

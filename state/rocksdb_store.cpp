@@ -189,8 +189,8 @@ rocksdb::Options make_options() {
 
 class RocksDbStore final : public StateStore {
  public:
-  RocksDbStore(std::string dir, std::unique_ptr<rocksdb::DB> db)
-      : dir_(std::move(dir)), db_(std::move(db)) {}
+  RocksDbStore(std::string dir, std::unique_ptr<rocksdb::DB> db, RocksDbOptions options)
+      : dir_(std::move(dir)), db_(std::move(db)), options_(options) {}
 
   ~RocksDbStore() override {
     // Close() waits for background work; an error here has nowhere to go, and the
@@ -231,14 +231,20 @@ class RocksDbStore final : public StateStore {
   }
 
   Status sync() override {
-    return guarded(dir_, "sync", [&] { return from_rocks(db_->FlushWAL(true), "sync"); });
+    return guarded(dir_, "sync", [&] {
+      if (!options_.bulk_load) return from_rocks(db_->FlushWAL(true), "sync");
+      rocksdb::FlushOptions fo;
+      fo.wait = true;
+      return from_rocks(db_->Flush(fo), "sync");
+    });
   }
 
  private:
   // Acknowledged writes go to the WAL in the OS cache; sync() makes them durable.
-  static rocksdb::WriteOptions write_options() {
+  rocksdb::WriteOptions write_options() const {
     rocksdb::WriteOptions wo;
     wo.sync = false;
+    wo.disableWAL = options_.bulk_load;
     return wo;
   }
 
@@ -348,11 +354,12 @@ class RocksDbStore final : public StateStore {
   }
 
   const std::string dir_;
+  const RocksDbOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
   std::mutex write_mu_;  // serializes put_batch and clear
 };
 
-Status open_db(const std::string& dir, std::unique_ptr<StateStore>* out) {
+Status open_db(const std::string& dir, RocksDbOptions options, std::unique_ptr<StateStore>* out) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::io_error("cannot create state directory " + dir + ": " + ec.message());
@@ -367,16 +374,17 @@ Status open_db(const std::string& dir, std::unique_ptr<StateStore>* out) {
     return s.IsCorruption() ? Status::corruption(msg) : Status::io_error(msg);
   }
   std::unique_ptr<rocksdb::DB> owned(db);  // closed by its destructor if anything below throws
-  *out = std::make_unique<RocksDbStore>(dir, std::move(owned));
+  *out = std::make_unique<RocksDbStore>(dir, std::move(owned), options);
   return Status::ok();
 }
 
 }  // namespace
 
-Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out) {
+Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out,
+                          RocksDbOptions options) {
   if (out == nullptr) return Status::invalid_argument("open_rocksdb_store: null out");
   if (dir.empty()) return Status::invalid_argument("open_rocksdb_store: empty directory");
-  return guarded(dir, "open", [&] { return open_db(dir, out); });
+  return guarded(dir, "open", [&] { return open_db(dir, options, out); });
 }
 
 }  // namespace streamscore

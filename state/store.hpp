@@ -59,7 +59,15 @@ class StateStore {
 
 std::unique_ptr<StateStore> make_memory_store();
 
+struct RocksDbOptions {
+  // For rebuilding a whole state at once (`replay`): writes skip the write-ahead log
+  // and sync() flushes the memtables to disk instead. A crash mid-way loses the
+  // rebuild, which is simply run again.
+  bool bulk_load = false;
+};
+
 // Opens (creating if needed) a RocksDB store in `dir`.
-Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out);
+Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out,
+                          RocksDbOptions options = {});
 
 }  // namespace streamscore
