@@ -143,6 +143,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->router_ = std::make_unique<caf::actor>(spawn_router(sys, std::move(rc)));
   engine->actors_.push_back(*engine->router_);
   engine->self_ = std::make_unique<caf::scoped_actor>(sys);
+  (*engine->self_)->monitor(*engine->router_);  // never wait forever on a dead router
   if (!(s = store->put_meta(kMetaSession, "open")).is_ok() || !(s = store->sync()).is_ok())
     return s;
   *out = std::move(engine);
@@ -159,10 +160,15 @@ Engine::~Engine() {
 }
 
 Status Engine::wait_for_one_ack() {
-  (*self_)->receive([&](ack_atom, BatchAck& ack) {
-    --in_flight_;
-    if (!ack.error.empty() && failure_.is_ok()) failure_ = Status::io_error(ack.error);
-  });
+  (*self_)->receive(
+      [&](ack_atom, BatchAck& ack) {
+        --in_flight_;
+        if (!ack.error.empty() && failure_.is_ok()) failure_ = Status::io_error(ack.error);
+      },
+      [&](caf::down_msg& down) {
+        in_flight_ = 0;
+        failure_ = Status::io_error("the router stopped: " + system_->render(down.reason));
+      });
   return failure_;
 }
 

@@ -43,6 +43,9 @@ struct RouterState {
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
   bool failed = false;
+  // Numbers the sequenced batches: a late reply for a batch that already failed
+  // must not be taken for the next one's.
+  uint64_t sequence_number = 0;
   // An end request waits until every batch before it is dispatched.
   std::shared_ptr<EndContext> end;
   bool end_with_final_tick = false;
@@ -60,9 +63,9 @@ void finish_current(router_ptr self, std::string error) {
   pump(self);
 }
 
-void fail_batch(router_ptr self, const caf::error& err) {
+void fail_batch(router_ptr self, uint64_t number, const caf::error& err) {
   auto& st = self->state;
-  if (st.failed || !st.current) return;
+  if (number != st.sequence_number || st.failed || !st.current) return;
   st.failed = true;
   finish_current(self, self->system().render(err));
 }
@@ -160,9 +163,14 @@ void classify(router_ptr self) {
     c.seen_fingerprint = reply.fingerprints[st.probe_slot[i]];
     c.seen_time_ns = reply.times[st.probe_slot[i]];
   }
+  const uint64_t number = st.sequence_number;
   self->request(st.config.clock, caf::infinite, classify_atom::value, std::move(request))
-      .then([=](ClassifyResult& result) { dispatch(self, result); },
-            [=](caf::error& err) { fail_batch(self, err); });
+      .then(
+          [=](ClassifyResult& result) {
+            if (number == self->state.sequence_number && !self->state.failed)
+              dispatch(self, result);
+          },
+          [=](caf::error& err) { fail_batch(self, number, err); });
 }
 
 void probe(router_ptr self) {
@@ -182,17 +190,18 @@ void probe(router_ptr self) {
   for (std::size_t s = 0; s < shards; ++s)
     if (!st.probe_requests[s].keys.empty()) ++st.pending;
   if (st.pending == 0) return classify(self);
+  const uint64_t number = st.sequence_number;
   for (std::size_t s = 0; s < shards; ++s) {
     if (st.probe_requests[s].keys.empty()) continue;
     self->request(st.config.shards[s], caf::infinite, probe_atom::value,
                   std::move(st.probe_requests[s]))
         .then(
             [=](ProbeReply& reply) {
-              if (self->state.failed) return;
+              if (number != self->state.sequence_number || self->state.failed) return;
               self->state.probe_replies[s] = std::move(reply);
               if (--self->state.pending == 0) classify(self);
             },
-            [=](caf::error& err) { fail_batch(self, err); });
+            [=](caf::error& err) { fail_batch(self, number, err); });
   }
 }
 
@@ -201,6 +210,7 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   st.current = std::move(batch);
   st.batch = st.current->batch;
   st.failed = false;
+  ++st.sequence_number;
   st.events.clear();
   st.rejects.clear();
   for (auto& chunk : st.current->chunks) {

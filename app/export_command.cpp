@@ -35,6 +35,7 @@ int export_items(const ExportArgs& args) {
   std::string line;
   bool write_failed = false;
   s = store->scan([&](const ItemRecord& item) {
+    if (item.item_json.empty()) return true;  // a customer without a public item yet
     line.assign(item.item_json).push_back('\n');
     write_failed = std::fwrite(line.data(), 1, line.size(), out) != line.size();
     return !write_failed;

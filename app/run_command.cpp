@@ -129,6 +129,7 @@ void print_top_customers(StateStore& store, int top) {
   };
   std::vector<Row> rows;
   store.scan([&](const ItemRecord& item) {
+    if (item.item_json.empty()) return true;
     boost::system::error_code ec;
     auto v = boost::json::parse(item.item_json, ec);
     if (!ec) rows.push_back({boost::json::value_to<double>(v.at("features").at("total_amount_30d")), item.item_json});

@@ -254,8 +254,19 @@ void fill_event(const Handler& h, EventTime time, int64_t cents, ParsedEvent* ou
 
 DedupKey dedup_key(std::string_view customer_id, std::string_view event_id) {
   // Length-prefixed, so that no two pairs share a byte string.
-  char pair[4 + kMaxCustomerIdBytes + kMaxEventIdBytes];
   const auto customer_len = static_cast<uint32_t>(customer_id.size());
+  if (customer_id.size() > kMaxCustomerIdBytes || event_id.size() > kMaxEventIdBytes) {
+    // Not reachable from the parser (it rejects such ids as too_long); kept correct anyway.
+    XXH3_state_t* state = XXH3_createState();
+    XXH3_128bits_reset(state);
+    XXH3_128bits_update(state, &customer_len, 4);
+    XXH3_128bits_update(state, customer_id.data(), customer_id.size());
+    XXH3_128bits_update(state, event_id.data(), event_id.size());
+    const XXH128_hash_t key = XXH3_128bits_digest(state);
+    XXH3_freeState(state);
+    return DedupKey{key.low64, key.high64};
+  }
+  char pair[4 + kMaxCustomerIdBytes + kMaxEventIdBytes];
   std::memcpy(pair, &customer_len, 4);
   std::memcpy(pair + 4, customer_id.data(), customer_id.size());
   std::memcpy(pair + 4 + customer_id.size(), event_id.data(), event_id.size());

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace streamscore {
@@ -33,6 +34,13 @@ Status LineReader::open(const std::string& path, uint64_t offset, uint64_t line)
 }
 
 Status LineReader::refill(bool* got_bytes) {
+  // Following a file that has not grown: answer without allocating a chunk.
+  struct stat info {};
+  if (::fstat(fd_, &info) == 0 && S_ISREG(info.st_mode) &&
+      static_cast<uint64_t>(info.st_size) <= base_offset_ + buffer_->size()) {
+    *got_bytes = false;
+    return Status::ok();
+  }
   // A new buffer: in-flight batches keep the old one alive through their shared_ptr.
   auto fresh = std::make_shared<std::string>();
   const std::size_t leftover = buffer_->size() - pos_;

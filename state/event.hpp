@@ -12,7 +12,8 @@ constexpr int64_t kWindowSeconds = 300;                     // 5-minute tumbling
 constexpr int64_t kWindowNanos = kWindowSeconds * kNanosPerSecond;
 constexpr int64_t kHorizonWindows = 30 * 24 * 3600 / kWindowSeconds;  // 30 days = 8640 windows
 constexpr int64_t kHorizonNanos = kHorizonWindows * kWindowNanos;
-// Amounts above this are rejected (bad_amount) so that 30-day sums of int64 cents cannot overflow.
+// Amounts above this are rejected (bad_amount). It keeps 30-day sums in int64 cents exact
+// up to 92 million maximum-amount transactions per customer and 30 days.
 constexpr int64_t kMaxAmountCents = 100'000'000'000;  // 1,000,000,000.00
 
 // floor(a / b) for b > 0, also for negative a (instants before 1970).

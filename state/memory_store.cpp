@@ -26,17 +26,18 @@ struct StoredItem {
 // RocksDB's bytewise comparator, so both backends scan identically.
 using ItemMap = std::map<std::string, StoredItem, std::less<>>;
 
-// Same rule in both backends: a put must name a PK and move the version forward
-// (a flush may carry several ticks' versions at once, so it may skip some).
+// Same rule in both backends: a put must name a PK and never move the version back.
+// A flush may carry several ticks' versions at once (so it may skip some), or only
+// new internal data under the same version.
 Status validate(const std::vector<ConditionalPut>& puts) {
   for (std::size_t i = 0; i < puts.size(); ++i) {
     const ConditionalPut& p = puts[i];
     if (p.record.pk.empty())
       return Status::invalid_argument("put " + std::to_string(i) + ": empty pk");
-    if (p.expected_version < 0 || p.record.version <= p.expected_version)
+    if (p.expected_version < 0 || p.record.version < p.expected_version)
       return Status::invalid_argument("put " + std::to_string(i) + ": version " +
                                       std::to_string(p.record.version) +
-                                      " does not move past expected version " +
+                                      " is behind the expected version " +
                                       std::to_string(p.expected_version));
   }
   return Status::ok();

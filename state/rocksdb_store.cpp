@@ -126,11 +126,12 @@ Status validate(const std::vector<ConditionalPut>& puts) {
     const ConditionalPut& p = puts[i];
     const std::string at = "put " + std::to_string(i) + ": ";
     if (p.record.pk.empty()) return Status::invalid_argument(at + "empty pk");
-    // Versions only move forward. A write may skip versions: the engine counts one per
-    // tick at which the item changed, and flushes only the latest of them.
-    if (p.expected_version < 0 || p.record.version <= p.expected_version)
+    // Versions never move back. A write may skip versions (the engine counts one per
+    // tick at which the item changed and flushes only the latest), or keep the
+    // version when only the internal data moved on.
+    if (p.expected_version < 0 || p.record.version < p.expected_version)
       return Status::invalid_argument(at + "version " + std::to_string(p.record.version) +
-                                      " does not move past expected version " +
+                                      " is behind the expected version " +
                                       std::to_string(p.expected_version));
     if (p.record.item_json.size() > std::numeric_limits<uint32_t>::max())
       return Status::invalid_argument(at + "item_json longer than 4 GiB");

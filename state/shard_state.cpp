@@ -21,9 +21,12 @@ void fold_time(CustomerState& c, EventTime t) {
   c.has_entered = true;
 }
 
-// Average in cents, rounded to the nearest cent, halves away from zero.
+// Average in cents, rounded to the nearest cent, halves away from zero. In 128 bits:
+// 2 * cents would overflow int64 long before cents itself does.
 int64_t average_cents(int64_t cents, int64_t count) {
-  return count == 0 ? 0 : (2 * cents + count) / (2 * count);
+  if (count == 0) return 0;
+  const __int128 twice = static_cast<__int128>(cents) * 2 + count;
+  return static_cast<int64_t>(twice / (static_cast<__int128>(count) * 2));
 }
 
 }  // namespace
@@ -94,6 +97,7 @@ void ShardState::schedule(int64_t tick, uint32_t slot) { calendar_[tick].push_ba
 void ShardState::apply_event(ParsedEvent& event) {
   const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
   CustomerState& c = customers_[slot];
+  mark_dirty(c, slot);  // its internal data changes even when its item does not (yet)
   dedup_.upsert(DedupEntry{event.key, event.time.ns, fingerprint32(event.fingerprint), slot});
 
   const int64_t window = window_of(event.time.ns);
@@ -192,6 +196,7 @@ void ShardState::evaluate(uint32_t slot, int64_t tick) {
   c.last_eval_tick = tick;
   ++evaluations_;
   enter_and_leave(c, tick);
+  mark_dirty(c, slot);
   if (!c.has_entered) return;
   ItemContent now{c.sum_count, c.sum_cents, c.last_entered};
   if (c.version > 0 && now == c.written) return;
@@ -199,10 +204,12 @@ void ShardState::evaluate(uint32_t slot, int64_t tick) {
   c.as_of_tick = tick;
   ++c.version;
   ++logical_writes_;
-  if (!c.dirty) {
-    c.dirty = true;
-    dirty_.push_back(slot);
-  }
+}
+
+void ShardState::mark_dirty(CustomerState& c, uint32_t slot) {
+  if (c.dirty) return;
+  c.dirty = true;
+  dirty_.push_back(slot);
 }
 
 void ShardState::render_item(const CustomerState& c, std::string* out) {
@@ -283,10 +290,10 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
       std::sort(list.begin(), list.end(), [](const DedupEntry* a, const DedupEntry* b) {
         return a->key.hi != b->key.hi ? a->key.hi < b->key.hi : a->key.lo < b->key.lo;
       });
-      ConditionalPut put;
+      ConditionalPut put;  // version unchanged when only the internal data moved on
       put.record.pk = "CUSTOMER#" + c.id;
       put.record.version = c.version;
-      render_item(c, &put.record.item_json);
+      if (c.version > 0) render_item(c, &put.record.item_json);
       encode_internal(c, list, &put.record.internal);
       put.expected_version = c.stored_version;
       puts.push_back(std::move(put));

@@ -58,7 +58,7 @@ struct CustomerState {
   int64_t stored_version = 0;   // version the store holds (the optimistic-lock condition)
   int64_t last_eval_tick = kNoTick;
   int64_t next_tick_scheduled = kNoTick;
-  bool dirty = false;           // changed since the last flush
+  bool dirty = false;           // item or internal data changed since the last flush
 };
 
 struct ShardOptions {
@@ -106,6 +106,7 @@ class ShardState {
   void grow_index();
   void schedule(int64_t tick, uint32_t slot);
   void evaluate(uint32_t slot, int64_t tick);
+  void mark_dirty(CustomerState& c, uint32_t slot);
   void enter_and_leave(CustomerState& c, int64_t tick);
   void encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
                        std::string* out) const;

@@ -15,7 +15,9 @@ namespace streamscore {
 
 // One stored item. `item_json` is the public item exactly as `export` prints it (one
 // JSON object, no newline); `internal` is the engine's own data needed to continue
-// (5-minute buckets, dedup ids), opaque to the store.
+// (5-minute buckets, dedup ids), opaque to the store. A customer whose events have
+// not reached a tick yet is stored with version 0 and an empty `item_json`: it has no
+// public item yet, and `export` skips it.
 struct ItemRecord {
   std::string pk;        // "CUSTOMER#<customer_id>", raw bytes (not JSON-escaped)
   int64_t version = 0;   // >= 1 once stored
@@ -23,8 +25,8 @@ struct ItemRecord {
   std::string internal;
 };
 
-// Write `record` only if the stored version equals `expected_version`
-// (0 means: the item must not exist yet).
+// Write `record` only if the stored version equals `expected_version` (an absent
+// item counts as version 0). `record.version` must not be below `expected_version`.
 struct ConditionalPut {
   ItemRecord record;
   int64_t expected_version = 0;

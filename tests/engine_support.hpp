@@ -37,7 +37,7 @@ inline RawBatch make_batch(const std::vector<std::string>& lines, std::size_t be
 inline std::vector<std::string> export_items(StateStore& store) {
   std::vector<std::string> items;
   store.scan([&](const ItemRecord& r) {
-    items.push_back(r.item_json);
+    if (!r.item_json.empty()) items.push_back(r.item_json);
     return true;
   });
   return items;

@@ -208,8 +208,8 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(empty_batch_clears_conflicts, B, Backends) {
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(bad_version_is_invalid_and_applies_nothing, B, Backends) {
   B b;
-  ConditionalPut bad = put("CUSTOMER#B", 0);
-  bad.record.version = 0;  // must move past the expected version
+  ConditionalPut bad = put("CUSTOMER#B", 5);
+  bad.record.version = 4;  // must not move back from the expected version
   Conflicts c;
   Status s = b.store->put_batch({put("CUSTOMER#A", 0), bad}, &c);
   BOOST_TEST(s.code() == Status::Code::invalid_argument);
