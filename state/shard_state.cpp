@@ -33,10 +33,17 @@ int64_t average_cents(int64_t cents, int64_t count) {
 
 ShardState::ShardState(ShardOptions options) : options_(options) {}
 
+namespace {
+// The index slot of a customer hash. Not its low bits: the shard is picked by
+// `hash % shards`, so inside one shard the low bits are all alike and would pile every
+// customer onto a few slots.
+std::size_t index_home(uint64_t hash, std::size_t mask) { return (hash >> 24) & mask; }
+}  // namespace
+
 const CustomerState* ShardState::find_customer(const std::string& id) const {
   const uint64_t hash = XXH3_64bits(id.data(), id.size());
   const std::size_t mask = index_.size() - 1;
-  for (std::size_t i = hash & mask; index_[i] != 0; i = (i + 1) & mask) {
+  for (std::size_t i = index_home(hash, mask); index_[i] != 0; i = (i + 1) & mask) {
     const CustomerState& c = customers_[index_[i] - 1];
     if (c.hash == hash && c.id == id) return &c;
   }
@@ -47,7 +54,7 @@ void ShardState::grow_index() {
   index_.assign(index_.size() * 2, 0);
   const std::size_t mask = index_.size() - 1;
   for (uint32_t slot = 0; slot < customers_.size(); ++slot) {
-    std::size_t i = customers_[slot].hash & mask;
+    std::size_t i = index_home(customers_[slot].hash, mask);
     while (index_[i] != 0) i = (i + 1) & mask;
     index_[i] = slot + 1;
   }
@@ -55,7 +62,7 @@ void ShardState::grow_index() {
 
 uint32_t ShardState::customer_slot(const std::string& id, uint64_t hash) {
   const std::size_t mask = index_.size() - 1;
-  std::size_t i = hash & mask;
+  std::size_t i = index_home(hash, mask);
   for (; index_[i] != 0; i = (i + 1) & mask) {
     const CustomerState& c = customers_[index_[i] - 1];
     if (c.hash == hash && c.id == id) return index_[i] - 1;
