@@ -36,6 +36,8 @@ class DedupTable {
   DedupTable();
 
   const DedupEntry* find(DedupKey key) const;
+  // A hint: the slot `key` starts probing at will be needed soon.
+  void prefetch(DedupKey key) const { __builtin_prefetch(&slots_[normalize(key).lo & mask_]); }
   // Inserts an entry whose key is not in the table yet.
   void insert(DedupEntry entry);
   // Inserts, or replaces the entry with the same key (an id forgotten and seen anew).

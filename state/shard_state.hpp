@@ -107,6 +107,8 @@ class ShardState {
   void schedule(int64_t tick, uint32_t slot);
   void evaluate(uint32_t slot, int64_t tick);
   void mark_dirty(CustomerState& c, uint32_t slot);
+  void prefetch_index(const ParsedEvent& e) const;
+  void prefetch_customer(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
   void encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
                        std::string* out) const;
