@@ -25,7 +25,7 @@ namespace streamscore {
 struct RawBatch;
 
 struct EngineOptions {
-  int shards = 4;
+  int shards = 8;
   int threads = 0;   // CAF scheduler threads; 0 = number of cores
   int parsers = 0;   // 0 = number of threads
   int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;

@@ -92,11 +92,16 @@ Status run_generator_source(const Config& config, Engine& engine, ProgressLine& 
   std::string line;
   uint64_t position = 0;
   bool more = true;
+  // At a configured rate, a batch holds about 100 ms of events, so that they flow
+  // steadily instead of waiting for a full batch.
+  std::size_t batch_size = static_cast<std::size_t>(config.engine.batch_size);
+  if (config.source.rate > 0)
+    batch_size = std::max<std::size_t>(1, std::min<std::size_t>(batch_size, config.source.rate / 10));
   while (more && !g_stop.load()) {
     auto buffer = std::make_shared<std::string>();
     RawBatch batch;
     batch.source = "generator";
-    while (batch.lines.size() < static_cast<std::size_t>(config.engine.batch_size) &&
+    while (batch.lines.size() < batch_size &&
            (more = generator.next(&line))) {
       batch.lines.push_back(LineRef{static_cast<uint32_t>(buffer->size()),
                                     static_cast<uint32_t>(line.size()), ++position});

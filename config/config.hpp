@@ -43,10 +43,10 @@ struct WindowConfig {
 };
 
 struct EngineConfig {
-  int shards = 4;             // shard actors; results do not depend on it
+  int shards = 8;             // shard actors; results do not depend on it
   int threads = 0;            // CAF scheduler threads; 0 = number of cores
   int parsers = 0;            // parser actors; 0 = number of threads
-  int batch_size = 8192;      // records per batch from the source
+  int batch_size = 65536;     // records per batch from the source (big batches amortize messaging)
   int64_t flush_interval_ms = 200;  // how often shards write changed items to the store
 };
 

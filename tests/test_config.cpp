@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(defaults_without_file_or_overrides) {
   c.engine.shards = 99;
   BOOST_TEST(load_config("", {}, &c).is_ok());
   check_equal(c, Config{});
-  BOOST_TEST(c.engine.shards == 4);
+  BOOST_TEST(c.engine.shards == 8);
   BOOST_TEST(c.window.allowed_lateness_ns == 600 * kSec);
   BOOST_TEST(c.window.max_future_skew_ns == 24 * 3600 * kSec);
   BOOST_TEST(c.source.start == "2025-01-01T00:00:00Z");
@@ -148,8 +148,8 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "source.dup_rate=0.02", "source.disorder_s=120", "source.late_rate=0.001",
       "source.bad_rate=0.001", "source.seed=42", "source.start=2025-01-01T00:00:00Z",
       "state.backend=rocksdb", "state.path=data/state", "dead_letter.path=data/dead-letter.jsonl",
-      "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=4",
-      "engine.threads=0", "engine.parsers=0", "engine.batch_size=8192",
+      "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=8",
+      "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536",
       "engine.flush_interval_ms=200"};
   BOOST_TEST(sets.size() == kAllKeys.size());
   Config c;
@@ -189,7 +189,7 @@ threads = 2
   BOOST_TEST(c.window.max_future_skew_ns == 500'000'000);
   BOOST_TEST(c.engine.shards == 1024);
   BOOST_TEST(c.engine.threads == 2);
-  BOOST_TEST(c.engine.batch_size == 8192);  // untouched keys keep their defaults
+  BOOST_TEST(c.engine.batch_size == 65536);  // untouched keys keep their defaults
 }
 
 BOOST_AUTO_TEST_CASE(overrides_win_over_the_file_and_later_overrides_win) {
