@@ -46,7 +46,12 @@ void DedupTable::upsert(DedupEntry entry) {
       slots_[i] = entry;
       return;
     }
-    if (is_empty(slots_[i])) break;
+    if (is_empty(slots_[i])) {
+      if (over_load(size_ + 1, slots_.size())) break;  // make room first, then insert
+      slots_[i] = entry;  // the first empty slot of the chain: where insert would put it
+      ++size_;
+      return;
+    }
   }
   insert(entry);
 }

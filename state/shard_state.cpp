@@ -259,6 +259,8 @@ void ShardState::render_item(const CustomerState& c, std::string* out) {
 void ShardState::encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
                                  std::string* out) const {
   out->clear();
+  // Upper bound of the encoding below, so that appending never reallocates.
+  out->reserve(64 + (c.buckets.size() - c.head) * 40 + ids.size() * 40);
   out->push_back(static_cast<char>(kInternalFormat));
   put_signed(*out, c.hi);
   put_signed(*out, c.last_eval_tick);
