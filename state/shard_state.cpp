@@ -256,11 +256,11 @@ void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->push_back('}');
 }
 
-void ShardState::encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
-                                 std::string* out) const {
+void ShardState::encode_internal(const CustomerState& c, const DedupEntry* const* ids,
+                                 std::size_t id_count, std::string* out) const {
   out->clear();
   // Upper bound of the encoding below, so that appending never reallocates.
-  out->reserve(64 + (c.buckets.size() - c.head) * 40 + ids.size() * 40);
+  out->reserve(64 + (c.buckets.size() - c.head) * 40 + id_count * 40);
   out->push_back(static_cast<char>(kInternalFormat));
   put_signed(*out, c.hi);
   put_signed(*out, c.last_eval_tick);
@@ -283,8 +283,9 @@ void ShardState::encode_internal(const CustomerState& c, const std::vector<const
     put_varint(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos));
     out->push_back(static_cast<char>(b.max_digits));
   }
-  put_varint(*out, ids.size());
-  for (const DedupEntry* e : ids) {
+  put_varint(*out, id_count);
+  for (std::size_t i = 0; i < id_count; ++i) {
+    const DedupEntry* e = ids[i];
     put_fixed64(*out, e->key.lo);
     put_fixed64(*out, e->key.hi);
     put_varint(*out, e->fingerprint);
@@ -298,11 +299,19 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
   std::sort(dirty_.begin(), dirty_.end(), [this](uint32_t a, uint32_t b) {
     return customers_[a].id < customers_[b].id;
   });
+  // The dedup ids of each dirty customer, grouped by a counting sort over the table:
+  // ids_begin[i] .. ids_begin[i + 1] in `ids` belong to dirty_[i].
   std::vector<int32_t> position(customers_.size(), -1);
   for (std::size_t i = 0; i < dirty_.size(); ++i) position[dirty_[i]] = static_cast<int32_t>(i);
-  std::vector<std::vector<const DedupEntry*>> ids(dirty_.size());
+  std::vector<uint32_t> ids_begin(dirty_.size() + 1, 0);
   dedup_.for_each([&](const DedupEntry& e) {
-    if (position[e.customer] >= 0) ids[position[e.customer]].push_back(&e);
+    if (position[e.customer] >= 0) ++ids_begin[position[e.customer] + 1];
+  });
+  for (std::size_t i = 1; i < ids_begin.size(); ++i) ids_begin[i] += ids_begin[i - 1];
+  std::vector<const DedupEntry*> ids(ids_begin.back());
+  std::vector<uint32_t> next_id(ids_begin.begin(), ids_begin.end() - 1);
+  dedup_.for_each([&](const DedupEntry& e) {
+    if (position[e.customer] >= 0) ids[next_id[position[e.customer]]++] = &e;
   });
 
   std::vector<ConditionalPut> puts;
@@ -313,15 +322,12 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
     puts.reserve(end - start);
     for (std::size_t i = start; i < end; ++i) {
       const CustomerState& c = customers_[dirty_[i]];
-      auto& list = ids[i];
-      std::sort(list.begin(), list.end(), [](const DedupEntry* a, const DedupEntry* b) {
-        return a->key.hi != b->key.hi ? a->key.hi < b->key.hi : a->key.lo < b->key.lo;
-      });
       ConditionalPut put;  // version unchanged when only the internal data moved on
       put.record.pk = "CUSTOMER#" + c.id;
       put.record.version = c.version;
       if (c.version > 0) render_item(c, &put.record.item_json);
-      encode_internal(c, list, &put.record.internal);
+      encode_internal(c, ids.data() + ids_begin[i], ids_begin[i + 1] - ids_begin[i],
+                      &put.record.internal);
       put.expected_version = c.stored_version;
       puts.push_back(std::move(put));
     }

@@ -110,8 +110,8 @@ class ShardState {
   void prefetch_index(const ParsedEvent& e) const;
   void prefetch_customer(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
-  void encode_internal(const CustomerState& c, const std::vector<const DedupEntry*>& ids,
-                       std::string* out) const;
+  void encode_internal(const CustomerState& c, const DedupEntry* const* ids,
+                       std::size_t id_count, std::string* out) const;
 
   ShardOptions options_;
   std::vector<CustomerState> customers_;
