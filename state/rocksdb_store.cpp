@@ -297,6 +297,10 @@ class RocksDbStore final : public StateStore {
     conflicts->clear();
     Status s = validate(puts);
     if (!s.is_ok() || puts.empty()) return s;
+    // Encode outside the lock, assuming every condition holds (the usual case), so
+    // that concurrent writers only serialize on the version check and the write.
+    rocksdb::WriteBatch batch;
+    if (!(s = add_puts(puts, {}, &batch)).is_ok()) return s;
     // One writer at a time: the versions read below must still be current when the
     // batch is written. Readers (get, scan) do not take this lock.
     std::lock_guard<std::mutex> lock(write_mu_);
@@ -305,20 +309,36 @@ class RocksDbStore final : public StateStore {
     if (!s.is_ok()) return s;
     // Check sequentially, as if applied one after another: a later put of the same PK
     // sees the version of an earlier passing put. In the WriteBatch the later Put wins.
-    rocksdb::WriteBatch batch;
     for (std::size_t i = 0; i < puts.size(); ++i) {
-      const ItemRecord& r = puts[i].record;
-      int64_t& current = versions[r.pk];
+      int64_t& current = versions[puts[i].record.pk];
       if (current != puts[i].expected_version) {
         conflicts->push_back(i);
         continue;
       }
-      current = r.version;
-      rocksdb::Status bs = batch.Put(prefixed(kItemPrefix, r.pk), encode_item(r));
+      current = puts[i].record.version;
+    }
+    if (conflicts->size() == puts.size()) return Status::ok();
+    if (!conflicts->empty()) {  // rare: rebuild the batch without the conflicting puts
+      batch.Clear();
+      if (!(s = add_puts(puts, *conflicts, &batch)).is_ok()) return s;
+    }
+    return from_rocks(db_->Write(write_options(), &batch), "put_batch");
+  }
+
+  // Adds every put to `batch` except those whose index is in `skip` (sorted).
+  Status add_puts(const std::vector<ConditionalPut>& puts, const std::vector<std::size_t>& skip,
+                  rocksdb::WriteBatch* batch) const {
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < puts.size(); ++i) {
+      if (k < skip.size() && skip[k] == i) {
+        ++k;
+        continue;
+      }
+      const ItemRecord& r = puts[i].record;
+      rocksdb::Status bs = batch->Put(prefixed(kItemPrefix, r.pk), encode_item(r));
       if (!bs.ok()) return from_rocks(bs, "put_batch");
     }
-    if (batch.Count() == 0) return Status::ok();
-    return from_rocks(db_->Write(write_options(), &batch), "put_batch");
+    return Status::ok();
   }
 
   Status do_scan(const std::function<bool(const ItemRecord&)>& fn) {
