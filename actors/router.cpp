@@ -105,6 +105,9 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   auto& st = self->state;
   auto& metrics = *st.config.metrics;
   std::vector<ShardBatch> out(st.config.shards.size());
+  std::vector<uint32_t> per_shard(out.size(), 0);
+  for (uint32_t s : st.shard_of_event) ++per_shard[s];
+  for (std::size_t s = 0; s < out.size(); ++s) out[s].events.reserve(per_shard[s]);
   std::vector<uint32_t> expired;
   uint64_t accepted = 0, duplicates = 0, conflicting = 0;
   std::size_t t = 0;
@@ -213,6 +216,9 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   ++st.sequence_number;
   st.events.clear();
   st.rejects.clear();
+  std::size_t total = 0;
+  for (const auto& chunk : st.current->chunks) total += chunk.events.size();
+  st.events.reserve(total);
   for (auto& chunk : st.current->chunks) {
     std::move(chunk.events.begin(), chunk.events.end(), std::back_inserter(st.events));
     std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
