@@ -77,7 +77,10 @@ log "  $P2"
 
 replay() {  # replay THREADS -> the JSON summary line
   local dir="$OUT/state-$1t" line rc=0
-  rm -rf "$dir"
+  # Each replay starts on a quiet disk: no state left by the run before, and its dirty
+  # pages written back before the clock starts.
+  rm -rf "$OUT"/state-*
+  sync
   line=$("$STREAMSCORE" replay --json --events "$LOG" --state "$dir" --threads "$1") || rc=$?
   if [ "$rc" -ne 0 ]; then
     echo "bench: replay --threads $1 failed (exit $rc): $line" >&2
