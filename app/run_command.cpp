@@ -148,6 +148,9 @@ void print_top_customers(StateStore& store, int top) {
 }
 
 int run(const RunArgs& args) {
+  // First of all: a stop request that arrives while starting up is honoured too.
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   Config config;
   Status s = load_config(args.config_path, args.sets, &config);
   if (!s.is_ok()) {
@@ -166,8 +169,6 @@ int run(const RunArgs& args) {
     print_error("run", s.to_string());
     return kExitFailure;
   }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
   const auto start = std::chrono::steady_clock::now();
   ProgressLine progress("run");
   bool finished = false;

@@ -57,6 +57,19 @@ Result streamscore(const TempDir& dir, const std::string& args) {
   return r;
 }
 
+// Waits until a daemon has started its engine on the state: by then RocksDB's
+// write-ahead log (NNNNNN.log) holds the session marker.
+void wait_until_open(const std::string& state) {
+  auto started = [&] {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(state, ec))
+      if (entry.path().extension() == ".log" && entry.file_size(ec) > 0) return true;
+    return false;
+  };
+  for (int i = 0; i < 400 && !started(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+}
+
 std::size_t count_lines(const std::string& s) {
   return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
 }
@@ -172,6 +185,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
   posix_spawn_file_actions_destroy(&actions);
   // Append the rest while it runs, then stop it.
+  wait_until_open(state);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(half, (all.size() - half) / 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
@@ -206,7 +220,8 @@ BOOST_FIXTURE_TEST_CASE(a_killed_daemon_leaves_a_state_that_is_refused_not_misre
   pid_t pid = 0;
   BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
   posix_spawn_file_actions_destroy(&actions);
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  wait_until_open(state);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
