@@ -100,7 +100,7 @@ Status decode_header(std::string_view pk, rocksdb::Slice v, int64_t* version,
     return malformed(pk, "unknown format byte " + std::to_string(static_cast<unsigned char>(v[0])));
   *version = static_cast<int64_t>(get_fixed(v.data() + 1, 8));
   *json_len = static_cast<uint32_t>(get_fixed(v.data() + 9, 4));
-  if (*version < 1) return malformed(pk, "version " + std::to_string(*version) + " < 1");
+  if (*version < 0) return malformed(pk, "negative version " + std::to_string(*version));
   if (*json_len > v.size() - kHeaderSize)
     return malformed(pk, "item_json length " + std::to_string(*json_len) + " exceeds the value");
   return Status::ok();

@@ -230,3 +230,18 @@ BOOST_FIXTURE_TEST_CASE(a_killed_daemon_leaves_a_state_that_is_refused_not_misre
   BOOST_TEST(again.err.find("not closed cleanly") != std::string::npos, again.err);
   BOOST_TEST(again.err.find("replay") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(the_generator_source_holds_its_rate_and_balances) {
+  TempDir dir;
+  const auto start = std::chrono::steady_clock::now();
+  Result r = streamscore(dir, "run --json --set source.kind=generator --set source.events=3000"
+                              " --set source.rate=5000 --set state.path=" + (dir / "gen") +
+                              " --set dead_letter.path=" + (dir / "gen-dl.jsonl"));
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  BOOST_TEST(r.out.find("\"read\":3000,") != std::string::npos, r.out);
+  BOOST_TEST(r.out.find("\"balanced\":true") != std::string::npos);
+  // 3000 records at 5000/s cannot take less than 0.6 s; only a lower bound is checked.
+  BOOST_TEST(seconds >= 0.5);
+}

@@ -372,9 +372,10 @@ BOOST_AUTO_TEST_CASE(dead_letters_carry_reason_source_and_raw_line) {
 
 // A stop without the final tick (SIGTERM while following a file) and a restart on the
 // same store must continue exactly where the uninterrupted run would be.
-BOOST_AUTO_TEST_CASE(stops_and_restarts_anywhere_give_the_uninterrupted_result) {
-  std::mt19937_64 pick(21);
-  for (uint64_t seed = 40; seed < 48; ++seed) {
+// Runs seeds [first, last) cut into segments, each on a fresh engine over one store.
+void check_restarts(uint64_t first, uint64_t last, bool on_rocksdb) {
+  std::mt19937_64 pick(21 + first);
+  for (uint64_t seed = first; seed < last; ++seed) {
     LogShape shape;
     shape.customers = 3 + static_cast<int>(pick() % 6);
     shape.events = 400 + static_cast<int>(pick() % 800);
@@ -385,7 +386,15 @@ BOOST_AUTO_TEST_CASE(stops_and_restarts_anywhere_give_the_uninterrupted_result) 
     for (int i = 0, n = 1 + static_cast<int>(pick() % 4); i < n; ++i)
       cuts.push_back(pick() % lines.size());
     std::sort(cuts.begin(), cuts.end());
-    auto store = make_memory_store();
+    const std::string dir = (std::filesystem::temp_directory_path() /
+                             ("streamscore-restart-" + std::to_string(::getpid()))).string();
+    std::filesystem::remove_all(dir);
+    std::unique_ptr<StateStore> store;
+    if (on_rocksdb) {
+      BOOST_REQUIRE(open_rocksdb_store(dir, &store).is_ok());
+    } else {
+      store = make_memory_store();
+    }
     RunStats total;
     EngineRun last;
     for (std::size_t k = 0; k + 1 < cuts.size(); ++k) {
@@ -393,6 +402,7 @@ BOOST_AUTO_TEST_CASE(stops_and_restarts_anywhere_give_the_uninterrupted_result) 
       EngineOptions options;
       options.shards = 1 + static_cast<int>(pick() % 6);  // a restart may change the shard count
       options.threads = 2;
+      options.flush_interval_ms = static_cast<int64_t>(pick() % 3);  // 0 = only at the stop
       options.allowed_lateness_ns = kLateness;
       const bool final = k + 2 == cuts.size();
       Status s = run_lines(part, options, 1 + pick() % 100, *store, &last, final);
@@ -411,5 +421,15 @@ BOOST_AUTO_TEST_CASE(stops_and_restarts_anywhere_give_the_uninterrupted_result) 
       BOOST_TEST(total.ticks == whole.stats.ticks);
       BOOST_TEST(total.logical_writes == whole.stats.logical_writes);
     }
+    store.reset();
+    std::filesystem::remove_all(dir);
   }
+}
+
+BOOST_AUTO_TEST_CASE(stops_and_restarts_anywhere_give_the_uninterrupted_result) {
+  check_restarts(40, 48, /*on_rocksdb=*/false);
+}
+
+BOOST_AUTO_TEST_CASE(stops_and_restarts_on_rocksdb_give_the_uninterrupted_result) {
+  check_restarts(60, 63, /*on_rocksdb=*/true);
 }

@@ -206,6 +206,26 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(empty_batch_clears_conflicts, B, Backends) {
   BOOST_TEST(c.empty());
 }
 
+// A customer whose events have not reached a tick yet: version 0, no public item,
+// only internal data. It can be rewritten under version 0, then get its first item.
+BOOST_AUTO_TEST_CASE_TEMPLATE(version_zero_rows_carry_internal_data_until_the_first_item, B, Backends) {
+  B b;
+  ConditionalPut pending = put("CUSTOMER#P", 0, "", "buckets-1");
+  pending.record.version = 0;
+  BOOST_TEST(write(*b.store, {pending}).empty());
+  BOOST_TEST(read(*b.store, "CUSTOMER#P").version == 0);
+  pending.record.internal = "buckets-2";  // internal data moved on, still no item
+  BOOST_TEST(write(*b.store, {pending}).empty());
+  BOOST_TEST(read(*b.store, "CUSTOMER#P").internal == "buckets-2");
+  ConditionalPut first = put("CUSTOMER#P", 0, "{\"version\":3}", "buckets-3");
+  first.record.version = 3;  // several ticks' versions in one flush
+  BOOST_TEST(write(*b.store, {first}).empty());
+  const ItemRecord r = read(*b.store, "CUSTOMER#P");
+  BOOST_TEST(r.version == 3);
+  BOOST_TEST(r.internal == "buckets-3");
+  BOOST_TEST(write(*b.store, {pending}).size() == 1u);  // stale: the store holds 3 now
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(bad_version_is_invalid_and_applies_nothing, B, Backends) {
   B b;
   ConditionalPut bad = put("CUSTOMER#B", 5);
