@@ -113,7 +113,6 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   std::vector<std::shared_ptr<ShardState>> states;
   if (!(s = load_state(store, options.allowed_lateness_ns, options.shards, clock.get(), &states)).is_ok())
     return s;
-  engine->metrics_->max_event_ns = clock->snapshot().max_event_ns;
 
   auto writer = std::make_shared<DeadLetterWriter>();
   if (!(s = writer->open(options.dead_letter_path, options.truncate_dead_letter)).is_ok()) return s;

@@ -17,8 +17,6 @@ struct EngineMetrics {
   std::atomic<uint64_t> conflicting_duplicates{0};
   std::array<std::atomic<uint64_t>, kReasonCount> dead_lettered{};
   std::atomic<uint64_t> ticks{0};
-  std::atomic<int64_t> max_event_ns{0};
-  std::atomic<uint64_t> batches{0};
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;

@@ -147,7 +147,6 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   metrics.dead_lettered[static_cast<int>(Reason::expired)] += expired.size();
   for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
   metrics.ticks += result.ticks_emitted;
-  metrics.batches += 1;
   finish_current(self, {});
 }
 

@@ -39,10 +39,10 @@ ProgressLine::ProgressLine(std::string label)
       start_(std::chrono::steady_clock::now()),
       last_(start_) {}
 
-void ProgressLine::update(const EngineMetrics& m, bool force) {
+void ProgressLine::update(const EngineMetrics& m) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
-  if (!force && now - last_ < std::chrono::milliseconds(250)) return;
+  if (now - last_ < std::chrono::milliseconds(250)) return;
   last_ = now;
   const double secs = std::chrono::duration<double>(now - start_).count();
   const uint64_t read = m.read.load();

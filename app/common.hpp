@@ -29,7 +29,7 @@ EngineOptions engine_options_from(const Config& config);
 class ProgressLine {
  public:
   explicit ProgressLine(std::string label);
-  void update(const EngineMetrics& metrics, bool force = false);
+  void update(const EngineMetrics& metrics);
   void done();
 
  private:

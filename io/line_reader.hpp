@@ -30,9 +30,6 @@ class LineReader {
 
   uint64_t offset() const { return base_offset_ + pos_; }  // bytes consumed
   uint64_t line() const { return line_; }                  // next line number
-  const std::string& path() const { return path_; }
-  // The name used in dead-letter positions: the path as given.
-  const std::string& source_name() const { return path_; }
 
  private:
   Status refill(bool* got_bytes);

@@ -5,7 +5,6 @@
 
 #include <caf/all.hpp>
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>

@@ -41,7 +41,8 @@ struct EventTime {
 // Index of the 5-minute window holding `ns`: window k is [k*300 s, (k+1)*300 s).
 constexpr int64_t window_of(int64_t ns) { return floor_div(ns, kWindowNanos); }
 
-// 128-bit dedup key: XXH3-128 of event_id, seeded with the customer's hash.
+// 128-bit dedup key: XXH3-128 of the length-prefixed (customer_id, event_id) pair
+// (dedup_key in io/event_parser.hpp).
 struct DedupKey {
   uint64_t lo = 0;
   uint64_t hi = 0;

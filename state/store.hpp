@@ -20,7 +20,7 @@ namespace streamscore {
 // public item yet, and `export` skips it.
 struct ItemRecord {
   std::string pk;        // "CUSTOMER#<customer_id>", raw bytes (not JSON-escaped)
-  int64_t version = 0;   // >= 1 once stored
+  int64_t version = 0;   // >= 0; 0 = no public item yet
   std::string item_json;
   std::string internal;
 };
