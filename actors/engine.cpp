@@ -195,10 +195,9 @@ Status Engine::finish(bool final_tick, RunStats* stats,
       .receive([&](RunStats& s) { *stats = s; },
                [&](caf::error& err) { result = Status::io_error(system_->render(err)); });
   if (!result.is_ok()) return result;
-  ClockSnapshot snap{stats->clock_started, stats->max_event_ns, stats->tick};
   for (const auto& [key, value] : extra_meta)
     if (!(result = store_->put_meta(key, value)).is_ok()) return result;
-  if (!(result = store_->put_meta(kMetaClock, encode_clock(snap))).is_ok()) return result;
+  if (!(result = store_->put_meta(kMetaClock, encode_clock(stats->clock))).is_ok()) return result;
   if (!(result = store_->sync()).is_ok()) return result;
   // Only now is the state consistent: items, clock and source position all written.
   if (!(result = store_->put_meta(kMetaSession, "closed")).is_ok()) return result;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "actors/event_clock.hpp"
 #include "state/event.hpp"
 
 namespace streamscore {
@@ -37,9 +38,7 @@ struct RunStats {
   uint64_t items_written = 0;
   uint64_t logical_writes = 0;
   uint64_t dedup_ids = 0;
-  int64_t max_event_ns = 0;
-  bool clock_started = false;
-  int64_t tick = 0;
+  ClockSnapshot clock;        // where the window clock stands at the end
   double finish_seconds = 0;  // final tick + writing every item, after the last record
 
   uint64_t dead_lettered_total() const {

@@ -34,7 +34,6 @@ struct RouterState {
   std::deque<std::shared_ptr<InFlight>> queue;  // arrival order
   // The batch being sequenced (probe -> classify -> dispatch), if any.
   std::shared_ptr<InFlight> current;
-  RawBatchPtr batch;
   std::size_t pending = 0;
   std::vector<ParsedEvent> events;
   std::vector<Rejected> rejects;
@@ -42,9 +41,8 @@ struct RouterState {
   std::vector<uint32_t> probe_slot;  // index of the event's key in its shard's probe
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
-  bool failed = false;
-  // Numbers the sequenced batches: a late reply for a batch that already failed
-  // must not be taken for the next one's.
+  // The number of the batch being sequenced; retired (incremented) when it is done or
+  // failed, so that a late reply for it is never taken for the next batch's.
   uint64_t sequence_number = 0;
   // An end request waits until every batch before it is dispatched.
   std::shared_ptr<EndContext> end;
@@ -59,14 +57,13 @@ void finish_current(router_ptr self, std::string error) {
   auto& st = self->state;
   self->send(st.current->reply_to, ack_atom::value, BatchAck{std::move(error)});
   st.current.reset();
-  st.batch.reset();
+  ++st.sequence_number;
   pump(self);
 }
 
 void fail_batch(router_ptr self, uint64_t number, const caf::error& err) {
   auto& st = self->state;
-  if (number != st.sequence_number || st.failed || !st.current) return;
-  st.failed = true;
+  if (number != st.sequence_number || !st.current) return;
   finish_current(self, self->system().render(err));
 }
 
@@ -76,7 +73,7 @@ void add_tick_to_all(std::vector<ShardBatch>& out, int64_t tick) {
 }
 
 std::string render_dead_letters(const RouterState& st, const std::vector<uint32_t>& expired) {
-  const RawBatch& batch = *st.batch;
+  const RawBatch& batch = *st.current->batch;
   std::string out;
   std::size_t r = 0, e = 0;
   auto source_of = [&](uint32_t index) {
@@ -140,7 +137,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
       self->send(st.config.shards[s], apply_atom::value, std::move(out[s]));
   if (!dead.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
 
-  metrics.read += st.batch->lines.size();
+  metrics.read += st.current->batch->lines.size();
   metrics.accepted += accepted;
   metrics.duplicates += duplicates;
   metrics.conflicting_duplicates += conflicting;
@@ -169,8 +166,7 @@ void classify(router_ptr self) {
   self->request(st.config.clock, caf::infinite, classify_atom::value, std::move(request))
       .then(
           [=](ClassifyResult& result) {
-            if (number == self->state.sequence_number && !self->state.failed)
-              dispatch(self, result);
+            if (number == self->state.sequence_number) dispatch(self, result);
           },
           [=](caf::error& err) { fail_batch(self, number, err); });
 }
@@ -199,7 +195,7 @@ void probe(router_ptr self) {
                   std::move(st.probe_requests[s]))
         .then(
             [=](ProbeReply& reply) {
-              if (number != self->state.sequence_number || self->state.failed) return;
+              if (number != self->state.sequence_number) return;
               self->state.probe_replies[s] = std::move(reply);
               if (--self->state.pending == 0) classify(self);
             },
@@ -210,9 +206,6 @@ void probe(router_ptr self) {
 void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   auto& st = self->state;
   st.current = std::move(batch);
-  st.batch = st.current->batch;
-  st.failed = false;
-  ++st.sequence_number;
   st.events.clear();
   st.rejects.clear();
   std::size_t total = 0;
@@ -287,9 +280,7 @@ void finish_end(router_ptr self, std::shared_ptr<EndContext> ctx) {
                       s.conflicting_duplicates = m.conflicting_duplicates;
                       for (int r = 0; r < kReasonCount; ++r) s.dead_lettered[r] = m.dead_lettered[r];
                       s.ticks = m.ticks;
-                      s.clock_started = snap.started;
-                      s.max_event_ns = snap.max_event_ns;
-                      s.tick = snap.tick;
+                      s.clock = snap;
                       ctx->promise.deliver(s);
                     },
                     [=](caf::error& err) { fail_end(ctx, err); });
@@ -361,7 +352,6 @@ caf::behavior router_actor(router_ptr self, RouterConfig config) {
 
 void run_end(router_ptr self) {
   auto ctx = std::move(self->state.end);
-  self->state.end.reset();
   if (!self->state.end_with_final_tick) return flush_all(self, ctx);
   self->request(self->state.config.clock, caf::infinite, final_atom::value)
       .then(
