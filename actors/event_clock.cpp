@@ -4,12 +4,11 @@ namespace streamscore {
 
 bool EventClock::expired(int64_t time_ns) const {
   // Older than the current tick minus 30 days: it can no longer change any feature.
-  return state_.started && time_ns < state_.tick * kWindowNanos - kHorizonNanos;
+  return state_.started && time_ns < horizon_start_ns(state_.tick);
 }
 
 bool EventClock::remembered(int64_t first_time_ns) const {
-  return !state_.started ||
-         first_time_ns >= state_.tick * kWindowNanos - kHorizonNanos - lateness_ns_;
+  return !state_.started || first_time_ns >= forget_before_ns(state_.tick, lateness_ns_);
 }
 
 void EventClock::accept(int64_t time_ns, uint32_t position, ClassifyResult* out) {

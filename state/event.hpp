@@ -41,6 +41,15 @@ struct EventTime {
 // Index of the 5-minute window holding `ns`: window k is [k*300 s, (k+1)*300 s).
 constexpr int64_t window_of(int64_t ns) { return floor_div(ns, kWindowNanos); }
 
+// At tick `tick`, events before this instant are expired: they can change no feature.
+constexpr int64_t horizon_start_ns(int64_t tick) { return tick * kWindowNanos - kHorizonNanos; }
+// At tick `tick`, ids whose first event is before this instant are forgotten: the
+// horizon plus the allowed lateness (contract, section 2). The window clock and the
+// shards must agree on it, so both use this.
+constexpr int64_t forget_before_ns(int64_t tick, int64_t allowed_lateness_ns) {
+  return horizon_start_ns(tick) - allowed_lateness_ns;
+}
+
 // 128-bit dedup key: XXH3-128 of the length-prefixed (customer_id, event_id) pair
 // (dedup_key in io/event_parser.hpp).
 struct DedupKey {

@@ -117,7 +117,11 @@ void ShardState::prefetch_customer(const ParsedEvent& e) const {
   dedup_.prefetch(e.key);
 }
 
-void ShardState::schedule(int64_t tick, uint32_t slot) { calendar_[tick].push_back(slot); }
+// Every tick up to the current one is done: an entry never goes before the next.
+void ShardState::schedule(int64_t tick, uint32_t slot) {
+  if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
+  calendar_[tick].push_back(slot);
+}
 
 void ShardState::apply_event(ParsedEvent& event) {
   const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
@@ -168,7 +172,7 @@ void ShardState::apply_event(ParsedEvent& event) {
       c.next_tick_scheduled = next_tick;
     }
   } else if (created) {
-    schedule(next_tick == kNoTick ? window + 1 : std::max(window + 1, next_tick), slot);
+    schedule(window + 1, slot);  // when the window enters the features
   }
   if (created) schedule(window + 1 + kHorizonWindows, slot);  // when it leaves the 30 days
 }
@@ -180,9 +184,7 @@ void ShardState::advance_to(int64_t tick) {
     for (uint32_t slot : node.mapped()) evaluate(slot, node.key());
   }
   current_tick_ = tick;
-  // An id can matter while its event is not expired: event_time >= tick - 30 days.
-  // Keep the allowed lateness on top, as the contract asks.
-  dedup_.set_forget_before(tick * kWindowNanos - kHorizonNanos - options_.allowed_lateness_ns);
+  dedup_.set_forget_before(forget_before_ns(tick, options_.allowed_lateness_ns));
 }
 
 void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
@@ -217,8 +219,7 @@ void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
 
 void ShardState::evaluate(uint32_t slot, int64_t tick) {
   CustomerState& c = customers_[slot];
-  if (c.last_eval_tick != kNoTick && c.last_eval_tick >= tick) return;
-  c.last_eval_tick = tick;
+  if (c.hi != kNoTick && c.hi >= tick) return;  // already evaluated at this tick
   ++evaluations_;
   enter_and_leave(c, tick);
   mark_dirty(c, slot);
@@ -263,7 +264,7 @@ void ShardState::encode_internal(const CustomerState& c, const DedupEntry* const
   out->reserve(64 + (c.buckets.size() - c.head) * 40 + id_count * 40);
   out->push_back(static_cast<char>(kInternalFormat));
   put_signed(*out, c.hi);
-  put_signed(*out, c.last_eval_tick);
+  put_signed(*out, c.hi);  // format 1 had a separate last-evaluation tick, always equal to hi
   put_signed(*out, c.as_of_tick);
   put_varint(*out, static_cast<uint64_t>(c.written.txn_count));
   put_varint(*out, static_cast<uint64_t>(c.written.cents));
@@ -362,16 +363,13 @@ Status ShardState::load(const ItemRecord& record) {
     return Status::corruption("item " + record.pk + ": unknown internal format " +
                               std::to_string(format) + " (this build reads format " +
                               std::to_string(kInternalFormat) + ")");
-  // Entries never go before the next tick: everything up to the current one is done.
-  auto not_before = [this](int64_t tick) {
-    return current_tick_ == kNoTick ? tick : std::max(tick, current_tick_ + 1);
-  };
   const std::string id = record.pk.substr(kPrefix.size());
   const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
   CustomerState& c = customers_[slot];
   uint64_t u = 0, n = 0;
   uint8_t digits = 0, flag = 0;
-  bool ok = d.signed_varint(&c.hi) && d.signed_varint(&c.last_eval_tick) &&
+  int64_t evaluated_at = 0;  // equal to hi (see encode_internal)
+  bool ok = d.signed_varint(&c.hi) && d.signed_varint(&evaluated_at) &&
             d.signed_varint(&c.as_of_tick) && d.varint(&u);
   c.written.txn_count = static_cast<int64_t>(u);
   ok = ok && d.varint(&u);
@@ -399,8 +397,8 @@ Status ShardState::load(const ItemRecord& record) {
       c.sum_count += b.count;
       c.sum_cents += b.cents;
     }
-    if (c.hi == kNoTick || window >= c.hi) schedule(not_before(window + 1), slot);
-    schedule(not_before(window + 1 + kHorizonWindows), slot);
+    if (c.hi == kNoTick || window >= c.hi) schedule(window + 1, slot);
+    schedule(window + 1 + kHorizonWindows, slot);
   }
   if (!d.varint(&n)) return bad("has no id count");
   for (uint64_t i = 0; i < n; ++i) {

@@ -56,7 +56,6 @@ struct CustomerState {
   int64_t as_of_tick = kNoTick;
   int64_t version = 0;          // logical writes so far
   int64_t stored_version = 0;   // version the store holds (the optimistic-lock condition)
-  int64_t last_eval_tick = kNoTick;
   int64_t next_tick_scheduled = kNoTick;
   bool dirty = false;           // item or internal data changed since the last flush
 };
