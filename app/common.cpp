@@ -33,6 +33,20 @@ EngineOptions engine_options_from(const Config& config) {
   return o;
 }
 
+GeneratorOptions generator_options_from(const SourceConfig& source) {
+  GeneratorOptions g;
+  g.customers = source.customers;
+  g.events = source.events;
+  g.days = source.days;
+  g.dup_rate = source.dup_rate;
+  g.disorder_s = source.disorder_s;
+  g.late_rate = source.late_rate;
+  g.bad_rate = source.bad_rate;
+  g.seed = source.seed;
+  parse_utc_time(source.start, &g.start_ns);  // load_config has validated it
+  return g;
+}
+
 ProgressLine::ProgressLine(std::string label)
     : label_(std::move(label)),
       enabled_(::isatty(STDERR_FILENO) == 1),

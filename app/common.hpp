@@ -10,6 +10,7 @@
 #include "actors/engine.hpp"
 #include "actors/metrics.hpp"
 #include "config/config.hpp"
+#include "io/generator.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
@@ -24,6 +25,7 @@ Status open_store(const std::string& backend, const std::string& path,
                   std::unique_ptr<StateStore>* out);
 
 EngineOptions engine_options_from(const Config& config);
+GeneratorOptions generator_options_from(const SourceConfig& source);
 
 // A progress line on stderr, only when stderr is a terminal, at most 4 times a second.
 class ProgressLine {

@@ -14,7 +14,6 @@
 #include "app/common.hpp"
 #include "io/generator.hpp"
 #include "io/line_reader.hpp"
-#include "state/format.hpp"
 
 namespace streamscore {
 
@@ -74,20 +73,7 @@ Status run_file_source(const Config& config, Engine& engine, StateStore& store,
 
 Status run_generator_source(const Config& config, Engine& engine, ProgressLine& progress,
                             bool* finished) {
-  GeneratorOptions g;
-  g.customers = config.source.customers;
-  g.events = config.source.events;
-  g.days = config.source.days;
-  g.dup_rate = config.source.dup_rate;
-  g.disorder_s = config.source.disorder_s;
-  g.late_rate = config.source.late_rate;
-  g.bad_rate = config.source.bad_rate;
-  g.seed = config.source.seed;
-  EventTime start;
-  if (!parse_event_time(config.source.start, &start))
-    return Status::invalid_argument("source.start: not a time");
-  g.start_ns = start.ns;
-  EventGenerator generator(g);
+  EventGenerator generator(generator_options_from(config.source));
   const auto begin = std::chrono::steady_clock::now();
   std::string line;
   uint64_t position = 0;

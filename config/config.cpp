@@ -6,6 +6,8 @@
 // same setters, so both get the same rules and the same messages.
 #include "config/config.hpp"
 
+#include "state/format.hpp"
+
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -457,34 +459,6 @@ Status check_combination(const Config& c) {
   return Status::ok();
 }
 
-// ---- time ------------------------------------------------------------------------------
-
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-bool read_digits(const std::string& s, std::size_t at, std::size_t n, int64_t* out) {
-  int64_t v = 0;
-  for (std::size_t i = at; i < at + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-int days_in_month(int64_t y, int64_t m) {
-  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-  return m == 2 && leap ? 29 : kDays[m - 1];
-}
-
 }  // namespace
 
 Status parse_duration(const std::string& text, int64_t* nanos) {
@@ -508,22 +482,13 @@ Status parse_duration(const std::string& text, int64_t* nanos) {
 }
 
 Status parse_utc_time(const std::string& text, int64_t* nanos) {
-  const Status bad = Status::invalid_argument("'" + text +
-                                              "': expected an RFC 3339 UTC time like "
-                                              "\"2025-01-01T00:00:00Z\"");
-  if (text.size() != 20 || text[4] != '-' || text[7] != '-' || text[10] != 'T' ||
-      text[13] != ':' || text[16] != ':' || text[19] != 'Z')
-    return bad;
-  int64_t y, mo, d, h, mi, s;
-  if (!read_digits(text, 0, 4, &y) || !read_digits(text, 5, 2, &mo) ||
-      !read_digits(text, 8, 2, &d) || !read_digits(text, 11, 2, &h) ||
-      !read_digits(text, 14, 2, &mi) || !read_digits(text, 17, 2, &s))
-    return bad;
-  // Years outside 1678..2261 do not fit int64 nanoseconds.
-  if (y < 1678 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 ||
-      mi > 59 || s > 59)
-    return bad;
-  *nanos = ((days_from_civil(y, mo, d) * 24 + h) * 60 * 60 + mi * 60 + s) * kSecondNanos;
+  // The event-time grammar, restricted to whole seconds.
+  EventTime t;
+  if (!parse_event_time(text, &t) || t.frac_digits != 0)
+    return Status::invalid_argument("'" + text +
+                                    "': expected an RFC 3339 UTC time like "
+                                    "\"2025-01-01T00:00:00Z\"");
+  *nanos = t.ns;
   return Status::ok();
 }
 
