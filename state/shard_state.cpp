@@ -40,14 +40,19 @@ namespace {
 std::size_t index_home(uint64_t hash, std::size_t mask) { return (hash >> 24) & mask; }
 }  // namespace
 
-const CustomerState* ShardState::find_customer(const std::string& id) const {
-  const uint64_t hash = XXH3_64bits(id.data(), id.size());
+std::size_t ShardState::index_position(const std::string& id, uint64_t hash) const {
   const std::size_t mask = index_.size() - 1;
-  for (std::size_t i = index_home(hash, mask); index_[i] != 0; i = (i + 1) & mask) {
+  std::size_t i = index_home(hash, mask);
+  for (; index_[i] != 0; i = (i + 1) & mask) {
     const CustomerState& c = customers_[index_[i] - 1];
-    if (c.hash == hash && c.id == id) return &c;
+    if (c.hash == hash && c.id == id) break;
   }
-  return nullptr;
+  return i;
+}
+
+const CustomerState* ShardState::find_customer(const std::string& id) const {
+  const uint32_t entry = index_[index_position(id, XXH3_64bits(id.data(), id.size()))];
+  return entry == 0 ? nullptr : &customers_[entry - 1];
 }
 
 void ShardState::grow_index() {
@@ -61,12 +66,8 @@ void ShardState::grow_index() {
 }
 
 uint32_t ShardState::customer_slot(const std::string& id, uint64_t hash) {
-  const std::size_t mask = index_.size() - 1;
-  std::size_t i = index_home(hash, mask);
-  for (; index_[i] != 0; i = (i + 1) & mask) {
-    const CustomerState& c = customers_[index_[i] - 1];
-    if (c.hash == hash && c.id == id) return index_[i] - 1;
-  }
+  const std::size_t i = index_position(id, hash);
+  if (index_[i] != 0) return index_[i] - 1;
   const auto slot = static_cast<uint32_t>(customers_.size());
   customers_.emplace_back();
   customers_.back().id = id;
@@ -118,6 +119,12 @@ void ShardState::prefetch_customer(const ParsedEvent& e) const {
 }
 
 // Every tick up to the current one is done: an entry never goes before the next.
+std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState& c,
+                                                                  int64_t window) {
+  return std::lower_bound(c.buckets.begin() + c.head, c.buckets.end(), window,
+                          [](const Bucket& b, int64_t w) { return b.window < w; });
+}
+
 void ShardState::schedule(int64_t tick, uint32_t slot) {
   if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
   calendar_[tick].push_back(slot);
@@ -138,8 +145,7 @@ void ShardState::apply_event(ParsedEvent& event) {
     it = c.buckets.end() - 1;
     created = true;
   } else if (c.buckets.back().window != window) {
-    it = std::lower_bound(begin, c.buckets.end(), window,
-                          [](const Bucket& b, int64_t w) { return b.window < w; });
+    it = first_bucket_at_or_after(c, window);
     if (it->window != window) {
       it = c.buckets.insert(it, Bucket{window});
       created = true;
@@ -190,11 +196,8 @@ void ShardState::advance_to(int64_t tick) {
 void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
   const int64_t old_hi = c.hi;
   const int64_t new_lo = tick - kHorizonWindows;
-  auto begin = c.buckets.begin() + c.head;
-  auto it = old_hi == kNoTick
-                ? begin
-                : std::lower_bound(begin, c.buckets.end(), old_hi,
-                                   [](const Bucket& b, int64_t w) { return b.window < w; });
+  // Windows from the old `hi` up to the tick enter the features now.
+  auto it = old_hi == kNoTick ? c.buckets.begin() + c.head : first_bucket_at_or_after(c, old_hi);
   for (; it != c.buckets.end() && it->window < tick; ++it) {
     fold_time(c, bucket_time(*it));
     if (it->window >= new_lo) {

@@ -101,7 +101,10 @@ class ShardState {
   static void render_item(const CustomerState& c, std::string* out);
 
  private:
+  // Index position of `id`, or of the empty slot where it would go.
+  std::size_t index_position(const std::string& id, uint64_t hash) const;
   uint32_t customer_slot(const std::string& id, uint64_t hash);
+  static std::vector<Bucket>::iterator first_bucket_at_or_after(CustomerState& c, int64_t window);
   void grow_index();
   void schedule(int64_t tick, uint32_t slot);
   void evaluate(uint32_t slot, int64_t tick);
