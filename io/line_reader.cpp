@@ -60,6 +60,14 @@ Status LineReader::refill(bool* got_bytes) {
   return Status::ok();
 }
 
+// The line buffer_[pos_, end) becomes a record unless it is blank; it counts either way.
+void LineReader::take_line(std::size_t end, RawBatch* batch) {
+  std::string_view text(buffer_->data() + pos_, end - pos_);
+  if (!is_blank(text))
+    batch->lines.push_back(LineRef{static_cast<uint32_t>(pos_), static_cast<uint32_t>(end - pos_), line_});
+  ++line_;
+}
+
 Status LineReader::next(std::size_t max_lines, bool take_partial, RawBatch* batch, bool* at_end) {
   batch->lines.clear();
   batch->source = path_;
@@ -70,11 +78,7 @@ Status LineReader::next(std::size_t max_lines, bool take_partial, RawBatch* batc
       const void* nl = std::memchr(buf.data() + pos_, '\n', buf.size() - pos_);
       if (!nl) break;
       const std::size_t end = static_cast<const char*>(nl) - buf.data();
-      std::string_view text(buf.data() + pos_, end - pos_);
-      if (!is_blank(text))
-        batch->lines.push_back(LineRef{static_cast<uint32_t>(pos_),
-                                       static_cast<uint32_t>(end - pos_), line_});
-      ++line_;
+      take_line(end, batch);
       pos_ = end + 1;
     }
     if (!batch->lines.empty()) {
@@ -88,11 +92,7 @@ Status LineReader::next(std::size_t max_lines, bool take_partial, RawBatch* batc
     // No more bytes for now.
     const std::string& rest = *buffer_;
     if (take_partial && pos_ < rest.size()) {
-      std::string_view text(rest.data() + pos_, rest.size() - pos_);
-      if (!is_blank(text))
-        batch->lines.push_back(LineRef{static_cast<uint32_t>(pos_),
-                                       static_cast<uint32_t>(rest.size() - pos_), line_});
-      ++line_;
+      take_line(rest.size(), batch);
       pos_ = rest.size();
       batch->buffer = buffer_;
     }

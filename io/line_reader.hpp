@@ -33,6 +33,7 @@ class LineReader {
 
  private:
   Status refill(bool* got_bytes);
+  void take_line(std::size_t end, RawBatch* batch);
 
   std::string path_;
   int fd_ = -1;
