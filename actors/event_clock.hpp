@@ -16,7 +16,7 @@ namespace streamscore {
 struct Candidate {
   int64_t time_ns = 0;
   DedupKey key;
-  uint32_t fingerprint = 0;       // fingerprint32 of the event
+  uint32_t fingerprint = 0;       // event_fingerprint of the record
   uint32_t seen_fingerprint = 0;  // when seen_before
   int64_t seen_time_ns = 0;       // event time of the first occurrence, when seen_before
   bool seen_before = false;       // the shard's dedup set had the id before this batch

@@ -157,7 +157,7 @@ void classify(router_ptr self) {
     Candidate& c = request.candidates[i];
     c.time_ns = ev.time.ns;
     c.key = ev.key;
-    c.fingerprint = fingerprint32(ev.fingerprint);
+    c.fingerprint = ev.fingerprint;
     c.seen_before = reply.found[st.probe_slot[i]] != 0;
     c.seen_fingerprint = reply.fingerprints[st.probe_slot[i]];
     c.seen_time_ns = reply.times[st.probe_slot[i]];

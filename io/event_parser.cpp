@@ -274,10 +274,11 @@ DedupKey dedup_key(std::string_view customer_id, std::string_view event_id) {
   return DedupKey{key.low64, key.high64};
 }
 
-uint64_t event_fingerprint(EventTime time, std::string_view event_type, int64_t cents) {
+uint32_t event_fingerprint(EventTime time, std::string_view event_type, int64_t cents) {
   const uint64_t seed = static_cast<uint64_t>(time.ns) * 0x9E3779B97F4A7C15ULL ^
                         static_cast<uint64_t>(cents) * 0xC2B2AE3D27D4EB4FULL ^ time.frac_digits;
-  return XXH3_64bits_withSeed(event_type.data(), event_type.size(), seed);
+  const uint64_t h = XXH3_64bits_withSeed(event_type.data(), event_type.size(), seed);
+  return static_cast<uint32_t>(h ^ (h >> 32));
 }
 
 struct EventParser::Impl {

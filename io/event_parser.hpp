@@ -23,8 +23,9 @@ struct ParseFailure {
 // The dedup key of an event: XXH3-128 of the length-prefixed (customer_id, event_id) pair.
 DedupKey dedup_key(std::string_view customer_id, std::string_view event_id);
 // What tells conflicting duplicates apart: the instant as spelled (it shows in
-// last_event_time), the event type and the amount in cents.
-uint64_t event_fingerprint(EventTime time, std::string_view event_type, int64_t cents);
+// last_event_time), the event type and the amount in cents. 32 bits: a conflicting
+// duplicate is counted as an exact one with probability 2^-32 (features never differ).
+uint32_t event_fingerprint(EventTime time, std::string_view event_type, int64_t cents);
 
 // One per thread; reusable (buffers are kept between calls), not thread-safe.
 // Validation order: not_json, not_object, duplicate_field, then the fields in the order

@@ -25,12 +25,6 @@ struct DedupEntry {
 };
 static_assert(sizeof(DedupEntry) == 32, "dedup entries are packed to 32 bytes");
 
-// The dedup tables compare 32-bit fingerprints: a conflicting duplicate is missed (and
-// counted as an exact one) with probability 2^-32; it has no effect on features either way.
-inline uint32_t fingerprint32(uint64_t fingerprint) {
-  return static_cast<uint32_t>(fingerprint ^ (fingerprint >> 32));
-}
-
 class DedupTable {
  public:
   DedupTable();

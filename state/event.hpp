@@ -64,7 +64,7 @@ struct ParsedEvent {
   int64_t cents = 0;          // exact amount in cents
   bool is_transaction = false;
   DedupKey key;
-  uint64_t fingerprint = 0;   // hash of (instant, event_type, cents): tells conflicting duplicates apart
+  uint32_t fingerprint = 0;   // event_fingerprint: tells conflicting duplicates apart
   uint64_t customer_hash = 0; // stable hash of customer_id, picks the shard
   uint32_t record_index = 0;  // position of the record in its batch
 };

@@ -134,7 +134,7 @@ void ShardState::apply_event(ParsedEvent& event) {
   const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
   CustomerState& c = customers_[slot];
   mark_dirty(c, slot);  // its internal data changes even when its item does not (yet)
-  dedup_.upsert(DedupEntry{event.key, event.time.ns, fingerprint32(event.fingerprint), slot});
+  dedup_.upsert(DedupEntry{event.key, event.time.ns, event.fingerprint, slot});
 
   const int64_t window = window_of(event.time.ns);
   auto begin = c.buckets.begin() + c.head;

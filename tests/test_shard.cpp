@@ -29,7 +29,7 @@ ParsedEvent event(const std::string& customer, const std::string& id, int64_t ns
   e.is_transaction = txn;
   e.customer_hash = XXH3_64bits(customer.data(), customer.size());
   e.key = dedup_key(customer, id);
-  e.fingerprint = static_cast<uint64_t>(ns) ^ static_cast<uint64_t>(cents);
+  e.fingerprint = static_cast<uint32_t>(ns ^ cents);
   return e;
 }
 
