@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
 
-.PHONY: all deps build run test bench clean
+.PHONY: all deps build run test bench fuzz clean
 
 all: build
 
@@ -29,5 +29,19 @@ test: build
 bench: build
 	@bash bench/run.sh $(BUILD)
 
+# libFuzzer on the event parser and the config loader (clang, ASan, UBSan), each for
+# FUZZ_SECONDS on a copy of its seed corpus in tests/fuzz/corpus/. A crash stops the
+# run and leaves the input as build-fuzz/crash-*; turn it into a regression test.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@CXX=clang++ CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMSCORE_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_event_parser fuzz_config
+	@for t in event_parser config; do \
+	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/; \
+	  echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	  (cd build-fuzz && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    ./fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 corpus-$$t 2>&1 | tail -n 12) || exit 1; \
+	done
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-fuzz

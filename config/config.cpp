@@ -371,6 +371,108 @@ std::vector<Entry> collect(const std::vector<SectionSpec>& schema, const toml::t
   return entries;
 }
 
+// toml++ 3.3 (Debian bookworm) reaches __builtin_unreachable, undefined behaviour, on
+// some non-ASCII characters (found by tests/fuzz/fuzz_config.cpp), on more than one
+// parsing path. So toml++ only ever sees ASCII: inside "basic" strings non-ASCII
+// characters become \uXXXX escapes (the same value), in comments they are blanked, and
+// anywhere else (bare text, 'literal' strings, where escapes do not exist) they are
+// refused, as are bytes that are not UTF-8. `line` is set to the offending line.
+
+// Decodes one UTF-8 sequence at t[i]; returns its length, or 0 when it is invalid.
+std::size_t decode_utf8(std::string_view t, std::size_t i, char32_t* cp) {
+  const auto b0 = static_cast<unsigned char>(t[i]);
+  const std::size_t n = b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC0 ? 2 : 0;
+  if (n == 0 || b0 > 0xF4 || i + n > t.size()) return 0;
+  char32_t v = b0 & (0x7F >> n);
+  for (std::size_t k = 1; k < n; ++k) {
+    const auto b = static_cast<unsigned char>(t[i + k]);
+    if ((b & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (b & 0x3F);
+  }
+  static constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (v < kMin[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+  *cp = v;
+  return n;
+}
+
+bool to_ascii_toml(std::string_view t, std::string* out, std::size_t* line) {
+  enum class In { code, comment, basic, literal, multiline_basic, multiline_literal };
+  static const char* const kTripleQuote = "\"\"\"";
+  static const char* const kTripleApostrophe = "'''";
+  In in = In::code;
+  auto opens = [&](std::size_t i, const char* three) { return t.compare(i, 3, three) == 0; };
+  out->clear();
+  *line = 1;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const char c = t[i];
+    if (c == '\n') ++*line;
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      char32_t cp = 0;
+      const std::size_t n = decode_utf8(t, i, &cp);
+      if (n == 0) return false;
+      if (in == In::comment) {
+        out->push_back(' ');
+      } else if (in == In::basic || in == In::multiline_basic) {
+        char escape[12];
+        std::snprintf(escape, sizeof escape, cp > 0xFFFF ? "\\U%08X" : "\\u%04X",
+                      static_cast<unsigned>(cp));
+        out->append(escape);
+      } else {
+        return false;
+      }
+      i += n - 1;
+      continue;
+    }
+    const bool escaped_ascii = c == '\\' && i + 1 < t.size() &&
+                               static_cast<unsigned char>(t[i + 1]) < 0x80;
+    switch (in) {
+      case In::code:
+        if (opens(i, kTripleQuote) || opens(i, kTripleApostrophe)) {
+          in = c == '"' ? In::multiline_basic : In::multiline_literal;
+          out->append(t.substr(i, 3));
+          i += 2;
+          continue;
+        }
+        if (c == '#') in = In::comment;
+        else if (c == '"') in = In::basic;
+        else if (c == '\'') in = In::literal;
+        break;
+      case In::comment:
+        if (c == '\n') in = In::code;
+        break;
+      case In::basic:
+      case In::multiline_basic:
+        if (escaped_ascii) {  // keep the escape and what it escapes together
+          out->push_back(c);
+          if (t[i + 1] == '\n') ++*line;
+          out->push_back(t[++i]);
+          continue;
+        }
+        if (in == In::basic && (c == '"' || c == '\n')) in = In::code;
+        if (in == In::multiline_basic && opens(i, kTripleQuote)) {
+          in = In::code;
+          out->append(kTripleQuote);
+          i += 2;
+          continue;
+        }
+        break;
+      case In::literal:
+        if (c == '\'' || c == '\n') in = In::code;
+        break;
+      case In::multiline_literal:
+        if (opens(i, kTripleApostrophe)) {
+          in = In::code;
+          out->append(kTripleApostrophe);
+          i += 2;
+          continue;
+        }
+        break;
+    }
+    out->push_back(c);
+  }
+  return true;
+}
+
 std::string position(const std::string& path, const toml::source_position& pos) {
   return path + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": ";
 }
@@ -379,9 +481,15 @@ Status apply_file(const std::string& path, const std::vector<SectionSpec>& schem
   std::string text;
   Status s = read_file(path, &text);
   if (!s.is_ok()) return s;
+  std::string ascii;
+  std::size_t line = 0;
+  if (!to_ascii_toml(text, &ascii, &line))
+    return config_error(path + ":" + std::to_string(line) +
+                        ": a non-ASCII character outside a \"double-quoted\" string or a "
+                        "comment, or bytes that are not UTF-8");
   toml::table root;
   try {
-    root = toml::parse(text, path);
+    root = toml::parse(ascii, path);
   } catch (const toml::parse_error& e) {
     return config_error(position(path, e.source().begin) + std::string(e.description()));
   }
@@ -404,8 +512,10 @@ std::string trim(const std::string& s) {
 // "v = <text>" parsed as TOML when it is one value; anything else (x.jsonl, 10m) is a string.
 toml::table parse_override_value(const std::string& text, bool textual) {
   toml::table holder;
+  std::string ascii;
+  std::size_t line = 0;
   try {
-    holder = toml::parse("v = " + text + "\n");
+    if (to_ascii_toml("v = " + text + "\n", &ascii, &line)) holder = toml::parse(ascii);
   } catch (const toml::parse_error&) {
     holder.clear();
   }

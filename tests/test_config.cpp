@@ -392,3 +392,32 @@ BOOST_AUTO_TEST_CASE(utc_times) {
   BOOST_TEST(!parse_utc_time("2262-01-01T00:00:00Z", &ns).is_ok());
   BOOST_TEST(!parse_utc_time("2025-01-01t00:00:00z", &ns).is_ok());
 }
+
+// Found by tests/fuzz/fuzz_config.cpp: toml++ 3.3 reaches __builtin_unreachable on some
+// non-ASCII characters. toml++ now only sees ASCII: non-ASCII in "basic" strings is
+// escaped (same value), in comments blanked, and refused anywhere else.
+BOOST_AUTO_TEST_CASE(non_ascii_reaches_toml_only_as_escapes) {
+  const std::string bare_key = "[window]\nallow\xd0\x80_latene\n[engi90s\"\n[enndo3\n";
+  const std::string m = file_error(bare_key);
+  BOOST_TEST(m.find(":2: a non-ASCII character outside a \"double-quoted\" string") !=
+                 std::string::npos, m);
+  // The second crash: non-ASCII reached while toml++ scans a malformed value.
+  BOOST_TEST(!file_error("lowed_late.ess =+\"+9\xd0\x8e\"\n[eng\n").empty());
+  // Literal strings cannot carry escapes: non-ASCII there is refused, naming the line.
+  BOOST_TEST(file_error("[state]\npath = 'd\xc3\xa9'\n").find(":2:") != std::string::npos);
+  BOOST_TEST(!file_error("[state]\npath = \"\xff\"\n").empty());  // not UTF-8
+  TempDir dir;
+  const std::string ok = dir.write(
+      "ok.toml",
+      "# caf\xc3\xa9 comment\n[state]\npath = \"donn\xc3\xa9" "es/\xf0\x9f\x93\x81\"\n"
+      "[dead_letter]\npath = \"\"\"d\xc3\xa9" "ad.jsonl\"\"\"\n");
+  Config c;
+  Status s = load_config(ok, {}, &c);
+  BOOST_TEST(s.is_ok(), s.message());
+  BOOST_TEST(c.state.path == "donn\xc3\xa9" "es/\xf0\x9f\x93\x81");
+  BOOST_TEST(c.dead_letter.path == "d\xc3\xa9" "ad.jsonl");
+  // An override value with non-ASCII is taken as text.
+  s = load_config("", {"source.path=donn\xc3\xa9" "es.jsonl"}, &c);
+  BOOST_TEST(s.is_ok(), s.message());
+  BOOST_TEST(c.source.path == "donn\xc3\xa9" "es.jsonl");
+}
