@@ -29,16 +29,14 @@ int64_t average_cents(int64_t cents, int64_t count) {
   return static_cast<int64_t>(twice / (static_cast<__int128>(count) * 2));
 }
 
-}  // namespace
-
-ShardState::ShardState(ShardOptions options) : options_(options) {}
-
-namespace {
 // The index slot of a customer hash. Not its low bits: the shard is picked by
 // `hash % shards`, so inside one shard the low bits are all alike and would pile every
 // customer onto a few slots.
 std::size_t index_home(uint64_t hash, std::size_t mask) { return (hash >> 24) & mask; }
+
 }  // namespace
+
+ShardState::ShardState(ShardOptions options) : options_(options) {}
 
 std::size_t ShardState::index_position(const std::string& id, uint64_t hash) const {
   const std::size_t mask = index_.size() - 1;
