@@ -378,23 +378,6 @@ std::vector<Entry> collect(const std::vector<SectionSpec>& schema, const toml::t
 // anywhere else (bare text, 'literal' strings, where escapes do not exist) they are
 // refused, as are bytes that are not UTF-8. `line` is set to the offending line.
 
-// Decodes one UTF-8 sequence at t[i]; returns its length, or 0 when it is invalid.
-std::size_t decode_utf8(std::string_view t, std::size_t i, char32_t* cp) {
-  const auto b0 = static_cast<unsigned char>(t[i]);
-  const std::size_t n = b0 >= 0xF0 ? 4 : b0 >= 0xE0 ? 3 : b0 >= 0xC0 ? 2 : 0;
-  if (n == 0 || b0 > 0xF4 || i + n > t.size()) return 0;
-  char32_t v = b0 & (0x7F >> n);
-  for (std::size_t k = 1; k < n; ++k) {
-    const auto b = static_cast<unsigned char>(t[i + k]);
-    if ((b & 0xC0) != 0x80) return 0;
-    v = (v << 6) | (b & 0x3F);
-  }
-  static constexpr char32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (v < kMin[n] || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
-  *cp = v;
-  return n;
-}
-
 bool to_ascii_toml(std::string_view t, std::string* out, std::size_t* line) {
   enum class In { code, comment, basic, literal, multiline_basic, multiline_literal };
   static const char* const kTripleQuote = "\"\"\"";

@@ -364,6 +364,16 @@ void append_json_string_lossless(std::string& out, std::string_view raw) {
   out.push_back('"');
 }
 
+std::size_t decode_utf8(std::string_view bytes, std::size_t at, char32_t* code_point) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data()) + at;
+  const size_t len = utf8_sequence_length(p, bytes.size() - at);
+  if (len == 0) return 0;
+  char32_t v = p[0] & (0x7F >> len);  // the lead byte's payload bits
+  for (size_t i = 1; i < len; ++i) v = (v << 6) | (p[i] & 0x3F);
+  *code_point = v;
+  return len;
+}
+
 bool is_valid_utf8(std::string_view bytes) {
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
   const size_t n = bytes.size();

@@ -48,6 +48,10 @@ void append_json_string_lossless(std::string& out, std::string_view raw);
 // above U+10FFFF): used to explain not_json rejections.
 bool is_valid_utf8(std::string_view bytes);
 
+// Decodes the well-formed UTF-8 sequence starting at bytes[at] (lead byte >= 0x80):
+// returns its length and sets *code_point, or returns 0 when it is not well-formed.
+std::size_t decode_utf8(std::string_view bytes, std::size_t at, char32_t* code_point);
+
 // Exact parse of a JSON number token (`-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`)
 // to integer cents, rounding to the nearest cent with halves away from zero.
 // Returns false when the text is not such a token. When |cents| > kMaxAmountCents sets

@@ -890,3 +890,16 @@ BOOST_AUTO_TEST_CASE(writer_reports_open_failure) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_CASE(decode_utf8_returns_code_points_of_well_formed_sequences) {
+  char32_t cp = 0;
+  BOOST_TEST(decode_utf8("\xc3\xa9", 0, &cp) == 2u);
+  BOOST_TEST(static_cast<uint32_t>(cp) == 0xE9u);
+  BOOST_TEST(decode_utf8("x\xe2\x82\xac", 1, &cp) == 3u);
+  BOOST_TEST(static_cast<uint32_t>(cp) == 0x20ACu);
+  BOOST_TEST(decode_utf8("\xf0\x9f\x93\x81", 0, &cp) == 4u);
+  BOOST_TEST(static_cast<uint32_t>(cp) == 0x1F4C1u);
+  BOOST_TEST(decode_utf8("\xc0\xaf", 0, &cp) == 0u);      // overlong
+  BOOST_TEST(decode_utf8("\xed\xa0\x80", 0, &cp) == 0u);  // surrogate
+  BOOST_TEST(decode_utf8("\xe2\x82", 0, &cp) == 0u);      // truncated
+}
