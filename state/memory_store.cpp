@@ -26,22 +26,6 @@ struct StoredItem {
 // RocksDB's bytewise comparator, so both backends scan identically.
 using ItemMap = std::map<std::string, StoredItem, std::less<>>;
 
-// Same rule in both backends: a put must name a PK and never move the version back.
-// A flush may carry several ticks' versions at once (so it may skip some), or only
-// new internal data under the same version.
-Status validate(const std::vector<ConditionalPut>& puts) {
-  for (std::size_t i = 0; i < puts.size(); ++i) {
-    const ConditionalPut& p = puts[i];
-    if (p.record.pk.empty())
-      return Status::invalid_argument("put " + std::to_string(i) + ": empty pk");
-    if (p.expected_version < 0 || p.record.version < p.expected_version)
-      return Status::invalid_argument("put " + std::to_string(i) + ": version " +
-                                      std::to_string(p.record.version) +
-                                      " is behind the expected version " +
-                                      std::to_string(p.expected_version));
-  }
-  return Status::ok();
-}
 
 // Runs `fn` and turns any exception (bad_alloc, a throwing scan callback) into a
 // Status, so none escapes through the StateStore interface.
@@ -110,7 +94,7 @@ class MemoryStore final : public StateStore {
   Status put_batch_locked(const std::vector<ConditionalPut>& puts,
                           std::vector<std::size_t>* conflicts) {
     conflicts->clear();
-    Status s = validate(puts);
+    Status s = validate_puts(puts);
     if (!s.is_ok()) return s;
     std::lock_guard<std::mutex> lock(mu_);
     // Check sequentially, as if applied one after another: a later put of the same

@@ -120,21 +120,13 @@ Status decode_item(std::string_view pk, rocksdb::Slice v, ItemRecord* out) {
 
 // ---------------------------------------------------------------- helpers
 
+// validate_puts, plus this backend's own bound: the header stores the JSON length in 32 bits.
 Status validate(const std::vector<ConditionalPut>& puts) {
-  for (std::size_t i = 0; i < puts.size(); ++i) {
-    const ConditionalPut& p = puts[i];
-    const std::string at = "put " + std::to_string(i) + ": ";
-    if (p.record.pk.empty()) return Status::invalid_argument(at + "empty pk");
-    // Versions never move back. A write may skip versions (the engine counts one per
-    // tick at which the item changed and flushes only the latest), or keep the
-    // version when only the internal data moved on.
-    if (p.expected_version < 0 || p.record.version < p.expected_version)
-      return Status::invalid_argument(at + "version " + std::to_string(p.record.version) +
-                                      " is behind the expected version " +
-                                      std::to_string(p.expected_version));
-    if (p.record.item_json.size() > std::numeric_limits<uint32_t>::max())
-      return Status::invalid_argument(at + "item_json longer than 4 GiB");
-  }
+  Status s = validate_puts(puts);
+  if (!s.is_ok()) return s;
+  for (std::size_t i = 0; i < puts.size(); ++i)
+    if (puts[i].record.item_json.size() > std::numeric_limits<uint32_t>::max())
+      return Status::invalid_argument("put " + std::to_string(i) + ": item_json longer than 4 GiB");
   return Status::ok();
 }
 
@@ -190,7 +182,7 @@ rocksdb::Options make_options() {
 class RocksDbStore final : public StateStore {
  public:
   RocksDbStore(std::string dir, std::unique_ptr<rocksdb::DB> db, RocksDbOptions options)
-      : dir_(std::move(dir)), db_(std::move(db)), options_(options) {}
+      : dir_(std::move(dir)), options_(options), db_(std::move(db)) {}
 
   ~RocksDbStore() override {
     // Close() waits for background work and, in bulk-load mode (no WAL), flushes the

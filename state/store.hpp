@@ -32,6 +32,11 @@ struct ConditionalPut {
   int64_t expected_version = 0;
 };
 
+// The rule every backend applies to a batch before writing it: each put names a PK, and
+// never moves the version back. A flush may carry several ticks' versions at once (so it
+// may skip some), or only new internal data under the same version.
+Status validate_puts(const std::vector<ConditionalPut>& puts);
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
