@@ -26,9 +26,9 @@ class DeadLetterWriter;
 
 caf::actor spawn_parser(caf::actor_system& sys);
 
-// `store` outlives the actor. flush_interval_ms = 0: write only when asked (flush_atom).
+// `store` outlives the actor; the shard writes to it only for a `direct` barrier.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, int64_t flush_interval_ms);
+                       StateStore* store);
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
 

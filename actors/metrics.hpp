@@ -18,6 +18,11 @@ struct EngineMetrics {
   std::atomic<uint64_t> conflicting_duplicates{0};
   std::array<std::atomic<uint64_t>, kReasonCount> dead_lettered{};
   std::atomic<uint64_t> ticks{0};
+  // Checkpoints (written by the engine when it commits one).
+  std::atomic<uint64_t> checkpoints{0};
+  std::atomic<int64_t> last_checkpoint_unix_ms{0};  // 0 = none yet in this process
+  std::atomic<uint64_t> items_committed{0};          // item puts in committed checkpoints
+  std::atomic<uint64_t> write_conflicts{0};          // puts retried: another writer moved the version
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;
@@ -38,8 +43,10 @@ struct RunStats {
   uint64_t items_written = 0;
   uint64_t logical_writes = 0;
   uint64_t dedup_ids = 0;
+  uint64_t conflicts = 0;     // writes retried because another writer moved the version
   ClockSnapshot clock;        // where the window clock stands at the end
   double finish_seconds = 0;  // final tick + writing every item, after the last record
+  double recovery_seconds = 0;  // loading the state at start (`run`)
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;
