@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,8 @@ struct RouterConfig {
   caf::actor clock;
   caf::actor dead_letter;
   int64_t max_future_skew_ns = 0;
+  int64_t since_ns = std::numeric_limits<int64_t>::min();  // valid records outside
+  int64_t until_ns = std::numeric_limits<int64_t>::max();  // [since, until) are skipped
   std::function<int64_t()> now_ns;
   std::shared_ptr<EngineMetrics> metrics;
 };

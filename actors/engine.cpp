@@ -187,6 +187,8 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   rc.dead_letter = spawn_dead_letter_sink(sys, writer);
   rc.max_future_skew_ns = options.max_future_skew_ns;
   rc.now_ns = engine->options_.now_ns;
+  rc.since_ns = options.since_ns;
+  rc.until_ns = options.until_ns;
   rc.metrics = engine->metrics_;
   engine->shards_ = rc.shards;
   engine->actors_ = rc.parsers;

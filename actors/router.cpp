@@ -50,6 +50,7 @@ struct RouterState {
   std::vector<uint32_t> probe_slot;  // index of the event's key in its shard's probe
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
+  uint64_t out_of_range = 0;  // valid records of the current batch outside [since, until)
   // The number of the batch being sequenced; retired (incremented) when it is done or
   // failed, so that a late reply for it is never taken for the next batch's.
   uint64_t sequence_number = 0;
@@ -152,6 +153,8 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   metrics.dead_lettered[static_cast<int>(Reason::expired)] += expired.size();
   for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
   metrics.ticks += result.ticks_emitted;
+  metrics.out_of_range += st.out_of_range;
+  if (!result.ticks.empty()) metrics.last_tick = result.ticks.back().tick;
   finish_current(self, {});
 }
 
@@ -219,8 +222,17 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   std::size_t total = 0;
   for (const auto& chunk : st.current->chunks) total += chunk.events.size();
   st.events.reserve(total);
+  st.out_of_range = 0;
+  const int64_t since = st.config.since_ns, until = st.config.until_ns;
   for (auto& chunk : st.current->chunks) {
-    std::move(chunk.events.begin(), chunk.events.end(), std::back_inserter(st.events));
+    for (ParsedEvent& e : chunk.events) {
+      // Outside a backfill's --since/--until: skipped before anything sees it.
+      if (e.time.ns >= since && e.time.ns < until) {
+        st.events.push_back(std::move(e));
+      } else {
+        ++st.out_of_range;
+      }
+    }
     std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
   }
   st.current->chunks.clear();
@@ -294,6 +306,7 @@ void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx)
   s.conflicting_duplicates = m.conflicting_duplicates;
   for (int r = 0; r < kReasonCount; ++r) s.dead_lettered[r] = m.dead_lettered[r];
   s.ticks = m.ticks;
+  s.out_of_range = m.out_of_range;
   const std::size_t shards = st.config.shards.size();
   ctx->shard_cuts.assign(shards, ShardCut{});
   ctx->pending = shards + 2;
@@ -332,6 +345,7 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
               for (const auto& shard : st.config.shards)
                 self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
               st.config.metrics->ticks += f.ticks_emitted;
+              st.config.metrics->last_tick = f.mark.tick;
             }
             cut_at_barrier(self, ctx);
             st.held = false;
