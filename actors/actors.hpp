@@ -29,7 +29,7 @@ caf::actor spawn_parser(caf::actor_system& sys);
 
 // `store` outlives the actor; the shard writes to it only for a `direct` barrier.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store);
+                       StateStore* store, uint32_t index);
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
 

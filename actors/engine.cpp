@@ -22,6 +22,7 @@ namespace {
 constexpr const char* kStoreFormat = "streamscore-state-2";
 constexpr const char* kSessionRebuilding = "rebuilding";
 constexpr const char* kSessionComplete = "complete";
+constexpr int64_t kDayNanos = 86'400LL * 1'000'000'000;
 
 int64_t wall_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -134,10 +135,18 @@ Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock
   if (snap.started)
     for (auto& st : *states) st->set_current_tick(snap.tick);
   Status item_status;
+  auto shard_for = [&](std::string_view id) -> ShardState& {
+    return *(*states)[shard_of(XXH3_64bits(id.data(), id.size()), states->size())];
+  };
   s = store->scan([&](const ItemRecord& record) {
-    const std::string id = record.pk.substr(kCustomerPrefix.size());
-    auto& shard = (*states)[shard_of(XXH3_64bits(id.data(), id.size()), states->size())];
-    item_status = shard->load(record);
+    item_status = shard_for(std::string_view(record.pk).substr(kCustomerPrefix.size())).load(record);
+    return item_status.is_ok();
+  });
+  if (!s.is_ok() || !item_status.is_ok()) return s.is_ok() ? item_status : s;
+  s = store->scan_dedup([&](const DedupRecord& record) {
+    item_status = for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& entry) {
+      shard_for(id).load_id(id, entry);
+    });
     return item_status.is_ok();
   });
   return s.is_ok() ? item_status : s;
@@ -182,7 +191,8 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   RouterConfig rc;
   const int parsers = options.parsers > 0 ? options.parsers : threads;
   for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys));
-  for (auto& st : states) rc.shards.push_back(spawn_shard(sys, st, store));
+  for (std::size_t i = 0; i < states.size(); ++i)
+    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i)));
   rc.clock = spawn_window_clock(sys, clock);
   rc.dead_letter = spawn_dead_letter_sink(sys, writer);
   rc.max_future_skew_ns = options.max_future_skew_ns;
@@ -264,9 +274,20 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
                                        std::to_string(cut.dead_letter_bytes)});
   meta.push_back({kMetaCheckpoint, std::to_string(checkpoint_number_ + 1)});
   if (options_.bulk_load) meta.push_back({kMetaSession, kSessionComplete});
+  WriteSet writes;
+  writes.puts = std::move(cut.puts);
+  writes.meta = std::move(meta);
+  writes.dedup = std::move(cut.dedup);
+  // Whole days of ids that have left the horizon (plus lateness) are forgotten.
+  if (cut.stats.clock.started) {
+    const int64_t forget_ns = forget_before_ns(cut.stats.clock.tick, options_.allowed_lateness_ns);
+    const int64_t day = forget_ns / kDayNanos - (forget_ns % kDayNanos < 0 ? 1 : 0);
+    if (day > forgotten_before_day_) writes.forget_dedup_before_day = forgotten_before_day_ = day;
+  }
   std::vector<VersionShift> shifts;
   uint64_t conflicts = 0;
-  Status s = commit_with_retry(*store_, &cut.puts, meta, &shifts, &conflicts);
+  Status s = commit_with_retry(*store_, &writes, &shifts, &conflicts);
+  const std::size_t items = writes.puts.size();
   if (!s.is_ok()) return s;
   if (!shifts.empty()) {  // the owning shards move their versions along
     std::vector<std::vector<VersionShift>> per_shard(shards_.size());
@@ -280,7 +301,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   if (!(s = store_->sync()).is_ok()) return s;
   ++checkpoint_number_;
   metrics_->checkpoints += 1;
-  metrics_->items_committed += cut.puts.size();
+  metrics_->items_committed += items;
   metrics_->write_conflicts += conflicts;
   metrics_->last_checkpoint_unix_ms = wall_clock_ns() / 1'000'000;
   cut.stats.conflicts += conflicts;
@@ -291,7 +312,7 @@ Status Engine::checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stat
   if (finished_) return Status::invalid_argument("engine already finished");
   if (options_.bulk_load) return Status::invalid_argument("a bulk load has no checkpoints");
   Cut cut;
-  Status s = take_cut(BarrierRequest{false, false}, &cut);
+  Status s = take_cut(BarrierRequest{false, false, checkpoint_number_ + 1}, &cut);
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) {
     if (failure_.is_ok()) failure_ = s;
     return s;
@@ -304,7 +325,7 @@ Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPu
   if (finished_) return Status::invalid_argument("engine already finished");
   finished_ = true;
   Cut cut;
-  Status s = take_cut(BarrierRequest{final_tick, options_.bulk_load}, &cut);
+  Status s = take_cut(BarrierRequest{final_tick, options_.bulk_load, checkpoint_number_ + 1}, &cut);
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) return s;
   *stats = cut.stats;
   return Status::ok();

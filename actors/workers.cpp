@@ -41,6 +41,7 @@ caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
 struct ShardActorState {
   std::shared_ptr<ShardState> shard;
   StateStore* store = nullptr;
+  uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
 };
@@ -58,10 +59,19 @@ ShardReport report_of(const ShardActorState& st) {
 // The shard writes nothing on its own: its changed items leave it at checkpoint
 // barriers, in the order of its mailbox, so that they are consistent with the clock
 // and source positions committed with them.
+// Writes the shard's new dedup ids straight to the store (bulk loads).
+Status write_ids(ShardActorState& st, uint64_t sequence) {
+  WriteSet writes;
+  st.shard->take_unsaved_ids(sequence, st.index, &writes.dedup);
+  std::vector<std::size_t> conflicts;
+  return writes.dedup.empty() ? Status::ok() : st.store->commit(writes, &conflicts);
+}
+
 caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
-                          std::shared_ptr<ShardState> state, StateStore* store) {
+                          std::shared_ptr<ShardState> state, StateStore* store, uint32_t index) {
   self->state.shard = std::move(state);
   self->state.store = store;
+  self->state.index = index;
   return {
       [=](probe_atom, const ProbeRequest& request) -> ProbeReply {
         ProbeReply reply;
@@ -69,21 +79,23 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
         return reply;
       },
       [=](apply_atom, ShardBatch& batch) { self->state.shard->apply(batch.events, batch.ticks); },
-      [=](snapshot_atom, bool direct) -> caf::result<ShardCut> {
+      [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
         auto& st = self->state;
         ShardCut cut;
         Status s;
-        if (direct) {
+        if (request.direct) {
           FlushStats stats;
           s = st.shard->flush(*st.store, &stats);
           st.items_written += stats.items_written;
           st.conflicts += stats.conflicts;
+          if (s.is_ok()) s = write_ids(st, request.sequence);
         } else {
           s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
             std::move(puts.begin(), puts.end(), std::back_inserter(cut.puts));
             return Status::ok();
           });
           st.items_written += cut.puts.size();
+          st.shard->take_unsaved_ids(request.sequence, st.index, &cut.dedup);
         }
         if (!s.is_ok()) return caf::make_error(caf::sec::runtime_error, s.to_string());
         cut.report = report_of(st);
@@ -149,8 +161,8 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store) {
-  return sys.spawn(shard_actor, std::move(state), store);
+                       StateStore* store, uint32_t index) {
+  return sys.spawn(shard_actor, std::move(state), store, index);
 }
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {

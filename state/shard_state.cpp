@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <map>
 
 #include "state/codec.hpp"
 #include "state/format.hpp"
@@ -11,7 +12,11 @@ namespace streamscore {
 
 namespace {
 
-constexpr uint8_t kInternalFormat = 1;
+// 2: buckets only; the dedup ids live in dedup records (format 1 carried them inline).
+constexpr uint8_t kInternalFormat = 2;
+constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
+
+int64_t day_of(int64_t ns) { return ns >= 0 ? ns / kDayNanos : -((-ns + kDayNanos - 1) / kDayNanos); }
 constexpr std::size_t kPutChunk = 4096;
 
 EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
@@ -132,7 +137,7 @@ void ShardState::apply_event(ParsedEvent& event) {
   const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
   CustomerState& c = customers_[slot];
   mark_dirty(c, slot);  // its internal data changes even when its item does not (yet)
-  dedup_.upsert(DedupEntry{event.key, event.time.ns, event.fingerprint, slot});
+  dedup_.upsert(DedupEntry{event.key, event.time.ns, event.fingerprint, slot | DedupEntry::kUnsaved});
 
   const int64_t window = window_of(event.time.ns);
   auto begin = c.buckets.begin() + c.head;
@@ -258,11 +263,10 @@ void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->push_back('}');
 }
 
-void ShardState::encode_internal(const CustomerState& c, const DedupEntry* const* ids,
-                                 std::size_t id_count, std::string* out) const {
+void ShardState::encode_internal(const CustomerState& c, std::string* out) const {
   out->clear();
   // Upper bound of the encoding below, so that appending never reallocates.
-  out->reserve(64 + (c.buckets.size() - c.head) * 40 + id_count * 40);
+  out->reserve(64 + (c.buckets.size() - c.head) * 40);
   out->push_back(static_cast<char>(kInternalFormat));
   put_signed(*out, c.hi);
   put_signed(*out, c.hi);  // format 1 had a separate last-evaluation tick, always equal to hi
@@ -285,14 +289,44 @@ void ShardState::encode_internal(const CustomerState& c, const DedupEntry* const
     put_varint(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos));
     out->push_back(static_cast<char>(b.max_digits));
   }
-  put_varint(*out, id_count);
-  for (std::size_t i = 0; i < id_count; ++i) {
-    const DedupEntry* e = ids[i];
-    put_fixed64(*out, e->key.lo);
-    put_fixed64(*out, e->key.hi);
-    put_varint(*out, e->fingerprint);
-    put_signed(*out, e->time_ns);
+}
+
+void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out) {
+  std::map<int64_t, std::string> by_day;
+  dedup_.take_unsaved([&](const DedupEntry& e) {
+    std::string& data = by_day[day_of(e.time_ns)];
+    const std::string& id = customers_[e.slot()].id;
+    put_varint(data, id.size());
+    data.append(id);
+    put_fixed64(data, e.key.lo);
+    put_fixed64(data, e.key.hi);
+    put_varint(data, e.fingerprint);
+    put_signed(data, e.time_ns);
+  });
+  for (auto& [day, data] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(data)});
+}
+
+Status for_each_dedup_id(const DedupRecord& record,
+                         const std::function<void(std::string_view id, const DedupEntry&)>& fn) {
+  Decoder d(record.data);
+  while (!d.at_end()) {
+    uint64_t length = 0, fingerprint = 0;
+    std::string_view id;
+    DedupEntry e;
+    if (!(d.varint(&length) && d.bytes(length, &id) && d.fixed64(&e.key.lo) &&
+          d.fixed64(&e.key.hi) && d.varint(&fingerprint) && d.signed_varint(&e.time_ns)))
+      return Status::corruption("dedup record of day " + std::to_string(record.day) +
+                                " is truncated");
+    e.fingerprint = static_cast<uint32_t>(fingerprint);
+    fn(id, e);
   }
+  return Status::ok();
+}
+
+void ShardState::load_id(std::string_view id, DedupEntry entry) {
+  const std::string key(id);
+  entry.customer = customer_slot(key, XXH3_64bits(id.data(), id.size()));
+  dedup_.upsert(entry);  // a later record of the same id (forgotten, then seen anew) wins
 }
 
 Status ShardState::take_changes(const ChangeSink& sink) {
@@ -301,21 +335,6 @@ Status ShardState::take_changes(const ChangeSink& sink) {
   std::sort(dirty_.begin(), dirty_.end(), [this](uint32_t a, uint32_t b) {
     return customers_[a].id < customers_[b].id;
   });
-  // The dedup ids of each dirty customer, grouped by a counting sort over the table:
-  // ids_begin[i] .. ids_begin[i + 1] in `ids` belong to dirty_[i].
-  std::vector<int32_t> position(customers_.size(), -1);
-  for (std::size_t i = 0; i < dirty_.size(); ++i) position[dirty_[i]] = static_cast<int32_t>(i);
-  std::vector<uint32_t> ids_begin(dirty_.size() + 1, 0);
-  dedup_.for_each([&](const DedupEntry& e) {
-    if (position[e.customer] >= 0) ++ids_begin[position[e.customer] + 1];
-  });
-  for (std::size_t i = 1; i < ids_begin.size(); ++i) ids_begin[i] += ids_begin[i - 1];
-  std::vector<const DedupEntry*> ids(ids_begin.back());
-  std::vector<uint32_t> next_id(ids_begin.begin(), ids_begin.end() - 1);
-  dedup_.for_each([&](const DedupEntry& e) {
-    if (position[e.customer] >= 0) ids[next_id[position[e.customer]]++] = &e;
-  });
-
   std::vector<ConditionalPut> puts;
   for (std::size_t start = 0; start < dirty_.size(); start += kPutChunk) {
     const std::size_t end = std::min(dirty_.size(), start + kPutChunk);
@@ -327,8 +346,7 @@ Status ShardState::take_changes(const ChangeSink& sink) {
       put.record.pk = customer_pk(c.id);
       put.record.version = c.version;
       if (c.version > 0) render_item(c, &put.record.item_json);
-      encode_internal(c, ids.data() + ids_begin[i], ids_begin[i + 1] - ids_begin[i],
-                      &put.record.internal);
+      encode_internal(c, &put.record.internal);
       put.expected_version = c.stored_version;
       puts.push_back(std::move(put));
     }
@@ -348,10 +366,12 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
   return take_changes([&](std::vector<ConditionalPut>& puts) {
     std::vector<VersionShift> shifts;
     uint64_t conflicts = 0;
-    Status s = commit_with_retry(store, &puts, {}, &shifts, &conflicts);
+    WriteSet writes;
+    writes.puts = std::move(puts);
+    Status s = commit_with_retry(store, &writes, &shifts, &conflicts);
     for (const VersionShift& shift : shifts) rebase(shift);
     if (stats) stats->conflicts += conflicts;
-    if (s.is_ok() && stats) stats->items_written += puts.size();
+    if (s.is_ok() && stats) stats->items_written += writes.puts.size();
     return s;
   });
 }
@@ -413,17 +433,6 @@ Status ShardState::load(const ItemRecord& record) {
     }
     if (c.hi == kNoTick || window >= c.hi) schedule(window + 1, slot);
     schedule(window + 1 + kHorizonWindows, slot);
-  }
-  if (!d.varint(&n)) return bad("has no id count");
-  for (uint64_t i = 0; i < n; ++i) {
-    DedupEntry e;
-    uint64_t fingerprint = 0;
-    if (!(d.fixed64(&e.key.lo) && d.fixed64(&e.key.hi) && d.varint(&fingerprint) &&
-          d.signed_varint(&e.time_ns)))
-      return bad("has a truncated id");
-    e.fingerprint = static_cast<uint32_t>(fingerprint);
-    e.customer = slot;
-    dedup_.insert(e);
   }
   if (!d.at_end()) return bad("has trailing bytes");
   c.version = c.stored_version = record.version;

@@ -12,6 +12,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "state/dedup_table.hpp"
@@ -74,6 +75,10 @@ struct FlushStats {
 // their versions (a conflict retry) after calling ShardState::rebase for each move.
 using ChangeSink = std::function<Status(std::vector<ConditionalPut>& puts)>;
 
+// Decodes the ids of a dedup record written by take_unsaved_ids.
+Status for_each_dedup_id(const DedupRecord& record,
+                         const std::function<void(std::string_view id, const DedupEntry&)>& fn);
+
 class ShardState {
  public:
   explicit ShardState(ShardOptions options);
@@ -99,6 +104,10 @@ class ShardState {
 
   // Rebuilds a customer from a stored item (state continuation after a restart).
   Status load(const ItemRecord& record);
+  // The dedup ids seen since the last call, as records of one day each.
+  void take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out);
+  // Restores one persisted id of customer `id` (after its item was loaded).
+  void load_id(std::string_view id, DedupEntry entry);
   void set_current_tick(int64_t tick) { current_tick_ = tick; }
 
   std::size_t customer_count() const { return customers_.size(); }
@@ -124,8 +133,7 @@ class ShardState {
   void prefetch_index(const ParsedEvent& e) const;
   void prefetch_customer(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
-  void encode_internal(const CustomerState& c, const DedupEntry* const* ids,
-                       std::size_t id_count, std::string* out) const;
+  void encode_internal(const CustomerState& c, std::string* out) const;
 
   ShardOptions options_;
   std::vector<CustomerState> customers_;
