@@ -120,7 +120,33 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
   return Status::ok();
 }
 
-Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock* clock,
+// Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
+// store but decodes only its own shards' customers and ids.
+Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& states,
+                   std::size_t worker, std::size_t workers) {
+  auto mine = [&](std::string_view id) -> ShardState* {
+    const std::size_t shard = shard_of(XXH3_64bits(id.data(), id.size()), states.size());
+    return shard % workers == worker ? states[shard].get() : nullptr;
+  };
+  Status inner;
+  Status s = store->scan([&](const ItemRecord& record) {
+    if (ShardState* shard = mine(std::string_view(record.pk).substr(kCustomerPrefix.size())))
+      inner = shard->load(record);
+    return inner.is_ok();
+  });
+  if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
+  s = store->scan_dedup([&](const DedupRecord& record) {
+    inner = for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& entry) {
+      if (ShardState* shard = mine(id)) shard->load_id(id, entry);
+    });
+    return inner.is_ok();
+  });
+  if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
+  for (std::size_t i = worker; i < states.size(); i += workers) states[i]->finish_loading();
+  return Status::ok();
+}
+
+Status load_state(StateStore* store, int64_t lateness_ns, int shards, int threads, EventClock* clock,
                   std::vector<std::shared_ptr<ShardState>>* states) {
   ShardOptions shard_options;
   shard_options.allowed_lateness_ns = lateness_ns;
@@ -134,22 +160,17 @@ Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock
   clock->restore(snap);
   if (snap.started)
     for (auto& st : *states) st->set_current_tick(snap.tick);
-  Status item_status;
-  auto shard_for = [&](std::string_view id) -> ShardState& {
-    return *(*states)[shard_of(XXH3_64bits(id.data(), id.size()), states->size())];
-  };
-  s = store->scan([&](const ItemRecord& record) {
-    item_status = shard_for(std::string_view(record.pk).substr(kCustomerPrefix.size())).load(record);
-    return item_status.is_ok();
-  });
-  if (!s.is_ok() || !item_status.is_ok()) return s.is_ok() ? item_status : s;
-  s = store->scan_dedup([&](const DedupRecord& record) {
-    item_status = for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& entry) {
-      shard_for(id).load_id(id, entry);
-    });
-    return item_status.is_ok();
-  });
-  return s.is_ok() ? item_status : s;
+  // Shards share nothing, so they load in parallel.
+  const std::size_t workers = std::min<std::size_t>(std::max(1, threads), states->size());
+  std::vector<Status> results(workers);
+  std::vector<std::thread> pool;
+  for (std::size_t w = 1; w < workers; ++w)
+    pool.emplace_back([&, w] { results[w] = load_shards(store, *states, w, workers); });
+  results[0] = load_shards(store, *states, 0, workers);
+  for (auto& t : pool) t.join();
+  for (const Status& r : results)
+    if (!r.is_ok()) return r;
+  return Status::ok();
 }
 
 }  // namespace
@@ -166,10 +187,13 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   if (!s.is_ok() || !(s = check_settings(store, options)).is_ok() ||
       !(s = check_session(store)).is_ok())
     return s;
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
   std::vector<std::shared_ptr<ShardState>> states;
-  if (!(s = load_state(store, options.allowed_lateness_ns, options.shards, clock.get(), &states)).is_ok())
-    return s;
+  s = load_state(store, options.allowed_lateness_ns, options.shards, threads, clock.get(), &states);
+  if (!s.is_ok()) return s;
   if (!(s = read_checkpoint_number(store, &engine->checkpoint_number_)).is_ok()) return s;
 
   auto writer = std::make_shared<DeadLetterWriter>();
@@ -180,9 +204,6 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   if (!(s = writer->open(options.dead_letter_path, options.truncate_dead_letter, dead_letter_bytes)).is_ok())
     return s;
 
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   engine->config_ = std::make_unique<caf::actor_system_config>();
   engine->config_->set("scheduler.max-threads", static_cast<size_t>(threads));
   engine->system_ = std::make_unique<caf::actor_system>(*engine->config_);

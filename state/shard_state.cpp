@@ -96,6 +96,7 @@ void ShardState::probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* 
 }
 
 void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks) {
+  finish_loading();
   // Most of an event's cost is waiting for memory (its customer, its dedup slot), so
   // those are fetched ahead: the index slot 16 events ahead, then the customer and the
   // dedup slot 8 events ahead, once the index slot is in cache.
@@ -126,6 +127,21 @@ std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState
                                                                   int64_t window) {
   return std::lower_bound(c.buckets.begin() + c.head, c.buckets.end(), window,
                           [](const Bucket& b, int64_t w) { return b.window < w; });
+}
+
+// Loading a million customers schedules millions of ticks: sorted once and appended
+// in order, instead of one map lookup each.
+void ShardState::finish_loading() {
+  if (loaded_schedule_.empty()) return;
+  std::sort(loaded_schedule_.begin(), loaded_schedule_.end());
+  auto hint = calendar_.end();
+  for (auto [tick, slot] : loaded_schedule_) {
+    if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
+    if (hint == calendar_.end() || hint->first != tick) hint = calendar_.try_emplace(hint, tick);
+    hint->second.push_back(slot);
+  }
+  loaded_schedule_.clear();
+  loaded_schedule_.shrink_to_fit();
 }
 
 void ShardState::schedule(int64_t tick, uint32_t slot) {
@@ -187,6 +203,7 @@ void ShardState::apply_event(ParsedEvent& event) {
 }
 
 void ShardState::advance_to(int64_t tick) {
+  finish_loading();
   if (current_tick_ != kNoTick && tick <= current_tick_) return;
   while (!calendar_.empty() && calendar_.begin()->first <= tick) {
     auto node = calendar_.extract(calendar_.begin());
@@ -291,29 +308,49 @@ void ShardState::encode_internal(const CustomerState& c, std::string* out) const
   }
 }
 
+// Record layout, per id: varint(0) when it belongs to the same customer as the id
+// before it in the record, else varint(length + 1) and the customer id; then the key
+// (2 x fixed64), varint fingerprint, signed varint event time. Ids are grouped by
+// customer, so that a load looks each customer up once.
 void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out) {
-  std::map<int64_t, std::string> by_day;
-  dedup_.take_unsaved([&](const DedupEntry& e) {
-    std::string& data = by_day[day_of(e.time_ns)];
-    const std::string& id = customers_[e.slot()].id;
-    put_varint(data, id.size());
-    data.append(id);
-    put_fixed64(data, e.key.lo);
-    put_fixed64(data, e.key.hi);
-    put_varint(data, e.fingerprint);
-    put_signed(data, e.time_ns);
+  std::vector<DedupEntry> ids;
+  dedup_.take_unsaved([&](const DedupEntry& e) { ids.push_back(e); });
+  if (ids.empty()) return;
+  std::sort(ids.begin(), ids.end(), [](const DedupEntry& a, const DedupEntry& b) {
+    return a.customer != b.customer ? a.customer < b.customer : a.time_ns < b.time_ns;
   });
-  for (auto& [day, data] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(data)});
+  struct Day {
+    std::string data;
+    uint32_t last_customer = kNoSlot;
+  };
+  std::map<int64_t, Day> by_day;
+  for (const DedupEntry& e : ids) {
+    Day& day = by_day[day_of(e.time_ns)];
+    if (day.last_customer == e.customer) {
+      put_varint(day.data, 0);
+    } else {
+      const std::string& id = customers_[e.customer].id;
+      put_varint(day.data, id.size() + 1);
+      day.data.append(id);
+      day.last_customer = e.customer;
+    }
+    put_fixed64(day.data, e.key.lo);
+    put_fixed64(day.data, e.key.hi);
+    put_varint(day.data, e.fingerprint);
+    put_signed(day.data, e.time_ns);
+  }
+  for (auto& [day, d] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(d.data)});
 }
 
 Status for_each_dedup_id(const DedupRecord& record,
                          const std::function<void(std::string_view id, const DedupEntry&)>& fn) {
   Decoder d(record.data);
+  std::string_view id;
   while (!d.at_end()) {
     uint64_t length = 0, fingerprint = 0;
-    std::string_view id;
     DedupEntry e;
-    if (!(d.varint(&length) && d.bytes(length, &id) && d.fixed64(&e.key.lo) &&
+    const bool ok_id = d.varint(&length) && (length == 0 ? !id.empty() : d.bytes(length - 1, &id));
+    if (!(ok_id && d.fixed64(&e.key.lo) &&
           d.fixed64(&e.key.hi) && d.varint(&fingerprint) && d.signed_varint(&e.time_ns)))
       return Status::corruption("dedup record of day " + std::to_string(record.day) +
                                 " is truncated");
@@ -324,8 +361,12 @@ Status for_each_dedup_id(const DedupRecord& record,
 }
 
 void ShardState::load_id(std::string_view id, DedupEntry entry) {
-  const std::string key(id);
-  entry.customer = customer_slot(key, XXH3_64bits(id.data(), id.size()));
+  // Records hold a customer's ids next to each other: look the customer up once.
+  if (last_loaded_slot_ == kNoSlot || customers_[last_loaded_slot_].id != id) {
+    const std::string key(id);
+    last_loaded_slot_ = customer_slot(key, XXH3_64bits(id.data(), id.size()));
+  }
+  entry.customer = last_loaded_slot_;
   dedup_.upsert(entry);  // a later record of the same id (forgotten, then seen anew) wins
 }
 
@@ -431,8 +472,8 @@ Status ShardState::load(const ItemRecord& record) {
       c.sum_count += b.count;
       c.sum_cents += b.cents;
     }
-    if (c.hi == kNoTick || window >= c.hi) schedule(window + 1, slot);
-    schedule(window + 1 + kHorizonWindows, slot);
+    if (c.hi == kNoTick || window >= c.hi) loaded_schedule_.emplace_back(window + 1, slot);
+    loaded_schedule_.emplace_back(window + 1 + kHorizonWindows, slot);
   }
   if (!d.at_end()) return bad("has trailing bytes");
   c.version = c.stored_version = record.version;
@@ -440,7 +481,7 @@ Status ShardState::load(const ItemRecord& record) {
   // the written content: evaluate at the next tick, as the uninterrupted run would.
   if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written &&
       current_tick_ != kNoTick)
-    schedule(current_tick_ + 1, slot);
+    loaded_schedule_.emplace_back(current_tick_ + 1, slot);
   return Status::ok();
 }
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "state/dedup_table.hpp"
@@ -103,7 +104,9 @@ class ShardState {
   bool has_dirty() const { return !dirty_.empty(); }
 
   // Rebuilds a customer from a stored item (state continuation after a restart).
+  // Call finish_loading() after the last one (apply and advance_to do it otherwise).
   Status load(const ItemRecord& record);
+  void finish_loading();
   // The dedup ids seen since the last call, as records of one day each.
   void take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out);
   // Restores one persisted id of customer `id` (after its item was loaded).
@@ -141,6 +144,9 @@ class ShardState {
   // string-keyed map on the hottest path (one lookup per event).
   std::vector<uint32_t> index_ = std::vector<uint32_t>(1024, 0);
   std::map<int64_t, std::vector<uint32_t>> calendar_;
+  std::vector<std::pair<int64_t, uint32_t>> loaded_schedule_;  // (tick, slot) until finish_loading
+  static constexpr uint32_t kNoSlot = std::numeric_limits<uint32_t>::max();
+  uint32_t last_loaded_slot_ = kNoSlot;
   std::vector<uint32_t> dirty_;
   DedupTable dedup_;
   int64_t current_tick_ = kNoTick;
