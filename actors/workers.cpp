@@ -78,7 +78,10 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
         self->state.shard->probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
         return reply;
       },
-      [=](apply_atom, ShardBatch& batch) { self->state.shard->apply(batch.events, batch.ticks); },
+      [=](apply_atom, ShardBatch& batch) {
+        self->state.shard->apply(batch.events, batch.ticks);
+        return true;  // applied: the router acks the batch to the source when all shards are
+      },
       [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
         auto& st = self->state;
         ShardCut cut;

@@ -3,7 +3,8 @@
 #   bash bench/run.sh BUILD_DIR
 # On one generated log (10M events, 100k customers, 45 days, seed 42), in one run:
 #   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
-#   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards).
+#   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards);
+#   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle.
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
 # rate, peak RSS < 2 GiB. Needs only bash, coreutils, awk, git.
@@ -180,3 +181,6 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | replay --threads 2 >= 30% of parse-only (1 thread) | $(PCT "$RATIO_P1") | $T_RATIO |
 | peak RSS < 2 GiB (max of both replays) | $MAX_RSS_MIB MiB | $T_RSS |
 EOF
+
+# --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
+bash "$ROOT/bench/state.sh" "$BUILD"
