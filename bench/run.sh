@@ -32,17 +32,8 @@ LOG="$OUT/events-10m.jsonl"
 mkdir -p "$OUT"
 trap 'rm -rf "$OUT"/state-*' EXIT
 
-log() { echo "bench: $*" >&2; }
-
-# Value of a top-level scalar field in a flat one-line JSON object (no jq needed).
-jget() {
-  local v
-  v=$(printf '%s\n' "$1" | grep -o "\"$2\":[^,}]*" | head -n1 | cut -d: -f2-)
-  [ -n "$v" ] || { echo "bench: no \"$2\" in: $1" >&2; exit 1; }
-  printf '%s' "$v"
-}
-# awk arithmetic: calc 'expression' -> printed with %s
-calc() { awk "BEGIN { print $1 }"; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- the log: generated once, reused when it has the right line count ---------------
 GEN_CMD="streamscore generate --customers $CUSTOMERS --events $EVENTS --days $DAYS --seed $SEED --out bench/out/events-10m.jsonl"
@@ -122,7 +113,6 @@ P_SCALING=$(calc "sprintf(\"%.2f\", $P2_RATE / $P1_RATE)")
 # The part of replay before finish() (reading, parsing, dedup, shards), per second.
 R2_INGEST_RATE=$(calc "sprintf(\"%.0f\", $EVENTS / ($R2_S - $R2_FIN))")
 
-verdict() { if [ "$(calc "($1) ? 1 : 0")" = 1 ]; then echo PASS; else echo FAIL; fi; }
 T_RATE=$(verdict "$R2_RATE >= 1000000")
 T_RATIO=$(verdict "$RATIO_P1 >= 0.30")
 T_RSS=$(verdict "$MAX_RSS_MIB < 2048")

@@ -17,14 +17,8 @@ OUT="$ROOT/bench/out"
 mkdir -p "$OUT"
 trap 'rm -rf "$OUT"/state-* "$OUT"/days-* "$OUT"/recovery.jsonl "$OUT"/empty.jsonl' EXIT
 
-log() { echo "bench: $*" >&2; }
-jget() {
-  local v
-  v=$(printf '%s\n' "$1" | grep -o "\"$2\":[^,}]*" | head -n1 | cut -d: -f2-)
-  [ -n "$v" ] || { echo "bench: no \"$2\" in: $1" >&2; exit 1; }
-  printf '%s' "$v"
-}
-calc() { awk "BEGIN { print $1 }"; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- 1. recovery of 1M customers --------------------------------------------------------
 RECOVERY_GEN="streamscore generate --customers 1250000 --events 4000000 --days 30 --seed 7"
@@ -94,7 +88,6 @@ BF_WRITES=$(jget "$BF" item_writes)
 BF_RATIO=$(calc "sprintf(\"%.3f\", $BF_RATE / $LIMIT)")
 rm -rf "$OUT/state-backfill"
 
-verdict() { if [ "$(calc "($1) ? 1 : 0")" = 1 ]; then echo PASS; else echo FAIL; fi; }
 T_REC=$(verdict "$REC_S < 10")
 T_RSS=$(verdict "$RSS_RATIO <= 1.10")
 T_BF=$(verdict "$BF_RATIO >= 0.9 && $BF_RATIO <= 1.1")
