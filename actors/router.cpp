@@ -367,8 +367,11 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
           [=](FinalTick& f) {
             auto& st = self->state;
             if (f.has_tick) {
+              // A request, not a send: the shard's reply (true) must have a handler, or
+              // CAF prints "unexpected message" on stdout (into `run --json`).
               for (const auto& shard : st.config.shards)
-                self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
+                self->request(shard, caf::infinite, apply_atom::value, ShardBatch{{}, {f.mark}})
+                    .then([](bool) {});
               st.config.metrics->ticks += f.ticks_emitted;
               st.config.metrics->last_tick = f.mark.tick;
             }
