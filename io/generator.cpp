@@ -192,6 +192,12 @@ int64_t EventGenerator::advance_clock() {
 // additions), so no compiler may fuse them into a differently rounded FMA.
 int64_t EventGenerator::draw_customer() {
   const int64_t n = options_.customers;
+  if (options_.hot_share > 0 && uniform() < options_.hot_share) {
+    const int64_t hot = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(n) * options_.hot_customers));
+    const int64_t rank = std::min(static_cast<int64_t>(uniform() * static_cast<double>(hot)), hot - 1);
+    return static_cast<int64_t>((static_cast<uint64_t>(rank) * perm_mul_ + perm_add_) %
+                                static_cast<uint64_t>(n)) + 1;
+  }
   const double u = uniform();
   const int64_t rank = std::min(static_cast<int64_t>(static_cast<double>(n) * u * u * u), n - 1);
   return static_cast<int64_t>((static_cast<uint64_t>(rank) * perm_mul_ + perm_add_) %

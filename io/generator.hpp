@@ -25,6 +25,11 @@ struct GeneratorOptions {
   double late_rate = 0.001;    // fraction of events whose event_time is 1..48 hours behind the
                                // stream (late, but within 30 days)
   double bad_rate = 0.001;     // fraction of malformed records (cycling through BadKind)
+  // Hot keys: a fraction `hot_share` of the events goes to the `hot_customers` fraction
+  // of customers (uniformly among them), the rest as usual. 0 = off, and then no random
+  // draw is spent on it, so the default stream is unchanged.
+  double hot_customers = 0;
+  double hot_share = 0;
   uint64_t seed = 42;
   int64_t start_ns = 1'735'689'600LL * 1'000'000'000;  // 2025-01-01T00:00:00Z
 };
