@@ -27,9 +27,10 @@ class DeadLetterWriter;
 
 caf::actor spawn_parser(caf::actor_system& sys);
 
-// `store` outlives the actor; the shard writes to it only for a `direct` barrier.
+// `store` outlives the actor; the shard writes to it only for a `direct` barrier. It
+// publishes its item versions, tick time and dedup size to `metrics` after every batch.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, uint32_t index);
+                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics);
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
 

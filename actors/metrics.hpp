@@ -27,6 +27,10 @@ struct EngineMetrics {
   std::atomic<int64_t> last_checkpoint_unix_ms{0};  // 0 = none yet in this process
   std::atomic<uint64_t> items_committed{0};          // item puts in committed checkpoints
   std::atomic<uint64_t> write_conflicts{0};          // puts retried: another writer moved the version
+  // Shard work, published after every applied batch (load simulations, `stress`).
+  std::atomic<uint64_t> item_versions{0};  // logical item writes (new versions) at ticks
+  std::atomic<uint64_t> tick_nanos{0};     // time the shards spent evaluating ticks, summed
+  std::atomic<int64_t> dedup_ids{0};       // ids the shards remember now (all shards)
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;

@@ -44,7 +44,23 @@ struct ShardActorState {
   uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
+  std::shared_ptr<EngineMetrics> metrics;
+  // What this shard has published to `metrics` so far (it adds the differences).
+  uint64_t published_versions = 0, published_tick_nanos = 0;
+  int64_t published_dedup = 0;
 };
+
+void publish(ShardActorState& st) {
+  if (!st.metrics) return;
+  const uint64_t versions = st.shard->logical_writes(), nanos = st.shard->tick_nanos();
+  const auto dedup = static_cast<int64_t>(st.shard->dedup_size());
+  st.metrics->item_versions.fetch_add(versions - st.published_versions, std::memory_order_relaxed);
+  st.metrics->tick_nanos.fetch_add(nanos - st.published_tick_nanos, std::memory_order_relaxed);
+  st.metrics->dedup_ids.fetch_add(dedup - st.published_dedup, std::memory_order_relaxed);
+  st.published_versions = versions;
+  st.published_tick_nanos = nanos;
+  st.published_dedup = dedup;
+}
 
 ShardReport report_of(const ShardActorState& st) {
   ShardReport r;
@@ -68,10 +84,13 @@ Status write_ids(ShardActorState& st, uint64_t sequence) {
 }
 
 caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
-                          std::shared_ptr<ShardState> state, StateStore* store, uint32_t index) {
+                          std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
+                          std::shared_ptr<EngineMetrics> metrics) {
   self->state.shard = std::move(state);
   self->state.store = store;
   self->state.index = index;
+  self->state.metrics = std::move(metrics);
+  publish(self->state);  // the ids loaded from the store
   return {
       [=](probe_atom, const ProbeRequest& request) -> ProbeReply {
         ProbeReply reply;
@@ -80,6 +99,7 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
       },
       [=](apply_atom, ShardBatch& batch) {
         self->state.shard->apply(batch.events, batch.ticks);
+        publish(self->state);
         return true;  // applied: the router acks the batch to the source when all shards are
       },
       [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
@@ -164,8 +184,8 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, uint32_t index) {
-  return sys.spawn(shard_actor, std::move(state), store, index);
+                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics) {
+  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics));
 }
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {

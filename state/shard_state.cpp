@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "state/codec.hpp"
@@ -103,13 +104,20 @@ void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickM
   constexpr std::size_t kIndexAhead = 16, kCustomerAhead = 8;
   const std::size_t n = events.size();
   std::size_t t = 0;
+  auto timed_advance = [this](int64_t tick) {
+    const auto begin = std::chrono::steady_clock::now();
+    advance_to(tick);
+    tick_nanos_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - begin)
+                                             .count());
+  };
   for (std::size_t i = 0; i < n; ++i) {
-    for (; t < ticks.size() && ticks[t].position <= i; ++t) advance_to(ticks[t].tick);
+    for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t].tick);
     if (i + kIndexAhead < n) prefetch_index(events[i + kIndexAhead]);
     if (i + kCustomerAhead < n) prefetch_customer(events[i + kCustomerAhead]);
     apply_event(events[i]);
   }
-  for (; t < ticks.size(); ++t) advance_to(ticks[t].tick);
+  for (; t < ticks.size(); ++t) timed_advance(ticks[t].tick);
 }
 
 void ShardState::prefetch_index(const ParsedEvent& e) const {

@@ -116,6 +116,8 @@ class ShardState {
   std::size_t customer_count() const { return customers_.size(); }
   std::size_t dedup_size() const { return dedup_.size(); }
   uint64_t logical_writes() const { return logical_writes_; }
+  // Wall time spent in the ticks of apply() (evaluating the customers due), in total.
+  uint64_t tick_nanos() const { return tick_nanos_; }
   uint64_t evaluations() const { return evaluations_; }  // customer evaluations at ticks
   int64_t current_tick() const { return current_tick_; }
   const CustomerState* find_customer(const std::string& id) const;
@@ -151,6 +153,7 @@ class ShardState {
   DedupTable dedup_;
   int64_t current_tick_ = kNoTick;
   uint64_t logical_writes_ = 0;
+  uint64_t tick_nanos_ = 0;
   uint64_t evaluations_ = 0;
 };
 
