@@ -13,5 +13,6 @@ void register_replay_command(CLI::App& root, int* exit_code);
 void register_export_command(CLI::App& root, int* exit_code);
 void register_run_command(CLI::App& root, int* exit_code);
 void register_backfill_command(CLI::App& root, int* exit_code);
+void register_stress_command(CLI::App& root, int* exit_code);
 
 }  // namespace streamscore

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       "  streamscore export --state data/state --out items.jsonl\n"
       "  streamscore run --config config/streamscore.example.toml\n"
       "  streamscore backfill --events events.jsonl --state data/state --max-writes-per-sec 50000\n"
+      "  streamscore stress --scenario hot-keys --rate 50000 --duration 10\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
   int exit_code = streamscore::kExitOk;
   streamscore::register_generate_command(app, &exit_code);
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   streamscore::register_export_command(app, &exit_code);
   streamscore::register_run_command(app, &exit_code);
   streamscore::register_backfill_command(app, &exit_code);
+  streamscore::register_stress_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "app/reference_model.hpp"
 #include "engine_support.hpp"
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
@@ -292,6 +293,17 @@ BOOST_AUTO_TEST_CASE(random_logs_match_the_brute_force_reference) {
                                << " shards, batches of " << batch) {
       EngineRun run = run_engine(lines_of(log), shards, batch);
       check_counters(run.stats, ref.stats);
+      // The reusable reference (app/reference_model.hpp, behind `stress`) agrees with
+      // this one, and its check finds no difference.
+      ReferenceOptions ro;
+      ro.allowed_lateness_ns = kLateness;
+      ro.max_event_ns = kTestNow + 24 * 3600 * kSec;
+      ReferenceModel model(ro);
+      for (const auto& r : log) model.feed_line(r.line);
+      model.finish();
+      check_counters(model.stats(), ref.stats);
+      BOOST_TEST(model.items() == ref.items());
+      BOOST_TEST(first_difference(run.stats, run.items, model.stats(), model.items()) == "");
       const auto want = ref.items();
       BOOST_TEST(run.items.size() == want.size());
       for (std::size_t i = 0; i < std::min(run.items.size(), want.size()); ++i)
