@@ -4,10 +4,12 @@
 # On one generated log (10M events, 100k customers, 45 days, seed 42), in one run:
 #   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
 #   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards);
-#   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle.
+#   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle;
+#   - then bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
-# rate, peak RSS < 2 GiB. Needs only bash, coreutils, awk, git.
+# rate, peak RSS < 2 GiB. Needs bash, coreutils, awk, git (and node +
+# npm for the DuckDB peer, from scripts/install-deps).
 set -euo pipefail
 
 if [ $# -ne 1 ]; then
@@ -174,3 +176,6 @@ EOF
 
 # --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
 bash "$ROOT/bench/state.sh" "$BUILD"
+
+# --- the DuckDB peer: the same 30-day features in batch on the same log, and the ratio ---
+bash "$ROOT/bench/duckdb/peer.sh" "$BUILD" "$LOG"
