@@ -12,8 +12,8 @@
 // - features over transaction events with event_time in [T - 30 days, T);
 //   last_event_time = the largest accepted event_time of any type.
 // Not modelled: expiry and dedup forgetting (an event more than 30 days behind the
-// watermark, a redelivery more than 30 days after its original), `future` events, the
-// 1,000,000,000.00 amount limit. The generated bench log has none of them (late events
+// watermark, a redelivery more than 30 days after its original) and `future` events
+// (ahead of the wall clock), nor duplicate JSON keys. The generated bench log has none of them (late events
 // are at most 48 hours late, redeliveries a few records apart, all times in the past),
 // so they cannot change the result there.
 // Prints the timings and the comparison; exits 1 when a feature differs.
@@ -46,8 +46,10 @@ await db.run(`
   SELECT line FROM read_csv(${quote(events)}, columns = {'line': 'VARCHAR'}, header = false,
                             delim = '${DELIM}', quote = '', escape = '', auto_detect = false)`);
 const t1 = performance.now();
+// Two statements: with the parse in a CTE, DuckDB pushes the type tests into the filter
+// and parses each line once per test.
 await db.run(`
-  CREATE TABLE features AS
+  CREATE TABLE fields AS
   WITH objects AS (  -- rowid: the position in the log (insertion order is kept)
     SELECT rowid AS pos, line FROM raw
     WHERE line IS NOT NULL AND json_valid(line)
@@ -56,19 +58,21 @@ await db.run(`
   parsed AS (  -- one parse per line; each field kept as JSON so that its type can be checked
     SELECT pos, from_json(line, '{"event_id":"JSON","customer_id":"JSON","event_time":"JSON","event_type":"JSON","amount":"JSON"}') AS f
     FROM objects
-  ),
-  fields AS (
-    SELECT pos, f.event_id ->> '$' AS event_id, f.customer_id ->> '$' AS customer_id,
-           f.event_type ->> '$' AS event_type, f.event_time ->> '$' AS event_time,
-           json_type(f.event_id) AS t_id, json_type(f.customer_id) AS t_customer,
-           json_type(f.event_type) AS t_type, json_type(f.event_time) AS t_time,
-           json_type(f.amount) AS t_amount, f.amount ->> '$' AS amount
-    FROM parsed
-  ),
+  )
+  SELECT pos, f.event_id ->> '$' AS event_id, f.customer_id ->> '$' AS customer_id,
+         f.event_type ->> '$' AS event_type, f.event_time ->> '$' AS event_time,
+         json_type(f.event_id) AS t_id, json_type(f.customer_id) AS t_customer,
+         json_type(f.event_type) AS t_type, json_type(f.event_time) AS t_time,
+         json_type(f.amount) AS t_amount, f.amount ->> '$' AS amount
+  FROM parsed`);
+await db.run(`
+  CREATE TABLE features AS
+  WITH
   valid AS (
     SELECT pos, event_id, customer_id, event_type,
            strptime(substr(event_time, 1, 19), '%Y-%m-%dT%H:%M:%S') AS ts,
-           CAST(round(CAST(amount AS DECIMAL(38, 10)), 2) * 100 AS BIGINT) AS cents
+           -- exact decimal, rounded to the cent half away from zero (as the contract says)
+           CAST(TRY_CAST(amount AS DECIMAL(18, 2)) * 100 AS BIGINT) AS cents
     FROM fields
     WHERE t_id = 'VARCHAR' AND t_customer = 'VARCHAR' AND t_type = 'VARCHAR' AND t_time = 'VARCHAR'
       AND t_amount IN ('UBIGINT', 'BIGINT', 'HUGEINT', 'DOUBLE')
@@ -77,6 +81,7 @@ await db.run(`
       AND regexp_full_match(event_time, '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,9})?Z')
       AND try_strptime(substr(event_time, 1, 19), '%Y-%m-%dT%H:%M:%S') IS NOT NULL
       AND NOT starts_with(amount, '-')
+      AND TRY_CAST(amount AS DECIMAL(18, 2)) <= 1000000000.00
   ),
   accepted AS (
     SELECT * FROM valid
