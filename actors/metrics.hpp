@@ -31,6 +31,7 @@ struct EngineMetrics {
   std::atomic<uint64_t> item_versions{0};  // logical item writes (new versions) at ticks
   std::atomic<uint64_t> tick_nanos{0};     // time the shards spent evaluating ticks, summed
   std::atomic<int64_t> dedup_ids{0};       // ids the shards remember now (all shards)
+  std::atomic<int64_t> customers{0};       // customers the shards hold now (all shards)
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;

@@ -47,7 +47,7 @@ struct ShardActorState {
   std::shared_ptr<EngineMetrics> metrics;
   // What this shard has published to `metrics` so far (it adds the differences).
   uint64_t published_versions = 0, published_tick_nanos = 0;
-  int64_t published_dedup = 0;
+  int64_t published_dedup = 0, published_customers = 0;
 };
 
 void publish(ShardActorState& st) {
@@ -57,6 +57,9 @@ void publish(ShardActorState& st) {
   st.metrics->item_versions.fetch_add(versions - st.published_versions, std::memory_order_relaxed);
   st.metrics->tick_nanos.fetch_add(nanos - st.published_tick_nanos, std::memory_order_relaxed);
   st.metrics->dedup_ids.fetch_add(dedup - st.published_dedup, std::memory_order_relaxed);
+  const auto customers = static_cast<int64_t>(st.shard->customer_count());
+  st.metrics->customers.fetch_add(customers - st.published_customers, std::memory_order_relaxed);
+  st.published_customers = customers;
   st.published_versions = versions;
   st.published_tick_nanos = nanos;
   st.published_dedup = dedup;

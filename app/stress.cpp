@@ -184,7 +184,7 @@ class DailyTrace {
     if (!out_) return Status::io_error("cannot write " + path);
     std::fprintf(out_,
                  "simulated_day,records,ticks,item_versions,items_per_tick,tick_ms_total,"
-                 "tick_us_per_tick,tick_us_per_item,dedup_ids,rss_mib,wall_s\n");
+                 "tick_us_per_tick,tick_us_per_item,dedup_ids,customers,rss_mib,peak_rss_mib,wall_s\n");
     start_ = Clock::now();
     return Status::ok();
   }
@@ -201,13 +201,14 @@ class DailyTrace {
     const double dticks = static_cast<double>(ticks - ticks_), dversions = static_cast<double>(versions - versions_);
     const double dms = static_cast<double>(nanos - nanos_) / 1e6;
     if (first_day_ == std::numeric_limits<int64_t>::min()) first_day_ = day;
-    std::fprintf(out_, "%lld,%llu,%llu,%llu,%.2f,%.3f,%.3f,%.3f,%lld,%.1f,%.2f\n",
+    std::fprintf(out_, "%lld,%llu,%llu,%llu,%.2f,%.3f,%.3f,%.3f,%lld,%lld,%.1f,%.1f,%.2f\n",
                  static_cast<long long>(day - first_day_), static_cast<unsigned long long>(read - read_),
                  static_cast<unsigned long long>(ticks - ticks_),
                  static_cast<unsigned long long>(versions - versions_), dticks > 0 ? dversions / dticks : 0.0,
                  dms, dticks > 0 ? dms * 1000 / dticks : 0.0, dversions > 0 ? dms * 1000 / dversions : 0.0,
-                 static_cast<long long>(m.dedup_ids.load()),
-                 static_cast<double>(proc_status_kb("VmRSS:")) / 1024, seconds_since(start_));
+                 static_cast<long long>(m.dedup_ids.load()), static_cast<long long>(m.customers.load()),
+                 static_cast<double>(proc_status_kb("VmRSS:")) / 1024,
+                 static_cast<double>(proc_status_kb("VmHWM:")) / 1024, seconds_since(start_));
     std::fflush(out_);
     read_ = read, ticks_ = ticks, versions_ = versions, nanos_ = nanos;
   }
