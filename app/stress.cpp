@@ -352,6 +352,7 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
       }
     }
   }
+  report->offered = generator.counts();
   RunStats stats;
   if (!(s = engine->finish(/*final_tick=*/true, &stats)).is_ok()) return s;
   latency.committed();
@@ -442,6 +443,7 @@ Status run_crash_restart(const StressOptions& o, StressReport* report) {
     while (generator.next(&line)) out << line << '\n';
     if (!out) return Status::io_error("cannot write " + log);
     report->records = static_cast<uint64_t>(generator.produced());
+    report->offered = generator.counts();
   }
   std::error_code size_ec;
   const uint64_t log_bytes = fs::file_size(log, size_ec);
@@ -565,13 +567,17 @@ void print_stress_report(const StressReport& r, bool as_json) {
     if (!r.first_difference.empty())
       diff = ",\"first_difference\":" + boost::json::serialize(boost::json::value(r.first_difference));
     std::printf(
-        "{\"scenario\":\"%s\",\"records\":%llu,\"customers\":%lld,\"days\":%lld,\"seconds\":%.3f,"
+        "{\"scenario\":\"%s\",\"records\":%llu,\"offered\":{\"valid\":%lld,\"late\":%lld,"
+        "\"duplicates\":%lld,\"malformed\":%lld},\"customers\":%lld,\"days\":%lld,\"seconds\":%.3f,"
         "\"records_per_second\":%.0f,\"latency_ms\":{\"records\":%llu,\"p50\":%.1f,\"p95\":%.1f,"
         "\"p99\":%.1f,\"max\":%.1f},\"checkpoints\":%llu,\"max_queued_records\":%llu,"
         "\"peak_rss_kb\":%llu,\"median_rss_kb\":%llu,\"kills\":%d,\"last_recovery_seconds\":%.3f,"
         "\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,\"dead_lettered\":%llu,"
         "\"item_versions\":%llu,\"invariant\":\"%s\",\"verify_seconds\":%.3f%s}\n",
-        r.scenario.c_str(), static_cast<unsigned long long>(r.records), static_cast<long long>(g.customers),
+        r.scenario.c_str(), static_cast<unsigned long long>(r.records),
+        static_cast<long long>(r.offered.valid), static_cast<long long>(r.offered.late),
+        static_cast<long long>(r.offered.duplicates), static_cast<long long>(r.offered.bad),
+        static_cast<long long>(g.customers),
         static_cast<long long>(g.days), r.seconds, r.records_per_second,
         static_cast<unsigned long long>(r.latency.samples), r.latency.p50_ms, r.latency.p95_ms,
         r.latency.p99_ms, r.latency.max_ms, static_cast<unsigned long long>(r.checkpoints),
@@ -587,6 +593,9 @@ void print_stress_report(const StressReport& r, bool as_json) {
               r.scenario.c_str(), static_cast<unsigned long long>(r.records),
               static_cast<long long>(g.customers), static_cast<long long>(g.days), r.seconds,
               r.records_per_second);
+  std::printf("  offered                %lld new in order, %lld late, %lld redeliveries, %lld malformed\n",
+              static_cast<long long>(r.offered.valid), static_cast<long long>(r.offered.late),
+              static_cast<long long>(r.offered.duplicates), static_cast<long long>(r.offered.bad));
   if (r.scenario == "crash-restart") {
     std::printf("  SIGKILLs delivered     %d; the last daemon resumed after record %llu (state loaded in %.3f s)\n",
                 r.kills, static_cast<unsigned long long>(r.records - std::min(r.records, r.stats.read)),

@@ -49,6 +49,7 @@ struct StressReport {
   std::string scenario;
   GeneratorOptions generator;   // the simulated stream
   uint64_t records = 0;
+  GeneratorCounts offered;      // what the records were: valid, late, duplicates, malformed
   double seconds = 0;           // first submit to the last commit
   double records_per_second = 0;
   LatencySummary latency;       // submit -> durable in a committed checkpoint

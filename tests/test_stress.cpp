@@ -68,6 +68,9 @@ BOOST_AUTO_TEST_CASE(scenarios_shape_the_stream_as_named) {
   const RunStats steady = counts("steady");
   BOOST_TEST(counts("duplicate-storm").duplicates > 10 * steady.duplicates);
   BOOST_TEST(counts("malformed-flood").dead_lettered_total() > 30000u * 3 / 10 * 9 / 10);
+  const StressReport late = run(short_run("late-storm"));
+  BOOST_TEST(late.offered.late > 30000 * 2 / 10 * 9 / 10);
+  BOOST_TEST(late.offered.late + late.offered.valid == static_cast<int64_t>(late.stats.accepted));
 }
 
 BOOST_AUTO_TEST_CASE(hot_keys_give_half_the_events_to_one_percent_of_the_customers) {
