@@ -16,12 +16,14 @@ int main(int argc, char** argv) {
       "  streamscore replay --events events.jsonl --state data/state\n"
       "  streamscore export --state data/state --out items.jsonl\n"
       "  streamscore run --config config/streamscore.example.toml\n"
+      "  streamscore status --url http://127.0.0.1:8480 --watch\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
   int exit_code = streamscore::kExitOk;
   streamscore::register_generate_command(app, &exit_code);
   streamscore::register_replay_command(app, &exit_code);
   streamscore::register_export_command(app, &exit_code);
   streamscore::register_run_command(app, &exit_code);
+  streamscore::register_status_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -3,6 +3,7 @@
 // on SIGINT/SIGTERM stops intake, drains, writes everything and exits 0.
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +13,8 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/daemon_ops.hpp"
+#include "app/logging.hpp"
 #include "io/generator.hpp"
 #include "io/line_reader.hpp"
 
@@ -21,6 +24,7 @@ namespace {
 
 std::atomic<bool> g_stop{false};  // set by the signal handler only
 void on_signal(int) { g_stop.store(true); }
+void on_sighup(int) { DaemonOps::request_reload(); }
 
 struct RunArgs {
   std::string config_path;
@@ -48,11 +52,13 @@ Status load_file_position(StateStore& store, const std::string& path, uint64_t* 
 
 // Feeds the file source. Returns whether the input reached its end (final tick due).
 Status run_file_source(const Config& config, Engine& engine, StateStore& store,
-                       ProgressLine& progress, bool* finished, LineReader* reader) {
+                       ProgressLine& progress, bool* finished, LineReader* reader,
+                       DaemonOps& ops) {
   uint64_t offset = 0, line = 1;
   Status s = load_file_position(store, config.source.path, &offset, &line);
   if (!s.is_ok()) return s;
   if (!(s = reader->open(config.source.path, offset, line)).is_ok()) return s;
+  ops.set_ready(true);  // state recovered, source open
   while (!g_stop.load()) {
     RawBatch batch;
     bool at_end = false;
@@ -137,12 +143,14 @@ int run(const RunArgs& args) {
   // First of all: a stop request that arrives while starting up is honoured too.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_sighup);  // reload the config (app/daemon_ops.hpp)
   Config config;
   Status s = load_config(args.config_path, args.sets, &config);
   if (!s.is_ok()) {
     print_error("run", s.message());
     return kExitUsage;
   }
+  configure_logging(config.log.level);
   std::unique_ptr<StateStore> store;
   if (!(s = open_store(config.state.backend, config.state.path, &store)).is_ok()) {
     print_error("run", s.to_string());
@@ -155,14 +163,28 @@ int run(const RunArgs& args) {
     print_error("run", s.to_string());
     return kExitFailure;
   }
+  std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
+  s = DaemonOps::start({args.config_path, args.sets, /*model=*/nullptr}, config,
+                       &engine->metrics(), store.get(), &ops);
+  if (!s.is_ok()) {  // e.g. the port is taken: close the state cleanly, then fail
+    RunStats ignored;
+    engine->finish(/*final_tick=*/false, &ignored);
+    print_error("run", s.to_string());
+    return kExitFailure;
+  }
   const auto start = std::chrono::steady_clock::now();
   ProgressLine progress("run");
   bool finished = false;
   LineReader reader;
-  if (config.source.kind == "file")
-    s = run_file_source(config, *engine, *store, progress, &finished, &reader);
-  else
+  if (config.source.kind == "file") {
+    s = run_file_source(config, *engine, *store, progress, &finished, &reader, *ops);
+  } else {
+    ops->set_ready(true);
     s = run_generator_source(config, *engine, progress, &finished);
+  }
+  ops->set_ready(false);  // draining: stop sending traffic here
+  spdlog::info("msg=\"{}\" records={}", finished ? "input complete, writing" : "stopping, draining",
+               engine->metrics().read.load());
   RunStats stats;
   std::vector<std::pair<std::string, std::string>> source_position;
   if (config.source.kind == "file" && s.is_ok())
@@ -170,6 +192,7 @@ int run(const RunArgs& args) {
                                                       std::to_string(reader.offset()) + "\n" +
                                                       std::to_string(reader.line()));
   Status end = engine->finish(/*final_tick=*/finished, &stats, source_position);
+  ops->stop();
   progress.done();
   if (!s.is_ok() || !end.is_ok()) {
     print_error("run", (!s.is_ok() ? s : end).to_string());
@@ -197,8 +220,12 @@ void register_run_command(CLI::App& root, int* exit_code) {
       "  streamscore run --config config/streamscore.example.toml\n"
       "  streamscore run --set source.kind=generator --set source.events=1000000\n"
       "  streamscore run --set source.path=events.jsonl --set source.exit_at_end=false   # follow\n"
+      "  STREAMSCORE_ADMIN_TOKEN=... streamscore run --set http.port=8480   # HTTP API, admin token\n"
       "SIGINT/SIGTERM: stop reading, drain, write every item, exit 0. A restart on the same\n"
-      "state continues where the file source stopped.");
+      "state continues where the file source stopped. SIGHUP: reread the config; log.level and\n"
+      "http.admin_token apply at once, changes to other keys are refused (logged, naming the key).\n"
+      "HTTP (http.address:http.port, default 127.0.0.1:8480): /healthz /readyz /metrics\n"
+      "/v1/customers/{id} /v1/model; see README 'Operating the daemon'.");
   cmd->callback([args, exit_code] { *exit_code = run(*args); });
 }
 

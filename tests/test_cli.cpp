@@ -117,11 +117,11 @@ BOOST_AUTO_TEST_CASE(usage_and_config_errors_exit_2_and_name_the_culprit) {
   Result missing = streamscore(dir, "replay --events " + (dir / "nope.jsonl") + " --state " + (dir / "s"));
   BOOST_TEST(missing.exit_code == 2);
   BOOST_TEST(missing.err.find("nope.jsonl") != std::string::npos);
-  Result bad_key = streamscore(dir, "run --set window.alowed_lateness=5m");
+  Result bad_key = streamscore(dir, "run --set http.port=0 --set window.alowed_lateness=5m");
   BOOST_TEST(bad_key.exit_code == 2);
   BOOST_TEST(bad_key.err.find("window.alowed_lateness") != std::string::npos, bad_key.err);
   std::ofstream(dir / "bad.toml") << "[engine]\nshards = 0\n";
-  Result bad_value = streamscore(dir, "run --config " + (dir / "bad.toml"));
+  Result bad_value = streamscore(dir, "run --set http.port=0 --config " + (dir / "bad.toml"));
   BOOST_TEST(bad_value.exit_code == 2);
   BOOST_TEST(bad_value.err.find("engine.shards") != std::string::npos, bad_value.err);
   Result no_state = streamscore(dir, "export --state " + (dir / "absent"));
@@ -153,7 +153,7 @@ BOOST_FIXTURE_TEST_CASE(replay_is_byte_identical_across_runs_and_shard_counts, F
 
 BOOST_FIXTURE_TEST_CASE(daemon_with_a_file_source_exports_what_replay_exports, Fixture) {
   const std::string replayed = replay_export("replayed");
-  Result run = streamscore(dir, "run --set source.kind=file --set source.path=" + log +
+  Result run = streamscore(dir, "run --set http.port=0 --set source.kind=file --set source.path=" + log +
                                     " --set source.exit_at_end=true --set state.path=" + (dir / "daemon") +
                                     " --set dead_letter.path=" + (dir / "daemon-dl.jsonl"));
   BOOST_REQUIRE_MESSAGE(run.exit_code == 0, run.err);
@@ -170,7 +170,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   const std::string live = dir / "live.jsonl";
   std::ofstream(live, std::ios::binary) << all.substr(0, half);
   const std::string state = dir / "live-state";
-  std::vector<std::string> args = {STREAMSCORE_BINARY, "run", "--set", "source.path=" + live,
+  std::vector<std::string> args = {STREAMSCORE_BINARY, "run", "--set", "http.port=0", "--set", "source.path=" + live,
                                    "--set", "source.exit_at_end=false",
                                    "--set", "state.path=" + state,
                                    "--set", "dead_letter.path=" + (dir / "live-dl.jsonl"),
@@ -196,7 +196,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   BOOST_TEST(WEXITSTATUS(status) == 0);
   // The rest of the file, then a bounded restart on the same state.
   std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(half + (all.size() - half) / 2);
-  Result rest = streamscore(dir, "run --set source.path=" + live + " --set source.exit_at_end=true" +
+  Result rest = streamscore(dir, "run --set http.port=0 --set source.path=" + live + " --set source.exit_at_end=true" +
                                      " --set state.path=" + state +
                                      " --set dead_letter.path=" + (dir / "live-dl.jsonl"));
   BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
@@ -207,7 +207,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
 BOOST_FIXTURE_TEST_CASE(a_killed_daemon_leaves_a_state_that_is_refused_not_misread, Fixture) {
   // Until checkpoints exist, a state that was not closed cleanly must not be resumed.
   const std::string state = dir / "killed";
-  std::vector<std::string> args = {STREAMSCORE_BINARY, "run", "--set", "source.path=" + log,
+  std::vector<std::string> args = {STREAMSCORE_BINARY, "run", "--set", "http.port=0", "--set", "source.path=" + log,
                                    "--set", "source.exit_at_end=false",
                                    "--set", "state.path=" + state,
                                    "--set", "dead_letter.path=" + (dir / "killed-dl.jsonl")};
@@ -225,7 +225,7 @@ BOOST_FIXTURE_TEST_CASE(a_killed_daemon_leaves_a_state_that_is_refused_not_misre
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  Result again = streamscore(dir, "run --set source.path=" + log + " --set state.path=" + state);
+  Result again = streamscore(dir, "run --set http.port=0 --set source.path=" + log + " --set state.path=" + state);
   BOOST_TEST(again.exit_code == 1);
   BOOST_TEST(again.err.find("not closed cleanly") != std::string::npos, again.err);
   BOOST_TEST(again.err.find("replay") != std::string::npos);
@@ -234,7 +234,7 @@ BOOST_FIXTURE_TEST_CASE(a_killed_daemon_leaves_a_state_that_is_refused_not_misre
 BOOST_AUTO_TEST_CASE(the_generator_source_holds_its_rate_and_balances) {
   TempDir dir;
   const auto start = std::chrono::steady_clock::now();
-  Result r = streamscore(dir, "run --json --set source.kind=generator --set source.events=3000"
+  Result r = streamscore(dir, "run --set http.port=0 --json --set source.kind=generator --set source.events=3000"
                               " --set source.rate=5000 --set state.path=" + (dir / "gen") +
                               " --set dead_letter.path=" + (dir / "gen-dl.jsonl"));
   const double seconds =
