@@ -40,7 +40,7 @@ sanitize: deps
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/scripts/ubsan.supp \
 	  ctest --output-on-failure -j 2
 
-# libFuzzer on the event parser and the config loader (clang, ASan, UBSan), each for
+# libFuzzer on the event parser, the config loader and the HTTP request path (clang, ASan, UBSan), each for
 # FUZZ_SECONDS on a copy of its seed corpus in tests/fuzz/corpus/. A crash stops the
 # run and leaves the input as build-fuzz/crash-*; turn it into a regression test.
 # CI runs a fixed number of inputs from a fixed seed (FUZZ_RUNS, FUZZ_SEED), so that its
@@ -50,8 +50,8 @@ FUZZ_RUNS ?= -1
 FUZZ_SEED ?= 0
 fuzz: deps
 	@CXX=clang++ CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMSCORE_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_event_parser fuzz_config
-	@for t in event_parser config; do \
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_event_parser fuzz_config fuzz_http
+	@for t in event_parser config http; do \
 	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/; \
 	  echo "fuzz: $$t"; \
 	  (cd build-fuzz && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

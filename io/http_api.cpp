@@ -59,6 +59,15 @@ HttpResponse error_response(http::status status, std::string_view message, unsig
   return json_response(status, boost::json::serialize(o), version, keep_alive);
 }
 
+HttpResponse parse_error_response(const boost::system::error_code& ec) {
+  if (ec == http::error::header_limit)
+    return error_response(http::status::request_header_fields_too_large, "request headers too large",
+                          11, false);
+  if (ec == http::error::body_limit)
+    return error_response(http::status::payload_too_large, "request body too large", 11, false);
+  return error_response(http::status::bad_request, "malformed HTTP request", 11, false);
+}
+
 bool percent_decode(std::string_view in, std::string* out) {
   out->clear();
   auto hex = [](char c) -> int {

@@ -89,6 +89,10 @@ HttpResponse json_response(http::status status, std::string body, unsigned versi
 HttpResponse error_response(http::status status, std::string_view message, unsigned version = 11,
                             bool keep_alive = true);
 
+// The answer to a request the parser refused: 431 (headers too large), 413 (body too
+// large) or 400 (malformed), always closing the connection.
+HttpResponse parse_error_response(const boost::system::error_code& ec);
+
 // Decodes %XX escapes in a path segment; false on a malformed escape or a decoded NUL.
 bool percent_decode(std::string_view in, std::string* out);
 

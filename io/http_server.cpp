@@ -77,13 +77,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     }
     if (ec == http::error::end_of_stream || ec == net::error::eof) return close();
-    if (ec == http::error::header_limit)
-      return reply(error_response(http::status::request_header_fields_too_large,
-                                  "request headers too large", 11, false));
-    if (ec == http::error::body_limit)
-      return reply(error_response(http::status::payload_too_large, "request body too large", 11, false));
     if (ec.category() == http::make_error_code(http::error::bad_target).category())  // parse errors
-      return reply(error_response(http::status::bad_request, "malformed HTTP request", 11, false));
+      return reply(parse_error_response(ec));
     if (ec) return close();
     const auto start = std::chrono::steady_clock::now();
     HttpResponse res = server_.api->handle(parser_->get());
