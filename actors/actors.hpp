@@ -27,10 +27,15 @@ class DeadLetterWriter;
 caf::actor spawn_parser(caf::actor_system& sys);
 
 // `store` outlives the actor. flush_interval_ms = 0: write only when asked (flush_atom).
+// The shard publishes its gauges (queue depth, tick duration, items written) in `metrics`
+// under `index`.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, int64_t flush_interval_ms);
+                       StateStore* store, int64_t flush_interval_ms,
+                       std::shared_ptr<EngineMetrics> metrics, int index);
 
-caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
+// Publishes the event time and the watermark in `metrics` after each batch.
+caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
+                              std::shared_ptr<EngineMetrics> metrics);
 
 caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterWriter> writer);
 

@@ -129,8 +129,10 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   const int parsers = options.parsers > 0 ? options.parsers : threads;
   for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys));
   for (auto& st : states)
-    rc.shards.push_back(spawn_shard(sys, st, store, options.flush_interval_ms));
-  rc.clock = spawn_window_clock(sys, clock);
+    rc.shards.push_back(spawn_shard(sys, st, store, options.flush_interval_ms, engine->metrics_,
+                                    static_cast<int>(rc.shards.size())));
+  engine->metrics_->shard_count = static_cast<int>(rc.shards.size());
+  rc.clock = spawn_window_clock(sys, clock, engine->metrics_);
   rc.dead_letter = spawn_dead_letter_sink(sys, writer);
   rc.max_future_skew_ns = options.max_future_skew_ns;
   rc.now_ns = engine->options_.now_ns;

@@ -1,6 +1,8 @@
 // The parser pool, the shards, the window clock and the dead-letter sink: small
 // actors, each a thin typed shell around a piece of pure logic.
 #include "actors/actors.hpp"
+
+#include <chrono>
 #include "io/dead_letter.hpp"
 #include "io/event_parser.hpp"
 #include "messages/messages.hpp"
@@ -45,6 +47,8 @@ struct ShardActorState {
   bool autoflush_pending = false;
   uint64_t items_written = 0;
   Status failure;  // the first store error; the shard refuses work after it
+  std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges
+  int index = 0;
 };
 
 ShardReport report_of(const ShardActorState& st) {
@@ -61,16 +65,21 @@ Status flush_shard(ShardActorState& st) {
   FlushStats stats;
   Status s = st.shard->flush(*st.store, &stats);
   st.items_written += stats.items_written;
+  st.metrics->items_written += stats.items_written;
+  if (s.is_conflict()) ++st.metrics->write_conflicts;
   if (!s.is_ok()) st.failure = s;
   return s;
 }
 
 caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
                           std::shared_ptr<ShardState> state, StateStore* store,
-                          int64_t flush_interval_ms) {
+                          int64_t flush_interval_ms, std::shared_ptr<EngineMetrics> metrics,
+                          int index) {
   self->state.shard = std::move(state);
   self->state.store = store;
   self->state.flush_interval_ms = flush_interval_ms;
+  self->state.metrics = std::move(metrics);
+  self->state.index = index;
   return {
       [=](probe_atom, const ProbeRequest& request) -> caf::result<ProbeReply> {
         if (!self->state.failure.is_ok())
@@ -81,7 +90,13 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
       },
       [=](apply_atom, ShardBatch& batch) {
         auto& st = self->state;
+        if (static_cast<std::size_t>(st.index) < kMaxShardMetrics)
+          st.metrics->shard_queue_depth[st.index] = static_cast<int64_t>(self->mailbox().size());
+        const auto started = std::chrono::steady_clock::now();
         st.shard->apply(batch.events, batch.ticks);
+        if (!batch.ticks.empty())
+          st.metrics->tick_duration.observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::steady_clock::now() - started).count());
         if (st.flush_interval_ms > 0 && !st.autoflush_pending && st.shard->has_dirty()) {
           st.autoflush_pending = true;
           self->delayed_send(self, std::chrono::milliseconds(st.flush_interval_ms),
@@ -102,15 +117,27 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
 
 struct ClockActorState {
   std::shared_ptr<EventClock> clock;
+  std::shared_ptr<EngineMetrics> metrics;
 };
 
+void publish_clock(const EventClock& clock, EngineMetrics& m) {
+  const ClockSnapshot& snap = clock.snapshot();
+  if (!snap.started) return;
+  m.max_event_time_ns = snap.max_event_ns;
+  m.watermark_ns = clock.watermark_ns();
+  m.event_clock_started = 1;
+}
+
 caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
-                          std::shared_ptr<EventClock> clock) {
+                          std::shared_ptr<EventClock> clock, std::shared_ptr<EngineMetrics> metrics) {
   self->state.clock = std::move(clock);
+  self->state.metrics = std::move(metrics);
+  publish_clock(*self->state.clock, *self->state.metrics);  // a restored clock
   return {
       [=](classify_atom, const ClassifyRequest& request) -> ClassifyResult {
         ClassifyResult result;
         self->state.clock->classify(request.candidates, &result);
+        publish_clock(*self->state.clock, *self->state.metrics);
         return result;
       },
       [=](final_atom) -> FinalTick {
@@ -151,12 +178,14 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, int64_t flush_interval_ms) {
-  return sys.spawn(shard_actor, std::move(state), store, flush_interval_ms);
+                       StateStore* store, int64_t flush_interval_ms,
+                       std::shared_ptr<EngineMetrics> metrics, int index) {
+  return sys.spawn(shard_actor, std::move(state), store, flush_interval_ms, std::move(metrics), index);
 }
 
-caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {
-  return sys.spawn(clock_actor, std::move(clock));
+caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
+                              std::shared_ptr<EngineMetrics> metrics) {
+  return sys.spawn(clock_actor, std::move(clock), std::move(metrics));
 }
 
 caf::actor spawn_dead_letter_sink(caf::actor_system& sys,

@@ -180,3 +180,6 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | replay --threads 2 >= 30% of parse-only (1 thread) | $(PCT "$RATIO_P1") | $T_RATIO |
 | peak RSS < 2 GiB (max of both replays) | $MAX_RSS_MIB MiB | $T_RSS |
 EOF
+
+# --- HTTP serving (bench/http.sh): p50/p99 of GET /v1/customers/{id} while ingesting ---
+bash "$ROOT/bench/http.sh" "$BUILD"

@@ -397,6 +397,17 @@ BOOST_AUTO_TEST_CASE(daemon_serves_store_items_and_metrics_that_move_with_events
   BOOST_TEST(after.value("streamscore_events_read_total") == static_cast<double>(stats.read));
   BOOST_TEST(after.value("streamscore_events_accepted_total") == static_cast<double>(stats.accepted));
   BOOST_TEST(after.value("streamscore_ticks_total") == static_cast<double>(stats.ticks));
+  BOOST_TEST(after.value("streamscore_items_written_total") == static_cast<double>(stats.items_written));
+  BOOST_TEST(after.value("streamscore_write_conflicts_total", -1) == 0);
+  BOOST_TEST(after.value("streamscore_max_event_time_seconds") ==
+             static_cast<double>(stats.clock.max_event_ns) / 1e9);
+  BOOST_TEST(after.value("streamscore_watermark_seconds") ==
+             static_cast<double>(stats.clock.max_event_ns - options.allowed_lateness_ns) / 1e9);
+  BOOST_TEST(after.value("streamscore_tick_duration_seconds_count") > 0);
+  BOOST_TEST(after.value("streamscore_tick_duration_seconds_count") >
+             mid.value("streamscore_tick_duration_seconds_count"));
+  BOOST_TEST(after.samples.count("streamscore_shard_queue_depth{shard=\"3\"}") == 1u);
+  BOOST_TEST(after.samples.count("streamscore_shard_queue_depth{shard=\"4\"}") == 0u);
 
   // Every exported item is served as is; a customer without events is 404.
   const std::vector<std::string> items = testing::export_items(*store);
