@@ -26,12 +26,10 @@ class DeadLetterWriter;
 
 caf::actor spawn_parser(caf::actor_system& sys);
 
-// `store` outlives the actor. flush_interval_ms = 0: write only when asked (flush_atom).
-// The shard publishes its gauges (queue depth, tick duration, items written) in `metrics`
-// under `index`.
+// `store` outlives the actor; the shard writes to it only for a `direct` barrier.
+// The shard publishes its gauges (mailbox depth, tick duration) in `metrics` under `index`.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, int64_t flush_interval_ms,
-                       std::shared_ptr<EngineMetrics> metrics, int index);
+                       StateStore* store, std::shared_ptr<EngineMetrics> metrics, int index);
 
 // Publishes the event time and the watermark in `metrics` after each batch.
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,

@@ -1,5 +1,5 @@
 // Counters the pipeline publishes while it runs (progress lines, `run` summaries,
-// later /metrics). Written by the router and shards, read by anyone; relaxed atomics.
+// GET /metrics). Written by the router and shards, read by anyone; relaxed atomics.
 #pragma once
 
 #include <array>
@@ -44,6 +44,11 @@ struct EngineMetrics {
   std::atomic<uint64_t> conflicting_duplicates{0};
   std::array<std::atomic<uint64_t>, kReasonCount> dead_lettered{};
   std::atomic<uint64_t> ticks{0};
+  // Checkpoints (written by the engine when it commits one).
+  std::atomic<uint64_t> checkpoints{0};
+  std::atomic<int64_t> last_checkpoint_unix_ms{0};  // 0 = none yet in this process
+  std::atomic<uint64_t> items_committed{0};          // item puts in committed checkpoints
+  std::atomic<uint64_t> write_conflicts{0};          // puts retried: another writer moved the version
 
   // ---- for /metrics (rendered by io/metrics_text.cpp) -----------------------------
   // Event time (ns since the Unix epoch): the largest accepted event time and the
@@ -58,13 +63,6 @@ struct EngineMetrics {
   // Messages waiting in each shard's mailbox, sampled by the shard when it takes one.
   std::atomic<int> shard_count{0};
   std::array<std::atomic<int64_t>, kMaxShardMetrics> shard_queue_depth{};
-  // Items the shards wrote to the store, and conditional writes refused because the
-  // stored version had moved (optimistic locking, contract section 4).
-  std::atomic<uint64_t> items_written{0};
-  std::atomic<uint64_t> write_conflicts{0};
-  // Wall time (ns since the Unix epoch) of the last completed checkpoint (flush of
-  // every changed item plus positions); 0 = none yet in this process.
-  std::atomic<int64_t> last_checkpoint_unix_ns{0};
   // Model scoring: latency of scoring one batch of changed customers, and the active
   // model version number ("v7" -> 7; 0 = no model active). Fed by the model actor.
   LatencyHistogram scoring_latency;
@@ -89,8 +87,10 @@ struct RunStats {
   uint64_t items_written = 0;
   uint64_t logical_writes = 0;
   uint64_t dedup_ids = 0;
+  uint64_t conflicts = 0;     // writes retried because another writer moved the version
   ClockSnapshot clock;        // where the window clock stands at the end
   double finish_seconds = 0;  // final tick + writing every item, after the last record
+  double recovery_seconds = 0;  // loading the state at start (`run`)
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;

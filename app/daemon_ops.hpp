@@ -20,7 +20,7 @@ namespace streamscore {
 
 // GET /v1/customers/{id} over StateStore::get, which is safe next to the engine's
 // writers (RocksDB reads are thread-safe; the memory store takes its mutex). The store
-// holds what the shards last flushed: at most engine.flush_interval_ms behind them.
+// holds the last committed checkpoint: at most checkpoint.interval behind the shards.
 class StoreCustomerLookup final : public CustomerLookup {
  public:
   explicit StoreCustomerLookup(StateStore* store) : store_(store) {}

@@ -165,10 +165,10 @@ std::string render(const std::string& url, const Sample& now, const std::optiona
   out += fmt::format("  items written   {:>14}{}   write conflicts {}\n",
                      thousands(v("streamscore_items_written_total")), rate("streamscore_items_written_total"),
                      thousands(v("streamscore_write_conflicts_total")));
-  out += fmt::format("  checkpoint      {}\n",
+  out += fmt::format("  checkpoints     {:>14}   last {}\n", thousands(v("streamscore_checkpoints_total")),
                      m.samples.count("streamscore_checkpoint_age_seconds")
                          ? duration_text(v("streamscore_checkpoint_age_seconds")) + " ago"
-                         : std::string("none yet"));
+                         : std::string("none yet in this process"));
   const double model = v("streamscore_model_active_version");
   out += fmt::format("  model           {}   scoring p99 {}\n",
                      model > 0 ? fmt::format("v{:.0f} active", model) : std::string("none active"),

@@ -133,13 +133,16 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
     out += fmt::format("streamscore_shard_queue_depth{{shard=\"{}\"}} {}\n", s,
                        m.shard_queue_depth[s].load());
 
-  counter(out, "streamscore_items_written_total", "Items written to customer_feature_state.",
-          m.items_written.load());
+  counter(out, "streamscore_items_written_total",
+          "Item puts committed to customer_feature_state by checkpoints.", m.items_committed.load());
   counter(out, "streamscore_write_conflicts_total",
-          "Conditional writes refused because the stored version had moved.",
+          "Item puts retried because another writer had moved the stored version.",
           m.write_conflicts.load());
-  const int64_t checkpoint = m.last_checkpoint_unix_ns.load();
-  if (checkpoint > 0) {
+  counter(out, "streamscore_checkpoints_total", "Checkpoints committed by this process.",
+          m.checkpoints.load());
+  const int64_t checkpoint_ms = m.last_checkpoint_unix_ms.load();
+  if (checkpoint_ms > 0) {
+    const int64_t checkpoint = checkpoint_ms * 1'000'000;
     gauge(out, "streamscore_last_checkpoint_seconds", "Time of the last checkpoint (Unix seconds).",
           seconds(checkpoint));
     gauge(out, "streamscore_checkpoint_age_seconds", "Seconds since the last checkpoint.",

@@ -74,7 +74,7 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.engine.threads == b.engine.threads);
   BOOST_TEST(a.engine.parsers == b.engine.parsers);
   BOOST_TEST(a.engine.batch_size == b.engine.batch_size);
-  BOOST_TEST(a.engine.flush_interval_ms == b.engine.flush_interval_ms);
+  BOOST_TEST(a.checkpoint.interval_ns == b.checkpoint.interval_ns);
   BOOST_TEST(a.http.enabled == b.http.enabled);
   BOOST_TEST(a.http.address == b.http.address);
   BOOST_TEST(a.http.port == b.http.port);
@@ -92,7 +92,7 @@ const std::vector<std::string> kAllKeys = {
     "source.rate", "source.days", "source.dup_rate", "source.disorder_s", "source.late_rate",
     "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
     "dead_letter.path", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
-    "engine.threads", "engine.parsers", "engine.batch_size", "engine.flush_interval_ms",
+    "engine.threads", "engine.parsers", "engine.batch_size", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
     "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "log.level"};
 
@@ -162,7 +162,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "state.backend=rocksdb", "state.path=data/state", "dead_letter.path=data/dead-letter.jsonl",
       "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=8",
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536",
-      "engine.flush_interval_ms=200", "http.enabled=true", "http.address=127.0.0.1",
+      "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
       "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
       "http.max_header_bytes=8192", "http.max_body_bytes=65536", "log.level=info"};
   BOOST_TEST(sets.size() == kAllKeys.size());
@@ -248,7 +248,7 @@ BOOST_AUTO_TEST_CASE(error_unknown_key_lists_the_known_keys) {
 BOOST_AUTO_TEST_CASE(error_unknown_section) {
   const std::string m = file_error("[engine]\nshards = 2\n[windows]\nallowed_lateness = \"5m\"\n");
   BOOST_TEST(contains(m, "c.toml:3:2: unknown section [windows] (known sections: [source], "
-                         "[state], [dead_letter], [window], [engine], [http], [log])"));
+                         "[state], [dead_letter], [window], [engine], [checkpoint], [http], [log])"));
   BOOST_TEST(contains(override_error("windows.allowed_lateness=5m"), "unknown section [windows]"));
   BOOST_TEST(contains(file_error("shards = 2\n"),
                       "key 'shards' is outside any section (it belongs under [engine])"));

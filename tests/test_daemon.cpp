@@ -21,43 +21,14 @@
 #include <sstream>
 #include <thread>
 
+#include "cli_support.hpp"
 #include "io/http_client.hpp"
 #include "io/metrics_text.hpp"
 
-namespace fs = std::filesystem;
 using namespace streamscore;
+using namespace streamscore::testing;
 
 namespace {
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("streamscore-daemon-" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-Result run_cli(const TempDir& dir, const std::string& args) {
-  const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const int status = std::system((std::string(STREAMSCORE_BINARY) + " " + args + " > " + out +
-                                  " 2> " + err).c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
-}
 
 bool eventually(const std::function<bool()>& condition, int timeout_ms = 10000) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -68,7 +39,8 @@ bool eventually(const std::function<bool()>& condition, int timeout_ms = 10000) 
   return condition();
 }
 
-// A `streamscore run` child process with stdout and stderr in files.
+// A `streamscore run` child process with stdout and stderr in files (the port is read
+// from the log), with extra environment variables.
 class Daemon {
  public:
   Daemon(const TempDir& dir, const std::string& name, std::vector<std::string> args,
@@ -144,7 +116,7 @@ double read_counter(HttpClient& c) {
 std::size_t count_lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
 
 struct Fixture {
-  TempDir dir;
+  TempDir dir{"streamscore-daemon-"};
   std::string log = dir / "events.jsonl";
   std::string all;
   Fixture() {
@@ -173,7 +145,7 @@ BOOST_FIXTURE_TEST_CASE(serving_while_following_then_sigterm_keeps_every_event, 
   const std::vector<std::string> common = {"--set", "http.port=0", "--set", "source.path=" + live,
                                            "--set", "state.path=" + (dir / "state"),
                                            "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
-                                           "--set", "engine.flush_interval_ms=50"};
+                                           "--set", "checkpoint.interval=100ms"};
   std::vector<std::string> follow = common;
   follow.insert(follow.end(), {"--set", "source.exit_at_end=false"});
   Daemon daemon(dir, "d1", follow, {"STREAMSCORE_ADMIN_TOKEN=sekret-token"});
@@ -189,7 +161,7 @@ BOOST_FIXTURE_TEST_CASE(serving_while_following_then_sigterm_keeps_every_event, 
   const double n2 = static_cast<double>(count_lines(all.substr(0, second)));
   BOOST_TEST(eventually([&] { return read_counter(c) == n2; }));
 
-  // A customer from the log is served (once the shards have flushed it).
+  // A customer from the log is served (once a checkpoint has written it).
   const auto v = boost::json::parse(all.substr(0, all.find('\n')));
   const std::string id(v.at("customer_id").as_string());
   HttpResponse item;
@@ -298,7 +270,7 @@ BOOST_FIXTURE_TEST_CASE(a_taken_port_fails_the_start_but_leaves_the_state_usable
 }
 
 BOOST_AUTO_TEST_CASE(status_exit_codes) {
-  TempDir dir;
+  TempDir dir{"streamscore-daemon-"};
   BOOST_TEST(run_cli(dir, "status --url ftp://x").exit_code == 2);
   BOOST_TEST(run_cli(dir, "status --url http://127.0.0.1:1 --watch --interval 0").exit_code == 2);
   Result down = run_cli(dir, "status --url http://127.0.0.1:1");
