@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -55,7 +56,8 @@ std::string utc(double unix_seconds) {
 
 std::string duration_text(double s) {
   if (std::isnan(s)) return "-";
-  if (s < 1) return fmt::format("{:.0f} ms", s * 1000);
+  if (s < 0.001) return fmt::format("{:.0f} us", s * 1e6);
+  if (s < 1) return fmt::format("{:.1f} ms", s * 1000);
   if (s < 120) return fmt::format("{:.1f} s", s);
   if (s < 7200) return fmt::format("{:.0f} min", s / 60);
   if (s < 172800) return fmt::format("{:.1f} h", s / 3600);
