@@ -60,8 +60,10 @@ class Session : public std::enable_shared_from_this<Session> {
   // a connection by trickling bytes). On expiry the read is cancelled and on_read answers.
   void arm_deadline(std::chrono::milliseconds timeout) {
     timer_.expires_after(timeout);
-    timer_.async_wait([self = shared_from_this()](beast::error_code ec) {
-      if (ec) return;  // cancelled: the operation finished in time
+    // An expiry already queued when the operation finished must not hit the next one.
+    const uint64_t deadline = ++deadline_;
+    timer_.async_wait([self = shared_from_this(), deadline](beast::error_code ec) {
+      if (ec || deadline != self->deadline_) return;  // cancelled, or a stale deadline
       self->timed_out_ = true;
       beast::error_code ignored;
       self->stream_.socket().cancel(ignored);
@@ -70,6 +72,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void on_read(beast::error_code ec) {
     timer_.cancel();
+    ++deadline_;
     if (timed_out_) {
       // Idle keep-alive connections just close; a started request gets a 408.
       if (parser_->got_some()) return reply(error_response(http::status::request_timeout,
@@ -104,6 +107,7 @@ class Session : public std::enable_shared_from_this<Session> {
     http::async_write(stream_, response_,
                       [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
                         self->timer_.cancel();
+                        ++self->deadline_;
                         if (ec || close_after || self->timed_out_) return self->close();
                         self->read();
                       });
@@ -122,6 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpResponse response_;
   HttpServer::Impl& server_;
   bool timed_out_ = false;
+  uint64_t deadline_ = 0;  // the armed deadline; bumped by each arm_deadline()
 };
 
 }  // namespace
