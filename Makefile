@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
 
-.PHONY: all deps build run test sanitize bench fuzz clean
+.PHONY: all deps build run test sanitize bench bench-http fuzz clean
 
 all: build
 
@@ -28,6 +28,11 @@ test: build
 
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+# Only the HTTP part of the benchmark (also run by `make bench`): GET /v1/customers/{id}
+# at 10,000 requests/s against a daemon that ingests.
+bench-http: build
+	@bash bench/http.sh $(BUILD)
 
 # The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).

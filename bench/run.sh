@@ -4,6 +4,8 @@
 # On one generated log (10M events, 100k customers, 45 days, seed 42), in one run:
 #   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
 #   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards).
+# Then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
+# daemon ingests (its own table and bench/out/http.json).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
 # rate, peak RSS < 2 GiB. Needs only bash, coreutils, awk, git.
