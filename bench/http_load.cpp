@@ -3,7 +3,9 @@
 // Each connection sends its share of the requests on a fixed schedule, keep-alive, one at a
 // time. Latency is measured from the *scheduled* send time, so a stalled server shows up
 // in the tail instead of slowing the client down (no coordinated omission). Customer ids
-// are uniform over C0000001..C<customers>. Prints one JSON line; exit 1 on any
+// are uniform over C0000001..C<customers>. Also reported: the round trip alone (send to
+// response), which leaves out the client's own wake-up delays on a busy machine.
+// Prints one JSON line; exit 1 on any
 // transport error or non-2xx/404 status. Not a test: bench/run.sh runs it.
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
@@ -29,7 +31,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Worker {
-  std::vector<int64_t> latencies_ns;
+  std::vector<int64_t> latencies_ns;  // from the scheduled send time
+  std::vector<int64_t> round_trips_ns;  // from the actual send time
   uint64_t ok = 0, not_found = 0, other = 0, errors = 0;
 };
 
@@ -54,6 +57,7 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
   std::uniform_int_distribution<int> pick(1, customers);
   beast::flat_buffer buffer;
   w->latencies_ns.reserve(count);
+  w->round_trips_ns.reserve(count);
   char target[64];
   for (uint64_t i = 0; i < count; ++i) {
     const auto scheduled = start + std::chrono::duration_cast<Clock::duration>(offset + interval * i);
@@ -61,6 +65,7 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
     std::snprintf(target, sizeof target, "%s/v1/customers/C%07d", url.path.c_str(), pick(rng));
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, url.host);
+    const auto sent = Clock::now();
     http::write(socket, req, ec);
     http::response<http::string_body> res;
     if (!ec) http::read(socket, buffer, res, ec);
@@ -68,7 +73,9 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
       ++w->errors;
       return;
     }
-    w->latencies_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - scheduled).count());
+    const auto done = Clock::now();
+    w->latencies_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(done - scheduled).count());
+    w->round_trips_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(done - sent).count());
     if (res.result_int() == 200) ++w->ok;
     else if (res.result_int() == 404) ++w->not_found;
     else ++w->other;
@@ -101,26 +108,30 @@ int main(int argc, char** argv) {
     threads.emplace_back(run_worker, url, i, connections, rate, seconds, customers, start, &workers[i]);
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
-  std::vector<int64_t> all;
+  std::vector<int64_t> all, rtt;
   uint64_t ok = 0, not_found = 0, other = 0, errors = 0;
   for (const auto& w : workers) {
     all.insert(all.end(), w.latencies_ns.begin(), w.latencies_ns.end());
+    rtt.insert(rtt.end(), w.round_trips_ns.begin(), w.round_trips_ns.end());
     ok += w.ok;
     not_found += w.not_found;
     other += w.other;
     errors += w.errors;
   }
   std::sort(all.begin(), all.end());
-  auto pct = [&](double q) -> double {
-    if (all.empty()) return 0;
-    return all[std::min(all.size() - 1, static_cast<std::size_t>(q * all.size()))] / 1000.0;
+  std::sort(rtt.begin(), rtt.end());
+  auto pct_of = [](const std::vector<int64_t>& v, double q) -> double {
+    if (v.empty()) return 0;
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(q * v.size()))] / 1000.0;
   };
+  auto pct = [&](double q) { return pct_of(all, q); };
   std::printf(
       "{\"requests\":%zu,\"target_rate\":%.0f,\"achieved_rate\":%.0f,\"connections\":%d,"
       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
+      "\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,"
       "\"status_200\":%llu,\"status_404\":%llu,\"status_other\":%llu,\"errors\":%llu}\n",
       all.size(), rate, all.size() / elapsed, connections, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
-      all.empty() ? 0.0 : all.back() / 1000.0, (unsigned long long)ok, (unsigned long long)not_found,
+      all.empty() ? 0.0 : all.back() / 1000.0, pct_of(rtt, 0.5), pct_of(rtt, 0.99), (unsigned long long)ok, (unsigned long long)not_found,
       (unsigned long long)other, (unsigned long long)errors);
   return errors == 0 && other == 0 ? 0 : 1;
 }
