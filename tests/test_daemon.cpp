@@ -17,7 +17,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -72,15 +71,16 @@ class Daemon {
 
   // The port from the "http listening" log line.
   uint16_t port() {
-    static const std::regex re("url=http://127\\.0\\.0\\.1:([0-9]+)");
-    std::smatch m;
+    const std::string marker = "url=http://127.0.0.1:";
     std::string text;
+    std::size_t at = std::string::npos;
     eventually([&] {
       text = slurp(err_);
-      return std::regex_search(text, m, re);
+      at = text.find(marker);
+      return at != std::string::npos;
     });
-    BOOST_REQUIRE_MESSAGE(!m.empty(), "no http listening line in: " << text);
-    return static_cast<uint16_t>(std::stoi(m[1]));
+    BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no http listening line in: " << text);
+    return static_cast<uint16_t>(std::stoi(text.substr(at + marker.size())));
   }
   void signal(int sig) { ::kill(pid_, sig); }
   int wait() {
