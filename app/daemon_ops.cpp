@@ -33,7 +33,9 @@ std::string EngineMetricsSource::render_metrics() {
   p.rss_bytes = current_rss_bytes();
   p.ready = ready_ && ready_();
   p.start_unix_ns = start_unix_ns_;
-  return render_prometheus(*metrics_, p);
+  std::string out = render_prometheus(*metrics_, p);
+  if (http_) http_->render(&out);
+  return out;
 }
 
 std::string effective_admin_token(const HttpConfig& http) {
@@ -68,6 +70,7 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
     api.model = options.model;
     api.ready = [self] { return self->ready_.load(); };
     ops->api_ = std::make_unique<HttpApi>(std::move(api));
+    ops->metrics_->set_http_metrics(&ops->api_->metrics());
     const std::string token = effective_admin_token(config.http);
     ops->api_->set_admin_token(token);
     Status s = HttpServer::start(http_server_options_from(config.http), ops->api_.get(), &ops->server_);

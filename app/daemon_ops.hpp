@@ -34,9 +34,11 @@ class EngineMetricsSource final : public MetricsSource {
  public:
   EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready);
   std::string render_metrics() override;
+  void set_http_metrics(const HttpMetrics* http) { http_ = http; }
 
  private:
   const EngineMetrics* metrics_;
+  const HttpMetrics* http_ = nullptr;
   std::function<bool()> ready_;
   int64_t start_unix_ns_;
 };

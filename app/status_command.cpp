@@ -64,31 +64,6 @@ std::string duration_text(double s) {
   return fmt::format("{:.1f} d", s / 86400);
 }
 
-// The q-quantile of a histogram family, interpolated inside its bucket like PromQL's
-// histogram_quantile(). NaN without observations.
-double histogram_quantile(const MetricsSnapshot& snap, const std::string& name, double q) {
-  std::vector<std::pair<double, double>> buckets;  // (upper bound, cumulative count)
-  const std::string prefix = name + "_bucket{le=\"";
-  for (auto it = snap.samples.lower_bound(prefix); it != snap.samples.end(); ++it) {
-    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
-    const std::string le = it->first.substr(prefix.size(), it->first.size() - prefix.size() - 2);
-    buckets.emplace_back(le == "+Inf" ? INFINITY : std::strtod(le.c_str(), nullptr), it->second);
-  }
-  std::sort(buckets.begin(), buckets.end());
-  if (buckets.empty() || buckets.back().second <= 0) return NAN;
-  const double rank = q * buckets.back().second;
-  double lower = 0, below = 0;
-  for (const auto& [bound, count] : buckets) {
-    if (count >= rank) {
-      if (std::isinf(bound)) return lower;  // above the largest finite bound
-      return lower + (bound - lower) * (count > below ? (rank - below) / (count - below) : 0);
-    }
-    lower = bound;
-    below = count;
-  }
-  return lower;
-}
-
 struct Sample {
   MetricsSnapshot metrics;
   bool ready = false;
@@ -171,6 +146,10 @@ std::string render(const std::string& url, const Sample& now, const std::optiona
                      m.samples.count("streamscore_checkpoint_age_seconds")
                          ? duration_text(v("streamscore_checkpoint_age_seconds")) + " ago"
                          : std::string("none yet in this process"));
+  out += fmt::format("  http            {:>14} responses   server p50 {}, p99 {}\n",
+                     thousands(m.sum("streamscore_http_responses_total")),
+                     duration_text(histogram_quantile(m, "streamscore_http_request_duration_seconds", 0.5)),
+                     duration_text(histogram_quantile(m, "streamscore_http_request_duration_seconds", 0.99)));
   const double model = v("streamscore_model_active_version");
   out += fmt::format("  model           {}   scoring p99 {}\n",
                      model > 0 ? fmt::format("v{:.0f} active", model) : std::string("none active"),

@@ -77,19 +77,20 @@ printf '{"command": "%s", "load_average_after": "%s", "ingest_rate": %s, "ingest
 log "wrote bench/out/http.json"
 
 row() {  # row LABEL JSON
-  printf '| %s | %s | %s us | %s us | %s us | %s us | %s us | %s / %s us | %s / %s |\n' "$1" \
+  printf '| %s | %s | %s us | %s us | %s us | %s us | %s us | %s / %s us | %s / %s us | %s / %s |\n' "$1" \
     "$(jget "$2" achieved_rate)" "$(jget "$2" p50_us)" "$(jget "$2" p90_us)" "$(jget "$2" p99_us)" \
     "$(jget "$2" p999_us)" "$(jget "$2" max_us)" "$(jget "$2" rtt_p50_us)" "$(jget "$2" rtt_p99_us)" \
-    "$(jget "$2" status_200)" "$(jget "$2" status_404)"
+    "$(jget "$2" server_p50_us)" "$(jget "$2" server_p99_us)" "$(jget "$2" status_200)" "$(jget "$2" status_404)"
 }
 echo
 echo "HTTP: $CMD, against \`streamscore run\` (generator source, $CUSTOMERS customers, RocksDB state)"
 echo
 echo "Machine: $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(nproc) cores; load average after the runs: $LOAD_AVG"
-echo "Latency from the scheduled send time (open loop); round trip = send to response only."
+echo "Latency from the scheduled send time (open loop); round trip = send to response only;"
+echo "server = read to written inside the daemon (its /metrics histogram, bucket-interpolated)."
 echo
-echo "| Daemon | Achieved req/s | p50 | p90 | p99 | p99.9 | max | round trip p50 / p99 | 200 / 404 |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| Daemon | Achieved req/s | p50 | p90 | p99 | p99.9 | max | round trip p50 / p99 | server p50 / p99 | 200 / 404 |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 row "ingesting $INGEST_RATE events/s" "$H1"
 row "idle" "$H2"
 echo

@@ -4,7 +4,9 @@
 // time. Latency is measured from the *scheduled* send time, so a stalled server shows up
 // in the tail instead of slowing the client down (no coordinated omission). Customer ids
 // are uniform over C0000001..C<customers>. Also reported: the round trip alone (send to
-// response), which leaves out the client's own wake-up delays on a busy machine.
+// response), which leaves out the client's own wake-up delays on a busy machine, and the
+// server's own time from its /metrics histogram (streamscore_http_request_duration_seconds,
+// scraped before and after; bucket-interpolated).
 // Prints one JSON line; exit 1 on any
 // transport error or non-2xx/404 status. Not a test: bench/run.sh runs it.
 #include <CLI/CLI.hpp>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "io/http_client.hpp"
+#include "io/metrics_text.hpp"
 
 namespace net = boost::asio;
 namespace beast = boost::beast;
@@ -101,6 +104,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "http_load: bad arguments\n");
     return 2;
   }
+  auto scrape = [&](streamscore::MetricsSnapshot* snap) {
+    streamscore::HttpClient client(url.host, url.port);
+    streamscore::HttpResponse res;
+    return client.get(url.path + "/metrics", &res).is_ok() && res.result_int() == 200 &&
+           streamscore::parse_prometheus(res.body(), snap).is_ok();
+  };
+  streamscore::MetricsSnapshot before, after;
+  const bool scraped_before = scrape(&before);
   std::vector<Worker> workers(connections);
   std::vector<std::thread> threads;
   const auto start = Clock::now() + std::chrono::milliseconds(100);
@@ -108,6 +119,12 @@ int main(int argc, char** argv) {
     threads.emplace_back(run_worker, url, i, connections, rate, seconds, customers, start, &workers[i]);
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  double server_p50 = NAN, server_p99 = NAN;
+  if (scraped_before && scrape(&after)) {
+    const std::string h = "streamscore_http_request_duration_seconds";
+    server_p50 = streamscore::histogram_quantile(after, h, 0.5, &before) * 1e6;
+    server_p99 = streamscore::histogram_quantile(after, h, 0.99, &before) * 1e6;
+  }
   std::vector<int64_t> all, rtt;
   uint64_t ok = 0, not_found = 0, other = 0, errors = 0;
   for (const auto& w : workers) {
@@ -128,10 +145,10 @@ int main(int argc, char** argv) {
   std::printf(
       "{\"requests\":%zu,\"target_rate\":%.0f,\"achieved_rate\":%.0f,\"connections\":%d,"
       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-      "\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,"
+      "\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"server_p50_us\":%.1f,\"server_p99_us\":%.1f,"
       "\"status_200\":%llu,\"status_404\":%llu,\"status_other\":%llu,\"errors\":%llu}\n",
       all.size(), rate, all.size() / elapsed, connections, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
-      all.empty() ? 0.0 : all.back() / 1000.0, pct_of(rtt, 0.5), pct_of(rtt, 0.99), (unsigned long long)ok, (unsigned long long)not_found,
+      all.empty() ? 0.0 : all.back() / 1000.0, pct_of(rtt, 0.5), pct_of(rtt, 0.99), server_p50, server_p99, (unsigned long long)ok, (unsigned long long)not_found,
       (unsigned long long)other, (unsigned long long)errors);
   return errors == 0 && other == 0 ? 0 : 1;
 }

@@ -1,6 +1,9 @@
 #include "io/http_api.hpp"
 
 #include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "io/metrics_text.hpp"
 
 namespace streamscore {
 
@@ -89,6 +92,15 @@ bool percent_decode(std::string_view in, std::string* out) {
     out->push_back(c);
   }
   return true;
+}
+
+void HttpMetrics::render(std::string* out) const {
+  render_histogram(*out, "streamscore_http_request_duration_seconds",
+                   "Server time from a request read to its response written.", request_duration);
+  *out += "# HELP streamscore_http_responses_total HTTP responses by status class.\n"
+          "# TYPE streamscore_http_responses_total counter\n";
+  for (int c = 1; c <= 5; ++c)
+    *out += fmt::format("streamscore_http_responses_total{{code=\"{}xx\"}} {}\n", c, responses[c].load());
 }
 
 void HttpApi::set_admin_token(std::string token) {

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "actors/metrics.hpp"
 #include "state/status.hpp"
 
 namespace streamscore {
@@ -55,6 +56,16 @@ class ModelAdmin {
   virtual Status rollback(std::string* json) = 0;
 };
 
+// What the server measures, rendered into /metrics next to the engine's counters.
+struct HttpMetrics {
+  // From a request fully read to its response fully written (server side only).
+  LatencyHistogram request_duration;
+  std::array<std::atomic<uint64_t>, 6> responses{};  // by status class: [2] = 2xx ... [5] = 5xx
+
+  void count(unsigned status) { ++responses[std::min<unsigned>(status / 100, 5)]; }
+  void render(std::string* out) const;  // Prometheus text
+};
+
 struct HttpApiOptions {
   CustomerLookup* customers = nullptr;  // null: 503 on the customer route
   MetricsSource* metrics = nullptr;     // null: 503 on /metrics
@@ -71,8 +82,9 @@ class HttpApi {
 
   HttpResponse handle(const HttpRequest& request);
 
-  // Counters by status class, for logs and tests.
+  // Requests routed so far.
   uint64_t requests() const { return requests_.load(); }
+  HttpMetrics& metrics() { return metrics_; }
 
  private:
   bool authorized(const HttpRequest& request);
@@ -81,6 +93,7 @@ class HttpApi {
   std::mutex token_mu_;
   std::string admin_token_;
   std::atomic<uint64_t> requests_{0};
+  HttpMetrics metrics_;
 };
 
 // A response with a JSON body {"error": message} (or `body` when given as JSON).

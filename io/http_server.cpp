@@ -84,6 +84,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return reply(parse_error_response(ec));
     if (ec) return close();
     const auto start = std::chrono::steady_clock::now();
+    read_at_ = start;
     HttpResponse res = server_.api->handle(parser_->get());
     if (spdlog::should_log(spdlog::level::debug)) {
       const auto& req = parser_->get();
@@ -100,6 +101,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void reply(HttpResponse res) {
     response_ = std::move(res);
+    server_.api->metrics().count(response_.result_int());
     const bool close_after = !response_.keep_alive();
     // The answer to a slow reader is bounded in time too.
     timed_out_ = false;
@@ -108,6 +110,12 @@ class Session : public std::enable_shared_from_this<Session> {
                       [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
                         self->timer_.cancel();
                         ++self->deadline_;
+                        if (!ec && self->read_at_ != std::chrono::steady_clock::time_point{}) {
+                          self->server_.api->metrics().request_duration.observe_ns(
+                              std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now() - self->read_at_).count());
+                          self->read_at_ = {};
+                        }
                         if (ec || close_after || self->timed_out_) return self->close();
                         self->read();
                       });
@@ -127,6 +135,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpServer::Impl& server_;
   bool timed_out_ = false;
   uint64_t deadline_ = 0;  // the armed deadline; bumped by each arm_deadline()
+  std::chrono::steady_clock::time_point read_at_;  // when the request being answered was read
 };
 
 }  // namespace

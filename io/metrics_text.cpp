@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <vector>
 
 #include "state/event.hpp"
 
@@ -34,7 +35,9 @@ void gauge(std::string& out, const char* name, const char* help, double value) {
   sample(out, name, value);
 }
 
-void histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
+}  // namespace
+
+void render_histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
   family(out, name, "histogram", help);
   uint64_t cumulative = 0;
   for (std::size_t b = 0; b < LatencyHistogram::kBounds.size(); ++b) {
@@ -46,6 +49,12 @@ void histogram(std::string& out, const char* name, const char* help, const Laten
   out += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
   out += fmt::format("{}_sum {}\n", name, h.sum_ns.load(std::memory_order_relaxed) / 1e9);
   out += fmt::format("{}_count {}\n", name, cumulative);
+}
+
+namespace {
+
+void histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
+  render_histogram(out, name, help, h);
 }
 
 double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
@@ -165,6 +174,31 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
   family(out, "streamscore_build_info", "gauge", "Version of the running binary.");
   out += fmt::format("streamscore_build_info{{version=\"{}\"}} 1\n", STREAMSCORE_VERSION);
   return out;
+}
+
+double histogram_quantile(const MetricsSnapshot& snap, const std::string& name, double q,
+                          const MetricsSnapshot* since) {
+  std::vector<std::pair<double, double>> buckets;  // (upper bound, cumulative count)
+  const std::string prefix = name + "_bucket{le=\"";
+  for (auto it = snap.samples.lower_bound(prefix); it != snap.samples.end(); ++it) {
+    if (it->first.compare(0, prefix.size(), prefix) != 0) break;
+    const std::string le = it->first.substr(prefix.size(), it->first.size() - prefix.size() - 2);
+    const double count = it->second - (since ? since->value(it->first) : 0.0);
+    buckets.emplace_back(le == "+Inf" ? INFINITY : std::strtod(le.c_str(), nullptr), count);
+  }
+  std::sort(buckets.begin(), buckets.end());
+  if (buckets.empty() || buckets.back().second <= 0) return NAN;
+  const double rank = q * buckets.back().second;
+  double lower = 0, below = 0;
+  for (const auto& [bound, count] : buckets) {
+    if (count >= rank) {
+      if (std::isinf(bound)) return lower;  // above the largest finite bound
+      return lower + (bound - lower) * (count > below ? (rank - below) / (count - below) : 0);
+    }
+    lower = bound;
+    below = count;
+  }
+  return lower;
 }
 
 double MetricsSnapshot::value(const std::string& key, double fallback) const {

@@ -26,6 +26,9 @@ int64_t wall_clock_unix_ns();
 
 std::string render_prometheus(const EngineMetrics& metrics, const ProcessGauges& process);
 
+// Appends one histogram family (cumulative buckets, _sum, _count) to `out`.
+void render_histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h);
+
 // One parsed exposition: samples keyed by name plus labels exactly as written
 // (`streamscore_events_read_total`, `streamscore_events_dead_lettered_total{reason="bad_time"}`),
 // and the declared type of every family (`# TYPE name counter`).
@@ -43,5 +46,11 @@ struct MetricsSnapshot {
 // `name[{label="value",...}] value [timestamp]` with a valid metric name; every sample's
 // family has a # TYPE line before it. The error names the line.
 Status parse_prometheus(std::string_view text, MetricsSnapshot* out);
+
+// The q-quantile of histogram family `name` (seconds), interpolated inside its bucket like
+// PromQL's histogram_quantile(). With `since`, only the observations made after that
+// snapshot count. NaN without observations.
+double histogram_quantile(const MetricsSnapshot& snap, const std::string& name, double q,
+                          const MetricsSnapshot* since = nullptr);
 
 }  // namespace streamscore

@@ -427,6 +427,14 @@ BOOST_AUTO_TEST_CASE(daemon_serves_store_items_and_metrics_that_move_with_events
     BOOST_TEST(r.body() == items[i]);
   }
   BOOST_TEST(call(c, http::verb::get, "/v1/customers/C9999999").result_int() == 404);
+  // The server's own metrics count what it answered.
+  MetricsSnapshot served = scrape(c);
+  BOOST_TEST(served.value("streamscore_http_responses_total{code=\"4xx\"}") == 1);
+  BOOST_TEST(served.value("streamscore_http_responses_total{code=\"2xx\"}") >= 10);
+  // Both count answers already written; this scrape's own answer is in neither yet.
+  BOOST_TEST(served.value("streamscore_http_request_duration_seconds_count") ==
+             served.sum("streamscore_http_responses_total"));
+  BOOST_TEST(histogram_quantile(served, "streamscore_http_request_duration_seconds", 0.5) > 0);
   // No registry in this process: admin routes still check the token first.
   BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback").result_int() == 401);
   BOOST_TEST(call(c, http::verb::get, "/v1/model").result_int() == 503);
