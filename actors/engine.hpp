@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -39,6 +40,10 @@ struct EngineOptions {
   std::string dead_letter_path;   // empty = count dead letters but do not write them
   // false: append, after cutting the file back to what the last checkpoint covered.
   bool truncate_dead_letter = true;
+  // A backfill's time range: valid records with event_time outside [since, until) are
+  // skipped (counted as out_of_range) before they reach the clock or a shard.
+  int64_t since_ns = std::numeric_limits<int64_t>::min();
+  int64_t until_ns = std::numeric_limits<int64_t>::max();
   std::function<int64_t()> now_ns;  // wall clock for the `future` check; tests pin it
   std::size_t max_batches_in_flight = 4;
 };
@@ -85,6 +90,7 @@ class Engine {
   std::vector<caf::actor> actors_;
   std::size_t in_flight_ = 0;
   uint64_t checkpoint_number_ = 0;
+  int64_t forgotten_before_day_ = std::numeric_limits<int64_t>::min();
   Status failure_;
   bool finished_ = false;
 };

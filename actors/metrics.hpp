@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <limits>
 
 #include "actors/event_clock.hpp"
 #include "state/event.hpp"
@@ -44,6 +45,9 @@ struct EngineMetrics {
   std::atomic<uint64_t> conflicting_duplicates{0};
   std::array<std::atomic<uint64_t>, kReasonCount> dead_lettered{};
   std::atomic<uint64_t> ticks{0};
+  std::atomic<uint64_t> out_of_range{0};  // skipped: outside a backfill's time range
+  // The last tick emitted (5-minute window index), for progress by event time.
+  std::atomic<int64_t> last_tick{std::numeric_limits<int64_t>::min()};
   // Checkpoints (written by the engine when it commits one).
   std::atomic<uint64_t> checkpoints{0};
   std::atomic<int64_t> last_checkpoint_unix_ms{0};  // 0 = none yet in this process
@@ -83,6 +87,7 @@ struct RunStats {
   uint64_t conflicting_duplicates = 0;
   std::array<uint64_t, kReasonCount> dead_lettered{};
   uint64_t ticks = 0;
+  uint64_t out_of_range = 0;
   uint64_t customers = 0;
   uint64_t items_written = 0;
   uint64_t logical_writes = 0;
@@ -97,7 +102,9 @@ struct RunStats {
     for (uint64_t d : dead_lettered) sum += d;
     return sum;
   }
-  bool balanced() const { return read == accepted + duplicates + dead_lettered_total(); }
+  bool balanced() const {
+    return read == accepted + duplicates + dead_lettered_total() + out_of_range;
+  }
 };
 
 }  // namespace streamscore

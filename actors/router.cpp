@@ -50,6 +50,7 @@ struct RouterState {
   std::vector<uint32_t> probe_slot;  // index of the event's key in its shard's probe
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
+  uint64_t out_of_range = 0;  // valid records of the current batch outside [since, until)
   // The number of the batch being sequenced; retired (incremented) when it is done or
   // failed, so that a late reply for it is never taken for the next batch's.
   uint64_t sequence_number = 0;
@@ -61,9 +62,11 @@ using router_ptr = caf::stateful_actor<RouterState>*;
 
 void pump(router_ptr self);
 
-void finish_current(router_ptr self, std::string error) {
+// Retires the current batch. Its ack goes to the source now on an error; otherwise
+// dispatch() sends it once every shard has applied its part.
+void finish_current(router_ptr self, std::string error, bool ack_now = true) {
   auto& st = self->state;
-  self->send(st.current->reply_to, ack_atom::value, BatchAck{std::move(error)});
+  if (ack_now) self->send(st.current->reply_to, ack_atom::value, BatchAck{std::move(error)});
   st.current.reset();
   ++st.sequence_number;
   pump(self);
@@ -140,9 +143,31 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   // Dead letters are rendered before the events are handed over (they need the raw line,
   // not the event, but expired events are still referenced by index).
   std::string dead = render_dead_letters(st, expired);
+  // The source gets its ack when the shards have applied the batch, not when it is
+  // dispatched: the source's in-flight limit then bounds the shards' mailboxes too
+  // (backpressure), and memory stays flat when shards are slower than the router.
+  struct Applied {
+    caf::actor reply_to;
+    std::size_t pending = 0;
+    std::string error;
+  };
+  auto applied = std::make_shared<Applied>();
+  applied->reply_to = st.current->reply_to;
+  for (const ShardBatch& sb : out)
+    if (!sb.events.empty() || !sb.ticks.empty()) ++applied->pending;
+  auto one_done = [=] {
+    if (--applied->pending == 0)
+      self->send(applied->reply_to, ack_atom::value, BatchAck{applied->error});
+  };
   for (std::size_t s = 0; s < out.size(); ++s)
     if (!out[s].events.empty() || !out[s].ticks.empty())
-      self->send(st.config.shards[s], apply_atom::value, std::move(out[s]));
+      self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(out[s]))
+          .then([=](bool) { one_done(); },
+                [=](caf::error& err) {
+                  if (applied->error.empty()) applied->error = self->system().render(err);
+                  one_done();
+                });
+  if (applied->pending == 0) self->send(applied->reply_to, ack_atom::value, BatchAck{});
   if (!dead.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
 
   metrics.read += st.current->batch->lines.size();
@@ -152,7 +177,9 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   metrics.dead_lettered[static_cast<int>(Reason::expired)] += expired.size();
   for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
   metrics.ticks += result.ticks_emitted;
-  finish_current(self, {});
+  metrics.out_of_range += st.out_of_range;
+  if (!result.ticks.empty()) metrics.last_tick = result.ticks.back().tick;
+  finish_current(self, {}, /*ack_now=*/false);
 }
 
 void classify(router_ptr self) {
@@ -219,8 +246,17 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   std::size_t total = 0;
   for (const auto& chunk : st.current->chunks) total += chunk.events.size();
   st.events.reserve(total);
+  st.out_of_range = 0;
+  const int64_t since = st.config.since_ns, until = st.config.until_ns;
   for (auto& chunk : st.current->chunks) {
-    std::move(chunk.events.begin(), chunk.events.end(), std::back_inserter(st.events));
+    for (ParsedEvent& e : chunk.events) {
+      // Outside a backfill's --since/--until: skipped before anything sees it.
+      if (e.time.ns >= since && e.time.ns < until) {
+        st.events.push_back(std::move(e));
+      } else {
+        ++st.out_of_range;
+      }
+    }
     std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
   }
   st.current->chunks.clear();
@@ -271,6 +307,7 @@ void barrier_part_done(const std::shared_ptr<BarrierContext>& ctx) {
   for (ShardCut& sc : ctx->shard_cuts) {
     cut.shard_of_put_begin.push_back(cut.puts.size());
     std::move(sc.puts.begin(), sc.puts.end(), std::back_inserter(cut.puts));
+    std::move(sc.dedup.begin(), sc.dedup.end(), std::back_inserter(cut.dedup));
     cut.stats.customers += sc.report.customers;
     cut.stats.items_written += sc.report.items_written;
     cut.stats.logical_writes += sc.report.logical_writes;
@@ -294,11 +331,12 @@ void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx)
   s.conflicting_duplicates = m.conflicting_duplicates;
   for (int r = 0; r < kReasonCount; ++r) s.dead_lettered[r] = m.dead_lettered[r];
   s.ticks = m.ticks;
+  s.out_of_range = m.out_of_range;
   const std::size_t shards = st.config.shards.size();
   ctx->shard_cuts.assign(shards, ShardCut{});
   ctx->pending = shards + 2;
   for (std::size_t i = 0; i < shards; ++i)
-    self->request(st.config.shards[i], caf::infinite, snapshot_atom::value, ctx->request.direct)
+    self->request(st.config.shards[i], caf::infinite, snapshot_atom::value, ctx->request)
         .then(
             [=](ShardCut& cut) {
               ctx->shard_cuts[i] = std::move(cut);
@@ -332,6 +370,7 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
               for (const auto& shard : st.config.shards)
                 self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
               st.config.metrics->ticks += f.ticks_emitted;
+              st.config.metrics->last_tick = f.mark.tick;
             }
             cut_at_barrier(self, ctx);
             st.held = false;

@@ -43,10 +43,10 @@ caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
 struct ShardActorState {
   std::shared_ptr<ShardState> shard;
   StateStore* store = nullptr;
+  uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
   std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges
-  int index = 0;
 };
 
 ShardReport report_of(const ShardActorState& st) {
@@ -62,9 +62,17 @@ ShardReport report_of(const ShardActorState& st) {
 // The shard writes nothing on its own: its changed items leave it at checkpoint
 // barriers, in the order of its mailbox, so that they are consistent with the clock
 // and source positions committed with them.
+// Writes the shard's new dedup ids straight to the store (bulk loads).
+Status write_ids(ShardActorState& st, uint64_t sequence) {
+  WriteSet writes;
+  st.shard->take_unsaved_ids(sequence, st.index, &writes.dedup);
+  std::vector<std::size_t> conflicts;
+  return writes.dedup.empty() ? Status::ok() : st.store->commit(writes, &conflicts);
+}
+
 caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
-                          std::shared_ptr<ShardState> state, StateStore* store,
-                          std::shared_ptr<EngineMetrics> metrics, int index) {
+                          std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
+                          std::shared_ptr<EngineMetrics> metrics) {
   self->state.shard = std::move(state);
   self->state.store = store;
   self->state.metrics = std::move(metrics);
@@ -77,29 +85,32 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
       },
       [=](apply_atom, ShardBatch& batch) {
         auto& st = self->state;
-        if (static_cast<std::size_t>(st.index) < kMaxShardMetrics)
+        if (st.index < kMaxShardMetrics)
           st.metrics->shard_queue_depth[st.index] = static_cast<int64_t>(self->mailbox().size());
         const auto started = std::chrono::steady_clock::now();
         st.shard->apply(batch.events, batch.ticks);
         if (!batch.ticks.empty())
           st.metrics->tick_duration.observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
               std::chrono::steady_clock::now() - started).count());
+        return true;  // applied: the router acks the batch to the source when all shards are
       },
-      [=](snapshot_atom, bool direct) -> caf::result<ShardCut> {
+      [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
         auto& st = self->state;
         ShardCut cut;
         Status s;
-        if (direct) {
+        if (request.direct) {
           FlushStats stats;
           s = st.shard->flush(*st.store, &stats);
           st.items_written += stats.items_written;
           st.conflicts += stats.conflicts;
+          if (s.is_ok()) s = write_ids(st, request.sequence);
         } else {
           s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
             std::move(puts.begin(), puts.end(), std::back_inserter(cut.puts));
             return Status::ok();
           });
           st.items_written += cut.puts.size();
+          st.shard->take_unsaved_ids(request.sequence, st.index, &cut.dedup);
         }
         if (!s.is_ok()) return caf::make_error(caf::sec::runtime_error, s.to_string());
         cut.report = report_of(st);
@@ -177,8 +188,8 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, std::shared_ptr<EngineMetrics> metrics, int index) {
-  return sys.spawn(shard_actor, std::move(state), store, std::move(metrics), index);
+                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics) {
+  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics));
 }
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,

@@ -3,9 +3,10 @@
 #   bash bench/run.sh BUILD_DIR
 # On one generated log (10M events, 100k customers, 45 days, seed 42), in one run:
 #   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
-#   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards).
-# Then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
-# daemon ingests (its own table and bench/out/http.json).
+#   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards);
+#   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle.
+#   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
+#     daemon ingests (its own table and bench/out/http.json).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
 # rate, peak RSS < 2 GiB. Needs only bash, coreutils, awk, git.
@@ -33,17 +34,8 @@ LOG="$OUT/events-10m.jsonl"
 mkdir -p "$OUT"
 trap 'rm -rf "$OUT"/state-*' EXIT
 
-log() { echo "bench: $*" >&2; }
-
-# Value of a top-level scalar field in a flat one-line JSON object (no jq needed).
-jget() {
-  local v
-  v=$(printf '%s\n' "$1" | grep -o "\"$2\":[^,}]*" | head -n1 | cut -d: -f2-)
-  [ -n "$v" ] || { echo "bench: no \"$2\" in: $1" >&2; exit 1; }
-  printf '%s' "$v"
-}
-# awk arithmetic: calc 'expression' -> printed with %s
-calc() { awk "BEGIN { print $1 }"; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- the log: generated once, reused when it has the right line count ---------------
 GEN_CMD="streamscore generate --customers $CUSTOMERS --events $EVENTS --days $DAYS --seed $SEED --out bench/out/events-10m.jsonl"
@@ -123,7 +115,6 @@ P_SCALING=$(calc "sprintf(\"%.2f\", $P2_RATE / $P1_RATE)")
 # The part of replay before finish() (reading, parsing, dedup, shards), per second.
 R2_INGEST_RATE=$(calc "sprintf(\"%.0f\", $EVENTS / ($R2_S - $R2_FIN))")
 
-verdict() { if [ "$(calc "($1) ? 1 : 0")" = 1 ]; then echo PASS; else echo FAIL; fi; }
 T_RATE=$(verdict "$R2_RATE >= 1000000")
 T_RATIO=$(verdict "$RATIO_P1 >= 0.30")
 T_RSS=$(verdict "$MAX_RSS_MIB < 2048")
@@ -182,6 +173,9 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | replay --threads 2 >= 30% of parse-only (1 thread) | $(PCT "$RATIO_P1") | $T_RATIO |
 | peak RSS < 2 GiB (max of both replays) | $MAX_RSS_MIB MiB | $T_RSS |
 EOF
+
+# --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
+bash "$ROOT/bench/state.sh" "$BUILD"
 
 # --- HTTP serving (bench/http.sh): p50/p99 of GET /v1/customers/{id} while ingesting ---
 bash "$ROOT/bench/http.sh" "$BUILD"
