@@ -214,9 +214,9 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   const int parsers = options.parsers > 0 ? options.parsers : threads;
   for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys));
   for (std::size_t i = 0; i < states.size(); ++i)
-    rc.shards.push_back(
-        spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->metrics_));
-  rc.clock = spawn_window_clock(sys, clock);
+    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->metrics_));
+  engine->metrics_->shard_count = static_cast<int>(states.size());
+  rc.clock = spawn_window_clock(sys, clock, engine->metrics_);
   rc.dead_letter = spawn_dead_letter_sink(sys, writer);
   rc.max_future_skew_ns = options.max_future_skew_ns;
   rc.now_ns = engine->options_.now_ns;

@@ -1,6 +1,8 @@
 // The parser pool, the shards, the window clock and the dead-letter sink: small
 // actors, each a thin typed shell around a piece of pure logic.
 #include "actors/actors.hpp"
+
+#include <chrono>
 #include "io/dead_letter.hpp"
 #include "io/event_parser.hpp"
 #include "messages/messages.hpp"
@@ -44,8 +46,8 @@ struct ShardActorState {
   uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
-  std::shared_ptr<EngineMetrics> metrics;
-  // What this shard has published to `metrics` so far (it adds the differences).
+  std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges, stress and simulation totals
+  // What this shard has added to the totals in `metrics` so far (it adds the differences).
   uint64_t published_versions = 0, published_tick_nanos = 0;
   int64_t published_dedup = 0, published_customers = 0;
 };
@@ -91,8 +93,8 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
                           std::shared_ptr<EngineMetrics> metrics) {
   self->state.shard = std::move(state);
   self->state.store = store;
-  self->state.index = index;
   self->state.metrics = std::move(metrics);
+  self->state.index = index;
   publish(self->state);  // the ids loaded from the store
   return {
       [=](probe_atom, const ProbeRequest& request) -> ProbeReply {
@@ -101,8 +103,15 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
         return reply;
       },
       [=](apply_atom, ShardBatch& batch) {
-        self->state.shard->apply(batch.events, batch.ticks);
-        publish(self->state);
+        auto& st = self->state;
+        if (st.index < kMaxShardMetrics)
+          st.metrics->shard_queue_depth[st.index] = static_cast<int64_t>(self->mailbox().size());
+        const auto started = std::chrono::steady_clock::now();
+        st.shard->apply(batch.events, batch.ticks);
+        if (!batch.ticks.empty())
+          st.metrics->tick_duration.observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::steady_clock::now() - started).count());
+        publish(st);
         return true;  // applied: the router acks the batch to the source when all shards are
       },
       [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
@@ -137,15 +146,27 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
 
 struct ClockActorState {
   std::shared_ptr<EventClock> clock;
+  std::shared_ptr<EngineMetrics> metrics;
 };
 
+void publish_clock(const EventClock& clock, EngineMetrics& m) {
+  const ClockSnapshot& snap = clock.snapshot();
+  if (!snap.started) return;
+  m.max_event_time_ns = snap.max_event_ns;
+  m.watermark_ns = clock.watermark_ns();
+  m.event_clock_started = 1;
+}
+
 caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
-                          std::shared_ptr<EventClock> clock) {
+                          std::shared_ptr<EventClock> clock, std::shared_ptr<EngineMetrics> metrics) {
   self->state.clock = std::move(clock);
+  self->state.metrics = std::move(metrics);
+  publish_clock(*self->state.clock, *self->state.metrics);  // a restored clock
   return {
       [=](classify_atom, const ClassifyRequest& request) -> ClassifyResult {
         ClassifyResult result;
         self->state.clock->classify(request.candidates, &result);
+        publish_clock(*self->state.clock, *self->state.metrics);
         return result;
       },
       [=](final_atom) -> FinalTick {
@@ -191,8 +212,9 @@ caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state
   return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics));
 }
 
-caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {
-  return sys.spawn(clock_actor, std::move(clock));
+caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
+                              std::shared_ptr<EngineMetrics> metrics) {
+  return sys.spawn(clock_actor, std::move(clock), std::move(metrics));
 }
 
 caf::actor spawn_dead_letter_sink(caf::actor_system& sys,

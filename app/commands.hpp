@@ -14,5 +14,6 @@ void register_export_command(CLI::App& root, int* exit_code);
 void register_run_command(CLI::App& root, int* exit_code);
 void register_backfill_command(CLI::App& root, int* exit_code);
 void register_stress_command(CLI::App& root, int* exit_code);
+void register_status_command(CLI::App& root, int* exit_code);
 
 }  // namespace streamscore

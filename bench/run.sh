@@ -5,7 +5,9 @@
 #   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
 #   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards);
 #   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle;
-#   - then bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
+#   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
+#     daemon ingests (its own table and bench/out/http.json);
+#   - last, bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
 # rate, peak RSS < 2 GiB. Needs bash, coreutils, awk, git (and node +
@@ -176,6 +178,9 @@ EOF
 
 # --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
 bash "$ROOT/bench/state.sh" "$BUILD"
+
+# --- HTTP serving (bench/http.sh): p50/p99 of GET /v1/customers/{id} while ingesting ---
+bash "$ROOT/bench/http.sh" "$BUILD"
 
 # --- the DuckDB peer: the same 30-day features in batch on the same log, and the ratio ---
 bash "$ROOT/bench/duckdb/peer.sh" "$BUILD" "$LOG"
