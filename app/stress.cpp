@@ -341,6 +341,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
     if (!(s = engine->submit(std::move(batch))).is_ok()) return s;
     const uint64_t through = m.accepted + m.duplicates + m.dead_lettered_total() + m.out_of_range;
     report->max_queued_records = std::max<uint64_t>(report->max_queued_records, produced - std::min(produced, through));
+    for (int i = 0; i < std::min<int>(m.shard_count, static_cast<int>(kMaxShardMetrics)); ++i)
+      report->max_shard_mailbox = std::max<int64_t>(report->max_shard_mailbox, m.shard_queue_depth[i]);
     const int64_t now_day = trace.enabled() ? DailyTrace::day_of(m) : day;
     if (Clock::now() - last_checkpoint >= interval || now_day != day) {
       if (!(s = engine->checkpoint({})).is_ok()) return s;
@@ -570,7 +572,7 @@ void print_stress_report(const StressReport& r, bool as_json) {
         "{\"scenario\":\"%s\",\"records\":%llu,\"offered\":{\"valid\":%lld,\"late\":%lld,"
         "\"duplicates\":%lld,\"malformed\":%lld},\"customers\":%lld,\"days\":%lld,\"seconds\":%.3f,"
         "\"records_per_second\":%.0f,\"latency_ms\":{\"records\":%llu,\"p50\":%.1f,\"p95\":%.1f,"
-        "\"p99\":%.1f,\"max\":%.1f},\"checkpoints\":%llu,\"max_queued_records\":%llu,"
+        "\"p99\":%.1f,\"max\":%.1f},\"checkpoints\":%llu,\"max_queued_records\":%llu,\"max_shard_mailbox\":%lld,"
         "\"peak_rss_kb\":%llu,\"median_rss_kb\":%llu,\"kills\":%d,\"last_recovery_seconds\":%.3f,"
         "\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,\"dead_lettered\":%llu,"
         "\"item_versions\":%llu,\"invariant\":\"%s\",\"verify_seconds\":%.3f%s}\n",
@@ -581,7 +583,8 @@ void print_stress_report(const StressReport& r, bool as_json) {
         static_cast<long long>(g.days), r.seconds, r.records_per_second,
         static_cast<unsigned long long>(r.latency.samples), r.latency.p50_ms, r.latency.p95_ms,
         r.latency.p99_ms, r.latency.max_ms, static_cast<unsigned long long>(r.checkpoints),
-        static_cast<unsigned long long>(r.max_queued_records), static_cast<unsigned long long>(r.peak_rss_kb),
+        static_cast<unsigned long long>(r.max_queued_records), static_cast<long long>(r.max_shard_mailbox),
+        static_cast<unsigned long long>(r.peak_rss_kb),
         static_cast<unsigned long long>(r.median_rss_kb), r.kills, r.last_recovery_seconds,
         static_cast<unsigned long long>(r.stats.read), static_cast<unsigned long long>(r.stats.accepted),
         static_cast<unsigned long long>(r.stats.duplicates),
@@ -604,7 +607,8 @@ void print_stress_report(const StressReport& r, bool as_json) {
     std::printf("  latency to durable     p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms   (%llu checkpoints)\n",
                 r.latency.p50_ms, r.latency.p95_ms, r.latency.p99_ms, r.latency.max_ms,
                 static_cast<unsigned long long>(r.checkpoints));
-    std::printf("  max queued records     %llu\n", static_cast<unsigned long long>(r.max_queued_records));
+    std::printf("  queues                 at most %llu records before the window clock, %lld messages in a shard mailbox\n",
+                static_cast<unsigned long long>(r.max_queued_records), static_cast<long long>(r.max_shard_mailbox));
     std::printf("  read %llu = accepted %llu + duplicates %llu + dead-lettered %llu\n",
                 static_cast<unsigned long long>(r.stats.read), static_cast<unsigned long long>(r.stats.accepted),
                 static_cast<unsigned long long>(r.stats.duplicates),
