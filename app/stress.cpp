@@ -314,6 +314,7 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
     batch_size = o.rate > 0 ? static_cast<std::size_t>(std::clamp<int64_t>(o.rate / 100, 1, 65536)) : 65536;
   RssSampler rss;
   LatencyRecorder latency;
+  ProgressLine progress("stress " + o.scenario);  // only on a terminal
   EventGenerator generator(report->generator);
   std::string line;
   uint64_t produced = 0;
@@ -339,6 +340,7 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
     const auto n = batch.lines.size();
     latency.submitted(Clock::now(), n);
     if (!(s = engine->submit(std::move(batch))).is_ok()) return s;
+    progress.update(m);
     const uint64_t through = m.accepted + m.duplicates + m.dead_lettered_total() + m.out_of_range;
     report->max_queued_records = std::max<uint64_t>(report->max_queued_records, produced - std::min(produced, through));
     for (int i = 0; i < std::min<int>(m.shard_count, static_cast<int>(kMaxShardMetrics)); ++i)
@@ -358,6 +360,7 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
   RunStats stats;
   if (!(s = engine->finish(/*final_tick=*/true, &stats)).is_ok()) return s;
   latency.committed();
+  progress.done();
   report->seconds = seconds_since(start);
   if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m);
   report->checkpoints = m.checkpoints;
