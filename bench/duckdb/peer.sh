@@ -61,4 +61,7 @@ DuckDB peer (bench/duckdb/peer.sh, on $(basename "$LOG")):
 | ratio DuckDB / streamscore | 1 | $RATIO |
 | customers whose features differ | - | $MISMATCHES of $(jget "$DUCK" export_items) |
 MD
-[ "$rc" -eq 0 ] && [ "$MISMATCHES" = 0 ] || { echo "bench: DuckDB and streamscore disagree" >&2; exit 1; }
+if [ "$rc" -ne 0 ] || [ "$MISMATCHES" != 0 ]; then
+  echo "bench: DuckDB and streamscore disagree" >&2
+  exit 1
+fi
