@@ -16,12 +16,16 @@ int main(int argc, char** argv) {
       "  streamscore replay --events events.jsonl --state data/state\n"
       "  streamscore export --state data/state --out items.jsonl\n"
       "  streamscore run --config config/streamscore.example.toml\n"
+      "  streamscore train --events events.jsonl --models models\n"
+      "  streamscore model activate v1 --models models\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
   int exit_code = streamscore::kExitOk;
   streamscore::register_generate_command(app, &exit_code);
   streamscore::register_replay_command(app, &exit_code);
   streamscore::register_export_command(app, &exit_code);
   streamscore::register_run_command(app, &exit_code);
+  streamscore::register_train_command(app, &exit_code);
+  streamscore::register_model_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

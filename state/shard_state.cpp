@@ -21,20 +21,19 @@ void fold_time(CustomerState& c, EventTime t) {
   c.has_entered = true;
 }
 
-// Average in cents, rounded to the nearest cent, halves away from zero. In 128 bits:
-// 2 * cents would overflow int64 long before cents itself does.
-int64_t average_cents(int64_t cents, int64_t count) {
-  if (count == 0) return 0;
-  const __int128 twice = static_cast<__int128>(cents) * 2 + count;
-  return static_cast<int64_t>(twice / (static_cast<__int128>(count) * 2));
-}
-
 // The index slot of a customer hash. Not its low bits: the shard is picked by
 // `hash % shards`, so inside one shard the low bits are all alike and would pile every
 // customer onto a few slots.
 std::size_t index_home(uint64_t hash, std::size_t mask) { return (hash >> 24) & mask; }
 
 }  // namespace
+
+// In 128 bits: 2 * cents would overflow int64 long before cents itself does.
+int64_t average_cents(int64_t cents, int64_t count) {
+  if (count == 0) return 0;
+  const __int128 twice = static_cast<__int128>(cents) * 2 + count;
+  return static_cast<int64_t>(twice / (static_cast<__int128>(count) * 2));
+}
 
 ShardState::ShardState(ShardOptions options) : options_(options) {}
 

@@ -68,6 +68,10 @@ struct FlushStats {
   uint64_t items_written = 0;
 };
 
+// avg_amount_30d in cents: rounded to the nearest cent, halves away from zero; 0 when
+// there is no transaction. The model's features use it too (model/features.hpp).
+int64_t average_cents(int64_t cents, int64_t count);
+
 class ShardState {
  public:
   explicit ShardState(ShardOptions options);
@@ -96,6 +100,8 @@ class ShardState {
   uint64_t evaluations() const { return evaluations_; }  // customer evaluations at ticks
   int64_t current_tick() const { return current_tick_; }
   const CustomerState* find_customer(const std::string& id) const;
+  // Read-only view of every customer (training snapshots at cut ticks).
+  const std::vector<CustomerState>& customers() const { return customers_; }
 
   // The public item of a customer exactly as export prints it.
   static void render_item(const CustomerState& c, std::string* out);
