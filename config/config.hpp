@@ -50,12 +50,20 @@ struct EngineConfig {
   int64_t flush_interval_ms = 200;  // how often shards write changed items to the store
 };
 
+struct ModelConfig {
+  std::string dir;                 // models directory; empty = no model (items carry no score)
+  int64_t poll_interval_ms = 500;  // how often the daemon reads DIR/active.json
+  int64_t rescore_rate = 50000;    // items per second re-scored in the background after a swap
+  int nthread = 1;                 // XGBoost threads for scoring
+};
+
 struct Config {
   SourceConfig source;
   StateConfig state;
   DeadLetterConfig dead_letter;
   WindowConfig window;
   EngineConfig engine;
+  ModelConfig model;
 };
 
 // Loads `path` (empty: defaults only), then applies each "section.key=value" override.
