@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "actors/model_actor.hpp"
 #include "io/event_parser.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
@@ -23,6 +24,7 @@
 #include "model/scorer.hpp"
 #include "model/sha256.hpp"
 #include "model/trainer.hpp"
+#include "model/watcher.hpp"
 #include "model/training_set.hpp"
 #include "state/format.hpp"
 
@@ -432,4 +434,65 @@ BOOST_FIXTURE_TEST_CASE(train_and_model_commands_end_to_end, Fixture) {
   BOOST_TEST(slurp(out).find("not enough history") != std::string::npos, slurp(out));
   BOOST_TEST(!fs::exists(models + "/high_value_customer_model_v3.json"));
   BOOST_TEST(cli("model list --models " + dir / "nope") == 2);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_watcher_loads_new_versions_and_reports_refused_ones_once, RegistryFixture) {
+  ActiveModelWatcher watcher(models, 1);
+  std::shared_ptr<const LoadedModel> model;
+  std::string error;
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));  // no reference
+  ActiveRef ref;
+  BOOST_REQUIRE(registry.activate(1, &ref).is_ok());
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::loaded));
+  BOOST_TEST(model->meta.version == 1);
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));
+  // A reference to a model that became corrupt after its check: refused, reported once.
+  BOOST_REQUIRE(registry.activate(2, &ref).is_ok());
+  spit(artifact(2), "{}");
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::refused));
+  BOOST_TEST(error.find("model v2 refused: checksum mismatch") != std::string::npos, error);
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));
+  BOOST_TEST(watcher.in_use() == 1);
+  BOOST_REQUIRE(registry.rollback(&ref).is_ok());  // back to v1: already in use
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));
+  BOOST_REQUIRE(registry.activate(3, &ref).is_ok());
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::loaded));
+  BOOST_TEST(model->meta.version == 3);
+  spit(registry.active_path(), "{not json");
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::refused));
+  BOOST_TEST(error.find("active.json: not valid JSON") != std::string::npos, error);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, RegistryFixture) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  auto metrics = std::make_shared<ModelMetrics>(1);
+  caf::actor actor = spawn_model_actor(sys, nullptr, metrics);
+  caf::scoped_actor self{sys};
+  const std::vector<FeatureRow> rows = {feature_row(0, 0), feature_row(40, 400000), feature_row(3, 300)};
+  auto score = [&] {
+    ScoreReply reply;
+    self->request(actor, caf::infinite, score_atom::value, ScoreRequest{rows})
+        .receive([&](ScoreReply& r) { reply = std::move(r); },
+                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    return reply;
+  };
+  ScoreReply none = score();  // no model: no scores
+  BOOST_TEST(none.model_version == 0);
+  BOOST_TEST(none.scores.empty());
+  // The shards learn about a swap (here: the test's own actor stands for a shard).
+  self->send(actor, shards_atom::value, std::vector<caf::actor>{caf::actor_cast<caf::actor>(self)});
+  auto v2 = std::make_shared<LoadedModel>();
+  BOOST_REQUIRE(load_model(models, 2, 1, v2.get()).is_ok());
+  self->send(actor, swap_atom::value, ModelPtr(v2));
+  self->receive([&](model_atom, int version) { BOOST_TEST(version == 2); });
+  ScoreReply scored = score();
+  BOOST_TEST(scored.model_version == 2);
+  std::vector<float> direct;
+  BOOST_REQUIRE(score_rows(*v2, rows, &direct).is_ok());
+  BOOST_TEST(scored.scores == direct);
+  BOOST_TEST(metrics->active_version.load() == 2);
+  BOOST_TEST(metrics->rows_scored.load() == 3u);
+  anon_send_exit(actor, caf::exit_reason::user_shutdown);
 }
