@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,9 +27,9 @@ class DeadLetterWriter;
 
 caf::actor spawn_parser(caf::actor_system& sys);
 
-// `store` outlives the actor. flush_interval_ms = 0: write only when asked (flush_atom).
+// `store` outlives the actor; the shard writes to it only for a `direct` barrier.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, int64_t flush_interval_ms);
+                       StateStore* store);
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
 
@@ -40,6 +41,8 @@ struct RouterConfig {
   caf::actor clock;
   caf::actor dead_letter;
   int64_t max_future_skew_ns = 0;
+  int64_t since_ns = std::numeric_limits<int64_t>::min();  // valid records outside
+  int64_t until_ns = std::numeric_limits<int64_t>::max();  // [since, until) are skipped
   std::function<int64_t()> now_ns;
   std::shared_ptr<EngineMetrics> metrics;
 };

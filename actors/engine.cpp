@@ -4,6 +4,8 @@
 #include <xxhash.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <limits>
 #include <thread>
 
 #include "actors/actors.hpp"
@@ -15,7 +17,11 @@ namespace streamscore {
 
 namespace {
 
-constexpr const char* kStoreFormat = "streamscore-state-1";
+// The state format this build reads and writes. Another one is refused: the log is
+// the source of truth, so the way forward is a replay, never a guess.
+constexpr const char* kStoreFormat = "streamscore-state-2";
+constexpr const char* kSessionRebuilding = "rebuilding";
+constexpr const char* kSessionComplete = "complete";
 
 int64_t wall_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -61,16 +67,56 @@ Status check_format(StateStore* store) {
   return Status::ok();
 }
 
-// Until checkpoints exist, a state that was not closed cleanly cannot be trusted:
-// items may be newer than the clock and source positions. Refuse it, loudly.
-Status check_closed(StateStore* store) {
+// The settings a state depends on: a state built with another allowed lateness would
+// continue with other results than a replay under the new setting.
+std::string settings_of(const EngineOptions& options) {
+  return "window.allowed_lateness_ns=" + std::to_string(options.allowed_lateness_ns);
+}
+
+Status check_settings(StateStore* store, const EngineOptions& options) {
+  std::string stored;
+  Status s = store->get_meta(kMetaSettings, &stored);
+  if (s.is_not_found()) return store->put_meta(kMetaSettings, settings_of(options));
+  if (!s.is_ok()) return s;
+  if (stored != settings_of(options))
+    return Status::invalid_argument(
+        "the state was built with " + stored + " but the config says " + settings_of(options) +
+        " (key window.allowed_lateness); use the same setting, or rebuild with `streamscore replay`");
+  return Status::ok();
+}
+
+// A bulk load writes items without checkpoints; one that did not complete is refused.
+Status check_session(StateStore* store) {
   std::string session;
   Status s = store->get_meta(kMetaSession, &session);
-  if (s.is_not_found() || (s.is_ok() && session == "closed")) return Status::ok();
+  if (s.is_not_found() || (s.is_ok() && session == kSessionComplete)) return Status::ok();
   if (!s.is_ok()) return s;
   return Status::corruption(
-      "the state was not closed cleanly (the process was killed or failed while writing); "
-      "streamscore cannot resume it yet: rebuild it from the log with `streamscore replay`");
+      "the state is an interrupted rebuild (a replay was killed or failed before it completed); "
+      "run `streamscore replay` again");
+}
+
+Status read_checkpoint_number(StateStore* store, uint64_t* number) {
+  std::string value;
+  Status s = store->get_meta(kMetaCheckpoint, &value);
+  if (s.is_not_found()) return Status::ok();
+  if (!s.is_ok()) return s;
+  char* end = nullptr;
+  *number = std::strtoull(value.c_str(), &end, 10);
+  if (value.empty() || *end != '\0') return Status::corruption("meta 'checkpoint' is malformed");
+  return Status::ok();
+}
+
+// The dead-letter length the last checkpoint covered, when it was the same file.
+Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path, uint64_t* bytes) {
+  std::string value;
+  Status s = store->get_meta(kMetaDeadLetter, &value);
+  if (s.is_not_found()) return Status::ok();
+  if (!s.is_ok()) return s;
+  const auto nl = value.rfind('\n');
+  if (nl == std::string::npos) return Status::corruption("meta 'dead_letter' is malformed");
+  if (value.substr(0, nl) == path) *bytes = std::strtoull(value.c_str() + nl + 1, nullptr, 10);
+  return Status::ok();
 }
 
 Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock* clock,
@@ -89,7 +135,7 @@ Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock
     for (auto& st : *states) st->set_current_tick(snap.tick);
   Status item_status;
   s = store->scan([&](const ItemRecord& record) {
-    const std::string id = record.pk.substr(std::string("CUSTOMER#").size());
+    const std::string id = record.pk.substr(kCustomerPrefix.size());
     auto& shard = (*states)[shard_of(XXH3_64bits(id.data(), id.size()), states->size())];
     item_status = shard->load(record);
     return item_status.is_ok();
@@ -108,14 +154,22 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->metrics_ = std::make_shared<EngineMetrics>();
 
   Status s = check_format(store);
-  if (!s.is_ok() || !(s = check_closed(store)).is_ok()) return s;
+  if (!s.is_ok() || !(s = check_settings(store, options)).is_ok() ||
+      !(s = check_session(store)).is_ok())
+    return s;
   auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
   std::vector<std::shared_ptr<ShardState>> states;
   if (!(s = load_state(store, options.allowed_lateness_ns, options.shards, clock.get(), &states)).is_ok())
     return s;
+  if (!(s = read_checkpoint_number(store, &engine->checkpoint_number_)).is_ok()) return s;
 
   auto writer = std::make_shared<DeadLetterWriter>();
-  if (!(s = writer->open(options.dead_letter_path, options.truncate_dead_letter)).is_ok()) return s;
+  uint64_t dead_letter_bytes = std::numeric_limits<uint64_t>::max();
+  if (!options.truncate_dead_letter &&
+      !(s = checkpointed_dead_letter_bytes(store, options.dead_letter_path, &dead_letter_bytes)).is_ok())
+    return s;
+  if (!(s = writer->open(options.dead_letter_path, options.truncate_dead_letter, dead_letter_bytes)).is_ok())
+    return s;
 
   const int threads = options.threads > 0
                           ? options.threads
@@ -128,13 +182,15 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   RouterConfig rc;
   const int parsers = options.parsers > 0 ? options.parsers : threads;
   for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys));
-  for (auto& st : states)
-    rc.shards.push_back(spawn_shard(sys, st, store, options.flush_interval_ms));
+  for (auto& st : states) rc.shards.push_back(spawn_shard(sys, st, store));
   rc.clock = spawn_window_clock(sys, clock);
   rc.dead_letter = spawn_dead_letter_sink(sys, writer);
   rc.max_future_skew_ns = options.max_future_skew_ns;
   rc.now_ns = engine->options_.now_ns;
+  rc.since_ns = options.since_ns;
+  rc.until_ns = options.until_ns;
   rc.metrics = engine->metrics_;
+  engine->shards_ = rc.shards;
   engine->actors_ = rc.parsers;
   engine->actors_.insert(engine->actors_.end(), rc.shards.begin(), rc.shards.end());
   engine->actors_.push_back(rc.clock);
@@ -143,7 +199,8 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->actors_.push_back(*engine->router_);
   engine->self_ = std::make_unique<caf::scoped_actor>(sys);
   (*engine->self_)->monitor(*engine->router_);  // never wait forever on a dead router
-  if (!(s = store->put_meta(kMetaSession, "open")).is_ok() || !(s = store->sync()).is_ok())
+  if (options.bulk_load &&
+      (!(s = store->put_meta(kMetaSession, kSessionRebuilding)).is_ok() || !(s = store->sync()).is_ok()))
     return s;
   *out = std::move(engine);
   return Status::ok();
@@ -155,6 +212,7 @@ Engine::~Engine() {
   self_.reset();
   router_.reset();
   actors_.clear();
+  shards_.clear();
   system_.reset();  // joins the scheduler threads
 }
 
@@ -171,6 +229,11 @@ Status Engine::wait_for_one_ack() {
   return failure_;
 }
 
+Status Engine::drain() {
+  while (in_flight_ > 0) wait_for_one_ack();
+  return failure_;
+}
+
 Status Engine::submit(RawBatch batch) {
   if (finished_) return Status::invalid_argument("engine already finished");
   while (in_flight_ >= options_.max_batches_in_flight) {
@@ -183,25 +246,68 @@ Status Engine::submit(RawBatch batch) {
   return Status::ok();
 }
 
-Status Engine::finish(bool final_tick, RunStats* stats,
-                      const std::vector<std::pair<std::string, std::string>>& extra_meta) {
+Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
+  Status s = drain();
+  if (!s.is_ok()) return s;
+  (*self_)
+      ->request(*router_, caf::infinite, barrier_atom::value, request)
+      .receive([&](Cut& c) { *cut = std::move(c); },
+               [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  return s;
+}
+
+// One atomic batch: the items, then the positions they are consistent with.
+Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
+  std::vector<MetaPut> meta = extra_meta;
+  meta.push_back({kMetaClock, encode_clock(cut.stats.clock)});
+  meta.push_back({kMetaDeadLetter, options_.dead_letter_path + "\n" +
+                                       std::to_string(cut.dead_letter_bytes)});
+  meta.push_back({kMetaCheckpoint, std::to_string(checkpoint_number_ + 1)});
+  if (options_.bulk_load) meta.push_back({kMetaSession, kSessionComplete});
+  std::vector<VersionShift> shifts;
+  uint64_t conflicts = 0;
+  Status s = commit_with_retry(*store_, &cut.puts, meta, &shifts, &conflicts);
+  if (!s.is_ok()) return s;
+  if (!shifts.empty()) {  // the owning shards move their versions along
+    std::vector<std::vector<VersionShift>> per_shard(shards_.size());
+    for (VersionShift& shift : shifts) {
+      const std::string_view id = std::string_view(shift.pk).substr(kCustomerPrefix.size());
+      per_shard[shard_of(XXH3_64bits(id.data(), id.size()), shards_.size())].push_back(std::move(shift));
+    }
+    for (std::size_t i = 0; i < shards_.size(); ++i)
+      if (!per_shard[i].empty()) (*self_)->send(shards_[i], rebase_atom::value, std::move(per_shard[i]));
+  }
+  if (!(s = store_->sync()).is_ok()) return s;
+  ++checkpoint_number_;
+  metrics_->checkpoints += 1;
+  metrics_->items_committed += cut.puts.size();
+  metrics_->write_conflicts += conflicts;
+  metrics_->last_checkpoint_unix_ms = wall_clock_ns() / 1'000'000;
+  cut.stats.conflicts += conflicts;
+  return Status::ok();
+}
+
+Status Engine::checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stats) {
+  if (finished_) return Status::invalid_argument("engine already finished");
+  if (options_.bulk_load) return Status::invalid_argument("a bulk load has no checkpoints");
+  Cut cut;
+  Status s = take_cut(BarrierRequest{false, false}, &cut);
+  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) {
+    if (failure_.is_ok()) failure_ = s;
+    return s;
+  }
+  if (stats) *stats = cut.stats;
+  return Status::ok();
+}
+
+Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta) {
   if (finished_) return Status::invalid_argument("engine already finished");
   finished_ = true;
-  while (in_flight_ > 0) wait_for_one_ack();
-  if (!failure_.is_ok()) return failure_;
-  Status result;
-  (*self_)
-      ->request(*router_, caf::infinite, end_atom::value, final_tick)
-      .receive([&](RunStats& s) { *stats = s; },
-               [&](caf::error& err) { result = Status::io_error(system_->render(err)); });
-  if (!result.is_ok()) return result;
-  for (const auto& [key, value] : extra_meta)
-    if (!(result = store_->put_meta(key, value)).is_ok()) return result;
-  if (!(result = store_->put_meta(kMetaClock, encode_clock(stats->clock))).is_ok()) return result;
-  if (!(result = store_->sync()).is_ok()) return result;
-  // Only now is the state consistent: items, clock and source position all written.
-  if (!(result = store_->put_meta(kMetaSession, "closed")).is_ok()) return result;
-  return store_->sync();
+  Cut cut;
+  Status s = take_cut(BarrierRequest{final_tick, options_.bulk_load}, &cut);
+  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) return s;
+  *stats = cut.stats;
+  return Status::ok();
 }
 
 }  // namespace streamscore

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -23,6 +24,8 @@ class actor;
 namespace streamscore {
 
 struct RawBatch;
+struct BarrierRequest;
+struct Cut;
 
 struct EngineOptions {
   int shards = 8;
@@ -30,9 +33,17 @@ struct EngineOptions {
   int parsers = 0;   // 0 = number of threads
   int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;
   int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;
-  int64_t flush_interval_ms = 0;  // 0 = write items only at finish()
+  // A bulk load (`replay`) rebuilds the whole state as one unit: items are written
+  // once, by the shards, at finish(), without checkpoints. The state is marked
+  // "rebuilding" until then, so that an interrupted rebuild is refused, not resumed.
+  bool bulk_load = false;
   std::string dead_letter_path;   // empty = count dead letters but do not write them
+  // false: append, after cutting the file back to what the last checkpoint covered.
   bool truncate_dead_letter = true;
+  // A backfill's time range: valid records with event_time outside [since, until) are
+  // skipped (counted as out_of_range) before they reach the clock or a shard.
+  int64_t since_ns = std::numeric_limits<int64_t>::min();
+  int64_t until_ns = std::numeric_limits<int64_t>::max();
   std::function<int64_t()> now_ns;  // wall clock for the `future` check; tests pin it
   std::size_t max_batches_in_flight = 4;
 };
@@ -46,17 +57,27 @@ class Engine {
 
   // Hands a batch to the router; blocks while max_batches_in_flight are in progress.
   Status submit(RawBatch batch);
+
+  // Commits a checkpoint covering every batch submitted so far: a barrier flows
+  // through the router to every shard, and the changed items (with their dedup ids),
+  // the clock, the dead-letter position and `extra_meta` (the source position) are
+  // written in one atomic batch. After a crash, start() resumes from the last one.
+  // Blocks until it is durable. Not for bulk loads.
+  Status checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stats = nullptr);
+
   // Waits for everything submitted, emits the final tick when `final_tick` (end of a
-  // finite input), writes every changed item, the clock position and `extra_meta`
-  // (e.g. the source position), marks the state closed, and returns the totals.
-  Status finish(bool final_tick, RunStats* stats,
-                const std::vector<std::pair<std::string, std::string>>& extra_meta = {});
+  // finite input), commits the last checkpoint (bulk load: writes every item and
+  // marks the state complete), and returns the totals.
+  Status finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta = {});
 
   const EngineMetrics& metrics() const { return *metrics_; }
 
  private:
   Engine() = default;
   Status wait_for_one_ack();
+  Status drain();
+  Status take_cut(const BarrierRequest& request, Cut* cut);
+  Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta);
 
   EngineOptions options_;
   StateStore* store_ = nullptr;
@@ -65,16 +86,21 @@ class Engine {
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<caf::scoped_actor> self_;
   std::unique_ptr<caf::actor> router_;
+  std::vector<caf::actor> shards_;
   std::vector<caf::actor> actors_;
   std::size_t in_flight_ = 0;
+  uint64_t checkpoint_number_ = 0;
   Status failure_;
   bool finished_ = false;
 };
 
 // Meta keys the engine keeps in the store.
-constexpr const char* kMetaFormat = "format";
-constexpr const char* kMetaClock = "clock";
-// "open" while an engine runs on the store, "closed" after a clean finish().
+constexpr const char* kMetaFormat = "format";        // state format version
+constexpr const char* kMetaSettings = "settings";    // settings the state depends on
+constexpr const char* kMetaClock = "clock";          // window clock at the last checkpoint
+constexpr const char* kMetaDeadLetter = "dead_letter";  // dead-letter file and its length
+constexpr const char* kMetaCheckpoint = "checkpoint";   // number of the last checkpoint
+// "rebuilding" while a bulk load runs, "complete" after it (absent: never bulk loaded).
 constexpr const char* kMetaSession = "session";
 
 }  // namespace streamscore

@@ -18,16 +18,25 @@ namespace {
 
 constexpr uint32_t kMinRecordsPerParser = 512;
 
-// A batch between its arrival and its dispatch.
+struct BarrierContext {
+  caf::response_promise promise;
+  BarrierRequest request;
+  Cut cut;
+  std::vector<ShardCut> shard_cuts;
+  std::size_t pending = 0;
+  bool failed = false;
+};
+
+// A batch between its arrival and its dispatch, or a checkpoint barrier (`barrier`
+// set) that waits its turn behind the batches that arrived before it.
 struct InFlight {
+  std::shared_ptr<BarrierContext> barrier;
   RawBatchPtr batch;
   caf::actor reply_to;
   std::vector<ParsedChunk> chunks;
   std::size_t parts_pending = 0;
   std::string error;  // set when parsing failed
 };
-
-struct EndContext;
 
 struct RouterState {
   RouterConfig config;
@@ -41,12 +50,12 @@ struct RouterState {
   std::vector<uint32_t> probe_slot;  // index of the event's key in its shard's probe
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
+  uint64_t out_of_range = 0;  // valid records of the current batch outside [since, until)
   // The number of the batch being sequenced; retired (incremented) when it is done or
   // failed, so that a late reply for it is never taken for the next batch's.
   uint64_t sequence_number = 0;
-  // An end request waits until every batch before it is dispatched.
-  std::shared_ptr<EndContext> end;
-  bool end_with_final_tick = false;
+  // While the final tick is being fetched, nothing behind the barrier may pass.
+  bool held = false;
 };
 
 using router_ptr = caf::stateful_actor<RouterState>*;
@@ -144,6 +153,8 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   metrics.dead_lettered[static_cast<int>(Reason::expired)] += expired.size();
   for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
   metrics.ticks += result.ticks_emitted;
+  metrics.out_of_range += st.out_of_range;
+  if (!result.ticks.empty()) metrics.last_tick = result.ticks.back().tick;
   finish_current(self, {});
 }
 
@@ -211,8 +222,17 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   std::size_t total = 0;
   for (const auto& chunk : st.current->chunks) total += chunk.events.size();
   st.events.reserve(total);
+  st.out_of_range = 0;
+  const int64_t since = st.config.since_ns, until = st.config.until_ns;
   for (auto& chunk : st.current->chunks) {
-    std::move(chunk.events.begin(), chunk.events.end(), std::back_inserter(st.events));
+    for (ParsedEvent& e : chunk.events) {
+      // Outside a backfill's --since/--until: skipped before anything sees it.
+      if (e.time.ns >= since && e.time.ns < until) {
+        st.events.push_back(std::move(e));
+      } else {
+        ++st.out_of_range;
+      }
+    }
     std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
   }
   st.current->chunks.clear();
@@ -251,76 +271,110 @@ void start_parse(router_ptr self, std::shared_ptr<InFlight> batch) {
   }
 }
 
-struct EndContext {
-  caf::response_promise promise;
-  RunStats stats;
-  std::size_t pending = 0;
-  bool failed = false;
-};
-
-void fail_end(const std::shared_ptr<EndContext>& ctx, const caf::error& err) {
+void fail_barrier(const std::shared_ptr<BarrierContext>& ctx, const caf::error& err) {
   if (ctx->failed) return;
   ctx->failed = true;
   ctx->promise.deliver(err);
 }
 
-void finish_end(router_ptr self, std::shared_ptr<EndContext> ctx) {
+void barrier_part_done(const std::shared_ptr<BarrierContext>& ctx) {
+  if (--ctx->pending > 0 || ctx->failed) return;
+  Cut& cut = ctx->cut;
+  for (ShardCut& sc : ctx->shard_cuts) {
+    cut.shard_of_put_begin.push_back(cut.puts.size());
+    std::move(sc.puts.begin(), sc.puts.end(), std::back_inserter(cut.puts));
+    cut.stats.customers += sc.report.customers;
+    cut.stats.items_written += sc.report.items_written;
+    cut.stats.logical_writes += sc.report.logical_writes;
+    cut.stats.dedup_ids += sc.report.dedup_ids;
+    cut.stats.conflicts += sc.report.conflicts;
+  }
+  ctx->shard_cuts.clear();
+  ctx->promise.deliver(std::move(cut));
+}
+
+// Takes the cut: the counters now (every batch before the barrier is dispatched),
+// and requests that reach each shard, the clock and the dead-letter sink after
+// everything sent to them before. Batches behind the barrier flow on meanwhile.
+void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx) {
   auto& st = self->state;
+  const auto& m = *st.config.metrics;
+  RunStats& s = ctx->cut.stats;
+  s.read = m.read;
+  s.accepted = m.accepted;
+  s.duplicates = m.duplicates;
+  s.conflicting_duplicates = m.conflicting_duplicates;
+  for (int r = 0; r < kReasonCount; ++r) s.dead_lettered[r] = m.dead_lettered[r];
+  s.ticks = m.ticks;
+  s.out_of_range = m.out_of_range;
+  const std::size_t shards = st.config.shards.size();
+  ctx->shard_cuts.assign(shards, ShardCut{});
+  ctx->pending = shards + 2;
+  for (std::size_t i = 0; i < shards; ++i)
+    self->request(st.config.shards[i], caf::infinite, snapshot_atom::value, ctx->request.direct)
+        .then(
+            [=](ShardCut& cut) {
+              ctx->shard_cuts[i] = std::move(cut);
+              barrier_part_done(ctx);
+            },
+            [=](caf::error& err) { fail_barrier(ctx, err); });
   self->request(st.config.dead_letter, caf::infinite, flush_atom::value)
       .then(
-          [=](bool) {
-            self->request(self->state.config.clock, caf::infinite, clock_atom::value)
-                .then(
-                    [=](ClockSnapshot& snap) {
-                      const auto& m = *self->state.config.metrics;
-                      RunStats& s = ctx->stats;
-                      s.read = m.read;
-                      s.accepted = m.accepted;
-                      s.duplicates = m.duplicates;
-                      s.conflicting_duplicates = m.conflicting_duplicates;
-                      for (int r = 0; r < kReasonCount; ++r) s.dead_lettered[r] = m.dead_lettered[r];
-                      s.ticks = m.ticks;
-                      s.clock = snap;
-                      ctx->promise.deliver(s);
-                    },
-                    [=](caf::error& err) { fail_end(ctx, err); });
+          [=](uint64_t bytes) {
+            ctx->cut.dead_letter_bytes = bytes;
+            barrier_part_done(ctx);
           },
-          [=](caf::error& err) { fail_end(ctx, err); });
+          [=](caf::error& err) { fail_barrier(ctx, err); });
+  self->request(st.config.clock, caf::infinite, clock_atom::value)
+      .then(
+          [=](ClockSnapshot& snap) {
+            ctx->cut.stats.clock = snap;
+            barrier_part_done(ctx);
+          },
+          [=](caf::error& err) { fail_barrier(ctx, err); });
 }
 
-void flush_all(router_ptr self, std::shared_ptr<EndContext> ctx) {
-  auto& shards = self->state.config.shards;
-  ctx->pending = shards.size();
-  for (const auto& shard : shards) {
-    self->request(shard, caf::infinite, flush_atom::value)
-        .then(
-            [=](ShardReport& r) {
-              ctx->stats.customers += r.customers;
-              ctx->stats.items_written += r.items_written;
-              ctx->stats.logical_writes += r.logical_writes;
-              ctx->stats.dedup_ids += r.dedup_ids;
-              if (--ctx->pending == 0 && !ctx->failed) finish_end(self, ctx);
-            },
-            [=](caf::error& err) { fail_end(ctx, err); });
-  }
+void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
+  if (!ctx->request.final_tick) return cut_at_barrier(self, ctx);
+  self->state.held = true;
+  self->request(self->state.config.clock, caf::infinite, final_atom::value)
+      .then(
+          [=](FinalTick& f) {
+            auto& st = self->state;
+            if (f.has_tick) {
+              for (const auto& shard : st.config.shards)
+                self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
+              st.config.metrics->ticks += f.ticks_emitted;
+              st.config.metrics->last_tick = f.mark.tick;
+            }
+            cut_at_barrier(self, ctx);
+            st.held = false;
+            pump(self);
+          },
+          [=](caf::error& err) {
+            fail_barrier(ctx, err);
+            self->state.held = false;
+            pump(self);
+          });
 }
-
-void run_end(router_ptr self);
 
 // Sequences the oldest batch once it is parsed and the previous one is dispatched;
-// runs a pending end request once everything before it is through.
+// runs a barrier once everything before it is through.
 void pump(router_ptr self) {
   auto& st = self->state;
-  while (!st.current && !st.queue.empty() && st.queue.front()->parts_pending == 0) {
+  while (!st.current && !st.held && !st.queue.empty() && st.queue.front()->parts_pending == 0) {
     std::shared_ptr<InFlight> next = std::move(st.queue.front());
     st.queue.pop_front();
+    if (next->barrier) {
+      run_barrier(self, std::move(next->barrier));
+      continue;
+    }
     if (!next->error.empty()) {
       self->send(next->reply_to, ack_atom::value, BatchAck{next->error});
       continue;
     }
     sequence(self, std::move(next));
   }
-  if (!st.current && st.queue.empty() && st.end) run_end(self);
 }
 
 caf::behavior router_actor(router_ptr self, RouterConfig config) {
@@ -337,33 +391,19 @@ caf::behavior router_actor(router_ptr self, RouterConfig config) {
         }
         start_parse(self, batch);
       },
-      // End of intake: optionally the final tick (finite input), then every shard
-      // flushes, the dead letter is flushed, and the totals are returned.
-      [=](end_atom, bool final_tick) -> caf::result<RunStats> {
-        auto ctx = std::make_shared<EndContext>();
-        ctx->promise = self->make_response_promise();
-        self->state.end = ctx;
-        self->state.end_with_final_tick = final_tick;
+      // A checkpoint barrier (or the end of intake, with the final tick): returns the
+      // cut once every batch sent before it has been applied by the shards.
+      [=](barrier_atom, const BarrierRequest& request) -> caf::result<Cut> {
+        auto entry = std::make_shared<InFlight>();
+        entry->barrier = std::make_shared<BarrierContext>();
+        entry->barrier->promise = self->make_response_promise();
+        entry->barrier->request = request;
+        auto promise = entry->barrier->promise;
+        self->state.queue.push_back(std::move(entry));
         pump(self);
-        return ctx->promise;
+        return promise;
       },
   };
-}
-
-void run_end(router_ptr self) {
-  auto ctx = std::move(self->state.end);
-  if (!self->state.end_with_final_tick) return flush_all(self, ctx);
-  self->request(self->state.config.clock, caf::infinite, final_atom::value)
-      .then(
-          [=](FinalTick& f) {
-            if (f.has_tick) {
-              for (const auto& shard : self->state.config.shards)
-                self->send(shard, apply_atom::value, ShardBatch{{}, {f.mark}});
-              self->state.config.metrics->ticks += f.ticks_emitted;
-            }
-            flush_all(self, ctx);
-          },
-          [=](caf::error& err) { fail_end(ctx, err); });
 }
 
 }  // namespace

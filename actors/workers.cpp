@@ -41,10 +41,8 @@ caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
 struct ShardActorState {
   std::shared_ptr<ShardState> shard;
   StateStore* store = nullptr;
-  int64_t flush_interval_ms = 0;
-  bool autoflush_pending = false;
   uint64_t items_written = 0;
-  Status failure;  // the first store error; the shard refuses work after it
+  uint64_t conflicts = 0;
 };
 
 ShardReport report_of(const ShardActorState& st) {
@@ -53,49 +51,48 @@ ShardReport report_of(const ShardActorState& st) {
   r.items_written = st.items_written;
   r.logical_writes = st.shard->logical_writes();
   r.dedup_ids = st.shard->dedup_size();
+  r.conflicts = st.conflicts;
   return r;
 }
 
-Status flush_shard(ShardActorState& st) {
-  if (!st.failure.is_ok()) return st.failure;
-  FlushStats stats;
-  Status s = st.shard->flush(*st.store, &stats);
-  st.items_written += stats.items_written;
-  if (!s.is_ok()) st.failure = s;
-  return s;
-}
-
+// The shard writes nothing on its own: its changed items leave it at checkpoint
+// barriers, in the order of its mailbox, so that they are consistent with the clock
+// and source positions committed with them.
 caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
-                          std::shared_ptr<ShardState> state, StateStore* store,
-                          int64_t flush_interval_ms) {
+                          std::shared_ptr<ShardState> state, StateStore* store) {
   self->state.shard = std::move(state);
   self->state.store = store;
-  self->state.flush_interval_ms = flush_interval_ms;
   return {
-      [=](probe_atom, const ProbeRequest& request) -> caf::result<ProbeReply> {
-        if (!self->state.failure.is_ok())
-          return caf::make_error(caf::sec::runtime_error, self->state.failure.to_string());
+      [=](probe_atom, const ProbeRequest& request) -> ProbeReply {
         ProbeReply reply;
         self->state.shard->probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
         return reply;
       },
-      [=](apply_atom, ShardBatch& batch) {
+      [=](apply_atom, ShardBatch& batch) { self->state.shard->apply(batch.events, batch.ticks); },
+      [=](snapshot_atom, bool direct) -> caf::result<ShardCut> {
         auto& st = self->state;
-        st.shard->apply(batch.events, batch.ticks);
-        if (st.flush_interval_ms > 0 && !st.autoflush_pending && st.shard->has_dirty()) {
-          st.autoflush_pending = true;
-          self->delayed_send(self, std::chrono::milliseconds(st.flush_interval_ms),
-                             autoflush_atom::value);
+        ShardCut cut;
+        Status s;
+        if (direct) {
+          FlushStats stats;
+          s = st.shard->flush(*st.store, &stats);
+          st.items_written += stats.items_written;
+          st.conflicts += stats.conflicts;
+        } else {
+          s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
+            std::move(puts.begin(), puts.end(), std::back_inserter(cut.puts));
+            return Status::ok();
+          });
+          st.items_written += cut.puts.size();
         }
-      },
-      [=](autoflush_atom) {
-        self->state.autoflush_pending = false;
-        flush_shard(self->state);  // a failure is kept and reported on the next request
-      },
-      [=](flush_atom) -> caf::result<ShardReport> {
-        Status s = flush_shard(self->state);
         if (!s.is_ok()) return caf::make_error(caf::sec::runtime_error, s.to_string());
-        return report_of(self->state);
+        cut.report = report_of(st);
+        return cut;
+      },
+      // A committed checkpoint found items moved on by another writer.
+      [=](rebase_atom, const std::vector<VersionShift>& shifts) {
+        for (const VersionShift& shift : shifts) self->state.shard->rebase(shift);
+        self->state.conflicts += shifts.size();
       },
   };
 }
@@ -136,12 +133,13 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
         Status s = self->state.writer->write(lines);
         if (!s.is_ok()) self->state.failure = s;
       },
-      [=](flush_atom) -> caf::result<bool> {
+      // Flushes and returns the file length: the position a checkpoint records.
+      [=](flush_atom) -> caf::result<uint64_t> {
         if (self->state.failure.is_ok()) self->state.failure = self->state.writer->flush();
         if (!self->state.failure.is_ok())
           return caf::make_error(caf::sec::runtime_error,
                                  "dead letter: " + self->state.failure.to_string());
-        return true;
+        return self->state.writer->bytes();
       },
   };
 }
@@ -151,8 +149,8 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, int64_t flush_interval_ms) {
-  return sys.spawn(shard_actor, std::move(state), store, flush_interval_ms);
+                       StateStore* store) {
+  return sys.spawn(shard_actor, std::move(state), store);
 }
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {

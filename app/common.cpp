@@ -28,7 +28,6 @@ EngineOptions engine_options_from(const Config& config) {
   o.parsers = config.engine.parsers;
   o.allowed_lateness_ns = config.window.allowed_lateness_ns;
   o.max_future_skew_ns = config.window.max_future_skew_ns;
-  o.flush_interval_ms = config.engine.flush_interval_ms;
   o.dead_letter_path = config.dead_letter.path;
   return o;
 }
@@ -92,16 +91,18 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
     std::printf(
         "{\"command\":\"%s\",\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,"
         "\"conflicting_duplicates\":%llu,\"dead_lettered\":%llu,\"dead_lettered_by_reason\":{%s},"
-        "\"expired\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
-        "\"item_versions\":%llu,\"balanced\":%s,\"seconds\":%.3f,\"finish_seconds\":%.3f,"
-        "\"records_per_second\":%.0f,\"peak_rss_kb\":%llu}\n",
+        "\"expired\":%llu,\"out_of_range\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
+        "\"item_versions\":%llu,\"write_conflicts\":%llu,\"balanced\":%s,\"seconds\":%.3f,"
+        "\"finish_seconds\":%.3f,\"recovery_seconds\":%.3f,\"records_per_second\":%.0f,"
+        "\"peak_rss_kb\":%llu}\n",
         command, (unsigned long long)s.read, (unsigned long long)s.accepted,
         (unsigned long long)s.duplicates, (unsigned long long)s.conflicting_duplicates,
         (unsigned long long)s.dead_lettered_total(), reasons.c_str(),
         (unsigned long long)s.dead_lettered[static_cast<int>(Reason::expired)],
-        (unsigned long long)s.customers, (unsigned long long)s.ticks,
+        (unsigned long long)s.out_of_range, (unsigned long long)s.customers, (unsigned long long)s.ticks,
         (unsigned long long)s.items_written, (unsigned long long)s.logical_writes,
-        s.balanced() ? "true" : "false", seconds, s.finish_seconds, rate,
+        (unsigned long long)s.conflicts, s.balanced() ? "true" : "false", seconds,
+        s.finish_seconds, s.recovery_seconds, rate,
         (unsigned long long)rss_kb);
     return;
   }
@@ -116,13 +117,21 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
     if (s.dead_lettered[r] > 0)
       out += fmt::format("    {:<16}{:>12}\n", reason_name(static_cast<Reason>(r)), s.dead_lettered[r]);
   out += fmt::format("  expired           {:>12}\n", s.dead_lettered[static_cast<int>(Reason::expired)]);
+  if (s.out_of_range > 0)
+    out += fmt::format("  out of range      {:>12}   (outside --since/--until)\n", s.out_of_range);
   out += fmt::format("  customers         {:>12}\n", s.customers);
   out += fmt::format("  ticks             {:>12}\n", s.ticks);
   out += fmt::format("  items written     {:>12}   (item versions: {})\n", s.items_written,
                      s.logical_writes);
+  if (s.conflicts > 0)
+    out += fmt::format("  write conflicts   {:>12}   (retried from the fresh version)\n", s.conflicts);
+  if (s.recovery_seconds > 0)
+    out += fmt::format("  state loaded in   {:>12.2f} s\n", s.recovery_seconds);
   out += fmt::format("  peak memory       {:>9} MiB\n", rss_kb / 1024);
-  out += s.balanced() ? "  counters balance: read = accepted + duplicates + dead-lettered\n"
-                      : "  COUNTERS DO NOT BALANCE: read != accepted + duplicates + dead-lettered\n";
+  const char* terms = s.out_of_range > 0 ? "accepted + duplicates + dead-lettered + out of range"
+                                          : "accepted + duplicates + dead-lettered";
+  out += s.balanced() ? fmt::format("  counters balance: read = {}\n", terms)
+                      : fmt::format("  COUNTERS DO NOT BALANCE: read != {}\n", terms);
   std::fputs(out.c_str(), stdout);
 }
 

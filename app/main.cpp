@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       "  streamscore replay --events events.jsonl --state data/state\n"
       "  streamscore export --state data/state --out items.jsonl\n"
       "  streamscore run --config config/streamscore.example.toml\n"
+      "  streamscore backfill --events events.jsonl --state data/state --max-writes-per-sec 50000\n"
       "  streamscore train --events events.jsonl --models models\n"
       "  streamscore model activate v1 --models models\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
   streamscore::register_replay_command(app, &exit_code);
   streamscore::register_export_command(app, &exit_code);
   streamscore::register_run_command(app, &exit_code);
+  streamscore::register_backfill_command(app, &exit_code);
   streamscore::register_train_command(app, &exit_code);
   streamscore::register_model_command(app, &exit_code);
   try {

@@ -65,7 +65,7 @@ int replay(const ReplayArgs& args) {
     return kExitFailure;
   }
   EngineOptions options = engine_options_from(config);
-  options.flush_interval_ms = 0;  // a replay writes each item once, at the end
+  options.bulk_load = true;  // a replay writes each item once, at the end
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
     print_error("replay", s.to_string());

@@ -210,10 +210,11 @@ KeySpec choice_key(const char* name, Sec Config::*sec, std::string Sec::*field,
           }};
 }
 
-KeySpec duration_key(const char* name, int64_t WindowConfig::*field, int64_t lo, int64_t hi,
-                     const char* range_hint) {
+template <class Sec>
+KeySpec duration_key(const char* name, Sec Config::*sec, int64_t Sec::*field, int64_t lo,
+                     int64_t hi, const char* range_hint) {
   return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
-            return read_duration(v, key, lo, hi, range_hint, &(c->window.*field));
+            return read_duration(v, key, lo, hi, range_hint, &((c->*sec).*field));
           }};
 }
 
@@ -248,18 +249,19 @@ std::vector<SectionSpec> schema() {
         text_key("path", &C::state, &StateConfig::path)}},
       {"dead_letter", {text_key("path", &C::dead_letter, &DeadLetterConfig::path)}},
       {"window",
-       {duration_key("allowed_lateness", &WindowConfig::allowed_lateness_ns, 0, 30 * kDayNanos,
-                     "must be between 0s and 30d"),
+       {duration_key("allowed_lateness", &C::window, &WindowConfig::allowed_lateness_ns, 0,
+                     30 * kDayNanos, "must be between 0s and 30d"),
         // The cap keeps wall clock + skew far from int64 overflow.
-        duration_key("max_future_skew", &WindowConfig::max_future_skew_ns, 1, 3650 * kDayNanos,
-                     "must be greater than 0 and at most 3650d")}},
+        duration_key("max_future_skew", &C::window, &WindowConfig::max_future_skew_ns, 1,
+                     3650 * kDayNanos, "must be greater than 0 and at most 3650d")}},
       {"engine",
        {int_key("shards", &C::engine, &E::shards, 1, 1024),
         int_key("threads", &C::engine, &E::threads, 0, 256),
         int_key("parsers", &C::engine, &E::parsers, 0, 256),
-        int_key("batch_size", &C::engine, &E::batch_size, 1, 1'000'000),
-        // 0: write changed items only at the end of the run
-        int_key("flush_interval_ms", &C::engine, &E::flush_interval_ms, 0, 3'600'000)}},
+        int_key("batch_size", &C::engine, &E::batch_size, 1, 1'000'000)}},
+      {"checkpoint",
+       {duration_key("interval", &C::checkpoint, &CheckpointConfig::interval_ns, kMsNanos,
+                     kDayNanos, "must be between 1ms and 1d")}},
       {"model",
        {{"dir", true,
          [](const toml::node& v, const std::string& key, Config* c) {

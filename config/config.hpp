@@ -47,7 +47,12 @@ struct EngineConfig {
   int threads = 0;            // CAF scheduler threads; 0 = number of cores
   int parsers = 0;            // parser actors; 0 = number of threads
   int batch_size = 65536;     // records per batch from the source (big batches amortize messaging)
-  int64_t flush_interval_ms = 200;  // how often shards write changed items to the store
+};
+
+struct CheckpointConfig {
+  // How often `run` commits a checkpoint: changed items, dedup ids, clock and source
+  // position in one atomic write. Also how stale the stored items may be.
+  int64_t interval_ns = 2LL * 1'000'000'000;  // "2s"
 };
 
 struct ModelConfig {
@@ -63,6 +68,7 @@ struct Config {
   DeadLetterConfig dead_letter;
   WindowConfig window;
   EngineConfig engine;
+  CheckpointConfig checkpoint;
   ModelConfig model;
 };
 

@@ -43,9 +43,10 @@ void append_dead_letter(std::string& out, Reason reason, std::string_view field,
 
 DeadLetterWriter::~DeadLetterWriter() { close(); }
 
-Status DeadLetterWriter::open(const std::string& path, bool truncate) {
+Status DeadLetterWriter::open(const std::string& path, bool truncate, uint64_t cut_back_to) {
   close();
   path_ = path;
+  bytes_ = 0;
   if (path.empty()) return Status::ok();  // discard mode
   const std::filesystem::path parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
@@ -53,8 +54,17 @@ Status DeadLetterWriter::open(const std::string& path, bool truncate) {
     std::filesystem::create_directories(parent, ec);
     if (ec) return Status::io_error("create directory " + parent.string() + ": " + ec.message());
   }
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (!truncate && !ec && size > cut_back_to) {
+    // Lines written after the last checkpoint are written again by the replay of
+    // the records they came from.
+    std::filesystem::resize_file(path, cut_back_to, ec);
+    if (ec) return Status::io_error("cut back " + path + ": " + ec.message());
+  }
   file_ = std::fopen(path.c_str(), truncate ? "wb" : "ab");
   if (file_ == nullptr) return errno_status("open", path);
+  if (!truncate) bytes_ = std::filesystem::file_size(path, ec);
   // A large buffer: dead letters come in bursts of small lines.
   buffer_ = std::make_unique<char[]>(kBufferBytes);
   std::setvbuf(file_, buffer_.get(), _IOFBF, kBufferBytes);
@@ -67,6 +77,7 @@ Status DeadLetterWriter::write(std::string_view already_rendered_lines) {
     return Status::io_error("dead-letter file is not open");
   }
   const size_t n = std::fwrite(already_rendered_lines.data(), 1, already_rendered_lines.size(), file_);
+  bytes_ += n;
   if (n != already_rendered_lines.size()) return errno_status("write", path_);
   return Status::ok();
 }

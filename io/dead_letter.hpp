@@ -2,7 +2,9 @@
 // position and raw bytes, so nothing read is silently dropped.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,16 +30,21 @@ class DeadLetterWriter {
   DeadLetterWriter& operator=(const DeadLetterWriter&) = delete;
 
   // Creates missing parent directories; truncates or appends to an existing file.
-  Status open(const std::string& path, bool truncate);
+  // When appending, a file longer than `cut_back_to` bytes is first cut back to it.
+  Status open(const std::string& path, bool truncate,
+              uint64_t cut_back_to = std::numeric_limits<uint64_t>::max());
   Status write(std::string_view already_rendered_lines);
   Status flush();
   void close();
+  // The file length once flushed: what a checkpoint records.
+  uint64_t bytes() const { return bytes_; }
 
  private:
   static constexpr size_t kBufferBytes = 1 << 20;
   std::string path_;
   FILE* file_ = nullptr;
-  std::unique_ptr<char[]> buffer_;  // stdio buffer; must outlive file_
+  std::unique_ptr<char[]> buffer_;
+  uint64_t bytes_ = 0;  // stdio buffer; must outlive file_
 };
 
 }  // namespace streamscore

@@ -13,6 +13,7 @@
 #include "actors/event_clock.hpp"
 #include "actors/metrics.hpp"
 #include "state/event.hpp"
+#include "state/store.hpp"
 
 namespace streamscore {
 
@@ -23,9 +24,10 @@ using probe_atom = caf::atom_constant<caf::atom("probe")>;
 using classify_atom = caf::atom_constant<caf::atom("classify")>;
 using apply_atom = caf::atom_constant<caf::atom("apply")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
-using autoflush_atom = caf::atom_constant<caf::atom("autoflush")>;
 using final_atom = caf::atom_constant<caf::atom("final")>;
-using end_atom = caf::atom_constant<caf::atom("end")>;
+using barrier_atom = caf::atom_constant<caf::atom("barrier")>;
+using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
+using rebase_atom = caf::atom_constant<caf::atom("rebase")>;
 using write_atom = caf::atom_constant<caf::atom("write")>;
 using clock_atom = caf::atom_constant<caf::atom("clock")>;
 
@@ -89,6 +91,32 @@ struct ShardReport {
   uint64_t items_written = 0;   // conditional puts that reached the store
   uint64_t logical_writes = 0;  // item versions produced at ticks
   uint64_t dedup_ids = 0;
+  uint64_t conflicts = 0;  // writes retried because another writer moved the version
+};
+
+// What a shard hands over at a checkpoint barrier: its changed items as conditional
+// puts (empty when it wrote them itself, `direct`), and its totals.
+struct ShardCut {
+  std::vector<ConditionalPut> puts;
+  ShardReport report;
+};
+
+// A checkpoint barrier, sent by the engine after the batches it covers. With
+// `final_tick` the window clock first emits the final tick (end of a finite input).
+// With `direct` each shard writes its items to the store itself, in chunks (bulk
+// loads, where the whole state is one unit anyway); otherwise they come back in the
+// Cut so that the engine commits them in one atomic batch with the positions.
+struct BarrierRequest {
+  bool final_tick = false;
+  bool direct = false;
+};
+
+// Everything a checkpoint commits, consistent as of the barrier.
+struct Cut {
+  std::vector<ConditionalPut> puts;
+  std::vector<std::size_t> shard_of_put_begin;  // puts of shard i start at [i]
+  uint64_t dead_letter_bytes = 0;               // dead-letter file length at the barrier
+  RunStats stats;                               // counters at the barrier, clock included
 };
 
 struct BatchAck {
@@ -108,5 +136,9 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::FinalTick)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ShardBatch)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ShardReport)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::BatchAck)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ShardCut)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::BarrierRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Cut)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<streamscore::VersionShift>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)

@@ -46,9 +46,9 @@ class MemoryStore final : public StateStore {
     return guarded("get", [&] { return get_locked(pk, out); });
   }
 
-  Status put_batch(const std::vector<ConditionalPut>& puts,
-                   std::vector<std::size_t>* conflicts) override {
-    return guarded("put_batch", [&] { return put_batch_locked(puts, conflicts); });
+  Status commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
+                std::vector<std::size_t>* conflicts) override {
+    return guarded("commit", [&] { return commit_locked(puts, meta, conflicts); });
   }
 
   Status scan(const std::function<bool(const ItemRecord&)>& fn) override {
@@ -91,8 +91,8 @@ class MemoryStore final : public StateStore {
     return Status::ok();
   }
 
-  Status put_batch_locked(const std::vector<ConditionalPut>& puts,
-                          std::vector<std::size_t>* conflicts) {
+  Status commit_locked(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
+                       std::vector<std::size_t>* conflicts) {
     conflicts->clear();
     Status s = validate_puts(puts);
     if (!s.is_ok()) return s;
@@ -110,7 +110,10 @@ class MemoryStore final : public StateStore {
       }
       staged.insert_or_assign(r.pk, StoredItem{r.version, r.item_json, r.internal});
     }
-    commit(&staged);
+    if (!conflicts->empty()) return Status::ok();
+    std::map<std::string, std::string, std::less<>> staged_meta;
+    for (const MetaPut& m : meta) staged_meta.insert_or_assign(m.key, m.value);
+    apply(&staged, &staged_meta);
     return Status::ok();
   }
 
@@ -121,7 +124,16 @@ class MemoryStore final : public StateStore {
 
   // All copying happened while staging; moving nodes and swapping strings cannot
   // throw, so a batch is applied entirely or (on bad_alloc while staging) not at all.
-  void commit(ItemMap* staged) {
+  void apply(ItemMap* staged, std::map<std::string, std::string, std::less<>>* staged_meta) {
+    while (!staged_meta->empty()) {
+      auto node = staged_meta->extract(staged_meta->begin());
+      auto it = meta_.find(node.key());
+      if (it == meta_.end()) {
+        meta_.insert(std::move(node));
+      } else {
+        std::swap(it->second, node.mapped());
+      }
+    }
     while (!staged->empty()) {
       auto node = staged->extract(staged->begin());
       auto it = items_.find(node.key());

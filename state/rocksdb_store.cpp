@@ -9,7 +9,7 @@
 //   [9..12]  item_json length, uint32 little-endian
 //   item_json bytes, then internal bytes (the rest of the value)
 // The fixed-width little-endian header keeps the encoding independent of the host and
-// lets put_batch read a version without parsing any JSON.
+// lets commit read a version without parsing any JSON.
 
 #include <cstdint>
 #include <exception>
@@ -17,6 +17,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -168,7 +169,7 @@ rocksdb::Options make_options() {
   for (rocksdb::CompressionType t : rocksdb::GetSupportedCompressions())
     if (t == rocksdb::kLZ4Compression) o.compression = rocksdb::kLZ4Compression;
   rocksdb::BlockBasedTableOptions t;
-  // put_batch reads every key it writes, and most keys of a replay are new: a bloom
+  // commit reads every key it writes, and most keys of a replay are new: a bloom
   // filter answers "not there" without touching data blocks.
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   // Items are ~2-3 KB; 16 KB blocks hold several, which compresses better than 4 KB.
@@ -194,9 +195,9 @@ class RocksDbStore final : public StateStore {
     return guarded(dir_, "get", [&] { return do_get(pk, out); });
   }
 
-  Status put_batch(const std::vector<ConditionalPut>& puts,
-                   std::vector<std::size_t>* conflicts) override {
-    return guarded(dir_, "put_batch", [&] { return do_put_batch(puts, conflicts); });
+  Status commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
+                std::vector<std::size_t>* conflicts) override {
+    return guarded(dir_, "commit", [&] { return do_commit(puts, meta, conflicts); });
   }
 
   Status scan(const std::function<bool(const ItemRecord&)>& fn) override {
@@ -276,30 +277,36 @@ class RocksDbStore final : public StateStore {
         Status d = decode_header(kv.first, values[i], &kv.second, &json_len);
         if (!d.is_ok()) return d;
       } else if (!s.IsNotFound()) {
-        return from_rocks(s, "put_batch read");
+        return from_rocks(s, "commit read");
       }
       ++i;
     }
     return Status::ok();
   }
 
-  Status do_put_batch(const std::vector<ConditionalPut>& puts,
-                      std::vector<std::size_t>* conflicts) {
+  Status do_commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
+                   std::vector<std::size_t>* conflicts) {
     conflicts->clear();
     Status s = validate(puts);
-    if (!s.is_ok() || puts.empty()) return s;
-    // Encode outside the lock, assuming every condition holds (the usual case), so
-    // that concurrent writers only serialize on the version check and the write.
+    if (!s.is_ok() || (puts.empty() && meta.empty())) return s;
+    // Encode outside the lock, so that concurrent writers only serialize on the
+    // version check and the write.
     rocksdb::WriteBatch batch;
-    if (!(s = add_puts(puts, {}, &batch)).is_ok()) return s;
+    for (const ConditionalPut& p : puts) {
+      rocksdb::Status bs = batch.Put(prefixed(kItemPrefix, p.record.pk), encode_item(p.record));
+      if (!bs.ok()) return from_rocks(bs, "commit");
+    }
+    for (const MetaPut& m : meta) {
+      rocksdb::Status bs = batch.Put(prefixed(kMetaPrefix, m.key), m.value);
+      if (!bs.ok()) return from_rocks(bs, "commit");
+    }
     // One writer at a time: the versions read below must still be current when the
     // batch is written. Readers (get, scan) do not take this lock.
     std::lock_guard<std::mutex> lock(write_mu_);
     std::map<std::string_view, int64_t> versions;
-    s = read_versions(puts, &versions);
-    if (!s.is_ok()) return s;
+    if (!puts.empty() && !(s = read_versions(puts, &versions)).is_ok()) return s;
     // Check sequentially, as if applied one after another: a later put of the same PK
-    // sees the version of an earlier passing put. In the WriteBatch the later Put wins.
+    // sees the version of an earlier put. In the WriteBatch the later Put wins.
     for (std::size_t i = 0; i < puts.size(); ++i) {
       int64_t& current = versions[puts[i].record.pk];
       if (current != puts[i].expected_version) {
@@ -308,28 +315,8 @@ class RocksDbStore final : public StateStore {
       }
       current = puts[i].record.version;
     }
-    if (conflicts->size() == puts.size()) return Status::ok();
-    if (!conflicts->empty()) {  // rare: rebuild the batch without the conflicting puts
-      batch.Clear();
-      if (!(s = add_puts(puts, *conflicts, &batch)).is_ok()) return s;
-    }
-    return from_rocks(db_->Write(write_options(), &batch), "put_batch");
-  }
-
-  // Adds every put to `batch` except those whose index is in `skip` (sorted).
-  Status add_puts(const std::vector<ConditionalPut>& puts, const std::vector<std::size_t>& skip,
-                  rocksdb::WriteBatch* batch) const {
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < puts.size(); ++i) {
-      if (k < skip.size() && skip[k] == i) {
-        ++k;
-        continue;
-      }
-      const ItemRecord& r = puts[i].record;
-      rocksdb::Status bs = batch->Put(prefixed(kItemPrefix, r.pk), encode_item(r));
-      if (!bs.ok()) return from_rocks(bs, "put_batch");
-    }
-    return Status::ok();
+    if (!conflicts->empty()) return Status::ok();
+    return from_rocks(db_->Write(write_options(), &batch), "commit");
   }
 
   Status do_scan(const std::function<bool(const ItemRecord&)>& fn) {
@@ -368,11 +355,33 @@ class RocksDbStore final : public StateStore {
   const std::string dir_;
   const RocksDbOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::mutex write_mu_;  // serializes put_batch and clear
+  std::mutex write_mu_;  // serializes commit and clear
 };
+
+// RocksDB's own file names (a database being created has some of them before CURRENT).
+bool is_rocksdb_file(const std::string& name) {
+  static const std::regex kNames(
+      R"(CURRENT|IDENTITY|LOCK|LOG(\.old\.\d+)?|(MANIFEST|OPTIONS)-\d+(\.dbtmp)?|\d+\.(log|sst|blob|dbtmp)|archive)");
+  return std::regex_match(name, kNames);
+}
+
+// A directory holding other files and no CURRENT is someone else's: RocksDB would
+// happily create a database among those files.
+bool is_foreign_directory(const std::string& dir) {
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return false;
+  if (std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) return false;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (!is_rocksdb_file(entry.path().filename().string())) return true;
+  return false;
+}
 
 Status open_db(const std::string& dir, RocksDbOptions options, std::unique_ptr<StateStore>* out) {
   std::error_code ec;
+  if (is_foreign_directory(dir))
+    return Status::invalid_argument("state directory " + dir +
+                                    " holds other files and no RocksDB database (no CURRENT file): not a "
+                                    "streamscore state; refusing to write into it");
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::io_error("cannot create state directory " + dir + ": " + ec.message());
   rocksdb::DB* db = nullptr;

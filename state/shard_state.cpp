@@ -241,7 +241,7 @@ void ShardState::mark_dirty(CustomerState& c, uint32_t slot) {
 void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->clear();
   out->append("{\"PK\":");
-  append_json_string(*out, "CUSTOMER#" + c.id);
+  append_json_string(*out, customer_pk(c.id));
   out->append(",\"SK\":\"STATE\",\"features\":{\"total_txn_30d\":");
   out->append(std::to_string(c.written.txn_count));
   out->append(",\"total_amount_30d\":");
@@ -294,7 +294,7 @@ void ShardState::encode_internal(const CustomerState& c, const DedupEntry* const
   }
 }
 
-Status ShardState::flush(StateStore& store, FlushStats* stats) {
+Status ShardState::take_changes(const ChangeSink& sink) {
   if (dirty_.empty()) return Status::ok();
   // Sorted so that the store sees the same write sequence on every run.
   std::sort(dirty_.begin(), dirty_.end(), [this](uint32_t a, uint32_t b) {
@@ -316,7 +316,6 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
   });
 
   std::vector<ConditionalPut> puts;
-  std::vector<std::size_t> conflicts;
   for (std::size_t start = 0; start < dirty_.size(); start += kPutChunk) {
     const std::size_t end = std::min(dirty_.size(), start + kPutChunk);
     puts.clear();
@@ -324,7 +323,7 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
     for (std::size_t i = start; i < end; ++i) {
       const CustomerState& c = customers_[dirty_[i]];
       ConditionalPut put;  // version unchanged when only the internal data moved on
-      put.record.pk = "CUSTOMER#" + c.id;
+      put.record.pk = customer_pk(c.id);
       put.record.version = c.version;
       if (c.version > 0) render_item(c, &put.record.item_json);
       encode_internal(c, ids.data() + ids_begin[i], ids_begin[i + 1] - ids_begin[i],
@@ -332,27 +331,41 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
       put.expected_version = c.stored_version;
       puts.push_back(std::move(put));
     }
-    Status s = store.put_batch(puts, &conflicts);
-    if (!s.is_ok()) return s;
-    if (!conflicts.empty()) {
-      const ConditionalPut& lost = puts[conflicts.front()];
-      return Status::conflict("item " + lost.record.pk + ": the stored version is no longer " +
-                              std::to_string(lost.expected_version) +
-                              " (another writer changed it); refusing to overwrite");
-    }
+    Status s = sink(puts);
+    if (!s.is_ok()) return s;  // the customers stay dirty
     for (std::size_t i = start; i < end; ++i) {
       CustomerState& c = customers_[dirty_[i]];
       c.stored_version = c.version;
       c.dirty = false;
     }
-    if (stats) stats->items_written += end - start;
   }
   dirty_.clear();
   return Status::ok();
 }
 
+Status ShardState::flush(StateStore& store, FlushStats* stats) {
+  return take_changes([&](std::vector<ConditionalPut>& puts) {
+    std::vector<VersionShift> shifts;
+    uint64_t conflicts = 0;
+    Status s = commit_with_retry(store, &puts, {}, &shifts, &conflicts);
+    for (const VersionShift& shift : shifts) rebase(shift);
+    if (stats) stats->conflicts += conflicts;
+    if (s.is_ok() && stats) stats->items_written += puts.size();
+    return s;
+  });
+}
+
+void ShardState::rebase(const VersionShift& shift) {
+  const std::string id = shift.pk.substr(kCustomerPrefix.size());
+  const uint32_t entry = index_[index_position(id, XXH3_64bits(id.data(), id.size()))];
+  if (entry == 0) return;
+  CustomerState& c = customers_[entry - 1];
+  c.version += shift.delta;
+  c.stored_version += shift.delta;
+}
+
 Status ShardState::load(const ItemRecord& record) {
-  static const std::string kPrefix = "CUSTOMER#";
+  const std::string_view kPrefix = kCustomerPrefix;
   auto bad = [&](const char* what) {
     return Status::corruption("item " + record.pk + ": internal data " + what);
   };
@@ -363,7 +376,7 @@ Status ShardState::load(const ItemRecord& record) {
     return Status::corruption("item " + record.pk + ": unknown internal format " +
                               std::to_string(format) + " (this build reads format " +
                               std::to_string(kInternalFormat) + ")");
-  const std::string id = record.pk.substr(kPrefix.size());
+  const std::string id = record.pk.substr(kCustomerPrefix.size());
   const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
   CustomerState& c = customers_[slot];
   uint64_t u = 0, n = 0;

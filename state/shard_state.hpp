@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <string>
@@ -66,11 +67,16 @@ struct ShardOptions {
 
 struct FlushStats {
   uint64_t items_written = 0;
+  uint64_t conflicts = 0;  // conditional puts retried because another writer moved the version
 };
 
 // avg_amount_30d in cents: rounded to the nearest cent, halves away from zero; 0 when
 // there is no transaction. The model's features use it too (model/features.hpp).
 int64_t average_cents(int64_t cents, int64_t count);
+
+// Receives the puts of changed customers, a chunk at a time, in PK order. It may move
+// their versions (a conflict retry) after calling ShardState::rebase for each move.
+using ChangeSink = std::function<Status(std::vector<ConditionalPut>& puts)>;
 
 class ShardState {
  public:
@@ -85,9 +91,14 @@ class ShardState {
   void apply_event(ParsedEvent& event);
   void advance_to(int64_t tick);
 
-  // Writes every changed customer's item (public JSON + internal data) with a
-  // conditional put on the version the store holds.
+  // Hands every changed customer's item (public JSON + internal data, as a put
+  // conditional on the version the store holds) to `sink`, then counts those as
+  // stored. On a sink error the remaining customers stay changed.
+  Status take_changes(const ChangeSink& sink);
+  // take_changes straight into `store`, retrying conflicts from the fresh version.
   Status flush(StateStore& store, FlushStats* stats);
+  // Another writer wrote `shift.delta` versions of this customer in between.
+  void rebase(const VersionShift& shift);
   bool has_dirty() const { return !dirty_.empty(); }
 
   // Rebuilds a customer from a stored item (state continuation after a restart).
@@ -103,7 +114,8 @@ class ShardState {
   // Read-only view of every customer (training snapshots at cut ticks).
   const std::vector<CustomerState>& customers() const { return customers_; }
 
-  // The public item of a customer exactly as export prints it.
+  // The public item of a customer exactly as export prints it. `"version":N` stays the
+  // last field (commit_with_retry moves it in place).
   static void render_item(const CustomerState& c, std::string* out);
 
  private:

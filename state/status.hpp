@@ -22,6 +22,7 @@ class Status {
   bool is_ok() const { return code_ == Code::ok; }
   bool is_not_found() const { return code_ == Code::not_found; }
   bool is_conflict() const { return code_ == Code::conflict; }
+  bool is_invalid_argument() const { return code_ == Code::invalid_argument; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   std::string to_string() const;

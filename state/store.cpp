@@ -1,5 +1,7 @@
 #include "state/store.hpp"
 
+#include <functional>
+#include <string_view>
 #include <string>
 
 namespace streamscore {
@@ -15,6 +17,68 @@ Status validate_puts(const std::vector<ConditionalPut>& puts) {
                                       std::to_string(p.expected_version));
   }
   return Status::ok();
+}
+
+namespace {
+
+// item_json ends with `"version":N}` (ShardState::render_item keeps it last), so that a
+// retry can move the version without rendering the item again.
+Status set_item_json_version(std::string* json, int64_t version) {
+  static constexpr std::string_view kField = "\"version\":";
+  const std::size_t at = json->rfind(kField);
+  if (at == std::string::npos || json->back() != '}')
+    return Status::invalid_argument("item_json does not end with its version");
+  json->replace(at + kField.size(), std::string::npos, std::to_string(version) + "}");
+  return Status::ok();
+}
+
+constexpr int kMaxCommitAttempts = 1000;
+
+}  // namespace
+
+Status commit_with_retry(StateStore& store, std::vector<ConditionalPut>* puts,
+                         const std::vector<MetaPut>& meta, std::vector<VersionShift>* shifts,
+                         uint64_t* conflicts) {
+  std::vector<std::size_t> failed;
+  for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
+    Status s = store.commit(*puts, meta, &failed);
+    if (!s.is_ok() || failed.empty()) return s;
+    if (conflicts) *conflicts += failed.size();
+    for (std::size_t i : failed) {
+      ConditionalPut& put = (*puts)[i];
+      ItemRecord fresh;
+      s = store.get(put.record.pk, &fresh);
+      if (!s.is_ok() && !s.is_not_found()) return s;
+      const int64_t delta = (s.is_ok() ? fresh.version : 0) - put.expected_version;
+      put.expected_version += delta;
+      put.record.version += delta;
+      if (!put.record.item_json.empty() &&
+          !(s = set_item_json_version(&put.record.item_json, put.record.version)).is_ok())
+        return s;
+      shifts->push_back(VersionShift{put.record.pk, delta});
+    }
+  }
+  return Status::conflict("gave up after " + std::to_string(kMaxCommitAttempts) +
+                          " attempts: other writers keep changing the same items");
+}
+
+Status update_item(StateStore& store, const std::string& pk,
+                   const std::function<bool(const ItemRecord* current, ItemRecord* next)>& change,
+                   uint64_t* conflicts) {
+  std::vector<std::size_t> failed;
+  for (;;) {
+    ItemRecord current;
+    Status s = store.get(pk, &current);
+    if (!s.is_ok() && !s.is_not_found()) return s;
+    const bool exists = s.is_ok();
+    ConditionalPut put;
+    put.expected_version = exists ? current.version : 0;
+    if (!change(exists ? &current : nullptr, &put.record)) return Status::ok();
+    put.record.pk = pk;
+    if (!(s = store.put_batch({put}, &failed)).is_ok()) return s;
+    if (failed.empty()) return Status::ok();
+    if (conflicts) ++*conflicts;
+  }
 }
 
 }  // namespace streamscore

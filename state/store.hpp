@@ -13,6 +13,14 @@
 
 namespace streamscore {
 
+// Items are keyed by PK "CUSTOMER#<customer_id>" (contract, section 4).
+inline constexpr std::string_view kCustomerPrefix = "CUSTOMER#";
+inline std::string customer_pk(std::string_view customer_id) {
+  std::string pk(kCustomerPrefix);
+  pk.append(customer_id);
+  return pk;
+}
+
 // One stored item. `item_json` is the public item exactly as `export` prints it (one
 // JSON object, no newline); `internal` is the engine's own data needed to continue
 // (5-minute buckets, dedup ids), opaque to the store. A customer whose events have
@@ -37,6 +45,13 @@ struct ConditionalPut {
 // may skip some), or only new internal data under the same version.
 Status validate_puts(const std::vector<ConditionalPut>& puts);
 
+// A small engine metadata value written together with items (clock and source
+// positions of a checkpoint).
+struct MetaPut {
+  std::string key;
+  std::string value;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -44,11 +59,16 @@ class StateStore {
   // NotFound when there is no item with this PK.
   virtual Status get(std::string_view pk, ItemRecord* out) = 0;
 
-  // Applies, atomically together, every put whose condition holds. The indexes of
-  // the puts whose condition failed (not applied) go to `conflicts` (cleared first).
-  // Returns ok even when some puts conflicted; an error means nothing was applied.
-  virtual Status put_batch(const std::vector<ConditionalPut>& puts,
-                           std::vector<std::size_t>* conflicts) = 0;
+  // All or nothing: when every put's condition holds, applies all puts and all meta
+  // values atomically (one RocksDB WriteBatch). Otherwise applies nothing and lists the
+  // indexes of the failing puts in `conflicts` (cleared first); the status is still ok,
+  // so that the caller can re-read those items and retry. An error means nothing was
+  // applied. Conditions are checked as if the puts were applied one after another.
+  virtual Status commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
+                        std::vector<std::size_t>* conflicts) = 0;
+  Status put_batch(const std::vector<ConditionalPut>& puts, std::vector<std::size_t>* conflicts) {
+    return commit(puts, {}, conflicts);
+  }
 
   // Calls `fn` for every item in PK order (bytewise); stops early when `fn` returns false.
   virtual Status scan(const std::function<bool(const ItemRecord&)>& fn) = 0;
@@ -63,6 +83,32 @@ class StateStore {
   // Makes everything written so far durable (fsync for RocksDB, no-op in memory).
   virtual Status sync() = 0;
 };
+
+// How far a conflict moved a customer's versions: another writer wrote `delta`
+// versions since this writer read it.
+struct VersionShift {
+  std::string pk;
+  int64_t delta = 0;
+};
+
+// Commits `puts` and `meta` together (StateStore::commit); when some puts conflict,
+// re-reads those items and moves each put on top of the version found (its own
+// versions keep counting from there, and the `version` inside item_json follows),
+// then commits again. The writer that owns the features (a shard) keeps its content:
+// the retry is from the fresh version, and no write is lost, because every write of
+// either writer is a version of its own. Moves are appended to `shifts` (the caller
+// shifts its in-memory versions by them); retried conflicts are added to `*conflicts`.
+Status commit_with_retry(StateStore& store, std::vector<ConditionalPut>* puts,
+                         const std::vector<MetaPut>& meta, std::vector<VersionShift>* shifts,
+                         uint64_t* conflicts);
+
+// Optimistic read-modify-write of one item: reads it (absent = version 0), lets
+// `change` produce the new record from the fresh one, writes it conditionally on the
+// version read, and on a conflict starts again from a fresh read. `change` returns
+// false to give up without writing. Conflicts retried are added to `*conflicts`.
+Status update_item(StateStore& store, const std::string& pk,
+                   const std::function<bool(const ItemRecord* current, ItemRecord* next)>& change,
+                   uint64_t* conflicts = nullptr);
 
 std::unique_ptr<StateStore> make_memory_store();
 

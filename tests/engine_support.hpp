@@ -43,10 +43,11 @@ inline std::vector<std::string> export_items(StateStore& store) {
   return items;
 }
 
-// Feeds `lines` in batches of `batch_size` and finishes with the final tick.
+// Feeds `lines` in batches of `batch_size` (a checkpoint after every
+// `checkpoint_every` batches; 0 = none) and finishes with the final tick.
 inline Status run_lines(const std::vector<std::string>& lines, EngineOptions options,
                         std::size_t batch_size, StateStore& store, EngineRun* out,
-                        bool final_tick = true) {
+                        bool final_tick = true, std::size_t checkpoint_every = 0) {
   if (!options.now_ns) options.now_ns = [] { return kTestNow; };
   std::unique_ptr<Engine> engine;
   Status s = Engine::start(options, &store, &engine);
@@ -54,6 +55,9 @@ inline Status run_lines(const std::vector<std::string>& lines, EngineOptions opt
   for (std::size_t i = 0; i < lines.size(); i += batch_size) {
     s = engine->submit(make_batch(lines, i, std::min(lines.size(), i + batch_size), "test.jsonl"));
     if (!s.is_ok()) return s;
+    if (checkpoint_every > 0 && (i / batch_size + 1) % checkpoint_every == 0 &&
+        !(s = engine->checkpoint({})).is_ok())
+      return s;
   }
   s = engine->finish(final_tick, &out->stats);
   if (!s.is_ok()) return s;

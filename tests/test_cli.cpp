@@ -4,71 +4,14 @@
 #define BOOST_TEST_MODULE cli
 #include <boost/test/unit_test.hpp>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <chrono>
-#include <fcntl.h>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
-#include <thread>
+
+#include "tests/cli_support.hpp"
 
 namespace fs = std::filesystem;
-extern char** environ;
+using namespace streamscore::testing;
 
 namespace {
-
-struct Result {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("streamscore-cli-" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-// Runs the binary with `args` (shell words), capturing stdout and stderr.
-Result streamscore(const TempDir& dir, const std::string& args) {
-  const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = std::string(STREAMSCORE_BINARY) + " " + args + " > " + out + " 2> " + err;
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-// Waits until a daemon has started its engine on the state: by then RocksDB's
-// write-ahead log (NNNNNN.log) holds the session marker.
-void wait_until_open(const std::string& state) {
-  auto started = [&] {
-    std::error_code ec;
-    for (const auto& entry : fs::directory_iterator(state, ec))
-      if (entry.path().extension() == ".log" && entry.file_size(ec) > 0) return true;
-    return false;
-  };
-  for (int i = 0; i < 400 && !started(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-}
 
 std::size_t count_lines(const std::string& s) {
   return static_cast<std::size_t>(std::count(s.begin(), s.end(), '\n'));
@@ -78,14 +21,14 @@ struct Fixture {
   TempDir dir;
   std::string log = dir / "events.jsonl";
   Fixture() {
-    Result g = streamscore(dir, "generate --customers 300 --events 40000 --days 40 --bad-rate 0.01 "
+    Result g = run_cli(dir, "generate --customers 300 --events 40000 --days 40 --bad-rate 0.01 "
                                 "--dup-rate 0.05 --late-rate 0.01 --seed 7 --out " + log);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   }
   std::string replay_export(const std::string& name, const std::string& extra = "") {
-    Result r = streamscore(dir, "replay --events " + log + " --state " + (dir / name) + " " + extra);
+    Result r = run_cli(dir, "replay --events " + log + " --state " + (dir / name) + " " + extra);
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    Result e = streamscore(dir, "export --state " + (dir / name));
+    Result e = run_cli(dir, "export --state " + (dir / name));
     BOOST_REQUIRE_MESSAGE(e.exit_code == 0, e.err);
     return e.out;
   }
@@ -95,42 +38,42 @@ struct Fixture {
 
 BOOST_AUTO_TEST_CASE(help_and_version_answer_for_every_command) {
   TempDir dir;
-  Result top = streamscore(dir, "--help");
+  Result top = run_cli(dir, "--help");
   BOOST_TEST(top.exit_code == 0);
   for (const char* cmd : {"generate", "replay", "export", "run"}) {
     BOOST_TEST(top.out.find(cmd) != std::string::npos, cmd);
-    Result h = streamscore(dir, std::string(cmd) + " --help");
+    Result h = run_cli(dir, std::string(cmd) + " --help");
     BOOST_TEST(h.exit_code == 0, cmd);
     BOOST_TEST(h.out.find("Example") != std::string::npos, cmd << " help has an example");
   }
-  Result v = streamscore(dir, "--version");
+  Result v = run_cli(dir, "--version");
   BOOST_TEST(v.exit_code == 0);
   BOOST_TEST(v.out.find("streamscore") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(usage_and_config_errors_exit_2_and_name_the_culprit) {
   TempDir dir;
-  Result none = streamscore(dir, "");
+  Result none = run_cli(dir, "");
   BOOST_TEST(none.exit_code == 2);
-  Result unknown = streamscore(dir, "frobnicate");
+  Result unknown = run_cli(dir, "frobnicate");
   BOOST_TEST(unknown.exit_code == 2);
-  Result missing = streamscore(dir, "replay --events " + (dir / "nope.jsonl") + " --state " + (dir / "s"));
+  Result missing = run_cli(dir, "replay --events " + (dir / "nope.jsonl") + " --state " + (dir / "s"));
   BOOST_TEST(missing.exit_code == 2);
   BOOST_TEST(missing.err.find("nope.jsonl") != std::string::npos);
-  Result bad_key = streamscore(dir, "run --set window.alowed_lateness=5m");
+  Result bad_key = run_cli(dir, "run --set window.alowed_lateness=5m");
   BOOST_TEST(bad_key.exit_code == 2);
   BOOST_TEST(bad_key.err.find("window.alowed_lateness") != std::string::npos, bad_key.err);
   std::ofstream(dir / "bad.toml") << "[engine]\nshards = 0\n";
-  Result bad_value = streamscore(dir, "run --config " + (dir / "bad.toml"));
+  Result bad_value = run_cli(dir, "run --config " + (dir / "bad.toml"));
   BOOST_TEST(bad_value.exit_code == 2);
   BOOST_TEST(bad_value.err.find("engine.shards") != std::string::npos, bad_value.err);
-  Result no_state = streamscore(dir, "export --state " + (dir / "absent"));
+  Result no_state = run_cli(dir, "export --state " + (dir / "absent"));
   BOOST_TEST(no_state.exit_code == 2);
 }
 
 BOOST_FIXTURE_TEST_CASE(replay_prints_balanced_counters_and_dead_letters_every_bad_record, Fixture) {
   const std::string dl = dir / "dl.jsonl";
-  Result r = streamscore(dir, "replay --json --events " + log + " --state " + (dir / "s") +
+  Result r = run_cli(dir, "replay --json --events " + log + " --state " + (dir / "s") +
                                   " --dead-letter " + dl);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   BOOST_TEST(r.out.find("\"balanced\":true") != std::string::npos, r.out);
@@ -153,12 +96,12 @@ BOOST_FIXTURE_TEST_CASE(replay_is_byte_identical_across_runs_and_shard_counts, F
 
 BOOST_FIXTURE_TEST_CASE(daemon_with_a_file_source_exports_what_replay_exports, Fixture) {
   const std::string replayed = replay_export("replayed");
-  Result run = streamscore(dir, "run --set source.kind=file --set source.path=" + log +
+  Result run = run_cli(dir, "run --set source.kind=file --set source.path=" + log +
                                     " --set source.exit_at_end=true --set state.path=" + (dir / "daemon") +
                                     " --set dead_letter.path=" + (dir / "daemon-dl.jsonl"));
   BOOST_REQUIRE_MESSAGE(run.exit_code == 0, run.err);
   BOOST_TEST(run.out.find("top 5 customers") != std::string::npos);
-  Result e = streamscore(dir, "export --state " + (dir / "daemon"));
+  Result e = run_cli(dir, "export --state " + (dir / "daemon"));
   BOOST_TEST(e.out == replayed);
 }
 
@@ -170,20 +113,13 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   const std::string live = dir / "live.jsonl";
   std::ofstream(live, std::ios::binary) << all.substr(0, half);
   const std::string state = dir / "live-state";
-  std::vector<std::string> args = {STREAMSCORE_BINARY, "run", "--set", "source.path=" + live,
-                                   "--set", "source.exit_at_end=false",
-                                   "--set", "state.path=" + state,
-                                   "--set", "dead_letter.path=" + (dir / "live-dl.jsonl"),
-                                   "--set", "engine.flush_interval_ms=50"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, (dir / "live-out.txt").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = spawn_streamscore({"run", "--set", "source.path=" + live,
+                                       "--set", "source.exit_at_end=false",
+                                       "--set", "state.path=" + state,
+                                       "--set", "dead_letter.path=" + (dir / "live-dl.jsonl"),
+                                       "--set", "checkpoint.interval=50ms"},
+                                      dir / "live-out.txt");
+  BOOST_REQUIRE(pid > 0);
   // Append the rest while it runs, then stop it.
   wait_until_open(state);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
@@ -196,45 +132,40 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   BOOST_TEST(WEXITSTATUS(status) == 0);
   // The rest of the file, then a bounded restart on the same state.
   std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(half + (all.size() - half) / 2);
-  Result rest = streamscore(dir, "run --set source.path=" + live + " --set source.exit_at_end=true" +
+  Result rest = run_cli(dir, "run --set source.path=" + live + " --set source.exit_at_end=true" +
                                      " --set state.path=" + state +
                                      " --set dead_letter.path=" + (dir / "live-dl.jsonl"));
   BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
-  Result e = streamscore(dir, "export --state " + state);
+  Result e = run_cli(dir, "export --state " + state);
   BOOST_TEST(e.out == replayed);
 }
 
-BOOST_FIXTURE_TEST_CASE(a_killed_daemon_leaves_a_state_that_is_refused_not_misread, Fixture) {
-  // Until checkpoints exist, a state that was not closed cleanly must not be resumed.
+BOOST_FIXTURE_TEST_CASE(an_interrupted_replay_is_refused_not_misread, Fixture) {
+  // A replay writes without checkpoints (bulk load): killed half-way, its state is
+  // neither complete nor a checkpoint, and must not be resumed.
+  const std::string big = dir / "big.jsonl";
+  Result g = run_cli(dir, "generate --customers 20000 --events 1500000 --seed 3 --out " + big);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   const std::string state = dir / "killed";
-  std::vector<std::string> args = {STREAMSCORE_BINARY, "run", "--set", "source.path=" + log,
-                                   "--set", "source.exit_at_end=false",
-                                   "--set", "state.path=" + state,
-                                   "--set", "dead_letter.path=" + (dir / "killed-dl.jsonl")};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid = 0;
-  BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
-  wait_until_open(state);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const pid_t pid = spawn_streamscore({"replay", "--events", big, "--state", state}, "/dev/null");
+  BOOST_REQUIRE(pid > 0);
+  for (int i = 0; i < 400 && !fs::exists(state + "/LOCK"); ++i)  // no WAL in a bulk load
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  Result again = streamscore(dir, "run --set source.path=" + log + " --set state.path=" + state);
+  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the replay finished before it was killed");
+  Result again = run_cli(dir, "run --set source.path=" + log + " --set state.path=" + state);
   BOOST_TEST(again.exit_code == 1);
-  BOOST_TEST(again.err.find("not closed cleanly") != std::string::npos, again.err);
+  BOOST_TEST(again.err.find("interrupted rebuild") != std::string::npos, again.err);
   BOOST_TEST(again.err.find("replay") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(the_generator_source_holds_its_rate_and_balances) {
   TempDir dir;
   const auto start = std::chrono::steady_clock::now();
-  Result r = streamscore(dir, "run --json --set source.kind=generator --set source.events=3000"
+  Result r = run_cli(dir, "run --json --set source.kind=generator --set source.events=3000"
                               " --set source.rate=5000 --set state.path=" + (dir / "gen") +
                               " --set dead_letter.path=" + (dir / "gen-dl.jsonl"));
   const double seconds =
