@@ -27,9 +27,22 @@ class DeadLetterWriter;
 
 caf::actor spawn_parser(caf::actor_system& sys);
 
+struct ModelMetrics;
+
+// How a shard gets scores: at a barrier it sends the feature rows of the items it is
+// about to hand over to the model actor; after a swap it marks its items for re-scoring
+// in throttled steps (they leave at the following barriers).
+struct ShardScoring {
+  caf::actor model;                     // none: items carry no score
+  std::shared_ptr<ModelMetrics> metrics;
+  std::size_t index = 0;                // this shard's entry in metrics->stale
+  std::size_t rescore_per_step = 1000;  // items marked per step
+  int64_t rescore_interval_ms = 100;    // between steps
+};
+
 // `store` outlives the actor; the shard writes to it only for a `direct` barrier.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store);
+                       StateStore* store, ShardScoring scoring = {});
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
 

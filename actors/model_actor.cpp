@@ -13,12 +13,17 @@ struct ModelActorState {
 };
 
 caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr initial,
-                          std::shared_ptr<ModelMetrics> metrics) {
+                          std::shared_ptr<ModelMetrics> metrics, bool converge_initial) {
   self->state.model = std::move(initial);
   self->state.metrics = std::move(metrics);
   self->state.metrics->active_version = self->state.model ? self->state.model->meta.version : 0;
   return {
-      [=](shards_atom, std::vector<caf::actor>& shards) { self->state.shards = std::move(shards); },
+      [=](shards_atom, std::vector<caf::actor>& shards) {
+        auto& st = self->state;
+        st.shards = std::move(shards);
+        if (st.model && converge_initial)
+          for (const auto& shard : st.shards) self->send(shard, model_atom::value, st.model->meta.version);
+      },
       // One XGBoosterPredictFromDense call per request: a shard sends all the rows it is
       // about to write.
       [=](score_atom, const ScoreRequest& request) -> caf::result<ScoreReply> {
@@ -49,8 +54,8 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
 }  // namespace
 
 caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial,
-                             std::shared_ptr<ModelMetrics> metrics) {
-  return sys.spawn(model_actor, std::move(initial), std::move(metrics));
+                             std::shared_ptr<ModelMetrics> metrics, bool converge_initial) {
+  return sys.spawn(model_actor, std::move(initial), std::move(metrics), converge_initial);
 }
 
 }  // namespace streamscore

@@ -36,8 +36,9 @@ struct ScoreReply {
 
 // What the daemon reports about scoring; shared by the model actor and the shards.
 struct ModelMetrics {
-  explicit ModelMetrics(std::size_t shards) : stale(shards) {
+  explicit ModelMetrics(std::size_t shards) : stale(shards), stale_for(shards) {
     for (auto& s : stale) s.store(0);
+    for (auto& s : stale_for) s.store(0);
   }
   std::atomic<int> active_version{0};
   std::atomic<uint64_t> swaps{0};
@@ -46,17 +47,24 @@ struct ModelMetrics {
   // Per shard: items whose model_version is not the active one, as of its last re-score
   // step (0 once it has converged).
   std::vector<std::atomic<int64_t>> stale;
+  std::vector<std::atomic<int>> stale_for;  // the version each shard's count refers to
 
+  // Items left to re-score to the active version; -1 while a shard has not counted yet.
   int64_t stale_total() const {
     int64_t sum = 0;
-    for (const auto& s : stale) sum += s.load(std::memory_order_relaxed);
+    for (std::size_t i = 0; i < stale.size(); ++i) {
+      if (stale_for[i].load() != active_version.load()) return -1;
+      sum += stale[i].load(std::memory_order_relaxed);
+    }
     return sum;
   }
 };
 
-// `initial` may be null (no model: replies carry no scores).
+// `initial` may be null (no model: replies carry no scores). With `converge_initial`
+// (a restart on stored items, which may carry another version's scores), the shards
+// re-score to the initial model as after a swap.
 caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial,
-                             std::shared_ptr<ModelMetrics> metrics);
+                             std::shared_ptr<ModelMetrics> metrics, bool converge_initial);
 
 }  // namespace streamscore
 

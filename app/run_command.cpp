@@ -14,6 +14,7 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/model_support.hpp"
 #include "io/generator.hpp"
 #include "io/line_reader.hpp"
 
@@ -211,6 +212,11 @@ int run(const RunArgs& args) {
   }
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
+  std::string model_error;
+  prepare_scoring(config.model, &options, &model_error);
+  // A refused model at start is not fatal: the daemon runs without one and picks up the
+  // next version that is activated.
+  if (!model_error.empty()) log_line("run", model_error + "; starting without a model");
   std::unique_ptr<Engine> engine;
   const auto start = std::chrono::steady_clock::now();
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
@@ -220,6 +226,13 @@ int run(const RunArgs& args) {
   }
   const double recovery_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::unique_ptr<ModelRollout> rollout;
+  if (options.scoring) {
+    const int initial = options.initial_model ? options.initial_model->meta.version : 0;
+    log_line("run", "model: " + (initial ? "v" + std::to_string(initial) + " active" : std::string("no active model")) +
+                        "; watching " + config.model.dir + "/active.json");
+    rollout = std::make_unique<ModelRollout>(config.model, engine.get(), initial);
+  }
   ProgressLine progress("run");
   bool finished = false;
   LineReader reader;
@@ -229,6 +242,7 @@ int run(const RunArgs& args) {
     s = run_file_source(config, *engine, *store, progress, &finished, &reader, checkpointer);
   else
     s = run_generator_source(config, *engine, *store, progress, &finished, &produced, checkpointer);
+  if (rollout) rollout->stop();  // no swap while the engine finishes
   RunStats stats;
   Status end;
   if (s.is_ok()) {  // after a failure the last checkpoint stands; nothing more is written
@@ -245,6 +259,7 @@ int run(const RunArgs& args) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats.recovery_seconds = recovery_seconds;
   print_summary("run", stats, seconds, args.json);
+  if (!args.json) print_model_summary(*engine);
   if (!args.json && args.top > 0) print_top_customers(*store, args.top);
   return stats.balanced() ? kExitOk : kExitFailure;
 }
@@ -264,10 +279,13 @@ void register_run_command(CLI::App& root, int* exit_code) {
       "  streamscore run --config config/streamscore.example.toml\n"
       "  streamscore run --set source.kind=generator --set source.events=1000000\n"
       "  streamscore run --set source.path=events.jsonl --set source.exit_at_end=false   # follow\n"
+      "  streamscore run --config config/streamscore.example.toml --set model.dir=models   # score\n"
       "Every checkpoint.interval the changed items, dedup ids, window clock and source position\n"
       "are committed together, atomically. SIGINT/SIGTERM: stop reading, drain, commit, exit 0.\n"
       "After a stop or a crash (even kill -9), the same command continues from the last\n"
-      "checkpoint with exactly the result of an uninterrupted run.");
+      "checkpoint with exactly the result of an uninterrupted run. With [model] dir, items get\n"
+      "the active model's score; 'streamscore model activate|rollback' is picked up within\n"
+      "[model] poll_interval_ms, without a restart, and the items are re-scored in the background.");
   cmd->callback([args, exit_code] { *exit_code = run(*args); });
 }
 

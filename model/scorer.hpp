@@ -21,4 +21,9 @@ inline Status score_rows(const LoadedModel& model, const std::vector<FeatureRow>
 // no digits invented by a double conversion, none lost by rounding to a fixed count.
 void append_score(std::string& out, float score);
 
+// Reads back `"score":S,"model_version":"vN"` from an item written with append_score
+// (a restart keeps the scores). An item without them gives model_version 0. False when
+// they are present but malformed.
+bool read_score(const std::string& item_json, float* score, int32_t* model_version);
+
 }  // namespace streamscore

@@ -21,6 +21,8 @@ class ActiveModelWatcher {
   Change poll(std::shared_ptr<const LoadedModel>* model, std::string* error);
 
   int in_use() const { return in_use_; }  // the version handed out last (0: none)
+  // The caller already uses `version` (loaded at start): a reference naming it is no change.
+  void assume_in_use(int version) { in_use_ = version; }
 
  private:
   ModelRegistry registry_;

@@ -59,6 +59,10 @@ struct CustomerState {
   int64_t stored_version = 0;   // version the store holds (the optimistic-lock condition)
   int64_t next_tick_scheduled = kNoTick;
   bool dirty = false;           // item or internal data changed since the last flush
+  // The model's output for the item (model/): shown in the item when model_version > 0.
+  float score = 0;
+  int32_t model_version = 0;    // 0: no score
+  int64_t scored_version = 0;   // the `version` whose features `score` belongs to
 };
 
 struct ShardOptions {
@@ -100,6 +104,18 @@ class ShardState {
   // Another writer wrote `shift.delta` versions of this customer in between.
   void rebase(const VersionShift& shift);
   bool has_dirty() const { return !dirty_.empty(); }
+
+  // Scoring (the model actor computes the scores): the customers with an item among
+  // those the next flush writes, in slot order.
+  void items_to_write(std::vector<uint32_t>* slots) const;
+  // Gives a customer's item the score of its current features by model `model_version`
+  // (> 0). A score by another model for features that were already scored is a new
+  // version of the item (a re-score, counted in rescores()).
+  void set_score(uint32_t slot, float score, int32_t model_version);
+  // Background re-scoring after a model swap: marks up to `limit` items whose score is
+  // not by `model_version` for the next flush. Returns the number of such items.
+  std::size_t mark_stale(int32_t model_version, std::size_t limit);
+  uint64_t rescores() const { return rescores_; }
 
   // Rebuilds a customer from a stored item (state continuation after a restart).
   Status load(const ItemRecord& record);
@@ -144,6 +160,7 @@ class ShardState {
   int64_t current_tick_ = kNoTick;
   uint64_t logical_writes_ = 0;
   uint64_t evaluations_ = 0;
+  uint64_t rescores_ = 0;
 };
 
 }  // namespace streamscore

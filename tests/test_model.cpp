@@ -5,6 +5,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <sys/wait.h>
+#include <xxhash.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,6 +28,8 @@
 #include "model/watcher.hpp"
 #include "model/training_set.hpp"
 #include "state/format.hpp"
+#include "state/shard_state.hpp"
+#include "state/store.hpp"
 
 using namespace streamscore;
 namespace fs = std::filesystem;
@@ -468,7 +471,7 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   cfg.set("scheduler.max-threads", 1);
   caf::actor_system sys{cfg};
   auto metrics = std::make_shared<ModelMetrics>(1);
-  caf::actor actor = spawn_model_actor(sys, nullptr, metrics);
+  caf::actor actor = spawn_model_actor(sys, nullptr, metrics, false);
   caf::scoped_actor self{sys};
   const std::vector<FeatureRow> rows = {feature_row(0, 0), feature_row(40, 400000), feature_row(3, 300)};
   auto score = [&] {
@@ -495,4 +498,74 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   BOOST_TEST(metrics->active_version.load() == 2);
   BOOST_TEST(metrics->rows_scored.load() == 3u);
   anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+ParsedEvent txn(const std::string& customer, const std::string& id, int64_t ns, int64_t cents) {
+  ParsedEvent e;
+  e.customer_id = customer;
+  e.time = EventTime{ns, 0};
+  e.cents = cents;
+  e.is_transaction = true;
+  e.customer_hash = XXH3_64bits(customer.data(), customer.size());  // as the parser does
+  e.key = dedup_key(customer, id);
+  return e;
+}
+
+std::string rendered(const ShardState& shard, const std::string& id) {
+  std::string s;
+  ShardState::render_item(*shard.find_customer(id), &s);
+  return s;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_rescore_is_a_new_version_a_score_of_new_features_is_not) {
+  const int64_t tick0 = kT0 / kWindowNanos;
+  ShardState shard(ShardOptions{});
+  shard.advance_to(tick0 - 1);
+  auto e1 = txn("C1", "a", kT0 + kSec, 1000);
+  shard.apply_event(e1);
+  shard.advance_to(tick0 + 1);
+  std::vector<uint32_t> slots;
+  shard.items_to_write(&slots);
+  BOOST_REQUIRE(slots.size() == 1u);
+  shard.set_score(slots[0], 0.25f, 1);  // first score of version 1
+  BOOST_TEST(rendered(shard, "C1").find(",\"score\":0.25,\"model_version\":\"v1\",\"version\":1}") !=
+             std::string::npos, rendered(shard, "C1"));
+  shard.set_score(slots[0], 0.25f, 1);  // same model, same features: nothing new
+  BOOST_TEST(shard.find_customer("C1")->version == 1);
+  BOOST_TEST(shard.mark_stale(1, 10) == 0u);
+  BOOST_TEST(shard.mark_stale(2, 10) == 1u);  // after a swap to v2: one stale item
+  shard.set_score(slots[0], 0.5f, 2);
+  BOOST_TEST(shard.find_customer("C1")->version == 2);  // re-score: a new version
+  BOOST_TEST(shard.rescores() == 1u);
+  auto e2 = txn("C1", "b", kT0 + 400 * kSec, 500);
+  shard.apply_event(e2);
+  shard.advance_to(tick0 + 2);  // new features: version 3
+  shard.set_score(slots[0], 0.75f, 2);
+  BOOST_TEST(shard.find_customer("C1")->version == 3);
+  BOOST_TEST(shard.rescores() == 1u);
+  // The score survives a write and a load (a restart).
+  auto store = make_memory_store();
+  FlushStats stats;
+  BOOST_REQUIRE(shard.flush(*store, &stats).is_ok());
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(tick0 + 2);
+  BOOST_REQUIRE(store->scan([&](const ItemRecord& r) { return loaded.load(r).is_ok(); }).is_ok());
+  BOOST_TEST(rendered(loaded, "C1") == rendered(shard, "C1"));
+  BOOST_TEST(loaded.mark_stale(2, 0) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
+  float score = 0;
+  int32_t version = 0;
+  BOOST_TEST(read_score(R"({"as_of":"x","score":0.48353255,"model_version":"v12","version":3})", &score, &version));
+  BOOST_TEST(score == 0.48353255f);
+  BOOST_TEST(version == 12);
+  BOOST_TEST(read_score(R"({"as_of":"x","version":3})", &score, &version));
+  BOOST_TEST(version == 0);
+  BOOST_TEST(!read_score(R"({"as_of":"x","score":0.5,"version":3})", &score, &version));
+  BOOST_TEST(!read_score(R"({"as_of":"x","score":0.5,"model_version":"vx","version":3})", &score, &version));
 }
