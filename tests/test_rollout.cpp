@@ -224,3 +224,49 @@ BOOST_AUTO_TEST_CASE(a_restart_re_scores_stored_items_to_the_active_version) {
   }
   BOOST_TEST(checked == before.size());
 }
+
+// Scores are committed with the checkpoints: a daemon killed with SIGKILL and restarted
+// ends with exactly the items (scores and versions included) of an uninterrupted run.
+BOOST_AUTO_TEST_CASE(a_killed_scoring_daemon_resumes_to_the_same_items) {
+  TempDir dir;
+  const std::string bin = STREAMSCORE_BINARY, models = dir / "models", log = dir / "events.jsonl";
+  BOOST_REQUIRE(run(bin + " generate --customers 1000 --events 80000 --days 40 --seed 5 --out " + log +
+                    " > /dev/null 2>&1") == 0);
+  BOOST_REQUIRE(run(bin + " train --events " + log + " --models " + models + " --rounds 6 > /dev/null") == 0);
+  BOOST_REQUIRE(run(bin + " model activate v1 --models " + models + " > /dev/null") == 0);
+  auto daemon = [&](const std::string& state) {
+    return std::vector<std::string>{bin, "run", "--top", "0", "--set", "source.path=" + log, "--set",
+                                    "state.path=" + state, "--set", "dead_letter.path=" + state + ".dead",
+                                    "--set", "model.dir=" + models, "--set", "checkpoint.interval=20ms",
+                                    "--set", "engine.batch_size=2000"};
+  };
+  std::string cmd;
+  for (const auto& a : daemon(dir / "whole")) cmd += a + " ";
+  BOOST_REQUIRE(run(cmd + "> /dev/null 2>&1") == 0);
+  // The same run, killed while it reads, then run again to the end.
+  std::vector<std::string> args = daemon(dir / "killed");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&actions);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  BOOST_TEST(WIFSIGNALED(status));  // killed, not finished (the whole run takes over a second)
+  cmd.clear();
+  for (const auto& a : daemon(dir / "killed")) cmd += a + " ";
+  BOOST_REQUIRE(run(cmd + "> /dev/null 2>&1") == 0);
+  BOOST_REQUIRE(run(bin + " export --state " + dir / "whole" + " --out " + dir / "whole.jsonl") == 0);
+  BOOST_REQUIRE(run(bin + " export --state " + dir / "killed" + " --out " + dir / "killed.jsonl") == 0);
+  const std::string whole = slurp(dir / "whole.jsonl");
+  BOOST_TEST(whole.find("\"model_version\":\"v1\"") != std::string::npos);
+  BOOST_TEST(lines_of(whole).size() > 900u);
+  BOOST_TEST((whole == slurp(dir / "killed.jsonl")));
+}
