@@ -16,7 +16,6 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
                           std::shared_ptr<ModelMetrics> metrics, bool converge_initial) {
   self->state.model = std::move(initial);
   self->state.metrics = std::move(metrics);
-  self->state.metrics->active_version = self->state.model ? self->state.model->meta.version : 0;
   return {
       [=](shards_atom, std::vector<caf::actor>& shards) {
         auto& st = self->state;
@@ -55,6 +54,8 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
 
 caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial,
                              std::shared_ptr<ModelMetrics> metrics, bool converge_initial) {
+  // Set before the actor runs: readers of the metrics see the initial model at once.
+  metrics->active_version = initial ? initial->meta.version : 0;
   return sys.spawn(model_actor, std::move(initial), std::move(metrics), converge_initial);
 }
 
