@@ -34,15 +34,14 @@ struct ModelMetrics;
 // in throttled steps (they leave at the following barriers).
 struct ShardScoring {
   caf::actor model;                     // none: items carry no score
-  std::shared_ptr<ModelMetrics> metrics;
-  std::size_t index = 0;                // this shard's entry in metrics->stale
+  std::shared_ptr<ModelMetrics> metrics;  // the shard's entries are at its index
   std::size_t rescore_per_step = 1000;  // items marked per step
   int64_t rescore_interval_ms = 100;    // between steps
 };
 
 // `store` outlives the actor; the shard writes to it only for a `direct` barrier.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, ShardScoring scoring = {});
+                       StateStore* store, uint32_t index, ShardScoring scoring = {});
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
 

@@ -23,6 +23,7 @@ namespace {
 constexpr const char* kStoreFormat = "streamscore-state-2";
 constexpr const char* kSessionRebuilding = "rebuilding";
 constexpr const char* kSessionComplete = "complete";
+constexpr int64_t kDayNanos = 86'400LL * 1'000'000'000;
 
 int64_t wall_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -120,7 +121,33 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
   return Status::ok();
 }
 
-Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock* clock,
+// Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
+// store but decodes only its own shards' customers and ids.
+Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& states,
+                   std::size_t worker, std::size_t workers) {
+  auto mine = [&](std::string_view id) -> ShardState* {
+    const std::size_t shard = shard_of(XXH3_64bits(id.data(), id.size()), states.size());
+    return shard % workers == worker ? states[shard].get() : nullptr;
+  };
+  Status inner;
+  Status s = store->scan([&](const ItemRecord& record) {
+    if (ShardState* shard = mine(std::string_view(record.pk).substr(kCustomerPrefix.size())))
+      inner = shard->load(record);
+    return inner.is_ok();
+  });
+  if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
+  s = store->scan_dedup([&](const DedupRecord& record) {
+    inner = for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& entry) {
+      if (ShardState* shard = mine(id)) shard->load_id(id, entry);
+    });
+    return inner.is_ok();
+  });
+  if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
+  for (std::size_t i = worker; i < states.size(); i += workers) states[i]->finish_loading();
+  return Status::ok();
+}
+
+Status load_state(StateStore* store, int64_t lateness_ns, int shards, int threads, EventClock* clock,
                   std::vector<std::shared_ptr<ShardState>>* states) {
   ShardOptions shard_options;
   shard_options.allowed_lateness_ns = lateness_ns;
@@ -134,14 +161,17 @@ Status load_state(StateStore* store, int64_t lateness_ns, int shards, EventClock
   clock->restore(snap);
   if (snap.started)
     for (auto& st : *states) st->set_current_tick(snap.tick);
-  Status item_status;
-  s = store->scan([&](const ItemRecord& record) {
-    const std::string id = record.pk.substr(kCustomerPrefix.size());
-    auto& shard = (*states)[shard_of(XXH3_64bits(id.data(), id.size()), states->size())];
-    item_status = shard->load(record);
-    return item_status.is_ok();
-  });
-  return s.is_ok() ? item_status : s;
+  // Shards share nothing, so they load in parallel.
+  const std::size_t workers = std::min<std::size_t>(std::max(1, threads), states->size());
+  std::vector<Status> results(workers);
+  std::vector<std::thread> pool;
+  for (std::size_t w = 1; w < workers; ++w)
+    pool.emplace_back([&, w] { results[w] = load_shards(store, *states, w, workers); });
+  results[0] = load_shards(store, *states, 0, workers);
+  for (auto& t : pool) t.join();
+  for (const Status& r : results)
+    if (!r.is_ok()) return r;
+  return Status::ok();
 }
 
 }  // namespace
@@ -158,10 +188,13 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   if (!s.is_ok() || !(s = check_settings(store, options)).is_ok() ||
       !(s = check_session(store)).is_ok())
     return s;
+  const int threads = options.threads > 0
+                          ? options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
   std::vector<std::shared_ptr<ShardState>> states;
-  if (!(s = load_state(store, options.allowed_lateness_ns, options.shards, clock.get(), &states)).is_ok())
-    return s;
+  s = load_state(store, options.allowed_lateness_ns, options.shards, threads, clock.get(), &states);
+  if (!s.is_ok()) return s;
   if (!(s = read_checkpoint_number(store, &engine->checkpoint_number_)).is_ok()) return s;
 
   auto writer = std::make_shared<DeadLetterWriter>();
@@ -172,9 +205,6 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   if (!(s = writer->open(options.dead_letter_path, options.truncate_dead_letter, dead_letter_bytes)).is_ok())
     return s;
 
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   engine->config_ = std::make_unique<caf::actor_system_config>();
   engine->config_->set("scheduler.max-threads", static_cast<size_t>(threads));
   engine->system_ = std::make_unique<caf::actor_system>(*engine->config_);
@@ -197,10 +227,8 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
         1, options.rescore_rate / kStepsPerSecond / static_cast<int64_t>(states.size())));
     engine->model_ = std::make_unique<caf::actor>(scoring.model);
   }
-  for (std::size_t i = 0; i < states.size(); ++i) {
-    scoring.index = i;
-    rc.shards.push_back(spawn_shard(sys, states[i], store, scoring));
-  }
+  for (std::size_t i = 0; i < states.size(); ++i)
+    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), scoring));
   if (engine->model_) caf::anon_send(*engine->model_, shards_atom::value, rc.shards);
   rc.clock = spawn_window_clock(sys, clock);
   rc.dead_letter = spawn_dead_letter_sink(sys, writer);
@@ -289,9 +317,20 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
                                        std::to_string(cut.dead_letter_bytes)});
   meta.push_back({kMetaCheckpoint, std::to_string(checkpoint_number_ + 1)});
   if (options_.bulk_load) meta.push_back({kMetaSession, kSessionComplete});
+  WriteSet writes;
+  writes.puts = std::move(cut.puts);
+  writes.meta = std::move(meta);
+  writes.dedup = std::move(cut.dedup);
+  // Whole days of ids that have left the horizon (plus lateness) are forgotten.
+  if (cut.stats.clock.started) {
+    const int64_t forget_ns = forget_before_ns(cut.stats.clock.tick, options_.allowed_lateness_ns);
+    const int64_t day = forget_ns / kDayNanos - (forget_ns % kDayNanos < 0 ? 1 : 0);
+    if (day > forgotten_before_day_) writes.forget_dedup_before_day = forgotten_before_day_ = day;
+  }
   std::vector<VersionShift> shifts;
   uint64_t conflicts = 0;
-  Status s = commit_with_retry(*store_, &cut.puts, meta, &shifts, &conflicts);
+  Status s = commit_with_retry(*store_, &writes, &shifts, &conflicts);
+  const std::size_t items = writes.puts.size();
   if (!s.is_ok()) return s;
   if (!shifts.empty()) {  // the owning shards move their versions along
     std::vector<std::vector<VersionShift>> per_shard(shards_.size());
@@ -305,7 +344,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   if (!(s = store_->sync()).is_ok()) return s;
   ++checkpoint_number_;
   metrics_->checkpoints += 1;
-  metrics_->items_committed += cut.puts.size();
+  metrics_->items_committed += items;
   metrics_->write_conflicts += conflicts;
   metrics_->last_checkpoint_unix_ms = wall_clock_ns() / 1'000'000;
   cut.stats.conflicts += conflicts;
@@ -316,7 +355,7 @@ Status Engine::checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stat
   if (finished_) return Status::invalid_argument("engine already finished");
   if (options_.bulk_load) return Status::invalid_argument("a bulk load has no checkpoints");
   Cut cut;
-  Status s = take_cut(BarrierRequest{false, false}, &cut);
+  Status s = take_cut(BarrierRequest{false, false, checkpoint_number_ + 1}, &cut);
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) {
     if (failure_.is_ok()) failure_ = s;
     return s;
@@ -329,7 +368,7 @@ Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPu
   if (finished_) return Status::invalid_argument("engine already finished");
   finished_ = true;
   Cut cut;
-  Status s = take_cut(BarrierRequest{final_tick, options_.bulk_load}, &cut);
+  Status s = take_cut(BarrierRequest{final_tick, options_.bulk_load, checkpoint_number_ + 1}, &cut);
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) return s;
   *stats = cut.stats;
   return Status::ok();

@@ -104,6 +104,7 @@ class Engine {
   std::vector<caf::actor> actors_;
   std::size_t in_flight_ = 0;
   uint64_t checkpoint_number_ = 0;
+  int64_t forgotten_before_day_ = std::numeric_limits<int64_t>::min();
   Status failure_;
   bool finished_ = false;
 };

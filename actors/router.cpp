@@ -283,6 +283,7 @@ void barrier_part_done(const std::shared_ptr<BarrierContext>& ctx) {
   for (ShardCut& sc : ctx->shard_cuts) {
     cut.shard_of_put_begin.push_back(cut.puts.size());
     std::move(sc.puts.begin(), sc.puts.end(), std::back_inserter(cut.puts));
+    std::move(sc.dedup.begin(), sc.dedup.end(), std::back_inserter(cut.dedup));
     cut.stats.customers += sc.report.customers;
     cut.stats.items_written += sc.report.items_written;
     cut.stats.logical_writes += sc.report.logical_writes;
@@ -311,7 +312,7 @@ void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx)
   ctx->shard_cuts.assign(shards, ShardCut{});
   ctx->pending = shards + 2;
   for (std::size_t i = 0; i < shards; ++i)
-    self->request(st.config.shards[i], caf::infinite, snapshot_atom::value, ctx->request.direct)
+    self->request(st.config.shards[i], caf::infinite, snapshot_atom::value, ctx->request)
         .then(
             [=](ShardCut& cut) {
               ctx->shard_cuts[i] = std::move(cut);

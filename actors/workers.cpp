@@ -42,6 +42,7 @@ caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
 struct ShardActorState {
   std::shared_ptr<ShardState> shard;
   StateStore* store = nullptr;
+  uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
   ShardScoring scoring;
@@ -65,20 +66,31 @@ ShardReport report_of(const ShardActorState& st) {
 // The shard writes nothing on its own: its changed items leave it at checkpoint
 // barriers, in the order of its mailbox, so that they are consistent with the clock
 // and source positions committed with them.
-// The cut of a barrier: the changed items, handed back (or, `direct`, written).
-Status take_cut(ShardActorState& st, bool direct, ShardCut& cut) {
+// Writes the shard's new dedup ids straight to the store (bulk loads).
+Status write_ids(ShardActorState& st, uint64_t sequence) {
+  WriteSet writes;
+  st.shard->take_unsaved_ids(sequence, st.index, &writes.dedup);
+  std::vector<std::size_t> conflicts;
+  return writes.dedup.empty() ? Status::ok() : st.store->commit(writes, &conflicts);
+}
+
+// The cut of a barrier: the changed items and new dedup ids, handed back (or, `direct`,
+// written).
+Status take_cut(ShardActorState& st, const BarrierRequest& request, ShardCut& cut) {
   Status s;
-  if (direct) {
+  if (request.direct) {
     FlushStats stats;
     s = st.shard->flush(*st.store, &stats);
     st.items_written += stats.items_written;
     st.conflicts += stats.conflicts;
+    if (s.is_ok()) s = write_ids(st, request.sequence);
   } else {
     s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
       std::move(puts.begin(), puts.end(), std::back_inserter(cut.puts));
       return Status::ok();
     });
     st.items_written += cut.puts.size();
+    st.shard->take_unsaved_ids(request.sequence, st.index, &cut.dedup);
   }
   if (s.is_ok()) cut.report = report_of(st);
   return s;
@@ -108,9 +120,9 @@ void score_then(shard_ptr self, std::function<void()> done, std::function<void(c
             st.scoring.metrics->rescored += st.shard->rescores() - st.rescores_reported;
             st.rescores_reported = st.shard->rescores();
             if (st.rescore_target > 0) {
-              st.scoring.metrics->stale[st.scoring.index].store(
+              st.scoring.metrics->stale[st.index].store(
                   static_cast<int64_t>(st.shard->mark_stale(st.rescore_target, 0)));
-              st.scoring.metrics->stale_for[st.scoring.index].store(st.rescore_target);
+              st.scoring.metrics->stale_for[st.index].store(st.rescore_target);
             }
             done();
           },
@@ -124,8 +136,8 @@ void rescore_step(shard_ptr self) {
   auto& st = self->state;
   st.rescore_pending = false;
   const std::size_t stale = st.shard->mark_stale(st.rescore_target, st.scoring.rescore_per_step);
-  st.scoring.metrics->stale[st.scoring.index].store(static_cast<int64_t>(stale));
-  st.scoring.metrics->stale_for[st.scoring.index].store(st.rescore_target);
+  st.scoring.metrics->stale[st.index].store(static_cast<int64_t>(stale));
+  st.scoring.metrics->stale_for[st.index].store(st.rescore_target);
   if (stale > 0) {
     st.rescore_pending = true;
     self->delayed_send(self, std::chrono::milliseconds(st.scoring.rescore_interval_ms),
@@ -134,9 +146,10 @@ void rescore_step(shard_ptr self) {
 }
 
 caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store,
-                          ShardScoring scoring) {
+                          uint32_t index, ShardScoring scoring) {
   self->state.shard = std::move(state);
   self->state.store = store;
+  self->state.index = index;
   self->state.scoring = std::move(scoring);
   return {
       [=](probe_atom, const ProbeRequest& request) -> ProbeReply {
@@ -145,13 +158,13 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
         return reply;
       },
       [=](apply_atom, ShardBatch& batch) { self->state.shard->apply(batch.events, batch.ticks); },
-      [=](snapshot_atom, bool direct) -> caf::result<ShardCut> {
+      [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
         auto promise = self->make_response_promise<ShardCut>();
         score_then(
             self,
             [=]() mutable {
               ShardCut cut;
-              Status s = take_cut(self->state, direct, cut);
+              Status s = take_cut(self->state, request, cut);
               if (!s.is_ok()) promise.deliver(caf::make_error(caf::sec::runtime_error, s.to_string()));
               else promise.deliver(std::move(cut));
             },
@@ -162,7 +175,7 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
       [=](model_atom, int version) {
         auto& st = self->state;
         st.rescore_target = version;
-        st.scoring.metrics->stale_for[st.scoring.index].store(0);  // not counted yet
+        st.scoring.metrics->stale_for[st.index].store(0);  // not counted yet
         if (!st.rescore_pending) {
           st.rescore_pending = true;
           self->send(self, rescore_atom::value);
@@ -229,8 +242,8 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, ShardScoring scoring) {
-  return sys.spawn(shard_actor, std::move(state), store, std::move(scoring));
+                       StateStore* store, uint32_t index, ShardScoring scoring) {
+  return sys.spawn(shard_actor, std::move(state), store, index, std::move(scoring));
 }
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {

@@ -98,6 +98,7 @@ struct ShardReport {
 // puts (empty when it wrote them itself, `direct`), and its totals.
 struct ShardCut {
   std::vector<ConditionalPut> puts;
+  std::vector<DedupRecord> dedup;  // ids seen since the last barrier
   ShardReport report;
 };
 
@@ -109,11 +110,13 @@ struct ShardCut {
 struct BarrierRequest {
   bool final_tick = false;
   bool direct = false;
+  uint64_t sequence = 0;  // the checkpoint's number (names its dedup records)
 };
 
 // Everything a checkpoint commits, consistent as of the barrier.
 struct Cut {
   std::vector<ConditionalPut> puts;
+  std::vector<DedupRecord> dedup;
   std::vector<std::size_t> shard_of_put_begin;  // puts of shard i start at [i]
   uint64_t dead_letter_bytes = 0;               // dead-letter file length at the barrier
   RunStats stats;                               // counters at the barrier, clock included

@@ -52,6 +52,12 @@ class Decoder {
     pos_ += 8;
     return true;
   }
+  bool bytes(uint64_t n, std::string_view* v) {
+    if (data_.size() - pos_ < n) return false;
+    *v = data_.substr(pos_, n);
+    pos_ += n;
+    return true;
+  }
   bool byte(uint8_t* v) {
     if (pos_ >= data_.size()) return false;
     *v = static_cast<uint8_t>(data_[pos_++]);

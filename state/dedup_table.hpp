@@ -1,7 +1,7 @@
 // Open-addressing hash table of seen event ids (one per shard). Keys are 128-bit
 // XXH3 hashes of (customer, event_id); entries remember a 32-bit fingerprint of the
 // event (to tell conflicting duplicates apart), its event time (ids expire by event
-// time) and the owning customer's slot (to persist ids with the customer's item).
+// time) and the owning customer's slot (ids are persisted with the customer's id).
 //
 // Expired ids are swept in place, and only when the table would otherwise grow: no
 // allocation, no periodic full rebuild, and the size stays bounded by the ids still
@@ -18,10 +18,15 @@
 namespace streamscore {
 
 struct DedupEntry {
+  // The top bit of `customer`: seen since the last checkpoint, not persisted yet.
+  static constexpr uint32_t kUnsaved = 1u << 31;
+
   DedupKey key;               // {0,0} marks an empty slot
   int64_t time_ns = 0;
   uint32_t fingerprint = 0;
-  uint32_t customer = 0;
+  uint32_t customer = 0;      // the owning customer's slot, | kUnsaved
+
+  uint32_t slot() const { return customer & ~kUnsaved; }
 };
 static_assert(sizeof(DedupEntry) == 32, "dedup entries are packed to 32 bytes");
 
@@ -49,6 +54,16 @@ class DedupTable {
   void for_each(F&& fn) const {
     for (const auto& e : slots_)
       if (!is_empty(e)) fn(e);
+  }
+
+  // Calls `fn` for every entry marked kUnsaved, and clears the mark.
+  template <class F>
+  void take_unsaved(F&& fn) {
+    for (auto& e : slots_)
+      if (!is_empty(e) && (e.customer & DedupEntry::kUnsaved)) {
+        e.customer &= ~DedupEntry::kUnsaved;
+        fn(e);
+      }
   }
 
  private:

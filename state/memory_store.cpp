@@ -25,6 +25,7 @@ struct StoredItem {
 // char_traits<char>, which orders like memcmp (unsigned bytes): the same order as
 // RocksDB's bytewise comparator, so both backends scan identically.
 using ItemMap = std::map<std::string, StoredItem, std::less<>>;
+using StringMap = std::map<std::string, std::string, std::less<>>;
 
 
 // Runs `fn` and turns any exception (bad_alloc, a throwing scan callback) into a
@@ -46,9 +47,26 @@ class MemoryStore final : public StateStore {
     return guarded("get", [&] { return get_locked(pk, out); });
   }
 
-  Status commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
-                std::vector<std::size_t>* conflicts) override {
-    return guarded("commit", [&] { return commit_locked(puts, meta, conflicts); });
+  Status commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) override {
+    return guarded("commit", [&] { return commit_locked(writes, conflicts); });
+  }
+
+  Status scan_dedup(const std::function<bool(const DedupRecord&)>& fn) override {
+    return guarded("scan_dedup", [&] {
+      std::vector<DedupRecord> records;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (const auto& [key, data] : dedup_) {
+          DedupRecord r;
+          parse_dedup_record_key(key, &r);
+          r.data = data;
+          records.push_back(std::move(r));
+        }
+      }
+      for (const DedupRecord& r : records)
+        if (!fn(r)) break;
+      return Status::ok();
+    });
   }
 
   Status scan(const std::function<bool(const ItemRecord&)>& fn) override {
@@ -77,6 +95,7 @@ class MemoryStore final : public StateStore {
     std::lock_guard<std::mutex> lock(mu_);
     items_.clear();
     meta_.clear();
+    dedup_.clear();
     return Status::ok();
   }
 
@@ -91,8 +110,8 @@ class MemoryStore final : public StateStore {
     return Status::ok();
   }
 
-  Status commit_locked(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
-                       std::vector<std::size_t>* conflicts) {
+  Status commit_locked(const WriteSet& writes, std::vector<std::size_t>* conflicts) {
+    const std::vector<ConditionalPut>& puts = writes.puts;
     conflicts->clear();
     Status s = validate_puts(puts);
     if (!s.is_ok()) return s;
@@ -111,9 +130,21 @@ class MemoryStore final : public StateStore {
       staged.insert_or_assign(r.pk, StoredItem{r.version, r.item_json, r.internal});
     }
     if (!conflicts->empty()) return Status::ok();
-    std::map<std::string, std::string, std::less<>> staged_meta;
-    for (const MetaPut& m : meta) staged_meta.insert_or_assign(m.key, m.value);
-    apply(&staged, &staged_meta);
+    StringMap staged_meta, staged_dedup;
+    for (const MetaPut& m : writes.meta) staged_meta.insert_or_assign(m.key, m.value);
+    for (const DedupRecord& r : writes.dedup) staged_dedup.insert_or_assign(dedup_record_key(r), r.data);
+    std::string forget_below;  // empty: nothing to forget
+    if (writes.forget_dedup_before_day != kNoDay) {
+      DedupRecord bound;
+      bound.day = writes.forget_dedup_before_day;
+      forget_below = dedup_record_key(bound);
+    }
+    // All copying happened while staging; moving nodes and swapping strings cannot
+    // throw, so a batch is applied entirely or (on bad_alloc while staging) not at all.
+    move_into(&staged, &items_);
+    move_into(&staged_meta, &meta_);
+    dedup_.erase(dedup_.begin(), dedup_.lower_bound(forget_below));
+    move_into(&staged_dedup, &dedup_);
     return Status::ok();
   }
 
@@ -122,23 +153,13 @@ class MemoryStore final : public StateStore {
     return it == items_.end() ? 0 : it->second.version;
   }
 
-  // All copying happened while staging; moving nodes and swapping strings cannot
-  // throw, so a batch is applied entirely or (on bad_alloc while staging) not at all.
-  void apply(ItemMap* staged, std::map<std::string, std::string, std::less<>>* staged_meta) {
-    while (!staged_meta->empty()) {
-      auto node = staged_meta->extract(staged_meta->begin());
-      auto it = meta_.find(node.key());
-      if (it == meta_.end()) {
-        meta_.insert(std::move(node));
-      } else {
-        std::swap(it->second, node.mapped());
-      }
-    }
+  template <class Map>
+  static void move_into(Map* staged, Map* target) {
     while (!staged->empty()) {
       auto node = staged->extract(staged->begin());
-      auto it = items_.find(node.key());
-      if (it == items_.end()) {
-        items_.insert(std::move(node));
+      auto it = target->find(node.key());
+      if (it == target->end()) {
+        target->insert(std::move(node));
       } else {
         std::swap(it->second, node.mapped());
       }
@@ -181,7 +202,8 @@ class MemoryStore final : public StateStore {
 
   std::mutex mu_;
   ItemMap items_;
-  std::map<std::string, std::string, std::less<>> meta_;
+  StringMap meta_;
+  StringMap dedup_;  // dedup_record_key -> data
 };
 
 }  // namespace

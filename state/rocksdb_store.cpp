@@ -3,6 +3,7 @@
 // Key layout (one default column family):
 //   "I" + pk   -> item value (below); a scan iterates ["I", "J") only, in bytewise PK order
 //   "M" + key  -> meta value, raw bytes
+//   "D" + dedup_record_key -> dedup ids (DedupRecord::data), by day, sequence, part
 // Item value:
 //   [0]      format byte (kItemFormat)
 //   [1..8]   version, int64 little-endian
@@ -37,6 +38,7 @@ namespace {
 
 constexpr char kItemPrefix = 'I';
 constexpr char kMetaPrefix = 'M';
+constexpr char kDedupPrefix = 'D';
 constexpr unsigned char kItemFormat = 1;
 constexpr std::size_t kHeaderSize = 1 + 8 + 4;
 
@@ -195,9 +197,12 @@ class RocksDbStore final : public StateStore {
     return guarded(dir_, "get", [&] { return do_get(pk, out); });
   }
 
-  Status commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
-                std::vector<std::size_t>* conflicts) override {
-    return guarded(dir_, "commit", [&] { return do_commit(puts, meta, conflicts); });
+  Status commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) override {
+    return guarded(dir_, "commit", [&] { return do_commit(writes, conflicts); });
+  }
+
+  Status scan_dedup(const std::function<bool(const DedupRecord&)>& fn) override {
+    return guarded(dir_, "scan_dedup", [&] { return do_scan_dedup(fn); });
   }
 
   Status scan(const std::function<bool(const ItemRecord&)>& fn) override {
@@ -284,11 +289,11 @@ class RocksDbStore final : public StateStore {
     return Status::ok();
   }
 
-  Status do_commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
-                   std::vector<std::size_t>* conflicts) {
+  Status do_commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) {
     conflicts->clear();
+    const std::vector<ConditionalPut>& puts = writes.puts;
     Status s = validate(puts);
-    if (!s.is_ok() || (puts.empty() && meta.empty())) return s;
+    if (!s.is_ok()) return s;
     // Encode outside the lock, so that concurrent writers only serialize on the
     // version check and the write.
     rocksdb::WriteBatch batch;
@@ -296,10 +301,22 @@ class RocksDbStore final : public StateStore {
       rocksdb::Status bs = batch.Put(prefixed(kItemPrefix, p.record.pk), encode_item(p.record));
       if (!bs.ok()) return from_rocks(bs, "commit");
     }
-    for (const MetaPut& m : meta) {
+    for (const MetaPut& m : writes.meta) {
       rocksdb::Status bs = batch.Put(prefixed(kMetaPrefix, m.key), m.value);
       if (!bs.ok()) return from_rocks(bs, "commit");
     }
+    if (writes.forget_dedup_before_day != kNoDay) {
+      DedupRecord bound;
+      bound.day = writes.forget_dedup_before_day;
+      rocksdb::Status bs = batch.DeleteRange(std::string(1, kDedupPrefix),
+                                             prefixed(kDedupPrefix, dedup_record_key(bound)));
+      if (!bs.ok()) return from_rocks(bs, "commit");
+    }
+    for (const DedupRecord& r : writes.dedup) {
+      rocksdb::Status bs = batch.Put(prefixed(kDedupPrefix, dedup_record_key(r)), r.data);
+      if (!bs.ok()) return from_rocks(bs, "commit");
+    }
+    if (batch.Count() == 0) return Status::ok();
     // One writer at a time: the versions read below must still be current when the
     // batch is written. Readers (get, scan) do not take this lock.
     std::lock_guard<std::mutex> lock(write_mu_);
@@ -339,12 +356,32 @@ class RocksDbStore final : public StateStore {
     return from_rocks(it->status(), "scan");
   }
 
-  // Two range tombstones: constant time however large the DB is; the space comes
-  // back as compaction drops the covered keys.
+  Status do_scan_dedup(const std::function<bool(const DedupRecord&)>& fn) {
+    const std::string lower(1, kDedupPrefix);
+    const std::string upper(1, static_cast<char>(kDedupPrefix + 1));
+    rocksdb::Slice upper_slice(upper);
+    rocksdb::ReadOptions ro;
+    ro.iterate_upper_bound = &upper_slice;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
+    DedupRecord record;
+    for (it->Seek(lower); it->Valid(); it->Next()) {
+      rocksdb::Slice k = it->key();
+      if (!parse_dedup_record_key(std::string_view(k.data() + 1, k.size() - 1), &record))
+        return Status::corruption("dedup record key of " + std::to_string(k.size()) +
+                                  " bytes is malformed");
+      record.data.assign(it->value().data(), it->value().size());
+      if (!fn(record)) return Status::ok();
+    }
+    return from_rocks(it->status(), "scan_dedup");
+  }
+
+  // Range tombstones: constant time however large the DB is; the space comes back as
+  // compaction drops the covered keys.
   Status do_clear() {
     std::lock_guard<std::mutex> lock(write_mu_);
     rocksdb::WriteBatch batch;
-    for (char prefix : {kItemPrefix, kMetaPrefix}) {
+    for (char prefix : {kItemPrefix, kMetaPrefix, kDedupPrefix}) {
       rocksdb::Status s = batch.DeleteRange(std::string(1, prefix),
                                             std::string(1, static_cast<char>(prefix + 1)));
       if (!s.ok()) return from_rocks(s, "clear");

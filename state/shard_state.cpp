@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <map>
 
 #include "model/scorer.hpp"
 #include "state/codec.hpp"
@@ -12,7 +13,11 @@ namespace streamscore {
 
 namespace {
 
-constexpr uint8_t kInternalFormat = 1;
+// 2: buckets only; the dedup ids live in dedup records (format 1 carried them inline).
+constexpr uint8_t kInternalFormat = 2;
+constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
+
+int64_t day_of(int64_t ns) { return ns >= 0 ? ns / kDayNanos : -((-ns + kDayNanos - 1) / kDayNanos); }
 constexpr std::size_t kPutChunk = 4096;
 
 EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
@@ -91,6 +96,7 @@ void ShardState::probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* 
 }
 
 void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks) {
+  finish_loading();
   // Most of an event's cost is waiting for memory (its customer, its dedup slot), so
   // those are fetched ahead: the index slot 16 events ahead, then the customer and the
   // dedup slot 8 events ahead, once the index slot is in cache.
@@ -123,6 +129,21 @@ std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState
                           [](const Bucket& b, int64_t w) { return b.window < w; });
 }
 
+// Loading a million customers schedules millions of ticks: sorted once and appended
+// in order, instead of one map lookup each.
+void ShardState::finish_loading() {
+  if (loaded_schedule_.empty()) return;
+  std::sort(loaded_schedule_.begin(), loaded_schedule_.end());
+  auto hint = calendar_.end();
+  for (auto [tick, slot] : loaded_schedule_) {
+    if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
+    if (hint == calendar_.end() || hint->first != tick) hint = calendar_.try_emplace(hint, tick);
+    hint->second.push_back(slot);
+  }
+  loaded_schedule_.clear();
+  loaded_schedule_.shrink_to_fit();
+}
+
 void ShardState::schedule(int64_t tick, uint32_t slot) {
   if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
   calendar_[tick].push_back(slot);
@@ -132,7 +153,7 @@ void ShardState::apply_event(ParsedEvent& event) {
   const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
   CustomerState& c = customers_[slot];
   mark_dirty(c, slot);  // its internal data changes even when its item does not (yet)
-  dedup_.upsert(DedupEntry{event.key, event.time.ns, event.fingerprint, slot});
+  dedup_.upsert(DedupEntry{event.key, event.time.ns, event.fingerprint, slot | DedupEntry::kUnsaved});
 
   const int64_t window = window_of(event.time.ns);
   auto begin = c.buckets.begin() + c.head;
@@ -182,6 +203,7 @@ void ShardState::apply_event(ParsedEvent& event) {
 }
 
 void ShardState::advance_to(int64_t tick) {
+  finish_loading();
   if (current_tick_ != kNoTick && tick <= current_tick_) return;
   while (!calendar_.empty() && calendar_.begin()->first <= tick) {
     auto node = calendar_.extract(calendar_.begin());
@@ -266,11 +288,10 @@ void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->push_back('}');
 }
 
-void ShardState::encode_internal(const CustomerState& c, const DedupEntry* const* ids,
-                                 std::size_t id_count, std::string* out) const {
+void ShardState::encode_internal(const CustomerState& c, std::string* out) const {
   out->clear();
   // Upper bound of the encoding below, so that appending never reallocates.
-  out->reserve(64 + (c.buckets.size() - c.head) * 40 + id_count * 40);
+  out->reserve(64 + (c.buckets.size() - c.head) * 40);
   out->push_back(static_cast<char>(kInternalFormat));
   put_signed(*out, c.hi);
   put_signed(*out, c.hi);  // format 1 had a separate last-evaluation tick, always equal to hi
@@ -293,14 +314,68 @@ void ShardState::encode_internal(const CustomerState& c, const DedupEntry* const
     put_varint(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos));
     out->push_back(static_cast<char>(b.max_digits));
   }
-  put_varint(*out, id_count);
-  for (std::size_t i = 0; i < id_count; ++i) {
-    const DedupEntry* e = ids[i];
-    put_fixed64(*out, e->key.lo);
-    put_fixed64(*out, e->key.hi);
-    put_varint(*out, e->fingerprint);
-    put_signed(*out, e->time_ns);
+}
+
+// Record layout, per id: varint(0) when it belongs to the same customer as the id
+// before it in the record, else varint(length + 1) and the customer id; then the key
+// (2 x fixed64), varint fingerprint, signed varint event time. Ids are grouped by
+// customer, so that a load looks each customer up once.
+void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out) {
+  std::vector<DedupEntry> ids;
+  dedup_.take_unsaved([&](const DedupEntry& e) { ids.push_back(e); });
+  if (ids.empty()) return;
+  std::sort(ids.begin(), ids.end(), [](const DedupEntry& a, const DedupEntry& b) {
+    return a.customer != b.customer ? a.customer < b.customer : a.time_ns < b.time_ns;
+  });
+  struct Day {
+    std::string data;
+    uint32_t last_customer = kNoSlot;
+  };
+  std::map<int64_t, Day> by_day;
+  for (const DedupEntry& e : ids) {
+    Day& day = by_day[day_of(e.time_ns)];
+    if (day.last_customer == e.customer) {
+      put_varint(day.data, 0);
+    } else {
+      const std::string& id = customers_[e.customer].id;
+      put_varint(day.data, id.size() + 1);
+      day.data.append(id);
+      day.last_customer = e.customer;
+    }
+    put_fixed64(day.data, e.key.lo);
+    put_fixed64(day.data, e.key.hi);
+    put_varint(day.data, e.fingerprint);
+    put_signed(day.data, e.time_ns);
   }
+  for (auto& [day, d] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(d.data)});
+}
+
+Status for_each_dedup_id(const DedupRecord& record,
+                         const std::function<void(std::string_view id, const DedupEntry&)>& fn) {
+  Decoder d(record.data);
+  std::string_view id;
+  while (!d.at_end()) {
+    uint64_t length = 0, fingerprint = 0;
+    DedupEntry e;
+    const bool ok_id = d.varint(&length) && (length == 0 ? !id.empty() : d.bytes(length - 1, &id));
+    if (!(ok_id && d.fixed64(&e.key.lo) &&
+          d.fixed64(&e.key.hi) && d.varint(&fingerprint) && d.signed_varint(&e.time_ns)))
+      return Status::corruption("dedup record of day " + std::to_string(record.day) +
+                                " is truncated");
+    e.fingerprint = static_cast<uint32_t>(fingerprint);
+    fn(id, e);
+  }
+  return Status::ok();
+}
+
+void ShardState::load_id(std::string_view id, DedupEntry entry) {
+  // Records hold a customer's ids next to each other: look the customer up once.
+  if (last_loaded_slot_ == kNoSlot || customers_[last_loaded_slot_].id != id) {
+    const std::string key(id);
+    last_loaded_slot_ = customer_slot(key, XXH3_64bits(id.data(), id.size()));
+  }
+  entry.customer = last_loaded_slot_;
+  dedup_.upsert(entry);  // a later record of the same id (forgotten, then seen anew) wins
 }
 
 Status ShardState::take_changes(const ChangeSink& sink) {
@@ -309,21 +384,6 @@ Status ShardState::take_changes(const ChangeSink& sink) {
   std::sort(dirty_.begin(), dirty_.end(), [this](uint32_t a, uint32_t b) {
     return customers_[a].id < customers_[b].id;
   });
-  // The dedup ids of each dirty customer, grouped by a counting sort over the table:
-  // ids_begin[i] .. ids_begin[i + 1] in `ids` belong to dirty_[i].
-  std::vector<int32_t> position(customers_.size(), -1);
-  for (std::size_t i = 0; i < dirty_.size(); ++i) position[dirty_[i]] = static_cast<int32_t>(i);
-  std::vector<uint32_t> ids_begin(dirty_.size() + 1, 0);
-  dedup_.for_each([&](const DedupEntry& e) {
-    if (position[e.customer] >= 0) ++ids_begin[position[e.customer] + 1];
-  });
-  for (std::size_t i = 1; i < ids_begin.size(); ++i) ids_begin[i] += ids_begin[i - 1];
-  std::vector<const DedupEntry*> ids(ids_begin.back());
-  std::vector<uint32_t> next_id(ids_begin.begin(), ids_begin.end() - 1);
-  dedup_.for_each([&](const DedupEntry& e) {
-    if (position[e.customer] >= 0) ids[next_id[position[e.customer]]++] = &e;
-  });
-
   std::vector<ConditionalPut> puts;
   for (std::size_t start = 0; start < dirty_.size(); start += kPutChunk) {
     const std::size_t end = std::min(dirty_.size(), start + kPutChunk);
@@ -335,8 +395,7 @@ Status ShardState::take_changes(const ChangeSink& sink) {
       put.record.pk = customer_pk(c.id);
       put.record.version = c.version;
       if (c.version > 0) render_item(c, &put.record.item_json);
-      encode_internal(c, ids.data() + ids_begin[i], ids_begin[i + 1] - ids_begin[i],
-                      &put.record.internal);
+      encode_internal(c, &put.record.internal);
       put.expected_version = c.stored_version;
       puts.push_back(std::move(put));
     }
@@ -356,10 +415,12 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
   return take_changes([&](std::vector<ConditionalPut>& puts) {
     std::vector<VersionShift> shifts;
     uint64_t conflicts = 0;
-    Status s = commit_with_retry(store, &puts, {}, &shifts, &conflicts);
+    WriteSet writes;
+    writes.puts = std::move(puts);
+    Status s = commit_with_retry(store, &writes, &shifts, &conflicts);
     for (const VersionShift& shift : shifts) rebase(shift);
     if (stats) stats->conflicts += conflicts;
-    if (s.is_ok() && stats) stats->items_written += puts.size();
+    if (s.is_ok() && stats) stats->items_written += writes.puts.size();
     return s;
   });
 }
@@ -454,19 +515,8 @@ Status ShardState::load(const ItemRecord& record) {
       c.sum_count += b.count;
       c.sum_cents += b.cents;
     }
-    if (c.hi == kNoTick || window >= c.hi) schedule(window + 1, slot);
-    schedule(window + 1 + kHorizonWindows, slot);
-  }
-  if (!d.varint(&n)) return bad("has no id count");
-  for (uint64_t i = 0; i < n; ++i) {
-    DedupEntry e;
-    uint64_t fingerprint = 0;
-    if (!(d.fixed64(&e.key.lo) && d.fixed64(&e.key.hi) && d.varint(&fingerprint) &&
-          d.signed_varint(&e.time_ns)))
-      return bad("has a truncated id");
-    e.fingerprint = static_cast<uint32_t>(fingerprint);
-    e.customer = slot;
-    dedup_.insert(e);
+    if (c.hi == kNoTick || window >= c.hi) loaded_schedule_.emplace_back(window + 1, slot);
+    loaded_schedule_.emplace_back(window + 1 + kHorizonWindows, slot);
   }
   if (!d.at_end()) return bad("has trailing bytes");
   c.version = c.stored_version = record.version;
@@ -477,7 +527,7 @@ Status ShardState::load(const ItemRecord& record) {
   // the written content: evaluate at the next tick, as the uninterrupted run would.
   if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written &&
       current_tick_ != kNoTick)
-    schedule(current_tick_ + 1, slot);
+    loaded_schedule_.emplace_back(current_tick_ + 1, slot);
   return Status::ok();
 }
 

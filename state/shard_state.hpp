@@ -12,6 +12,8 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "state/dedup_table.hpp"
@@ -82,6 +84,10 @@ int64_t average_cents(int64_t cents, int64_t count);
 // their versions (a conflict retry) after calling ShardState::rebase for each move.
 using ChangeSink = std::function<Status(std::vector<ConditionalPut>& puts)>;
 
+// Decodes the ids of a dedup record written by take_unsaved_ids.
+Status for_each_dedup_id(const DedupRecord& record,
+                         const std::function<void(std::string_view id, const DedupEntry&)>& fn);
+
 class ShardState {
  public:
   explicit ShardState(ShardOptions options);
@@ -118,7 +124,13 @@ class ShardState {
   uint64_t rescores() const { return rescores_; }
 
   // Rebuilds a customer from a stored item (state continuation after a restart).
+  // Call finish_loading() after the last one (apply and advance_to do it otherwise).
   Status load(const ItemRecord& record);
+  void finish_loading();
+  // The dedup ids seen since the last call, as records of one day each.
+  void take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out);
+  // Restores one persisted id of customer `id` (after its item was loaded).
+  void load_id(std::string_view id, DedupEntry entry);
   void set_current_tick(int64_t tick) { current_tick_ = tick; }
 
   std::size_t customer_count() const { return customers_.size(); }
@@ -146,8 +158,7 @@ class ShardState {
   void prefetch_index(const ParsedEvent& e) const;
   void prefetch_customer(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
-  void encode_internal(const CustomerState& c, const DedupEntry* const* ids,
-                       std::size_t id_count, std::string* out) const;
+  void encode_internal(const CustomerState& c, std::string* out) const;
 
   ShardOptions options_;
   std::vector<CustomerState> customers_;
@@ -155,6 +166,9 @@ class ShardState {
   // string-keyed map on the hottest path (one lookup per event).
   std::vector<uint32_t> index_ = std::vector<uint32_t>(1024, 0);
   std::map<int64_t, std::vector<uint32_t>> calendar_;
+  std::vector<std::pair<int64_t, uint32_t>> loaded_schedule_;  // (tick, slot) until finish_loading
+  static constexpr uint32_t kNoSlot = std::numeric_limits<uint32_t>::max();
+  uint32_t last_loaded_slot_ = kNoSlot;
   std::vector<uint32_t> dirty_;
   DedupTable dedup_;
   int64_t current_tick_ = kNoTick;

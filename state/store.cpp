@@ -36,16 +36,15 @@ constexpr int kMaxCommitAttempts = 1000;
 
 }  // namespace
 
-Status commit_with_retry(StateStore& store, std::vector<ConditionalPut>* puts,
-                         const std::vector<MetaPut>& meta, std::vector<VersionShift>* shifts,
+Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts,
                          uint64_t* conflicts) {
   std::vector<std::size_t> failed;
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
-    Status s = store.commit(*puts, meta, &failed);
+    Status s = store.commit(*writes, &failed);
     if (!s.is_ok() || failed.empty()) return s;
     if (conflicts) *conflicts += failed.size();
     for (std::size_t i : failed) {
-      ConditionalPut& put = (*puts)[i];
+      ConditionalPut& put = writes->puts[i];
       ItemRecord fresh;
       s = store.get(put.record.pk, &fresh);
       if (!s.is_ok() && !s.is_not_found()) return s;
@@ -60,6 +59,39 @@ Status commit_with_retry(StateStore& store, std::vector<ConditionalPut>* puts,
   }
   return Status::conflict("gave up after " + std::to_string(kMaxCommitAttempts) +
                           " attempts: other writers keep changing the same items");
+}
+
+namespace {
+
+void put_be(std::string* out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint64_t get_be(std::string_view in, std::size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[at + i]);
+  return v;
+}
+
+constexpr uint64_t kSignBit = uint64_t{1} << 63;
+
+}  // namespace
+
+std::string dedup_record_key(const DedupRecord& r) {
+  std::string key;
+  key.reserve(20);
+  put_be(&key, static_cast<uint64_t>(r.day) ^ kSignBit, 8);
+  put_be(&key, r.sequence, 8);
+  put_be(&key, r.part, 4);
+  return key;
+}
+
+bool parse_dedup_record_key(std::string_view key, DedupRecord* r) {
+  if (key.size() != 20) return false;
+  r->day = static_cast<int64_t>(get_be(key, 0, 8) ^ kSignBit);
+  r->sequence = get_be(key, 8, 8);
+  r->part = static_cast<uint32_t>(get_be(key, 16, 4));
+  return true;
 }
 
 Status update_item(StateStore& store, const std::string& pk,

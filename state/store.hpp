@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,27 @@ struct MetaPut {
   std::string value;
 };
 
+// New dedup ids, persisted apart from the items so that a checkpoint writes only the
+// ids seen since the last one (not every id of every touched customer again). Keyed
+// by the UTC day of the ids' event times, so that whole days are forgotten at once
+// when they leave the horizon. `data` is opaque to the store (ShardState encodes it).
+struct DedupRecord {
+  int64_t day = 0;        // event time / 1 day
+  uint64_t sequence = 0;  // the checkpoint that wrote it
+  uint32_t part = 0;      // the shard that wrote it
+  std::string data;
+};
+
+constexpr int64_t kNoDay = std::numeric_limits<int64_t>::min();
+
+// Everything one commit writes, atomically.
+struct WriteSet {
+  std::vector<ConditionalPut> puts;
+  std::vector<MetaPut> meta;
+  std::vector<DedupRecord> dedup;
+  int64_t forget_dedup_before_day = kNoDay;  // drop dedup records of earlier days
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -59,16 +81,20 @@ class StateStore {
   // NotFound when there is no item with this PK.
   virtual Status get(std::string_view pk, ItemRecord* out) = 0;
 
-  // All or nothing: when every put's condition holds, applies all puts and all meta
-  // values atomically (one RocksDB WriteBatch). Otherwise applies nothing and lists the
+  // All or nothing: when every put's condition holds, applies the whole write set
+  // atomically (one RocksDB WriteBatch). Otherwise applies nothing and lists the
   // indexes of the failing puts in `conflicts` (cleared first); the status is still ok,
   // so that the caller can re-read those items and retry. An error means nothing was
   // applied. Conditions are checked as if the puts were applied one after another.
-  virtual Status commit(const std::vector<ConditionalPut>& puts, const std::vector<MetaPut>& meta,
-                        std::vector<std::size_t>* conflicts) = 0;
+  virtual Status commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) = 0;
   Status put_batch(const std::vector<ConditionalPut>& puts, std::vector<std::size_t>* conflicts) {
-    return commit(puts, {}, conflicts);
+    WriteSet writes;
+    writes.puts = puts;
+    return commit(writes, conflicts);
   }
+
+  // Calls `fn` for every dedup record, by day, then sequence, then part.
+  virtual Status scan_dedup(const std::function<bool(const DedupRecord&)>& fn) = 0;
 
   // Calls `fn` for every item in PK order (bytewise); stops early when `fn` returns false.
   virtual Status scan(const std::function<bool(const ItemRecord&)>& fn) = 0;
@@ -77,7 +103,7 @@ class StateStore {
   virtual Status put_meta(std::string_view key, std::string_view value) = 0;
   virtual Status get_meta(std::string_view key, std::string* value) = 0;  // NotFound if absent
 
-  // Removes every item and every meta key.
+  // Removes every item, dedup record and meta key.
   virtual Status clear() = 0;
 
   // Makes everything written so far durable (fsync for RocksDB, no-op in memory).
@@ -91,16 +117,20 @@ struct VersionShift {
   int64_t delta = 0;
 };
 
-// Commits `puts` and `meta` together (StateStore::commit); when some puts conflict,
+// Commits `writes` (StateStore::commit); when some puts conflict,
 // re-reads those items and moves each put on top of the version found (its own
 // versions keep counting from there, and the `version` inside item_json follows),
 // then commits again. The writer that owns the features (a shard) keeps its content:
 // the retry is from the fresh version, and no write is lost, because every write of
 // either writer is a version of its own. Moves are appended to `shifts` (the caller
 // shifts its in-memory versions by them); retried conflicts are added to `*conflicts`.
-Status commit_with_retry(StateStore& store, std::vector<ConditionalPut>* puts,
-                         const std::vector<MetaPut>& meta, std::vector<VersionShift>* shifts,
+Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts,
                          uint64_t* conflicts);
+
+// The byte key of a dedup record: big-endian fields, the day's sign bit flipped, so
+// that bytewise order is (day, sequence, part) order. Both backends use it.
+std::string dedup_record_key(const DedupRecord& r);
+bool parse_dedup_record_key(std::string_view key, DedupRecord* r);
 
 // Optimistic read-modify-write of one item: reads it (absent = version 0), lets
 // `change` produce the new record from the fresh one, writes it conditionally on the

@@ -3,6 +3,8 @@
 #define BOOST_TEST_MODULE shard
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include <xxhash.h>
 
 #include "actors/event_clock.hpp"
@@ -151,11 +153,32 @@ BOOST_AUTO_TEST_CASE(flushed_state_reloads_and_continues_identically) {
   a.apply(first_copy, {});
   a.advance_to(kTick0 + 200 * 2 - 3);
   BOOST_REQUIRE(a.flush(*store, nullptr).is_ok());
+  std::vector<DedupRecord> records;
+  a.take_unsaved_ids(1, 0, &records);
+  BOOST_TEST(!records.empty());
+  std::vector<DedupRecord> again;
+  a.take_unsaved_ids(2, 0, &again);
+  BOOST_TEST(again.empty());  // each id is persisted once
   ShardState b(ShardOptions{});
   b.set_current_tick(a.current_tick());
   BOOST_REQUIRE(store->scan([&](const ItemRecord& r) { return b.load(r).is_ok(); }).is_ok());
+  for (const DedupRecord& r : records)
+    BOOST_REQUIRE(for_each_dedup_id(r, [&](std::string_view id, const DedupEntry& e) {
+                    b.load_id(id, e);
+                  }).is_ok());
   BOOST_TEST(b.customer_count() == a.customer_count());
   BOOST_TEST(b.dedup_size() == a.dedup_size());
+  std::vector<DedupKey> keys;
+  for (const ParsedEvent& e : first) keys.push_back(e.key);
+  std::vector<uint8_t> found_a, found_b;
+  std::vector<uint32_t> fp_a, fp_b;
+  std::vector<int64_t> t_a, t_b;
+  a.probe(keys, &found_a, &fp_a, &t_a);
+  b.probe(keys, &found_b, &fp_b, &t_b);
+  BOOST_TEST(found_a == found_b);
+  BOOST_TEST(fp_a == fp_b);
+  BOOST_TEST(t_a == t_b);
+  BOOST_TEST(std::count(found_b.begin(), found_b.end(), 1) == 200);
   auto s1 = second, s2 = second;
   a.apply(s1, {TickMark{100, kTick0 + 600}, TickMark{200, kTick0 + 900}});
   b.apply(s2, {TickMark{100, kTick0 + 600}, TickMark{200, kTick0 + 900}});

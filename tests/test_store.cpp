@@ -184,25 +184,68 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(batch_with_a_conflict_applies_nothing, B, Backends
   BOOST_TEST(b.store->get("CUSTOMER#Z", &r).is_not_found());
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(commit_writes_items_and_meta_together, B, Backends) {
+BOOST_AUTO_TEST_CASE_TEMPLATE(commit_writes_items_meta_and_dedup_records_together, B, Backends) {
   B b;
   Conflicts c;
-  BOOST_TEST(b.store->commit({put("CUSTOMER#A", 0, "a1")}, {{"clock", "c1"}, {"pos", "p1"}}, &c)
-                 .is_ok());
+  WriteSet w;
+  w.puts = {put("CUSTOMER#A", 0, "a1")};
+  w.meta = {{"clock", "c1"}, {"pos", "p1"}};
+  w.dedup = {DedupRecord{20000, 1, 0, "ids-1"}};
+  BOOST_TEST(b.store->commit(w, &c).is_ok());
   BOOST_TEST(c.empty());
   std::string v;
   BOOST_TEST(b.store->get_meta("clock", &v).is_ok());
   BOOST_TEST(v == "c1");
-  // A conflicting commit leaves the meta values as they were, too.
-  BOOST_TEST(b.store->commit({put("CUSTOMER#A", 0, "a?")}, {{"clock", "c2"}}, &c).is_ok());
+  // A conflicting commit leaves meta values and dedup records as they were, too.
+  WriteSet bad;
+  bad.puts = {put("CUSTOMER#A", 0, "a?")};
+  bad.meta = {{"clock", "c2"}};
+  bad.dedup = {DedupRecord{20000, 2, 0, "ids-2"}};
+  bad.forget_dedup_before_day = 30000;
+  BOOST_TEST(b.store->commit(bad, &c).is_ok());
   BOOST_TEST(c == Conflicts{0});
   BOOST_TEST(b.store->get_meta("clock", &v).is_ok());
   BOOST_TEST(v == "c1");
   BOOST_TEST(read(*b.store, "CUSTOMER#A").item_json == "a1");
+  std::vector<std::string> datas;
+  b.store->scan_dedup([&](const DedupRecord& r) { datas.push_back(r.data); return true; });
+  BOOST_TEST(datas == std::vector<std::string>{"ids-1"});
   // Meta alone is fine.
-  BOOST_TEST(b.store->commit({}, {{"pos", "p2"}}, &c).is_ok());
+  WriteSet meta_only;
+  meta_only.meta = {{"pos", "p2"}};
+  BOOST_TEST(b.store->commit(meta_only, &c).is_ok());
   BOOST_TEST(b.store->get_meta("pos", &v).is_ok());
   BOOST_TEST(v == "p2");
+}
+
+// Dedup records come back by day, then sequence, then part (negative days too), and
+// whole days before a bound are forgotten in the same commit that adds new ones.
+BOOST_AUTO_TEST_CASE_TEMPLATE(dedup_records_scan_in_order_and_expire_by_day, B, Backends) {
+  B b;
+  Conflicts c;
+  WriteSet w;
+  w.dedup = {DedupRecord{3, 2, 0, "d3s2p0"}, DedupRecord{-1, 9, 1, "d-1"},
+             DedupRecord{3, 1, 7, "d3s1p7"}, DedupRecord{3, 1, 2, "d3s1p2"},
+             DedupRecord{40000, 1, 0, "d40000"}};
+  BOOST_REQUIRE(b.store->commit(w, &c).is_ok());
+  auto scan = [&] {
+    std::vector<std::string> out;
+    BOOST_REQUIRE(b.store->scan_dedup([&](const DedupRecord& r) {
+      out.push_back(r.data + "@" + std::to_string(r.day) + "/" + std::to_string(r.sequence) + "/" +
+                    std::to_string(r.part));
+      return true;
+    }).is_ok());
+    return out;
+  };
+  BOOST_TEST(scan() == (std::vector<std::string>{"d-1@-1/9/1", "d3s1p2@3/1/2", "d3s1p7@3/1/7",
+                                                 "d3s2p0@3/2/0", "d40000@40000/1/0"}));
+  WriteSet next;
+  next.forget_dedup_before_day = 4;
+  next.dedup = {DedupRecord{5, 3, 0, "d5"}};
+  BOOST_REQUIRE(b.store->commit(next, &c).is_ok());
+  BOOST_TEST(scan() == (std::vector<std::string>{"d5@5/3/0", "d40000@40000/1/0"}));
+  BOOST_REQUIRE(b.store->clear().is_ok());
+  BOOST_TEST(scan().empty());
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(same_key_twice_in_one_batch, B, Backends) {
