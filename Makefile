@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
 
-.PHONY: all deps build run test sanitize bench fuzz clean
+.PHONY: all deps build run test sanitize bench bench-http fuzz clean
 
 all: build
 
@@ -29,6 +29,11 @@ test: build
 bench: build
 	@bash bench/run.sh $(BUILD)
 
+# Only the HTTP part of the benchmark (also run by `make bench`): GET /v1/customers/{id}
+# at 10,000 requests/s against a daemon that ingests.
+bench-http: build
+	@bash bench/http.sh $(BUILD)
+
 # The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).
 sanitize: deps
@@ -40,7 +45,7 @@ sanitize: deps
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/scripts/ubsan.supp \
 	  ctest --output-on-failure -j 2
 
-# libFuzzer on the event parser and the config loader (clang, ASan, UBSan), each for
+# libFuzzer on the event parser, the config loader and the HTTP request path (clang, ASan, UBSan), each for
 # FUZZ_SECONDS on a copy of its seed corpus in tests/fuzz/corpus/. A crash stops the
 # run and leaves the input as build-fuzz/crash-*; turn it into a regression test.
 # CI runs a fixed number of inputs from a fixed seed (FUZZ_RUNS, FUZZ_SEED), so that its
@@ -50,8 +55,8 @@ FUZZ_RUNS ?= -1
 FUZZ_SEED ?= 0
 fuzz: deps
 	@CXX=clang++ CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMSCORE_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j $(JOBS) --target fuzz_event_parser fuzz_config
-	@for t in event_parser config; do \
+	@cmake --build build-fuzz -j $(JOBS) --target fuzz_event_parser fuzz_config fuzz_http
+	@for t in event_parser config http; do \
 	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/; \
 	  echo "fuzz: $$t"; \
 	  (cd build-fuzz && UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \

@@ -40,10 +40,14 @@ struct ShardScoring {
 };
 
 // `store` outlives the actor; the shard writes to it only for a `direct` barrier.
+// The shard publishes its gauges (mailbox depth, tick duration) in `metrics` under `index`.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, uint32_t index, ShardScoring scoring = {});
+                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics,
+                       ShardScoring scoring = {});
 
-caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock);
+// Publishes the event time and the watermark in `metrics` after each batch.
+caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
+                              std::shared_ptr<EngineMetrics> metrics);
 
 caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterWriter> writer);
 

@@ -1,5 +1,5 @@
 // Counters the pipeline publishes while it runs (progress lines, `run` summaries,
-// later /metrics). Written by the router and shards, read by anyone; relaxed atomics.
+// GET /metrics). Written by the router and shards, read by anyone; relaxed atomics.
 #pragma once
 
 #include <array>
@@ -11,6 +11,32 @@
 #include "state/event.hpp"
 
 namespace streamscore {
+
+// A Prometheus-style histogram with fixed bucket bounds, lock-free: observe() from any
+// thread, read the buckets from any other. Counts are per bucket (not cumulative); the
+// renderer accumulates them.
+struct LatencyHistogram {
+  // Upper bounds in seconds, 50 us .. 10 s; one more bucket holds everything above.
+  static constexpr std::array<double, 16> kBounds = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+      0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   10.0};
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets{};
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> sum_ns{0};
+
+  void observe_ns(int64_t ns) {
+    if (ns < 0) ns = 0;
+    const double seconds = static_cast<double>(ns) / 1e9;
+    std::size_t b = 0;
+    while (b < kBounds.size() && seconds > kBounds[b]) ++b;
+    buckets[b].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+    sum_ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+  }
+};
+
+// Gauges per shard are kept for at most this many shards (engine.shards allows 1024).
+constexpr std::size_t kMaxShardMetrics = 1024;
 
 struct EngineMetrics {
   std::atomic<uint64_t> read{0};
@@ -27,6 +53,24 @@ struct EngineMetrics {
   std::atomic<int64_t> last_checkpoint_unix_ms{0};  // 0 = none yet in this process
   std::atomic<uint64_t> items_committed{0};          // item puts in committed checkpoints
   std::atomic<uint64_t> write_conflicts{0};          // puts retried: another writer moved the version
+
+  // ---- for /metrics (rendered by io/metrics_text.cpp) -----------------------------
+  // Event time (ns since the Unix epoch): the largest accepted event time and the
+  // watermark (that minus the allowed lateness). `event_clock_started` is 0 until the
+  // first accepted event, and the two gauges mean nothing before.
+  std::atomic<int> event_clock_started{0};
+  std::atomic<int64_t> max_event_time_ns{0};
+  std::atomic<int64_t> watermark_ns{0};
+  // Wall time a shard spends applying one batch that carries tick marks (evaluating
+  // the customers whose windows moved), per batch.
+  LatencyHistogram tick_duration;
+  // Messages waiting in each shard's mailbox, sampled by the shard when it takes one.
+  std::atomic<int> shard_count{0};
+  std::array<std::atomic<int64_t>, kMaxShardMetrics> shard_queue_depth{};
+  // Model scoring: latency of scoring one batch of changed customers, and the active
+  // model version number ("v7" -> 7; 0 = no model active). Fed by the model actor.
+  LatencyHistogram scoring_latency;
+  std::atomic<int64_t> active_model_version{0};
 
   uint64_t dead_lettered_total() const {
     uint64_t sum = 0;

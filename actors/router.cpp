@@ -62,9 +62,11 @@ using router_ptr = caf::stateful_actor<RouterState>*;
 
 void pump(router_ptr self);
 
-void finish_current(router_ptr self, std::string error) {
+// Retires the current batch. Its ack goes to the source now on an error; otherwise
+// dispatch() sends it once every shard has applied its part.
+void finish_current(router_ptr self, std::string error, bool ack_now = true) {
   auto& st = self->state;
-  self->send(st.current->reply_to, ack_atom::value, BatchAck{std::move(error)});
+  if (ack_now) self->send(st.current->reply_to, ack_atom::value, BatchAck{std::move(error)});
   st.current.reset();
   ++st.sequence_number;
   pump(self);
@@ -141,9 +143,31 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   // Dead letters are rendered before the events are handed over (they need the raw line,
   // not the event, but expired events are still referenced by index).
   std::string dead = render_dead_letters(st, expired);
+  // The source gets its ack when the shards have applied the batch, not when it is
+  // dispatched: the source's in-flight limit then bounds the shards' mailboxes too
+  // (backpressure), and memory stays flat when shards are slower than the router.
+  struct Applied {
+    caf::actor reply_to;
+    std::size_t pending = 0;
+    std::string error;
+  };
+  auto applied = std::make_shared<Applied>();
+  applied->reply_to = st.current->reply_to;
+  for (const ShardBatch& sb : out)
+    if (!sb.events.empty() || !sb.ticks.empty()) ++applied->pending;
+  auto one_done = [=] {
+    if (--applied->pending == 0)
+      self->send(applied->reply_to, ack_atom::value, BatchAck{applied->error});
+  };
   for (std::size_t s = 0; s < out.size(); ++s)
     if (!out[s].events.empty() || !out[s].ticks.empty())
-      self->send(st.config.shards[s], apply_atom::value, std::move(out[s]));
+      self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(out[s]))
+          .then([=](bool) { one_done(); },
+                [=](caf::error& err) {
+                  if (applied->error.empty()) applied->error = self->system().render(err);
+                  one_done();
+                });
+  if (applied->pending == 0) self->send(applied->reply_to, ack_atom::value, BatchAck{});
   if (!dead.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
 
   metrics.read += st.current->batch->lines.size();
@@ -155,7 +179,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   metrics.ticks += result.ticks_emitted;
   metrics.out_of_range += st.out_of_range;
   if (!result.ticks.empty()) metrics.last_tick = result.ticks.back().tick;
-  finish_current(self, {});
+  finish_current(self, {}, /*ack_now=*/false);
 }
 
 void classify(router_ptr self) {

@@ -2,6 +2,8 @@
 // actors, each a thin typed shell around a piece of pure logic.
 #include "actors/actors.hpp"
 #include "actors/model_actor.hpp"
+
+#include <chrono>
 #include "io/dead_letter.hpp"
 #include "io/event_parser.hpp"
 #include "messages/messages.hpp"
@@ -45,6 +47,7 @@ struct ShardActorState {
   uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
+  std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges
   ShardScoring scoring;
   int32_t rescore_target = 0;  // the model version the items converge to
   bool rescore_pending = false;
@@ -146,9 +149,11 @@ void rescore_step(shard_ptr self) {
 }
 
 caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store,
-                          uint32_t index, ShardScoring scoring) {
+                          uint32_t index, std::shared_ptr<EngineMetrics> metrics,
+                          ShardScoring scoring) {
   self->state.shard = std::move(state);
   self->state.store = store;
+  self->state.metrics = std::move(metrics);
   self->state.index = index;
   self->state.scoring = std::move(scoring);
   return {
@@ -157,7 +162,17 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
         self->state.shard->probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
         return reply;
       },
-      [=](apply_atom, ShardBatch& batch) { self->state.shard->apply(batch.events, batch.ticks); },
+      [=](apply_atom, ShardBatch& batch) {
+        auto& st = self->state;
+        if (st.index < kMaxShardMetrics)
+          st.metrics->shard_queue_depth[st.index] = static_cast<int64_t>(self->mailbox().size());
+        const auto started = std::chrono::steady_clock::now();
+        st.shard->apply(batch.events, batch.ticks);
+        if (!batch.ticks.empty())
+          st.metrics->tick_duration.observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+              std::chrono::steady_clock::now() - started).count());
+        return true;  // applied: the router acks the batch to the source when all shards are
+      },
       [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
         auto promise = self->make_response_promise<ShardCut>();
         score_then(
@@ -192,15 +207,27 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
 
 struct ClockActorState {
   std::shared_ptr<EventClock> clock;
+  std::shared_ptr<EngineMetrics> metrics;
 };
 
+void publish_clock(const EventClock& clock, EngineMetrics& m) {
+  const ClockSnapshot& snap = clock.snapshot();
+  if (!snap.started) return;
+  m.max_event_time_ns = snap.max_event_ns;
+  m.watermark_ns = clock.watermark_ns();
+  m.event_clock_started = 1;
+}
+
 caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
-                          std::shared_ptr<EventClock> clock) {
+                          std::shared_ptr<EventClock> clock, std::shared_ptr<EngineMetrics> metrics) {
   self->state.clock = std::move(clock);
+  self->state.metrics = std::move(metrics);
+  publish_clock(*self->state.clock, *self->state.metrics);  // a restored clock
   return {
       [=](classify_atom, const ClassifyRequest& request) -> ClassifyResult {
         ClassifyResult result;
         self->state.clock->classify(request.candidates, &result);
+        publish_clock(*self->state.clock, *self->state.metrics);
         return result;
       },
       [=](final_atom) -> FinalTick {
@@ -242,12 +269,15 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, uint32_t index, ShardScoring scoring) {
-  return sys.spawn(shard_actor, std::move(state), store, index, std::move(scoring));
+                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics,
+                       ShardScoring scoring) {
+  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics),
+                   std::move(scoring));
 }
 
-caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock) {
-  return sys.spawn(clock_actor, std::move(clock));
+caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
+                              std::shared_ptr<EngineMetrics> metrics) {
+  return sys.spawn(clock_actor, std::move(clock), std::move(metrics));
 }
 
 caf::actor spawn_dead_letter_sink(caf::actor_system& sys,

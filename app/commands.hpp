@@ -13,6 +13,7 @@ void register_replay_command(CLI::App& root, int* exit_code);
 void register_export_command(CLI::App& root, int* exit_code);
 void register_run_command(CLI::App& root, int* exit_code);
 void register_backfill_command(CLI::App& root, int* exit_code);
+void register_status_command(CLI::App& root, int* exit_code);
 void register_train_command(CLI::App& root, int* exit_code);
 void register_model_command(CLI::App& root, int* exit_code);
 

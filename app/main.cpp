@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
       "  streamscore export --state data/state --out items.jsonl\n"
       "  streamscore run --config config/streamscore.example.toml\n"
       "  streamscore backfill --events events.jsonl --state data/state --max-writes-per-sec 50000\n"
+      "  streamscore status --url http://127.0.0.1:8480 --watch\n"
       "  streamscore train --events events.jsonl --models models\n"
       "  streamscore model activate v1 --models models\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   streamscore::register_export_command(app, &exit_code);
   streamscore::register_run_command(app, &exit_code);
   streamscore::register_backfill_command(app, &exit_code);
+  streamscore::register_status_command(app, &exit_code);
   streamscore::register_train_command(app, &exit_code);
   streamscore::register_model_command(app, &exit_code);
   try {

@@ -3,6 +3,7 @@
 // on SIGINT/SIGTERM stops intake, drains, writes everything and exits 0.
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -15,6 +16,8 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/model_support.hpp"
+#include "app/daemon_ops.hpp"
+#include "app/logging.hpp"
 #include "io/generator.hpp"
 #include "io/line_reader.hpp"
 
@@ -24,6 +27,7 @@ namespace {
 
 std::atomic<bool> g_stop{false};  // set by the signal handler only
 void on_signal(int) { g_stop.store(true); }
+void on_sighup(int) { DaemonOps::request_reload(); }
 
 struct RunArgs {
   std::string config_path;
@@ -103,11 +107,12 @@ Status load_file_position(StateStore& store, const std::string& path, uint64_t* 
 // Feeds the file source. Returns whether the input reached its end (final tick due).
 Status run_file_source(const Config& config, Engine& engine, StateStore& store,
                        ProgressLine& progress, bool* finished, LineReader* reader,
-                       Checkpointer& checkpointer) {
+                       Checkpointer& checkpointer, DaemonOps& ops) {
   uint64_t offset = 0, line = 1;
   Status s = load_file_position(store, config.source.path, &offset, &line);
   if (!s.is_ok()) return s;
   if (!(s = reader->open(config.source.path, offset, line)).is_ok()) return s;
+  ops.set_ready(true);  // state recovered, source open
   while (!g_stop.load()) {
     RawBatch batch;
     bool at_end = false;
@@ -199,13 +204,17 @@ int run(const RunArgs& args) {
   // First of all: a stop request that arrives while starting up is honoured too.
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  std::signal(SIGHUP, on_sighup);  // reload the config (app/daemon_ops.hpp)
   Config config;
   Status s = load_config(args.config_path, args.sets, &config);
   if (!s.is_ok()) {
     print_error("run", s.message());
     return kExitUsage;
   }
+  configure_logging(config.log.level);
   std::unique_ptr<StateStore> store;
+  // Recovery time: opening the store (RocksDB replays its write-ahead log) and loading it.
+  const auto start = std::chrono::steady_clock::now();
   if (!(s = open_store(config.state.backend, config.state.path, &store)).is_ok()) {
     print_error("run", s.to_string());
     return kExitFailure;
@@ -218,7 +227,6 @@ int run(const RunArgs& args) {
   // next version that is activated.
   if (!model_error.empty()) log_line("run", model_error + "; starting without a model");
   std::unique_ptr<Engine> engine;
-  const auto start = std::chrono::steady_clock::now();
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
     print_error("run", s.to_string());
     // A state built with other settings: a config error, named by its key.
@@ -226,6 +234,13 @@ int run(const RunArgs& args) {
   }
   const double recovery_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
+  s = DaemonOps::start({args.config_path, args.sets, /*model=*/nullptr}, config,
+                       &engine->metrics(), store.get(), &ops);
+  if (!s.is_ok()) {  // e.g. the port is taken; the state stays at its last checkpoint
+    print_error("run", s.to_string());
+    return kExitFailure;
+  }
   std::unique_ptr<ModelRollout> rollout;
   if (options.scoring) {
     const int initial = options.initial_model ? options.initial_model->meta.version : 0;
@@ -238,11 +253,16 @@ int run(const RunArgs& args) {
   LineReader reader;
   uint64_t produced = 0;
   Checkpointer checkpointer(*engine, config.checkpoint.interval_ns);
-  if (config.source.kind == "file")
-    s = run_file_source(config, *engine, *store, progress, &finished, &reader, checkpointer);
-  else
+  if (config.source.kind == "file") {
+    s = run_file_source(config, *engine, *store, progress, &finished, &reader, checkpointer, *ops);
+  } else {
+    ops->set_ready(true);
     s = run_generator_source(config, *engine, *store, progress, &finished, &produced, checkpointer);
+  }
+  ops->set_ready(false);  // draining: stop sending traffic here
   if (rollout) rollout->stop();  // no swap while the engine finishes
+  spdlog::info("msg=\"{}\" records={}", finished ? "input complete, writing" : "stopping, draining",
+               engine->metrics().read.load());
   RunStats stats;
   Status end;
   if (s.is_ok()) {  // after a failure the last checkpoint stands; nothing more is written
@@ -250,6 +270,7 @@ int run(const RunArgs& args) {
                          config.source.kind == "file" ? file_position(config.source.path, reader)
                                                       : generator_position(config.source, produced));
   }
+  ops->stop();
   progress.done();
   if (!s.is_ok() || !end.is_ok()) {
     print_error("run", (!s.is_ok() ? s : end).to_string());
@@ -279,13 +300,18 @@ void register_run_command(CLI::App& root, int* exit_code) {
       "  streamscore run --config config/streamscore.example.toml\n"
       "  streamscore run --set source.kind=generator --set source.events=1000000\n"
       "  streamscore run --set source.path=events.jsonl --set source.exit_at_end=false   # follow\n"
+      "  STREAMSCORE_ADMIN_TOKEN=... streamscore run --set http.port=8480   # HTTP API, admin token\n"
       "  streamscore run --config config/streamscore.example.toml --set model.dir=models   # score\n"
       "Every checkpoint.interval the changed items, dedup ids, window clock and source position\n"
       "are committed together, atomically. SIGINT/SIGTERM: stop reading, drain, commit, exit 0.\n"
       "After a stop or a crash (even kill -9), the same command continues from the last\n"
-      "checkpoint with exactly the result of an uninterrupted run. With [model] dir, items get\n"
-      "the active model's score; 'streamscore model activate|rollback' is picked up within\n"
-      "[model] poll_interval_ms, without a restart, and the items are re-scored in the background.");
+      "checkpoint with exactly the result of an uninterrupted run.\n"
+      "SIGHUP: reread the config; log.level and http.admin_token apply at once, changes to other\n"
+      "keys are refused (logged, naming the key). HTTP on http.address:http.port (default\n"
+      "127.0.0.1:8480): /healthz /readyz /metrics /v1/customers/{id} /v1/model; see README\n"
+      "'Operating the daemon'. With [model] dir, items get the active model's score;\n"
+      "'streamscore model activate|rollback' is picked up within [model] poll_interval_ms,\n"
+      "without a restart, and the items are re-scored in the background.");
   cmd->callback([args, exit_code] { *exit_code = run(*args); });
 }
 

@@ -7,6 +7,9 @@
 #   - model scoring (score_bench): a model trained on a 1M-event log (10k customers,
 #     45 days, seed 42), 1M rows in batches of 8192, XGBoost nthread 1 and 2, and the
 #     single-row latency (one XGBoosterPredictFromDense call per row).
+#   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle.
+#   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
+#     daemon ingests (its own table and bench/out/http.json).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
 # rate, peak RSS < 2 GiB, batched scoring >= 1M rows/s (best of nthread 1 and 2).
@@ -38,17 +41,8 @@ LOG="$OUT/events-10m.jsonl"
 mkdir -p "$OUT"
 trap 'rm -rf "$OUT"/state-* "$OUT"/models' EXIT
 
-log() { echo "bench: $*" >&2; }
-
-# Value of a top-level scalar field in a flat one-line JSON object (no jq needed).
-jget() {
-  local v
-  v=$(printf '%s\n' "$1" | grep -o "\"$2\":[^,}]*" | head -n1 | cut -d: -f2-)
-  [ -n "$v" ] || { echo "bench: no \"$2\" in: $1" >&2; exit 1; }
-  printf '%s' "$v"
-}
-# awk arithmetic: calc 'expression' -> printed with %s
-calc() { awk "BEGIN { print $1 }"; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # --- model scoring ------------------------------------------------------------------
 SCORE_GEN_CMD="streamscore generate --customers 10000 --events 1000000 --days 45 --seed 42 --out bench/out/events-1m.jsonl"
@@ -174,7 +168,6 @@ P_SCALING=$(calc "sprintf(\"%.2f\", $P2_RATE / $P1_RATE)")
 # The part of replay before finish() (reading, parsing, dedup, shards), per second.
 R2_INGEST_RATE=$(calc "sprintf(\"%.0f\", $EVENTS / ($R2_S - $R2_FIN))")
 
-verdict() { if [ "$(calc "($1) ? 1 : 0")" = 1 ]; then echo PASS; else echo FAIL; fi; }
 T_RATE=$(verdict "$R2_RATE >= 1000000")
 T_RATIO=$(verdict "$RATIO_P1 >= 0.30")
 T_RSS=$(verdict "$MAX_RSS_MIB < 2048")
@@ -237,3 +230,9 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | peak RSS < 2 GiB (max of both replays) | $MAX_RSS_MIB MiB | $T_RSS |
 EOF
 score_table
+
+# --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
+bash "$ROOT/bench/state.sh" "$BUILD"
+
+# --- HTTP serving (bench/http.sh): p50/p99 of GET /v1/customers/{id} while ingesting ---
+bash "$ROOT/bench/http.sh" "$BUILD"

@@ -69,8 +69,12 @@ std::string render(const toml::node& v) {
 
 // ---- per-type readers: check the TOML type and the range, or say what is allowed ----
 
+// Keys whose values must never appear in a message or a log.
+bool is_secret_key(const std::string& key) { return key == "http.admin_token"; }
+
 Status bad_value(const std::string& key, const toml::node& v, const std::string& what) {
-  return Status::invalid_argument(key + " = " + render(v) + ": " + what);
+  return Status::invalid_argument(key + " = " + (is_secret_key(key) ? "<hidden>" : render(v)) +
+                                  ": " + what);
 }
 
 std::string range_text(int64_t lo, int64_t hi) {
@@ -166,11 +170,13 @@ Status read_start_time(const toml::node& v, const std::string& key, std::string*
 // ---- the schema ----------------------------------------------------------------------
 
 using Setter = std::function<Status(const toml::node&, const std::string& key, Config*)>;
+using Getter = std::function<std::string(const Config&)>;  // the value, for comparisons
 
 struct KeySpec {
   std::string name;
   bool textual;  // string-valued: an override value that is not a TOML string is taken as text
   Setter set;
+  Getter get;
 };
 
 struct SectionSpec {
@@ -185,21 +191,24 @@ KeySpec int_key(const char* name, Sec Config::*sec, T Sec::*field, int64_t lo, i
             Status s = read_int(v, key, lo, hi, &x);
             if (s.is_ok()) (c->*sec).*field = static_cast<T>(x);
             return s;
-          }};
+          },
+          [=](const Config& c) { return std::to_string((c.*sec).*field); }};
 }
 
 template <class Sec>
 KeySpec fraction_key(const char* name, Sec Config::*sec, double Sec::*field) {
   return {name, false, [=](const toml::node& v, const std::string& key, Config* c) {
             return read_fraction(v, key, &((c->*sec).*field));
-          }};
+          },
+          [=](const Config& c) { return render_float((c.*sec).*field); }};
 }
 
 template <class Sec>
 KeySpec text_key(const char* name, Sec Config::*sec, std::string Sec::*field) {
   return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
             return read_text(v, key, &((c->*sec).*field));
-          }};
+          },
+          [=](const Config& c) { return (c.*sec).*field; }};
 }
 
 template <class Sec>
@@ -207,7 +216,8 @@ KeySpec choice_key(const char* name, Sec Config::*sec, std::string Sec::*field,
                    std::vector<std::string> allowed) {
   return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
             return read_choice(v, key, allowed, &((c->*sec).*field));
-          }};
+          },
+          [=](const Config& c) { return (c.*sec).*field; }};
 }
 
 template <class Sec>
@@ -215,13 +225,15 @@ KeySpec duration_key(const char* name, Sec Config::*sec, int64_t Sec::*field, in
                      int64_t hi, const char* range_hint) {
   return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
             return read_duration(v, key, lo, hi, range_hint, &((c->*sec).*field));
-          }};
+          },
+          [=](const Config& c) { return std::to_string((c.*sec).*field); }};
 }
 
 std::vector<SectionSpec> schema() {
   using C = Config;
   using S = SourceConfig;
   using E = EngineConfig;
+  using H = HttpConfig;
   return {
       {"source",
        {choice_key("kind", &C::source, &S::kind, {"file", "generator"}),
@@ -229,7 +241,8 @@ std::vector<SectionSpec> schema() {
         {"exit_at_end", false,
          [](const toml::node& v, const std::string& key, Config* c) {
            return read_bool(v, key, &c->source.exit_at_end);
-         }},
+         },
+         [](const Config& c) { return std::to_string(c.source.exit_at_end); }},
         // customer_id is "C" + 7 digits, numbered from 1
         int_key("customers", &C::source, &S::customers, 1, 9'999'999),
         int_key("events", &C::source, &S::events, 0, kNoLimit),
@@ -243,7 +256,8 @@ std::vector<SectionSpec> schema() {
         {"start", true,
          [](const toml::node& v, const std::string& key, Config* c) {
            return read_start_time(v, key, &c->source.start);
-         }}}},
+         },
+         [](const Config& c) { return c.source.start; }}}},
       {"state",
        {choice_key("backend", &C::state, &StateConfig::backend, {"rocksdb", "memory"}),
         text_key("path", &C::state, &StateConfig::path)}},
@@ -262,6 +276,30 @@ std::vector<SectionSpec> schema() {
       {"checkpoint",
        {duration_key("interval", &C::checkpoint, &CheckpointConfig::interval_ns, kMsNanos,
                      kDayNanos, "must be between 1ms and 1d")}},
+      {"http",
+       {{"enabled", false,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           return read_bool(v, key, &c->http.enabled);
+         },
+         [](const Config& c) { return std::to_string(c.http.enabled); }},
+        text_key("address", &C::http, &H::address),
+        int_key("port", &C::http, &H::port, 0, 65535),
+        int_key("threads", &C::http, &H::threads, 1, 64),
+        // May be empty (= unset), unlike other text keys.
+        {"admin_token", true,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           const auto* s = v.as_string();
+           if (s == nullptr) return bad_value(key, v, "expected a string");
+           c->http.admin_token = s->get();
+           return Status::ok();
+         },
+         [](const Config& c) { return c.http.admin_token; }},
+        int_key("request_timeout_ms", &C::http, &H::request_timeout_ms, 10, 600'000),
+        int_key("max_header_bytes", &C::http, &H::max_header_bytes, 1024, 1 << 20),
+        int_key("max_body_bytes", &C::http, &H::max_body_bytes, 0, 64 << 20)}},
+      {"log",
+       {choice_key("level", &C::log, &LogConfig::level,
+                   {"trace", "debug", "info", "warn", "error", "off"})}},
       {"model",
        {{"dir", true,
          [](const toml::node& v, const std::string& key, Config* c) {
@@ -269,7 +307,8 @@ std::vector<SectionSpec> schema() {
            if (s == nullptr) return bad_value(key, v, "expected a string (\"\" = no model)");
            c->model.dir = s->get();
            return Status::ok();
-         }},
+         },
+         [](const Config& c) { return c.model.dir; }},
         // at most 2 s: a change of the active model must be noticed within 2 seconds
         int_key("poll_interval_ms", &C::model, &ModelConfig::poll_interval_ms, 10, 2000),
         int_key("rescore_rate", &C::model, &ModelConfig::rescore_rate, 1, 100'000'000),
@@ -524,12 +563,25 @@ toml::table parse_override_value(const std::string& text, bool textual) {
   return holder;
 }
 
+Status apply_override_named(const std::string& name, const std::string& value,
+                            const std::string& text, const std::vector<SectionSpec>& schema,
+                            Config* config);
+
 Status apply_override(const std::string& text, const std::vector<SectionSpec>& schema,
                       Config* config) {
   const auto eq = text.find('=');
   if (eq == std::string::npos)
     return config_error("override '" + text + "': expected section.key=value, e.g. engine.shards=8");
   const std::string name = trim(text.substr(0, eq));
+  // Messages quote the override as written, except a secret's value.
+  const bool secret = name.find("admin_token") != std::string::npos;
+  return apply_override_named(name, text.substr(eq + 1), secret ? name + "=<hidden>" : text,
+                              schema, config);
+}
+
+Status apply_override_named(const std::string& name, const std::string& value,
+                            const std::string& text, const std::vector<SectionSpec>& schema,
+                            Config* config) {
   const auto dot = name.find('.');
   if (dot == std::string::npos || dot == 0) {
     const std::string key = name.substr(dot == 0 ? 1 : 0);
@@ -537,14 +589,14 @@ Status apply_override(const std::string& text, const std::vector<SectionSpec>& s
     return config_error("override '" + text + "': '" + name +
                         "' has no section; expected section.key=value" +
                         (home ? " (did you mean " + home->name + "." + key + "=" +
-                                    trim(text.substr(eq + 1)) + "?)"
+                                    trim(text.substr(text.find('=') + 1)) + "?)"
                               : std::string(", e.g. engine.shards=8")));
   }
   const SectionSpec* section = find_section(schema, name.substr(0, dot));
   if (section == nullptr) return config_error(unknown_section(schema, name.substr(0, dot)));
   const KeySpec* spec = find_key(*section, name.substr(dot + 1));
   if (spec == nullptr) return config_error(unknown_key(*section, name.substr(dot + 1)));
-  const toml::table holder = parse_override_value(trim(text.substr(eq + 1)), spec->textual);
+  const toml::table holder = parse_override_value(trim(value), spec->textual);
   Status s = spec->set(*holder.get("v"), name, config);
   return s.is_ok() ? s : config_error(s.message());
 }
@@ -597,6 +649,18 @@ Status parse_utc_time(const std::string& text, int64_t* nanos) {
                                     "\"2025-01-01T00:00:00Z\"");
   *nanos = t.ns;
   return Status::ok();
+}
+
+bool is_reloadable_key(const std::string& key) {
+  return key == "log.level" || key == "http.admin_token";
+}
+
+std::vector<std::string> changed_keys(const Config& a, const Config& b) {
+  std::vector<std::string> out;
+  for (const auto& section : schema())
+    for (const auto& key : section.keys)
+      if (key.get(a) != key.get(b)) out.push_back(section.name + "." + key.name);
+  return out;
 }
 
 Status load_config(const std::string& path, const std::vector<std::string>& overrides,

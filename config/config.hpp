@@ -62,6 +62,22 @@ struct ModelConfig {
   int nthread = 1;                 // XGBoost threads for scoring
 };
 
+// The daemon's HTTP server (`streamscore run`): see README "Operating the daemon".
+struct HttpConfig {
+  bool enabled = true;
+  std::string address = "127.0.0.1";  // loopback by default: expose deliberately
+  int64_t port = 8480;                // 0 = any free port (logged at start)
+  int threads = 1;                    // server threads, separate from the engine's
+  std::string admin_token;            // bearer token of the admin routes; empty: $STREAMSCORE_ADMIN_TOKEN
+  int64_t request_timeout_ms = 5000;  // a request must arrive completely within this
+  int64_t max_header_bytes = 8192;    // larger: 431
+  int64_t max_body_bytes = 65536;     // larger: 413
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace, debug, info, warn, error, off
+};
+
 struct Config {
   SourceConfig source;
   StateConfig state;
@@ -69,8 +85,19 @@ struct Config {
   WindowConfig window;
   EngineConfig engine;
   CheckpointConfig checkpoint;
+  HttpConfig http;
+  LogConfig log;
   ModelConfig model;
 };
+
+// The environment variable that supplies the admin token when http.admin_token is unset.
+constexpr const char* kAdminTokenEnv = "STREAMSCORE_ADMIN_TOKEN";
+
+// Keys that a running daemon applies on SIGHUP; a change to any other key needs a restart.
+bool is_reloadable_key(const std::string& key);
+
+// The "section.key" names whose values differ between `a` and `b`, in schema order.
+std::vector<std::string> changed_keys(const Config& a, const Config& b);
 
 // Loads `path` (empty: defaults only), then applies each "section.key=value" override.
 // An error names the offending key (and the file position when there is one).

@@ -152,13 +152,15 @@ Status guarded(const std::string& dir, const char* what, F&& fn) {
 
 // Settings for every open, tuned so that bulk loads (replay writes the whole state at
 // once) go fast. Everything not set here is RocksDB's default.
-rocksdb::Options make_options() {
+rocksdb::Options make_options(const RocksDbOptions& options) {
   rocksdb::Options o;
   o.create_if_missing = true;
   // Bigger memtables mean fewer, larger flushes during a replay; 3 of them let
   // writes continue while one is being flushed. Worst case ~192 MiB of memtables,
-  // which keeps a 100k-customer replay well inside its 2 GiB memory budget.
-  o.write_buffer_size = 64 << 20;
+  // which keeps a 100k-customer replay well inside its 2 GiB memory budget. A daemon
+  // writes a little at every checkpoint instead: small memtables keep its memory flat
+  // (the swing between one and three full memtables is most of its RSS noise).
+  o.write_buffer_size = options.bulk_load ? 64 << 20 : 16 << 20;
   o.max_write_buffer_number = 3;
   // L1 sized like the L0 it compacts from (4 files x 64 MiB).
   o.max_bytes_for_level_base = 256 << 20;
@@ -422,7 +424,7 @@ Status open_db(const std::string& dir, RocksDbOptions options, std::unique_ptr<S
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::io_error("cannot create state directory " + dir + ": " + ec.message());
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(make_options(), dir, &db);
+  rocksdb::Status s = rocksdb::DB::Open(make_options(options), dir, &db);
   if (is_lock_error(s))
     return Status::io_error("state directory " + dir +
                             " is in use (another process or open store holds its LOCK): " +

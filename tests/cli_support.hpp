@@ -46,10 +46,17 @@ struct TempDir {
   std::string operator/(const std::string& name) const { return (path / name).string(); }
 };
 
+// A daemon (`run`) in a test serves HTTP on any free port (http.port=0), so that tests
+// running in parallel never compete for the default port. A later --set wins.
+inline std::string with_free_port(const std::string& args) {
+  return args.rfind("run ", 0) == 0 ? "run --set http.port=0 " + args.substr(4) : args;
+}
+
 // Runs the binary with `args` (shell words), capturing stdout and stderr.
 inline Result run_cli(const TempDir& dir, const std::string& args) {
   const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = std::string(STREAMSCORE_BINARY) + " " + args + " > " + out + " 2> " + err;
+  const std::string cmd = std::string(STREAMSCORE_BINARY) + " " + with_free_port(args) + " > " +
+                          out + " 2> " + err;
   const int status = std::system(cmd.c_str());
   Result r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -62,6 +69,7 @@ inline Result run_cli(const TempDir& dir, const std::string& args) {
 inline pid_t spawn_streamscore(const std::vector<std::string>& args, const std::string& out_path) {
   std::vector<std::string> words = {STREAMSCORE_BINARY};
   words.insert(words.end(), args.begin(), args.end());
+  if (args.size() > 0 && args[0] == "run") words.insert(words.begin() + 2, {"--set", "http.port=0"});
   std::vector<char*> argv;
   for (auto& a : words) argv.push_back(a.data());
   argv.push_back(nullptr);

@@ -40,7 +40,7 @@ BOOST_AUTO_TEST_CASE(help_and_version_answer_for_every_command) {
   TempDir dir;
   Result top = run_cli(dir, "--help");
   BOOST_TEST(top.exit_code == 0);
-  for (const char* cmd : {"generate", "replay", "export", "run"}) {
+  for (const char* cmd : {"generate", "replay", "export", "run", "backfill", "status"}) {
     BOOST_TEST(top.out.find(cmd) != std::string::npos, cmd);
     Result h = run_cli(dir, std::string(cmd) + " --help");
     BOOST_TEST(h.exit_code == 0, cmd);

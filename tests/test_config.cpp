@@ -75,6 +75,16 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.engine.parsers == b.engine.parsers);
   BOOST_TEST(a.engine.batch_size == b.engine.batch_size);
   BOOST_TEST(a.checkpoint.interval_ns == b.checkpoint.interval_ns);
+  BOOST_TEST(a.http.enabled == b.http.enabled);
+  BOOST_TEST(a.http.address == b.http.address);
+  BOOST_TEST(a.http.port == b.http.port);
+  BOOST_TEST(a.http.threads == b.http.threads);
+  BOOST_TEST(a.http.admin_token == b.http.admin_token);
+  BOOST_TEST(a.http.request_timeout_ms == b.http.request_timeout_ms);
+  BOOST_TEST(a.http.max_header_bytes == b.http.max_header_bytes);
+  BOOST_TEST(a.http.max_body_bytes == b.http.max_body_bytes);
+  BOOST_TEST(a.log.level == b.log.level);
+  BOOST_TEST(streamscore::changed_keys(a, b).empty());
   BOOST_TEST(a.model.dir == b.model.dir);
   BOOST_TEST(a.model.poll_interval_ms == b.model.poll_interval_ms);
   BOOST_TEST(a.model.rescore_rate == b.model.rescore_rate);
@@ -87,6 +97,8 @@ const std::vector<std::string> kAllKeys = {
     "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
     "dead_letter.path", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "checkpoint.interval",
+    "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
+    "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "log.level",
     "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
 
 // Loads a file with `text`; expects failure and returns the message.
@@ -155,8 +167,10 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "state.backend=rocksdb", "state.path=data/state", "dead_letter.path=data/dead-letter.jsonl",
       "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=8",
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536",
-      "checkpoint.interval=2s", "model.dir=", "model.poll_interval_ms=500",
-      "model.rescore_rate=50000", "model.nthread=1"};
+      "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
+      "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
+      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "log.level=info",
+      "model.dir=", "model.poll_interval_ms=500", "model.rescore_rate=50000", "model.nthread=1"};
   BOOST_TEST(sets.size() == kAllKeys.size());
   Config c;
   Status s = load_config("", sets, &c);
@@ -240,7 +254,7 @@ BOOST_AUTO_TEST_CASE(error_unknown_key_lists_the_known_keys) {
 BOOST_AUTO_TEST_CASE(error_unknown_section) {
   const std::string m = file_error("[engine]\nshards = 2\n[windows]\nallowed_lateness = \"5m\"\n");
   BOOST_TEST(contains(m, "c.toml:3:2: unknown section [windows] (known sections: [source], "
-                         "[state], [dead_letter], [window], [engine], [checkpoint], [model])"));
+                         "[state], [dead_letter], [window], [engine], [checkpoint], [http], [log], [model])"));
   BOOST_TEST(contains(override_error("windows.allowed_lateness=5m"), "unknown section [windows]"));
   BOOST_TEST(contains(file_error("shards = 2\n"),
                       "key 'shards' is outside any section (it belongs under [engine])"));
@@ -426,4 +440,28 @@ BOOST_AUTO_TEST_CASE(non_ascii_reaches_toml_only_as_escapes) {
   s = load_config("", {"source.path=donn\xc3\xa9" "es.jsonl"}, &c);
   BOOST_TEST(s.is_ok(), s.message());
   BOOST_TEST(c.source.path == "donn\xc3\xa9" "es.jsonl");
+}
+
+BOOST_AUTO_TEST_CASE(changed_keys_name_what_differs_and_what_reloads) {
+  Config a, b;
+  BOOST_TEST(streamscore::changed_keys(a, b).empty());
+  b.engine.shards = 3;
+  b.log.level = "debug";
+  b.http.admin_token = "s3cret";
+  const std::vector<std::string> expected = {"engine.shards", "http.admin_token", "log.level"};
+  BOOST_TEST(streamscore::changed_keys(a, b) == expected, boost::test_tools::per_element());
+  BOOST_TEST(!streamscore::is_reloadable_key("engine.shards"));
+  BOOST_TEST(!streamscore::is_reloadable_key("http.port"));
+  BOOST_TEST(streamscore::is_reloadable_key("log.level"));
+  BOOST_TEST(streamscore::is_reloadable_key("http.admin_token"));
+}
+
+BOOST_AUTO_TEST_CASE(the_admin_token_never_appears_in_a_message) {
+  const std::string m = file_error("[http]\nadmin_token = 12345678\n");
+  BOOST_TEST(contains(m, "http.admin_token = <hidden>: expected a string"));
+  BOOST_TEST(m.find("12345678") == std::string::npos);
+  BOOST_TEST(override_error("admin_token=topsecret").find("topsecret") == std::string::npos);
+  Config c;
+  BOOST_TEST_REQUIRE(load_config("", {"http.admin_token=topsecret"}, &c).is_ok());
+  BOOST_TEST(c.http.admin_token == "topsecret");
 }

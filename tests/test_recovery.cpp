@@ -163,3 +163,31 @@ BOOST_FIXTURE_TEST_CASE(a_directory_that_is_not_a_state_is_refused, Fixture) {
   BOOST_TEST(x.exit_code == 1);
   BOOST_TEST(listing(foreign).size() == 1u);
 }
+
+// The generator source resumes by the number of records it had produced: killed with
+// SIGKILL mid-stream, the same command continues to the export of an uninterrupted run.
+BOOST_FIXTURE_TEST_CASE(the_generator_source_resumes_after_a_kill, Fixture) {
+  auto args = [&](const std::string& name, bool rated) {
+    std::vector<std::string> a = {"run", "--set", "source.kind=generator",
+                                  "--set", "source.events=12000", "--set", "source.customers=300",
+                                  "--set", "state.path=" + (dir / name),
+                                  "--set", "dead_letter.path=" + (dir / (name + "-dl.jsonl")),
+                                  "--set", "checkpoint.interval=20ms"};
+    if (rated) a.insert(a.end(), {"--set", "source.rate=6000"});
+    return a;
+  };
+  Result whole = run_cli(dir, words(args("gen-whole", false)));
+  BOOST_REQUIRE_MESSAGE(whole.exit_code == 0, whole.err);
+  const pid_t pid = spawn_streamscore(args("gen-killed", true), dir / "gen-out.txt");
+  BOOST_REQUIRE(pid > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the generator run finished before it was killed");
+  Result rest = run_cli(dir, words(args("gen-killed", false)));
+  BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
+  BOOST_TEST(rest.out.find("12000 records") == std::string::npos, "the restart began again from 0");
+  BOOST_TEST((export_of("gen-killed") == export_of("gen-whole")));
+  BOOST_TEST((slurp(dir / "gen-killed-dl.jsonl") == slurp(dir / "gen-whole-dl.jsonl")));
+}

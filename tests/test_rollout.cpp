@@ -103,7 +103,7 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
                       "--set source.customers=2000 --set source.events=150000 --set source.days=45 " +
                       "--set source.seed=42 --set source.rate=30000 --set state.path=" + dir / "state" +
                       " --set dead_letter.path=" + dir / "dead.jsonl" + " --set model.dir=" + models +
-                      " --set model.poll_interval_ms=100 --set checkpoint.interval=200ms > " +
+                      " --set model.poll_interval_ms=100 --set http.port=0 --set checkpoint.interval=200ms > " +
                       summary + " 2> " + log);
   });
   auto activate = [&](const std::string& args) {
@@ -188,7 +188,7 @@ BOOST_AUTO_TEST_CASE(a_restart_re_scores_stored_items_to_the_active_version) {
                                    "source.exit_at_end=false", "--set", "state.path=" + dir / "state",
                                    "--set", "dead_letter.path=" + dir / "dead.jsonl", "--set",
                                    "model.dir=" + models, "--set", "model.rescore_rate=2000", "--set",
-                                   "checkpoint.interval=200ms"};
+                                   "checkpoint.interval=200ms", "--set", "http.port=0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -238,7 +238,7 @@ BOOST_AUTO_TEST_CASE(a_killed_scoring_daemon_resumes_to_the_same_items) {
     return std::vector<std::string>{bin, "run", "--top", "0", "--set", "source.path=" + log, "--set",
                                     "state.path=" + state, "--set", "dead_letter.path=" + state + ".dead",
                                     "--set", "model.dir=" + models, "--set", "checkpoint.interval=20ms",
-                                    "--set", "engine.batch_size=2000"};
+                                    "--set", "engine.batch_size=2000", "--set", "http.port=0"};
   };
   std::string cmd;
   for (const auto& a : daemon(dir / "whole")) cmd += a + " ";

@@ -1,0 +1,128 @@
+#include "app/daemon_ops.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "app/logging.hpp"
+#include "io/metrics_text.hpp"
+
+namespace streamscore {
+
+std::atomic<bool> DaemonOps::reload_requested_{false};
+
+Status StoreCustomerLookup::get_item(std::string_view customer_id, std::string* item_json) {
+  ItemRecord record;
+  std::string pk = "CUSTOMER#";
+  pk.append(customer_id);
+  Status s = store_->get(pk, &record);
+  if (!s.is_ok()) return s;
+  if (record.version == 0 || record.item_json.empty())  // no public item yet
+    return Status::not_found("customer " + std::string(customer_id));
+  *item_json = std::move(record.item_json);
+  return Status::ok();
+}
+
+EngineMetricsSource::EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready)
+    : metrics_(metrics), ready_(std::move(ready)), start_unix_ns_(wall_clock_unix_ns()) {}
+
+std::string EngineMetricsSource::render_metrics() {
+  ProcessGauges p;
+  p.now_unix_ns = wall_clock_unix_ns();
+  p.rss_bytes = current_rss_bytes();
+  p.ready = ready_ && ready_();
+  p.start_unix_ns = start_unix_ns_;
+  std::string out = render_prometheus(*metrics_, p);
+  if (http_) http_->render(&out);
+  return out;
+}
+
+std::string effective_admin_token(const HttpConfig& http) {
+  if (!http.admin_token.empty()) return http.admin_token;
+  const char* env = std::getenv(kAdminTokenEnv);
+  return env ? std::string(env) : std::string();
+}
+
+HttpServerOptions http_server_options_from(const HttpConfig& http) {
+  HttpServerOptions o;
+  o.address = http.address;
+  o.port = static_cast<uint16_t>(http.port);
+  o.threads = http.threads;
+  o.header_limit = static_cast<std::size_t>(http.max_header_bytes);
+  o.body_limit = static_cast<std::size_t>(http.max_body_bytes);
+  o.request_timeout = std::chrono::milliseconds(http.request_timeout_ms);
+  return o;
+}
+
+Status DaemonOps::start(const Options& options, const Config& config, const EngineMetrics* metrics,
+                        StateStore* store, std::unique_ptr<DaemonOps>* out) {
+  std::unique_ptr<DaemonOps> ops(new DaemonOps());
+  ops->options_ = options;
+  ops->config_ = config;
+  if (config.http.enabled) {
+    ops->lookup_ = std::make_unique<StoreCustomerLookup>(store);
+    DaemonOps* self = ops.get();
+    ops->metrics_ = std::make_unique<EngineMetricsSource>(metrics, [self] { return self->ready_.load(); });
+    HttpApiOptions api;
+    api.customers = ops->lookup_.get();
+    api.metrics = ops->metrics_.get();
+    api.model = options.model;
+    api.ready = [self] { return self->ready_.load(); };
+    ops->api_ = std::make_unique<HttpApi>(std::move(api));
+    ops->metrics_->set_http_metrics(&ops->api_->metrics());
+    const std::string token = effective_admin_token(config.http);
+    ops->api_->set_admin_token(token);
+    Status s = HttpServer::start(http_server_options_from(config.http), ops->api_.get(), &ops->server_);
+    if (!s.is_ok()) return s;
+    spdlog::info("msg=\"http listening\" url=http://{}:{} admin_token={}", config.http.address,
+                 ops->server_->port(), token.empty() ? "unset" : "set");
+  }
+  ops->watcher_ = std::thread([self = ops.get()] {
+    while (!self->stopping_.load()) {
+      if (reload_requested_.exchange(false)) self->reload();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  *out = std::move(ops);
+  return Status::ok();
+}
+
+DaemonOps::~DaemonOps() { stop(); }
+
+void DaemonOps::stop() {
+  if (stopping_.exchange(true)) return;
+  ready_.store(false);
+  if (watcher_.joinable()) watcher_.join();
+  if (server_) server_->stop();
+}
+
+void DaemonOps::reload() {
+  Config next;
+  Status s = load_config(options_.config_path, options_.overrides, &next);
+  if (!s.is_ok()) {
+    spdlog::error("msg=\"reload refused: the config does not load; keeping the running config\" "
+                  "error=\"{}\"", s.message());
+    return;
+  }
+  std::size_t applied = 0, refused = 0;
+  for (const std::string& key : changed_keys(config_, next)) {
+    if (!is_reloadable_key(key)) {
+      ++refused;
+      spdlog::error("msg=\"reload refused a change that needs a restart\" key={}", key);
+      continue;
+    }
+    ++applied;
+    if (key == "log.level") {
+      configure_logging(next.log.level);
+      config_.log.level = next.log.level;
+    } else if (key == "http.admin_token") {
+      config_.http.admin_token = next.http.admin_token;
+    }
+    spdlog::info("msg=\"reload applied\" key={}", key);  // the key only, never a value
+  }
+  if (api_) api_->set_admin_token(effective_admin_token(config_.http));
+  spdlog::info("msg=\"config reloaded\" applied={} refused={}", applied, refused);
+}
+
+}  // namespace streamscore

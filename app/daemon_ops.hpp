@@ -1,0 +1,93 @@
+// What `streamscore run` adds around the engine to be operable as a service: the HTTP
+// server with its routes wired to the store and the engine's metrics, readiness, and
+// SIGHUP config reload. run_command.cpp only starts it after the engine and stops it
+// at shutdown.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "actors/metrics.hpp"
+#include "config/config.hpp"
+#include "io/http_api.hpp"
+#include "io/http_server.hpp"
+#include "state/store.hpp"
+
+namespace streamscore {
+
+// GET /v1/customers/{id} over StateStore::get, which is safe next to the engine's
+// writers (RocksDB reads are thread-safe; the memory store takes its mutex). The store
+// holds the last committed checkpoint: at most checkpoint.interval behind the shards.
+class StoreCustomerLookup final : public CustomerLookup {
+ public:
+  explicit StoreCustomerLookup(StateStore* store) : store_(store) {}
+  Status get_item(std::string_view customer_id, std::string* item_json) override;
+
+ private:
+  StateStore* store_;
+};
+
+class EngineMetricsSource final : public MetricsSource {
+ public:
+  EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready);
+  std::string render_metrics() override;
+  void set_http_metrics(const HttpMetrics* http) { http_ = http; }
+
+ private:
+  const EngineMetrics* metrics_;
+  const HttpMetrics* http_ = nullptr;
+  std::function<bool()> ready_;
+  int64_t start_unix_ns_;
+};
+
+// The admin token in effect: http.admin_token, or the environment variable when unset.
+std::string effective_admin_token(const HttpConfig& http);
+
+HttpServerOptions http_server_options_from(const HttpConfig& http);
+
+class DaemonOps {
+ public:
+  struct Options {
+    std::string config_path;             // reread on SIGHUP, with the same overrides
+    std::vector<std::string> overrides;
+    ModelAdmin* model = nullptr;         // the model registry, when this process has one
+  };
+
+  // Starts the HTTP server when http.enabled, and the SIGHUP watcher. `metrics` and
+  // `store` must outlive the returned object.
+  static Status start(const Options& options, const Config& config, const EngineMetrics* metrics,
+                      StateStore* store, std::unique_ptr<DaemonOps>* out);
+  ~DaemonOps();  // stop()
+
+  void set_ready(bool ready) { ready_.store(ready); }
+  uint16_t http_port() const { return server_ ? server_->port() : 0; }
+
+  // Rereads the config; applies the reloadable keys that changed and refuses (logs an
+  // error naming the key) every other change. Called on SIGHUP; public for tests.
+  void reload();
+
+  // Stops the watcher and the server (in-flight requests are cut). Idempotent.
+  void stop();
+
+  // The SIGHUP handler only sets this flag; the watcher thread does the work.
+  static void request_reload() { reload_requested_.store(true); }
+
+ private:
+  DaemonOps() = default;
+
+  static std::atomic<bool> reload_requested_;
+  Options options_;
+  Config config_;
+  std::atomic<bool> ready_{false};
+  std::unique_ptr<StoreCustomerLookup> lookup_;
+  std::unique_ptr<EngineMetricsSource> metrics_;
+  std::unique_ptr<HttpApi> api_;
+  std::unique_ptr<HttpServer> server_;
+  std::atomic<bool> stopping_{false};
+  std::thread watcher_;
+};
+
+}  // namespace streamscore

@@ -1,0 +1,203 @@
+#include "io/http_api.hpp"
+
+#include <boost/json.hpp>
+#include <fmt/format.h>
+
+#include "io/metrics_text.hpp"
+
+namespace streamscore {
+
+namespace {
+
+constexpr std::string_view kCustomersPrefix = "/v1/customers/";
+constexpr std::size_t kMaxCustomerIdBytes = 256;
+
+// Compares in time independent of where the strings differ, so that response times do
+// not reveal a prefix of the token.
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const std::size_t n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+http::status status_of(const Status& s) {
+  switch (s.code()) {
+    case Status::Code::ok: return http::status::ok;
+    case Status::Code::not_found: return http::status::not_found;
+    case Status::Code::conflict: return http::status::conflict;
+    case Status::Code::invalid_argument: return http::status::bad_request;
+    default: return http::status::internal_server_error;
+  }
+}
+
+HttpResponse text_response(http::status status, std::string body, const char* content_type) {
+  HttpResponse res{status, 11};
+  res.set(http::field::content_type, content_type);
+  res.body() = std::move(body);
+  return res;
+}
+
+HttpResponse method_not_allowed(const char* allow) {
+  HttpResponse res = error_response(http::status::method_not_allowed, "method not allowed");
+  res.set(http::field::allow, allow);
+  return res;
+}
+
+}  // namespace
+
+HttpResponse json_response(http::status status, std::string body, unsigned version, bool keep_alive) {
+  HttpResponse res{status, version};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(keep_alive);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+HttpResponse error_response(http::status status, std::string_view message, unsigned version,
+                            bool keep_alive) {
+  boost::json::object o;
+  o["error"] = message;
+  return json_response(status, boost::json::serialize(o), version, keep_alive);
+}
+
+HttpResponse parse_error_response(const boost::system::error_code& ec) {
+  if (ec == http::error::header_limit)
+    return error_response(http::status::request_header_fields_too_large, "request headers too large",
+                          11, false);
+  if (ec == http::error::body_limit)
+    return error_response(http::status::payload_too_large, "request body too large", 11, false);
+  return error_response(http::status::bad_request, "malformed HTTP request", 11, false);
+}
+
+bool percent_decode(std::string_view in, std::string* out) {
+  out->clear();
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    char c = in[i];
+    if (c == '%') {
+      if (i + 2 >= in.size()) return false;
+      const int hi = hex(in[i + 1]), lo = hex(in[i + 2]);
+      if (hi < 0 || lo < 0) return false;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    }
+    if (c == '\0') return false;
+    out->push_back(c);
+  }
+  return true;
+}
+
+void HttpMetrics::render(std::string* out) const {
+  render_histogram(*out, "streamscore_http_request_duration_seconds",
+                   "Server time from a request read to its response written.", request_duration);
+  *out += "# HELP streamscore_http_responses_total HTTP responses by status class.\n"
+          "# TYPE streamscore_http_responses_total counter\n";
+  for (int c = 1; c <= 5; ++c)
+    *out += fmt::format("streamscore_http_responses_total{{code=\"{}xx\"}} {}\n", c, responses[c].load());
+}
+
+void HttpApi::set_admin_token(std::string token) {
+  std::lock_guard<std::mutex> lock(token_mu_);
+  admin_token_ = std::move(token);
+}
+
+bool HttpApi::authorized(const HttpRequest& request) {
+  auto it = request.find(http::field::authorization);
+  if (it == request.end()) return false;
+  const std::string_view value(it->value().data(), it->value().size());
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.size() <= kBearer.size() || value.substr(0, kBearer.size()) != kBearer) return false;
+  std::lock_guard<std::mutex> lock(token_mu_);
+  return !admin_token_.empty() && constant_time_equal(value.substr(kBearer.size()), admin_token_);
+}
+
+HttpResponse HttpApi::handle(const HttpRequest& request) {
+  ++requests_;
+  HttpResponse res = [&]() -> HttpResponse {
+    std::string_view target(request.target().data(), request.target().size());
+    target = target.substr(0, target.find('?'));  // no route takes a query
+    const http::verb method = request.method();
+    const bool get = method == http::verb::get;
+
+    if (target == "/healthz") {
+      if (!get) return method_not_allowed("GET");
+      return text_response(http::status::ok, "ok\n", "text/plain");
+    }
+    if (target == "/readyz") {
+      if (!get) return method_not_allowed("GET");
+      const bool ready = options_.ready && options_.ready();
+      return ready ? text_response(http::status::ok, "ready\n", "text/plain")
+                   : text_response(http::status::service_unavailable,
+                                   "not ready: recovering state or opening the source\n",
+                                   "text/plain");
+    }
+    if (target == "/metrics") {
+      if (!get) return method_not_allowed("GET");
+      if (options_.metrics == nullptr)
+        return error_response(http::status::service_unavailable, "metrics are not available");
+      return text_response(http::status::ok, options_.metrics->render_metrics(),
+                           "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (target.substr(0, kCustomersPrefix.size()) == kCustomersPrefix) {
+      if (!get) return method_not_allowed("GET");
+      std::string id;
+      const std::string_view raw = target.substr(kCustomersPrefix.size());
+      if (raw.empty() || raw.find('/') != std::string_view::npos || !percent_decode(raw, &id) ||
+          id.size() > kMaxCustomerIdBytes)
+        return error_response(http::status::bad_request,
+                              "expected /v1/customers/{customer_id} (at most 256 bytes, URL-encoded)");
+      if (options_.customers == nullptr)
+        return error_response(http::status::service_unavailable, "customer state is not available");
+      std::string item;
+      const Status s = options_.customers->get_item(id, &item);
+      if (s.is_not_found()) return error_response(http::status::not_found, "unknown customer");
+      if (!s.is_ok()) return error_response(http::status::internal_server_error, s.to_string());
+      return json_response(http::status::ok, std::move(item));
+    }
+    if (target == "/v1/model" || target == "/v1/model/activate" || target == "/v1/model/rollback") {
+      const bool describe = target == "/v1/model";
+      if (describe ? !get : method != http::verb::post) return method_not_allowed(describe ? "GET" : "POST");
+      if (!describe && !authorized(request)) {
+        HttpResponse r = error_response(http::status::unauthorized,
+                                        "admin routes need 'Authorization: Bearer <token>' "
+                                        "(http.admin_token or STREAMSCORE_ADMIN_TOKEN)");
+        r.set(http::field::www_authenticate, "Bearer");
+        return r;
+      }
+      if (options_.model == nullptr)
+        return error_response(http::status::service_unavailable, "no model registry in this process");
+      std::string body;
+      Status s;
+      if (describe) {
+        s = options_.model->describe(&body);
+      } else if (target == "/v1/model/rollback") {
+        s = options_.model->rollback(&body);
+      } else {
+        boost::system::error_code ec;
+        const boost::json::value v = boost::json::parse(request.body(), ec);
+        const boost::json::object* o = ec ? nullptr : v.if_object();
+        const boost::json::value* version = o ? o->if_contains("version") : nullptr;
+        if (version == nullptr || !version->is_string() || version->as_string().empty())
+          return error_response(http::status::bad_request,
+                                "expected a JSON body {\"version\":\"vN\"}");
+        s = options_.model->activate(std::string(version->as_string()), &body);
+      }
+      if (!s.is_ok()) return error_response(status_of(s), s.message());
+      return json_response(http::status::ok, std::move(body));
+    }
+    return error_response(http::status::not_found, "no such route");
+  }();
+  res.version(request.version());
+  res.keep_alive(request.keep_alive());
+  res.prepare_payload();
+  return res;
+}
+
+}  // namespace streamscore

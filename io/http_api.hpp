@@ -1,0 +1,112 @@
+// The routes of the HTTP API, independent of sockets: a request goes in, a response
+// comes out. The server (io/http_server.hpp) feeds it from connections, the fuzzer
+// (tests/fuzz/fuzz_http.cpp) from raw bytes. What the routes serve comes through small
+// interfaces, so that the API depends on neither the engine nor the model code.
+//
+//   GET  /healthz                  200 while the process runs
+//   GET  /readyz                   200 once state is recovered and the source is open, else 503
+//   GET  /metrics                  Prometheus text
+//   GET  /v1/customers/{id}        the customer's item (JSON), 404 when unknown
+//   GET  /v1/model                 active model version, metadata, history
+//   POST /v1/model/activate        {"version":"vN"}   (bearer token)
+//   POST /v1/model/rollback                           (bearer token)
+#pragma once
+
+#include <boost/beast/http.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "actors/metrics.hpp"
+#include "state/status.hpp"
+
+namespace streamscore {
+
+namespace http = boost::beast::http;
+using HttpRequest = http::request<http::string_body>;
+using HttpResponse = http::response<http::string_body>;
+
+// Reads one customer's public item. Must be safe to call from the server's threads
+// while the engine writes.
+class CustomerLookup {
+ public:
+  virtual ~CustomerLookup() = default;
+  // The item JSON as `export` prints it; NotFound when the customer has no public item.
+  virtual Status get_item(std::string_view customer_id, std::string* item_json) = 0;
+};
+
+class MetricsSource {
+ public:
+  virtual ~MetricsSource() = default;
+  virtual std::string render_metrics() = 0;  // Prometheus text format 0.0.4
+};
+
+// The model registry as the admin routes see it. Each call returns a JSON object for
+// the response body. Errors map to statuses: not_found 404 (unknown version),
+// conflict 409 (e.g. nothing to roll back to), invalid_argument 400, anything else 500.
+class ModelAdmin {
+ public:
+  virtual ~ModelAdmin() = default;
+  virtual Status describe(std::string* json) = 0;  // active version, its metadata, history
+  virtual Status activate(const std::string& version, std::string* json) = 0;
+  virtual Status rollback(std::string* json) = 0;
+};
+
+// What the server measures, rendered into /metrics next to the engine's counters.
+struct HttpMetrics {
+  // From a request fully read to its response fully written (server side only).
+  LatencyHistogram request_duration;
+  std::array<std::atomic<uint64_t>, 6> responses{};  // by status class: [2] = 2xx ... [5] = 5xx
+
+  void count(unsigned status) { ++responses[std::min<unsigned>(status / 100, 5)]; }
+  void render(std::string* out) const;  // Prometheus text
+};
+
+struct HttpApiOptions {
+  CustomerLookup* customers = nullptr;  // null: 503 on the customer route
+  MetricsSource* metrics = nullptr;     // null: 503 on /metrics
+  ModelAdmin* model = nullptr;          // null: 503 on the model routes
+  std::function<bool()> ready;          // null: never ready
+};
+
+class HttpApi {
+ public:
+  explicit HttpApi(HttpApiOptions options) : options_(std::move(options)) {}
+
+  // Thread-safe. An empty token refuses every admin request (401).
+  void set_admin_token(std::string token);
+
+  HttpResponse handle(const HttpRequest& request);
+
+  // Requests routed so far.
+  uint64_t requests() const { return requests_.load(); }
+  HttpMetrics& metrics() { return metrics_; }
+
+ private:
+  bool authorized(const HttpRequest& request);
+
+  HttpApiOptions options_;
+  std::mutex token_mu_;
+  std::string admin_token_;
+  std::atomic<uint64_t> requests_{0};
+  HttpMetrics metrics_;
+};
+
+// A response with a JSON body {"error": message} (or `body` when given as JSON).
+HttpResponse json_response(http::status status, std::string body, unsigned version = 11,
+                           bool keep_alive = true);
+HttpResponse error_response(http::status status, std::string_view message, unsigned version = 11,
+                            bool keep_alive = true);
+
+// The answer to a request the parser refused: 431 (headers too large), 413 (body too
+// large) or 400 (malformed), always closing the connection.
+HttpResponse parse_error_response(const boost::system::error_code& ec);
+
+// Decodes %XX escapes in a path segment; false on a malformed escape or a decoded NUL.
+bool percent_decode(std::string_view in, std::string* out);
+
+}  // namespace streamscore

@@ -1,0 +1,47 @@
+// The HTTP server: Boost.Beast on its own Asio threads, never on CAF's scheduler, so a
+// slow or hostile client can delay only other HTTP requests, never ingestion. Requests
+// go to an HttpApi (io/http_api.hpp). Limits answer fast and close the connection:
+// oversize headers 431, oversize bodies 413, malformed requests 400, a request not
+// complete within `request_timeout` 408; an idle keep-alive connection is closed after
+// the same time.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "io/http_api.hpp"
+#include "state/status.hpp"
+
+namespace streamscore {
+
+struct HttpServerOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;  // 0 = any free port (see HttpServer::port())
+  int threads = 1;
+  std::size_t header_limit = 8 * 1024;
+  std::size_t body_limit = 64 * 1024;
+  std::chrono::milliseconds request_timeout{5000};
+  std::size_t max_connections = 1024;  // further connections are closed at once
+};
+
+class HttpServer {
+ public:
+  // Binds and starts serving `api`, which must outlive the server.
+  static Status start(const HttpServerOptions& options, HttpApi* api,
+                      std::unique_ptr<HttpServer>* out);
+  ~HttpServer();  // stop()
+
+  uint16_t port() const;
+  // Stops accepting, closes every connection, joins the threads. Idempotent.
+  void stop();
+
+  struct Impl;
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace streamscore

@@ -1,0 +1,282 @@
+// `streamscore run` operated as a service, end to end over real processes and loopback
+// HTTP: readiness, metrics that move while a followed file grows, customer lookups,
+// token enforcement, `status`, SIGHUP reload, a taken port, and a SIGTERM drain that
+// keeps every event (the export after a restart equals `replay`).
+#define BOOST_TEST_MODULE daemon
+#include <boost/test/unit_test.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "cli_support.hpp"
+#include "io/http_client.hpp"
+#include "io/metrics_text.hpp"
+
+using namespace streamscore;
+using namespace streamscore::testing;
+
+namespace {
+
+bool eventually(const std::function<bool()>& condition, int timeout_ms = 10000) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < until) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+// A `streamscore run` child process with stdout and stderr in files (the port is read
+// from the log), with extra environment variables.
+class Daemon {
+ public:
+  Daemon(const TempDir& dir, const std::string& name, std::vector<std::string> args,
+         std::vector<std::string> env = {})
+      : out_(dir / (name + "-out.txt")), err_(dir / (name + "-err.txt")) {
+    args.insert(args.begin(), {STREAMSCORE_BINARY, "run"});
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> environment = env;
+    for (char** e = environ; *e; ++e)
+      if (std::string(*e).rfind("STREAMSCORE_", 0) != 0) environment.push_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : environment) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    BOOST_REQUIRE(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) == 0);
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  ~Daemon() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // The port from the "http listening" log line.
+  uint16_t port() {
+    const std::string marker = "url=http://127.0.0.1:";
+    std::string text;
+    std::size_t at = std::string::npos;
+    eventually([&] {
+      text = slurp(err_);
+      at = text.find(marker);
+      return at != std::string::npos;
+    });
+    BOOST_REQUIRE_MESSAGE(at != std::string::npos, "no http listening line in: " << text);
+    return static_cast<uint16_t>(std::stoi(text.substr(at + marker.size())));
+  }
+  void signal(int sig) { ::kill(pid_, sig); }
+  int wait() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::string err() const { return slurp(err_); }
+  std::string out() const { return slurp(out_); }
+
+ private:
+  std::string out_, err_;
+  pid_t pid_ = -1;
+};
+
+int status_code(HttpClient& c, http::verb method, const std::string& target,
+                const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  HttpResponse r;
+  Status s = c.request(method, target, &r, "", headers);
+  return s.is_ok() ? r.result_int() : -1;
+}
+
+double read_counter(HttpClient& c) {
+  HttpResponse r;
+  if (!c.get("/metrics", &r).is_ok() || r.result_int() != 200) return -1;
+  MetricsSnapshot snap;
+  Status s = parse_prometheus(r.body(), &snap);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return snap.value("streamscore_events_read_total", -1);
+}
+
+std::size_t count_lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+
+struct Fixture {
+  TempDir dir{"streamscore-daemon-"};
+  std::string log = dir / "events.jsonl";
+  std::string all;
+  Fixture() {
+    Result g = run_cli(dir, "generate --customers 300 --events 30000 --days 40 --bad-rate 0.01 "
+                                "--dup-rate 0.05 --late-rate 0.01 --seed 9 --out " + log);
+    BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+    all = slurp(log);
+  }
+  std::string replay_export() {
+    Result r = run_cli(dir, "replay --events " + log + " --state " + (dir / "replayed"));
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    Result e = run_cli(dir, "export --state " + (dir / "replayed"));
+    BOOST_REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+    return e.out;
+  }
+  std::size_t line_boundary(std::size_t at) const { return all.find('\n', at) + 1; }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(serving_while_following_then_sigterm_keeps_every_event, Fixture) {
+  const std::string replayed = replay_export();
+  const std::string live = dir / "live.jsonl";
+  const std::size_t first = line_boundary(all.size() / 3), second = line_boundary(2 * all.size() / 3);
+  std::ofstream(live, std::ios::binary) << all.substr(0, first);
+  const std::vector<std::string> common = {"--set", "http.port=0", "--set", "source.path=" + live,
+                                           "--set", "state.path=" + (dir / "state"),
+                                           "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
+                                           "--set", "checkpoint.interval=100ms"};
+  std::vector<std::string> follow = common;
+  follow.insert(follow.end(), {"--set", "source.exit_at_end=false"});
+  Daemon daemon(dir, "d1", follow, {"STREAMSCORE_ADMIN_TOKEN=sekret-token"});
+  const uint16_t port = daemon.port();
+  HttpClient c("127.0.0.1", port);
+  BOOST_TEST(status_code(c, http::verb::get, "/healthz") == 200);
+  BOOST_TEST(eventually([&] { return status_code(c, http::verb::get, "/readyz") == 200; }));
+
+  // Metrics follow the file as it grows.
+  const double n1 = static_cast<double>(count_lines(all.substr(0, first)));
+  BOOST_TEST(eventually([&] { return read_counter(c) == n1; }));
+  std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(first, second - first);
+  const double n2 = static_cast<double>(count_lines(all.substr(0, second)));
+  BOOST_TEST(eventually([&] { return read_counter(c) == n2; }));
+
+  // A customer from the log is served (once a checkpoint has written it).
+  const auto v = boost::json::parse(all.substr(0, all.find('\n')));
+  const std::string id(v.at("customer_id").as_string());
+  HttpResponse item;
+  BOOST_TEST(eventually([&] { return c.get("/v1/customers/" + id, &item).is_ok() && item.result_int() == 200; }));
+  BOOST_TEST(item.body().find("\"PK\":\"CUSTOMER#" + id + "\"") != std::string::npos, item.body());
+  BOOST_TEST(status_code(c, http::verb::get, "/v1/customers/NOBODY") == 404);
+  BOOST_TEST(status_code(c, http::verb::get, "/v2/anything") == 404);
+
+  // Admin routes: 401 without the token; with it, 503 (no model registry in this build).
+  BOOST_TEST(status_code(c, http::verb::post, "/v1/model/rollback") == 401);
+  BOOST_TEST(status_code(c, http::verb::post, "/v1/model/rollback", {{"Authorization", "Bearer wrong"}}) == 401);
+  BOOST_TEST(status_code(c, http::verb::post, "/v1/model/rollback",
+                         {{"Authorization", "Bearer sekret-token"}}) == 503);
+
+  // `status` reads the same metrics.
+  const std::string url = "http://127.0.0.1:" + std::to_string(port);
+  Result st = run_cli(dir, "status --url " + url);
+  BOOST_REQUIRE_MESSAGE(st.exit_code == 0, st.err);
+  BOOST_TEST(st.out.find("ready") != std::string::npos, st.out);
+  BOOST_TEST(st.out.find("read") != std::string::npos);
+  Result watch = run_cli(dir, "status --url " + url + " --watch --interval 0.1 --count 3");
+  BOOST_REQUIRE_MESSAGE(watch.exit_code == 0, watch.err);
+  // Three refreshes (stdout is not a terminal: one block each), rates from the second on.
+  std::size_t headers = 0;
+  for (std::size_t at = 0; (at = watch.out.find("streamscore at ", at)) != std::string::npos; ++at) ++headers;
+  BOOST_TEST(headers == 3u, watch.out);
+  BOOST_TEST(watch.out.find("/s)") != std::string::npos, watch.out);
+
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait() == 0);
+  const std::string err = daemon.err();
+  BOOST_TEST(err.find("sekret-token") == std::string::npos);  // never logged
+  BOOST_TEST(err.find("level=info msg=\"stopping, draining\"") != std::string::npos, err);
+  BOOST_TEST(daemon.out().find("counters balance") != std::string::npos);
+  // The server is gone with the process.
+  HttpClient after("127.0.0.1", port, std::chrono::milliseconds(500));
+  HttpResponse ignored;
+  BOOST_TEST(!after.get("/healthz", &ignored).is_ok());
+
+  // The rest of the log and a bounded restart: the same export as a replay.
+  std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(second);
+  std::vector<std::string> bounded = common;
+  bounded.insert(bounded.end(), {"--set", "source.exit_at_end=true"});
+  Daemon finish(dir, "d2", bounded);
+  BOOST_TEST(finish.wait() == 0, finish.err());
+  Result e = run_cli(dir, "export --state " + (dir / "state"));
+  BOOST_TEST(e.out == replayed);
+}
+
+BOOST_FIXTURE_TEST_CASE(sighup_applies_reloadable_keys_and_names_the_refused_ones, Fixture) {
+  const std::string config = dir / "daemon.toml";
+  auto write_config = [&](const std::string& extra) {
+    std::ofstream(config) << "[source]\npath = \"" << log << "\"\nexit_at_end = false\n"
+                          << "[state]\npath = \"" << (dir / "state") << "\"\n"
+                          << "[dead_letter]\npath = \"" << (dir / "dl.jsonl") << "\"\n"
+                          << "[http]\nport = 0\n" << extra;
+  };
+  write_config("admin_token = \"one\"\n[log]\nlevel = \"info\"\n");
+  Daemon daemon(dir, "hup", {"--config", config});
+  HttpClient c("127.0.0.1", daemon.port());
+  BOOST_TEST(eventually([&] { return status_code(c, http::verb::get, "/readyz") == 200; }));
+  auto admin = [&](const std::string& token) {
+    return status_code(c, http::verb::post, "/v1/model/rollback", {{"Authorization", "Bearer " + token}});
+  };
+  BOOST_TEST(admin("one") == 503);
+  BOOST_TEST(admin("two") == 401);
+
+  write_config("admin_token = \"two\"\n[log]\nlevel = \"debug\"\n[engine]\nshards = 3\n");
+  daemon.signal(SIGHUP);
+  BOOST_TEST(eventually([&] { return daemon.err().find("msg=\"config reloaded\"") != std::string::npos; }));
+  const std::string err = daemon.err();
+  BOOST_TEST(err.find("msg=\"reload refused a change that needs a restart\" key=engine.shards") != std::string::npos, err);
+  BOOST_TEST(err.find("msg=\"reload applied\" key=log.level") != std::string::npos, err);
+  BOOST_TEST(err.find("msg=\"reload applied\" key=http.admin_token") != std::string::npos, err);
+  BOOST_TEST(err.find("\"two\"") == std::string::npos);
+  BOOST_TEST(admin("two") == 503);
+  BOOST_TEST(admin("one") == 401);
+  // debug is on now: requests are logged (path and status, never headers).
+  BOOST_TEST(status_code(c, http::verb::get, "/healthz") == 200);
+  BOOST_TEST(eventually([&] { return daemon.err().find("path=\"/healthz\" status=200") != std::string::npos; }));
+  BOOST_TEST(daemon.err().find("Bearer") == std::string::npos);
+
+  // A config that no longer parses is refused as a whole; the daemon keeps running.
+  std::ofstream(config) << "[engine]\nshards = \"many\"\n";
+  daemon.signal(SIGHUP);
+  BOOST_TEST(eventually([&] { return daemon.err().find("reload refused: the config does not load") != std::string::npos; }));
+  BOOST_TEST(status_code(c, http::verb::get, "/healthz") == 200);
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait() == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_taken_port_fails_the_start_but_leaves_the_state_usable, Fixture) {
+  Daemon first(dir, "first", {"--set", "http.port=0", "--set", "source.path=" + log,
+                              "--set", "source.exit_at_end=false", "--set", "state.path=" + (dir / "s1"),
+                              "--set", "dead_letter.path=" + (dir / "dl1.jsonl")});
+  const uint16_t port = first.port();
+  const std::string args = " --set source.path=" + log + " --set state.path=" + (dir / "s2") +
+                           " --set dead_letter.path=" + (dir / "dl2.jsonl");
+  Result taken = run_cli(dir, "run --set http.port=" + std::to_string(port) + args);
+  BOOST_TEST(taken.exit_code == 1);
+  BOOST_TEST(taken.err.find("http.port") != std::string::npos, taken.err);
+  Result again = run_cli(dir, "run --set http.port=0" + args);
+  BOOST_TEST(again.exit_code == 0, again.err);
+  first.signal(SIGTERM);
+  BOOST_TEST(first.wait() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(status_exit_codes) {
+  TempDir dir{"streamscore-daemon-"};
+  BOOST_TEST(run_cli(dir, "status --url ftp://x").exit_code == 2);
+  BOOST_TEST(run_cli(dir, "status --url http://127.0.0.1:1 --watch --interval 0").exit_code == 2);
+  Result down = run_cli(dir, "status --url http://127.0.0.1:1");
+  BOOST_TEST(down.exit_code == 1);
+  BOOST_TEST(down.err.find("127.0.0.1:1") != std::string::npos, down.err);
+  Result help = run_cli(dir, "status --help");
+  BOOST_TEST(help.exit_code == 0);
+  BOOST_TEST(help.out.find("Example") != std::string::npos);
+}

@@ -1,0 +1,481 @@
+// The HTTP API on real loopback sockets: every route, token enforcement, bad and
+// oversize requests, slow clients, keep-alive, the Prometheus text, and the daemon glue
+// (DaemonOps) over a real engine and store: metrics move as events flow, customer
+// lookups match the export, SIGHUP-style reload applies the token and refuses the rest.
+#define BOOST_TEST_MODULE http
+#include <boost/test/unit_test.hpp>
+
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "app/daemon_ops.hpp"
+#include "engine_support.hpp"
+#include "io/generator.hpp"
+#include "io/http_client.hpp"
+#include "io/http_server.hpp"
+#include "io/metrics_text.hpp"
+
+using namespace streamscore;
+namespace net = boost::asio;
+namespace fs = std::filesystem;
+using tcp = net::ip::tcp;
+
+namespace {
+
+class FakeLookup final : public CustomerLookup {
+ public:
+  std::map<std::string, std::string> items;
+  Status get_item(std::string_view id, std::string* json) override {
+    auto it = items.find(std::string(id));
+    if (it == items.end()) return Status::not_found();
+    *json = it->second;
+    return Status::ok();
+  }
+};
+
+class FakeMetrics final : public MetricsSource {
+ public:
+  std::string render_metrics() override { return "# TYPE x counter\nx 1\n"; }
+};
+
+// A registry of versions v1..v3 with an activation history, like the CLI's.
+class FakeModelAdmin final : public ModelAdmin {
+ public:
+  std::vector<std::string> history;  // activations, oldest first; back() is active
+  Status describe(std::string* json) override {
+    boost::json::object o;
+    o["active"] = history.empty() ? boost::json::value(nullptr) : boost::json::value(history.back());
+    boost::json::array h;
+    for (const auto& v : history) h.push_back(boost::json::value(v));
+    o["history"] = std::move(h);
+    *json = boost::json::serialize(o);
+    return Status::ok();
+  }
+  Status activate(const std::string& version, std::string* json) override {
+    if (version != "v1" && version != "v2" && version != "v3")
+      return Status::not_found("no model version " + version);
+    history.push_back(version);
+    return describe(json);
+  }
+  Status rollback(std::string* json) override {
+    if (history.size() < 2) return Status::conflict("no earlier version to roll back to");
+    history.pop_back();
+    return describe(json);
+  }
+};
+
+struct ApiFixture {
+  FakeLookup lookup;
+  FakeMetrics metrics;
+  FakeModelAdmin model;
+  std::atomic<bool> ready{false};
+  std::unique_ptr<HttpApi> api;
+  std::unique_ptr<HttpServer> server;
+
+  explicit ApiFixture(HttpServerOptions options = {}) {
+    lookup.items["C0000001"] = R"({"PK":"CUSTOMER#C0000001","version":3})";
+    lookup.items["a b/c"] = R"({"PK":"CUSTOMER#a b/c"})";
+    HttpApiOptions o;
+    o.customers = &lookup;
+    o.metrics = &metrics;
+    o.model = &model;
+    o.ready = [this] { return ready.load(); };
+    api = std::make_unique<HttpApi>(o);
+    api->set_admin_token("t0ken");
+    Status s = HttpServer::start(options, api.get(), &server);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  }
+  HttpClient client() const { return HttpClient("127.0.0.1", server->port()); }
+};
+
+HttpResponse call(HttpClient& c, http::verb method, const std::string& target,
+                  const std::string& body = {},
+                  std::vector<std::pair<std::string, std::string>> headers = {}) {
+  HttpResponse res;
+  Status s = c.request(method, target, &res, body, headers);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return res;
+}
+
+const std::vector<std::pair<std::string, std::string>> kGoodToken = {{"Authorization", "Bearer t0ken"}};
+
+// Sends raw bytes on a fresh connection and returns everything the server answers until
+// it closes the connection (or 5 s pass).
+std::string raw_exchange(uint16_t port, const std::string& bytes,
+                         std::chrono::milliseconds pause_after = std::chrono::milliseconds(0)) {
+  net::io_context ioc;
+  tcp::socket socket(ioc);
+  socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+  timeval tv{5, 0};
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  boost::system::error_code ec;
+  net::write(socket, net::buffer(bytes), ec);
+  if (pause_after.count() > 0) std::this_thread::sleep_for(pause_after);
+  std::string answer;
+  char buf[4096];
+  for (;;) {
+    const std::size_t n = socket.read_some(net::buffer(buf), ec);
+    answer.append(buf, n);
+    if (ec) break;
+  }
+  return answer;
+}
+
+int status_of(const std::string& raw) {
+  if (raw.rfind("HTTP/1.1 ", 0) != 0) return -1;
+  return std::stoi(raw.substr(9, 3));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(health_readiness_metrics_and_unknown_routes) {
+  ApiFixture f;
+  HttpClient c = f.client();
+  HttpResponse r = call(c, http::verb::get, "/healthz");
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(call(c, http::verb::get, "/readyz").result_int() == 503);
+  f.ready = true;
+  BOOST_TEST(call(c, http::verb::get, "/readyz").result_int() == 200);
+  r = call(c, http::verb::get, "/metrics");
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(std::string(r[http::field::content_type]).find("text/plain; version=0.0.4") == 0);
+  BOOST_TEST(r.body() == "# TYPE x counter\nx 1\n");
+  r = call(c, http::verb::get, "/nope");
+  BOOST_TEST(r.result_int() == 404);
+  BOOST_TEST(boost::json::parse(r.body()).at("error").as_string() == "no such route");
+  r = call(c, http::verb::delete_, "/healthz");
+  BOOST_TEST(r.result_int() == 405);
+  BOOST_TEST(std::string(r[http::field::allow]) == "GET");
+  BOOST_TEST(call(c, http::verb::get, "/healthz?verbose=1").result_int() == 200);
+  BOOST_TEST(f.api->requests() == 7u);  // all of them on one keep-alive connection
+}
+
+BOOST_AUTO_TEST_CASE(customer_route_answers_the_item_404_or_400) {
+  ApiFixture f;
+  HttpClient c = f.client();
+  HttpResponse r = call(c, http::verb::get, "/v1/customers/C0000001");
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(std::string(r[http::field::content_type]) == "application/json");
+  BOOST_TEST(r.body() == f.lookup.items["C0000001"]);
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/C0000002").result_int() == 404);
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/a%20b%2Fc").result_int() == 200);  // URL-decoded
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/").result_int() == 400);
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/a/b").result_int() == 400);
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/bad%zz").result_int() == 400);
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/nul%00").result_int() == 400);
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/" + std::string(257, 'x')).result_int() == 400);
+  BOOST_TEST(call(c, http::verb::post, "/v1/customers/C0000001").result_int() == 405);
+}
+
+BOOST_AUTO_TEST_CASE(model_admin_routes_need_the_bearer_token) {
+  ApiFixture f;
+  HttpClient c = f.client();
+  HttpResponse r = call(c, http::verb::get, "/v1/model");  // read-only: no token
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(r.body() == R"({"active":null,"history":[]})");
+
+  const std::string body = R"({"version":"v2"})";
+  r = call(c, http::verb::post, "/v1/model/activate", body);
+  BOOST_TEST(r.result_int() == 401);
+  BOOST_TEST(std::string(r[http::field::www_authenticate]) == "Bearer");
+  BOOST_TEST(r.body().find("t0ken") == std::string::npos);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "Bearer t0ke"}}).result_int() == 401);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "Bearer t0ken2"}}).result_int() == 401);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "t0ken"}}).result_int() == 401);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "").result_int() == 401);
+  BOOST_TEST(f.model.history.empty());  // nothing happened without the token
+
+  r = call(c, http::verb::post, "/v1/model/activate", body, kGoodToken);
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(r.body() == R"({"active":"v2","history":["v2"]})");
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", R"({"version":"v3"})", kGoodToken).result_int() == 200);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", R"({"version":"v9"})", kGoodToken).result_int() == 404);
+  for (const char* bad : {"{", "[]", R"({"version":3})", R"({"version":""})", R"({"v":"v1"})", ""})
+    BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", bad, kGoodToken).result_int() == 400, bad);
+  r = call(c, http::verb::post, "/v1/model/rollback", "", kGoodToken);
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(boost::json::parse(r.body()).at("active").as_string() == "v2");
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "", kGoodToken).result_int() == 409);
+  BOOST_TEST(call(c, http::verb::get, "/v1/model/activate").result_int() == 405);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model", "", kGoodToken).result_int() == 405);
+
+  // An unset token refuses everyone, including a client that sends an empty bearer.
+  f.api->set_admin_token("");
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "", {{"Authorization", "Bearer "}}).result_int() == 401);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "", kGoodToken).result_int() == 401);
+}
+
+BOOST_AUTO_TEST_CASE(oversize_malformed_and_slow_requests_get_their_status_fast) {
+  HttpServerOptions options;
+  options.request_timeout = std::chrono::milliseconds(300);
+  options.header_limit = 2048;
+  options.body_limit = 1024;
+  ApiFixture f(options);
+  const uint16_t port = f.server->port();
+  const auto t0 = std::chrono::steady_clock::now();
+
+  std::string big_header = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(4096, 'a') + "\r\n\r\n";
+  BOOST_TEST(status_of(raw_exchange(port, big_header)) == 431);
+  std::string big_body = "POST /v1/model/activate HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" +
+                         std::string(5000, '{');
+  BOOST_TEST(status_of(raw_exchange(port, big_body)) == 413);
+  BOOST_TEST(status_of(raw_exchange(port, "GARBAGE\r\n\r\n")) == 400);
+  BOOST_TEST(status_of(raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")) == 400);
+  BOOST_TEST(status_of(raw_exchange(port, "GET /healthz HTTP/9.9\r\n\r\n")) == 400);
+  // A client that starts a request and stalls gets 408 once the timeout passes.
+  const auto slow_start = std::chrono::steady_clock::now();
+  const std::string slow = raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
+  const auto slow_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - slow_start).count();
+  BOOST_TEST(status_of(slow) == 408);
+  BOOST_TEST(slow_ms >= 250);
+  BOOST_TEST(slow_ms < 3000);
+  // An idle connection is closed without an answer.
+  BOOST_TEST(raw_exchange(port, "").empty());
+  // Meanwhile, other clients are served normally.
+  HttpClient c = f.client();
+  BOOST_TEST(call(c, http::verb::get, "/healthz").result_int() == 200);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5)));
+}
+
+BOOST_AUTO_TEST_CASE(a_stalled_client_does_not_delay_others) {
+  HttpServerOptions options;
+  options.request_timeout = std::chrono::milliseconds(2000);
+  ApiFixture f(options);
+  std::thread stalled([port = f.server->port()] { raw_exchange(port, "GET /hea"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  HttpClient c = f.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 50; ++i) BOOST_TEST(call(c, http::verb::get, "/v1/customers/C0000001").result_int() == 200);
+  BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000)));
+  stalled.join();
+}
+
+BOOST_AUTO_TEST_CASE(server_refuses_a_taken_port_naming_the_key) {
+  ApiFixture f;
+  HttpServerOptions options;
+  options.port = f.server->port();
+  std::unique_ptr<HttpServer> second;
+  Status s = HttpServer::start(options, f.api.get(), &second);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("http.port") != std::string::npos);
+  options.address = "not-an-address";
+  BOOST_TEST(HttpServer::start(options, f.api.get(), &second).message().find("http.address") !=
+             std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(prometheus_parser_accepts_the_rendering_and_rejects_malformed_text) {
+  EngineMetrics m;
+  m.read = 10;
+  m.dead_lettered[0] = 2;
+  m.shard_count = 2;
+  m.shard_queue_depth[1] = 5;
+  m.tick_duration.observe_ns(300'000);   // 0.3 ms
+  m.tick_duration.observe_ns(20'000'000);  // 20 ms
+  ProcessGauges p;
+  p.rss_bytes = 1 << 20;
+  p.ready = true;
+  MetricsSnapshot snap;
+  Status s = parse_prometheus(render_prometheus(m, p), &snap);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(snap.value("streamscore_events_read_total") == 10);
+  BOOST_TEST(snap.value("streamscore_events_dead_lettered_total{reason=\"not_json\"}") == 2);
+  BOOST_TEST(snap.sum("streamscore_events_dead_lettered_total") == 2);
+  BOOST_TEST(snap.value("streamscore_shard_queue_depth{shard=\"1\"}") == 5);
+  BOOST_TEST(snap.value("streamscore_tick_duration_seconds_bucket{le=\"0.0005\"}") == 1);
+  BOOST_TEST(snap.value("streamscore_tick_duration_seconds_bucket{le=\"+Inf\"}") == 2);
+  BOOST_TEST(snap.value("streamscore_tick_duration_seconds_count") == 2);
+  BOOST_TEST(snap.value("streamscore_tick_duration_seconds_sum") == 0.0203, boost::test_tools::tolerance(1e-9));
+  BOOST_TEST(snap.value("process_resident_memory_bytes") == 1 << 20);
+  BOOST_TEST(snap.value("streamscore_ready") == 1);
+  BOOST_TEST(snap.types["streamscore_events_read_total"] == "counter");
+  BOOST_TEST(snap.samples.count("streamscore_watermark_seconds") == 0u);  // clock not started
+
+  for (const char* bad : {"x 1\n", "# TYPE x counter\nx{a=\"1\" 1\n", "# TYPE x counter\nx one\n",
+                          "# TYPE x counter\n1x 1\n", "# TYPE x countr\nx 1\n",
+                          "# TYPE x counter\nx{a=b} 1\n", "# TYPE x counter\nx\n"})
+    BOOST_TEST(!parse_prometheus(bad, &snap).is_ok(), bad);
+  BOOST_TEST(parse_prometheus("# TYPE x gauge\nx{a=\"q\\\"\",b=\"2\"} -1.5e3 1700000000\n", &snap).is_ok());
+  BOOST_TEST(snap.value("x{a=\"q\\\"\",b=\"2\"}") == -1500);
+}
+
+BOOST_AUTO_TEST_CASE(url_parsing) {
+  HttpUrl u;
+  BOOST_TEST(parse_http_url("http://127.0.0.1:8480", &u).is_ok());
+  BOOST_TEST(u.host == "127.0.0.1");
+  BOOST_TEST(u.port == 8480);
+  BOOST_TEST(parse_http_url("http://localhost/base/", &u).is_ok());
+  BOOST_TEST(u.port == 80);
+  BOOST_TEST(u.path == "/base");
+  for (const char* bad : {"https://x", "x:1", "http://:80", "http://x:0", "http://x:99999", "http://x:8a"})
+    BOOST_TEST(!parse_http_url(bad, &u).is_ok(), bad);
+}
+
+// ---- the daemon glue over a real engine and store -----------------------------------
+
+namespace {
+
+std::vector<std::string> generated_lines(int events) {
+  GeneratorOptions g;
+  g.customers = 200;
+  g.events = events;
+  g.days = 3;
+  g.seed = 11;
+  EventGenerator gen(g);
+  std::vector<std::string> lines;
+  std::string line;
+  while (gen.next(&line)) lines.push_back(line);
+  return lines;
+}
+
+MetricsSnapshot scrape(HttpClient& c) {
+  HttpResponse r = call(c, http::verb::get, "/metrics");
+  BOOST_TEST_REQUIRE(r.result_int() == 200);
+  MetricsSnapshot snap;
+  Status s = parse_prometheus(r.body(), &snap);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return snap;
+}
+
+struct TempConfig {
+  fs::path path = fs::temp_directory_path() / ("streamscore-http-" + std::to_string(::getpid()) + ".toml");
+  void write(const std::string& text) { std::ofstream(path) << text; }
+  ~TempConfig() { fs::remove(path); }
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(daemon_serves_store_items_and_metrics_that_move_with_events) {
+  const std::vector<std::string> lines = generated_lines(20000);
+  auto store = make_memory_store();
+  EngineOptions options;
+  options.shards = 4;
+  options.threads = 2;
+  options.now_ns = [] { return testing::kTestNow; };
+  std::unique_ptr<Engine> engine;
+  BOOST_TEST_REQUIRE(Engine::start(options, store.get(), &engine).is_ok());
+
+  Config config;
+  config.http.port = 0;
+  std::unique_ptr<DaemonOps> ops;
+  Status s = DaemonOps::start({}, config, &engine->metrics(), store.get(), &ops);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  HttpClient c("127.0.0.1", ops->http_port());
+  BOOST_TEST(call(c, http::verb::get, "/readyz").result_int() == 503);
+  ops->set_ready(true);
+  BOOST_TEST(call(c, http::verb::get, "/readyz").result_int() == 200);
+  MetricsSnapshot before = scrape(c);
+  BOOST_TEST(before.value("streamscore_events_read_total", -1) == 0);
+  BOOST_TEST(before.value("process_resident_memory_bytes") > 0);
+
+  BOOST_TEST_REQUIRE(engine->submit(testing::make_batch(lines, 0, 10000, "t")).is_ok());
+  MetricsSnapshot mid;
+  for (int i = 0; i < 200; ++i) {  // the router counts a batch once it is classified
+    mid = scrape(c);
+    if (mid.value("streamscore_events_read_total") == 10000) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  BOOST_TEST(mid.value("streamscore_events_read_total") == 10000);
+  BOOST_TEST(mid.value("streamscore_events_read_total") ==
+             mid.value("streamscore_events_accepted_total") +
+                 mid.value("streamscore_events_duplicate_total") +
+                 mid.sum("streamscore_events_dead_lettered_total"));
+
+  // A checkpoint writes the items: /metrics shows it, and its age.
+  BOOST_TEST_REQUIRE(engine->checkpoint({}).is_ok());
+  MetricsSnapshot checkpointed = scrape(c);
+  BOOST_TEST(checkpointed.value("streamscore_checkpoints_total") == 1);
+  BOOST_TEST(checkpointed.value("streamscore_items_written_total") > 0);
+  BOOST_TEST(checkpointed.value("streamscore_checkpoint_age_seconds", -1) >= 0);
+  BOOST_TEST(checkpointed.value("streamscore_checkpoint_age_seconds", -1) < 60);
+  BOOST_TEST_REQUIRE(engine->submit(testing::make_batch(lines, 10000, lines.size(), "t")).is_ok());
+  RunStats stats;
+  BOOST_TEST_REQUIRE(engine->finish(true, &stats).is_ok());
+  MetricsSnapshot after = scrape(c);
+  BOOST_TEST(after.value("streamscore_events_read_total") == static_cast<double>(stats.read));
+  BOOST_TEST(after.value("streamscore_events_accepted_total") == static_cast<double>(stats.accepted));
+  BOOST_TEST(after.value("streamscore_ticks_total") == static_cast<double>(stats.ticks));
+  BOOST_TEST(after.value("streamscore_items_written_total") >
+             checkpointed.value("streamscore_items_written_total"));
+  BOOST_TEST(after.value("streamscore_write_conflicts_total", -1) == 0);
+  BOOST_TEST(after.value("streamscore_max_event_time_seconds") ==
+             static_cast<double>(stats.clock.max_event_ns) / 1e9);
+  BOOST_TEST(after.value("streamscore_watermark_seconds") ==
+             static_cast<double>(stats.clock.max_event_ns - options.allowed_lateness_ns) / 1e9);
+  BOOST_TEST(after.value("streamscore_tick_duration_seconds_count") > 0);
+  BOOST_TEST(after.value("streamscore_tick_duration_seconds_count") >
+             mid.value("streamscore_tick_duration_seconds_count"));
+  BOOST_TEST(after.samples.count("streamscore_shard_queue_depth{shard=\"3\"}") == 1u);
+  BOOST_TEST(after.samples.count("streamscore_shard_queue_depth{shard=\"4\"}") == 0u);
+
+  // Every exported item is served as is; a customer without events is 404.
+  const std::vector<std::string> items = testing::export_items(*store);
+  BOOST_TEST_REQUIRE(!items.empty());
+  for (std::size_t i = 0; i < items.size(); i += 17) {
+    const std::string id =
+        std::string(boost::json::parse(items[i]).at("PK").as_string()).substr(std::string("CUSTOMER#").size());
+    HttpResponse r = call(c, http::verb::get, "/v1/customers/" + id);
+    BOOST_TEST(r.result_int() == 200);
+    BOOST_TEST(r.body() == items[i]);
+  }
+  BOOST_TEST(call(c, http::verb::get, "/v1/customers/C9999999").result_int() == 404);
+  // The server's own metrics count what it answered.
+  MetricsSnapshot served = scrape(c);
+  BOOST_TEST(served.value("streamscore_http_responses_total{code=\"4xx\"}") == 1);
+  BOOST_TEST(served.value("streamscore_http_responses_total{code=\"2xx\"}") >= 10);
+  // Both count answers already written; this scrape's own answer is in neither yet.
+  BOOST_TEST(served.value("streamscore_http_request_duration_seconds_count") ==
+             served.sum("streamscore_http_responses_total"));
+  BOOST_TEST(histogram_quantile(served, "streamscore_http_request_duration_seconds", 0.5) > 0);
+  // No registry in this process: admin routes still check the token first.
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback").result_int() == 401);
+  BOOST_TEST(call(c, http::verb::get, "/v1/model").result_int() == 503);
+  ops->stop();
+  HttpClient fresh("127.0.0.1", ops->http_port(), std::chrono::milliseconds(500));
+  HttpResponse ignored;
+  BOOST_TEST(!fresh.get("/healthz", &ignored).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(reload_applies_the_token_and_refuses_restart_keys) {
+  TempConfig file;
+  file.write("[http]\nport = 0\nadmin_token = \"first\"\n");
+  Config config;
+  BOOST_TEST_REQUIRE(load_config(file.path.string(), {}, &config).is_ok());
+  auto store = make_memory_store();
+  EngineMetrics metrics;
+  FakeModelAdmin model;
+  DaemonOps::Options options;
+  options.config_path = file.path.string();
+  options.model = &model;
+  std::unique_ptr<DaemonOps> ops;
+  BOOST_TEST_REQUIRE(DaemonOps::start(options, config, &metrics, store.get(), &ops).is_ok());
+  const uint16_t port = ops->http_port();
+  HttpClient c("127.0.0.1", port);
+  auto activate = [&](const std::string& token) {
+    return call(c, http::verb::post, "/v1/model/activate", R"({"version":"v1"})",
+                {{"Authorization", "Bearer " + token}}).result_int();
+  };
+  BOOST_TEST(activate("first") == 200);
+  BOOST_TEST(activate("second") == 401);
+
+  // A new token and a port change: the token applies, the port does not (restart key).
+  file.write("[http]\nport = 1\nadmin_token = \"second\"\n");
+  DaemonOps::request_reload();  // what the SIGHUP handler does
+  for (int i = 0; i < 100 && activate("second") != 200; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_TEST(activate("second") == 200);
+  BOOST_TEST(activate("first") == 401);
+  BOOST_TEST(ops->http_port() == port);
+  // A config that no longer loads changes nothing.
+  file.write("[http]\nport = \"x\"\n");
+  ops->reload();
+  BOOST_TEST(activate("second") == 200);
+}
