@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <boost/json.hpp>
+#include <filesystem>
+
 #include <chrono>
 #include <cstdio>
 
@@ -97,6 +100,55 @@ void ModelRollout::loop() {
     for (int64_t waited = 0; waited < config_.poll_interval_ms && !stop_; waited += 10)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+}
+
+namespace {
+
+// Refusals are conflicts with the registry's state, not server errors.
+Status as_admin_error(const Status& s) {
+  if (s.is_ok() || s.is_not_found()) return s;
+  if (s.code() == Status::Code::corruption || s.code() == Status::Code::invalid_argument)
+    return Status::conflict(s.message());
+  return s;
+}
+
+}  // namespace
+
+Status RegistryModelAdmin::describe(std::string* json) {
+  ActiveRef ref;
+  Status s = registry_.read_active(&ref);
+  if (!s.is_ok()) return s;
+  boost::json::object o;
+  o["active"] = ref.active ? boost::json::value("v" + std::to_string(ref.active)) : boost::json::value(nullptr);
+  boost::json::array history;
+  for (int v : ref.history) history.emplace_back("v" + std::to_string(v));
+  o["history"] = std::move(history);
+  if (ref.active) {  // the active model's metadata sidecar, as stored
+    std::string text;
+    boost::system::error_code ec;
+    if (read_file((std::filesystem::path(registry_.dir()) / meta_file_name(ref.active)).string(), &text).is_ok()) {
+      boost::json::value meta = boost::json::parse(text, ec);
+      if (!ec) o["metadata"] = std::move(meta);
+    }
+  }
+  *json = boost::json::serialize(o);
+  return Status::ok();
+}
+
+Status RegistryModelAdmin::activate(const std::string& version, std::string* json) {
+  int n = 0;
+  Status s = parse_version_name(version, &n);
+  if (!s.is_ok()) return s;  // 400
+  ActiveRef after;
+  if (!(s = as_admin_error(registry_.activate(n, &after))).is_ok()) return s;
+  return describe(json);
+}
+
+Status RegistryModelAdmin::rollback(std::string* json) {
+  ActiveRef after;
+  Status s = as_admin_error(registry_.rollback(&after));
+  if (!s.is_ok()) return s;
+  return describe(json);
 }
 
 void print_model_summary(const Engine& engine) {

@@ -10,6 +10,8 @@
 
 #include "actors/engine.hpp"
 #include "config/config.hpp"
+#include "io/http_api.hpp"
+#include "model/registry.hpp"
 #include "model/watcher.hpp"
 
 namespace streamscore {
@@ -34,6 +36,21 @@ class ModelRollout {
   ActiveModelWatcher watcher_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+};
+
+// The HTTP model admin routes (GET /v1/model, POST /v1/model/activate|rollback) over a
+// models directory: the same checks as `streamscore model`, and the daemon's watcher of
+// active.json picks the change up like one made from the command line. A refused model
+// and "nothing to roll back to" answer 409, an unknown version 404, a bad name 400.
+class RegistryModelAdmin final : public ModelAdmin {
+ public:
+  explicit RegistryModelAdmin(std::string dir) : registry_(std::move(dir)) {}
+  Status describe(std::string* json) override;
+  Status activate(const std::string& version, std::string* json) override;
+  Status rollback(std::string* json) override;
+
+ private:
+  ModelRegistry registry_;
 };
 
 // Text lines for the end-of-run summary (nothing without scoring).

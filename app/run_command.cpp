@@ -234,8 +234,11 @@ int run(const RunArgs& args) {
   }
   const double recovery_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The HTTP model admin routes work on the models directory, like `streamscore model`.
+  std::unique_ptr<RegistryModelAdmin> model_admin;
+  if (!config.model.dir.empty()) model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir);
   std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
-  s = DaemonOps::start({args.config_path, args.sets, /*model=*/nullptr}, config,
+  s = DaemonOps::start({args.config_path, args.sets, model_admin.get()}, config,
                        &engine->metrics(), store.get(), &ops);
   if (!s.is_ok()) {  // e.g. the port is taken; the state stays at its last checkpoint
     print_error("run", s.to_string());

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "actors/model_actor.hpp"
+#include "app/model_support.hpp"
 #include "io/event_parser.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
@@ -568,4 +569,24 @@ BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
   BOOST_TEST(version == 0);
   BOOST_TEST(!read_score(R"({"as_of":"x","score":0.5,"version":3})", &score, &version));
   BOOST_TEST(!read_score(R"({"as_of":"x","score":0.5,"model_version":"vx","version":3})", &score, &version));
+}
+
+BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture) {
+  RegistryModelAdmin admin(models);
+  std::string json;
+  BOOST_REQUIRE(admin.describe(&json).is_ok());
+  BOOST_TEST(json == "{\"active\":null,\"history\":[]}");
+  BOOST_TEST(admin.rollback(&json).is_conflict());  // nothing to roll back to: 409
+  BOOST_REQUIRE(admin.activate("v1", &json).is_ok());
+  BOOST_REQUIRE(admin.activate("v3", &json).is_ok());
+  BOOST_TEST(json.find("\"active\":\"v3\",\"history\":[\"v1\"],\"metadata\":{") == 1u, json);
+  BOOST_TEST(json.find("\"sha256\":") != std::string::npos);
+  BOOST_TEST(admin.activate("v9", &json).is_not_found());                    // 404
+  BOOST_TEST((admin.activate("3", &json).code() == Status::Code::invalid_argument));  // 400
+  spit(artifact(2), "{}");
+  Status refused = admin.activate("v2", &json);
+  BOOST_TEST(refused.is_conflict());  // 409, naming the mismatch
+  BOOST_TEST(refused.message().find("checksum mismatch") != std::string::npos);
+  BOOST_REQUIRE(admin.rollback(&json).is_ok());
+  BOOST_TEST(json.find("\"active\":\"v1\",\"history\":[]") == 1u, json);
 }
