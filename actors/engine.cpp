@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "actors/actors.hpp"
+#include "actors/model_actor.hpp"
 #include "io/dead_letter.hpp"
 #include "messages/messages.hpp"
 #include "state/codec.hpp"
@@ -213,8 +214,24 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   RouterConfig rc;
   const int parsers = options.parsers > 0 ? options.parsers : threads;
   for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys));
+  ShardScoring scoring;
+  if (options.scoring) {
+    engine->model_metrics_ = std::make_shared<ModelMetrics>(states.size());
+    std::size_t loaded = 0;
+    for (const auto& st : states) loaded += st->customer_count();
+    // Stored items (a restart) may carry another version's scores: converge them too.
+    scoring.model = spawn_model_actor(sys, options.initial_model, engine->model_metrics_, loaded > 0);
+    scoring.metrics = engine->model_metrics_;
+    constexpr int64_t kStepsPerSecond = 10;
+    scoring.rescore_interval_ms = 1000 / kStepsPerSecond;
+    scoring.rescore_per_step = static_cast<std::size_t>(std::max<int64_t>(
+        1, options.rescore_rate / kStepsPerSecond / static_cast<int64_t>(states.size())));
+    engine->model_ = std::make_unique<caf::actor>(scoring.model);
+  }
   for (std::size_t i = 0; i < states.size(); ++i)
-    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->metrics_));
+    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->metrics_,
+                                    scoring));
+  if (engine->model_) caf::anon_send(*engine->model_, shards_atom::value, rc.shards);
   engine->metrics_->shard_count = static_cast<int>(states.size());
   rc.clock = spawn_window_clock(sys, clock, engine->metrics_);
   rc.dead_letter = spawn_dead_letter_sink(sys, writer);
@@ -228,6 +245,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->actors_.insert(engine->actors_.end(), rc.shards.begin(), rc.shards.end());
   engine->actors_.push_back(rc.clock);
   engine->actors_.push_back(rc.dead_letter);
+  if (engine->model_) engine->actors_.push_back(*engine->model_);
   engine->router_ = std::make_unique<caf::actor>(spawn_router(sys, std::move(rc)));
   engine->actors_.push_back(*engine->router_);
   engine->self_ = std::make_unique<caf::scoped_actor>(sys);
@@ -244,9 +262,14 @@ Engine::~Engine() {
   for (auto& a : actors_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   self_.reset();
   router_.reset();
+  model_.reset();
   actors_.clear();
   shards_.clear();
   system_.reset();  // joins the scheduler threads
+}
+
+void Engine::swap_model(std::shared_ptr<const LoadedModel> model) {
+  if (model_ && model) caf::anon_send(*model_, swap_atom::value, ModelPtr(std::move(model)));
 }
 
 Status Engine::wait_for_one_ack() {

@@ -24,6 +24,8 @@ class actor;
 namespace streamscore {
 
 struct RawBatch;
+struct LoadedModel;
+struct ModelMetrics;
 struct BarrierRequest;
 struct Cut;
 
@@ -46,6 +48,11 @@ struct EngineOptions {
   int64_t until_ns = std::numeric_limits<int64_t>::max();
   std::function<int64_t()> now_ns;  // wall clock for the `future` check; tests pin it
   std::size_t max_batches_in_flight = 4;
+  // Scoring: with `scoring`, a model actor scores the items the shards hand over at
+  // barriers (while no model is active they carry no score). `initial_model` may be null.
+  bool scoring = false;
+  std::shared_ptr<const LoadedModel> initial_model;
+  int64_t rescore_rate = 50000;  // items per second, all shards together, after a swap
 };
 
 class Engine {
@@ -71,6 +78,11 @@ class Engine {
   Status finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta = {});
 
   const EngineMetrics& metrics() const { return *metrics_; }
+  // Null without scoring.
+  std::shared_ptr<const ModelMetrics> model_metrics() const { return model_metrics_; }
+  // Hands a loaded and checked model to the model actor (no-op without scoring). Safe
+  // from any thread.
+  void swap_model(std::shared_ptr<const LoadedModel> model);
 
  private:
   Engine() = default;
@@ -82,6 +94,8 @@ class Engine {
   EngineOptions options_;
   StateStore* store_ = nullptr;
   std::shared_ptr<EngineMetrics> metrics_;
+  std::shared_ptr<ModelMetrics> model_metrics_;
+  std::unique_ptr<caf::actor> model_;
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<caf::scoped_actor> self_;

@@ -1,6 +1,7 @@
 // The parser pool, the shards, the window clock and the dead-letter sink: small
 // actors, each a thin typed shell around a piece of pure logic.
 #include "actors/actors.hpp"
+#include "actors/model_actor.hpp"
 
 #include <chrono>
 #include "io/dead_letter.hpp"
@@ -47,10 +48,16 @@ struct ShardActorState {
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
   std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges, stress and simulation totals
+  ShardScoring scoring;
+  int32_t rescore_target = 0;  // the model version the items converge to
+  bool rescore_pending = false;
+  uint64_t rescores_reported = 0;
   // What this shard has added to the totals in `metrics` so far (it adds the differences).
   uint64_t published_versions = 0, published_tick_nanos = 0;
   int64_t published_dedup = 0, published_customers = 0;
 };
+
+using shard_ptr = caf::stateful_actor<ShardActorState>*;
 
 void publish(ShardActorState& st) {
   if (!st.metrics) return;
@@ -88,13 +95,85 @@ Status write_ids(ShardActorState& st, uint64_t sequence) {
   return writes.dedup.empty() ? Status::ok() : st.store->commit(writes, &conflicts);
 }
 
-caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
-                          std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
-                          std::shared_ptr<EngineMetrics> metrics) {
+// The cut of a barrier: the changed items and new dedup ids, handed back (or, `direct`,
+// written).
+Status take_cut(ShardActorState& st, const BarrierRequest& request, ShardCut& cut) {
+  Status s;
+  if (request.direct) {
+    FlushStats stats;
+    s = st.shard->flush(*st.store, &stats);
+    st.items_written += stats.items_written;
+    st.conflicts += stats.conflicts;
+    if (s.is_ok()) s = write_ids(st, request.sequence);
+  } else {
+    s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
+      std::move(puts.begin(), puts.end(), std::back_inserter(cut.puts));
+      return Status::ok();
+    });
+    st.items_written += cut.puts.size();
+    st.shard->take_unsaved_ids(request.sequence, st.index, &cut.dedup);
+  }
+  if (s.is_ok()) cut.report = report_of(st);
+  return s;
+}
+
+// Scores the items about to leave at a barrier: one request to the model actor with
+// their feature rows, awaited (no other message changes the shard in between), then
+// `done`. Without a model actor, or with nothing to score, `done` runs at once.
+void score_then(shard_ptr self, std::function<void()> done, std::function<void(caf::error&)> failed) {
+  auto& st = self->state;
+  auto slots = std::make_shared<std::vector<uint32_t>>();
+  if (st.scoring.model) st.shard->items_to_write(slots.get());
+  if (slots->empty()) return done();
+  ScoreRequest request;
+  request.rows.reserve(slots->size());
+  for (uint32_t slot : *slots) {
+    const CustomerState& c = st.shard->customers()[slot];
+    request.rows.push_back(feature_row(c.written.txn_count, c.written.cents));
+  }
+  self->request(st.scoring.model, caf::infinite, score_atom::value, std::move(request))
+      .await(
+          [=](ScoreReply& reply) {
+            auto& st = self->state;
+            if (reply.model_version > 0 && reply.scores.size() == slots->size())
+              for (std::size_t i = 0; i < slots->size(); ++i)
+                st.shard->set_score((*slots)[i], reply.scores[i], reply.model_version);
+            st.scoring.metrics->rescored += st.shard->rescores() - st.rescores_reported;
+            st.rescores_reported = st.shard->rescores();
+            if (st.rescore_target > 0) {
+              st.scoring.metrics->stale[st.index].store(
+                  static_cast<int64_t>(st.shard->mark_stale(st.rescore_target, 0)));
+              st.scoring.metrics->stale_for[st.index].store(st.rescore_target);
+            }
+            done();
+          },
+          failed);
+}
+
+// One step of the background re-score after a swap: a throttled number of items whose
+// score is by another version are marked; they are re-scored (each a new version of the
+// item) when the next barrier takes them. Repeats until none is left.
+void rescore_step(shard_ptr self) {
+  auto& st = self->state;
+  st.rescore_pending = false;
+  const std::size_t stale = st.shard->mark_stale(st.rescore_target, st.scoring.rescore_per_step);
+  st.scoring.metrics->stale[st.index].store(static_cast<int64_t>(stale));
+  st.scoring.metrics->stale_for[st.index].store(st.rescore_target);
+  if (stale > 0) {
+    st.rescore_pending = true;
+    self->delayed_send(self, std::chrono::milliseconds(st.scoring.rescore_interval_ms),
+                       rescore_atom::value);
+  }
+}
+
+caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store,
+                          uint32_t index, std::shared_ptr<EngineMetrics> metrics,
+                          ShardScoring scoring) {
   self->state.shard = std::move(state);
   self->state.store = store;
   self->state.metrics = std::move(metrics);
   self->state.index = index;
+  self->state.scoring = std::move(scoring);
   publish(self->state);  // the ids loaded from the store
   return {
       [=](probe_atom, const ProbeRequest& request) -> ProbeReply {
@@ -115,27 +194,29 @@ caf::behavior shard_actor(caf::stateful_actor<ShardActorState>* self,
         return true;  // applied: the router acks the batch to the source when all shards are
       },
       [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
-        auto& st = self->state;
-        ShardCut cut;
-        Status s;
-        if (request.direct) {
-          FlushStats stats;
-          s = st.shard->flush(*st.store, &stats);
-          st.items_written += stats.items_written;
-          st.conflicts += stats.conflicts;
-          if (s.is_ok()) s = write_ids(st, request.sequence);
-        } else {
-          s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
-            std::move(puts.begin(), puts.end(), std::back_inserter(cut.puts));
-            return Status::ok();
-          });
-          st.items_written += cut.puts.size();
-          st.shard->take_unsaved_ids(request.sequence, st.index, &cut.dedup);
-        }
-        if (!s.is_ok()) return caf::make_error(caf::sec::runtime_error, s.to_string());
-        cut.report = report_of(st);
-        return cut;
+        auto promise = self->make_response_promise<ShardCut>();
+        score_then(
+            self,
+            [=]() mutable {
+              ShardCut cut;
+              Status s = take_cut(self->state, request, cut);
+              if (!s.is_ok()) promise.deliver(caf::make_error(caf::sec::runtime_error, s.to_string()));
+              else promise.deliver(std::move(cut));
+            },
+            [=](caf::error& err) mutable { promise.deliver(err); });
+        return promise;
       },
+      // The model actor swapped to `version`: re-score every item, in throttled steps.
+      [=](model_atom, int version) {
+        auto& st = self->state;
+        st.rescore_target = version;
+        st.scoring.metrics->stale_for[st.index].store(0);  // not counted yet
+        if (!st.rescore_pending) {
+          st.rescore_pending = true;
+          self->send(self, rescore_atom::value);
+        }
+      },
+      [=](rescore_atom) { rescore_step(self); },
       // A committed checkpoint found items moved on by another writer.
       [=](rebase_atom, const std::vector<VersionShift>& shifts) {
         for (const VersionShift& shift : shifts) self->state.shard->rebase(shift);
@@ -208,8 +289,10 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
 
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics) {
-  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics));
+                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics,
+                       ShardScoring scoring) {
+  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics),
+                   std::move(scoring));
 }
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,

@@ -15,5 +15,7 @@ void register_run_command(CLI::App& root, int* exit_code);
 void register_backfill_command(CLI::App& root, int* exit_code);
 void register_stress_command(CLI::App& root, int* exit_code);
 void register_status_command(CLI::App& root, int* exit_code);
+void register_train_command(CLI::App& root, int* exit_code);
+void register_model_command(CLI::App& root, int* exit_code);
 
 }  // namespace streamscore

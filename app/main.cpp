@@ -19,6 +19,8 @@ int main(int argc, char** argv) {
       "  streamscore backfill --events events.jsonl --state data/state --max-writes-per-sec 50000\n"
       "  streamscore stress --scenario hot-keys --rate 50000 --duration 10\n"
       "  streamscore status --url http://127.0.0.1:8480 --watch\n"
+      "  streamscore train --events events.jsonl --models models\n"
+      "  streamscore model activate v1 --models models\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
   int exit_code = streamscore::kExitOk;
   streamscore::register_generate_command(app, &exit_code);
@@ -28,6 +30,8 @@ int main(int argc, char** argv) {
   streamscore::register_backfill_command(app, &exit_code);
   streamscore::register_stress_command(app, &exit_code);
   streamscore::register_status_command(app, &exit_code);
+  streamscore::register_train_command(app, &exit_code);
+  streamscore::register_model_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

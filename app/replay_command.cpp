@@ -7,6 +7,7 @@
 #include "actors/engine.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/model_support.hpp"
 #include "io/line_reader.hpp"
 
 namespace streamscore {
@@ -18,6 +19,7 @@ struct ReplayArgs {
   std::string state_dir;
   std::string config_path;
   std::string dead_letter;
+  std::string models_dir;
   std::vector<std::string> sets;
   int shards = 0;
   int threads = 0;
@@ -46,6 +48,7 @@ int replay(const ReplayArgs& args) {
   if (args.threads > 0) sets.push_back("engine.threads=" + std::to_string(args.threads));
   if (args.batch_size > 0) sets.push_back("engine.batch_size=" + std::to_string(args.batch_size));
   if (!args.dead_letter.empty()) sets.push_back("dead_letter.path=" + args.dead_letter);
+  if (!args.models_dir.empty()) sets.push_back("model.dir=" + args.models_dir);
   Config config;
   Status s = load_config(args.config_path, sets, &config);
   if (!s.is_ok()) {
@@ -66,6 +69,15 @@ int replay(const ReplayArgs& args) {
   }
   EngineOptions options = engine_options_from(config);
   options.bulk_load = true;  // a replay writes each item once, at the end
+  // A replay scores with the model active when it starts (it does not follow swaps).
+  std::string model_error;
+  prepare_scoring(config.model, &options, &model_error);
+  if (!model_error.empty()) {
+    print_error("replay", model_error);
+    return kExitFailure;
+  }
+  if (options.scoring && !options.initial_model)
+    log_line("replay", "no active model in '" + config.model.dir + "': items carry no score");
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
     print_error("replay", s.to_string());
@@ -93,6 +105,7 @@ int replay(const ReplayArgs& args) {
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary("replay", stats, seconds, args.json);
+  if (!args.json) print_model_summary(*engine);
   return stats.balanced() ? kExitOk : kExitFailure;
 }
 
@@ -107,6 +120,8 @@ void register_replay_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--state", args->state_dir, "RocksDB state directory (cleared first)")->required();
   cmd->add_option("--config", args->config_path, "TOML config file (window, engine, dead_letter)");
   cmd->add_option("--dead-letter", args->dead_letter, "where invalid/expired records go (JSONL)");
+  cmd->add_option("--models", args->models_dir,
+                  "models directory: items get the active model's score (= [model] dir)");
   cmd->add_option("--shards", args->shards, "shard actors (results do not depend on it)");
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->add_option("--batch-size", args->batch_size, "records per batch");
@@ -116,6 +131,7 @@ void register_replay_command(CLI::App& root, int* exit_code) {
       "Example:\n"
       "  streamscore generate --events 1000000 --out events.jsonl\n"
       "  streamscore replay --events events.jsonl --state data/state --dead-letter data/dlq.jsonl\n"
+      "  streamscore replay --events events.jsonl --state data/state --models models   # with scores\n"
       "Prints read/accepted/duplicates/dead-lettered (by reason)/expired/customers/ticks and the\n"
       "throughput. Exit code 0 when the counters balance, 1 on failure, 2 on usage errors.");
   cmd->callback([args, exit_code] { *exit_code = replay(*args); });

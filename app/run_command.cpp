@@ -15,6 +15,7 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/model_support.hpp"
 #include "app/daemon_ops.hpp"
 #include "app/logging.hpp"
 #include "io/generator.hpp"
@@ -220,6 +221,11 @@ int run(const RunArgs& args) {
   }
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
+  std::string model_error;
+  prepare_scoring(config.model, &options, &model_error);
+  // A refused model at start is not fatal: the daemon runs without one and picks up the
+  // next version that is activated.
+  if (!model_error.empty()) log_line("run", model_error + "; starting without a model");
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
     print_error("run", s.to_string());
@@ -228,12 +234,22 @@ int run(const RunArgs& args) {
   }
   const double recovery_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // The HTTP model admin routes work on the models directory, like `streamscore model`.
+  std::unique_ptr<RegistryModelAdmin> model_admin;
+  if (!config.model.dir.empty()) model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir);
   std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
-  s = DaemonOps::start({args.config_path, args.sets, /*model=*/nullptr}, config,
+  s = DaemonOps::start({args.config_path, args.sets, model_admin.get()}, config,
                        &engine->metrics(), store.get(), &ops);
   if (!s.is_ok()) {  // e.g. the port is taken; the state stays at its last checkpoint
     print_error("run", s.to_string());
     return kExitFailure;
+  }
+  std::unique_ptr<ModelRollout> rollout;
+  if (options.scoring) {
+    const int initial = options.initial_model ? options.initial_model->meta.version : 0;
+    log_line("run", "model: " + (initial ? "v" + std::to_string(initial) + " active" : std::string("no active model")) +
+                        "; watching " + config.model.dir + "/active.json");
+    rollout = std::make_unique<ModelRollout>(config.model, engine.get(), initial);
   }
   ProgressLine progress("run");
   bool finished = false;
@@ -247,6 +263,7 @@ int run(const RunArgs& args) {
     s = run_generator_source(config, *engine, *store, progress, &finished, &produced, checkpointer);
   }
   ops->set_ready(false);  // draining: stop sending traffic here
+  if (rollout) rollout->stop();  // no swap while the engine finishes
   spdlog::info("msg=\"{}\" records={}", finished ? "input complete, writing" : "stopping, draining",
                engine->metrics().read.load());
   RunStats stats;
@@ -266,6 +283,7 @@ int run(const RunArgs& args) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats.recovery_seconds = recovery_seconds;
   print_summary("run", stats, seconds, args.json);
+  if (!args.json) print_model_summary(*engine);
   if (!args.json && args.top > 0) print_top_customers(*store, args.top);
   return stats.balanced() ? kExitOk : kExitFailure;
 }
@@ -286,6 +304,7 @@ void register_run_command(CLI::App& root, int* exit_code) {
       "  streamscore run --set source.kind=generator --set source.events=1000000\n"
       "  streamscore run --set source.path=events.jsonl --set source.exit_at_end=false   # follow\n"
       "  STREAMSCORE_ADMIN_TOKEN=... streamscore run --set http.port=8480   # HTTP API, admin token\n"
+      "  streamscore run --config config/streamscore.example.toml --set model.dir=models   # score\n"
       "Every checkpoint.interval the changed items, dedup ids, window clock and source position\n"
       "are committed together, atomically. SIGINT/SIGTERM: stop reading, drain, commit, exit 0.\n"
       "After a stop or a crash (even kill -9), the same command continues from the last\n"
@@ -293,7 +312,9 @@ void register_run_command(CLI::App& root, int* exit_code) {
       "SIGHUP: reread the config; log.level and http.admin_token apply at once, changes to other\n"
       "keys are refused (logged, naming the key). HTTP on http.address:http.port (default\n"
       "127.0.0.1:8480): /healthz /readyz /metrics /v1/customers/{id} /v1/model; see README\n"
-      "'Operating the daemon'.");
+      "'Operating the daemon'. With [model] dir, items get the active model's score;\n"
+      "'streamscore model activate|rollback' is picked up within [model] poll_interval_ms,\n"
+      "without a restart, and the items are re-scored in the background.");
   cmd->callback([args, exit_code] { *exit_code = run(*args); });
 }
 

@@ -4,26 +4,33 @@
 # On one generated log (10M events, 100k customers, 45 days, seed 42), in one run:
 #   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
 #   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards);
+#   - model scoring (score_bench): a model trained on a 1M-event log (10k customers,
+#     45 days, seed 42), 1M rows in batches of 8192, XGBoost nthread 1 and 2, and the
+#     single-row latency (one XGBoosterPredictFromDense call per row).
 #   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle;
 #   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
 #     daemon ingests (its own table and bench/out/http.json);
 #   - last, bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
-# rate, peak RSS < 2 GiB. Needs bash, coreutils, awk, git (and node +
-# npm for the DuckDB peer, from scripts/install-deps).
+# rate, peak RSS < 2 GiB, batched scoring >= 1M rows/s (best of nthread 1 and 2).
+# Needs bash, coreutils, awk, git (and node + npm for the DuckDB peer, from
+# scripts/install-deps).
+#   bash bench/run.sh BUILD_DIR score   runs only the scoring part.
 set -euo pipefail
 
-if [ $# -ne 1 ]; then
-  echo "usage: bash bench/run.sh BUILD_DIR" >&2
+if [ $# -lt 1 ] || [ $# -gt 2 ] || { [ $# -eq 2 ] && [ "$2" != score ]; }; then
+  echo "usage: bash bench/run.sh BUILD_DIR [score]" >&2
   exit 2
 fi
+ONLY=${2:-}
 BUILD=$(cd "$1" && pwd)
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 STREAMSCORE="$BUILD/streamscore"
 PARSE_ONLY="$BUILD/parse_only"
-for bin in "$STREAMSCORE" "$PARSE_ONLY"; do
+SCORE_BENCH="$BUILD/score_bench"
+for bin in "$STREAMSCORE" "$PARSE_ONLY" "$SCORE_BENCH"; do
   [ -x "$bin" ] || { echo "bench: $bin not built (run: make build)" >&2; exit 1; }
 done
 
@@ -34,10 +41,55 @@ SEED=42
 OUT="$ROOT/bench/out"
 LOG="$OUT/events-10m.jsonl"
 mkdir -p "$OUT"
-trap 'rm -rf "$OUT"/state-*' EXIT
+trap 'rm -rf "$OUT"/state-* "$OUT"/models' EXIT
 
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
+
+# --- model scoring ------------------------------------------------------------------
+SCORE_GEN_CMD="streamscore generate --customers 10000 --events 1000000 --days 45 --seed 42 --out bench/out/events-1m.jsonl"
+score_bench() {
+  local log1m="$OUT/events-1m.jsonl"
+  if [ ! -f "$log1m" ] || [ "$(wc -l < "$log1m")" -ne 1000000 ]; then
+    "$STREAMSCORE" generate --customers 10000 --events 1000000 --days 45 --seed 42 \
+      --out "$log1m.tmp" >&2
+    mv "$log1m.tmp" "$log1m"
+  fi
+  rm -rf "$OUT/models"
+  log "training the scoring model (streamscore train, 1M events)"
+  TRAIN=$("$STREAMSCORE" train --json --events "$log1m" --models "$OUT/models")
+  log "  $TRAIN"
+  log "scoring, nthread 1"
+  S1=$("$SCORE_BENCH" --models "$OUT/models" --version 1 --nthread 1)
+  log "  $S1"
+  log "scoring, nthread 2"
+  S2=$("$SCORE_BENCH" --models "$OUT/models" --version 1 --nthread 2)
+  log "  $S2"
+  S1_RATE=$(jget "$S1" batched_rows_per_second); S2_RATE=$(jget "$S2" batched_rows_per_second)
+  S_BEST=$(calc "($S1_RATE > $S2_RATE) ? $S1_RATE : $S2_RATE")
+  T_SCORE=$(if [ "$(calc "($S_BEST >= 1000000) ? 1 : 0")" = 1 ]; then echo PASS; else echo FAIL; fi)
+}
+score_table() {
+  cat <<EOF2
+
+Scoring: model trained by \`streamscore train\` on: $SCORE_GEN_CMD
+(50 trees, depth 4); 1M synthetic feature rows, batches of 8192.
+
+| Run | Batched rows/s | Single-row p50 | Single-row p99 |
+|---|---:|---:|---:|
+| scoring, XGBoost nthread 1 | $(calc "sprintf(\"%.2f\", $S1_RATE / 1000000)") M | $(jget "$S1" single_row_p50_us) us | $(jget "$S1" single_row_p99_us) us |
+| scoring, XGBoost nthread 2 | $(calc "sprintf(\"%.2f\", $S2_RATE / 1000000)") M | $(jget "$S2" single_row_p50_us) us | $(jget "$S2" single_row_p99_us) us |
+
+| Target | Measured | Result |
+|---|---:|:---:|
+| batched scoring >= 1M rows/s (best of nthread 1, 2) | $(calc "sprintf(\"%.2f\", $S_BEST / 1000000)") M rows/s | $T_SCORE |
+EOF2
+}
+if [ "$ONLY" = score ]; then
+  score_bench
+  score_table
+  exit 0
+fi
 
 # --- the log: generated once, reused when it has the right line count ---------------
 GEN_CMD="streamscore generate --customers $CUSTOMERS --events $EVENTS --days $DAYS --seed $SEED --out bench/out/events-10m.jsonl"
@@ -90,6 +142,7 @@ log "  $R1"
 log "replay, --threads 2"
 R2=$(replay 2)
 log "  $R2"
+score_bench
 
 # --- sanity: every run saw every line ---------------------------------------------------
 for j in "$P1" "$P2"; do
@@ -136,12 +189,15 @@ cat > "$OUT/results.json" <<EOF
   "parse_only_2t": $P2,
   "replay_1t": $R1,
   "replay_2t": $R2,
+  "scoring_nthread_1": $S1,
+  "scoring_nthread_2": $S2,
   "ratios": {"replay_2t_over_parse_only_1t": $RATIO_P1, "replay_2t_over_parse_only_2t": $RATIO_P2,
              "replay_2t_over_replay_1t": $SCALING, "parse_only_2t_over_parse_only_1t": $P_SCALING},
   "targets": {
     "replay_2t_at_least_1M_records_per_second": "$T_RATE",
     "replay_2t_at_least_30pct_of_parse_only_1t": "$T_RATIO",
-    "peak_rss_below_2GiB": "$T_RSS"
+    "peak_rss_below_2GiB": "$T_RSS",
+    "scoring_at_least_1M_rows_per_second": "$T_SCORE"
   }
 }
 EOF
@@ -175,6 +231,7 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | replay --threads 2 >= 30% of parse-only (1 thread) | $(PCT "$RATIO_P1") | $T_RATIO |
 | peak RSS < 2 GiB (max of both replays) | $MAX_RSS_MIB MiB | $T_RSS |
 EOF
+score_table
 
 # --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
 bash "$ROOT/bench/state.sh" "$BUILD"

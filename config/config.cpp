@@ -300,6 +300,19 @@ std::vector<SectionSpec> schema() {
       {"log",
        {choice_key("level", &C::log, &LogConfig::level,
                    {"trace", "debug", "info", "warn", "error", "off"})}},
+      {"model",
+       {{"dir", true,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           const auto* s = v.as_string();  // "" is allowed: no model
+           if (s == nullptr) return bad_value(key, v, "expected a string (\"\" = no model)");
+           c->model.dir = s->get();
+           return Status::ok();
+         },
+         [](const Config& c) { return c.model.dir; }},
+        // at most 2 s: a change of the active model must be noticed within 2 seconds
+        int_key("poll_interval_ms", &C::model, &ModelConfig::poll_interval_ms, 10, 2000),
+        int_key("rescore_rate", &C::model, &ModelConfig::rescore_rate, 1, 100'000'000),
+        int_key("nthread", &C::model, &ModelConfig::nthread, 1, 256)}},
   };
 }
 

@@ -55,6 +55,13 @@ struct CheckpointConfig {
   int64_t interval_ns = 2LL * 1'000'000'000;  // "2s"
 };
 
+struct ModelConfig {
+  std::string dir;                 // models directory; empty = no model (items carry no score)
+  int64_t poll_interval_ms = 500;  // how often the daemon reads DIR/active.json
+  int64_t rescore_rate = 50000;    // items per second re-scored in the background after a swap
+  int nthread = 1;                 // XGBoost threads for scoring
+};
+
 // The daemon's HTTP server (`streamscore run`): see README "Operating the daemon".
 struct HttpConfig {
   bool enabled = true;
@@ -80,6 +87,7 @@ struct Config {
   CheckpointConfig checkpoint;
   HttpConfig http;
   LogConfig log;
+  ModelConfig model;
 };
 
 // The environment variable that supplies the admin token when http.admin_token is unset.

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 
+#include "model/scorer.hpp"
 #include "state/codec.hpp"
 #include "state/format.hpp"
 
@@ -27,20 +28,19 @@ void fold_time(CustomerState& c, EventTime t) {
   c.has_entered = true;
 }
 
-// Average in cents, rounded to the nearest cent, halves away from zero. In 128 bits:
-// 2 * cents would overflow int64 long before cents itself does.
-int64_t average_cents(int64_t cents, int64_t count) {
-  if (count == 0) return 0;
-  const __int128 twice = static_cast<__int128>(cents) * 2 + count;
-  return static_cast<int64_t>(twice / (static_cast<__int128>(count) * 2));
-}
-
 // The index slot of a customer hash. Not its low bits: the shard is picked by
 // `hash % shards`, so inside one shard the low bits are all alike and would pile every
 // customer onto a few slots.
 std::size_t index_home(uint64_t hash, std::size_t mask) { return (hash >> 24) & mask; }
 
 }  // namespace
+
+// In 128 bits: 2 * cents would overflow int64 long before cents itself does.
+int64_t average_cents(int64_t cents, int64_t count) {
+  if (count == 0) return 0;
+  const __int128 twice = static_cast<__int128>(cents) * 2 + count;
+  return static_cast<int64_t>(twice / (static_cast<__int128>(count) * 2));
+}
 
 ShardState::ShardState(ShardOptions options) : options_(options) {}
 
@@ -283,7 +283,15 @@ void ShardState::render_item(const CustomerState& c, std::string* out) {
   append_event_time(*out, c.written.last_event);
   out->append("\",\"as_of\":\"");
   append_instant_seconds(*out, c.as_of_tick * kWindowSeconds);
-  out->append("\",\"version\":");
+  out->push_back('"');
+  if (c.model_version > 0) {
+    out->append(",\"score\":");
+    append_score(*out, c.score);
+    out->append(",\"model_version\":\"v");
+    out->append(std::to_string(c.model_version));
+    out->push_back('"');
+  }
+  out->append(",\"version\":");
   out->append(std::to_string(c.version));
   out->push_back('}');
 }
@@ -430,8 +438,43 @@ void ShardState::rebase(const VersionShift& shift) {
   const uint32_t entry = index_[index_position(id, XXH3_64bits(id.data(), id.size()))];
   if (entry == 0) return;
   CustomerState& c = customers_[entry - 1];
+  if (c.scored_version == c.version) c.scored_version += shift.delta;  // still the same features
   c.version += shift.delta;
   c.stored_version += shift.delta;
+}
+
+void ShardState::items_to_write(std::vector<uint32_t>* slots) const {
+  slots->clear();
+  for (uint32_t slot : dirty_)
+    if (customers_[slot].version > 0) slots->push_back(slot);
+  std::sort(slots->begin(), slots->end());
+}
+
+void ShardState::set_score(uint32_t slot, float score, int32_t model_version) {
+  CustomerState& c = customers_[slot];
+  if (c.scored_version == c.version && c.model_version != model_version) {
+    ++c.version;  // same features, another model: the item changes
+    ++logical_writes_;
+    ++rescores_;
+  }
+  c.score = score;
+  c.model_version = model_version;
+  c.scored_version = c.version;
+  mark_dirty(c, slot);
+}
+
+std::size_t ShardState::mark_stale(int32_t model_version, std::size_t limit) {
+  std::size_t stale = 0;
+  for (uint32_t slot = 0; slot < customers_.size(); ++slot) {
+    CustomerState& c = customers_[slot];
+    if (c.version == 0 || c.model_version == model_version) continue;
+    ++stale;
+    if (!c.dirty && limit > 0) {
+      mark_dirty(c, slot);
+      --limit;
+    }
+  }
+  return stale;
 }
 
 Status ShardState::load(const ItemRecord& record) {
@@ -485,6 +528,9 @@ Status ShardState::load(const ItemRecord& record) {
   }
   if (!d.at_end()) return bad("has trailing bytes");
   c.version = c.stored_version = record.version;
+  if (!read_score(record.item_json, &c.score, &c.model_version))
+    return Status::corruption("item " + record.pk + ": unreadable score or model_version");
+  c.scored_version = c.model_version > 0 ? c.version : 0;
   // A late event applied after the last evaluation shows as sums that differ from
   // the written content: evaluate at the next tick, as the uninterrupted run would.
   if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written &&

@@ -61,6 +61,10 @@ struct CustomerState {
   int64_t stored_version = 0;   // version the store holds (the optimistic-lock condition)
   int64_t next_tick_scheduled = kNoTick;
   bool dirty = false;           // item or internal data changed since the last flush
+  // The model's output for the item (model/): shown in the item when model_version > 0.
+  float score = 0;
+  int32_t model_version = 0;    // 0: no score
+  int64_t scored_version = 0;   // the `version` whose features `score` belongs to
 };
 
 struct ShardOptions {
@@ -71,6 +75,10 @@ struct FlushStats {
   uint64_t items_written = 0;
   uint64_t conflicts = 0;  // conditional puts retried because another writer moved the version
 };
+
+// avg_amount_30d in cents: rounded to the nearest cent, halves away from zero; 0 when
+// there is no transaction. The model's features use it too (model/features.hpp).
+int64_t average_cents(int64_t cents, int64_t count);
 
 // Receives the puts of changed customers, a chunk at a time, in PK order. It may move
 // their versions (a conflict retry) after calling ShardState::rebase for each move.
@@ -103,6 +111,18 @@ class ShardState {
   void rebase(const VersionShift& shift);
   bool has_dirty() const { return !dirty_.empty(); }
 
+  // Scoring (the model actor computes the scores): the customers with an item among
+  // those the next flush writes, in slot order.
+  void items_to_write(std::vector<uint32_t>* slots) const;
+  // Gives a customer's item the score of its current features by model `model_version`
+  // (> 0). A score by another model for features that were already scored is a new
+  // version of the item (a re-score, counted in rescores()).
+  void set_score(uint32_t slot, float score, int32_t model_version);
+  // Background re-scoring after a model swap: marks up to `limit` items whose score is
+  // not by `model_version` for the next flush. Returns the number of such items.
+  std::size_t mark_stale(int32_t model_version, std::size_t limit);
+  uint64_t rescores() const { return rescores_; }
+
   // Rebuilds a customer from a stored item (state continuation after a restart).
   // Call finish_loading() after the last one (apply and advance_to do it otherwise).
   Status load(const ItemRecord& record);
@@ -121,6 +141,8 @@ class ShardState {
   uint64_t evaluations() const { return evaluations_; }  // customer evaluations at ticks
   int64_t current_tick() const { return current_tick_; }
   const CustomerState* find_customer(const std::string& id) const;
+  // Read-only view of every customer (training snapshots at cut ticks).
+  const std::vector<CustomerState>& customers() const { return customers_; }
 
   // The public item of a customer exactly as export prints it. `"version":N` stays the
   // last field (commit_with_retry moves it in place).
@@ -155,6 +177,7 @@ class ShardState {
   uint64_t logical_writes_ = 0;
   uint64_t tick_nanos_ = 0;
   uint64_t evaluations_ = 0;
+  uint64_t rescores_ = 0;
 };
 
 }  // namespace streamscore

@@ -85,6 +85,10 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.http.max_body_bytes == b.http.max_body_bytes);
   BOOST_TEST(a.log.level == b.log.level);
   BOOST_TEST(streamscore::changed_keys(a, b).empty());
+  BOOST_TEST(a.model.dir == b.model.dir);
+  BOOST_TEST(a.model.poll_interval_ms == b.model.poll_interval_ms);
+  BOOST_TEST(a.model.rescore_rate == b.model.rescore_rate);
+  BOOST_TEST(a.model.nthread == b.model.nthread);
 }
 
 const std::vector<std::string> kAllKeys = {
@@ -94,7 +98,8 @@ const std::vector<std::string> kAllKeys = {
     "dead_letter.path", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
-    "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "log.level"};
+    "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "log.level",
+    "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
 
 // Loads a file with `text`; expects failure and returns the message.
 std::string file_error(const std::string& text, const std::vector<std::string>& sets = {}) {
@@ -164,7 +169,8 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536",
       "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
       "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
-      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "log.level=info"};
+      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "log.level=info",
+      "model.dir=", "model.poll_interval_ms=500", "model.rescore_rate=50000", "model.nthread=1"};
   BOOST_TEST(sets.size() == kAllKeys.size());
   Config c;
   Status s = load_config("", sets, &c);
@@ -248,7 +254,7 @@ BOOST_AUTO_TEST_CASE(error_unknown_key_lists_the_known_keys) {
 BOOST_AUTO_TEST_CASE(error_unknown_section) {
   const std::string m = file_error("[engine]\nshards = 2\n[windows]\nallowed_lateness = \"5m\"\n");
   BOOST_TEST(contains(m, "c.toml:3:2: unknown section [windows] (known sections: [source], "
-                         "[state], [dead_letter], [window], [engine], [checkpoint], [http], [log])"));
+                         "[state], [dead_letter], [window], [engine], [checkpoint], [http], [log], [model])"));
   BOOST_TEST(contains(override_error("windows.allowed_lateness=5m"), "unknown section [windows]"));
   BOOST_TEST(contains(file_error("shards = 2\n"),
                       "key 'shards' is outside any section (it belongs under [engine])"));

@@ -1,0 +1,73 @@
+// The model actor: holds the active model, scores batches of feature rows for the
+// shards, and takes version-swap messages (from the daemon's watcher of the active
+// reference). After a swap it tells every shard, which then re-scores its items in the
+// background, throttled, so the table converges to the active version.
+#pragma once
+
+#include <caf/all.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/artifact.hpp"
+#include "model/features.hpp"
+
+namespace streamscore {
+
+using score_atom = caf::atom_constant<caf::atom("score")>;
+using swap_atom = caf::atom_constant<caf::atom("swap")>;
+using model_atom = caf::atom_constant<caf::atom("model")>;      // model actor -> shard: new version
+using rescore_atom = caf::atom_constant<caf::atom("rescore")>;  // shard -> itself: next step
+using shards_atom = caf::atom_constant<caf::atom("shards")>;
+
+using ModelPtr = std::shared_ptr<const LoadedModel>;
+
+struct ScoreRequest {
+  std::vector<FeatureRow> rows;
+};
+
+struct ScoreReply {
+  int model_version = 0;      // 0: no active model, `scores` is empty
+  std::vector<float> scores;  // one per row
+};
+
+// What the daemon reports about scoring; shared by the model actor and the shards.
+struct ModelMetrics {
+  explicit ModelMetrics(std::size_t shards) : stale(shards), stale_for(shards) {
+    for (auto& s : stale) s.store(0);
+    for (auto& s : stale_for) s.store(0);
+  }
+  std::atomic<int> active_version{0};
+  std::atomic<uint64_t> swaps{0};
+  std::atomic<uint64_t> rows_scored{0};
+  std::atomic<uint64_t> rescored{0};       // items re-scored in the background (version + 1 each)
+  // Per shard: items whose model_version is not the active one, as of its last re-score
+  // step (0 once it has converged).
+  std::vector<std::atomic<int64_t>> stale;
+  std::vector<std::atomic<int>> stale_for;  // the version each shard's count refers to
+
+  // Items left to re-score to the active version; -1 while a shard has not counted yet.
+  int64_t stale_total() const {
+    int64_t sum = 0;
+    for (std::size_t i = 0; i < stale.size(); ++i) {
+      if (stale_for[i].load() != active_version.load()) return -1;
+      sum += stale[i].load(std::memory_order_relaxed);
+    }
+    return sum;
+  }
+};
+
+// `initial` may be null (no model: replies carry no scores). With `converge_initial`
+// (a restart on stored items, which may carry another version's scores), the shards
+// re-score to the initial model as after a swap.
+caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial,
+                             std::shared_ptr<ModelMetrics> metrics, bool converge_initial);
+
+}  // namespace streamscore
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreReply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ModelPtr)

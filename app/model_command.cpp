@@ -1,0 +1,142 @@
+// `streamscore model list|activate vN|rollback --models DIR`: the models directory and
+// its active reference (model/registry.hpp).
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "app/commands.hpp"
+#include "app/common.hpp"
+#include "model/registry.hpp"
+
+namespace streamscore {
+
+namespace {
+
+struct ModelArgs {
+  std::string models_dir;
+  std::string version;
+  bool json = false;
+};
+
+std::string version_list(const std::vector<int>& versions) {
+  std::string out;
+  for (int v : versions) out += (out.empty() ? "v" : ", v") + std::to_string(v);
+  return out.empty() ? "(none)" : out;
+}
+
+int exit_code_of(const Status& s) { return s.is_not_found() ? kExitUsage : kExitFailure; }
+
+int list(const ModelArgs& args) {
+  ModelRegistry registry(args.models_dir);
+  std::vector<ModelEntry> entries;
+  ActiveRef active;
+  Status s = registry.list(&entries);
+  if (s.is_ok()) s = registry.read_active(&active);
+  if (!s.is_ok()) {
+    print_error("model list", s.message());
+    return exit_code_of(s);
+  }
+  if (args.json) {
+    std::string out = "{\"active\":";
+    out += active.active ? "\"v" + std::to_string(active.active) + "\"" : "null";
+    out += ",\"models\":[";
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const ModelEntry& e = entries[i];
+      out += fmt::format("{}{{\"version\":\"v{}\",\"active\":{}", i ? "," : "", e.version,
+                         e.version == active.active ? "true" : "false");
+      if (e.meta_status.is_ok())
+        out += fmt::format(",\"training_date\":\"{}\",\"validation_auc\":{:.6f},"
+                           "\"validation_logloss\":{:.6f},\"rows_train\":{},\"rows_validation\":{}}}",
+                           e.meta.training_date, e.meta.validation_auc, e.meta.validation_logloss,
+                           e.meta.rows_train, e.meta.rows_validation);
+      else
+        out += ",\"error\":\"metadata unreadable\"}";
+    }
+    std::printf("%s]}\n", out.c_str());
+    return kExitOk;
+  }
+  std::string out = fmt::format("{:<3}{:<8}{:<22}{:>8}{:>10}{:>12}{:>12}\n", "", "version",
+                                "trained", "AUC", "logloss", "rows train", "rows valid");
+  for (const ModelEntry& e : entries) {
+    const char* mark = e.version == active.active ? "*" : "";
+    if (e.meta_status.is_ok())
+      out += fmt::format("{:<3}{:<8}{:<22}{:>8.4f}{:>10.4f}{:>12}{:>12}\n", mark,
+                         "v" + std::to_string(e.version), e.meta.training_date, e.meta.validation_auc,
+                         e.meta.validation_logloss, e.meta.rows_train, e.meta.rows_validation);
+    else
+      out += fmt::format("{:<3}{:<8}metadata unreadable: {}\n", mark, "v" + std::to_string(e.version),
+                         e.meta_status.message());
+  }
+  if (entries.empty()) out += "   (no models)\n";
+  out += fmt::format("active: {}; rollback history: {}\n",
+                     active.active ? "v" + std::to_string(active.active) : "(none)",
+                     version_list(active.history));
+  std::fputs(out.c_str(), stdout);
+  return kExitOk;
+}
+
+int activate(const ModelArgs& args) {
+  int version = 0;
+  Status s = parse_version_name(args.version, &version);
+  if (!s.is_ok()) {
+    print_error("model activate", s.message());
+    return kExitUsage;
+  }
+  ModelRegistry registry(args.models_dir);
+  ActiveRef after;
+  if (!(s = registry.activate(version, &after)).is_ok()) {
+    print_error("model activate", s.message());
+    return exit_code_of(s);
+  }
+  std::printf("model activate: v%d is active (rollback history: %s)\n", after.active,
+              version_list(after.history).c_str());
+  return kExitOk;
+}
+
+int rollback(const ModelArgs& args) {
+  ModelRegistry registry(args.models_dir);
+  ActiveRef before, after;
+  Status s = registry.read_active(&before);
+  if (s.is_ok()) s = registry.rollback(&after);
+  if (!s.is_ok()) {
+    print_error("model rollback", s.message());
+    return s.code() == Status::Code::invalid_argument ? kExitFailure : exit_code_of(s);
+  }
+  std::printf("model rollback: v%d is active again (was v%d; rollback history: %s)\n", after.active,
+              before.active, version_list(after.history).c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+void register_model_command(CLI::App& root, int* exit_code) {
+  auto args = std::make_shared<ModelArgs>();
+  CLI::App* cmd = root.add_subcommand(
+      "model", "List the models of a models directory, activate a version, roll back");
+  cmd->require_subcommand(1);
+  cmd->footer(
+      "Examples:\n"
+      "  streamscore model list --models models\n"
+      "  streamscore model activate v2 --models models\n"
+      "  streamscore model rollback --models models\n"
+      "The active reference is models/active.json, replaced atomically; a running daemon with\n"
+      "[model] dir = \"models\" picks a change up within 2 seconds.");
+  CLI::App* ls = cmd->add_subcommand("list", "Versions, training dates, metrics, and which is active");
+  ls->add_option("--models", args->models_dir, "models directory")->required();
+  ls->add_flag("--json", args->json, "print the list as one JSON object");
+  ls->footer("Example:\n  streamscore model list --models models");
+  ls->callback([args, exit_code] { *exit_code = list(*args); });
+  CLI::App* act = cmd->add_subcommand("activate", "Check version vN and make it the active model");
+  act->add_option("version", args->version, "the version to activate, e.g. v2")->required();
+  act->add_option("--models", args->models_dir, "models directory")->required();
+  act->footer(
+      "Example:\n  streamscore model activate v2 --models models\n"
+      "A corrupt model, a checksum mismatch or a feature schema that differs from the engine's\n"
+      "is refused (exit 1) and the active model does not change.");
+  act->callback([args, exit_code] { *exit_code = activate(*args); });
+  CLI::App* rb = cmd->add_subcommand("rollback", "Make the previously active version active again");
+  rb->add_option("--models", args->models_dir, "models directory")->required();
+  rb->footer("Example:\n  streamscore model rollback --models models");
+  rb->callback([args, exit_code] { *exit_code = rollback(*args); });
+}
+
+}  // namespace streamscore

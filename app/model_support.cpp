@@ -1,0 +1,166 @@
+#include "app/model_support.hpp"
+
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <filesystem>
+
+#include <chrono>
+#include <cstdio>
+
+#include "actors/model_actor.hpp"
+#include "model/registry.hpp"
+
+namespace streamscore {
+
+void log_line(const char* command, const std::string& message) {
+  // On a terminal the progress line is redrawn after it; clear it first.
+  std::fprintf(stderr, "%sstreamscore %s: %s\n", ::isatty(STDERR_FILENO) == 1 ? "\r\033[K" : "",
+               command, message.c_str());
+}
+
+Status prepare_scoring(const ModelConfig& model, EngineOptions* options, std::string* initial_error) {
+  if (model.dir.empty()) return Status::ok();
+  options->scoring = true;
+  options->rescore_rate = model.rescore_rate;
+  ModelRegistry registry(model.dir);
+  ActiveRef ref;
+  Status s = registry.read_active(&ref);
+  if (!s.is_ok()) {
+    *initial_error = s.message();
+    return Status::ok();
+  }
+  if (ref.active == 0) return Status::ok();
+  auto loaded = std::make_shared<LoadedModel>();
+  if (!(s = load_model(model.dir, ref.active, model.nthread, loaded.get())).is_ok()) {
+    *initial_error = s.message();
+    return Status::ok();
+  }
+  options->initial_model = std::move(loaded);
+  return Status::ok();
+}
+
+ModelRollout::ModelRollout(const ModelConfig& config, Engine* engine, int initial_version)
+    : config_(config), engine_(engine), watcher_(config.dir, config.nthread) {
+  watcher_.assume_in_use(initial_version);
+  thread_ = std::thread([this] { loop(); });
+}
+
+ModelRollout::~ModelRollout() { stop(); }
+
+void ModelRollout::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void ModelRollout::loop() {
+  using clock = std::chrono::steady_clock;
+  auto metrics = engine_->model_metrics();
+  auto last_report = clock::now();
+  // A restart on items scored by another version re-scores them to the initial model:
+  // that is reported like a swap (a fresh state has nothing to re-score, nothing is said).
+  int reported_complete = 0;
+  int64_t last_left = -2;
+  int swapped_to = metrics->active_version.load();  // the version the last swap asked for
+  while (!stop_) {
+    std::shared_ptr<const LoadedModel> model;
+    std::string error;
+    const int before = watcher_.in_use();
+    switch (watcher_.poll(&model, &error)) {
+      case ActiveModelWatcher::Change::loaded:
+        log_line("run", "model: " + model->meta.version_name() + " loaded and checked; swapping (was " +
+                            (before ? "v" + std::to_string(before) : std::string("no model")) +
+                            "); items are re-scored in the background");
+        swapped_to = model->meta.version;
+        engine_->swap_model(std::move(model));
+        reported_complete = 0;
+        last_left = -2;
+        break;
+      case ActiveModelWatcher::Change::refused:
+        log_line("run", error + "; " +
+                            (before ? "v" + std::to_string(before) + " stays active" : std::string("no model is active")));
+        break;
+      case ActiveModelWatcher::Change::none:
+        break;
+    }
+    // Reports refer to the version of the last swap once the model actor has taken it.
+    const int active = metrics->active_version.load() == swapped_to ? swapped_to : 0;
+    const int64_t left = metrics->stale_total();
+    if (active > 0 && reported_complete != active && left == 0) {
+      log_line("run", "model: re-score to v" + std::to_string(active) + " complete (" +
+                          std::to_string(metrics->rescored.load()) + " items re-scored since start)");
+      reported_complete = active;
+    } else if (active > 0 && reported_complete != active && left > 0 && left != last_left &&
+               clock::now() - last_report >= std::chrono::seconds(1)) {
+      log_line("run", "model: re-scoring to v" + std::to_string(active) + ": " + std::to_string(left) +
+                          " items left");
+      last_report = clock::now();
+      last_left = left;
+    }
+    for (int64_t waited = 0; waited < config_.poll_interval_ms && !stop_; waited += 10)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+namespace {
+
+// Refusals are conflicts with the registry's state, not server errors.
+Status as_admin_error(const Status& s) {
+  if (s.is_ok() || s.is_not_found()) return s;
+  if (s.code() == Status::Code::corruption || s.code() == Status::Code::invalid_argument)
+    return Status::conflict(s.message());
+  return s;
+}
+
+}  // namespace
+
+Status RegistryModelAdmin::describe(std::string* json) {
+  ActiveRef ref;
+  Status s = registry_.read_active(&ref);
+  if (!s.is_ok()) return s;
+  boost::json::object o;
+  o["active"] = ref.active ? boost::json::value("v" + std::to_string(ref.active)) : boost::json::value(nullptr);
+  boost::json::array history;
+  for (int v : ref.history) history.emplace_back("v" + std::to_string(v));
+  o["history"] = std::move(history);
+  if (ref.active) {  // the active model's metadata sidecar, as stored
+    std::string text;
+    boost::system::error_code ec;
+    if (read_file((std::filesystem::path(registry_.dir()) / meta_file_name(ref.active)).string(), &text).is_ok()) {
+      boost::json::value meta = boost::json::parse(text, ec);
+      if (!ec) o["metadata"] = std::move(meta);
+    }
+  }
+  *json = boost::json::serialize(o);
+  return Status::ok();
+}
+
+Status RegistryModelAdmin::activate(const std::string& version, std::string* json) {
+  int n = 0;
+  Status s = parse_version_name(version, &n);
+  if (!s.is_ok()) return s;  // 400
+  ActiveRef after;
+  if (!(s = as_admin_error(registry_.activate(n, &after))).is_ok()) return s;
+  return describe(json);
+}
+
+Status RegistryModelAdmin::rollback(std::string* json) {
+  ActiveRef after;
+  Status s = as_admin_error(registry_.rollback(&after));
+  if (!s.is_ok()) return s;
+  return describe(json);
+}
+
+void print_model_summary(const Engine& engine) {
+  auto m = engine.model_metrics();
+  if (!m) return;
+  const int active = m->active_version.load();
+  const int64_t left = m->stale_total();
+  std::printf("  model                %s   (swaps: %llu, rows scored: %llu, items re-scored: %llu%s)\n",
+              active ? ("v" + std::to_string(active)).c_str() : "none",
+              (unsigned long long)m->swaps.load(), (unsigned long long)m->rows_scored.load(),
+              (unsigned long long)m->rescored.load(),
+              left > 0 ? (", " + std::to_string(left) + " items still on another version").c_str() : "");
+}
+
+}  // namespace streamscore

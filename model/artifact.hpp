@@ -1,0 +1,65 @@
+// A versioned model artifact: DIR/high_value_customer_model_vN.json (the XGBoost JSON
+// model) and its sidecar DIR/high_value_customer_model_vN.meta.json (ModelMeta).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/xgb.hpp"
+#include "state/status.hpp"
+
+namespace streamscore {
+
+struct ModelMeta {
+  int version = 0;                        // N of vN
+  std::string training_date;              // UTC, YYYY-MM-DDTHH:MM:SSZ (wall clock)
+  std::vector<std::string> feature_schema;  // names, in column order
+  std::string label_definition;           // the label in words (see docs/semantics.md)
+  std::string label_kind;                 // "top_fraction" | "min_amount"
+  double label_top_fraction = 0;          // label_kind == top_fraction
+  int64_t label_min_amount_cents = 0;     // label_kind == min_amount
+  int64_t label_horizon_days = 30;
+  std::string first_event_time, last_event_time;  // accepted events of the log
+  std::string first_cut, last_cut;                // all cuts that got rows
+  std::string first_validation_cut;               // cuts from here on are held out
+  int64_t cut_every_seconds = 86400;
+  uint64_t cuts_train = 0, cuts_validation = 0;
+  uint64_t rows_train = 0, rows_validation = 0;
+  uint64_t positives_train = 0, positives_validation = 0;
+  double validation_auc = 0;
+  double validation_logloss = 0;
+  TrainParams params;
+  std::string xgboost_version;
+  std::string sha256;  // of the artifact bytes
+
+  std::string version_name() const { return "v" + std::to_string(version); }
+};
+
+std::string artifact_file_name(int version);  // high_value_customer_model_vN.json
+std::string meta_file_name(int version);      // high_value_customer_model_vN.meta.json
+
+// The sidecar as pretty-enough JSON (one key per line), keys in a fixed order.
+std::string render_meta(const ModelMeta& meta);
+// Parses a sidecar; a missing or mistyped key is a corruption naming the key.
+Status parse_meta(const std::string& text, ModelMeta* out);
+
+// A model ready to score: its metadata and its booster.
+struct LoadedModel {
+  ModelMeta meta;
+  Booster booster;
+};
+
+// Loads DIR's vN and checks it, refusing (with an error naming the mismatch):
+// a missing or unreadable sidecar, a sidecar for another version, a feature schema that
+// differs from the engine's, an artifact whose sha256 differs from the sidecar's, an
+// artifact XGBoost cannot load, or a booster whose feature count or names differ.
+Status load_model(const std::string& dir, int version, int nthread, LoadedModel* out);
+
+// Reads a whole file; Status::not_found when it does not exist.
+Status read_file(const std::string& path, std::string* out);
+// Writes `bytes` to `path` through a temporary file, fsync and rename, so that a reader
+// sees the old content or the new one, never a part.
+Status write_file_atomically(const std::string& path, const std::string& bytes);
+
+}  // namespace streamscore

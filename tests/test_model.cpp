@@ -1,0 +1,592 @@
+// The model module: point-in-time training set (no leakage), labels, deterministic
+// artifacts, predictions equal to the xgboost command-line tool's, refused models,
+// the registry (activate, rollback), and the train/model commands end to end.
+#define BOOST_TEST_MODULE model
+#include <boost/test/unit_test.hpp>
+
+#include <sys/wait.h>
+#include <xxhash.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "actors/model_actor.hpp"
+#include "app/model_support.hpp"
+#include "io/event_parser.hpp"
+#include "model/artifact.hpp"
+#include "model/features.hpp"
+#include "model/registry.hpp"
+#include "model/scorer.hpp"
+#include "model/sha256.hpp"
+#include "model/trainer.hpp"
+#include "model/watcher.hpp"
+#include "model/training_set.hpp"
+#include "state/format.hpp"
+#include "state/shard_state.hpp"
+#include "state/store.hpp"
+
+using namespace streamscore;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kSec = kNanosPerSecond;
+constexpr int64_t kDay = 86400 * kSec;
+constexpr int64_t kT0 = 1735689600LL * kSec;  // 2025-01-01T00:00:00Z
+constexpr int64_t kLateness = 600 * kSec;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int n = 0;
+    path = fs::temp_directory_path() /
+           ("streamscore-model-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string operator/(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void spit(const std::string& p, const std::string& bytes) {
+  std::ofstream(p, std::ios::binary) << bytes;
+}
+
+struct LogEvent {
+  std::string id, customer;
+  int64_t ns = 0;
+  int64_t cents = 0;
+  bool txn = true;
+};
+
+std::string line_of(const LogEvent& e) {
+  std::string s = "{\"event_id\":\"" + e.id + "\",\"customer_id\":\"" + e.customer +
+                  "\",\"event_time\":\"";
+  append_event_time(s, EventTime{e.ns, 0});
+  s += "\",\"event_type\":\"" + std::string(e.txn ? "transaction" : "login") + "\",\"amount\":";
+  append_cents(s, e.cents);
+  return s + "}";
+}
+
+// A 45-day log in arrival order: 40 customers with their own spending levels, small
+// disorder, exact redeliveries, late events (hours behind, arriving after their cut
+// has passed), and big "poison" transactions exactly at midnight, the instant of a cut.
+std::vector<LogEvent> synthetic_log(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<LogEvent> log;
+  int next_id = 0;
+  for (int64_t t = kT0; t < kT0 + 45 * kDay; t += 97 * kSec) {
+    const int c = static_cast<int>(rng() % 40);
+    LogEvent e{"e" + std::to_string(next_id++), "C" + std::to_string(c),
+               t + static_cast<int64_t>(rng() % 60) * kSec,
+               static_cast<int64_t>(rng() % (100 * (c + 1))) + 1, rng() % 10 != 0};
+    if (rng() % 200 == 0) e.ns -= static_cast<int64_t>(1 + rng() % 40) * 3600 * kSec;  // late
+    log.push_back(e);
+    if (rng() % 50 == 0) log.push_back(e);  // redelivery
+    if ((t - kT0) % kDay < 97 * kSec) {     // the first record of a day: poison at midnight
+      const int64_t midnight = kT0 + (t - kT0) / kDay * kDay;
+      log.push_back(LogEvent{"p" + std::to_string(next_id++), "C" + std::to_string(rng() % 40),
+                             midnight, 99999900, true});
+    }
+  }
+  return log;
+}
+
+std::string write_log(const TempDir& dir, const std::vector<LogEvent>& log) {
+  std::string text;
+  for (const auto& e : log) text += line_of(e) + "\n";
+  const std::string path = dir / "events.jsonl";
+  spit(path, text);
+  return path;
+}
+
+TrainingSetOptions set_options() {
+  TrainingSetOptions o;
+  o.allowed_lateness_ns = kLateness;
+  o.now_ns = kT0 + 400 * kDay;  // fixed wall clock: nothing is `future`
+  return o;
+}
+
+struct Fixture {
+  TempDir dir;
+  std::vector<LogEvent> log = synthetic_log(7);
+  std::string path = write_log(dir, log);
+  TrainingSet set;
+  Fixture() { BOOST_REQUIRE(build_training_set({path}, set_options(), &set).is_ok()); }
+};
+
+TrainedModel train(const TrainingSet& set, int rounds = 20) {
+  TrainerOptions options;
+  options.params.rounds = rounds;
+  options.params.nthread = 2;
+  TrainedModel m;
+  Status s = train_model(set, set_options(), options, &m);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  return m;
+}
+
+int run(const std::string& cmd) {
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(sha256_matches_the_standard_test_vector) {
+  BOOST_TEST(sha256_hex("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+// An independent model of "what the engine served at cut T": in arrival order, an
+// event is in the row when it was received before the watermark reached T, its first
+// occurrence was accepted, and its event_time is in [T - 30 days, T).
+BOOST_FIXTURE_TEST_CASE(feature_rows_never_include_events_at_or_after_their_cut, Fixture) {
+  BOOST_REQUIRE(set.cuts.size() >= 10);
+  BOOST_REQUIRE(!set.rows.empty());
+  std::map<std::pair<int64_t, std::string>, std::pair<int64_t, int64_t>> expected;  // count, cents
+  std::set<std::string> seen;
+  std::vector<const LogEvent*> received;
+  int64_t max_ns = INT64_MIN;
+  std::size_t next_cut = 0;
+  auto snapshot = [&](int64_t cut) {
+    const int64_t cut_ns = cut * kWindowNanos;
+    for (const LogEvent* e : received) {
+      auto& v = expected[{cut, e->customer}];
+      if (e->txn && e->ns < cut_ns && e->ns >= cut_ns - kHorizonNanos) {
+        ++v.first;
+        v.second += e->cents;
+      }
+    }
+  };
+  for (const LogEvent& e : log) {
+    const int64_t watermark = std::max(max_ns, e.ns) - kLateness;
+    // The cuts the watermark passes with this event are taken before it is applied.
+    while (next_cut < set.cuts.size() && set.cuts[next_cut] * kWindowNanos <= watermark)
+      snapshot(set.cuts[next_cut++]);
+    if (!seen.insert(e.customer + "/" + e.id).second) continue;
+    received.push_back(&e);
+    max_ns = std::max(max_ns, e.ns);
+  }
+  std::size_t poison_checked = 0;
+  for (const TrainingRow& r : set.rows) {
+    BOOST_TEST_CONTEXT("cut " << r.cut_tick << " customer " << r.customer_id) {
+      BOOST_TEST(r.last_event_ns < r.cut_tick * kWindowNanos);
+      const auto it = expected.find({r.cut_tick, r.customer_id});
+      BOOST_REQUIRE(it != expected.end());
+      BOOST_TEST(r.txn_count == it->second.first);
+      BOOST_TEST(r.cents == it->second.second);
+      BOOST_TEST(r.features[0] == static_cast<float>(r.txn_count));
+    }
+    // The poison transaction at the cut instant is worth more than everything else.
+    if (r.cents < 99999900) ++poison_checked;
+  }
+  BOOST_TEST(poison_checked > 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(labels_come_from_the_30_days_after_the_cut, Fixture) {
+  std::set<std::string> seen;
+  std::map<std::string, std::vector<const LogEvent*>> by_customer;
+  for (const LogEvent& e : log)
+    if (seen.insert(e.customer + "/" + e.id).second && e.txn) by_customer[e.customer].push_back(&e);
+  std::map<int64_t, std::vector<const TrainingRow*>> by_cut;
+  for (const TrainingRow& r : set.rows) {
+    int64_t future = 0;
+    const int64_t from = r.cut_tick * kWindowNanos;
+    for (const LogEvent* e : by_customer[r.customer_id])
+      if (e->ns >= from && e->ns < from + kHorizonNanos) future += e->cents;
+    BOOST_TEST(r.future_cents == future);
+    BOOST_TEST(r.cut_tick + kHorizonWindows <= set.end_tick);  // complete label window
+    by_cut[r.cut_tick].push_back(&r);
+  }
+  for (const auto& [cut, rows] : by_cut) {
+    std::size_t positives = 0;
+    int64_t min_positive = INT64_MAX, max_negative = INT64_MIN;
+    for (const TrainingRow* r : rows) {
+      if (r->label == 1.f) {
+        ++positives;
+        min_positive = std::min(min_positive, r->future_cents);
+      } else {
+        max_negative = std::max(max_negative, r->future_cents);
+      }
+    }
+    BOOST_TEST(positives >= static_cast<std::size_t>(std::ceil(rows.size() * 0.1)));
+    BOOST_TEST(min_positive > max_negative);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(training_twice_gives_byte_identical_artifacts, Fixture) {
+  TrainingSet again;
+  BOOST_REQUIRE(build_training_set({path}, set_options(), &again).is_ok());
+  const TrainedModel a = train(set), b = train(again);
+  BOOST_TEST(a.artifact == b.artifact);
+  BOOST_TEST(a.meta.validation_auc == b.meta.validation_auc);
+  BOOST_TEST(a.meta.validation_auc > 0.5);
+  // Published twice: same artifact bytes and checksum under v1 and v2.
+  ModelRegistry registry(dir / "models");
+  ModelMeta m1 = a.meta, m2 = b.meta;
+  BOOST_REQUIRE(registry.publish(a.artifact, &m1).is_ok());
+  BOOST_REQUIRE(registry.publish(b.artifact, &m2).is_ok());
+  BOOST_TEST(m1.version == 1);
+  BOOST_TEST(m2.version == 2);
+  BOOST_TEST(slurp(dir / "models/high_value_customer_model_v1.json") ==
+             slurp(dir / "models/high_value_customer_model_v2.json"));
+  BOOST_TEST(m1.sha256 == m2.sha256);
+}
+
+BOOST_FIXTURE_TEST_CASE(scores_equal_the_xgboost_command_line_tool, Fixture) {
+  const TrainedModel trained = train(set);
+  ModelRegistry registry(dir / "models");
+  ModelMeta meta = trained.meta;
+  BOOST_REQUIRE(registry.publish(trained.artifact, &meta).is_ok());
+  LoadedModel model;
+  BOOST_REQUIRE(load_model(dir / "models", meta.version, 1, &model).is_ok());
+  // Every training row, plus edge rows: no transaction, one cent, huge amounts.
+  std::vector<FeatureRow> rows;
+  for (const TrainingRow& r : set.rows) rows.push_back(r.features);
+  for (auto [count, cents] : std::vector<std::pair<int64_t, int64_t>>{
+           {0, 0}, {1, 1}, {3, 100}, {1000, 100000000000}, {7, 123456789}})
+    rows.push_back(feature_row(count, cents));
+  std::vector<float> ours;
+  BOOST_REQUIRE(score_rows(model, rows, &ours).is_ok());
+  BOOST_REQUIRE(ours.size() == rows.size());
+
+  std::string libsvm;
+  char buf[128];
+  for (const FeatureRow& r : rows) {
+    // %.9g round-trips a float32 exactly; explicit zeros are values, not missing.
+    std::snprintf(buf, sizeof buf, "0 0:%.9g 1:%.9g 2:%.9g\n", r[0], r[1], r[2]);
+    libsvm += buf;
+  }
+  spit(dir / "rows.libsvm", libsvm);
+  spit(dir / "pred.conf", "task = pred\nmodel_in = \"" + dir / ("models/" + artifact_file_name(meta.version)) +
+                              "\"\ntest:data = \"" + dir / "rows.libsvm?format=libsvm" +
+                              "\"\nname_pred = \"" + dir / "pred.txt" + "\"\nnthread = 1\n");
+  BOOST_REQUIRE(run("cd " + dir.path.string() + " && xgboost pred.conf > xgboost.log 2>&1") == 0);
+  std::ifstream in(dir / "pred.txt");
+  std::vector<double> theirs;
+  for (double v; in >> v;) theirs.push_back(v);
+  BOOST_REQUIRE(theirs.size() == ours.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < ours.size(); ++i) worst = std::max(worst, std::abs(theirs[i] - ours[i]));
+  BOOST_TEST_MESSAGE("largest difference to the xgboost CLI: " << worst);
+  BOOST_TEST(worst <= 1e-6);
+  // The scores do differ between rows: the comparison is not between constants.
+  BOOST_TEST(*std::max_element(ours.begin(), ours.end()) - *std::min_element(ours.begin(), ours.end()) > 0.5f);
+}
+
+namespace {
+
+struct RegistryFixture : Fixture {
+  ModelRegistry registry{dir / "models"};
+  std::string models = dir / "models";
+  RegistryFixture() {
+    const TrainedModel trained = train(set, 5);
+    for (int i = 0; i < 3; ++i) {
+      ModelMeta meta = trained.meta;
+      BOOST_REQUIRE(registry.publish(trained.artifact, &meta).is_ok());
+    }
+  }
+  std::string artifact(int v) const { return models + "/" + artifact_file_name(v); }
+  std::string meta(int v) const { return models + "/" + meta_file_name(v); }
+  std::string refusal(int v) {
+    LoadedModel m;
+    Status s = load_model(models, v, 1, &m);
+    BOOST_TEST(!s.is_ok());
+    return s.message();
+  }
+  static void replace(std::string& s, const std::string& from, const std::string& to) {
+    const auto at = s.find(from);
+    BOOST_REQUIRE(at != std::string::npos);
+    s.replace(at, from.size(), to);
+  }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(refuses_a_checksum_mismatch, RegistryFixture) {
+  std::string bytes = slurp(artifact(2));
+  replace(bytes, "\"num_trees\":\"5\"", "\"num_trees\":\"4\"");
+  spit(artifact(2), bytes);
+  const std::string why = refusal(2);
+  BOOST_TEST(why.find("model v2 refused: checksum mismatch") != std::string::npos, why);
+  BOOST_TEST(why.find(sha256_hex(bytes)) != std::string::npos, why);
+}
+
+BOOST_FIXTURE_TEST_CASE(refuses_a_corrupt_artifact_even_with_a_matching_checksum, RegistryFixture) {
+  const std::string bytes = slurp(artifact(2)).substr(0, 200);  // truncated JSON
+  spit(artifact(2), bytes);
+  std::string m = slurp(meta(2));
+  ModelMeta parsed;
+  BOOST_REQUIRE(parse_meta(m, &parsed).is_ok());
+  replace(m, parsed.sha256, sha256_hex(bytes));
+  spit(meta(2), m);
+  const std::string why = refusal(2);
+  BOOST_TEST(why.find("model v2 refused: corrupt artifact") != std::string::npos, why);
+}
+
+BOOST_FIXTURE_TEST_CASE(refuses_a_feature_schema_that_differs_from_the_engines, RegistryFixture) {
+  std::string m = slurp(meta(3));
+  replace(m, R"(["total_txn_30d","total_amount_30d","avg_amount_30d"])",
+          R"(["total_amount_30d","total_txn_30d","avg_amount_30d"])");
+  spit(meta(3), m);
+  const std::string why = refusal(3);
+  BOOST_TEST(why.find("feature schema mismatch: the model expects [total_amount_30d, total_txn_30d, "
+                      "avg_amount_30d], the engine provides [total_txn_30d, total_amount_30d, "
+                      "avg_amount_30d]") != std::string::npos,
+             why);
+}
+
+BOOST_FIXTURE_TEST_CASE(refuses_unreadable_metadata, RegistryFixture) {
+  spit(meta(1), "{\"version\":");
+  BOOST_TEST(refusal(1).find("metadata is not valid JSON") != std::string::npos);
+  std::string m = slurp(meta(2));
+  replace(m, "\"sha256\"", "\"sha_256\"");
+  spit(meta(2), m);
+  BOOST_TEST(refusal(2).find("key 'sha256' is missing") != std::string::npos, refusal(2));
+  fs::remove(meta(3));
+  BOOST_TEST(refusal(3).find("metadata") != std::string::npos);
+  BOOST_TEST(refusal(4).find("no such file") != std::string::npos);
+}
+
+BOOST_FIXTURE_TEST_CASE(activate_and_rollback_keep_a_history, RegistryFixture) {
+  ActiveRef ref;
+  BOOST_REQUIRE(registry.read_active(&ref).is_ok());
+  BOOST_TEST(ref.active == 0);
+  BOOST_TEST(!registry.rollback(&ref).is_ok());  // nothing to roll back to
+  BOOST_REQUIRE(registry.activate(1, &ref).is_ok());
+  BOOST_REQUIRE(registry.activate(3, &ref).is_ok());
+  BOOST_REQUIRE(registry.activate(2, &ref).is_ok());
+  BOOST_REQUIRE(registry.activate(2, &ref).is_ok());  // already active: no history entry
+  BOOST_TEST(ref.active == 2);
+  BOOST_TEST(ref.history == (std::vector<int>{1, 3}));
+  BOOST_TEST(slurp(registry.active_path()) == "{\"active\":\"v2\",\"history\":[\"v1\",\"v3\"]}\n");
+  // A refused model is not activated, and the reference does not move.
+  spit(artifact(1), "{}");
+  BOOST_TEST(registry.activate(1, &ref).message().find("checksum mismatch") != std::string::npos);
+  BOOST_REQUIRE(registry.read_active(&ref).is_ok());
+  BOOST_TEST(ref.active == 2);
+  BOOST_REQUIRE(registry.rollback(&ref).is_ok());
+  BOOST_TEST(ref.active == 3);
+  BOOST_TEST(ref.history == (std::vector<int>{1}));
+  // Rolling back to a model that is now refused fails and changes nothing.
+  BOOST_TEST(!registry.rollback(&ref).is_ok());
+  BOOST_REQUIRE(registry.read_active(&ref).is_ok());
+  BOOST_TEST(ref.active == 3);
+  // No temporary file is left behind by the atomic replacement.
+  for (const auto& e : fs::directory_iterator(models))
+    BOOST_TEST(e.path().filename().string().find(".tmp") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(version_names_and_active_files_are_validated) {
+  int v = 0;
+  BOOST_TEST(parse_version_name("v12", &v).is_ok());
+  BOOST_TEST(v == 12);
+  for (const char* bad : {"12", "v0", "v", "V1", "v1x", "v01"}) BOOST_TEST(!parse_version_name(bad, &v).is_ok());
+  ActiveRef ref;
+  BOOST_TEST(parse_active("{\"active\":null,\"history\":[]}", &ref).is_ok());
+  BOOST_TEST(!parse_active("{\"active\":\"v1\"}", &ref).is_ok());
+  BOOST_TEST(!parse_active("{\"active\":\"x\",\"history\":[]}", &ref).is_ok());
+}
+
+BOOST_AUTO_TEST_CASE(scores_are_written_as_the_shortest_exact_float) {
+  std::string s;
+  append_score(s, 0.8731f);
+  BOOST_TEST(s == "0.8731");
+  s.clear();
+  append_score(s, 1.f / 3);
+  BOOST_TEST(std::stof(s) == 1.f / 3);
+}
+
+BOOST_FIXTURE_TEST_CASE(train_and_model_commands_end_to_end, Fixture) {
+  const std::string bin = STREAMSCORE_BINARY, models = dir / "m", out = dir / "out.txt";
+  auto cli = [&](const std::string& args) { return run(bin + " " + args + " > " + out + " 2>&1"); };
+  BOOST_TEST(cli("train --events " + path + " --models " + models + " --rounds 5 --set window.allowed_lateness=10m") == 0);
+  BOOST_TEST(slurp(out).find("high_value_customer_model_v1.json written") != std::string::npos, slurp(out));
+  BOOST_TEST(cli("train --events " + path + " --models " + models + " --rounds 5 --json") == 0);
+  BOOST_TEST(slurp(out).find("\"version\":\"v2\"") != std::string::npos, slurp(out));
+  BOOST_TEST(cli("model activate v2 --models " + models) == 0);
+  BOOST_TEST(cli("model activate v1 --models " + models) == 0);
+  BOOST_TEST(cli("model list --models " + models) == 0);
+  BOOST_TEST(slurp(out).find("active: v1; rollback history: v2") != std::string::npos, slurp(out));
+  BOOST_TEST(cli("model rollback --models " + models) == 0);
+  BOOST_TEST(slurp(out).find("v2 is active again (was v1") != std::string::npos, slurp(out));
+  BOOST_TEST(cli("model rollback --models " + models) == 1);  // nothing left
+  BOOST_TEST(cli("model activate v9 --models " + models) == 2);
+  BOOST_TEST(slurp(out).find("high_value_customer_model_v9.meta.json: no such file") != std::string::npos, slurp(out));
+  BOOST_TEST(cli("model activate 2 --models " + models) == 2);
+  BOOST_TEST(cli("train --events " + path + " --models " + models + " --cut-every 7m") == 2);
+  BOOST_TEST(slurp(out).find("--cut-every") != std::string::npos);
+  // Too little history for a label window: a clear failure, no model written.
+  std::string head;
+  std::istringstream lines(slurp(path));
+  for (std::string l; std::getline(lines, l) && head.size() < 20000;) head += l + "\n";
+  spit(dir / "short.jsonl", head);
+  BOOST_TEST(cli("train --events " + dir / "short.jsonl" + " --models " + models) == 1);
+  BOOST_TEST(slurp(out).find("not enough history") != std::string::npos, slurp(out));
+  BOOST_TEST(!fs::exists(models + "/high_value_customer_model_v3.json"));
+  BOOST_TEST(cli("model list --models " + dir / "nope") == 2);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_watcher_loads_new_versions_and_reports_refused_ones_once, RegistryFixture) {
+  ActiveModelWatcher watcher(models, 1);
+  std::shared_ptr<const LoadedModel> model;
+  std::string error;
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));  // no reference
+  ActiveRef ref;
+  BOOST_REQUIRE(registry.activate(1, &ref).is_ok());
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::loaded));
+  BOOST_TEST(model->meta.version == 1);
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));
+  // A reference to a model that became corrupt after its check: refused, reported once.
+  BOOST_REQUIRE(registry.activate(2, &ref).is_ok());
+  spit(artifact(2), "{}");
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::refused));
+  BOOST_TEST(error.find("model v2 refused: checksum mismatch") != std::string::npos, error);
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));
+  BOOST_TEST(watcher.in_use() == 1);
+  BOOST_REQUIRE(registry.rollback(&ref).is_ok());  // back to v1: already in use
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::none));
+  BOOST_REQUIRE(registry.activate(3, &ref).is_ok());
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::loaded));
+  BOOST_TEST(model->meta.version == 3);
+  spit(registry.active_path(), "{not json");
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::refused));
+  BOOST_TEST(error.find("active.json: not valid JSON") != std::string::npos, error);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, RegistryFixture) {
+  caf::actor_system_config cfg;
+  cfg.set("scheduler.max-threads", 1);
+  caf::actor_system sys{cfg};
+  auto metrics = std::make_shared<ModelMetrics>(1);
+  caf::actor actor = spawn_model_actor(sys, nullptr, metrics, false);
+  caf::scoped_actor self{sys};
+  const std::vector<FeatureRow> rows = {feature_row(0, 0), feature_row(40, 400000), feature_row(3, 300)};
+  auto score = [&] {
+    ScoreReply reply;
+    self->request(actor, caf::infinite, score_atom::value, ScoreRequest{rows})
+        .receive([&](ScoreReply& r) { reply = std::move(r); },
+                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    return reply;
+  };
+  ScoreReply none = score();  // no model: no scores
+  BOOST_TEST(none.model_version == 0);
+  BOOST_TEST(none.scores.empty());
+  // The shards learn about a swap (here: the test's own actor stands for a shard).
+  self->send(actor, shards_atom::value, std::vector<caf::actor>{caf::actor_cast<caf::actor>(self)});
+  auto v2 = std::make_shared<LoadedModel>();
+  BOOST_REQUIRE(load_model(models, 2, 1, v2.get()).is_ok());
+  self->send(actor, swap_atom::value, ModelPtr(v2));
+  self->receive([&](model_atom, int version) { BOOST_TEST(version == 2); });
+  ScoreReply scored = score();
+  BOOST_TEST(scored.model_version == 2);
+  std::vector<float> direct;
+  BOOST_REQUIRE(score_rows(*v2, rows, &direct).is_ok());
+  BOOST_TEST(scored.scores == direct);
+  BOOST_TEST(metrics->active_version.load() == 2);
+  BOOST_TEST(metrics->rows_scored.load() == 3u);
+  anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+namespace {
+
+ParsedEvent txn(const std::string& customer, const std::string& id, int64_t ns, int64_t cents) {
+  ParsedEvent e;
+  e.customer_id = customer;
+  e.time = EventTime{ns, 0};
+  e.cents = cents;
+  e.is_transaction = true;
+  e.customer_hash = XXH3_64bits(customer.data(), customer.size());  // as the parser does
+  e.key = dedup_key(customer, id);
+  return e;
+}
+
+std::string rendered(const ShardState& shard, const std::string& id) {
+  std::string s;
+  ShardState::render_item(*shard.find_customer(id), &s);
+  return s;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_rescore_is_a_new_version_a_score_of_new_features_is_not) {
+  const int64_t tick0 = kT0 / kWindowNanos;
+  ShardState shard(ShardOptions{});
+  shard.advance_to(tick0 - 1);
+  auto e1 = txn("C1", "a", kT0 + kSec, 1000);
+  shard.apply_event(e1);
+  shard.advance_to(tick0 + 1);
+  std::vector<uint32_t> slots;
+  shard.items_to_write(&slots);
+  BOOST_REQUIRE(slots.size() == 1u);
+  shard.set_score(slots[0], 0.25f, 1);  // first score of version 1
+  BOOST_TEST(rendered(shard, "C1").find(",\"score\":0.25,\"model_version\":\"v1\",\"version\":1}") !=
+             std::string::npos, rendered(shard, "C1"));
+  shard.set_score(slots[0], 0.25f, 1);  // same model, same features: nothing new
+  BOOST_TEST(shard.find_customer("C1")->version == 1);
+  BOOST_TEST(shard.mark_stale(1, 10) == 0u);
+  BOOST_TEST(shard.mark_stale(2, 10) == 1u);  // after a swap to v2: one stale item
+  shard.set_score(slots[0], 0.5f, 2);
+  BOOST_TEST(shard.find_customer("C1")->version == 2);  // re-score: a new version
+  BOOST_TEST(shard.rescores() == 1u);
+  auto e2 = txn("C1", "b", kT0 + 400 * kSec, 500);
+  shard.apply_event(e2);
+  shard.advance_to(tick0 + 2);  // new features: version 3
+  shard.set_score(slots[0], 0.75f, 2);
+  BOOST_TEST(shard.find_customer("C1")->version == 3);
+  BOOST_TEST(shard.rescores() == 1u);
+  // The score survives a write and a load (a restart).
+  auto store = make_memory_store();
+  FlushStats stats;
+  BOOST_REQUIRE(shard.flush(*store, &stats).is_ok());
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(tick0 + 2);
+  BOOST_REQUIRE(store->scan([&](const ItemRecord& r) { return loaded.load(r).is_ok(); }).is_ok());
+  BOOST_TEST(rendered(loaded, "C1") == rendered(shard, "C1"));
+  BOOST_TEST(loaded.mark_stale(2, 0) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
+  float score = 0;
+  int32_t version = 0;
+  BOOST_TEST(read_score(R"({"as_of":"x","score":0.48353255,"model_version":"v12","version":3})", &score, &version));
+  BOOST_TEST(score == 0.48353255f);
+  BOOST_TEST(version == 12);
+  BOOST_TEST(read_score(R"({"as_of":"x","version":3})", &score, &version));
+  BOOST_TEST(version == 0);
+  BOOST_TEST(!read_score(R"({"as_of":"x","score":0.5,"version":3})", &score, &version));
+  BOOST_TEST(!read_score(R"({"as_of":"x","score":0.5,"model_version":"vx","version":3})", &score, &version));
+}
+
+BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture) {
+  RegistryModelAdmin admin(models);
+  std::string json;
+  BOOST_REQUIRE(admin.describe(&json).is_ok());
+  BOOST_TEST(json == "{\"active\":null,\"history\":[]}");
+  BOOST_TEST(admin.rollback(&json).is_conflict());  // nothing to roll back to: 409
+  BOOST_REQUIRE(admin.activate("v1", &json).is_ok());
+  BOOST_REQUIRE(admin.activate("v3", &json).is_ok());
+  BOOST_TEST(json.find("\"active\":\"v3\",\"history\":[\"v1\"],\"metadata\":{") == 1u, json);
+  BOOST_TEST(json.find("\"sha256\":") != std::string::npos);
+  BOOST_TEST(admin.activate("v9", &json).is_not_found());                    // 404
+  BOOST_TEST((admin.activate("3", &json).code() == Status::Code::invalid_argument));  // 400
+  spit(artifact(2), "{}");
+  Status refused = admin.activate("v2", &json);
+  BOOST_TEST(refused.is_conflict());  // 409, naming the mismatch
+  BOOST_TEST(refused.message().find("checksum mismatch") != std::string::npos);
+  BOOST_REQUIRE(admin.rollback(&json).is_ok());
+  BOOST_TEST(json.find("\"active\":\"v1\",\"history\":[]") == 1u, json);
+}
