@@ -26,6 +26,9 @@
 #include "app/common.hpp"
 #include "app/reference_model.hpp"
 #include "messages/messages.hpp"
+#include "model/artifact.hpp"
+#include "model/features.hpp"
+#include "model/scorer.hpp"
 #include "state/store.hpp"
 
 extern char** environ;
@@ -42,12 +45,7 @@ const std::vector<std::string>& stress_scenarios() {
   return names;
 }
 
-std::string stress_scenario_unavailable(const std::string& name) {
-  if (name == "model-swap")
-    return "scenario 'model-swap' is not available in this build: there is no model registry "
-           "yet (model scoring is not merged), so there is nothing to swap or roll back";
-  return "";
-}
+std::string stress_scenario_unavailable(const std::string&) { return ""; }
 
 namespace {
 
@@ -286,6 +284,87 @@ std::vector<std::string> exported(StateStore& store) {
   return items;
 }
 
+pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err);
+
+// --- model-swap: two models trained by `streamscore train`, swapped under load ---------
+
+struct SwapModels {
+  std::vector<std::shared_ptr<const LoadedModel>> models;  // v1, v2
+};
+
+Status train_two_models(const StressOptions& o, const std::string& dir, SwapModels* out) {
+  if (o.binary.empty()) return Status::invalid_argument("model-swap needs the streamscore binary (train)");
+  const std::string log = (fs::path(dir) / "training.jsonl").string();
+  const std::string models = (fs::path(dir) / "models").string();
+  {
+    GeneratorOptions g;  // a separate training log: 45 days, as `train` needs more than 32
+    g.customers = std::min<int64_t>(o.customers, 5000);
+    g.events = 100000;
+    g.seed = o.seed + 1;
+    std::ofstream file(log, std::ios::binary);
+    EventGenerator generator(g);
+    std::string line;
+    while (generator.next(&line)) file << line << '\n';
+    if (!file) return Status::io_error("cannot write " + log);
+  }
+  for (const char* rounds : {"4", "12"}) {  // two different models: v1, v2
+    const pid_t pid = spawn({o.binary, "train", "--events", log, "--models", models, "--rounds", rounds,
+                             "--nthread", "1"},
+                            (fs::path(dir) / "train.out").string(), (fs::path(dir) / "train.err").string());
+    int status = 0;
+    if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+      return Status::io_error("streamscore train failed");
+  }
+  for (int version = 1; version <= 2; ++version) {
+    auto model = std::make_shared<LoadedModel>();
+    Status s = load_model(models, version, 1, model.get());
+    if (!s.is_ok()) return s;
+    out->models.push_back(std::move(model));
+  }
+  return Status::ok();
+}
+
+// Without score, model_version and version: what must equal the reference when
+// re-scores after swaps add versions.
+std::string without_model_fields(std::string item) {
+  const auto score = item.find(",\"score\":");
+  if (score != std::string::npos) {
+    const auto mv = item.find("\"model_version\":\"", score);
+    const auto end = mv == std::string::npos ? std::string::npos : item.find('"', mv + 17);
+    if (end != std::string::npos) item.erase(score, end + 1 - score);
+  }
+  const auto version = item.rfind(",\"version\":");
+  if (version != std::string::npos) item.erase(version, item.find('}', version) - version);
+  return item;
+}
+
+// Every scored item's score must be what its model_version computes for its features.
+std::string check_scores(const std::vector<std::string>& items, const SwapModels& models,
+                         uint64_t* checked) {
+  for (const std::string& item : items) {
+    float score = 0;
+    int32_t version = 0;
+    if (!read_score(item, &score, &version)) return "item with a malformed score: " + item;
+    if (version == 0) continue;  // written while no model was active
+    if (version < 1 || version > static_cast<int32_t>(models.models.size()))
+      return "item scored by an unknown model v" + std::to_string(version) + ": " + item;
+    boost::system::error_code ec;
+    const auto v = boost::json::parse(item, ec);
+    if (ec) return "item is not JSON: " + item;
+    const auto& f = v.at("features");
+    const int64_t txn = f.at("total_txn_30d").to_number<int64_t>();
+    const auto cents = static_cast<int64_t>(std::llround(f.at("total_amount_30d").to_number<double>() * 100));
+    std::vector<float> want;
+    Status s = score_rows(*models.models[static_cast<std::size_t>(version - 1)], {feature_row(txn, cents)}, &want);
+    if (!s.is_ok()) return "scoring failed: " + s.to_string();
+    if (want.empty() || want[0] != score)
+      return "item scored " + std::to_string(score) + " but v" + std::to_string(version) + " gives " +
+             (want.empty() ? std::string("nothing") : std::to_string(want[0])) + ": " + item;
+    ++*checked;
+  }
+  return "";
+}
+
 // --- in-process scenarios --------------------------------------------------------------
 
 Status run_in_process(const StressOptions& o, StressReport* report) {
@@ -297,9 +376,17 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
   DailyTrace trace;
   if (!(s = trace.open(o.daily_csv)).is_ok()) return s;
 
+  const bool swapping = o.scenario == "model-swap";
+  SwapModels models;
+  if (swapping && !(s = train_two_models(o, dir / "", &models)).is_ok()) return s;
+
   std::unique_ptr<StateStore> store;
   if (!(s = open_store("rocksdb", dir / "state", &store)).is_ok()) return s;
   EngineOptions options;
+  if (swapping) {
+    options.scoring = true;
+    options.initial_model = models.models[0];
+  }
   options.shards = o.shards;
   options.threads = o.threads;
   options.dead_letter_path = dir / "dead-letter.jsonl";
@@ -350,6 +437,10 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
       if (!(s = engine->checkpoint({})).is_ok()) return s;
       latency.committed();
       last_checkpoint = Clock::now();
+      if (swapping) {  // v1 -> v2 (a rollout), then v2 -> v1 (a rollback), and again
+        ++report->swaps;
+        engine->swap_model(models.models[static_cast<std::size_t>(report->swaps % 2)]);
+      }
       if (now_day != day) {
         if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m);
         day = now_day;
@@ -375,7 +466,21 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
 
   const auto verify_start = Clock::now();
   const ReferenceModel ref = reference_of(report->generator, reference_options(options, now_ns));
-  report->first_difference = first_difference(stats, exported(*store), ref.stats(), ref.items());
+  if (!swapping) {
+    report->first_difference = first_difference(stats, exported(*store), ref.stats(), ref.items());
+  } else {
+    // Re-scores after a swap are versions of their own: compare everything else, then
+    // check every score against the model it names.
+    const std::vector<std::string> items = exported(*store);
+    std::vector<std::string> got, want;
+    for (const auto& i : items) got.push_back(without_model_fields(i));
+    for (const auto& i : ref.items()) want.push_back(without_model_fields(i));
+    RunStats got_stats = stats, want_stats = ref.stats();
+    got_stats.logical_writes = want_stats.logical_writes = 0;
+    report->first_difference = first_difference(got_stats, got, want_stats, want);
+    if (report->first_difference.empty())
+      report->first_difference = check_scores(items, models, &report->scores_checked);
+  }
   report->verified = true;
   report->verify_seconds = seconds_since(verify_start);
   return Status::ok();
@@ -576,7 +681,7 @@ void print_stress_report(const StressReport& r, bool as_json) {
         "\"duplicates\":%lld,\"malformed\":%lld},\"customers\":%lld,\"days\":%lld,\"seconds\":%.3f,"
         "\"records_per_second\":%.0f,\"latency_ms\":{\"records\":%llu,\"p50\":%.1f,\"p95\":%.1f,"
         "\"p99\":%.1f,\"max\":%.1f},\"checkpoints\":%llu,\"max_queued_records\":%llu,\"max_shard_mailbox\":%lld,"
-        "\"peak_rss_kb\":%llu,\"median_rss_kb\":%llu,\"kills\":%d,\"last_recovery_seconds\":%.3f,"
+        "\"peak_rss_kb\":%llu,\"median_rss_kb\":%llu,\"kills\":%d,\"swaps\":%d,\"scores_checked\":%llu,\"last_recovery_seconds\":%.3f,"
         "\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,\"dead_lettered\":%llu,"
         "\"item_versions\":%llu,\"invariant\":\"%s\",\"verify_seconds\":%.3f%s}\n",
         r.scenario.c_str(), static_cast<unsigned long long>(r.records),
@@ -588,7 +693,8 @@ void print_stress_report(const StressReport& r, bool as_json) {
         r.latency.p99_ms, r.latency.max_ms, static_cast<unsigned long long>(r.checkpoints),
         static_cast<unsigned long long>(r.max_queued_records), static_cast<long long>(r.max_shard_mailbox),
         static_cast<unsigned long long>(r.peak_rss_kb),
-        static_cast<unsigned long long>(r.median_rss_kb), r.kills, r.last_recovery_seconds,
+        static_cast<unsigned long long>(r.median_rss_kb), r.kills, r.swaps,
+        static_cast<unsigned long long>(r.scores_checked), r.last_recovery_seconds,
         static_cast<unsigned long long>(r.stats.read), static_cast<unsigned long long>(r.stats.accepted),
         static_cast<unsigned long long>(r.stats.duplicates),
         static_cast<unsigned long long>(r.stats.dead_lettered_total()),
@@ -617,6 +723,9 @@ void print_stress_report(const StressReport& r, bool as_json) {
                 static_cast<unsigned long long>(r.stats.duplicates),
                 static_cast<unsigned long long>(r.stats.dead_lettered_total()));
   }
+  if (r.scenario == "model-swap")
+    std::printf("  model swaps            %d under load (v1 -> v2, rollback to v1, ...); %llu scores recomputed\n",
+                r.swaps, static_cast<unsigned long long>(r.scores_checked));
   if (r.scenario == "crash-restart")
     std::printf("  RSS                    peak %.0f MiB (the last daemon)\n", r.peak_rss_kb / 1024.0);
   else

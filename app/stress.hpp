@@ -59,6 +59,8 @@ struct StressReport {
   uint64_t peak_rss_kb = 0;         // VmHWM at the end (in-process) / of the last daemon
   uint64_t median_rss_kb = 0;       // of the samples every 50 ms
   int kills = 0;                    // crash-restart: SIGKILLs delivered
+  int swaps = 0;                    // model-swap: swaps and rollbacks under load
+  uint64_t scores_checked = 0;      // model-swap: item scores recomputed with their model
   double last_recovery_seconds = 0; // crash-restart: the last restart's state load
   RunStats stats;                   // the engine's counters (crash-restart: last daemon)
   bool verified = false;

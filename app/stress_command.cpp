@@ -79,7 +79,7 @@ void register_stress_command(CLI::App& root, int* exit_code) {
       "redeliveries), late-storm (20% of the events 1..48 hours late), malformed-flood (30%\n"
       "malformed records), crash-restart (a `run` daemon on a file source, killed with SIGKILL\n"
       "--kills times and resumed; --rate only sizes the log, the daemon reads at full speed),\n"
-      "model-swap (not available until model scoring lands).\n"
+      "model-swap (two models from `train`, swapped and rolled back at every checkpoint).\n"
       "Latency: from handing a batch to the engine to the commit of the first checkpoint that\n"
       "covers it (the record is then durable). Invariant: the counters balance and equal, with\n"
       "the exported items, a brute-force recomputation of the same generated stream; the\n"
