@@ -45,7 +45,6 @@ const std::vector<std::string>& stress_scenarios() {
   return names;
 }
 
-std::string stress_scenario_unavailable(const std::string&) { return ""; }
 
 namespace {
 
@@ -661,8 +660,6 @@ Status run_stress(const StressOptions& o, StressReport* report) {
   const auto& names = stress_scenarios();
   if (std::find(names.begin(), names.end(), o.scenario) == names.end())
     return Status::invalid_argument("--scenario " + o.scenario + ": unknown");
-  if (const std::string why = stress_scenario_unavailable(o.scenario); !why.empty())
-    return Status::invalid_argument(why);
   if (o.rate < 0 || o.duration_s <= 0 || o.customers < 1 || o.customers > 9999999 || o.days < 1)
     return Status::invalid_argument("--rate >= 0, --duration > 0, --customers 1..9999999, --days >= 1");
   report->scenario = o.scenario;

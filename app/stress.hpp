@@ -16,8 +16,6 @@ namespace streamscore {
 
 // The scenarios, in the order `--help` lists them.
 const std::vector<std::string>& stress_scenarios();
-// Why a scenario cannot run in this build ("" = it can).
-std::string stress_scenario_unavailable(const std::string& name);
 
 struct StressOptions {
   std::string scenario = "steady";
@@ -33,7 +31,8 @@ struct StressOptions {
   std::size_t batch_size = 0;  // 0: ~10 ms of records at the rate (65536 when unpaced)
   int64_t checkpoint_interval_ms = 500;
   bool verify = true;       // the invariant check (needs memory for every accepted event)
-  // crash-restart: the streamscore binary to run as a daemon, and how often to kill it.
+  // The streamscore binary: crash-restart runs it as a daemon (and kills it `kills`
+  // times), model-swap runs its `train`.
   std::string binary;
   int kills = 4;
   // Load simulation: one CSV row per simulated day (see bench/simulate.sh).
