@@ -54,9 +54,9 @@ int run(const std::string& cmd) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// Waits until `file` contains `needle` (at most 20 s); true when it does.
+// Waits until `file` contains `needle` (at most 60 s: sanitizer builds are slow); true when it does.
 bool wait_for(const std::string& file, const std::string& needle, std::size_t from = 0) {
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < 6000; ++i) {
     const std::string text = slurp(file);
     if (text.size() > from && text.find(needle, from) != std::string::npos) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
