@@ -205,6 +205,14 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
     return s;
   if (!(s = writer->open(options.dead_letter_path, options.truncate_dead_letter, dead_letter_bytes)).is_ok())
     return s;
+  // The dead-letter file as this state knows it now. Written before any record is read,
+  // so that a kill before the first checkpoint cuts back to here too (the file may hold
+  // lines of earlier runs on other states).
+  if (!options.truncate_dead_letter &&
+      (!(s = store->put_meta(kMetaDeadLetter, options.dead_letter_path + "\n" +
+                                                  std::to_string(writer->bytes()))).is_ok() ||
+       !(s = store->sync()).is_ok()))
+    return s;
 
   engine->config_ = std::make_unique<caf::actor_system_config>();
   engine->config_->set("scheduler.max-threads", static_cast<size_t>(threads));
