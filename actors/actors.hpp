@@ -40,7 +40,7 @@ struct ShardScoring {
 };
 
 // `store` outlives the actor; the shard writes to it only for a `direct` barrier.
-// The shard publishes its gauges (mailbox depth, tick duration) in `metrics` under `index`,
+// The shard publishes its gauges (batches applied, tick duration) in `metrics` under `index`,
 // and its totals (item versions, tick time, dedup ids, customers) after every batch.
 caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
                        StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics,

@@ -69,9 +69,14 @@ struct EngineMetrics {
   // Wall time a shard spends applying one batch that carries tick marks (evaluating
   // the customers whose windows moved), per batch.
   LatencyHistogram tick_duration;
-  // Messages waiting in each shard's mailbox, sampled by the shard when it takes one.
   std::atomic<int> shard_count{0};
-  std::array<std::atomic<int64_t>, kMaxShardMetrics> shard_queue_depth{};
+  // Batches the router has sent to each shard, and batches the shard has applied; the
+  // difference is the shard's queue depth. Counted here rather than read from CAF's
+  // mailbox().size(): that walks CAF's queue internals (a sentinel downcast UBSan
+  // reports), counts every message kind, and was only sampled when a batch was taken.
+  // These are live and readable from any thread.
+  std::array<std::atomic<uint64_t>, kMaxShardMetrics> shard_batches_sent{};
+  std::array<std::atomic<uint64_t>, kMaxShardMetrics> shard_batches_applied{};
   // Model scoring: latency of scoring one batch of changed customers, and the active
   // model version number ("v7" -> 7; 0 = no model active). Fed by the model actor.
   LatencyHistogram scoring_latency;
@@ -81,6 +86,25 @@ struct EngineMetrics {
     uint64_t sum = 0;
     for (const auto& d : dead_lettered) sum += d.load(std::memory_order_relaxed);
     return sum;
+  }
+
+  // The router, before it sends a shard a batch (the mailbox hand-over then orders this
+  // before the shard's batch_applied).
+  void batch_sent(std::size_t shard) {
+    if (shard < kMaxShardMetrics) shard_batches_sent[shard].fetch_add(1, std::memory_order_relaxed);
+  }
+  // The shard, once a batch is applied.
+  void batch_applied(std::size_t shard) {
+    if (shard < kMaxShardMetrics) shard_batches_applied[shard].fetch_add(1, std::memory_order_release);
+  }
+  // Batches sent to `shard` and not applied yet (waiting, or being applied). `applied` is
+  // read first: every send it has seen the application of is then visible too, so the
+  // difference is never negative.
+  int64_t shard_queue_depth(std::size_t shard) const {
+    if (shard >= kMaxShardMetrics) return 0;
+    const uint64_t applied = shard_batches_applied[shard].load(std::memory_order_acquire);
+    const uint64_t sent = shard_batches_sent[shard].load(std::memory_order_acquire);
+    return sent > applied ? static_cast<int64_t>(sent - applied) : 0;
   }
 };
 

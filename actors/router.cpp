@@ -159,14 +159,16 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
     if (--applied->pending == 0)
       self->send(applied->reply_to, ack_atom::value, BatchAck{applied->error});
   };
-  for (std::size_t s = 0; s < out.size(); ++s)
-    if (!out[s].events.empty() || !out[s].ticks.empty())
-      self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(out[s]))
-          .then([=](bool) { one_done(); },
-                [=](caf::error& err) {
-                  if (applied->error.empty()) applied->error = self->system().render(err);
-                  one_done();
-                });
+  for (std::size_t s = 0; s < out.size(); ++s) {
+    if (out[s].events.empty() && out[s].ticks.empty()) continue;
+    metrics.batch_sent(s);
+    self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(out[s]))
+        .then([=](bool) { one_done(); },
+              [=](caf::error& err) {
+                if (applied->error.empty()) applied->error = self->system().render(err);
+                one_done();
+              });
+  }
   if (applied->pending == 0) self->send(applied->reply_to, ack_atom::value, BatchAck{});
   if (!dead.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
 
@@ -369,9 +371,12 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
             if (f.has_tick) {
               // A request, not a send: the shard's reply (true) must have a handler, or
               // CAF prints "unexpected message" on stdout (into `run --json`).
-              for (const auto& shard : st.config.shards)
-                self->request(shard, caf::infinite, apply_atom::value, ShardBatch{{}, {f.mark}})
+              for (std::size_t s = 0; s < st.config.shards.size(); ++s) {
+                st.config.metrics->batch_sent(s);
+                self->request(st.config.shards[s], caf::infinite, apply_atom::value,
+                              ShardBatch{{}, {f.mark}})
                     .then([](bool) {});
+              }
               st.config.metrics->ticks += f.ticks_emitted;
               st.config.metrics->last_tick = f.mark.tick;
             }

@@ -183,14 +183,13 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
       },
       [=](apply_atom, ShardBatch& batch) {
         auto& st = self->state;
-        if (st.index < kMaxShardMetrics)
-          st.metrics->shard_queue_depth[st.index] = static_cast<int64_t>(self->mailbox().size());
         const auto started = std::chrono::steady_clock::now();
         st.shard->apply(batch.events, batch.ticks);
         if (!batch.ticks.empty())
           st.metrics->tick_duration.observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
               std::chrono::steady_clock::now() - started).count());
         publish(st);
+        st.metrics->batch_applied(st.index);
         return true;  // applied: the router acks the batch to the source when all shards are
       },
       [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {

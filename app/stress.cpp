@@ -430,7 +430,7 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
     const uint64_t through = m.accepted + m.duplicates + m.dead_lettered_total() + m.out_of_range;
     report->max_queued_records = std::max<uint64_t>(report->max_queued_records, produced - std::min(produced, through));
     for (int i = 0; i < std::min<int>(m.shard_count, static_cast<int>(kMaxShardMetrics)); ++i)
-      report->max_shard_mailbox = std::max<int64_t>(report->max_shard_mailbox, m.shard_queue_depth[i]);
+      report->max_shard_mailbox = std::max<int64_t>(report->max_shard_mailbox, m.shard_queue_depth(i));
     const int64_t now_day = trace.enabled() ? DailyTrace::day_of(m) : day;
     if (Clock::now() - last_checkpoint >= interval || now_day != day) {
       if (!(s = engine->checkpoint({})).is_ok()) return s;
@@ -713,7 +713,7 @@ void print_stress_report(const StressReport& r, bool as_json) {
     std::printf("  latency to durable     p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms   (%llu checkpoints)\n",
                 r.latency.p50_ms, r.latency.p95_ms, r.latency.p99_ms, r.latency.max_ms,
                 static_cast<unsigned long long>(r.checkpoints));
-    std::printf("  queues                 at most %llu records before the window clock, %lld messages in a shard mailbox\n",
+    std::printf("  queues                 at most %llu records before the window clock, %lld batches queued at a shard\n",
                 static_cast<unsigned long long>(r.max_queued_records), static_cast<long long>(r.max_shard_mailbox));
     std::printf("  read %llu = accepted %llu + duplicates %llu + dead-lettered %llu\n",
                 static_cast<unsigned long long>(r.stats.read), static_cast<unsigned long long>(r.stats.accepted),

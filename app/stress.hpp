@@ -54,7 +54,7 @@ struct StressReport {
   LatencySummary latency;       // submit -> durable in a committed checkpoint
   uint64_t checkpoints = 0;
   uint64_t max_queued_records = 0;  // submitted but not yet through the window clock
-  int64_t max_shard_mailbox = 0;    // deepest shard mailbox seen (messages, sampled per batch)
+  int64_t max_shard_mailbox = 0;    // deepest shard queue seen (batches sent, not applied; sampled per submit)
   uint64_t peak_rss_kb = 0;         // VmHWM at the end (in-process) / of the last daemon
   uint64_t median_rss_kb = 0;       // of the samples every 50 ms
   int kills = 0;                    // crash-restart: SIGKILLs delivered

@@ -138,11 +138,12 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
   histogram(out, "streamscore_tick_duration_seconds",
             "Time a shard spends applying one batch that carries tick marks.", m.tick_duration);
 
-  family(out, "streamscore_shard_queue_depth", "gauge", "Messages waiting in each shard's mailbox.");
+  family(out, "streamscore_shard_queue_depth", "gauge",
+         "Batches sent to each shard and not yet applied by it.");
   const int shards = std::min<int>(m.shard_count.load(), static_cast<int>(kMaxShardMetrics));
   for (int s = 0; s < shards; ++s)
     out += fmt::format("streamscore_shard_queue_depth{{shard=\"{}\"}} {}\n", s,
-                       m.shard_queue_depth[s].load());
+                       m.shard_queue_depth(s));
 
   counter(out, "streamscore_items_written_total",
           "Item puts committed to customer_feature_state by checkpoints.", m.items_committed.load());

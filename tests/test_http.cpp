@@ -277,7 +277,8 @@ BOOST_AUTO_TEST_CASE(prometheus_parser_accepts_the_rendering_and_rejects_malform
   m.read = 10;
   m.dead_lettered[0] = 2;
   m.shard_count = 2;
-  m.shard_queue_depth[1] = 5;
+  m.shard_batches_sent[1] = 7;  // 5 of them not applied yet
+  m.shard_batches_applied[1] = 2;
   m.tick_duration.observe_ns(300'000);   // 0.3 ms
   m.tick_duration.observe_ns(20'000'000);  // 20 ms
   ProcessGauges p;
