@@ -11,6 +11,7 @@
 
 #include "actors/actors.hpp"
 #include "actors/model_actor.hpp"
+#include "actors/thread_priority.hpp"
 #include "io/dead_letter.hpp"
 #include "messages/messages.hpp"
 #include "state/codec.hpp"
@@ -175,6 +176,20 @@ Status load_state(StateStore* store, int64_t lateness_ns, int shards, int thread
   return Status::ok();
 }
 
+// Lowers every thread the actor system starts (workers, timer, detached actors): they
+// all do ingestion work.
+class LowerPriorityHook final : public caf::thread_hook {
+ public:
+  explicit LowerPriorityHook(int steps) : steps_(steps) {}
+  void init(caf::actor_system&) override {}
+  // A failure only leaves the thread at the process's priority: nothing to report.
+  void thread_started() override { lower_this_thread_priority(steps_); }
+  void thread_terminates() override {}
+
+ private:
+  int steps_;
+};
+
 }  // namespace
 
 Status Engine::start(const EngineOptions& options, StateStore* store, std::unique_ptr<Engine>* out) {
@@ -216,6 +231,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
 
   engine->config_ = std::make_unique<caf::actor_system_config>();
   engine->config_->set("scheduler.max-threads", static_cast<size_t>(threads));
+  if (options.nice > 0) engine->config_->add_thread_hook<LowerPriorityHook>(options.nice);
   engine->system_ = std::make_unique<caf::actor_system>(*engine->config_);
   auto& sys = *engine->system_;
 

@@ -33,6 +33,9 @@ struct EngineOptions {
   int shards = 8;
   int threads = 0;   // CAF scheduler threads; 0 = number of cores
   int parsers = 0;   // 0 = number of threads
+  // Nice steps added to every scheduler thread CAF starts (config engine.nice): ingestion
+  // yields the CPU to the HTTP server's thread. 0 = same priority as the process.
+  int nice = 0;
   int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;
   int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;
   // A bulk load (`replay`) rebuilds the whole state as one unit: items are written

@@ -1,5 +1,6 @@
 #include "app/daemon_ops.hpp"
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -79,6 +80,7 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
                  ops->server_->port(), token.empty() ? "unset" : "set");
   }
   ops->watcher_ = std::thread([self = ops.get()] {
+    pthread_setname_np(pthread_self(), "sighup");
     while (!self->stopping_.load()) {
       if (reload_requested_.exchange(false)) self->reload();
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -13,6 +13,7 @@
 #include <functional>
 #include <thread>
 
+#include "actors/thread_priority.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/model_support.hpp"
@@ -221,6 +222,7 @@ int run(const RunArgs& args) {
   }
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
+  options.nice = config.engine.nice;      // ingestion yields to the HTTP server
   std::string model_error;
   prepare_scoring(config.model, &options, &model_error);
   // A refused model at start is not fatal: the daemon runs without one and picks up the
@@ -244,6 +246,10 @@ int run(const RunArgs& args) {
     print_error("run", s.to_string());
     return kExitFailure;
   }
+  // This thread now runs the source loop and the checkpoints: ingestion too. Lowered
+  // only here, after the HTTP server's thread has started at the process's priority.
+  if (!(s = lower_this_thread_priority(config.engine.nice)).is_ok())
+    spdlog::warn("msg=\"engine.nice not applied to the source thread\" error=\"{}\"", s.message());
   std::unique_ptr<ModelRollout> rollout;
   if (options.scoring) {
     const int initial = options.initial_model ? options.initial_model->meta.version : 0;

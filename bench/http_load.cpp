@@ -44,10 +44,12 @@ struct Worker {
   std::vector<int64_t> queued_ns;       // scheduled time to the previous response (if later)
   std::vector<int64_t> late_wakeup_ns;  // due (scheduled, previous response in) to sent
   uint64_t ok = 0, not_found = 0, other = 0, errors = 0;
+  int64_t slowest_rtt_ns = 0;
+  Clock::time_point slowest_sent{};  // when the slowest round trip was sent
 };
 
 void run_worker(const streamscore::HttpUrl& url, int index, int connections, double rate,
-                double seconds, int customers, unsigned long timer_slack_ns,
+                double seconds, int customers, const std::string& route, unsigned long timer_slack_ns,
                 Clock::time_point start, Worker* w) {
   // The kernel may fire a sleeping thread's timer up to its slack late (50 us by
   // default); the schedule is the measurement's reference, so ask for (almost) none.
@@ -76,11 +78,11 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
   w->late_wakeup_ns.reserve(count);
   auto ns = [](Clock::duration d) { return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count(); };
   Clock::time_point previous_done{};
-  char target[64];
+  char target[128];
   for (uint64_t i = 0; i < count; ++i) {
     const auto scheduled = start + std::chrono::duration_cast<Clock::duration>(offset + interval * i);
     std::this_thread::sleep_until(scheduled);
-    std::snprintf(target, sizeof target, "%s/v1/customers/C%07d", url.path.c_str(), pick(rng));
+    std::snprintf(target, sizeof target, "%s%sC%07d", url.path.c_str(), route.c_str(), pick(rng));
     http::request<http::empty_body> req{http::verb::get, target, 11};
     req.set(http::field::host, url.host);
     const auto sent = Clock::now();
@@ -96,6 +98,10 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
     previous_done = done;
     w->latencies_ns.push_back(ns(done - scheduled));
     w->round_trips_ns.push_back(ns(done - sent));
+    if (ns(done - sent) > w->slowest_rtt_ns) {
+      w->slowest_rtt_ns = ns(done - sent);
+      w->slowest_sent = sent;
+    }
     w->queued_ns.push_back(ns(due - scheduled));
     w->late_wakeup_ns.push_back(ns(sent - due));
     if (res.result_int() == 200) ++w->ok;
@@ -112,6 +118,7 @@ int main(int argc, char** argv) {
   double rate = 10000, seconds = 10;
   int connections = 4, customers = 100000;
   unsigned long timer_slack_ns = 1;
+  std::string route = "/v1/customers/";
   app.add_option("--url", url_text)->capture_default_str();
   app.add_option("--rate", rate, "requests per second, all connections together")->capture_default_str();
   app.add_option("--seconds", seconds)->capture_default_str();
@@ -120,10 +127,14 @@ int main(int argc, char** argv) {
   app.add_option("--timer-slack-ns", timer_slack_ns,
                  "timer slack of the sending threads (the kernel's default is 50000)")
       ->capture_default_str();
+  app.add_option("--route", route,
+                 "requests go to ROUTE followed by the customer id; \"/healthz?\" compares "
+                 "the server without the store lookup")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   streamscore::HttpUrl url;
   if (!streamscore::parse_http_url(url_text, &url).is_ok() || rate <= 0 || seconds <= 0 ||
-      connections < 1 || customers < 1 || timer_slack_ns < 1) {
+      connections < 1 || customers < 1 || timer_slack_ns < 1 || route.size() > 64) {
     std::fprintf(stderr, "http_load: bad arguments\n");
     return 2;
   }
@@ -139,7 +150,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   const auto start = Clock::now() + std::chrono::milliseconds(100);
   for (int i = 0; i < connections; ++i)
-    threads.emplace_back(run_worker, url, i, connections, rate, seconds, customers, timer_slack_ns,
+    threads.emplace_back(run_worker, url, i, connections, rate, seconds, customers, route, timer_slack_ns,
                          start, &workers[i]);
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -150,6 +161,7 @@ int main(int argc, char** argv) {
     server_p99 = streamscore::histogram_quantile(after, h, 0.99, &before) * 1e6;
   }
   std::vector<int64_t> all, rtt, queued, late;
+  const Worker* slowest = &workers[0];
   uint64_t ok = 0, not_found = 0, other = 0, errors = 0;
   for (const auto& w : workers) {
     all.insert(all.end(), w.latencies_ns.begin(), w.latencies_ns.end());
@@ -160,6 +172,7 @@ int main(int argc, char** argv) {
     not_found += w.not_found;
     other += w.other;
     errors += w.errors;
+    if (w.slowest_rtt_ns > slowest->slowest_rtt_ns) slowest = &w;
   }
   std::sort(all.begin(), all.end());
   std::sort(rtt.begin(), rtt.end());
@@ -175,10 +188,12 @@ int main(int argc, char** argv) {
       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
       "\"rtt_p50_us\":%.1f,\"rtt_p99_us\":%.1f,\"server_p50_us\":%.1f,\"server_p99_us\":%.1f,"
       "\"queued_p99_us\":%.1f,\"late_wakeup_p50_us\":%.1f,\"late_wakeup_p99_us\":%.1f,"
+      "\"rtt_max_us\":%.1f,\"rtt_max_sent_monotonic_s\":%.6f,"
       "\"status_200\":%llu,\"status_404\":%llu,\"status_other\":%llu,\"errors\":%llu}\n",
       all.size(), rate, all.size() / elapsed, connections, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
       all.empty() ? 0.0 : all.back() / 1000.0, pct_of(rtt, 0.5), pct_of(rtt, 0.99), server_p50, server_p99,
-      pct_of(queued, 0.99), pct_of(late, 0.5), pct_of(late, 0.99), (unsigned long long)ok, (unsigned long long)not_found,
+      pct_of(queued, 0.99), pct_of(late, 0.5), pct_of(late, 0.99), slowest->slowest_rtt_ns / 1000.0,
+      std::chrono::duration<double>(slowest->slowest_sent.time_since_epoch()).count(), (unsigned long long)ok, (unsigned long long)not_found,
       (unsigned long long)other, (unsigned long long)errors);
   return errors == 0 && other == 0 ? 0 : 1;
 }

@@ -47,6 +47,10 @@ struct EngineConfig {
   int threads = 0;            // CAF scheduler threads; 0 = number of cores
   int parsers = 0;            // parser actors; 0 = number of threads
   int batch_size = 65536;     // records per batch from the source (big batches amortize messaging)
+  // `run`: nice steps for the threads that ingest (the scheduler's, the source loop's),
+  // so that the HTTP server's thread wins a core when a request arrives. 0 = none. 10
+  // was measured best on 2 cores (BENCHMARKS.md, HTTP serving); ingestion keeps its rate.
+  int nice = 10;
 };
 
 struct CheckpointConfig {

@@ -4,6 +4,8 @@
 #include <boost/beast/core.hpp>
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <atomic>
 #include <optional>
 #include <thread>
@@ -184,7 +186,11 @@ Status HttpServer::start(const HttpServerOptions& options, HttpApi* api,
   impl->port = impl->acceptor.local_endpoint().port();
   impl->accept();
   const int threads = std::max(1, options.threads);
-  for (int i = 0; i < threads; ++i) impl->threads.emplace_back([io = &impl->ioc] { io->run(); });
+  for (int i = 0; i < threads; ++i)
+    impl->threads.emplace_back([io = &impl->ioc] {
+      pthread_setname_np(pthread_self(), "http");  // for top -H, perf sched, /proc
+      io->run();
+    });
   out->reset(new HttpServer(std::move(impl)));
   return Status::ok();
 }

@@ -74,6 +74,7 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.engine.threads == b.engine.threads);
   BOOST_TEST(a.engine.parsers == b.engine.parsers);
   BOOST_TEST(a.engine.batch_size == b.engine.batch_size);
+  BOOST_TEST(a.engine.nice == b.engine.nice);
   BOOST_TEST(a.checkpoint.interval_ns == b.checkpoint.interval_ns);
   BOOST_TEST(a.http.enabled == b.http.enabled);
   BOOST_TEST(a.http.address == b.http.address);
@@ -96,7 +97,7 @@ const std::vector<std::string> kAllKeys = {
     "source.rate", "source.days", "source.dup_rate", "source.disorder_s", "source.late_rate",
     "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
     "dead_letter.path", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
-    "engine.threads", "engine.parsers", "engine.batch_size", "checkpoint.interval",
+    "engine.threads", "engine.parsers", "engine.batch_size", "engine.nice", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
     "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "log.level",
     "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
@@ -166,7 +167,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "source.bad_rate=0.001", "source.seed=42", "source.start=2025-01-01T00:00:00Z",
       "state.backend=rocksdb", "state.path=data/state", "dead_letter.path=data/dead-letter.jsonl",
       "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=8",
-      "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536",
+      "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536", "engine.nice=10",
       "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
       "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
       "http.max_header_bytes=8192", "http.max_body_bytes=65536", "log.level=info",
@@ -279,6 +280,7 @@ BOOST_AUTO_TEST_CASE(error_out_of_range_says_the_range) {
   BOOST_TEST(contains(override_error("engine.threads=257"), "engine.threads = 257: must be between 0 and 256"));
   BOOST_TEST(contains(override_error("engine.parsers=-1"), "engine.parsers = -1: must be between 0 and 256"));
   BOOST_TEST(contains(override_error("engine.batch_size=0"), "engine.batch_size = 0: must be between 1 and 1000000"));
+  BOOST_TEST(contains(override_error("engine.nice=20"), "engine.nice = 20: must be between 0 and 19"));
   BOOST_TEST(contains(override_error("source.events=-5"), "source.events = -5: must be at least 0"));
   BOOST_TEST(contains(override_error("source.seed=-1"), "source.seed = -1: must be at least 0"));
   BOOST_TEST(contains(override_error("source.dup_rate=1.5"), "source.dup_rate = 1.5: must be between 0 and 1"));

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +84,7 @@ class Daemon {
     return static_cast<uint16_t>(std::stoi(text.substr(at + marker.size())));
   }
   void signal(int sig) { ::kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   int wait() {
     int status = 0;
     ::waitpid(pid_, &status, 0);
@@ -267,6 +269,64 @@ BOOST_FIXTURE_TEST_CASE(a_taken_port_fails_the_start_but_leaves_the_state_usable
   BOOST_TEST(again.exit_code == 0, again.err);
   first.signal(SIGTERM);
   BOOST_TEST(first.wait() == 0);
+}
+
+struct ThreadNice {
+  std::string tid, name;
+  int nice = 0;
+};
+
+// Each thread of process `pid`: its id, name and nice value (from /proc).
+std::vector<ThreadNice> thread_nices(pid_t pid) {
+  std::vector<ThreadNice> out;
+  const fs::path tasks = fs::path("/proc") / std::to_string(pid) / "task";
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator(tasks, ec)) {
+    std::string name = slurp(task.path() / "comm");
+    if (!name.empty() && name.back() == '\n') name.pop_back();
+    const std::string stat = slurp(task.path() / "stat");
+    const auto paren = stat.rfind(')');
+    if (name.empty() || paren == std::string::npos) continue;  // the thread just ended
+    // Fields after "(comm)": state is the 3rd field of the line, nice the 19th.
+    std::istringstream rest(stat.substr(paren + 2));
+    std::string field;
+    for (int i = 3; i <= 19 && rest >> field; ++i) {
+    }
+    out.push_back({task.path().filename().string(), name, std::stoi(field)});
+  }
+  return out;
+}
+
+// engine.nice lowers the threads that ingest (the scheduler's and the main thread, which
+// runs the source loop) and leaves the HTTP server's thread at the process's priority.
+BOOST_FIXTURE_TEST_CASE(engine_nice_lowers_the_ingesting_threads_but_not_the_http_thread, Fixture) {
+  const int base = getpriority(PRIO_PROCESS, 0);  // the daemon inherits this process's
+  const int steps = std::min(5, 19 - base);
+  BOOST_REQUIRE(steps > 0);
+  Daemon daemon(dir, "nice", {"--set", "http.port=0", "--set", "source.path=" + log,
+                              "--set", "source.exit_at_end=false", "--set", "state.path=" + (dir / "s"),
+                              "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
+                              "--set", "engine.nice=" + std::to_string(steps)});
+  HttpClient c("127.0.0.1", daemon.port());
+  BOOST_TEST_REQUIRE(eventually([&] { return status_code(c, http::verb::get, "/readyz") == 200; }));
+  int http = 0, workers = 0, main_thread = 0;
+  for (const ThreadNice& t : thread_nices(daemon.pid())) {
+    if (t.name == "http") {
+      ++http;
+      BOOST_TEST(t.nice == base, t.name);
+    } else if (t.name.rfind("caf.", 0) == 0) {
+      ++workers;
+      BOOST_TEST(t.nice == base + steps, t.name);
+    } else if (t.tid == std::to_string(daemon.pid())) {  // runs the source loop
+      ++main_thread;
+      BOOST_TEST(t.nice == base + steps, "main thread");
+    }
+  }
+  BOOST_TEST(http == 1);
+  BOOST_TEST(workers >= 1);
+  BOOST_TEST(main_thread == 1);
+  daemon.signal(SIGTERM);
+  BOOST_TEST(daemon.wait() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(status_exit_codes) {

@@ -10,12 +10,14 @@
 #include <map>
 #include <random>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
 
 #include "actors/actors.hpp"
+#include "actors/thread_priority.hpp"
 #include "app/reference_model.hpp"
 #include "engine_support.hpp"
 #include "io/dead_letter.hpp"
@@ -573,4 +575,21 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   for (auto& a : {router, rc.parsers[0], rc.shards[0], rc.shards[1], rc.shards[2], rc.clock, rc.dead_letter})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   sched.run();
+}
+
+// engine.nice: a thread lowers its own priority by the steps asked, never past 19, and
+// out-of-range steps are refused (run in a thread of its own: the change sticks to it).
+BOOST_AUTO_TEST_CASE(lowering_a_thread_priority_adds_steps_up_to_19) {
+  std::thread([] {
+    const int base = this_thread_nice();
+    BOOST_TEST(lower_this_thread_priority(0).is_ok());
+    BOOST_TEST(this_thread_nice() == base);
+    BOOST_TEST(lower_this_thread_priority(2).is_ok());
+    BOOST_TEST(this_thread_nice() == std::min(19, base + 2));
+    BOOST_TEST(lower_this_thread_priority(19).is_ok());
+    BOOST_TEST(this_thread_nice() == 19);
+    BOOST_TEST(lower_this_thread_priority(20).is_invalid_argument());
+    BOOST_TEST(lower_this_thread_priority(-1).is_invalid_argument());
+    BOOST_TEST(this_thread_nice() == 19);
+  }).join();
 }
