@@ -31,8 +31,11 @@
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
+#include "model_support.hpp"
 
 using namespace streamscore;
+using streamscore::testing::slurp;
+using streamscore::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -41,26 +44,6 @@ constexpr int64_t kSec = kNanosPerSecond;
 constexpr int64_t kDay = 86400 * kSec;
 constexpr int64_t kT0 = 1735689600LL * kSec;  // 2025-01-01T00:00:00Z
 constexpr int64_t kLateness = 600 * kSec;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() /
-           ("streamscore-model-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 void spit(const std::string& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;

@@ -22,32 +22,15 @@
 #include "model/artifact.hpp"
 #include "model/features.hpp"
 #include "model/scorer.hpp"
+#include "model_support.hpp"
 
 using namespace streamscore;
+using streamscore::testing::slurp;
+using streamscore::testing::TempDir;
 namespace fs = std::filesystem;
 extern char** environ;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int n = 0;
-    path = fs::temp_directory_path() /
-           ("streamscore-rollout-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string slurp(const std::string& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 int run(const std::string& cmd) {
   const int status = std::system(cmd.c_str());
