@@ -4,7 +4,8 @@
 // start one in-process so that they can also inject broker faults through handle().
 #pragma once
 
-#include <librdkafka/rdkafka_mock.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>  // after rdkafka.h
 
 #include <memory>
 #include <string>
