@@ -91,7 +91,7 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
     std::printf(
         "{\"command\":\"%s\",\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,"
         "\"conflicting_duplicates\":%llu,\"dead_lettered\":%llu,\"dead_lettered_by_reason\":{%s},"
-        "\"expired\":%llu,\"out_of_range\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
+        "\"expired\":%llu,\"out_of_range\":%llu,\"key_mismatches\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
         "\"item_versions\":%llu,\"write_conflicts\":%llu,\"balanced\":%s,\"seconds\":%.3f,"
         "\"finish_seconds\":%.3f,\"recovery_seconds\":%.3f,\"records_per_second\":%.0f,"
         "\"peak_rss_kb\":%llu}\n",
@@ -99,7 +99,8 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
         (unsigned long long)s.duplicates, (unsigned long long)s.conflicting_duplicates,
         (unsigned long long)s.dead_lettered_total(), reasons.c_str(),
         (unsigned long long)s.dead_lettered[static_cast<int>(Reason::expired)],
-        (unsigned long long)s.out_of_range, (unsigned long long)s.customers, (unsigned long long)s.ticks,
+        (unsigned long long)s.out_of_range, (unsigned long long)s.key_mismatches,
+        (unsigned long long)s.customers, (unsigned long long)s.ticks,
         (unsigned long long)s.items_written, (unsigned long long)s.logical_writes,
         (unsigned long long)s.conflicts, s.balanced() ? "true" : "false", seconds,
         s.finish_seconds, s.recovery_seconds, rate,
@@ -119,6 +120,9 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
   out += fmt::format("  expired           {:>12}\n", s.dead_lettered[static_cast<int>(Reason::expired)]);
   if (s.out_of_range > 0)
     out += fmt::format("  out of range      {:>12}   (outside --since/--until)\n", s.out_of_range);
+  if (s.key_mismatches > 0)
+    out += fmt::format("  key mismatches    {:>12}   (Kafka key != customer_id; the value won)\n",
+                       s.key_mismatches);
   out += fmt::format("  customers         {:>12}\n", s.customers);
   out += fmt::format("  ticks             {:>12}\n", s.ticks);
   out += fmt::format("  items written     {:>12}   (item versions: {})\n", s.items_written,
