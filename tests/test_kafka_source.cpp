@@ -224,6 +224,10 @@ BOOST_FIXTURE_TEST_CASE(broker_faults_lose_nothing_and_are_reported, Fixture) {
   BOOST_TEST(metric(client, "streamscore_kafka_errors_total") > 0);
   BOOST_TEST(metric(client, "streamscore_kafka_lag") == 0);
   BOOST_TEST(metric(client, "streamscore_kafka_partitions") == 8);
+  // `streamscore status` shows the Kafka line.
+  Result shown = run_cli(dir, "status --url http://127.0.0.1:" + std::to_string(daemon_port(dir / "faults.err")));
+  BOOST_TEST(shown.exit_code == 0, shown.err);
+  BOOST_TEST(shown.out.find("8 partitions   lag 0, errors ") != std::string::npos, shown.out);
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
