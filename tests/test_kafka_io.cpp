@@ -111,6 +111,25 @@ std::string read_first_line(const std::string& path) {
 
 const char* kLog = "generate --events 6000 --customers 300 --days 40 --bad-rate 0.02 --late-rate 0.01";
 
+// A mock cluster, a generated log (`kLog`) and a state directory for `run`.
+struct RunSetup {
+  TempDir dir;
+  std::unique_ptr<MockKafkaCluster> cluster;
+  std::string boot, log, state;
+  RunSetup(const std::string& prefix, std::vector<std::string> topics)
+      : dir(prefix), cluster(start_cluster(std::move(topics))), boot(cluster->bootstrap_servers()),
+        log(dir / "events.jsonl"), state(dir / "state") {
+    BOOST_REQUIRE_EQUAL(run_cli(dir, std::string(kLog) + " --out " + log).exit_code, 0);
+  }
+  // What the dead-letter file of a replay of the log holds.
+  std::vector<std::string> file_dead_letters() const {
+    const Result r = run_cli(dir, "replay --events " + log + " --state " + (dir / "replayed") +
+                                      " --dead-letter " + (dir / "dead.jsonl"));
+    BOOST_REQUIRE_EQUAL(r.exit_code, 0);
+    return lines_of(slurp(dir / "dead.jsonl"));
+  }
+};
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(mock_kafka_prints_its_brokers_and_serves_kcat) {
@@ -172,22 +191,15 @@ BOOST_AUTO_TEST_CASE(generate_to_kafka_produces_the_file_lines_keyed_by_customer
 }
 
 BOOST_AUTO_TEST_CASE(dead_letters_go_to_the_topic_as_the_file_would_hold_them) {
-  TempDir dir("streamscore-kafka-dlq-");
-  auto cluster = start_cluster({"customer-events-dlq"});
-  const std::string boot = cluster->bootstrap_servers();
-  const std::string log = dir / "events.jsonl";
-  BOOST_REQUIRE_EQUAL(run_cli(dir, std::string(kLog) + " --out " + log).exit_code, 0);
-  Result r = run_cli(dir, "run --set source.path=" + log + " --set state.path=" + (dir / "state") +
-                              " --set engine.batch_size=500 --set checkpoint.interval=20ms"
-                              " --set dead_letter.kind=kafka --set kafka.bootstrap_servers=" + boot);
+  RunSetup setup("streamscore-kafka-dlq-", {"customer-events-dlq"});
+  const Result r = run_cli(setup.dir, "run --set source.path=" + setup.log + " --set state.path=" + setup.state +
+                                          " --set engine.batch_size=500 --set checkpoint.interval=20ms"
+                                          " --set dead_letter.kind=kafka --set kafka.bootstrap_servers=" + setup.boot);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  r = run_cli(dir, "replay --events " + log + " --state " + (dir / "replayed") + " --dead-letter " +
-                       (dir / "dead.jsonl"));
-  BOOST_REQUIRE_EQUAL(r.exit_code, 0);
-  const std::vector<std::string> file = lines_of(slurp(dir / "dead.jsonl"));
+  const std::vector<std::string> file = setup.file_dead_letters();
   BOOST_REQUIRE_GT(file.size(), 100u);
   std::vector<std::string> values;
-  for (const Message& m : consume(dir, boot, "customer-events-dlq")) {
+  for (const Message& m : consume(setup.dir, setup.boot, "customer-events-dlq")) {
     values.push_back(m.value);
     BOOST_CHECK(m.key.empty());
     const std::string want = "reason=" + string_field(m.value, "reason") +
@@ -228,64 +240,54 @@ BOOST_AUTO_TEST_CASE(dead_letters_of_a_kafka_source_carry_topic_partition_and_of
 }
 
 BOOST_AUTO_TEST_CASE(output_topic_ends_with_every_customers_exported_item) {
-  TempDir dir("streamscore-kafka-out-");
-  auto cluster = start_cluster({"customer-scores", "customer-scores-2"});
-  const std::string boot = cluster->bootstrap_servers();
-  const std::string log = dir / "events.jsonl", state = dir / "state";
-  BOOST_REQUIRE_EQUAL(run_cli(dir, std::string(kLog) + " --out " + log).exit_code, 0);
-  const std::string run = "run --set source.path=" + log + " --set state.path=" + state +
-                          " --set dead_letter.path=" + (dir / "dead.jsonl") +
+  RunSetup setup("streamscore-kafka-out-", {"customer-scores", "customer-scores-2"});
+  const std::string run = "run --set source.path=" + setup.log + " --set state.path=" + setup.state +
+                          " --set dead_letter.path=" + (setup.dir / "dead.jsonl") +
                           " --set engine.batch_size=500 --set checkpoint.interval=20ms"
-                          " --set kafka.bootstrap_servers=" + boot + " --set output.topic=";
-  Result r = run_cli(dir, run + "customer-scores");
+                          " --set kafka.bootstrap_servers=" + setup.boot + " --set output.topic=";
+  Result r = run_cli(setup.dir, run + "customer-scores");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  r = run_cli(dir, "export --state " + state);
+  r = run_cli(setup.dir, "export --state " + setup.state);
   BOOST_REQUIRE_EQUAL(r.exit_code, 0);
   const auto exported = export_by_customer(r.out);
   BOOST_REQUIRE_GT(exported.size(), 200u);
-  BOOST_CHECK(latest_items(consume(dir, boot, "customer-scores")) == exported);
+  BOOST_CHECK(latest_items(consume(setup.dir, setup.boot, "customer-scores")) == exported);
 
   // Another output topic on the same state: the whole table is published to it first.
-  BOOST_REQUIRE_EQUAL(run_cli(dir, run + "customer-scores-2").exit_code, 0);
-  const std::vector<Message> second = consume(dir, boot, "customer-scores-2");
+  BOOST_REQUIRE_EQUAL(run_cli(setup.dir, run + "customer-scores-2").exit_code, 0);
+  const std::vector<Message> second = consume(setup.dir, setup.boot, "customer-scores-2");
   BOOST_CHECK(latest_items(second) == exported);
   // A clean stop recorded everything as delivered: a restart publishes nothing again.
-  BOOST_REQUIRE_EQUAL(run_cli(dir, run + "customer-scores-2").exit_code, 0);
-  BOOST_CHECK_EQUAL(consume(dir, boot, "customer-scores-2").size(), second.size());
+  BOOST_REQUIRE_EQUAL(run_cli(setup.dir, run + "customer-scores-2").exit_code, 0);
+  BOOST_CHECK_EQUAL(consume(setup.dir, setup.boot, "customer-scores-2").size(), second.size());
 }
 
 // kill -9 while following the file, then finish: nothing is missing from either topic
 // (repeats are allowed: at least once).
 BOOST_AUTO_TEST_CASE(after_a_crash_both_topics_still_hold_everything) {
-  TempDir dir("streamscore-kafka-crash-");
-  auto cluster = start_cluster({"customer-events-dlq", "customer-scores"});
-  const std::string boot = cluster->bootstrap_servers();
-  const std::string log = dir / "events.jsonl", state = dir / "state";
-  BOOST_REQUIRE_EQUAL(run_cli(dir, std::string(kLog) + " --out " + log).exit_code, 0);
-  std::vector<std::string> sets = {"--set", "source.path=" + log, "--set", "state.path=" + state,
+  RunSetup setup("streamscore-kafka-crash-", {"customer-events-dlq", "customer-scores"});
+  std::vector<std::string> sets = {"--set", "source.path=" + setup.log, "--set", "state.path=" + setup.state,
                                    "--set", "engine.batch_size=200", "--set", "checkpoint.interval=10ms",
-                                   "--set", "kafka.bootstrap_servers=" + boot, "--set", "dead_letter.kind=kafka",
+                                   "--set", "kafka.bootstrap_servers=" + setup.boot, "--set", "dead_letter.kind=kafka",
                                    "--set", "output.topic=customer-scores"};
   std::vector<std::string> follow = {"run", "--set", "source.exit_at_end=false"};
   follow.insert(follow.end(), sets.begin(), sets.end());
-  const pid_t pid = spawn_streamscore(follow, dir / "follow.out");
+  const pid_t pid = spawn_streamscore(follow, setup.dir / "follow.out");
   BOOST_REQUIRE(pid > 0);
-  wait_until_open(state);
+  wait_until_open(setup.state);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   ::kill(pid, SIGKILL);
   ::waitpid(pid, nullptr, 0);
   std::string rest = "run";
   for (const std::string& word : sets) rest += " " + word;
-  Result r = run_cli(dir, rest);
+  Result r = run_cli(setup.dir, rest);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  r = run_cli(dir, "export --state " + state);
+  r = run_cli(setup.dir, "export --state " + setup.state);
   BOOST_REQUIRE_EQUAL(r.exit_code, 0);
-  BOOST_CHECK(latest_items(consume(dir, boot, "customer-scores")) == export_by_customer(r.out));
-  BOOST_REQUIRE_EQUAL(run_cli(dir, "replay --events " + log + " --state " + (dir / "replayed") +
-                                       " --dead-letter " + (dir / "dead.jsonl")).exit_code, 0);
+  BOOST_CHECK(latest_items(consume(setup.dir, setup.boot, "customer-scores")) == export_by_customer(r.out));
   std::set<std::string> dead_letters;
-  for (const Message& m : consume(dir, boot, "customer-events-dlq")) dead_letters.insert(m.value);
-  const std::vector<std::string> file = lines_of(slurp(dir / "dead.jsonl"));
+  for (const Message& m : consume(setup.dir, setup.boot, "customer-events-dlq")) dead_letters.insert(m.value);
+  const std::vector<std::string> file = setup.file_dead_letters();
   BOOST_CHECK(dead_letters == std::set<std::string>(file.begin(), file.end()));
 }
 
@@ -340,21 +342,32 @@ std::vector<std::string> generated_lines(int64_t events) {
   return lines;
 }
 
-BOOST_AUTO_TEST_CASE(engine_hands_committed_items_to_the_item_sink) {
-  auto shared = std::make_shared<RecordingSink::Shared>();
+// An engine on 2 shards whose item sink records into `shared`.
+EngineOptions recording_options(std::shared_ptr<RecordingSink::Shared> shared) {
   EngineOptions options;
-  options.shards = 3;
+  options.shards = 2;
+  options.now_ns = [] { return kTestNow; };
   options.make_item_sink = [shared](std::unique_ptr<ItemSink>* out) {
     *out = std::make_unique<RecordingSink>(shared);
     return Status::ok();
   };
+  return options;
+}
+
+std::vector<std::string> items_in(const RecordingSink::Shared& shared) {
+  std::vector<std::string> items;
+  for (const auto& [pk, item] : shared.latest) items.push_back(item.item_json);
+  return items;
+}
+
+BOOST_AUTO_TEST_CASE(engine_hands_committed_items_to_the_item_sink) {
+  auto shared = std::make_shared<RecordingSink::Shared>();
+  const EngineOptions options = recording_options(shared);
   auto store = make_memory_store();
   EngineRun run;
   Status s = run_lines(generated_lines(4000), options, 250, *store, &run, true, /*checkpoint_every=*/2);
   BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
-  std::vector<std::string> latest;
-  for (const auto& [pk, item] : shared->latest) latest.push_back(item.item_json);
-  BOOST_CHECK(latest == run.items);  // both in PK order
+  BOOST_CHECK(items_in(*shared) == run.items);  // both in PK order
   BOOST_CHECK_GT(shared->published, run.items.size());  // several checkpoints
   std::string marker;
   BOOST_REQUIRE(store->get_meta(kMetaOutput, &marker).is_ok());
@@ -366,12 +379,7 @@ BOOST_AUTO_TEST_CASE(engine_hands_committed_items_to_the_item_sink) {
 BOOST_AUTO_TEST_CASE(an_undelivered_item_fails_the_next_checkpoint) {
   auto shared = std::make_shared<RecordingSink::Shared>();
   shared->fail_flush = true;
-  EngineOptions options;
-  options.shards = 2;
-  options.make_item_sink = [shared](std::unique_ptr<ItemSink>* out) {
-    *out = std::make_unique<RecordingSink>(shared);
-    return Status::ok();
-  };
+  const EngineOptions options = recording_options(shared);
   auto store = make_memory_store();
   EngineRun run;
   Status s = run_lines(generated_lines(1000), options, 250, *store, &run, true, /*checkpoint_every=*/1);
@@ -386,21 +394,11 @@ BOOST_AUTO_TEST_CASE(an_undelivered_item_fails_the_next_checkpoint) {
 BOOST_AUTO_TEST_CASE(a_start_after_a_crash_publishes_the_whole_table) {
   auto first = std::make_shared<RecordingSink::Shared>();
   auto second = std::make_shared<RecordingSink::Shared>();
-  auto options_with = [](std::shared_ptr<RecordingSink::Shared> shared) {
-    EngineOptions options;
-    options.shards = 2;
-    options.now_ns = [] { return kTestNow; };
-    options.make_item_sink = [shared](std::unique_ptr<ItemSink>* out) {
-      *out = std::make_unique<RecordingSink>(shared);
-      return Status::ok();
-    };
-    return options;
-  };
   auto store = make_memory_store();
   const std::vector<std::string> lines = generated_lines(3000);
   {
     std::unique_ptr<Engine> engine;
-    BOOST_REQUIRE(Engine::start(options_with(first), store.get(), &engine).is_ok());
+    BOOST_REQUIRE(Engine::start(recording_options(first), store.get(), &engine).is_ok());
     BOOST_REQUIRE(engine->submit(make_batch(lines, 0, lines.size(), "test.jsonl")).is_ok());
     BOOST_REQUIRE(engine->checkpoint({}).is_ok());
     // destroyed without finish(): a crash right after the commit
@@ -408,14 +406,12 @@ BOOST_AUTO_TEST_CASE(a_start_after_a_crash_publishes_the_whole_table) {
   const std::vector<std::string> committed = export_items(*store);
   BOOST_REQUIRE(!committed.empty());
   std::unique_ptr<Engine> engine;
-  BOOST_REQUIRE(Engine::start(options_with(second), store.get(), &engine).is_ok());
-  std::vector<std::string> published;
-  for (const auto& [pk, item] : second->latest) published.push_back(item.item_json);
-  BOOST_CHECK(published == committed);
+  BOOST_REQUIRE(Engine::start(recording_options(second), store.get(), &engine).is_ok());
+  BOOST_CHECK(items_in(*second) == committed);
   BOOST_CHECK_EQUAL(second->published, committed.size());
   // Recorded as delivered: a third start publishes nothing.
   engine.reset();
   auto third = std::make_shared<RecordingSink::Shared>();
-  BOOST_REQUIRE(Engine::start(options_with(third), store.get(), &engine).is_ok());
+  BOOST_REQUIRE(Engine::start(recording_options(third), store.get(), &engine).is_ok());
   BOOST_CHECK_EQUAL(third->published, 0u);
 }
