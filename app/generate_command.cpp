@@ -356,7 +356,13 @@ void add_options(CLI::App* cmd, GenerateArgs* args) {
       cmd->add_option("--out", args->out, "output file; - = stdout")->type_name("FILE")->capture_default_str();
   CLI::Option* kafka = cmd->add_option("--kafka", args->kafka,
                                        "produce to Kafka at these bootstrap servers instead of writing a file")
-                           ->type_name("BOOTSTRAP")->excludes(out);
+                           ->type_name("BOOTSTRAP")->excludes(out)
+                           ->check(CLI::Validator(
+                               [](std::string& text) {
+                                 return text.empty() ? std::string("must name the brokers, e.g. 127.0.0.1:9092")
+                                                     : std::string();
+                               },
+                               ""));
   cmd->add_option("--topic", args->topic, "with --kafka: the topic (key = customer_id)")
       ->capture_default_str()->needs(kafka);
   cmd->add_option("--rate", args->rate, "with --kafka: records per second; 0 = as fast as possible")
