@@ -291,13 +291,19 @@ Status Engine::catch_up_items() {
   std::string value;
   Status s = store_->get_meta(kMetaOutput, &value);
   if (!s.is_ok() && !s.is_not_found()) return s;
-  if (s.is_ok() && value == item_sink_->identity() + "\n" + std::to_string(checkpoint_number_))
-    return Status::ok();
+  if (s.is_ok() && value == output_marker()) return Status::ok();
   if (!(s = publish_all_items()).is_ok() || !(s = item_sink_->flush()).is_ok()) return s;
-  if (!(s = store_->put_meta(kMetaOutput, item_sink_->identity() + "\n" +
-                                              std::to_string(checkpoint_number_))).is_ok())
-    return s;
-  return store_->sync();
+  return record_items_delivered();
+}
+
+// The item sink and the last checkpoint whose items it has delivered.
+std::string Engine::output_marker() const {
+  return item_sink_->identity() + "\n" + std::to_string(checkpoint_number_);
+}
+
+Status Engine::record_items_delivered() {
+  Status s = store_->put_meta(kMetaOutput, output_marker());
+  return s.is_ok() ? store_->sync() : s;
 }
 
 Status Engine::publish_all_items() {
@@ -382,7 +388,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
     // The items of the checkpoints before are delivered: this commit can say so.
     Status s = item_sink_->flush();
     if (!s.is_ok()) return s;
-    meta.push_back({kMetaOutput, item_sink_->identity() + "\n" + std::to_string(checkpoint_number_)});
+    meta.push_back({kMetaOutput, output_marker()});
   }
   meta.push_back({kMetaClock, encode_clock(cut.stats.clock)});
   meta.push_back({kMetaDeadLetter, dead_letter_identity_ + "\n" + std::to_string(cut.dead_letter_bytes)});
@@ -451,9 +457,7 @@ Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPu
   // clean stop never publishes the table again at the next start.
   if (item_sink_ &&
       (!(s = publish_committed(cut)).is_ok() || !(s = item_sink_->flush()).is_ok() ||
-       !(s = store_->put_meta(kMetaOutput, item_sink_->identity() + "\n" +
-                                               std::to_string(checkpoint_number_))).is_ok() ||
-       !(s = store_->sync()).is_ok()))
+       !(s = record_items_delivered()).is_ok()))
     return s;
   *stats = cut.stats;
   return Status::ok();

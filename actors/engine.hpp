@@ -102,6 +102,8 @@ class Engine {
   Status publish_committed(const Cut& cut);
   Status catch_up_items();
   Status publish_all_items();
+  std::string output_marker() const;
+  Status record_items_delivered();
 
   EngineOptions options_;
   StateStore* store_ = nullptr;
