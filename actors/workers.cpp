@@ -16,6 +16,25 @@ struct ParserState {
   EventParser parser;
 };
 
+// A Kafka record is keyed by customer_id. Without a key it is dead-lettered (as Kafka
+// Streams skips null keys in aggregations, but nothing is dropped silently); with
+// another key the value wins and the mismatch is counted.
+bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, ParsedChunk* chunk,
+               ParseFailure* failure) {
+  if (batch.keys.empty()) return true;
+  const KeyRef& key = batch.keys[i];
+  if (key.length <= 0) {
+    failure->reason = Reason::missing_key;
+    failure->field = "key";
+    failure->detail = "the Kafka message has no key (expected the customer_id)";
+    return false;
+  }
+  if (std::string_view(batch.buffer->data() + key.offset, static_cast<std::size_t>(key.length)) !=
+      event.customer_id)
+    ++chunk->key_mismatches;
+  return true;
+}
+
 caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
   return {
       [=](parse_atom, const RawBatchPtr& batch_ptr, uint32_t begin, uint32_t end,
@@ -28,7 +47,8 @@ caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
         ParsedEvent event;
         ParseFailure failure;
         for (uint32_t i = begin; i < end; ++i) {
-          if (self->state.parser.parse(batch.line(i), options, &event, &failure)) {
+          if (self->state.parser.parse(batch.line(i), options, &event, &failure) &&
+              check_key(batch, i, event, &chunk, &failure)) {
             event.record_index = i;
             chunk.events.push_back(std::move(event));
           } else {

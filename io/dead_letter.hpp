@@ -27,10 +27,11 @@ void append_dead_letter(std::string& out, Reason reason, std::string_view field,
 struct DeadLetterEntry {
   std::size_t end = 0;     // the line is lines[previous end, end), its '\n' included
   Reason reason = Reason::not_json;
+  int32_t partition = -1;  // the Kafka partition; -1 when the source is not Kafka
   uint64_t position = 0;   // line number in a file, record number, or offset in a partition
 };
 struct DeadLetterBatch {
-  std::string source;  // the batch's source: a file path, "generator", or "topic/partition"
+  std::string source;  // the batch's source (RawBatch::source): a file path, "generator", or the topic
   std::string lines;
   std::vector<DeadLetterEntry> entries;
 };

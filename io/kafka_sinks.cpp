@@ -17,26 +17,16 @@ constexpr uint64_t kPollEvery = 1024;  // serve delivery reports while producing
 
 class KafkaDeadLetterSink : public DeadLetterSink {
  public:
-  KafkaDeadLetterSink(std::unique_ptr<KafkaProducer> producer, std::string topic, bool kafka_source)
-      : producer_(std::move(producer)), topic_(std::move(topic)), kafka_source_(kafka_source) {}
+  KafkaDeadLetterSink(std::unique_ptr<KafkaProducer> producer, std::string topic)
+      : producer_(std::move(producer)), topic_(std::move(topic)) {}
 
   Status write(const DeadLetterBatch& batch) override {
-    std::string topic, partition;
-    const bool from_kafka = kafka_source_ && split_kafka_source(batch.source, &topic, &partition);
     std::size_t begin = 0;
     for (const DeadLetterEntry& entry : batch.entries) {
       // The line without its '\n': a message is already one record.
       const std::string_view value(batch.lines.data() + begin, entry.end - begin - 1);
       begin = entry.end;
-      const std::string position = std::to_string(entry.position);
-      std::vector<KafkaHeader> headers = {{"reason", std::string(reason_name(entry.reason))},
-                                          {"source", batch.source + ":" + position}};
-      if (from_kafka) {
-        headers.push_back({"source_topic", topic});
-        headers.push_back({"source_partition", partition});
-        headers.push_back({"source_offset", position});
-      }
-      Status s = producer_->produce(topic_, std::nullopt, value, headers);
+      Status s = producer_->produce(topic_, std::nullopt, value, headers_of(batch.source, entry));
       if (!s.is_ok()) return s;
     }
     producer_->poll();
@@ -49,9 +39,21 @@ class KafkaDeadLetterSink : public DeadLetterSink {
   bool blocking() const override { return true; }
 
  private:
+  // `source` as the value spells it: file:line, generator:N, or topic/partition:offset.
+  static std::vector<KafkaHeader> headers_of(const std::string& source, const DeadLetterEntry& entry) {
+    const std::string position = std::to_string(entry.position);
+    if (entry.partition < 0)
+      return {{"reason", std::string(reason_name(entry.reason))}, {"source", source + ":" + position}};
+    const std::string partition = std::to_string(entry.partition);
+    return {{"reason", std::string(reason_name(entry.reason))},
+            {"source", source + "/" + partition + ":" + position},
+            {"source_topic", source},
+            {"source_partition", partition},
+            {"source_offset", position}};
+  }
+
   std::unique_ptr<KafkaProducer> producer_;
   std::string topic_;
-  bool kafka_source_;
 };
 
 class KafkaItemSink : public ItemSink {
@@ -76,22 +78,12 @@ class KafkaItemSink : public ItemSink {
 
 }  // namespace
 
-bool split_kafka_source(const std::string& source, std::string* topic, std::string* partition) {
-  const auto slash = source.rfind('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 == source.size()) return false;
-  for (std::size_t i = slash + 1; i < source.size(); ++i)
-    if (source[i] < '0' || source[i] > '9') return false;
-  *topic = source.substr(0, slash);
-  *partition = source.substr(slash + 1);
-  return true;
-}
-
-Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic, bool kafka_source,
+Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic,
                                    std::shared_ptr<DeadLetterSink>* out) {
   std::unique_ptr<KafkaProducer> producer;
   Status s = KafkaProducer::create(kafka, &producer);
   if (!s.is_ok()) return s;
-  *out = std::make_shared<KafkaDeadLetterSink>(std::move(producer), topic, kafka_source);
+  *out = std::make_shared<KafkaDeadLetterSink>(std::move(producer), topic);
   return Status::ok();
 }
 

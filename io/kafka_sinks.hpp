@@ -15,19 +15,14 @@
 namespace streamscore {
 
 // One message per dead letter: the value is the dead-letter JSON object (the file's line
-// without its newline), no key, headers `reason` and `source`; when the records come
-// from Kafka (`kafka_source`, RawBatch::source = "topic/partition") also
-// `source_topic`, `source_partition` and `source_offset`.
-Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic, bool kafka_source,
+// without its newline), no key, headers `reason` and `source` (as in the value); for a
+// record read from Kafka also `source_topic`, `source_partition` and `source_offset`.
+Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic,
                                    std::shared_ptr<DeadLetterSink>* out);
 
 // One message per written item: key = customer_id, value = the item JSON as `export`
 // prints it.
 Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic,
                             std::unique_ptr<ItemSink>* out);
-
-// Splits "topic/partition" (a Kafka source's RawBatch::source). Topic names cannot
-// hold '/', so the last one separates them. False when `source` is not of that form.
-bool split_kafka_source(const std::string& source, std::string* topic, std::string* partition);
 
 }  // namespace streamscore

@@ -215,13 +215,13 @@ BOOST_AUTO_TEST_CASE(dead_letters_of_a_kafka_source_carry_topic_partition_and_of
   KafkaConfig kafka;
   kafka.bootstrap_servers = cluster->bootstrap_servers();
   std::shared_ptr<DeadLetterSink> sink;
-  BOOST_REQUIRE(make_kafka_dead_letter_sink(kafka, "dlq", /*kafka_source=*/true, &sink).is_ok());
-  DeadLetterBatch batch;
-  batch.source = "customer-events/3";
+  BOOST_REQUIRE(make_kafka_dead_letter_sink(kafka, "dlq", &sink).is_ok());
+  DeadLetterBatch batch;  // as the router renders a Kafka batch: the topic, a partition a line
+  batch.source = "customer-events";
   append_dead_letter(batch.lines, Reason::not_json, "", "not JSON", "customer-events/3:17", "{oops");
-  batch.entries.push_back({batch.lines.size(), Reason::not_json, 17});
-  append_dead_letter(batch.lines, Reason::missing_field, "customer_id", "missing", "customer-events/3:20", "{}");
-  batch.entries.push_back({batch.lines.size(), Reason::missing_field, 20});
+  batch.entries.push_back({batch.lines.size(), Reason::not_json, 3, 17});
+  append_dead_letter(batch.lines, Reason::missing_key, "key", "no key", "customer-events/0:20", "{}");
+  batch.entries.push_back({batch.lines.size(), Reason::missing_key, 0, 20});
   BOOST_REQUIRE(sink->write(batch).is_ok());
   BOOST_REQUIRE(sink->flush().is_ok());
   BOOST_CHECK_EQUAL(sink->position(), 2u);
@@ -231,12 +231,36 @@ BOOST_AUTO_TEST_CASE(dead_letters_of_a_kafka_source_carry_topic_partition_and_of
   BOOST_CHECK((headers == std::set<std::string>{
                               "reason=not_json,source=customer-events/3:17,source_topic=customer-events,"
                               "source_partition=3,source_offset=17",
-                              "reason=missing_field,source=customer-events/3:20,source_topic=customer-events,"
-                              "source_partition=3,source_offset=20"}));
-  std::string topic, partition;
-  BOOST_CHECK(split_kafka_source("a.b-c/12", &topic, &partition) && topic == "a.b-c" && partition == "12");
-  BOOST_CHECK(!split_kafka_source("events.jsonl", &topic, &partition));
-  BOOST_CHECK(!split_kafka_source("data/x1", &topic, &partition));
+                              "reason=missing_key,source=customer-events/0:20,source_topic=customer-events,"
+                              "source_partition=0,source_offset=20"}));
+}
+
+// The whole path: generate --kafka, run on the Kafka source (bounded), dead letters to
+// the DLQ topic, labelled with where each record was read.
+BOOST_AUTO_TEST_CASE(a_kafka_source_run_dead_letters_with_offsets) {
+  RunSetup setup("streamscore-kafka-e2e-", {"customer-events", "customer-events-dlq"});
+  Result r = run_cli(setup.dir, std::string(kLog) + " --kafka " + setup.boot + " --topic customer-events");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  r = run_cli(setup.dir, "run --json --set source.kind=kafka --set source.exit_at_end=true --set state.path=" +
+                             setup.state + " --set dead_letter.kind=kafka --set kafka.bootstrap_servers=" + setup.boot);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const boost::json::value summary = boost::json::parse(r.out);
+  const auto dead_lettered = static_cast<std::size_t>(summary.at("dead_lettered").as_int64());
+  BOOST_REQUIRE_GT(dead_lettered, 50u);
+  const std::vector<Message> messages = consume(setup.dir, setup.boot, "customer-events-dlq");
+  BOOST_CHECK_EQUAL(messages.size(), dead_lettered);
+  std::set<std::string> sources;
+  for (const Message& m : messages) {
+    const std::string source = string_field(m.value, "source");  // customer-events/P:O
+    const auto slash = source.find('/'), colon = source.find(':');
+    BOOST_REQUIRE(slash != std::string::npos && colon != std::string::npos);
+    BOOST_CHECK_EQUAL(m.headers, "reason=" + string_field(m.value, "reason") + ",source=" + source +
+                                     ",source_topic=customer-events,source_partition=" +
+                                     source.substr(slash + 1, colon - slash - 1) +
+                                     ",source_offset=" + source.substr(colon + 1));
+    sources.insert(source);
+  }
+  BOOST_CHECK_EQUAL(sources.size(), messages.size());  // each record once
 }
 
 BOOST_AUTO_TEST_CASE(output_topic_ends_with_every_customers_exported_item) {
