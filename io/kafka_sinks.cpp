@@ -76,24 +76,25 @@ class KafkaItemSink : public ItemSink {
   uint64_t published_ = 0;
 };
 
+// A sink of type Sink on its own producer, handed out as `Ptr` (shared or unique).
+template <typename Sink, typename Ptr>
+Status make_sink(const KafkaConfig& kafka, const std::string& topic, Ptr* out) {
+  std::unique_ptr<KafkaProducer> producer;
+  Status s = KafkaProducer::create(kafka, &producer);
+  if (s.is_ok()) out->reset(new Sink(std::move(producer), topic));
+  return s;
+}
+
 }  // namespace
 
 Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic,
                                    std::shared_ptr<DeadLetterSink>* out) {
-  std::unique_ptr<KafkaProducer> producer;
-  Status s = KafkaProducer::create(kafka, &producer);
-  if (!s.is_ok()) return s;
-  *out = std::make_shared<KafkaDeadLetterSink>(std::move(producer), topic);
-  return Status::ok();
+  return make_sink<KafkaDeadLetterSink>(kafka, topic, out);
 }
 
 Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic,
                             std::unique_ptr<ItemSink>* out) {
-  std::unique_ptr<KafkaProducer> producer;
-  Status s = KafkaProducer::create(kafka, &producer);
-  if (!s.is_ok()) return s;
-  *out = std::make_unique<KafkaItemSink>(std::move(producer), topic);
-  return Status::ok();
+  return make_sink<KafkaItemSink>(kafka, topic, out);
 }
 
 }  // namespace streamscore
