@@ -72,6 +72,7 @@ struct KafkaSource::Partition {
   std::deque<Buffered> buffered;
   int64_t newest = std::numeric_limits<int64_t>::min();
   int64_t fetched_until = kUnknownOffset;  // next offset after the last fetched record
+  bool paused = false;                      // bounded: read to its end offset
 };
 
 int64_t record_event_time(std::string_view value) {
@@ -267,7 +268,14 @@ bool KafkaSource::buffer_record(KafkaMessagePtr m) {
   if (it == partitions_.end()) return false;
   Partition& p = *it->second;
   const int64_t end = options_.bounded ? end_[m->partition] : std::numeric_limits<int64_t>::max();
-  if (m->offset >= end) return false;
+  if (m->offset >= end) {  // beyond the bounded range: stop fetching this partition
+    if (!p.paused) {
+      KafkaPartitionsPtr list = partition_list(options_.topic, {{m->partition, m->offset}});
+      rd_kafka_pause_partitions(consumer_.get(), list.get());
+      p.paused = true;
+    }
+    return false;
+  }
   auto handed = position_.find(m->partition);
   if (handed != position_.end() && m->offset < handed->second) return false;  // already handed over
   p.fetched_until = std::max(p.fetched_until, m->offset + 1);
