@@ -374,6 +374,8 @@ Status KafkaSource::hand_over(const Submit& submit, bool everything) {
     int64_t& position = position_[next_id];
     position = std::max(position, m->offset + 1);
     next->buffered.pop_front();
+    // A partition that runs dry now bounds the rest of the merge, as it would have at the start.
+    if (!everything && next->buffered.empty() && may_have_more(next_id, *next)) limit = std::min(limit, next->newest);
   }
   if (batch.lines.empty()) return Status::ok();
   batch.buffer = std::move(buffer);
