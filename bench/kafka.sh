@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Kafka path (part of `make bench`; alone: `bash bench/kafka.sh BUILD_DIR`):
-# one generated log (EVENTS events, 8 partitions) produced into `streamscore mock-kafka`
+# one generated log (EVENTS events, 64 partitions) produced into `streamscore mock-kafka`
 # (librdkafka's mock cluster on loopback) with `generate --kafka`, then
 #   1. `run` in bounded mode from the topic (consumer, merge by event time, checkpoints);
 #   2. `replay` of the same log from a file, for the ratio;
@@ -22,7 +22,7 @@ STREAMSCORE="$BUILD/streamscore"
 source "$ROOT/bench/lib.sh"
 OUT="$ROOT/bench/out"
 mkdir -p "$OUT"
-EVENTS=${EVENTS:-1000000}
+EVENTS=${EVENTS:-500000}
 CUSTOMERS=${CUSTOMERS:-100000}
 LOG="$OUT/kafka-events.jsonl"
 MOCK=""
@@ -32,7 +32,8 @@ trap '[ -n "$MOCK" ] && kill "$MOCK" 2>/dev/null; rm -rf "$OUT"/state-kafka* "$O
 # records is not in Kafka, so its customer's as_of can differ by a tick (docs/semantics.md §18).
 GEN=(--customers "$CUSTOMERS" --events "$EVENTS" --days 45 --late-rate 0 --seed 42)
 "$STREAMSCORE" generate "${GEN[@]}" --out "$LOG" >&2
-"$STREAMSCORE" mock-kafka --brokers 3 --partitions 8 --topic customer-events > "$OUT/kafka-mock.out" 2>/dev/null &
+# 64 partitions: the mock keeps at most 5 MB / 100,000 messages per partition.
+"$STREAMSCORE" mock-kafka --brokers 3 --partitions 64 --topic customer-events > "$OUT/kafka-mock.out" 2>/dev/null &
 MOCK=$!
 BOOT=""
 for _ in $(seq 1 100); do
@@ -79,7 +80,7 @@ printf '{"events": %s, "produce_records_per_second": %s, "kafka_run": %s, "repla
   "$EVENTS" "$PRODUCE_RATE" "$K" "$R" "$RATIO" "$SAME" "$LOAD_AVG" > "$OUT/kafka.json"
 log "wrote bench/out/kafka.json"
 echo
-echo "Kafka path, $EVENTS events, 8 partitions, mock cluster on the same machine (load average after: $LOAD_AVG)"
+echo "Kafka path, $EVENTS events, 64 partitions, mock cluster on the same machine (load average after: $LOAD_AVG)"
 echo
 echo "| Step | Records/s |"
 echo "|---|---:|"
