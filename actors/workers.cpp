@@ -279,26 +279,28 @@ caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
 }
 
 struct DeadLetterActorState {
-  std::shared_ptr<DeadLetterWriter> writer;
+  std::shared_ptr<DeadLetterSink> sink;
   Status failure;
 };
 
 caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
-                                std::shared_ptr<DeadLetterWriter> writer) {
-  self->state.writer = std::move(writer);
+                                std::shared_ptr<DeadLetterSink> sink) {
+  self->state.sink = std::move(sink);
   return {
-      [=](write_atom, const std::string& lines) {
+      [=](write_atom, const DeadLetterBatch& batch) {
         if (!self->state.failure.is_ok()) return;
-        Status s = self->state.writer->write(lines);
+        Status s = self->state.sink->write(batch);
         if (!s.is_ok()) self->state.failure = s;
       },
-      // Flushes and returns the file length: the position a checkpoint records.
+      // Flushes (file: written; Kafka: delivered) and returns the sink's position: what
+      // a checkpoint records. A failure fails the checkpoint, so it never commits past
+      // a lost dead letter.
       [=](flush_atom) -> caf::result<uint64_t> {
-        if (self->state.failure.is_ok()) self->state.failure = self->state.writer->flush();
+        if (self->state.failure.is_ok()) self->state.failure = self->state.sink->flush();
         if (!self->state.failure.is_ok())
           return caf::make_error(caf::sec::runtime_error,
                                  "dead letter: " + self->state.failure.to_string());
-        return self->state.writer->bytes();
+        return self->state.sink->position();
       },
   };
 }
@@ -319,9 +321,11 @@ caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock
   return sys.spawn(clock_actor, std::move(clock), std::move(metrics));
 }
 
-caf::actor spawn_dead_letter_sink(caf::actor_system& sys,
-                                  std::shared_ptr<DeadLetterWriter> writer) {
-  return sys.spawn(dead_letter_actor, std::move(writer));
+caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink) {
+  // A sink that waits on the network gets a thread of its own, so that it never holds
+  // one of the scheduler's threads (the shards') while a flush waits for the brokers.
+  if (sink->blocking()) return sys.spawn<caf::detached>(dead_letter_actor, std::move(sink));
+  return sys.spawn(dead_letter_actor, std::move(sink));
 }
 
 }  // namespace streamscore

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "io/item_sink.hpp"
+#include "io/kafka_sinks.hpp"
 #include "state/event.hpp"
 
 namespace streamscore {
@@ -29,6 +31,17 @@ EngineOptions engine_options_from(const Config& config) {
   o.allowed_lateness_ns = config.window.allowed_lateness_ns;
   o.max_future_skew_ns = config.window.max_future_skew_ns;
   o.dead_letter_path = config.dead_letter.path;
+  // The Kafka sinks are made by the engine at start, so that a refused client
+  // configuration is an error of Engine::start like any other.
+  if (config.dead_letter.kind == "kafka")
+    o.make_dead_letter_sink = [kafka = config.kafka, topic = config.dead_letter.topic](
+                                  std::shared_ptr<DeadLetterSink>* out) {
+      return make_kafka_dead_letter_sink(kafka, topic, out);
+    };
+  if (!config.output.topic.empty())
+    o.make_item_sink = [kafka = config.kafka, topic = config.output.topic](std::unique_ptr<ItemSink>* out) {
+      return make_kafka_item_sink(kafka, topic, out);
+    };
   return o;
 }
 

@@ -12,6 +12,7 @@
 
 #include "actors/event_clock.hpp"
 #include "actors/metrics.hpp"
+#include "io/dead_letter.hpp"
 #include "state/event.hpp"
 #include "state/store.hpp"
 
@@ -156,3 +157,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Cut)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<streamscore::VersionShift>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)
