@@ -12,13 +12,39 @@ namespace streamscore {
 
 Status open_store(const std::string& backend, const std::string& path,
                   std::unique_ptr<StateStore>* out) {
-  if (backend == "memory") {
+  StateConfig state;
+  state.backend = backend;
+  state.path = path;
+  return open_store(state, out);
+}
+
+DynamoDbOptions dynamodb_options_from(const StateConfig& state) {
+  DynamoDbOptions o;
+  o.endpoint = state.endpoint;
+  o.region = state.region;
+  o.table = state.table;
+  return o;
+}
+
+Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load) {
+  if (state.backend == "memory") {
     *out = make_memory_store();
     return Status::ok();
   }
-  if (backend == "rocksdb") return open_rocksdb_store(path, out);
-  return Status::invalid_argument("state.backend = \"" + backend +
-                                  "\": expected one of \"rocksdb\", \"memory\"");
+  if (state.backend == "rocksdb") return open_rocksdb_store(state.path, out, RocksDbOptions{bulk_load});
+  if (state.backend == "dynamodb") {
+    DynamoDbOptions o = dynamodb_options_from(state);
+    o.bulk_load = bulk_load;
+    return open_dynamodb_store(o, out);
+  }
+  return Status::invalid_argument("state.backend = \"" + state.backend +
+                                  "\": expected one of \"rocksdb\", \"memory\", \"dynamodb\"");
+}
+
+std::string store_name(const StateConfig& state) {
+  if (state.backend == "dynamodb") return "DynamoDB table " + state.table;
+  if (state.backend == "memory") return "memory";
+  return state.path;
 }
 
 EngineOptions engine_options_from(const Config& config) {

@@ -127,6 +127,12 @@ struct VersionShift {
 Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts,
                          uint64_t* conflicts);
 
+// Moves `put` on top of `stored_version` (what another writer left): the expected version
+// becomes the stored one, and the put's own version (and the `version` inside its
+// item_json) moves by the same `delta`. The retry step of commit_with_retry, also used by
+// stores that must rebase a put themselves (DynamoDB's redo, see dynamodb_store.hpp).
+Status rebase_put(ConditionalPut* put, int64_t stored_version, int64_t* delta);
+
 // The byte key of a dedup record: big-endian fields, the day's sign bit flipped, so
 // that bytewise order is (day, sequence, part) order. Both backends use it.
 std::string dedup_record_key(const DedupRecord& r);
