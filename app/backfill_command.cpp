@@ -330,6 +330,7 @@ int backfill(const BackfillArgs& args) {
                 (unsigned long long)job.writes(), rate);
     if (args.max_writes_per_sec > 0) std::printf(", limit %lld/s", (long long)args.max_writes_per_sec);
     std::printf(")\n");
+    print_store_counters(*store);
   }
   return stats.balanced() ? kExitOk : kExitFailure;
 }

@@ -161,6 +161,21 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
   std::fputs(out.c_str(), stdout);
 }
 
+void print_store_counters(const StateStore& store) {
+  const std::vector<StateStore::Counter> counters = store.counters();
+  if (counters.empty()) return;
+  std::string line = "  store            ";
+  for (std::size_t i = 0; i < counters.size(); ++i) {
+    std::string name = counters[i].name;
+    for (const char* cut : {"streamscore_", "_total"}) {
+      const std::size_t at = name.find(cut);
+      if (at != std::string::npos) name.erase(at, std::string(cut).size());
+    }
+    line += fmt::format("{}{} {}", i ? ", " : " ", name, counters[i].value);
+  }
+  std::puts(line.c_str());
+}
+
 void print_error(const char* command, const std::string& message) {
   std::fprintf(stderr, "streamscore %s: error: %s\n", command, message.c_str());
 }

@@ -61,4 +61,8 @@ void print_summary(const char* command, const RunStats& stats, double seconds, b
 
 void print_error(const char* command, const std::string& message);
 
+// One summary line of the store's own counters (DynamoDB's requests, retries...), when it
+// has any.
+void print_store_counters(const StateStore& store);
+
 }  // namespace streamscore

@@ -118,6 +118,7 @@ int replay(const ReplayArgs& args) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary("replay", stats, seconds, args.json);
   if (!args.json) print_model_summary(*engine);
+  if (!args.json) print_store_counters(*store);
   return stats.balanced() ? kExitOk : kExitFailure;
 }
 

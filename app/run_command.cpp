@@ -284,6 +284,7 @@ int run(const RunArgs& args) {
   stats.recovery_seconds = recovery_seconds;
   print_summary("run", stats, seconds, args.json);
   if (!args.json) print_model_summary(*engine);
+  if (!args.json) print_store_counters(*store);
   if (!args.json && args.top > 0) print_top_customers(*store, args.top);
   return stats.balanced() ? kExitOk : kExitFailure;
 }

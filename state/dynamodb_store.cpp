@@ -328,6 +328,20 @@ class DynamoDbStore final : public StateStore {
   // Every acknowledged DynamoDB write is durable already.
   Status sync() override { return Status::ok(); }
 
+  std::vector<Counter> counters() const override {
+    const DynamoDbMetrics& m = *options().metrics;
+    return {{"streamscore_dynamodb_requests_total", "HTTP requests to DynamoDB (every attempt).", m.requests.load()},
+            {"streamscore_dynamodb_retries_total", "Requests repeated after a throttle, a 5xx or a transport error.",
+             m.retries.load()},
+            {"streamscore_dynamodb_throttles_total", "Throttling answers (unprocessed batch items included).",
+             m.throttles.load()},
+            {"streamscore_dynamodb_conflicts_total", "Failed version conditions (ConditionalCheckFailed).",
+             m.conflicts.load()},
+            {"streamscore_dynamodb_rebased_total", "Puts moved on top of a racing writer while applying a commit.",
+             m.rebased.load()},
+            {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()}};
+  }
+
  private:
   const DynamoDbOptions& options() const { return client_.options(); }
   std::string table() const { return options().table; }
@@ -486,14 +500,15 @@ class DynamoDbStore final : public StateStore {
     }
   }
 
-  // Scan of the whole table, every page, keys only (`filter` on PK optional).
-  Status scan_keys(const char* pk_prefix, std::vector<std::pair<std::string, std::string>>* keys) {
+  // Scan of the whole table, every page, keys only; `items_only`: the rows with SK
+  // "STATE" (no META, DEDUP or LOG row has that SK).
+  Status scan_keys(bool items_only, std::vector<std::pair<std::string, std::string>>* keys) {
     json::object request{{"TableName", table()},
                          {"ProjectionExpression", "#pk, #sk"},
                          {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}}};
-    if (pk_prefix) {
-      request["FilterExpression"] = "begins_with(#pk, :p)";
-      request["ExpressionAttributeValues"] = {{":p", attr_s(pk_prefix)}};
+    if (items_only) {
+      request["FilterExpression"] = "#sk = :s";
+      request["ExpressionAttributeValues"] = {{":s", attr_s(kItemSk)}};
     }
     for (;;) {
       json::object reply;
@@ -883,11 +898,11 @@ class DynamoDbStore final : public StateStore {
   // items in that order, a window of batch reads at a time: memory stays at one window.
   Status do_scan(const std::function<bool(const ItemRecord&)>& fn) {
     std::vector<std::pair<std::string, std::string>> keys;
-    Status s = scan_keys(kCustomerPrefix.data(), &keys);
+    Status s = scan_keys(/*items_only=*/true, &keys);
     if (!s.is_ok()) return s;
     std::vector<std::string> pks;
     for (auto& [pk, sk] : keys)
-      if (sk == kItemSk && pk.rfind(kCustomerPrefix, 0) == 0) pks.push_back(std::move(pk));
+      if (sk == kItemSk) pks.push_back(std::move(pk));
     std::sort(pks.begin(), pks.end());  // std::string compares as unsigned bytes
     const std::size_t window = kBatchGet * static_cast<std::size_t>(std::max(1, options().parallel_requests));
     for (std::size_t at = 0; at < pks.size(); at += window) {
@@ -960,7 +975,7 @@ class DynamoDbStore final : public StateStore {
   Status do_clear() {
     std::lock_guard<std::mutex> lock(commit_mu_);
     std::vector<std::pair<std::string, std::string>> keys;
-    Status s = scan_keys(nullptr, &keys);
+    Status s = scan_keys(/*items_only=*/false, &keys);
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
     for (const auto& [pk, sk] : keys) deletes.push_back(delete_request(key_of(pk, sk)));

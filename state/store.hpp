@@ -108,6 +108,15 @@ class StateStore {
 
   // Makes everything written so far durable (fsync for RocksDB, no-op in memory).
   virtual Status sync() = 0;
+
+  // Counters of the backend's own work, for /metrics (DynamoDB: requests, retries,
+  // throttles...). The local backends have none.
+  struct Counter {
+    const char* name;  // a Prometheus metric name
+    const char* help;
+    uint64_t value;
+  };
+  virtual std::vector<Counter> counters() const { return {}; }
 };
 
 // How far a conflict moved a customer's versions: another writer wrote `delta`

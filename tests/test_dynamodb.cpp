@@ -282,6 +282,10 @@ BOOST_AUTO_TEST_CASE(throttles_and_5xx_are_retried_with_backoff_then_reported) {
   BOOST_TEST(read(*store, "CUSTOMER#T").item_json == "t1");
   BOOST_TEST(o.metrics->throttles.load() == 2u);
   BOOST_TEST(o.metrics->retries.load() == 4u);
+  bool exposed = false;  // what /metrics shows
+  for (const StateStore::Counter& counter : store->counters())
+    if (std::string(counter.name) == "streamscore_dynamodb_throttles_total") exposed = counter.value == 2;
+  BOOST_TEST(exposed);
   // Throttled for good: bounded attempts, then an error that says so; nothing written.
   faults = 1000;
   Conflicts c;
@@ -436,6 +440,7 @@ BOOST_AUTO_TEST_CASE(replay_run_and_backfill_into_dynamodb_export_like_rocksdb) 
   Result replay = run_cli(dir, "replay --events " + events + " --dead-letter " + (dir / "dl-dyn.jsonl") +
                                    dynamo_sets(replayed));
   BOOST_TEST_REQUIRE(replay.exit_code == 0, replay.err);
+  BOOST_TEST(replay.out.find("dynamodb_requests") != std::string::npos, replay.out);
   Result exported = run_cli(dir, "export" + dynamo_sets(replayed));
   BOOST_TEST(exported.exit_code == 0, exported.err);
   BOOST_TEST(exported.out == expected.out);
