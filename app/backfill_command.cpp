@@ -274,13 +274,9 @@ int backfill(const BackfillArgs& args) {
     }
   }
   // --state DIR is RocksDB; state.backend = "dynamodb" backfills the table (same commits).
-  if (config.state.backend != "dynamodb") {
-    if (args.state_dir.empty()) {
-      print_error("backfill", "--state is required (or state.backend = \"dynamodb\")");
-      return kExitUsage;
-    }
-    config.state.backend = "rocksdb";
-    config.state.path = args.state_dir;
+  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
+    print_error("backfill", s.message());
+    return kExitUsage;
   }
   std::unique_ptr<StateStore> store;
   Progress progress;

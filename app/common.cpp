@@ -41,10 +41,12 @@ Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bo
                                   "\": expected one of \"rocksdb\", \"memory\", \"dynamodb\"");
 }
 
-std::string store_name(const StateConfig& state) {
-  if (state.backend == "dynamodb") return "DynamoDB table " + state.table;
-  if (state.backend == "memory") return "memory";
-  return state.path;
+Status state_from_args(const std::string& state_dir, StateConfig* state) {
+  if (state->backend == "dynamodb") return Status::ok();
+  if (state_dir.empty()) return Status::invalid_argument("--state is required (or state.backend = \"dynamodb\")");
+  state->backend = "rocksdb";
+  state->path = state_dir;
+  return Status::ok();
 }
 
 EngineOptions engine_options_from(const Config& config) {

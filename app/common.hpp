@@ -31,8 +31,9 @@ Status open_store(const std::string& backend, const std::string& path,
 Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load = false);
 DynamoDbOptions dynamodb_options_from(const StateConfig& state);
 
-// What a message calls the state: the directory, or "DynamoDB table NAME".
-std::string store_name(const StateConfig& state);
+// `--state DIR` of replay, export and backfill: RocksDB at DIR, unless the config says
+// state.backend = "dynamodb" (then the table). invalid_argument when DIR is missing.
+Status state_from_args(const std::string& state_dir, StateConfig* state);
 
 // The exit code of a failed open: 2 for DynamoDB settings or credentials (configuration),
 // 1 otherwise (I/O, a locked or foreign state directory, a missing table).

@@ -26,17 +26,13 @@ int export_items(const ExportArgs& args) {
     return kExitUsage;
   }
   // --state DIR is RocksDB; state.backend = "dynamodb" reads the table instead.
-  if (config.state.backend != "dynamodb") {
-    if (args.state_dir.empty()) {
-      print_error("export", "--state is required (or state.backend = \"dynamodb\")");
-      return kExitUsage;
-    }
-    if (!std::filesystem::is_directory(args.state_dir)) {
-      print_error("export", "--state '" + args.state_dir + "': no such state directory");
-      return kExitUsage;
-    }
-    config.state.backend = "rocksdb";
-    config.state.path = args.state_dir;
+  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
+    print_error("export", s.message());
+    return kExitUsage;
+  }
+  if (config.state.backend == "rocksdb" && !std::filesystem::is_directory(args.state_dir)) {
+    print_error("export", "--state '" + args.state_dir + "': no such state directory");
+    return kExitUsage;
   }
   std::unique_ptr<StateStore> store;
   if (!(s = open_store(config.state, &store)).is_ok()) {

@@ -62,13 +62,9 @@ int replay(const ReplayArgs& args) {
     }
   }
   // --state DIR is RocksDB; state.backend = "dynamodb" (--config or --set) replays into the table.
-  if (config.state.backend != "dynamodb") {
-    if (args.state_dir.empty()) {
-      print_error("replay", "--state is required (or state.backend = \"dynamodb\")");
-      return kExitUsage;
-    }
-    config.state.backend = "rocksdb";
-    config.state.path = args.state_dir;
+  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
+    print_error("replay", s.message());
+    return kExitUsage;
   }
   std::unique_ptr<StateStore> store;
   if (!(s = open_store(config.state, &store, /*bulk_load=*/true)).is_ok()) {

@@ -412,32 +412,53 @@ class DynamoDbStore final : public StateStore {
 
   // ------------------------------------------------------------ batches
 
-  // BatchWriteItem in requests of 25, in parallel; unprocessed items (throttled) are sent
-  // again after a backoff.
-  Status batch_write(std::vector<json::object> requests) {
-    const std::size_t groups = (requests.size() + kBatchWrite - 1) / kBatchWrite;
-    return parallel_for(groups, options().parallel_requests, [&](std::size_t g) {
-      json::array pending;
-      for (std::size_t i = g * kBatchWrite; i < std::min(requests.size(), (g + 1) * kBatchWrite); ++i)
-        pending.push_back(requests[i]);
-      for (int attempt = 1; !pending.empty(); ++attempt) {
-        if (attempt > 1) {
-          if (attempt > options().max_attempts)
-            return Status::io_error("DynamoDB BatchWriteItem: items still unprocessed after " +
-                                    std::to_string(options().max_attempts) + " attempts");
-          metrics().throttles.fetch_add(1, std::memory_order_relaxed);
-          client_.backoff(attempt - 1);
-        }
-        json::object reply;
-        Status s = client_.call(
-            "BatchWriteItem", {{"RequestItems", {{table(), std::move(pending)}}}}, &reply);
-        if (!s.is_ok()) return s;
-        pending = json::array();
-        if (const json::value* u = reply.if_contains("UnprocessedItems"); u && u->is_object())
-          if (const json::value* mine = u->as_object().if_contains(table()); mine && mine->is_array())
-            pending = mine->as_array();
+  // Sends `pending` with `send` until nothing comes back unprocessed (a batch's throttled
+  // part is a success answer), backing off before each round like a throttled request.
+  Status until_processed(const char* op, json::array pending,
+                         const std::function<Status(json::array batch, json::array* unprocessed)>& send) {
+    for (int attempt = 1; !pending.empty(); ++attempt) {
+      if (attempt > 1) {
+        if (attempt > options().max_attempts)
+          return Status::io_error("DynamoDB " + std::string(op) + ": still unprocessed after " +
+                                  std::to_string(options().max_attempts) + " attempts");
+        metrics().throttles.fetch_add(1, std::memory_order_relaxed);
+        client_.backoff(attempt - 1);
       }
-      return Status::ok();
+      json::array unprocessed;
+      Status s = send(std::move(pending), &unprocessed);
+      if (!s.is_ok()) return s;
+      pending = std::move(unprocessed);
+    }
+    return Status::ok();
+  }
+
+  // `reply[field][table]` (the part of a batch answer about this table), or null.
+  json::value* table_part(json::object& reply, const char* field) {
+    json::value* v = reply.if_contains(field);
+    return v && v->is_object() ? v->as_object().if_contains(table()) : nullptr;
+  }
+
+  // Runs `fn` on slices of at most `size` of `all`, in parallel.
+  Status in_groups(const std::vector<json::object>& all, std::size_t size,
+                   const std::function<Status(json::array group)>& fn) {
+    const std::size_t groups = (all.size() + size - 1) / size;
+    return parallel_for(groups, options().parallel_requests, [&](std::size_t g) {
+      json::array group;
+      for (std::size_t i = g * size; i < std::min(all.size(), (g + 1) * size); ++i) group.push_back(all[i]);
+      return fn(std::move(group));
+    });
+  }
+
+  // BatchWriteItem in requests of 25, in parallel.
+  Status batch_write(const std::vector<json::object>& requests) {
+    return in_groups(requests, kBatchWrite, [&](json::array group) {
+      return until_processed("BatchWriteItem", std::move(group), [&](json::array batch, json::array* unprocessed) {
+        json::object reply;
+        Status s = client_.call("BatchWriteItem", {{"RequestItems", {{table(), std::move(batch)}}}}, &reply);
+        if (json::value* u = s.is_ok() ? table_part(reply, "UnprocessedItems") : nullptr; u && u->is_array())
+          *unprocessed = std::move(u->as_array());
+        return s;
+      });
     });
   }
 
@@ -448,20 +469,9 @@ class DynamoDbStore final : public StateStore {
   // found (from several threads: it locks what it shares).
   Status batch_get(const std::vector<json::object>& keys, const char* projection,
                    const std::function<void(json::object&)>& fn) {
-    const std::size_t groups = (keys.size() + kBatchGet - 1) / kBatchGet;
-    return parallel_for(groups, options().parallel_requests, [&](std::size_t g) {
-      json::array pending;
-      for (std::size_t i = g * kBatchGet; i < std::min(keys.size(), (g + 1) * kBatchGet); ++i)
-        pending.push_back(keys[i]);
-      for (int attempt = 1; !pending.empty(); ++attempt) {
-        if (attempt > 1) {
-          if (attempt > options().max_attempts)
-            return Status::io_error("DynamoDB BatchGetItem: keys still unprocessed after " +
-                                    std::to_string(options().max_attempts) + " attempts");
-          metrics().throttles.fetch_add(1, std::memory_order_relaxed);
-          client_.backoff(attempt - 1);
-        }
-        json::object request{{"Keys", std::move(pending)}, {"ConsistentRead", true}};
+    return in_groups(keys, kBatchGet, [&](json::array group) {
+      return until_processed("BatchGetItem", std::move(group), [&](json::array batch, json::array* unprocessed) {
+        json::object request{{"Keys", std::move(batch)}, {"ConsistentRead", true}};
         if (projection) {
           request["ProjectionExpression"] = projection;
           request["ExpressionAttributeNames"] = {{"#pk", "PK"}, {"#v", "version"}};
@@ -469,17 +479,14 @@ class DynamoDbStore final : public StateStore {
         json::object reply;
         Status s = client_.call("BatchGetItem", {{"RequestItems", {{table(), std::move(request)}}}}, &reply);
         if (!s.is_ok()) return s;
-        pending = json::array();
-        if (json::value* r = reply.if_contains("Responses"); r && r->is_object())
-          if (json::value* mine = r->as_object().if_contains(table()); mine && mine->is_array())
-            for (json::value& item : mine->as_array())
-              if (item.is_object()) fn(item.as_object());
-        if (const json::value* u = reply.if_contains("UnprocessedKeys"); u && u->is_object())
-          if (const json::value* mine = u->as_object().if_contains(table()); mine && mine->is_object())
-            if (const json::value* k = mine->as_object().if_contains("Keys"); k && k->is_array())
-              pending = k->as_array();
-      }
-      return Status::ok();
+        if (json::value* mine = table_part(reply, "Responses"); mine && mine->is_array())
+          for (json::value& item : mine->as_array())
+            if (item.is_object()) fn(item.as_object());
+        if (json::value* u = table_part(reply, "UnprocessedKeys"); u && u->is_object())
+          if (json::value* k = u->as_object().if_contains("Keys"); k && k->is_array())
+            *unprocessed = std::move(k->as_array());
+        return Status::ok();
+      });
     });
   }
 
@@ -682,7 +689,9 @@ class DynamoDbStore final : public StateStore {
 
   Status stopped(CommitStage stage) {
     return Status::io_error(std::string("stopped by the test hook after ") +
-                            (stage == CommitStage::log_written ? "writing the log" : "the commit point"));
+                            (stage == CommitStage::log_written ? "writing the log"
+                             : stage == CommitStage::committed ? "the commit point"
+                                                               : "applying"));
   }
 
   Status commit_logged(const WriteSet& checked) {
@@ -699,7 +708,7 @@ class DynamoDbStore final : public StateStore {
         item["data"] = attr_b(chunks[i]);
         puts.push_back(put_request(std::move(item)));
       }
-      if (!(s = batch_write(std::move(puts))).is_ok()) return s;
+      if (!(s = batch_write(puts)).is_ok()) return s;
     }
     if (options().test_stop_after == CommitStage::log_written) return stopped(CommitStage::log_written);
     // (2) the commit point: the marker, only over the last marker this process knows of
@@ -725,6 +734,7 @@ class DynamoDbStore final : public StateStore {
     if (options().test_stop_after == CommitStage::committed) return stopped(CommitStage::committed);
     // (3) apply, (4) mark applied, drop the log
     if (!(s = apply(checked, seq)).is_ok()) return s;
+    if (options().test_stop_after == CommitStage::applied) return stopped(CommitStage::applied);
     return finish(seq, inline_payload ? 0 : chunks.size());
   }
 
@@ -745,7 +755,7 @@ class DynamoDbStore final : public StateStore {
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
     for (std::size_t i = 0; i < chunks; ++i) deletes.push_back(delete_request(key_of(log_pk_, chunk_sk(seq, i))));
-    return batch_write(std::move(deletes));
+    return batch_write(deletes);
   }
 
   // Applies a checked write set; idempotent for seq > 0 (a redo after a crash skips what
@@ -765,13 +775,13 @@ class DynamoDbStore final : public StateStore {
         dedup.push_back(put_request(std::move(item)));
       }
     }
-    if (!(s = batch_write(std::move(dedup))).is_ok()) return s;
+    if (!(s = batch_write(dedup)).is_ok()) return s;
     s = parallel_for(w.puts.size(), options().parallel_requests,
                      [&](std::size_t i) { return apply_put(w.puts[i], seq); });
     if (!s.is_ok()) return s;
     std::vector<json::object> meta;
     for (const MetaPut& m : w.meta) meta.push_back(put_request(meta_item(m.key, m.value)));
-    return batch_write(std::move(meta));
+    return batch_write(meta);
   }
 
   // A put after the commit point must land. If its condition fails, either this very
@@ -816,7 +826,7 @@ class DynamoDbStore final : public StateStore {
                        if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(kDedupPk, sk)));
                        return Status::ok();
                      });
-    return s.is_ok() ? batch_write(std::move(deletes)) : s;
+    return s.is_ok() ? batch_write(deletes) : s;
   }
 
   // ------------------------------------------------------------ recovery
@@ -889,7 +899,7 @@ class DynamoDbStore final : public StateStore {
                        if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(log_pk_, sk)));
                        return Status::ok();
                      });
-    return s.is_ok() ? batch_write(std::move(deletes)) : s;
+    return s.is_ok() ? batch_write(deletes) : s;
   }
 
   // ------------------------------------------------------------ reads
@@ -979,7 +989,7 @@ class DynamoDbStore final : public StateStore {
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
     for (const auto& [pk, sk] : keys) deletes.push_back(delete_request(key_of(pk, sk)));
-    return batch_write(std::move(deletes));
+    return batch_write(deletes);
   }
 
   DynamoDbClient client_;

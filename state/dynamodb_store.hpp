@@ -26,8 +26,10 @@ struct DynamoDbMetrics {
   std::atomic<uint64_t> recovered{0};  // committed logs finished at open
 };
 
-// Where a commit stops when a test asks it to (a simulated crash).
-enum class CommitStage { none, log_written, committed };
+// Where a commit stops when a test asks it to (a simulated crash): after writing the log
+// (before the commit point), after the commit point, after applying (before the log is
+// marked done).
+enum class CommitStage { none, log_written, committed, applied };
 
 struct DynamoDbOptions {
   std::string endpoint;  // empty: https://dynamodb.<region>.amazonaws.com
