@@ -8,6 +8,7 @@
 
 #include "state/format.hpp"
 
+#include <librdkafka/rdkafka.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -70,7 +71,11 @@ std::string render(const toml::node& v) {
 // ---- per-type readers: check the TOML type and the range, or say what is allowed ----
 
 // Keys whose values must never appear in a message or a log.
-bool is_secret_key(const std::string& key) { return key == "http.admin_token"; }
+// Kafka properties carry SASL passwords and client secrets.
+bool is_secret_key(const std::string& key) {
+  return key.find("admin_token") != std::string::npos || key.find("password") != std::string::npos ||
+         key.find("secret") != std::string::npos;
+}
 
 Status bad_value(const std::string& key, const toml::node& v, const std::string& what) {
   return Status::invalid_argument(key + " = " + (is_secret_key(key) ? "<hidden>" : render(v)) +
@@ -241,6 +246,58 @@ KeySpec duration_key(const char* name, Sec Config::*sec, int64_t Sec::*field, in
           [=](const Config& c) { return std::to_string((c.*sec).*field); }};
 }
 
+// librdkafka's own check of one property, on a scratch configuration.
+bool check_kafka_property(const std::string& name, const std::string& value, std::string* error) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char buf[512] = {0};
+  const rd_kafka_conf_res_t r = rd_kafka_conf_set(conf, name.c_str(), value.c_str(), buf, sizeof buf);
+  rd_kafka_conf_destroy(conf);
+  if (r == RD_KAFKA_CONF_OK) return true;
+  *error = std::string("librdkafka: ") + buf;
+  return false;
+}
+
+// Properties that streamscore sets itself: set through its own keys instead.
+const char* owned_kafka_property(const std::string& name) {
+  if (name == "bootstrap.servers" || name == "metadata.broker.list") return "kafka.bootstrap_servers";
+  if (name == "group.id") return "source.group_id";
+  if (name == "enable.auto.commit" || name == "enable.auto.offset.store")
+    return "nothing: offsets are committed after the checkpoint that covers them";
+  return nullptr;
+}
+
+// Any other key of [kafka] is a librdkafka property, checked by librdkafka itself so
+// that a misspelt one is refused at start, by name.
+KeySpec kafka_property_key() {
+  return {"*", true,
+          [](const toml::node& v, const std::string& key, Config* c) {
+            const std::string name = key.substr(std::string("kafka.").size());
+            if (const char* instead = owned_kafka_property(name))
+              return Status::invalid_argument(key + ": set by streamscore; use " + instead);
+            std::string text;
+            if (const auto* s = v.as_string()) text = s->get();
+            else if (const auto* i = v.as_integer()) text = std::to_string(i->get());
+            else if (const auto* b = v.as_boolean()) text = b->get() ? "true" : "false";
+            else
+              return bad_value(key, v,
+                               "expected a string, an integer or a boolean (a librdkafka property; "
+                               "quote dotted names: \"security.protocol\" = \"SASL_SSL\")");
+            std::string error;
+            if (!check_kafka_property(name, text, &error))
+              return Status::invalid_argument(key + ": " + error);
+            auto& props = c->kafka.properties;
+            auto it = std::find_if(props.begin(), props.end(), [&](const auto& p) { return p.first == name; });
+            if (it != props.end()) it->second = text;
+            else props.emplace_back(name, text);
+            return Status::ok();
+          },
+          [](const Config& c) {
+            std::string all;
+            for (const auto& [k, v] : c.kafka.properties) all += k + "=" + v + "\n";
+            return all;
+          }};
+}
+
 std::vector<SectionSpec> schema() {
   using C = Config;
   using S = SourceConfig;
@@ -248,8 +305,10 @@ std::vector<SectionSpec> schema() {
   using H = HttpConfig;
   return {
       {"source",
-       {choice_key("kind", &C::source, &S::kind, {"file", "generator"}),
+       {choice_key("kind", &C::source, &S::kind, {"file", "generator", "kafka"}),
         text_key("path", &C::source, &S::path),
+        text_key("topic", &C::source, &S::topic),
+        text_key("group_id", &C::source, &S::group_id),
         {"exit_at_end", false,
          [](const toml::node& v, const std::string& key, Config* c) {
            return read_bool(v, key, &c->source.exit_at_end);
@@ -276,7 +335,29 @@ std::vector<SectionSpec> schema() {
         optional_text_key("endpoint", &C::state, &StateConfig::endpoint),
         optional_text_key("region", &C::state, &StateConfig::region),
         text_key("table", &C::state, &StateConfig::table)}},
-      {"dead_letter", {text_key("path", &C::dead_letter, &DeadLetterConfig::path)}},
+      {"dead_letter",
+       {choice_key("kind", &C::dead_letter, &DeadLetterConfig::kind, {"file", "kafka"}),
+        text_key("path", &C::dead_letter, &DeadLetterConfig::path),
+        text_key("topic", &C::dead_letter, &DeadLetterConfig::topic)}},
+      {"kafka",
+       {{"bootstrap_servers", true,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           const auto* s = v.as_string();  // "" is allowed: no Kafka
+           if (s == nullptr) return bad_value(key, v, "expected a string like \"host:9092,host2:9092\"");
+           c->kafka.bootstrap_servers = s->get();
+           return Status::ok();
+         },
+         [](const Config& c) { return c.kafka.bootstrap_servers; }},
+        kafka_property_key()}},
+      {"output",
+       {{"topic", true,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           const auto* s = v.as_string();  // "" is allowed: no output topic
+           if (s == nullptr) return bad_value(key, v, "expected a topic name (\"\" = off)");
+           c->output.topic = s->get();
+           return Status::ok();
+         },
+         [](const Config& c) { return c.output.topic; }}}},
       {"window",
        {duration_key("allowed_lateness", &C::window, &WindowConfig::allowed_lateness_ns, 0,
                      30 * kDayNanos, "must be between 0s and 30d"),
@@ -337,16 +418,19 @@ const SectionSpec* find_section(const std::vector<SectionSpec>& schema, const st
   return nullptr;
 }
 
+// A section may end with a "*" key that takes any other name ([kafka] properties).
 const KeySpec* find_key(const SectionSpec& section, const std::string& name) {
   for (const auto& k : section.keys)
     if (k.name == name) return &k;
+  if (!section.keys.empty() && section.keys.back().name == "*" && !name.empty()) return &section.keys.back();
   return nullptr;
 }
 
 // The section that has `key`, or nullptr: for hints when a key is written without one.
 const SectionSpec* section_of(const std::vector<SectionSpec>& schema, const std::string& key) {
   for (const auto& s : schema)
-    if (find_key(s, key) != nullptr) return &s;
+    for (const auto& k : s.keys)
+      if (k.name == key) return &s;
   return nullptr;
 }
 
@@ -589,7 +673,7 @@ Status apply_override(const std::string& text, const std::vector<SectionSpec>& s
     return config_error("override '" + text + "': expected section.key=value, e.g. engine.shards=8");
   const std::string name = trim(text.substr(0, eq));
   // Messages quote the override as written, except a secret's value.
-  const bool secret = name.find("admin_token") != std::string::npos;
+  const bool secret = is_secret_key(name);
   return apply_override_named(name, text.substr(eq + 1), secret ? name + "=<hidden>" : text,
                               schema, config);
 }
@@ -618,6 +702,16 @@ Status apply_override_named(const std::string& name, const std::string& value,
 
 // Rules that involve more than one key.
 Status check_combination(const Config& c) {
+  if (c.kafka.bootstrap_servers.empty()) {
+    const char* needs = c.source.kind == "kafka"        ? "source.kind = \"kafka\""
+                        : c.dead_letter.kind == "kafka" ? "dead_letter.kind = \"kafka\""
+                        : !c.output.topic.empty()       ? "output.topic"
+                                                        : nullptr;
+    if (needs != nullptr)
+      return config_error(std::string(needs) +
+                          " needs kafka.bootstrap_servers (e.g. \"127.0.0.1:9092\"; "
+                          "`streamscore mock-kafka` starts a local cluster)");
+  }
   if (c.source.dup_rate + c.source.bad_rate > 1.0) {
     return config_error("source.dup_rate + source.bad_rate = " + render_float(c.source.dup_rate) +
                         " + " + render_float(c.source.bad_rate) +

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "state/status.hpp"
@@ -12,9 +13,14 @@
 namespace streamscore {
 
 struct SourceConfig {
-  std::string kind = "file";          // "file" | "generator"
+  std::string kind = "file";          // "file" | "generator" | "kafka"
   std::string path = "events.jsonl";  // kind = "file"
-  bool exit_at_end = true;            // file: stop after the final tick instead of following the file
+  // file: stop after the final tick instead of following the file; kafka: bounded mode,
+  // read every partition up to its end offset as of start, then the final tick
+  bool exit_at_end = true;
+  // kind = "kafka" (brokers and client properties: [kafka])
+  std::string topic = "customer-events";
+  std::string group_id = "streamscore";
   // kind = "generator": the built-in simulator (same knobs as `streamscore generate`)
   int64_t customers = 10000;
   int64_t events = 1000000;           // total events to produce; 0 = unbounded
@@ -39,7 +45,21 @@ struct StateConfig {
 };
 
 struct DeadLetterConfig {
-  std::string path = "data/dead-letter.jsonl";
+  std::string kind = "file";                   // "file" | "kafka"
+  std::string path = "data/dead-letter.jsonl";  // kind = "file"
+  std::string topic = "customer-events-dlq";    // kind = "kafka"
+};
+
+// Kafka clients (source, dead-letter topic, output topic): the brokers, and librdkafka
+// properties passed through as they are ("security.protocol", "sasl.mechanisms", ...).
+struct KafkaConfig {
+  std::string bootstrap_servers;  // "host:port,host:port"; required by anything Kafka
+  std::vector<std::pair<std::string, std::string>> properties;  // in file order
+};
+
+// Optional stream of every written item, for downstream services.
+struct OutputConfig {
+  std::string topic;  // e.g. "customer-scores" (key = customer_id); empty = off
 };
 
 struct WindowConfig {
@@ -87,6 +107,8 @@ struct Config {
   SourceConfig source;
   StateConfig state;
   DeadLetterConfig dead_letter;
+  KafkaConfig kafka;
+  OutputConfig output;
   WindowConfig window;
   EngineConfig engine;
   CheckpointConfig checkpoint;

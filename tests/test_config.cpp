@@ -92,14 +92,22 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.model.poll_interval_ms == b.model.poll_interval_ms);
   BOOST_TEST(a.model.rescore_rate == b.model.rescore_rate);
   BOOST_TEST(a.model.nthread == b.model.nthread);
+  BOOST_TEST(a.source.topic == b.source.topic);
+  BOOST_TEST(a.source.group_id == b.source.group_id);
+  BOOST_TEST(a.dead_letter.kind == b.dead_letter.kind);
+  BOOST_TEST(a.dead_letter.topic == b.dead_letter.topic);
+  BOOST_TEST(a.kafka.bootstrap_servers == b.kafka.bootstrap_servers);
+  BOOST_TEST((a.kafka.properties == b.kafka.properties));
+  BOOST_TEST(a.output.topic == b.output.topic);
 }
 
 const std::vector<std::string> kAllKeys = {
-    "source.kind", "source.path", "source.exit_at_end", "source.customers", "source.events",
+    "source.kind", "source.path", "source.exit_at_end", "source.topic", "source.group_id", "source.customers", "source.events",
     "source.rate", "source.days", "source.dup_rate", "source.disorder_s", "source.late_rate",
     "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
     "state.endpoint", "state.region", "state.table",
-    "dead_letter.path", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
+    "dead_letter.kind", "dead_letter.path", "dead_letter.topic", "kafka.bootstrap_servers",
+    "output.topic", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
     "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "log.level",
@@ -165,6 +173,8 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
   // The value is each key's default spelled as text, so this also checks the spellings.
   const std::vector<std::string> sets = {
       "source.kind=file", "source.path=events.jsonl", "source.exit_at_end=true",
+      "source.topic=customer-events", "source.group_id=streamscore", "dead_letter.kind=file",
+      "dead_letter.topic=customer-events-dlq", "kafka.bootstrap_servers=", "output.topic=",
       "source.customers=10000", "source.events=1000000", "source.rate=0", "source.days=45",
       "source.dup_rate=0.02", "source.disorder_s=120", "source.late_rate=0.001",
       "source.bad_rate=0.001", "source.seed=42", "source.start=2025-01-01T00:00:00Z",
@@ -259,7 +269,7 @@ BOOST_AUTO_TEST_CASE(error_unknown_key_lists_the_known_keys) {
 BOOST_AUTO_TEST_CASE(error_unknown_section) {
   const std::string m = file_error("[engine]\nshards = 2\n[windows]\nallowed_lateness = \"5m\"\n");
   BOOST_TEST(contains(m, "c.toml:3:2: unknown section [windows] (known sections: [source], "
-                         "[state], [dead_letter], [window], [engine], [checkpoint], [http], [log], [model])"));
+                         "[state], [dead_letter], [kafka], [output], [window], [engine], [checkpoint], [http], [log], [model])"));
   BOOST_TEST(contains(override_error("windows.allowed_lateness=5m"), "unknown section [windows]"));
   BOOST_TEST(contains(file_error("shards = 2\n"),
                       "key 'shards' is outside any section (it belongs under [engine])"));
@@ -469,4 +479,44 @@ BOOST_AUTO_TEST_CASE(the_admin_token_never_appears_in_a_message) {
   Config c;
   BOOST_TEST_REQUIRE(load_config("", {"http.admin_token=topsecret"}, &c).is_ok());
   BOOST_TEST(c.http.admin_token == "topsecret");
+}
+
+BOOST_AUTO_TEST_CASE(kafka_properties_pass_through_checked_by_librdkafka) {
+  Config c;
+  Status s = load_config("", {"kafka.bootstrap_servers=127.0.0.1:9092", "kafka.security.protocol=SASL_SSL",
+                              "kafka.linger.ms=5", "kafka.security.protocol=PLAINTEXT"},
+                         &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.message());
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"security.protocol", "PLAINTEXT"}, {"linger.ms", "5"}};  // the later override wins, in place
+  BOOST_TEST((c.kafka.properties == expected));
+  // From a file, dotted names are quoted keys.
+  BOOST_TEST(contains(file_error("[kafka]\n\"no.such.property\" = \"x\"\n"),
+                      "c.toml:2:22: kafka.no.such.property: librdkafka: No such configuration property: "
+                      "\"no.such.property\""));
+  BOOST_TEST(contains(file_error("[kafka]\nsecurity.protocol = \"SSL\"\n"), "quote dotted names"));
+  BOOST_TEST(contains(override_error("kafka.security.protocol=FOO"),
+                      "kafka.security.protocol: librdkafka: Invalid value \"FOO\""));
+  // Properties streamscore sets itself point to its own key.
+  BOOST_TEST(contains(override_error("kafka.group.id=g"), "kafka.group.id: set by streamscore; use source.group_id"));
+  BOOST_TEST(contains(override_error("kafka.bootstrap.servers=h:1"), "use kafka.bootstrap_servers"));
+  BOOST_TEST(contains(override_error("kafka.enable.auto.commit=true"), "set by streamscore"));
+}
+
+BOOST_AUTO_TEST_CASE(kafka_secrets_never_appear_in_a_message) {
+  const std::string m = file_error("[kafka]\n\"sasl.password\" = [\"hunter2\"]\n");
+  BOOST_TEST(contains(m, "kafka.sasl.password = <hidden>"));
+  BOOST_TEST(m.find("hunter2") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(kafka_paths_need_bootstrap_servers) {
+  BOOST_TEST(contains(override_error("source.kind=kafka"),
+                      "source.kind = \"kafka\" needs kafka.bootstrap_servers"));
+  BOOST_TEST(contains(override_error("dead_letter.kind=kafka"),
+                      "dead_letter.kind = \"kafka\" needs kafka.bootstrap_servers"));
+  BOOST_TEST(contains(override_error("output.topic=customer-scores"), "output.topic needs kafka.bootstrap_servers"));
+  Config c;
+  BOOST_TEST(load_config("", {"source.kind=kafka", "kafka.bootstrap_servers=127.0.0.1:1"}, &c).is_ok());
+  BOOST_TEST(c.source.topic == "customer-events");
+  BOOST_TEST(c.source.group_id == "streamscore");
 }
