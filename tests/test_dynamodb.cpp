@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -142,6 +143,12 @@ DynamoDbOptions table_with_a_crashed_commit(int items, CommitStage stage, std::s
   return o;
 }
 
+// Opens the table again as its writer (which finishes a pending log), counting afresh.
+std::unique_ptr<StateStore> reopen(DynamoDbOptions* o) {
+  o->metrics = std::make_shared<DynamoDbMetrics>();
+  return open_store_on(*o);
+}
+
 // Another writer's put of one item, the way update_item writes.
 void racer_writes(DynamoDbOptions o, const ConditionalPut& p) {
   o.writer = "racer";
@@ -159,8 +166,7 @@ BOOST_AUTO_TEST_CASE(crash_after_commit_point_is_finished_by_the_next_open) {
     DynamoDbOptions peek = o;  // a bulk-load store does not recover: it shows the table as it is
     peek.bulk_load = true;
     BOOST_TEST(read(*open_store_on(peek), "CUSTOMER#C1000").version == 1);
-    o.metrics = std::make_shared<DynamoDbMetrics>();
-    auto reopened = open_store_on(o);
+    auto reopened = reopen(&o);
     BOOST_TEST(o.metrics->recovered.load() == 1u);
     for (int i = 0; i < 4; ++i) {
       const std::string pk = "CUSTOMER#C" + std::to_string(1000 + i);
@@ -189,8 +195,7 @@ BOOST_AUTO_TEST_CASE(crash_after_commit_point_is_finished_by_the_next_open) {
 BOOST_AUTO_TEST_CASE(redo_of_an_applied_log_changes_nothing) {
   DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::applied, 10, "new");
   racer_writes(o, put("CUSTOMER#C1002", 2, engine_json("CUSTOMER#C1002", "racer", 3)));
-  o.metrics = std::make_shared<DynamoDbMetrics>();
-  auto reopened = open_store_on(o);
+  auto reopened = reopen(&o);
   BOOST_TEST(o.metrics->recovered.load() == 1u);
   BOOST_TEST(o.metrics->rebased.load() == 0u);
   BOOST_TEST(read(*reopened, "CUSTOMER#C1000").version == 2);
@@ -224,8 +229,7 @@ BOOST_AUTO_TEST_CASE(crash_before_commit_point_leaves_the_old_state) {
 BOOST_AUTO_TEST_CASE(a_racer_between_check_and_apply_is_rebased) {
   DynamoDbOptions o = table_with_a_crashed_commit(2, CommitStage::committed, 10, "engine");
   racer_writes(o, put("CUSTOMER#C1000", 1, engine_json("CUSTOMER#C1000", "racer", 2)));
-  o.metrics = std::make_shared<DynamoDbMetrics>();
-  auto reopened = open_store_on(o);
+  auto reopened = reopen(&o);
   BOOST_TEST(o.metrics->rebased.load() == 1u);
   const ItemRecord moved = read(*reopened, "CUSTOMER#C1000");
   BOOST_TEST(moved.version == 3);  // the racer's version 2, then ours on top
@@ -392,6 +396,33 @@ void without_credentials(const TempDir& dir, F&& fn) {
 }
 
 }  // namespace
+
+// Without the environment variables, the profile AWS_PROFILE (else "default") of
+// ~/.aws/credentials supplies the keys.
+BOOST_AUTO_TEST_CASE(credentials_come_from_the_profile_file) {
+  TempDir dir("streamscore-dynamodb-profile-");
+  fs::create_directories(dir.path / ".aws");
+  std::ofstream(dir / ".aws/credentials") << "[default]\naws_access_key_id = AKDEFAULT\n"
+                                             "aws_secret_access_key = s1\n\n"
+                                             "# the team's\n[team]\naws_access_key_id=AKTEAM\n"
+                                             "aws_secret_access_key=s2\naws_session_token = tok\n";
+  without_credentials(dir, [&] {
+    AwsCredentials c;
+    BOOST_TEST_REQUIRE(load_aws_credentials(&c).is_ok());
+    BOOST_TEST(c.access_key == "AKDEFAULT");
+    BOOST_TEST(c.secret_key == "s1");
+    BOOST_TEST(c.session_token.empty());
+    ::setenv("AWS_PROFILE", "team", 1);
+    BOOST_TEST_REQUIRE(load_aws_credentials(&c).is_ok());
+    BOOST_TEST(c.access_key == "AKTEAM");
+    BOOST_TEST(c.session_token == "tok");
+    ::setenv("AWS_PROFILE", "nobody", 1);
+    Status s = load_aws_credentials(&c);
+    BOOST_TEST(s.is_invalid_argument());
+    BOOST_TEST(s.message().find("profile 'nobody'") != std::string::npos, s.message());
+    ::unsetenv("AWS_PROFILE");
+  });
+}
 
 BOOST_AUTO_TEST_CASE(create_table_twice_then_usage_and_credential_errors) {
   TempDir dir("streamscore-dynamodb-cli-");
