@@ -8,7 +8,7 @@
 //   PK "META",  SK hex(key)           value (B)
 //   PK "DEDUP", SK hex(record key)#chunk  data (B), n (N: chunks of the record)
 //   PK "LOG#<writer>", SK "commit"    the commit marker: seq, pending, chunks, inline payload
-//   PK "LOG#<writer>", SK "chunk#<seq>#<i>"  the redo log of one commit, in chunks
+//   PK "LOG#<writer>#<i mod 16>", SK "chunk#<seq>#<i>"  the redo log of one commit, in chunks
 // Why a redo log, and the argument that it is all-or-nothing: docs/semantics.md, "State in
 // DynamoDB". In short: check versions, write the log, put the marker (the commit point),
 // apply idempotently, mark applied; open() finishes a marked but unapplied log.
@@ -41,6 +41,9 @@ constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well 
 constexpr std::size_t kBatchWrite = 25;           // BatchWriteItem's limit
 constexpr std::size_t kBatchGet = 100;            // BatchGetItem's limit
 constexpr int kMaxRebases = 100;
+// A redo log's chunks go round-robin to this many partition keys: one partition key takes
+// at most 1,000 WCU/s (about 1 MB/s), so one key would cap a writer's log at that.
+constexpr std::size_t kLogPartitions = 16;
 
 // ---------------------------------------------------------------- attribute values
 
@@ -335,7 +338,7 @@ class DynamoDbStore final : public StateStore {
              m.retries.load()},
             {"streamscore_dynamodb_throttles_total", "Throttling answers (unprocessed batch items included).",
              m.throttles.load()},
-            {"streamscore_dynamodb_conflicts_total", "Failed version conditions (ConditionalCheckFailed).",
+            {"streamscore_dynamodb_conflicts_total", "Failed conditions (ConditionalCheckFailed), puts a redo found applied included.",
              m.conflicts.load()},
             {"streamscore_dynamodb_rebased_total", "Puts moved on top of a racing writer while applying a commit.",
              m.rebased.load()},
@@ -688,6 +691,8 @@ class DynamoDbStore final : public StateStore {
     return std::max(last_seq_ + 1, now);
   }
 
+  std::string chunk_pk(std::size_t i) const { return log_pk_ + "#" + hex_number(i % kLogPartitions, 1); }
+
   std::string chunk_sk(uint64_t seq, std::size_t i) const {
     return "chunk#" + hex_number(seq, 16) + "#" + hex_number(i, 6);
   }
@@ -709,7 +714,7 @@ class DynamoDbStore final : public StateStore {
     if (!inline_payload) {
       std::vector<json::object> puts;
       for (std::size_t i = 0; i < chunks.size(); ++i) {
-        json::object item = key_of(log_pk_, chunk_sk(seq, i));
+        json::object item = key_of(chunk_pk(i), chunk_sk(seq, i));
         item["data"] = attr_b(chunks[i]);
         puts.push_back(put_request(std::move(item)));
       }
@@ -759,7 +764,7 @@ class DynamoDbStore final : public StateStore {
                               options().writer + "' moved while applying; one writer name per process");
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
-    for (std::size_t i = 0; i < chunks; ++i) deletes.push_back(delete_request(key_of(log_pk_, chunk_sk(seq, i))));
+    for (std::size_t i = 0; i < chunks; ++i) deletes.push_back(delete_request(key_of(chunk_pk(i), chunk_sk(seq, i))));
     return batch_write(deletes);
   }
 
@@ -869,22 +874,30 @@ class DynamoDbStore final : public StateStore {
                  ? Status::ok()
                  : Status::corruption("commit marker " + std::to_string(seq) + " has no inline payload");
     }
-    int64_t found = 0;
-    Status s = query(
-        {{"KeyConditionExpression", "#pk = :p AND begins_with(#sk, :c)"},
-         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-         {"ExpressionAttributeValues", {{":p", attr_s(log_pk_)}, {":c", attr_s("chunk#" + hex_number(seq, 16) + "#")}}}},
-        [&](json::object& item) {
-          std::string part;
-          if (!get_b(item, "data", &part)) return Status::corruption("redo log chunk without data");
-          payload->append(part);
-          ++found;
-          return Status::ok();
-        });
-    if (s.is_ok() && found != chunks)
+    std::vector<json::object> keys;
+    for (int64_t i = 0; i < chunks; ++i) keys.push_back(key_of(chunk_pk(i), chunk_sk(seq, i)));
+    std::vector<std::string> parts(static_cast<std::size_t>(chunks));
+    std::vector<bool> found(parts.size(), false);
+    std::mutex mu;
+    Status s = batch_get(keys, nullptr, [&](json::object& item) {
+      std::string sk, part;
+      const bool ok = get_s(item, "SK", &sk) && get_b(item, "data", &part);
+      uint64_t i = 0;
+      const std::size_t hash = sk.rfind('#');
+      if (!ok || hash == std::string::npos ||
+          std::from_chars(sk.data() + hash + 1, sk.data() + sk.size(), i, 16).ec != std::errc() || i >= parts.size())
+        return;  // counted as missing below
+      std::lock_guard<std::mutex> lock(mu);
+      parts[i] = std::move(part);
+      found[i] = true;
+    });
+    if (!s.is_ok()) return s;
+    const auto have = std::count(found.begin(), found.end(), true);
+    if (have != chunks)
       return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + options().writer + "' has " +
-                                std::to_string(found) + " of its " + std::to_string(chunks) + " chunks");
-    return s;
+                                std::to_string(have) + " of its " + std::to_string(chunks) + " chunks");
+    for (const std::string& part : parts) payload->append(part);
+    return Status::ok();
   }
 
   // Chunks of sequences up to the marker's are finished or were never committed. Newer
@@ -892,19 +905,23 @@ class DynamoDbStore final : public StateStore {
   // exports): left alone, and dropped by a later open once the marker has passed them.
   Status sweep_log() {
     std::vector<json::object> deletes;
-    Status s = query({{"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :lo AND :hi"},
-                      {"ProjectionExpression", "#pk, #sk"},
-                      {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                      {"ExpressionAttributeValues",
-                       {{":p", attr_s(log_pk_)},
-                        {":lo", attr_s("chunk#")},
-                        {":hi", attr_s("chunk#" + hex_number(last_seq_, 16) + "#~")}}}},
-                     [&](json::object& item) {
-                       std::string sk;
-                       if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(log_pk_, sk)));
-                       return Status::ok();
-                     });
-    return s.is_ok() ? batch_write(deletes) : s;
+    for (std::size_t p = 0; p < kLogPartitions; ++p) {
+      const std::string pk = chunk_pk(p);
+      Status s = query({{"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :lo AND :hi"},
+                        {"ProjectionExpression", "#pk, #sk"},
+                        {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                        {"ExpressionAttributeValues",
+                         {{":p", attr_s(pk)},
+                          {":lo", attr_s("chunk#")},
+                          {":hi", attr_s("chunk#" + hex_number(last_seq_, 16) + "#~")}}}},
+                       [&](json::object& item) {
+                         std::string sk;
+                         if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(pk, sk)));
+                         return Status::ok();
+                       });
+      if (!s.is_ok()) return s;
+    }
+    return batch_write(deletes);
   }
 
   // ------------------------------------------------------------ reads
@@ -998,7 +1015,7 @@ class DynamoDbStore final : public StateStore {
   }
 
   DynamoDbClient client_;
-  const std::string log_pk_;  // "LOG#<writer>"
+  const std::string log_pk_;  // "LOG#<writer>": the marker; its chunks under "LOG#<writer>#<p>"
   const std::string stamp_;   // "w#<writer>"
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker

@@ -21,7 +21,7 @@ struct DynamoDbMetrics {
   std::atomic<uint64_t> requests{0};   // HTTP requests sent (each attempt counts)
   std::atomic<uint64_t> retries{0};    // attempts repeated after a throttle, 5xx or transport error
   std::atomic<uint64_t> throttles{0};  // throttling answers, unprocessed batch items included
-  std::atomic<uint64_t> conflicts{0};  // failed version conditions (ConditionalCheckFailed)
+  std::atomic<uint64_t> conflicts{0};  // failed conditions (ConditionalCheckFailed), redo skips included
   std::atomic<uint64_t> rebased{0};    // puts moved on top of a racing writer while applying a commit
   std::atomic<uint64_t> recovered{0};  // committed logs finished at open
 };
