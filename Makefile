@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
 
-.PHONY: all deps build run test sanitize bench bench-http fuzz clean
+.PHONY: all deps build run test sanitize bench bench-http bench-kafka fuzz clean
 
 all: build
 
@@ -33,6 +33,10 @@ bench: build
 # at 10,000 requests/s against a daemon that ingests.
 bench-http: build
 	@bash bench/http.sh $(BUILD)
+
+# Only the Kafka part of the benchmark (also run by `make bench`).
+bench-kafka: build
+	@bash bench/kafka.sh $(BUILD)
 
 # The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).

@@ -23,7 +23,7 @@
 
 namespace streamscore {
 
-class DeadLetterWriter;
+class DeadLetterSink;
 
 caf::actor spawn_parser(caf::actor_system& sys);
 
@@ -50,7 +50,7 @@ caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
                               std::shared_ptr<EngineMetrics> metrics);
 
-caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterWriter> writer);
+caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink);
 
 struct RouterConfig {
   std::vector<caf::actor> parsers;

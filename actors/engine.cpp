@@ -12,6 +12,7 @@
 #include "actors/actors.hpp"
 #include "actors/model_actor.hpp"
 #include "io/dead_letter.hpp"
+#include "io/item_sink.hpp"
 #include "messages/messages.hpp"
 #include "state/codec.hpp"
 
@@ -198,20 +199,11 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   if (!s.is_ok()) return s;
   if (!(s = read_checkpoint_number(store, &engine->checkpoint_number_)).is_ok()) return s;
 
-  auto writer = std::make_shared<DeadLetterWriter>();
-  uint64_t dead_letter_bytes = std::numeric_limits<uint64_t>::max();
-  if (!options.truncate_dead_letter &&
-      !(s = checkpointed_dead_letter_bytes(store, options.dead_letter_path, &dead_letter_bytes)).is_ok())
-    return s;
-  if (!(s = writer->open(options.dead_letter_path, options.truncate_dead_letter, dead_letter_bytes)).is_ok())
-    return s;
-  // The dead-letter file as this state knows it now. Written before any record is read,
-  // so that a kill before the first checkpoint cuts back to here too (the file may hold
-  // lines of earlier runs on other states).
-  if (!options.truncate_dead_letter &&
-      (!(s = store->put_meta(kMetaDeadLetter, options.dead_letter_path + "\n" +
-                                                  std::to_string(writer->bytes()))).is_ok() ||
-       !(s = store->sync()).is_ok()))
+  std::shared_ptr<DeadLetterSink> dead_letter;
+  if (!(s = engine->open_dead_letter(&dead_letter)).is_ok()) return s;
+  engine->dead_letter_identity_ = dead_letter->identity();
+  if (options.make_item_sink &&
+      (!(s = options.make_item_sink(&engine->item_sink_)).is_ok() || !(s = engine->catch_up_items()).is_ok()))
     return s;
 
   engine->config_ = std::make_unique<caf::actor_system_config>();
@@ -242,7 +234,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   if (engine->model_) caf::anon_send(*engine->model_, shards_atom::value, rc.shards);
   engine->metrics_->shard_count = static_cast<int>(states.size());
   rc.clock = spawn_window_clock(sys, clock, engine->metrics_);
-  rc.dead_letter = spawn_dead_letter_sink(sys, writer);
+  rc.dead_letter = spawn_dead_letter_sink(sys, std::move(dead_letter));
   rc.max_future_skew_ns = options.max_future_skew_ns;
   rc.now_ns = engine->options_.now_ns;
   rc.since_ns = options.since_ns;
@@ -262,6 +254,75 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
       (!(s = store->put_meta(kMetaSession, kSessionRebuilding)).is_ok() || !(s = store->sync()).is_ok()))
     return s;
   *out = std::move(engine);
+  return Status::ok();
+}
+
+// The configured sink, or the dead-letter file: appended to after being cut back to what
+// the last checkpoint covered (its later lines come again from the records read again).
+Status Engine::open_dead_letter(std::shared_ptr<DeadLetterSink>* sink) {
+  if (options_.make_dead_letter_sink) return options_.make_dead_letter_sink(sink);
+  auto writer = std::make_shared<DeadLetterWriter>();
+  uint64_t dead_letter_bytes = std::numeric_limits<uint64_t>::max();
+  Status s;
+  if (!options_.truncate_dead_letter &&
+      !(s = checkpointed_dead_letter_bytes(store_, options_.dead_letter_path, &dead_letter_bytes)).is_ok())
+    return s;
+  if (!(s = writer->open(options_.dead_letter_path, options_.truncate_dead_letter, dead_letter_bytes)).is_ok())
+    return s;
+  // The dead-letter file as this state knows it now. Written before any record is read,
+  // so that a kill before the first checkpoint cuts back to here too (the file may hold
+  // lines of earlier runs on other states).
+  if (!options_.truncate_dead_letter &&
+      (!(s = store_->put_meta(kMetaDeadLetter, options_.dead_letter_path + "\n" +
+                                                   std::to_string(writer->bytes()))).is_ok() ||
+       !(s = store_->sync()).is_ok()))
+    return s;
+  *sink = std::move(writer);
+  return Status::ok();
+}
+
+// Items go to the sink only after their checkpoint is durable, and the checkpoint after
+// records that they are delivered (meta "output"). A crash in between leaves the record
+// behind the checkpoint: the next start publishes the whole table again, because which
+// items the lost checkpoint held is not kept. At least once; consumers keep the highest
+// `version` per customer.
+Status Engine::catch_up_items() {
+  if (checkpoint_number_ == 0) return Status::ok();  // nothing committed yet
+  std::string value;
+  Status s = store_->get_meta(kMetaOutput, &value);
+  if (!s.is_ok() && !s.is_not_found()) return s;
+  if (s.is_ok() && value == output_marker()) return Status::ok();
+  if (!(s = publish_all_items()).is_ok() || !(s = item_sink_->flush()).is_ok()) return s;
+  return record_items_delivered();
+}
+
+// The item sink and the last checkpoint whose items it has delivered.
+std::string Engine::output_marker() const {
+  return item_sink_->identity() + "\n" + std::to_string(checkpoint_number_);
+}
+
+Status Engine::record_items_delivered() {
+  Status s = store_->put_meta(kMetaOutput, output_marker());
+  return s.is_ok() ? store_->sync() : s;
+}
+
+Status Engine::publish_all_items() {
+  Status inner;
+  Status s = store_->scan([&](const ItemRecord& item) {
+    if (!item.item_json.empty()) inner = item_sink_->publish(item);
+    return inner.is_ok();
+  });
+  return s.is_ok() ? inner : s;
+}
+
+Status Engine::publish_committed(const Cut& cut) {
+  if (!item_sink_) return Status::ok();
+  if (options_.bulk_load) return publish_all_items();  // the shards wrote the items themselves
+  for (const ConditionalPut& put : cut.puts)
+    if (!put.record.item_json.empty()) {
+      Status s = item_sink_->publish(put.record);
+      if (!s.is_ok()) return s;
+    }
   return Status::ok();
 }
 
@@ -323,9 +384,14 @@ Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
 // One atomic batch: the items, then the positions they are consistent with.
 Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   std::vector<MetaPut> meta = extra_meta;
+  if (item_sink_) {
+    // The items of the checkpoints before are delivered: this commit can say so.
+    Status s = item_sink_->flush();
+    if (!s.is_ok()) return s;
+    meta.push_back({kMetaOutput, output_marker()});
+  }
   meta.push_back({kMetaClock, encode_clock(cut.stats.clock)});
-  meta.push_back({kMetaDeadLetter, options_.dead_letter_path + "\n" +
-                                       std::to_string(cut.dead_letter_bytes)});
+  meta.push_back({kMetaDeadLetter, dead_letter_identity_ + "\n" + std::to_string(cut.dead_letter_bytes)});
   meta.push_back({kMetaCheckpoint, std::to_string(checkpoint_number_ + 1)});
   if (options_.bulk_load) meta.push_back({kMetaSession, kSessionComplete});
   WriteSet writes;
@@ -343,6 +409,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   Status s = commit_with_retry(*store_, &writes, &shifts, &conflicts);
   const std::size_t items = writes.puts.size();
   if (!s.is_ok()) return s;
+  cut.puts = std::move(writes.puts);  // as committed (versions moved by conflicts): for the item sink
   if (!shifts.empty()) {  // the owning shards move their versions along
     std::vector<std::vector<VersionShift>> per_shard(shards_.size());
     for (VersionShift& shift : shifts) {
@@ -372,7 +439,7 @@ Status Engine::checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stat
   if (options_.bulk_load) return Status::invalid_argument("a bulk load has no checkpoints");
   Cut cut;
   Status s = take_cut(BarrierRequest{false, false, checkpoint_number_ + 1}, &cut);
-  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) {
+  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok() || !(s = publish_committed(cut)).is_ok()) {
     if (failure_.is_ok()) failure_ = s;
     return s;
   }
@@ -386,6 +453,12 @@ Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPu
   Cut cut;
   Status s = take_cut(BarrierRequest{final_tick, options_.bulk_load, checkpoint_number_ + 1}, &cut);
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) return s;
+  // The last items are delivered before the command ends, and the state says so: a
+  // clean stop never publishes the table again at the next start.
+  if (item_sink_ &&
+      (!(s = publish_committed(cut)).is_ok() || !(s = item_sink_->flush()).is_ok() ||
+       !(s = record_items_delivered()).is_ok()))
+    return s;
   *stats = cut.stats;
   return Status::ok();
 }

@@ -24,6 +24,8 @@ class actor;
 namespace streamscore {
 
 struct RawBatch;
+class DeadLetterSink;
+class ItemSink;
 struct LoadedModel;
 struct ModelMetrics;
 struct BarrierRequest;
@@ -42,6 +44,12 @@ struct EngineOptions {
   std::string dead_letter_path;   // empty = count dead letters but do not write them
   // false: append, after cutting the file back to what the last checkpoint covered.
   bool truncate_dead_letter = true;
+  // Set: dead letters go to the sink it makes (a Kafka topic) instead of the file above.
+  // Each checkpoint flushes the sink before it commits. Called once, by start().
+  std::function<Status(std::shared_ptr<DeadLetterSink>*)> make_dead_letter_sink;
+  // Set: the items of every committed checkpoint are published to the sink it makes
+  // (the output topic), at least once: see publish_committed() and catch_up_items().
+  std::function<Status(std::unique_ptr<ItemSink>*)> make_item_sink;
   // A backfill's time range: valid records with event_time outside [since, until) are
   // skipped (counted as out_of_range) before they reach the clock or a shard.
   int64_t since_ns = std::numeric_limits<int64_t>::min();
@@ -90,12 +98,20 @@ class Engine {
   Status drain();
   Status take_cut(const BarrierRequest& request, Cut* cut);
   Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta);
+  Status open_dead_letter(std::shared_ptr<DeadLetterSink>* sink);
+  Status publish_committed(const Cut& cut);
+  Status catch_up_items();
+  Status publish_all_items();
+  std::string output_marker() const;
+  Status record_items_delivered();
 
   EngineOptions options_;
   StateStore* store_ = nullptr;
   std::shared_ptr<EngineMetrics> metrics_;
   std::shared_ptr<ModelMetrics> model_metrics_;
   std::unique_ptr<caf::actor> model_;
+  std::unique_ptr<ItemSink> item_sink_;
+  std::string dead_letter_identity_;  // what meta "dead_letter" names: the file or the topic
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<caf::scoped_actor> self_;
@@ -115,6 +131,8 @@ constexpr const char* kMetaSettings = "settings";    // settings the state depen
 constexpr const char* kMetaClock = "clock";          // window clock at the last checkpoint
 constexpr const char* kMetaDeadLetter = "dead_letter";  // dead-letter file and its length
 constexpr const char* kMetaCheckpoint = "checkpoint";   // number of the last checkpoint
+// The item sink and the last checkpoint whose items it has delivered.
+constexpr const char* kMetaOutput = "output";
 // "rebuilding" while a bulk load runs, "complete" after it (absent: never bulk loaded).
 constexpr const char* kMetaSession = "session";
 

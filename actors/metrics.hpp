@@ -58,6 +58,17 @@ struct EngineMetrics {
   std::atomic<uint64_t> tick_nanos{0};     // time the shards spent evaluating ticks, summed
   std::atomic<int64_t> dedup_ids{0};       // ids the shards remember now (all shards)
   std::atomic<int64_t> customers{0};       // customers the shards hold now (all shards)
+  std::atomic<uint64_t> key_mismatches{0};  // Kafka records keyed other than their customer_id
+  // The Kafka source's own health. The source updates it through the engine's const
+  // view of the metrics, hence mutable.
+  struct KafkaGauges {
+    std::atomic<uint64_t> errors{0};       // client errors (broker down, request errors), recovered or not
+    std::atomic<uint64_t> rebalances{0};   // partition assignments and revocations
+    std::atomic<int64_t> partitions{0};    // partitions assigned now
+    std::atomic<int64_t> lag{-1};          // messages behind the partitions' ends; -1 = unknown
+    std::atomic<uint64_t> offset_commits{0};  // offsets committed to the group after a checkpoint
+  };
+  mutable KafkaGauges kafka;
 
   // ---- for /metrics (rendered by io/metrics_text.cpp) -----------------------------
   // Event time (ns since the Unix epoch): the largest accepted event time and the
@@ -93,6 +104,7 @@ struct RunStats {
   std::array<uint64_t, kReasonCount> dead_lettered{};
   uint64_t ticks = 0;
   uint64_t out_of_range = 0;
+  uint64_t key_mismatches = 0;
   uint64_t customers = 0;
   uint64_t items_written = 0;
   uint64_t logical_writes = 0;

@@ -51,6 +51,7 @@ struct RouterState {
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
   uint64_t out_of_range = 0;  // valid records of the current batch outside [since, until)
+  uint64_t key_mismatches = 0;  // of the current batch
   // The number of the batch being sequenced; retired (incremented) when it is done or
   // failed, so that a late reply for it is never taken for the next batch's.
   uint64_t sequence_number = 0;
@@ -83,12 +84,19 @@ void add_tick_to_all(std::vector<ShardBatch>& out, int64_t tick) {
     sb.ticks.push_back(TickMark{static_cast<uint32_t>(sb.events.size()), tick});
 }
 
-std::string render_dead_letters(const RouterState& st, const std::vector<uint32_t>& expired) {
+DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uint32_t>& expired) {
   const RawBatch& batch = *st.current->batch;
-  std::string out;
+  DeadLetterBatch out;
   std::size_t r = 0, e = 0;
-  auto source_of = [&](uint32_t index) {
-    return batch.source + ":" + std::to_string(batch.lines[index].position);
+  // file:line, or topic/partition:offset (a Kafka batch names the topic and each line
+  // its partition).
+  auto add = [&](Reason reason, std::string_view field, std::string_view detail, uint32_t index) {
+    const uint64_t position = batch.lines[index].position;
+    const int32_t partition = batch.partitions.empty() ? -1 : batch.partitions[index];
+    const std::string where = partition < 0 ? batch.source : batch.source + "/" + std::to_string(partition);
+    append_dead_letter(out.lines, reason, field, detail, where + ":" + std::to_string(position),
+                       batch.line(index));
+    out.entries.push_back(DeadLetterEntry{out.lines.size(), reason, partition, position});
   };
   // Merge both lists by record index so the dead letter keeps input order.
   while (r < st.rejects.size() || e < expired.size()) {
@@ -97,15 +105,13 @@ std::string render_dead_letters(const RouterState& st, const std::vector<uint32_
         (r < st.rejects.size() && st.rejects[r].index < st.events[expired[e]].record_index);
     if (take_reject) {
       const Rejected& rej = st.rejects[r++];
-      append_dead_letter(out, rej.reason, rej.field, rej.detail, source_of(rej.index),
-                         batch.line(rej.index));
+      add(rej.reason, rej.field, rej.detail, rej.index);
     } else {
       const ParsedEvent& ev = st.events[expired[e++]];
-      append_dead_letter(out, Reason::expired, "event_time",
-                         "older than the current tick minus 30 days", source_of(ev.record_index),
-                         batch.line(ev.record_index));
+      add(Reason::expired, "event_time", "older than the current tick minus 30 days", ev.record_index);
     }
   }
+  if (!out.entries.empty()) out.source = batch.source;
   return out;
 }
 
@@ -142,7 +148,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   }
   // Dead letters are rendered before the events are handed over (they need the raw line,
   // not the event, but expired events are still referenced by index).
-  std::string dead = render_dead_letters(st, expired);
+  DeadLetterBatch dead = render_dead_letters(st, expired);
   // The source gets its ack when the shards have applied the batch, not when it is
   // dispatched: the source's in-flight limit then bounds the shards' mailboxes too
   // (backpressure), and memory stays flat when shards are slower than the router.
@@ -168,7 +174,8 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
                   one_done();
                 });
   if (applied->pending == 0) self->send(applied->reply_to, ack_atom::value, BatchAck{});
-  if (!dead.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
+  if (!dead.entries.empty())
+    self->send(st.config.dead_letter, write_atom::value, std::move(dead));
 
   metrics.read += st.current->batch->lines.size();
   metrics.accepted += accepted;
@@ -178,6 +185,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
   metrics.ticks += result.ticks_emitted;
   metrics.out_of_range += st.out_of_range;
+  metrics.key_mismatches += st.key_mismatches;
   if (!result.ticks.empty()) metrics.last_tick = result.ticks.back().tick;
   finish_current(self, {}, /*ack_now=*/false);
 }
@@ -247,6 +255,7 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   for (const auto& chunk : st.current->chunks) total += chunk.events.size();
   st.events.reserve(total);
   st.out_of_range = 0;
+  st.key_mismatches = 0;
   const int64_t since = st.config.since_ns, until = st.config.until_ns;
   for (auto& chunk : st.current->chunks) {
     for (ParsedEvent& e : chunk.events) {
@@ -258,6 +267,7 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
       }
     }
     std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
+    st.key_mismatches += chunk.key_mismatches;
   }
   st.current->chunks.clear();
   probe(self);
@@ -332,6 +342,7 @@ void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx)
   for (int r = 0; r < kReasonCount; ++r) s.dead_lettered[r] = m.dead_lettered[r];
   s.ticks = m.ticks;
   s.out_of_range = m.out_of_range;
+  s.key_mismatches = m.key_mismatches;
   const std::size_t shards = st.config.shards.size();
   ctx->shard_cuts.assign(shards, ShardCut{});
   ctx->pending = shards + 2;

@@ -16,6 +16,25 @@ struct ParserState {
   EventParser parser;
 };
 
+// A Kafka record is keyed by customer_id. Without a key it is dead-lettered (as Kafka
+// Streams skips null keys in aggregations, but nothing is dropped silently); with
+// another key the value wins and the mismatch is counted.
+bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, ParsedChunk* chunk,
+               ParseFailure* failure) {
+  if (batch.keys.empty()) return true;
+  const KeyRef& key = batch.keys[i];
+  if (key.length <= 0) {
+    failure->reason = Reason::missing_key;
+    failure->field = "key";
+    failure->detail = "the Kafka message has no key (expected the customer_id)";
+    return false;
+  }
+  if (std::string_view(batch.buffer->data() + key.offset, static_cast<std::size_t>(key.length)) !=
+      event.customer_id)
+    ++chunk->key_mismatches;
+  return true;
+}
+
 caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
   return {
       [=](parse_atom, const RawBatchPtr& batch_ptr, uint32_t begin, uint32_t end,
@@ -28,7 +47,8 @@ caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
         ParsedEvent event;
         ParseFailure failure;
         for (uint32_t i = begin; i < end; ++i) {
-          if (self->state.parser.parse(batch.line(i), options, &event, &failure)) {
+          if (self->state.parser.parse(batch.line(i), options, &event, &failure) &&
+              check_key(batch, i, event, &chunk, &failure)) {
             event.record_index = i;
             chunk.events.push_back(std::move(event));
           } else {
@@ -260,26 +280,28 @@ caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
 }
 
 struct DeadLetterActorState {
-  std::shared_ptr<DeadLetterWriter> writer;
+  std::shared_ptr<DeadLetterSink> sink;
   Status failure;
 };
 
 caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
-                                std::shared_ptr<DeadLetterWriter> writer) {
-  self->state.writer = std::move(writer);
+                                std::shared_ptr<DeadLetterSink> sink) {
+  self->state.sink = std::move(sink);
   return {
-      [=](write_atom, const std::string& lines) {
+      [=](write_atom, const DeadLetterBatch& batch) {
         if (!self->state.failure.is_ok()) return;
-        Status s = self->state.writer->write(lines);
+        Status s = self->state.sink->write(batch);
         if (!s.is_ok()) self->state.failure = s;
       },
-      // Flushes and returns the file length: the position a checkpoint records.
+      // Flushes (file: written; Kafka: delivered) and returns the sink's position: what
+      // a checkpoint records. A failure fails the checkpoint, so it never commits past
+      // a lost dead letter.
       [=](flush_atom) -> caf::result<uint64_t> {
-        if (self->state.failure.is_ok()) self->state.failure = self->state.writer->flush();
+        if (self->state.failure.is_ok()) self->state.failure = self->state.sink->flush();
         if (!self->state.failure.is_ok())
           return caf::make_error(caf::sec::runtime_error,
                                  "dead letter: " + self->state.failure.to_string());
-        return self->state.writer->bytes();
+        return self->state.sink->position();
       },
   };
 }
@@ -300,9 +322,11 @@ caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock
   return sys.spawn(clock_actor, std::move(clock), std::move(metrics));
 }
 
-caf::actor spawn_dead_letter_sink(caf::actor_system& sys,
-                                  std::shared_ptr<DeadLetterWriter> writer) {
-  return sys.spawn(dead_letter_actor, std::move(writer));
+caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink) {
+  // A sink that waits on the network gets a thread of its own, so that it never holds
+  // one of the scheduler's threads (the shards') while a flush waits for the brokers.
+  if (sink->blocking()) return sys.spawn<caf::detached>(dead_letter_actor, std::move(sink));
+  return sys.spawn(dead_letter_actor, std::move(sink));
 }
 
 }  // namespace streamscore

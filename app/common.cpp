@@ -6,6 +6,8 @@
 
 #include <cstdio>
 
+#include "io/item_sink.hpp"
+#include "io/kafka_sinks.hpp"
 #include "state/event.hpp"
 
 namespace streamscore {
@@ -57,6 +59,17 @@ EngineOptions engine_options_from(const Config& config) {
   o.allowed_lateness_ns = config.window.allowed_lateness_ns;
   o.max_future_skew_ns = config.window.max_future_skew_ns;
   o.dead_letter_path = config.dead_letter.path;
+  // The Kafka sinks are made by the engine at start, so that a refused client
+  // configuration is an error of Engine::start like any other.
+  if (config.dead_letter.kind == "kafka")
+    o.make_dead_letter_sink = [kafka = config.kafka, topic = config.dead_letter.topic](
+                                  std::shared_ptr<DeadLetterSink>* out) {
+      return make_kafka_dead_letter_sink(kafka, topic, out);
+    };
+  if (!config.output.topic.empty())
+    o.make_item_sink = [kafka = config.kafka, topic = config.output.topic](std::unique_ptr<ItemSink>* out) {
+      return make_kafka_item_sink(kafka, topic, out);
+    };
   return o;
 }
 
@@ -119,7 +132,7 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
     std::printf(
         "{\"command\":\"%s\",\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,"
         "\"conflicting_duplicates\":%llu,\"dead_lettered\":%llu,\"dead_lettered_by_reason\":{%s},"
-        "\"expired\":%llu,\"out_of_range\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
+        "\"expired\":%llu,\"out_of_range\":%llu,\"key_mismatches\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
         "\"item_versions\":%llu,\"write_conflicts\":%llu,\"balanced\":%s,\"seconds\":%.3f,"
         "\"finish_seconds\":%.3f,\"recovery_seconds\":%.3f,\"records_per_second\":%.0f,"
         "\"peak_rss_kb\":%llu}\n",
@@ -127,7 +140,8 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
         (unsigned long long)s.duplicates, (unsigned long long)s.conflicting_duplicates,
         (unsigned long long)s.dead_lettered_total(), reasons.c_str(),
         (unsigned long long)s.dead_lettered[static_cast<int>(Reason::expired)],
-        (unsigned long long)s.out_of_range, (unsigned long long)s.customers, (unsigned long long)s.ticks,
+        (unsigned long long)s.out_of_range, (unsigned long long)s.key_mismatches,
+        (unsigned long long)s.customers, (unsigned long long)s.ticks,
         (unsigned long long)s.items_written, (unsigned long long)s.logical_writes,
         (unsigned long long)s.conflicts, s.balanced() ? "true" : "false", seconds,
         s.finish_seconds, s.recovery_seconds, rate,
@@ -147,6 +161,9 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
   out += fmt::format("  expired           {:>12}\n", s.dead_lettered[static_cast<int>(Reason::expired)]);
   if (s.out_of_range > 0)
     out += fmt::format("  out of range      {:>12}   (outside --since/--until)\n", s.out_of_range);
+  if (s.key_mismatches > 0)
+    out += fmt::format("  key mismatches    {:>12}   (Kafka key != customer_id; the value won)\n",
+                       s.key_mismatches);
   out += fmt::format("  customers         {:>12}\n", s.customers);
   out += fmt::format("  ticks             {:>12}\n", s.ticks);
   out += fmt::format("  items written     {:>12}   (item versions: {})\n", s.items_written,

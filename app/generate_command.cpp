@@ -1,8 +1,10 @@
 // `streamscore generate`: the simulated customer-events stream as JSONL. Lines go
-// through one big buffer and write(2), since the generator is faster than stdio.
+// through one big buffer and write(2), since the generator is faster than stdio; or,
+// with --kafka, one message each to a topic.
 #include "app/generate_command.hpp"
 
 #include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -14,10 +16,13 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
+#include <thread>
 
 #include "app/common.hpp"
 #include "config/config.hpp"
 #include "io/generator.hpp"
+#include "io/kafka_producer.hpp"
 
 namespace streamscore {
 
@@ -33,6 +38,11 @@ struct GenerateArgs {
   GeneratorOptions options;
   std::string start = "2025-01-01T00:00:00Z";
   std::string out = "-";
+  // --kafka: produce to a topic instead of writing a file
+  std::string kafka;
+  std::string topic = "customer-events";
+  int64_t rate = 0;                       // records per second; 0 = as fast as possible
+  std::vector<std::string> properties;    // -X name=value: librdkafka properties
 };
 
 // ---- option validators: the message names what is allowed; CLI11 adds the option ----
@@ -188,6 +198,99 @@ void print_done(const EventGenerator& g, const std::string& name, double seconds
                static_cast<long long>(c.duplicates), static_cast<long long>(c.bad));
 }
 
+// ---- Kafka output ----------------------------------------------------------------------
+
+// The message key: the record's customer_id when the record is a JSON object with a
+// string customer_id; none otherwise (malformed records: not JSON, truncated, no
+// customer_id). The value is the line as the file would hold it, without the newline.
+std::optional<std::string> customer_key(const std::string& line) {
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(line, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  const boost::json::value* id = v.as_object().if_contains("customer_id");
+  if (id == nullptr || !id->is_string()) return std::nullopt;
+  return std::string(id->as_string().c_str(), id->as_string().size());
+}
+
+Status parse_properties(const std::vector<std::string>& words,
+                        std::vector<std::pair<std::string, std::string>>* out) {
+  for (const std::string& w : words) {
+    const auto eq = w.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return Status::invalid_argument("-X '" + w + "': expected NAME=VALUE (a librdkafka property)");
+    out->emplace_back(w.substr(0, eq), w.substr(eq + 1));
+  }
+  return Status::ok();
+}
+
+// Holds `rate` records per second from `begin`, sleeping in short steps.
+void hold_rate(int64_t rate, int64_t produced, Clock::time_point begin) {
+  if (rate <= 0) return;
+  const auto due = begin + std::chrono::microseconds(produced * 1'000'000 / rate);
+  const auto now = Clock::now();
+  if (due > now) std::this_thread::sleep_for(due - now);
+}
+
+struct KafkaTotals {
+  uint64_t bytes = 0;
+  uint64_t without_key = 0;
+};
+
+Status produce_stream(EventGenerator& g, KafkaProducer& producer, const GenerateArgs& args,
+                      Progress& progress, KafkaTotals* totals) {
+  std::string line;
+  const auto begin = Clock::now();
+  while (g.next(&line)) {
+    const std::optional<std::string> key = customer_key(line);
+    if (!key) ++totals->without_key;
+    Status s = producer.produce(args.topic, key ? std::optional<std::string_view>(*key) : std::nullopt, line);
+    if (!s.is_ok()) return s;
+    totals->bytes += line.size();
+    if (g.produced() % 1024 == 0) {
+      producer.poll();  // delivery reports
+      progress.update(g.produced());
+    }
+    hold_rate(args.rate, g.produced(), begin);
+  }
+  // Every message is delivered or has failed within librdkafka's message.timeout.ms; the
+  // timeout here only guards against waiting forever.
+  return producer.flush(std::chrono::hours(1));
+}
+
+int generate_to_kafka(const GenerateArgs& args) {
+  KafkaConfig kafka;
+  kafka.bootstrap_servers = args.kafka;
+  Status s = parse_properties(args.properties, &kafka.properties);
+  std::unique_ptr<KafkaProducer> producer;
+  if (!s.is_ok() || !(s = KafkaProducer::create(kafka, &producer)).is_ok()) {
+    print_error("generate", s.message());
+    return kExitUsage;
+  }
+  const auto begin = Clock::now();
+  EventGenerator generator(args.options);
+  Progress progress(args.options.events);
+  KafkaTotals totals;
+  s = produce_stream(generator, *producer, args, progress, &totals);
+  progress.done();
+  const double seconds = seconds_since(begin);
+  const GeneratorCounts& c = generator.counts();
+  std::fprintf(stderr,
+               "generate: %lld records (%llu bytes) to topic %s at %s in %.2f s (%.0f records/s): "
+               "%lld events, %lld late, %lld duplicates, %lld bad (%llu without a key); %llu delivered\n",
+               static_cast<long long>(generator.produced()), static_cast<unsigned long long>(totals.bytes),
+               args.topic.c_str(), args.kafka.c_str(), seconds,
+               seconds > 0 ? static_cast<double>(generator.produced()) / seconds : 0.0,
+               static_cast<long long>(c.valid + c.late), static_cast<long long>(c.late),
+               static_cast<long long>(c.duplicates), static_cast<long long>(c.bad),
+               static_cast<unsigned long long>(totals.without_key),
+               static_cast<unsigned long long>(producer->delivered()));
+  if (!s.is_ok()) {
+    print_error("generate", s.message());
+    return kExitFailure;
+  }
+  return kExitOk;
+}
+
 // ---- the command -----------------------------------------------------------------------
 
 Status write_stream(EventGenerator& g, Output& out, Progress& progress) {
@@ -209,6 +312,7 @@ int generate(GenerateArgs args) {
     return kExitUsage;
   }
   args.options.start_ns = start_ns;
+  if (!args.kafka.empty()) return generate_to_kafka(args);
   Output out;
   Status s = out.open(args.out);
   if (!s.is_ok()) {
@@ -248,7 +352,23 @@ void add_options(CLI::App* cmd, GenerateArgs* args) {
       ->capture_default_str()->check(unsigned_64());
   cmd->add_option("--start", args->start, "event time of the first line, UTC")
       ->capture_default_str()->check(utc_time());
-  cmd->add_option("--out", args->out, "output file; - = stdout")->type_name("FILE")->capture_default_str();
+  CLI::Option* out =
+      cmd->add_option("--out", args->out, "output file; - = stdout")->type_name("FILE")->capture_default_str();
+  CLI::Option* kafka = cmd->add_option("--kafka", args->kafka,
+                                       "produce to Kafka at these bootstrap servers instead of writing a file")
+                           ->type_name("BOOTSTRAP")->excludes(out)
+                           ->check(CLI::Validator(
+                               [](std::string& text) {
+                                 return text.empty() ? std::string("must name the brokers, e.g. 127.0.0.1:9092")
+                                                     : std::string();
+                               },
+                               ""));
+  cmd->add_option("--topic", args->topic, "with --kafka: the topic (key = customer_id)")
+      ->capture_default_str()->needs(kafka);
+  cmd->add_option("--rate", args->rate, "with --kafka: records per second; 0 = as fast as possible")
+      ->capture_default_str()->check(int_range(0, kMaxInt))->needs(kafka);
+  cmd->add_option("-X", args->properties, "with --kafka: a librdkafka property NAME=VALUE (repeatable)")
+      ->type_name("NAME=VALUE")->needs(kafka);
 }
 
 }  // namespace
@@ -262,9 +382,13 @@ void register_generate_command(CLI::App& root, int* exit_code) {
       "Example:\n"
       "  streamscore generate --events 1000000 --customers 10000 --days 45 --out events.jsonl\n"
       "  streamscore generate --events 1000 --dup-rate 0 --bad-rate 0 --late-rate 0 | head\n"
+      "  streamscore generate --events 1000000 --kafka 127.0.0.1:9092 --topic customer-events --rate 50000\n"
       "Skewed activity (top 1% of customers make ~20% of events) and spend (log-normal,\n"
       "median 45.00); 90% transaction, 6% refund, 4% login. Prints a summary on stderr:\n"
-      "lines, events, late, duplicates and bad, to check a replay's counters against.");
+      "lines, events, late, duplicates and bad, to check a replay's counters against.\n"
+      "--kafka: one message per line (the same bytes as the file's line), key = the record's\n"
+      "customer_id (none for a malformed record without one), idempotent producer; exits 1\n"
+      "when any message was not delivered (-X message.timeout.ms=N bounds the wait).");
   cmd->callback([args, exit_code] { *exit_code = generate(*args); });
 }
 

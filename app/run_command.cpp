@@ -19,6 +19,7 @@
 #include "app/daemon_ops.hpp"
 #include "app/logging.hpp"
 #include "io/generator.hpp"
+#include "io/kafka_source.hpp"
 #include "io/line_reader.hpp"
 
 namespace streamscore {
@@ -47,11 +48,15 @@ class Checkpointer {
   Checkpointer(Engine& engine, int64_t interval_ns)
       : engine_(engine), interval_(std::chrono::nanoseconds(interval_ns)) {}
 
-  Status maybe(const std::function<std::vector<MetaPut>()>& position) {
+  // `committed` (optional) tells whether a checkpoint was committed.
+  Status maybe(const std::function<std::vector<MetaPut>()>& position, bool* committed = nullptr) {
+    if (committed != nullptr) *committed = false;
     const auto now = std::chrono::steady_clock::now();
     if (now - last_ < interval_) return Status::ok();
     last_ = now;
-    return engine_.checkpoint(position());
+    Status s = engine_.checkpoint(position());
+    if (committed != nullptr) *committed = s.is_ok();
+    return s;
   }
 
  private:
@@ -128,6 +133,49 @@ Status run_file_source(const Config& config, Engine& engine, StateStore& store,
         return Status::ok();
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));  // follow the file
+    }
+  }
+  return Status::ok();
+}
+
+Status load_kafka_position(StateStore& store, const std::string& topic, KafkaOffsets* offsets) {
+  std::string value;
+  Status s = store.get_meta(kMetaKafkaSource, &value);
+  if (s.is_not_found()) return Status::ok();
+  if (!s.is_ok()) return s;
+  return decode_kafka_position(value, topic, offsets);
+}
+
+// Feeds the Kafka source. Offsets go to the consumer group after each checkpoint.
+Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
+                        ProgressLine& progress, bool* finished, std::unique_ptr<KafkaSource>* out,
+                        Checkpointer& checkpointer, DaemonOps& ops) {
+  KafkaOffsets resume;
+  Status s = load_kafka_position(store, config.source.topic, &resume);
+  if (!s.is_ok()) return s;
+  KafkaSourceOptions options;
+  options.kafka = config.kafka;
+  options.topic = config.source.topic;
+  options.group_id = config.source.group_id;
+  options.bounded = config.source.exit_at_end;
+  options.batch_size = static_cast<std::size_t>(config.engine.batch_size);
+  if (!(s = KafkaSource::open(options, resume, &engine.metrics().kafka, out)).is_ok()) return s;
+  KafkaSource& source = **out;
+  spdlog::info("msg=\"kafka source\" topic={} group={} bootstrap={} mode={}", options.topic,
+               options.group_id, options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded");
+  ops.set_ready(true);  // state recovered, consumer started
+  const KafkaSource::Submit submit = [&](RawBatch batch) { return engine.submit(std::move(batch)); };
+  const KafkaSource::Revoke checkpoint_now = [&] { return engine.checkpoint(source.position()); };
+  while (!g_stop.load()) {
+    bool at_end = false;
+    if (!(s = source.poll(submit, checkpoint_now, &at_end)).is_ok()) return s;
+    progress.update(engine.metrics());
+    bool committed = false;
+    if (!(s = checkpointer.maybe([&] { return source.position(); }, &committed)).is_ok()) return s;
+    if (committed) source.commit_offsets();
+    if (at_end) {
+      *finished = true;
+      return Status::ok();
     }
   }
   return Status::ok();
@@ -255,9 +303,12 @@ int run(const RunArgs& args) {
   bool finished = false;
   LineReader reader;
   uint64_t produced = 0;
+  std::unique_ptr<KafkaSource> kafka;
   Checkpointer checkpointer(*engine, config.checkpoint.interval_ns);
   if (config.source.kind == "file") {
     s = run_file_source(config, *engine, *store, progress, &finished, &reader, checkpointer, *ops);
+  } else if (config.source.kind == "kafka") {
+    s = run_kafka_source(config, *engine, *store, progress, &finished, &kafka, checkpointer, *ops);
   } else {
     ops->set_ready(true);
     s = run_generator_source(config, *engine, *store, progress, &finished, &produced, checkpointer);
@@ -270,9 +321,12 @@ int run(const RunArgs& args) {
   Status end;
   if (s.is_ok()) {  // after a failure the last checkpoint stands; nothing more is written
     end = engine->finish(/*final_tick=*/finished, &stats,
-                         config.source.kind == "file" ? file_position(config.source.path, reader)
-                                                      : generator_position(config.source, produced));
+                         config.source.kind == "file"    ? file_position(config.source.path, reader)
+                         : config.source.kind == "kafka" ? kafka->position()
+                                                         : generator_position(config.source, produced));
+    if (end.is_ok() && kafka) kafka->commit_offsets(/*wait=*/true);
   }
+  if (kafka) kafka->close();  // leave the group: its partitions move to the other members
   ops->stop();
   progress.done();
   if (!s.is_ok() || !end.is_ok()) {

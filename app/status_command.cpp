@@ -146,6 +146,13 @@ std::string render(const std::string& url, const Sample& now, const std::optiona
                      m.samples.count("streamscore_checkpoint_age_seconds")
                          ? duration_text(v("streamscore_checkpoint_age_seconds")) + " ago"
                          : std::string("none yet in this process"));
+  if (v("streamscore_kafka_partitions") > 0 || v("streamscore_kafka_rebalances_total") > 0)
+    out += fmt::format("  kafka           {:>14} partitions   lag {}, errors {}, rebalances {}, key mismatches {}\n",
+                       thousands(v("streamscore_kafka_partitions")),
+                       m.samples.count("streamscore_kafka_lag") ? thousands(v("streamscore_kafka_lag")) : std::string("?"),
+                       thousands(v("streamscore_kafka_errors_total")),
+                       thousands(v("streamscore_kafka_rebalances_total")),
+                       thousands(v("streamscore_key_mismatches_total")));
   out += fmt::format("  http            {:>14} responses   server p50 {}, p99 {}\n",
                      thousands(m.sum("streamscore_http_responses_total")),
                      duration_text(histogram_quantile(m, "streamscore_http_request_duration_seconds", 0.5)),

@@ -10,6 +10,8 @@
 #   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle;
 #   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
 #     daemon ingests (its own table and bench/out/http.json);
+#   - then bench/kafka.sh: a bounded `run` from a topic of librdkafka's mock cluster vs
+#     `replay` of the same log (records/s and the ratio; same export);
 #   - last, bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
@@ -238,6 +240,9 @@ bash "$ROOT/bench/state.sh" "$BUILD"
 
 # --- HTTP serving (bench/http.sh): p50/p99 of GET /v1/customers/{id} while ingesting ---
 bash "$ROOT/bench/http.sh" "$BUILD"
+
+# --- Kafka (bench/kafka.sh): a bounded run from the mock cluster vs replay of the same log ---
+bash "$ROOT/bench/kafka.sh" "$BUILD"
 
 # --- the DuckDB peer: the same 30-day features in batch on the same log, and the ratio ---
 bash "$ROOT/bench/duckdb/peer.sh" "$BUILD" "$LOG"

@@ -127,6 +127,20 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
           "Events older than the 30-day horizon (also counted as dead-lettered, reason expired).",
           m.dead_lettered[static_cast<int>(Reason::expired)].load());
   counter(out, "streamscore_ticks_total", "5-minute ticks emitted.", m.ticks.load());
+  counter(out, "streamscore_key_mismatches_total",
+          "Kafka records whose key is not their customer_id (the value wins).", m.key_mismatches.load());
+  counter(out, "streamscore_kafka_errors_total",
+          "Kafka client errors (broker down, request errors), recovered or not.", m.kafka.errors.load());
+  counter(out, "streamscore_kafka_rebalances_total", "Partition assignments and revocations.",
+          m.kafka.rebalances.load());
+  counter(out, "streamscore_kafka_offset_commits_total",
+          "Offsets committed to the consumer group after the checkpoint that covers them.",
+          m.kafka.offset_commits.load());
+  gauge(out, "streamscore_kafka_partitions", "Kafka partitions assigned to this daemon.",
+        static_cast<double>(m.kafka.partitions.load()));
+  if (m.kafka.lag.load() >= 0)
+    gauge(out, "streamscore_kafka_lag", "Messages behind the assigned partitions' ends.",
+          static_cast<double>(m.kafka.lag.load()));
 
   const bool clock = m.event_clock_started.load() != 0;
   gauge(out, "streamscore_event_clock_started", "1 once an event has been accepted.", clock ? 1 : 0);

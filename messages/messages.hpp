@@ -12,6 +12,7 @@
 
 #include "actors/event_clock.hpp"
 #include "actors/metrics.hpp"
+#include "io/dead_letter.hpp"
 #include "state/event.hpp"
 #include "state/store.hpp"
 
@@ -38,10 +39,20 @@ struct LineRef {
   uint64_t position = 0;  // line number in a file (1-based), or offset in a partition
 };
 
+// A Kafka message key in the batch's buffer; length < 0: the message has no key.
+struct KeyRef {
+  uint32_t offset = 0;
+  int32_t length = -1;
+};
+
 // Raw records from a source. Lines point into one shared, immutable buffer.
 struct RawBatch {
   std::shared_ptr<const std::string> buffer;
   std::vector<LineRef> lines;
+  // Kafka only (empty otherwise), one per line: the key (expected: the value's
+  // customer_id) and the partition; `source` is then the topic, positions are offsets.
+  std::vector<KeyRef> keys;
+  std::vector<int32_t> partitions;
   std::string source;  // "events.jsonl", later "customer-events/3"
   std::string_view line(std::size_t i) const {
     return std::string_view(buffer->data() + lines[i].offset, lines[i].length);
@@ -60,6 +71,7 @@ struct Rejected {
 struct ParsedChunk {
   std::vector<ParsedEvent> events;
   std::vector<Rejected> rejects;
+  uint64_t key_mismatches = 0;  // valid records whose Kafka key is not their customer_id
 };
 
 struct ProbeRequest {
@@ -145,3 +157,4 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Cut)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<streamscore::VersionShift>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)

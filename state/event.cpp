@@ -15,6 +15,7 @@ std::string_view reason_name(Reason r) {
     case Reason::bad_amount: return "bad_amount";
     case Reason::future: return "future";
     case Reason::expired: return "expired";
+    case Reason::missing_key: return "missing_key";
   }
   return "unknown";
 }

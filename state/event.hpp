@@ -90,8 +90,9 @@ enum class Reason : uint8_t {
   bad_amount,      // amount negative, or above kMaxAmountCents
   future,          // event_time more than window.max_future_skew ahead of the wall clock
   expired,         // event_time older than the current tick minus 30 days
+  missing_key,     // a Kafka message without a key (the key must be the customer_id)
 };
-constexpr int kReasonCount = 11;
+constexpr int kReasonCount = 12;
 
 std::string_view reason_name(Reason r);
 

@@ -53,7 +53,9 @@ class Dynalite {
       throw std::runtime_error(bin + " is missing: run scripts/install-deps (npm ci in tests/dynalite)");
     // The port may be taken between the probe and the start: try a few.
     for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) start(bin);
-    if (pid_ <= 0) throw std::runtime_error("dynalite did not start: " + slurp(dir_ / "dynalite.log"));
+    if (pid_ <= 0)
+      throw std::runtime_error("dynalite did not start: " + slurp(dir_ / "dynalite.log") +
+                               slurp(dir_ / "dynalite.log.err"));
   }
   ~Dynalite() { stop(); }
   Dynalite(const Dynalite&) = delete;
@@ -81,7 +83,7 @@ class Dynalite {
     const std::string log = dir_ / "dynalite.log";
     pid_ = spawn_process({bin, "--port", std::to_string(port_), "--host", "127.0.0.1", "--createTableMs", "20",
                           "--deleteTableMs", "20"},
-                         log, /*merge_stderr=*/true);
+                         log, log + ".err");
     for (int i = 0; i < 300 && pid_ > 0; ++i) {  // up to 15 s: node starts slowly on a busy machine
       if (slurp(log).find("listening") != std::string::npos) return;
       int status = 0;

@@ -1,0 +1,471 @@
+#include "io/kafka_source.hpp"
+
+#include <boost/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <limits>
+
+#include "state/format.hpp"
+
+namespace streamscore {
+
+namespace {
+
+constexpr int64_t kUnknownOffset = -1;
+
+std::string partition_source(const std::string& topic, int32_t partition) {
+  return topic + "/" + std::to_string(partition);
+}
+
+KafkaPartitionsPtr partition_list(const std::string& topic, const KafkaOffsets& offsets) {
+  KafkaPartitionsPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(offsets.size())));
+  for (const auto& [partition, offset] : offsets)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = offset;
+  return list;
+}
+
+}  // namespace
+
+std::string encode_kafka_position(const std::string& topic, const KafkaOffsets& offsets) {
+  boost::json::object by_partition;
+  for (const auto& [partition, offset] : offsets) by_partition[std::to_string(partition)] = offset;
+  boost::json::object value;
+  value["topic"] = topic;
+  value["offsets"] = std::move(by_partition);
+  return boost::json::serialize(value);
+}
+
+Status decode_kafka_position(const std::string& value, const std::string& topic, KafkaOffsets* offsets) {
+  offsets->clear();
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(value, ec);
+  const auto* object = ec ? nullptr : v.if_object();
+  const auto* stored_topic = object ? object->if_contains("topic") : nullptr;
+  const auto* stored = object ? object->if_contains("offsets") : nullptr;
+  if (!stored_topic || !stored_topic->is_string() || !stored || !stored->is_object())
+    return Status::corruption(std::string("meta '") + kMetaKafkaSource + "' is malformed");
+  if (stored_topic->as_string() != topic) return Status::ok();  // another topic: start afresh
+  for (const auto& [partition, offset] : stored->as_object()) {
+    if (!offset.is_int64()) return Status::corruption(std::string("meta '") + kMetaKafkaSource + "' is malformed");
+    (*offsets)[std::stoi(std::string(partition))] = offset.as_int64();
+  }
+  return Status::ok();
+}
+
+struct QueueDeleter {
+  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+};
+
+struct Buffered {
+  KafkaMessagePtr message;
+  int64_t time;
+};
+
+// One assigned partition: its own fetch queue (so that the source decides how much of
+// each it reads), the records fetched but not handed over, and the newest event time
+// read from it (what it may still hold back is not older than about that).
+struct KafkaSource::Partition {
+  std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue;
+  std::deque<Buffered> buffered;
+  int64_t newest = std::numeric_limits<int64_t>::min();
+  int64_t fetched_until = kUnknownOffset;  // next offset after the last fetched record
+  bool paused = false;                      // bounded: read to its end offset
+};
+
+int64_t record_event_time(std::string_view value) {
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::min();
+  constexpr std::string_view kField = "\"event_time\"";
+  const auto at = value.find(kField);
+  if (at == std::string_view::npos) return kNone;
+  std::size_t i = at + kField.size();
+  auto skip_space = [&] {
+    while (i < value.size() && (value[i] == ' ' || value[i] == '\t' || value[i] == '\r' || value[i] == '\n')) ++i;
+  };
+  skip_space();
+  if (i >= value.size() || value[i] != ':') return kNone;
+  ++i;
+  skip_space();
+  if (i >= value.size() || value[i] != '"') return kNone;
+  const auto close = value.find('"', i + 1);
+  EventTime t;
+  if (close == std::string_view::npos || !parse_event_time(value.substr(i + 1, close - i - 1), &t)) return kNone;
+  return t.ns;
+}
+
+Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& resume,
+                         EngineMetrics::KafkaGauges* gauges, std::unique_ptr<KafkaSource>* out) {
+  std::unique_ptr<KafkaSource> source(new KafkaSource());
+  source->options_ = options;
+  source->gauges_ = gauges;
+  source->position_ = resume;
+  KafkaConfPtr conf;
+  Status s = make_kafka_conf(
+      options.kafka,
+      {{"group.id", options.group_id},
+       {"enable.auto.commit", "false"},        // offsets follow checkpoints, see commit_offsets()
+       {"enable.auto.offset.store", "false"},
+       {"auto.offset.reset", "earliest"},       // a new group reads the topic from its start
+       {"enable.partition.eof", "false"},
+       // Bounded prefetch: while the engine pushes back, at most this much waits in memory.
+       {"queued.max.messages.kbytes", "16384"}},
+      &conf);
+  if (!s.is_ok()) return s;
+  rd_kafka_conf_set_opaque(conf.get(), source.get());
+  rd_kafka_conf_set_error_cb(conf.get(), &KafkaSource::error_trampoline);
+  if (!options.bounded) rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSource::rebalance_trampoline);
+  if (!(s = make_kafka_handle(RD_KAFKA_CONSUMER, std::move(conf), &source->consumer_)).is_ok()) return s;
+  rd_kafka_poll_set_consumer(source->consumer_.get());
+  if (options.bounded) {
+    if (!(s = source->resolve_bounded_assignment()).is_ok()) return s;
+  } else {
+    KafkaPartitionsPtr topics(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(topics.get(), options.topic.c_str(), RD_KAFKA_PARTITION_UA);
+    const rd_kafka_resp_err_t err = rd_kafka_subscribe(source->consumer_.get(), topics.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return Status::io_error("kafka: cannot subscribe to '" + options.topic + "': " + rd_kafka_err2str(err));
+  }
+  *out = std::move(source);
+  return Status::ok();
+}
+
+KafkaSource::~KafkaSource() { close(); }
+
+void KafkaSource::close() {
+  if (!consumer_ || closing_) return;
+  closing_ = true;
+  rd_kafka_consumer_close(consumer_.get());
+}
+
+// Bounded mode: all partitions, from the checkpointed offset (else the group's
+// committed one, else the beginning) up to the end offset as of now.
+Status KafkaSource::resolve_bounded_assignment() {
+  rd_kafka_t* rk = consumer_.get();
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_topic_t* topic = rd_kafka_topic_new(rk, options_.topic.c_str(), nullptr);
+  rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, topic, &metadata, options_.metadata_timeout_ms);
+  rd_kafka_topic_destroy(topic);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error("kafka: no metadata for topic '" + options_.topic + "' from " +
+                            options_.kafka.bootstrap_servers + ": " + rd_kafka_err2str(err));
+  std::vector<int32_t> partitions;
+  if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    for (int i = 0; i < metadata->topics[0].partition_cnt; ++i)
+      partitions.push_back(metadata->topics[0].partitions[i].id);
+  const rd_kafka_resp_err_t topic_err = metadata->topic_cnt == 1 ? metadata->topics[0].err : RD_KAFKA_RESP_ERR_NO_ERROR;
+  rd_kafka_metadata_destroy(metadata);
+  if (partitions.empty())
+    return Status::io_error("kafka: topic '" + options_.topic + "' has no partitions (" +
+                            rd_kafka_err2str(topic_err) + ")");
+  std::sort(partitions.begin(), partitions.end());
+  KafkaOffsets committed;
+  for (int32_t p : partitions) committed[p] = RD_KAFKA_OFFSET_INVALID;
+  KafkaPartitionsPtr list = partition_list(options_.topic, committed);
+  err = rd_kafka_committed(rk, list.get(), options_.metadata_timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error(std::string("kafka: cannot read the group's committed offsets: ") + rd_kafka_err2str(err));
+  for (int i = 0; i < list->cnt; ++i) committed[list->elems[i].partition] = list->elems[i].offset;
+  KafkaOffsets start;
+  for (int32_t p : partitions) {
+    int64_t low = 0, high = 0;
+    err = rd_kafka_query_watermark_offsets(rk, options_.topic.c_str(), p, &low, &high, options_.metadata_timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      return Status::io_error("kafka: cannot read the end offset of " + partition_source(options_.topic, p) +
+                              ": " + rd_kafka_err2str(err));
+    end_[p] = high;
+    int64_t from = low;
+    if (position_.count(p)) from = position_[p];
+    else if (committed[p] >= 0) from = committed[p];
+    start[p] = std::max(from, low);
+    position_[p] = start[p];
+  }
+  KafkaPartitionsPtr assignment = partition_list(options_.topic, start);
+  return assign(assignment.get());
+}
+
+Status KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
+  partitions_.clear();  // records fetched but not handed over are fetched again
+  const rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), partitions);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error(std::string("kafka: cannot assign partitions: ") + rd_kafka_err2str(err));
+  assigned_.clear();
+  if (partitions != nullptr) {
+    for (int i = 0; i < partitions->cnt; ++i) assigned_.push_back(partitions->elems[i].partition);
+    open_queues(partitions);
+  }
+  gauges_->partitions = static_cast<int64_t>(assigned_.size());
+  return Status::ok();
+}
+
+void KafkaSource::open_queues(const rd_kafka_topic_partition_list_t* partitions) {
+  for (int i = 0; i < partitions->cnt; ++i) {
+    const int32_t id = partitions->elems[i].partition;
+    auto p = std::make_unique<Partition>();
+    p->queue.reset(rd_kafka_queue_get_partition(consumer_.get(), options_.topic.c_str(), id));
+    if (!p->queue) continue;
+    rd_kafka_queue_forward(p->queue.get(), nullptr);  // records of this partition stay in its queue
+    auto it = position_.find(id);
+    if (it != position_.end()) p->fetched_until = it->second;
+    partitions_[id] = std::move(p);
+  }
+}
+
+void KafkaSource::rebalance_trampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                       rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  static_cast<KafkaSource*>(opaque)->on_rebalance(err, partitions);
+}
+
+void KafkaSource::error_trampoline(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  auto* self = static_cast<KafkaSource*>(opaque);
+  ++self->gauges_->errors;
+  spdlog::warn("msg=\"kafka client error\" error=\"{}\" detail=\"{}\"",
+               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
+}
+
+// Assignment: each partition starts where this engine's checkpoints left it, else at
+// the group's committed offset. Revocation: everything read is handed over and
+// checkpointed, and the offsets committed, before the partitions go.
+void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
+  ++gauges_->rebalances;
+  Status s;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+      auto it = position_.find(partitions->elems[i].partition);
+      partitions->elems[i].offset = it != position_.end() ? it->second : RD_KAFKA_OFFSET_STORED;
+    }
+    s = assign(partitions);
+    spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={}", options_.topic, partitions->cnt);
+  } else {
+    if (!closing_ && submit_ != nullptr) {
+      while (s.is_ok() && has_buffered()) s = hand_over(*submit_, /*everything=*/true);
+      if (s.is_ok()) s = (*on_revoke_)();  // the checkpoint
+      if (s.is_ok()) commit_offsets(/*wait=*/true);
+    }
+    const Status released = assign(nullptr);
+    if (s.is_ok()) s = released;
+    spdlog::info("msg=\"kafka partitions revoked\" topic={} partitions={}", options_.topic, partitions->cnt);
+  }
+  if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
+}
+
+
+Status KafkaSource::on_error(const rd_kafka_message_t* m) {
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return Status::ok();
+  ++gauges_->errors;
+  spdlog::warn("msg=\"kafka consume error\" error={} detail=\"{}\"", rd_kafka_err2name(m->err),
+               rd_kafka_message_errstr(m));
+  if (rd_kafka_fatal_error(consumer_.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error(std::string("kafka: fatal consumer error: ") + rd_kafka_message_errstr(m));
+  return Status::ok();
+}
+
+// Buffers one record in its partition, in offset order. False: not ours (beyond the
+// bounded range, or of a partition no longer assigned, which is fetched again anyway).
+bool KafkaSource::buffer_record(KafkaMessagePtr m) {
+  auto it = partitions_.find(m->partition);
+  if (it == partitions_.end()) return false;
+  Partition& p = *it->second;
+  const int64_t end = options_.bounded ? end_[m->partition] : std::numeric_limits<int64_t>::max();
+  if (m->offset >= end) {  // beyond the bounded range: stop fetching this partition
+    if (!p.paused) {
+      KafkaPartitionsPtr list = partition_list(options_.topic, {{m->partition, m->offset}});
+      rd_kafka_pause_partitions(consumer_.get(), list.get());
+      p.paused = true;
+    }
+    return false;
+  }
+  auto handed = position_.find(m->partition);
+  if (handed != position_.end() && m->offset < handed->second) return false;  // already handed over
+  p.fetched_until = std::max(p.fetched_until, m->offset + 1);
+  const int64_t time =
+      record_event_time(std::string_view(static_cast<const char*>(m->payload), m->payload ? m->len : 0));
+  p.newest = std::max(p.newest, time);
+  // Records normally arrive in offset order; one fetched to the consumer queue before
+  // the partition got its own queue may come after later ones.
+  auto at = p.buffered.end();
+  while (at != p.buffered.begin() && std::prev(at)->message->offset > m->offset) --at;
+  if (at != p.buffered.begin() && std::prev(at)->message->offset == m->offset) return false;
+  p.buffered.insert(at, Buffered{std::move(m), time});
+  return true;
+}
+
+// A message from the consumer queue: a client error, or a record of a partition
+// fetched before its own queue existed.
+Status KafkaSource::on_consumer_message(KafkaMessagePtr m) {
+  if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) return on_error(m.get());
+  buffer_record(std::move(m));
+  return Status::ok();
+}
+
+// Moves what librdkafka has fetched into the partitions' buffers, each up to a round.
+Status KafkaSource::fill(std::size_t* fetched) {
+  std::vector<rd_kafka_message_t*> messages(std::max<std::size_t>(1, options_.batch_size));
+  for (auto& [id, p] : partitions_) {
+    if (p->buffered.size() >= options_.batch_size) continue;
+    const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, messages.data(),
+                                                   options_.batch_size - p->buffered.size());
+    Status s;
+    for (ssize_t i = 0; i < n; ++i) {
+      KafkaMessagePtr m(messages[i]);
+      if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (s.is_ok()) s = on_error(m.get());
+        continue;
+      }
+      if (buffer_record(std::move(m))) ++*fetched;
+    }
+    if (!s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
+// Whether a partition with nothing buffered may still deliver records older than its
+// newest time: it has not been read to its end (bounded: the end as of start;
+// unbounded: the end the client last saw).
+bool KafkaSource::may_have_more(int32_t id, const Partition& p) const {
+  if (options_.bounded) {
+    auto end = end_.find(id);
+    return end != end_.end() && p.fetched_until < end->second;
+  }
+  int64_t low = 0, high = 0;
+  if (rd_kafka_get_watermark_offsets(consumer_.get(), options_.topic.c_str(), id, &low, &high) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR ||
+      high < 0)
+    return true;  // not known yet: wait for it
+  return p.fetched_until == kUnknownOffset ? high > low : p.fetched_until < high;
+}
+
+// Merges the partitions' buffered records by event time into one batch, up to the
+// newest time of any partition that is waited for (all of them when `everything`).
+Status KafkaSource::hand_over(const Submit& submit, bool everything) {
+  int64_t limit = std::numeric_limits<int64_t>::max();
+  if (!everything)
+    for (const auto& [id, p] : partitions_)
+      if (p->buffered.empty() && may_have_more(id, *p)) limit = std::min(limit, p->newest);
+  auto buffer = std::make_shared<std::string>();
+  RawBatch batch;
+  batch.source = options_.topic;
+  while (batch.lines.size() < options_.batch_size) {
+    Partition* next = nullptr;
+    int32_t next_id = 0;
+    for (auto& [id, p] : partitions_)
+      if (!p->buffered.empty() && (next == nullptr || p->buffered.front().time < next->buffered.front().time)) {
+        next = p.get();
+        next_id = id;
+      }
+    if (next == nullptr || next->buffered.front().time > limit) break;
+    const rd_kafka_message_t* m = next->buffered.front().message.get();
+    if (buffer->size() + m->len + m->key_len > std::numeric_limits<uint32_t>::max()) break;
+    LineRef line;
+    line.offset = static_cast<uint32_t>(buffer->size());
+    line.length = static_cast<uint32_t>(m->payload ? m->len : 0);
+    line.position = static_cast<uint64_t>(m->offset);
+    if (line.length > 0) buffer->append(static_cast<const char*>(m->payload), m->len);
+    KeyRef key;
+    if (m->key != nullptr) {
+      key.offset = static_cast<uint32_t>(buffer->size());
+      key.length = static_cast<int32_t>(m->key_len);
+      buffer->append(static_cast<const char*>(m->key), m->key_len);
+    }
+    batch.lines.push_back(line);
+    batch.keys.push_back(key);
+    batch.partitions.push_back(next_id);
+    int64_t& position = position_[next_id];
+    position = std::max(position, m->offset + 1);
+    next->buffered.pop_front();
+  }
+  if (batch.lines.empty()) return Status::ok();
+  batch.buffer = std::move(buffer);
+  return submit(std::move(batch));
+}
+
+bool KafkaSource::has_buffered() const {
+  for (const auto& [id, p] : partitions_)
+    if (!p->buffered.empty()) return true;
+  return false;
+}
+
+bool KafkaSource::bounded_done() const {
+  for (const auto& [partition, end] : end_) {
+    auto it = position_.find(partition);
+    if (it == position_.end() || it->second < end) return false;
+  }
+  return true;
+}
+
+void KafkaSource::update_lag() {
+  int64_t lag = 0;
+  for (int32_t p : assigned_) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(consumer_.get(), options_.topic.c_str(), p, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      gauges_->lag = -1;
+      return;
+    }
+    auto it = position_.find(p);
+    const int64_t at = it != position_.end() ? it->second : low;
+    lag += std::max<int64_t>(0, (options_.bounded ? std::min(high, end_[p]) : high) - at);
+  }
+  gauges_->lag = lag;
+}
+
+uint64_t KafkaSource::position_total() const {
+  uint64_t sum = 0;
+  for (const auto& [p, offset] : position_) sum += static_cast<uint64_t>(offset);
+  return sum;
+}
+
+Status KafkaSource::poll(const Submit& submit, const Revoke& on_revoke, bool* at_end) {
+  *at_end = false;
+  if (options_.bounded && bounded_done()) {
+    *at_end = true;
+    return Status::ok();
+  }
+  submit_ = &submit;
+  on_revoke_ = &on_revoke;
+  Status s;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.poll_timeout_ms);
+  const uint64_t handed_before = position_total();
+  while (s.is_ok() && callback_failure_.is_ok()) {
+    // The consumer queue carries rebalances and client errors; records come by partition.
+    KafkaMessagePtr event(rd_kafka_consumer_poll(consumer_.get(), 0));
+    if (event) s = on_consumer_message(std::move(event));
+    std::size_t fetched = 0;
+    if (s.is_ok()) s = fill(&fetched);
+    if (s.is_ok()) s = hand_over(submit, /*everything=*/false);
+    if (position_total() != handed_before || std::chrono::steady_clock::now() >= deadline) break;
+    KafkaMessagePtr waited(rd_kafka_consumer_poll(consumer_.get(), 5));  // wait a little
+    if (waited && s.is_ok()) s = on_consumer_message(std::move(waited));
+  }
+  if (s.is_ok()) s = callback_failure_;
+  submit_ = nullptr;
+  on_revoke_ = nullptr;
+  update_lag();
+  if (s.is_ok() && options_.bounded) *at_end = bounded_done();
+  return s;
+}
+
+std::vector<MetaPut> KafkaSource::position() const {
+  return {{kMetaKafkaSource, encode_kafka_position(options_.topic, position_)}};
+}
+
+void KafkaSource::commit_offsets(bool wait) {
+  KafkaOffsets mine;
+  for (int32_t p : assigned_) {
+    auto it = position_.find(p);
+    if (it != position_.end()) mine[p] = it->second;
+  }
+  if (mine.empty()) return;
+  KafkaPartitionsPtr list = partition_list(options_.topic, mine);
+  const rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), wait ? 0 : 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    ++gauges_->errors;
+    spdlog::warn("msg=\"kafka offset commit failed\" error={}", rd_kafka_err2name(err));
+    return;
+  }
+  ++gauges_->offset_commits;
+}
+
+}  // namespace streamscore

@@ -1,0 +1,130 @@
+// The Kafka source: a librdkafka consumer of topic `customer-events` in a consumer group.
+// It hands the records over as raw batches (key = customer_id, source = topic, with
+// each line's partition and offset) and keeps the next offset of every partition it has handed over:
+// that position is what a checkpoint stores. Offsets go to the group only after the
+// checkpoint that covers them is durable; on restart the engine's own checkpointed
+// offsets win, and dedup makes any redelivery harmless.
+//
+// Unbounded (default): subscribe to the topic and run until stopped; on a revocation
+// the pending records are handed over and `on_revoke` (a checkpoint) runs before the
+// partitions are released. Bounded (`exit_at_end`): every partition is assigned, read
+// up to its end offset as of start, and then the source is at its end.
+//
+// Partitions are merged by event time. The contract has one watermark (the largest
+// event time seen), so records must reach the engine in about the order of their event
+// times, whatever partition they are in; otherwise a partition read ahead of another
+// would push the clock past the other's events, and they would be late or expired.
+// Like Kafka Streams picking the partition head with the lowest timestamp, the source
+// buffers each partition from its own queue and hands over the head with the smallest
+// event_time (taken from the value; a record without one goes first, it is bad anyway),
+// but never beyond the newest time read from a partition that may still have more
+// records and has none buffered (it is waited for). Idle partitions (read to their end
+// offset) are not waited for; in bounded mode a partition at its end offset is done.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "actors/metrics.hpp"
+#include "config/config.hpp"
+#include "io/kafka_client.hpp"
+#include "messages/messages.hpp"
+#include "state/status.hpp"
+
+namespace streamscore {
+
+struct KafkaSourceOptions {
+  KafkaConfig kafka;
+  std::string topic = "customer-events";
+  std::string group_id = "streamscore";
+  bool bounded = false;
+  std::size_t batch_size = 65536;  // records per poll round, all partitions together
+  int poll_timeout_ms = 100;       // how long a round waits for the first record
+  int metadata_timeout_ms = 10000; // bounded mode: finding the partitions and their ends
+};
+
+// Next offset to read, per partition of the topic.
+using KafkaOffsets = std::map<int32_t, int64_t>;
+
+// The event_time of a record's value, as the parser would read it from compact JSON;
+// INT64_MIN when it has none that can be read this way.
+int64_t record_event_time(std::string_view value);
+
+// The checkpoint meta key and its value: {"topic":"customer-events","offsets":{"0":42,...}}.
+constexpr const char* kMetaKafkaSource = "source.kafka";
+std::string encode_kafka_position(const std::string& topic, const KafkaOffsets& offsets);
+// Offsets of another topic are not ours: `offsets` stays empty then.
+Status decode_kafka_position(const std::string& value, const std::string& topic, KafkaOffsets* offsets);
+
+class KafkaSource {
+ public:
+  using Submit = std::function<Status(RawBatch)>;
+  using Revoke = std::function<Status()>;  // checkpoint everything handed over so far
+
+  // `resume`: the offsets of the last checkpoint. `gauges` (the engine's) is updated
+  // with errors, rebalances, assigned partitions and lag.
+  static Status open(const KafkaSourceOptions& options, const KafkaOffsets& resume,
+                     EngineMetrics::KafkaGauges* gauges, std::unique_ptr<KafkaSource>* out);
+  ~KafkaSource();
+  KafkaSource(const KafkaSource&) = delete;
+  KafkaSource& operator=(const KafkaSource&) = delete;
+
+  // One round: reads what is fetched (waiting at most poll_timeout_ms for something)
+  // and hands up to batch_size records to `submit` as one batch merged by event time
+  // (each partition's records stay in offset order). `at_end` (bounded
+  // only): every partition has been read to its end offset as of start.
+  Status poll(const Submit& submit, const Revoke& on_revoke, bool* at_end);
+
+  // The checkpoint meta for everything handed to `submit` so far.
+  std::vector<MetaPut> position() const;
+  // After a durable checkpoint: commits the position of the assigned partitions to
+  // the consumer group. Asynchronous unless `wait`; a failure is counted and logged,
+  // and the next commit covers it.
+  void commit_offsets(bool wait = false);
+  // Leaves the group (after the final checkpoint; revocation callbacks no longer checkpoint).
+  void close();
+
+  // For messages and tests: partitions assigned now, and end offsets (bounded mode).
+  std::size_t assigned_partitions() const { return assigned_.size(); }
+
+ private:
+  struct Partition;  // one partition's own queue, buffered records and progress
+
+  KafkaSource() = default;
+  Status resolve_bounded_assignment();
+  Status assign(rd_kafka_topic_partition_list_t* partitions);
+  void open_queues(const rd_kafka_topic_partition_list_t* partitions);
+  Status fill(std::size_t* fetched);
+  Status on_error(const rd_kafka_message_t* message);
+  bool buffer_record(KafkaMessagePtr message);
+  Status on_consumer_message(KafkaMessagePtr message);
+  bool may_have_more(int32_t partition, const Partition& p) const;
+  Status hand_over(const Submit& submit, bool everything);
+  bool bounded_done() const;
+  bool has_buffered() const;
+  uint64_t position_total() const;
+  void update_lag();
+  void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  static void error_trampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque);
+
+  KafkaSourceOptions options_;
+  KafkaHandlePtr consumer_;
+  EngineMetrics::KafkaGauges* gauges_ = nullptr;
+  KafkaOffsets position_;  // next offset per partition, of what was handed over
+  KafkaOffsets end_;       // bounded: end offsets as of start
+  std::vector<int32_t> assigned_;
+  std::map<int32_t, std::unique_ptr<Partition>> partitions_;  // the assigned ones
+  // Set while poll() runs, for the rebalance callback.
+  const Submit* submit_ = nullptr;
+  const Revoke* on_revoke_ = nullptr;
+  Status callback_failure_;
+  bool closing_ = false;
+};
+
+}  // namespace streamscore
