@@ -110,7 +110,9 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
        {"auto.offset.reset", "earliest"},       // a new group reads the topic from its start
        {"enable.partition.eof", "false"},
        // Bounded prefetch: while the engine pushes back, at most this much waits in memory.
-       {"queued.max.messages.kbytes", "16384"}},
+       // With a queue per partition (see fill()) the limits apply to each partition.
+       {"queued.max.messages.kbytes", "2048"},
+       {"queued.min.messages", "20000"}},
       &conf);
   if (!s.is_ok()) return s;
   rd_kafka_conf_set_opaque(conf.get(), source.get());
@@ -302,10 +304,12 @@ Status KafkaSource::on_consumer_message(KafkaMessagePtr m) {
 // Moves what librdkafka has fetched into the partitions' buffers, each up to a round.
 Status KafkaSource::fill(std::size_t* fetched) {
   std::vector<rd_kafka_message_t*> messages(std::max<std::size_t>(1, options_.batch_size));
+  // Each partition buffers about two rounds' share: enough to merge, bounded in total.
+  const std::size_t cap = std::max<std::size_t>(1024, 2 * options_.batch_size / std::max<std::size_t>(1, partitions_.size()));
   for (auto& [id, p] : partitions_) {
-    if (p->buffered.size() >= options_.batch_size) continue;
+    if (p->buffered.size() >= cap) continue;
     const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, messages.data(),
-                                                   options_.batch_size - p->buffered.size());
+                                                   std::min(messages.size(), cap - p->buffered.size()));
     Status s;
     for (ssize_t i = 0; i < n; ++i) {
       KafkaMessagePtr m(messages[i]);
@@ -374,6 +378,8 @@ Status KafkaSource::hand_over(const Submit& submit, bool everything) {
     int64_t& position = position_[next_id];
     position = std::max(position, m->offset + 1);
     next->buffered.pop_front();
+    // A partition that runs dry now bounds the rest of the merge, as it would have at the start.
+    if (!everything && next->buffered.empty() && may_have_more(next_id, *next)) limit = std::min(limit, next->newest);
   }
   if (batch.lines.empty()) return Status::ok();
   batch.buffer = std::move(buffer);

@@ -149,9 +149,16 @@ BOOST_FIXTURE_TEST_CASE(an_interrupted_replay_is_refused_not_misread, Fixture) {
   const std::string state = dir / "killed";
   const pid_t pid = spawn_streamscore({"replay", "--events", big, "--state", state}, "/dev/null");
   BOOST_REQUIRE(pid > 0);
-  for (int i = 0; i < 400 && !fs::exists(state + "/LOCK"); ++i)  // no WAL in a bulk load
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  // The replay marks the state "rebuilding" and flushes that mark (an .sst file) before
+  // it reads anything: kill it once the mark is on disk, however slow the machine.
+  auto marked = [&] {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(state, ec))
+      if (e.path().extension() == ".sst") return true;
+    return false;
+  };
+  for (int i = 0; i < 3000 && !marked(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);

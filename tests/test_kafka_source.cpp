@@ -109,8 +109,14 @@ std::map<std::string, int> reasons_in(const std::string& path) {
 
 }  // namespace
 
+// The logs of the exact comparisons have no late events (--late-rate 0): an event that
+// is late (behind the allowed lateness) is corrected at the tick after it arrives, and
+// where it arrives among the other partitions' records is not in Kafka. Its customer's
+// features are the same, its as_of may be a tick later or earlier (contract, section 5:
+// only reorderings within the allowed lateness keep as_of). The fault and rebalance
+// tests keep late events and compare the features.
 BOOST_FIXTURE_TEST_CASE(a_bounded_run_equals_replay_of_the_same_log, Fixture) {
-  generate("--customers 500 --events 30000 --days 40 --bad-rate 0.01 --dup-rate 0.05 --seed 3");
+  generate("--customers 500 --events 30000 --days 40 --bad-rate 0.01 --dup-rate 0.05 --late-rate 0 --seed 3");
   produce(bootstrap(), kTopic, keyed_by_customer(lines));
   Result run = run_cli(dir, words(run_args("bounded", true, {"--json"})));
   BOOST_REQUIRE_MESSAGE(run.exit_code == 0, run.err + run.out);
@@ -176,7 +182,7 @@ std::vector<KafkaRecord> slice(const std::vector<KafkaRecord>& all, std::size_t 
 // Bounded runs killed with SIGKILL at random moments, then run to the end: the export
 // equals replay, so no event was applied twice or lost across the restarts.
 BOOST_FIXTURE_TEST_CASE(kills_mid_stream_lose_nothing_and_apply_nothing_twice, Fixture) {
-  generate("--customers 800 --events 60000 --days 40 --bad-rate 0.005 --dup-rate 0.05 --seed 5");
+  generate("--customers 800 --events 60000 --days 40 --bad-rate 0.005 --dup-rate 0.05 --late-rate 0 --seed 5");
   produce(bootstrap(), kTopic, keyed_by_customer(lines));
   std::mt19937 rng(6);
   const auto args = run_args("killed", true, {"--set", "engine.batch_size=500"});
@@ -222,7 +228,8 @@ BOOST_FIXTURE_TEST_CASE(broker_faults_lose_nothing_and_are_reported, Fixture) {
   BOOST_REQUIRE_MESSAGE(wait_for(read_all(static_cast<double>(records.size())), 120), slurp(dir / "faults.err"));
   BOOST_TEST(::kill(pid, 0) == 0);  // still running
   BOOST_TEST(metric(client, "streamscore_kafka_errors_total") > 0);
-  BOOST_TEST(metric(client, "streamscore_kafka_lag") == 0);
+  // The lag is refreshed from the partitions' ends as the client learns them.
+  BOOST_TEST(wait_for([&] { return metric(client, "streamscore_kafka_lag") == 0; }, 30));
   BOOST_TEST(metric(client, "streamscore_kafka_partitions") == 8);
   // `streamscore status` shows the Kafka line.
   Result shown = run_cli(dir, "status --url http://127.0.0.1:" + std::to_string(daemon_port(dir / "faults.err")));
@@ -240,7 +247,7 @@ BOOST_FIXTURE_TEST_CASE(broker_faults_lose_nothing_and_are_reported, Fixture) {
 
 // Messages produced by kcat, an independent client (key and value split at a tab).
 BOOST_FIXTURE_TEST_CASE(messages_produced_by_kcat_are_consumed, Fixture) {
-  generate("--customers 200 --events 5000 --days 35 --bad-rate 0 --seed 9");
+  generate("--customers 200 --events 5000 --days 35 --bad-rate 0 --late-rate 0 --seed 9");
   std::ofstream keyed(dir / "keyed.txt");
   for (const auto& line : lines) keyed << customer_id_of(line) << '\t' << line << '\n';
   keyed.close();
