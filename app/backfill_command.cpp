@@ -273,11 +273,19 @@ int backfill(const BackfillArgs& args) {
       return kExitUsage;
     }
   }
+  // --state DIR is RocksDB; state.backend = "dynamodb" backfills the table (same commits).
+  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
+    print_error("backfill", s.message());
+    return kExitUsage;
+  }
   std::unique_ptr<StateStore> store;
   Progress progress;
   bool resume = false, done = false;
-  if (!(s = open_rocksdb_store(args.state_dir, &store)).is_ok() ||
-      !(s = prepare_state(*store, plan, &progress, &resume, &done)).is_ok()) {
+  if (!(s = open_store(config.state, &store)).is_ok()) {
+    print_error("backfill", s.to_string());
+    return exit_code_of_open(config.state, s);
+  }
+  if (!(s = prepare_state(*store, plan, &progress, &resume, &done)).is_ok()) {
     print_error("backfill", s.to_string());
     return kExitFailure;
   }
@@ -318,6 +326,7 @@ int backfill(const BackfillArgs& args) {
                 (unsigned long long)job.writes(), rate);
     if (args.max_writes_per_sec > 0) std::printf(", limit %lld/s", (long long)args.max_writes_per_sec);
     std::printf(")\n");
+    print_store_counters(*store);
   }
   return stats.balanced() ? kExitOk : kExitFailure;
 }
@@ -330,7 +339,7 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "backfill", "Rebuild the state from event logs in committed, resumable, throttled time slices");
   cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")
       ->required();
-  cmd->add_option("--state", args->state_dir, "RocksDB state directory")->required();
+  cmd->add_option("--state", args->state_dir, "RocksDB state directory; not with state.backend = \"dynamodb\"");
   cmd->add_option("--since", args->since, "skip events before this UTC time (YYYY-MM-DDTHH:MM:SSZ)");
   cmd->add_option("--until", args->until, "skip events at or after this UTC time");
   cmd->add_option("--slice", args->slice, "event-time slice committed as one unit (multiple of 5m)")

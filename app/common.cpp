@@ -14,13 +14,41 @@ namespace streamscore {
 
 Status open_store(const std::string& backend, const std::string& path,
                   std::unique_ptr<StateStore>* out) {
-  if (backend == "memory") {
+  StateConfig state;
+  state.backend = backend;
+  state.path = path;
+  return open_store(state, out);
+}
+
+DynamoDbOptions dynamodb_options_from(const StateConfig& state) {
+  DynamoDbOptions o;
+  o.endpoint = state.endpoint;
+  o.region = state.region;
+  o.table = state.table;
+  return o;
+}
+
+Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load) {
+  if (state.backend == "memory") {
     *out = make_memory_store();
     return Status::ok();
   }
-  if (backend == "rocksdb") return open_rocksdb_store(path, out);
-  return Status::invalid_argument("state.backend = \"" + backend +
-                                  "\": expected one of \"rocksdb\", \"memory\"");
+  if (state.backend == "rocksdb") return open_rocksdb_store(state.path, out, RocksDbOptions{bulk_load});
+  if (state.backend == "dynamodb") {
+    DynamoDbOptions o = dynamodb_options_from(state);
+    o.bulk_load = bulk_load;
+    return open_dynamodb_store(o, out);
+  }
+  return Status::invalid_argument("state.backend = \"" + state.backend +
+                                  "\": expected one of \"rocksdb\", \"memory\", \"dynamodb\"");
+}
+
+Status state_from_args(const std::string& state_dir, StateConfig* state) {
+  if (state->backend == "dynamodb") return Status::ok();
+  if (state_dir.empty()) return Status::invalid_argument("--state is required (or state.backend = \"dynamodb\")");
+  state->backend = "rocksdb";
+  state->path = state_dir;
+  return Status::ok();
 }
 
 EngineOptions engine_options_from(const Config& config) {
@@ -150,6 +178,21 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
   out += s.balanced() ? fmt::format("  counters balance: read = {}\n", terms)
                       : fmt::format("  COUNTERS DO NOT BALANCE: read != {}\n", terms);
   std::fputs(out.c_str(), stdout);
+}
+
+void print_store_counters(const StateStore& store) {
+  const std::vector<StateStore::Counter> counters = store.counters();
+  if (counters.empty()) return;
+  std::string line = "  store            ";
+  for (std::size_t i = 0; i < counters.size(); ++i) {
+    std::string name = counters[i].name;
+    for (const char* cut : {"streamscore_", "_total"}) {
+      const std::size_t at = name.find(cut);
+      if (at != std::string::npos) name.erase(at, std::string(cut).size());
+    }
+    line += fmt::format("{}{} {}", i ? ", " : " ", name, counters[i].value);
+  }
+  std::puts(line.c_str());
 }
 
 void print_error(const char* command, const std::string& message) {

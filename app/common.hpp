@@ -11,6 +11,7 @@
 #include "actors/metrics.hpp"
 #include "config/config.hpp"
 #include "io/generator.hpp"
+#include "state/dynamodb_store.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
@@ -23,6 +24,22 @@ constexpr int kExitUsage = 2;
 // Opens the configured backend ("rocksdb" at `path`, or "memory").
 Status open_store(const std::string& backend, const std::string& path,
                   std::unique_ptr<StateStore>* out);
+
+// Opens the backend `state` names: RocksDB at state.path, memory, or the DynamoDB table.
+// `bulk_load`: a rebuild (`replay`). Bad DynamoDB settings and missing credentials are
+// invalid_argument (exit 2); see exit_code_of.
+Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load = false);
+DynamoDbOptions dynamodb_options_from(const StateConfig& state);
+
+// `--state DIR` of replay, export and backfill: RocksDB at DIR, unless the config says
+// state.backend = "dynamodb" (then the table). invalid_argument when DIR is missing.
+Status state_from_args(const std::string& state_dir, StateConfig* state);
+
+// The exit code of a failed open: 2 for DynamoDB settings or credentials (configuration),
+// 1 otherwise (I/O, a locked or foreign state directory, a missing table).
+inline int exit_code_of_open(const StateConfig& state, const Status& s) {
+  return state.backend == "dynamodb" && s.is_invalid_argument() ? 2 : 1;
+}
 
 EngineOptions engine_options_from(const Config& config);
 GeneratorOptions generator_options_from(const SourceConfig& source);
@@ -44,5 +61,9 @@ class ProgressLine {
 void print_summary(const char* command, const RunStats& stats, double seconds, bool as_json);
 
 void print_error(const char* command, const std::string& message);
+
+// One summary line of the store's own counters (DynamoDB's requests, retries...), when it
+// has any.
+void print_store_counters(const StateStore& store);
 
 }  // namespace streamscore

@@ -36,6 +36,8 @@ std::string EngineMetricsSource::render_metrics() {
   p.start_unix_ns = start_unix_ns_;
   std::string out = render_prometheus(*metrics_, p);
   if (http_) http_->render(&out);
+  if (store_)
+    for (const StateStore::Counter& c : store_->counters()) render_counter(out, c.name, c.help, c.value);
   return out;
 }
 
@@ -72,6 +74,7 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
     api.ready = [self] { return self->ready_.load(); };
     ops->api_ = std::make_unique<HttpApi>(std::move(api));
     ops->metrics_->set_http_metrics(&ops->api_->metrics());
+    ops->metrics_->set_store(store);
     const std::string token = effective_admin_token(config.http);
     ops->api_->set_admin_token(token);
     Status s = HttpServer::start(http_server_options_from(config.http), ops->api_.get(), &ops->server_);

@@ -35,10 +35,12 @@ class EngineMetricsSource final : public MetricsSource {
   EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready);
   std::string render_metrics() override;
   void set_http_metrics(const HttpMetrics* http) { http_ = http; }
+  void set_store(const StateStore* store) { store_ = store; }  // its backend counters
 
  private:
   const EngineMetrics* metrics_;
   const HttpMetrics* http_ = nullptr;
+  const StateStore* store_ = nullptr;
   std::function<bool()> ready_;
   int64_t start_unix_ns_;
 };

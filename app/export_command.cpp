@@ -14,18 +14,30 @@ namespace {
 struct ExportArgs {
   std::string state_dir;
   std::string out = "-";
+  std::string config_path;
+  std::vector<std::string> sets;
 };
 
 int export_items(const ExportArgs& args) {
-  if (!std::filesystem::is_directory(args.state_dir)) {
+  Config config;
+  Status s = load_config(args.config_path, args.sets, &config);
+  if (!s.is_ok()) {
+    print_error("export", s.message());
+    return kExitUsage;
+  }
+  // --state DIR is RocksDB; state.backend = "dynamodb" reads the table instead.
+  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
+    print_error("export", s.message());
+    return kExitUsage;
+  }
+  if (config.state.backend == "rocksdb" && !std::filesystem::is_directory(args.state_dir)) {
     print_error("export", "--state '" + args.state_dir + "': no such state directory");
     return kExitUsage;
   }
   std::unique_ptr<StateStore> store;
-  Status s = open_rocksdb_store(args.state_dir, &store);
-  if (!s.is_ok()) {
+  if (!(s = open_store(config.state, &store)).is_ok()) {
     print_error("export", s.to_string());
-    return kExitFailure;
+    return exit_code_of_open(config.state, s);
   }
   FILE* out = args.out == "-" ? stdout : std::fopen(args.out.c_str(), "wb");
   if (!out) {
@@ -53,9 +65,14 @@ int export_items(const ExportArgs& args) {
 void register_export_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<ExportArgs>();
   CLI::App* cmd = root.add_subcommand("export", "Write the customer_feature_state items as JSONL, sorted by PK");
-  cmd->add_option("--state", args->state_dir, "RocksDB state directory")->required();
+  cmd->add_option("--state", args->state_dir, "RocksDB state directory; not with state.backend = \"dynamodb\"");
   cmd->add_option("--out", args->out, "output file ('-' = stdout)")->capture_default_str();
-  cmd->footer("Example:\n  streamscore export --state data/state --out items.jsonl");
+  cmd->add_option("--config", args->config_path, "TOML config file (only [state] is used)");
+  cmd->add_option("--set", args->sets, "config override section.key=value (repeatable)");
+  cmd->footer(
+      "Examples:\n"
+      "  streamscore export --state data/state --out items.jsonl\n"
+      "  streamscore export --set state.backend=dynamodb --set state.endpoint=http://127.0.0.1:8000");
   cmd->callback([args, exit_code] { *exit_code = export_items(*args); });
 }
 

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
       "  streamscore train --events events.jsonl --models models\n"
       "  streamscore model activate v1 --models models\n"
       "  streamscore mock-kafka --brokers 3 --partitions 8   # a Kafka cluster on loopback\n"
+      "  streamscore dynamodb create-table --region eu-west-1\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
   int exit_code = streamscore::kExitOk;
   streamscore::register_generate_command(app, &exit_code);
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
   streamscore::register_train_command(app, &exit_code);
   streamscore::register_model_command(app, &exit_code);
   streamscore::register_mock_kafka_command(app, &exit_code);
+  streamscore::register_dynamodb_command(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

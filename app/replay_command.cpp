@@ -61,9 +61,17 @@ int replay(const ReplayArgs& args) {
       return kExitUsage;
     }
   }
+  // --state DIR is RocksDB; state.backend = "dynamodb" (--config or --set) replays into the table.
+  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
+    print_error("replay", s.message());
+    return kExitUsage;
+  }
   std::unique_ptr<StateStore> store;
-  if (!(s = open_rocksdb_store(args.state_dir, &store, RocksDbOptions{/*bulk_load=*/true})).is_ok() ||
-      !(s = store->clear()).is_ok()) {
+  if (!(s = open_store(config.state, &store, /*bulk_load=*/true)).is_ok()) {
+    print_error("replay", s.to_string());
+    return exit_code_of_open(config.state, s);
+  }
+  if (!(s = store->clear()).is_ok()) {
     print_error("replay", s.to_string());
     return kExitFailure;
   }
@@ -106,6 +114,7 @@ int replay(const ReplayArgs& args) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary("replay", stats, seconds, args.json);
   if (!args.json) print_model_summary(*engine);
+  if (!args.json) print_store_counters(*store);
   return stats.balanced() ? kExitOk : kExitFailure;
 }
 
@@ -117,7 +126,8 @@ void register_replay_command(CLI::App& root, int* exit_code) {
       "replay", "Clear the state in --state DIR and rebuild it from event log files");
   cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")
       ->required();
-  cmd->add_option("--state", args->state_dir, "RocksDB state directory (cleared first)")->required();
+  cmd->add_option("--state", args->state_dir,
+                  "RocksDB state directory (cleared first); not with state.backend = \"dynamodb\"");
   cmd->add_option("--config", args->config_path, "TOML config file (window, engine, dead_letter)");
   cmd->add_option("--dead-letter", args->dead_letter, "where invalid/expired records go (JSONL)");
   cmd->add_option("--models", args->models_dir,
@@ -132,6 +142,8 @@ void register_replay_command(CLI::App& root, int* exit_code) {
       "  streamscore generate --events 1000000 --out events.jsonl\n"
       "  streamscore replay --events events.jsonl --state data/state --dead-letter data/dlq.jsonl\n"
       "  streamscore replay --events events.jsonl --state data/state --models models   # with scores\n"
+      "  streamscore replay --events events.jsonl --set state.backend=dynamodb \\\n"
+      "      --set state.endpoint=http://127.0.0.1:8000     # into a DynamoDB table (cleared first)\n"
       "Prints read/accepted/duplicates/dead-lettered (by reason)/expired/customers/ticks and the\n"
       "throughput. Exit code 0 when the counters balance, 1 on failure, 2 on usage errors.");
   cmd->callback([args, exit_code] { *exit_code = replay(*args); });

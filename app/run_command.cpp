@@ -264,9 +264,9 @@ int run(const RunArgs& args) {
   std::unique_ptr<StateStore> store;
   // Recovery time: opening the store (RocksDB replays its write-ahead log) and loading it.
   const auto start = std::chrono::steady_clock::now();
-  if (!(s = open_store(config.state.backend, config.state.path, &store)).is_ok()) {
+  if (!(s = open_store(config.state, &store)).is_ok()) {
     print_error("run", s.to_string());
-    return kExitFailure;
+    return exit_code_of_open(config.state, s);
   }
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
@@ -345,6 +345,7 @@ int run(const RunArgs& args) {
   stats.recovery_seconds = recovery_seconds;
   print_summary("run", stats, seconds, args.json);
   if (!args.json) print_model_summary(*engine);
+  if (!args.json) print_store_counters(*store);
   if (!args.json && args.top > 0) print_top_customers(*store, args.top);
   return stats.balanced() ? kExitOk : kExitFailure;
 }

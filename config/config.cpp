@@ -216,6 +216,18 @@ KeySpec text_key(const char* name, Sec Config::*sec, std::string Sec::*field) {
           [=](const Config& c) { return (c.*sec).*field; }};
 }
 
+// A string that may be empty (= unset, a default applies at use).
+template <class Sec>
+KeySpec optional_text_key(const char* name, Sec Config::*sec, std::string Sec::*field) {
+  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
+            const auto* s = v.as_string();
+            if (s == nullptr) return bad_value(key, v, "expected a string");
+            (c->*sec).*field = s->get();
+            return Status::ok();
+          },
+          [=](const Config& c) { return (c.*sec).*field; }};
+}
+
 template <class Sec>
 KeySpec choice_key(const char* name, Sec Config::*sec, std::string Sec::*field,
                    std::vector<std::string> allowed) {
@@ -318,8 +330,11 @@ std::vector<SectionSpec> schema() {
          },
          [](const Config& c) { return c.source.start; }}}},
       {"state",
-       {choice_key("backend", &C::state, &StateConfig::backend, {"rocksdb", "memory"}),
-        text_key("path", &C::state, &StateConfig::path)}},
+       {choice_key("backend", &C::state, &StateConfig::backend, {"rocksdb", "memory", "dynamodb"}),
+        text_key("path", &C::state, &StateConfig::path),
+        optional_text_key("endpoint", &C::state, &StateConfig::endpoint),
+        optional_text_key("region", &C::state, &StateConfig::region),
+        text_key("table", &C::state, &StateConfig::table)}},
       {"dead_letter",
        {choice_key("kind", &C::dead_letter, &DeadLetterConfig::kind, {"file", "kafka"}),
         text_key("path", &C::dead_letter, &DeadLetterConfig::path),

@@ -35,8 +35,13 @@ struct SourceConfig {
 };
 
 struct StateConfig {
-  std::string backend = "rocksdb";  // "rocksdb" | "memory"
-  std::string path = "data/state";
+  std::string backend = "rocksdb";  // "rocksdb" | "memory" | "dynamodb"
+  std::string path = "data/state";  // rocksdb
+  // dynamodb: empty endpoint = https://dynamodb.<region>.amazonaws.com; empty region =
+  // $AWS_REGION, else $AWS_DEFAULT_REGION, else us-east-1
+  std::string endpoint;
+  std::string region;
+  std::string table = "customer_feature_state";
 };
 
 struct DeadLetterConfig {

@@ -37,6 +37,10 @@ void gauge(std::string& out, const char* name, const char* help, double value) {
 
 }  // namespace
 
+void render_counter(std::string& out, const char* name, const char* help, uint64_t value) {
+  counter(out, name, help, value);
+}
+
 void render_histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
   family(out, name, "histogram", help);
   uint64_t cumulative = 0;

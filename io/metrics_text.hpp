@@ -26,6 +26,9 @@ int64_t wall_clock_unix_ns();
 
 std::string render_prometheus(const EngineMetrics& metrics, const ProcessGauges& process);
 
+// Appends one counter family (HELP, TYPE, the sample) to `out`.
+void render_counter(std::string& out, const char* name, const char* help, uint64_t value);
+
 // Appends one histogram family (cumulative buckets, _sum, _count) to `out`.
 void render_histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h);
 

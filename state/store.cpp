@@ -36,6 +36,14 @@ constexpr int kMaxCommitAttempts = 1000;
 
 }  // namespace
 
+Status rebase_put(ConditionalPut* put, int64_t stored_version, int64_t* delta) {
+  *delta = stored_version - put->expected_version;
+  put->expected_version += *delta;
+  put->record.version += *delta;
+  if (put->record.item_json.empty()) return Status::ok();
+  return set_item_json_version(&put->record.item_json, put->record.version);
+}
+
 Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts,
                          uint64_t* conflicts) {
   std::vector<std::size_t> failed;
@@ -48,12 +56,8 @@ Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<Versio
       ItemRecord fresh;
       s = store.get(put.record.pk, &fresh);
       if (!s.is_ok() && !s.is_not_found()) return s;
-      const int64_t delta = (s.is_ok() ? fresh.version : 0) - put.expected_version;
-      put.expected_version += delta;
-      put.record.version += delta;
-      if (!put.record.item_json.empty() &&
-          !(s = set_item_json_version(&put.record.item_json, put.record.version)).is_ok())
-        return s;
+      int64_t delta = 0;
+      if (!(s = rebase_put(&put, s.is_ok() ? fresh.version : 0, &delta)).is_ok()) return s;
       shifts->push_back(VersionShift{put.record.pk, delta});
     }
   }

@@ -108,6 +108,15 @@ class StateStore {
 
   // Makes everything written so far durable (fsync for RocksDB, no-op in memory).
   virtual Status sync() = 0;
+
+  // Counters of the backend's own work, for /metrics (DynamoDB: requests, retries,
+  // throttles...). The local backends have none.
+  struct Counter {
+    const char* name;  // a Prometheus metric name
+    const char* help;
+    uint64_t value;
+  };
+  virtual std::vector<Counter> counters() const { return {}; }
 };
 
 // How far a conflict moved a customer's versions: another writer wrote `delta`
@@ -126,6 +135,12 @@ struct VersionShift {
 // shifts its in-memory versions by them); retried conflicts are added to `*conflicts`.
 Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts,
                          uint64_t* conflicts);
+
+// Moves `put` on top of `stored_version` (what another writer left): the expected version
+// becomes the stored one, and the put's own version (and the `version` inside its
+// item_json) moves by the same `delta`. The retry step of commit_with_retry, also used by
+// stores that must rebase a put themselves (DynamoDB's redo, see dynamodb_store.hpp).
+Status rebase_put(ConditionalPut* put, int64_t stored_version, int64_t* delta);
 
 // The byte key of a dedup record: big-endian fields, the day's sign bit flipped, so
 // that bytewise order is (day, sequence, part) order. Both backends use it.

@@ -65,13 +65,10 @@ inline Result run_cli(const TempDir& dir, const std::string& args) {
   return r;
 }
 
-// Starts the binary with `args` (one word each) in the background, stdout to `out_path`
-// (and stderr to `err_path` when given).
-inline pid_t spawn_streamscore(const std::vector<std::string>& args, const std::string& out_path,
-                               const std::string& err_path = {}) {
-  std::vector<std::string> words = {STREAMSCORE_BINARY};
-  words.insert(words.end(), args.begin(), args.end());
-  if (args.size() > 0 && args[0] == "run") words.insert(words.begin() + 2, {"--set", "http.port=0"});
+// Starts `words` (the program, then its arguments) in the background, stdout to
+// `out_path` (and stderr to `err_path` when given). -1 when it cannot start.
+inline pid_t spawn_process(std::vector<std::string> words, const std::string& out_path,
+                           const std::string& err_path = {}) {
   std::vector<char*> argv;
   for (auto& a : words) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -84,6 +81,16 @@ inline pid_t spawn_streamscore(const std::vector<std::string>& args, const std::
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   return rc == 0 ? pid : -1;
+}
+
+// Starts the binary with `args` (one word each) in the background, stdout to `out_path`
+// (and stderr to `err_path` when given).
+inline pid_t spawn_streamscore(const std::vector<std::string>& args, const std::string& out_path,
+                               const std::string& err_path = {}) {
+  std::vector<std::string> words = {STREAMSCORE_BINARY};
+  words.insert(words.end(), args.begin(), args.end());
+  if (args.size() > 0 && args[0] == "run") words.insert(words.begin() + 2, {"--set", "http.port=0"});
+  return spawn_process(std::move(words), out_path, err_path);
 }
 
 // Waits until a daemon has started its engine on the state: by then RocksDB's

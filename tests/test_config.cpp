@@ -66,6 +66,9 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.source.seed == b.source.seed);
   BOOST_TEST(a.source.start == b.source.start);
   BOOST_TEST(a.state.backend == b.state.backend);
+  BOOST_TEST(a.state.endpoint == b.state.endpoint);
+  BOOST_TEST(a.state.region == b.state.region);
+  BOOST_TEST(a.state.table == b.state.table);
   BOOST_TEST(a.state.path == b.state.path);
   BOOST_TEST(a.dead_letter.path == b.dead_letter.path);
   BOOST_TEST(a.window.allowed_lateness_ns == b.window.allowed_lateness_ns);
@@ -103,6 +106,7 @@ const std::vector<std::string> kAllKeys = {
     "source.kind", "source.path", "source.exit_at_end", "source.topic", "source.group_id", "source.customers", "source.events",
     "source.rate", "source.days", "source.dup_rate", "source.disorder_s", "source.late_rate",
     "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
+    "state.endpoint", "state.region", "state.table",
     "dead_letter.kind", "dead_letter.path", "dead_letter.topic", "kafka.bootstrap_servers",
     "output.topic", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "engine.nice", "checkpoint.interval",
@@ -175,7 +179,8 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "source.customers=10000", "source.events=1000000", "source.rate=0", "source.days=45",
       "source.dup_rate=0.02", "source.disorder_s=120", "source.late_rate=0.001",
       "source.bad_rate=0.001", "source.seed=42", "source.start=2025-01-01T00:00:00Z",
-      "state.backend=rocksdb", "state.path=data/state", "dead_letter.path=data/dead-letter.jsonl",
+      "state.backend=rocksdb", "state.path=data/state", "state.endpoint=", "state.region=",
+      "state.table=customer_feature_state", "dead_letter.path=data/dead-letter.jsonl",
       "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=8",
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536", "engine.nice=10",
       "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
@@ -279,7 +284,7 @@ BOOST_AUTO_TEST_CASE(error_bad_choice_lists_the_choices) {
   BOOST_TEST(contains(override_error("source.kind=kafkaa"),
                       "config: source.kind = \"kafkaa\": expected one of \"file\", \"generator\""));
   BOOST_TEST(contains(override_error("state.backend=dynamo"),
-                      "state.backend = \"dynamo\": expected one of \"rocksdb\", \"memory\""));
+                      "state.backend = \"dynamo\": expected one of \"rocksdb\", \"memory\", \"dynamodb\""));
 }
 
 BOOST_AUTO_TEST_CASE(error_out_of_range_says_the_range) {

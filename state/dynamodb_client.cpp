@@ -1,0 +1,300 @@
+#include "state/dynamodb_client.hpp"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace streamscore {
+
+namespace json = boost::json;
+
+namespace {
+
+std::string env_or_empty(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+std::string trim(std::string_view s) {
+  const std::size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return {};
+  const std::size_t e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+// The [profile] section of an INI credentials file, as the AWS CLI writes it.
+bool read_profile(const std::string& path, const std::string& profile, AwsCredentials* out) {
+  std::ifstream in(path);
+  if (!in) return false;
+  std::string line;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    const std::string t = trim(line);
+    if (t.empty() || t[0] == '#' || t[0] == ';') continue;
+    if (t.front() == '[' && t.back() == ']') {
+      inside = trim(std::string_view(t).substr(1, t.size() - 2)) == profile;
+      continue;
+    }
+    const std::size_t eq = t.find('=');
+    if (!inside || eq == std::string::npos) continue;
+    const std::string key = trim(std::string_view(t).substr(0, eq));
+    const std::string value = trim(std::string_view(t).substr(eq + 1));
+    if (key == "aws_access_key_id") out->access_key = value;
+    if (key == "aws_secret_access_key") out->secret_key = value;
+    if (key == "aws_session_token") out->session_token = value;
+  }
+  return !out->access_key.empty() && !out->secret_key.empty();
+}
+
+// Errors that say "slow down" rather than "this request is wrong".
+bool is_throttle(const std::string& type) {
+  return type == "ProvisionedThroughputExceededException" || type == "ThrottlingException" ||
+         type == "RequestLimitExceeded" || type == "LimitExceededException";
+}
+
+// "com.amazonaws.dynamodb.v20120810#ThrottlingException" -> "ThrottlingException"
+ApiError parse_error(const std::string& body) {
+  ApiError e;
+  json::error_code ec;
+  json::value v = json::parse(body, ec);
+  if (ec || !v.is_object()) {
+    e.message = body.substr(0, 200);
+    return e;
+  }
+  const json::object& o = v.as_object();
+  if (const json::value* t = o.if_contains("__type"); t && t->is_string()) {
+    const std::string full(t->as_string());
+    const std::size_t hash = full.rfind('#');
+    e.type = hash == std::string::npos ? full : full.substr(hash + 1);
+  }
+  for (const char* key : {"message", "Message"})
+    if (const json::value* m = o.if_contains(key); m && m->is_string()) e.message = std::string(m->as_string());
+  return e;
+}
+
+std::size_t append_body(char* data, std::size_t size, std::size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+}  // namespace
+
+Status load_aws_credentials(AwsCredentials* out) {
+  *out = AwsCredentials{};
+  out->access_key = env_or_empty("AWS_ACCESS_KEY_ID");
+  out->secret_key = env_or_empty("AWS_SECRET_ACCESS_KEY");
+  if (!out->access_key.empty() && !out->secret_key.empty()) {
+    out->session_token = env_or_empty("AWS_SESSION_TOKEN");
+    return Status::ok();
+  }
+  std::string profile = env_or_empty("AWS_PROFILE");
+  if (profile.empty()) profile = "default";
+  std::string path = env_or_empty("AWS_SHARED_CREDENTIALS_FILE");
+  if (path.empty() && !env_or_empty("HOME").empty()) path = env_or_empty("HOME") + "/.aws/credentials";
+  *out = AwsCredentials{};
+  if (!path.empty() && read_profile(path, profile, out)) return Status::ok();
+  return Status::invalid_argument(
+      "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
+      "for temporary ones), or put them in profile '" + profile + "' of " +
+      (path.empty() ? std::string("~/.aws/credentials") : path) + " (AWS_PROFILE picks the profile)");
+}
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3), '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(bytes.data()),
+                                static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+bool base64_decode(std::string_view text, std::string* bytes) {
+  if (text.size() % 4 != 0) return false;
+  bytes->assign(3 * (text.size() / 4), '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(bytes->data()),
+                                reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) return false;
+  // EVP_DecodeBlock counts the padding as zero bytes: take them off.
+  std::size_t size = static_cast<std::size_t>(n);
+  for (std::size_t i = text.size(); i > 0 && text[i - 1] == '=' && size > 0; --i) --size;
+  bytes->resize(size);
+  return true;
+}
+
+DynamoDbClient::DynamoDbClient(const DynamoDbOptions& options, AwsCredentials credentials)
+    : options_(options), credentials_(std::move(credentials)) {
+  global_init();
+  if (!options_.metrics) options_.metrics = std::make_shared<DynamoDbMetrics>();
+  url_ = options_.endpoint;
+  sigv4_ = "aws:amz:" + options_.region + ":dynamodb";
+}
+
+DynamoDbClient::~DynamoDbClient() {
+  for (void* h : handles_) curl_easy_cleanup(static_cast<CURL*>(h));
+}
+
+void* DynamoDbClient::take_handle() {
+  {
+    std::lock_guard<std::mutex> lock(handles_mu_);
+    if (!handles_.empty()) {
+      void* h = handles_.back();
+      handles_.pop_back();
+      return h;
+    }
+  }
+  return curl_easy_init();
+}
+
+void DynamoDbClient::give_handle(void* handle) {
+  std::lock_guard<std::mutex> lock(handles_mu_);
+  handles_.push_back(handle);
+}
+
+Status DynamoDbClient::send_once(std::string_view op, const std::string& body, Reply* reply) {
+  CURL* curl = static_cast<CURL*>(take_handle());
+  if (!curl) return Status::io_error("DynamoDB " + std::string(op) + ": curl_easy_init failed");
+  curl_easy_reset(curl);  // keeps the connection cache, drops the previous request's options
+  const std::string target = "X-Amz-Target: DynamoDB_20120810." + std::string(op);
+  curl_slist* headers = nullptr;
+  headers = curl_slist_append(headers, "Content-Type: application/x-amz-json-1.0");
+  headers = curl_slist_append(headers, target.c_str());
+  const std::string token = "x-amz-security-token: " + credentials_.session_token;
+  if (!credentials_.session_token.empty()) headers = curl_slist_append(headers, token.c_str());
+  const std::string userpwd = credentials_.access_key + ":" + credentials_.secret_key;
+  reply->body.clear();
+  curl_easy_setopt(curl, CURLOPT_URL, url_.c_str());
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // several threads send at once
+  curl_easy_setopt(curl, CURLOPT_POST, 1L);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_AWS_SIGV4, sigv4_.c_str());
+  curl_easy_setopt(curl, CURLOPT_USERPWD, userpwd.c_str());
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, options_.connect_timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, options_.request_timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply->body);
+  const CURLcode rc = curl_easy_perform(curl);
+  curl_slist_free_all(headers);
+  if (rc != CURLE_OK) {
+    curl_easy_cleanup(curl);  // a broken connection is not worth keeping
+    return Status::io_error(std::string(curl_easy_strerror(rc)));
+  }
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &reply->status);
+  give_handle(curl);
+  return Status::ok();
+}
+
+void DynamoDbClient::backoff(int attempt) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  const int64_t ceiling = std::min<int64_t>(
+      options_.backoff_cap_ms, int64_t{options_.backoff_base_ms} << std::min(attempt, 20));
+  std::uniform_int_distribution<int64_t> pick(0, std::max<int64_t>(ceiling, 0));
+  metrics().retries.fetch_add(1, std::memory_order_relaxed);
+  std::this_thread::sleep_for(std::chrono::milliseconds(pick(rng)));
+}
+
+Status DynamoDbClient::call(std::string_view op, const json::object& request, json::object* reply,
+                            ApiError* error) {
+  const std::string body = json::serialize(request);
+  const std::string what = "DynamoDB " + std::string(op) + " on " + url_;
+  std::string last;
+  for (int attempt = 1; attempt <= std::max(1, options_.max_attempts); ++attempt) {
+    if (attempt > 1) backoff(attempt - 1);
+    metrics().requests.fetch_add(1, std::memory_order_relaxed);
+    Reply r;
+    Status s = Status::ok();
+    if (!(options_.test_fault && options_.test_fault(op, &r.status, &r.body)))
+      s = send_once(op, body, &r);
+    if (!s.is_ok()) {  // transport: refused, reset, timed out
+      last = s.message();
+      continue;
+    }
+    if (r.status >= 500) {
+      last = "HTTP " + std::to_string(r.status) + ": " + parse_error(r.body).message;
+      continue;
+    }
+    if (r.status != 200) {
+      ApiError e = parse_error(r.body);
+      if (is_throttle(e.type)) {
+        metrics().throttles.fetch_add(1, std::memory_order_relaxed);
+        last = e.type;
+        continue;
+      }
+      if (error) *error = e;
+      if (e.type == "ConditionalCheckFailedException") {
+        metrics().conflicts.fetch_add(1, std::memory_order_relaxed);
+        return Status::conflict(what + ": condition failed");
+      }
+      return Status::io_error(what + ": HTTP " + std::to_string(r.status) + " " + e.type +
+                              (e.message.empty() ? "" : ": " + e.message));
+    }
+    json::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    if (ec || !v.is_object()) return Status::io_error(what + ": the answer is not a JSON object");
+    *reply = std::move(v.as_object());
+    return Status::ok();
+  }
+  if (error) *error = ApiError{"", last};
+  return Status::io_error(what + ": gave up after " + std::to_string(options_.max_attempts) +
+                          " attempts (last: " + last + ")");
+}
+
+namespace {
+
+// No exception may leave a worker thread (it would terminate the process).
+Status run_one(const std::function<Status(std::size_t)>& fn, std::size_t i) {
+  try {
+    return fn(i);
+  } catch (const std::exception& e) {
+    return Status::io_error(std::string("DynamoDB store: ") + e.what());
+  } catch (...) {
+    return Status::io_error("DynamoDB store: unknown exception");
+  }
+}
+
+}  // namespace
+
+Status parallel_for(std::size_t n, int width, const std::function<Status(std::size_t)>& fn) {
+  if (n == 0) return Status::ok();
+  const std::size_t threads = std::min<std::size_t>(n, static_cast<std::size_t>(std::max(1, width)));
+  if (threads == 1) {
+    for (std::size_t i = 0; i < n; ++i) {
+      Status s = run_one(fn, i);
+      if (!s.is_ok()) return s;
+    }
+    return Status::ok();
+  }
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  Status first;
+  auto worker = [&] {
+    for (std::size_t i; !failed.load() && (i = next.fetch_add(1)) < n;) {
+      Status s = run_one(fn, i);
+      if (s.is_ok()) continue;
+      std::lock_guard<std::mutex> lock(mu);
+      if (!failed.exchange(true)) first = s;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (std::size_t t = 0; t < threads; ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  return first;
+}
+
+}  // namespace streamscore

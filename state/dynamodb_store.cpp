@@ -1,0 +1,1105 @@
+// DynamoDB StateStore. Table layout (PK and SK are strings):
+//   PK "CUSTOMER#<id>", SK "STATE"  one item per customer: version (N), item_json (B: the
+//                                    public item verbatim, what export prints), state (B:
+//                                    internal data), the contract's attributes projected from
+//                                    item_json (features M of N, last_event_time, as_of,
+//                                    score, model_version), and "w#<writer>" (N): the last
+//                                    redo-log sequence of that writer applied to the item
+//   PK "META",  SK hex(key)           value (B)
+//   PK "DEDUP", SK hex(record key)#chunk  data (B), n (N: chunks of the record)
+//   PK "LOG#<writer>", SK "commit"    the commit marker: seq, pending, chunks, inline payload
+//   PK "LOG#<writer>#<i mod 16>", SK "chunk#<seq>#<i>"  the redo log of one commit, in chunks
+// Why a redo log, and the argument that it is all-or-nothing: docs/semantics.md, "State in
+// DynamoDB". In short: check versions, write the log, put the marker (the commit point),
+// apply idempotently, mark applied; open() finishes a marked but unapplied log.
+
+#include "state/dynamodb_store.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "state/dynamodb_client.hpp"
+
+namespace streamscore {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kItemSk = "STATE";
+constexpr std::string_view kMetaPk = "META";
+constexpr std::string_view kDedupPk = "DEDUP";
+constexpr std::string_view kMarkerSk = "commit";
+constexpr std::size_t kItemLimit = 400 * 1024;    // DynamoDB's item size limit
+constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well under it
+constexpr std::size_t kBatchWrite = 25;           // BatchWriteItem's limit
+constexpr std::size_t kBatchGet = 100;            // BatchGetItem's limit
+constexpr int kMaxRebases = 100;
+// A redo log's chunks go round-robin to this many partition keys: one partition key takes
+// at most 1,000 WCU/s (about 1 MB/s), so one key would cap a writer's log at that.
+constexpr std::size_t kLogPartitions = 16;
+
+// ---------------------------------------------------------------- attribute values
+
+json::object attr_s(std::string_view s) { return {{"S", json::string(s)}}; }
+json::object attr_n(int64_t v) { return {{"N", std::to_string(v)}}; }
+json::object attr_b(std::string_view bytes) { return {{"B", base64_encode(bytes)}}; }
+
+json::object key_of(std::string_view pk, std::string_view sk) {
+  return {{"PK", attr_s(pk)}, {"SK", attr_s(sk)}};
+}
+
+std::string hex(std::string_view bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 0xf]);
+  }
+  return out;
+}
+
+bool unhex(std::string_view text, std::string* bytes) {
+  if (text.size() % 2) return false;
+  bytes->clear();
+  for (std::size_t i = 0; i < text.size(); i += 2) {
+    unsigned v = 0;
+    auto r = std::from_chars(text.data() + i, text.data() + i + 2, v, 16);
+    if (r.ec != std::errc() || r.ptr != text.data() + i + 2) return false;
+    bytes->push_back(static_cast<char>(v));
+  }
+  return true;
+}
+
+std::string hex_number(uint64_t v, int width) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, v, 16);
+  std::string digits(buf, r.ptr);
+  return std::string(static_cast<std::size_t>(std::max(0, width - static_cast<int>(digits.size()))), '0') + digits;
+}
+
+// Reads attribute `name` of type `type` ("S", "N", "B", "BOOL") of an answer's item.
+const json::value* attr(const json::object& item, std::string_view name, std::string_view type) {
+  const json::value* a = item.if_contains(name);
+  if (!a || !a->is_object()) return nullptr;
+  return a->as_object().if_contains(type);
+}
+
+bool get_s(const json::object& item, std::string_view name, std::string* out) {
+  const json::value* v = attr(item, name, "S");
+  if (!v || !v->is_string()) return false;
+  out->assign(v->as_string().data(), v->as_string().size());
+  return true;
+}
+
+bool get_n(const json::object& item, std::string_view name, int64_t* out) {
+  const json::value* v = attr(item, name, "N");
+  if (!v || !v->is_string()) return false;
+  const json::string& s = v->as_string();
+  auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool get_b(const json::object& item, std::string_view name, std::string* out) {
+  const json::value* v = attr(item, name, "B");
+  if (!v || !v->is_string()) return false;
+  return base64_decode(std::string_view(v->as_string().data(), v->as_string().size()), out);
+}
+
+// PKs are DynamoDB strings, which must be UTF-8; customer ids come from JSON strings.
+bool is_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    int extra = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : -1;
+    if (extra < 0 || i + extra >= s.size() + (extra == 0 ? 1 : 0)) return false;
+    if (c == 0xc0 || c == 0xc1 || c > 0xf4) return false;
+    for (int k = 1; k <= extra; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) >> 6) != 0x2) return false;
+    i += static_cast<std::size_t>(extra) + 1;
+  }
+  return true;
+}
+
+std::string printable(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') out.push_back(static_cast<char>(c));
+    else out += "\\x" + hex(std::string(1, static_cast<char>(c)));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- item projection
+
+// A JSON number as DynamoDB's N: integers as they are, doubles as the shortest decimal
+// that reads back the same (fixed notation: DynamoDB keeps the value, not the spelling).
+std::string number_text(const json::value& v) {
+  if (v.is_int64()) return std::to_string(v.get_int64());
+  if (v.is_uint64()) return std::to_string(v.get_uint64());
+  char buf[400];
+  auto r = std::to_chars(buf, buf + sizeof buf, v.get_double(), std::chars_format::fixed);
+  return std::string(buf, r.ptr);
+}
+
+// The contract's attributes (section 4) out of the public item, so that DynamoDB readers
+// see numbers and strings; attributes the item lacks are listed in `absent`.
+void project_item(const std::string& item_json, json::object* set, std::vector<std::string>* absent) {
+  static const char* kOptional[] = {"features", "last_event_time", "as_of", "score", "model_version"};
+  json::error_code ec;
+  json::value v = item_json.empty() ? json::value() : json::parse(item_json, ec);
+  const json::object* item = !ec && v.is_object() ? &v.as_object() : nullptr;
+  for (const char* name : kOptional) {
+    const json::value* f = item ? item->if_contains(name) : nullptr;
+    bool done = false;
+    if (f && f->is_string()) {
+      (*set)[name] = attr_s(f->as_string());
+      done = true;
+    } else if (f && f->is_number()) {
+      (*set)[name] = json::object{{"N", number_text(*f)}};
+      done = true;
+    } else if (f && f->is_object()) {
+      json::object m;
+      for (const auto& kv : f->as_object())
+        if (kv.value().is_number()) m[kv.key()] = json::object{{"N", number_text(kv.value())}};
+      (*set)[name] = json::object{{"M", std::move(m)}};
+      done = true;
+    }
+    if (!done) absent->push_back(name);
+  }
+}
+
+// An upper bound of the stored item's size as DynamoDB counts it (names + values): the
+// projection repeats at most the public item's bytes.
+std::size_t item_size_bound(const ItemRecord& r, std::size_t writer_len) {
+  return r.pk.size() + 2 * r.item_json.size() + r.internal.size() + writer_len + 512;
+}
+
+// ---------------------------------------------------------------- payload encoding
+
+void put_u64(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_str(std::string* out, std::string_view s) {
+  put_u64(out, s.size());
+  out->append(s);
+}
+
+struct Reader {
+  std::string_view in;
+  bool ok = true;
+  uint64_t u64() {
+    if (in.size() < 8) return ok = false, 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; ++i) v |= uint64_t(static_cast<unsigned char>(in[i])) << (8 * i);
+    in.remove_prefix(8);
+    return v;
+  }
+  std::string str() {
+    const uint64_t n = u64();
+    if (!ok || n > in.size()) return ok = false, std::string();
+    std::string s(in.substr(0, n));
+    in.remove_prefix(n);
+    return s;
+  }
+};
+
+// The redo log's content: a checked write set, one put per PK.
+std::string encode_writes(const WriteSet& w) {
+  std::string out;
+  put_u64(&out, w.puts.size());
+  for (const ConditionalPut& p : w.puts) {
+    put_str(&out, p.record.pk);
+    put_u64(&out, static_cast<uint64_t>(p.expected_version));
+    put_u64(&out, static_cast<uint64_t>(p.record.version));
+    put_str(&out, p.record.item_json);
+    put_str(&out, p.record.internal);
+  }
+  put_u64(&out, w.meta.size());
+  for (const MetaPut& m : w.meta) {
+    put_str(&out, m.key);
+    put_str(&out, m.value);
+  }
+  put_u64(&out, w.dedup.size());
+  for (const DedupRecord& r : w.dedup) {
+    put_str(&out, dedup_record_key(r));
+    put_str(&out, r.data);
+  }
+  put_u64(&out, static_cast<uint64_t>(w.forget_dedup_before_day));
+  return out;
+}
+
+bool decode_writes(std::string_view bytes, WriteSet* w) {
+  Reader r{bytes};
+  *w = WriteSet{};
+  for (uint64_t n = r.u64(); r.ok && n > 0; --n) {
+    ConditionalPut p;
+    p.record.pk = r.str();
+    p.expected_version = static_cast<int64_t>(r.u64());
+    p.record.version = static_cast<int64_t>(r.u64());
+    p.record.item_json = r.str();
+    p.record.internal = r.str();
+    w->puts.push_back(std::move(p));
+  }
+  for (uint64_t n = r.ok ? r.u64() : 0; r.ok && n > 0; --n) {
+    MetaPut m;
+    m.key = r.str();
+    m.value = r.str();
+    w->meta.push_back(std::move(m));
+  }
+  for (uint64_t n = r.ok ? r.u64() : 0; r.ok && n > 0; --n) {
+    DedupRecord d;
+    const std::string key = r.str();
+    if (!parse_dedup_record_key(key, &d)) return false;
+    d.data = r.str();
+    w->dedup.push_back(std::move(d));
+  }
+  w->forget_dedup_before_day = static_cast<int64_t>(r.u64());
+  return r.ok && r.in.empty();
+}
+
+std::vector<std::string_view> split(std::string_view bytes, std::size_t size) {
+  std::vector<std::string_view> out;
+  for (std::size_t at = 0; at < bytes.size(); at += size) out.push_back(bytes.substr(at, size));
+  if (out.empty()) out.push_back(bytes);
+  return out;
+}
+
+// ---------------------------------------------------------------- the store
+
+class DynamoDbStore final : public StateStore {
+ public:
+  DynamoDbStore(const DynamoDbOptions& options, AwsCredentials credentials)
+      : client_(options, std::move(credentials)),
+        log_pk_("LOG#" + options.writer),
+        stamp_("w#" + options.writer) {}
+
+  Status open() {
+    return guarded("open", [&] {
+      Status s = check_table();
+      if (!s.is_ok()) return s;
+      return options().bulk_load ? Status::ok() : recover();
+    });
+  }
+
+  Status get(std::string_view pk, ItemRecord* out) override {
+    return guarded("get", [&] { return get_item(pk, out); });
+  }
+
+  Status commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) override {
+    return guarded("commit", [&] { return do_commit(writes, conflicts); });
+  }
+
+  Status scan_dedup(const std::function<bool(const DedupRecord&)>& fn) override {
+    return guarded("scan_dedup", [&] { return do_scan_dedup(fn); });
+  }
+
+  Status scan(const std::function<bool(const ItemRecord&)>& fn) override {
+    return guarded("scan", [&] { return do_scan(fn); });
+  }
+
+  Status put_meta(std::string_view key, std::string_view value) override {
+    return guarded("put_meta", [&] {
+      Status s = check_meta(key, value);
+      if (!s.is_ok()) return s;
+      json::object reply;
+      return client_.call("PutItem", {{"TableName", table()}, {"Item", meta_item(key, value)}}, &reply);
+    });
+  }
+
+  Status get_meta(std::string_view key, std::string* value) override {
+    return guarded("get_meta", [&] {
+      json::object item;
+      Status s = get_raw(kMetaPk, hex(key), &item);
+      if (!s.is_ok()) return s.is_not_found() ? Status::not_found("meta key " + printable(key)) : s;
+      if (!get_b(item, "value", value)) return Status::corruption("meta key " + printable(key) + " has no value");
+      return Status::ok();
+    });
+  }
+
+  Status clear() override {
+    return guarded("clear", [&] { return do_clear(); });
+  }
+
+  // Every acknowledged DynamoDB write is durable already.
+  Status sync() override { return Status::ok(); }
+
+  std::vector<Counter> counters() const override {
+    const DynamoDbMetrics& m = *options().metrics;
+    return {{"streamscore_dynamodb_requests_total", "HTTP requests to DynamoDB (every attempt).", m.requests.load()},
+            {"streamscore_dynamodb_retries_total", "Requests repeated after a throttle, a 5xx or a transport error.",
+             m.retries.load()},
+            {"streamscore_dynamodb_throttles_total", "Throttling answers (unprocessed batch items included).",
+             m.throttles.load()},
+            {"streamscore_dynamodb_conflicts_total", "Failed conditions (ConditionalCheckFailed), puts a redo found applied included.",
+             m.conflicts.load()},
+            {"streamscore_dynamodb_rebased_total", "Puts moved on top of a racing writer while applying a commit.",
+             m.rebased.load()},
+            {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()}};
+  }
+
+ private:
+  const DynamoDbOptions& options() const { return client_.options(); }
+  std::string table() const { return options().table; }
+  DynamoDbMetrics& metrics() { return client_.metrics(); }
+
+  template <class F>
+  Status guarded(const char* what, F&& fn) {
+    try {
+      return fn();
+    } catch (const std::exception& e) {
+      return Status::io_error("DynamoDB " + std::string(what) + ": " + e.what());
+    } catch (...) {
+      return Status::io_error("DynamoDB " + std::string(what) + ": unknown exception");
+    }
+  }
+
+  Status check_table() {
+    json::object reply;
+    ApiError e;
+    Status s = client_.call("DescribeTable", {{"TableName", table()}}, &reply, &e);
+    if (e.type == "ResourceNotFoundException")
+      return Status::io_error("DynamoDB table '" + table() + "' does not exist at " + options().endpoint +
+                              ": create it with 'streamscore dynamodb create-table'");
+    return s;
+  }
+
+  // ------------------------------------------------------------ single items
+
+  Status get_raw(std::string_view pk, std::string_view sk, json::object* item) {
+    json::object reply;
+    Status s = client_.call(
+        "GetItem", {{"TableName", table()}, {"Key", key_of(pk, sk)}, {"ConsistentRead", true}}, &reply);
+    if (!s.is_ok()) return s;
+    const json::value* it = reply.if_contains("Item");
+    if (!it || !it->is_object()) return Status::not_found();
+    *item = std::move(it->as_object());
+    return Status::ok();
+  }
+
+  Status decode_item(const json::object& item, ItemRecord* out) {
+    if (!get_s(item, "PK", &out->pk)) return Status::corruption("DynamoDB item without a string PK");
+    if (!get_n(item, "version", &out->version) || out->version < 0 ||
+        !get_b(item, "item_json", &out->item_json) || !get_b(item, "state", &out->internal))
+      return Status::corruption("DynamoDB item '" + printable(out->pk) +
+                                "' is malformed: needs version (N >= 0), item_json (B) and state (B)");
+    return Status::ok();
+  }
+
+  Status get_item(std::string_view pk, ItemRecord* out) {
+    json::object item;
+    Status s = get_raw(pk, kItemSk, &item);
+    if (s.is_not_found()) return Status::not_found("item " + printable(pk));
+    return s.is_ok() ? decode_item(item, out) : s;
+  }
+
+  json::object meta_item(std::string_view key, std::string_view value) {
+    json::object item = key_of(kMetaPk, hex(key));
+    item["value"] = attr_b(value);
+    return item;
+  }
+
+  Status check_meta(std::string_view key, std::string_view value) {
+    if (2 * key.size() + value.size() + 64 > kItemLimit)
+      return Status::invalid_argument("meta key " + printable(key) + ": " + std::to_string(value.size()) +
+                                      " bytes do not fit one DynamoDB item (400 KB)");
+    return Status::ok();
+  }
+
+  // ------------------------------------------------------------ batches
+
+  // Sends `pending` with `send` until nothing comes back unprocessed (a batch's throttled
+  // part is a success answer), backing off before each round like a throttled request.
+  Status until_processed(const char* op, json::array pending,
+                         const std::function<Status(json::array batch, json::array* unprocessed)>& send) {
+    for (int attempt = 1; !pending.empty(); ++attempt) {
+      if (attempt > 1) {
+        if (attempt > options().max_attempts)
+          return Status::io_error("DynamoDB " + std::string(op) + ": still unprocessed after " +
+                                  std::to_string(options().max_attempts) + " attempts");
+        metrics().throttles.fetch_add(1, std::memory_order_relaxed);
+        client_.backoff(attempt - 1);
+      }
+      json::array unprocessed;
+      Status s = send(std::move(pending), &unprocessed);
+      if (!s.is_ok()) return s;
+      pending = std::move(unprocessed);
+    }
+    return Status::ok();
+  }
+
+  // `reply[field][table]` (the part of a batch answer about this table), or null.
+  json::value* table_part(json::object& reply, const char* field) {
+    json::value* v = reply.if_contains(field);
+    return v && v->is_object() ? v->as_object().if_contains(table()) : nullptr;
+  }
+
+  // Runs `fn` on slices of at most `size` of `all`, in parallel.
+  Status in_groups(const std::vector<json::object>& all, std::size_t size,
+                   const std::function<Status(json::array group)>& fn) {
+    const std::size_t groups = (all.size() + size - 1) / size;
+    return parallel_for(groups, options().parallel_requests, [&](std::size_t g) {
+      json::array group;
+      for (std::size_t i = g * size; i < std::min(all.size(), (g + 1) * size); ++i) group.push_back(all[i]);
+      return fn(std::move(group));
+    });
+  }
+
+  // BatchWriteItem in requests of 25, in parallel.
+  Status batch_write(const std::vector<json::object>& requests) {
+    return in_groups(requests, kBatchWrite, [&](json::array group) {
+      return until_processed("BatchWriteItem", std::move(group), [&](json::array batch, json::array* unprocessed) {
+        json::object reply;
+        Status s = client_.call("BatchWriteItem", {{"RequestItems", {{table(), std::move(batch)}}}}, &reply);
+        if (json::value* u = s.is_ok() ? table_part(reply, "UnprocessedItems") : nullptr; u && u->is_array())
+          *unprocessed = std::move(u->as_array());
+        return s;
+      });
+    });
+  }
+
+  static json::object put_request(json::object item) { return {{"PutRequest", {{"Item", std::move(item)}}}}; }
+  static json::object delete_request(json::object key) { return {{"DeleteRequest", {{"Key", std::move(key)}}}}; }
+
+  // BatchGetItem of the (distinct) keys, 100 per request, in parallel; `fn` gets each item
+  // found (from several threads: it locks what it shares).
+  Status batch_get(const std::vector<json::object>& keys, const char* projection,
+                   const std::function<void(json::object&)>& fn) {
+    return in_groups(keys, kBatchGet, [&](json::array group) {
+      return until_processed("BatchGetItem", std::move(group), [&](json::array batch, json::array* unprocessed) {
+        json::object request{{"Keys", std::move(batch)}, {"ConsistentRead", true}};
+        if (projection) {
+          request["ProjectionExpression"] = projection;
+          request["ExpressionAttributeNames"] = {{"#pk", "PK"}, {"#v", "version"}};
+        }
+        json::object reply;
+        Status s = client_.call("BatchGetItem", {{"RequestItems", {{table(), std::move(request)}}}}, &reply);
+        if (!s.is_ok()) return s;
+        if (json::value* mine = table_part(reply, "Responses"); mine && mine->is_array())
+          for (json::value& item : mine->as_array())
+            if (item.is_object()) fn(item.as_object());
+        if (json::value* u = table_part(reply, "UnprocessedKeys"); u && u->is_object())
+          if (json::value* k = u->as_object().if_contains("Keys"); k && k->is_array())
+            *unprocessed = std::move(k->as_array());
+        return Status::ok();
+      });
+    });
+  }
+
+  // Query of one partition (ascending SK), every page; `fn` gets each item.
+  Status query(json::object request, const std::function<Status(json::object&)>& fn) {
+    request["TableName"] = table();
+    request["ConsistentRead"] = true;
+    for (;;) {
+      json::object reply;
+      Status s = client_.call("Query", request, &reply);
+      if (!s.is_ok()) return s;
+      if (json::value* items = reply.if_contains("Items"); items && items->is_array())
+        for (json::value& item : items->as_array())
+          if (item.is_object() && !(s = fn(item.as_object())).is_ok()) return s;
+      json::value* last = reply.if_contains("LastEvaluatedKey");
+      if (!last || !last->is_object()) return Status::ok();
+      request["ExclusiveStartKey"] = std::move(*last);
+    }
+  }
+
+  // Scan of the whole table, every page, keys only; `items_only`: the rows with SK
+  // "STATE" (no META, DEDUP or LOG row has that SK).
+  Status scan_keys(bool items_only, std::vector<std::pair<std::string, std::string>>* keys) {
+    json::object request{{"TableName", table()},
+                         {"ProjectionExpression", "#pk, #sk"},
+                         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}}};
+    if (items_only) {
+      request["FilterExpression"] = "#sk = :s";
+      request["ExpressionAttributeValues"] = {{":s", attr_s(kItemSk)}};
+    }
+    for (;;) {
+      json::object reply;
+      Status s = client_.call("Scan", request, &reply);
+      if (!s.is_ok()) return s;
+      if (json::value* items = reply.if_contains("Items"); items && items->is_array())
+        for (json::value& item : items->as_array()) {
+          std::string pk, sk;
+          if (item.is_object() && get_s(item.as_object(), "PK", &pk) && get_s(item.as_object(), "SK", &sk))
+            keys->emplace_back(std::move(pk), std::move(sk));
+        }
+      json::value* last = reply.if_contains("LastEvaluatedKey");
+      if (!last || !last->is_object()) return Status::ok();
+      request["ExclusiveStartKey"] = std::move(*last);
+    }
+  }
+
+  // ------------------------------------------------------------ commit
+
+  // validate_puts, plus what a DynamoDB item can hold.
+  Status validate(const WriteSet& w) {
+    Status s = validate_puts(w.puts);
+    if (!s.is_ok()) return s;
+    for (std::size_t i = 0; i < w.puts.size(); ++i) {
+      const ItemRecord& r = w.puts[i].record;
+      if (!is_utf8(r.pk))
+        return Status::invalid_argument("put " + std::to_string(i) + ": PK '" + printable(r.pk) +
+                                        "' is not UTF-8 (DynamoDB keys are strings)");
+      const std::size_t size = item_size_bound(r, stamp_.size());
+      if (size > kItemLimit) {
+        const std::string id = r.pk.rfind(kCustomerPrefix, 0) == 0 ? r.pk.substr(kCustomerPrefix.size()) : r.pk;
+        return Status::invalid_argument("customer '" + printable(id) + "': its item needs up to " +
+                                        std::to_string(size) + " bytes, over DynamoDB's 400 KB item limit");
+      }
+    }
+    for (const MetaPut& m : w.meta)
+      if (!(s = check_meta(m.key, m.value)).is_ok()) return s;
+    return Status::ok();
+  }
+
+  // Stored versions of the distinct PKs of `puts` (0 = absent), one consistent read each.
+  Status read_versions(const std::vector<ConditionalPut>& puts, std::map<std::string, int64_t>* versions) {
+    for (const ConditionalPut& p : puts) versions->emplace(p.record.pk, 0);
+    std::vector<json::object> keys;
+    for (const auto& kv : *versions) keys.push_back(key_of(kv.first, kItemSk));
+    std::mutex mu;
+    bool bad = false;
+    Status s = batch_get(keys, "#pk, #v", [&](json::object& item) {
+      std::string pk;
+      int64_t v = 0;
+      std::lock_guard<std::mutex> lock(mu);
+      if (!get_s(item, "PK", &pk) || !get_n(item, "version", &v)) bad = true;
+      else (*versions)[pk] = v;
+    });
+    if (s.is_ok() && bad) return Status::corruption("DynamoDB item without a PK or a numeric version");
+    return s;
+  }
+
+  // The sequential check of StateStore::commit; also collapses the puts to one per PK
+  // (expected: the first put's, record: the last put's).
+  Status check(const WriteSet& writes, std::vector<std::size_t>* conflicts, WriteSet* checked) {
+    std::map<std::string, int64_t> versions;
+    Status s = read_versions(writes.puts, &versions);
+    if (!s.is_ok()) return s;
+    std::map<std::string, std::size_t> index;  // pk -> position in checked->puts
+    for (std::size_t i = 0; i < writes.puts.size(); ++i) {
+      const ConditionalPut& p = writes.puts[i];
+      int64_t& current = versions[p.record.pk];
+      if (current != p.expected_version) {
+        conflicts->push_back(i);
+        continue;
+      }
+      current = p.record.version;
+      auto [it, fresh] = index.emplace(p.record.pk, checked->puts.size());
+      if (fresh) checked->puts.push_back(p);
+      else checked->puts[it->second].record = p.record;
+    }
+    // One BatchWriteItem may not name a key twice: the last value of a meta key wins.
+    std::map<std::string, std::size_t> meta_at;
+    for (const MetaPut& m : writes.meta) {
+      auto [it, fresh] = meta_at.emplace(m.key, checked->meta.size());
+      if (fresh) checked->meta.push_back(m);
+      else checked->meta[it->second].value = m.value;
+    }
+    checked->dedup = writes.dedup;
+    checked->forget_dedup_before_day = writes.forget_dedup_before_day;
+    return Status::ok();
+  }
+
+  Status do_commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) {
+    conflicts->clear();
+    Status s = validate(writes);
+    if (!s.is_ok()) return s;
+    if (writes.puts.empty() && writes.meta.empty() && writes.dedup.empty() &&
+        writes.forget_dedup_before_day == kNoDay)
+      return Status::ok();
+    // One item alone is atomic in DynamoDB: a conditional write, no log.
+    if (writes.puts.size() == 1 && writes.meta.empty() && writes.dedup.empty() &&
+        writes.forget_dedup_before_day == kNoDay)
+      return put_alone(writes.puts[0], conflicts);
+    WriteSet checked;
+    if (options().bulk_load) {  // the shards of a rebuild flush disjoint customers in parallel
+      if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
+      return apply(checked, 0);
+    }
+    // One commit at a time: one log sequence per writer, and a commit checks against
+    // what the previous one of this process applied.
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
+    return commit_logged(checked);
+  }
+
+  Status put_alone(const ConditionalPut& put, std::vector<std::size_t>* conflicts) {
+    json::object reply;
+    Status s = client_.call("UpdateItem", update_request(put, 0), &reply);
+    if (s.is_conflict()) {
+      conflicts->push_back(0);
+      return Status::ok();
+    }
+    return s;
+  }
+
+  // The item write of a put: every attribute it owns set (or removed), conditional on the
+  // expected version and, for a redo-log sequence `seq` > 0, on not being applied yet.
+  json::object update_request(const ConditionalPut& put, uint64_t seq) {
+    const ItemRecord& r = put.record;
+    json::object set{{"version", attr_n(r.version)},
+                     {"item_json", attr_b(r.item_json)},
+                     {"state", attr_b(r.internal)}};
+    std::vector<std::string> absent;
+    project_item(r.item_json, &set, &absent);
+    json::object names{{"#v", "version"}};
+    json::object values{{":e", attr_n(put.expected_version)}};
+    std::string update = "SET ";
+    int n = 0;
+    for (auto& kv : set) {
+      const std::string name = "#a" + std::to_string(n), value = ":a" + std::to_string(n);
+      update += (n++ ? ", " : "") + name + " = " + value;
+      names[name] = kv.key();
+      values[value] = std::move(kv.value());
+    }
+    std::string condition = put.expected_version == 0 ? "(attribute_not_exists(PK) OR #v = :e)" : "#v = :e";
+    if (seq > 0) {
+      update += ", #w = :seq";
+      condition += " AND (attribute_not_exists(#w) OR #w < :seq)";
+      names["#w"] = stamp_;
+      values[":seq"] = attr_n(static_cast<int64_t>(seq));
+    }
+    for (std::size_t i = 0; i < absent.size(); ++i) {
+      const std::string name = "#r" + std::to_string(i);
+      update += (i ? ", " : " REMOVE ") + name;
+      names[name] = absent[i];
+    }
+    return {{"TableName", table()},
+            {"Key", key_of(r.pk, kItemSk)},
+            {"UpdateExpression", update},
+            {"ConditionExpression", condition},
+            {"ExpressionAttributeNames", std::move(names)},
+            {"ExpressionAttributeValues", std::move(values)}};
+  }
+
+  // ------------------------------------------------------------ the redo log
+
+  uint64_t next_sequence() {
+    // At least the wall clock in microseconds: a marker lost by hand cannot make a new
+    // commit reuse a sequence that items were already stamped with.
+    const uint64_t now = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch()).count());
+    return std::max(last_seq_ + 1, now);
+  }
+
+  std::string chunk_pk(std::size_t i) const { return log_pk_ + "#" + hex_number(i % kLogPartitions, 1); }
+
+  std::string chunk_sk(uint64_t seq, std::size_t i) const {
+    return "chunk#" + hex_number(seq, 16) + "#" + hex_number(i, 6);
+  }
+
+  Status stopped(CommitStage stage) {
+    return Status::io_error(std::string("stopped by the test hook after ") +
+                            (stage == CommitStage::log_written ? "writing the log"
+                             : stage == CommitStage::committed ? "the commit point"
+                                                               : "applying"));
+  }
+
+  Status commit_logged(const WriteSet& checked) {
+    const uint64_t seq = next_sequence();
+    const std::string payload = encode_writes(checked);
+    const bool inline_payload = payload.size() <= kChunkBytes;
+    const std::vector<std::string_view> chunks = split(payload, kChunkBytes);
+    // (1) the log, unless the marker can carry it
+    Status s;
+    if (!inline_payload) {
+      std::vector<json::object> puts;
+      for (std::size_t i = 0; i < chunks.size(); ++i) {
+        json::object item = key_of(chunk_pk(i), chunk_sk(seq, i));
+        item["data"] = attr_b(chunks[i]);
+        puts.push_back(put_request(std::move(item)));
+      }
+      if (!(s = batch_write(puts)).is_ok()) return s;
+    }
+    if (options().test_stop_after == CommitStage::log_written) return stopped(CommitStage::log_written);
+    // (2) the commit point: the marker, only over the last marker this process knows of
+    json::object marker = key_of(log_pk_, kMarkerSk);
+    marker["seq"] = attr_n(static_cast<int64_t>(seq));
+    marker["pending"] = json::object{{"BOOL", true}};
+    marker["chunks"] = attr_n(inline_payload ? 0 : static_cast<int64_t>(chunks.size()));
+    if (inline_payload) marker["inline"] = attr_b(payload);
+    json::object reply;
+    s = client_.call("PutItem",
+                     {{"TableName", table()},
+                      {"Item", std::move(marker)},
+                      {"ConditionExpression", "attribute_not_exists(PK) OR (#s = :prev AND #p = :no)"},
+                      {"ExpressionAttributeNames", {{"#s", "seq"}, {"#p", "pending"}}},
+                      {"ExpressionAttributeValues",
+                       {{":prev", attr_n(static_cast<int64_t>(last_seq_))}, {":no", {{"BOOL", false}}}}}},
+                     &reply);
+    if (s.is_conflict())
+      return Status::io_error("DynamoDB table '" + table() + "': another process commits as writer '" +
+                              options().writer + "' (its commit marker moved); one writer name per process");
+    if (!s.is_ok()) return s;
+    last_seq_ = seq;
+    if (options().test_stop_after == CommitStage::committed) return stopped(CommitStage::committed);
+    // (3) apply, (4) mark applied, drop the log
+    if (!(s = apply(checked, seq)).is_ok()) return s;
+    if (options().test_stop_after == CommitStage::applied) return stopped(CommitStage::applied);
+    return finish(seq, inline_payload ? 0 : chunks.size());
+  }
+
+  Status finish(uint64_t seq, std::size_t chunks) {
+    json::object reply;
+    Status s = client_.call("UpdateItem",
+                            {{"TableName", table()},
+                             {"Key", key_of(log_pk_, kMarkerSk)},
+                             {"UpdateExpression", "SET #p = :no REMOVE #i"},
+                             {"ConditionExpression", "#s = :seq"},
+                             {"ExpressionAttributeNames", {{"#p", "pending"}, {"#i", "inline"}, {"#s", "seq"}}},
+                             {"ExpressionAttributeValues",
+                              {{":no", {{"BOOL", false}}}, {":seq", attr_n(static_cast<int64_t>(seq))}}}},
+                            &reply);
+    if (s.is_conflict())
+      return Status::io_error("DynamoDB table '" + table() + "': the commit marker of writer '" +
+                              options().writer + "' moved while applying; one writer name per process");
+    if (!s.is_ok()) return s;
+    std::vector<json::object> deletes;
+    for (std::size_t i = 0; i < chunks; ++i) deletes.push_back(delete_request(key_of(chunk_pk(i), chunk_sk(seq, i))));
+    return batch_write(deletes);
+  }
+
+  // Applies a checked write set; idempotent for seq > 0 (a redo after a crash skips what
+  // is stamped already). Dedup records first (forget, then new ones: the order RocksDB's
+  // batch gives), then items, then meta last, so that a bulk load's "complete" comes last.
+  Status apply(const WriteSet& w, uint64_t seq) {
+    Status s = forget_dedup(w.forget_dedup_before_day);
+    if (!s.is_ok()) return s;
+    std::vector<json::object> dedup;
+    for (const DedupRecord& r : w.dedup) {
+      const std::string key = hex(dedup_record_key(r));
+      const std::vector<std::string_view> parts = split(r.data, kChunkBytes);
+      for (std::size_t i = 0; i < parts.size(); ++i) {
+        json::object item = key_of(kDedupPk, key + "#" + hex_number(i, 4));
+        item["n"] = attr_n(static_cast<int64_t>(parts.size()));
+        item["data"] = attr_b(parts[i]);
+        dedup.push_back(put_request(std::move(item)));
+      }
+    }
+    if (!(s = batch_write(dedup)).is_ok()) return s;
+    s = parallel_for(w.puts.size(), options().parallel_requests,
+                     [&](std::size_t i) { return apply_put(w.puts[i], seq); });
+    if (!s.is_ok()) return s;
+    std::vector<json::object> meta;
+    for (const MetaPut& m : w.meta) meta.push_back(put_request(meta_item(m.key, m.value)));
+    return batch_write(meta);
+  }
+
+  // A put after the commit point must land. If its condition fails, either this very
+  // sequence applied it before (a redo: skip) or another writer wrote the item since the
+  // check: move the put on top of that version, as commit_with_retry does (counted).
+  Status apply_put(ConditionalPut put, uint64_t seq) {
+    for (int attempt = 0; attempt < kMaxRebases; ++attempt) {
+      json::object reply;
+      Status s = client_.call("UpdateItem", update_request(put, seq), &reply);
+      if (!s.is_conflict()) return s;
+      json::object item;
+      s = get_raw(put.record.pk, kItemSk, &item);
+      if (!s.is_ok() && !s.is_not_found()) return s;
+      int64_t stored = 0, stamp = 0;
+      if (s.is_ok() && !get_n(item, "version", &stored))
+        return Status::corruption("DynamoDB item '" + printable(put.record.pk) + "' has no numeric version");
+      if (s.is_ok() && seq > 0 && get_n(item, stamp_, &stamp) && static_cast<uint64_t>(stamp) >= seq)
+        return Status::ok();
+      int64_t delta = 0;
+      if (!rebase_put(&put, stored, &delta).is_ok()) {
+        // Not an engine item (its JSON does not end with its version): move the version only.
+        put.expected_version = stored;
+        put.record.version += delta;
+      }
+      metrics().rebased.fetch_add(1, std::memory_order_relaxed);
+    }
+    return Status::io_error("DynamoDB: item '" + printable(put.record.pk) + "' kept moving while applying commit " +
+                            std::to_string(seq));
+  }
+
+  Status forget_dedup(int64_t before_day) {
+    if (before_day == kNoDay) return Status::ok();
+    DedupRecord bound;
+    bound.day = before_day;
+    std::vector<json::object> deletes;
+    Status s = query({{"KeyConditionExpression", "#pk = :p AND #sk < :b"},
+                      {"ProjectionExpression", "#pk, #sk"},
+                      {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                      {"ExpressionAttributeValues", {{":p", attr_s(kDedupPk)}, {":b", attr_s(hex(dedup_record_key(bound)))}}}},
+                     [&](json::object& item) {
+                       std::string sk;
+                       if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(kDedupPk, sk)));
+                       return Status::ok();
+                     });
+    return s.is_ok() ? batch_write(deletes) : s;
+  }
+
+  // ------------------------------------------------------------ recovery
+
+  // Finishes this writer's committed but unapplied commit, then drops the log chunks of
+  // finished (or abandoned, uncommitted) commits.
+  Status recover() {
+    json::object marker;
+    Status s = get_raw(log_pk_, kMarkerSk, &marker);
+    if (s.is_not_found()) return sweep_log();
+    if (!s.is_ok()) return s;
+    int64_t seq = 0, chunks = 0;
+    if (!get_n(marker, "seq", &seq) || !get_n(marker, "chunks", &chunks))
+      return Status::corruption("commit marker of writer '" + options().writer + "' is malformed");
+    last_seq_ = static_cast<uint64_t>(seq);
+    const json::value* pending = attr(marker, "pending", "BOOL");
+    if (pending && pending->is_bool() && pending->as_bool()) {
+      std::string payload;
+      if (!(s = load_payload(marker, static_cast<uint64_t>(seq), chunks, &payload)).is_ok()) return s;
+      WriteSet w;
+      if (!decode_writes(payload, &w))
+        return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + options().writer +
+                                  "' does not decode");
+      if (!(s = apply(w, static_cast<uint64_t>(seq))).is_ok() ||
+          !(s = finish(static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
+        return s;
+      metrics().recovered.fetch_add(1, std::memory_order_relaxed);
+    }
+    return sweep_log();
+  }
+
+  Status load_payload(const json::object& marker, uint64_t seq, int64_t chunks, std::string* payload) {
+    if (chunks == 0) {
+      return get_b(marker, "inline", payload)
+                 ? Status::ok()
+                 : Status::corruption("commit marker " + std::to_string(seq) + " has no inline payload");
+    }
+    std::vector<json::object> keys;
+    for (int64_t i = 0; i < chunks; ++i) keys.push_back(key_of(chunk_pk(i), chunk_sk(seq, i)));
+    std::vector<std::string> parts(static_cast<std::size_t>(chunks));
+    std::vector<bool> found(parts.size(), false);
+    std::mutex mu;
+    Status s = batch_get(keys, nullptr, [&](json::object& item) {
+      std::string sk, part;
+      const bool ok = get_s(item, "SK", &sk) && get_b(item, "data", &part);
+      uint64_t i = 0;
+      const std::size_t hash = sk.rfind('#');
+      if (!ok || hash == std::string::npos ||
+          std::from_chars(sk.data() + hash + 1, sk.data() + sk.size(), i, 16).ec != std::errc() || i >= parts.size())
+        return;  // counted as missing below
+      std::lock_guard<std::mutex> lock(mu);
+      parts[i] = std::move(part);
+      found[i] = true;
+    });
+    if (!s.is_ok()) return s;
+    const auto have = std::count(found.begin(), found.end(), true);
+    if (have != chunks)
+      return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + options().writer + "' has " +
+                                std::to_string(have) + " of its " + std::to_string(chunks) + " chunks");
+    for (const std::string& part : parts) payload->append(part);
+    return Status::ok();
+  }
+
+  // Chunks of sequences up to the marker's are finished or were never committed. Newer
+  // ones may belong to a commit in progress elsewhere (e.g. a daemon, while this process
+  // exports): left alone, and dropped by a later open once the marker has passed them.
+  Status sweep_log() {
+    std::vector<json::object> deletes;
+    for (std::size_t p = 0; p < kLogPartitions; ++p) {
+      const std::string pk = chunk_pk(p);
+      Status s = query({{"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :lo AND :hi"},
+                        {"ProjectionExpression", "#pk, #sk"},
+                        {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                        {"ExpressionAttributeValues",
+                         {{":p", attr_s(pk)},
+                          {":lo", attr_s("chunk#")},
+                          {":hi", attr_s("chunk#" + hex_number(last_seq_, 16) + "#~")}}}},
+                       [&](json::object& item) {
+                         std::string sk;
+                         if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(pk, sk)));
+                         return Status::ok();
+                       });
+      if (!s.is_ok()) return s;
+    }
+    return batch_write(deletes);
+  }
+
+  // ------------------------------------------------------------ reads
+
+  // Keys first (the whole table has to be read to find them), sorted bytewise, then the
+  // items in that order, a window of batch reads at a time: memory stays at one window.
+  Status do_scan(const std::function<bool(const ItemRecord&)>& fn) {
+    std::vector<std::pair<std::string, std::string>> keys;
+    Status s = scan_keys(/*items_only=*/true, &keys);
+    if (!s.is_ok()) return s;
+    std::vector<std::string> pks;
+    for (auto& [pk, sk] : keys)
+      if (sk == kItemSk) pks.push_back(std::move(pk));
+    std::sort(pks.begin(), pks.end());  // std::string compares as unsigned bytes
+    const std::size_t window = kBatchGet * static_cast<std::size_t>(std::max(1, options().parallel_requests));
+    for (std::size_t at = 0; at < pks.size(); at += window) {
+      const std::size_t end = std::min(pks.size(), at + window);
+      std::vector<json::object> batch;
+      for (std::size_t i = at; i < end; ++i) batch.push_back(key_of(pks[i], kItemSk));
+      std::map<std::string, ItemRecord> found;
+      std::mutex mu;
+      Status bad;
+      s = batch_get(batch, nullptr, [&](json::object& item) {
+        ItemRecord r;
+        Status d = decode_item(item, &r);
+        std::lock_guard<std::mutex> lock(mu);
+        if (!d.is_ok()) bad = d;
+        else found.emplace(r.pk, std::move(r));
+      });
+      if (!s.is_ok()) return s;
+      if (!bad.is_ok()) return bad;
+      for (std::size_t i = at; i < end; ++i) {
+        auto it = found.find(pks[i]);
+        if (it != found.end() && !fn(it->second)) return Status::ok();  // absent: deleted meanwhile
+      }
+    }
+    return Status::ok();
+  }
+
+  Status do_scan_dedup(const std::function<bool(const DedupRecord&)>& fn) {
+    DedupRecord record;
+    std::string current;  // hex key of the record being assembled
+    int64_t expected = 0, seen = 0;
+    bool stop = false;
+    auto flush = [&]() -> Status {
+      if (current.empty()) return Status::ok();
+      if (seen != expected)
+        return Status::corruption("dedup record " + current + " has " + std::to_string(seen) + " of its " +
+                                  std::to_string(expected) + " chunks");
+      stop = !fn(record);
+      current.clear();
+      return Status::ok();
+    };
+    Status s = query({{"KeyConditionExpression", "#pk = :p"},
+                      {"ExpressionAttributeNames", {{"#pk", "PK"}}},
+                      {"ExpressionAttributeValues", {{":p", attr_s(kDedupPk)}}}},
+                     [&](json::object& item) {
+                       if (stop) return Status::ok();
+                       std::string sk, key, part;
+                       int64_t n = 0;
+                       const std::size_t hash = get_s(item, "SK", &sk) ? sk.find('#') : std::string::npos;
+                       if (hash == std::string::npos || !get_n(item, "n", &n) || !get_b(item, "data", &part))
+                         return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+                       const std::string head = sk.substr(0, hash);
+                       if (head != current) {
+                         Status f = flush();
+                         if (!f.is_ok() || stop) return f;
+                         if (!unhex(head, &key) || !parse_dedup_record_key(key, &record))
+                           return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+                         record.data.clear();
+                         current = head;
+                         expected = n;
+                         seen = 0;
+                       }
+                       record.data += part;
+                       ++seen;
+                       return Status::ok();
+                     });
+    if (!s.is_ok() || stop) return s;
+    return flush();
+  }
+
+  Status do_clear() {
+    std::lock_guard<std::mutex> lock(commit_mu_);
+    std::vector<std::pair<std::string, std::string>> keys;
+    Status s = scan_keys(/*items_only=*/false, &keys);
+    if (!s.is_ok()) return s;
+    std::vector<json::object> deletes;
+    for (const auto& [pk, sk] : keys) deletes.push_back(delete_request(key_of(pk, sk)));
+    return batch_write(deletes);
+  }
+
+  DynamoDbClient client_;
+  const std::string log_pk_;  // "LOG#<writer>": the marker; its chunks under "LOG#<writer>#<p>"
+  const std::string stamp_;   // "w#<writer>"
+  std::mutex commit_mu_;      // one commit (one log sequence) at a time
+  uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
+};
+
+bool valid_endpoint(const std::string& url) {
+  return url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0;
+}
+
+}  // namespace
+
+DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions o) {
+  if (o.region.empty())
+    for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION"})
+      if (const char* v = std::getenv(name); v && *v && o.region.empty()) o.region = v;
+  if (o.region.empty()) o.region = "us-east-1";
+  if (o.endpoint.empty()) o.endpoint = "https://dynamodb." + o.region + ".amazonaws.com";
+  if (!o.metrics) o.metrics = std::make_shared<DynamoDbMetrics>();
+  return o;
+}
+
+namespace {
+
+Status prepare(DynamoDbOptions* options, AwsCredentials* credentials) {
+  *options = resolve_dynamodb_options(std::move(*options));
+  if (!valid_endpoint(options->endpoint))
+    return Status::invalid_argument("state.endpoint '" + options->endpoint + "': expected an http:// or https:// URL");
+  if (options->table.size() < 3 || options->table.size() > 255 ||
+      options->table.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+          std::string::npos)
+    return Status::invalid_argument("state.table '" + options->table +
+                                    "': a DynamoDB table name is 3 to 255 of a-z A-Z 0-9 _ . -");
+  if (options->writer.empty() || !is_utf8(options->writer))
+    return Status::invalid_argument("DynamoDB writer name must be non-empty UTF-8");
+  return load_aws_credentials(credentials);
+}
+
+}  // namespace
+
+Status open_dynamodb_store(DynamoDbOptions options, std::unique_ptr<StateStore>* out) {
+  AwsCredentials credentials;
+  Status s = prepare(&options, &credentials);
+  if (!s.is_ok()) return s;
+  auto store = std::make_unique<DynamoDbStore>(options, std::move(credentials));
+  if (!(s = store->open()).is_ok()) return s;
+  *out = std::move(store);
+  return Status::ok();
+}
+
+Status create_dynamodb_table(DynamoDbOptions options, bool* existed) {
+  *existed = false;
+  AwsCredentials credentials;
+  Status s = prepare(&options, &credentials);
+  if (!s.is_ok()) return s;
+  try {
+    DynamoDbClient client(options, std::move(credentials));
+    json::object attribute_defs_pk{{"AttributeName", "PK"}, {"AttributeType", "S"}};
+    json::object attribute_defs_sk{{"AttributeName", "SK"}, {"AttributeType", "S"}};
+    json::object reply;
+    ApiError e;
+    s = client.call("CreateTable",
+                    {{"TableName", options.table},
+                     {"AttributeDefinitions", json::array{attribute_defs_pk, attribute_defs_sk}},
+                     {"KeySchema", json::array{json::object{{"AttributeName", "PK"}, {"KeyType", "HASH"}},
+                                               json::object{{"AttributeName", "SK"}, {"KeyType", "RANGE"}}}},
+                     {"BillingMode", "PAY_PER_REQUEST"}},
+                    &reply, &e);
+    if (e.type == "ResourceInUseException") {
+      *existed = true;
+      return Status::ok();
+    }
+    if (!s.is_ok()) return s;
+    // A new table takes a moment to become ACTIVE; writes before that fail.
+    for (int i = 0; i < 600; ++i) {
+      if (!(s = client.call("DescribeTable", {{"TableName", options.table}}, &reply)).is_ok()) return s;
+      const json::value* t = reply.if_contains("Table");
+      const json::value* st = t && t->is_object() ? t->as_object().if_contains("TableStatus") : nullptr;
+      if (st && st->is_string() && st->as_string() == "ACTIVE") return Status::ok();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return Status::io_error("DynamoDB table '" + options.table + "' did not become ACTIVE within 60 s");
+  } catch (const std::exception& ex) {
+    return Status::io_error(std::string("DynamoDB CreateTable: ") + ex.what());
+  }
+}
+
+}  // namespace streamscore

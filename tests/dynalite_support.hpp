@@ -1,0 +1,109 @@
+// dynalite (npm, tests/dynalite/) for tests: a DynamoDB-API server on a free loopback
+// port, started for the test process and killed when it ends. The test process gets fake
+// credentials (dynalite does not check signatures) and fresh table names.
+#pragma once
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "state/dynamodb_store.hpp"
+#include "tests/cli_support.hpp"
+
+namespace streamscore::testing {
+
+// A loopback port nobody listens on right now (the kernel picks it).
+inline int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+
+// Fake credentials for the whole test process (and the commands it runs).
+inline void set_fake_aws_credentials() {
+  ::setenv("AWS_ACCESS_KEY_ID", "test", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "test", 1);
+  ::setenv("AWS_REGION", "us-east-1", 1);
+  ::unsetenv("AWS_SESSION_TOKEN");
+}
+
+class Dynalite {
+ public:
+  Dynalite() : dir_("streamscore-dynalite-") {
+    set_fake_aws_credentials();
+    const std::string bin = std::string(STREAMSCORE_SOURCE_DIR) + "/tests/dynalite/node_modules/.bin/dynalite";
+    if (!fs::exists(bin))
+      throw std::runtime_error(bin + " is missing: run scripts/install-deps (npm ci in tests/dynalite)");
+    // The port may be taken between the probe and the start: try a few.
+    for (int attempt = 0; attempt < 5 && pid_ <= 0; ++attempt) start(bin);
+    if (pid_ <= 0)
+      throw std::runtime_error("dynalite did not start: " + slurp(dir_ / "dynalite.log") +
+                               slurp(dir_ / "dynalite.log.err"));
+  }
+  ~Dynalite() { stop(); }
+  Dynalite(const Dynalite&) = delete;
+  Dynalite& operator=(const Dynalite&) = delete;
+
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+  // Store options on a table of its own (created here), so that tests never share state.
+  DynamoDbOptions fresh_table(const std::string& writer = "streamscore") {
+    static std::atomic<int> counter{0};
+    DynamoDbOptions o;
+    o.endpoint = endpoint();
+    o.region = "us-east-1";
+    o.table = "t" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+    o.writer = writer;
+    bool existed = false;
+    Status s = create_dynamodb_table(o, &existed);
+    if (!s.is_ok()) throw std::runtime_error("create table: " + s.to_string());
+    return o;
+  }
+
+ private:
+  void start(const std::string& bin) {
+    port_ = free_loopback_port();
+    const std::string log = dir_ / "dynalite.log";
+    pid_ = spawn_process({bin, "--port", std::to_string(port_), "--host", "127.0.0.1", "--createTableMs", "20",
+                          "--deleteTableMs", "20"},
+                         log, log + ".err");
+    for (int i = 0; i < 300 && pid_ > 0; ++i) {  // up to 15 s: node starts slowly on a busy machine
+      if (slurp(log).find("listening") != std::string::npos) return;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;  // died (port taken?)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    stop();
+  }
+
+  void stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+
+  TempDir dir_;
+  int port_ = -1;
+  pid_t pid_ = -1;
+};
+
+}  // namespace streamscore::testing

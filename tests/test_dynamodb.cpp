@@ -1,0 +1,506 @@
+// The DynamoDB backend against dynalite (a DynamoDB-API server, tests/dynalite/): the
+// StateStore contract, the redo log across simulated crashes, throttling and retries,
+// racing writers, and the CLI (create-table, replay/run/export against RocksDB's result,
+// missing credentials).
+#define BOOST_TEST_MODULE dynamodb
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/mpl/list.hpp>
+
+#include "state/dynamodb_client.hpp"
+#include "state/dynamodb_store.hpp"
+#include "tests/cli_support.hpp"
+#include "tests/dynalite_support.hpp"
+
+namespace {
+
+// One dynalite for the whole test binary; every test gets tables of its own.
+streamscore::testing::Dynalite* g_dynalite = nullptr;
+
+struct DynaliteFixture {
+  std::unique_ptr<streamscore::testing::Dynalite> server;
+  void setup() {
+    server = std::make_unique<streamscore::testing::Dynalite>();
+    g_dynalite = server.get();
+  }
+  void teardown() {
+    g_dynalite = nullptr;
+    server.reset();
+  }
+};
+
+}  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(DynaliteFixture);
+
+struct DynamoBackend {
+  static constexpr bool binary_keys = false;  // PKs are DynamoDB strings: UTF-8
+  static constexpr int race_rounds = 3;       // every update is two requests to a node server
+  std::unique_ptr<streamscore::StateStore> store;
+  DynamoBackend() {
+    streamscore::Status s = streamscore::open_dynamodb_store(g_dynalite->fresh_table(), &store);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  }
+};
+
+using ContractBackends = boost::mpl::list<DynamoBackend>;
+
+#include "tests/store_contract.hpp"
+
+using namespace streamscore::testing;
+
+namespace {
+
+std::unique_ptr<StateStore> open_store_on(const DynamoDbOptions& o) {
+  std::unique_ptr<StateStore> store;
+  Status s = open_dynamodb_store(o, &store);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return store;
+}
+
+// An engine-shaped item: the public JSON ends with its version (what rebase_put moves).
+std::string engine_json(const std::string& pk, const std::string& tag, int64_t version) {
+  return "{\"PK\":\"" + pk + "\",\"SK\":\"STATE\",\"features\":{\"total_txn_30d\":2,\"total_amount_30d\":842.5,"
+         "\"avg_amount_30d\":421.25},\"last_event_time\":\"2025-01-01T10:05:00Z\",\"as_of\":\"2025-01-01T10:10:00Z\","
+         "\"tag\":\"" + tag + "\",\"version\":" + std::to_string(version) + "}";
+}
+
+// A write set with `items` puts (each with `internal_bytes` of internal data), meta and
+// dedup records: big enough internal data makes the redo log go to chunks.
+WriteSet sample_writes(int items, int64_t expected, std::size_t internal_bytes, const std::string& tag) {
+  WriteSet w;
+  for (int i = 0; i < items; ++i) {
+    const std::string pk = "CUSTOMER#C" + std::to_string(1000 + i);
+    ConditionalPut p = put(pk, expected, engine_json(pk, tag, expected + 1), std::string(internal_bytes, 'a' + i % 26));
+    w.puts.push_back(std::move(p));
+  }
+  w.meta = {{"clock", "clock-" + tag}, {"source.file", "pos-" + tag}};
+  w.dedup = {DedupRecord{20000, static_cast<uint64_t>(expected + 1), 0, std::string(internal_bytes, 'd')},
+             DedupRecord{20001, static_cast<uint64_t>(expected + 1), 1, "ids-" + tag}};
+  return w;
+}
+
+std::string meta_of(StateStore& store, const std::string& key) {
+  std::string v;
+  Status s = store.get_meta(key, &v);
+  return s.is_ok() ? v : "<" + s.to_string() + ">";
+}
+
+std::vector<std::string> dedup_of(StateStore& store) {
+  std::vector<std::string> out;
+  Status s = store.scan_dedup([&](const DedupRecord& r) {
+    out.push_back(std::to_string(r.day) + "/" + std::to_string(r.sequence) + "/" + std::to_string(r.part) + ":" +
+                  std::to_string(r.data.size()));
+    return true;
+  });
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return out;
+}
+
+// Items of this writer's redo log left in the table (marker excluded), in any of its
+// 16 chunk partitions.
+std::size_t log_chunks(const DynamoDbOptions& o) {
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  std::size_t n = 0;
+  for (const char* p : {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"}) {
+    boost::json::object reply;
+    Status s = client.call("Query",
+                           {{"TableName", o.table},
+                            {"KeyConditionExpression", "PK = :p"},
+                            {"ExpressionAttributeValues", {{":p", {{"S", "LOG#" + o.writer + "#" + p}}}}}},
+                           &reply);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+    n += reply.at("Items").as_array().size();
+  }
+  return n;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ the redo log
+
+namespace {
+
+// A table whose writer committed `items` customers at version 1 ("old"), then crashed in
+// its next commit (version 2, `tag`, `internal` bytes each) right after `stage`.
+DynamoDbOptions table_with_a_crashed_commit(int items, CommitStage stage, std::size_t internal,
+                                            const std::string& tag) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  Conflicts c;
+  BOOST_TEST_REQUIRE(open_store_on(o)->commit(sample_writes(items, 0, 10, "old"), &c).is_ok());
+  BOOST_TEST_REQUIRE(c.empty());
+  DynamoDbOptions crashing = o;
+  crashing.test_stop_after = stage;
+  Status s = open_store_on(crashing)->commit(sample_writes(items, 1, internal, tag), &c);
+  BOOST_TEST(s.message().find("stopped by the test hook") != std::string::npos, s.to_string());
+  return o;
+}
+
+// Opens the table again as its writer (which finishes a pending log), counting afresh.
+std::unique_ptr<StateStore> reopen(DynamoDbOptions* o) {
+  o->metrics = std::make_shared<DynamoDbMetrics>();
+  return open_store_on(*o);
+}
+
+// Another writer's put of one item, the way update_item writes.
+void racer_writes(DynamoDbOptions o, const ConditionalPut& p) {
+  o.writer = "racer";
+  o.metrics = nullptr;
+  BOOST_TEST(write(*open_store_on(o), {p}).empty());  // its open does not touch our log
+}
+
+}  // namespace
+
+// A crash after the commit point (the marker is written, nothing applied): the next open
+// applies the whole write set, for a payload inline in the marker and one in log chunks.
+BOOST_AUTO_TEST_CASE(crash_after_commit_point_is_finished_by_the_next_open) {
+  for (std::size_t internal : {std::size_t{10}, std::size_t{120 * 1024}}) {
+    DynamoDbOptions o = table_with_a_crashed_commit(4, CommitStage::committed, internal, "new");
+    DynamoDbOptions peek = o;  // a bulk-load store does not recover: it shows the table as it is
+    peek.bulk_load = true;
+    BOOST_TEST(read(*open_store_on(peek), "CUSTOMER#C1000").version == 1);
+    auto reopened = reopen(&o);
+    BOOST_TEST(o.metrics->recovered.load() == 1u);
+    for (int i = 0; i < 4; ++i) {
+      const std::string pk = "CUSTOMER#C" + std::to_string(1000 + i);
+      ItemRecord item = read(*reopened, pk);
+      BOOST_TEST(item.version == 2);
+      BOOST_TEST(item.item_json == engine_json(pk, "new", 2));
+      BOOST_TEST(item.internal.size() == internal);
+    }
+    BOOST_TEST(meta_of(*reopened, "clock") == "clock-new");
+    BOOST_TEST(meta_of(*reopened, "source.file") == "pos-new");
+    BOOST_TEST(dedup_of(*reopened) ==
+               (std::vector<std::string>{"20000/1/0:10", "20000/2/0:" + std::to_string(internal), "20001/1/1:7",
+                                         "20001/2/1:7"}));
+    BOOST_TEST(log_chunks(o) == 0u);
+    // The writer goes on from there: a stale put conflicts, a fresh one passes.
+    BOOST_TEST(write(*reopened, {put("CUSTOMER#C1000", 1, "stale")}) == Conflicts{0});
+    BOOST_TEST(write(*reopened, {put("CUSTOMER#C1000", 2, engine_json("CUSTOMER#C1000", "next", 3)),
+                                 put("CUSTOMER#C1001", 2, engine_json("CUSTOMER#C1001", "next", 3))})
+                   .empty());
+  }
+}
+
+// A crash after the apply, before the log is marked done: the next open applies the log
+// again, and the stamps make that a no-op (no version counted twice, nothing rebased),
+// even for an item another writer has written since.
+BOOST_AUTO_TEST_CASE(redo_of_an_applied_log_changes_nothing) {
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::applied, 10, "new");
+  racer_writes(o, put("CUSTOMER#C1002", 2, engine_json("CUSTOMER#C1002", "racer", 3)));
+  auto reopened = reopen(&o);
+  BOOST_TEST(o.metrics->recovered.load() == 1u);
+  BOOST_TEST(o.metrics->rebased.load() == 0u);
+  BOOST_TEST(read(*reopened, "CUSTOMER#C1000").version == 2);
+  BOOST_TEST(read(*reopened, "CUSTOMER#C1000").item_json == engine_json("CUSTOMER#C1000", "new", 2));
+  BOOST_TEST(read(*reopened, "CUSTOMER#C1002").item_json == engine_json("CUSTOMER#C1002", "racer", 3));
+  BOOST_TEST(meta_of(*reopened, "clock") == "clock-new");
+}
+
+// A crash before the commit point (the log is written, no marker): the old state stays,
+// and the abandoned log is dropped once a later commit has passed it.
+BOOST_AUTO_TEST_CASE(crash_before_commit_point_leaves_the_old_state) {
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::log_written, 150 * 1024, "new");
+  BOOST_TEST(log_chunks(o) > 0u);
+  auto reopened = open_store_on(o);
+  for (int i = 0; i < 3; ++i) {
+    const std::string pk = "CUSTOMER#C" + std::to_string(1000 + i);
+    BOOST_TEST(read(*reopened, pk).item_json == engine_json(pk, "old", 1));
+  }
+  BOOST_TEST(meta_of(*reopened, "clock") == "clock-old");
+  BOOST_TEST(dedup_of(*reopened) == (std::vector<std::string>{"20000/1/0:10", "20001/1/1:7"}));
+  Conflicts c;
+  BOOST_TEST_REQUIRE(reopened->commit(sample_writes(3, 1, 10, "later"), &c).is_ok());
+  BOOST_TEST(c.empty());
+  reopened.reset();
+  open_store_on(o);
+  BOOST_TEST(log_chunks(o) == 0u);
+}
+
+// Between the check and the apply, another writer moves an item: the apply moves the
+// put on top of it (as commit_with_retry would), counts it, and loses neither write.
+BOOST_AUTO_TEST_CASE(a_racer_between_check_and_apply_is_rebased) {
+  DynamoDbOptions o = table_with_a_crashed_commit(2, CommitStage::committed, 10, "engine");
+  racer_writes(o, put("CUSTOMER#C1000", 1, engine_json("CUSTOMER#C1000", "racer", 2)));
+  auto reopened = reopen(&o);
+  BOOST_TEST(o.metrics->rebased.load() == 1u);
+  const ItemRecord moved = read(*reopened, "CUSTOMER#C1000");
+  BOOST_TEST(moved.version == 3);  // the racer's version 2, then ours on top
+  BOOST_TEST(moved.item_json == engine_json("CUSTOMER#C1000", "engine", 3));
+  BOOST_TEST(read(*reopened, "CUSTOMER#C1001").version == 2);
+}
+
+// Items over DynamoDB's 400 KB limit are refused before anything is written, naming the
+// customer.
+BOOST_AUTO_TEST_CASE(an_item_over_400_kb_is_refused_naming_the_customer) {
+  auto store = open_store_on(g_dynalite->fresh_table());
+  Conflicts c;
+  Status s = store->put_batch({put("CUSTOMER#small", 0), put("CUSTOMER#huge", 0, "{}", std::string(401 * 1024, 'x'))}, &c);
+  BOOST_TEST(s.is_invalid_argument());
+  BOOST_TEST(s.message().find("customer 'huge'") != std::string::npos, s.message());
+  BOOST_TEST(s.message().find("400 KB") != std::string::npos, s.message());
+  ItemRecord r;
+  BOOST_TEST(store->get("CUSTOMER#small", &r).is_not_found());
+}
+
+// The contract's attributes are DynamoDB numbers and strings, next to the verbatim item.
+BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  auto store = open_store_on(o);
+  write(*store, {put("CUSTOMER#C1", 0, engine_json("CUSTOMER#C1", "x", 1), "buckets")});
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  boost::json::object reply;
+  BOOST_TEST_REQUIRE(client.call("GetItem",
+                                 {{"TableName", o.table},
+                                  {"Key", {{"PK", {{"S", "CUSTOMER#C1"}}}, {"SK", {{"S", "STATE"}}}}}},
+                                 &reply)
+                         .is_ok());
+  const boost::json::object& item = reply.at("Item").as_object();
+  BOOST_TEST(item.at("version").at("N").as_string() == "1");
+  BOOST_TEST(item.at("features").at("M").at("total_amount_30d").at("N").as_string() == "842.5");
+  BOOST_TEST(item.at("features").at("M").at("total_txn_30d").at("N").as_string() == "2");
+  BOOST_TEST(item.at("as_of").at("S").as_string() == "2025-01-01T10:10:00Z");
+  BOOST_TEST(item.at("last_event_time").at("S").as_string() == "2025-01-01T10:05:00Z");
+  BOOST_TEST(!item.contains("score"));
+}
+
+// ------------------------------------------------------------ throttling
+
+BOOST_AUTO_TEST_CASE(throttles_and_5xx_are_retried_with_backoff_then_reported) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  o.backoff_base_ms = 1;
+  o.backoff_cap_ms = 5;
+  std::atomic<int> faults{4};
+  o.test_fault = [&](std::string_view op, long* status, std::string* body) {
+    if (op != "UpdateItem" || faults.fetch_sub(1) <= 0) return false;
+    const bool five_hundred = faults.load() % 2 == 0;
+    *status = five_hundred ? 500 : 400;
+    *body = five_hundred ? R"({"__type":"com.amazon.coral.service#InternalFailure"})"
+                         : R"({"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"})";
+    return true;
+  };
+  o.metrics = std::make_shared<DynamoDbMetrics>();
+  auto store = open_store_on(o);
+  BOOST_TEST(write(*store, {put("CUSTOMER#T", 0, "t1")}).empty());  // after 4 faults
+  BOOST_TEST(read(*store, "CUSTOMER#T").item_json == "t1");
+  BOOST_TEST(o.metrics->throttles.load() == 2u);
+  BOOST_TEST(o.metrics->retries.load() == 4u);
+  bool exposed = false;  // what /metrics shows
+  for (const StateStore::Counter& counter : store->counters())
+    if (std::string(counter.name) == "streamscore_dynamodb_throttles_total") exposed = counter.value == 2;
+  BOOST_TEST(exposed);
+  // Throttled for good: bounded attempts, then an error that says so; nothing written.
+  faults = 1000;
+  Conflicts c;
+  Status s = store->put_batch({put("CUSTOMER#T", 1, "t2")}, &c);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("gave up after 10 attempts") != std::string::npos, s.message());
+  faults = 0;
+  BOOST_TEST(read(*store, "CUSTOMER#T").item_json == "t1");
+}
+
+BOOST_AUTO_TEST_CASE(transport_errors_are_retried_then_reported) {
+  DynamoDbOptions o;
+  o.endpoint = "http://127.0.0.1:" + std::to_string(free_loopback_port());  // nobody listens
+  o.max_attempts = 3;
+  o.backoff_base_ms = 1;
+  o.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> store;
+  Status s = open_dynamodb_store(o, &store);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("gave up after 3 attempts") != std::string::npos, s.message());
+  BOOST_TEST(o.metrics->requests.load() == 3u);
+}
+
+// ------------------------------------------------------------ racing writers
+
+// An owner (the engine: multi-item commits through commit_with_retry, versions moved by
+// the shifts it gets back) and an update_item loop in another thread, on the same items:
+// every write of either is a version of its own, so each item ends at exactly the sum.
+BOOST_AUTO_TEST_CASE(owner_and_update_item_racing_lose_no_update) {
+  DynamoDbOptions engine_options = g_dynalite->fresh_table("engine");
+  engine_options.metrics = std::make_shared<DynamoDbMetrics>();
+  DynamoDbOptions racer_options = engine_options;
+  racer_options.metrics = nullptr;
+  racer_options.writer = "racer";
+  auto engine = open_store_on(engine_options);
+  auto racer = open_store_on(racer_options);
+  constexpr int kKeys = 20, kEngineRounds = 8, kRacerRounds = 5;
+  auto pk = [](int i) { return "CUSTOMER#R" + std::to_string(i); };
+  std::atomic<int> errors{0};
+  uint64_t engine_conflicts = 0, racer_conflicts = 0;
+  std::thread racer_thread([&] {
+    for (int round = 0; round < kRacerRounds; ++round)
+      for (int i = 0; i < kKeys; ++i) {
+        Status s = update_item(
+            *racer, pk(i),
+            [&](const ItemRecord* cur, ItemRecord* next) {
+              next->version = (cur ? cur->version : 0) + 1;
+              next->item_json = engine_json(pk(i), "racer", next->version);
+              next->internal = cur ? cur->internal : "";
+              return true;
+            },
+            &racer_conflicts);
+        if (!s.is_ok()) ++errors;
+      }
+  });
+  std::map<std::string, int64_t> known;  // the engine's idea of each stored version
+  for (int round = 0; round < kEngineRounds; ++round) {
+    WriteSet w;
+    for (int i = 0; i < kKeys; ++i)
+      w.puts.push_back(put(pk(i), known[pk(i)], engine_json(pk(i), "engine", known[pk(i)] + 1), "buckets"));
+    w.meta = {{"clock", std::to_string(round)}};
+    std::vector<VersionShift> shifts;
+    Status s = commit_with_retry(*engine, &w, &shifts, &engine_conflicts);
+    if (!s.is_ok()) ++errors;
+    for (const ConditionalPut& p : w.puts) known[p.record.pk] = p.record.version;
+  }
+  racer_thread.join();
+  BOOST_TEST(errors.load() == 0);
+  for (int i = 0; i < kKeys; ++i) {
+    const ItemRecord r = read(*engine, pk(i));
+    BOOST_TEST(r.version == kEngineRounds + kRacerRounds, pk(i));
+    BOOST_TEST(r.item_json.find("\"version\":" + std::to_string(r.version) + "}") != std::string::npos, r.item_json);
+  }
+  BOOST_TEST_MESSAGE("conflicts retried: engine " << engine_conflicts << ", racer " << racer_conflicts
+                                                   << "; rebased at apply " << engine_options.metrics->rebased.load());
+}
+
+// ------------------------------------------------------------ the CLI
+
+namespace {
+
+std::string dynamo_sets(const DynamoDbOptions& o) {
+  return " --set state.backend=dynamodb --set state.endpoint=" + o.endpoint + " --set state.table=" + o.table;
+}
+
+// Runs `fn` with the AWS variables removed and HOME pointing at an empty directory.
+template <class F>
+void without_credentials(const TempDir& dir, F&& fn) {
+  const std::string home = std::getenv("HOME") ? std::getenv("HOME") : "";
+  ::unsetenv("AWS_ACCESS_KEY_ID");
+  ::unsetenv("AWS_SECRET_ACCESS_KEY");
+  ::setenv("HOME", dir.path.c_str(), 1);
+  fn();
+  ::setenv("HOME", home.c_str(), 1);
+  set_fake_aws_credentials();
+}
+
+}  // namespace
+
+// Without the environment variables, the profile AWS_PROFILE (else "default") of
+// ~/.aws/credentials supplies the keys.
+BOOST_AUTO_TEST_CASE(credentials_come_from_the_profile_file) {
+  TempDir dir("streamscore-dynamodb-profile-");
+  fs::create_directories(dir.path / ".aws");
+  std::ofstream(dir / ".aws/credentials") << "[default]\naws_access_key_id = AKDEFAULT\n"
+                                             "aws_secret_access_key = s1\n\n"
+                                             "# the team's\n[team]\naws_access_key_id=AKTEAM\n"
+                                             "aws_secret_access_key=s2\naws_session_token = tok\n";
+  without_credentials(dir, [&] {
+    AwsCredentials c;
+    BOOST_TEST_REQUIRE(load_aws_credentials(&c).is_ok());
+    BOOST_TEST(c.access_key == "AKDEFAULT");
+    BOOST_TEST(c.secret_key == "s1");
+    BOOST_TEST(c.session_token.empty());
+    ::setenv("AWS_PROFILE", "team", 1);
+    BOOST_TEST_REQUIRE(load_aws_credentials(&c).is_ok());
+    BOOST_TEST(c.access_key == "AKTEAM");
+    BOOST_TEST(c.session_token == "tok");
+    ::setenv("AWS_PROFILE", "nobody", 1);
+    Status s = load_aws_credentials(&c);
+    BOOST_TEST(s.is_invalid_argument());
+    BOOST_TEST(s.message().find("profile 'nobody'") != std::string::npos, s.message());
+    ::unsetenv("AWS_PROFILE");
+  });
+}
+
+BOOST_AUTO_TEST_CASE(create_table_twice_then_usage_and_credential_errors) {
+  TempDir dir("streamscore-dynamodb-cli-");
+  const std::string args = "dynamodb create-table --endpoint " + g_dynalite->endpoint() + " --table cli_created";
+  Result first = run_cli(dir, args);
+  BOOST_TEST(first.exit_code == 0, first.err);
+  BOOST_TEST(first.out.find("table 'cli_created' created") != std::string::npos, first.out);
+  Result second = run_cli(dir, args);
+  BOOST_TEST(second.exit_code == 0, second.err);
+  BOOST_TEST(second.out.find("already exists") != std::string::npos, second.out);
+
+  Result bad_url = run_cli(dir, "dynamodb create-table --endpoint ftp://x");
+  BOOST_TEST(bad_url.exit_code == 2);
+  BOOST_TEST(bad_url.err.find("--endpoint") != std::string::npos, bad_url.err);
+  Result bad_table = run_cli(dir, "dynamodb create-table --endpoint " + g_dynalite->endpoint() + " --table x");
+  BOOST_TEST(bad_table.exit_code == 2);
+  BOOST_TEST(bad_table.err.find("--table") != std::string::npos, bad_table.err);
+  Result help = run_cli(dir, "dynamodb create-table --help");
+  BOOST_TEST(help.exit_code == 0);
+  BOOST_TEST(help.out.find("Examples:") != std::string::npos, help.out);
+
+  without_credentials(dir, [&] {
+    Result create = run_cli(dir, args);
+    BOOST_TEST(create.exit_code == 2);
+    BOOST_TEST(create.err.find("no AWS credentials") != std::string::npos, create.err);
+    Result exported = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" +
+                                       g_dynalite->endpoint() + " --set state.table=cli_created");
+    BOOST_TEST(exported.exit_code == 2);
+    BOOST_TEST(exported.err.find("AWS_ACCESS_KEY_ID") != std::string::npos, exported.err);
+    BOOST_TEST(exported.err.find("test") == std::string::npos, exported.err);  // no key is ever printed
+  });
+  Result missing_table = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" +
+                                          g_dynalite->endpoint() + " --set state.table=no_such_table");
+  BOOST_TEST(missing_table.exit_code == 1);
+  BOOST_TEST(missing_table.err.find("create-table") != std::string::npos, missing_table.err);
+}
+
+// replay into DynamoDB, run (checkpoints through the redo log) and backfill (slices) into
+// DynamoDB: each export is byte-identical to the RocksDB replay's (features,
+// last_event_time, as_of, versions).
+BOOST_AUTO_TEST_CASE(replay_run_and_backfill_into_dynamodb_export_like_rocksdb) {
+  TempDir dir("streamscore-dynamodb-replay-");
+  const std::string events = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 400 --events 30000 --days 40 --seed 7 --out " + events);
+  BOOST_TEST_REQUIRE(g.exit_code == 0, g.err);
+  Result rocks = run_cli(dir, "replay --events " + events + " --state " + (dir / "rocks") + " --dead-letter " +
+                                  (dir / "dl-rocks.jsonl"));
+  BOOST_TEST_REQUIRE(rocks.exit_code == 0, rocks.err);
+  Result expected = run_cli(dir, "export --state " + (dir / "rocks"));
+  BOOST_TEST_REQUIRE(expected.exit_code == 0, expected.err);
+  BOOST_TEST_REQUIRE(expected.out.size() > 10000u);
+
+  const DynamoDbOptions replayed = g_dynalite->fresh_table();
+  Result replay = run_cli(dir, "replay --events " + events + " --dead-letter " + (dir / "dl-dyn.jsonl") +
+                                   dynamo_sets(replayed));
+  BOOST_TEST_REQUIRE(replay.exit_code == 0, replay.err);
+  BOOST_TEST(replay.out.find("dynamodb_requests") != std::string::npos, replay.out);
+  Result exported = run_cli(dir, "export" + dynamo_sets(replayed));
+  BOOST_TEST(exported.exit_code == 0, exported.err);
+  BOOST_TEST(exported.out == expected.out);
+
+  const DynamoDbOptions daemon = g_dynalite->fresh_table();
+  Result run = run_cli(dir, "run --set source.path=" + events + " --set dead_letter.path=" + (dir / "dl-run.jsonl") +
+                                " --set http.enabled=false --set checkpoint.interval=200ms" + dynamo_sets(daemon));
+  BOOST_TEST_REQUIRE(run.exit_code == 0, run.err);
+  Result run_export = run_cli(dir, "export" + dynamo_sets(daemon));
+  BOOST_TEST(run_export.exit_code == 0, run_export.err);
+  BOOST_TEST(run_export.out == expected.out);
+
+  const DynamoDbOptions sliced = g_dynalite->fresh_table();
+  Result backfill = run_cli(dir, "backfill --events " + events + " --slice 5d --dead-letter " +
+                                     (dir / "dl-backfill.jsonl") + dynamo_sets(sliced));
+  BOOST_TEST_REQUIRE(backfill.exit_code == 0, backfill.err);
+  Result backfill_export = run_cli(dir, "export" + dynamo_sets(sliced));
+  BOOST_TEST(backfill_export.exit_code == 0, backfill_export.err);
+  BOOST_TEST(backfill_export.out == expected.out);
+}
