@@ -218,10 +218,11 @@ KeySpec text_key(const char* name, Sec Config::*sec, std::string Sec::*field) {
 
 // A string that may be empty (= unset, a default applies at use).
 template <class Sec>
-KeySpec optional_text_key(const char* name, Sec Config::*sec, std::string Sec::*field) {
+KeySpec optional_text_key(const char* name, Sec Config::*sec, std::string Sec::*field,
+                          const char* hint = "expected a string") {
   return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
             const auto* s = v.as_string();
-            if (s == nullptr) return bad_value(key, v, "expected a string");
+            if (s == nullptr) return bad_value(key, v, hint);
             (c->*sec).*field = s->get();
             return Status::ok();
           },
@@ -340,24 +341,11 @@ std::vector<SectionSpec> schema() {
         text_key("path", &C::dead_letter, &DeadLetterConfig::path),
         text_key("topic", &C::dead_letter, &DeadLetterConfig::topic)}},
       {"kafka",
-       {{"bootstrap_servers", true,
-         [](const toml::node& v, const std::string& key, Config* c) {
-           const auto* s = v.as_string();  // "" is allowed: no Kafka
-           if (s == nullptr) return bad_value(key, v, "expected a string like \"host:9092,host2:9092\"");
-           c->kafka.bootstrap_servers = s->get();
-           return Status::ok();
-         },
-         [](const Config& c) { return c.kafka.bootstrap_servers; }},
+       {optional_text_key("bootstrap_servers", &C::kafka, &KafkaConfig::bootstrap_servers,  // "" = no Kafka
+                          "expected a string like \"host:9092,host2:9092\""),
         kafka_property_key()}},
       {"output",
-       {{"topic", true,
-         [](const toml::node& v, const std::string& key, Config* c) {
-           const auto* s = v.as_string();  // "" is allowed: no output topic
-           if (s == nullptr) return bad_value(key, v, "expected a topic name (\"\" = off)");
-           c->output.topic = s->get();
-           return Status::ok();
-         },
-         [](const Config& c) { return c.output.topic; }}}},
+       {optional_text_key("topic", &C::output, &OutputConfig::topic, "expected a topic name (\"\" = off)")}},
       {"window",
        {duration_key("allowed_lateness", &C::window, &WindowConfig::allowed_lateness_ns, 0,
                      30 * kDayNanos, "must be between 0s and 30d"),
@@ -383,14 +371,7 @@ std::vector<SectionSpec> schema() {
         int_key("port", &C::http, &H::port, 0, 65535),
         int_key("threads", &C::http, &H::threads, 1, 64),
         // May be empty (= unset), unlike other text keys.
-        {"admin_token", true,
-         [](const toml::node& v, const std::string& key, Config* c) {
-           const auto* s = v.as_string();
-           if (s == nullptr) return bad_value(key, v, "expected a string");
-           c->http.admin_token = s->get();
-           return Status::ok();
-         },
-         [](const Config& c) { return c.http.admin_token; }},
+        optional_text_key("admin_token", &C::http, &H::admin_token),
         int_key("request_timeout_ms", &C::http, &H::request_timeout_ms, 10, 600'000),
         int_key("max_header_bytes", &C::http, &H::max_header_bytes, 1024, 1 << 20),
         int_key("max_body_bytes", &C::http, &H::max_body_bytes, 0, 64 << 20)}},
@@ -398,14 +379,7 @@ std::vector<SectionSpec> schema() {
        {choice_key("level", &C::log, &LogConfig::level,
                    {"trace", "debug", "info", "warn", "error", "off"})}},
       {"model",
-       {{"dir", true,
-         [](const toml::node& v, const std::string& key, Config* c) {
-           const auto* s = v.as_string();  // "" is allowed: no model
-           if (s == nullptr) return bad_value(key, v, "expected a string (\"\" = no model)");
-           c->model.dir = s->get();
-           return Status::ok();
-         },
-         [](const Config& c) { return c.model.dir; }},
+       {optional_text_key("dir", &C::model, &ModelConfig::dir, "expected a string (\"\" = no model)"),
         // at most 2 s: a change of the active model must be noticed within 2 seconds
         int_key("poll_interval_ms", &C::model, &ModelConfig::poll_interval_ms, 10, 2000),
         int_key("rescore_rate", &C::model, &ModelConfig::rescore_rate, 1, 100'000'000),

@@ -189,14 +189,16 @@ Status KafkaSource::resolve_bounded_assignment() {
 
 Status KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
   partitions_.clear();  // records fetched but not handed over are fetched again
+  // The partitions' own queues exist before fetching starts: a record fetched into the
+  // consumer queue could otherwise arrive after later ones of its partition, which
+  // would already have moved the position past it.
+  if (partitions != nullptr) open_queues(partitions);
   const rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), partitions);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     return Status::io_error(std::string("kafka: cannot assign partitions: ") + rd_kafka_err2str(err));
   assigned_.clear();
-  if (partitions != nullptr) {
+  if (partitions != nullptr)
     for (int i = 0; i < partitions->cnt; ++i) assigned_.push_back(partitions->elems[i].partition);
-    open_queues(partitions);
-  }
   gauges_->partitions = static_cast<int64_t>(assigned_.size());
   return Status::ok();
 }
@@ -206,7 +208,11 @@ void KafkaSource::open_queues(const rd_kafka_topic_partition_list_t* partitions)
     const int32_t id = partitions->elems[i].partition;
     auto p = std::make_unique<Partition>();
     p->queue.reset(rd_kafka_queue_get_partition(consumer_.get(), options_.topic.c_str(), id));
-    if (!p->queue) continue;
+    if (!p->queue) {  // not known to the client: its records stay on the consumer queue
+      spdlog::warn("msg=\"kafka partition without its own queue\" topic={} partition={}", options_.topic, id);
+      partitions_[id] = std::move(p);
+      continue;
+    }
     rd_kafka_queue_forward(p->queue.get(), nullptr);  // records of this partition stay in its queue
     auto it = position_.find(id);
     if (it != position_.end()) p->fetched_until = it->second;
@@ -307,7 +313,7 @@ Status KafkaSource::fill(std::size_t* fetched) {
   // Each partition buffers about two rounds' share: enough to merge, bounded in total.
   const std::size_t cap = std::max<std::size_t>(1024, 2 * options_.batch_size / std::max<std::size_t>(1, partitions_.size()));
   for (auto& [id, p] : partitions_) {
-    if (p->buffered.size() >= cap) continue;
+    if (!p->queue || p->buffered.size() >= cap) continue;
     const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, messages.data(),
                                                    std::min(messages.size(), cap - p->buffered.size()));
     Status s;

@@ -2,6 +2,7 @@
 // and capturing its output, and starting a daemon in the background.
 #pragma once
 
+#include <boost/test/unit_test.hpp>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -81,6 +82,20 @@ inline pid_t spawn_process(std::vector<std::string> words, const std::string& ou
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   return rc == 0 ? pid : -1;
+}
+
+// An argument list as shell words, for run_cli.
+inline std::string words(const std::vector<std::string>& args) {
+  std::string out;
+  for (const auto& a : args) out += a + " ";
+  return out;
+}
+
+// `streamscore export` of a state directory; the test stops if it fails.
+inline std::string export_of(const TempDir& dir, const std::string& state) {
+  Result e = run_cli(dir, "export --state " + state);
+  BOOST_REQUIRE_MESSAGE(e.exit_code == 0, e.err);
+  return e.out;
 }
 
 // Starts the binary with `args` (one word each) in the background, stdout to `out_path`

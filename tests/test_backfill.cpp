@@ -20,11 +20,7 @@ struct Fixture {
                             "--dup-rate 0.05 --late-rate 0.01 --seed 21 --out " + log);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   }
-  std::string export_of(const std::string& name) {
-    Result e = run_cli(dir, "export --state " + (dir / name));
-    BOOST_REQUIRE_MESSAGE(e.exit_code == 0, e.err);
-    return e.out;
-  }
+  std::string export_of(const std::string& name) { return streamscore::testing::export_of(dir, dir / name); }
   std::string replayed(const std::string& events) {
     Result r = run_cli(dir, "replay --events " + events + " --state " + (dir / "replayed"));
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);

@@ -77,17 +77,7 @@ struct Fixture {
     return args;
   }
 
-  static std::string words(const std::vector<std::string>& args) {
-    std::string out;
-    for (const auto& a : args) out += a + " ";
-    return out;
-  }
-
-  std::string export_of(const std::string& name) {
-    Result e = run_cli(dir, "export --state " + (dir / name));
-    BOOST_REQUIRE_MESSAGE(e.exit_code == 0, e.err);
-    return e.out;
-  }
+  std::string export_of(const std::string& name) { return streamscore::testing::export_of(dir, dir / name); }
 
   // The export of `replay` of the log, without versions.
   std::string replayed() {
@@ -185,11 +175,11 @@ BOOST_FIXTURE_TEST_CASE(kills_mid_stream_lose_nothing_and_apply_nothing_twice, F
   generate("--customers 800 --events 60000 --days 40 --bad-rate 0.005 --dup-rate 0.05 --late-rate 0 --seed 5");
   produce(bootstrap(), kTopic, keyed_by_customer(lines));
   std::mt19937 rng(6);
-  const auto args = run_args("killed", true, {"--set", "engine.batch_size=500"});
+  const auto args = run_args("killed", true, {"--set", "engine.batch_size=200"});
   for (int kill = 0; kill < 6; ++kill) {
     const pid_t pid = spawn_streamscore(args, dir / "killed.out", dir / "killed.err");
     BOOST_REQUIRE(pid > 0);
-    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 600));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 300));
     ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);

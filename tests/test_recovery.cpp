@@ -35,17 +35,7 @@ struct Fixture {
             "--set", "engine.batch_size=4096"};
   }
 
-  static std::string words(const std::vector<std::string>& args) {
-    std::string out;
-    for (const auto& a : args) out += a + " ";
-    return out;
-  }
-
-  std::string export_of(const std::string& name) {
-    Result e = run_cli(dir, "export --state " + (dir / name));
-    BOOST_REQUIRE_MESSAGE(e.exit_code == 0, e.err);
-    return e.out;
-  }
+  std::string export_of(const std::string& name) { return streamscore::testing::export_of(dir, dir / name); }
 
   // A state built by a complete replay, for the corruption cases.
   std::string replayed_state(const std::string& name) {
