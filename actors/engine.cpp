@@ -3,6 +3,7 @@
 #include <caf/all.hpp>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <chrono>
 #include <malloc.h>
 #include <cstdlib>
@@ -125,12 +126,13 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
 }
 
 // Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
-// store but decodes only its own shards' customers and ids.
+// store but decodes only its own shards' customers and ids (of `owned` ones, if set).
 Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& states,
-                   std::size_t worker, std::size_t workers) {
+                   std::size_t worker, std::size_t workers, const CustomerFilter& owned) {
   auto mine = [&](std::string_view id) -> ShardState* {
     const std::size_t shard = shard_of(XXH3_64bits(id.data(), id.size()), states.size());
-    return shard % workers == worker ? states[shard].get() : nullptr;
+    if (shard % workers != worker || (owned && !owned(id))) return nullptr;
+    return states[shard].get();
   };
   Status inner;
   Status s = store->scan([&](const ItemRecord& record) {
@@ -150,31 +152,39 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
   return Status::ok();
 }
 
-Status load_state(StateStore* store, int64_t lateness_ns, int shards, int threads, EventClock* clock,
-                  std::vector<std::shared_ptr<ShardState>>* states) {
+// Fresh shard states at the clock's tick, holding the stored customers `owned` picks
+// (all when it is empty). Shards share nothing, so they load in parallel.
+Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int threads, const ClockSnapshot& clock,
+                      const CustomerFilter& owned, std::vector<std::shared_ptr<ShardState>>* states) {
   ShardOptions shard_options;
   shard_options.allowed_lateness_ns = lateness_ns;
+  states->clear();
   for (int i = 0; i < shards; ++i) states->push_back(std::make_shared<ShardState>(shard_options));
-  std::string clock_data;
-  Status s = store->get_meta(kMetaClock, &clock_data);
-  if (s.is_not_found()) return Status::ok();
-  if (!s.is_ok()) return s;
-  ClockSnapshot snap;
-  if (!(s = decode_clock(clock_data, &snap)).is_ok()) return s;
-  clock->restore(snap);
-  if (snap.started)
-    for (auto& st : *states) st->set_current_tick(snap.tick);
-  // Shards share nothing, so they load in parallel.
+  if (!clock.started) return Status::ok();  // nothing was ever committed with this clock
+  for (auto& st : *states) st->set_current_tick(clock.tick);
   const std::size_t workers = std::min<std::size_t>(std::max(1, threads), states->size());
   std::vector<Status> results(workers);
   std::vector<std::thread> pool;
   for (std::size_t w = 1; w < workers; ++w)
-    pool.emplace_back([&, w] { results[w] = load_shards(store, *states, w, workers); });
-  results[0] = load_shards(store, *states, 0, workers);
+    pool.emplace_back([&, w] { results[w] = load_shards(store, *states, w, workers, owned); });
+  results[0] = load_shards(store, *states, 0, workers, owned);
   for (auto& t : pool) t.join();
   for (const Status& r : results)
     if (!r.is_ok()) return r;
   return Status::ok();
+}
+
+Status load_state(StateStore* store, const EngineOptions& options, int threads, EventClock* clock,
+                  std::vector<std::shared_ptr<ShardState>>* states) {
+  std::string clock_data;
+  ClockSnapshot snap;
+  Status s = store->get_meta(kMetaClock, &clock_data);
+  if (s.is_ok()) s = decode_clock(clock_data, &snap);
+  else if (s.is_not_found()) s = Status::ok();
+  if (!s.is_ok()) return s;
+  clock->restore(snap);
+  return load_customers(store, options.allowed_lateness_ns, options.shards, threads, snap, options.load_customers,
+                        states);
 }
 
 // Lowers every thread the actor system starts (workers, timer, detached actors): they
@@ -210,7 +220,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
   std::vector<std::shared_ptr<ShardState>> states;
-  s = load_state(store, options.allowed_lateness_ns, options.shards, threads, clock.get(), &states);
+  s = load_state(store, options, threads, clock.get(), &states);
   if (!s.is_ok()) return s;
   if (!(s = read_checkpoint_number(store, &engine->checkpoint_number_)).is_ok()) return s;
 
@@ -260,6 +270,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->actors_ = rc.parsers;
   engine->actors_.insert(engine->actors_.end(), rc.shards.begin(), rc.shards.end());
   engine->actors_.push_back(rc.clock);
+  engine->clock_ = std::make_unique<caf::actor>(rc.clock);
   engine->actors_.push_back(rc.dead_letter);
   if (engine->model_) engine->actors_.push_back(*engine->model_);
   engine->router_ = std::make_unique<caf::actor>(spawn_router(sys, std::move(rc)));
@@ -387,6 +398,30 @@ Status Engine::submit(RawBatch batch) {
   return Status::ok();
 }
 
+Status Engine::replace_customers(const CustomerFilter& owned) {
+  Status s = drain();
+  if (!s.is_ok()) return s;
+  if (owned && !(s = store_->recover_other_writers()).is_ok()) return s;
+  ClockSnapshot clock;
+  (*self_)
+      ->request(*clock_, caf::infinite, clock_atom::value)
+      .receive([&](ClockSnapshot& snap) { clock = snap; },
+               [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  if (!s.is_ok()) return s;
+  const int threads = options_.threads > 0 ? options_.threads
+                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const CustomerFilter none = [](std::string_view) { return false; };
+  std::vector<std::shared_ptr<ShardState>> states;
+  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), threads, clock,
+                           owned ? owned : none, &states)).is_ok())
+    return s;
+  for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
+    (*self_)
+        ->request(shards_[i], caf::infinite, replace_atom::value, std::move(states[i]))
+        .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  return s;
+}
+
 Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
   Status s = drain();
   if (!s.is_ok()) return s;
@@ -412,6 +447,17 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   if (options_.bulk_load) meta.push_back({kMetaSession, kSessionComplete});
   WriteSet writes;
   writes.puts = std::move(cut.puts);
+  if (options_.write_customers) {
+    const std::size_t all = writes.puts.size();
+    writes.puts.erase(std::remove_if(writes.puts.begin(), writes.puts.end(),
+                                     [&](const ConditionalPut& put) {
+                                       return !options_.write_customers(
+                                           std::string_view(put.record.pk).substr(kCustomerPrefix.size()));
+                                     }),
+                      writes.puts.end());
+    items_not_written_ += all - writes.puts.size();
+    cut.stats.items_written -= std::min(cut.stats.items_written, items_not_written_);
+  }
   writes.meta = std::move(meta);
   writes.dedup = std::move(cut.dedup);
   // Whole days of ids that have left the horizon (plus lateness) are forgotten.

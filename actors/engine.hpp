@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct ModelMetrics;
 struct BarrierRequest;
 struct Cut;
 
+// Picks customers by id (a shared table's partitions, a partitioned backfill's part).
+using CustomerFilter = std::function<bool(std::string_view customer_id)>;
+
 struct EngineOptions {
   int shards = 8;
   int threads = 0;   // CAF scheduler threads; 0 = number of cores
@@ -44,6 +48,13 @@ struct EngineOptions {
   // once, by the shards, at finish(), without checkpoints. The state is marked
   // "rebuilding" until then, so that an interrupted rebuild is refused, not resumed.
   bool bulk_load = false;
+  // Which stored customers start() loads (empty: all). A table shared by the daemons of
+  // a consumer group (state.shared) loads none: each assignment loads the customers of
+  // its partitions (replace_customers).
+  CustomerFilter load_customers;
+  // Which customers' items the checkpoints write (empty: all). A partitioned backfill
+  // computes every customer (the clock needs every record) but writes only its part.
+  CustomerFilter write_customers;
   std::string dead_letter_path;   // empty = count dead letters but do not write them
   // false: append, after cutting the file back to what the last checkpoint covered.
   bool truncate_dead_letter = true;
@@ -88,6 +99,12 @@ class Engine {
   // marks the state complete), and returns the totals.
   Status finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta = {});
 
+  // Drops every customer the shards hold and loads, from the store, those `owned` picks
+  // (none when it is empty): a daemon of a group taking its partitions' customers after
+  // a rebalance. Everything submitted is applied first; checkpoint before, so that
+  // nothing dropped is unwritten. Other writers' half-applied commits are finished first.
+  Status replace_customers(const CustomerFilter& owned);
+
   const EngineMetrics& metrics() const { return *metrics_; }
   // Null without scoring.
   std::shared_ptr<const ModelMetrics> model_metrics() const { return model_metrics_; }
@@ -119,10 +136,12 @@ class Engine {
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<caf::scoped_actor> self_;
   std::unique_ptr<caf::actor> router_;
+  std::unique_ptr<caf::actor> clock_;
   std::vector<caf::actor> shards_;
   std::vector<caf::actor> actors_;
   std::size_t in_flight_ = 0;
   uint64_t checkpoint_number_ = 0;
+  uint64_t items_not_written_ = 0;  // puts left out by write_customers, in total
   int64_t forgotten_before_day_ = std::numeric_limits<int64_t>::min();
   Status failure_;
   bool finished_ = false;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include "io/dead_letter.hpp"
 #include "io/event_parser.hpp"
+#include "io/kafka_client.hpp"
 #include "messages/messages.hpp"
 
 namespace streamscore {
@@ -18,7 +19,9 @@ struct ParserState {
 
 // A Kafka record is keyed by customer_id. Without a key it is dead-lettered (as Kafka
 // Streams skips null keys in aggregations, but nothing is dropped silently); with
-// another key the value wins and the mismatch is counted.
+// another key the value wins and the mismatch is counted. With a shared table, the
+// customer must be in the partition Kafka's default partitioner gives it: the daemon
+// that owns that partition owns the customer.
 bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, ParsedChunk* chunk,
                ParseFailure* failure) {
   if (batch.keys.empty()) return true;
@@ -32,6 +35,18 @@ bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, Pars
   if (std::string_view(batch.buffer->data() + key.offset, static_cast<std::size_t>(key.length)) !=
       event.customer_id)
     ++chunk->key_mismatches;
+  if (batch.partition_count > 0) {
+    const int32_t owner = kafka_partition_of_key(event.customer_id, batch.partition_count);
+    if (owner != batch.partitions[i]) {
+      failure->reason = Reason::wrong_partition;
+      failure->field = "customer_id";
+      failure->detail = "customer_id " + std::string(event.customer_id) + " belongs to partition " +
+                        std::to_string(owner) + " of " + std::to_string(batch.partition_count) +
+                        " (Kafka's default partitioner, murmur2 of the key), not " +
+                        std::to_string(batch.partitions[i]);
+      return false;
+    }
+  }
   return true;
 }
 
@@ -236,6 +251,21 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
         }
       },
       [=](rescore_atom) { rescore_step(self); },
+      // A rebalance moved customers (shared table): the shard now holds `fresh`'s.
+      [=](replace_atom, std::shared_ptr<ShardState>& fresh) {
+        auto& st = self->state;
+        st.shard = std::move(fresh);
+        // Totals keep counting from here: the fresh state's own counters start at 0.
+        st.published_versions = st.shard->logical_writes();
+        st.published_tick_nanos = st.shard->tick_nanos();
+        st.rescores_reported = st.shard->rescores();
+        publish(st);
+        if (st.rescore_target > 0 && !st.rescore_pending) {
+          st.rescore_pending = true;
+          self->send(self, rescore_atom::value);
+        }
+        return true;
+      },
       // A committed checkpoint found items moved on by another writer.
       [=](rebase_atom, const std::vector<VersionShift>& shifts) {
         for (const VersionShift& shift : shifts) self->state.shard->rebase(shift);

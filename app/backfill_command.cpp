@@ -7,6 +7,7 @@
 // are skipped and counted.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <chrono>
@@ -42,6 +43,7 @@ struct BackfillArgs {
   std::string slice = "1d";
   int partitions = 0;
   int64_t max_writes_per_sec = 0;
+  std::string part;  // "K/P": this process writes part K of P (customer hash); "" = all
   bool json = false;
 };
 
@@ -49,8 +51,30 @@ struct Plan {
   int64_t since_ns = std::numeric_limits<int64_t>::min();
   int64_t until_ns = std::numeric_limits<int64_t>::max();
   int64_t slice_ticks = 0;  // slice length in 5-minute ticks
+  int part = 0, parts = 0;  // --part K/P (0/0: the whole table)
   std::string identity;     // what makes two backfill runs the same one
 };
+
+// Which of `parts` parts a customer's item belongs to (0-based): a hash of its id, with a
+// seed of its own so that parts cut across shards.
+int part_of(std::string_view customer_id, int parts) {
+  constexpr uint64_t kPartSeed = 0x7061727473ULL;  // "parts"
+  return static_cast<int>(XXH3_64bits_withSeed(customer_id.data(), customer_id.size(), kPartSeed) %
+                          static_cast<uint64_t>(parts));
+}
+
+Status parse_part(const std::string& text, Plan* plan) {
+  const auto slash = text.find('/');
+  char* end = nullptr;
+  const long k = slash == std::string::npos ? 0 : std::strtol(text.c_str(), &end, 10);
+  const bool k_ok = slash != std::string::npos && end == text.c_str() + slash;
+  const long p = k_ok ? std::strtol(text.c_str() + slash + 1, &end, 10) : 0;
+  if (!k_ok || *end != '\0' || p < 1 || p > 1024 || k < 1 || k > p)
+    return Status::invalid_argument("--part '" + text + "': expected K/P with 1 <= K <= P <= 1024, like 2/4");
+  plan->part = static_cast<int>(k);
+  plan->parts = static_cast<int>(p);
+  return Status::ok();
+}
 
 // Where a backfill stands, kept in meta "backfill" and committed with every slice.
 struct Progress {
@@ -96,9 +120,14 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   if (args.max_writes_per_sec < 0)
     return Status::invalid_argument("--max-writes-per-sec must be >= 0 (0 = unthrottled)");
   if (args.partitions < 0) return Status::invalid_argument("--partitions must be >= 1");
+  if (!args.part.empty()) {
+    Status s = parse_part(args.part, plan);
+    if (!s.is_ok()) return s;
+  }
   plan->slice_ticks = slice_ns / kTickNanos;
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
   for (const auto& e : args.events) plan->identity += std::filesystem::absolute(e).string() + ",";
+  if (plan->parts > 0) plan->identity += " part=" + args.part;
   return Status::ok();
 }
 
@@ -232,6 +261,24 @@ class Backfill {
   int slices_ = 0;
 };
 
+// A part starts only on a table without items of its part: it cannot clear the table,
+// which the other parts write at the same time.
+Status check_part_is_empty(StateStore& store, const Plan& plan) {
+  std::string found;
+  Status s = store.scan([&](const ItemRecord& item) {
+    const std::string_view id = std::string_view(item.pk).substr(kCustomerPrefix.size());
+    if (part_of(id, plan.parts) == plan.part - 1) found = item.pk;
+    return found.empty();
+  });
+  if (!s.is_ok()) return s;
+  if (!found.empty())
+    return Status::invalid_argument("the table already holds items of part " + std::to_string(plan.part) + "/" +
+                                    std::to_string(plan.parts) + " (" + found +
+                                    "), from a backfill with other arguments; a partitioned backfill "
+                                    "starts from an empty table (or resume it with its own arguments)");
+  return Status::ok();
+}
+
 // Decides between a fresh start (the state is cleared), a resume, and nothing to do.
 Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bool* resume,
                      bool* done) {
@@ -246,13 +293,14 @@ Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bo
       *resume = !stored.complete;
       return Status::ok();
     }
-    std::fprintf(stderr, "streamscore backfill: the state holds a backfill with other arguments (%s); "
-                         "starting over\n", stored.identity.c_str());
+    if (plan.parts == 0)
+      std::fprintf(stderr, "streamscore backfill: the state holds a backfill with other arguments (%s); "
+                           "starting over\n", stored.identity.c_str());
   } else if (!s.is_not_found()) {
     return s;
   }
   progress->identity = plan.identity;
-  return store.clear();
+  return plan.parts > 0 ? check_part_is_empty(store, plan) : store.clear();
 }
 
 int backfill(const BackfillArgs& args) {
@@ -278,6 +326,14 @@ int backfill(const BackfillArgs& args) {
     print_error("backfill", s.message());
     return kExitUsage;
   }
+  if (plan.parts > 0) {
+    if (config.state.backend != "dynamodb") {
+      print_error("backfill", "--part needs state.backend = \"dynamodb\": the parts' processes write one table");
+      return kExitUsage;
+    }
+    // Each part is a writer of its own (its redo log, progress and dedup ids).
+    config.state.writer += ".part-" + std::to_string(plan.part) + "-of-" + std::to_string(plan.parts);
+  }
   std::unique_ptr<StateStore> store;
   Progress progress;
   bool resume = false, done = false;
@@ -287,7 +343,7 @@ int backfill(const BackfillArgs& args) {
   }
   if (!(s = prepare_state(*store, plan, &progress, &resume, &done)).is_ok()) {
     print_error("backfill", s.to_string());
-    return kExitFailure;
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
   if (done) {
     std::printf("backfill: already complete for these arguments; nothing to do\n");
@@ -300,6 +356,13 @@ int backfill(const BackfillArgs& args) {
   options.since_ns = plan.since_ns;
   options.until_ns = plan.until_ns;
   options.truncate_dead_letter = !resume;
+  if (plan.parts > 0) {
+    // Every part computes every customer, because the window clock needs every record
+    // (contract, one watermark), and writes the items of its own part only.
+    const int part = plan.part - 1, parts = plan.parts;
+    options.write_customers = [part, parts](std::string_view id) { return part_of(id, parts) == part; };
+    options.load_customers = options.write_customers;
+  }
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
     print_error("backfill", s.to_string());
@@ -346,6 +409,9 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--partitions", args->partitions,
                   "customer-hash partitions worked on in parallel (shards); default engine.shards");
+  cmd->add_option("--part", args->part,
+                  "K/P: run as part K of P processes backfilling one DynamoDB table together; "
+                  "each writes the items of its share of the customers");
   cmd->add_option("--max-writes-per-sec", args->max_writes_per_sec,
                   "limit on item writes per second, averaged over slices (0 = unthrottled)")
       ->capture_default_str();
@@ -359,6 +425,8 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "      --partitions 8 --max-writes-per-sec 50000\n"
       "  streamscore backfill --events jan.jsonl --events feb.jsonl --state data/state \\\n"
       "      --since 2025-01-01T00:00:00Z --until 2025-03-01T00:00:00Z\n"
+      "  # 4 processes (e.g. on 4 machines) into one DynamoDB table, 2000 item writes/s each:\n"
+      "  streamscore backfill --events events.jsonl --config dynamo.toml --part 1/4 --max-writes-per-sec 2000\n"
       "Each slice is committed atomically with the input position. Run the same command again\n"
       "after an interruption to continue after the last finished slice; once complete, running\n"
       "it again changes nothing. Other arguments on the same --state start over (the state is\n"

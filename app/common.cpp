@@ -25,6 +25,8 @@ DynamoDbOptions dynamodb_options_from(const StateConfig& state) {
   o.endpoint = state.endpoint;
   o.region = state.region;
   o.table = state.table;
+  o.writer = state.writer;
+  o.dedup_of_all_writers = state.shared;
   return o;
 }
 

@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <functional>
+#include <set>
 #include <thread>
 
 #include "actors/thread_priority.hpp"
@@ -20,6 +21,7 @@
 #include "app/daemon_ops.hpp"
 #include "app/logging.hpp"
 #include "io/generator.hpp"
+#include "io/kafka_client.hpp"
 #include "io/kafka_source.hpp"
 #include "io/line_reader.hpp"
 
@@ -147,12 +149,45 @@ Status load_kafka_position(StateStore& store, const std::string& topic, KafkaOff
   return decode_kafka_position(value, topic, offsets);
 }
 
+// A table shared by the group's daemons: at each assignment the engine takes the
+// customers of the assigned partitions from the table, and their offsets; at each
+// revocation (after its checkpoint) it drops them.
+SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateStore& store) {
+  SharedTableHooks hooks;
+  hooks.adopt = [&config, &engine, &store](const std::vector<int32_t>& partitions, int32_t partition_count,
+                                           KafkaOffsets* offsets) {
+    const std::set<int32_t> owned(partitions.begin(), partitions.end());
+    Status s = engine.replace_customers([&](std::string_view customer_id) {
+      return owned.count(kafka_partition_of_key(customer_id, partition_count)) > 0;
+    });
+    for (std::size_t i = 0; s.is_ok() && i < partitions.size(); ++i) {
+      const std::string key = partition_offset_key(config.source.topic, partitions[i]);
+      std::string value;
+      s = store.get_meta(key, &value);
+      if (s.is_not_found()) {
+        s = Status::ok();
+        continue;
+      }
+      char* end = nullptr;
+      const long long offset = s.is_ok() ? std::strtoll(value.c_str(), &end, 10) : 0;
+      if (s.is_ok() && (value.empty() || *end != '\0' || offset < 0))
+        s = Status::corruption("meta '" + key + "' is not an offset: '" + value + "'");
+      if (s.is_ok()) (*offsets)[partitions[i]] = offset;
+    }
+    spdlog::info("msg=\"shared table: customers taken over\" partitions={} customers={}", partitions.size(),
+                 engine.metrics().customers.load());
+    return s;
+  };
+  hooks.release = [&engine] { return engine.replace_customers(nullptr); };
+  return hooks;
+}
+
 // Feeds the Kafka source. Offsets go to the consumer group after each checkpoint.
 Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
                         ProgressLine& progress, bool* finished, std::unique_ptr<KafkaSource>* out,
                         Checkpointer& checkpointer, DaemonOps& ops) {
-  KafkaOffsets resume;
-  Status s = load_kafka_position(store, config.source.topic, &resume);
+  KafkaOffsets resume;  // a shared table's offsets come with each assignment
+  Status s = config.state.shared ? Status::ok() : load_kafka_position(store, config.source.topic, &resume);
   if (!s.is_ok()) return s;
   KafkaSourceOptions options;
   options.kafka = config.kafka;
@@ -160,6 +195,7 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
   options.group_id = config.source.group_id;
   options.bounded = config.source.exit_at_end;
   options.batch_size = static_cast<std::size_t>(config.engine.batch_size);
+  if (config.state.shared) options.shared = shared_table_hooks(config, engine, store);
   if (!(s = KafkaSource::open(options, resume, &engine.metrics().kafka, out)).is_ok()) return s;
   KafkaSource& source = **out;
   spdlog::info("msg=\"kafka source\" topic={} group={} bootstrap={} mode={}", options.topic,
@@ -271,6 +307,8 @@ int run(const RunArgs& args) {
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
   options.nice = config.engine.nice;      // ingestion yields to the HTTP server
+  if (config.state.shared)  // the customers come with the partitions
+    options.load_customers = [](std::string_view) { return false; };
   std::string model_error;
   prepare_scoring(config.model, &options, &model_error);
   // A refused model at start is not fatal: the daemon runs without one and picks up the

@@ -335,7 +335,11 @@ std::vector<SectionSpec> schema() {
         text_key("path", &C::state, &StateConfig::path),
         optional_text_key("endpoint", &C::state, &StateConfig::endpoint),
         optional_text_key("region", &C::state, &StateConfig::region),
-        text_key("table", &C::state, &StateConfig::table)}},
+        text_key("table", &C::state, &StateConfig::table),
+        text_key("writer", &C::state, &StateConfig::writer),
+        {"shared", false,
+         [](const toml::node& v, const std::string& key, Config* c) { return read_bool(v, key, &c->state.shared); },
+         [](const Config& c) { return std::to_string(c.state.shared); }}}},
       {"dead_letter",
        {choice_key("kind", &C::dead_letter, &DeadLetterConfig::kind, {"file", "kafka"}),
         text_key("path", &C::dead_letter, &DeadLetterConfig::path),
@@ -686,6 +690,13 @@ Status check_combination(const Config& c) {
       return config_error(std::string(needs) +
                           " needs kafka.bootstrap_servers (e.g. \"127.0.0.1:9092\"; "
                           "`streamscore mock-kafka` starts a local cluster)");
+  }
+  if (c.state.shared) {
+    const char* missing = c.state.backend != "dynamodb" ? "state.backend = \"dynamodb\" (a table the daemons share)"
+                          : c.source.kind != "kafka"    ? "source.kind = \"kafka\" (a consumer group shares the partitions)"
+                          : c.source.exit_at_end        ? "source.exit_at_end = false (bounded mode reads every partition alone)"
+                                                        : nullptr;
+    if (missing != nullptr) return config_error(std::string("state.shared = true needs ") + missing);
   }
   if (c.source.dup_rate + c.source.bad_rate > 1.0) {
     return config_error("source.dup_rate + source.bad_rate = " + render_float(c.source.dup_rate) +

@@ -42,6 +42,13 @@ struct StateConfig {
   std::string endpoint;
   std::string region;
   std::string table = "customer_feature_state";
+  // dynamodb: names this process's redo log, its private meta (clock, checkpoint) and its
+  // dedup records. Every process writing one table needs its own.
+  std::string writer = "streamscore";
+  // dynamodb + kafka (following): the table is shared by the daemons of one consumer group.
+  // A daemon holds only the customers of the partitions assigned to it, loaded from the
+  // table at each assignment (docs/semantics.md, section 21).
+  bool shared = false;
 };
 
 struct DeadLetterConfig {

@@ -2,6 +2,11 @@
 
 namespace streamscore {
 
+int32_t kafka_partition_of_key(std::string_view key, int32_t partition_count) {
+  // librdkafka's own murmur2 partitioner; it does not use the topic handle.
+  return rd_kafka_msg_partitioner_murmur2(nullptr, key.data(), key.size(), partition_count, nullptr, nullptr);
+}
+
 namespace {
 
 Status set_property(rd_kafka_conf_t* conf, const std::string& name, const std::string& value) {

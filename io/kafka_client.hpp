@@ -6,6 +6,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include <memory>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -14,6 +15,10 @@
 #include "state/status.hpp"
 
 namespace streamscore {
+
+// The partition Kafka's default partitioner (the Java client's, and librdkafka's
+// "murmur2_random") gives a message with this non-empty key.
+int32_t kafka_partition_of_key(std::string_view key, int32_t partition_count);
 
 struct KafkaConfDeleter {
   void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }

@@ -38,6 +38,10 @@ std::string encode_kafka_position(const std::string& topic, const KafkaOffsets& 
   return boost::json::serialize(value);
 }
 
+std::string partition_offset_key(const std::string& topic, int32_t partition) {
+  return "partition." + topic + "." + std::to_string(partition);
+}
+
 Status decode_kafka_position(const std::string& value, const std::string& topic, KafkaOffsets* offsets) {
   offsets->clear();
   boost::system::error_code ec;
@@ -143,7 +147,8 @@ void KafkaSource::close() {
 
 // Bounded mode: all partitions, from the checkpointed offset (else the group's
 // committed one, else the beginning) up to the end offset as of now.
-Status KafkaSource::resolve_bounded_assignment() {
+// The topic's partitions, sorted, from the brokers' metadata.
+Status KafkaSource::topic_partitions(std::vector<int32_t>* partitions) {
   rd_kafka_t* rk = consumer_.get();
   const rd_kafka_metadata_t* metadata = nullptr;
   rd_kafka_topic_t* topic = rd_kafka_topic_new(rk, options_.topic.c_str(), nullptr);
@@ -152,16 +157,25 @@ Status KafkaSource::resolve_bounded_assignment() {
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
     return Status::io_error("kafka: no metadata for topic '" + options_.topic + "' from " +
                             options_.kafka.bootstrap_servers + ": " + rd_kafka_err2str(err));
-  std::vector<int32_t> partitions;
+  partitions->clear();
   if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
     for (int i = 0; i < metadata->topics[0].partition_cnt; ++i)
-      partitions.push_back(metadata->topics[0].partitions[i].id);
+      partitions->push_back(metadata->topics[0].partitions[i].id);
   const rd_kafka_resp_err_t topic_err = metadata->topic_cnt == 1 ? metadata->topics[0].err : RD_KAFKA_RESP_ERR_NO_ERROR;
   rd_kafka_metadata_destroy(metadata);
-  if (partitions.empty())
+  if (partitions->empty())
     return Status::io_error("kafka: topic '" + options_.topic + "' has no partitions (" +
                             rd_kafka_err2str(topic_err) + ")");
-  std::sort(partitions.begin(), partitions.end());
+  std::sort(partitions->begin(), partitions->end());
+  return Status::ok();
+}
+
+Status KafkaSource::resolve_bounded_assignment() {
+  rd_kafka_t* rk = consumer_.get();
+  std::vector<int32_t> partitions;
+  Status s = topic_partitions(&partitions);
+  if (!s.is_ok()) return s;
+  rd_kafka_resp_err_t err;
   KafkaOffsets committed;
   for (int32_t p : partitions) committed[p] = RD_KAFKA_OFFSET_INVALID;
   KafkaPartitionsPtr list = partition_list(options_.topic, committed);
@@ -232,25 +246,45 @@ void KafkaSource::error_trampoline(rd_kafka_t*, int err, const char* reason, voi
                rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
 }
 
-// Assignment: each partition starts where this engine's checkpoints left it, else at
-// the group's committed offset. Revocation: everything read is handed over and
-// checkpointed, and the offsets committed, before the partitions go.
+// Shared table: the partitions' customers are loaded and their offsets read from the
+// table; the position holds the assigned partitions only (it is what checkpoints write).
+Status KafkaSource::adopt(rd_kafka_topic_partition_list_t* partitions) {
+  std::vector<int32_t> all, ids;
+  Status s = topic_partitions(&all);
+  if (!s.is_ok()) return s;
+  partition_count_ = static_cast<int32_t>(all.size());
+  for (int i = 0; i < partitions->cnt; ++i) ids.push_back(partitions->elems[i].partition);
+  KafkaOffsets stored;
+  if (!(s = options_.shared->adopt(ids, partition_count_, &stored)).is_ok()) return s;
+  position_.clear();
+  for (const auto& [p, offset] : stored)
+    if (std::find(ids.begin(), ids.end(), p) != ids.end()) position_[p] = offset;
+  return Status::ok();
+}
+
+// Assignment: each partition starts where this engine's checkpoints left it (shared
+// table: where the table says), else at the group's committed offset. Revocation:
+// everything read is handed over and checkpointed, and the offsets committed, before
+// the partitions go.
 void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
   ++gauges_->rebalances;
   Status s;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (options_.shared) s = adopt(partitions);
     for (int i = 0; i < partitions->cnt; ++i) {
       auto it = position_.find(partitions->elems[i].partition);
       partitions->elems[i].offset = it != position_.end() ? it->second : RD_KAFKA_OFFSET_STORED;
     }
-    s = assign(partitions);
+    if (s.is_ok()) s = assign(partitions);
     spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={}", options_.topic, partitions->cnt);
   } else {
     if (!closing_ && submit_ != nullptr) {
       while (s.is_ok() && has_buffered()) s = hand_over(*submit_, /*everything=*/true);
       if (s.is_ok()) s = (*on_revoke_)();  // the checkpoint
       if (s.is_ok()) commit_offsets(/*wait=*/true);
+      if (s.is_ok() && options_.shared) s = options_.shared->release();
     }
+    if (options_.shared) position_.clear();  // the partitions' offsets are the next owner's now
     const Status released = assign(nullptr);
     if (s.is_ok()) s = released;
     spdlog::info("msg=\"kafka partitions revoked\" topic={} partitions={}", options_.topic, partitions->cnt);
@@ -356,6 +390,7 @@ Status KafkaSource::hand_over(const Submit& submit, bool everything) {
   auto buffer = std::make_shared<std::string>();
   RawBatch batch;
   batch.source = options_.topic;
+  if (options_.shared) batch.partition_count = partition_count_;
   while (batch.lines.size() < options_.batch_size) {
     Partition* next = nullptr;
     int32_t next_id = 0;
@@ -460,7 +495,10 @@ Status KafkaSource::poll(const Submit& submit, const Revoke& on_revoke, bool* at
 }
 
 std::vector<MetaPut> KafkaSource::position() const {
-  return {{kMetaKafkaSource, encode_kafka_position(options_.topic, position_)}};
+  if (!options_.shared) return {{kMetaKafkaSource, encode_kafka_position(options_.topic, position_)}};
+  std::vector<MetaPut> meta;
+  for (const auto& [p, offset] : position_) meta.push_back({partition_offset_key(options_.topic, p), std::to_string(offset)});
+  return meta;
 }
 
 void KafkaSource::commit_offsets(bool wait) {

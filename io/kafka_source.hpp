@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,19 @@
 
 namespace streamscore {
 
+// Next offset to read, per partition of the topic.
+using KafkaOffsets = std::map<int32_t, int64_t>;
+
+// A table shared by the daemons of the group (state.shared): each daemon holds only the
+// customers of its partitions. `adopt` runs at every assignment, before reading: it
+// loads those partitions' customers and returns their offsets as stored in the table
+// (absent: the group's committed offset). `release` runs at every revocation, after
+// the checkpoint: it drops the customers.
+struct SharedTableHooks {
+  std::function<Status(const std::vector<int32_t>& partitions, int32_t partition_count, KafkaOffsets* offsets)> adopt;
+  std::function<Status()> release;
+};
+
 struct KafkaSourceOptions {
   KafkaConfig kafka;
   std::string topic = "customer-events";
@@ -44,11 +58,12 @@ struct KafkaSourceOptions {
   bool bounded = false;
   std::size_t batch_size = 65536;  // records per poll round, all partitions together
   int poll_timeout_ms = 100;       // how long a round waits for the first record
-  int metadata_timeout_ms = 10000; // bounded mode: finding the partitions and their ends
+  int metadata_timeout_ms = 10000; // finding the partitions (and, bounded, their ends)
+  // Set: the offsets live in the shared table (meta "partition.<topic>.<p>", see
+  // partition_offset_key), and every batch names the topic's partition count, so that
+  // the parser checks each record's customer is in the partition it was read from.
+  std::optional<SharedTableHooks> shared;
 };
-
-// Next offset to read, per partition of the topic.
-using KafkaOffsets = std::map<int32_t, int64_t>;
 
 // The event_time of a record's value, as the parser would read it from compact JSON;
 // INT64_MIN when it has none that can be read this way.
@@ -57,6 +72,8 @@ int64_t record_event_time(std::string_view value);
 // The checkpoint meta key and its value: {"topic":"customer-events","offsets":{"0":42,...}}.
 constexpr const char* kMetaKafkaSource = "source.kafka";
 std::string encode_kafka_position(const std::string& topic, const KafkaOffsets& offsets);
+// Shared table: the next offset of one partition, a table meta key (is_table_meta).
+std::string partition_offset_key(const std::string& topic, int32_t partition);
 // Offsets of another topic are not ours: `offsets` stays empty then.
 Status decode_kafka_position(const std::string& value, const std::string& topic, KafkaOffsets* offsets);
 
@@ -96,6 +113,8 @@ class KafkaSource {
 
   KafkaSource() = default;
   Status resolve_bounded_assignment();
+  Status topic_partitions(std::vector<int32_t>* partitions);
+  Status adopt(rd_kafka_topic_partition_list_t* partitions);
   Status assign(rd_kafka_topic_partition_list_t* partitions);
   void open_queues(const rd_kafka_topic_partition_list_t* partitions);
   Status fill(std::size_t* fetched);
@@ -119,6 +138,7 @@ class KafkaSource {
   KafkaOffsets position_;  // next offset per partition, of what was handed over
   KafkaOffsets end_;       // bounded: end offsets as of start
   std::vector<int32_t> assigned_;
+  int32_t partition_count_ = 0;  // shared table: the topic's, as of the last assignment
   std::map<int32_t, std::unique_ptr<Partition>> partitions_;  // the assigned ones
   // Set while poll() runs, for the rebalance callback.
   const Submit* submit_ = nullptr;

@@ -14,6 +14,7 @@
 #include "actors/metrics.hpp"
 #include "io/dead_letter.hpp"
 #include "state/event.hpp"
+#include "state/shard_state.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
@@ -31,6 +32,7 @@ using snapshot_atom = caf::atom_constant<caf::atom("snapshot")>;
 using rebase_atom = caf::atom_constant<caf::atom("rebase")>;
 using write_atom = caf::atom_constant<caf::atom("write")>;
 using clock_atom = caf::atom_constant<caf::atom("clock")>;
+using replace_atom = caf::atom_constant<caf::atom("replace")>;
 
 // One line of input inside a RawBatch buffer.
 struct LineRef {
@@ -53,6 +55,10 @@ struct RawBatch {
   // customer_id) and the partition; `source` is then the topic, positions are offsets.
   std::vector<KeyRef> keys;
   std::vector<int32_t> partitions;
+  // Kafka with a shared table (state.shared): the topic's partition count. Each customer
+  // belongs to the partition Kafka's default partitioner gives its id; a record read from
+  // another partition is dead-lettered (wrong_partition). 0: no such check.
+  int32_t partition_count = 0;
   std::string source;  // "events.jsonl", later "customer-events/3"
   std::string_view line(std::size_t i) const {
     return std::string_view(buffer->data() + lines[i].offset, lines[i].length);
@@ -156,5 +162,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::BarrierRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Cut)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<streamscore::VersionShift>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<streamscore::ShardState>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)

@@ -33,8 +33,8 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::string_view kItemSk = "STATE";
-constexpr std::string_view kMetaPk = "META";
-constexpr std::string_view kDedupPk = "DEDUP";
+constexpr std::string_view kMetaPk = "META";          // table meta; a writer's own: "META#<writer>"
+constexpr std::string_view kWritersPk = "WRITERS";    // SK: the name of every writer of the table
 constexpr std::string_view kMarkerSk = "commit";
 constexpr std::size_t kItemLimit = 400 * 1024;    // DynamoDB's item size limit
 constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well under it
@@ -274,18 +274,41 @@ std::vector<std::string_view> split(std::string_view bytes, std::size_t size) {
 
 // ---------------------------------------------------------------- the store
 
+// The keys one writer's data lives under.
+struct WriterKeys {
+  std::string name;
+  std::string log_pk;    // "LOG#<writer>": the marker; its chunks under "LOG#<writer>#<p>"
+  std::string stamp;     // "w#<writer>": the attribute of the items it wrote
+  std::string dedup_pk;  // "DEDUP#<writer>"
+  std::string meta_pk;   // "META#<writer>": its own meta values (clock, checkpoint, ...)
+};
+
+WriterKeys keys_of_writer(const std::string& name) {
+  return {name, "LOG#" + name, "w#" + name, "DEDUP#" + name, std::string(kMetaPk) + "#" + name};
+}
+
 class DynamoDbStore final : public StateStore {
  public:
   DynamoDbStore(const DynamoDbOptions& options, AwsCredentials credentials)
-      : client_(options, std::move(credentials)),
-        log_pk_("LOG#" + options.writer),
-        stamp_("w#" + options.writer) {}
+      : client_(options, std::move(credentials)), self_(keys_of_writer(options.writer)) {}
 
   Status open() {
     return guarded("open", [&] {
       Status s = check_table();
-      if (!s.is_ok()) return s;
-      return options().bulk_load ? Status::ok() : recover();
+      if (!s.is_ok() || !(s = register_writer()).is_ok()) return s;
+      return options().bulk_load ? Status::ok() : recover_writer(self_, /*own=*/true);
+    });
+  }
+
+  // A daemon taking over partitions finishes the commits that dead writers left
+  // between their commit point and the end of their apply, before it reads.
+  Status recover_other_writers() override {
+    return guarded("recover_other_writers", [&] {
+      std::vector<std::string> writers;
+      Status s = list_writers(&writers);
+      for (std::size_t i = 0; s.is_ok() && i < writers.size(); ++i)
+        if (writers[i] != self_.name) s = recover_writer(keys_of_writer(writers[i]), /*own=*/false);
+      return s;
     });
   }
 
@@ -310,14 +333,14 @@ class DynamoDbStore final : public StateStore {
       Status s = check_meta(key, value);
       if (!s.is_ok()) return s;
       json::object reply;
-      return client_.call("PutItem", {{"TableName", table()}, {"Item", meta_item(key, value)}}, &reply);
+      return client_.call("PutItem", {{"TableName", table()}, {"Item", meta_item(self_, key, value)}}, &reply);
     });
   }
 
   Status get_meta(std::string_view key, std::string* value) override {
     return guarded("get_meta", [&] {
       json::object item;
-      Status s = get_raw(kMetaPk, hex(key), &item);
+      Status s = get_raw(meta_pk(self_, key), hex(key), &item);
       if (!s.is_ok()) return s.is_not_found() ? Status::not_found("meta key " + printable(key)) : s;
       if (!get_b(item, "value", value)) return Status::corruption("meta key " + printable(key) + " has no value");
       return Status::ok();
@@ -400,8 +423,12 @@ class DynamoDbStore final : public StateStore {
     return s.is_ok() ? decode_item(item, out) : s;
   }
 
-  json::object meta_item(std::string_view key, std::string_view value) {
-    json::object item = key_of(kMetaPk, hex(key));
+  static std::string meta_pk(const WriterKeys& w, std::string_view key) {
+    return is_table_meta(key) ? std::string(kMetaPk) : w.meta_pk;
+  }
+
+  json::object meta_item(const WriterKeys& w, std::string_view key, std::string_view value) {
+    json::object item = key_of(meta_pk(w, key), hex(key));
     item["value"] = attr_b(value);
     return item;
   }
@@ -547,7 +574,7 @@ class DynamoDbStore final : public StateStore {
       if (!is_utf8(r.pk))
         return Status::invalid_argument("put " + std::to_string(i) + ": PK '" + printable(r.pk) +
                                         "' is not UTF-8 (DynamoDB keys are strings)");
-      const std::size_t size = item_size_bound(r, stamp_.size());
+      const std::size_t size = item_size_bound(r, self_.stamp.size());
       if (size > kItemLimit) {
         const std::string id = r.pk.rfind(kCustomerPrefix, 0) == 0 ? r.pk.substr(kCustomerPrefix.size()) : r.pk;
         return Status::invalid_argument("customer '" + printable(id) + "': its item needs up to " +
@@ -622,7 +649,7 @@ class DynamoDbStore final : public StateStore {
     WriteSet checked;
     if (options().bulk_load) {  // the shards of a rebuild flush disjoint customers in parallel
       if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
-      return apply(checked, 0);
+      return apply(self_, checked, 0);
     }
     // One commit at a time: one log sequence per writer, and a commit checks against
     // what the previous one of this process applied.
@@ -633,7 +660,7 @@ class DynamoDbStore final : public StateStore {
 
   Status put_alone(const ConditionalPut& put, std::vector<std::size_t>* conflicts) {
     json::object reply;
-    Status s = client_.call("UpdateItem", update_request(put, 0), &reply);
+    Status s = client_.call("UpdateItem", update_request(self_, put, 0), &reply);
     if (s.is_conflict()) {
       conflicts->push_back(0);
       return Status::ok();
@@ -643,7 +670,7 @@ class DynamoDbStore final : public StateStore {
 
   // The item write of a put: every attribute it owns set (or removed), conditional on the
   // expected version and, for a redo-log sequence `seq` > 0, on not being applied yet.
-  json::object update_request(const ConditionalPut& put, uint64_t seq) {
+  json::object update_request(const WriterKeys& w, const ConditionalPut& put, uint64_t seq) {
     const ItemRecord& r = put.record;
     json::object set{{"version", attr_n(r.version)},
                      {"item_json", attr_b(r.item_json)},
@@ -664,7 +691,7 @@ class DynamoDbStore final : public StateStore {
     if (seq > 0) {
       update += ", #w = :seq";
       condition += " AND (attribute_not_exists(#w) OR #w < :seq)";
-      names["#w"] = stamp_;
+      names["#w"] = w.stamp;
       values[":seq"] = attr_n(static_cast<int64_t>(seq));
     }
     for (std::size_t i = 0; i < absent.size(); ++i) {
@@ -691,7 +718,9 @@ class DynamoDbStore final : public StateStore {
     return std::max(last_seq_ + 1, now);
   }
 
-  std::string chunk_pk(std::size_t i) const { return log_pk_ + "#" + hex_number(i % kLogPartitions, 1); }
+  static std::string chunk_pk(const WriterKeys& w, std::size_t i) {
+    return w.log_pk + "#" + hex_number(i % kLogPartitions, 1);
+  }
 
   std::string chunk_sk(uint64_t seq, std::size_t i) const {
     return "chunk#" + hex_number(seq, 16) + "#" + hex_number(i, 6);
@@ -714,7 +743,7 @@ class DynamoDbStore final : public StateStore {
     if (!inline_payload) {
       std::vector<json::object> puts;
       for (std::size_t i = 0; i < chunks.size(); ++i) {
-        json::object item = key_of(chunk_pk(i), chunk_sk(seq, i));
+        json::object item = key_of(chunk_pk(self_, i), chunk_sk(seq, i));
         item["data"] = attr_b(chunks[i]);
         puts.push_back(put_request(std::move(item)));
       }
@@ -722,7 +751,7 @@ class DynamoDbStore final : public StateStore {
     }
     if (options().test_stop_after == CommitStage::log_written) return stopped(CommitStage::log_written);
     // (2) the commit point: the marker, only over the last marker this process knows of
-    json::object marker = key_of(log_pk_, kMarkerSk);
+    json::object marker = key_of(self_.log_pk, kMarkerSk);
     marker["seq"] = attr_n(static_cast<int64_t>(seq));
     marker["pending"] = json::object{{"BOOL", true}};
     marker["chunks"] = attr_n(inline_payload ? 0 : static_cast<int64_t>(chunks.size()));
@@ -743,43 +772,47 @@ class DynamoDbStore final : public StateStore {
     last_seq_ = seq;
     if (options().test_stop_after == CommitStage::committed) return stopped(CommitStage::committed);
     // (3) apply, (4) mark applied, drop the log
-    if (!(s = apply(checked, seq)).is_ok()) return s;
+    if (!(s = apply(self_, checked, seq)).is_ok()) return s;
     if (options().test_stop_after == CommitStage::applied) return stopped(CommitStage::applied);
-    return finish(seq, inline_payload ? 0 : chunks.size());
+    return finish(self_, seq, inline_payload ? 0 : chunks.size());
   }
 
-  Status finish(uint64_t seq, std::size_t chunks) {
+  // Marks commit `seq` of writer `w` applied and drops its log. For another writer's
+  // commit (a takeover), a marker that moved means its owner finished it: nothing to do.
+  Status finish(const WriterKeys& w, uint64_t seq, std::size_t chunks) {
     json::object reply;
     Status s = client_.call("UpdateItem",
                             {{"TableName", table()},
-                             {"Key", key_of(log_pk_, kMarkerSk)},
+                             {"Key", key_of(w.log_pk, kMarkerSk)},
                              {"UpdateExpression", "SET #p = :no REMOVE #i"},
                              {"ConditionExpression", "#s = :seq"},
                              {"ExpressionAttributeNames", {{"#p", "pending"}, {"#i", "inline"}, {"#s", "seq"}}},
                              {"ExpressionAttributeValues",
                               {{":no", {{"BOOL", false}}}, {":seq", attr_n(static_cast<int64_t>(seq))}}}},
                             &reply);
+    if (s.is_conflict() && w.name != self_.name) return Status::ok();
     if (s.is_conflict())
       return Status::io_error("DynamoDB table '" + table() + "': the commit marker of writer '" +
                               options().writer + "' moved while applying; one writer name per process");
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
-    for (std::size_t i = 0; i < chunks; ++i) deletes.push_back(delete_request(key_of(chunk_pk(i), chunk_sk(seq, i))));
+    for (std::size_t i = 0; i < chunks; ++i)
+      deletes.push_back(delete_request(key_of(chunk_pk(w, i), chunk_sk(seq, i))));
     return batch_write(deletes);
   }
 
   // Applies a checked write set; idempotent for seq > 0 (a redo after a crash skips what
   // is stamped already). Dedup records first (forget, then new ones: the order RocksDB's
   // batch gives), then items, then meta last, so that a bulk load's "complete" comes last.
-  Status apply(const WriteSet& w, uint64_t seq) {
-    Status s = forget_dedup(w.forget_dedup_before_day);
+  Status apply(const WriterKeys& writer, const WriteSet& w, uint64_t seq) {
+    Status s = forget_dedup(writer, w.forget_dedup_before_day);
     if (!s.is_ok()) return s;
     std::vector<json::object> dedup;
     for (const DedupRecord& r : w.dedup) {
       const std::string key = hex(dedup_record_key(r));
       const std::vector<std::string_view> parts = split(r.data, kChunkBytes);
       for (std::size_t i = 0; i < parts.size(); ++i) {
-        json::object item = key_of(kDedupPk, key + "#" + hex_number(i, 4));
+        json::object item = key_of(writer.dedup_pk, key + "#" + hex_number(i, 4));
         item["n"] = attr_n(static_cast<int64_t>(parts.size()));
         item["data"] = attr_b(parts[i]);
         dedup.push_back(put_request(std::move(item)));
@@ -787,20 +820,20 @@ class DynamoDbStore final : public StateStore {
     }
     if (!(s = batch_write(dedup)).is_ok()) return s;
     s = parallel_for(w.puts.size(), options().parallel_requests,
-                     [&](std::size_t i) { return apply_put(w.puts[i], seq); });
+                     [&](std::size_t i) { return apply_put(writer, w.puts[i], seq); });
     if (!s.is_ok()) return s;
     std::vector<json::object> meta;
-    for (const MetaPut& m : w.meta) meta.push_back(put_request(meta_item(m.key, m.value)));
+    for (const MetaPut& m : w.meta) meta.push_back(put_request(meta_item(writer, m.key, m.value)));
     return batch_write(meta);
   }
 
   // A put after the commit point must land. If its condition fails, either this very
   // sequence applied it before (a redo: skip) or another writer wrote the item since the
   // check: move the put on top of that version, as commit_with_retry does (counted).
-  Status apply_put(ConditionalPut put, uint64_t seq) {
+  Status apply_put(const WriterKeys& w, ConditionalPut put, uint64_t seq) {
     for (int attempt = 0; attempt < kMaxRebases; ++attempt) {
       json::object reply;
-      Status s = client_.call("UpdateItem", update_request(put, seq), &reply);
+      Status s = client_.call("UpdateItem", update_request(w, put, seq), &reply);
       if (!s.is_conflict()) return s;
       json::object item;
       s = get_raw(put.record.pk, kItemSk, &item);
@@ -808,7 +841,7 @@ class DynamoDbStore final : public StateStore {
       int64_t stored = 0, stamp = 0;
       if (s.is_ok() && !get_n(item, "version", &stored))
         return Status::corruption("DynamoDB item '" + printable(put.record.pk) + "' has no numeric version");
-      if (s.is_ok() && seq > 0 && get_n(item, stamp_, &stamp) && static_cast<uint64_t>(stamp) >= seq)
+      if (s.is_ok() && seq > 0 && get_n(item, w.stamp, &stamp) && static_cast<uint64_t>(stamp) >= seq)
         return Status::ok();
       int64_t delta = 0;
       if (!rebase_put(&put, stored, &delta).is_ok()) {
@@ -822,7 +855,7 @@ class DynamoDbStore final : public StateStore {
                             std::to_string(seq));
   }
 
-  Status forget_dedup(int64_t before_day) {
+  Status forget_dedup(const WriterKeys& w, int64_t before_day) {
     if (before_day == kNoDay) return Status::ok();
     DedupRecord bound;
     bound.day = before_day;
@@ -830,10 +863,10 @@ class DynamoDbStore final : public StateStore {
     Status s = query({{"KeyConditionExpression", "#pk = :p AND #sk < :b"},
                       {"ProjectionExpression", "#pk, #sk"},
                       {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                      {"ExpressionAttributeValues", {{":p", attr_s(kDedupPk)}, {":b", attr_s(hex(dedup_record_key(bound)))}}}},
+                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}, {":b", attr_s(hex(dedup_record_key(bound)))}}}},
                      [&](json::object& item) {
                        std::string sk;
-                       if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(kDedupPk, sk)));
+                       if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(w.dedup_pk, sk)));
                        return Status::ok();
                      });
     return s.is_ok() ? batch_write(deletes) : s;
@@ -841,41 +874,59 @@ class DynamoDbStore final : public StateStore {
 
   // ------------------------------------------------------------ recovery
 
-  // Finishes this writer's committed but unapplied commit, then drops the log chunks of
+  // Finishes writer `w`'s committed but unapplied commit. For this process's own writer
+  // (`own`, at open) it also takes the marker's sequence and drops the log chunks of
   // finished (or abandoned, uncommitted) commits.
-  Status recover() {
+  Status recover_writer(const WriterKeys& w, bool own) {
     json::object marker;
-    Status s = get_raw(log_pk_, kMarkerSk, &marker);
-    if (s.is_not_found()) return sweep_log();
+    Status s = get_raw(w.log_pk, kMarkerSk, &marker);
+    if (s.is_not_found()) return own ? sweep_log() : Status::ok();
     if (!s.is_ok()) return s;
     int64_t seq = 0, chunks = 0;
     if (!get_n(marker, "seq", &seq) || !get_n(marker, "chunks", &chunks))
-      return Status::corruption("commit marker of writer '" + options().writer + "' is malformed");
-    last_seq_ = static_cast<uint64_t>(seq);
+      return Status::corruption("commit marker of writer '" + w.name + "' is malformed");
+    if (own) last_seq_ = static_cast<uint64_t>(seq);
     const json::value* pending = attr(marker, "pending", "BOOL");
     if (pending && pending->is_bool() && pending->as_bool()) {
       std::string payload;
-      if (!(s = load_payload(marker, static_cast<uint64_t>(seq), chunks, &payload)).is_ok()) return s;
-      WriteSet w;
-      if (!decode_writes(payload, &w))
-        return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + options().writer +
-                                  "' does not decode");
-      if (!(s = apply(w, static_cast<uint64_t>(seq))).is_ok() ||
-          !(s = finish(static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
+      if (!(s = load_payload(w, marker, static_cast<uint64_t>(seq), chunks, &payload)).is_ok()) return s;
+      WriteSet ws;
+      if (!decode_writes(payload, &ws))
+        return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + w.name + "' does not decode");
+      if (!(s = apply(w, ws, static_cast<uint64_t>(seq))).is_ok() ||
+          !(s = finish(w, static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
         return s;
       metrics().recovered.fetch_add(1, std::memory_order_relaxed);
     }
-    return sweep_log();
+    return own ? sweep_log() : Status::ok();
   }
 
-  Status load_payload(const json::object& marker, uint64_t seq, int64_t chunks, std::string* payload) {
+  Status register_writer() {
+    json::object reply;
+    return client_.call("PutItem", {{"TableName", table()}, {"Item", key_of(kWritersPk, self_.name)}}, &reply);
+  }
+
+  Status list_writers(std::vector<std::string>* writers) {
+    return query({{"KeyConditionExpression", "#pk = :p"},
+                  {"ProjectionExpression", "#sk"},
+                  {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                  {"ExpressionAttributeValues", {{":p", attr_s(kWritersPk)}}}},
+                 [&](json::object& item) {
+                   std::string name;
+                   if (get_s(item, "SK", &name)) writers->push_back(std::move(name));
+                   return Status::ok();
+                 });
+  }
+
+  Status load_payload(const WriterKeys& w, const json::object& marker, uint64_t seq, int64_t chunks,
+                      std::string* payload) {
     if (chunks == 0) {
       return get_b(marker, "inline", payload)
                  ? Status::ok()
                  : Status::corruption("commit marker " + std::to_string(seq) + " has no inline payload");
     }
     std::vector<json::object> keys;
-    for (int64_t i = 0; i < chunks; ++i) keys.push_back(key_of(chunk_pk(i), chunk_sk(seq, i)));
+    for (int64_t i = 0; i < chunks; ++i) keys.push_back(key_of(chunk_pk(w, i), chunk_sk(seq, i)));
     std::vector<std::string> parts(static_cast<std::size_t>(chunks));
     std::vector<bool> found(parts.size(), false);
     std::mutex mu;
@@ -894,7 +945,7 @@ class DynamoDbStore final : public StateStore {
     if (!s.is_ok()) return s;
     const auto have = std::count(found.begin(), found.end(), true);
     if (have != chunks)
-      return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + options().writer + "' has " +
+      return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + w.name + "' has " +
                                 std::to_string(have) + " of its " + std::to_string(chunks) + " chunks");
     for (const std::string& part : parts) payload->append(part);
     return Status::ok();
@@ -906,7 +957,7 @@ class DynamoDbStore final : public StateStore {
   Status sweep_log() {
     std::vector<json::object> deletes;
     for (std::size_t p = 0; p < kLogPartitions; ++p) {
-      const std::string pk = chunk_pk(p);
+      const std::string pk = chunk_pk(self_, p);
       Status s = query({{"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :lo AND :hi"},
                         {"ProjectionExpression", "#pk, #sk"},
                         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
@@ -961,11 +1012,22 @@ class DynamoDbStore final : public StateStore {
     return Status::ok();
   }
 
+  // This writer's records; with dedup_of_all_writers every writer's: ids move with
+  // their customers between the daemons of a group (semantics.md, section 21).
   Status do_scan_dedup(const std::function<bool(const DedupRecord&)>& fn) {
+    std::vector<std::string> writers{self_.name};
+    Status s = options().dedup_of_all_writers ? (writers.clear(), list_writers(&writers)) : Status::ok();
+    bool stop = false;
+    for (std::size_t i = 0; s.is_ok() && !stop && i < writers.size(); ++i)
+      s = scan_writer_dedup(keys_of_writer(writers[i]), fn, &stop);
+    return s;
+  }
+
+  Status scan_writer_dedup(const WriterKeys& w, const std::function<bool(const DedupRecord&)>& fn, bool* stopped) {
     DedupRecord record;
     std::string current;  // hex key of the record being assembled
     int64_t expected = 0, seen = 0;
-    bool stop = false;
+    bool& stop = *stopped;
     auto flush = [&]() -> Status {
       if (current.empty()) return Status::ok();
       if (seen != expected)
@@ -977,7 +1039,7 @@ class DynamoDbStore final : public StateStore {
     };
     Status s = query({{"KeyConditionExpression", "#pk = :p"},
                       {"ExpressionAttributeNames", {{"#pk", "PK"}}},
-                      {"ExpressionAttributeValues", {{":p", attr_s(kDedupPk)}}}},
+                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}}}},
                      [&](json::object& item) {
                        if (stop) return Status::ok();
                        std::string sk, key, part;
@@ -1011,12 +1073,12 @@ class DynamoDbStore final : public StateStore {
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
     for (const auto& [pk, sk] : keys) deletes.push_back(delete_request(key_of(pk, sk)));
-    return batch_write(deletes);
+    if (!(s = batch_write(deletes)).is_ok()) return s;
+    return register_writer();
   }
 
   DynamoDbClient client_;
-  const std::string log_pk_;  // "LOG#<writer>": the marker; its chunks under "LOG#<writer>#<p>"
-  const std::string stamp_;   // "w#<writer>"
+  const WriterKeys self_;     // this process's writer
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
 };

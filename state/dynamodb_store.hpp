@@ -38,6 +38,9 @@ struct DynamoDbOptions {
   // Names this writer's redo log (PK "LOG#<writer>") and its stamp on the items it
   // writes. Two live processes must not share one: the second one's commit fails.
   std::string writer = "streamscore";
+  // scan_dedup reads every writer's dedup records, not only this writer's: the daemons of
+  // a group sharing the table (state.shared), whose customers move between writers.
+  bool dedup_of_all_writers = false;
   long connect_timeout_ms = 3000;
   long request_timeout_ms = 20000;
   int max_attempts = 10;        // per request, throttles and transport errors included

@@ -16,6 +16,7 @@ std::string_view reason_name(Reason r) {
     case Reason::future: return "future";
     case Reason::expired: return "expired";
     case Reason::missing_key: return "missing_key";
+    case Reason::wrong_partition: return "wrong_partition";
   }
   return "unknown";
 }

@@ -91,8 +91,9 @@ enum class Reason : uint8_t {
   future,          // event_time more than window.max_future_skew ahead of the wall clock
   expired,         // event_time older than the current tick minus 30 days
   missing_key,     // a Kafka message without a key (the key must be the customer_id)
+  wrong_partition, // shared table: the customer's partition (Kafka's default partitioner) is another
 };
-constexpr int kReasonCount = 12;
+constexpr int kReasonCount = 13;
 
 std::string_view reason_name(Reason r);
 

@@ -6,6 +6,10 @@
 
 namespace streamscore {
 
+bool is_table_meta(std::string_view key) {
+  return key == "format" || key == "settings" || key == "session" || key.rfind("partition.", 0) == 0;
+}
+
 Status validate_puts(const std::vector<ConditionalPut>& puts) {
   for (std::size_t i = 0; i < puts.size(); ++i) {
     const ConditionalPut& p = puts[i];

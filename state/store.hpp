@@ -99,12 +99,19 @@ class StateStore {
   // Calls `fn` for every item in PK order (bytewise); stops early when `fn` returns false.
   virtual Status scan(const std::function<bool(const ItemRecord&)>& fn) = 0;
 
-  // Small engine metadata (clock position, source position, format version).
+  // Small engine metadata (clock position, source position, format version). A store
+  // shared by several writers (DynamoDB) keeps each writer's meta apart, except the keys
+  // of is_table_meta(), which describe the table and are one for all.
   virtual Status put_meta(std::string_view key, std::string_view value) = 0;
   virtual Status get_meta(std::string_view key, std::string* value) = 0;  // NotFound if absent
 
   // Removes every item, dedup record and meta key.
   virtual Status clear() = 0;
+
+  // Finishes the commits other writers of a shared store left half-applied (a daemon
+  // killed between its commit point and the end of its apply), so that reads see them.
+  // Called before taking over another writer's customers. Nothing to do for one writer.
+  virtual Status recover_other_writers() { return Status::ok(); }
 
   // Makes everything written so far durable (fsync for RocksDB, no-op in memory).
   virtual Status sync() = 0;
@@ -118,6 +125,12 @@ class StateStore {
   };
   virtual std::vector<Counter> counters() const { return {}; }
 };
+
+// Meta keys that describe the table rather than one writer's progress: the state format,
+// the settings it was built with, a rebuild's session (actors/engine.hpp names them), and
+// the Kafka partitions' offsets of a shared table ("partition.<topic>.<p>", which move
+// with the partitions between the daemons of a group).
+bool is_table_meta(std::string_view key);
 
 // How far a conflict moved a customer's versions: another writer wrote `delta`
 // versions since this writer read it.

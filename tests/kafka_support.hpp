@@ -28,16 +28,17 @@ struct KafkaRecord {
   std::string key;  // empty with has_key = false: a message without a key
   bool has_key = true;
   std::string value;
+  int32_t partition = RD_KAFKA_PARTITION_UA;  // UA: by key (murmur2, as Kafka's default partitioner)
 };
 
-// Produces `records` to `topic` (partitioned by key, as Kafka's default partitioner
-// does; keyless ones round-robin) and waits until every one is delivered.
+// Produces `records` to `topic` (partitioned by key with murmur2, as Kafka's default
+// partitioner does, unless a record names its partition; keyless ones at random) and waits until every one is delivered.
 inline void produce(const std::string& bootstrap, const std::string& topic,
                     const std::vector<KafkaRecord>& records) {
   KafkaConfig kafka;
   kafka.bootstrap_servers = bootstrap;
   KafkaConfPtr conf;
-  BOOST_REQUIRE(make_kafka_conf(kafka, {{"enable.idempotence", "true"}, {"linger.ms", "5"}}, &conf).is_ok());
+  BOOST_REQUIRE(make_kafka_conf(kafka, {{"enable.idempotence", "true"}, {"linger.ms", "5"}, {"partitioner", "murmur2_random"}}, &conf).is_ok());
   KafkaHandlePtr producer;
   BOOST_REQUIRE(make_kafka_handle(RD_KAFKA_PRODUCER, std::move(conf), &producer).is_ok());
   for (const KafkaRecord& r : records) {
@@ -46,7 +47,7 @@ inline void produce(const std::string& bootstrap, const std::string& topic,
           producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
           RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
           RD_KAFKA_V_KEY(r.has_key ? const_cast<char*>(r.key.data()) : nullptr, r.has_key ? r.key.size() : 0),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+          RD_KAFKA_V_PARTITION(r.partition), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
       if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
         BOOST_REQUIRE_MESSAGE(err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(err));
         break;

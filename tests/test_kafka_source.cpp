@@ -14,6 +14,7 @@
 
 #include "io/http_client.hpp"
 #include "tests/cli_support.hpp"
+#include "tests/daemon_support.hpp"
 #include "tests/kafka_support.hpp"
 
 using namespace streamscore;
@@ -132,36 +133,6 @@ BOOST_FIXTURE_TEST_CASE(a_bounded_run_equals_replay_of_the_same_log, Fixture) {
 
 namespace {
 
-// The port a daemon logged ("url=http://127.0.0.1:PORT"), waiting for it.
-uint16_t daemon_port(const std::string& err_path) {
-  for (int i = 0; i < 400; ++i) {
-    const std::string err = slurp(err_path);
-    const auto at = err.find("url=http://127.0.0.1:");
-    if (at != std::string::npos) return static_cast<uint16_t>(std::stoi(err.substr(at + 21)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  BOOST_FAIL("the daemon did not log its HTTP address: " + slurp(err_path));
-  return 0;
-}
-
-// One sample of a metric from /metrics ("" when absent).
-double metric(HttpClient& client, const std::string& name) {
-  HttpResponse response;
-  if (!client.get("/metrics", &response).is_ok()) return -1;
-  std::istringstream in(response.body());
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
-  return -1;
-}
-
-bool wait_for(const std::function<bool()>& done, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
-}
-
 std::vector<KafkaRecord> slice(const std::vector<KafkaRecord>& all, std::size_t from, std::size_t to) {
   return std::vector<KafkaRecord>(all.begin() + static_cast<std::ptrdiff_t>(from),
                                   all.begin() + static_cast<std::ptrdiff_t>(std::min(to, all.size())));
@@ -264,7 +235,7 @@ BOOST_FIXTURE_TEST_CASE(malformed_values_and_missing_keys_go_to_the_dead_letter_
   BOOST_REQUIRE_MESSAGE(run.exit_code == 0, run.err);
   BOOST_TEST(run.out.find("\"read\":4,") != std::string::npos, run.out);
   BOOST_TEST(run.out.find("\"not_json\":1,") != std::string::npos, run.out);
-  BOOST_TEST(run.out.find("\"missing_key\":1}") != std::string::npos, run.out);
+  BOOST_TEST(run.out.find("\"missing_key\":1,") != std::string::npos, run.out);
   BOOST_TEST(run.out.find("\"key_mismatches\":1,") != std::string::npos, run.out);
   BOOST_TEST(run.out.find("\"balanced\":true") != std::string::npos, run.out);
   const auto dead = lines_of_file(dir / "bad-dl.jsonl");

@@ -1,0 +1,364 @@
+// Scale-out (docs/scale.md, docs/semantics.md section 21): several daemons of one Kafka
+// consumer group share one DynamoDB table (dynalite on loopback, librdkafka's mock
+// cluster in this process). One is killed, one leaves, the partitions move, and the
+// table ends as a replay of the same log would leave it.
+#define BOOST_TEST_MODULE scale
+#include <boost/test/unit_test.hpp>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <fstream>
+#include <thread>
+#include <map>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "io/http_client.hpp"
+#include "io/kafka_client.hpp"
+#include "tests/cli_support.hpp"
+#include "tests/daemon_support.hpp"
+#include "tests/dynalite_support.hpp"
+#include "tests/kafka_support.hpp"
+
+using namespace streamscore;
+using namespace streamscore::testing;
+
+namespace {
+
+constexpr const char* kTopic = "customer-events";
+constexpr int kPartitions = 8;
+
+// Exported items without the customers whose id starts with `prefix`.
+std::string without_customers(const std::string& export_text, const std::string& prefix) {
+  std::string out;
+  std::istringstream in(export_text);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("\"PK\":\"CUSTOMER#" + prefix) == std::string::npos) out += line + "\n";
+  return out;
+}
+
+std::vector<std::string> words_of(const std::string& command) {
+  std::vector<std::string> out;
+  std::istringstream in(command);
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+std::size_t lines_in(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
+
+// A daemon of the group, with its HTTP client once it listens.
+struct Member {
+  std::string writer;
+  pid_t pid = -1;
+  std::unique_ptr<HttpClient> client;
+  double get(const std::string& name) const { return metric(*client, name); }
+};
+
+struct Fixture {
+  TempDir dir{"streamscore-scale-"};
+  Dynalite dynalite;
+  std::unique_ptr<MockKafkaCluster> cluster;
+  DynamoDbOptions table = dynalite.fresh_table();
+
+  Fixture() {
+    MockKafkaOptions options;
+    options.brokers = 3;
+    options.topics = {{kTopic, kPartitions}};
+    BOOST_REQUIRE(MockKafkaCluster::start(options, &cluster).is_ok());
+  }
+
+  std::vector<std::string> settings() const {
+    return {"--set", "state.backend=dynamodb", "--set", "state.endpoint=" + table.endpoint,
+            "--set", "state.table=" + table.table,
+            // Longer than the whole log: nothing is late or ticked before the closing records
+            // (see the test), whichever daemon reads which partition when.
+            "--set", "window.allowed_lateness=4d"};
+  }
+
+  Member start(const std::string& writer) {
+    std::vector<std::string> args = {
+        "run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + cluster->bootstrap_servers(),
+        "--set", "source.exit_at_end=false", "--set", "source.group_id=group", "--set", "state.shared=true",
+        "--set", "state.writer=" + writer, "--set", "dead_letter.path=" + (dir / (writer + "-dl.jsonl")),
+        "--set", "checkpoint.interval=200ms", "--set", "engine.batch_size=1024", "--set", "http.port=0",
+        "--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=500",
+        "--set", "kafka.max.poll.interval.ms=20000", "--top", "0"};
+    const auto s = settings();
+    args.insert(args.end(), s.begin(), s.end());
+    Member m;
+    m.writer = writer;
+    m.pid = spawn_streamscore(args, dir / (writer + ".out"), dir / (writer + ".err"));
+    BOOST_REQUIRE(m.pid > 0);
+    m.client = std::make_unique<HttpClient>("127.0.0.1", daemon_port(dir / (writer + ".err")));
+    return m;
+  }
+
+  std::string log_of(const Member& m) { return slurp(dir / (m.writer + ".err")); }
+
+  // Every partition is held by one of `members`, and none of them lags behind its end.
+  bool caught_up(const std::vector<Member*>& members) {
+    double partitions = 0;
+    for (Member* m : members) {
+      const double held = m->get("streamscore_kafka_partitions"), lag = m->get("streamscore_kafka_lag");
+      if (held < 0 || lag != 0) return false;
+      partitions += held;
+    }
+    return partitions == kPartitions;
+  }
+
+  // Waits until `members` hold everything, have read it, and have checkpointed it twice.
+  void settle(const std::vector<Member*>& members, const std::string& when) {
+    std::string logs;
+    for (Member* m : members) logs += log_of(*m);
+    BOOST_REQUIRE_MESSAGE(wait_for([&] { return caught_up(members); }, 120), when + ": " + logs);
+    for (Member* m : members) {
+      const double done = m->get("streamscore_checkpoints_total");
+      BOOST_REQUIRE_MESSAGE(wait_for([&] { return m->get("streamscore_checkpoints_total") >= done + 2; }, 60),
+                            when + ": " + log_of(*m));
+    }
+    BOOST_REQUIRE_MESSAGE(caught_up(members), when + ": the partitions moved again");
+  }
+
+  void stop(Member& m, int signal, bool expect_success) {
+    ::kill(m.pid, signal);
+    int status = 0;
+    ::waitpid(m.pid, &status, 0);
+    if (expect_success) BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), log_of(m));
+  }
+};
+
+// An event of a customer of its own in every partition, well after the log: the
+// watermark of whichever daemon holds the partition then passes every window of the log.
+std::vector<KafkaRecord> closing_records(const std::string& time) {
+  std::vector<KafkaRecord> out;
+  std::set<int32_t> covered;
+  for (int i = 1; static_cast<int>(covered.size()) < kPartitions; ++i) {
+    const std::string id = "S" + std::to_string(i);
+    if (!covered.insert(kafka_partition_of_key(id, kPartitions)).second) continue;
+    out.push_back({id, true,
+                   "{\"event_id\":\"close-" + id + "\",\"customer_id\":\"" + id +
+                       "\",\"event_type\":\"transaction\",\"amount\":1.00,\"event_time\":\"" + time + "\"}"});
+  }
+  return out;
+}
+
+}  // namespace
+
+// Three daemons share the table. One is killed mid-stream (its partitions move after the
+// session timeout, and its uncheckpointed work is read again by the others), one leaves
+// with SIGTERM (its partitions move after its checkpoint), the last one reads the rest.
+// Their table equals `replay` of the log, versions included: nothing lost, nothing applied
+// twice. A record in a partition its customer does not belong to is dead-lettered.
+BOOST_FIXTURE_TEST_CASE(a_group_sharing_one_table_ends_as_a_replay, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 400 --events 24000 --days 3 --dup-rate 0.05 --bad-rate 0.005 "
+                          "--seed 31 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  const std::vector<std::string> lines = lines_of_file(log);
+  const auto records = keyed_by_customer(lines);
+  const std::size_t half = records.size() / 2;
+
+  produce(cluster->bootstrap_servers(), kTopic, {records.begin(), records.begin() + static_cast<std::ptrdiff_t>(half)});
+  Member a = start("a"), b = start("b"), c = start("c");
+  settle({&a, &b, &c}, "three members");
+  BOOST_TEST(a.get("streamscore_kafka_partitions") > 0);
+
+  produce(cluster->bootstrap_servers(), kTopic, {records.begin() + static_cast<std::ptrdiff_t>(half), records.end()});
+  const double a_read = a.get("streamscore_events_read_total");
+  BOOST_REQUIRE(wait_for([&] { return a.get("streamscore_events_read_total") > a_read; }, 60));
+  stop(a, SIGKILL, false);  // mid-stream
+  settle({&b, &c}, "after the kill");
+
+  stop(c, SIGTERM, true);  // leaves the group after its last checkpoint
+  settle({&b}, "after c left");
+
+  // The closing records, and one record of a customer in a partition that is not its own.
+  std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z");
+  KafkaRecord misplaced = last.front();
+  misplaced.value = "{\"event_id\":\"misplaced\",\"customer_id\":\"S1\",\"event_type\":\"transaction\","
+                    "\"amount\":5.00,\"event_time\":\"2025-01-03T00:00:00Z\"}";
+  misplaced.partition = (kafka_partition_of_key("S1", kPartitions) + 1) % kPartitions;
+  last.push_back(misplaced);
+  produce(cluster->bootstrap_servers(), kTopic, last);
+  settle({&b}, "closing records");
+  stop(b, SIGTERM, true);
+
+  // The same records through `replay`, in file order (the closing ones last).
+  const std::string replay_log = dir / "replay.jsonl";
+  {
+    std::ofstream out(replay_log);
+    for (const auto& line : lines) out << line << "\n";
+    for (std::size_t i = 0; i + 1 < last.size(); ++i) out << last[i].value << "\n";
+  }
+  const std::string lateness = " --set window.allowed_lateness=4d";
+  Result r = run_cli(dir, "replay --events " + replay_log + " --state " + (dir / "replayed") + lateness);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string replayed = export_of(dir, dir / "replayed");
+  Result shared = run_cli(dir, "export" + std::string(" --set state.backend=dynamodb --set state.endpoint=") +
+                                   table.endpoint + " --set state.table=" + table.table + lateness);
+  BOOST_REQUIRE_MESSAGE(shared.exit_code == 0, shared.err);
+  // The closing customers' own window is ticked only by replay's final tick.
+  const std::string expected = without_customers(replayed, "S");
+  BOOST_TEST(lines_in(expected) == 400u);
+  BOOST_TEST(without_customers(shared.out, "S") == expected);
+
+  const std::string dead = slurp(dir / "b-dl.jsonl");
+  BOOST_TEST(dead.find("\"reason\":\"wrong_partition\"") != std::string::npos, dead);
+  BOOST_TEST(dead.find("misplaced") != std::string::npos, dead);
+}
+
+// The store's side of a takeover: a writer killed between its commit point and the end
+// of its apply leaves a committed redo log; another writer finishes it before it reads.
+// Each writer's meta is its own, except the table's.
+BOOST_FIXTURE_TEST_CASE(a_takeover_finishes_a_dead_writers_commit, Fixture) {
+  DynamoDbOptions dead_options = table;
+  dead_options.writer = "dead";
+  dead_options.test_stop_after = CommitStage::committed;
+  std::unique_ptr<StateStore> dead;
+  BOOST_REQUIRE(open_dynamodb_store(dead_options, &dead).is_ok());
+  WriteSet w;
+  w.puts.push_back({ItemRecord{customer_pk("C1"), 1, "{\"PK\":\"CUSTOMER#C1\",\"version\":1}", "x"}, 0});
+  w.puts.push_back({ItemRecord{customer_pk("C2"), 1, "{\"PK\":\"CUSTOMER#C2\",\"version\":1}", "y"}, 0});
+  w.meta.push_back({"clock", "dead's clock"});
+  w.meta.push_back({"partition.customer-events.3", "42"});
+  std::vector<std::size_t> conflicts;
+  BOOST_TEST(!dead->commit(w, &conflicts).is_ok());  // stopped right after the commit point
+
+  DynamoDbOptions heir_options = table;
+  heir_options.writer = "heir";
+  std::unique_ptr<StateStore> heir;
+  BOOST_REQUIRE(open_dynamodb_store(heir_options, &heir).is_ok());
+  ItemRecord item;
+  BOOST_TEST(heir->get(customer_pk("C1"), &item).is_not_found());  // not applied yet
+  BOOST_REQUIRE(heir->recover_other_writers().is_ok());
+  BOOST_REQUIRE(heir->get(customer_pk("C2"), &item).is_ok());
+  BOOST_TEST(item.version == 1);
+  BOOST_TEST(item.internal == "y");
+  std::string value;
+  BOOST_REQUIRE(heir->get_meta("partition.customer-events.3", &value).is_ok());  // the table's
+  BOOST_TEST(value == "42");
+  BOOST_TEST(heir->get_meta("clock", &value).is_not_found());  // the dead writer's own
+  BOOST_REQUIRE(heir->put_meta("clock", "heir's clock").is_ok());
+
+  // The dead writer, restarted, finds its commit finished and its own clock.
+  dead_options.test_stop_after = CommitStage::none;
+  BOOST_REQUIRE(open_dynamodb_store(dead_options, &dead).is_ok());
+  BOOST_REQUIRE(dead->get_meta("clock", &value).is_ok());
+  BOOST_TEST(value == "dead's clock");
+  BOOST_REQUIRE(dead->get(customer_pk("C1"), &item).is_ok());
+  BOOST_TEST(item.version == 1);
+  BOOST_REQUIRE(heir->get_meta("clock", &value).is_ok());
+  BOOST_TEST(value == "heir's clock");
+}
+
+// Dedup ids move with their customers: a writer reads every writer's records.
+BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
+  std::array<std::string, 2> writers = {"w1", "w2"};
+  for (const std::string& name : writers) {
+    DynamoDbOptions o = table;
+    o.writer = name;
+    std::unique_ptr<StateStore> store;
+    BOOST_REQUIRE(open_dynamodb_store(o, &store).is_ok());
+    WriteSet w;
+    w.dedup.push_back(DedupRecord{20000, 1, 0, "ids of " + name});
+    w.meta.push_back({"checkpoint", "1"});
+    std::vector<std::size_t> conflicts;
+    BOOST_REQUIRE(store->commit(w, &conflicts).is_ok());
+  }
+  DynamoDbOptions o = table;
+  o.writer = "reader";
+  o.dedup_of_all_writers = true;
+  std::unique_ptr<StateStore> reader;
+  BOOST_REQUIRE(open_dynamodb_store(o, &reader).is_ok());
+  std::set<std::string> seen;
+  BOOST_REQUIRE(reader->scan_dedup([&](const DedupRecord& r) {
+    seen.insert(r.data);
+    return true;
+  }).is_ok());
+  BOOST_TEST((seen == std::set<std::string>{"ids of w1", "ids of w2"}));
+}
+
+// A backfill split over P processes (--part K/P, each a writer of its own) leaves the
+// table a single backfill leaves, versions included, also when one part is killed and
+// resumed; its --max-writes-per-sec is its own. A part never clears the table.
+BOOST_FIXTURE_TEST_CASE(a_backfill_in_parts_equals_one_backfill, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 300 --events 12000 --days 40 --dup-rate 0.05 --bad-rate 0.005 "
+                          "--seed 41 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  auto table_sets = [](const DynamoDbOptions& t) {
+    return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
+  };
+  const std::string backfill = "backfill --events " + log + " --slice 5d --json";
+  DynamoDbOptions single = dynalite.fresh_table();
+  Result one = run_cli(dir, backfill + table_sets(single) + " --dead-letter " + (dir / "one-dl.jsonl"));
+  BOOST_REQUIRE_MESSAGE(one.exit_code == 0, one.err);
+  const std::string expected = run_cli(dir, "export" + table_sets(single)).out;
+  BOOST_REQUIRE(lines_in(expected) > 250u);
+
+  // Part 2 is killed once it has committed a slice, then resumed by the same command.
+  const std::vector<std::string> part2 = words_of(backfill + table_sets(table) + " --part 2/3 --max-writes-per-sec 400 --dead-letter " + (dir / "p2-dl.jsonl"));
+  const pid_t killed = spawn_streamscore(part2, dir / "p2.out", dir / "p2.err");
+  BOOST_REQUIRE(killed > 0);
+  DynamoDbOptions observer_options = table;
+  observer_options.writer = "observer";
+  std::unique_ptr<StateStore> observer;
+  BOOST_REQUIRE(open_dynamodb_store(observer_options, &observer).is_ok());
+  auto items = [&] {
+    std::size_t n = 0;
+    observer->scan([&](const ItemRecord&) { return ++n, true; });
+    return n;
+  };
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return items() > 0; }, 60), slurp(dir / "p2.err"));  // a slice is in
+  ::kill(killed, SIGKILL);
+  ::waitpid(killed, nullptr, 0);
+  for (int part = 1; part <= 3; ++part) {
+    Result r = run_cli(dir, backfill + table_sets(table) + " --part " + std::to_string(part) +
+                                "/3 --max-writes-per-sec 2000 --dead-letter " + (dir / ("p" + std::to_string(part) + "-dl.jsonl")));
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out.find("\"balanced\":true") != std::string::npos, r.out);
+    if (part == 2) BOOST_TEST(r.err.find("resuming") != std::string::npos, r.err);
+  }
+  BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+  // Every part read every record, so each has the whole dead letter.
+  BOOST_TEST(slurp(dir / "p1-dl.jsonl") == slurp(dir / "one-dl.jsonl"));
+
+  // Done is done; a part with other arguments refuses to clear the others' work.
+  Result again = run_cli(dir, backfill + table_sets(table) + " --part 3/3");
+  BOOST_TEST(again.exit_code == 0);
+  BOOST_TEST(again.out.find("already complete") != std::string::npos, again.out);
+  Result other = run_cli(dir, backfill + table_sets(table) + " --part 1/2");
+  BOOST_TEST(other.exit_code == 2);
+  BOOST_TEST(other.err.find("already holds items of part 1/2") != std::string::npos, other.err);
+  BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+}
+
+BOOST_AUTO_TEST_CASE(a_part_needs_a_shared_table_and_a_well_formed_k_of_p) {
+  TempDir dir("streamscore-scale-usage-");
+  std::ofstream(dir / "e.jsonl") << "";
+  Result local = run_cli(dir, "backfill --events " + (dir / "e.jsonl") + " --state " + (dir / "s") + " --part 1/2");
+  BOOST_TEST(local.exit_code == 2);
+  BOOST_TEST(local.err.find("--part needs state.backend") != std::string::npos, local.err);
+  for (const char* bad : {"0/2", "3/2", "2", "1/x", "-1/2"}) {
+    Result r = run_cli(dir, "backfill --events " + (dir / "e.jsonl") + " --state " + (dir / "s") + " --part " + bad);
+    BOOST_TEST(r.exit_code == 2, bad);
+    BOOST_TEST(r.err.find("--part '") != std::string::npos, r.err);
+  }
+}
+
+// state.shared needs what it shares: a DynamoDB table and a following Kafka source.
+BOOST_AUTO_TEST_CASE(state_shared_without_a_table_and_a_group_is_a_usage_error) {
+  TempDir dir("streamscore-scale-usage-");
+  Result local = run_cli(dir, "run --set state.shared=true --set source.kind=kafka "
+                              "--set kafka.bootstrap_servers=127.0.0.1:1 --set source.exit_at_end=false");
+  BOOST_TEST(local.exit_code == 2);
+  BOOST_TEST(local.err.find("state.shared") != std::string::npos, local.err);
+  BOOST_TEST(local.err.find("state.backend") != std::string::npos, local.err);
+  Result bounded = run_cli(dir, "run --set state.shared=true --set state.backend=dynamodb --set source.kind=kafka "
+                                "--set kafka.bootstrap_servers=127.0.0.1:1 --set source.exit_at_end=true");
+  BOOST_TEST(bounded.exit_code == 2);
+  BOOST_TEST(bounded.err.find("source.exit_at_end") != std::string::npos, bounded.err);
+}
