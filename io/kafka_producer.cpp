@@ -12,6 +12,9 @@ const std::vector<std::pair<std::string, std::string>> kProducerProperties = {
     {"enable.idempotence", "true"},
     {"acks", "all"},
     {"linger.ms", "5"},
+    // Kafka's default partitioner (the Java client's): a group sharing a table (state.shared)
+    // finds each customer in the partition murmur2 of its id gives.
+    {"partitioner", "murmur2_random"},
 };
 
 constexpr auto kQueueFullWait = std::chrono::milliseconds(100);
@@ -56,8 +59,11 @@ KafkaProducer::~KafkaProducer() {
 }
 
 void KafkaProducer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
-  Reports& reports = static_cast<KafkaProducer*>(opaque)->reports_;
-  if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  KafkaProducer& producer = *static_cast<KafkaProducer*>(opaque);
+  Reports& reports = producer.reports_;
+  const bool ok = message->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (producer.counters_) (ok ? producer.counters_->delivered : producer.counters_->failed)++;
+  if (ok) {
     ++reports.delivered;
     return;
   }
@@ -72,7 +78,8 @@ Status KafkaProducer::failure_status() const {
 }
 
 Status KafkaProducer::produce(const std::string& topic, std::optional<std::string_view> key,
-                              std::string_view value, const std::vector<KafkaHeader>& headers) {
+                              std::string_view value, const std::vector<KafkaHeader>& headers,
+                              int32_t partition) {
   HeadersPtr hdrs = make_headers(headers);
   // A null key pointer is a message without a key; an empty key is a key of length 0.
   const void* key_data = key ? key->data() : nullptr;
@@ -83,14 +90,16 @@ Status KafkaProducer::produce(const std::string& topic, std::optional<std::strin
         handle_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
         RD_KAFKA_V_KEY(key_data, key_size),
         RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
-        RD_KAFKA_V_HEADERS(hdrs.get()), RD_KAFKA_V_END);
+        RD_KAFKA_V_HEADERS(hdrs.get()), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       (void)hdrs.release();  // now librdkafka's
       ++produced_;
+      if (counters_) counters_->produced++;
       return Status::ok();
     }
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
       return Status::io_error("kafka: cannot produce to '" + topic + "': " + rd_kafka_err2str(err));
+    if (stop_ && stop_()) return Status::io_error("kafka: stopped while waiting for room in the queue");
     // Backpressure: the brokers are slower than we are. Let deliveries drain.
     rd_kafka_poll(handle_.get(), static_cast<int>(kQueueFullWait.count()));
   }
