@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
 
-.PHONY: all deps build run test sanitize bench bench-http bench-kafka fuzz clean
+.PHONY: all deps build run test sanitize bench bench-http bench-kafka bench-scale fuzz clean
 
 all: build
 
@@ -37,6 +37,11 @@ bench-http: build
 # Only the Kafka part of the benchmark (also run by `make bench`).
 bench-kafka: build
 	@bash bench/kafka.sh $(BUILD)
+
+# Only the scale-out part of the benchmark (also run by `make bench`): a backfill in
+# parts into one DynamoDB table (dynalite), --max-writes-per-sec per part.
+bench-scale: build
+	@bash bench/scale.sh $(BUILD)
 
 # The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).

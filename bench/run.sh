@@ -12,6 +12,8 @@
 #     daemon ingests (its own table and bench/out/http.json);
 #   - then bench/kafka.sh: a bounded `run` from a topic of librdkafka's mock cluster vs
 #     `replay` of the same log (records/s and the ratio; same export);
+#   - then bench/scale.sh: 3 processes `backfill --part K/3 --max-writes-per-sec` into one
+#     DynamoDB table (dynalite): each part's write rate against its limit;
 #   - last, bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
@@ -243,6 +245,9 @@ bash "$ROOT/bench/http.sh" "$BUILD"
 
 # --- Kafka (bench/kafka.sh): a bounded run from the mock cluster vs replay of the same log ---
 bash "$ROOT/bench/kafka.sh" "$BUILD"
+
+# --- Scale-out (bench/scale.sh): a backfill in parts into one DynamoDB table (dynalite), throttled ---
+bash "$ROOT/bench/scale.sh" "$BUILD"
 
 # --- the DuckDB peer: the same 30-day features in batch on the same log, and the ratio ---
 bash "$ROOT/bench/duckdb/peer.sh" "$BUILD" "$LOG"
