@@ -160,8 +160,10 @@ Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int th
   shard_options.allowed_lateness_ns = lateness_ns;
   states->clear();
   for (int i = 0; i < shards; ++i) states->push_back(std::make_shared<ShardState>(shard_options));
-  if (!clock.started) return Status::ok();  // nothing was ever committed with this clock
-  for (auto& st : *states) st->set_current_tick(clock.tick);
+  // A clock that has not started (a writer's first run on a table others wrote, a new
+  // daemon of a group) leaves the loaded customers' ticks as their data schedules them.
+  if (clock.started)
+    for (auto& st : *states) st->set_current_tick(clock.tick);
   const std::size_t workers = std::min<std::size_t>(std::max(1, threads), states->size());
   std::vector<Status> results(workers);
   std::vector<std::thread> pool;

@@ -148,8 +148,9 @@ std::vector<KafkaRecord> closing_records(const std::string& time) {
 }  // namespace
 
 // Three daemons share the table. One is killed mid-stream (its partitions move after the
-// session timeout, and its uncheckpointed work is read again by the others), one leaves
-// with SIGTERM (its partitions move after its checkpoint), the last one reads the rest.
+// session timeout, and its uncheckpointed work is read again by the others) and a new
+// one joins; two leave with SIGTERM (their partitions move after their checkpoints), the
+// last one reads the rest.
 // Their table equals `replay` of the log, versions included: nothing lost, nothing applied
 // twice. A record in a partition its customer does not belong to is dead-lettered.
 BOOST_FIXTURE_TEST_CASE(a_group_sharing_one_table_ends_as_a_replay, Fixture) {
@@ -170,10 +171,13 @@ BOOST_FIXTURE_TEST_CASE(a_group_sharing_one_table_ends_as_a_replay, Fixture) {
   const double a_read = a.get("streamscore_events_read_total");
   BOOST_REQUIRE(wait_for([&] { return a.get("streamscore_events_read_total") > a_read; }, 60));
   stop(a, SIGKILL, false);  // mid-stream
-  settle({&b, &c}, "after the kill");
+  Member d = start("d");     // a new daemon joins: it starts with the others' customers
+  settle({&b, &c, &d}, "after the kill");
+  BOOST_TEST(d.get("streamscore_kafka_partitions") > 0);
 
   stop(c, SIGTERM, true);  // leaves the group after its last checkpoint
-  settle({&b}, "after c left");
+  stop(d, SIGTERM, true);
+  settle({&b}, "after c and d left");
 
   // The closing records, and one record of a customer in a partition that is not its own.
   std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z");
