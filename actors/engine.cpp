@@ -125,25 +125,31 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
   return Status::ok();
 }
 
+// Which stored customers a load takes: their items, their dedup ids (empty: all).
+struct LoadFilters {
+  CustomerFilter items;
+  CustomerFilter ids;
+};
+
 // Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
-// store but decodes only its own shards' customers and ids (of `owned` ones, if set).
+// store but decodes only its own shards' customers and ids (those the filters pick).
 Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& states,
-                   std::size_t worker, std::size_t workers, const CustomerFilter& owned) {
-  auto mine = [&](std::string_view id) -> ShardState* {
+                   std::size_t worker, std::size_t workers, const LoadFilters& filters) {
+  auto mine = [&](std::string_view id, const CustomerFilter& owned) -> ShardState* {
     const std::size_t shard = shard_of(XXH3_64bits(id.data(), id.size()), states.size());
     if (shard % workers != worker || (owned && !owned(id))) return nullptr;
     return states[shard].get();
   };
   Status inner;
   Status s = store->scan([&](const ItemRecord& record) {
-    if (ShardState* shard = mine(std::string_view(record.pk).substr(kCustomerPrefix.size())))
+    if (ShardState* shard = mine(std::string_view(record.pk).substr(kCustomerPrefix.size()), filters.items))
       inner = shard->load(record);
     return inner.is_ok();
   });
   if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
   s = store->scan_dedup([&](const DedupRecord& record) {
     inner = for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& entry) {
-      if (ShardState* shard = mine(id)) shard->load_id(id, entry);
+      if (ShardState* shard = mine(id, filters.ids)) shard->load_id(id, entry);
     });
     return inner.is_ok();
   });
@@ -155,7 +161,7 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
 // Fresh shard states at the clock's tick, holding the stored customers `owned` picks
 // (all when it is empty). Shards share nothing, so they load in parallel.
 Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int threads, const ClockSnapshot& clock,
-                      const CustomerFilter& owned, std::vector<std::shared_ptr<ShardState>>* states) {
+                      const LoadFilters& filters, std::vector<std::shared_ptr<ShardState>>* states) {
   ShardOptions shard_options;
   shard_options.allowed_lateness_ns = lateness_ns;
   states->clear();
@@ -164,12 +170,14 @@ Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int th
   // daemon of a group) leaves the loaded customers' ticks as their data schedules them.
   if (clock.started)
     for (auto& st : *states) st->set_current_tick(clock.tick);
-  const std::size_t workers = std::min<std::size_t>(std::max(1, threads), states->size());
+  // A remote store is scanned once: every worker reads the whole store.
+  const std::size_t workers =
+      store->local_scans() ? std::min<std::size_t>(std::max(1, threads), states->size()) : 1;
   std::vector<Status> results(workers);
   std::vector<std::thread> pool;
   for (std::size_t w = 1; w < workers; ++w)
-    pool.emplace_back([&, w] { results[w] = load_shards(store, *states, w, workers, owned); });
-  results[0] = load_shards(store, *states, 0, workers, owned);
+    pool.emplace_back([&, w] { results[w] = load_shards(store, *states, w, workers, filters); });
+  results[0] = load_shards(store, *states, 0, workers, filters);
   for (auto& t : pool) t.join();
   for (const Status& r : results)
     if (!r.is_ok()) return r;
@@ -185,8 +193,8 @@ Status load_state(StateStore* store, const EngineOptions& options, int threads, 
   else if (s.is_not_found()) s = Status::ok();
   if (!s.is_ok()) return s;
   clock->restore(snap);
-  return load_customers(store, options.allowed_lateness_ns, options.shards, threads, snap, options.load_customers,
-                        states);
+  return load_customers(store, options.allowed_lateness_ns, options.shards, threads, snap,
+                        {options.load_customers, options.load_dedup_ids}, states);
 }
 
 // Lowers every thread the actor system starts (workers, timer, detached actors): they
@@ -414,8 +422,9 @@ Status Engine::replace_customers(const CustomerFilter& owned) {
                                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const CustomerFilter none = [](std::string_view) { return false; };
   std::vector<std::shared_ptr<ShardState>> states;
+  const CustomerFilter& picked = owned ? owned : none;
   if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), threads, clock,
-                           owned ? owned : none, &states)).is_ok())
+                           {picked, picked}, &states)).is_ok())
     return s;
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
     (*self_)

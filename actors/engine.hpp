@@ -52,6 +52,9 @@ struct EngineOptions {
   // a consumer group (state.shared) loads none: each assignment loads the customers of
   // its partitions (replace_customers).
   CustomerFilter load_customers;
+  // Which customers' dedup ids start() loads (empty: all). A partitioned backfill loads
+  // its own customers' items but every customer's ids: it judges every record.
+  CustomerFilter load_dedup_ids;
   // Which customers' items the checkpoints write (empty: all). A partitioned backfill
   // computes every customer (the clock needs every record) but writes only its part.
   CustomerFilter write_customers;

@@ -82,6 +82,7 @@ struct ShardActorState {
   uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
+  uint64_t logical_writes_before = 0;  // by the states replaced since start (a shared table's rebalances)
   std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges, stress and simulation totals
   ShardScoring scoring;
   int32_t rescore_target = 0;  // the model version the items converge to
@@ -113,7 +114,7 @@ ShardReport report_of(const ShardActorState& st) {
   ShardReport r;
   r.customers = st.shard->customer_count();
   r.items_written = st.items_written;
-  r.logical_writes = st.shard->logical_writes();
+  r.logical_writes = st.logical_writes_before + st.shard->logical_writes();
   r.dedup_ids = st.shard->dedup_size();
   r.conflicts = st.conflicts;
   return r;
@@ -254,6 +255,7 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
       // A rebalance moved customers (shared table): the shard now holds `fresh`'s.
       [=](replace_atom, std::shared_ptr<ShardState>& fresh) {
         auto& st = self->state;
+        st.logical_writes_before += st.shard->logical_writes();
         st.shard = std::move(fresh);
         // Totals keep counting from here: the fresh state's own counters start at 0.
         st.published_versions = st.shard->logical_writes();

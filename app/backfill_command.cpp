@@ -361,7 +361,7 @@ int backfill(const BackfillArgs& args) {
     // (contract, one watermark), and writes the items of its own part only.
     const int part = plan.part - 1, parts = plan.parts;
     options.write_customers = [part, parts](std::string_view id) { return part_of(id, parts) == part; };
-    options.load_customers = options.write_customers;
+    options.load_customers = options.write_customers;  // at a resume; the ids of all (the default)
   }
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {

@@ -208,6 +208,7 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
     if (!(s = source.poll(submit, checkpoint_now, &at_end)).is_ok()) return s;
     progress.update(engine.metrics());
     bool committed = false;
+    if (config.state.shared && source.assignment_lost()) continue;  // the revocation drops the work
     if (!(s = checkpointer.maybe([&] { return source.position(); }, &committed)).is_ok()) return s;
     if (committed) source.commit_offsets();
     if (at_end) {

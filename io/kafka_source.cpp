@@ -278,7 +278,15 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     if (s.is_ok()) s = assign(partitions);
     spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={}", options_.topic, partitions->cnt);
   } else {
-    if (!closing_ && submit_ != nullptr) {
+    if (options_.shared && assignment_lost()) {
+      // The group gave the partitions to others while this daemon did not answer (a stall
+      // longer than session.timeout.ms): they may have written the customers since, so
+      // nothing read since the last checkpoint may be committed. It is dropped, and read
+      // again by the new owners from the offsets in the table.
+      spdlog::warn("msg=\"kafka assignment lost: dropping the work since the last checkpoint\" topic={} partitions={}",
+                   options_.topic, partitions->cnt);
+      if (!closing_) s = options_.shared->release();
+    } else if (!closing_ && submit_ != nullptr) {
       while (s.is_ok() && has_buffered()) s = hand_over(*submit_, /*everything=*/true);
       if (s.is_ok()) s = (*on_revoke_)();  // the checkpoint
       if (s.is_ok()) commit_offsets(/*wait=*/true);

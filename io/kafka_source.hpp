@@ -104,6 +104,10 @@ class KafkaSource {
   void commit_offsets(bool wait = false);
   // Leaves the group (after the final checkpoint; revocation callbacks no longer checkpoint).
   void close();
+  // The group has taken the partitions away while this member did not answer (librdkafka
+  // found its session expired); the revocation follows at the next poll. A shared table's
+  // daemon must not checkpoint then: others may own its customers already.
+  bool assignment_lost() const { return rd_kafka_assignment_lost(consumer_.get()) != 0; }
 
   // For messages and tests: partitions assigned now, and end offsets (bounded mode).
   std::size_t assigned_partitions() const { return assigned_.size(); }

@@ -35,6 +35,10 @@ namespace {
 constexpr std::string_view kItemSk = "STATE";
 constexpr std::string_view kMetaPk = "META";          // table meta; a writer's own: "META#<writer>"
 constexpr std::string_view kWritersPk = "WRITERS";    // SK: the name of every writer of the table
+// Table meta naming this layout (per-writer meta and dedup records). Tables written before
+// it kept every writer's meta under META and the dedup ids under DEDUP.
+constexpr std::string_view kLayoutKey = "dynamodb_layout";
+constexpr std::string_view kLayout = "per-writer";
 constexpr std::string_view kMarkerSk = "commit";
 constexpr std::size_t kItemLimit = 400 * 1024;    // DynamoDB's item size limit
 constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well under it
@@ -295,7 +299,8 @@ class DynamoDbStore final : public StateStore {
   Status open() {
     return guarded("open", [&] {
       Status s = check_table();
-      if (!s.is_ok() || !(s = register_writer()).is_ok()) return s;
+      if (!s.is_ok() || (!options().bulk_load && !(s = check_layout()).is_ok()) || !(s = register_writer()).is_ok())
+        return s;
       return options().bulk_load ? Status::ok() : recover_writer(self_, /*own=*/true);
     });
   }
@@ -333,7 +338,8 @@ class DynamoDbStore final : public StateStore {
       Status s = check_meta(key, value);
       if (!s.is_ok()) return s;
       json::object reply;
-      return client_.call("PutItem", {{"TableName", table()}, {"Item", meta_item(self_, key, value)}}, &reply);
+      return client_.call("PutItem", {{"TableName", table()}, {"Item", meta_item(self_, key, value, next_sequence())}},
+                          &reply);
     });
   }
 
@@ -350,6 +356,8 @@ class DynamoDbStore final : public StateStore {
   Status clear() override {
     return guarded("clear", [&] { return do_clear(); });
   }
+
+  bool local_scans() const override { return false; }
 
   // Every acknowledged DynamoDB write is durable already.
   Status sync() override { return Status::ok(); }
@@ -427,9 +435,12 @@ class DynamoDbStore final : public StateStore {
     return is_table_meta(key) ? std::string(kMetaPk) : w.meta_pk;
   }
 
-  json::object meta_item(const WriterKeys& w, std::string_view key, std::string_view value) {
+  // `seq`: the commit (or, for put_meta, a sequence above the last commit) that wrote the
+  // value, so that finishing another writer's older commit never moves a value back.
+  json::object meta_item(const WriterKeys& w, std::string_view key, std::string_view value, uint64_t seq) {
     json::object item = key_of(meta_pk(w, key), hex(key));
     item["value"] = attr_b(value);
+    item["seq"] = attr_n(static_cast<int64_t>(seq));
     return item;
   }
 
@@ -822,9 +833,27 @@ class DynamoDbStore final : public StateStore {
     s = parallel_for(w.puts.size(), options().parallel_requests,
                      [&](std::size_t i) { return apply_put(writer, w.puts[i], seq); });
     if (!s.is_ok()) return s;
+    if (writer.name != self_.name) return put_meta_if_newer(writer, w.meta, seq);
     std::vector<json::object> meta;
-    for (const MetaPut& m : w.meta) meta.push_back(put_request(meta_item(writer, m.key, m.value)));
+    for (const MetaPut& m : w.meta) meta.push_back(put_request(meta_item(writer, m.key, m.value, seq)));
     return batch_write(meta);
+  }
+
+  // Finishing another writer's commit `seq`: that writer may be alive and further on, so
+  // each value is written only over one from an older (or the same) commit.
+  Status put_meta_if_newer(const WriterKeys& w, const std::vector<MetaPut>& meta, uint64_t seq) {
+    for (const MetaPut& m : meta) {
+      json::object reply;
+      Status s = client_.call("PutItem",
+                              {{"TableName", table()},
+                               {"Item", meta_item(w, m.key, m.value, seq)},
+                               {"ConditionExpression", "attribute_not_exists(#s) OR #s <= :seq"},
+                               {"ExpressionAttributeNames", {{"#s", "seq"}}},
+                               {"ExpressionAttributeValues", {{":seq", attr_n(static_cast<int64_t>(seq))}}}},
+                              &reply);
+      if (!s.is_ok() && !s.is_conflict()) return s;
+    }
+    return Status::ok();
   }
 
   // A put after the commit point must land. If its condition fails, either this very
@@ -889,7 +918,10 @@ class DynamoDbStore final : public StateStore {
     const json::value* pending = attr(marker, "pending", "BOOL");
     if (pending && pending->is_bool() && pending->as_bool()) {
       std::string payload;
-      if (!(s = load_payload(w, marker, static_cast<uint64_t>(seq), chunks, &payload)).is_ok()) return s;
+      s = load_payload(w, marker, static_cast<uint64_t>(seq), chunks, &payload);
+      // Another writer, alive, may have finished the commit and dropped its chunks meanwhile.
+      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      if (!s.is_ok()) return s;
       WriteSet ws;
       if (!decode_writes(payload, &ws))
         return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + w.name + "' does not decode");
@@ -899,6 +931,34 @@ class DynamoDbStore final : public StateStore {
       metrics().recovered.fetch_add(1, std::memory_order_relaxed);
     }
     return own ? sweep_log() : Status::ok();
+  }
+
+  // Whether writer `w`'s marker is no longer commit `seq` pending (its owner went on).
+  bool marker_moved(const WriterKeys& w, uint64_t seq) {
+    json::object marker;
+    int64_t now = 0;
+    if (!get_raw(w.log_pk, kMarkerSk, &marker).is_ok() || !get_n(marker, "seq", &now)) return false;
+    const json::value* pending = attr(marker, "pending", "BOOL");
+    return static_cast<uint64_t>(now) != seq || !(pending && pending->is_bool() && pending->as_bool());
+  }
+
+  // A table of this layout, or an empty one (which becomes one), or a refusal.
+  Status check_layout() {
+    json::object item;
+    Status s = get_raw(kMetaPk, hex(kLayoutKey), &item);
+    if (!s.is_not_found()) return s;
+    s = get_raw(kMetaPk, hex("format"), &item);
+    if (s.is_ok())
+      return Status::corruption("DynamoDB table '" + table() + "' was written by an older streamscore (one meta and "
+                                "one dedup key for all writers); rebuild it with `streamscore replay`");
+    return s.is_not_found() ? put_layout() : s;
+  }
+
+  Status put_layout() {
+    json::object item = key_of(kMetaPk, hex(kLayoutKey));
+    item["value"] = attr_b(kLayout);
+    json::object reply;
+    return client_.call("PutItem", {{"TableName", table()}, {"Item", std::move(item)}}, &reply);
   }
 
   Status register_writer() {
@@ -1073,7 +1133,7 @@ class DynamoDbStore final : public StateStore {
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
     for (const auto& [pk, sk] : keys) deletes.push_back(delete_request(key_of(pk, sk)));
-    if (!(s = batch_write(deletes)).is_ok()) return s;
+    if (!(s = batch_write(deletes)).is_ok() || !(s = put_layout()).is_ok()) return s;
     return register_writer();
   }
 

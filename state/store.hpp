@@ -116,6 +116,11 @@ class StateStore {
   // Makes everything written so far durable (fsync for RocksDB, no-op in memory).
   virtual Status sync() = 0;
 
+  // Whether a full scan is cheap enough for several loaders to each read the whole
+  // store (local backends). A remote one (DynamoDB: a table Scan costs capacity) is
+  // scanned once.
+  virtual bool local_scans() const { return true; }
+
   // Counters of the backend's own work, for /metrics (DynamoDB: requests, retries,
   // throttles...). The local backends have none.
   struct Counter {
