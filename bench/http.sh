@@ -64,7 +64,9 @@ steal_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%d", $9 * 1000 / 
 serve() {
   local name=$1 route=$2 state="$OUT/state-http-$1" err="$OUT/http-$1.log" port="" line before steal
   shift 2
-  rm -rf "$state"
+  # The daemon's redirections happen in the background child: without this the port
+  # loop below could read the previous run's log and connect to a port now closed.
+  rm -rf "$state" "$err"
   "$STREAMSCORE" run "$@" --set source.customers="$CUSTOMERS" \
     --set state.path="$state" --set dead_letter.path="$state-dead-letter.jsonl" \
     --set http.port=0 ${DAEMON_SETS[@]+"${DAEMON_SETS[@]}"} > "$OUT/http-$name.out" 2> "$err" &
@@ -114,7 +116,7 @@ LOAD_AVG=$(cut -d' ' -f1-3 /proc/loadavg)
 P99=$(jget "$H1" p99_us)
 VERDICT=$(awk "BEGIN { print ($P99 < 1000) ? \"PASS\" : \"FAIL\" }")
 CMD="http_load --rate $HTTP_RATE --seconds $HTTP_SECONDS --connections $CONNECTIONS --customers $CUSTOMERS${LOAD_ARGS[*]+ ${LOAD_ARGS[*]}}"
-RT_NOTE=$([ "$LOAD_RT" -gt 0 ] && echo "--realtime $LOAD_RT except where said" || echo "no --realtime (no permission)")
+RT_NOTE=$([ "$LOAD_RT" -gt 0 ] && echo "--realtime $LOAD_RT except where said" || echo "no --realtime")
 DAEMON="streamscore run${DAEMON_SETS[*]+ ${DAEMON_SETS[*]}}"
 printf '{"command": "%s", "client_realtime": %s, "daemon": "%s", "load_average_after": "%s", "ingest_rate": %s, "ingesting": %s, "ingesting_client_normal": %s, "healthz_ingesting": %s, "idle": %s, "target_p99_below_1ms_while_ingesting": "%s"}\n' \
   "$CMD" "$LOAD_RT" "$DAEMON" "$LOAD_AVG" "$INGEST_RATE" "$H1" "$H4" "$H3" "$H2" "$VERDICT" > "$OUT/http.json"
