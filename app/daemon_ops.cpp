@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "app/logging.hpp"
+#include "io/kafka_sinks.hpp"
 #include "io/metrics_text.hpp"
 
 namespace streamscore {
@@ -34,6 +35,7 @@ std::string EngineMetricsSource::render_metrics() {
   p.rss_bytes = current_rss_bytes();
   p.ready = ready_ && ready_();
   p.start_unix_ns = start_unix_ns_;
+  p.kafka_sinks = &kafka_sink_metrics();
   std::string out = render_prometheus(*metrics_, p);
   if (http_) http_->render(&out);
   if (store_)

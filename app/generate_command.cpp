@@ -6,8 +6,11 @@
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -223,12 +226,37 @@ Status parse_properties(const std::vector<std::string>& words,
   return Status::ok();
 }
 
-// Holds `rate` records per second from `begin`, sleeping in short steps.
+// SIGINT/SIGTERM while producing: stop producing, wait for the delivery reports of what
+// was produced (at most kStopWait more; a second signal ends the wait), print the
+// summary. Nothing produced goes unaccounted for: every record is delivered, failed or
+// counted as unconfirmed, and the exit code says whether all were delivered.
+constexpr auto kStopWait = std::chrono::seconds(30);
+// Without a signal, librdkafka's message.timeout.ms ends every delivery first; this only
+// guards against waiting forever.
+constexpr auto kEndWait = std::chrono::hours(1);
+constexpr auto kWaitStep = std::chrono::milliseconds(100);  // how soon a signal is seen
+
+std::atomic<int> g_signals{0};
+
+void on_stop_signal(int) { g_signals.fetch_add(1); }
+
+bool stop_requested() { return g_signals.load() > 0; }
+
+void catch_stop_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+}
+
+// Holds `rate` records per second from `begin`, sleeping in short steps so that a
+// signal is seen soon.
 void hold_rate(int64_t rate, int64_t produced, Clock::time_point begin) {
   if (rate <= 0) return;
   const auto due = begin + std::chrono::microseconds(produced * 1'000'000 / rate);
-  const auto now = Clock::now();
-  if (due > now) std::this_thread::sleep_for(due - now);
+  for (auto now = Clock::now(); now < due && !stop_requested(); now = Clock::now())
+    std::this_thread::sleep_for(std::min<Clock::duration>(due - now, kWaitStep));
 }
 
 struct KafkaTotals {
@@ -236,15 +264,16 @@ struct KafkaTotals {
   uint64_t without_key = 0;
 };
 
+// Produces until the generator ends, a signal comes, or producing fails.
 Status produce_stream(EventGenerator& g, KafkaProducer& producer, const GenerateArgs& args,
                       Progress& progress, KafkaTotals* totals) {
   std::string line;
   const auto begin = Clock::now();
-  while (g.next(&line)) {
+  while (!stop_requested() && g.next(&line)) {
     const std::optional<std::string> key = customer_key(line);
-    if (!key) ++totals->without_key;
     Status s = producer.produce(args.topic, key ? std::optional<std::string_view>(*key) : std::nullopt, line);
-    if (!s.is_ok()) return s;
+    if (!s.is_ok()) return stop_requested() ? Status::ok() : s;  // a signal ended a wait for room
+    if (!key) ++totals->without_key;
     totals->bytes += line.size();
     if (g.produced() % 1024 == 0) {
       producer.poll();  // delivery reports
@@ -252,12 +281,31 @@ Status produce_stream(EventGenerator& g, KafkaProducer& producer, const Generate
     }
     hold_rate(args.rate, g.produced(), begin);
   }
-  // Every message is delivered or has failed within librdkafka's message.timeout.ms; the
-  // timeout here only guards against waiting forever.
-  return producer.flush(std::chrono::hours(1));
+  return Status::ok();
+}
+
+// Waits until every produced message is reported delivered or failed (each within
+// librdkafka's message.timeout.ms), at most kEndWait, or kStopWait after a signal; a
+// second signal ends the wait. Then the outcome: an error when a message failed or is
+// still unconfirmed.
+Status await_deliveries(KafkaProducer& producer) {
+  auto deadline = Clock::now() + kEndWait;
+  bool signalled = false;
+  while (producer.in_flight() > 0 && g_signals.load() < 2 && Clock::now() < deadline) {
+    if (!signalled && stop_requested()) {
+      signalled = true;
+      deadline = std::min(deadline, Clock::now() + kStopWait);
+    }
+    (void)producer.flush(kWaitStep);  // the outcome is in the counts
+  }
+  if (producer.failed() > 0 || producer.in_flight() == 0)
+    return producer.flush(std::chrono::milliseconds(0));  // names the first failure, if any
+  return Status::io_error("kafka: " + std::to_string(producer.in_flight()) +
+                          " message(s) unconfirmed when generate stopped waiting for delivery reports");
 }
 
 int generate_to_kafka(const GenerateArgs& args) {
+  catch_stop_signals();
   KafkaConfig kafka;
   kafka.bootstrap_servers = args.kafka;
   Status s = parse_properties(args.properties, &kafka.properties);
@@ -266,24 +314,33 @@ int generate_to_kafka(const GenerateArgs& args) {
     print_error("generate", s.message());
     return kExitUsage;
   }
+  producer->stop_waiting_when(stop_requested);
   const auto begin = Clock::now();
   EventGenerator generator(args.options);
   Progress progress(args.options.events);
   KafkaTotals totals;
   s = produce_stream(generator, *producer, args, progress, &totals);
   progress.done();
+  // Also after a failure: what was produced is accounted for before the summary.
+  const Status delivered = await_deliveries(*producer);
+  if (s.is_ok()) s = delivered;
   const double seconds = seconds_since(begin);
   const GeneratorCounts& c = generator.counts();
+  const uint64_t records = producer->produced();
+  const std::string unconfirmed =
+      producer->in_flight() > 0 ? ", " + std::to_string(producer->in_flight()) + " unconfirmed" : "";
   std::fprintf(stderr,
-               "generate: %lld records (%llu bytes) to topic %s at %s in %.2f s (%.0f records/s): "
-               "%lld events, %lld late, %lld duplicates, %lld bad (%llu without a key); %llu delivered\n",
-               static_cast<long long>(generator.produced()), static_cast<unsigned long long>(totals.bytes),
-               args.topic.c_str(), args.kafka.c_str(), seconds,
-               seconds > 0 ? static_cast<double>(generator.produced()) / seconds : 0.0,
+               "generate: %s%llu records (%llu bytes) to topic %s at %s in %.2f s (%.0f records/s): "
+               "%lld events, %lld late, %lld duplicates, %lld bad (%llu without a key); %llu delivered, "
+               "%llu failed%s\n",
+               stop_requested() ? "interrupted, " : "", static_cast<unsigned long long>(records),
+               static_cast<unsigned long long>(totals.bytes), args.topic.c_str(), args.kafka.c_str(), seconds,
+               seconds > 0 ? static_cast<double>(records) / seconds : 0.0,
                static_cast<long long>(c.valid + c.late), static_cast<long long>(c.late),
                static_cast<long long>(c.duplicates), static_cast<long long>(c.bad),
                static_cast<unsigned long long>(totals.without_key),
-               static_cast<unsigned long long>(producer->delivered()));
+               static_cast<unsigned long long>(producer->delivered()),
+               static_cast<unsigned long long>(producer->failed()), unconfirmed.c_str());
   if (!s.is_ok()) {
     print_error("generate", s.message());
     return kExitFailure;
@@ -388,7 +445,10 @@ void register_generate_command(CLI::App& root, int* exit_code) {
       "lines, events, late, duplicates and bad, to check a replay's counters against.\n"
       "--kafka: one message per line (the same bytes as the file's line), key = the record's\n"
       "customer_id (none for a malformed record without one), idempotent producer; exits 1\n"
-      "when any message was not delivered (-X message.timeout.ms=N bounds the wait).");
+      "when any message was not delivered (-X message.timeout.ms=N bounds the wait).\n"
+      "Ctrl-C/SIGTERM with --kafka: stops producing, waits up to 30 s for the delivery reports\n"
+      "of what was produced (a second Ctrl-C stops waiting), prints the summary; exits 0 when\n"
+      "every record produced was delivered.");
   cmd->callback([args, exit_code] { *exit_code = generate(*args); });
 }
 

@@ -322,8 +322,7 @@ int run(const RunArgs& args) {
   }
   ops->set_ready(false);  // draining: stop sending traffic here
   if (rollout) rollout->stop();  // no swap while the engine finishes
-  spdlog::info("msg=\"{}\" records={}", finished ? "input complete, writing" : "stopping, draining",
-               engine->metrics().read.load());
+  spdlog::info("msg=\"{}\"", finished ? "input complete, writing" : "stopping, draining");
   RunStats stats;
   Status end;
   if (s.is_ok()) {  // after a failure the last checkpoint stands; nothing more is written

@@ -153,6 +153,13 @@ std::string render(const std::string& url, const Sample& now, const std::optiona
                        thousands(v("streamscore_kafka_errors_total")),
                        thousands(v("streamscore_kafka_rebalances_total")),
                        thousands(v("streamscore_key_mismatches_total")));
+  const double dead_letters = v("streamscore_kafka_dead_letters_produced_total");
+  const double items = v("streamscore_kafka_items_produced_total");
+  if (dead_letters > 0 || items > 0)
+    out += fmt::format("  kafka sinks     dead letters {} ({} delivered), items {} ({} delivered), delivery errors {}\n",
+                       thousands(dead_letters), thousands(v("streamscore_kafka_dead_letters_delivered_total")),
+                       thousands(items), thousands(v("streamscore_kafka_items_delivered_total")),
+                       thousands(v("streamscore_kafka_delivery_errors_total")));
   out += fmt::format("  http            {:>14} responses   server p50 {}, p99 {}\n",
                      thousands(m.sum("streamscore_http_responses_total")),
                      duration_text(histogram_quantile(m, "streamscore_http_request_duration_seconds", 0.5)),

@@ -56,8 +56,11 @@ KafkaProducer::~KafkaProducer() {
 }
 
 void KafkaProducer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, void* opaque) {
-  Reports& reports = static_cast<KafkaProducer*>(opaque)->reports_;
-  if (message->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+  KafkaProducer& producer = *static_cast<KafkaProducer*>(opaque);
+  Reports& reports = producer.reports_;
+  const bool ok = message->err == RD_KAFKA_RESP_ERR_NO_ERROR;
+  if (producer.counters_) (ok ? producer.counters_->delivered : producer.counters_->failed)++;
+  if (ok) {
     ++reports.delivered;
     return;
   }
@@ -87,10 +90,12 @@ Status KafkaProducer::produce(const std::string& topic, std::optional<std::strin
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       (void)hdrs.release();  // now librdkafka's
       ++produced_;
+      if (counters_) counters_->produced++;
       return Status::ok();
     }
     if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
       return Status::io_error("kafka: cannot produce to '" + topic + "': " + rd_kafka_err2str(err));
+    if (stop_ && stop_()) return Status::io_error("kafka: stopped while waiting for room in the queue");
     // Backpressure: the brokers are slower than we are. Let deliveries drain.
     rd_kafka_poll(handle_.get(), static_cast<int>(kQueueFullWait.count()));
   }

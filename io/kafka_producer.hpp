@@ -5,8 +5,10 @@
 // flush() and never a silent loss.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +27,14 @@ struct KafkaHeader {
   std::string value;
 };
 
+// What one kind of message has come to (GET /metrics): counted by the producers given
+// it with count_into(), read from any thread.
+struct KafkaDeliveryCounters {
+  std::atomic<uint64_t> produced{0};   // queued to librdkafka
+  std::atomic<uint64_t> delivered{0};  // acknowledged by the brokers
+  std::atomic<uint64_t> failed{0};     // reported not delivered
+};
+
 class KafkaProducer {
  public:
   // A producer on [kafka] (brokers and pass-through properties) with streamscore's own
@@ -33,6 +43,13 @@ class KafkaProducer {
   ~KafkaProducer();
   KafkaProducer(const KafkaProducer&) = delete;
   KafkaProducer& operator=(const KafkaProducer&) = delete;
+
+  // Also counts every message queued and every delivery report into `counters` (which
+  // must outlive the producer), besides the producer's own counts below.
+  void count_into(KafkaDeliveryCounters* counters) { counters_ = counters; }
+  // A wait for room in a full queue ends with an error once `stop` returns true (a
+  // command interrupted by a signal): checked every 100 ms.
+  void stop_waiting_when(std::function<bool()> stop) { stop_ = std::move(stop); }
 
   // Queues one message (no key when `key` is empty-optional). Waits, serving delivery
   // reports, while librdkafka's queue is full. Fails when a delivery has already
@@ -49,6 +66,8 @@ class KafkaProducer {
   // passed with messages still in flight.
   Status flush(std::chrono::milliseconds timeout);
 
+  // Messages queued by produce().
+  uint64_t produced() const { return produced_; }
   uint64_t delivered() const { return reports_.delivered; }
   uint64_t failed() const { return reports_.failed; }
   // Messages queued and not yet reported.
@@ -70,6 +89,8 @@ class KafkaProducer {
   KafkaHandlePtr handle_;
   Reports reports_;
   uint64_t produced_ = 0;
+  KafkaDeliveryCounters* counters_ = nullptr;
+  std::function<bool()> stop_;
 };
 
 }  // namespace streamscore

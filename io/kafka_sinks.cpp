@@ -76,25 +76,33 @@ class KafkaItemSink : public ItemSink {
   uint64_t published_ = 0;
 };
 
-// A sink of type Sink on its own producer, handed out as `Ptr` (shared or unique).
+// A sink of type Sink on its own producer, handed out as `Ptr` (shared or unique); the
+// producer counts into `counters`.
 template <typename Sink, typename Ptr>
-Status make_sink(const KafkaConfig& kafka, const std::string& topic, Ptr* out) {
+Status make_sink(const KafkaConfig& kafka, const std::string& topic, KafkaDeliveryCounters* counters, Ptr* out) {
   std::unique_ptr<KafkaProducer> producer;
   Status s = KafkaProducer::create(kafka, &producer);
-  if (s.is_ok()) out->reset(new Sink(std::move(producer), topic));
+  if (!s.is_ok()) return s;
+  producer->count_into(counters);
+  out->reset(new Sink(std::move(producer), topic));
   return s;
 }
 
 }  // namespace
 
+KafkaSinkMetrics& kafka_sink_metrics() {
+  static KafkaSinkMetrics metrics;
+  return metrics;
+}
+
 Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic,
                                    std::shared_ptr<DeadLetterSink>* out) {
-  return make_sink<KafkaDeadLetterSink>(kafka, topic, out);
+  return make_sink<KafkaDeadLetterSink>(kafka, topic, &kafka_sink_metrics().dead_letters, out);
 }
 
 Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic,
                             std::unique_ptr<ItemSink>* out) {
-  return make_sink<KafkaItemSink>(kafka, topic, out);
+  return make_sink<KafkaItemSink>(kafka, topic, &kafka_sink_metrics().items, out);
 }
 
 }  // namespace streamscore

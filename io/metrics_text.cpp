@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "io/kafka_sinks.hpp"
 #include "state/event.hpp"
 
 namespace streamscore {
@@ -141,6 +142,20 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
   if (m.kafka.lag.load() >= 0)
     gauge(out, "streamscore_kafka_lag", "Messages behind the assigned partitions' ends.",
           static_cast<double>(m.kafka.lag.load()));
+  if (p.kafka_sinks != nullptr) {
+    const KafkaSinkMetrics& k = *p.kafka_sinks;
+    counter(out, "streamscore_kafka_dead_letters_produced_total",
+            "Dead letters produced to the dead-letter topic.", k.dead_letters.produced.load());
+    counter(out, "streamscore_kafka_dead_letters_delivered_total",
+            "Dead letters the brokers acknowledged.", k.dead_letters.delivered.load());
+    counter(out, "streamscore_kafka_items_produced_total",
+            "Committed items produced to the output topic.", k.items.produced.load());
+    counter(out, "streamscore_kafka_items_delivered_total",
+            "Items on the output topic the brokers acknowledged.", k.items.delivered.load());
+    counter(out, "streamscore_kafka_delivery_errors_total",
+            "Messages to the dead-letter and output topics reported not delivered.",
+            k.dead_letters.failed.load() + k.items.failed.load());
+  }
 
   const bool clock = m.event_clock_started.load() != 0;
   gauge(out, "streamscore_event_clock_started", "1 once an event has been accepted.", clock ? 1 : 0);

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -106,6 +107,27 @@ inline pid_t spawn_streamscore(const std::vector<std::string>& args, const std::
   words.insert(words.end(), args.begin(), args.end());
   if (args.size() > 0 && args[0] == "run") words.insert(words.begin() + 2, {"--set", "http.port=0"});
   return spawn_process(std::move(words), out_path, err_path);
+}
+
+// The port a daemon logged ("url=http://127.0.0.1:PORT") on stderr, waiting for it.
+inline uint16_t daemon_port(const std::string& err_path) {
+  for (int i = 0; i < 400; ++i) {
+    const std::string err = slurp(err_path);
+    const auto at = err.find("url=http://127.0.0.1:");
+    if (at != std::string::npos) return static_cast<uint16_t>(std::stoi(err.substr(at + 21)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  BOOST_FAIL("the daemon did not log its HTTP address: " + slurp(err_path));
+  return 0;
+}
+
+// Whether `done` came true within `seconds` (asked every 50 ms).
+inline bool wait_for(const std::function<bool()>& done, int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
 }
 
 // Waits until a daemon has started its engine on the state: by then RocksDB's

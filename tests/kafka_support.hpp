@@ -1,16 +1,19 @@
 // Helpers for tests on the Kafka path: a mock cluster in the test process (so that the
-// test can inject broker faults) and a plain librdkafka producer to fill its topics.
+// test can inject broker faults) and streamscore's KafkaProducer to fill its topics.
 #pragma once
 
 #include <boost/test/unit_test.hpp>
 
 #include <chrono>
+#include <fstream>
+#include <memory>
+#include <optional>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <vector>
 
-#include "io/kafka_client.hpp"
 #include "io/kafka_mock.hpp"
+#include "io/kafka_producer.hpp"
 
 namespace streamscore::testing {
 
@@ -30,31 +33,22 @@ struct KafkaRecord {
   std::string value;
 };
 
-// Produces `records` to `topic` (partitioned by key, as Kafka's default partitioner
-// does; keyless ones round-robin) and waits until every one is delivered.
+// Produces `records` to `topic` with streamscore's own KafkaProducer (partitioned by
+// key, as Kafka's default partitioner does; keyless ones spread) and waits until every
+// one is delivered.
 inline void produce(const std::string& bootstrap, const std::string& topic,
                     const std::vector<KafkaRecord>& records) {
   KafkaConfig kafka;
   kafka.bootstrap_servers = bootstrap;
-  KafkaConfPtr conf;
-  BOOST_REQUIRE(make_kafka_conf(kafka, {{"enable.idempotence", "true"}, {"linger.ms", "5"}}, &conf).is_ok());
-  KafkaHandlePtr producer;
-  BOOST_REQUIRE(make_kafka_handle(RD_KAFKA_PRODUCER, std::move(conf), &producer).is_ok());
+  std::unique_ptr<KafkaProducer> producer;
+  Status s = KafkaProducer::create(kafka, &producer);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
   for (const KafkaRecord& r : records) {
-    for (;;) {
-      const rd_kafka_resp_err_t err = rd_kafka_producev(
-          producer.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
-          RD_KAFKA_V_VALUE(const_cast<char*>(r.value.data()), r.value.size()),
-          RD_KAFKA_V_KEY(r.has_key ? const_cast<char*>(r.key.data()) : nullptr, r.has_key ? r.key.size() : 0),
-          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
-      if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-        BOOST_REQUIRE_MESSAGE(err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(err));
-        break;
-      }
-      rd_kafka_poll(producer.get(), 50);
-    }
+    s = producer->produce(topic, r.has_key ? std::optional<std::string_view>(r.key) : std::nullopt, r.value);
+    BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
   }
-  BOOST_REQUIRE(rd_kafka_flush(producer.get(), 60000) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  s = producer->flush(std::chrono::seconds(60));
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
 }
 
 // Lines keyed by their customer_id (bad records without one are sent without a key).

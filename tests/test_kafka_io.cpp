@@ -9,12 +9,15 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <regex>
 #include <set>
 
 #include "io/generator.hpp"
+#include "io/http_client.hpp"
 #include "io/item_sink.hpp"
 #include "io/kafka_mock.hpp"
 #include "io/kafka_sinks.hpp"
+#include "io/metrics_text.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/engine_support.hpp"
 
@@ -109,6 +112,36 @@ std::string read_first_line(const std::string& path) {
   return {};
 }
 
+// The counts of a `generate --kafka` summary on stderr.
+struct GenerateSummary {
+  bool interrupted = false;
+  uint64_t records = 0, delivered = 0, failed = 0;
+};
+
+GenerateSummary summary_of(const std::string& err) {
+  static const std::regex summary(R"(generate: (interrupted, )?(\d+) records .*; (\d+) delivered, (\d+) failed)");
+  std::smatch m;
+  BOOST_REQUIRE_MESSAGE(std::regex_search(err, m, summary), "no summary in: " << err);
+  return {m[1].matched, std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4])};
+}
+
+// The exit code of a process spawned by the test.
+int exit_code_of(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+MetricsSnapshot scrape(HttpClient& client) {
+  HttpResponse response;
+  MetricsSnapshot snap;
+  if (client.get("/metrics", &response).is_ok()) {
+    const Status s = parse_prometheus(response.body(), &snap);
+    BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  }
+  return snap;
+}
+
 const char* kLog = "generate --events 6000 --customers 300 --days 40 --bad-rate 0.02 --late-rate 0.01";
 
 // A mock cluster, a generated log (`kLog`) and a state directory for `run`.
@@ -173,7 +206,11 @@ BOOST_AUTO_TEST_CASE(generate_to_kafka_produces_the_file_lines_keyed_by_customer
   const std::string boot = cluster->bootstrap_servers();
   Result r = run_cli(dir, std::string(kLog) + " --kafka " + boot + " --topic customer-events");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-  BOOST_CHECK(r.err.find("6000 records") != std::string::npos);
+  const GenerateSummary summary = summary_of(r.err);
+  BOOST_CHECK(!summary.interrupted);
+  BOOST_CHECK_EQUAL(summary.records, 6000u);
+  BOOST_CHECK_EQUAL(summary.delivered, 6000u);
+  BOOST_CHECK_EQUAL(summary.failed, 0u);
   r = run_cli(dir, std::string(kLog) + " --out " + (dir / "events.jsonl"));
   BOOST_REQUIRE_EQUAL(r.exit_code, 0);
   const std::vector<std::string> file = lines_of(slurp(dir / "events.jsonl"));
@@ -284,6 +321,137 @@ BOOST_AUTO_TEST_CASE(output_topic_ends_with_every_customers_exported_item) {
   // A clean stop recorded everything as delivered: a restart publishes nothing again.
   BOOST_REQUIRE_EQUAL(run_cli(setup.dir, run + "customer-scores-2").exit_code, 0);
   BOOST_CHECK_EQUAL(consume(setup.dir, setup.boot, "customer-scores-2").size(), second.size());
+}
+
+// A daemon with both Kafka sinks: /metrics counts what each produced and what the brokers
+// acknowledged, in agreement with the engine's counters and with the topics; `status`
+// shows them.
+BOOST_AUTO_TEST_CASE(metrics_count_what_the_kafka_sinks_produce_and_deliver) {
+  RunSetup setup("streamscore-kafka-metrics-", {"customer-events-dlq", "customer-scores"});
+  const std::string err = setup.dir / "daemon.err";
+  const pid_t pid = spawn_streamscore({"run", "--set", "source.path=" + setup.log, "--set", "source.exit_at_end=false",
+                                       "--set", "state.path=" + setup.state, "--set", "engine.batch_size=500",
+                                       "--set", "checkpoint.interval=20ms", "--set", "kafka.bootstrap_servers=" + setup.boot,
+                                       "--set", "dead_letter.kind=kafka", "--set", "output.topic=customer-scores"},
+                                      setup.dir / "daemon.out", err);
+  BOOST_REQUIRE(pid > 0);
+  const uint16_t port = daemon_port(err);
+  HttpClient client("127.0.0.1", port);
+  MetricsSnapshot m;
+  // Everything read, and every message produced and acknowledged (the reports of the last
+  // ones are served by the next checkpoint's flush).
+  const bool settled = wait_for(
+      [&] {
+        m = scrape(client);
+        const double dead = m.sum("streamscore_events_dead_lettered_total");
+        const double items = m.value("streamscore_kafka_items_produced_total");
+        return m.value("streamscore_events_read_total") == 6000 && dead > 0 &&
+               m.value("streamscore_kafka_dead_letters_produced_total") == dead &&
+               m.value("streamscore_kafka_dead_letters_delivered_total") == dead && items > 0 &&
+               items <= m.value("streamscore_items_written_total") &&  // items with a public JSON
+               m.value("streamscore_kafka_items_delivered_total") == items;
+      },
+      60);
+  BOOST_CHECK_MESSAGE(settled, slurp(err));
+  for (const char* name : {"streamscore_kafka_dead_letters_produced_total", "streamscore_kafka_dead_letters_delivered_total",
+                           "streamscore_kafka_items_produced_total", "streamscore_kafka_items_delivered_total",
+                           "streamscore_kafka_delivery_errors_total"})
+    BOOST_CHECK_EQUAL(m.types[name], "counter");
+  BOOST_CHECK_EQUAL(m.value("streamscore_kafka_delivery_errors_total", -1), 0);
+  Result shown = run_cli(setup.dir, "status --url http://127.0.0.1:" + std::to_string(port));
+  BOOST_CHECK_EQUAL(shown.exit_code, 0);
+  const auto number = [](double v) { return std::to_string(static_cast<uint64_t>(v)); };
+  const double dead = m.value("streamscore_kafka_dead_letters_delivered_total");
+  BOOST_CHECK_MESSAGE(shown.out.find("kafka sinks     dead letters " + number(dead) + " (" + number(dead) +
+                                     " delivered), items ") != std::string::npos,
+                      shown.out);
+  ::kill(pid, SIGTERM);
+  BOOST_CHECK_EQUAL(exit_code_of(pid), 0);
+  // The topics hold what the counters say was delivered (a fresh cluster, one daemon).
+  BOOST_CHECK_EQUAL(consume(setup.dir, setup.boot, "customer-events-dlq").size(), static_cast<std::size_t>(dead));
+  BOOST_CHECK_GE(consume(setup.dir, setup.boot, "customer-scores").size(),
+                 static_cast<std::size_t>(m.value("streamscore_kafka_items_delivered_total")));
+}
+
+// A sink whose brokers never answer: its messages are counted produced, then failed, and
+// /metrics renders the failures as delivery errors.
+BOOST_AUTO_TEST_CASE(undelivered_sink_messages_are_delivery_errors) {
+  KafkaConfig kafka;
+  kafka.bootstrap_servers = "127.0.0.1:1";  // nothing listens
+  kafka.properties = {{"message.timeout.ms", "1500"}};
+  std::shared_ptr<DeadLetterSink> sink;
+  BOOST_REQUIRE(make_kafka_dead_letter_sink(kafka, "dlq", &sink).is_ok());
+  const KafkaDeliveryCounters& counters = kafka_sink_metrics().dead_letters;
+  const uint64_t produced = counters.produced, delivered = counters.delivered, failed = counters.failed;
+  DeadLetterBatch batch;
+  batch.source = "events.jsonl";
+  append_dead_letter(batch.lines, Reason::not_json, "", "not JSON", "events.jsonl:1", "{oops");
+  batch.entries.push_back({batch.lines.size(), Reason::not_json, -1, 1});
+  BOOST_REQUIRE(sink->write(batch).is_ok());
+  BOOST_CHECK_EQUAL(counters.produced - produced, 1u);
+  BOOST_CHECK(!sink->flush().is_ok());
+  BOOST_CHECK_EQUAL(counters.failed - failed, 1u);
+  BOOST_CHECK_EQUAL(counters.delivered - delivered, 0u);
+  EngineMetrics engine;
+  ProcessGauges process;
+  process.kafka_sinks = &kafka_sink_metrics();
+  MetricsSnapshot snap;
+  BOOST_REQUIRE(parse_prometheus(render_prometheus(engine, process), &snap).is_ok());
+  BOOST_CHECK_EQUAL(snap.value("streamscore_kafka_delivery_errors_total"),
+                    static_cast<double>(counters.failed + kafka_sink_metrics().items.failed));
+  BOOST_CHECK_GE(snap.value("streamscore_kafka_delivery_errors_total"), 1);
+}
+
+// Ctrl-C while `generate --kafka` produces at a rate: it stops, waits for the delivery
+// reports, prints the summary and exits 0; the topic holds exactly the records it
+// reports delivered, which are the first lines of the stream it was generating.
+BOOST_AUTO_TEST_CASE(ctrl_c_stops_generate_kafka_and_delivers_what_it_produced) {
+  TempDir dir("streamscore-kafka-sigint-");
+  auto cluster = start_cluster({"customer-events"});
+  const std::string boot = cluster->bootstrap_servers();
+  const std::vector<std::string> stream = {"generate", "--events", "0", "--customers", "300", "--bad-rate", "0.02",
+                                           "--seed", "4"};  // endless
+  std::vector<std::string> args = stream;
+  args.insert(args.end(), {"--kafka", boot, "--topic", "customer-events", "--rate", "2000"});
+  const pid_t pid = spawn_streamscore(args, dir / "generate.out", dir / "generate.err");
+  BOOST_REQUIRE(pid > 0);
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return !consume(dir, boot, "customer-events").empty(); }, 60),
+                        slurp(dir / "generate.err"));
+  ::kill(pid, SIGINT);
+  const int code = exit_code_of(pid);
+  const std::string err = slurp(dir / "generate.err");
+  BOOST_REQUIRE_MESSAGE(code == 0, err);
+  const GenerateSummary summary = summary_of(err);
+  BOOST_CHECK(summary.interrupted);
+  BOOST_CHECK_GT(summary.records, 0u);
+  BOOST_CHECK_EQUAL(summary.delivered, summary.records);
+  BOOST_CHECK_EQUAL(summary.failed, 0u);
+  std::vector<std::string> values;
+  for (const Message& m : consume(dir, boot, "customer-events")) values.push_back(m.value);
+  BOOST_CHECK_EQUAL(values.size(), summary.delivered);
+  std::string first = std::string(STREAMSCORE_BINARY);
+  for (std::size_t i = 0; i < stream.size(); ++i) first += " " + stream[i];
+  first += " | head -n " + std::to_string(summary.delivered);
+  BOOST_CHECK(as_multiset(values) == as_multiset(lines_of(shell(dir, first))));
+}
+
+// The same against brokers that never answer, stopped with SIGTERM: every record
+// produced is reported failed (none silently lost) and the exit code says so.
+BOOST_AUTO_TEST_CASE(sigterm_with_undelivered_records_reports_them_failed) {
+  TempDir dir("streamscore-kafka-sigterm-");
+  const pid_t pid = spawn_streamscore({"generate", "--events", "0", "--kafka", "127.0.0.1:1", "--rate", "1000",
+                                       "-X", "message.timeout.ms=2000"},
+                                      dir / "generate.out", dir / "generate.err");
+  BOOST_REQUIRE(pid > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // whatever it produced by then
+  ::kill(pid, SIGTERM);
+  const int code = exit_code_of(pid);
+  const std::string err = slurp(dir / "generate.err");
+  const GenerateSummary summary = summary_of(err);
+  BOOST_CHECK_EQUAL(summary.delivered, 0u);
+  BOOST_CHECK_EQUAL(summary.failed, summary.records);
+  BOOST_CHECK_MESSAGE(code == (summary.records > 0 ? 1 : 0), err);
+  if (summary.records > 0) BOOST_CHECK_MESSAGE(err.find("not delivered") != std::string::npos, err);
 }
 
 // kill -9 while following the file, then finish: nothing is missing from either topic

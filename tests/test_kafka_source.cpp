@@ -132,18 +132,6 @@ BOOST_FIXTURE_TEST_CASE(a_bounded_run_equals_replay_of_the_same_log, Fixture) {
 
 namespace {
 
-// The port a daemon logged ("url=http://127.0.0.1:PORT"), waiting for it.
-uint16_t daemon_port(const std::string& err_path) {
-  for (int i = 0; i < 400; ++i) {
-    const std::string err = slurp(err_path);
-    const auto at = err.find("url=http://127.0.0.1:");
-    if (at != std::string::npos) return static_cast<uint16_t>(std::stoi(err.substr(at + 21)));
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  BOOST_FAIL("the daemon did not log its HTTP address: " + slurp(err_path));
-  return 0;
-}
-
 // One sample of a metric from /metrics ("" when absent).
 double metric(HttpClient& client, const std::string& name) {
   HttpResponse response;
@@ -152,14 +140,6 @@ double metric(HttpClient& client, const std::string& name) {
   for (std::string line; std::getline(in, line);)
     if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
   return -1;
-}
-
-bool wait_for(const std::function<bool()>& done, int seconds) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return false;
 }
 
 std::vector<KafkaRecord> slice(const std::vector<KafkaRecord>& all, std::size_t from, std::size_t to) {
