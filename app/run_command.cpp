@@ -412,7 +412,9 @@ void register_run_command(CLI::App& root, int* exit_code) {
       "SIGHUP: reread the config; log.level and http.admin_token apply at once, changes to other\n"
       "keys are refused (logged, naming the key). HTTP on http.address:http.port (default\n"
       "127.0.0.1:8480): /healthz /readyz /metrics /v1/customers/{id} /v1/model; see README\n"
-      "'Operating the daemon'. With [model] dir, items get the active model's score;\n"
+      "'Operating the daemon'. The HTTP thread runs at SCHED_RR http.realtime_priority (default\n"
+      "2; 0 = off; without root/CAP_SYS_NICE a warning, then normal priority), ingestion at\n"
+      "engine.nice (default 10) below normal. With [model] dir, items get the active model's score;\n"
       "'streamscore model activate|rollback' is picked up within [model] poll_interval_ms,\n"
       "without a restart, and the items are re-scored in the background.");
   cmd->callback([args, exit_code] { *exit_code = run(*args); });

@@ -27,6 +27,7 @@
 #include <thread>
 #include <vector>
 
+#include "actors/thread_priority.hpp"
 #include "io/http_client.hpp"
 #include "io/metrics_text.hpp"
 
@@ -50,16 +51,27 @@ struct Worker {
 
 void run_worker(const streamscore::HttpUrl& url, int index, int connections, double rate,
                 double seconds, int customers, const std::string& route, unsigned long timer_slack_ns,
-                Clock::time_point start, Worker* w) {
+                int realtime_priority, Clock::time_point start, Worker* w) {
   // The kernel may fire a sleeping thread's timer up to its slack late (50 us by
   // default); the schedule is the measurement's reference, so ask for (almost) none.
   prctl(PR_SET_TIMERSLACK, timer_slack_ns, 0UL, 0UL, 0UL);
+  // --realtime: the sender runs ahead of every normal thread when its timer fires or a
+  // response arrives (a real-time thread is never timer-slacked either).
+  if (realtime_priority > 0) {
+    const streamscore::Status s = streamscore::raise_this_thread_to_realtime(realtime_priority);
+    if (!s.is_ok()) {
+      std::fprintf(stderr, "http_load: --realtime %d: %s\n", realtime_priority, s.message().c_str());
+      ++w->errors;
+      return;
+    }
+  }
   net::io_context ioc;
   tcp::socket socket(ioc);
   beast::error_code ec;
   tcp::resolver resolver(ioc);
   net::connect(socket, resolver.resolve(url.host, std::to_string(url.port)), ec);
   if (ec) {
+    std::fprintf(stderr, "http_load: connection %d: connect: %s\n", index, ec.message().c_str());
     ++w->errors;
     return;
   }
@@ -90,6 +102,8 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
     http::response<http::string_body> res;
     if (!ec) http::read(socket, buffer, res, ec);
     if (ec) {
+      std::fprintf(stderr, "http_load: connection %d: request %llu: %s\n", index, (unsigned long long)i,
+                   ec.message().c_str());
       ++w->errors;
       return;
     }
@@ -118,6 +132,7 @@ int main(int argc, char** argv) {
   double rate = 10000, seconds = 10;
   int connections = 4, customers = 100000;
   unsigned long timer_slack_ns = 1;
+  int realtime_priority = 0;
   std::string route = "/v1/customers/";
   app.add_option("--url", url_text)->capture_default_str();
   app.add_option("--rate", rate, "requests per second, all connections together")->capture_default_str();
@@ -127,6 +142,10 @@ int main(int argc, char** argv) {
   app.add_option("--timer-slack-ns", timer_slack_ns,
                  "timer slack of the sending threads (the kernel's default is 50000)")
       ->capture_default_str();
+  app.add_option("--realtime", realtime_priority,
+                 "SCHED_RR priority of the sending threads (1..99; needs root or CAP_SYS_NICE); "
+                 "0 = normal scheduling. Keep it below the daemon's http.realtime_priority")
+      ->capture_default_str();
   app.add_option("--route", route,
                  "requests go to ROUTE followed by the customer id; \"/healthz?\" compares "
                  "the server without the store lookup")
@@ -134,7 +153,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   streamscore::HttpUrl url;
   if (!streamscore::parse_http_url(url_text, &url).is_ok() || rate <= 0 || seconds <= 0 ||
-      connections < 1 || customers < 1 || timer_slack_ns < 1 || route.size() > 64) {
+      connections < 1 || customers < 1 || timer_slack_ns < 1 || route.size() > 64 ||
+      realtime_priority < 0 || realtime_priority > 99) {
     std::fprintf(stderr, "http_load: bad arguments\n");
     return 2;
   }
@@ -151,7 +171,7 @@ int main(int argc, char** argv) {
   const auto start = Clock::now() + std::chrono::milliseconds(100);
   for (int i = 0; i < connections; ++i)
     threads.emplace_back(run_worker, url, i, connections, rate, seconds, customers, route, timer_slack_ns,
-                         start, &workers[i]);
+                         realtime_priority, start, &workers[i]);
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   double server_p50 = NAN, server_p99 = NAN;

@@ -108,6 +108,12 @@ struct HttpConfig {
   int64_t request_timeout_ms = 5000;  // a request must arrive completely within this
   int64_t max_header_bytes = 8192;    // larger: 431
   int64_t max_body_bytes = 65536;     // larger: 413
+  // SCHED_RR priority of the server threads (1..99), so that a request preempts every
+  // normal thread at once; 0 = normal scheduling. Needs root, CAP_SYS_NICE or
+  // RLIMIT_RTPRIO; without it a warning is logged once and the server runs normally.
+  // 2 was measured to pay on 2 shared cores (BENCHMARKS.md, HTTP serving); it leaves 1
+  // for a load client that must yield to the server.
+  int realtime_priority = 2;
 };
 
 struct LogConfig {

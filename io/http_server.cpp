@@ -1,5 +1,7 @@
 #include "io/http_server.hpp"
 
+#include "actors/thread_priority.hpp"
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <spdlog/spdlog.h>
@@ -187,8 +189,17 @@ Status HttpServer::start(const HttpServerOptions& options, HttpApi* api,
   impl->accept();
   const int threads = std::max(1, options.threads);
   for (int i = 0; i < threads; ++i)
-    impl->threads.emplace_back([io = &impl->ioc] {
+    impl->threads.emplace_back([io = &impl->ioc, priority = options.realtime_priority, first = i == 0] {
       pthread_setname_np(pthread_self(), "http");  // for top -H, perf sched, /proc
+      // Never fatal: without the privilege the server runs at normal priority. Logged
+      // by the first thread only (they all get the same answer).
+      bool denied = false;
+      const Status s = raise_this_thread_to_realtime(priority, &denied);
+      if (!s.is_ok() && first)
+        spdlog::warn("msg=\"http.realtime_priority = {} not applied, serving at normal priority{}\" error=\"{}\"",
+                     priority,
+                     denied ? " (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO; 0 turns it off)" : "",
+                     s.message());
       io->run();
     });
   out->reset(new HttpServer(std::move(impl)));

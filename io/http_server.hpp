@@ -24,6 +24,9 @@ struct HttpServerOptions {
   std::size_t body_limit = 64 * 1024;
   std::chrono::milliseconds request_timeout{5000};
   std::size_t max_connections = 1024;  // further connections are closed at once
+  // SCHED_RR priority of the server's threads (1..99), 0 = normal scheduling. Without the
+  // privilege a warning is logged once and the threads serve at normal priority.
+  int realtime_priority = 0;
 };
 
 class HttpServer {

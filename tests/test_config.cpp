@@ -87,6 +87,7 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.http.request_timeout_ms == b.http.request_timeout_ms);
   BOOST_TEST(a.http.max_header_bytes == b.http.max_header_bytes);
   BOOST_TEST(a.http.max_body_bytes == b.http.max_body_bytes);
+  BOOST_TEST(a.http.realtime_priority == b.http.realtime_priority);
   BOOST_TEST(a.log.level == b.log.level);
   BOOST_TEST(streamscore::changed_keys(a, b).empty());
   BOOST_TEST(a.model.dir == b.model.dir);
@@ -111,8 +112,8 @@ const std::vector<std::string> kAllKeys = {
     "output.topic", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "engine.nice", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
-    "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "log.level",
-    "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
+    "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes",
+    "http.realtime_priority", "log.level", "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
 
 // Loads a file with `text`; expects failure and returns the message.
 std::string file_error(const std::string& text, const std::vector<std::string>& sets = {}) {
@@ -185,7 +186,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536", "engine.nice=10",
       "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
       "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
-      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "log.level=info",
+      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "http.realtime_priority=2", "log.level=info",
       "model.dir=", "model.poll_interval_ms=500", "model.rescore_rate=50000", "model.nthread=1"};
   BOOST_TEST(sets.size() == kAllKeys.size());
   Config c;
@@ -296,6 +297,11 @@ BOOST_AUTO_TEST_CASE(error_out_of_range_says_the_range) {
   BOOST_TEST(contains(override_error("engine.parsers=-1"), "engine.parsers = -1: must be between 0 and 256"));
   BOOST_TEST(contains(override_error("engine.batch_size=0"), "engine.batch_size = 0: must be between 1 and 1000000"));
   BOOST_TEST(contains(override_error("engine.nice=20"), "engine.nice = 20: must be between 0 and 19"));
+  BOOST_TEST(contains(override_error("http.realtime_priority=100"),
+                      "http.realtime_priority = 100: must be between 0 and 99"));
+  BOOST_TEST(contains(override_error("http.realtime_priority=-1"),
+                      "http.realtime_priority = -1: must be between 0 and 99"));
+  BOOST_TEST(contains(file_error("[http]\nrealtime_priority = \"high\"\n"), "http.realtime_priority"));
   BOOST_TEST(contains(override_error("source.events=-5"), "source.events = -5: must be at least 0"));
   BOOST_TEST(contains(override_error("source.seed=-1"), "source.seed = -1: must be at least 0"));
   BOOST_TEST(contains(override_error("source.dup_rate=1.5"), "source.dup_rate = 1.5: must be between 0 and 1"));

@@ -593,3 +593,25 @@ BOOST_AUTO_TEST_CASE(lowering_a_thread_priority_adds_steps_up_to_19) {
     BOOST_TEST(this_thread_nice() == 19);
   }).join();
 }
+
+// http.realtime_priority: 0 leaves the thread as it is, out-of-range priorities are refused,
+// and a refusal for lack of privilege says so (the server then only warns).
+BOOST_AUTO_TEST_CASE(raising_a_thread_to_realtime_applies_or_says_why_not) {
+  std::thread([] {
+    BOOST_TEST(this_thread_realtime_priority() == 0);
+    BOOST_TEST(raise_this_thread_to_realtime(0).is_ok());
+    BOOST_TEST(this_thread_realtime_priority() == 0);
+    BOOST_TEST(raise_this_thread_to_realtime(100).is_invalid_argument());
+    BOOST_TEST(raise_this_thread_to_realtime(-1).is_invalid_argument());
+    bool denied = true;
+    const Status s = raise_this_thread_to_realtime(2, &denied);
+    if (s.is_ok()) {
+      BOOST_TEST(!denied);
+      BOOST_TEST(this_thread_realtime_priority() == 2);
+    } else {  // not root: EPERM, and the thread keeps its normal policy
+      BOOST_TEST(denied);
+      BOOST_TEST(s.message().find("SCHED_RR") != std::string::npos);
+      BOOST_TEST(this_thread_realtime_priority() == 0);
+    }
+  }).join();
+}

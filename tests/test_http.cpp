@@ -7,8 +7,12 @@
 
 #include <boost/asio.hpp>
 #include <boost/json.hpp>
+#include <sched.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -127,6 +131,22 @@ std::string raw_exchange(uint16_t port, const std::string& bytes,
     if (ec) break;
   }
   return answer;
+}
+
+// The SCHED_RR/SCHED_FIFO priority of this process's thread named `name` (0: normal
+// policy), -1 if there is no such thread.
+int realtime_priority_of_thread(const std::string& name) {
+  for (const auto& task : fs::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string n;
+    if (!std::getline(comm, n) || n != name) continue;
+    const pid_t tid = static_cast<pid_t>(std::stol(task.path().filename().string()));
+    const int policy = sched_getscheduler(tid);
+    sched_param param{};
+    if (policy < 0 || sched_getparam(tid, &param) != 0) return -1;
+    return policy == SCHED_RR || policy == SCHED_FIFO ? param.sched_priority : 0;
+  }
+  return -1;
 }
 
 int status_of(const std::string& raw) {
@@ -270,6 +290,42 @@ BOOST_AUTO_TEST_CASE(server_refuses_a_taken_port_naming_the_key) {
   options.address = "not-an-address";
   BOOST_TEST(HttpServer::start(options, f.api.get(), &second).message().find("http.address") !=
              std::string::npos);
+}
+
+// http.realtime_priority: with the privilege (root, as here and in CI) the server's thread
+// runs under SCHED_RR at that priority; without it the server starts all the same and
+// serves at normal priority (a warning, never an error).
+BOOST_AUTO_TEST_CASE(realtime_priority_is_applied_when_permitted_and_never_fatal) {
+  HttpServerOptions options;
+  options.realtime_priority = 3;
+  {
+    ApiFixture f(options);
+    HttpClient c = f.client();
+    BOOST_TEST(call(c, http::verb::get, "/healthz").result_int() == 200);  // the thread has started
+    const int priority = realtime_priority_of_thread("http");
+    if (geteuid() == 0) BOOST_TEST(priority == 3);
+    else BOOST_TEST((priority == 0 || priority == 3));  // RLIMIT_RTPRIO may allow it
+  }
+  if (geteuid() != 0) return;  // this run was the unprivileged case
+  // The unprivileged case from root: a child process that gives up root first.
+  const pid_t pid = fork();
+  BOOST_TEST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    const rlimit no_rt{0, 0};  // no real-time allowance left once not root
+    if (setrlimit(RLIMIT_RTPRIO, &no_rt) != 0 || setgid(65534) != 0 || setuid(65534) != 0) _exit(3);
+    HttpApiOptions o;
+    HttpApi api(o);
+    std::unique_ptr<HttpServer> server;
+    if (!HttpServer::start(options, &api, &server).is_ok()) _exit(4);
+    HttpClient c("127.0.0.1", server->port());
+    HttpResponse res;
+    if (!c.get("/healthz", &res).is_ok() || res.result_int() != 200) _exit(5);
+    _exit(realtime_priority_of_thread("http") == 0 ? 0 : 6);
+  }
+  int status = 0;
+  BOOST_TEST_REQUIRE(waitpid(pid, &status, 0) == pid);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(prometheus_parser_accepts_the_rendering_and_rejects_malformed_text) {
