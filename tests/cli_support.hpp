@@ -99,6 +99,18 @@ inline std::string export_of(const TempDir& dir, const std::string& state) {
   return e.out;
 }
 
+// Features and last_event_time of every exported item (each line up to its as_of). A
+// daemon that follows a topic (unbounded) reads what has arrived: when one partition's
+// records arrive after the clock has passed them (a rebalance, a broker down, another
+// daemon's clock), they are late and corrected at a later tick, so their customers' as_of
+// is that tick (contract, section 3). Loss or double counting would still show here.
+inline std::string features_only(const std::string& export_text) {
+  std::string out;
+  std::istringstream in(export_text);
+  for (std::string line; std::getline(in, line);) out += line.substr(0, line.find(",\"as_of\":")) + "\n";
+  return out;
+}
+
 // Starts the binary with `args` (one word each) in the background, stdout to `out_path`
 // (and stderr to `err_path` when given).
 inline pid_t spawn_streamscore(const std::vector<std::string>& args, const std::string& out_path,

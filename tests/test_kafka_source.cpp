@@ -33,18 +33,6 @@ std::string without_versions(const std::string& export_text) {
   return out;
 }
 
-// Features and last_event_time only. A daemon that follows a topic (unbounded) reads
-// what has arrived: when one partition's records arrive after the clock has passed
-// them (a rebalance, a broker down), they are late and corrected at the next tick, so
-// their customers' as_of is that tick (contract, section 3). Loss or double counting
-// would still show in the features.
-std::string features_only(const std::string& export_text) {
-  std::string out;
-  std::istringstream in(export_text);
-  for (std::string line; std::getline(in, line);) out += line.substr(0, line.find(",\"as_of\":")) + "\n";
-  return out;
-}
-
 struct Fixture {
   TempDir dir{"streamscore-kafka-"};
   std::unique_ptr<MockKafkaCluster> cluster;

@@ -47,14 +47,6 @@ std::vector<std::string> words_of(const std::string& command) {
   return out;
 }
 
-// Features and last_event_time of every item (up to as_of).
-std::string features_only(const std::string& export_text) {
-  std::string out;
-  std::istringstream in(export_text);
-  for (std::string line; std::getline(in, line);) out += line.substr(0, line.find(",\"as_of\":")) + "\n";
-  return out;
-}
-
 std::size_t lines_in(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
 
 // A daemon of the group, with its HTTP client once it listens.
