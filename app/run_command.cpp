@@ -405,6 +405,8 @@ void register_run_command(CLI::App& root, int* exit_code) {
       "  streamscore run --set source.path=events.jsonl --set source.exit_at_end=false   # follow\n"
       "  STREAMSCORE_ADMIN_TOKEN=... streamscore run --set http.port=8480   # HTTP API, admin token\n"
       "  streamscore run --config config/streamscore.example.toml --set model.dir=models   # score\n"
+      "  streamscore run --config daemon.toml --set state.shared=true --set state.writer=scorer-2\n"
+      "      # one daemon of a consumer group sharing a DynamoDB table (docs/scale.md)\n"
       "Every checkpoint.interval the changed items, dedup ids, window clock and source position\n"
       "are committed together, atomically. SIGINT/SIGTERM: stop reading, drain, commit, exit 0.\n"
       "After a stop or a crash (even kill -9), the same command continues from the last\n"
