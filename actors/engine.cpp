@@ -228,6 +228,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   const int threads = options.threads > 0
                           ? options.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  engine->options_.threads = threads;  // resolved once; replace_customers loads with as many
   auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
   std::vector<std::shared_ptr<ShardState>> states;
   s = load_state(store, options, threads, clock.get(), &states);
@@ -418,12 +419,10 @@ Status Engine::replace_customers(const CustomerFilter& owned) {
       .receive([&](ClockSnapshot& snap) { clock = snap; },
                [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   if (!s.is_ok()) return s;
-  const int threads = options_.threads > 0 ? options_.threads
-                                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const CustomerFilter none = [](std::string_view) { return false; };
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
-  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), threads, clock,
+  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads, clock,
                            {picked, picked}, &states)).is_ok())
     return s;
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
