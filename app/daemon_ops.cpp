@@ -26,6 +26,11 @@ Status StoreCustomerLookup::get_item(std::string_view customer_id, std::string* 
   return Status::ok();
 }
 
+Status ServedItemsLookup::get_item(std::string_view customer_id, std::string* item_json) {
+  if (items_->get(customer_id, item_json)) return Status::ok();
+  return Status::not_found("customer " + std::string(customer_id));
+}
+
 EngineMetricsSource::EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready)
     : metrics_(metrics), ready_(std::move(ready)), start_unix_ns_(wall_clock_unix_ns()) {}
 
@@ -40,6 +45,13 @@ std::string EngineMetricsSource::render_metrics() {
   if (http_) http_->render(&out);
   if (store_)
     for (const StateStore::Counter& c : store_->counters()) render_counter(out, c.name, c.help, c.value);
+  if (served_) {
+    render_gauge(out, "streamscore_http_item_cache_items",
+                 "Customers' items kept in memory for GET /v1/customers/{id} (http.item_cache).",
+                 static_cast<double>(served_->items()));
+    render_gauge(out, "streamscore_http_item_cache_bytes", "Bytes of item JSON kept in memory for lookups.",
+                 static_cast<double>(served_->bytes()));
+  }
   return out;
 }
 
@@ -67,7 +79,10 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
   ops->options_ = options;
   ops->config_ = config;
   if (config.http.enabled) {
-    ops->lookup_ = std::make_unique<StoreCustomerLookup>(store);
+    if (options.served_items != nullptr)
+      ops->lookup_ = std::make_unique<ServedItemsLookup>(options.served_items);
+    else
+      ops->lookup_ = std::make_unique<StoreCustomerLookup>(store);
     DaemonOps* self = ops.get();
     ops->metrics_ = std::make_unique<EngineMetricsSource>(metrics, [self] { return self->ready_.load(); });
     HttpApiOptions api;
@@ -78,6 +93,7 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
     ops->api_ = std::make_unique<HttpApi>(std::move(api));
     ops->metrics_->set_http_metrics(&ops->api_->metrics());
     ops->metrics_->set_store(store);
+    ops->metrics_->set_served_items(options.served_items);
     const std::string token = effective_admin_token(config.http);
     ops->api_->set_admin_token(token);
     Status s = HttpServer::start(http_server_options_from(config.http), ops->api_.get(), &ops->server_);

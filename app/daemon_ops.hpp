@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 #include "io/http_api.hpp"
 #include "io/http_server.hpp"
+#include "state/served_items.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
@@ -21,6 +22,7 @@ namespace streamscore {
 // GET /v1/customers/{id} over StateStore::get, which is safe next to the engine's
 // writers (RocksDB reads are thread-safe; the memory store takes its mutex). The store
 // holds the last committed checkpoint: at most checkpoint.interval behind the shards.
+// What a daemon of a shared table (or http.item_cache = false) serves.
 class StoreCustomerLookup final : public CustomerLookup {
  public:
   explicit StoreCustomerLookup(StateStore* store) : store_(store) {}
@@ -30,17 +32,30 @@ class StoreCustomerLookup final : public CustomerLookup {
   StateStore* store_;
 };
 
+// GET /v1/customers/{id} from the committed items in memory (state/served_items.hpp):
+// the same answers as the store, without waiting on the store's locks.
+class ServedItemsLookup final : public CustomerLookup {
+ public:
+  explicit ServedItemsLookup(const ServedItems* items) : items_(items) {}
+  Status get_item(std::string_view customer_id, std::string* item_json) override;
+
+ private:
+  const ServedItems* items_;
+};
+
 class EngineMetricsSource final : public MetricsSource {
  public:
   EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready);
   std::string render_metrics() override;
   void set_http_metrics(const HttpMetrics* http) { http_ = http; }
   void set_store(const StateStore* store) { store_ = store; }  // its backend counters
+  void set_served_items(const ServedItems* items) { served_ = items; }  // their gauges
 
  private:
   const EngineMetrics* metrics_;
   const HttpMetrics* http_ = nullptr;
   const StateStore* store_ = nullptr;
+  const ServedItems* served_ = nullptr;
   std::function<bool()> ready_;
   int64_t start_unix_ns_;
 };
@@ -56,6 +71,8 @@ class DaemonOps {
     std::string config_path;             // reread on SIGHUP, with the same overrides
     std::vector<std::string> overrides;
     ModelAdmin* model = nullptr;         // the model registry, when this process has one
+    // Set: GET /v1/customers/{id} answers from these (a ServingStore's); else from the store.
+    const ServedItems* served_items = nullptr;
   };
 
   // Starts the HTTP server when http.enabled, and the SIGHUP watcher. `metrics` and
@@ -84,7 +101,7 @@ class DaemonOps {
   Options options_;
   Config config_;
   std::atomic<bool> ready_{false};
-  std::unique_ptr<StoreCustomerLookup> lookup_;
+  std::unique_ptr<CustomerLookup> lookup_;
   std::unique_ptr<EngineMetricsSource> metrics_;
   std::unique_ptr<HttpApi> api_;
   std::unique_ptr<HttpServer> server_;

@@ -305,6 +305,15 @@ int run(const RunArgs& args) {
     print_error("run", s.to_string());
     return exit_code_of_open(config.state, s);
   }
+  // Lookups answer from the committed items in memory, kept by the store the engine
+  // writes through (state/served_items.hpp). Not for a shared table: other daemons'
+  // commits do not pass through this process.
+  const ServedItems* served_items = nullptr;
+  if (config.http.enabled && config.http.item_cache && !config.state.shared) {
+    auto serving = std::make_unique<ServingStore>(std::move(store));
+    served_items = &serving->items();
+    store = std::move(serving);
+  }
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
   options.nice = config.engine.nice;      // ingestion yields to the HTTP server
@@ -327,7 +336,7 @@ int run(const RunArgs& args) {
   std::unique_ptr<RegistryModelAdmin> model_admin;
   if (!config.model.dir.empty()) model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir);
   std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
-  s = DaemonOps::start({args.config_path, args.sets, model_admin.get()}, config,
+  s = DaemonOps::start({args.config_path, args.sets, model_admin.get(), served_items}, config,
                        &engine->metrics(), store.get(), &ops);
   if (!s.is_ok()) {  // e.g. the port is taken; the state stays at its last checkpoint
     print_error("run", s.to_string());

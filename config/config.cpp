@@ -379,7 +379,12 @@ std::vector<SectionSpec> schema() {
         int_key("request_timeout_ms", &C::http, &H::request_timeout_ms, 10, 600'000),
         int_key("max_header_bytes", &C::http, &H::max_header_bytes, 1024, 1 << 20),
         int_key("max_body_bytes", &C::http, &H::max_body_bytes, 0, 64 << 20),
-        int_key("realtime_priority", &C::http, &H::realtime_priority, 0, 99)}},
+        int_key("realtime_priority", &C::http, &H::realtime_priority, 0, 99),
+        {"item_cache", false,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           return read_bool(v, key, &c->http.item_cache);
+         },
+         [](const Config& c) { return std::to_string(c.http.item_cache); }}}},
       {"log",
        {choice_key("level", &C::log, &LogConfig::level,
                    {"trace", "debug", "info", "warn", "error", "off"})}},

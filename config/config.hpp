@@ -114,6 +114,11 @@ struct HttpConfig {
   // 2 was measured to pay on 2 shared cores (BENCHMARKS.md, HTTP serving); it leaves 1
   // for a load client that must yield to the server.
   int realtime_priority = 2;
+  // GET /v1/customers/{id} answers from the committed items kept in memory (about the
+  // items' JSON size in RAM), so that a lookup never waits on a lock of the store that
+  // ingestion holds. false: read the store (less memory, a slower tail). A daemon of a
+  // shared table (state.shared) always reads the table.
+  bool item_cache = true;
 };
 
 struct LogConfig {

@@ -42,6 +42,10 @@ void render_counter(std::string& out, const char* name, const char* help, uint64
   counter(out, name, help, value);
 }
 
+void render_gauge(std::string& out, const char* name, const char* help, double value) {
+  gauge(out, name, help, value);
+}
+
 void render_histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
   family(out, name, "histogram", help);
   uint64_t cumulative = 0;

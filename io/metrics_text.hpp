@@ -32,6 +32,9 @@ std::string render_prometheus(const EngineMetrics& metrics, const ProcessGauges&
 // Appends one counter family (HELP, TYPE, the sample) to `out`.
 void render_counter(std::string& out, const char* name, const char* help, uint64_t value);
 
+// Appends one gauge family (HELP, TYPE, the sample) to `out`.
+void render_gauge(std::string& out, const char* name, const char* help, double value);
+
 // Appends one histogram family (cumulative buckets, _sum, _count) to `out`.
 void render_histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h);
 

@@ -18,10 +18,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <set>
 #include <sstream>
 #include <thread>
 
 #include "cli_support.hpp"
+#include "daemon_support.hpp"
 #include "io/http_client.hpp"
 #include "io/metrics_text.hpp"
 
@@ -214,6 +217,73 @@ BOOST_FIXTURE_TEST_CASE(serving_while_following_then_sigterm_keeps_every_event, 
   BOOST_TEST(finish.err().find("msg=\"input complete, writing\"\n") != std::string::npos, finish.err());
   Result e = run_cli(dir, "export --state " + (dir / "state"));
   BOOST_TEST(e.out == replayed);
+}
+
+// GET /v1/customers/{id} answers exactly what the store holds, for every customer of the
+// log (and 404 for the rest): from the items kept in memory (http.item_cache, the
+// default) and from the store. Checked once the whole log is read and checkpointed (the
+// store is then exported after SIGTERM), and again after a restart, whose items come
+// from the load at start.
+BOOST_FIXTURE_TEST_CASE(customer_lookups_answer_what_the_store_holds, Fixture) {
+  std::set<std::string> ids = {"NOBODY"};
+  for (std::size_t at = 0; (at = all.find("\"customer_id\":\"", at)) != std::string::npos;) {
+    at += 15;
+    ids.insert(all.substr(at, all.find('"', at) - at));
+  }
+  const double lines = static_cast<double>(count_lines(all));
+  for (const bool cache : {true, false}) {
+    const std::string state = dir / (cache ? "state-cache" : "state-store");
+    const std::vector<std::string> sets = {
+        "--set", "http.port=0", "--set", "source.path=" + log, "--set", "source.exit_at_end=false",
+        "--set", "state.path=" + state, "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
+        "--set", "checkpoint.interval=100ms", "--set", std::string("http.item_cache=") + (cache ? "true" : "false")};
+    // Every id's answer: the item, or "404".
+    auto lookups = [&](HttpClient& c) {
+      std::map<std::string, std::string> answers;
+      for (const std::string& id : ids) {
+        HttpResponse r;
+        BOOST_TEST_REQUIRE(c.get("/v1/customers/" + id, &r).is_ok());
+        answers[id] = r.result_int() == 200 ? r.body() : std::to_string(r.result_int());
+      }
+      return answers;
+    };
+    std::map<std::string, std::string> first, second;
+    double cached = -1;
+    {
+      Daemon d(dir, cache ? "cache1" : "store1", sets);
+      HttpClient c("127.0.0.1", d.port());
+      BOOST_TEST_REQUIRE(eventually([&] { return read_counter(c) == lines; }, 30000));
+      // Two checkpoints after the last record: everything read is committed.
+      const double checkpoints = metric(c, "streamscore_checkpoints_total");
+      BOOST_TEST_REQUIRE(eventually([&] { return metric(c, "streamscore_checkpoints_total") >= checkpoints + 2; }));
+      first = lookups(c);
+      cached = metric(c, "streamscore_http_item_cache_items");
+      d.signal(SIGTERM);
+      BOOST_TEST_REQUIRE(d.wait() == 0);
+    }
+    Result e = run_cli(dir, "export --state " + state);
+    BOOST_TEST_REQUIRE(e.exit_code == 0, e.err);
+    std::map<std::string, std::string> stored;
+    std::istringstream in(e.out);
+    for (std::string line; std::getline(in, line);) {
+      const auto v = boost::json::parse(line);
+      stored[std::string(v.at("PK").as_string()).substr(9)] = line;
+    }
+    BOOST_TEST_REQUIRE(stored.size() > 250u);
+    BOOST_TEST(cached == (cache ? static_cast<double>(stored.size()) : -1.0));
+    {
+      Daemon d(dir, cache ? "cache2" : "store2", sets);
+      HttpClient c("127.0.0.1", d.port());
+      BOOST_TEST_REQUIRE(eventually([&] { return status_code(c, http::verb::get, "/readyz") == 200; }));
+      second = lookups(c);
+    }
+    for (const std::string& id : ids) {
+      const auto it = stored.find(id);
+      const std::string expected = it == stored.end() ? "404" : it->second;
+      BOOST_TEST_REQUIRE(first[id] == expected, "item_cache=" << cache << " id " << id);
+      BOOST_TEST_REQUIRE(second[id] == expected, "item_cache=" << cache << " after a restart, id " << id);
+    }
+  }
 }
 
 BOOST_FIXTURE_TEST_CASE(sighup_applies_reloadable_keys_and_names_the_refused_ones, Fixture) {

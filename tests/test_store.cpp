@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +20,7 @@
 #include <boost/mpl/list.hpp>
 #include <rocksdb/db.h>
 
+#include "state/served_items.hpp"
 #include "state/store.hpp"
 
 namespace fs = std::filesystem;
@@ -71,7 +74,22 @@ struct RocksBackend {
   }
 };
 
-using ContractBackends = boost::mpl::list<MemoryBackend, RocksBackend>;
+// The RocksDB store behind the daemon's lookups (state/served_items.hpp): it must keep
+// the whole contract while it mirrors the public items.
+struct ServingBackend {
+  static constexpr bool binary_keys = true;
+  static constexpr int race_rounds = 20;
+  TempDir dir;
+  std::unique_ptr<StateStore> store;
+  ServingBackend() {
+    std::unique_ptr<StateStore> inner;
+    Status s = open_rocksdb_store(dir.sub("db"), &inner);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+    store = std::make_unique<ServingStore>(std::move(inner));
+  }
+};
+
+using ContractBackends = boost::mpl::list<MemoryBackend, RocksBackend, ServingBackend>;
 
 
 #include "tests/store_contract.hpp"
@@ -148,4 +166,130 @@ BOOST_AUTO_TEST_CASE(rocksdb_malformed_value_is_corruption_naming_pk) {
   Conflicts c;
   Status p = store->put_batch({put("CUSTOMER#bad", 1)}, &c);
   BOOST_TEST(p.code() == Status::Code::corruption);
+}
+
+// ------------------------------------------------------------ ServingStore
+
+namespace {
+
+// What GET /v1/customers/{id} must answer for `pk`: the stored public item, or nothing.
+std::string stored_public_item(StateStore& store, const std::string& pk) {
+  ItemRecord r;
+  Status s = store.get(pk, &r);
+  BOOST_TEST_REQUIRE((s.is_ok() || s.is_not_found()), s.to_string());
+  return s.is_ok() && r.version > 0 ? r.item_json : std::string();
+}
+
+std::string served_item(const ServedItems& items, const std::string& pk) {
+  std::string json;
+  return items.get(pk.substr(kCustomerPrefix.size()), &json) ? json : std::string();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_conflicts) {
+  ServingBackend b;
+  auto& serving = static_cast<ServingStore&>(*b.store);
+  std::mt19937 rng(7);
+  std::vector<std::string> pks;
+  for (int i = 0; i < 40; ++i) pks.push_back(customer_pk("C" + std::to_string(i)));
+  std::map<std::string, int64_t> version;  // what the store holds
+  std::size_t conflicted = 0, unpublished = 0;
+  for (int round = 0; round < 300; ++round) {
+    WriteSet writes;
+    std::set<std::string> in_batch;
+    for (int k = 0; k < 5; ++k) {
+      const std::string& pk = pks[rng() % pks.size()];
+      if (!in_batch.insert(pk).second) continue;
+      ConditionalPut p = put(pk, version[pk], "{\"pk\":\"" + pk + "\",\"round\":" + std::to_string(round) + "}");
+      if (rng() % 10 == 0) p.expected_version += 1;  // stale: the whole commit is refused
+      if (version[pk] == 0 && rng() % 3 == 0) {  // no public item yet (version 0, empty item), as the engine writes
+        p.record.version = p.expected_version;
+        p.record.item_json.clear();
+      }
+      writes.puts.push_back(p);
+    }
+    std::vector<std::size_t> conflicts;
+    Status s = serving.commit(writes, &conflicts);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+    if (!conflicts.empty()) ++conflicted;
+    else
+      for (const ConditionalPut& p : writes.puts) version[p.record.pk] = p.record.version;
+    for (const std::string& pk : pks) {
+      const std::string stored = stored_public_item(serving, pk);
+      BOOST_TEST_REQUIRE(served_item(serving.items(), pk) == stored, pk << " after round " << round);
+      if (stored.empty()) ++unpublished;
+    }
+  }
+  BOOST_TEST(conflicted > 10u);    // the refused commits were exercised
+  BOOST_TEST(unpublished > 100u);  // and customers without a public item
+  std::size_t bytes = 0, items = 0;
+  for (const std::string& pk : pks) {
+    const std::string stored = stored_public_item(serving, pk);
+    if (!stored.empty()) ++items, bytes += stored.size();
+  }
+  BOOST_TEST(serving.items().items() == items);
+  BOOST_TEST(serving.items().bytes() == bytes);
+  BOOST_TEST(serving.clear().is_ok());
+  BOOST_TEST(serving.items().items() == 0u);
+  BOOST_TEST(served_item(serving.items(), pks[0]).empty());
+}
+
+BOOST_AUTO_TEST_CASE(serving_store_takes_the_items_a_scan_reads) {
+  TempDir dir;
+  {
+    std::unique_ptr<StateStore> plain;
+    BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &plain).is_ok());
+    write(*plain, {put("CUSTOMER#A", 0, "a1"), put("CUSTOMER#B", 0, "b1")});
+    write(*plain, {put("CUSTOMER#A", 1, "a2")});
+    ConditionalPut hidden = put("CUSTOMER#Z", 0, "");
+    hidden.record.version = 0;  // stored, but no public item yet
+    write(*plain, {hidden});
+  }
+  std::unique_ptr<StateStore> inner;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &inner).is_ok());
+  ServingStore serving(std::move(inner));
+  BOOST_TEST(serving.items().items() == 0u);  // nothing until the engine's load reads them
+  BOOST_TEST(scan_pks(serving).size() == 3u);
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#A") == "a2");
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#B") == "b1");
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#Z").empty());
+  BOOST_TEST(serving.items().items() == 2u);
+  // A load's scan that races a newer commit does not bring the old item back.
+  write(serving, {put("CUSTOMER#B", 1, "b2")});
+  ServedItems& items = const_cast<ServedItems&>(serving.items());
+  items.offer("B", 1, "b1");
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#B") == "b2");
+}
+
+BOOST_AUTO_TEST_CASE(served_items_readers_see_whole_items_in_version_order_while_written) {
+  ServedItems items;
+  constexpr int kCustomers = 64, kVersions = 2000;
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> checked{0}, wrong{0};  // Boost.Test asserts only on the main thread
+  auto reader = [&] {
+    std::vector<int64_t> seen(kCustomers, 0);
+    std::string json;
+    while (!done.load()) {
+      for (int c = 0; c < kCustomers; ++c) {
+        if (!items.get("C" + std::to_string(c), &json)) continue;
+        // Written as "<version>:<version repeated>" so that a torn copy would show.
+        const int64_t v = std::stoll(json.substr(0, json.find(':')));
+        if (json != std::to_string(v) + ":" + std::string(static_cast<std::size_t>(v % 97), 'x') || v < seen[c])
+          wrong.fetch_add(1);
+        seen[c] = v;
+        checked.fetch_add(1);
+      }
+    }
+  };
+  std::thread r1(reader), r2(reader);
+  for (int v = 1; v <= kVersions; ++v)
+    for (int c = 0; c < kCustomers; ++c)
+      items.offer("C" + std::to_string(c), v, std::to_string(v) + ":" + std::string(static_cast<std::size_t>(v % 97), 'x'));
+  done.store(true);
+  r1.join();
+  r2.join();
+  BOOST_TEST(checked.load() > 0u);
+  BOOST_TEST(wrong.load() == 0u);
+  BOOST_TEST(items.items() == static_cast<uint64_t>(kCustomers));
 }
