@@ -306,10 +306,11 @@ int run(const RunArgs& args) {
     return exit_code_of_open(config.state, s);
   }
   // Lookups answer from the committed items in memory, kept by the store the engine
-  // writes through (state/served_items.hpp). Not for a shared table: other daemons'
-  // commits do not pass through this process.
+  // writes through (state/served_items.hpp): only where this process is the store's one
+  // writer. A DynamoDB table may have others (a re-scorer, the daemons of a shared
+  // table), whose commits do not pass through here.
   const ServedItems* served_items = nullptr;
-  if (config.http.enabled && config.http.item_cache && !config.state.shared) {
+  if (config.http.enabled && config.http.item_cache && config.state.backend != "dynamodb") {
     auto serving = std::make_unique<ServingStore>(std::move(store));
     served_items = &serving->items();
     store = std::move(serving);

@@ -114,10 +114,10 @@ struct HttpConfig {
   // 2 was measured to pay on 2 shared cores (BENCHMARKS.md, HTTP serving); it leaves 1
   // for a load client that must yield to the server.
   int realtime_priority = 2;
-  // GET /v1/customers/{id} answers from the committed items kept in memory (about the
-  // items' JSON size in RAM), so that a lookup never waits on a lock of the store that
-  // ingestion holds. false: read the store (less memory, a slower tail). A daemon of a
-  // shared table (state.shared) always reads the table.
+  // RocksDB and memory state: GET /v1/customers/{id} answers from the committed items
+  // kept in memory (state/served_items.hpp), so that a lookup never waits on a lock of
+  // the store that ingestion holds. false: read the store (less memory, a slower tail).
+  // On DynamoDB lookups always read the table, which other writers may change.
   bool item_cache = true;
 };
 

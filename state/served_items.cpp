@@ -10,25 +10,37 @@ ServedItems::Stripe& ServedItems::stripe_of(std::string_view customer_id) const 
   return (*stripes_)[XXH3_64bits(customer_id.data(), customer_id.size()) % kStripes];
 }
 
-void ServedItems::offer(std::string_view customer_id, int64_t version, std::string item_json) {
+void ServedItems::offer(std::string_view customer_id, int64_t version, std::string_view item_json) {
   if (version <= 0 || item_json.empty()) return;
-  const auto size = static_cast<int64_t>(item_json.size());
   Stripe& stripe = stripe_of(customer_id);
-  std::string key(customer_id), replaced;  // `replaced` is freed after the lock is released
+  const std::string key(customer_id);
+  {
+    std::lock_guard<std::mutex> lock(stripe.mu);
+    auto it = stripe.map.find(key);
+    // Nothing to copy: an older version, or the item already held (a load's workers
+    // each read every item).
+    if (it != stripe.map.end() &&
+        (version < it->second.version || (version == it->second.version && it->second.json == item_json)))
+      return;
+  }
+  // A one-entry map holds the new node, built (allocated, copied) without the lock.
+  Map single;
+  single.emplace(key, Entry{version, std::string(item_json)});
+  Map::node_type node = single.extract(single.begin());
+  std::string replaced;  // freed after the lock is released, like `node` when not inserted
   {
     std::lock_guard<std::mutex> lock(stripe.mu);
     auto it = stripe.map.find(key);
     if (it == stripe.map.end()) {
-      stripe.map.emplace(std::move(key), Entry{version, std::move(item_json)});
+      stripe.map.insert(std::move(node));
       items_.fetch_add(1, std::memory_order_relaxed);
-      bytes_.fetch_add(size, std::memory_order_relaxed);
+      bytes_.fetch_add(item_json.size(), std::memory_order_relaxed);
       return;
     }
-    if (it->second.version >= version) return;
+    if (version < it->second.version) return;
     // Unsigned wrap-around adds a shrink correctly.
-    bytes_.fetch_add(static_cast<uint64_t>(size - static_cast<int64_t>(it->second.json.size())),
-                     std::memory_order_relaxed);
-    replaced = std::exchange(it->second.json, std::move(item_json));
+    bytes_.fetch_add(item_json.size() - it->second.json.size(), std::memory_order_relaxed);
+    replaced = std::exchange(it->second.json, std::move(node.mapped().json));
     it->second.version = version;
   }
 }
@@ -45,14 +57,16 @@ bool ServedItems::get(std::string_view customer_id, std::string* item_json) cons
 
 void ServedItems::clear() {
   for (Stripe& stripe : *stripes_) {
-    decltype(stripe.map) dropped;
+    Map dropped;
     {
       std::lock_guard<std::mutex> lock(stripe.mu);
       dropped.swap(stripe.map);
     }
+    uint64_t bytes = 0;
+    for (const auto& [id, entry] : dropped) bytes += entry.json.size();
+    items_.fetch_sub(dropped.size(), std::memory_order_relaxed);
+    bytes_.fetch_sub(bytes, std::memory_order_relaxed);
   }
-  items_.store(0, std::memory_order_relaxed);
-  bytes_.store(0, std::memory_order_relaxed);
 }
 
 void ServingStore::offer(const ItemRecord& record) {

@@ -11,8 +11,9 @@
 // ServingStore wraps the store the engine writes to and keeps ServedItems equal to the
 // store's public items: every item a successful commit writes, and every item a scan
 // reads (the engine's load at start). So it answers exactly what the store holds, with
-// no extra read of the store. For a table shared by several writers (state.shared) it is
-// not used: other daemons' commits would not pass through it.
+// no extra read of the store. That holds only while this process is the store's one
+// writer: RocksDB (its LOCK file keeps other processes out) and memory. A DynamoDB
+// table can have other writers (a re-scorer, other daemons): lookups read the table.
 #pragma once
 
 #include <array>
@@ -30,10 +31,12 @@ namespace streamscore {
 
 class ServedItems {
  public:
-  // Keeps `item_json` as the customer's item unless a newer version is already there
-  // (a commit and a load's scan may race: the newest wins). Ignores version 0 and an
-  // empty item (no public item yet).
-  void offer(std::string_view customer_id, int64_t version, std::string item_json);
+  // Keeps `item_json` as the customer's item unless a newer version is already there.
+  // The same version may bring another item: the first score of an item written
+  // without one keeps its version (docs/semantics.md, scoring in the engine). Ignores
+  // version 0 and an empty item (no public item yet). The copy and the allocation
+  // happen outside the stripe's lock, which is held only to look up and swap.
+  void offer(std::string_view customer_id, int64_t version, std::string_view item_json);
 
   // Copies the customer's item into `item_json`; false when there is none.
   bool get(std::string_view customer_id, std::string* item_json) const;
@@ -48,9 +51,10 @@ class ServedItems {
     int64_t version = 0;
     std::string json;
   };
+  using Map = std::unordered_map<std::string, Entry>;
   struct Stripe {
     mutable std::mutex mu;
-    std::unordered_map<std::string, Entry> map;
+    Map map;
   };
   static constexpr std::size_t kStripes = 1024;
 

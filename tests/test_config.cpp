@@ -101,19 +101,22 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.kafka.bootstrap_servers == b.kafka.bootstrap_servers);
   BOOST_TEST((a.kafka.properties == b.kafka.properties));
   BOOST_TEST(a.output.topic == b.output.topic);
+  BOOST_TEST(a.state.writer == b.state.writer);
+  BOOST_TEST(a.state.shared == b.state.shared);
+  BOOST_TEST(a.http.item_cache == b.http.item_cache);
 }
 
 const std::vector<std::string> kAllKeys = {
     "source.kind", "source.path", "source.exit_at_end", "source.topic", "source.group_id", "source.customers", "source.events",
     "source.rate", "source.days", "source.dup_rate", "source.disorder_s", "source.late_rate",
     "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
-    "state.endpoint", "state.region", "state.table",
+    "state.endpoint", "state.region", "state.table", "state.writer", "state.shared",
     "dead_letter.kind", "dead_letter.path", "dead_letter.topic", "kafka.bootstrap_servers",
     "output.topic", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "engine.nice", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
     "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes",
-    "http.realtime_priority", "log.level", "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
+    "http.realtime_priority", "http.item_cache", "log.level", "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
 
 // Loads a file with `text`; expects failure and returns the message.
 std::string file_error(const std::string& text, const std::vector<std::string>& sets = {}) {
@@ -181,12 +184,13 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "source.dup_rate=0.02", "source.disorder_s=120", "source.late_rate=0.001",
       "source.bad_rate=0.001", "source.seed=42", "source.start=2025-01-01T00:00:00Z",
       "state.backend=rocksdb", "state.path=data/state", "state.endpoint=", "state.region=",
-      "state.table=customer_feature_state", "dead_letter.path=data/dead-letter.jsonl",
+      "state.table=customer_feature_state", "state.writer=streamscore", "state.shared=false",
+      "dead_letter.path=data/dead-letter.jsonl",
       "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=8",
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536", "engine.nice=10",
       "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
       "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
-      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "http.realtime_priority=2", "log.level=info",
+      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "http.realtime_priority=2", "http.item_cache=true", "log.level=info",
       "model.dir=", "model.poll_interval_ms=500", "model.rescore_rate=50000", "model.nthread=1"};
   BOOST_TEST(sets.size() == kAllKeys.size());
   Config c;

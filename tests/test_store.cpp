@@ -194,7 +194,7 @@ BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_
   std::vector<std::string> pks;
   for (int i = 0; i < 40; ++i) pks.push_back(customer_pk("C" + std::to_string(i)));
   std::map<std::string, int64_t> version;  // what the store holds
-  std::size_t conflicted = 0, unpublished = 0;
+  std::size_t conflicted = 0, unpublished = 0, same_version = 0;
   for (int round = 0; round < 300; ++round) {
     WriteSet writes;
     std::set<std::string> in_batch;
@@ -206,6 +206,8 @@ BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_
       if (version[pk] == 0 && rng() % 3 == 0) {  // no public item yet (version 0, empty item), as the engine writes
         p.record.version = p.expected_version;
         p.record.item_json.clear();
+      } else if (version[pk] > 0 && rng() % 6 == 0) {
+        p.record.version = p.expected_version;  // another item, same version (a first score)
       }
       writes.puts.push_back(p);
     }
@@ -214,7 +216,10 @@ BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_
     BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
     if (!conflicts.empty()) ++conflicted;
     else
-      for (const ConditionalPut& p : writes.puts) version[p.record.pk] = p.record.version;
+      for (const ConditionalPut& p : writes.puts) {
+        if (p.record.version > 0 && p.record.version == version[p.record.pk]) ++same_version;
+        version[p.record.pk] = p.record.version;
+      }
     for (const std::string& pk : pks) {
       const std::string stored = stored_public_item(serving, pk);
       BOOST_TEST_REQUIRE(served_item(serving.items(), pk) == stored, pk << " after round " << round);
@@ -223,6 +228,7 @@ BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_
   }
   BOOST_TEST(conflicted > 10u);    // the refused commits were exercised
   BOOST_TEST(unpublished > 100u);  // and customers without a public item
+  BOOST_TEST(same_version > 10u);  // and new items under the same version
   std::size_t bytes = 0, items = 0;
   for (const std::string& pk : pks) {
     const std::string stored = stored_public_item(serving, pk);
