@@ -2,7 +2,9 @@
 # HTTP serving benchmark (part of `make bench`; alone: `bash bench/http.sh BUILD_DIR`):
 # GET /v1/customers/{id} at a fixed 10,000 requests/s on loopback (bench/http_load.cpp,
 # open loop, latency from the scheduled send time) against `streamscore run` (default
-# settings: its HTTP thread at SCHED_RR 2, `http.realtime_priority`):
+# settings: its HTTP thread at SCHED_RR 2, `http.realtime_priority`; lookups from the
+# committed items in memory, `http.item_cache`; DAEMON_SETS="--set http.item_cache=false"
+# measures lookups from RocksDB):
 #   1. while the daemon ingests its built-in generator at INGEST_RATE events/s, the load
 #      client's sending threads at SCHED_RR LOAD_RT (1; below the server, above every
 #      normal thread), so that the client's own wake-ups are not what is measured;
