@@ -32,8 +32,8 @@ namespace streamscore {
 class ServedItems {
  public:
   // Keeps `item_json` as the customer's item unless a newer version is already there.
-  // The same version may bring another item: the first score of an item written
-  // without one keeps its version (docs/semantics.md, scoring in the engine). Ignores
+  // The same version may bring another item, as the store allows a put under the stored
+  // version: the served item follows what the store holds, whoever wrote it. Ignores
   // version 0 and an empty item (no public item yet). The copy and the allocation
   // happen outside the stripe's lock, which is held only to look up and swap.
   void offer(std::string_view customer_id, int64_t version, std::string_view item_json);

@@ -452,8 +452,14 @@ void ShardState::items_to_write(std::vector<uint32_t>* slots) const {
 
 void ShardState::set_score(uint32_t slot, float score, int32_t model_version) {
   CustomerState& c = customers_[slot];
-  if (c.scored_version == c.version && c.model_version != model_version) {
-    ++c.version;  // same features, another model: the item changes
+  // Every write of a changed item is a new version (contract, section 4). A score
+  // changes the item unless it is the first score of features not written yet: a
+  // re-score (same features, another model), or the first score of an item already
+  // written without one (a model activated after it was written).
+  const bool rescore = c.scored_version == c.version && c.model_version != model_version;
+  const bool written_unscored = c.scored_version != c.version && c.stored_version == c.version;
+  if (rescore || written_unscored) {
+    ++c.version;
     ++logical_writes_;
     ++rescores_;
   }

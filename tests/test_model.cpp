@@ -542,6 +542,39 @@ BOOST_AUTO_TEST_CASE(a_rescore_is_a_new_version_a_score_of_new_features_is_not) 
   BOOST_TEST(loaded.mark_stale(2, 0) == 0u);
 }
 
+// The contract's version rises on every write of the item: an item written before any
+// model was active (no score) gets a new version with its first score.
+BOOST_AUTO_TEST_CASE(the_first_score_of_an_item_written_without_one_is_a_new_version) {
+  const int64_t tick0 = kT0 / kWindowNanos;
+  ShardState shard(ShardOptions{});
+  shard.advance_to(tick0 - 1);
+  auto e1 = txn("C1", "a", kT0 + kSec, 1000);
+  shard.apply_event(e1);
+  shard.advance_to(tick0 + 1);
+  auto store = make_memory_store();
+  FlushStats stats;
+  BOOST_REQUIRE(shard.flush(*store, &stats).is_ok());  // version 1, no score
+  ItemRecord unscored;
+  BOOST_REQUIRE(store->get("CUSTOMER#C1", &unscored).is_ok());
+  BOOST_TEST(unscored.version == 1);
+  BOOST_TEST(unscored.item_json.find("score") == std::string::npos, unscored.item_json);
+  BOOST_TEST(shard.mark_stale(1, 10) == 1u);  // a model is activated
+  std::vector<uint32_t> slots;
+  shard.items_to_write(&slots);
+  BOOST_REQUIRE(slots.size() == 1u);
+  shard.set_score(slots[0], 0.25f, 1);
+  BOOST_TEST(shard.find_customer("C1")->version == 2);
+  BOOST_TEST(shard.rescores() == 1u);
+  shard.set_score(slots[0], 0.25f, 1);  // scored again before the write: nothing new
+  BOOST_TEST(shard.find_customer("C1")->version == 2);
+  BOOST_REQUIRE(shard.flush(*store, &stats).is_ok());
+  ItemRecord scored;
+  BOOST_REQUIRE(store->get("CUSTOMER#C1", &scored).is_ok());
+  BOOST_TEST(scored.version == 2);
+  BOOST_TEST(scored.item_json.find(",\"score\":0.25,\"model_version\":\"v1\",\"version\":2}") !=
+             std::string::npos, scored.item_json);
+}
+
 BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
   float score = 0;
   int32_t version = 0;

@@ -207,7 +207,7 @@ BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_
         p.record.version = p.expected_version;
         p.record.item_json.clear();
       } else if (version[pk] > 0 && rng() % 6 == 0) {
-        p.record.version = p.expected_version;  // another item, same version (a first score)
+        p.record.version = p.expected_version;  // another item under the stored version
       }
       writes.puts.push_back(p);
     }
