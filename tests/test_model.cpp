@@ -503,15 +503,20 @@ std::string rendered(const ShardState& shard, const std::string& id) {
   return s;
 }
 
+// C1's first transaction, ticked: C1 is at version 1, not scored yet.
+void tick_one_transaction(ShardState& shard, int64_t tick0) {
+  shard.advance_to(tick0 - 1);
+  auto e1 = txn("C1", "a", kT0 + kSec, 1000);
+  shard.apply_event(e1);
+  shard.advance_to(tick0 + 1);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_rescore_is_a_new_version_a_score_of_new_features_is_not) {
   const int64_t tick0 = kT0 / kWindowNanos;
   ShardState shard(ShardOptions{});
-  shard.advance_to(tick0 - 1);
-  auto e1 = txn("C1", "a", kT0 + kSec, 1000);
-  shard.apply_event(e1);
-  shard.advance_to(tick0 + 1);
+  tick_one_transaction(shard, tick0);
   std::vector<uint32_t> slots;
   shard.items_to_write(&slots);
   BOOST_REQUIRE(slots.size() == 1u);
@@ -547,10 +552,7 @@ BOOST_AUTO_TEST_CASE(a_rescore_is_a_new_version_a_score_of_new_features_is_not) 
 BOOST_AUTO_TEST_CASE(the_first_score_of_an_item_written_without_one_is_a_new_version) {
   const int64_t tick0 = kT0 / kWindowNanos;
   ShardState shard(ShardOptions{});
-  shard.advance_to(tick0 - 1);
-  auto e1 = txn("C1", "a", kT0 + kSec, 1000);
-  shard.apply_event(e1);
-  shard.advance_to(tick0 + 1);
+  tick_one_transaction(shard, tick0);
   auto store = make_memory_store();
   FlushStats stats;
   BOOST_REQUIRE(shard.flush(*store, &stats).is_ok());  // version 1, no score
