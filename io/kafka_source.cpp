@@ -76,6 +76,8 @@ struct KafkaSource::Partition {
   std::deque<Buffered> buffered;
   int64_t newest = std::numeric_limits<int64_t>::min();
   int64_t fetched_until = kUnknownOffset;  // next offset after the last fetched record
+  int64_t low_at_assignment = kUnknownOffset;   // unbounded: queried from the leader when assigned
+  int64_t high_at_assignment = kUnknownOffset;
   bool paused = false;                      // bounded: read to its end offset
 };
 
@@ -276,6 +278,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
       partitions->elems[i].offset = it != position_.end() ? it->second : RD_KAFKA_OFFSET_STORED;
     }
     if (s.is_ok()) s = assign(partitions);
+    if (s.is_ok()) query_assigned_ends();
     spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={}", options_.topic, partitions->cnt);
   } else {
     if (options_.shared && assignment_lost()) {
@@ -372,19 +375,50 @@ Status KafkaSource::fill(std::size_t* fetched) {
   return Status::ok();
 }
 
+// Unbounded: the assigned partitions' offsets as of their assignment, from their leaders.
+// The client's cached ends of a partition it held before are those of its last fetch,
+// which another daemon may have read far past since: until the first fetch they would
+// show no lag, and no records to wait for. A failed query leaves the cached ends alone.
+void KafkaSource::query_assigned_ends() {
+  for (auto& [id, p] : partitions_) {
+    int64_t low = 0, high = 0;
+    const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(consumer_.get(), options_.topic.c_str(), id, &low,
+                                                                     &high, options_.metadata_timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      spdlog::warn("msg=\"kafka partition end offset unknown\" source={} error=\"{}\"",
+                   partition_source(options_.topic, id), rd_kafka_err2str(err));
+      continue;
+    }
+    p->low_at_assignment = low;
+    p->high_at_assignment = high;
+  }
+}
+
+// A partition's offsets: the newest the client's fetches report, never older than those
+// of its assignment. False: not known yet.
+bool KafkaSource::watermarks(int32_t id, int64_t* low, int64_t* high) const {
+  if (rd_kafka_get_watermark_offsets(consumer_.get(), options_.topic.c_str(), id, low, high) !=
+      RD_KAFKA_RESP_ERR_NO_ERROR) {
+    *low = *high = kUnknownOffset;
+  }
+  auto it = partitions_.find(id);
+  if (it != partitions_.end()) {
+    *low = std::max(*low, it->second->low_at_assignment);
+    *high = std::max(*high, it->second->high_at_assignment);
+  }
+  return *high >= 0;
+}
+
 // Whether a partition with nothing buffered may still deliver records older than its
 // newest time: it has not been read to its end (bounded: the end as of start;
-// unbounded: the end the client last saw).
+// unbounded: the newest end known).
 bool KafkaSource::may_have_more(int32_t id, const Partition& p) const {
   if (options_.bounded) {
     auto end = end_.find(id);
     return end != end_.end() && p.fetched_until < end->second;
   }
   int64_t low = 0, high = 0;
-  if (rd_kafka_get_watermark_offsets(consumer_.get(), options_.topic.c_str(), id, &low, &high) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR ||
-      high < 0)
-    return true;  // not known yet: wait for it
+  if (!watermarks(id, &low, &high)) return true;  // not known yet: wait for it
   return p.fetched_until == kUnknownOffset ? high > low : p.fetched_until < high;
 }
 
@@ -453,9 +487,7 @@ void KafkaSource::update_lag() {
   int64_t lag = 0;
   for (int32_t p : assigned_) {
     int64_t low = 0, high = 0;
-    if (rd_kafka_get_watermark_offsets(consumer_.get(), options_.topic.c_str(), p, &low, &high) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
+    if (!watermarks(p, &low, &high)) {
       gauges_->lag = -1;
       return;
     }

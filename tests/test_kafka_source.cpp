@@ -2,17 +2,21 @@
 // Kafka protocol server, started in this process so that the tests can inject faults):
 // a bounded run equals `replay` of the same log, kills and broker faults lose nothing
 // and apply nothing twice, kcat's messages are read, bad records and keyless ones go to
-// the dead letter with their offsets.
+// the dead letter with their offsets, a partition assigned again shows its lag at once.
 #define BOOST_TEST_MODULE kafka_source
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
 #include <csignal>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
 #include <sys/wait.h>
 
+#include "actors/metrics.hpp"
 #include "io/http_client.hpp"
+#include "io/kafka_source.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/daemon_support.hpp"
 #include "tests/kafka_support.hpp"
@@ -285,4 +289,93 @@ BOOST_FIXTURE_TEST_CASE(a_rebalance_checkpoints_before_releasing_partitions, Fix
   Result bounded = run_cli(dir, words(run_args("group", true)));
   BOOST_REQUIRE_MESSAGE(bounded.exit_code == 0, bounded.err);
   BOOST_TEST(features_only(export_of("group")) == features_only(replayed()));
+}
+
+namespace {
+
+// A KafkaSource of group "lag" in this process, polled by the test.
+struct Reader {
+  std::unique_ptr<EngineMetrics::KafkaGauges> gauges = std::make_unique<EngineMetrics::KafkaGauges>();
+  std::unique_ptr<KafkaSource> source;
+  std::size_t records = 0;  // handed over so far
+
+  Reader(const std::string& bootstrap, const std::string& topic) {
+    KafkaSourceOptions options;
+    options.kafka.bootstrap_servers = bootstrap;
+    options.kafka.properties = {{"session.timeout.ms", "6000"}, {"heartbeat.interval.ms", "100"}};
+    options.topic = topic;
+    options.group_id = "lag";
+    const Status s = KafkaSource::open(options, {}, gauges.get(), &source);
+    BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  }
+
+  void poll() {
+    bool at_end = false;
+    const Status s = source->poll([&](RawBatch batch) { records += batch.lines.size(); return Status::ok(); },
+                                  [] { return Status::ok(); }, &at_end);
+    BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  }
+};
+
+// Polls `readers` in turn until `done` (false after 60 s).
+bool poll_until(const std::vector<Reader*>& readers, const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    for (Reader* r : readers) r->poll();
+  }
+  return true;
+}
+
+std::vector<KafkaRecord> records_in(int32_t partition, int count, const std::string& tag) {
+  std::vector<KafkaRecord> out;
+  for (int i = 0; i < count; ++i) {
+    const std::string id = tag + std::to_string(partition) + "-" + std::to_string(i);
+    out.push_back({id, true,
+                   "{\"event_id\":\"" + id + "\",\"customer_id\":\"C1\",\"event_type\":\"transaction\","
+                   "\"amount\":1.00,\"event_time\":\"2025-01-01T00:00:00Z\"}",
+                   partition});
+  }
+  return out;
+}
+
+}  // namespace
+
+// A partition that comes back to a daemon shows its lag at once. The client keeps the
+// end offsets of its last fetch of a partition it held before; until its first fetch
+// after the assignment (delayed here by a slow broker) the lag read 0 with records
+// unread, and the source would not wait for them when merging by event time.
+BOOST_AUTO_TEST_CASE(a_partition_assigned_again_shows_its_lag_before_its_first_fetch) {
+  MockKafkaOptions options;
+  options.brokers = 1;
+  options.topics = {{"lag-topic", 2}};
+  std::unique_ptr<MockKafkaCluster> cluster;
+  BOOST_REQUIRE(MockKafkaCluster::start(options, &cluster).is_ok());
+  const std::string bootstrap = cluster->bootstrap_servers();
+  auto both = [](const std::string& tag) {
+    auto out = records_in(0, 5, tag);
+    for (auto& r : records_in(1, 5, tag)) out.push_back(r);
+    return out;
+  };
+  produce(bootstrap, "lag-topic", both("first"));
+  Reader a(bootstrap, "lag-topic");
+  BOOST_REQUIRE(poll_until({&a}, [&] { return a.records == 10 && a.gauges->lag == 0; }));
+
+  // b joins: each holds one partition. a reads what comes to its own, b to the other.
+  auto b = std::make_unique<Reader>(bootstrap, "lag-topic");
+  BOOST_REQUIRE(poll_until({&a, b.get()}, [&] { return a.gauges->partitions == 1 && b->gauges->partitions == 1; }));
+  produce(bootstrap, "lag-topic", both("second"));
+  BOOST_REQUIRE(poll_until({&a, b.get()}, [&] { return a.records == 15 && a.gauges->lag == 0; }));
+
+  // b leaves; a gets b's partition back, at its own old offset, 5 records behind. Every
+  // request takes 1.5 s from now on.
+  b->source->close();
+  b.reset();
+  rd_kafka_mock_broker_set_rtt(cluster->handle(), 1, 1500);
+  BOOST_REQUIRE(poll_until({&a}, [&] { return a.gauges->partitions == 2; }));
+  // What a has read plus its lag is every record (before: 15 + 0 until the first fetch
+  // came back; the fetch may also come back while the assignment queries the ends).
+  BOOST_TEST(a.records + static_cast<std::size_t>(a.gauges->lag.load()) == 20u);
+  rd_kafka_mock_broker_set_rtt(cluster->handle(), 1, 0);
+  BOOST_REQUIRE(poll_until({&a}, [&] { return a.records == 20 && a.gauges->lag == 0; }));
 }

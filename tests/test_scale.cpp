@@ -94,6 +94,11 @@ struct Fixture {
   }
 
   std::string log_of(const Member& m) { return slurp(dir / (m.writer + ".err")); }
+  std::string logs_of(const std::vector<Member*>& members) {
+    std::string out;
+    for (Member* m : members) out += log_of(*m);
+    return out;
+  }
 
   // Every partition is held by one of `members`, each holds some, and none of them lags
   // behind its end.
@@ -107,17 +112,40 @@ struct Fixture {
     return partitions == kPartitions;
   }
 
-  // Waits until `members` hold everything, have read it, and have checkpointed it twice.
+  // Each member's partitions, lag, rebalances and checkpoints, for failure messages.
+  std::string gauges_of(const std::vector<Member*>& members) const {
+    std::string out;
+    for (Member* m : members)
+      out += m->writer + ": partitions=" + std::to_string(m->get("streamscore_kafka_partitions")) +
+             " lag=" + std::to_string(m->get("streamscore_kafka_lag")) +
+             " rebalances=" + std::to_string(m->get("streamscore_kafka_rebalances_total")) +
+             " checkpoints=" + std::to_string(m->get("streamscore_checkpoints_total")) + "\n";
+    return out;
+  }
+
+  // Waits until `members` hold everything, have read it, and have checkpointed it twice
+  // with no rebalance in between. The group may still move the partitions once more
+  // after they first look settled (a member that left is dropped by the coordinator when
+  // its rebalance or session times out): then it settles again.
   void settle(const std::vector<Member*>& members, const std::string& when) {
-    std::string logs;
-    for (Member* m : members) logs += log_of(*m);
-    BOOST_REQUIRE_MESSAGE(wait_for([&] { return caught_up(members); }, 120), when + ": " + logs);
-    for (Member* m : members) {
-      const double done = m->get("streamscore_checkpoints_total");
-      BOOST_REQUIRE_MESSAGE(wait_for([&] { return m->get("streamscore_checkpoints_total") >= done + 2; }, 60),
-                            when + ": " + log_of(*m));
+    for (int attempt = 1;; ++attempt) {
+      BOOST_REQUIRE_MESSAGE(wait_for([&] { return caught_up(members); }, 120),
+                            when + ": " + gauges_of(members) + logs_of(members));
+      std::vector<double> rebalances;
+      for (Member* m : members) rebalances.push_back(m->get("streamscore_kafka_rebalances_total"));
+      for (Member* m : members) {
+        const double done = m->get("streamscore_checkpoints_total");
+        BOOST_REQUIRE_MESSAGE(wait_for([&] { return m->get("streamscore_checkpoints_total") >= done + 2; }, 60),
+                              when + ": " + log_of(*m));
+      }
+      bool settled = caught_up(members);
+      for (std::size_t i = 0; i < members.size(); ++i)
+        settled = settled && members[i]->get("streamscore_kafka_rebalances_total") == rebalances[i];
+      if (settled) return;
+      BOOST_TEST_MESSAGE(when + ": the partitions moved again (attempt " + std::to_string(attempt) + ")\n" +
+                         gauges_of(members));
+      BOOST_REQUIRE_MESSAGE(attempt < 5, when + ": the partitions keep moving\n" + gauges_of(members) + logs_of(members));
     }
-    BOOST_REQUIRE_MESSAGE(caught_up(members), when + ": the partitions moved again");
   }
 
   void stop(Member& m, int signal, bool expect_success) {
