@@ -16,9 +16,7 @@ std::atomic<bool> DaemonOps::reload_requested_{false};
 
 Status StoreCustomerLookup::get_item(std::string_view customer_id, std::string* item_json) {
   ItemRecord record;
-  std::string pk = "CUSTOMER#";
-  pk.append(customer_id);
-  Status s = store_->get(pk, &record);
+  Status s = store_->get(customer_pk(customer_id), &record);
   if (!s.is_ok()) return s;
   if (record.version == 0 || record.item_json.empty())  // no public item yet
     return Status::not_found("customer " + std::string(customer_id));

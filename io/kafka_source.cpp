@@ -76,8 +76,7 @@ struct KafkaSource::Partition {
   std::deque<Buffered> buffered;
   int64_t newest = std::numeric_limits<int64_t>::min();
   int64_t fetched_until = kUnknownOffset;  // next offset after the last fetched record
-  int64_t low_at_assignment = kUnknownOffset;   // unbounded: queried from the leader when assigned
-  int64_t high_at_assignment = kUnknownOffset;
+  int64_t end_at_assignment = kUnknownOffset;  // unbounded: from the leader (see query_ends())
   bool paused = false;                      // bounded: read to its end offset
 };
 
@@ -277,8 +276,10 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
       auto it = position_.find(partitions->elems[i].partition);
       partitions->elems[i].offset = it != position_.end() ? it->second : RD_KAFKA_OFFSET_STORED;
     }
+    const KafkaOffsets ends = query_ends(partitions);  // before fetching starts
     if (s.is_ok()) s = assign(partitions);
-    if (s.is_ok()) query_assigned_ends();
+    for (const auto& [id, end] : ends)
+      if (auto it = partitions_.find(id); it != partitions_.end()) it->second->end_at_assignment = end;
     spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={}", options_.topic, partitions->cnt);
   } else {
     if (options_.shared && assignment_lost()) {
@@ -375,23 +376,24 @@ Status KafkaSource::fill(std::size_t* fetched) {
   return Status::ok();
 }
 
-// Unbounded: the assigned partitions' offsets as of their assignment, from their leaders.
-// The client's cached ends of a partition it held before are those of its last fetch,
-// which another daemon may have read far past since: until the first fetch they would
-// show no lag, and no records to wait for. A failed query leaves the cached ends alone.
-void KafkaSource::query_assigned_ends() {
-  for (auto& [id, p] : partitions_) {
-    int64_t low = 0, high = 0;
-    const rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(consumer_.get(), options_.topic.c_str(), id, &low,
-                                                                     &high, options_.metadata_timeout_ms);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      spdlog::warn("msg=\"kafka partition end offset unknown\" source={} error=\"{}\"",
-                   partition_source(options_.topic, id), rd_kafka_err2str(err));
-      continue;
-    }
-    p->low_at_assignment = low;
-    p->high_at_assignment = high;
-  }
+// Unbounded: the end offsets of `partitions` from their leaders (one request per
+// broker), for a new assignment. The client's cached ends of a partition it held before
+// are those of its last fetch, which another daemon may have read far past since: until
+// the first fetch they would show no lag, and no records to wait for. On failure the
+// cached ends are all there is (a warning says so).
+KafkaOffsets KafkaSource::query_ends(const rd_kafka_topic_partition_list_t* partitions) {
+  KafkaOffsets latest;
+  for (int i = 0; i < partitions->cnt; ++i) latest[partitions->elems[i].partition] = RD_KAFKA_OFFSET_END;
+  KafkaPartitionsPtr list = partition_list(options_.topic, latest);  // timestamp -1: the end
+  latest.clear();
+  const rd_kafka_resp_err_t err = rd_kafka_offsets_for_times(consumer_.get(), list.get(), options_.metadata_timeout_ms);
+  for (int i = 0; err == RD_KAFKA_RESP_ERR_NO_ERROR && i < list->cnt; ++i)
+    if (list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[i].offset >= 0)
+      latest[list->elems[i].partition] = list->elems[i].offset;
+  if (latest.size() != static_cast<std::size_t>(partitions->cnt))
+    spdlog::warn("msg=\"kafka end offsets of assigned partitions unknown until fetched\" topic={} known={} of={} error=\"{}\"",
+                 options_.topic, latest.size(), partitions->cnt, rd_kafka_err2str(err));
+  return latest;
 }
 
 // A partition's offsets: the newest the client's fetches report, never older than those
@@ -401,11 +403,7 @@ bool KafkaSource::watermarks(int32_t id, int64_t* low, int64_t* high) const {
       RD_KAFKA_RESP_ERR_NO_ERROR) {
     *low = *high = kUnknownOffset;
   }
-  auto it = partitions_.find(id);
-  if (it != partitions_.end()) {
-    *low = std::max(*low, it->second->low_at_assignment);
-    *high = std::max(*high, it->second->high_at_assignment);
-  }
+  if (auto it = partitions_.find(id); it != partitions_.end()) *high = std::max(*high, it->second->end_at_assignment);
   return *high >= 0;
 }
 

@@ -125,7 +125,7 @@ class KafkaSource {
   Status on_error(const rd_kafka_message_t* message);
   bool buffer_record(KafkaMessagePtr message);
   Status on_consumer_message(KafkaMessagePtr message);
-  void query_assigned_ends();
+  KafkaOffsets query_ends(const rd_kafka_topic_partition_list_t* partitions);
   bool watermarks(int32_t partition, int64_t* low, int64_t* high) const;
   bool may_have_more(int32_t partition, const Partition& p) const;
   Status hand_over(const Submit& submit, bool everything);
