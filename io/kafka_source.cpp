@@ -276,7 +276,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
       auto it = position_.find(partitions->elems[i].partition);
       partitions->elems[i].offset = it != position_.end() ? it->second : RD_KAFKA_OFFSET_STORED;
     }
-    const KafkaOffsets ends = query_ends(partitions);  // before fetching starts
+    KafkaOffsets ends;
+    if (s.is_ok()) ends = query_ends(partitions);  // before fetching starts
     if (s.is_ok()) s = assign(partitions);
     for (const auto& [id, end] : ends)
       if (auto it = partitions_.find(id); it != partitions_.end()) it->second->end_at_assignment = end;
