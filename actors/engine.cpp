@@ -142,7 +142,7 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
   };
   Status inner;
   Status s = store->scan([&](const ItemRecord& record) {
-    if (ShardState* shard = mine(std::string_view(record.pk).substr(kCustomerPrefix.size()), filters.items))
+    if (ShardState* shard = mine(customer_id_of_pk(record.pk), filters.items))
       inner = shard->load(record);
     return inner.is_ok();
   });
@@ -461,8 +461,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
     const std::size_t all = writes.puts.size();
     writes.puts.erase(std::remove_if(writes.puts.begin(), writes.puts.end(),
                                      [&](const ConditionalPut& put) {
-                                       return !options_.write_customers(
-                                           std::string_view(put.record.pk).substr(kCustomerPrefix.size()));
+                                       return !options_.write_customers(customer_id_of_pk(put.record.pk));
                                      }),
                       writes.puts.end());
     items_not_written_ += all - writes.puts.size();
@@ -485,7 +484,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   if (!shifts.empty()) {  // the owning shards move their versions along
     std::vector<std::vector<VersionShift>> per_shard(shards_.size());
     for (VersionShift& shift : shifts) {
-      const std::string_view id = std::string_view(shift.pk).substr(kCustomerPrefix.size());
+      const std::string_view id = customer_id_of_pk(shift.pk);
       per_shard[shard_of(XXH3_64bits(id.data(), id.size()), shards_.size())].push_back(std::move(shift));
     }
     for (std::size_t i = 0; i < shards_.size(); ++i)

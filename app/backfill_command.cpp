@@ -266,7 +266,7 @@ class Backfill {
 Status check_part_is_empty(StateStore& store, const Plan& plan) {
   std::string found;
   Status s = store.scan([&](const ItemRecord& item) {
-    const std::string_view id = std::string_view(item.pk).substr(kCustomerPrefix.size());
+    const std::string_view id = customer_id_of_pk(item.pk);
     if (part_of(id, plan.parts) == plan.part - 1) found = item.pk;
     return found.empty();
   });

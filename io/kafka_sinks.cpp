@@ -62,7 +62,7 @@ class KafkaItemSink : public ItemSink {
       : producer_(std::move(producer)), topic_(std::move(topic)) {}
 
   Status publish(const ItemRecord& item) override {
-    const std::string_view customer_id = std::string_view(item.pk).substr(kCustomerPrefix.size());
+    const std::string_view customer_id = customer_id_of_pk(item.pk);
     Status s = producer_->produce(topic_, customer_id, item.item_json);
     if (s.is_ok() && ++published_ % kPollEvery == 0) producer_->poll();
     return s;

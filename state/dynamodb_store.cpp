@@ -587,7 +587,8 @@ class DynamoDbStore final : public StateStore {
                                         "' is not UTF-8 (DynamoDB keys are strings)");
       const std::size_t size = item_size_bound(r, self_.stamp.size());
       if (size > kItemLimit) {
-        const std::string id = r.pk.rfind(kCustomerPrefix, 0) == 0 ? r.pk.substr(kCustomerPrefix.size()) : r.pk;
+        const std::string_view customer_id = customer_id_of_pk(r.pk);
+        const std::string id(customer_id.empty() ? std::string_view(r.pk) : customer_id);
         return Status::invalid_argument("customer '" + printable(id) + "': its item needs up to " +
                                         std::to_string(size) + " bytes, over DynamoDB's 400 KB item limit");
       }

@@ -70,9 +70,9 @@ void ServedItems::clear() {
 }
 
 void ServingStore::offer(const ItemRecord& record) {
-  const std::string_view pk = record.pk;
-  if (pk.substr(0, kCustomerPrefix.size()) != kCustomerPrefix) return;
-  items_.offer(pk.substr(kCustomerPrefix.size()), record.version, record.item_json);
+  const std::string_view customer_id = customer_id_of_pk(record.pk);
+  if (customer_id.empty()) return;  // not a customer's item
+  items_.offer(customer_id, record.version, record.item_json);
 }
 
 Status ServingStore::commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) {

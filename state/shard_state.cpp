@@ -434,7 +434,7 @@ Status ShardState::flush(StateStore& store, FlushStats* stats) {
 }
 
 void ShardState::rebase(const VersionShift& shift) {
-  const std::string id = shift.pk.substr(kCustomerPrefix.size());
+  const std::string id(customer_id_of_pk(shift.pk));
   const uint32_t entry = index_[index_position(id, XXH3_64bits(id.data(), id.size()))];
   if (entry == 0) return;
   CustomerState& c = customers_[entry - 1];
@@ -495,7 +495,7 @@ Status ShardState::load(const ItemRecord& record) {
     return Status::corruption("item " + record.pk + ": unknown internal format " +
                               std::to_string(format) + " (this build reads format " +
                               std::to_string(kInternalFormat) + ")");
-  const std::string id = record.pk.substr(kCustomerPrefix.size());
+  const std::string id(customer_id_of_pk(record.pk));
   const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
   CustomerState& c = customers_[slot];
   uint64_t u = 0, n = 0;

@@ -21,6 +21,10 @@ inline std::string customer_pk(std::string_view customer_id) {
   pk.append(customer_id);
   return pk;
 }
+// The customer_id in a PK that customer_pk() made; empty for any other key.
+inline std::string_view customer_id_of_pk(std::string_view pk) {
+  return pk.substr(0, kCustomerPrefix.size()) == kCustomerPrefix ? pk.substr(kCustomerPrefix.size()) : std::string_view();
+}
 
 // One stored item. `item_json` is the public item exactly as `export` prints it (one
 // JSON object, no newline); `internal` is the engine's own data needed to continue

@@ -182,7 +182,7 @@ std::string stored_public_item(StateStore& store, const std::string& pk) {
 
 std::string served_item(const ServedItems& items, const std::string& pk) {
   std::string json;
-  return items.get(pk.substr(kCustomerPrefix.size()), &json) ? json : std::string();
+  return items.get(customer_id_of_pk(pk), &json) ? json : std::string();
 }
 
 }  // namespace
