@@ -62,8 +62,7 @@ struct FieldValue {
 };
 
 // SAX handler for basic_parser and visitor of the JsonScanner: remembers the required
-// top-level fields and ignores everything else (the parser still validates it, so one
-// pass decides not_json too).
+// top-level fields and ignores everything else (which the parser still validates).
 class Handler final : public JsonVisitor {
  public:
   static constexpr std::size_t max_object_size = std::size_t(-1);

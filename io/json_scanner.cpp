@@ -42,6 +42,15 @@ bool JsonScanner::scan(std::string_view text, JsonVisitor& visitor, std::string*
   at_ = 0;
   why_ = why;
   stack_.clear();
+  const bool ok = read_document(visitor);
+  // A hostile line grows the buffers to its size: keep them only while they are small.
+  constexpr std::size_t kKeptBytes = 64 * 1024;
+  if (stack_.capacity() > kKeptBytes) std::string().swap(stack_);
+  if (string_.capacity() > kKeptBytes) std::string().swap(string_);
+  return ok;
+}
+
+bool JsonScanner::read_document(JsonVisitor& visitor) {
   Expect next = Expect::value;
   for (;;) {
     skip_whitespace();

@@ -44,6 +44,7 @@ class JsonScanner {
   bool fail(std::string_view what);
   void skip_whitespace();
   enum class Expect { value, key, after_value };
+  bool read_document(JsonVisitor& visitor);
   bool read_value(JsonVisitor& visitor, Expect* next);
   bool open_container(char open, JsonVisitor& visitor, Expect* next);
   bool close_container(JsonVisitor& visitor);
