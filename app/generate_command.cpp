@@ -272,7 +272,8 @@ struct KafkaTotals {
 // offset before and after the run and names what was deleted in between.
 class DeletionCheck {
  public:
-  // Without the topic's metadata (no such topic yet, brokers not reachable) it checks nothing.
+  // Without the topic's metadata (brokers not reachable, a topic that the metadata request
+  // does not create) it checks nothing.
   void start(const KafkaConfig& kafka, const std::string& topic);
   // A record this run produced; keyless ones go to a random partition and are not counted.
   void count(const std::optional<std::string>& key, std::size_t bytes) {
