@@ -25,6 +25,8 @@
 #include "app/common.hpp"
 #include "config/config.hpp"
 #include "io/generator.hpp"
+#include "io/kafka_client.hpp"
+#include "io/kafka_mock.hpp"
 #include "io/kafka_producer.hpp"
 
 namespace streamscore {
@@ -264,9 +266,113 @@ struct KafkaTotals {
   uint64_t without_key = 0;
 };
 
+// A broker deletes a partition's oldest records past its retention without telling the
+// producer: librdkafka's mock cluster (mock-kafka) past kMockPartitionMaxBytes, a real
+// one past retention.bytes or retention.ms. So generate reads each partition's first
+// offset before and after the run and names what was deleted in between.
+class DeletionCheck {
+ public:
+  // Without the topic's metadata (brokers not reachable, a topic that the metadata request
+  // does not create) it checks nothing.
+  void start(const KafkaConfig& kafka, const std::string& topic);
+  // A record this run produced; keyless ones go to a random partition and are not counted.
+  void count(const std::optional<std::string>& key, std::size_t bytes) {
+    if (key && !first_.empty()) written_[kafka_partition_of_key(*key, partition_count())] += bytes;
+  }
+  // One warning on stderr per partition whose first offset moved.
+  void report() const;
+
+ private:
+  // Bounds the delay before producing when the brokers are not reachable (the producer
+  // then reports that itself).
+  static constexpr int kTimeoutMs = 2000;
+  int32_t partition_count() const { return static_cast<int32_t>(first_.size()); }
+  int32_t read_partition_count() const;
+  bool read_first_offsets(std::vector<int64_t>* first) const;
+  bool is_mock_cluster() const;
+
+  KafkaHandlePtr handle_;
+  std::string topic_;
+  bool mock_ = false;
+  std::vector<int64_t> first_;     // per partition, before the run
+  std::vector<uint64_t> written_;  // bytes of keyed records sent to each partition
+};
+
+void DeletionCheck::start(const KafkaConfig& kafka, const std::string& topic) {
+  KafkaConfPtr conf;
+  // Quiet: the producer already logs what is wrong with the brokers.
+  if (!make_kafka_conf(kafka, {{"log_level", "0"}}, &conf).is_ok() ||
+      !make_kafka_handle(RD_KAFKA_PRODUCER, std::move(conf), &handle_).is_ok())
+    return;
+  topic_ = topic;
+  std::vector<int64_t> first(static_cast<std::size_t>(std::max(read_partition_count(), 0)));
+  if (first.empty() || !read_first_offsets(&first)) return;
+  first_ = std::move(first);
+  written_.assign(first_.size(), 0);
+  mock_ = is_mock_cluster();
+}
+
+int32_t DeletionCheck::read_partition_count() const {
+  const rd_kafka_metadata_t* metadata = nullptr;
+  rd_kafka_topic_t* topic = rd_kafka_topic_new(handle_.get(), topic_.c_str(), nullptr);
+  const rd_kafka_resp_err_t err = rd_kafka_metadata(handle_.get(), 0, topic, &metadata, kTimeoutMs);
+  rd_kafka_topic_destroy(topic);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return 0;
+  int32_t count = 0;
+  if (metadata->topic_cnt == 1 && metadata->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+    count = metadata->topics[0].partition_cnt;
+  rd_kafka_metadata_destroy(metadata);
+  return count;
+}
+
+// One ListOffsets round: the timestamp RD_KAFKA_OFFSET_BEGINNING asks for the first offset.
+bool DeletionCheck::read_first_offsets(std::vector<int64_t>* first) const {
+  KafkaPartitionsPtr list(rd_kafka_topic_partition_list_new(static_cast<int>(first->size())));
+  for (std::size_t p = 0; p < first->size(); ++p)
+    rd_kafka_topic_partition_list_add(list.get(), topic_.c_str(), static_cast<int32_t>(p))->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+  if (rd_kafka_offsets_for_times(handle_.get(), list.get(), kTimeoutMs) != RD_KAFKA_RESP_ERR_NO_ERROR) return false;
+  for (int i = 0; i < list->cnt; ++i) {
+    const rd_kafka_topic_partition_t& e = list->elems[i];
+    if (e.err != RD_KAFKA_RESP_ERR_NO_ERROR || e.offset < 0) return false;
+    (*first)[static_cast<std::size_t>(e.partition)] = e.offset;
+  }
+  return true;
+}
+
+// librdkafka's mock cluster names itself "mockCluster<hex>" (rdkafka_mock.c).
+bool DeletionCheck::is_mock_cluster() const {
+  char* id = rd_kafka_clusterid(handle_.get(), kTimeoutMs);
+  const bool mock = id != nullptr && std::string_view(id).rfind("mockCluster", 0) == 0;
+  if (id != nullptr) rd_kafka_mem_free(handle_.get(), id);
+  return mock;
+}
+
+void DeletionCheck::report() const {
+  std::vector<int64_t> now(first_.size());
+  if (first_.empty() || !read_first_offsets(&now)) return;
+  char why[256];
+  if (mock_) {
+    std::snprintf(why, sizeof why,
+                  "librdkafka's mock cluster (streamscore mock-kafka) keeps at most %.0f MiB or %d produce "
+                  "batches per partition: give the topic more partitions (mock-kafka --partitions)",
+                  kMockPartitionMaxBytes / (1024.0 * 1024.0), kMockPartitionMaxBatches);
+  } else {
+    std::snprintf(why, sizeof why, "Check the topic's retention.bytes and retention.ms");
+  }
+  for (std::size_t p = 0; p < first_.size(); ++p) {
+    if (now[p] <= first_[p]) continue;
+    std::fprintf(stderr,
+                 "generate: warning: topic %s partition %zu: the broker deleted its oldest %lld records (offsets "
+                 "%lld to %lld); this run wrote %.1f MiB to it. %s\n",
+                 topic_.c_str(), p, static_cast<long long>(now[p] - first_[p]), static_cast<long long>(first_[p]),
+                 static_cast<long long>(now[p] - 1), static_cast<double>(written_[p]) / (1024.0 * 1024.0), why);
+  }
+}
+
 // Produces until the generator ends, a signal comes, or producing fails.
 Status produce_stream(EventGenerator& g, KafkaProducer& producer, const GenerateArgs& args,
-                      Progress& progress, KafkaTotals* totals) {
+                      Progress& progress, KafkaTotals* totals, DeletionCheck& deletions) {
   std::string line;
   const auto begin = Clock::now();
   while (!stop_requested() && g.next(&line)) {
@@ -275,6 +381,7 @@ Status produce_stream(EventGenerator& g, KafkaProducer& producer, const Generate
     if (!s.is_ok()) return stop_requested() ? Status::ok() : s;  // a signal ended a wait for room
     if (!key) ++totals->without_key;
     totals->bytes += line.size();
+    deletions.count(key, line.size());
     if (g.produced() % 1024 == 0) {
       producer.poll();  // delivery reports
       progress.update(g.produced());
@@ -309,6 +416,10 @@ int generate_to_kafka(const GenerateArgs& args) {
   KafkaConfig kafka;
   kafka.bootstrap_servers = args.kafka;
   Status s = parse_properties(args.properties, &kafka.properties);
+  // Before the producer: queried while that one connected, librdkafka's mock cluster
+  // held its first deliveries back for a second.
+  DeletionCheck deletions;
+  if (s.is_ok()) deletions.start(kafka, args.topic);
   std::unique_ptr<KafkaProducer> producer;
   if (!s.is_ok() || !(s = KafkaProducer::create(kafka, &producer)).is_ok()) {
     print_error("generate", s.message());
@@ -319,7 +430,7 @@ int generate_to_kafka(const GenerateArgs& args) {
   EventGenerator generator(args.options);
   Progress progress(args.options.events);
   KafkaTotals totals;
-  s = produce_stream(generator, *producer, args, progress, &totals);
+  s = produce_stream(generator, *producer, args, progress, &totals, deletions);
   progress.done();
   // Also after a failure: what was produced is accounted for before the summary.
   const Status delivered = await_deliveries(*producer);
@@ -341,6 +452,7 @@ int generate_to_kafka(const GenerateArgs& args) {
                static_cast<unsigned long long>(totals.without_key),
                static_cast<unsigned long long>(producer->delivered()),
                static_cast<unsigned long long>(producer->failed()), unconfirmed.c_str());
+  deletions.report();
   if (!s.is_ok()) {
     print_error("generate", s.message());
     return kExitFailure;
@@ -448,7 +560,9 @@ void register_generate_command(CLI::App& root, int* exit_code) {
       "when any message was not delivered (-X message.timeout.ms=N bounds the wait).\n"
       "Ctrl-C/SIGTERM with --kafka: stops producing, waits up to 30 s for the delivery reports\n"
       "of what was produced (a second Ctrl-C stops waiting), prints the summary; exits 0 when\n"
-      "every record produced was delivered.");
+      "every record produced was delivered. A broker may delete a partition's oldest records\n"
+      "while the run writes (librdkafka's mock, `mock-kafka`, keeps 5 MiB per partition): a\n"
+      "warning then names each such partition, the offsets deleted and the MiB written to it.");
   cmd->callback([args, exit_code] { *exit_code = generate(*args); });
 }
 

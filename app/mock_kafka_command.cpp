@@ -89,6 +89,11 @@ int mock_kafka(const MockKafkaArgs& args) {
     topics += (topics.empty() ? "" : ", ") + t.name + " (" + std::to_string(t.partitions) + " partitions)";
   std::fprintf(stderr, "streamscore mock-kafka: %d broker(s) at %s; topics: %s; Ctrl-C to stop\n",
                options.brokers, bootstrap.c_str(), topics.c_str());
+  std::fprintf(stderr,
+               "streamscore mock-kafka: retention: each partition keeps its newest %.0f MiB (%zu bytes) or %d "
+               "produce batches; older records are deleted (librdkafka's mock, no setting changes it): give a "
+               "big log more partitions\n",
+               kMockPartitionMaxBytes / (1024.0 * 1024.0), kMockPartitionMaxBytes, kMockPartitionMaxBatches);
   wait_for_stop(stop_signals);
   cluster.reset();  // stops the brokers; everything they held is gone
   return kExitOk;
@@ -109,9 +114,10 @@ void register_mock_kafka_command(CLI::App& root, int* exit_code) {
       "Prints the bootstrap servers as the first line on stdout, logs on stderr, and runs until\n"
       "SIGINT/SIGTERM (exit 0). The topics customer-events-dlq and customer-scores (the\n"
       "dead-letter and output topics) are always created too. Everything is in memory and\n"
-      "gone when it stops. Like a retention limit, each partition keeps at most 100,000\n"
-      "messages or 5 MB (librdkafka's mock); older ones are deleted, so give big logs more\n"
-      "partitions (500,000 generated events: --partitions 64). Examples:\n"
+      "gone when it stops. Like a retention limit, each partition keeps its newest 5 MiB or\n"
+      "100,000 produce batches (librdkafka's mock; no setting changes it); older records are\n"
+      "deleted (generate --kafka says which), so give big logs more partitions (500,000\n"
+      "generated events: --partitions 64). Examples:\n"
       "  streamscore mock-kafka --brokers 3 --partitions 8 > boot.txt &\n"
       "  BOOT=$(head -n 1 boot.txt)\n"
       "  kcat -b $BOOT -L                                               # brokers and topics\n"

@@ -7,6 +7,7 @@
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 
+#include "io/json_scanner.hpp"
 #include "state/format.hpp"
 
 namespace streamscore {
@@ -23,9 +24,11 @@ constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
 
 constexpr size_t kMaxEventIdBytes = 128;
 constexpr size_t kMaxCustomerIdBytes = 64;
+// Boost.JSON recurses once per level: deeper records are read by the JsonScanner instead.
 constexpr size_t kMaxDepth = 32;
+constexpr std::string_view kByteOrderMark = "\xEF\xBB\xBF";
 
-enum class Kind : uint8_t { absent, string, number, boolean, null, object, array };
+enum class Kind : uint8_t { absent, string, number, boolean, null, object, array, lone_surrogate };
 
 std::string_view kind_name(Kind k) {
   switch (k) {
@@ -36,6 +39,7 @@ std::string_view kind_name(Kind k) {
     case Kind::null: return "null";
     case Kind::object: return "object";
     case Kind::array: return "array";
+    case Kind::lone_surrogate: return "a string with a lone UTF-16 surrogate escape (not Unicode text)";
   }
   return "unknown";
 }
@@ -57,9 +61,9 @@ struct FieldValue {
   std::string text;  // unescaped string, or the number's text
 };
 
-// SAX handler for basic_parser: remembers the required top-level fields and ignores
-// everything else (the parser still validates it, so one pass decides not_json too).
-class Handler {
+// SAX handler for basic_parser and visitor of the JsonScanner: remembers the required
+// top-level fields and ignores everything else (which the parser still validates).
+class Handler final : public JsonVisitor {
  public:
   static constexpr std::size_t max_object_size = std::size_t(-1);
   static constexpr std::size_t max_array_size = std::size_t(-1);
@@ -85,15 +89,12 @@ class Handler {
   bool on_document_end(error_code&) { return true; }
 
   bool on_object_begin(error_code&) {
-    if (depth_ == 0) top_is_object_ = true;
-    value(Kind::object, {});
-    ++depth_;
+    begin_object();
     return true;
   }
   bool on_object_end(std::size_t, error_code&) { return leave(); }
   bool on_array_begin(error_code&) {
-    value(Kind::array, {});
-    ++depth_;
+    begin_array();
     return true;
   }
   bool on_array_end(std::size_t, error_code&) { return leave(); }
@@ -103,7 +104,14 @@ class Handler {
     return true;
   }
   bool on_key(string_view s, std::size_t, error_code&) {
-    if (depth_ == 1) start_member(s);
+    if (depth_ != 1) return true;
+    std::string_view key(s.data(), s.size());
+    if (!key_.empty()) {  // the key came in parts (it had escapes)
+      key_.append(key);
+      key = key_;
+    }
+    start_member(key);
+    key_.clear();
     return true;
   }
 
@@ -119,20 +127,35 @@ class Handler {
   bool on_comment_part(string_view, error_code&) { return true; }
   bool on_comment(string_view, error_code&) { return true; }
 
+  // JsonVisitor: the same events from the JsonScanner.
+  void begin_object() override {
+    if (depth_ == 0) top_is_object_ = true;
+    value(Kind::object, {});
+    ++depth_;
+  }
+  void end_object() override { leave(); }
+  void begin_array() override {
+    value(Kind::array, {});
+    ++depth_;
+  }
+  void end_array() override { leave(); }
+  void key(std::string_view unescaped) override {
+    if (depth_ == 1) start_member(unescaped);
+  }
+  void string(std::string_view s) override { value(Kind::string, {s.data(), s.size()}); }
+  void lone_surrogate_string() override { value(Kind::lone_surrogate, {}); }
+  void number(std::string_view text) override { value(Kind::number, {text.data(), text.size()}); }
+  void boolean() override { value(Kind::boolean, {}); }
+  void null() override { value(Kind::null, {}); }
+
  private:
   bool leave() {
     --depth_;
     return true;
   }
 
-  void start_member(string_view last) {
-    std::string_view key(last.data(), last.size());
-    if (!key_.empty()) {  // the key came in parts (it had escapes)
-      key_.append(last.data(), last.size());
-      key = key_;
-    }
+  void start_member(std::string_view key) {
     current_ = classify_key(key);
-    key_.clear();
     sink_ = nullptr;
     if (current_ == kOtherKey) return;
     FieldValue& f = fields_[current_];
@@ -283,6 +306,8 @@ uint32_t event_fingerprint(EventTime time, std::string_view event_type, int64_t 
 
 struct EventParser::Impl {
   boost::json::basic_parser<Handler> parser{strict_json()};
+  JsonScanner scanner;
+  std::string scanner_error;
 };
 
 EventParser::EventParser() : impl_(std::make_unique<Impl>()) {}
@@ -292,6 +317,8 @@ EventParser& EventParser::operator=(EventParser&&) noexcept = default;
 
 bool EventParser::parse(std::string_view line, const ParseOptions& opts, ParsedEvent* out,
                         ParseFailure* failure) {
+  // RFC 8259 lets a parser ignore a byte order mark: an editor may start a file with one.
+  if (line.substr(0, kByteOrderMark.size()) == kByteOrderMark) line.remove_prefix(kByteOrderMark.size());
   auto& parser = impl_->parser;
   parser.reset();
   Handler& h = parser.handler();
@@ -300,11 +327,15 @@ bool EventParser::parse(std::string_view line, const ParseOptions& opts, ParsedE
   const size_t used = parser.write_some(false, line.data(), line.size(), ec);
   if (ec) {
     // Boost reports bad UTF-8 as a plain syntax error; say what it was.
-    const bool utf8 = is_valid_utf8(line);
-    return fail(failure, Reason::not_json, {}, utf8 ? ec.message() : "invalid UTF-8");
+    if (!is_valid_utf8(line)) return fail(failure, Reason::not_json, {}, "invalid UTF-8");
+    // Boost.JSON also stops at its own limits on text that is JSON (depth, exponents
+    // beyond int, lone surrogate escapes): the scanner, which has none, decides.
+    h.reset();
+    if (!impl_->scanner.scan(line, h, &impl_->scanner_error))
+      return fail(failure, Reason::not_json, {}, impl_->scanner_error);
+  } else if (used != line.size()) {  // write_some stops after the first value and its whitespace
+    return fail(failure, Reason::not_json, {}, "extra data after the JSON value");
   }
-  // write_some stops after the first complete value (trailing whitespace included).
-  if (used != line.size()) return fail(failure, Reason::not_json, {}, "extra data after the JSON value");
   if (!h.top_is_object()) return fail(failure, Reason::not_object, {}, "expected a JSON object");
   for (int f = 0; f < kFieldCount; ++f)
     if (h.field(f).count > 1)

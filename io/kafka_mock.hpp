@@ -7,6 +7,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>  // after rdkafka.h
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,13 @@
 #include "state/status.hpp"
 
 namespace streamscore {
+
+// Retention of librdkafka's mock cluster: each partition keeps its newest produce batches
+// up to 5 MiB or 100,000 batches and deletes older ones as new ones arrive. Fixed in
+// librdkafka's source (rd_kafka_mock_partition_init, rdkafka_mock.c): no property or API
+// changes it, so mock-kafka states it and `generate --kafka` reports what it deleted.
+constexpr std::size_t kMockPartitionMaxBytes = 5 * 1024 * 1024;
+constexpr int kMockPartitionMaxBatches = 100000;
 
 struct MockTopic {
   std::string name;
