@@ -590,7 +590,7 @@ BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
 }
 
 BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture) {
-  RegistryModelAdmin admin(models);
+  RegistryModelAdmin admin(models, 50);
   std::string json;
   BOOST_REQUIRE(admin.describe(&json).is_ok());
   BOOST_TEST(json == "{\"active\":null,\"history\":[]}");
