@@ -129,8 +129,9 @@ RegistryModelAdmin::~RegistryModelAdmin() {
 void RegistryModelAdmin::serve() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
-    wake_.wait_for(lock, refresh_, [this] { return stop_ || pending_; });
+    wake_.wait_for(lock, refresh_, [this] { return stop_ || pending_ || reread_; });
     if (stop_) break;
+    reread_ = false;
     Change change = std::move(pending_);
     pending_ = nullptr;
     auto outcome = outcome_;
@@ -169,6 +170,8 @@ Status RegistryModelAdmin::hand_off(const std::string& what, Change change, std:
 
 Status RegistryModelAdmin::describe(std::string* json) {
   std::lock_guard<std::mutex> lock(mu_);
+  reread_ = true;  // the next answer reflects the directory as of now (no wait here)
+  wake_.notify_all();
   if (description_status_.is_ok()) *json = description_;
   return description_status_;
 }

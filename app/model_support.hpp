@@ -54,7 +54,7 @@ class ModelRollout {
 // outcome; a change still running then, one already in progress, or the registry's lock
 // held by another process (`streamscore model activate` loading a model) answer 409 at
 // once. GET /v1/model answers the admin thread's last reading of the directory
-// (refreshed every `refresh_ms` and after each change).
+// (refreshed every `refresh_ms`, after each change and after each GET).
 class RegistryModelAdmin final : public ModelAdmin {
  public:
   static constexpr std::chrono::milliseconds kAnswerWithin{500};
@@ -81,6 +81,7 @@ class RegistryModelAdmin final : public ModelAdmin {
   std::shared_ptr<std::optional<Status>> outcome_;  // of the change in progress
   Status description_status_;
   std::string description_;                // what GET /v1/model answers
+  bool reread_ = false;                    // GET /v1/model asked for a fresh reading
   bool stop_ = false;
   std::thread thread_;
 };
