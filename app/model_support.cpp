@@ -29,7 +29,7 @@ Status prepare_scoring(const ModelConfig& model, EngineOptions* options) {
   ModelRegistry registry(model.dir);
   ActiveRef ref;
   Status s = registry.read_active(&ref);
-  if (!s.is_ok()) return Status::corruption(registry.active_path() + ": " + s.message());
+  if (!s.is_ok()) return Status::corruption("model.dir '" + model.dir + "': " + s.message());
   if (ref.active == 0) return Status::ok();
   auto loaded = std::make_shared<LoadedModel>();
   if (!(s = load_model(model.dir, ref.active, model.nthread, loaded.get())).is_ok()) return s;

@@ -2,7 +2,6 @@
 
 #include <boost/json.hpp>
 
-#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
