@@ -35,6 +35,9 @@ class RegistryLockHolder {
   int fd_ = -1;
 };
 
+// Answers within 3 s: a stalled HTTP thread never answers (the clients give up after
+// 5 s), a free one answers in milliseconds, and a loaded or sanitized build stays far
+// below 3 s.
 struct Timed {
   int status = -1;  // -1: no answer (timeout or I/O error)
   double seconds = 0;
@@ -61,9 +64,7 @@ Timed timed_request(uint16_t port, http::verb method, const std::string& target,
 
 BOOST_AUTO_TEST_CASE(a_locked_registry_answers_409_and_never_stalls_the_http_thread) {
   ModelLab lab("streamscore-fault-admin-");
-  {  // v2: a copy of v1, to activate
-    lab.publish_bytes(2, slurp(lab.artifact(1)));
-  }
+  lab.publish_bytes(2, slurp(lab.artifact(1)));  // v2: a copy of v1, to activate
   BackgroundDaemon d(lab.dir, "daemon", follow_args(lab.dir, lab.events, lab.dir / "state", lab.models));
   const uint16_t port = d.port();
   BOOST_TEST_REQUIRE(wait_for([&] { return timed_request(port, http::verb::get, "/readyz").status == 200; }, 60));
@@ -77,15 +78,15 @@ BOOST_AUTO_TEST_CASE(a_locked_registry_answers_409_and_never_stalls_the_http_thr
     for (const char* target : {"/healthz", "/readyz", "/v1/model"}) {
       const Timed probe = timed_request(port, http::verb::get, target);
       BOOST_TEST(probe.status == 200, target << ": " << probe.status);
-      BOOST_TEST(probe.seconds < 1.5, target << " took " << probe.seconds << " s");
+      BOOST_TEST(probe.seconds < 3, target << " took " << probe.seconds << " s");
     }
     const Timed a = activation.get();
     BOOST_TEST(a.status == 409, a.body);
-    BOOST_TEST(a.seconds < 1.5, "the activation answered after " << a.seconds << " s");
+    BOOST_TEST(a.seconds < 3, "the activation answered after " << a.seconds << " s");
     BOOST_TEST(a.body.find("lock") != std::string::npos, a.body);
     const Timed r = timed_request(port, http::verb::post, "/v1/model/rollback", "", true);
     BOOST_TEST(r.status == 409, r.body);
-    BOOST_TEST(r.seconds < 1.5);
+    BOOST_TEST(r.seconds < 3);
   }
   // Released: the same activation goes through, and the daemon swaps to it.
   const Timed a = timed_request(port, http::verb::post, "/v1/model/activate", R"({"version":"v2"})", true);
