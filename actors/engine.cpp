@@ -254,6 +254,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   ShardScoring scoring;
   if (options.scoring) {
     engine->model_metrics_ = std::make_shared<ModelMetrics>(states.size());
+    engine->model_metrics_->engine = engine->metrics_;
     std::size_t loaded = 0;
     for (const auto& st : states) loaded += st->customer_count();
     // Stored items (a restart) may carry another version's scores: converge them too.

@@ -1,5 +1,7 @@
 #include "actors/model_actor.hpp"
 
+#include <chrono>
+
 #include "model/scorer.hpp"
 
 namespace streamscore {
@@ -29,7 +31,10 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
         auto& st = self->state;
         ScoreReply reply;
         if (!st.model) return reply;
+        const auto started = std::chrono::steady_clock::now();
         Status s = score_rows(*st.model, request.rows, &reply.scores);
+        st.metrics->observe_scoring(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                        std::chrono::steady_clock::now() - started).count());
         if (!s.is_ok())
           return caf::make_error(caf::sec::runtime_error,
                                  "model " + st.model->meta.version_name() + ": " + s.to_string());
@@ -43,7 +48,7 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
         auto& st = self->state;
         if (!model || (st.model && st.model->meta.version == model->meta.version)) return;
         st.model = std::move(model);
-        st.metrics->active_version = st.model->meta.version;
+        st.metrics->set_active(st.model->meta.version);
         ++st.metrics->swaps;
         for (const auto& shard : st.shards) self->send(shard, model_atom::value, st.model->meta.version);
       },
@@ -55,7 +60,7 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
 caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial,
                              std::shared_ptr<ModelMetrics> metrics, bool converge_initial) {
   // Set before the actor runs: readers of the metrics see the initial model at once.
-  metrics->active_version = initial ? initial->meta.version : 0;
+  metrics->set_active(initial ? initial->meta.version : 0);
   return sys.spawn(model_actor, std::move(initial), std::move(metrics), converge_initial);
 }
 

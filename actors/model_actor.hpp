@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/metrics.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
 
@@ -41,6 +42,9 @@ struct ModelMetrics {
     for (auto& s : stale_for) s.store(0);
   }
   std::atomic<int> active_version{0};
+  // The engine's /metrics (streamscore_model_active_version, the scoring latency); null
+  // in tests that run the model actor alone.
+  std::shared_ptr<EngineMetrics> engine;
   std::atomic<uint64_t> swaps{0};
   std::atomic<uint64_t> rows_scored{0};
   std::atomic<uint64_t> rescored{0};       // items re-scored in the background (version + 1 each)
@@ -48,6 +52,14 @@ struct ModelMetrics {
   // step (0 once it has converged).
   std::vector<std::atomic<int64_t>> stale;
   std::vector<std::atomic<int>> stale_for;  // the version each shard's count refers to
+
+  void set_active(int version) {
+    active_version = version;
+    if (engine) engine->active_model_version = version;
+  }
+  void observe_scoring(int64_t ns) {
+    if (engine) engine->scoring_latency.observe_ns(ns);
+  }
 
   // Items left to re-score to the active version; -1 while a shard has not counted yet.
   int64_t stale_total() const {

@@ -19,23 +19,20 @@ void log_line(const char* command, const std::string& message) {
                command, message.c_str());
 }
 
-Status prepare_scoring(const ModelConfig& model, EngineOptions* options, std::string* initial_error) {
+Status prepare_scoring(const ModelConfig& model, EngineOptions* options) {
   if (model.dir.empty()) return Status::ok();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(model.dir, ec))
+    return Status::invalid_argument("model.dir '" + model.dir + "': no such directory");
   options->scoring = true;
   options->rescore_rate = model.rescore_rate;
   ModelRegistry registry(model.dir);
   ActiveRef ref;
   Status s = registry.read_active(&ref);
-  if (!s.is_ok()) {
-    *initial_error = s.message();
-    return Status::ok();
-  }
+  if (!s.is_ok()) return Status::corruption("model.dir '" + model.dir + "': " + s.message());
   if (ref.active == 0) return Status::ok();
   auto loaded = std::make_shared<LoadedModel>();
-  if (!(s = load_model(model.dir, ref.active, model.nthread, loaded.get())).is_ok()) {
-    *initial_error = s.message();
-    return Status::ok();
-  }
+  if (!(s = load_model(model.dir, ref.active, model.nthread, loaded.get())).is_ok()) return s;
   options->initial_model = std::move(loaded);
   return Status::ok();
 }
@@ -114,7 +111,72 @@ Status as_admin_error(const Status& s) {
 
 }  // namespace
 
+RegistryModelAdmin::RegistryModelAdmin(std::string dir, int64_t refresh_ms)
+    : registry_(std::move(dir), /*wait_for_lock=*/false), refresh_(refresh_ms) {
+  description_status_ = read_description(&description_);  // before the server starts
+  thread_ = std::thread([this] { serve(); });
+}
+
+RegistryModelAdmin::~RegistryModelAdmin() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+void RegistryModelAdmin::serve() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    wake_.wait_for(lock, refresh_, [this] { return stop_ || pending_ || reread_; });
+    if (stop_) break;
+    reread_ = false;
+    Change change = std::move(pending_);
+    pending_ = nullptr;
+    auto outcome = outcome_;
+    lock.unlock();  // the slow part: files, the lock, the model check
+    std::optional<Status> result;
+    if (change) result = as_admin_error(change());
+    std::string description;
+    const Status read = read_description(&description);
+    lock.lock();
+    description_status_ = read;
+    if (read.is_ok()) description_ = std::move(description);
+    if (change) {
+      *outcome = *result;
+      in_progress_.clear();
+      changed_.notify_all();
+    }
+  }
+}
+
+Status RegistryModelAdmin::hand_off(const std::string& what, Change change, std::string* json) {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!in_progress_.empty())
+    return Status::conflict("a model change is in progress (" + in_progress_ +
+                            "); retry when GET /v1/model shows it done");
+  auto outcome = std::make_shared<std::optional<Status>>();
+  in_progress_ = what;
+  outcome_ = outcome;
+  pending_ = std::move(change);
+  wake_.notify_all();
+  if (!changed_.wait_for(lock, kAnswerWithin, [&] { return outcome->has_value(); }))
+    return Status::conflict(what + " is still being checked; GET /v1/model shows its outcome");
+  if (!outcome->value().is_ok()) return outcome->value();
+  *json = description_;
+  return description_status_;
+}
+
 Status RegistryModelAdmin::describe(std::string* json) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reread_ = true;  // the next answer reflects the directory as of now (no wait here)
+  wake_.notify_all();
+  if (description_status_.is_ok()) *json = description_;
+  return description_status_;
+}
+
+Status RegistryModelAdmin::read_description(std::string* json) {
   ActiveRef ref;
   Status s = registry_.read_active(&ref);
   if (!s.is_ok()) return s;
@@ -139,16 +201,17 @@ Status RegistryModelAdmin::activate(const std::string& version, std::string* jso
   int n = 0;
   Status s = parse_version_name(version, &n);
   if (!s.is_ok()) return s;  // 400
-  ActiveRef after;
-  if (!(s = as_admin_error(registry_.activate(n, &after))).is_ok()) return s;
-  return describe(json);
+  return hand_off("activate " + version, [this, n] {
+    ActiveRef after;
+    return registry_.activate(n, &after);
+  }, json);
 }
 
 Status RegistryModelAdmin::rollback(std::string* json) {
-  ActiveRef after;
-  Status s = as_admin_error(registry_.rollback(&after));
-  if (!s.is_ok()) return s;
-  return describe(json);
+  return hand_off("rollback", [this] {
+    ActiveRef after;
+    return registry_.rollback(&after);
+  }, json);
 }
 
 void print_model_summary(const Engine& engine) {

@@ -4,7 +4,12 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -17,8 +22,9 @@
 namespace streamscore {
 
 // With `model.dir` set: scoring on, and the active model (if any) loaded and checked.
-// `*initial_error` is set (and the model left out) when the active model is refused.
-Status prepare_scoring(const ModelConfig& model, EngineOptions* options, std::string* initial_error);
+// invalid_argument when model.dir is not a directory; any other error is the refusal of
+// the active reference or model (scoring stays on, without an initial model).
+Status prepare_scoring(const ModelConfig& model, EngineOptions* options);
 
 // Polls DIR/active.json every poll_interval_ms; a new version is loaded, checked and
 // swapped in; a refused one is logged and the previous model stays. Logs the progress of
@@ -42,15 +48,42 @@ class ModelRollout {
 // models directory: the same checks as `streamscore model`, and the daemon's watcher of
 // active.json picks the change up like one made from the command line. A refused model
 // and "nothing to roll back to" answer 409, an unknown version 404, a bad name 400.
+//
+// The registry's files, its lock and the model check never run on the HTTP thread: an
+// admin thread of its own does them. A change waits at most kAnswerWithin for its
+// outcome; a change still running then, one already in progress, or the registry's lock
+// held by another process (`streamscore model activate` loading a model) answer 409 at
+// once. GET /v1/model answers the admin thread's last reading of the directory
+// (refreshed every `refresh_ms`, after each change and after each GET).
 class RegistryModelAdmin final : public ModelAdmin {
  public:
-  explicit RegistryModelAdmin(std::string dir) : registry_(std::move(dir)) {}
+  static constexpr std::chrono::milliseconds kAnswerWithin{500};
+
+  RegistryModelAdmin(std::string dir, int64_t refresh_ms);
+  ~RegistryModelAdmin() override;  // joins the admin thread
   Status describe(std::string* json) override;
   Status activate(const std::string& version, std::string* json) override;
   Status rollback(std::string* json) override;
 
  private:
+  using Change = std::function<Status()>;
+  // Runs `change` ("activate v3") on the admin thread; its outcome, or 409 (see above).
+  Status hand_off(const std::string& what, Change change, std::string* json);
+  void serve();                                // the admin thread
+  Status read_description(std::string* json);  // admin thread (and the constructor)
+
   ModelRegistry registry_;
+  std::chrono::milliseconds refresh_;
+  std::mutex mu_;
+  std::condition_variable wake_, changed_;
+  Change pending_;                         // handed off, not started yet
+  std::string in_progress_;                // what runs now ("" = nothing)
+  std::shared_ptr<std::optional<Status>> outcome_;  // of the change in progress
+  Status description_status_;
+  std::string description_;                // what GET /v1/model answers
+  bool reread_ = false;                    // GET /v1/model asked for a fresh reading
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 // Text lines for the end-of-run summary (nothing without scoring).

@@ -78,11 +78,10 @@ int replay(const ReplayArgs& args) {
   EngineOptions options = engine_options_from(config);
   options.bulk_load = true;  // a replay writes each item once, at the end
   // A replay scores with the model active when it starts (it does not follow swaps).
-  std::string model_error;
-  prepare_scoring(config.model, &options, &model_error);
-  if (!model_error.empty()) {
-    print_error("replay", model_error);
-    return kExitFailure;
+  // A missing models directory or a refused active model: nothing is written (exit 2).
+  if (!(s = prepare_scoring(config.model, &options)).is_ok()) {
+    print_error("replay", s.message());
+    return kExitUsage;
   }
   if (options.scoring && !options.initial_model)
     log_line("replay", "no active model in '" + config.model.dir + "': items carry no score");

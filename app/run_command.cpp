@@ -320,11 +320,18 @@ int run(const RunArgs& args) {
   options.nice = config.engine.nice;      // ingestion yields to the HTTP server
   if (config.state.shared)  // the customers come with the partitions
     options.load_customers = [](std::string_view) { return false; };
-  std::string model_error;
-  prepare_scoring(config.model, &options, &model_error);
-  // A refused model at start is not fatal: the daemon runs without one and picks up the
-  // next version that is activated.
-  if (!model_error.empty()) log_line("run", model_error + "; starting without a model");
+  // A refused active model at start stops the daemon (exit 2, naming it): one that ran
+  // without scoring would look healthy while no item gets a score. Only
+  // model.allow_unscored_start lets it run without one (it picks up the next activation).
+  if (!(s = prepare_scoring(config.model, &options)).is_ok()) {
+    if (s.is_invalid_argument() || !config.model.allow_unscored_start) {
+      print_error("run", s.message() + (s.is_invalid_argument() ? "" : "; fix or activate another version, "
+                                                                       "or set model.allow_unscored_start = true "
+                                                                       "to start without a model"));
+      return kExitUsage;
+    }
+    log_line("run", s.message() + "; starting without a model (model.allow_unscored_start)");
+  }
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
     print_error("run", s.to_string());
@@ -333,9 +340,11 @@ int run(const RunArgs& args) {
   }
   const double recovery_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // The HTTP model admin routes work on the models directory, like `streamscore model`.
+  // The HTTP model admin routes work on the models directory, like `streamscore model`,
+  // from a thread of their own (never the HTTP thread's).
   std::unique_ptr<RegistryModelAdmin> model_admin;
-  if (!config.model.dir.empty()) model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir);
+  if (!config.model.dir.empty())
+    model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir, config.model.poll_interval_ms);
   std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
   s = DaemonOps::start({args.config_path, args.sets, model_admin.get(), served_items}, config,
                        &engine->metrics(), store.get(), &ops);

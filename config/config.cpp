@@ -393,7 +393,12 @@ std::vector<SectionSpec> schema() {
         // at most 2 s: a change of the active model must be noticed within 2 seconds
         int_key("poll_interval_ms", &C::model, &ModelConfig::poll_interval_ms, 10, 2000),
         int_key("rescore_rate", &C::model, &ModelConfig::rescore_rate, 1, 100'000'000),
-        int_key("nthread", &C::model, &ModelConfig::nthread, 1, 256)}},
+        int_key("nthread", &C::model, &ModelConfig::nthread, 1, 256),
+        {"allow_unscored_start", false,
+         [](const toml::node& v, const std::string& key, Config* c) {
+           return read_bool(v, key, &c->model.allow_unscored_start);
+         },
+         [](const Config& c) { return std::to_string(c.model.allow_unscored_start); }}}},
   };
 }
 

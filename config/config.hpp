@@ -96,6 +96,9 @@ struct ModelConfig {
   int64_t poll_interval_ms = 500;  // how often the daemon reads DIR/active.json
   int64_t rescore_rate = 50000;    // items per second re-scored in the background after a swap
   int nthread = 1;                 // XGBoost threads for scoring
+  // run: a refused active model at start (corrupt, or failing the structural check) is a
+  // config error (exit 2) unless this allows starting without a model (scoring nothing).
+  bool allow_unscored_start = false;
 };
 
 // The daemon's HTTP server (`streamscore run`): see README "Operating the daemon".

@@ -12,6 +12,7 @@
 
 #include "model/features.hpp"
 #include "model/sha256.hpp"
+#include "model/validate.hpp"
 
 namespace streamscore {
 
@@ -282,6 +283,10 @@ Status load_model(const std::string& dir, int version, int nthread, LoadedModel*
     return refuse(Status::Code::corruption, "checksum mismatch: " + artifact_file_name(version) +
                                                 " has sha256 " + actual + ", its metadata says " +
                                                 m.meta.sha256);
+  // Checked before XGBoost sees it: its loader trusts the structure (model/validate.hpp).
+  if (!(s = validate_model_json(bytes, kFeatureCount)).is_ok())
+    return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) +
+                                                ": " + s.message());
   if (!(s = Booster::load_json(bytes, nthread, &m.booster)).is_ok())
     return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) +
                                                 ": " + s.message());

@@ -53,7 +53,9 @@ struct LoadedModel {
 // Loads DIR's vN and checks it, refusing (with an error naming the mismatch):
 // a missing or unreadable sidecar, a sidecar for another version, a feature schema that
 // differs from the engine's, an artifact whose sha256 differs from the sidecar's, an
-// artifact XGBoost cannot load, or a booster whose feature count or names differ.
+// artifact whose structure is not a model the engine can run (validate_model_json; every
+// path that activates or loads a model comes through here), an artifact XGBoost cannot
+// load, or a booster whose feature count or names differ.
 Status load_model(const std::string& dir, int version, int nthread, LoadedModel* out);
 
 // Reads a whole file; Status::not_found when it does not exist.

@@ -24,11 +24,17 @@ namespace {
 // active reference.
 class DirLock {
  public:
-  Status acquire(const std::string& dir) {
+  Status acquire(const std::string& dir, bool wait) {
     const std::string path = (fs::path(dir) / ".registry.lock").string();
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) return Status::io_error(path + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX) != 0) return Status::io_error(path + ": flock: " + std::strerror(errno));
+    while (::flock(fd_, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EWOULDBLOCK)
+        return Status::conflict("another model change holds the models directory's lock (a streamscore "
+                                "model command?); retry when it is done");
+      return Status::io_error(path + ": flock: " + std::strerror(errno));
+    }
     return Status::ok();
   }
   ~DirLock() {
@@ -161,7 +167,7 @@ Status ModelRegistry::activate(int version, ActiveRef* after) {
   std::error_code ec;
   if (!fs::is_directory(dir_, ec)) return Status::not_found("--models '" + dir_ + "': no such directory");
   DirLock lock;
-  Status s = lock.acquire(dir_);
+  Status s = lock.acquire(dir_, wait_for_lock_);
   if (!s.is_ok()) return s;
   LoadedModel model;
   if (!(s = load_model(dir_, version, 1, &model)).is_ok()) return s;
@@ -180,7 +186,7 @@ Status ModelRegistry::rollback(ActiveRef* after) {
   std::error_code ec;
   if (!fs::is_directory(dir_, ec)) return Status::not_found("--models '" + dir_ + "': no such directory");
   DirLock lock;
-  Status s = lock.acquire(dir_);
+  Status s = lock.acquire(dir_, wait_for_lock_);
   if (!s.is_ok()) return s;
   ActiveRef ref;
   if (!(s = read_active(&ref)).is_ok()) return s;

@@ -34,7 +34,11 @@ Status parse_active(const std::string& text, ActiveRef* out);
 
 class ModelRegistry {
  public:
-  explicit ModelRegistry(std::string dir) : dir_(std::move(dir)) {}
+  // `wait_for_lock`: activate and rollback wait for a concurrent change (another
+  // `streamscore model` command) to finish; without, they answer conflict at once (the
+  // daemon's admin routes, which must not wait on another process).
+  explicit ModelRegistry(std::string dir, bool wait_for_lock = true)
+      : dir_(std::move(dir)), wait_for_lock_(wait_for_lock) {}
 
   const std::string& dir() const { return dir_; }
   std::string active_path() const;
@@ -58,6 +62,7 @@ class ModelRegistry {
  private:
   Status write_active(const ActiveRef& ref) const;
   std::string dir_;
+  bool wait_for_lock_ = true;
 };
 
 }  // namespace streamscore

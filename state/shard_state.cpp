@@ -261,6 +261,10 @@ void ShardState::evaluate(uint32_t slot, int64_t tick) {
   c.as_of_tick = tick;
   ++c.version;
   ++logical_writes_;
+  // The score belongs to the features it was computed for: new features carry none
+  // until a model scores them (with no model active, the item is written without one).
+  c.score = 0;
+  c.model_version = 0;
 }
 
 void ShardState::mark_dirty(CustomerState& c, uint32_t slot) {

@@ -62,6 +62,7 @@ struct CustomerState {
   int64_t next_tick_scheduled = kNoTick;
   bool dirty = false;           // item or internal data changed since the last flush
   // The model's output for the item (model/): shown in the item when model_version > 0.
+  // Always the score of the features `written` holds: a change of them drops it.
   float score = 0;
   int32_t model_version = 0;    // 0: no score
   int64_t scored_version = 0;   // the `version` whose features `score` belongs to

@@ -94,6 +94,7 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.model.poll_interval_ms == b.model.poll_interval_ms);
   BOOST_TEST(a.model.rescore_rate == b.model.rescore_rate);
   BOOST_TEST(a.model.nthread == b.model.nthread);
+  BOOST_TEST(a.model.allow_unscored_start == b.model.allow_unscored_start);
   BOOST_TEST(a.source.topic == b.source.topic);
   BOOST_TEST(a.source.group_id == b.source.group_id);
   BOOST_TEST(a.dead_letter.kind == b.dead_letter.kind);
@@ -116,7 +117,8 @@ const std::vector<std::string> kAllKeys = {
     "engine.threads", "engine.parsers", "engine.batch_size", "engine.nice", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
     "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes",
-    "http.realtime_priority", "http.item_cache", "log.level", "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread"};
+    "http.realtime_priority", "http.item_cache", "log.level", "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread",
+    "model.allow_unscored_start"};
 
 // Loads a file with `text`; expects failure and returns the message.
 std::string file_error(const std::string& text, const std::vector<std::string>& sets = {}) {
@@ -191,7 +193,8 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
       "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
       "http.max_header_bytes=8192", "http.max_body_bytes=65536", "http.realtime_priority=2", "http.item_cache=true", "log.level=info",
-      "model.dir=", "model.poll_interval_ms=500", "model.rescore_rate=50000", "model.nthread=1"};
+      "model.dir=", "model.poll_interval_ms=500", "model.rescore_rate=50000", "model.nthread=1",
+      "model.allow_unscored_start=false"};
   BOOST_TEST(sets.size() == kAllKeys.size());
   Config c;
   Status s = load_config("", sets, &c);

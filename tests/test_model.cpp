@@ -547,6 +547,32 @@ BOOST_AUTO_TEST_CASE(a_rescore_is_a_new_version_a_score_of_new_features_is_not) 
   BOOST_TEST(loaded.mark_stale(2, 0) == 0u);
 }
 
+// Issue 16, class 3: new features drop the score of the old ones. Written while no model
+// answers, the item carries neither score nor model_version (not the old features' score
+// under the old model's name), and it counts as stale for the next model.
+BOOST_AUTO_TEST_CASE(new_features_drop_the_score_of_the_old_ones) {
+  const int64_t tick0 = kT0 / kWindowNanos;
+  ShardState shard(ShardOptions{});
+  tick_one_transaction(shard, tick0);
+  std::vector<uint32_t> slots;
+  shard.items_to_write(&slots);
+  BOOST_REQUIRE(slots.size() == 1u);
+  shard.set_score(slots[0], 0.25f, 1);
+  auto store = make_memory_store();
+  FlushStats stats;
+  BOOST_REQUIRE(shard.flush(*store, &stats).is_ok());  // version 1, scored by v1
+  auto e2 = txn("C1", "b", kT0 + 400 * kSec, 500);
+  shard.apply_event(e2);
+  shard.advance_to(tick0 + 2);  // new features: version 2, no model to score them
+  BOOST_REQUIRE(shard.flush(*store, &stats).is_ok());
+  ItemRecord item;
+  BOOST_REQUIRE(store->get("CUSTOMER#C1", &item).is_ok());
+  BOOST_TEST(item.version == 2);
+  BOOST_TEST(item.item_json.find("score") == std::string::npos, item.item_json);
+  BOOST_TEST(item.item_json.find("model_version") == std::string::npos, item.item_json);
+  BOOST_TEST(shard.mark_stale(1, 10) == 1u);  // v1 active again: it scores the new features
+}
+
 // The contract's version rises on every write of the item: an item written before any
 // model was active (no score) gets a new version with its first score.
 BOOST_AUTO_TEST_CASE(the_first_score_of_an_item_written_without_one_is_a_new_version) {
@@ -590,7 +616,7 @@ BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
 }
 
 BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture) {
-  RegistryModelAdmin admin(models);
+  RegistryModelAdmin admin(models, 50);
   std::string json;
   BOOST_REQUIRE(admin.describe(&json).is_ok());
   BOOST_TEST(json == "{\"active\":null,\"history\":[]}");
