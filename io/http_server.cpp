@@ -1,6 +1,7 @@
 #include "io/http_server.hpp"
 
 #include "actors/thread_priority.hpp"
+#include "state/format.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -34,6 +35,12 @@ struct HttpServer::Impl {
 };
 
 namespace {
+
+std::string quoted_log_value(std::string_view client_bytes) {
+  std::string out;
+  append_json_string_lossless(out, client_bytes);
+  return out;
+}
 
 // One connection: read a request (bounded in size and time), answer, repeat while the
 // client keeps the connection alive. All handlers run on the connection's strand.
@@ -90,17 +97,21 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto start = std::chrono::steady_clock::now();
     read_at_ = start;
     HttpResponse res = server_.api->handle(parser_->get());
-    if (spdlog::should_log(spdlog::level::debug)) {
-      const auto& req = parser_->get();
-      spdlog::debug("msg=\"http request\" method={} path=\"{}\" status={} micros={}",
-                    std::string(req.method_string()),
-                    std::string(req.target().substr(0, std::min<std::size_t>(req.target().size(), 200))),
-                    res.result_int(),
-                    std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - start)
-                        .count());
-    }
+    if (spdlog::should_log(spdlog::level::debug)) log_request(parser_->get(), res, start);
     reply(std::move(res));
+  }
+
+  // Method and path are the client's bytes: quoted and escaped (quotes, backslashes,
+  // control and non-UTF-8 bytes), so that a request cannot forge fields or lines.
+  static void log_request(const HttpRequest& req, const HttpResponse& res,
+                          std::chrono::steady_clock::time_point start) {
+    constexpr std::size_t kLoggedTargetBytes = 200;
+    const std::string_view target(req.target().data(), req.target().size());
+    spdlog::debug("msg=\"http request\" method={} path={} status={} micros={}",
+                  quoted_log_value(std::string_view(req.method_string().data(), req.method_string().size())),
+                  quoted_log_value(target.substr(0, kLoggedTargetBytes)), res.result_int(),
+                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+                      .count());
   }
 
   void reply(HttpResponse res) {
