@@ -115,6 +115,14 @@ void HttpMetrics::render(std::string* out) const {
           "# TYPE streamscore_http_responses_total counter\n";
   for (int c = 1; c <= 5; ++c)
     *out += fmt::format("streamscore_http_responses_total{{code=\"{}xx\"}} {}\n", c, responses[c].load());
+  render_gauge(*out, "streamscore_http_connections_open", "HTTP connections open (at most http.max_connections).",
+               static_cast<double>(connections_open.load()));
+  render_counter(*out, "streamscore_http_connections_shed_total",
+                 "Connections closed to make room for a new one: the one waiting longest on its client.",
+                 connections_shed.load());
+  render_counter(*out, "streamscore_http_accept_errors_total",
+                 "Accepts that failed, e.g. out of file descriptors (the server backs off and sheds).",
+                 accept_errors.load());
 }
 
 void HttpApi::set_admin_token(std::string token) {

@@ -152,6 +152,16 @@ int realtime_priority_of_thread(const std::string& name) {
   return -1;
 }
 
+// Whether `value()` equals `expected` within 5 s.
+template <typename F, typename T>
+bool wait_for_value(F value, T expected) {
+  for (int i = 0; i < 500; ++i) {
+    if (value() == expected) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 int status_of(const std::string& raw) {
   if (raw.rfind("HTTP/1.1 ", 0) != 0) return -1;
   return std::stoi(raw.substr(9, 3));
@@ -329,6 +339,37 @@ BOOST_AUTO_TEST_CASE(a_stalled_client_does_not_delay_others) {
   for (int i = 0; i < 50; ++i) BOOST_TEST(call(c, http::verb::get, "/v1/customers/C0000001").result_int() == 200);
   BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000)));
   stalled.join();
+}
+
+// At the cap, a new connection closes the one that has waited longest on its client
+// (here the first idle one), not itself: a probe gets in while idle clients hold the cap.
+BOOST_AUTO_TEST_CASE(at_the_cap_the_longest_waiting_connection_is_shed) {
+  HttpServerOptions options;
+  options.max_connections = 3;
+  options.request_timeout = std::chrono::milliseconds(30000);
+  ApiFixture f(options);
+  net::io_context ioc;
+  std::vector<tcp::socket> idle;
+  const tcp::endpoint server(net::ip::make_address("127.0.0.1"), f.server->port());
+  for (int i = 0; i < 3; ++i) {
+    idle.emplace_back(ioc).connect(server);
+    BOOST_TEST_REQUIRE(wait_for_value([&] { return f.api->metrics().connections_open.load(); }, i + 1u));
+  }
+  idle[1].send(net::buffer(std::string("GET /hea")));  // a slow request, started after the first connected
+  HttpClient c = f.client();
+  BOOST_TEST(call(c, http::verb::get, "/healthz").result_int() == 200);
+  BOOST_TEST(f.api->metrics().connections_shed.load() == 1u);
+  const auto closed = [&](tcp::socket& s) {
+    timeval tv{2, 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte;
+    boost::system::error_code ec;
+    s.read_some(net::buffer(&byte, 1), ec);
+    return ec == net::error::eof;
+  };
+  BOOST_TEST(closed(idle[0]));
+  // idle[1], idle[2] and the probe's keep-alive connection
+  BOOST_TEST(wait_for_value([&] { return f.api->metrics().connections_open.load(); }, 3u));
 }
 
 BOOST_AUTO_TEST_CASE(server_refuses_a_taken_port_naming_the_key) {
