@@ -269,9 +269,13 @@ bool HttpServer::Impl::shed_longest_waiting() {
   {
     std::lock_guard<std::mutex> lock(sessions_mu);
     Session* longest = nullptr;
+    int64_t longest_since = 0;
     for (Session* s : sessions) {
       const int64_t since = s->waiting_since_ns();
-      if (since != 0 && (longest == nullptr || since < longest->waiting_since_ns())) longest = s;
+      if (since != 0 && (longest == nullptr || since < longest_since)) {
+        longest = s;
+        longest_since = since;
+      }
     }
     if (longest == nullptr) return false;
     victim = longest->weak_from_this().lock();
