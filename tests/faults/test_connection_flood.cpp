@@ -151,13 +151,13 @@ BOOST_AUTO_TEST_CASE(idle_connections_beyond_the_fd_limit_are_shed_not_fatal) {
   BOOST_TEST(daemon.log_lines() - lines_before < 20u, slurp(daemon.err_path()).substr(0, 4000));
 }
 
-// One process keeps 1,100 connections busy (more than the cap) the slow way: a third trickle headers a byte
-// at a time, a third announce a body and trickle it, a third pipeline requests and
-// never read the answers. Whatever the server closes is reopened at once.
-BOOST_AUTO_TEST_CASE(slow_loris_from_one_process_does_not_starve_probes) {
-  raise_own_fd_limit();
-  // Without an fd limit to hit: the connection cap is what the attacker fills.
-  LimitedDaemon daemon(/*limited=*/false, {"http.request_timeout_ms=2000"});
+namespace {
+
+// One process keeps 1,100 connections busy (more than the cap) the slow way: a third
+// trickle headers a byte at a time, a third announce a body and trickle it, a third
+// pipeline requests and never read the answers. Whatever the server closes is reopened
+// at once.
+void slow_loris_against(LimitedDaemon& daemon) {
   const std::size_t lines_before = daemon.log_lines();
   std::atomic<bool> stop{false};
   std::atomic<int> reopened{0};
@@ -194,6 +194,20 @@ BOOST_AUTO_TEST_CASE(slow_loris_from_one_process_does_not_starve_probes) {
   BOOST_TEST(reopened.load() > 0);  // the server did close attackers
   BOOST_TEST(daemon.metric("streamscore_http_connections_open") <= 512);
   BOOST_TEST(daemon.log_lines() - lines_before < 20u, slurp(daemon.err_path()).substr(0, 4000));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(slow_loris_from_one_process_does_not_starve_probes) {
+  raise_own_fd_limit();
+  BOOST_TEST_CONTEXT("without an fd limit to hit: the connection cap is what the attacker fills") {
+    LimitedDaemon daemon(/*limited=*/false, {"http.request_timeout_ms=2000"});
+    slow_loris_against(daemon);
+  }
+  BOOST_TEST_CONTEXT("under an fd limit of 1024") {
+    LimitedDaemon daemon(/*limited=*/true, {"http.request_timeout_ms=2000"});
+    slow_loris_against(daemon);
+  }
 }
 
 namespace {
