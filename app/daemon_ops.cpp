@@ -67,6 +67,7 @@ HttpServerOptions http_server_options_from(const HttpConfig& http) {
   o.header_limit = static_cast<std::size_t>(http.max_header_bytes);
   o.body_limit = static_cast<std::size_t>(http.max_body_bytes);
   o.request_timeout = std::chrono::milliseconds(http.request_timeout_ms);
+  o.max_connections = static_cast<std::size_t>(http.max_connections);
   o.realtime_priority = http.realtime_priority;
   return o;
 }

@@ -17,6 +17,7 @@
 #include "actors/thread_priority.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/fd_budget.hpp"
 #include "app/model_support.hpp"
 #include "app/daemon_ops.hpp"
 #include "app/logging.hpp"
@@ -298,6 +299,11 @@ int run(const RunArgs& args) {
     return kExitUsage;
   }
   configure_logging(config.log.level);
+  // Before the store opens: RocksDB, Kafka and the HTTP connections share this budget.
+  if (!(s = check_http_fd_budget(config.http, raise_open_file_limit())).is_ok()) {
+    print_error("run", s.message());
+    return kExitUsage;
+  }
   std::unique_ptr<StateStore> store;
   // Recovery time: opening the store (RocksDB replays its write-ahead log) and loading it.
   const auto start = std::chrono::steady_clock::now();

@@ -379,6 +379,7 @@ std::vector<SectionSpec> schema() {
         int_key("request_timeout_ms", &C::http, &H::request_timeout_ms, 10, 600'000),
         int_key("max_header_bytes", &C::http, &H::max_header_bytes, 1024, 1 << 20),
         int_key("max_body_bytes", &C::http, &H::max_body_bytes, 0, 64 << 20),
+        int_key("max_connections", &C::http, &H::max_connections, 1, 1'000'000),
         int_key("realtime_priority", &C::http, &H::realtime_priority, 0, 99),
         {"item_cache", false,
          [](const toml::node& v, const std::string& key, Config* c) {

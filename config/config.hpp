@@ -111,6 +111,9 @@ struct HttpConfig {
   int64_t request_timeout_ms = 5000;  // a request must arrive completely within this
   int64_t max_header_bytes = 8192;    // larger: 431
   int64_t max_body_bytes = 65536;     // larger: 413
+  // Open connections at most; at the cap a new one sheds the one waiting longest on its
+  // client. Must leave the fds RocksDB and Kafka need (app/fd_budget.hpp).
+  int64_t max_connections = 512;
   // SCHED_RR priority of the server threads (1..99), so that a request preempts every
   // normal thread at once; 0 = normal scheduling. Needs root, CAP_SYS_NICE or
   // RLIMIT_RTPRIO; without it a warning is logged once and the server runs normally.

@@ -1,5 +1,6 @@
 #include "io/http_api.hpp"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
 #include <fmt/format.h>
 
@@ -19,6 +20,19 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   const std::size_t n = std::min(a.size(), b.size());
   for (std::size_t i = 0; i < n; ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
   return diff == 0;
+}
+
+// `Authorization: Bearer <token>`: the scheme in any case, then one or more spaces
+// (RFC 9110 section 11.1 and 11.4). False when the value has another form.
+bool bearer_token_of(std::string_view value, std::string_view* token) {
+  constexpr std::string_view kBearer = "bearer";
+  if (value.size() <= kBearer.size() || !boost::beast::iequals(value.substr(0, kBearer.size()), kBearer) ||
+      value[kBearer.size()] != ' ')
+    return false;
+  value.remove_prefix(kBearer.size());
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  *token = value;
+  return !value.empty();
 }
 
 http::status status_of(const Status& s) {
@@ -101,6 +115,14 @@ void HttpMetrics::render(std::string* out) const {
           "# TYPE streamscore_http_responses_total counter\n";
   for (int c = 1; c <= 5; ++c)
     *out += fmt::format("streamscore_http_responses_total{{code=\"{}xx\"}} {}\n", c, responses[c].load());
+  render_gauge(*out, "streamscore_http_connections_open", "HTTP connections open (at most http.max_connections).",
+               static_cast<double>(connections_open.load()));
+  render_counter(*out, "streamscore_http_connections_shed_total",
+                 "Connections closed to make room for a new one: the one waiting longest on its client.",
+                 connections_shed.load());
+  render_counter(*out, "streamscore_http_accept_errors_total",
+                 "Accepts that failed, e.g. out of file descriptors (the server backs off and sheds).",
+                 accept_errors.load());
 }
 
 void HttpApi::set_admin_token(std::string token) {
@@ -111,11 +133,10 @@ void HttpApi::set_admin_token(std::string token) {
 bool HttpApi::authorized(const HttpRequest& request) {
   auto it = request.find(http::field::authorization);
   if (it == request.end()) return false;
-  const std::string_view value(it->value().data(), it->value().size());
-  constexpr std::string_view kBearer = "Bearer ";
-  if (value.size() <= kBearer.size() || value.substr(0, kBearer.size()) != kBearer) return false;
+  std::string_view token;
+  if (!bearer_token_of(std::string_view(it->value().data(), it->value().size()), &token)) return false;
   std::lock_guard<std::mutex> lock(token_mu_);
-  return !admin_token_.empty() && constant_time_equal(value.substr(kBearer.size()), admin_token_);
+  return !admin_token_.empty() && constant_time_equal(token, admin_token_);
 }
 
 HttpResponse HttpApi::handle(const HttpRequest& request) {

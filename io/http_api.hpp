@@ -61,6 +61,11 @@ struct HttpMetrics {
   // From a request fully read to its response fully written (server side only).
   LatencyHistogram request_duration;
   std::array<std::atomic<uint64_t>, 6> responses{};  // by status class: [2] = 2xx ... [5] = 5xx
+  // The connection cap (http.max_connections) at work: connections open now, those
+  // closed to make room for a newer one, and accepts that failed (e.g. out of fds).
+  std::atomic<uint64_t> connections_open{0};
+  std::atomic<uint64_t> connections_shed{0};
+  std::atomic<uint64_t> accept_errors{0};
 
   void count(unsigned status) { ++responses[std::min<unsigned>(status / 100, 5)]; }
   void render(std::string* out) const;  // Prometheus text

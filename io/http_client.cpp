@@ -16,7 +16,7 @@ Status parse_http_url(std::string_view url, HttpUrl* out) {
   const auto bad = [&](const char* why) {
     return Status::invalid_argument("URL '" + std::string(url) + "': " + why);
   };
-  if (url.substr(0, kScheme.size()) != kScheme) return bad("expected http://host:port");
+  if (!beast::iequals(url.substr(0, kScheme.size()), kScheme)) return bad("expected http://host:port");
   std::string_view rest = url.substr(kScheme.size());
   const auto slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);

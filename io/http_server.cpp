@@ -1,6 +1,7 @@
 #include "io/http_server.hpp"
 
 #include "actors/thread_priority.hpp"
+#include "state/format.hpp"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -8,7 +9,10 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
+#include <list>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -19,36 +23,72 @@ namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
 
+namespace {
+class Session;
+}  // namespace
+
 struct HttpServer::Impl {
   HttpServerOptions options;
   HttpApi* api = nullptr;
-  // Before ioc: sessions still queued in ioc are destroyed with it, and count down.
-  std::atomic<std::size_t> connections{0};
+  // Before ioc: sessions still queued in ioc are destroyed with it, and unregister.
+  std::mutex sessions_mu;
+  std::list<Session*> sessions;  // every open connection, to pick one to shed
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
+  // Accepting again at once after EMFILE would spin: the pending connection stays queued.
+  net::steady_timer accept_backoff{ioc};
+  std::chrono::milliseconds backoff{0};
+  std::chrono::steady_clock::time_point accept_error_logged_at;
+  uint64_t accept_errors_unlogged = 0;
   std::vector<std::thread> threads;
   uint16_t port = 0;
   bool stopped = false;
 
   void accept();
+  void on_accepted(tcp::socket socket);
+  void on_accept_error(const beast::error_code& ec);
+  void log_accept_error(const beast::error_code& ec);
+  std::list<Session*>::iterator add(Session* session);
+  void remove(std::list<Session*>::iterator registration);
+  bool shed_longest_waiting();
 };
 
 namespace {
+
+std::string quoted_log_value(std::string_view client_bytes) {
+  std::string out;
+  append_json_string_lossless(out, client_bytes);
+  return out;
+}
 
 // One connection: read a request (bounded in size and time), answer, repeat while the
 // client keeps the connection alive. All handlers run on the connection's strand.
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Impl& server)
-      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server) {
-    ++server_.connections;
-  }
-  ~Session() { --server_.connections; }
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server),
+        registration_(server.add(this)) {}
+  ~Session() { server_.remove(registration_); }
 
   void start() { read(); }
 
+  // Since when the connection has waited on its client (for a request, or for it to
+  // read an answer); 0 while the server works on a request or once it is shed.
+  int64_t waiting_since_ns() const { return waiting_since_ns_.load(); }
+
+  // Closes the connection to make room for another: on its strand, like all its I/O.
+  void shed() {
+    waiting_since_ns_ = 0;
+    net::post(stream_.get_executor(), [self = shared_from_this()] { self->close(); });
+  }
+
  private:
+  void wait_on_client() {
+    waiting_since_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  }
+
   void read() {
+    wait_on_client();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_.options.header_limit));
     parser_->body_limit(server_.options.body_limit);
@@ -75,6 +115,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void on_read(beast::error_code ec) {
+    waiting_since_ns_ = 0;
     timer_.cancel();
     ++deadline_;
     if (timed_out_) {
@@ -90,17 +131,21 @@ class Session : public std::enable_shared_from_this<Session> {
     const auto start = std::chrono::steady_clock::now();
     read_at_ = start;
     HttpResponse res = server_.api->handle(parser_->get());
-    if (spdlog::should_log(spdlog::level::debug)) {
-      const auto& req = parser_->get();
-      spdlog::debug("msg=\"http request\" method={} path=\"{}\" status={} micros={}",
-                    std::string(req.method_string()),
-                    std::string(req.target().substr(0, std::min<std::size_t>(req.target().size(), 200))),
-                    res.result_int(),
-                    std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - start)
-                        .count());
-    }
+    if (spdlog::should_log(spdlog::level::debug)) log_request(parser_->get(), res, start);
     reply(std::move(res));
+  }
+
+  // Method and path are the client's bytes: quoted and escaped (quotes, backslashes,
+  // control and non-UTF-8 bytes), so that a request cannot forge fields or lines.
+  static void log_request(const HttpRequest& req, const HttpResponse& res,
+                          std::chrono::steady_clock::time_point start) {
+    constexpr std::size_t kLoggedTargetBytes = 200;
+    const std::string_view target(req.target().data(), req.target().size());
+    spdlog::debug("msg=\"http request\" method={} path={} status={} micros={}",
+                  quoted_log_value(std::string_view(req.method_string().data(), req.method_string().size())),
+                  quoted_log_value(target.substr(0, kLoggedTargetBytes)), res.result_int(),
+                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
+                      .count());
   }
 
   void reply(HttpResponse res) {
@@ -108,6 +153,7 @@ class Session : public std::enable_shared_from_this<Session> {
     server_.api->metrics().count(response_.result_int());
     const bool close_after = !response_.keep_alive();
     // The answer to a slow reader is bounded in time too.
+    wait_on_client();
     timed_out_ = false;
     arm_deadline(server_.options.request_timeout);
     http::async_write(stream_, response_,
@@ -126,6 +172,8 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void close() {
+    waiting_since_ns_ = 0;
+    timer_.cancel();  // its handler holds the session: release it now, not at the deadline
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     stream_.socket().close(ignored);
@@ -140,6 +188,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool timed_out_ = false;
   uint64_t deadline_ = 0;  // the armed deadline; bumped by each arm_deadline()
   std::chrono::steady_clock::time_point read_at_;  // when the request being answered was read
+  std::atomic<int64_t> waiting_since_ns_{0};       // steady clock; read by the acceptor
+  const std::list<Session*>::iterator registration_;
 };
 
 }  // namespace
@@ -147,20 +197,93 @@ class Session : public std::enable_shared_from_this<Session> {
 void HttpServer::Impl::accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (ec == net::error::operation_aborted || !acceptor.is_open()) return;
-    if (!ec) {
-      if (connections.load() >= options.max_connections) {
-        beast::error_code ignored;
-        socket.close(ignored);
-      } else {
-        beast::error_code ignored;
-        socket.set_option(tcp::no_delay(true), ignored);
-        std::make_shared<Session>(std::move(socket), *this)->start();
-      }
-    } else {
-      spdlog::warn("msg=\"http accept failed\" error=\"{}\"", ec.message());
-    }
+    if (ec == net::error::connection_aborted) return accept();  // the client gave up first
+    if (ec) return on_accept_error(ec);
+    backoff = std::chrono::milliseconds(0);
+    on_accepted(std::move(socket));
     accept();
   });
+}
+
+// At the cap, the connection that has waited longest on its client (idle, trickling a
+// request, or not reading its answer) makes room: the newcomer may be a health probe.
+void HttpServer::Impl::on_accepted(tcp::socket socket) {
+  std::size_t open = 0;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    open = sessions.size();
+  }
+  beast::error_code ignored;
+  if (open >= options.max_connections && !shed_longest_waiting()) {
+    socket.close(ignored);  // every connection is being answered right now
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), ignored);
+  std::make_shared<Session>(std::move(socket), *this)->start();
+}
+
+// Out of fds (EMFILE, ENFILE) or memory: the connection stays queued in the kernel, so
+// accepting again at once would spin. Shed one connection to free an fd, back off
+// (10 ms doubling to 1 s, reset by the next accept), never exit.
+void HttpServer::Impl::on_accept_error(const beast::error_code& ec) {
+  ++api->metrics().accept_errors;
+  log_accept_error(ec);
+  shed_longest_waiting();
+  backoff = std::clamp(backoff * 2, std::chrono::milliseconds(10), std::chrono::milliseconds(1000));
+  accept_backoff.expires_after(backoff);
+  accept_backoff.async_wait([this](beast::error_code wait_ec) {
+    if (!wait_ec && acceptor.is_open()) accept();
+  });
+}
+
+// One line per 10 s at most, counting the failures it stands for: this runs on the
+// real-time HTTP thread, and a flood of log lines would be a second fault.
+void HttpServer::Impl::log_accept_error(const beast::error_code& ec) {
+  constexpr auto kInterval = std::chrono::seconds(10);
+  ++accept_errors_unlogged;
+  const auto now = std::chrono::steady_clock::now();
+  if (accept_error_logged_at != std::chrono::steady_clock::time_point{} && now - accept_error_logged_at < kInterval)
+    return;
+  spdlog::warn("msg=\"http accept failed; backing off and shedding the connection waiting longest\" "
+               "error=\"{}\" failures={} open_connections={}",
+               ec.message(), accept_errors_unlogged, api->metrics().connections_open.load());
+  accept_error_logged_at = now;
+  accept_errors_unlogged = 0;
+}
+
+std::list<Session*>::iterator HttpServer::Impl::add(Session* session) {
+  std::lock_guard<std::mutex> lock(sessions_mu);
+  sessions.push_back(session);
+  api->metrics().connections_open = sessions.size();
+  return std::prev(sessions.end());
+}
+
+void HttpServer::Impl::remove(std::list<Session*>::iterator registration) {
+  std::lock_guard<std::mutex> lock(sessions_mu);
+  sessions.erase(registration);
+  api->metrics().connections_open = sessions.size();
+}
+
+bool HttpServer::Impl::shed_longest_waiting() {
+  std::shared_ptr<Session> victim;  // released after the lock: its destructor takes it
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    Session* longest = nullptr;
+    int64_t longest_since = 0;
+    for (Session* s : sessions) {
+      const int64_t since = s->waiting_since_ns();
+      if (since != 0 && (longest == nullptr || since < longest_since)) {
+        longest = s;
+        longest_since = since;
+      }
+    }
+    if (longest == nullptr) return false;
+    victim = longest->weak_from_this().lock();
+    if (victim == nullptr) return true;  // being destroyed: its fd is closed already
+    victim->shed();
+  }
+  ++api->metrics().connections_shed;
+  return true;
 }
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

@@ -3,7 +3,10 @@
 // go to an HttpApi (io/http_api.hpp). Limits answer fast and close the connection:
 // oversize headers 431, oversize bodies 413, malformed requests 400, a request not
 // complete within `request_timeout` 408; an idle keep-alive connection is closed after
-// the same time.
+// the same time. At most `max_connections` are open: at the cap, and when accept runs
+// out of fds, the connection that has waited longest on its client is closed to make
+// room (a flood of idle or slow clients cannot lock out a health probe), and accept
+// backs off after a failure instead of spinning.
 #pragma once
 
 #include <chrono>
@@ -23,7 +26,7 @@ struct HttpServerOptions {
   std::size_t header_limit = 8 * 1024;
   std::size_t body_limit = 64 * 1024;
   std::chrono::milliseconds request_timeout{5000};
-  std::size_t max_connections = 1024;  // further connections are closed at once
+  std::size_t max_connections = 512;  // at the cap a new connection sheds the longest waiting
   // SCHED_RR priority of the server's threads (1..99), 0 = normal scheduling. Without the
   // privilege a warning is logged once and the threads serve at normal priority.
   int realtime_priority = 0;

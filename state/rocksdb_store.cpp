@@ -167,6 +167,7 @@ rocksdb::Options make_options(const RocksDbOptions& options) {
   o.level_compaction_dynamic_level_bytes = true;
   o.max_background_jobs = 4;  // default 2: flushes and compactions lag a bulk load
   o.keep_log_file_num = 5;    // bound the info LOG files in the state directory
+  o.max_open_files = kRocksDbMaxOpenFiles;  // its share of the process's fds
   // LZ4 is cheap enough not to slow writes; fall back to none if this librocksdb
   // was built without it (checked at run time, not compile time).
   o.compression = rocksdb::kNoCompression;

@@ -186,6 +186,11 @@ struct RocksDbOptions {
   bool bulk_load = false;
 };
 
+// Table files RocksDB keeps open at most (its table cache): a fixed share of the
+// daemon's open-file budget (app/fd_budget.hpp) beside the HTTP connections, instead of
+// RocksDB's default of keeping every table file open.
+constexpr int kRocksDbMaxOpenFiles = 256;
+
 // Opens (creating if needed) a RocksDB store in `dir`.
 Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out,
                           RocksDbOptions options = {});

@@ -87,6 +87,7 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.http.request_timeout_ms == b.http.request_timeout_ms);
   BOOST_TEST(a.http.max_header_bytes == b.http.max_header_bytes);
   BOOST_TEST(a.http.max_body_bytes == b.http.max_body_bytes);
+  BOOST_TEST(a.http.max_connections == b.http.max_connections);
   BOOST_TEST(a.http.realtime_priority == b.http.realtime_priority);
   BOOST_TEST(a.log.level == b.log.level);
   BOOST_TEST(streamscore::changed_keys(a, b).empty());
@@ -116,7 +117,7 @@ const std::vector<std::string> kAllKeys = {
     "output.topic", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "engine.nice", "checkpoint.interval",
     "http.enabled", "http.address", "http.port", "http.threads", "http.admin_token",
-    "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes",
+    "http.request_timeout_ms", "http.max_header_bytes", "http.max_body_bytes", "http.max_connections",
     "http.realtime_priority", "http.item_cache", "log.level", "model.dir", "model.poll_interval_ms", "model.rescore_rate", "model.nthread",
     "model.allow_unscored_start"};
 
@@ -192,7 +193,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536", "engine.nice=10",
       "checkpoint.interval=2s", "http.enabled=true", "http.address=127.0.0.1",
       "http.port=8480", "http.threads=1", "http.admin_token=", "http.request_timeout_ms=5000",
-      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "http.realtime_priority=2", "http.item_cache=true", "log.level=info",
+      "http.max_header_bytes=8192", "http.max_body_bytes=65536", "http.max_connections=512", "http.realtime_priority=2", "http.item_cache=true", "log.level=info",
       "model.dir=", "model.poll_interval_ms=500", "model.rescore_rate=50000", "model.nthread=1",
       "model.allow_unscored_start=false"};
   BOOST_TEST(sets.size() == kAllKeys.size());

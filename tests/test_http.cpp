@@ -27,6 +27,9 @@
 #include "io/http_server.hpp"
 #include "io/metrics_text.hpp"
 
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
 using namespace streamscore;
 namespace net = boost::asio;
 namespace fs = std::filesystem;
@@ -149,6 +152,16 @@ int realtime_priority_of_thread(const std::string& name) {
   return -1;
 }
 
+// Whether `value()` equals `expected` within 5 s.
+template <typename F, typename T>
+bool wait_for_value(F value, T expected) {
+  for (int i = 0; i < 500; ++i) {
+    if (value() == expected) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 int status_of(const std::string& raw) {
   if (raw.rfind("HTTP/1.1 ", 0) != 0) return -1;
   return std::stoi(raw.substr(9, 3));
@@ -233,6 +246,55 @@ BOOST_AUTO_TEST_CASE(model_admin_routes_need_the_bearer_token) {
   BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "", kGoodToken).result_int() == 401);
 }
 
+// RFC 9110 section 11.1: the auth scheme is case-insensitive and separated from the
+// credentials by one or more spaces.
+BOOST_AUTO_TEST_CASE(bearer_scheme_matches_in_any_case) {
+  ApiFixture f;
+  HttpClient c = f.client();
+  for (const char* value : {"bearer t0ken", "BEARER t0ken", "bEaReR t0ken", "Bearer   t0ken"})
+    BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", R"({"version":"v1"})",
+                    {{"Authorization", value}}).result_int() == 200, value);
+  for (const char* value : {"bearer t0ke", "bearer", "bearer ", "Bearerx t0ken", "Basic t0ken", "bearer\tt0ken"})
+    BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "", {{"Authorization", value}}).result_int() == 401,
+               value);
+}
+
+namespace {
+
+// Collects what spdlog writes while it lives (at debug level), then puts the logger back.
+struct CapturedLog {
+  std::ostringstream text;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  CapturedLog() {
+    auto logger = std::make_shared<spdlog::logger>("captured", std::make_shared<spdlog::sinks::ostream_sink_mt>(text));
+    logger->set_level(spdlog::level::debug);
+    logger->flush_on(spdlog::level::debug);
+    spdlog::set_default_logger(logger);
+  }
+  ~CapturedLog() { spdlog::set_default_logger(previous); }
+  std::string lines() {
+    spdlog::default_logger()->flush();
+    return text.str();
+  }
+};
+
+}  // namespace
+
+// The debug request log quotes what the client chose (method, path) with every '"', '\\'
+// and non-UTF-8 byte escaped, so that a path cannot forge key=value pairs or lines.
+BOOST_AUTO_TEST_CASE(debug_request_log_escapes_client_strings) {
+  ApiFixture f;
+  CapturedLog log;
+  // No spaces: they end the request target.
+  const std::string forged = "/x\"admin=\"yes\\\"\xff";
+  raw_exchange(f.server->port(), "GET " + forged + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  // The server logs before it answers, and the exchange ends when it has answered.
+  const std::string lines = log.lines();
+  BOOST_TEST(lines.find(R"(path="/x\"admin=\"yes\\\"\u00ff")") != std::string::npos, lines);
+  BOOST_TEST(lines.find("x\"admin=\"yes") == std::string::npos, lines);
+  BOOST_TEST(lines.find("\xff") == std::string::npos, lines);
+}
+
 BOOST_AUTO_TEST_CASE(oversize_malformed_and_slow_requests_get_their_status_fast) {
   HttpServerOptions options;
   options.request_timeout = std::chrono::milliseconds(300);
@@ -277,6 +339,37 @@ BOOST_AUTO_TEST_CASE(a_stalled_client_does_not_delay_others) {
   for (int i = 0; i < 50; ++i) BOOST_TEST(call(c, http::verb::get, "/v1/customers/C0000001").result_int() == 200);
   BOOST_TEST((std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1000)));
   stalled.join();
+}
+
+// At the cap, a new connection closes the one that has waited longest on its client
+// (here the first idle one), not itself: a probe gets in while idle clients hold the cap.
+BOOST_AUTO_TEST_CASE(at_the_cap_the_longest_waiting_connection_is_shed) {
+  HttpServerOptions options;
+  options.max_connections = 3;
+  options.request_timeout = std::chrono::milliseconds(30000);
+  ApiFixture f(options);
+  net::io_context ioc;
+  std::vector<tcp::socket> idle;
+  const tcp::endpoint server(net::ip::make_address("127.0.0.1"), f.server->port());
+  for (int i = 0; i < 3; ++i) {
+    idle.emplace_back(ioc).connect(server);
+    BOOST_TEST_REQUIRE(wait_for_value([&] { return f.api->metrics().connections_open.load(); }, i + 1u));
+  }
+  idle[1].send(net::buffer(std::string("GET /hea")));  // a slow request, started after the first connected
+  HttpClient c = f.client();
+  BOOST_TEST(call(c, http::verb::get, "/healthz").result_int() == 200);
+  BOOST_TEST(f.api->metrics().connections_shed.load() == 1u);
+  const auto closed = [&](tcp::socket& s) {
+    timeval tv{2, 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte;
+    boost::system::error_code ec;
+    s.read_some(net::buffer(&byte, 1), ec);
+    return ec == net::error::eof;
+  };
+  BOOST_TEST(closed(idle[0]));
+  // idle[1], idle[2] and the probe's keep-alive connection
+  BOOST_TEST(wait_for_value([&] { return f.api->metrics().connections_open.load(); }, 3u));
 }
 
 BOOST_AUTO_TEST_CASE(server_refuses_a_taken_port_naming_the_key) {
@@ -372,6 +465,8 @@ BOOST_AUTO_TEST_CASE(url_parsing) {
   BOOST_TEST(parse_http_url("http://localhost/base/", &u).is_ok());
   BOOST_TEST(u.port == 80);
   BOOST_TEST(u.path == "/base");
+  BOOST_TEST(parse_http_url("HTTP://127.0.0.1:8480", &u).is_ok());  // schemes are case-insensitive (RFC 3986)
+  BOOST_TEST(u.port == 8480);
   for (const char* bad : {"https://x", "x:1", "http://:80", "http://x:0", "http://x:99999", "http://x:8a"})
     BOOST_TEST(!parse_http_url(bad, &u).is_ok(), bad);
 }
