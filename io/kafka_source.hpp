@@ -44,8 +44,10 @@ using KafkaOffsets = std::map<int32_t, int64_t>;
 // A table shared by the daemons of the group (state.shared): each daemon holds only the
 // customers of its partitions. `adopt` runs at every assignment, before reading: it
 // loads those partitions' customers and returns their offsets as stored in the table
-// (absent: the group's committed offset). `release` runs at every revocation, after
-// the checkpoint: it drops the customers.
+// (absent: the group's committed offset); it fails with Status::fenced when another
+// daemon took one of them under a newer lease. `release` runs at every revocation, after
+// the checkpoint, and after a fenced checkpoint: it drops the customers, and the daemon
+// then holds no partition in the table.
 struct SharedTableHooks {
   std::function<Status(const std::vector<int32_t>& partitions, int32_t partition_count, KafkaOffsets* offsets)> adopt;
   std::function<Status()> release;
@@ -108,6 +110,11 @@ class KafkaSource {
   // found its session expired); the revocation follows at the next poll. A shared table's
   // daemon must not checkpoint then: others may own its customers already.
   bool assignment_lost() const { return rd_kafka_assignment_lost(consumer_.get()) != 0; }
+
+  // Shared table, after a checkpoint was fenced (another daemon took over these
+  // partitions while this one stalled): drops what was read since the last checkpoint
+  // and the partitions, and rejoins the group, which assigns them again.
+  Status abandon(const Status& fenced);
 
   // For messages and tests: partitions assigned now, and end offsets (bounded mode).
   std::size_t assigned_partitions() const { return assigned_.size(); }
