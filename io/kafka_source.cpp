@@ -275,7 +275,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (options_.shared) s = adopt(partitions);
     if (s.is_fenced()) {  // already taken by a newer holder: this assignment is outdated
-      s = abandon(s);
+      s = drop_partitions(s);
+      rejoin_due_ = true;  // not from within the callback
       if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
       return;
     }
@@ -319,20 +320,28 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
 }
 
 Status KafkaSource::abandon(const Status& fenced) {
+  Status s = drop_partitions(fenced);
+  return s.is_ok() ? rejoin() : s;
+}
+
+Status KafkaSource::drop_partitions(const Status& fenced) {
   spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint and rejoining\" topic={} "
                "detail=\"{}\"", options_.topic, fenced.message());
   position_.clear();  // nothing read from them may be committed any more
   Status s = assign(nullptr);
-  if (s.is_ok()) s = options_.shared->release();
-  // The group may still count these partitions as this member's (the daemon that took
-  // them may be the outdated one): a rejoin makes it assign them afresh, under new leases.
+  return s.is_ok() ? options_.shared->release() : s;
+}
+
+// The group may still count the dropped partitions as this member's (the daemon that took
+// them may be the outdated one): rejoining makes it assign them afresh, under new leases.
+Status KafkaSource::rejoin() {
   KafkaPartitionsPtr topics(rd_kafka_topic_partition_list_new(1));
   rd_kafka_topic_partition_list_add(topics.get(), options_.topic.c_str(), RD_KAFKA_PARTITION_UA);
   rd_kafka_resp_err_t err = rd_kafka_unsubscribe(consumer_.get());
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = rd_kafka_subscribe(consumer_.get(), topics.get());
-  if (s.is_ok() && err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    s = Status::io_error("kafka: cannot rejoin the group on '" + options_.topic + "': " + rd_kafka_err2str(err));
-  return s;
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error("kafka: cannot rejoin the group on '" + options_.topic + "': " + rd_kafka_err2str(err));
+  return Status::ok();
 }
 
 Status KafkaSource::on_error(const rd_kafka_message_t* m) {
@@ -555,6 +564,10 @@ Status KafkaSource::poll(const Submit& submit, const Revoke& on_revoke, bool* at
     if (waited && s.is_ok()) s = on_consumer_message(std::move(waited));
   }
   if (s.is_ok()) s = callback_failure_;
+  if (s.is_ok() && rejoin_due_) {
+    rejoin_due_ = false;
+    s = rejoin();
+  }
   submit_ = nullptr;
   on_revoke_ = nullptr;
   update_lag();

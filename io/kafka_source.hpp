@@ -141,6 +141,8 @@ class KafkaSource {
   uint64_t position_total() const;
   void update_lag();
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  Status drop_partitions(const Status& fenced);
+  Status rejoin();
   static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions, void* opaque);
   static void error_trampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque);
@@ -157,6 +159,7 @@ class KafkaSource {
   const Submit* submit_ = nullptr;
   const Revoke* on_revoke_ = nullptr;
   Status callback_failure_;
+  bool rejoin_due_ = false;  // an assignment was refused as fenced: rejoin after the callback
   bool closing_ = false;
 };
 
