@@ -525,6 +525,54 @@ BOOST_FIXTURE_TEST_CASE(a_stalled_writers_checkpoint_is_fenced_by_the_new_owner,
   BOOST_TEST(stalled->commit(nothing, &conflicts).is_ok());
 }
 
+// The daemon's side of a fence: another writer takes its partitions over (as a daemon of
+// the group does after its session expired). Its next checkpoint is refused; it drops
+// what it read since the last one, rejoins, takes the partitions back under a new lease,
+// reads those records again from the table's offsets, and the table ends as a replay.
+BOOST_FIXTURE_TEST_CASE(a_fenced_daemon_drops_its_work_and_rejoins, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 200 --events 6000 --days 2 --dup-rate 0.05 --seed 23 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  const std::vector<std::string> lines = lines_of_file(log);
+  const auto records = keyed_by_customer(lines);
+  const auto half = records.begin() + static_cast<std::ptrdiff_t>(records.size() / 2);
+  produce(cluster->bootstrap_servers(), kTopic, {records.begin(), half});
+  Member b = start("b", "4d");
+  settle({&b}, "b alone");
+
+  std::vector<std::string> partition_keys;
+  for (int p = 0; p < partitions; ++p) partition_keys.push_back("partition." + std::string(kTopic) + "." + std::to_string(p));
+  auto other = open_writer(table, "other");
+  BOOST_REQUIRE(other->take_over(partition_keys).is_ok());
+  produce(cluster->bootstrap_servers(), kTopic, {half, records.end()});
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return b.get("streamscore_dynamodb_fenced_total") >= 1; }, 60), log_of(b));
+  BOOST_TEST(log_of(b).find("shared table: fenced, dropping the work since the last checkpoint") != std::string::npos);
+
+  const std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z");
+  const double read = b.get("streamscore_events_read_total");
+  produce(cluster->bootstrap_servers(), kTopic, last);
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return b.get("streamscore_events_read_total") >= read + last.size(); }, 60),
+                        log_of(b));
+  settle({&b}, "b again");
+  stop(b, SIGTERM, true);
+
+  const std::string replay_log = dir / "replay.jsonl";
+  {
+    std::ofstream out(replay_log);
+    for (const auto& line : lines) out << line << "\n";
+    for (const KafkaRecord& r : last) out << r.value << "\n";
+  }
+  Result r = run_cli(dir, "replay --events " + replay_log + " --state " + (dir / "replayed") +
+                              " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  Result shared = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
+                                   " --set state.table=" + table.table + " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(shared.exit_code == 0, shared.err);
+  const std::string expected = features_only(without_customers(export_of(dir, dir / "replayed"), "S"));
+  BOOST_TEST(lines_in(expected) > 150u);
+  BOOST_TEST(features_only(without_customers(shared.out, "S")) == expected);
+}
+
 // Dedup ids move with their customers: a writer reads every writer's records.
 BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
   std::array<std::string, 2> writers = {"w1", "w2"};
