@@ -1,6 +1,7 @@
 #include "actors/engine.hpp"
 
 #include <caf/all.hpp>
+#include <spdlog/spdlog.h>
 #include <xxhash.h>
 
 #include <algorithm>
@@ -493,6 +494,8 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   }
   if (!(s = store_->sync()).is_ok()) return s;
   ++checkpoint_number_;
+  spdlog::debug("msg=\"checkpoint committed\" checkpoint={} items={} dedup_records={} conflicts={}", checkpoint_number_,
+                items, writes.dedup.size(), conflicts);
   metrics_->checkpoints += 1;
   metrics_->items_committed += items;
   metrics_->write_conflicts += conflicts;
@@ -512,7 +515,8 @@ Status Engine::checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stat
   Cut cut;
   Status s = take_cut(BarrierRequest{false, false, checkpoint_number_ + 1}, &cut);
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok() || !(s = publish_committed(cut)).is_ok()) {
-    if (failure_.is_ok()) failure_ = s;
+    // A fenced checkpoint wrote nothing; the caller drops the customers it held.
+    if (failure_.is_ok() && !s.is_fenced()) failure_ = s;
     return s;
   }
   if (stats) *stats = cut.stats;

@@ -158,7 +158,11 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
   hooks.adopt = [&config, &engine, &store](const std::vector<int32_t>& partitions, int32_t partition_count,
                                            KafkaOffsets* offsets) {
     const std::set<int32_t> owned(partitions.begin(), partitions.end());
-    Status s = engine.replace_customers([&](std::string_view customer_id) {
+    // Claimed first: the previous holders are fenced before anything of theirs is read.
+    std::vector<std::string> keys;
+    for (int32_t p : partitions) keys.push_back(partition_offset_key(config.source.topic, p));
+    Status s = store.take_over(keys);
+    if (s.is_ok()) s = engine.replace_customers([&](std::string_view customer_id) {
       return owned.count(kafka_partition_of_key(customer_id, partition_count)) > 0;
     });
     for (std::size_t i = 0; s.is_ok() && i < partitions.size(); ++i) {
@@ -179,7 +183,10 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
                  engine.metrics().customers.load());
     return s;
   };
-  hooks.release = [&engine] { return engine.replace_customers(nullptr); };
+  hooks.release = [&engine, &store] {
+    Status s = engine.replace_customers(nullptr);
+    return s.is_ok() ? store.take_over({}) : s;  // a lease that holds no partition
+  };
   return hooks;
 }
 
@@ -210,7 +217,9 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
     progress.update(engine.metrics());
     bool committed = false;
     if (config.state.shared && source.assignment_lost()) continue;  // the revocation drops the work
-    if (!(s = checkpointer.maybe([&] { return source.position(); }, &committed)).is_ok()) return s;
+    s = checkpointer.maybe([&] { return source.position(); }, &committed);
+    if (s.is_fenced()) s = source.abandon(s);  // stalled past its session: the work is the new owners'
+    if (!s.is_ok()) return s;
     if (committed) source.commit_offsets();
     if (at_end) {
       *finished = true;
@@ -394,7 +403,12 @@ int run(const RunArgs& args) {
                          config.source.kind == "file"    ? file_position(config.source.path, reader)
                          : config.source.kind == "kafka" ? kafka->position()
                                                          : generator_position(config.source, produced));
-    if (end.is_ok() && kafka) kafka->commit_offsets(/*wait=*/true);
+    if (end.is_fenced()) {  // its partitions are another daemon's: what it read is theirs to apply
+      spdlog::warn("msg=\"shared table: fenced, the last checkpoint was dropped\" detail=\"{}\"", end.message());
+      end = Status::ok();
+    } else if (end.is_ok() && kafka) {
+      kafka->commit_offsets(/*wait=*/true);
+    }
   }
   if (kafka) kafka->close();  // leave the group: its partitions move to the other members
   ops->stop();

@@ -260,6 +260,8 @@ Status KafkaSource::adopt(rd_kafka_topic_partition_list_t* partitions) {
   position_.clear();
   for (const auto& [p, offset] : stored)
     if (std::find(ids.begin(), ids.end(), p) != ids.end()) position_[p] = offset;
+  spdlog::debug("msg=\"shared table: partitions adopted\" topic={} offsets={}", options_.topic,
+                encode_kafka_position(options_.topic, position_));
   return Status::ok();
 }
 
@@ -272,6 +274,12 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
   Status s;
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
     if (options_.shared) s = adopt(partitions);
+    if (s.is_fenced()) {  // already taken by a newer holder: this assignment is outdated
+      s = drop_partitions(s);
+      rejoin_due_ = true;  // not from within the callback
+      if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
+      return;
+    }
     for (int i = 0; i < partitions->cnt; ++i) {
       auto it = position_.find(partitions->elems[i].partition);
       partitions->elems[i].offset = it != position_.end() ? it->second : RD_KAFKA_OFFSET_STORED;
@@ -294,7 +302,13 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     } else if (!closing_ && submit_ != nullptr) {
       while (s.is_ok() && has_buffered()) s = hand_over(*submit_, /*everything=*/true);
       if (s.is_ok()) s = (*on_revoke_)();  // the checkpoint
-      if (s.is_ok()) commit_offsets(/*wait=*/true);
+      if (s.is_fenced()) {  // taken over meanwhile: the work is the new owners'
+        spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint\" detail=\"{}\"",
+                     s.message());
+        s = Status::ok();
+      } else if (s.is_ok()) {
+        commit_offsets(/*wait=*/true);
+      }
       if (s.is_ok() && options_.shared) s = options_.shared->release();
     }
     if (options_.shared) position_.clear();  // the partitions' offsets are the next owner's now
@@ -305,6 +319,30 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
   if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
 }
 
+Status KafkaSource::abandon(const Status& fenced) {
+  Status s = drop_partitions(fenced);
+  return s.is_ok() ? rejoin() : s;
+}
+
+Status KafkaSource::drop_partitions(const Status& fenced) {
+  spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint and rejoining\" topic={} "
+               "detail=\"{}\"", options_.topic, fenced.message());
+  position_.clear();  // nothing read from them may be committed any more
+  Status s = assign(nullptr);
+  return s.is_ok() ? options_.shared->release() : s;
+}
+
+// The group may still count the dropped partitions as this member's (the daemon that took
+// them may be the outdated one): rejoining makes it assign them afresh, under new leases.
+Status KafkaSource::rejoin() {
+  KafkaPartitionsPtr topics(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(topics.get(), options_.topic.c_str(), RD_KAFKA_PARTITION_UA);
+  rd_kafka_resp_err_t err = rd_kafka_unsubscribe(consumer_.get());
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) err = rd_kafka_subscribe(consumer_.get(), topics.get());
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error("kafka: cannot rejoin the group on '" + options_.topic + "': " + rd_kafka_err2str(err));
+  return Status::ok();
+}
 
 Status KafkaSource::on_error(const rd_kafka_message_t* m) {
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return Status::ok();
@@ -526,6 +564,10 @@ Status KafkaSource::poll(const Submit& submit, const Revoke& on_revoke, bool* at
     if (waited && s.is_ok()) s = on_consumer_message(std::move(waited));
   }
   if (s.is_ok()) s = callback_failure_;
+  if (s.is_ok() && rejoin_due_) {
+    rejoin_due_ = false;
+    s = rejoin();
+  }
   submit_ = nullptr;
   on_revoke_ = nullptr;
   update_lag();
@@ -535,6 +577,8 @@ Status KafkaSource::poll(const Submit& submit, const Revoke& on_revoke, bool* at
 
 std::vector<MetaPut> KafkaSource::position() const {
   if (!options_.shared) return {{kMetaKafkaSource, encode_kafka_position(options_.topic, position_)}};
+  spdlog::debug("msg=\"shared table: checkpoint offsets\" lost={} offsets={}", assignment_lost(),
+                encode_kafka_position(options_.topic, position_));
   std::vector<MetaPut> meta;
   for (const auto& [p, offset] : position_) meta.push_back({partition_offset_key(options_.topic, p), std::to_string(offset)});
   return meta;

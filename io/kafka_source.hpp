@@ -44,8 +44,10 @@ using KafkaOffsets = std::map<int32_t, int64_t>;
 // A table shared by the daemons of the group (state.shared): each daemon holds only the
 // customers of its partitions. `adopt` runs at every assignment, before reading: it
 // loads those partitions' customers and returns their offsets as stored in the table
-// (absent: the group's committed offset). `release` runs at every revocation, after
-// the checkpoint: it drops the customers.
+// (absent: the group's committed offset); it fails with Status::fenced when another
+// daemon took one of them under a newer lease. `release` runs at every revocation, after
+// the checkpoint, and after a fenced checkpoint: it drops the customers, and the daemon
+// then holds no partition in the table.
 struct SharedTableHooks {
   std::function<Status(const std::vector<int32_t>& partitions, int32_t partition_count, KafkaOffsets* offsets)> adopt;
   std::function<Status()> release;
@@ -109,6 +111,11 @@ class KafkaSource {
   // daemon must not checkpoint then: others may own its customers already.
   bool assignment_lost() const { return rd_kafka_assignment_lost(consumer_.get()) != 0; }
 
+  // Shared table, after a checkpoint was fenced (another daemon took over these
+  // partitions while this one stalled): drops what was read since the last checkpoint
+  // and the partitions, and rejoins the group, which assigns them again.
+  Status abandon(const Status& fenced);
+
   // For messages and tests: partitions assigned now, and end offsets (bounded mode).
   std::size_t assigned_partitions() const { return assigned_.size(); }
 
@@ -134,6 +141,8 @@ class KafkaSource {
   uint64_t position_total() const;
   void update_lag();
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+  Status drop_partitions(const Status& fenced);
+  Status rejoin();
   static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions, void* opaque);
   static void error_trampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque);
@@ -150,6 +159,7 @@ class KafkaSource {
   const Submit* submit_ = nullptr;
   const Revoke* on_revoke_ = nullptr;
   Status callback_failure_;
+  bool rejoin_due_ = false;  // an assignment was refused as fenced: rejoin after the callback
   bool closing_ = false;
 };
 

@@ -7,7 +7,10 @@
 //                                    redo-log sequence of that writer applied to the item
 //   PK "META",  SK hex(key)           value (B)
 //   PK "DEDUP", SK hex(record key)#chunk  data (B), n (N: chunks of the record)
-//   PK "LOG#<writer>", SK "commit"    the commit marker: seq, pending, chunks, inline payload
+//   PK "LOG#<writer>", SK "commit"    the commit marker: seq, pending, chunks, inline payload,
+//                                    lease (the writer's, 0 once fenced), commit_lease
+//   PK "OWNERS", SK "partition.<topic>.<p>"  writer, lease: who holds a shared table's partition
+//   PK "OWNERS", SK "lease"           n: the last lease handed out
 //   PK "LOG#<writer>#<i mod 16>", SK "chunk#<seq>#<i>"  the redo log of one commit, in chunks
 // Why a redo log, and the argument that it is all-or-nothing: docs/semantics.md, "State in
 // DynamoDB". In short: check versions, write the log, put the marker (the commit point),
@@ -35,6 +38,9 @@ namespace {
 constexpr std::string_view kItemSk = "STATE";
 constexpr std::string_view kMetaPk = "META";          // table meta; a writer's own: "META#<writer>"
 constexpr std::string_view kWritersPk = "WRITERS";    // SK: the name of every writer of the table
+// A shared table's partition owners (SK: the partition's offset key) and the lease counter.
+constexpr std::string_view kOwnersPk = "OWNERS";
+constexpr std::string_view kLeaseCounterSk = "lease";
 // Table meta naming this layout (per-writer meta and dedup records). Tables written before
 // it kept every writer's meta under META and the dedup ids under DEDUP.
 constexpr std::string_view kLayoutKey = "dynamodb_layout";
@@ -317,6 +323,27 @@ class DynamoDbStore final : public StateStore {
     });
   }
 
+  // Fencing (semantics.md, section 21): a new lease for this writer, then each partition
+  // claimed under it, and the writer that held it under an older lease fenced. The writer's
+  // commit point requires its marker to still carry its lease, so a fenced writer's commit
+  // that has not reached it never lands; one that has is finished by recover_other_writers().
+  Status take_over(const std::vector<std::string>& partitions) override {
+    return guarded("take_over", [&] {
+      std::lock_guard<std::mutex> lock(commit_mu_);  // no commit of this writer in between
+      int64_t lease = 0;
+      Status s = next_lease(&lease);
+      if (!s.is_ok() || !(s = set_own_lease(lease)).is_ok()) return s;
+      lease_ = lease;
+      for (const std::string& partition : partitions) {
+        std::string holder;
+        int64_t held_under = 0;
+        if (!(s = claim(partition, lease, &holder, &held_under)).is_ok()) return s;
+        if (!holder.empty() && holder != self_.name && !(s = fence(holder, held_under)).is_ok()) return s;
+      }
+      return Status::ok();
+    });
+  }
+
   Status get(std::string_view pk, ItemRecord* out) override {
     return guarded("get", [&] { return get_item(pk, out); });
   }
@@ -373,7 +400,10 @@ class DynamoDbStore final : public StateStore {
              m.conflicts.load()},
             {"streamscore_dynamodb_rebased_total", "Puts moved on top of a racing writer while applying a commit.",
              m.rebased.load()},
-            {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()}};
+            {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()},
+            {"streamscore_dynamodb_fenced_total",
+             "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
+             m.fenced.load()}};
   }
 
  private:
@@ -661,7 +691,7 @@ class DynamoDbStore final : public StateStore {
     WriteSet checked;
     if (options().bulk_load) {  // the shards of a rebuild flush disjoint customers in parallel
       if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
-      return apply(self_, checked, 0);
+      return apply(self_, checked, 0, 0);
     }
     // One commit at a time: one log sequence per writer, and a commit checks against
     // what the previous one of this process applied.
@@ -719,6 +749,97 @@ class DynamoDbStore final : public StateStore {
             {"ExpressionAttributeValues", std::move(values)}};
   }
 
+  // ------------------------------------------------------------ leases (fencing)
+
+  // The table's lease counter, one up: leases only grow, whoever takes them.
+  Status next_lease(int64_t* lease) {
+    json::object reply;
+    Status s = client_.call("UpdateItem",
+                            {{"TableName", table()},
+                             {"Key", key_of(kOwnersPk, kLeaseCounterSk)},
+                             {"UpdateExpression", "ADD #n :one"},
+                             {"ExpressionAttributeNames", {{"#n", "n"}}},
+                             {"ExpressionAttributeValues", {{":one", attr_n(1)}}},
+                             {"ReturnValues", "UPDATED_NEW"}},
+                            &reply);
+    if (!s.is_ok()) return s;
+    const json::value* attributes = reply.if_contains("Attributes");
+    if (!attributes || !attributes->is_object() || !get_n(attributes->as_object(), "n", lease))
+      return Status::corruption("DynamoDB table '" + table() + "': the lease counter is not a number");
+    return Status::ok();
+  }
+
+  // This writer's marker carries its lease; other attributes (a commit in progress) stay.
+  Status set_own_lease(int64_t lease) {
+    json::object reply;
+    return client_.call("UpdateItem",
+                        {{"TableName", table()},
+                         {"Key", key_of(self_.log_pk, kMarkerSk)},
+                         {"UpdateExpression", "SET #l = :l"},
+                         {"ExpressionAttributeNames", {{"#l", "lease"}}},
+                         {"ExpressionAttributeValues", {{":l", attr_n(lease)}}}},
+                        &reply);
+  }
+
+  // Records this writer as `partition`'s holder under `lease`, returning the previous holder
+  // and its lease. A holder under a newer lease means this takeover is already outdated.
+  Status claim(const std::string& partition, int64_t lease, std::string* holder, int64_t* held_under) {
+    json::object reply;
+    Status s = client_.call("UpdateItem",
+                            {{"TableName", table()},
+                             {"Key", key_of(kOwnersPk, partition)},
+                             {"UpdateExpression", "SET #w = :w, #l = :l"},
+                             {"ConditionExpression", "attribute_not_exists(#l) OR #l < :l"},
+                             {"ExpressionAttributeNames", {{"#w", "writer"}, {"#l", "lease"}}},
+                             {"ExpressionAttributeValues", {{":w", attr_s(self_.name)}, {":l", attr_n(lease)}}},
+                             {"ReturnValues", "ALL_OLD"}},
+                            &reply);
+    if (s.is_conflict()) {
+      metrics().fenced.fetch_add(1, std::memory_order_relaxed);
+      return Status::fenced("writer '" + self_.name + "' cannot take " + partition +
+                            ": another writer took it under a newer lease");
+    }
+    if (!s.is_ok()) return s;
+    const json::value* old = reply.if_contains("Attributes");
+    if (old && old->is_object()) {
+      get_s(old->as_object(), "writer", holder);
+      get_n(old->as_object(), "lease", held_under);
+    }
+    return Status::ok();
+  }
+
+  // Takes `holder`'s lease away if it still is the one it held the partition under (a
+  // holder that took a new lease since has let the partition go, through a revocation).
+  Status fence(const std::string& holder, int64_t held_under) {
+    json::object reply;
+    Status s = client_.call("UpdateItem",
+                            {{"TableName", table()},
+                             {"Key", key_of(keys_of_writer(holder).log_pk, kMarkerSk)},
+                             {"UpdateExpression", "SET #l = :fenced"},
+                             {"ConditionExpression", "#l = :held"},
+                             {"ExpressionAttributeNames", {{"#l", "lease"}}},
+                             {"ExpressionAttributeValues", {{":fenced", attr_n(0)}, {":held", attr_n(held_under)}}}},
+                            &reply);
+    return s.is_conflict() ? Status::ok() : s;
+  }
+
+  // Why the commit point's condition failed: this writer's lease was taken (fenced), or
+  // another process commits under its name.
+  Status marker_refused() {
+    json::object marker;
+    int64_t lease = 0;
+    Status s = get_raw(self_.log_pk, kMarkerSk, &marker);
+    if (!s.is_ok() && !s.is_not_found()) return s;
+    get_n(marker, "lease", &lease);
+    if (s.is_ok() && lease != lease_) {
+      metrics().fenced.fetch_add(1, std::memory_order_relaxed);
+      return Status::fenced("writer '" + self_.name + "' was fenced: another writer took over its partitions; "
+                            "the checkpoint was not written");
+    }
+    return Status::io_error("DynamoDB table '" + table() + "': another process commits as writer '" +
+                            options().writer + "' (its commit marker moved); one writer name per process");
+  }
+
   // ------------------------------------------------------------ the redo log
 
   uint64_t next_sequence() {
@@ -762,29 +883,40 @@ class DynamoDbStore final : public StateStore {
       if (!(s = batch_write(puts)).is_ok()) return s;
     }
     if (options().test_stop_after == CommitStage::log_written) return stopped(CommitStage::log_written);
-    // (2) the commit point: the marker, only over the last marker this process knows of
-    json::object marker = key_of(self_.log_pk, kMarkerSk);
-    marker["seq"] = attr_n(static_cast<int64_t>(seq));
-    marker["pending"] = json::object{{"BOOL", true}};
-    marker["chunks"] = attr_n(inline_payload ? 0 : static_cast<int64_t>(chunks.size()));
-    if (inline_payload) marker["inline"] = attr_b(payload);
+    // (2) the commit point: the marker, only over the last marker this process knows of,
+    // and only while it still carries this writer's lease (not fenced)
+    json::object names{{"#s", "seq"}, {"#p", "pending"}, {"#c", "chunks"}, {"#i", "inline"}, {"#l", "lease"},
+                       {"#cl", "commit_lease"}};
+    json::object values{{":seq", attr_n(static_cast<int64_t>(seq))},
+                        {":yes", {{"BOOL", true}}},
+                        {":c", attr_n(inline_payload ? 0 : static_cast<int64_t>(chunks.size()))},
+                        {":cl", attr_n(lease_)},
+                        {":prev", attr_n(static_cast<int64_t>(last_seq_))},
+                        {":no", {{"BOOL", false}}}};
+    std::string update = "SET #s = :seq, #p = :yes, #c = :c, #cl = :cl";
+    if (inline_payload) {
+      update += ", #i = :i";
+      values[":i"] = attr_b(payload);
+    } else {
+      update += " REMOVE #i";
+    }
     json::object reply;
-    s = client_.call("PutItem",
+    s = client_.call("UpdateItem",
                      {{"TableName", table()},
-                      {"Item", std::move(marker)},
-                      {"ConditionExpression", "attribute_not_exists(PK) OR (#s = :prev AND #p = :no)"},
-                      {"ExpressionAttributeNames", {{"#s", "seq"}, {"#p", "pending"}}},
-                      {"ExpressionAttributeValues",
-                       {{":prev", attr_n(static_cast<int64_t>(last_seq_))}, {":no", {{"BOOL", false}}}}}},
+                      {"Key", key_of(self_.log_pk, kMarkerSk)},
+                      {"UpdateExpression", update},
+                      {"ConditionExpression",
+                       "(attribute_not_exists(#s) OR (#s = :prev AND #p = :no)) AND "
+                       "(attribute_not_exists(#l) OR #l = :cl)"},
+                      {"ExpressionAttributeNames", std::move(names)},
+                      {"ExpressionAttributeValues", std::move(values)}},
                      &reply);
-    if (s.is_conflict())
-      return Status::io_error("DynamoDB table '" + table() + "': another process commits as writer '" +
-                              options().writer + "' (its commit marker moved); one writer name per process");
+    if (s.is_conflict()) return marker_refused();
     if (!s.is_ok()) return s;
     last_seq_ = seq;
     if (options().test_stop_after == CommitStage::committed) return stopped(CommitStage::committed);
     // (3) apply, (4) mark applied, drop the log
-    if (!(s = apply(self_, checked, seq)).is_ok()) return s;
+    if (!(s = apply(self_, checked, seq, lease_)).is_ok()) return s;
     if (options().test_stop_after == CommitStage::applied) return stopped(CommitStage::applied);
     return finish(self_, seq, inline_payload ? 0 : chunks.size());
   }
@@ -816,7 +948,7 @@ class DynamoDbStore final : public StateStore {
   // Applies a checked write set; idempotent for seq > 0 (a redo after a crash skips what
   // is stamped already). Dedup records first (forget, then new ones: the order RocksDB's
   // batch gives), then items, then meta last, so that a bulk load's "complete" comes last.
-  Status apply(const WriterKeys& writer, const WriteSet& w, uint64_t seq) {
+  Status apply(const WriterKeys& writer, const WriteSet& w, uint64_t seq, int64_t lease) {
     Status s = forget_dedup(writer, w.forget_dedup_before_day);
     if (!s.is_ok()) return s;
     std::vector<json::object> dedup;
@@ -834,27 +966,36 @@ class DynamoDbStore final : public StateStore {
     s = parallel_for(w.puts.size(), options().parallel_requests,
                      [&](std::size_t i) { return apply_put(writer, w.puts[i], seq); });
     if (!s.is_ok()) return s;
-    if (writer.name != self_.name) return put_meta_if_newer(writer, w.meta, seq);
+    std::vector<MetaPut> own_meta, table_meta;
+    for (const MetaPut& m : w.meta) (is_table_meta(m.key) ? table_meta : own_meta).push_back(m);
+    if (!(s = put_meta_if_newer(writer, table_meta, seq, lease)).is_ok()) return s;
+    if (writer.name != self_.name) return put_meta_if_newer(writer, own_meta, seq, 0);
     std::vector<json::object> meta;
-    for (const MetaPut& m : w.meta) meta.push_back(put_request(meta_item(writer, m.key, m.value, seq)));
+    for (const MetaPut& m : own_meta) meta.push_back(put_request(meta_item(writer, m.key, m.value, seq)));
     return batch_write(meta);
   }
 
-  // Finishing another writer's commit `seq`: that writer may be alive and further on, so
-  // each value is written only over one from an older (or the same) commit.
-  Status put_meta_if_newer(const WriterKeys& w, const std::vector<MetaPut>& meta, uint64_t seq) {
-    for (const MetaPut& m : meta) {
+  // Each value is written only over one from an older (or the same) commit: a commit
+  // finished by another writer may be redone by its own, alive and further on meanwhile.
+  // The table's values (the partitions' offsets) go by lease first: a fenced writer's
+  // redo never moves an offset that the partition's new holder has written back.
+  Status put_meta_if_newer(const WriterKeys& w, const std::vector<MetaPut>& meta, uint64_t seq, int64_t lease) {
+    return parallel_for(meta.size(), options().parallel_requests, [&](std::size_t i) {
+      const MetaPut& m = meta[i];
+      json::object item = meta_item(w, m.key, m.value, seq);
+      if (lease > 0) item["lease"] = attr_n(lease);
       json::object reply;
-      Status s = client_.call("PutItem",
-                              {{"TableName", table()},
-                               {"Item", meta_item(w, m.key, m.value, seq)},
-                               {"ConditionExpression", "attribute_not_exists(#s) OR #s <= :seq"},
-                               {"ExpressionAttributeNames", {{"#s", "seq"}}},
-                               {"ExpressionAttributeValues", {{":seq", attr_n(static_cast<int64_t>(seq))}}}},
-                              &reply);
-      if (!s.is_ok() && !s.is_conflict()) return s;
-    }
-    return Status::ok();
+      Status s = client_.call(
+          "PutItem",
+          {{"TableName", table()},
+           {"Item", std::move(item)},
+           {"ConditionExpression",
+            "attribute_not_exists(#l) OR #l < :l OR (#l = :l AND (attribute_not_exists(#s) OR #s <= :seq))"},
+           {"ExpressionAttributeNames", {{"#s", "seq"}, {"#l", "lease"}}},
+           {"ExpressionAttributeValues", {{":seq", attr_n(static_cast<int64_t>(seq))}, {":l", attr_n(lease)}}}},
+          &reply);
+      return s.is_conflict() ? Status::ok() : s;
+    });
   }
 
   // A put after the commit point must land. If its condition fails, either this very
@@ -912,10 +1053,14 @@ class DynamoDbStore final : public StateStore {
     Status s = get_raw(w.log_pk, kMarkerSk, &marker);
     if (s.is_not_found()) return own ? sweep_log() : Status::ok();
     if (!s.is_ok()) return s;
+    if (own) get_n(marker, "lease", &lease_);  // a restart holds what its predecessor held, or nothing once fenced
+    if (!attr(marker, "seq", "N")) return own ? sweep_log() : Status::ok();  // a lease, no commit yet
     int64_t seq = 0, chunks = 0;
     if (!get_n(marker, "seq", &seq) || !get_n(marker, "chunks", &chunks))
       return Status::corruption("commit marker of writer '" + w.name + "' is malformed");
     if (own) last_seq_ = static_cast<uint64_t>(seq);
+    int64_t commit_lease = 0;
+    get_n(marker, "commit_lease", &commit_lease);
     const json::value* pending = attr(marker, "pending", "BOOL");
     if (pending && pending->is_bool() && pending->as_bool()) {
       std::string payload;
@@ -926,7 +1071,7 @@ class DynamoDbStore final : public StateStore {
       WriteSet ws;
       if (!decode_writes(payload, &ws))
         return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + w.name + "' does not decode");
-      if (!(s = apply(w, ws, static_cast<uint64_t>(seq))).is_ok() ||
+      if (!(s = apply(w, ws, static_cast<uint64_t>(seq), commit_lease)).is_ok() ||
           !(s = finish(w, static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
         return s;
       metrics().recovered.fetch_add(1, std::memory_order_relaxed);
@@ -1142,6 +1287,7 @@ class DynamoDbStore final : public StateStore {
   const WriterKeys self_;     // this process's writer
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
+  int64_t lease_ = 0;         // the lease its commits need on the marker (0: never took partitions)
 };
 
 bool valid_endpoint(const std::string& url) {

@@ -81,6 +81,7 @@ class ServingStore final : public StateStore {
   Status get_meta(std::string_view key, std::string* value) override { return inner_->get_meta(key, value); }
   Status clear() override;
   Status recover_other_writers() override { return inner_->recover_other_writers(); }
+  Status take_over(const std::vector<std::string>& partitions) override { return inner_->take_over(partitions); }
   Status sync() override { return inner_->sync(); }
   bool local_scans() const override { return inner_->local_scans(); }
   std::vector<Counter> counters() const override { return inner_->counters(); }

@@ -9,7 +9,9 @@ namespace streamscore {
 
 class Status {
  public:
-  enum class Code { ok, not_found, conflict, io_error, corruption, invalid_argument };
+  // fenced: a shared store's writer whose partitions another writer has taken over
+  // (semantics.md, section 21); its commit was refused and nothing of it was written.
+  enum class Code { ok, not_found, conflict, io_error, corruption, invalid_argument, fenced };
 
   Status() = default;
   static Status ok() { return Status(); }
@@ -18,11 +20,13 @@ class Status {
   static Status io_error(std::string msg) { return Status(Code::io_error, std::move(msg)); }
   static Status corruption(std::string msg) { return Status(Code::corruption, std::move(msg)); }
   static Status invalid_argument(std::string msg) { return Status(Code::invalid_argument, std::move(msg)); }
+  static Status fenced(std::string msg) { return Status(Code::fenced, std::move(msg)); }
 
   bool is_ok() const { return code_ == Code::ok; }
   bool is_not_found() const { return code_ == Code::not_found; }
   bool is_conflict() const { return code_ == Code::conflict; }
   bool is_invalid_argument() const { return code_ == Code::invalid_argument; }
+  bool is_fenced() const { return code_ == Code::fenced; }
   Code code() const { return code_; }
   const std::string& message() const { return message_; }
   std::string to_string() const;
@@ -42,6 +46,7 @@ inline std::string Status::to_string() const {
     case Code::io_error: name = "I/O error"; break;
     case Code::corruption: name = "corruption"; break;
     case Code::invalid_argument: name = "invalid argument"; break;
+    case Code::fenced: name = "fenced"; break;
   }
   return message_.empty() ? std::string(name) : std::string(name) + ": " + message_;
 }

@@ -117,6 +117,17 @@ class StateStore {
   // Called before taking over another writer's customers. Nothing to do for one writer.
   virtual Status recover_other_writers() { return Status::ok(); }
 
+  // A shared store's takeover of partitions (their offset keys, "partition.<topic>.<p>"):
+  // this writer claims them under a new lease, and fences every writer that held them
+  // (its commits are refused from then on: Status::fenced), so that nothing it had not
+  // committed yet can land over what the new owner reads. Called before
+  // recover_other_writers() and the loads. With no partitions: a fresh lease that holds
+  // none (a fenced writer that dropped its work). Nothing to do for one writer.
+  virtual Status take_over(const std::vector<std::string>& partitions) {
+    (void)partitions;
+    return Status::ok();
+  }
+
   // Makes everything written so far durable (fsync for RocksDB, no-op in memory).
   virtual Status sync() = 0;
 

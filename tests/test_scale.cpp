@@ -52,6 +52,7 @@ std::size_t lines_in(const std::string& text) { return static_cast<std::size_t>(
 // A daemon of the group, with its HTTP client once it listens.
 struct Member {
   std::string writer;
+  std::string name;  // of its files: the writer's, or another for a restart
   pid_t pid = -1;
   std::unique_ptr<HttpClient> client;
   double get(const std::string& name) const { return metric(*client, name); }
@@ -62,11 +63,12 @@ struct Fixture {
   Dynalite dynalite;
   std::unique_ptr<MockKafkaCluster> cluster;
   DynamoDbOptions table = dynalite.fresh_table();
+  int partitions;
 
-  Fixture() {
+  explicit Fixture(int topic_partitions = kPartitions) : partitions(topic_partitions) {
     MockKafkaOptions options;
     options.brokers = 3;
-    options.topics = {{kTopic, kPartitions}};
+    options.topics = {{kTopic, partitions}};
     BOOST_REQUIRE(MockKafkaCluster::start(options, &cluster).is_ok());
   }
 
@@ -75,25 +77,29 @@ struct Fixture {
             "--set", "state.table=" + table.table, "--set", "window.allowed_lateness=" + lateness};
   }
 
-  Member start(const std::string& writer, const std::string& lateness) {
+  // `name`: of the daemon's files (default: the writer's); a restart needs new ones.
+  Member start(const std::string& writer, const std::string& lateness, const std::string& interval = "200ms",
+               const std::string& name = "") {
+    const std::string files = name.empty() ? writer : name;
     std::vector<std::string> args = {
         "run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + cluster->bootstrap_servers(),
         "--set", "source.exit_at_end=false", "--set", "source.group_id=group", "--set", "state.shared=true",
-        "--set", "state.writer=" + writer, "--set", "dead_letter.path=" + (dir / (writer + "-dl.jsonl")),
-        "--set", "checkpoint.interval=200ms", "--set", "engine.batch_size=1024", "--set", "http.port=0",
+        "--set", "state.writer=" + writer, "--set", "dead_letter.path=" + (dir / (files + "-dl.jsonl")),
+        "--set", "checkpoint.interval=" + interval, "--set", "engine.batch_size=1024", "--set", "http.port=0",
         "--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=500",
         "--set", "kafka.max.poll.interval.ms=20000", "--top", "0"};
     const auto s = settings(lateness);
     args.insert(args.end(), s.begin(), s.end());
     Member m;
     m.writer = writer;
-    m.pid = spawn_streamscore(args, dir / (writer + ".out"), dir / (writer + ".err"));
+    m.name = files;
+    m.pid = spawn_streamscore(args, dir / (files + ".out"), dir / (files + ".err"));
     BOOST_REQUIRE(m.pid > 0);
-    m.client = std::make_unique<HttpClient>("127.0.0.1", daemon_port(dir / (writer + ".err")));
+    m.client = std::make_unique<HttpClient>("127.0.0.1", daemon_port(dir / (files + ".err")));
     return m;
   }
 
-  std::string log_of(const Member& m) { return slurp(dir / (m.writer + ".err")); }
+  std::string log_of(const Member& m) { return slurp(dir / (m.name + ".err")); }
   std::string logs_of(const std::vector<Member*>& members) {
     std::string out;
     for (Member* m : members) out += log_of(*m);
@@ -103,13 +109,13 @@ struct Fixture {
   // Every partition is held by one of `members`, each holds some, and none of them lags
   // behind its end.
   bool caught_up(const std::vector<Member*>& members) {
-    double partitions = 0;
+    double held_total = 0;
     for (Member* m : members) {
       const double held = m->get("streamscore_kafka_partitions"), lag = m->get("streamscore_kafka_lag");
       if (held <= 0 || lag != 0) return false;  // every member has a share (none is rejoining)
-      partitions += held;
+      held_total += held;
     }
-    return partitions == kPartitions;
+    return held_total == partitions;
   }
 
   // Each member's partitions, lag, rebalances and checkpoints, for failure messages.
@@ -158,12 +164,12 @@ struct Fixture {
 
 // An event of a customer of its own in every partition, well after the log: the
 // watermark of whichever daemon holds the partition then passes every window of the log.
-std::vector<KafkaRecord> closing_records(const std::string& time) {
+std::vector<KafkaRecord> closing_records(const std::string& time, int partitions = kPartitions) {
   std::vector<KafkaRecord> out;
   std::set<int32_t> covered;
-  for (int i = 1; static_cast<int>(covered.size()) < kPartitions; ++i) {
+  for (int i = 1; static_cast<int>(covered.size()) < partitions; ++i) {
     const std::string id = "S" + std::to_string(i);
-    if (!covered.insert(kafka_partition_of_key(id, kPartitions)).second) continue;
+    if (!covered.insert(kafka_partition_of_key(id, partitions)).second) continue;
     out.push_back({id, true,
                    "{\"event_id\":\"close-" + id + "\",\"customer_id\":\"" + id +
                        "\",\"event_type\":\"transaction\",\"amount\":1.00,\"event_time\":\"" + time + "\"}"});
@@ -286,6 +292,115 @@ BOOST_FIXTURE_TEST_CASE(a_group_ticking_all_along_keeps_every_feature, Fixture) 
   BOOST_TEST(features_only(shared) == features_only(replayed));
 }
 
+// The customers of `expected` (export lines) that `actual` lacks or holds with other
+// features, counted by partition: what a failure has to say.
+std::string differences_by_partition(const std::string& actual, const std::string& expected, int partitions) {
+  std::map<std::string, std::string> have;
+  std::istringstream in(actual);
+  for (std::string line; std::getline(in, line);) have[line.substr(0, line.find(','))] = line;
+  std::map<int32_t, std::pair<int, int>> by_partition;  // missing, different
+  std::istringstream want(expected);
+  for (std::string line; std::getline(want, line);) {
+    const std::string key = line.substr(0, line.find(','));
+    const std::string id = key.substr(key.find('#') + 1, key.size() - key.find('#') - 2);
+    auto& [missing, different] = by_partition[kafka_partition_of_key(id, partitions)];
+    auto it = have.find(key);
+    if (it == have.end()) ++missing;
+    else if (it->second != line) ++different;
+  }
+  std::string out;
+  for (const auto& [p, counts] : by_partition)
+    if (counts.first + counts.second > 0)
+      out += "partition " + std::to_string(p) + ": " + std::to_string(counts.first) + " missing, " +
+             std::to_string(counts.second) + " different\n";
+  return out;
+}
+
+// A group sharing the table through every way a member goes (a holdout scenario of issue
+// 17): on a 16-partition topic, with 500 ms checkpoints, a and b start; b stalls
+// (SIGSTOP) past its session timeout while it has work in progress, c joins, and b is
+// woken after that; a is killed mid-stream; b and c get SIGTERM together; then a is
+// started again and reads everything that is left. Every customer of the log is in the
+// table, with replay's features and last_event_time: no offset went into the table
+// ahead of the items it covers.
+BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer) {
+  constexpr int kWide = 16;
+  Fixture f(kWide);
+  const std::string lateness = "10m", interval = "500ms";
+  auto start = [&](const std::string& writer, const std::string& name = "") {
+    return f.start(writer, lateness, interval, name);
+  };
+  auto produce_range = [&](const std::vector<KafkaRecord>& records, std::size_t from, std::size_t to) {
+    produce(f.cluster->bootstrap_servers(), kTopic,
+            {records.begin() + static_cast<std::ptrdiff_t>(from), records.begin() + static_cast<std::ptrdiff_t>(to)});
+  };
+  auto held = [](Member& m) { return m.get("streamscore_kafka_partitions"); };
+  const std::string log = f.dir / "events.jsonl";
+  Result g = run_cli(f.dir, "generate --customers 5000 --events 30000 --days 3 --dup-rate 0.05 --bad-rate 0.005 "
+                            "--seed 17 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  const std::vector<std::string> lines = lines_of_file(log);
+  const auto records = keyed_by_customer(lines);
+  const std::size_t n = records.size();
+
+  produce_range(records, 0, n / 3);
+  Member a = start("a"), b = start("b");
+  f.settle({&a, &b}, "a and b");
+
+  // b stalls with records read and not checkpointed, past its session timeout.
+  const double b_read = b.get("streamscore_events_read_total");
+  produce_range(records, n / 3, 2 * n / 3);
+  BOOST_REQUIRE(wait_for([&] { return b.get("streamscore_events_read_total") > b_read; }, 60));
+  ::kill(b.pid, SIGSTOP);
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return held(a) == kWide; }, 60), f.log_of(a));
+  Member c = start("c");  // a third joins while b is stalled
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return held(c) > 0 && held(a) + held(c) == kWide; }, 60),
+                        f.log_of(a) + f.log_of(c));
+  ::kill(b.pid, SIGCONT);
+  f.settle({&a, &b, &c}, "after b woke up");
+
+  const double a_read = a.get("streamscore_events_read_total");
+  produce_range(records, 2 * n / 3, n);
+  BOOST_REQUIRE(wait_for([&] { return a.get("streamscore_events_read_total") > a_read; }, 60));
+  f.stop(a, SIGKILL, false);  // mid-stream
+  f.settle({&b, &c}, "after the kill");
+  ::kill(b.pid, SIGTERM);  // together
+  ::kill(c.pid, SIGTERM);
+  for (Member* m : {&b, &c}) {
+    int status = 0;
+    ::waitpid(m->pid, &status, 0);
+    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), f.log_of(*m));
+  }
+
+  Member again = start("a", "a-again");
+  const std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z", kWide);
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return held(again) == kWide; }, 60), f.log_of(again));
+  const double again_read = again.get("streamscore_events_read_total");
+  produce(f.cluster->bootstrap_servers(), kTopic, last);
+  BOOST_REQUIRE_MESSAGE(wait_for([&] {
+    return again.get("streamscore_events_read_total") >= again_read + static_cast<double>(last.size());
+  }, 60), f.log_of(again));
+  f.settle({&again}, "a again");
+  f.stop(again, SIGTERM, true);
+
+  const std::string replay_log = f.dir / "replay.jsonl";
+  {
+    std::ofstream out(replay_log);
+    for (const auto& line : lines) out << line << "\n";
+    for (const KafkaRecord& r : last) out << r.value << "\n";
+  }
+  const std::string setting = " --set window.allowed_lateness=" + lateness;
+  Result r = run_cli(f.dir, "replay --events " + replay_log + " --state " + (f.dir / "replayed") + setting);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  const std::string expected = features_only(without_customers(export_of(f.dir, f.dir / "replayed"), "S"));
+  Result shared = run_cli(f.dir, "export --set state.backend=dynamodb --set state.endpoint=" + f.table.endpoint +
+                                     " --set state.table=" + f.table.table + setting);
+  BOOST_REQUIRE_MESSAGE(shared.exit_code == 0, shared.err);
+  const std::string actual = features_only(without_customers(shared.out, "S"));
+  BOOST_TEST(lines_in(expected) > 4500u);
+  BOOST_TEST(actual == expected, differences_by_partition(actual, expected, kWide));
+}
+
 // The store's side of a takeover: a writer killed between its commit point and the end
 // of its apply leaves a committed redo log; another writer finishes it before it reads.
 // Each writer's meta is its own, except the table's.
@@ -328,6 +443,134 @@ BOOST_FIXTURE_TEST_CASE(a_takeover_finishes_a_dead_writers_commit, Fixture) {
   BOOST_TEST(item.version == 1);
   BOOST_REQUIRE(heir->get_meta("clock", &value).is_ok());
   BOOST_TEST(value == "heir's clock");
+}
+
+// One writer's commit of customer C1 (internal data `data`, version `version`) and of the
+// offset of partition 0, as a daemon's checkpoint writes them.
+WriteSet checkpoint_of(const std::string& data, int64_t version, int64_t expected, const std::string& offset) {
+  WriteSet w;
+  const std::string item = "{\"PK\":\"CUSTOMER#C1\",\"version\":" + std::to_string(version) + "}";
+  w.puts.push_back({ItemRecord{customer_pk("C1"), version, item, data}, expected});
+  w.meta.push_back({"partition.customer-events.0", offset});
+  return w;
+}
+
+std::unique_ptr<StateStore> open_writer(const DynamoDbOptions& table, const std::string& writer,
+                                        CommitStage stop_after = CommitStage::none) {
+  DynamoDbOptions o = table;
+  o.writer = writer;
+  o.test_stop_after = stop_after;
+  std::unique_ptr<StateStore> store;
+  Status s = open_dynamodb_store(o, &store);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  return store;
+}
+
+uint64_t metric_of(const StateStore& store, const std::string& name) {
+  for (const StateStore::Counter& c : store.counters())
+    if (name == c.name) return c.value;
+  return 0;
+}
+
+// What the table holds for C1 and partition 0.
+std::pair<std::string, std::string> customer_and_offset(StateStore& store) {
+  ItemRecord item;
+  std::string offset;
+  BOOST_REQUIRE(store.get(customer_pk("C1"), &item).is_ok());
+  BOOST_REQUIRE(store.get_meta("partition.customer-events.0", &offset).is_ok());
+  return {item.internal, offset};
+}
+
+// A daemon stalls past its session timeout with a checkpoint not yet committed; another
+// takes its partition over, reads it and commits further. The stalled one's checkpoint,
+// when it goes on, must not land: its content would overwrite the new owner's, and its
+// offset say "done" for records whose items only the new owner has. It is fenced.
+BOOST_FIXTURE_TEST_CASE(a_stalled_writers_checkpoint_is_fenced_by_the_new_owner, Fixture) {
+  const std::vector<std::string> partition = {"partition.customer-events.0"};
+  auto stalled = open_writer(table, "stalled");
+  BOOST_REQUIRE(stalled->take_over(partition).is_ok());
+  std::vector<std::size_t> conflicts;
+  WriteSet first = checkpoint_of("read to 10", 1, 0, "10");
+  BOOST_REQUIRE(stalled->commit(first, &conflicts).is_ok());
+
+  auto heir = open_writer(table, "heir");
+  BOOST_REQUIRE(heir->take_over(partition).is_ok());
+  BOOST_REQUIRE(heir->recover_other_writers().is_ok());
+  BOOST_TEST((customer_and_offset(*heir) == std::make_pair(std::string("read to 10"), std::string("10"))));
+  WriteSet further = checkpoint_of("read to 15", 2, 1, "15");
+  BOOST_REQUIRE(heir->commit(further, &conflicts).is_ok());
+
+  // The stalled daemon wakes up and commits what it read meanwhile (records 10 to 20),
+  // among them C2's first events, which it has not ticked yet (no public item, version 0)
+  // while the heir has: landing, it would leave C2 without an item to export.
+  WriteSet c2_ticked;
+  c2_ticked.puts.push_back({ItemRecord{customer_pk("C2"), 1, "{\"PK\":\"CUSTOMER#C2\",\"version\":1}", "ticked"}, 0});
+  c2_ticked.meta.push_back({"clock", "heir's"});
+  BOOST_REQUIRE(heir->commit(c2_ticked, &conflicts).is_ok());
+  WriteSet stale = checkpoint_of("read to 20", 2, 1, "20");
+  stale.puts.push_back({ItemRecord{customer_pk("C2"), 0, "", "not ticked"}, 0});
+  std::vector<VersionShift> shifts;
+  const Status s = commit_with_retry(*stalled, &stale, &shifts, nullptr);
+  BOOST_TEST(s.is_fenced(), s.to_string());
+  BOOST_TEST((customer_and_offset(*heir) == std::make_pair(std::string("read to 15"), std::string("15"))));
+  ItemRecord c2;
+  BOOST_REQUIRE(heir->get(customer_pk("C2"), &c2).is_ok());
+  BOOST_TEST(!c2.item_json.empty());
+  BOOST_TEST(metric_of(*stalled, "streamscore_dynamodb_fenced_total") == 1u);
+
+  // Having dropped its work, it takes a lease that holds nothing and commits again.
+  BOOST_REQUIRE(stalled->take_over({}).is_ok());
+  WriteSet nothing;
+  nothing.meta.push_back({"clock", "its own"});
+  BOOST_TEST(stalled->commit(nothing, &conflicts).is_ok());
+}
+
+// The daemon's side of a fence: another writer takes its partitions over (as a daemon of
+// the group does after its session expired). Its next checkpoint is refused; it drops
+// what it read since the last one, rejoins, takes the partitions back under a new lease,
+// reads those records again from the table's offsets, and the table ends as a replay.
+BOOST_FIXTURE_TEST_CASE(a_fenced_daemon_drops_its_work_and_rejoins, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 200 --events 6000 --days 2 --dup-rate 0.05 --seed 23 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  const std::vector<std::string> lines = lines_of_file(log);
+  const auto records = keyed_by_customer(lines);
+  const auto half = records.begin() + static_cast<std::ptrdiff_t>(records.size() / 2);
+  produce(cluster->bootstrap_servers(), kTopic, {records.begin(), half});
+  Member b = start("b", "4d");
+  settle({&b}, "b alone");
+
+  std::vector<std::string> partition_keys;
+  for (int p = 0; p < partitions; ++p) partition_keys.push_back("partition." + std::string(kTopic) + "." + std::to_string(p));
+  auto other = open_writer(table, "other");
+  BOOST_REQUIRE(other->take_over(partition_keys).is_ok());
+  produce(cluster->bootstrap_servers(), kTopic, {half, records.end()});
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return b.get("streamscore_dynamodb_fenced_total") >= 1; }, 60), log_of(b));
+  BOOST_TEST(log_of(b).find("shared table: fenced, dropping the work since the last checkpoint") != std::string::npos);
+
+  const std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z");
+  const double read = b.get("streamscore_events_read_total");
+  produce(cluster->bootstrap_servers(), kTopic, last);
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return b.get("streamscore_events_read_total") >= read + last.size(); }, 60),
+                        log_of(b));
+  settle({&b}, "b again");
+  stop(b, SIGTERM, true);
+
+  const std::string replay_log = dir / "replay.jsonl";
+  {
+    std::ofstream out(replay_log);
+    for (const auto& line : lines) out << line << "\n";
+    for (const KafkaRecord& r : last) out << r.value << "\n";
+  }
+  Result r = run_cli(dir, "replay --events " + replay_log + " --state " + (dir / "replayed") +
+                              " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  Result shared = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
+                                   " --set state.table=" + table.table + " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(shared.exit_code == 0, shared.err);
+  const std::string expected = features_only(without_customers(export_of(dir, dir / "replayed"), "S"));
+  BOOST_TEST(lines_in(expected) > 150u);
+  BOOST_TEST(features_only(without_customers(shared.out, "S")) == expected);
 }
 
 // Dedup ids move with their customers: a writer reads every writer's records.
