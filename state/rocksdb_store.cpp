@@ -174,9 +174,11 @@ class ForwardingLogger final : public rocksdb::Logger {
                                          : level >= rocksdb::InfoLogLevel::WARN_LEVEL  ? spdlog::level::warn
                                                                                        : spdlog::level::debug;
     if (!spdlog::should_log(to)) return;
-    char text[1024];
-    std::vsnprintf(text, sizeof text, format, ap);
-    std::replace(std::begin(text), std::end(text), '"', '\'');
+    char buffer[1024];
+    const int n = std::vsnprintf(buffer, sizeof buffer, format, ap);
+    std::string text(buffer, n < 0 ? 0 : std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buffer - 1));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();  // one log line each
+    std::replace(text.begin(), text.end(), '"', '\'');
     spdlog::log(to, "msg=\"rocksdb\" detail=\"{}\"", text);
   }
 };
