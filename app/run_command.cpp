@@ -122,7 +122,9 @@ Status load_file_position(StateStore& store, const std::string& path, FilePositi
   std::istringstream lines(value);
   for (std::string field; std::getline(lines, field);) fields.push_back(field);
   if (fields.size() < 3 || fields.size() > 4) return Status::corruption("meta 'source.file' is malformed");
-  if (fields[0] != path) return Status::ok();  // another file: start at its beginning
+  // Another file starts at its beginning; the same file by another name (a symlink,
+  // "..") continues, or it would be read, and its bad lines dead-lettered, twice.
+  if (fields[0] != path && !same_file(fields[0], path)) return Status::ok();
   position->offset = std::stoull(fields[1]);
   position->line = std::stoull(fields[2]);
   if (fields.size() == 4) position->fingerprint = fields[3];

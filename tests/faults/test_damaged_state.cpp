@@ -103,6 +103,23 @@ BOOST_FIXTURE_TEST_CASE(a_replaced_input_is_refused_and_a_copy_is_continued, Fin
   BOOST_TEST(copy.out.find("\"read\":10,") != std::string::npos, copy.out);
 }
 
+BOOST_FIXTURE_TEST_CASE(the_same_input_by_another_name_continues_where_it_stopped, Finished) {
+  // Read again from its beginning, it would dead-letter every bad line a second time.
+  const std::string dead_letters = slurp(dead_letter);
+  std::ofstream(events, std::ios::app) << head_lines(slurp(events), 10);
+  fs::create_directories(dir / "sub");
+  fs::create_symlink(events, dir / "link.jsonl");
+  for (const std::string& name : {dir / "sub/../events.jsonl", dir / "link.jsonl"}) {
+    Result r = run_cli(dir, "run --json --set source.path=" + name + " --set state.path=" + state +
+                                " --set dead_letter.path=" + dead_letter);
+    BOOST_TEST(r.exit_code == 0, r.err);
+    BOOST_TEST(r.out.find(name == dir / "link.jsonl" ? "\"read\":0," : "\"read\":10,") != std::string::npos,
+               name << ": " << r.out);
+  }
+  BOOST_TEST(slurp(dead_letter).compare(0, dead_letters.size(), dead_letters) == 0);
+  BOOST_TEST(slurp(dead_letter).size() < dead_letters.size() * 3 / 2, "no dead letter is written twice");
+}
+
 BOOST_FIXTURE_TEST_CASE(a_dead_letter_path_that_is_the_source_is_refused, Finished) {
   const std::string log = slurp(events);
   fs::create_symlink(events, dir / "link.jsonl");
