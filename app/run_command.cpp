@@ -135,15 +135,15 @@ Status load_file_position(StateStore& store, const std::string& path, FilePositi
 // with the same bytes up to it (the fingerprint). Another file under the same name would
 // be read from the middle, or not at all ("0 records"), as if it were the same input.
 Status check_same_input(const std::string& path, const FilePosition& position) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return Status::io_error("cannot open source.path '" + path + "': " + std::strerror(errno));
+  // A FIFO has no past to compare (and opening one would disturb its writer).
   struct stat info {};
-  const bool regular = ::fstat(fd, &info) == 0 && S_ISREG(info.st_mode);
-  const uint64_t size = regular ? static_cast<uint64_t>(info.st_size) : 0;
+  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return Status::ok();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error("cannot open source.path '" + path + "': " + std::strerror(errno));
+  const uint64_t size = ::fstat(fd, &info) == 0 ? static_cast<uint64_t>(info.st_size) : 0;
   const std::string fingerprint =
-      regular && !position.fingerprint.empty() && size >= position.offset ? input_fingerprint(fd, position.offset) : "";
+      !position.fingerprint.empty() && size >= position.offset ? input_fingerprint(fd, position.offset) : "";
   ::close(fd);
-  if (!regular) return Status::ok();
   const std::string advice = ": not the file this state has read (replaced, cut or rewritten). Restore it, or "
                              "read the new file into a new state.path (or rebuild with `streamscore replay`)";
   if (size < position.offset)

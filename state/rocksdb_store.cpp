@@ -21,6 +21,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -430,20 +431,31 @@ class RocksDbStore final : public StateStore {
 };
 
 // What a state directory holds, decided before RocksDB touches it.
-enum class DirectoryState { absent_or_empty, database, incomplete };
+enum class DirectoryState { absent_or_empty, database, incomplete };  // empty: or a creation cut short
+
+// The files RocksDB writes while it creates a database, before CURRENT names it (and
+// the info LOG of builds that kept one). A process killed then leaves only these: no
+// data was written yet, so the creation is simply done again. A state that lost its
+// CURRENT has more (write-ahead logs, SSTs, OPTIONS, a later MANIFEST).
+bool is_creation_file(const std::string& name) {
+  static const std::regex kNames(R"(LOCK|IDENTITY|MANIFEST-000001|\d+\.dbtmp|LOG(\.old\.\d+)?)");
+  return std::regex_match(name, kNames);
+}
 
 DirectoryState directory_state(const std::string& dir) {
   std::error_code ec;
   if (!std::filesystem::exists(dir, ec)) return DirectoryState::absent_or_empty;
   if (std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) return DirectoryState::database;
-  if (std::filesystem::is_directory(dir, ec) && std::filesystem::is_empty(dir, ec) && !ec)
-    return DirectoryState::absent_or_empty;
-  return DirectoryState::incomplete;
+  if (!std::filesystem::is_directory(dir, ec)) return DirectoryState::incomplete;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
+    if (!is_creation_file(entry.path().filename().string())) return DirectoryState::incomplete;
+  return ec ? DirectoryState::incomplete : DirectoryState::absent_or_empty;
 }
 
-// A database is created only in an empty or absent directory. Anything else without a
-// CURRENT file is someone else's files, or a state whose CURRENT was lost: RocksDB would
-// create a new, empty database among them (and delete the old SSTs at the next start).
+// A database is created only in an empty or absent directory (or over a creation cut
+// short). Anything else without a CURRENT file is someone else's files, or a state whose
+// CURRENT was lost: RocksDB would create a new, empty database among them (and delete
+// the old SSTs at the next start).
 Status check_directory(const std::string& dir, bool read_only, bool* create) {
   switch (directory_state(dir)) {
     case DirectoryState::database:
