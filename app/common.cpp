@@ -85,8 +85,9 @@ bool is_inside(const std::string& path, const std::string& dir) {
   std::error_code ec;
   const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
   if (ec) return false;
-  const std::filesystem::path d = std::filesystem::weakly_canonical(dir, ec);
+  std::filesystem::path d = std::filesystem::weakly_canonical(dir, ec);
   if (ec) return false;
+  if (d.filename().empty()) d = d.parent_path();  // "state/" names the directory "state"
   const auto mismatch = std::mismatch(d.begin(), d.end(), p.begin(), p.end());
   return mismatch.first == d.end();
 }
