@@ -92,17 +92,6 @@ Status check_settings(StateStore* store, const EngineOptions& options) {
   return Status::ok();
 }
 
-// A bulk load writes items without checkpoints; one that did not complete is refused.
-Status check_session(StateStore* store) {
-  std::string session;
-  Status s = store->get_meta(kMetaSession, &session);
-  if (s.is_not_found() || (s.is_ok() && session == kSessionComplete)) return Status::ok();
-  if (!s.is_ok()) return s;
-  return Status::corruption(
-      "the state is an interrupted rebuild (a replay was killed or failed before it completed); "
-      "run `streamscore replay` again");
-}
-
 Status read_checkpoint_number(StateStore* store, uint64_t* number) {
   std::string value;
   Status s = store->get_meta(kMetaCheckpoint, &value);
@@ -213,6 +202,17 @@ class LowerPriorityHook final : public caf::thread_hook {
 };
 
 }  // namespace
+
+// A bulk load writes items without checkpoints; one that did not complete is refused.
+Status check_session(StateStore* store) {
+  std::string session;
+  Status s = store->get_meta(kMetaSession, &session);
+  if (s.is_not_found() || (s.is_ok() && session == kSessionComplete)) return Status::ok();
+  if (!s.is_ok()) return s;
+  return Status::corruption(
+      "the state is an interrupted rebuild (a replay was killed or failed before it completed); "
+      "run `streamscore replay` again");
+}
 
 Status Engine::start(const EngineOptions& options, StateStore* store, std::unique_ptr<Engine>* out) {
   if (options.shards < 1) return Status::invalid_argument("shards must be >= 1");

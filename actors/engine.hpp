@@ -161,4 +161,8 @@ constexpr const char* kMetaOutput = "output";
 // "rebuilding" while a bulk load runs, "complete" after it (absent: never bulk loaded).
 constexpr const char* kMetaSession = "session";
 
+// A state whose bulk load (`replay`) did not complete is refused (corruption), by every
+// command that reads a state: `run` at start, `export`.
+Status check_session(StateStore* store);
+
 }  // namespace streamscore

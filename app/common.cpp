@@ -2,9 +2,14 @@
 
 #include <fmt/format.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "io/item_sink.hpp"
 #include "io/kafka_sinks.hpp"
@@ -30,12 +35,12 @@ DynamoDbOptions dynamodb_options_from(const StateConfig& state) {
   return o;
 }
 
-Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load) {
+Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load, bool read_only) {
   if (state.backend == "memory") {
     *out = make_memory_store();
     return Status::ok();
   }
-  if (state.backend == "rocksdb") return open_rocksdb_store(state.path, out, RocksDbOptions{bulk_load});
+  if (state.backend == "rocksdb") return open_rocksdb_store(state.path, out, RocksDbOptions{bulk_load, read_only});
   if (state.backend == "dynamodb") {
     DynamoDbOptions o = dynamodb_options_from(state);
     o.bulk_load = bulk_load;
@@ -50,6 +55,54 @@ Status state_from_args(const std::string& state_dir, StateConfig* state) {
   if (state_dir.empty()) return Status::invalid_argument("--state is required (or state.backend = \"dynamodb\")");
   state->backend = "rocksdb";
   state->path = state_dir;
+  return Status::ok();
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec;
+  const std::filesystem::path ca = std::filesystem::weakly_canonical(a, ec);
+  if (ec) return false;
+  const std::filesystem::path cb = std::filesystem::weakly_canonical(b, ec);
+  if (ec) return false;
+  if (ca == cb) return true;
+  const bool equivalent = std::filesystem::equivalent(a, b, ec);
+  return !ec && equivalent;
+}
+
+Status check_source_file(const std::string& path) {
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0)
+    return Status::invalid_argument("source.path = \"" + path + "\": " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode) && !S_ISFIFO(info.st_mode))
+    return Status::invalid_argument("source.path = \"" + path + "\": not a regular file or a FIFO");
+  if (::access(path.c_str(), R_OK) != 0)
+    return Status::invalid_argument("source.path = \"" + path + "\": cannot be read: " + std::strerror(errno));
+  return Status::ok();
+}
+
+namespace {
+bool is_inside(const std::string& path, const std::string& dir) {
+  std::error_code ec;
+  const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
+  if (ec) return false;
+  std::filesystem::path d = std::filesystem::weakly_canonical(dir, ec);
+  if (ec) return false;
+  if (d.filename().empty()) d = d.parent_path();  // "state/" names the directory "state"
+  const auto mismatch = std::mismatch(d.begin(), d.end(), p.begin(), p.end());
+  return mismatch.first == d.end();
+}
+}  // namespace
+
+Status check_output_path(const std::string& output_key, const std::string& output, const std::string& input_key,
+                         const std::string& input, const std::string& state_dir) {
+  if (output.empty()) return Status::ok();
+  const std::string named = output_key + " = \"" + output + "\"";
+  if (!input.empty() && same_file(output, input))
+    return Status::invalid_argument(named + " is the same file as " + input_key + " = \"" + input +
+                                    "\": the output would overwrite or feed the input; use another path");
+  if (!state_dir.empty() && is_inside(output, state_dir))
+    return Status::invalid_argument(named + " lies inside the state directory state.path = \"" + state_dir +
+                                    "\"; use a path outside it");
   return Status::ok();
 }
 

@@ -26,9 +26,11 @@ Status open_store(const std::string& backend, const std::string& path,
                   std::unique_ptr<StateStore>* out);
 
 // Opens the backend `state` names: RocksDB at state.path, memory, or the DynamoDB table.
-// `bulk_load`: a rebuild (`replay`). Bad DynamoDB settings and missing credentials are
+// `bulk_load`: a rebuild (`replay`). `read_only`: RocksDB opened for reading only
+// (`export`; a table is read as it is). Bad DynamoDB settings and missing credentials are
 // invalid_argument (exit 2); see exit_code_of.
-Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load = false);
+Status open_store(const StateConfig& state, std::unique_ptr<StateStore>* out, bool bulk_load = false,
+                  bool read_only = false);
 DynamoDbOptions dynamodb_options_from(const StateConfig& state);
 
 // `--state DIR` of replay, export and backfill: RocksDB at DIR, unless the config says
@@ -40,6 +42,21 @@ Status state_from_args(const std::string& state_dir, StateConfig* state);
 inline int exit_code_of_open(const StateConfig& state, const Status& s) {
   return state.backend == "dynamodb" && s.is_invalid_argument() ? 2 : 1;
 }
+
+// Whether two paths name the same file: the same path once symlinks and ".." are
+// resolved, or (both existing) the same device and inode, as a hard link is.
+bool same_file(const std::string& a, const std::string& b);
+
+// The file source, before anything starts: it exists and is a regular file or a FIFO.
+// invalid_argument naming source.path otherwise (exit 2).
+Status check_source_file(const std::string& path);
+
+// An output (`output_key` = `output`) that is an input (`input_key` = `input`) or lies
+// inside the RocksDB state directory `state_dir` ("" for none): invalid_argument naming
+// both keys (exit 2). A dead letter written into its own source is read back as input:
+// a following daemon would dead-letter its own dead letters until the disk is full.
+Status check_output_path(const std::string& output_key, const std::string& output, const std::string& input_key,
+                         const std::string& input, const std::string& state_dir);
 
 EngineOptions engine_options_from(const Config& config);
 GeneratorOptions generator_options_from(const SourceConfig& source);

@@ -34,10 +34,15 @@ int export_items(const ExportArgs& args) {
     print_error("export", "--state '" + args.state_dir + "': no such state directory");
     return kExitUsage;
   }
+  // Read only: an export changes nothing, and reads a state it cannot write.
   std::unique_ptr<StateStore> store;
-  if (!(s = open_store(config.state, &store)).is_ok()) {
+  if (!(s = open_store(config.state, &store, /*bulk_load=*/false, /*read_only=*/true)).is_ok()) {
     print_error("export", s.to_string());
     return exit_code_of_open(config.state, s);
+  }
+  if (!(s = check_session(store.get())).is_ok()) {
+    print_error("export", s.to_string());
+    return kExitFailure;
   }
   FILE* out = args.out == "-" ? stdout : std::fopen(args.out.c_str(), "wb");
   if (!out) {

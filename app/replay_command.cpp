@@ -55,16 +55,24 @@ int replay(const ReplayArgs& args) {
     print_error("replay", s.message());
     return kExitUsage;
   }
+  // --state DIR is RocksDB; state.backend = "dynamodb" (--config or --set) replays into the table.
+  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
+    print_error("replay", s.message());
+    return kExitUsage;
+  }
   for (const auto& path : args.events) {
     if (!std::filesystem::is_regular_file(path)) {
       print_error("replay", "--events '" + path + "': no such file");
       return kExitUsage;
     }
-  }
-  // --state DIR is RocksDB; state.backend = "dynamodb" (--config or --set) replays into the table.
-  if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
-    print_error("replay", s.message());
-    return kExitUsage;
+    // The dead-letter file is truncated first: as an input, the log would be lost.
+    if (config.dead_letter.kind == "file" &&
+        !(s = check_output_path("dead_letter.path (--dead-letter)", config.dead_letter.path, "--events", path,
+                                config.state.backend == "rocksdb" ? config.state.path : ""))
+             .is_ok()) {
+      print_error("replay", s.message());
+      return kExitUsage;
+    }
   }
   std::unique_ptr<StateStore> store;
   if (!(s = open_store(config.state, &store, /*bulk_load=*/true)).is_ok()) {

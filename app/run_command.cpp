@@ -5,13 +5,20 @@
 #include <boost/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "actors/thread_priority.hpp"
@@ -69,9 +76,11 @@ class Checkpointer {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
+// "path\noffset\nline\nfingerprint": where a file source stopped, and what it had read
+// up to there (io/line_reader.hpp), so that a restart continues in the same file.
 std::vector<MetaPut> file_position(const std::string& path, const LineReader& reader) {
-  return {{kMetaFileSource,
-           path + "\n" + std::to_string(reader.offset()) + "\n" + std::to_string(reader.line())}};
+  return {{kMetaFileSource, path + "\n" + std::to_string(reader.offset()) + "\n" + std::to_string(reader.line()) +
+                                "\n" + reader.fingerprint()}};
 }
 
 // The generator is deterministic: its position is the number of records produced,
@@ -98,29 +107,62 @@ Status load_generator_position(StateStore& store, const SourceConfig& source, ui
   return Status::ok();
 }
 
-// Where a file source stopped: "path\noffset\nline", so a restart continues there.
-Status load_file_position(StateStore& store, const std::string& path, uint64_t* offset,
-                          uint64_t* line) {
+struct FilePosition {
+  uint64_t offset = 0;
+  uint64_t line = 1;
+  std::string fingerprint;  // "" in states written before it was recorded, or of a FIFO
+};
+
+// Where the state stopped reading `path` (its beginning for another path).
+Status load_file_position(StateStore& store, const std::string& path, FilePosition* position) {
   std::string value;
   Status s = store.get_meta(kMetaFileSource, &value);
   if (s.is_not_found()) return Status::ok();
   if (!s.is_ok()) return s;
-  const auto a = value.find('\n'), b = value.rfind('\n');
-  if (a == std::string::npos || a == b) return Status::corruption("meta 'source.file' is malformed");
-  if (value.substr(0, a) != path) return Status::ok();  // another file: start at its beginning
-  *offset = std::stoull(value.substr(a + 1, b - a - 1));
-  *line = std::stoull(value.substr(b + 1));
+  std::vector<std::string> fields;
+  std::istringstream lines(value);
+  for (std::string field; std::getline(lines, field);) fields.push_back(field);
+  if (fields.size() < 3 || fields.size() > 4) return Status::corruption("meta 'source.file' is malformed");
+  // Another file starts at its beginning; the same file by another name (a symlink,
+  // "..") continues, or it would be read, and its bad lines dead-lettered, twice.
+  if (fields[0] != path && !same_file(fields[0], path)) return Status::ok();
+  position->offset = std::stoull(fields[1]);
+  position->line = std::stoull(fields[2]);
+  if (fields.size() == 4) position->fingerprint = fields[3];
+  return Status::ok();
+}
+
+// The file must be the one the state has read: at least as long as the position, and
+// with the same bytes up to it (the fingerprint). Another file under the same name would
+// be read from the middle, or not at all ("0 records"), as if it were the same input.
+Status check_same_input(const std::string& path, const FilePosition& position) {
+  // A FIFO has no past to compare (and opening one would disturb its writer).
+  struct stat info {};
+  if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return Status::ok();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::io_error("cannot open source.path '" + path + "': " + std::strerror(errno));
+  const uint64_t size = ::fstat(fd, &info) == 0 ? static_cast<uint64_t>(info.st_size) : 0;
+  const std::string fingerprint =
+      !position.fingerprint.empty() && size >= position.offset ? input_fingerprint(fd, position.offset) : "";
+  ::close(fd);
+  const std::string advice = ": not the file this state has read (replaced, cut or rewritten). Restore it, or "
+                             "read the new file into a new state.path (or rebuild with `streamscore replay`)";
+  if (size < position.offset)
+    return Status::corruption("source.path '" + path + "' is " + std::to_string(size) + " bytes, shorter than the " +
+                              std::to_string(position.offset) + " bytes the state has read" + advice);
+  if (fingerprint != position.fingerprint)
+    return Status::corruption("source.path '" + path + "' does not hold the bytes the state has read up to offset " +
+                              std::to_string(position.offset) + " (fingerprint " + fingerprint + ", recorded " +
+                              position.fingerprint + ")" + advice);
   return Status::ok();
 }
 
 // Feeds the file source. Returns whether the input reached its end (final tick due).
-Status run_file_source(const Config& config, Engine& engine, StateStore& store,
+Status run_file_source(const Config& config, Engine& engine, const FilePosition& resume,
                        ProgressLine& progress, bool* finished, LineReader* reader,
                        Checkpointer& checkpointer, DaemonOps& ops) {
-  uint64_t offset = 0, line = 1;
-  Status s = load_file_position(store, config.source.path, &offset, &line);
+  Status s = reader->open(config.source.path, resume.offset, resume.line);
   if (!s.is_ok()) return s;
-  if (!(s = reader->open(config.source.path, offset, line)).is_ok()) return s;
   ops.set_ready(true);  // state recovered, source open
   while (!g_stop.load()) {
     RawBatch batch;
@@ -276,6 +318,19 @@ Status run_generator_source(const Config& config, Engine& engine, StateStore& st
   return Status::ok();
 }
 
+// Paths checked before the HTTP server starts or the state is created (exit 2): the file
+// source can be read, and the dead-letter file is neither the source nor in the state.
+Status check_paths(const Config& config) {
+  const bool file_source = config.source.kind == "file";
+  if (file_source) {
+    Status s = check_source_file(config.source.path);
+    if (!s.is_ok()) return s;
+  }
+  return check_output_path("dead_letter.path", config.dead_letter.kind == "file" ? config.dead_letter.path : "",
+                           "source.path", file_source ? config.source.path : "",
+                           config.state.backend == "rocksdb" ? config.state.path : "");
+}
+
 void print_top_customers(StateStore& store, int top) {
   struct Row {
     double amount;
@@ -308,6 +363,10 @@ int run(const RunArgs& args) {
     return kExitUsage;
   }
   configure_logging(config.log.level);
+  if (!(s = check_paths(config)).is_ok()) {
+    print_error("run", s.message());
+    return kExitUsage;
+  }
   // Before the store opens: RocksDB, Kafka and the HTTP connections share this budget.
   if (!(s = check_http_fd_budget(config.http, raise_open_file_limit())).is_ok()) {
     print_error("run", s.message());
@@ -319,6 +378,13 @@ int run(const RunArgs& args) {
   if (!(s = open_store(config.state, &store)).is_ok()) {
     print_error("run", s.to_string());
     return exit_code_of_open(config.state, s);
+  }
+  FilePosition resume;
+  if (config.source.kind == "file" &&
+      (!(s = load_file_position(*store, config.source.path, &resume)).is_ok() ||
+       !(s = check_same_input(config.source.path, resume)).is_ok())) {
+    print_error("run", s.to_string());
+    return kExitFailure;
   }
   // Lookups answer from the committed items in memory, kept by the store the engine
   // writes through (state/served_items.hpp): only where this process is the store's one
@@ -386,7 +452,7 @@ int run(const RunArgs& args) {
   std::unique_ptr<KafkaSource> kafka;
   Checkpointer checkpointer(*engine, config.checkpoint.interval_ns);
   if (config.source.kind == "file") {
-    s = run_file_source(config, *engine, *store, progress, &finished, &reader, checkpointer, *ops);
+    s = run_file_source(config, *engine, resume, progress, &finished, &reader, checkpointer, *ops);
   } else if (config.source.kind == "kafka") {
     s = run_kafka_source(config, *engine, *store, progress, &finished, &kafka, checkpointer, *ops);
   } else {

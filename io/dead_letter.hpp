@@ -63,11 +63,13 @@ class DeadLetterWriter : public DeadLetterSink {
   DeadLetterWriter& operator=(const DeadLetterWriter&) = delete;
 
   // Creates missing parent directories; truncates or appends to an existing file.
-  // When appending, a file longer than `cut_back_to` bytes is first cut back to it.
+  // When appending to a file whose length a checkpoint recorded (`cut_back_to`), a longer
+  // file is first cut back to it, and a shorter or missing one is refused (corruption).
   Status open(const std::string& path, bool truncate,
               uint64_t cut_back_to = std::numeric_limits<uint64_t>::max());
   Status write(std::string_view already_rendered_lines);
   Status write(const DeadLetterBatch& batch) override { return write(batch.lines); }
+  // fflush and fdatasync: what a checkpoint then records is on disk.
   Status flush() override;
   void close();
   std::string identity() const override { return path_; }

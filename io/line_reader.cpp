@@ -1,8 +1,12 @@
 #include "io/line_reader.hpp"
 
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <xxhash.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +14,20 @@ namespace streamscore {
 
 namespace {
 constexpr std::size_t kChunkBytes = 8 << 20;
+constexpr uint64_t kFingerprintSpan = 64 << 10;
+
+// Hashes the bytes [from, to) of `fd` into `state`.
+bool hash_range(int fd, uint64_t from, uint64_t to, XXH3_state_t* state) {
+  char chunk[16 << 10];
+  while (from < to) {
+    const ssize_t n = ::pread(fd, chunk, std::min<uint64_t>(sizeof chunk, to - from), static_cast<off_t>(from));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;  // an error, or the file is shorter than `to`
+    XXH3_64bits_update(state, chunk, static_cast<std::size_t>(n));
+    from += static_cast<uint64_t>(n);
+  }
+  return true;
+}
 
 bool is_blank(std::string_view s) {
   for (char c : s)
@@ -17,6 +35,24 @@ bool is_blank(std::string_view s) {
   return true;
 }
 }  // namespace
+
+std::string input_fingerprint(int fd, uint64_t length) {
+  XXH3_state_t* state = XXH3_createState();
+  if (state == nullptr) return "";
+  XXH3_64bits_reset(state);
+  const uint64_t head_end = std::min(length, kFingerprintSpan);
+  const uint64_t tail_begin = std::max(head_end, length > kFingerprintSpan ? length - kFingerprintSpan : 0);
+  const bool read = hash_range(fd, 0, head_end, state) && hash_range(fd, tail_begin, length, state);
+  const uint64_t hash = XXH3_64bits_digest(state);
+  XXH3_freeState(state);
+  return read ? fmt::format("{:016x}", hash) : "";
+}
+
+std::string LineReader::fingerprint() const {
+  struct stat info {};
+  if (fd_ < 0 || ::fstat(fd_, &info) != 0 || !S_ISREG(info.st_mode)) return "";
+  return input_fingerprint(fd_, offset());
+}
 
 LineReader::~LineReader() {
   if (fd_ >= 0) ::close(fd_);

@@ -12,6 +12,14 @@
 
 namespace streamscore {
 
+// Identifies the first `length` bytes of the regular file open as `fd`: a hash of their
+// first and last 64 KiB (all of them when shorter), as 16 hex digits. A state records it
+// with its read position, so that a restart can tell the file it has read from another
+// file under the same name (replaced, rewritten) without reading the whole prefix again.
+// The content decides, not the inode: a copy or a restore of the same bytes is the same
+// input. An unreadable prefix gives "".
+std::string input_fingerprint(int fd, uint64_t length);
+
 class LineReader {
  public:
   LineReader() = default;
@@ -29,6 +37,9 @@ class LineReader {
   Status next(std::size_t max_lines, bool take_partial, RawBatch* batch, bool* at_end);
 
   uint64_t offset() const { return base_offset_ + pos_; }  // bytes consumed
+
+  // input_fingerprint of what has been consumed ("" when the input is not a regular file).
+  std::string fingerprint() const;
   uint64_t line() const { return line_; }                  // next line number
 
  private:

@@ -12,7 +12,10 @@
 // The fixed-width little-endian header keeps the encoding independent of the host and
 // lets commit read a version without parsing any JSON.
 
+#include <algorithm>
+#include <cstdarg>
 #include <cstdint>
+#include <cstdio>
 #include <exception>
 #include <filesystem>
 #include <limits>
@@ -23,12 +26,16 @@
 #include <string_view>
 #include <vector>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include "state/store.hpp"
 
@@ -135,8 +142,11 @@ Status validate(const std::vector<ConditionalPut>& puts) {
 
 // The lock file is "<dir>/LOCK"; RocksDB reports both another process holding it and
 // another DB object of this process holding it as IOError naming that file.
+// Not the failure to create the file (a read-only directory), which is no lock held.
 bool is_lock_error(const rocksdb::Status& s) {
-  return s.IsIOError() && s.ToString().find("/LOCK:") != std::string::npos;
+  const std::string text = s.ToString();
+  return s.IsIOError() && text.find("/LOCK:") != std::string::npos &&
+         text.find("open a file for lock") == std::string::npos;
 }
 
 template <class F>
@@ -150,11 +160,35 @@ Status guarded(const std::string& dir, const char* what, F&& fn) {
   }
 }
 
+// RocksDB's info log goes to the process's log (stderr), never to a LOG file in the
+// state directory: on a full disk Debian's librocksdb asserts (SIGABRT) when it cannot
+// append to that file, where the write itself would have returned a clean error; and a
+// damaged or read-only state must not be written to at all. Its INFO lines are debug
+// lines here, its warnings and errors warnings and errors.
+class ForwardingLogger final : public rocksdb::Logger {
+ public:
+  ForwardingLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL) {}
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap); }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    const spdlog::level::level_enum to = level >= rocksdb::InfoLogLevel::HEADER_LEVEL  ? spdlog::level::debug
+                                         : level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? spdlog::level::err
+                                         : level >= rocksdb::InfoLogLevel::WARN_LEVEL  ? spdlog::level::warn
+                                                                                       : spdlog::level::debug;
+    if (!spdlog::should_log(to)) return;
+    char buffer[1024];
+    const int n = std::vsnprintf(buffer, sizeof buffer, format, ap);
+    std::string text(buffer, n < 0 ? 0 : std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buffer - 1));
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();  // one log line each
+    std::replace(text.begin(), text.end(), '"', '\'');
+    spdlog::log(to, "msg=\"rocksdb\" detail=\"{}\"", text);
+  }
+};
+
 // Settings for every open, tuned so that bulk loads (replay writes the whole state at
 // once) go fast. Everything not set here is RocksDB's default.
 rocksdb::Options make_options(const RocksDbOptions& options) {
   rocksdb::Options o;
-  o.create_if_missing = true;
+  o.info_log = std::make_shared<ForwardingLogger>();
   // Bigger memtables mean fewer, larger flushes during a replay; 3 of them let
   // writes continue while one is being flushed. Worst case ~192 MiB of memtables,
   // which keeps a 100k-customer replay well inside its 2 GiB memory budget. A daemon
@@ -166,7 +200,6 @@ rocksdb::Options make_options(const RocksDbOptions& options) {
   o.max_bytes_for_level_base = 256 << 20;
   o.level_compaction_dynamic_level_bytes = true;
   o.max_background_jobs = 4;  // default 2: flushes and compactions lag a bulk load
-  o.keep_log_file_num = 5;    // bound the info LOG files in the state directory
   o.max_open_files = kRocksDbMaxOpenFiles;  // its share of the process's fds
   // LZ4 is cheap enough not to slow writes; fall back to none if this librocksdb
   // was built without it (checked at run time, not compile time).
@@ -398,34 +431,77 @@ class RocksDbStore final : public StateStore {
   std::mutex write_mu_;  // serializes commit and clear
 };
 
-// RocksDB's own file names (a database being created has some of them before CURRENT).
-bool is_rocksdb_file(const std::string& name) {
-  static const std::regex kNames(
-      R"(CURRENT|IDENTITY|LOCK|LOG(\.old\.\d+)?|(MANIFEST|OPTIONS)-\d+(\.dbtmp)?|\d+\.(log|sst|blob|dbtmp)|archive)");
+// What a state directory holds, decided before RocksDB touches it.
+enum class DirectoryState { absent_or_empty, database, incomplete };  // empty: or a creation cut short
+
+// The files RocksDB writes while it creates a database, before CURRENT names it (and
+// the info LOG of builds that kept one). A process killed then leaves only these: no
+// data was written yet, so the creation is simply done again. A state that lost its
+// CURRENT has more (write-ahead logs, SSTs, OPTIONS, a later MANIFEST).
+bool is_creation_file(const std::string& name) {
+  static const std::regex kNames(R"(LOCK|IDENTITY|MANIFEST-000001|\d+\.dbtmp|LOG(\.old\.\d+)?)");
   return std::regex_match(name, kNames);
 }
 
-// A directory holding other files and no CURRENT is someone else's: RocksDB would
-// happily create a database among those files.
-bool is_foreign_directory(const std::string& dir) {
+DirectoryState directory_state(const std::string& dir) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) return false;
-  if (std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) return false;
+  if (!std::filesystem::exists(dir, ec)) return DirectoryState::absent_or_empty;
+  if (std::filesystem::exists(std::filesystem::path(dir) / "CURRENT", ec)) return DirectoryState::database;
+  if (!std::filesystem::is_directory(dir, ec)) return DirectoryState::incomplete;
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec))
-    if (!is_rocksdb_file(entry.path().filename().string())) return true;
-  return false;
+    if (!is_creation_file(entry.path().filename().string())) return DirectoryState::incomplete;
+  return ec ? DirectoryState::incomplete : DirectoryState::absent_or_empty;
+}
+
+// A database is created only in an empty or absent directory (or over a creation cut
+// short). Anything else without a CURRENT file is someone else's files, or a state whose
+// CURRENT was lost: RocksDB would create a new, empty database among them (and delete
+// the old SSTs at the next start).
+Status check_directory(const std::string& dir, bool read_only, bool* create) {
+  switch (directory_state(dir)) {
+    case DirectoryState::database:
+      *create = false;
+      return Status::ok();
+    case DirectoryState::absent_or_empty:
+      *create = !read_only;
+      if (!read_only) return Status::ok();
+      return Status::not_found("state directory " + dir + " holds no RocksDB database (it is empty or absent)");
+    case DirectoryState::incomplete:
+      break;
+  }
+  return Status::invalid_argument(
+      "state directory " + dir + " holds files but no RocksDB database (no CURRENT file): it is neither empty nor a "
+      "complete state (damaged, or not a streamscore state); refusing to open or change it. Restore it, or move "
+      "it away and rebuild it with `streamscore replay`");
+}
+
+// A read-only open takes no LOCK, so it asks whether another process holds it: a state
+// being written is not read from under its writer.
+bool lock_held_elsewhere(const std::string& dir) {
+  const int fd = ::open((std::filesystem::path(dir) / "LOCK").c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct flock probe {};
+  probe.l_type = F_WRLCK;
+  probe.l_whence = SEEK_SET;
+  const bool held = ::fcntl(fd, F_GETLK, &probe) == 0 && probe.l_type != F_UNLCK;
+  ::close(fd);
+  return held;
 }
 
 Status open_db(const std::string& dir, RocksDbOptions options, std::unique_ptr<StateStore>* out) {
+  bool create = false;
+  Status checked = check_directory(dir, options.read_only, &create);
+  if (!checked.is_ok()) return checked;
+  if (options.read_only && lock_held_elsewhere(dir))
+    return Status::io_error("state directory " + dir + " is in use (another process holds its LOCK)");
   std::error_code ec;
-  if (is_foreign_directory(dir))
-    return Status::invalid_argument("state directory " + dir +
-                                    " holds other files and no RocksDB database (no CURRENT file): not a "
-                                    "streamscore state; refusing to write into it");
-  std::filesystem::create_directories(dir, ec);
+  if (create) std::filesystem::create_directories(dir, ec);
   if (ec) return Status::io_error("cannot create state directory " + dir + ": " + ec.message());
+  rocksdb::Options rocks_options = make_options(options);
+  rocks_options.create_if_missing = create;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(make_options(options), dir, &db);
+  rocksdb::Status s = options.read_only ? rocksdb::DB::OpenForReadOnly(rocks_options, dir, &db)
+                                        : rocksdb::DB::Open(rocks_options, dir, &db);
   if (is_lock_error(s))
     return Status::io_error("state directory " + dir +
                             " is in use (another process or open store holds its LOCK): " +

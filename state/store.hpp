@@ -195,6 +195,10 @@ struct RocksDbOptions {
   // and sync() flushes the memtables to disk instead. A crash mid-way loses the
   // rebuild, which is simply run again.
   bool bulk_load = false;
+  // For reading only (`export`): RocksDB opens the directory without writing to it, so a
+  // state on a read-only file system or directory can be read. Still refused while
+  // another process has the state open (its LOCK is held).
+  bool read_only = false;
 };
 
 // Table files RocksDB keeps open at most (its table cache): a fixed share of the
@@ -202,7 +206,8 @@ struct RocksDbOptions {
 // RocksDB's default of keeping every table file open.
 constexpr int kRocksDbMaxOpenFiles = 256;
 
-// Opens (creating if needed) a RocksDB store in `dir`.
+// Opens a RocksDB store in `dir`, creating it only when `dir` is empty or absent. A
+// directory with files but no CURRENT (damaged, or not a state) is refused untouched.
 Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out,
                           RocksDbOptions options = {});
 
