@@ -80,6 +80,21 @@ const std::vector<Corruption>& corruptions() {
        [](json::object& l) { l.at("objective").as_object()["name"] = "reg:squarederror"; }},
       {"another feature count", "num_feature 5, the engine's schema has 3",
        [](json::object& l) { l.at("learner_model_param").as_object()["num_feature"] = "5"; }},
+      // XGBoost reads split_type by num_nodes, past the end of a shorter array (a segfault).
+      {"split_type shorter than num_nodes", "tree 0: split_type has 0 entries, num_nodes is 23",
+       [](json::object& l) { first_tree(l).at("split_type").as_array().clear(); }},
+      // Finite as a double, infinite as the float XGBoost stores.
+      {"a threshold beyond float range", "tree 0 node 0: split condition is not finite",
+       [](json::object& l) { first_tree(l).at("split_conditions").as_array().at(0) = ModelLab::raw_json("1e300"); }},
+      {"a base weight beyond float range", "tree 0 node 0: base weight is not finite",
+       [](json::object& l) { first_tree(l).at("base_weights").as_array().at(0) = ModelLab::raw_json("-3.5e38"); }},
+      {"a model without trees", "the model has no trees",
+       [](json::object& l) {
+         json::object& model = l.at("gradient_booster").at("model").as_object();
+         model.at("trees").as_array().clear();
+         model.at("tree_info").as_array().clear();
+         model.at("gbtree_model_param").as_object()["num_trees"] = "0";
+       }},
       {"num_trees disagreeing with the trees", "num_trees is 9, the model has 4 trees",
        [](json::object& l) {
          l.at("gradient_booster").at("model").at("gbtree_model_param").as_object()["num_trees"] = "9";
