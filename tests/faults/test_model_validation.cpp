@@ -95,6 +95,9 @@ const std::vector<Corruption>& corruptions() {
          model.at("tree_info").as_array().clear();
          model.at("gbtree_model_param").as_object()["num_trees"] = "0";
        }},
+      // Left to XGBoost's own checks: its refusal is one line, without its stack trace.
+      {"num_deleted naming nodes that are not deleted", "param.num_deleted (0 vs. 5)",
+       [](json::object& l) { first_tree(l).at("tree_param").as_object()["num_deleted"] = "5"; }},
       {"num_trees disagreeing with the trees", "num_trees is 9, the model has 4 trees",
        [](json::object& l) {
          l.at("gradient_booster").at("model").at("gbtree_model_param").as_object()["num_trees"] = "9";
@@ -127,6 +130,7 @@ BOOST_AUTO_TEST_CASE(model_activate_refuses_each_corruption_naming_the_defect) {
     BOOST_TEST(r.exit_code == 1, corruptions()[i].name << ": " << r.err);
     BOOST_TEST(r.err.find("model " + v + " refused") != std::string::npos, corruptions()[i].name << ": " << r.err);
     BOOST_TEST(r.err.find(corruptions()[i].expected) != std::string::npos, corruptions()[i].name << ": " << r.err);
+    BOOST_TEST(r.err.find('\n') == r.err.size() - 1, corruptions()[i].name << ": not one line: " << r.err);
   }
   BOOST_TEST(slurp(lab.models + "/active.json").find("\"active\":\"v1\"") != std::string::npos);
 }
