@@ -9,7 +9,10 @@
 #define BOOST_TEST_MODULE fault_model_validation
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <cmath>
+#include <filesystem>
 
 #include "daemon_support.hpp"
 #include "faults/model_faults.hpp"
@@ -218,6 +221,39 @@ BOOST_AUTO_TEST_CASE(an_artifact_that_is_not_json_is_refused) {
   BOOST_TEST(r.exit_code == 1, r.err);
   BOOST_TEST(r.err.find("model v2 refused: corrupt artifact") != std::string::npos, r.err);
   BOOST_TEST(r.err.find("not an XGBoost JSON model") != std::string::npos, r.err);
+}
+
+// An artifact that is not a regular file (a FIFO, whose reader waits for a writer) is
+// refused at once by `model activate` and by a running daemon's watcher, which keeps its
+// model, keeps answering and still stops on SIGTERM.
+BOOST_AUTO_TEST_CASE(an_artifact_that_is_not_a_regular_file_is_refused_at_once) {
+  ModelLab lab("streamscore-fault-mv-fifo-");
+  lab.publish_bytes(2, slurp(lab.artifact(1)));
+  std::filesystem::remove(lab.artifact(2));
+  BOOST_TEST_REQUIRE(::mkfifo(lab.artifact(2).c_str(), 0644) == 0);
+  const pid_t pid = spawn_streamscore({"model", "activate", "v2", "--models", lab.models}, lab.dir / "fifo-out.txt",
+                                      lab.dir / "fifo-err.txt");
+  int status = 0;
+  const bool ended = wait_for([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 30);
+  if (!ended) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  BOOST_TEST_REQUIRE(ended, "model activate blocked on the FIFO");
+  const std::string err = slurp(lab.dir / "fifo-err.txt");
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 1), err);
+  BOOST_TEST(err.find("model v2 refused: artifact ") != std::string::npos, err);
+  BOOST_TEST(err.find("not a regular file") != std::string::npos, err);
+
+  BackgroundDaemon d(lab.dir, "daemon", follow_args(lab.dir, lab.events, lab.dir / "state", lab.models));
+  HttpClient c("127.0.0.1", d.port());
+  BOOST_TEST_REQUIRE(wait_for([&] { return metric(c, "streamscore_model_active_version") == 1; }, 60));
+  lab.point_active_at(2);
+  BOOST_TEST(wait_for([&] { return d.err().find("model v2 refused") != std::string::npos; }, 30), d.err());
+  HttpResponse r;
+  BOOST_TEST(c.get("/healthz", &r).is_ok());
+  BOOST_TEST(metric(c, "streamscore_model_active_version") == 1);
+  BOOST_TEST(d.stop(30) == 0, d.err());
 }
 
 // Class 8: a models directory that does not exist is a config error naming the key.
