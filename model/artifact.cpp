@@ -1,14 +1,13 @@
 #include "model/artifact.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "model/features.hpp"
 #include "model/sha256.hpp"
@@ -206,16 +205,35 @@ Status parse_meta(const std::string& text, ModelMeta* out) {
   return Status::ok();
 }
 
+// Only a regular file is read: a FIFO would block its reader (the daemon's watcher, its
+// admin thread) until a writer comes, a device such as /dev/zero never ends. O_NONBLOCK
+// lets open() return on a FIFO so that fstat() can refuse it.
 Status read_file(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    if (!std::filesystem::exists(path)) return Status::not_found(path + ": no such file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::not_found(path + ": no such file");
     return Status::io_error(path + ": cannot open: " + std::strerror(errno));
   }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::io_error(path + ": read failed");
-  *out = ss.str();
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::io_error(path + ": not a regular file");
+  }
+  std::string bytes;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const std::string err = std::strerror(errno);
+      ::close(fd);
+      return Status::io_error(path + ": read failed: " + err);
+    }
+    if (n == 0) break;
+    bytes.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  *out = std::move(bytes);
   return Status::ok();
 }
 

@@ -37,6 +37,11 @@ bool as_number(const json::value& v, double* out) {
   return true;
 }
 
+// XGBoost stores thresholds, leaves and weights as float: 1e300 is finite only here.
+bool as_finite_float(const json::value& v, double* out) {
+  return as_number(v, out) && std::isfinite(static_cast<float>(*out));
+}
+
 // XGBoost writes its parameters as strings ("23", "5E-1").
 bool as_parameter(const json::value& v, double* out) {
   if (!v.is_string()) return as_number(v, out);
@@ -95,11 +100,16 @@ Status tree_arrays(const json::object& tree, const std::string& where, std::size
                     " entries, num_nodes is " + std::to_string(nodes));
     *out = &v->as_array();
   }
-  // Categorical splits index a bitset the checks here do not cover: refused.
+  // Categorical splits index a bitset the checks here do not cover: refused. XGBoost
+  // reads num_nodes entries whatever the array's length, so a shorter one is a defect too.
   const json::value* types = tree.if_contains("split_type");
-  if (types != nullptr && types->is_array())
+  if (types != nullptr && types->is_array()) {
+    if (types->as_array().size() != nodes)
+      return defect(where + ": split_type has " + std::to_string(types->as_array().size()) +
+                    " entries, num_nodes is " + std::to_string(nodes));
     for (const auto& t : types->as_array())
       if (!(t.is_int64() && t.as_int64() == 0)) return defect(where + ": categorical splits are not supported");
+  }
   const json::value* categories = tree.if_contains("categories_nodes");
   if (categories != nullptr && !(categories->is_array() && categories->as_array().empty()))
     return defect(where + ": categorical splits are not supported");
@@ -118,9 +128,9 @@ Status check_node(const TreeArrays& a, const std::string& where, std::size_t j, 
   if (!as_integer((*a.left)[j], &left) || !as_integer((*a.right)[j], &right))
     return defect(at + "a child index is not an integer");
   if ((left == -1) != (right == -1)) return defect(at + "one child is -1 and the other is not (a leaf has both -1)");
-  if (!as_number((*a.split_conditions)[j], &condition) || !std::isfinite(condition))
+  if (!as_finite_float((*a.split_conditions)[j], &condition))
     return defect(at + (left == -1 ? "leaf value is not finite" : "split condition is not finite"));
-  if (!as_number((*a.base_weights)[j], &weight) || !std::isfinite(weight))
+  if (!as_finite_float((*a.base_weights)[j], &weight))
     return defect(at + "base weight is not finite");
   const json::value& d = (*a.default_left)[j];
   if (!(d.is_bool() || (as_integer(d, &default_left) && (default_left == 0 || default_left == 1))))
@@ -223,6 +233,8 @@ Status check_learner(const json::object& learner, std::size_t feature_count) {
   const json::value* trees = nullptr;
   if (!(s = member(*model, "learner.gradient_booster.model.", "trees", json::kind::array, &trees)).is_ok()) return s;
   const std::size_t n = trees->as_array().size();
+  // Without trees every item would score base_score: not a model of anything.
+  if (n == 0) return defect("the model has no trees");
   const json::object* tree_counts = nullptr;
   int64_t declared = 0;
   if (!(s = member_object(*model, "learner.gradient_booster.model.", "gbtree_model_param", &tree_counts)).is_ok())

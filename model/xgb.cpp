@@ -9,8 +9,19 @@ namespace streamscore {
 
 namespace {
 
+// XGBoost's message, first line only: the rest is its stack trace and a parameter's help
+// text, which would spread one refusal over a dozen log lines and HTTP answers.
+std::string last_error_line() {
+  std::string text = XGBGetLastError();
+  text = text.substr(0, text.find('\n'));
+  while (!text.empty() && (text.back() == ' ' || text.back() == ':')) text.pop_back();
+  return text;
+}
+
+// `call` is the call's text: named by its function, without the arguments.
 Status xgb_error(const char* call) {
-  return Status::invalid_argument(std::string("xgboost ") + call + ": " + XGBGetLastError());
+  const std::string text(call);
+  return Status::invalid_argument("xgboost " + text.substr(0, text.find('(')) + ": " + last_error_line());
 }
 
 #define XGB_CHECK(call)                               \

@@ -9,7 +9,10 @@
 #define BOOST_TEST_MODULE fault_model_validation
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <cmath>
+#include <filesystem>
 
 #include "daemon_support.hpp"
 #include "faults/model_faults.hpp"
@@ -80,6 +83,24 @@ const std::vector<Corruption>& corruptions() {
        [](json::object& l) { l.at("objective").as_object()["name"] = "reg:squarederror"; }},
       {"another feature count", "num_feature 5, the engine's schema has 3",
        [](json::object& l) { l.at("learner_model_param").as_object()["num_feature"] = "5"; }},
+      // XGBoost reads split_type by num_nodes, past the end of a shorter array (a segfault).
+      {"split_type shorter than num_nodes", "tree 0: split_type has 0 entries, num_nodes is 23",
+       [](json::object& l) { first_tree(l).at("split_type").as_array().clear(); }},
+      // Finite as a double, infinite as the float XGBoost stores.
+      {"a threshold beyond float range", "tree 0 node 0: split condition is not finite",
+       [](json::object& l) { first_tree(l).at("split_conditions").as_array().at(0) = ModelLab::raw_json("1e300"); }},
+      {"a base weight beyond float range", "tree 0 node 0: base weight is not finite",
+       [](json::object& l) { first_tree(l).at("base_weights").as_array().at(0) = ModelLab::raw_json("-3.5e38"); }},
+      {"a model without trees", "the model has no trees",
+       [](json::object& l) {
+         json::object& model = l.at("gradient_booster").at("model").as_object();
+         model.at("trees").as_array().clear();
+         model.at("tree_info").as_array().clear();
+         model.at("gbtree_model_param").as_object()["num_trees"] = "0";
+       }},
+      // Left to XGBoost's own checks: its refusal is one line, without its stack trace.
+      {"num_deleted naming nodes that are not deleted", "param.num_deleted (0 vs. 5)",
+       [](json::object& l) { first_tree(l).at("tree_param").as_object()["num_deleted"] = "5"; }},
       {"num_trees disagreeing with the trees", "num_trees is 9, the model has 4 trees",
        [](json::object& l) {
          l.at("gradient_booster").at("model").at("gbtree_model_param").as_object()["num_trees"] = "9";
@@ -112,6 +133,7 @@ BOOST_AUTO_TEST_CASE(model_activate_refuses_each_corruption_naming_the_defect) {
     BOOST_TEST(r.exit_code == 1, corruptions()[i].name << ": " << r.err);
     BOOST_TEST(r.err.find("model " + v + " refused") != std::string::npos, corruptions()[i].name << ": " << r.err);
     BOOST_TEST(r.err.find(corruptions()[i].expected) != std::string::npos, corruptions()[i].name << ": " << r.err);
+    BOOST_TEST(r.err.find('\n') == r.err.size() - 1, corruptions()[i].name << ": not one line: " << r.err);
   }
   BOOST_TEST(slurp(lab.models + "/active.json").find("\"active\":\"v1\"") != std::string::npos);
 }
@@ -199,6 +221,39 @@ BOOST_AUTO_TEST_CASE(an_artifact_that_is_not_json_is_refused) {
   BOOST_TEST(r.exit_code == 1, r.err);
   BOOST_TEST(r.err.find("model v2 refused: corrupt artifact") != std::string::npos, r.err);
   BOOST_TEST(r.err.find("not an XGBoost JSON model") != std::string::npos, r.err);
+}
+
+// An artifact that is not a regular file (a FIFO, whose reader waits for a writer) is
+// refused at once by `model activate` and by a running daemon's watcher, which keeps its
+// model, keeps answering and still stops on SIGTERM.
+BOOST_AUTO_TEST_CASE(an_artifact_that_is_not_a_regular_file_is_refused_at_once) {
+  ModelLab lab("streamscore-fault-mv-fifo-");
+  lab.publish_bytes(2, slurp(lab.artifact(1)));
+  std::filesystem::remove(lab.artifact(2));
+  BOOST_TEST_REQUIRE(::mkfifo(lab.artifact(2).c_str(), 0644) == 0);
+  const pid_t pid = spawn_streamscore({"model", "activate", "v2", "--models", lab.models}, lab.dir / "fifo-out.txt",
+                                      lab.dir / "fifo-err.txt");
+  int status = 0;
+  const bool ended = wait_for([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 30);
+  if (!ended) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  BOOST_TEST_REQUIRE(ended, "model activate blocked on the FIFO");
+  const std::string err = slurp(lab.dir / "fifo-err.txt");
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 1), err);
+  BOOST_TEST(err.find("model v2 refused: artifact ") != std::string::npos, err);
+  BOOST_TEST(err.find("not a regular file") != std::string::npos, err);
+
+  BackgroundDaemon d(lab.dir, "daemon", follow_args(lab.dir, lab.events, lab.dir / "state", lab.models));
+  HttpClient c("127.0.0.1", d.port());
+  BOOST_TEST_REQUIRE(wait_for([&] { return metric(c, "streamscore_model_active_version") == 1; }, 60));
+  lab.point_active_at(2);
+  BOOST_TEST(wait_for([&] { return d.err().find("model v2 refused") != std::string::npos; }, 30), d.err());
+  HttpResponse r;
+  BOOST_TEST(c.get("/healthz", &r).is_ok());
+  BOOST_TEST(metric(c, "streamscore_model_active_version") == 1);
+  BOOST_TEST(d.stop(30) == 0, d.err());
 }
 
 // Class 8: a models directory that does not exist is a config error naming the key.
