@@ -66,16 +66,23 @@ class FakeModelAdmin final : public ModelAdmin {
     *json = boost::json::serialize(o);
     return Status::ok();
   }
-  Status activate(const std::string& version, std::string* json) override {
+  void activate(const std::string& version, Done done) override {
     if (version != "v1" && version != "v2" && version != "v3")
-      return Status::not_found("no model version " + version);
+      return done(Status::not_found("no model version " + version), {});
     history.push_back(version);
-    return describe(json);
+    answer(done);
   }
-  Status rollback(std::string* json) override {
-    if (history.size() < 2) return Status::conflict("no earlier version to roll back to");
+  void rollback(Done done) override {
+    if (history.size() < 2) return done(Status::conflict("no earlier version to roll back to"), {});
     history.pop_back();
-    return describe(json);
+    answer(done);
+  }
+
+ private:
+  void answer(const Done& done) {
+    std::string json;
+    const Status s = describe(&json);
+    done(s, std::move(json));
   }
 };
 
