@@ -10,6 +10,8 @@
 //   GET  /v1/model                 active model version, metadata, history
 //   POST /v1/model/activate        {"version":"vN"}   (bearer token)
 //   POST /v1/model/rollback                           (bearer token)
+// The two changes answer later, once the model is checked (see ModelAdmin); every other
+// route answers at once.
 #pragma once
 
 #include <boost/beast/http.hpp>
