@@ -161,7 +161,7 @@ BOOST_AUTO_TEST_CASE(a_second_change_during_an_activation_answers_409_at_once) {
   auto first = activate_async(port, "v2");
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   BOOST_TEST_REQUIRE(!ready(first), "the activation was done in 200 ms: the model is not big enough");
-  for (const std::string& target : {"/v1/model/activate", "/v1/model/rollback"}) {
+  for (const char* target : {"/v1/model/activate", "/v1/model/rollback"}) {
     const Timed second = timed_request(port, http::verb::post, target, R"({"version":"v1"})", true);
     BOOST_TEST(second.status == 409, target << ": " << second.body);
     BOOST_TEST(second.body.find("in progress (activate v2)") != std::string::npos, second.body);
@@ -191,9 +191,10 @@ BOOST_AUTO_TEST_CASE(sigterm_during_an_activation_ends_promptly) {
   BOOST_TEST(p.slowest < kProbeBound, "the slowest /healthz took " << p.slowest << " s");
   BOOST_TEST_REQUIRE(!ready(activation), "the activation was done in 300 ms: the model is not big enough");
   const auto sigterm = Clock::now();
-  BOOST_TEST(d.stop(15) == 0, d.err());
+  // The change under way is finished first: 1.5 s here, 5 s under ASan.
+  BOOST_TEST(d.stop(30) == 0, d.err());
   const double stop_seconds = std::chrono::duration<double>(Clock::now() - sigterm).count();
-  BOOST_TEST(stop_seconds < 10, "the daemon took " << stop_seconds << " s to stop");
+  BOOST_TEST(stop_seconds < 20, "the daemon took " << stop_seconds << " s to stop");
   const Timed a = activation.get();
   BOOST_TEST((a.status == -1 || a.status == 200), a.status << " " << a.body);
   Result list = run_cli(lab.dir, "model list --models " + lab.models);
