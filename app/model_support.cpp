@@ -133,39 +133,43 @@ void RegistryModelAdmin::serve() {
     if (stop_) break;
     reread_ = false;
     Change change = std::move(pending_);
+    Done done = std::move(pending_done_);
     pending_ = nullptr;
-    auto outcome = outcome_;
+    pending_done_ = nullptr;
     lock.unlock();  // the slow part: files, the lock, the model check
-    std::optional<Status> result;
+    Status result;
     if (change) result = as_admin_error(change());
     std::string description;
     const Status read = read_description(&description);
     lock.lock();
     description_status_ = read;
-    if (read.is_ok()) description_ = std::move(description);
-    if (change) {
-      *outcome = *result;
-      in_progress_.clear();
-      changed_.notify_all();
-    }
+    if (read.is_ok()) description_ = description;
+    if (!change) continue;
+    in_progress_.clear();
+    lock.unlock();  // the callback posts to the HTTP server: never under this lock
+    if (!result.is_ok())
+      done(result, {});
+    else
+      done(read, std::move(description));
+    lock.lock();
   }
 }
 
-Status RegistryModelAdmin::hand_off(const std::string& what, Change change, std::string* json) {
-  std::unique_lock<std::mutex> lock(mu_);
-  if (!in_progress_.empty())
-    return Status::conflict("a model change is in progress (" + in_progress_ +
-                            "); retry when GET /v1/model shows it done");
-  auto outcome = std::make_shared<std::optional<Status>>();
-  in_progress_ = what;
-  outcome_ = outcome;
-  pending_ = std::move(change);
-  wake_.notify_all();
-  if (!changed_.wait_for(lock, kAnswerWithin, [&] { return outcome->has_value(); }))
-    return Status::conflict(what + " is still being checked; GET /v1/model shows its outcome");
-  if (!outcome->value().is_ok()) return outcome->value();
-  *json = description_;
-  return description_status_;
+void RegistryModelAdmin::hand_off(const std::string& what, Change change, Done done) {
+  std::string busy_with;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (in_progress_.empty()) {
+      in_progress_ = what;
+      pending_ = std::move(change);
+      pending_done_ = std::move(done);
+      wake_.notify_all();
+      return;
+    }
+    busy_with = in_progress_;
+  }
+  done(Status::conflict("a model change is in progress (" + busy_with +
+                        "); retry when GET /v1/model shows it done"), {});
 }
 
 Status RegistryModelAdmin::describe(std::string* json) {
@@ -197,21 +201,21 @@ Status RegistryModelAdmin::read_description(std::string* json) {
   return Status::ok();
 }
 
-Status RegistryModelAdmin::activate(const std::string& version, std::string* json) {
+void RegistryModelAdmin::activate(const std::string& version, Done done) {
   int n = 0;
-  Status s = parse_version_name(version, &n);
-  if (!s.is_ok()) return s;  // 400
-  return hand_off("activate " + version, [this, n] {
+  const Status s = parse_version_name(version, &n);
+  if (!s.is_ok()) return done(s, {});  // 400
+  hand_off("activate " + version, [this, n] {
     ActiveRef after;
     return registry_.activate(n, &after);
-  }, json);
+  }, std::move(done));
 }
 
-Status RegistryModelAdmin::rollback(std::string* json) {
-  return hand_off("rollback", [this] {
+void RegistryModelAdmin::rollback(Done done) {
+  hand_off("rollback", [this] {
     ActiveRef after;
     return registry_.rollback(&after);
-  }, json);
+  }, std::move(done));
 }
 
 void print_model_summary(const Engine& engine) {

@@ -9,7 +9,6 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 
@@ -49,36 +48,37 @@ class ModelRollout {
 // active.json picks the change up like one made from the command line. A refused model
 // and "nothing to roll back to" answer 409, an unknown version 404, a bad name 400.
 //
-// The registry's files, its lock and the model check never run on the HTTP thread: an
-// admin thread of its own does them. A change waits at most kAnswerWithin for its
-// outcome; a change still running then, one already in progress, or the registry's lock
-// held by another process (`streamscore model activate` loading a model) answer 409 at
-// once. GET /v1/model answers the admin thread's last reading of the directory
-// (refreshed every `refresh_ms`, after each change and after each GET).
+// The registry's files, its lock and the model check never run on the HTTP thread, nor
+// does the HTTP thread wait for them: an admin thread of its own does them and reports
+// each change's outcome through its callback once done. A change while another is in
+// progress, or while another process holds the registry's lock (`streamscore model
+// activate` loading a model), answers 409 at once. GET /v1/model answers the admin
+// thread's last reading of the directory (refreshed every `refresh_ms`, after each
+// change and after each GET). At destruction a change not started yet is dropped
+// (its callback is never called); one under way is finished first.
 class RegistryModelAdmin final : public ModelAdmin {
  public:
-  static constexpr std::chrono::milliseconds kAnswerWithin{500};
-
   RegistryModelAdmin(std::string dir, int64_t refresh_ms);
   ~RegistryModelAdmin() override;  // joins the admin thread
   Status describe(std::string* json) override;
-  Status activate(const std::string& version, std::string* json) override;
-  Status rollback(std::string* json) override;
+  void activate(const std::string& version, Done done) override;
+  void rollback(Done done) override;
 
  private:
   using Change = std::function<Status()>;
-  // Runs `change` ("activate v3") on the admin thread; its outcome, or 409 (see above).
-  Status hand_off(const std::string& what, Change change, std::string* json);
+  // Queues `change` ("activate v3") for the admin thread, which calls `done` with its
+  // outcome; `done` gets a 409 at once when another change is in progress.
+  void hand_off(const std::string& what, Change change, Done done);
   void serve();                                // the admin thread
   Status read_description(std::string* json);  // admin thread (and the constructor)
 
   ModelRegistry registry_;
   std::chrono::milliseconds refresh_;
   std::mutex mu_;
-  std::condition_variable wake_, changed_;
+  std::condition_variable wake_;
   Change pending_;                         // handed off, not started yet
-  std::string in_progress_;                // what runs now ("" = nothing)
-  std::shared_ptr<std::optional<Status>> outcome_;  // of the change in progress
+  Done pending_done_;                      // its callback
+  std::string in_progress_;                // what is handed off or runs now ("" = nothing)
   Status description_status_;
   std::string description_;                // what GET /v1/model answers
   bool reread_ = false;                    // GET /v1/model asked for a fresh reading

@@ -58,6 +58,17 @@ HttpResponse method_not_allowed(const char* allow) {
   return res;
 }
 
+// The version named by an activation's body {"version":"vN"}; false when there is none.
+bool version_of(const HttpRequest& request, std::string* version) {
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(request.body(), ec);
+  const boost::json::object* o = ec ? nullptr : v.if_object();
+  const boost::json::value* name = o ? o->if_contains("version") : nullptr;
+  if (name == nullptr || !name->is_string() || name->as_string().empty()) return false;
+  *version = std::string(name->as_string());
+  return true;
+}
+
 }  // namespace
 
 HttpResponse json_response(http::status status, std::string body, unsigned version, bool keep_alive) {
@@ -139,9 +150,26 @@ bool HttpApi::authorized(const HttpRequest& request) {
   return !admin_token_.empty() && constant_time_equal(token, admin_token_);
 }
 
-HttpResponse HttpApi::handle(const HttpRequest& request) {
+namespace {
+
+// A response to `request`: its HTTP version and keep-alive, the length set.
+void fit_to_request(HttpResponse& res, unsigned version, bool keep_alive) {
+  res.version(version);
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+}
+
+// A model route's answer: the admin's JSON, or its error mapped to a status.
+HttpResponse model_response(const Status& s, std::string body) {
+  if (!s.is_ok()) return error_response(status_of(s), s.message());
+  return json_response(http::status::ok, std::move(body));
+}
+
+}  // namespace
+
+std::optional<HttpResponse> HttpApi::handle(const HttpRequest& request, const DeferAnswer& defer) {
   ++requests_;
-  HttpResponse res = [&]() -> HttpResponse {
+  std::optional<HttpResponse> res = [&]() -> std::optional<HttpResponse> {
     std::string_view target(request.target().data(), request.target().size());
     target = target.substr(0, target.find('?'));  // no route takes a query
     const http::verb method = request.method();
@@ -194,30 +222,31 @@ HttpResponse HttpApi::handle(const HttpRequest& request) {
       }
       if (options_.model == nullptr)
         return error_response(http::status::service_unavailable, "no model registry in this process");
-      std::string body;
-      Status s;
       if (describe) {
-        s = options_.model->describe(&body);
-      } else if (target == "/v1/model/rollback") {
-        s = options_.model->rollback(&body);
-      } else {
-        boost::system::error_code ec;
-        const boost::json::value v = boost::json::parse(request.body(), ec);
-        const boost::json::object* o = ec ? nullptr : v.if_object();
-        const boost::json::value* version = o ? o->if_contains("version") : nullptr;
-        if (version == nullptr || !version->is_string() || version->as_string().empty())
-          return error_response(http::status::bad_request,
-                                "expected a JSON body {\"version\":\"vN\"}");
-        s = options_.model->activate(std::string(version->as_string()), &body);
+        std::string body;
+        const Status s = options_.model->describe(&body);
+        return model_response(s, std::move(body));
       }
-      if (!s.is_ok()) return error_response(status_of(s), s.message());
-      return json_response(http::status::ok, std::move(body));
+      std::string version;
+      if (target == "/v1/model/activate" && !version_of(request, &version))
+        return error_response(http::status::bad_request, "expected a JSON body {\"version\":\"vN\"}");
+      // The change answers once the model is checked, from the admin's thread: the
+      // server's thread goes on serving meanwhile.
+      ModelAdmin::Done done = [respond = defer(), http_version = request.version(),
+                               keep_alive = request.keep_alive()](const Status& s, std::string body) {
+        HttpResponse r = model_response(s, std::move(body));
+        fit_to_request(r, http_version, keep_alive);
+        respond(std::move(r));
+      };
+      if (target == "/v1/model/rollback")
+        options_.model->rollback(std::move(done));
+      else
+        options_.model->activate(version, std::move(done));
+      return std::nullopt;
     }
     return error_response(http::status::not_found, "no such route");
   }();
-  res.version(request.version());
-  res.keep_alive(request.keep_alive());
-  res.prepare_payload();
+  if (res) fit_to_request(*res, request.version(), request.keep_alive());
   return res;
 }
 

@@ -10,6 +10,8 @@
 //   GET  /v1/model                 active model version, metadata, history
 //   POST /v1/model/activate        {"version":"vN"}   (bearer token)
 //   POST /v1/model/rollback                           (bearer token)
+// The two changes answer later, once the model is checked (see ModelAdmin); every other
+// route answers at once.
 #pragma once
 
 #include <boost/beast/http.hpp>
@@ -18,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -45,16 +48,27 @@ class MetricsSource {
   virtual std::string render_metrics() = 0;  // Prometheus text format 0.0.4
 };
 
-// The model registry as the admin routes see it. Each call returns a JSON object for
-// the response body. Errors map to statuses: not_found 404 (unknown version),
-// conflict 409 (e.g. nothing to roll back to), invalid_argument 400, anything else 500.
+// The model registry as the admin routes see it. Each call gives a JSON object for the
+// response body. Errors map to statuses: not_found 404 (unknown version), conflict 409
+// (e.g. nothing to roll back to, a change already in progress), invalid_argument 400,
+// anything else 500. A change (activate, rollback) loads and checks a model, which may
+// take seconds: it reports its outcome through `done`, from any thread, at most once
+// (never, when the admin stops with the change still pending), and must not wait for
+// it on the calling thread, which is the HTTP server's. `describe` answers at once.
 class ModelAdmin {
  public:
+  using Done = std::function<void(const Status& status, std::string json)>;
   virtual ~ModelAdmin() = default;
   virtual Status describe(std::string* json) = 0;  // active version, its metadata, history
-  virtual Status activate(const std::string& version, std::string* json) = 0;
-  virtual Status rollback(std::string* json) = 0;
+  virtual void activate(const std::string& version, Done done) = 0;
+  virtual void rollback(Done done) = 0;
 };
+
+// Answers a request later, from any thread. Only the first call counts; a call after
+// the connection closed or the server stopped is dropped.
+using Responder = std::function<void(HttpResponse response)>;
+// Called by a route that answers later: the responder of the request being handled.
+using DeferAnswer = std::function<Responder()>;
 
 // What the server measures, rendered into /metrics next to the engine's counters.
 struct HttpMetrics {
@@ -85,7 +99,9 @@ class HttpApi {
   // Thread-safe. An empty token refuses every admin request (401).
   void set_admin_token(std::string token);
 
-  HttpResponse handle(const HttpRequest& request);
+  // The response, or none when the route took the responder from `defer` to answer
+  // later (the model changes). Every other route answers here, at once.
+  std::optional<HttpResponse> handle(const HttpRequest& request, const DeferAnswer& defer);
 
   // Requests routed so far.
   uint64_t requests() const { return requests_.load(); }

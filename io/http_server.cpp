@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <list>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -25,14 +26,26 @@ using tcp = net::ip::tcp;
 
 namespace {
 class Session;
+
+// What a responder (a route answering later) reaches of the server: stop() closes it
+// first, so that a responder called meanwhile on another thread, or after the server is
+// gone, touches neither a session nor the io_context.
+struct ResponderGate {
+  std::mutex mu;
+  bool open = true;
+};
 }  // namespace
 
 struct HttpServer::Impl {
   HttpServerOptions options;
   HttpApi* api = nullptr;
+  std::shared_ptr<ResponderGate> gate = std::make_shared<ResponderGate>();
   // Before ioc: sessions still queued in ioc are destroyed with it, and unregister.
   std::mutex sessions_mu;
   std::list<Session*> sessions;  // every open connection, to pick one to shed
+  // The sessions waiting for a route's late answer: no I/O of theirs is pending, so this
+  // is what keeps them alive (a responder holds only a weak reference). Dropped by stop().
+  std::map<Session*, std::shared_ptr<Session>> awaiting;
   net::io_context ioc;
   tcp::acceptor acceptor{ioc};
   // Accepting again at once after EMFILE would spin: the pending connection stays queued.
@@ -51,6 +64,9 @@ struct HttpServer::Impl {
   std::list<Session*>::iterator add(Session* session);
   void remove(std::list<Session*>::iterator registration);
   bool shed_longest_waiting();
+  void hold_awaiting(const std::shared_ptr<Session>& session);
+  void release_awaiting(Session* session);
+  void drop_awaiting();
 };
 
 namespace {
@@ -128,11 +144,42 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec.category() == http::make_error_code(http::error::bad_target).category())  // parse errors
       return reply(parse_error_response(ec));
     if (ec) return close();
-    const auto start = std::chrono::steady_clock::now();
-    read_at_ = start;
-    HttpResponse res = server_.api->handle(parser_->get());
-    if (spdlog::should_log(spdlog::level::debug)) log_request(parser_->get(), res, start);
+    read_at_ = std::chrono::steady_clock::now();
+    std::optional<HttpResponse> res = server_.api->handle(parser_->get(), [this] { return await_answer(); });
+    if (res) answer(std::move(*res));
+    // Else the route answers later: nothing is read meanwhile, no deadline runs, and the
+    // connection is not waiting on its client, so it is never shed.
+  }
+
+  void answer(HttpResponse res) {
+    if (spdlog::should_log(spdlog::level::debug)) log_request(parser_->get(), res, read_at_);
     reply(std::move(res));
+  }
+
+  // The responder of the request being handled (on the strand). It posts the answer
+  // onto the strand, where the session writes it and reads the next request; the
+  // server's gate keeps it from touching a stopped server, the weak reference from
+  // touching a closed connection.
+  Responder await_answer() {
+    const uint64_t awaited = ++awaited_;
+    server_.hold_awaiting(shared_from_this());
+    return [gate = server_.gate, session = weak_from_this(), awaited](HttpResponse res) {
+      std::lock_guard<std::mutex> lock(gate->mu);
+      if (!gate->open) return;
+      std::shared_ptr<Session> self = session.lock();
+      if (self == nullptr) return;
+      net::post(self->stream_.get_executor(), [self, awaited, res = std::move(res)]() mutable {
+        self->on_late_answer(awaited, std::move(res));
+      });
+    };
+  }
+
+  // Only the first answer to the awaited request counts.
+  void on_late_answer(uint64_t awaited, HttpResponse res) {
+    if (awaited != awaited_ || answered_ == awaited) return;
+    answered_ = awaited;
+    server_.release_awaiting(this);
+    answer(std::move(res));
   }
 
   // Method and path are the client's bytes: quoted and escaped (quotes, backslashes,
@@ -190,6 +237,8 @@ class Session : public std::enable_shared_from_this<Session> {
   std::chrono::steady_clock::time_point read_at_;  // when the request being answered was read
   std::atomic<int64_t> waiting_since_ns_{0};       // steady clock; read by the acceptor
   const std::list<Session*>::iterator registration_;
+  uint64_t awaited_ = 0;   // the last request given a responder (strand only)
+  uint64_t answered_ = 0;  // the last of them answered
 };
 
 }  // namespace
@@ -264,6 +313,29 @@ void HttpServer::Impl::remove(std::list<Session*>::iterator registration) {
   api->metrics().connections_open = sessions.size();
 }
 
+void HttpServer::Impl::hold_awaiting(const std::shared_ptr<Session>& session) {
+  std::lock_guard<std::mutex> lock(sessions_mu);
+  awaiting[session.get()] = session;
+}
+
+void HttpServer::Impl::release_awaiting(Session* session) {
+  std::shared_ptr<Session> held;  // released after the lock: its destructor takes it
+  std::lock_guard<std::mutex> lock(sessions_mu);
+  auto it = awaiting.find(session);
+  if (it == awaiting.end()) return;
+  held = std::move(it->second);
+  awaiting.erase(it);
+}
+
+// At stop, once no thread serves: the sessions still waiting for an answer close.
+void HttpServer::Impl::drop_awaiting() {
+  std::map<Session*, std::shared_ptr<Session>> dropped;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu);
+    dropped.swap(awaiting);
+  }
+}
+
 bool HttpServer::Impl::shed_longest_waiting() {
   std::shared_ptr<Session> victim;  // released after the lock: its destructor takes it
   {
@@ -332,6 +404,10 @@ Status HttpServer::start(const HttpServerOptions& options, HttpApi* api,
 void HttpServer::stop() {
   if (!impl_ || impl_->stopped) return;
   impl_->stopped = true;
+  {
+    std::lock_guard<std::mutex> lock(impl_->gate->mu);  // waits for a responder at work
+    impl_->gate->open = false;
+  }
   net::post(impl_->acceptor.get_executor(), [impl = impl_.get()] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
@@ -339,6 +415,7 @@ void HttpServer::stop() {
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();
+  impl_->drop_awaiting();
 }
 
 }  // namespace streamscore

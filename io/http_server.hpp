@@ -7,6 +7,12 @@
 // out of fds, the connection that has waited longest on its client is closed to make
 // room (a flood of idle or slow clients cannot lock out a health probe), and accept
 // backs off after a failure instead of spinning.
+//
+// Nothing slow runs on the server's threads, nor waits there: a route whose work takes
+// long (a model change) hands it off and answers later through a responder, from any
+// thread; meanwhile its connection reads nothing, has no deadline and is never shed,
+// and the thread serves the other connections. A responder called after stop(), or
+// after its connection closed, does nothing.
 #pragma once
 
 #include <chrono>
@@ -40,7 +46,8 @@ class HttpServer {
   ~HttpServer();  // stop()
 
   uint16_t port() const;
-  // Stops accepting, closes every connection, joins the threads. Idempotent.
+  // Stops accepting, closes every connection (those awaiting a late answer too), joins
+  // the threads. Idempotent.
   void stop();
 
   struct Impl;

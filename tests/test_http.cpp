@@ -17,6 +17,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <list>
+#include <future>
 #include <map>
 #include <thread>
 
@@ -66,17 +68,55 @@ class FakeModelAdmin final : public ModelAdmin {
     *json = boost::json::serialize(o);
     return Status::ok();
   }
-  Status activate(const std::string& version, std::string* json) override {
+  void activate(const std::string& version, Done done) override {
     if (version != "v1" && version != "v2" && version != "v3")
-      return Status::not_found("no model version " + version);
+      return done(Status::not_found("no model version " + version), {});
     history.push_back(version);
-    return describe(json);
+    answer(done);
   }
-  Status rollback(std::string* json) override {
-    if (history.size() < 2) return Status::conflict("no earlier version to roll back to");
+  void rollback(Done done) override {
+    if (history.size() < 2) return done(Status::conflict("no earlier version to roll back to"), {});
     history.pop_back();
-    return describe(json);
+    answer(done);
   }
+
+ private:
+  void answer(const Done& done) {
+    std::string json;
+    const Status s = describe(&json);
+    done(s, std::move(json));
+  }
+};
+
+// A model admin whose changes answer when the test calls their callbacks, from the
+// test's thread, as the registry's admin thread does once a model is checked.
+class LateModelAdmin final : public ModelAdmin {
+ public:
+  Status describe(std::string* json) override {
+    *json = "{}";
+    return Status::ok();
+  }
+  void activate(const std::string&, Done done) override { keep(std::move(done)); }
+  void rollback(Done done) override { keep(std::move(done)); }
+
+  std::size_t waiting() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pending_.size();
+  }
+  Done take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    Done done = std::move(pending_.front());
+    pending_.erase(pending_.begin());
+    return done;
+  }
+
+ private:
+  void keep(Done done) {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_.push_back(std::move(done));
+  }
+  std::mutex mu_;
+  std::vector<Done> pending_;
 };
 
 struct ApiFixture {
@@ -87,13 +127,14 @@ struct ApiFixture {
   std::unique_ptr<HttpApi> api;
   std::unique_ptr<HttpServer> server;
 
-  explicit ApiFixture(HttpServerOptions options = {}) {
+  // `admin`: another model admin than the fake registry (it must outlive the fixture).
+  explicit ApiFixture(HttpServerOptions options = {}, ModelAdmin* admin = nullptr) {
     lookup.items["C0000001"] = R"({"PK":"CUSTOMER#C0000001","version":3})";
     lookup.items["a b/c"] = R"({"PK":"CUSTOMER#a b/c"})";
     HttpApiOptions o;
     o.customers = &lookup;
     o.metrics = &metrics;
-    o.model = &model;
+    o.model = admin != nullptr ? admin : &model;
     o.ready = [this] { return ready.load(); };
     api = std::make_unique<HttpApi>(o);
     api->set_admin_token("t0ken");
@@ -370,6 +411,77 @@ BOOST_AUTO_TEST_CASE(at_the_cap_the_longest_waiting_connection_is_shed) {
   BOOST_TEST(closed(idle[0]));
   // idle[1], idle[2] and the probe's keep-alive connection
   BOOST_TEST(wait_for_value([&] { return f.api->metrics().connections_open.load(); }, 3u));
+}
+
+// A change answered later: meanwhile the single HTTP thread serves other connections,
+// the awaiting connection has no deadline and is never shed at the cap; the answer is
+// written once (a second call is ignored) and the connection goes on serving.
+BOOST_AUTO_TEST_CASE(a_late_answer_leaves_the_server_free_and_keeps_the_connection) {
+  LateModelAdmin admin;
+  HttpServerOptions options;
+  options.threads = 1;
+  options.max_connections = 2;
+  options.request_timeout = std::chrono::milliseconds(300);
+  ApiFixture f(options, &admin);
+  HttpClient changer = f.client();
+  auto change = std::async(std::launch::async, [&] {
+    HttpResponse res;
+    const Status s = changer.request(http::verb::post, "/v1/model/activate", &res, R"({"version":"v2"})", kGoodToken);
+    return s.is_ok() ? res : error_response(http::status::bad_gateway, s.to_string());
+  });
+  BOOST_TEST_REQUIRE(wait_for_value([&] { return admin.waiting(); }, std::size_t{1}));
+  // Longer than request_timeout, with newcomers at the cap: each sheds the previous one,
+  // left idle (kept open: one the client closes may not be sheddable yet).
+  std::list<HttpClient> probes;
+  for (int i = 0; i < 4; ++i) {
+    probes.emplace_back("127.0.0.1", f.server->port());
+    BOOST_TEST(call(probes.back(), http::verb::get, "/healthz").result_int() == 200);
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  }
+  BOOST_TEST((change.wait_for(std::chrono::seconds(0)) == std::future_status::timeout));
+  const ModelAdmin::Done done = admin.take();
+  done(Status::ok(), R"({"active":"v2"})");
+  done(Status::conflict("answered twice"), {});
+  const HttpResponse answer = change.get();
+  BOOST_TEST(answer.result_int() == 200, answer.body());
+  BOOST_TEST(answer.body() == R"({"active":"v2"})");
+  const HttpResponse next = call(changer, http::verb::get, "/healthz");
+  BOOST_TEST(next.result_int() == 200);
+  BOOST_TEST(next.body() == "ok\n");
+  // A refusal answers later too, with its status.
+  auto refused = std::async(std::launch::async, [&] {
+    return call(changer, http::verb::post, "/v1/model/rollback", "", kGoodToken).result_int();
+  });
+  BOOST_TEST_REQUIRE(wait_for_value([&] { return admin.waiting(); }, std::size_t{1}));
+  admin.take()(Status::conflict("no earlier version to roll back to"), {});
+  BOOST_TEST(refused.get() == 409);
+}
+
+// A responder called while the server stops, after it stopped, or destroyed after the
+// server is gone touches nothing of it (ASan); the awaiting client sees its connection
+// closed.
+BOOST_AUTO_TEST_CASE(a_late_answer_after_the_server_stopped_does_nothing) {
+  LateModelAdmin admin;
+  auto f = std::make_unique<ApiFixture>(HttpServerOptions{}, &admin);
+  std::vector<std::future<Status>> changes;
+  for (int i = 0; i < 3; ++i)
+    changes.push_back(std::async(std::launch::async, [port = f->server->port()] {
+      HttpClient c("127.0.0.1", port);
+      HttpResponse res;
+      return c.request(http::verb::post, "/v1/model/rollback", &res, "", kGoodToken);
+    }));
+  BOOST_TEST_REQUIRE(wait_for_value([&] { return admin.waiting(); }, std::size_t{3}));
+  ModelAdmin::Done during = admin.take();
+  std::thread racing([&] { during(Status::ok(), "{}"); });
+  f->server->stop();
+  racing.join();
+  int unanswered = 0;  // the racing answer may have been written before the stop
+  for (auto& change : changes) unanswered += change.get().is_ok() ? 0 : 1;
+  BOOST_TEST(unanswered >= 2);
+  admin.take()(Status::ok(), "{}");  // stopped
+  ModelAdmin::Done after_destruction = admin.take();
+  f.reset();
+  after_destruction(Status::ok(), "{}");
 }
 
 BOOST_AUTO_TEST_CASE(server_refuses_a_taken_port_naming_the_key) {

@@ -7,6 +7,7 @@
 #include <boost/beast/core.hpp>
 
 #include <cstdlib>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -46,14 +47,13 @@ class Model final : public ModelAdmin {
     *json = "{}";
     return Status::ok();
   }
-  Status activate(const std::string& version, std::string* json) override {
+  void activate(const std::string& version, Done done) override {
     ++actions;
-    *json = "{}";
-    return version == "v1" ? Status::ok() : Status::not_found(version);
+    done(version == "v1" ? Status::ok() : Status::not_found(version), "{}");
   }
-  Status rollback(std::string* json) override {
+  void rollback(Done done) override {
     ++actions;
-    return Status::conflict("nothing to roll back to");
+    done(Status::conflict("nothing to roll back to"), {});
   }
 };
 
@@ -104,7 +104,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else {
       const HttpRequest& req = parser.get();
       const int before = model.actions;
-      res = api.handle(req);
+      // The fake admin answers at once, through the responder of a route that answers later.
+      std::optional<HttpResponse> late;
+      std::optional<HttpResponse> now = api.handle(req, [&late] {
+        return [&late](HttpResponse r) {
+          if (!late) late = std::move(r);
+        };
+      });
+      check(now.has_value() != late.has_value());
+      res = now ? std::move(*now) : std::move(*late);
       const auto auth = req.find(http::field::authorization);
       const bool had_token = auth != req.end() && auth->value() == std::string("Bearer ") + kToken;
       check(model.actions == before || had_token);
