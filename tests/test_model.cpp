@@ -4,6 +4,8 @@
 #define BOOST_TEST_MODULE model
 #include <boost/test/unit_test.hpp>
 
+#include <future>
+
 #include <sys/wait.h>
 #include <xxhash.h>
 #include <unistd.h>
@@ -615,22 +617,38 @@ BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
   BOOST_TEST(!read_score(R"({"as_of":"x","score":0.5,"model_version":"vx","version":3})", &score, &version));
 }
 
+// The outcome of an asynchronous admin change (activate/rollback answer on the admin
+// thread), waited for.
+Status outcome_of(const std::function<void(ModelAdmin::Done)>& change, std::string* json) {
+  std::promise<std::pair<Status, std::string>> answer;
+  change([&](const Status& s, std::string body) { answer.set_value({s, std::move(body)}); });
+  auto [status, body] = answer.get_future().get();
+  *json = std::move(body);
+  return status;
+}
+
 BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture) {
   RegistryModelAdmin admin(models, 50);
+  auto activate = [&](const std::string& v, std::string* json) {
+    return outcome_of([&](ModelAdmin::Done done) { admin.activate(v, std::move(done)); }, json);
+  };
+  auto rollback = [&](std::string* json) {
+    return outcome_of([&](ModelAdmin::Done done) { admin.rollback(std::move(done)); }, json);
+  };
   std::string json;
   BOOST_REQUIRE(admin.describe(&json).is_ok());
   BOOST_TEST(json == "{\"active\":null,\"history\":[]}");
-  BOOST_TEST(admin.rollback(&json).is_conflict());  // nothing to roll back to: 409
-  BOOST_REQUIRE(admin.activate("v1", &json).is_ok());
-  BOOST_REQUIRE(admin.activate("v3", &json).is_ok());
+  BOOST_TEST(rollback(&json).is_conflict());  // nothing to roll back to: 409
+  BOOST_REQUIRE(activate("v1", &json).is_ok());
+  BOOST_REQUIRE(activate("v3", &json).is_ok());
   BOOST_TEST(json.find("\"active\":\"v3\",\"history\":[\"v1\"],\"metadata\":{") == 1u, json);
   BOOST_TEST(json.find("\"sha256\":") != std::string::npos);
-  BOOST_TEST(admin.activate("v9", &json).is_not_found());                    // 404
-  BOOST_TEST((admin.activate("3", &json).code() == Status::Code::invalid_argument));  // 400
+  BOOST_TEST(activate("v9", &json).is_not_found());                    // 404
+  BOOST_TEST((activate("3", &json).code() == Status::Code::invalid_argument));  // 400
   spit(artifact(2), "{}");
-  Status refused = admin.activate("v2", &json);
+  Status refused = activate("v2", &json);
   BOOST_TEST(refused.is_conflict());  // 409, naming the mismatch
   BOOST_TEST(refused.message().find("checksum mismatch") != std::string::npos);
-  BOOST_REQUIRE(admin.rollback(&json).is_ok());
+  BOOST_REQUIRE(rollback(&json).is_ok());
   BOOST_TEST(json.find("\"active\":\"v1\",\"history\":[]") == 1u, json);
 }

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -33,6 +34,16 @@ namespace {
 
 constexpr int kFloodConnections = 1100;
 constexpr int kDaemonFdLimit = 1024;
+
+// Lines of the process log (`ts=... level=...`), not what a sanitizer's runtime adds:
+// under UBSan, a vptr check in a process out of fds reports a false "invalid vptr" (its
+// runtime needs a pipe to probe the memory).
+std::size_t process_log_lines(const std::string& log) {
+  std::size_t lines = 0;
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);) lines += line.rfind("ts=", 0) == 0;
+  return lines;
+}
 
 // This process holds the flood's sockets: it needs more than the daemon's limit.
 void raise_own_fd_limit() {
@@ -98,10 +109,7 @@ struct LimitedDaemon {
     HttpClient client("127.0.0.1", port, std::chrono::milliseconds(3000));
     return streamscore::testing::metric(client, name);
   }
-  std::size_t log_lines() const {
-    const std::string err = slurp(err_path());
-    return static_cast<std::size_t>(std::count(err.begin(), err.end(), '\n'));
-  }
+  std::size_t log_lines() const { return process_log_lines(slurp(err_path())); }
 };
 
 // Probes /healthz and /readyz every 100 ms for `duration` and counts the failures,
@@ -297,7 +305,7 @@ BOOST_AUTO_TEST_CASE(accept_at_the_fd_limit_backs_off_sheds_and_keeps_serving) {
   BOOST_TEST(metric(client, "streamscore_http_accept_errors_total") >= 1);
   BOOST_TEST(metric(client, "streamscore_http_connections_shed_total") >= 1);
   const std::string log = slurp(dir / "err.txt");
-  BOOST_TEST(std::count(log.begin(), log.end(), '\n') < 10, log.substr(0, 2000));
+  BOOST_TEST(process_log_lines(log) < 10u, log.substr(0, 2000));
 }
 
 namespace {
