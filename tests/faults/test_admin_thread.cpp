@@ -130,14 +130,23 @@ std::future<Timed> activate_async(uint16_t port, const std::string& version) {
   });
 }
 
+// A ready daemon with one HTTP thread and a big v2 to activate (seconds of checking).
+struct BigModelDaemon {
+  ModelLab lab{"streamscore-fault-admin-"};
+  std::unique_ptr<BackgroundDaemon> daemon;
+  uint16_t port = 0;
+  BigModelDaemon() {
+    publish_big_model(lab, 2, kBigModelTrees);
+    daemon = std::make_unique<BackgroundDaemon>(lab.dir, "daemon", single_thread_args(lab));
+    port = daemon->port();
+    BOOST_TEST_REQUIRE(wait_for([&] { return timed_request(port, http::verb::get, "/readyz").status == 200; }, 60));
+  }
+};
+
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(healthz_answers_at_once_while_a_big_model_is_activated) {
-  ModelLab lab("streamscore-fault-admin-");
-  publish_big_model(lab, 2, kBigModelTrees);
-  BackgroundDaemon d(lab.dir, "daemon", single_thread_args(lab));
-  const uint16_t port = d.port();
-  BOOST_TEST_REQUIRE(wait_for([&] { return timed_request(port, http::verb::get, "/readyz").status == 200; }, 60));
+BOOST_FIXTURE_TEST_CASE(healthz_answers_at_once_while_a_big_model_is_activated, BigModelDaemon) {
+  BackgroundDaemon& d = *daemon;
   auto activation = activate_async(port, "v2");
   const Probes p = probe_healthz(port, [&] { return ready(activation); });
   const Timed a = activation.get();
@@ -152,12 +161,8 @@ BOOST_AUTO_TEST_CASE(healthz_answers_at_once_while_a_big_model_is_activated) {
   BOOST_TEST(d.stop() == 0, d.err());
 }
 
-BOOST_AUTO_TEST_CASE(a_second_change_during_an_activation_answers_409_at_once) {
-  ModelLab lab("streamscore-fault-admin-");
-  publish_big_model(lab, 2, kBigModelTrees);
-  BackgroundDaemon d(lab.dir, "daemon", single_thread_args(lab));
-  const uint16_t port = d.port();
-  BOOST_TEST_REQUIRE(wait_for([&] { return timed_request(port, http::verb::get, "/readyz").status == 200; }, 60));
+BOOST_FIXTURE_TEST_CASE(a_second_change_during_an_activation_answers_409_at_once, BigModelDaemon) {
+  BackgroundDaemon& d = *daemon;
   auto first = activate_async(port, "v2");
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   BOOST_TEST_REQUIRE(!ready(first), "the activation was done in 200 ms: the model is not big enough");
@@ -178,12 +183,8 @@ BOOST_AUTO_TEST_CASE(a_second_change_during_an_activation_answers_409_at_once) {
 
 // The change under way is finished (the registry's files are never left half-written),
 // the awaiting connection closes unanswered, and the daemon exits cleanly and promptly.
-BOOST_AUTO_TEST_CASE(sigterm_during_an_activation_ends_promptly) {
-  ModelLab lab("streamscore-fault-admin-");
-  publish_big_model(lab, 2, kBigModelTrees);
-  BackgroundDaemon d(lab.dir, "daemon", single_thread_args(lab));
-  const uint16_t port = d.port();
-  BOOST_TEST_REQUIRE(wait_for([&] { return timed_request(port, http::verb::get, "/readyz").status == 200; }, 60));
+BOOST_FIXTURE_TEST_CASE(sigterm_during_an_activation_ends_promptly, BigModelDaemon) {
+  BackgroundDaemon& d = *daemon;
   auto activation = activate_async(port, "v2");
   const auto started = Clock::now();
   const Probes p = probe_healthz(port, [&] { return Clock::now() - started > std::chrono::milliseconds(300); });
