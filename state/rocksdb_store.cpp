@@ -37,6 +37,7 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
+#include "state/format.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
@@ -179,8 +180,9 @@ class ForwardingLogger final : public rocksdb::Logger {
     const int n = std::vsnprintf(buffer, sizeof buffer, format, ap);
     std::string text(buffer, n < 0 ? 0 : std::min<std::size_t>(static_cast<std::size_t>(n), sizeof buffer - 1));
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();  // one log line each
-    std::replace(text.begin(), text.end(), '"', '\'');
-    spdlog::log(to, "msg=\"rocksdb\" detail=\"{}\"", text);
+    std::string detail;  // quoted and escaped like every other logged value
+    append_json_string_lossless(detail, text);
+    spdlog::log(to, "msg=\"rocksdb\" detail={}", detail);
   }
 };
 
