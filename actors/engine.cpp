@@ -28,7 +28,6 @@ namespace {
 constexpr const char* kStoreFormat = "streamscore-state-2";
 constexpr const char* kSessionRebuilding = "rebuilding";
 constexpr const char* kSessionComplete = "complete";
-constexpr int64_t kDayNanos = 86'400LL * 1'000'000'000;
 
 int64_t wall_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(

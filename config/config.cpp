@@ -26,7 +26,6 @@ namespace {
 
 constexpr int64_t kMsNanos = 1'000'000;
 constexpr int64_t kSecondNanos = 1'000'000'000;
-constexpr int64_t kDayNanos = 86'400 * kSecondNanos;
 constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
 constexpr const char* kDurationHint = "expected a duration like \"90s\", \"10m\", \"1h\", \"2d\"";
 

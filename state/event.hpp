@@ -10,6 +10,7 @@ namespace streamscore {
 constexpr int64_t kNanosPerSecond = 1'000'000'000;
 constexpr int64_t kWindowSeconds = 300;                     // 5-minute tumbling windows
 constexpr int64_t kWindowNanos = kWindowSeconds * kNanosPerSecond;
+constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
 constexpr int64_t kHorizonWindows = 30 * 24 * 3600 / kWindowSeconds;  // 30 days = 8640 windows
 constexpr int64_t kHorizonNanos = kHorizonWindows * kWindowNanos;
 // Amounts above this are rejected (bad_amount). It keeps 30-day sums in int64 cents exact

@@ -16,7 +16,6 @@ namespace {
 
 // 2: buckets only; the dedup ids live in dedup records (format 1 carried them inline).
 constexpr uint8_t kInternalFormat = 2;
-constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
 
 int64_t day_of(int64_t ns) { return ns >= 0 ? ns / kDayNanos : -((-ns + kDayNanos - 1) / kDayNanos); }
 constexpr std::size_t kPutChunk = 4096;
