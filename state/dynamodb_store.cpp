@@ -46,6 +46,7 @@ constexpr std::string_view kLeaseCounterSk = "lease";
 constexpr std::string_view kLayoutKey = "dynamodb_layout";
 constexpr std::string_view kLayout = "per-writer";
 constexpr std::string_view kMarkerSk = "commit";
+constexpr std::string_view kPartInfix = ".part-";  // a backfill part's writer: "<writer>.part-K-of-P"
 constexpr std::size_t kItemLimit = 400 * 1024;    // DynamoDB's item size limit
 constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well under it
 constexpr std::size_t kBatchWrite = 25;           // BatchWriteItem's limit
@@ -307,7 +308,9 @@ class DynamoDbStore final : public StateStore {
       Status s = check_table();
       if (!s.is_ok() || (!options().bulk_load && !(s = check_layout()).is_ok()) || !(s = register_writer()).is_ok())
         return s;
-      return options().bulk_load ? Status::ok() : recover_writer(self_, /*own=*/true);
+      if (options().bulk_load) return Status::ok();
+      if (!(s = find_backfill_parts()).is_ok()) return s;
+      return recover_writer(self_, /*own=*/true);
     });
   }
 
@@ -374,6 +377,8 @@ class DynamoDbStore final : public StateStore {
     return guarded("get_meta", [&] {
       json::object item;
       Status s = get_raw(meta_pk(self_, key), hex(key), &item);
+      for (std::size_t i = 0; s.is_not_found() && !is_table_meta(key) && i < parts_.size(); ++i)
+        s = get_raw(parts_[i].meta_pk, hex(key), &item);  // not written yet: the backfill's
       if (!s.is_ok()) return s.is_not_found() ? Status::not_found("meta key " + printable(key)) : s;
       if (!get_b(item, "value", value)) return Status::corruption("meta key " + printable(key) + " has no value");
       return Status::ok();
@@ -1112,6 +1117,17 @@ class DynamoDbStore final : public StateStore {
     return client_.call("PutItem", {{"TableName", table()}, {"Item", key_of(kWritersPk, self_.name)}}, &reply);
   }
 
+  // The parts of a backfill in parts by this writer's name (backfill_part_writer), which
+  // this writer continues from: semantics.md, section 14.
+  Status find_backfill_parts() {
+    std::vector<std::string> writers;
+    Status s = list_writers(&writers);
+    const std::string prefix = self_.name + std::string(kPartInfix);
+    for (const std::string& name : writers)
+      if (name.compare(0, prefix.size(), prefix) == 0) parts_.push_back(keys_of_writer(name));
+    return s;
+  }
+
   Status list_writers(std::vector<std::string>* writers) {
     return query({{"KeyConditionExpression", "#pk = :p"},
                   {"ProjectionExpression", "#sk"},
@@ -1218,10 +1234,12 @@ class DynamoDbStore final : public StateStore {
     return Status::ok();
   }
 
-  // This writer's records; with dedup_of_all_writers every writer's: ids move with
-  // their customers between the daemons of a group (semantics.md, section 21).
+  // This writer's records and its backfill parts'; with dedup_of_all_writers every
+  // writer's: ids move with their customers between the daemons of a group (semantics.md,
+  // section 21).
   Status do_scan_dedup(const std::function<bool(const DedupRecord&)>& fn) {
     std::vector<std::string> writers{self_.name};
+    for (const WriterKeys& part : parts_) writers.push_back(part.name);
     Status s = options().dedup_of_all_writers ? (writers.clear(), list_writers(&writers)) : Status::ok();
     bool stop = false;
     for (std::size_t i = 0; s.is_ok() && !stop && i < writers.size(); ++i)
@@ -1285,6 +1303,7 @@ class DynamoDbStore final : public StateStore {
 
   DynamoDbClient client_;
   const WriterKeys self_;     // this process's writer
+  std::vector<WriterKeys> parts_;  // the backfill parts it continues from (find_backfill_parts)
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
   int64_t lease_ = 0;         // the lease its commits need on the marker (0: never took partitions)
@@ -1295,6 +1314,10 @@ bool valid_endpoint(const std::string& url) {
 }
 
 }  // namespace
+
+std::string backfill_part_writer(const std::string& writer, int part, int parts) {
+  return writer + std::string(kPartInfix) + std::to_string(part) + "-of-" + std::to_string(parts);
+}
 
 DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions o) {
   if (o.region.empty())

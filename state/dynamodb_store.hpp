@@ -60,6 +60,11 @@ struct DynamoDbOptions {
   CommitStage test_stop_after = CommitStage::none;
 };
 
+// The writer of part K of P of a backfill by `writer` (`backfill --part K/P`). A later
+// writer `writer` continues from its parts: it reads their dedup ids besides its own,
+// and a meta value it has not written yet is theirs (the clock: every part has the same).
+std::string backfill_part_writer(const std::string& writer, int part, int parts);
+
 // Fills endpoint and region from the environment rules above.
 DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions options);
 

@@ -659,6 +659,65 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_in_parts_equals_one_backfill, Fixture) {
   BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
 }
 
+namespace {
+
+// The number after "name": in a --json summary (-1 when absent).
+long long summary_number(const std::string& summary, const std::string& name) {
+  const std::string key = "\"" + name + "\":";
+  const std::size_t at = summary.find(key);
+  return at == std::string::npos ? -1 : std::stoll(summary.substr(at + key.size()));
+}
+
+// Lines [from, to) of a file, into another.
+void copy_lines(const std::string& from_path, std::size_t from, std::size_t to, const std::string& out_path) {
+  std::ifstream in(from_path);
+  std::ofstream out(out_path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line); ++n)
+    if (n >= from && n < to) out << line << "\n";
+}
+
+}  // namespace
+
+// A `run` after a backfill in parts judges duplicates as after one backfill: the parts'
+// dedup ids and clock are the run's, whichever part wrote them (semantics.md, section 14).
+BOOST_FIXTURE_TEST_CASE(a_run_after_a_backfill_in_parts_judges_duplicates_as_after_one, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 200 --events 8000 --days 40 --dup-rate 0.02 --seed 43 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  // The run repeats the backfill's last 1,500 records and adds 3,000 new ones.
+  const std::string backfilled = dir / "backfilled.jsonl", later = dir / "later.jsonl";
+  copy_lines(log, 0, 5000, backfilled);
+  copy_lines(log, 3500, 8000, later);
+  auto table_sets = [](const DynamoDbOptions& t) {
+    return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
+  };
+  const std::string backfill = "backfill --events " + backfilled + " --slice 5d --dead-letter " + (dir / "bf-dl.jsonl");
+  auto run_later = [&](const DynamoDbOptions& t, const std::string& name) {
+    Result r = run_cli(dir, "run --json --set source.path=" + later + " --set dead_letter.path=" +
+                                (dir / (name + "-dl.jsonl")) + " --set http.enabled=false" + table_sets(t));
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return r.out;
+  };
+
+  const DynamoDbOptions single = dynalite.fresh_table();
+  BOOST_REQUIRE(run_cli(dir, backfill + table_sets(single)).exit_code == 0);
+  const std::string single_run = run_later(single, "single");
+  const std::string expected = run_cli(dir, "export" + table_sets(single)).out;
+  BOOST_REQUIRE(summary_number(single_run, "duplicates") >= 1500);
+
+  for (int part = 1; part <= 3; ++part) {
+    Result r = run_cli(dir, backfill + table_sets(table) + " --part " + std::to_string(part) + "/3");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  const std::string parts_run = run_later(table, "parts");
+  BOOST_TEST(summary_number(parts_run, "duplicates") == summary_number(single_run, "duplicates"), parts_run);
+  BOOST_TEST(summary_number(parts_run, "conflicting_duplicates") ==
+             summary_number(single_run, "conflicting_duplicates"));
+  BOOST_TEST(summary_number(parts_run, "accepted") == summary_number(single_run, "accepted"));
+  BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+}
+
 BOOST_AUTO_TEST_CASE(a_part_needs_a_shared_table_and_a_well_formed_k_of_p) {
   TempDir dir("streamscore-scale-usage-");
   std::ofstream(dir / "e.jsonl") << "";
