@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE dynamodb
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -275,6 +276,108 @@ BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
   BOOST_TEST(item.at("as_of").at("S").as_string() == "2025-01-01T10:10:00Z");
   BOOST_TEST(item.at("last_event_time").at("S").as_string() == "2025-01-01T10:05:00Z");
   BOOST_TEST(!item.contains("score"));
+}
+
+// ------------------------------------------------------------ gone writers
+
+namespace {
+
+// The rows of writer `w` in the table: its dedup records, meta, commit marker, log
+// chunks and WRITERS entry, as "PK SK".
+std::vector<std::string> rows_of_writer(const DynamoDbOptions& o, const std::string& w) {
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  std::vector<std::string> rows;
+  boost::json::object request{{"TableName", o.table}};
+  for (;;) {
+    boost::json::object reply;
+    Status s = client.call("Scan", request, &reply);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+    for (const auto& item : reply.at("Items").as_array()) {
+      const std::string pk(item.at("PK").at("S").as_string()), sk(item.at("SK").at("S").as_string());
+      if (pk == "DEDUP#" + w || pk == "META#" + w || pk == "LOG#" + w || pk.rfind("LOG#" + w + "#", 0) == 0 ||
+          (pk == "WRITERS" && sk == w))
+        rows.push_back(pk + " " + sk);
+    }
+    const boost::json::value* last = reply.if_contains("LastEvaluatedKey");
+    if (!last) break;
+    request["ExclusiveStartKey"] = *last;
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+
+// A checkpoint of writer `store`: its clock, ids of `day`, and the forget bound of a clock
+// at `forget_day`.
+void checkpoint(StateStore& store, int64_t day, int64_t forget_day, std::vector<ConditionalPut> puts = {}) {
+  WriteSet w;
+  w.puts = std::move(puts);
+  w.meta = {{"clock", "at day " + std::to_string(day)}};
+  w.dedup = {DedupRecord{day, 1, 0, "ids of day " + std::to_string(day)}};
+  w.forget_dedup_before_day = forget_day;
+  Conflicts c;
+  Status s = store.commit(w, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST_REQUIRE(c.empty());
+}
+
+}  // namespace
+
+// Writers whose ids have all left the collector's horizon and that have not committed
+// for state.gc_idle are removed by the collector's checkpoints, a bounded number of
+// deletes each; a pending commit of theirs is applied first; a live writer keeps all its
+// rows; a collected writer that comes back commits nothing.
+BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
+  // "streamscore" stopped for good in a commit with a chunked log, after its commit point.
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "last");
+  BOOST_TEST_REQUIRE(!rows_of_writer(o, "streamscore").empty());
+  // "stalled" committed once and stays open; "live" has ids inside the collector's horizon.
+  DynamoDbOptions as = o;
+  as.writer = "stalled";
+  std::unique_ptr<StateStore> stalled = open_store_on(as);
+  checkpoint(*stalled, 20002, 19990, {put("CUSTOMER#S1", 0, "{}")});
+  as.writer = "live";
+  std::unique_ptr<StateStore> live = open_store_on(as);
+  checkpoint(*live, 20100, 20070);
+  const std::vector<std::string> live_rows = rows_of_writer(o, "live");
+
+  // A collector whose clock forgets the days before 20050, at 4 deletes per checkpoint.
+  as.writer = "collector";
+  as.gc_deletes_per_checkpoint = 4;
+  as.gc_idle_ms = 3'600'000;  // none of them has been idle for an hour: nothing is gone yet
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  checkpoint(*open_store_on(as), 20100, 20050);
+  BOOST_TEST(as.metrics->gc_deleted.load() == 0u);
+
+  as.gc_idle_ms = 0;  // a restart of the collector, which counts every quiet writer as idle
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_deleted.load() == 4u);  // the budget of one checkpoint
+  for (int i = 0; i < 20 && as.metrics->gc_writers.load() < 2; ++i) checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 2u);
+
+  // The pending commit was applied before its writer was removed.
+  ItemRecord item;
+  BOOST_TEST_REQUIRE(collector->get("CUSTOMER#C1001", &item).is_ok());
+  BOOST_TEST(item.version == 2);
+  BOOST_TEST(item.item_json.find("\"last\"") != std::string::npos, item.item_json);
+  BOOST_TEST(rows_of_writer(o, "streamscore").empty());
+  BOOST_TEST(rows_of_writer(o, "stalled").empty());
+  BOOST_TEST(rows_of_writer(o, "live") == live_rows);
+  checkpoint(*live, 20101, 20070);  // and it goes on
+
+  // The stalled writer wakes: its commit is refused, nothing of it lands.
+  WriteSet late;
+  late.puts = {put("CUSTOMER#S2", 0, "{}"), put("CUSTOMER#S1", 1, "{}")};
+  late.meta = {{"clock", "late"}};
+  Conflicts c;
+  Status s = stalled->commit(late, &c);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("'stalled' was removed from table") != std::string::npos, s.to_string());
+  BOOST_TEST(collector->get("CUSTOMER#S2", &item).is_not_found());
+  BOOST_TEST(rows_of_writer(o, "stalled").empty());
 }
 
 // ------------------------------------------------------------ throttling
