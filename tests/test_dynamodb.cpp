@@ -282,32 +282,6 @@ BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
 
 namespace {
 
-// The rows of writer `w` in the table: its dedup records, meta, commit marker, log
-// chunks and WRITERS entry, as "PK SK".
-std::vector<std::string> rows_of_writer(const DynamoDbOptions& o, const std::string& w) {
-  AwsCredentials credentials;
-  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
-  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
-  std::vector<std::string> rows;
-  boost::json::object request{{"TableName", o.table}};
-  for (;;) {
-    boost::json::object reply;
-    Status s = client.call("Scan", request, &reply);
-    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
-    for (const auto& item : reply.at("Items").as_array()) {
-      const std::string pk(item.at("PK").at("S").as_string()), sk(item.at("SK").at("S").as_string());
-      if (pk == "DEDUP#" + w || pk == "META#" + w || pk == "LOG#" + w || pk.rfind("LOG#" + w + "#", 0) == 0 ||
-          (pk == "WRITERS" && sk == w))
-        rows.push_back(pk + " " + sk);
-    }
-    const boost::json::value* last = reply.if_contains("LastEvaluatedKey");
-    if (!last) break;
-    request["ExclusiveStartKey"] = *last;
-  }
-  std::sort(rows.begin(), rows.end());
-  return rows;
-}
-
 // A checkpoint of writer `store`: its clock, ids of `day`, and the forget bound of a clock
 // at `forget_day`.
 void checkpoint(StateStore& store, int64_t day, int64_t forget_day, std::vector<ConditionalPut> puts = {}) {
@@ -331,7 +305,7 @@ void checkpoint(StateStore& store, int64_t day, int64_t forget_day, std::vector<
 BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
   // "streamscore" stopped for good in a commit with a chunked log, after its commit point.
   DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "last");
-  BOOST_TEST_REQUIRE(!rows_of_writer(o, "streamscore").empty());
+  BOOST_TEST_REQUIRE(!table_rows_of_writer(o, "streamscore").empty());
   // "stalled" committed once and stays open; "live" has ids inside the collector's horizon.
   DynamoDbOptions as = o;
   as.writer = "stalled";
@@ -340,7 +314,7 @@ BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
   as.writer = "live";
   std::unique_ptr<StateStore> live = open_store_on(as);
   checkpoint(*live, 20100, 20070);
-  const std::vector<std::string> live_rows = rows_of_writer(o, "live");
+  const std::vector<std::string> live_rows = table_rows_of_writer(o, "live");
 
   // A collector whose clock forgets the days before 20050, at 4 deletes per checkpoint.
   as.writer = "collector";
@@ -363,9 +337,9 @@ BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
   BOOST_TEST_REQUIRE(collector->get("CUSTOMER#C1001", &item).is_ok());
   BOOST_TEST(item.version == 2);
   BOOST_TEST(item.item_json.find("\"last\"") != std::string::npos, item.item_json);
-  BOOST_TEST(rows_of_writer(o, "streamscore").empty());
-  BOOST_TEST(rows_of_writer(o, "stalled").empty());
-  BOOST_TEST(rows_of_writer(o, "live") == live_rows);
+  BOOST_TEST(table_rows_of_writer(o, "streamscore").empty());
+  BOOST_TEST(table_rows_of_writer(o, "stalled").empty());
+  BOOST_TEST(table_rows_of_writer(o, "live") == live_rows);
   checkpoint(*live, 20101, 20070);  // and it goes on
 
   // The stalled writer wakes: its commit is refused, nothing of it lands.
@@ -377,7 +351,7 @@ BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
   BOOST_TEST(!s.is_ok());
   BOOST_TEST(s.message().find("'stalled' was removed from table") != std::string::npos, s.to_string());
   BOOST_TEST(collector->get("CUSTOMER#S2", &item).is_not_found());
-  BOOST_TEST(rows_of_writer(o, "stalled").empty());
+  BOOST_TEST(table_rows_of_writer(o, "stalled").empty());
 }
 
 // ------------------------------------------------------------ throttling

@@ -718,6 +718,44 @@ BOOST_FIXTURE_TEST_CASE(a_run_after_a_backfill_in_parts_judges_duplicates_as_aft
   BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
 }
 
+// A run's checkpoints remove its backfill parts' rows once its clock has moved their ids
+// past the horizon plus the lateness (state.gc_idle = 0s: a finished part is idle at once;
+// a budget for all of them in the run's few checkpoints); before that, they stay.
+BOOST_AUTO_TEST_CASE(a_run_collects_its_backfill_parts_once_their_ids_leave_the_horizon) {
+  TempDir dir("streamscore-scale-gc-");
+  Dynalite dynalite;
+  const DynamoDbOptions table = dynalite.fresh_table();
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 100 --events 7000 --days 70 --seed 44 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  // About 10 days backfilled, then 20 more days (the parts' ids still inside the
+  // horizon), then the rest (40 days: past it).
+  copy_lines(log, 0, 1000, dir / "backfilled.jsonl");
+  copy_lines(log, 1000, 3000, dir / "next.jsonl");
+  copy_lines(log, 3000, 7000, dir / "last.jsonl");
+  const std::string sets = " --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
+                           " --set state.table=" + table.table;
+  for (const char* part : {"1/2", "2/2"}) {
+    Result r = run_cli(dir, "backfill --events " + (dir / "backfilled.jsonl") + " --slice 5d --part " + part +
+                                " --dead-letter " + (dir / "bf-dl.jsonl") + sets);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  const std::vector<std::string> parts = {"streamscore.part-1-of-2", "streamscore.part-2-of-2"};
+  auto run_on = [&](const std::string& input) {
+    Result r = run_cli(dir, "run --set source.path=" + (dir / input) + " --set dead_letter.path=" +
+                                (dir / "run-dl.jsonl") + " --set http.enabled=false --set state.gc_idle=0s "
+                                "--set state.gc_deletes_per_checkpoint=100000" + sets);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return r.out;
+  };
+  run_on("next.jsonl");
+  for (const std::string& part : parts) BOOST_TEST(!table_rows_of_writer(table, part).empty(), part);
+  const std::string summary = run_on("last.jsonl");
+  for (const std::string& part : parts) BOOST_TEST(table_rows_of_writer(table, part).empty(), part);
+  BOOST_TEST(summary.find("dynamodb_gc_writers 2") != std::string::npos, summary);
+  BOOST_TEST(!table_rows_of_writer(table, "streamscore").empty());
+}
+
 BOOST_AUTO_TEST_CASE(a_part_needs_a_shared_table_and_a_well_formed_k_of_p) {
   TempDir dir("streamscore-scale-usage-");
   std::ofstream(dir / "e.jsonl") << "";
