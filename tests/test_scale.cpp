@@ -63,6 +63,7 @@ struct Fixture {
   Dynalite dynalite;
   std::unique_ptr<MockKafkaCluster> cluster;
   DynamoDbOptions table = dynalite.fresh_table();
+  std::string group = "group";  // the consumer group of the members start() starts
   int partitions;
 
   explicit Fixture(int topic_partitions = kPartitions) : partitions(topic_partitions) {
@@ -83,7 +84,7 @@ struct Fixture {
     const std::string files = name.empty() ? writer : name;
     std::vector<std::string> args = {
         "run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + cluster->bootstrap_servers(),
-        "--set", "source.exit_at_end=false", "--set", "source.group_id=group", "--set", "state.shared=true",
+        "--set", "source.exit_at_end=false", "--set", "source.group_id=" + group, "--set", "state.shared=true",
         "--set", "state.writer=" + writer, "--set", "dead_letter.path=" + (dir / (files + "-dl.jsonl")),
         "--set", "checkpoint.interval=" + interval, "--set", "engine.batch_size=1024", "--set", "http.port=0",
         "--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=500",
@@ -716,6 +717,29 @@ BOOST_FIXTURE_TEST_CASE(a_run_after_a_backfill_in_parts_judges_duplicates_as_aft
              summary_number(single_run, "conflicting_duplicates"));
   BOOST_TEST(summary_number(parts_run, "accepted") == summary_number(single_run, "accepted"));
   BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+
+  // The same input read by a daemon of a group (state.shared, Kafka) under the same writer
+  // name, on a table after one backfill and on one after the parts.
+  produce(cluster->bootstrap_servers(), kTopic, keyed_by_customer(lines_of_file(later)));
+  auto run_shared = [&](const std::string& name) {
+    group = name;
+    Member m = start("streamscore", "10m", "200ms", name);
+    settle({&m}, name);
+    const double duplicates = m.get("streamscore_events_duplicate_total");
+    stop(m, SIGTERM, true);
+    return std::make_pair(duplicates, run_cli(dir, "export" + table_sets(table)).out);
+  };
+  table = dynalite.fresh_table();
+  BOOST_REQUIRE(run_cli(dir, backfill + table_sets(table)).exit_code == 0);
+  const auto after_one = run_shared("shared-single");
+  table = dynalite.fresh_table();
+  for (const char* part : {"1/2", "2/2"})
+    BOOST_REQUIRE(run_cli(dir, backfill + table_sets(table) + " --part " + part).exit_code == 0);
+  const auto after_parts = run_shared("shared-parts");
+  BOOST_TEST(after_one.first >= 1500);
+  BOOST_TEST(after_parts.first == after_one.first);
+  BOOST_TEST(features_only(after_parts.second) == features_only(after_one.second));
+  BOOST_TEST(after_parts.second == after_one.second);
 }
 
 // A run's checkpoints remove its backfill parts' rows once its clock has moved their ids
