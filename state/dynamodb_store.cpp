@@ -1085,7 +1085,10 @@ class DynamoDbStore final : public StateStore, private GcTable {
   // clock enters a new day (its forget bound moves); a pass cut short by its budget goes
   // on at the next commit. A failed pass fails nothing: it is tried again.
   void collect_garbage(int64_t forget_day) {
-    if (forget_day != kNoDay && forget_day > gc_day_) gc_day_ = forget_day, gc_more_ = true;
+    if (forget_day != kNoDay && forget_day > gc_day_) {
+      gc_day_ = forget_day;
+      gc_more_ = true;
+    }
     if (!gc_more_ || options().gc_deletes_per_checkpoint == 0) return;
     const GcPolicy policy{options().gc_deletes_per_checkpoint, static_cast<uint64_t>(options().gc_idle_ms) * 1000};
     const uint64_t now_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -1193,8 +1196,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     return Status::ok();
   }
 
-  // The WRITERS entry first: a writer without it is never listed again, so the marker
-  // (which refuses its commits) goes last.
+  // The WRITERS entry, then the marker: until the marker goes, the mark refuses the
+  // writer's commits. A collector killed in between leaves the marker (one item).
   Status forget_writer(const std::string& name) override {
     json::object reply;
     Status s = client_.call("DeleteItem", {{"TableName", table()}, {"Key", key_of(kWritersPk, name)}}, &reply);
@@ -1230,7 +1233,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (own) last_seq_ = static_cast<uint64_t>(seq);
     int64_t commit_lease = 0;
     get_n(marker, "commit_lease", &commit_lease);
-    if (is_true(marker, "pending")) {
+    const json::value* pending = attr(marker, "pending", "BOOL");
+    if (pending && pending->is_bool() && pending->as_bool()) {
       std::string payload;
       s = load_payload(w, marker, static_cast<uint64_t>(seq), chunks, &payload);
       // Another writer, alive, may have finished the commit and dropped its chunks meanwhile.
@@ -1252,7 +1256,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     json::object marker;
     int64_t now = 0;
     if (!get_raw(w.log_pk, kMarkerSk, &marker).is_ok() || !get_n(marker, "seq", &now)) return false;
-    return static_cast<uint64_t>(now) != seq || !is_true(marker, "pending");
+    const json::value* pending = attr(marker, "pending", "BOOL");
+    return static_cast<uint64_t>(now) != seq || !(pending && pending->is_bool() && pending->as_bool());
   }
 
   // A table of this layout, or an empty one (which becomes one), or a refusal.
