@@ -52,17 +52,19 @@ Status collect_gone_writers(GcTable& table, const std::string& self, int64_t for
   if (policy.deletes_per_pass == 0) return Status::ok();
   std::vector<std::string> writers;
   Status s = table.list_writers(&writers);
+  Status first_error;  // one writer that cannot be collected (a damaged log) does not stop the others
   for (std::size_t i = 0; s.is_ok() && i < writers.size(); ++i) {
     if (writers[i] == self) continue;
     bool gone = false, done = false;
-    if (!(s = judge(table, writers[i], forget_day, now_us, policy, &gone)).is_ok() || !gone) continue;
-    s = collect_writer(table, writers[i], policy.deletes_per_pass - pass->deleted, pass, &done);
-    if (s.is_ok() && !done) {
+    Status w = judge(table, writers[i], forget_day, now_us, policy, &gone);
+    if (w.is_ok() && gone) w = collect_writer(table, writers[i], policy.deletes_per_pass - pass->deleted, pass, &done);
+    if (w.is_ok() && gone && !done) {
       pass->more = true;
-      return s;
+      break;
     }
+    if (!w.is_ok() && first_error.is_ok()) first_error = w;
   }
-  return s;
+  return s.is_ok() ? first_error : s;
 }
 
 }  // namespace streamscore
