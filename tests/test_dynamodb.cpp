@@ -354,6 +354,42 @@ BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
   BOOST_TEST(table_rows_of_writer(o, "stalled").empty());
 }
 
+// A gone writer whose pending commit cannot be finished (a log chunk lost) keeps its rows,
+// is counted as a failure, and does not keep the writers after it from being collected.
+BOOST_AUTO_TEST_CASE(a_damaged_gone_writer_does_not_stop_the_collection) {
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "lost");
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  boost::json::object reply;
+  BOOST_TEST_REQUIRE(client.call("Query",
+                                 {{"TableName", o.table},
+                                  {"KeyConditionExpression", "PK = :p"},
+                                  {"ExpressionAttributeValues", {{":p", {{"S", "LOG#streamscore#0"}}}}}},
+                                 &reply).is_ok());
+  BOOST_TEST_REQUIRE(!reply.at("Items").as_array().empty());
+  for (const auto& item : reply.at("Items").as_array()) {
+    boost::json::object gone;
+    BOOST_TEST_REQUIRE(client.call("DeleteItem",
+                                   {{"TableName", o.table},
+                                    {"Key", {{"PK", item.at("PK")}, {"SK", item.at("SK")}}}},
+                                   &gone).is_ok());
+  }
+  DynamoDbOptions as = o;
+  as.writer = "zgone";  // listed after "streamscore"
+  checkpoint(*open_store_on(as), 20002, 19990);
+
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  BOOST_TEST(as.metrics->gc_failures.load() == 1u);
+  BOOST_TEST(table_rows_of_writer(o, "zgone").empty());
+  BOOST_TEST(!table_rows_of_writer(o, "streamscore").empty());
+}
+
 // ------------------------------------------------------------ throttling
 
 BOOST_AUTO_TEST_CASE(throttles_and_5xx_are_retried_with_backoff_then_reported) {
