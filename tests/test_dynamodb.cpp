@@ -390,6 +390,33 @@ BOOST_AUTO_TEST_CASE(a_damaged_gone_writer_does_not_stop_the_collection) {
   BOOST_TEST(!table_rows_of_writer(o, "streamscore").empty());
 }
 
+// A member of a group found gone is fenced when it wakes, and once it has taken its
+// partitions again (as a fenced daemon rejoining does) commits on a fresh marker.
+BOOST_AUTO_TEST_CASE(a_collected_group_member_is_fenced_and_rejoins) {
+  DynamoDbOptions as = g_dynalite->fresh_table();
+  as.writer = "member";
+  std::unique_ptr<StateStore> member = open_store_on(as);
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  checkpoint(*member, 20002, 19990);
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  checkpoint(*open_store_on(as), 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  BOOST_TEST(table_rows_of_writer(as, "member").empty());
+
+  WriteSet late;
+  late.puts = {put("CUSTOMER#M1", 0, "{}"), put("CUSTOMER#M2", 0, "{}")};
+  Conflicts c;
+  Status s = member->commit(late, &c);
+  BOOST_TEST(s.is_fenced(), s.to_string());
+  ItemRecord item;
+  BOOST_TEST(member->get("CUSTOMER#M1", &item).is_not_found());
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  checkpoint(*member, 20101, 20070, {put("CUSTOMER#M1", 0, "{}")});
+  BOOST_TEST(member->get("CUSTOMER#M1", &item).is_ok());
+}
+
 // ------------------------------------------------------------ throttling
 
 BOOST_AUTO_TEST_CASE(throttles_and_5xx_are_retried_with_backoff_then_reported) {
