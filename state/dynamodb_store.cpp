@@ -28,6 +28,7 @@
 #include <thread>
 
 #include "state/dynamodb_client.hpp"
+#include "state/dynamodb_gc.hpp"
 
 namespace streamscore {
 
@@ -46,6 +47,7 @@ constexpr std::string_view kLeaseCounterSk = "lease";
 constexpr std::string_view kLayoutKey = "dynamodb_layout";
 constexpr std::string_view kLayout = "per-writer";
 constexpr std::string_view kMarkerSk = "commit";
+constexpr std::string_view kPartInfix = ".part-";  // a backfill part's writer: "<writer>.part-K-of-P"
 constexpr std::size_t kItemLimit = 400 * 1024;    // DynamoDB's item size limit
 constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well under it
 constexpr std::size_t kBatchWrite = 25;           // BatchWriteItem's limit
@@ -121,6 +123,11 @@ bool get_b(const json::object& item, std::string_view name, std::string* out) {
   const json::value* v = attr(item, name, "B");
   if (!v || !v->is_string()) return false;
   return base64_decode(std::string_view(v->as_string().data(), v->as_string().size()), out);
+}
+
+bool is_true(const json::object& item, std::string_view name) {
+  const json::value* v = attr(item, name, "BOOL");
+  return v && v->is_bool() && v->as_bool();
 }
 
 // PKs are DynamoDB strings, which must be UTF-8; customer ids come from JSON strings.
@@ -297,7 +304,7 @@ WriterKeys keys_of_writer(const std::string& name) {
   return {name, "LOG#" + name, "w#" + name, "DEDUP#" + name, std::string(kMetaPk) + "#" + name};
 }
 
-class DynamoDbStore final : public StateStore {
+class DynamoDbStore final : public StateStore, private GcTable {
  public:
   DynamoDbStore(const DynamoDbOptions& options, AwsCredentials credentials)
       : client_(options, std::move(credentials)), self_(keys_of_writer(options.writer)) {}
@@ -307,7 +314,9 @@ class DynamoDbStore final : public StateStore {
       Status s = check_table();
       if (!s.is_ok() || (!options().bulk_load && !(s = check_layout()).is_ok()) || !(s = register_writer()).is_ok())
         return s;
-      return options().bulk_load ? Status::ok() : recover_writer(self_, /*own=*/true);
+      if (options().bulk_load) return Status::ok();
+      if (!(s = find_backfill_parts()).is_ok()) return s;
+      return recover_writer(self_, /*own=*/true);
     });
   }
 
@@ -374,6 +383,8 @@ class DynamoDbStore final : public StateStore {
     return guarded("get_meta", [&] {
       json::object item;
       Status s = get_raw(meta_pk(self_, key), hex(key), &item);
+      for (std::size_t i = 0; s.is_not_found() && !is_table_meta(key) && i < parts_.size(); ++i)
+        s = get_raw(parts_[i].meta_pk, hex(key), &item);  // not written yet: the backfill's
       if (!s.is_ok()) return s.is_not_found() ? Status::not_found("meta key " + printable(key)) : s;
       if (!get_b(item, "value", value)) return Status::corruption("meta key " + printable(key) + " has no value");
       return Status::ok();
@@ -403,7 +414,13 @@ class DynamoDbStore final : public StateStore {
             {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()},
             {"streamscore_dynamodb_fenced_total",
              "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
-             m.fenced.load()}};
+             m.fenced.load()},
+            {"streamscore_dynamodb_gc_deleted_total",
+             "Items of gone writers removed (dedup records, meta, redo-log chunks).", m.gc_deleted.load()},
+            {"streamscore_dynamodb_gc_writers_total", "Gone writers removed entirely (WRITERS entry and commit marker).",
+             m.gc_writers.load()},
+            {"streamscore_dynamodb_gc_failures_total", "Collection passes that failed (continued at the next checkpoint).",
+             m.gc_failures.load()}};
   }
 
  private:
@@ -697,7 +714,8 @@ class DynamoDbStore final : public StateStore {
     // what the previous one of this process applied.
     std::lock_guard<std::mutex> lock(commit_mu_);
     if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
-    return commit_logged(checked);
+    if ((s = commit_logged(checked)).is_ok()) collect_garbage(checked.forget_dedup_before_day);
+    return s;
   }
 
   Status put_alone(const ConditionalPut& put, std::vector<std::size_t>* conflicts) {
@@ -830,6 +848,7 @@ class DynamoDbStore final : public StateStore {
     int64_t lease = 0;
     Status s = get_raw(self_.log_pk, kMarkerSk, &marker);
     if (!s.is_ok() && !s.is_not_found()) return s;
+    if (s.is_not_found() || is_true(marker, "gc")) return collected();
     get_n(marker, "lease", &lease);
     if (s.is_ok() && lease != lease_) {
       metrics().fenced.fetch_add(1, std::memory_order_relaxed);
@@ -838,6 +857,19 @@ class DynamoDbStore final : public StateStore {
     }
     return Status::io_error("DynamoDB table '" + table() + "': another process commits as writer '" +
                             options().writer + "' (its commit marker moved); one writer name per process");
+  }
+
+  // This writer was found gone and removed (or is being removed) by another writer
+  // (semantics.md, section 21). Its next commit starts a new marker; a group member rejoins
+  // as a fenced one does, anything else stops: its clock and positions went with it.
+  Status collected() {
+    last_seq_ = 0;
+    const std::string what = "writer '" + self_.name + "' was removed from table '" + table() +
+                             "' as gone (no commit for state.gc_idle, its dedup ids past the horizon); "
+                             "the checkpoint was not written";
+    if (lease_ == 0) return Status::io_error(what + "; its clock and source position went with it");
+    metrics().fenced.fetch_add(1, std::memory_order_relaxed);
+    return Status::fenced(what);
   }
 
   // ------------------------------------------------------------ the redo log
@@ -886,7 +918,7 @@ class DynamoDbStore final : public StateStore {
     // (2) the commit point: the marker, only over the last marker this process knows of,
     // and only while it still carries this writer's lease (not fenced)
     json::object names{{"#s", "seq"}, {"#p", "pending"}, {"#c", "chunks"}, {"#i", "inline"}, {"#l", "lease"},
-                       {"#cl", "commit_lease"}};
+                       {"#cl", "commit_lease"}, {"#gc", "gc"}};
     json::object values{{":seq", attr_n(static_cast<int64_t>(seq))},
                         {":yes", {{"BOOL", true}}},
                         {":c", attr_n(inline_payload ? 0 : static_cast<int64_t>(chunks.size()))},
@@ -900,14 +932,18 @@ class DynamoDbStore final : public StateStore {
     } else {
       update += " REMOVE #i";
     }
+    // A marker that vanished under a writer that has committed or holds a lease was
+    // removed by a collector (it was gone): its commit must not land on a fresh marker.
+    std::string condition = last_seq_ == 0 ? "(attribute_not_exists(#s) OR (#s = :prev AND #p = :no))"
+                                           : "#s = :prev AND #p = :no";
+    condition += lease_ == 0 ? " AND (attribute_not_exists(#l) OR #l = :cl)" : " AND #l = :cl";
+    condition += " AND attribute_not_exists(#gc)";  // not marked gone by a collector
     json::object reply;
     s = client_.call("UpdateItem",
                      {{"TableName", table()},
                       {"Key", key_of(self_.log_pk, kMarkerSk)},
                       {"UpdateExpression", update},
-                      {"ConditionExpression",
-                       "(attribute_not_exists(#s) OR (#s = :prev AND #p = :no)) AND "
-                       "(attribute_not_exists(#l) OR #l = :cl)"},
+                      {"ConditionExpression", condition},
                       {"ExpressionAttributeNames", std::move(names)},
                       {"ExpressionAttributeValues", std::move(values)}},
                      &reply);
@@ -1043,6 +1079,138 @@ class DynamoDbStore final : public StateStore {
     return s.is_ok() ? batch_write(deletes) : s;
   }
 
+  // ------------------------------------------------------------ gone writers (dynamodb_gc.hpp)
+
+  // A collection pass after a commit. Whether a writer is gone changes when this writer's
+  // clock enters a new day (its forget bound moves); a pass cut short by its budget goes
+  // on at the next commit. A failed pass fails nothing: it is tried again.
+  void collect_garbage(int64_t forget_day) {
+    if (forget_day != kNoDay && forget_day > gc_day_) {
+      gc_day_ = forget_day;
+      gc_more_ = true;
+    }
+    if (!gc_more_ || options().gc_deletes_per_checkpoint == 0) return;
+    const GcPolicy policy{options().gc_deletes_per_checkpoint, static_cast<uint64_t>(options().gc_idle_ms) * 1000};
+    const uint64_t now_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());
+    GcPass pass;
+    Status s = guarded("collect", [&] { return collect_gone_writers(*this, self_.name, gc_day_, now_us, policy, &pass); });
+    metrics().gc_deleted.fetch_add(pass.deleted, std::memory_order_relaxed);
+    metrics().gc_writers.fetch_add(pass.writers_removed, std::memory_order_relaxed);
+    if (!s.is_ok()) metrics().gc_failures.fetch_add(1, std::memory_order_relaxed);
+    gc_more_ = pass.more || !s.is_ok();
+  }
+
+  Status sight(const std::string& name, WriterSighting* out) override {
+    const WriterKeys w = keys_of_writer(name);
+    *out = WriterSighting{};
+    json::object marker;
+    Status s = get_raw(w.log_pk, kMarkerSk, &marker);
+    if (s.is_not_found()) return Status::ok();
+    int64_t seq = 0;
+    if (!s.is_ok() || !get_n(marker, "seq", &seq)) return s;  // a lease alone: no commit yet
+    out->has_marker = true;
+    out->last_commit_us = static_cast<uint64_t>(seq);
+    out->pending = is_true(marker, "pending");
+    out->collecting = is_true(marker, "gc");
+    // Its newest dedup record: records sort by day first.
+    json::object reply;
+    s = client_.call("Query",
+                     {{"TableName", table()},
+                      {"ConsistentRead", true},
+                      {"KeyConditionExpression", "#pk = :p"},
+                      {"ProjectionExpression", "#sk"},
+                      {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}}},
+                      {"ScanIndexForward", false},
+                      {"Limit", 1}},
+                     &reply);
+    const json::value* items = s.is_ok() ? reply.if_contains("Items") : nullptr;
+    if (!items || !items->is_array() || items->as_array().empty() || !items->as_array()[0].is_object()) return s;
+    std::string sk, key;
+    DedupRecord newest;
+    if (!get_s(items->as_array()[0].as_object(), "SK", &sk) || !unhex(sk.substr(0, sk.find('#')), &key) ||
+        !parse_dedup_record_key(key, &newest))
+      return Status::corruption("malformed dedup item '" + printable(sk) + "' of writer '" + name + "'");
+    out->has_dedup = true;
+    out->newest_dedup_day = newest.day;
+    return Status::ok();
+  }
+
+  Status finish_commit(const std::string& name) override { return recover_writer(keys_of_writer(name), false); }
+
+  Status mark_collecting(const std::string& name, uint64_t last_commit_us) override {
+    json::object reply;
+    return client_.call("UpdateItem",
+                        {{"TableName", table()},
+                         {"Key", key_of(keys_of_writer(name).log_pk, kMarkerSk)},
+                         {"UpdateExpression", "SET #gc = :yes"},
+                         {"ConditionExpression", "#s = :seq AND #p = :no"},
+                         {"ExpressionAttributeNames", {{"#gc", "gc"}, {"#s", "seq"}, {"#p", "pending"}}},
+                         {"ExpressionAttributeValues",
+                          {{":yes", {{"BOOL", true}}},
+                           {":no", {{"BOOL", false}}},
+                           {":seq", attr_n(static_cast<int64_t>(last_commit_us))}}}},
+                        &reply);
+  }
+
+  Status delete_leftovers(const std::string& name, std::size_t budget, std::size_t* deleted) override {
+    const WriterKeys w = keys_of_writer(name);
+    std::vector<std::string> pks{w.dedup_pk, w.meta_pk};
+    for (std::size_t p = 0; p < kLogPartitions; ++p) pks.push_back(chunk_pk(w, p));
+    std::vector<json::object> deletes;
+    Status s;
+    for (std::size_t i = 0; s.is_ok() && i < pks.size() && deletes.size() < budget; ++i)
+      s = first_keys(pks[i], budget - deletes.size(), &deletes);
+    if (s.is_ok()) s = batch_write(deletes);
+    *deleted = s.is_ok() ? deletes.size() : 0;
+    return s;
+  }
+
+  // Delete requests for the first `limit` items of partition key `pk`.
+  Status first_keys(const std::string& pk, std::size_t limit, std::vector<json::object>* deletes) {
+    json::object request{{"TableName", table()},
+                         {"ConsistentRead", true},
+                         {"KeyConditionExpression", "#pk = :p"},
+                         {"ProjectionExpression", "#pk, #sk"},
+                         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                         {"ExpressionAttributeValues", {{":p", attr_s(pk)}}}};
+    for (std::size_t found = 0; found < limit;) {
+      request["Limit"] = static_cast<int64_t>(limit - found);
+      json::object reply;
+      Status s = client_.call("Query", request, &reply);
+      if (!s.is_ok()) return s;
+      if (json::value* items = reply.if_contains("Items"); items && items->is_array())
+        for (json::value& item : items->as_array()) {
+          std::string sk;
+          if (item.is_object() && get_s(item.as_object(), "SK", &sk) && found < limit) {
+            deletes->push_back(delete_request(key_of(pk, sk)));
+            ++found;
+          }
+        }
+      json::value* last = reply.if_contains("LastEvaluatedKey");
+      if (!last || !last->is_object()) break;
+      request["ExclusiveStartKey"] = std::move(*last);
+    }
+    return Status::ok();
+  }
+
+  // The WRITERS entry, then the marker: until the marker goes, the mark refuses the
+  // writer's commits. A collector killed in between leaves the marker (one item).
+  Status forget_writer(const std::string& name) override {
+    json::object reply;
+    Status s = client_.call("DeleteItem", {{"TableName", table()}, {"Key", key_of(kWritersPk, name)}}, &reply);
+    if (!s.is_ok()) return s;
+    s = client_.call("DeleteItem",
+                     {{"TableName", table()},
+                      {"Key", key_of(keys_of_writer(name).log_pk, kMarkerSk)},
+                      {"ConditionExpression", "attribute_exists(#gc)"},
+                      {"ExpressionAttributeNames", {{"#gc", "gc"}}}},
+                     &reply);
+    return s.is_conflict() ? Status::ok() : s;  // removed already, by another collector
+  }
+
   // ------------------------------------------------------------ recovery
 
   // Finishes writer `w`'s committed but unapplied commit. For this process's own writer
@@ -1053,6 +1221,10 @@ class DynamoDbStore final : public StateStore {
     Status s = get_raw(w.log_pk, kMarkerSk, &marker);
     if (s.is_not_found()) return own ? sweep_log() : Status::ok();
     if (!s.is_ok()) return s;
+    if (own && is_true(marker, "gc"))
+      return Status::io_error("writer '" + w.name + "' is being removed from table '" + table() +
+                              "' as gone by another writer; start it again once that is done, or under another "
+                              "state.writer");
     if (own) get_n(marker, "lease", &lease_);  // a restart holds what its predecessor held, or nothing once fenced
     if (!attr(marker, "seq", "N")) return own ? sweep_log() : Status::ok();  // a lease, no commit yet
     int64_t seq = 0, chunks = 0;
@@ -1112,7 +1284,18 @@ class DynamoDbStore final : public StateStore {
     return client_.call("PutItem", {{"TableName", table()}, {"Item", key_of(kWritersPk, self_.name)}}, &reply);
   }
 
-  Status list_writers(std::vector<std::string>* writers) {
+  // The parts of a backfill in parts by this writer's name (backfill_part_writer), which
+  // this writer continues from: semantics.md, section 14.
+  Status find_backfill_parts() {
+    std::vector<std::string> writers;
+    Status s = list_writers(&writers);
+    const std::string prefix = self_.name + std::string(kPartInfix);
+    for (const std::string& name : writers)
+      if (name.compare(0, prefix.size(), prefix) == 0) parts_.push_back(keys_of_writer(name));
+    return s;
+  }
+
+  Status list_writers(std::vector<std::string>* writers) override {
     return query({{"KeyConditionExpression", "#pk = :p"},
                   {"ProjectionExpression", "#sk"},
                   {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
@@ -1218,10 +1401,12 @@ class DynamoDbStore final : public StateStore {
     return Status::ok();
   }
 
-  // This writer's records; with dedup_of_all_writers every writer's: ids move with
-  // their customers between the daemons of a group (semantics.md, section 21).
+  // This writer's records and its backfill parts'; with dedup_of_all_writers every
+  // writer's: ids move with their customers between the daemons of a group (semantics.md,
+  // section 21).
   Status do_scan_dedup(const std::function<bool(const DedupRecord&)>& fn) {
     std::vector<std::string> writers{self_.name};
+    for (const WriterKeys& part : parts_) writers.push_back(part.name);
     Status s = options().dedup_of_all_writers ? (writers.clear(), list_writers(&writers)) : Status::ok();
     bool stop = false;
     for (std::size_t i = 0; s.is_ok() && !stop && i < writers.size(); ++i)
@@ -1280,14 +1465,19 @@ class DynamoDbStore final : public StateStore {
     std::vector<json::object> deletes;
     for (const auto& [pk, sk] : keys) deletes.push_back(delete_request(key_of(pk, sk)));
     if (!(s = batch_write(deletes)).is_ok() || !(s = put_layout()).is_ok()) return s;
+    last_seq_ = 0;  // its marker went too: the next commit starts a new one
+    lease_ = 0;
     return register_writer();
   }
 
   DynamoDbClient client_;
   const WriterKeys self_;     // this process's writer
+  std::vector<WriterKeys> parts_;  // the backfill parts it continues from (find_backfill_parts)
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
   int64_t lease_ = 0;         // the lease its commits need on the marker (0: never took partitions)
+  int64_t gc_day_ = kNoDay;   // the forget bound of its last collection pass
+  bool gc_more_ = false;      // a collection pass is due (the bound moved, or one was cut short)
 };
 
 bool valid_endpoint(const std::string& url) {
@@ -1295,6 +1485,10 @@ bool valid_endpoint(const std::string& url) {
 }
 
 }  // namespace
+
+std::string backfill_part_writer(const std::string& writer, int part, int parts) {
+  return writer + std::string(kPartInfix) + std::to_string(part) + "-of-" + std::to_string(parts);
+}
 
 DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions o) {
   if (o.region.empty())

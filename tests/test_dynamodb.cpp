@@ -5,6 +5,7 @@
 #define BOOST_TEST_MODULE dynamodb
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -275,6 +276,145 @@ BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
   BOOST_TEST(item.at("as_of").at("S").as_string() == "2025-01-01T10:10:00Z");
   BOOST_TEST(item.at("last_event_time").at("S").as_string() == "2025-01-01T10:05:00Z");
   BOOST_TEST(!item.contains("score"));
+}
+
+// ------------------------------------------------------------ gone writers
+
+namespace {
+
+// A checkpoint of writer `store`: its clock, ids of `day`, and the forget bound of a clock
+// at `forget_day`.
+void checkpoint(StateStore& store, int64_t day, int64_t forget_day, std::vector<ConditionalPut> puts = {}) {
+  WriteSet w;
+  w.puts = std::move(puts);
+  w.meta = {{"clock", "at day " + std::to_string(day)}};
+  w.dedup = {DedupRecord{day, 1, 0, "ids of day " + std::to_string(day)}};
+  w.forget_dedup_before_day = forget_day;
+  Conflicts c;
+  Status s = store.commit(w, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST_REQUIRE(c.empty());
+}
+
+}  // namespace
+
+// Writers whose ids have all left the collector's horizon and that have not committed
+// for state.gc_idle are removed by the collector's checkpoints, a bounded number of
+// deletes each; a pending commit of theirs is applied first; a live writer keeps all its
+// rows; a collected writer that comes back commits nothing.
+BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
+  // "streamscore" stopped for good in a commit with a chunked log, after its commit point.
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "last");
+  BOOST_TEST_REQUIRE(!table_rows_of_writer(o, "streamscore").empty());
+  // "stalled" committed once and stays open; "live" has ids inside the collector's horizon.
+  DynamoDbOptions as = o;
+  as.writer = "stalled";
+  std::unique_ptr<StateStore> stalled = open_store_on(as);
+  checkpoint(*stalled, 20002, 19990, {put("CUSTOMER#S1", 0, "{}")});
+  as.writer = "live";
+  std::unique_ptr<StateStore> live = open_store_on(as);
+  checkpoint(*live, 20100, 20070);
+  const std::vector<std::string> live_rows = table_rows_of_writer(o, "live");
+
+  // A collector whose clock forgets the days before 20050, at 4 deletes per checkpoint.
+  as.writer = "collector";
+  as.gc_deletes_per_checkpoint = 4;
+  as.gc_idle_ms = 3'600'000;  // none of them has been idle for an hour: nothing is gone yet
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  checkpoint(*open_store_on(as), 20100, 20050);
+  BOOST_TEST(as.metrics->gc_deleted.load() == 0u);
+
+  as.gc_idle_ms = 0;  // a restart of the collector, which counts every quiet writer as idle
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_deleted.load() == 4u);  // the budget of one checkpoint
+  for (int i = 0; i < 20 && as.metrics->gc_writers.load() < 2; ++i) checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 2u);
+
+  // The pending commit was applied before its writer was removed.
+  ItemRecord item;
+  BOOST_TEST_REQUIRE(collector->get("CUSTOMER#C1001", &item).is_ok());
+  BOOST_TEST(item.version == 2);
+  BOOST_TEST(item.item_json.find("\"last\"") != std::string::npos, item.item_json);
+  BOOST_TEST(table_rows_of_writer(o, "streamscore").empty());
+  BOOST_TEST(table_rows_of_writer(o, "stalled").empty());
+  BOOST_TEST(table_rows_of_writer(o, "live") == live_rows);
+  checkpoint(*live, 20101, 20070);  // and it goes on
+
+  // The stalled writer wakes: its commit is refused, nothing of it lands.
+  WriteSet late;
+  late.puts = {put("CUSTOMER#S2", 0, "{}"), put("CUSTOMER#S1", 1, "{}")};
+  late.meta = {{"clock", "late"}};
+  Conflicts c;
+  Status s = stalled->commit(late, &c);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("'stalled' was removed from table") != std::string::npos, s.to_string());
+  BOOST_TEST(collector->get("CUSTOMER#S2", &item).is_not_found());
+  BOOST_TEST(table_rows_of_writer(o, "stalled").empty());
+}
+
+// A gone writer whose pending commit cannot be finished (a log chunk lost) keeps its rows,
+// is counted as a failure, and does not keep the writers after it from being collected.
+BOOST_AUTO_TEST_CASE(a_damaged_gone_writer_does_not_stop_the_collection) {
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "lost");
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  boost::json::object reply;
+  BOOST_TEST_REQUIRE(client.call("Query",
+                                 {{"TableName", o.table},
+                                  {"KeyConditionExpression", "PK = :p"},
+                                  {"ExpressionAttributeValues", {{":p", {{"S", "LOG#streamscore#0"}}}}}},
+                                 &reply).is_ok());
+  BOOST_TEST_REQUIRE(!reply.at("Items").as_array().empty());
+  for (const auto& item : reply.at("Items").as_array()) {
+    boost::json::object gone;
+    BOOST_TEST_REQUIRE(client.call("DeleteItem",
+                                   {{"TableName", o.table},
+                                    {"Key", {{"PK", item.at("PK")}, {"SK", item.at("SK")}}}},
+                                   &gone).is_ok());
+  }
+  DynamoDbOptions as = o;
+  as.writer = "zgone";  // listed after "streamscore"
+  checkpoint(*open_store_on(as), 20002, 19990);
+
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  BOOST_TEST(as.metrics->gc_failures.load() == 1u);
+  BOOST_TEST(table_rows_of_writer(o, "zgone").empty());
+  BOOST_TEST(!table_rows_of_writer(o, "streamscore").empty());
+}
+
+// A member of a group found gone is fenced when it wakes, and once it has taken its
+// partitions again (as a fenced daemon rejoining does) commits on a fresh marker.
+BOOST_AUTO_TEST_CASE(a_collected_group_member_is_fenced_and_rejoins) {
+  DynamoDbOptions as = g_dynalite->fresh_table();
+  as.writer = "member";
+  std::unique_ptr<StateStore> member = open_store_on(as);
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  checkpoint(*member, 20002, 19990);
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  checkpoint(*open_store_on(as), 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  BOOST_TEST(table_rows_of_writer(as, "member").empty());
+
+  WriteSet late;
+  late.puts = {put("CUSTOMER#M1", 0, "{}"), put("CUSTOMER#M2", 0, "{}")};
+  Conflicts c;
+  Status s = member->commit(late, &c);
+  BOOST_TEST(s.is_fenced(), s.to_string());
+  ItemRecord item;
+  BOOST_TEST(member->get("CUSTOMER#M1", &item).is_not_found());
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  checkpoint(*member, 20101, 20070, {put("CUSTOMER#M1", 0, "{}")});
+  BOOST_TEST(member->get("CUSTOMER#M1", &item).is_ok());
 }
 
 // ------------------------------------------------------------ throttling

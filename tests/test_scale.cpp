@@ -63,6 +63,7 @@ struct Fixture {
   Dynalite dynalite;
   std::unique_ptr<MockKafkaCluster> cluster;
   DynamoDbOptions table = dynalite.fresh_table();
+  std::string group = "group";  // the consumer group of the members start() starts
   int partitions;
 
   explicit Fixture(int topic_partitions = kPartitions) : partitions(topic_partitions) {
@@ -83,7 +84,7 @@ struct Fixture {
     const std::string files = name.empty() ? writer : name;
     std::vector<std::string> args = {
         "run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + cluster->bootstrap_servers(),
-        "--set", "source.exit_at_end=false", "--set", "source.group_id=group", "--set", "state.shared=true",
+        "--set", "source.exit_at_end=false", "--set", "source.group_id=" + group, "--set", "state.shared=true",
         "--set", "state.writer=" + writer, "--set", "dead_letter.path=" + (dir / (files + "-dl.jsonl")),
         "--set", "checkpoint.interval=" + interval, "--set", "engine.batch_size=1024", "--set", "http.port=0",
         "--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=500",
@@ -657,6 +658,126 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_in_parts_equals_one_backfill, Fixture) {
   BOOST_TEST(other.exit_code == 2);
   BOOST_TEST(other.err.find("already holds items of part 1/2") != std::string::npos, other.err);
   BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+}
+
+namespace {
+
+// The number after "name": in a --json summary (-1 when absent).
+long long summary_number(const std::string& summary, const std::string& name) {
+  const std::string key = "\"" + name + "\":";
+  const std::size_t at = summary.find(key);
+  return at == std::string::npos ? -1 : std::stoll(summary.substr(at + key.size()));
+}
+
+// Lines [from, to) of a file, into another.
+void copy_lines(const std::string& from_path, std::size_t from, std::size_t to, const std::string& out_path) {
+  std::ifstream in(from_path);
+  std::ofstream out(out_path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line); ++n)
+    if (n >= from && n < to) out << line << "\n";
+}
+
+}  // namespace
+
+// A `run` after a backfill in parts judges duplicates as after one backfill: the parts'
+// dedup ids and clock are the run's, whichever part wrote them (semantics.md, section 14).
+BOOST_FIXTURE_TEST_CASE(a_run_after_a_backfill_in_parts_judges_duplicates_as_after_one, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 200 --events 8000 --days 40 --dup-rate 0.02 --seed 43 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  // The run repeats the backfill's last 1,500 records and adds 3,000 new ones.
+  const std::string backfilled = dir / "backfilled.jsonl", later = dir / "later.jsonl";
+  copy_lines(log, 0, 5000, backfilled);
+  copy_lines(log, 3500, 8000, later);
+  auto table_sets = [](const DynamoDbOptions& t) {
+    return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
+  };
+  const std::string backfill = "backfill --events " + backfilled + " --slice 5d --dead-letter " + (dir / "bf-dl.jsonl");
+  auto run_later = [&](const DynamoDbOptions& t, const std::string& name) {
+    Result r = run_cli(dir, "run --json --set source.path=" + later + " --set dead_letter.path=" +
+                                (dir / (name + "-dl.jsonl")) + " --set http.enabled=false" + table_sets(t));
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return r.out;
+  };
+
+  const DynamoDbOptions single = dynalite.fresh_table();
+  BOOST_REQUIRE(run_cli(dir, backfill + table_sets(single)).exit_code == 0);
+  const std::string single_run = run_later(single, "single");
+  const std::string expected = run_cli(dir, "export" + table_sets(single)).out;
+  BOOST_REQUIRE(summary_number(single_run, "duplicates") >= 1500);
+
+  for (int part = 1; part <= 3; ++part) {
+    Result r = run_cli(dir, backfill + table_sets(table) + " --part " + std::to_string(part) + "/3");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  const std::string parts_run = run_later(table, "parts");
+  BOOST_TEST(summary_number(parts_run, "duplicates") == summary_number(single_run, "duplicates"), parts_run);
+  BOOST_TEST(summary_number(parts_run, "conflicting_duplicates") ==
+             summary_number(single_run, "conflicting_duplicates"));
+  BOOST_TEST(summary_number(parts_run, "accepted") == summary_number(single_run, "accepted"));
+  BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+
+  // The same input read by a daemon of a group (state.shared, Kafka) under the same writer
+  // name, on a table after one backfill and on one after the parts.
+  produce(cluster->bootstrap_servers(), kTopic, keyed_by_customer(lines_of_file(later)));
+  auto run_shared = [&](const std::string& name) {
+    group = name;
+    Member m = start("streamscore", "10m", "200ms", name);
+    settle({&m}, name);
+    const double duplicates = m.get("streamscore_events_duplicate_total");
+    stop(m, SIGTERM, true);
+    return std::make_pair(duplicates, run_cli(dir, "export" + table_sets(table)).out);
+  };
+  table = dynalite.fresh_table();
+  BOOST_REQUIRE(run_cli(dir, backfill + table_sets(table)).exit_code == 0);
+  const auto after_one = run_shared("shared-single");
+  table = dynalite.fresh_table();
+  for (const char* part : {"1/2", "2/2"})
+    BOOST_REQUIRE(run_cli(dir, backfill + table_sets(table) + " --part " + part).exit_code == 0);
+  const auto after_parts = run_shared("shared-parts");
+  BOOST_TEST(after_one.first >= 1500);
+  BOOST_TEST(after_parts.first == after_one.first);
+  BOOST_TEST(features_only(after_parts.second) == features_only(after_one.second));
+  BOOST_TEST(after_parts.second == after_one.second);
+}
+
+// A run's checkpoints remove its backfill parts' rows once its clock has moved their ids
+// past the horizon plus the lateness (state.gc_idle = 0s: a finished part is idle at once;
+// a budget for all of them in the run's few checkpoints); before that, they stay.
+BOOST_AUTO_TEST_CASE(a_run_collects_its_backfill_parts_once_their_ids_leave_the_horizon) {
+  TempDir dir("streamscore-scale-gc-");
+  Dynalite dynalite;
+  const DynamoDbOptions table = dynalite.fresh_table();
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 100 --events 7000 --days 70 --seed 44 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  // About 10 days backfilled, then 20 more days (the parts' ids still inside the
+  // horizon), then the rest (40 days: past it).
+  copy_lines(log, 0, 1000, dir / "backfilled.jsonl");
+  copy_lines(log, 1000, 3000, dir / "next.jsonl");
+  copy_lines(log, 3000, 7000, dir / "last.jsonl");
+  const std::string sets = " --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
+                           " --set state.table=" + table.table;
+  for (const char* part : {"1/2", "2/2"}) {
+    Result r = run_cli(dir, "backfill --events " + (dir / "backfilled.jsonl") + " --slice 5d --part " + part +
+                                " --dead-letter " + (dir / "bf-dl.jsonl") + sets);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  const std::vector<std::string> parts = {"streamscore.part-1-of-2", "streamscore.part-2-of-2"};
+  auto run_on = [&](const std::string& input) {
+    Result r = run_cli(dir, "run --set source.path=" + (dir / input) + " --set dead_letter.path=" +
+                                (dir / "run-dl.jsonl") + " --set http.enabled=false --set state.gc_idle=0s "
+                                "--set state.gc_deletes_per_checkpoint=100000" + sets);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return r.out;
+  };
+  run_on("next.jsonl");
+  for (const std::string& part : parts) BOOST_TEST(!table_rows_of_writer(table, part).empty(), part);
+  const std::string summary = run_on("last.jsonl");
+  for (const std::string& part : parts) BOOST_TEST(table_rows_of_writer(table, part).empty(), part);
+  BOOST_TEST(summary.find("dynamodb_gc_writers 2") != std::string::npos, summary);
+  BOOST_TEST(!table_rows_of_writer(table, "streamscore").empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_part_needs_a_shared_table_and_a_well_formed_k_of_p) {
