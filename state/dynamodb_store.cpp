@@ -403,7 +403,11 @@ class DynamoDbStore final : public StateStore {
             {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()},
             {"streamscore_dynamodb_fenced_total",
              "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
-             m.fenced.load()}};
+             m.fenced.load()},
+            {"streamscore_dynamodb_consumed_wcu_total", "Write capacity units DynamoDB reported consumed (failed conditions not included).",
+             m.consumed_wcu_milli.load() / 1000},
+            {"streamscore_dynamodb_consumed_rcu_total", "Read capacity units DynamoDB reported consumed.",
+             m.consumed_rcu_milli.load() / 1000}};
   }
 
  private:

@@ -25,6 +25,10 @@ struct DynamoDbMetrics {
   std::atomic<uint64_t> rebased{0};    // puts moved on top of a racing writer while applying a commit
   std::atomic<uint64_t> recovered{0};  // committed logs finished at open
   std::atomic<uint64_t> fenced{0};     // commits refused: another writer took over this one's partitions
+  // Capacity DynamoDB reports it consumed (ReturnConsumedCapacity = TOTAL on every data
+  // request), in thousandths of a unit: eventually consistent reads cost half a unit.
+  std::atomic<uint64_t> consumed_wcu_milli{0};
+  std::atomic<uint64_t> consumed_rcu_milli{0};
 };
 
 // Where a commit stops when a test asks it to (a simulated crash): after writing the log
