@@ -274,6 +274,74 @@ BOOST_AUTO_TEST_CASE(a_redo_over_rewritten_internal_data_is_refused_naming_the_i
   BOOST_TEST(read(*table, "CUSTOMER#C1000").version == 1);
 }
 
+namespace {
+
+// The previous redo-log format: 64-bit little-endian counts and lengths, every put whole.
+void put_le(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_le_str(std::string* out, const std::string& s) {
+  put_le(out, s.size());
+  out->append(s);
+}
+std::string previous_format_log(const ConditionalPut& p) {
+  std::string out;
+  put_le(&out, 1);
+  put_le_str(&out, p.record.pk);
+  put_le(&out, static_cast<uint64_t>(p.expected_version));
+  put_le(&out, static_cast<uint64_t>(p.record.version));
+  put_le_str(&out, p.record.item_json);
+  put_le_str(&out, p.record.internal);
+  put_le(&out, 0);  // meta
+  put_le(&out, 0);  // dedup
+  put_le(&out, static_cast<uint64_t>(kNoDay));
+  return out;
+}
+
+boost::json::object b64(const std::string& bytes) { return {{"B", base64_encode(bytes)}}; }
+
+}  // namespace
+
+// A table an older streamscore wrote: items with the public JSON and the internal data
+// as two attributes, and a pending commit in the uncompressed log format. Both are read
+// (the pending commit is finished at open); an item written again takes this format.
+BOOST_AUTO_TEST_CASE(a_table_of_the_previous_format_is_read_and_rewritten) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  open_store_on(o);  // the layout meta and the writer, as the older version wrote them too
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  auto raw_put = [&](boost::json::object item) {
+    boost::json::object reply;
+    BOOST_TEST_REQUIRE(client.call("PutItem", {{"TableName", o.table}, {"Item", std::move(item)}}, &reply).is_ok());
+  };
+  auto raw_get = [&](const std::string& pk) {
+    boost::json::object reply;
+    BOOST_TEST_REQUIRE(client.call("GetItem", {{"TableName", o.table}, {"Key", {{"PK", {{"S", pk}}}, {"SK", {{"S", "STATE"}}}}}},
+                                   &reply)
+                           .is_ok());
+    return reply.at("Item").as_object();
+  };
+  raw_put({{"PK", {{"S", "CUSTOMER#OLD1"}}}, {"SK", {{"S", "STATE"}}}, {"version", {{"N", "1"}}},
+           {"item_json", b64(engine_json("CUSTOMER#OLD1", "old", 1))}, {"state", b64("old buckets")}});
+  const ConditionalPut pending = put("CUSTOMER#OLD2", 0, engine_json("CUSTOMER#OLD2", "logged", 1), "logged buckets");
+  raw_put({{"PK", {{"S", "LOG#" + o.writer}}}, {"SK", {{"S", "commit"}}}, {"seq", {{"N", "5"}}},
+           {"pending", {{"BOOL", true}}}, {"chunks", {{"N", "0"}}}, {"inline", b64(previous_format_log(pending))}});
+
+  auto store = reopen(&o);
+  BOOST_TEST(o.metrics->recovered.load() == 1u);
+  const ItemRecord old = read(*store, "CUSTOMER#OLD1");
+  BOOST_TEST(old.item_json == engine_json("CUSTOMER#OLD1", "old", 1));
+  BOOST_TEST(old.internal == "old buckets");
+  BOOST_TEST(read(*store, "CUSTOMER#OLD2").internal == "logged buckets");
+  BOOST_TEST(write(*store, {put("CUSTOMER#OLD1", 1, engine_json("CUSTOMER#OLD1", "new", 2), "new buckets")}).empty());
+  const boost::json::object rewritten = raw_get("CUSTOMER#OLD1");
+  BOOST_TEST(rewritten.contains("data"));
+  BOOST_TEST(!rewritten.contains("item_json"));  // the public item is stored once
+  BOOST_TEST(!rewritten.contains("state"));
+  BOOST_TEST(read(*store, "CUSTOMER#OLD1").internal == "new buckets");
+}
+
 // Items over DynamoDB's 400 KB limit are refused before anything is written, naming the
 // customer.
 BOOST_AUTO_TEST_CASE(an_item_over_400_kb_is_refused_naming_the_customer) {
