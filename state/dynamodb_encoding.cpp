@@ -169,6 +169,8 @@ Status decode_redo_log(std::string_view bytes, RedoLog* log) {
 }
 
 Status rebuild_internal(const InternalDelta& delta, std::string_view base, std::string* internal) {
+  // A new item's delta was made against nothing: whatever was written there since.
+  if (delta.base == base_fingerprint({})) return zstd_decompress(delta.frame, {}, kMaxItemBytes, internal);
   if (base_fingerprint(base) != delta.base) return Status::conflict("the stored internal data is not the delta's base");
   return zstd_decompress(delta.frame, base, kMaxItemBytes, internal);
 }

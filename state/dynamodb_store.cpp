@@ -1068,7 +1068,10 @@ class DynamoDbStore final : public StateStore {
       if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
       if (!s.is_ok()) return s;
       WriteSet ws;
-      if (!(s = writes_of_log(w, marker, payload, static_cast<uint64_t>(seq), &ws)).is_ok()) return s;
+      s = writes_of_log(w, marker, payload, static_cast<uint64_t>(seq), &ws);
+      // The same: its owner finished it and went on writing its items meanwhile.
+      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      if (!s.is_ok()) return s;
       if (!(s = apply(w, ws, static_cast<uint64_t>(seq), commit_lease)).is_ok() ||
           !(s = finish(w, static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
         return s;

@@ -254,6 +254,24 @@ BOOST_AUTO_TEST_CASE(a_racer_between_check_and_apply_is_rebased) {
   BOOST_TEST(read(*reopened, "CUSTOMER#C1001").version == 2);
 }
 
+// A new customer's put logs its internal data whole: a racer that created the item
+// between the check and the crash does not stop the redo, which rebases the put on it.
+BOOST_AUTO_TEST_CASE(a_racer_creating_a_new_item_before_the_redo_is_rebased) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  DynamoDbOptions crashing = o;
+  crashing.test_stop_after = CommitStage::committed;
+  Conflicts c;
+  Status s = open_store_on(crashing)->commit(sample_writes(2, 0, 10, "engine"), &c);
+  BOOST_TEST(s.message().find("stopped by the test hook") != std::string::npos, s.to_string());
+  racer_writes(o, put("CUSTOMER#C1000", 0, engine_json("CUSTOMER#C1000", "racer", 1), "racer buckets"));
+  auto reopened = reopen(&o);
+  BOOST_TEST(o.metrics->rebased.load() == 1u);
+  const ItemRecord moved = read(*reopened, "CUSTOMER#C1000");
+  BOOST_TEST(moved.version == 2);
+  BOOST_TEST(moved.item_json == engine_json("CUSTOMER#C1000", "engine", 2));
+  BOOST_TEST(moved.internal == noise(10, 0));
+}
+
 // The redo log keeps each put's internal data as a delta against the item it replaces. A
 // racer that replaced that internal data between the check and a crash (another engine
 // writing a customer this writer owns) leaves a put that cannot be rebuilt: the open
