@@ -1108,14 +1108,14 @@ class DynamoDbStore final : public StateStore {
   // delta still applies and the put is rebased as usual.
   Status rebuild_puts(const WriterKeys& w, uint64_t seq, RedoLog* log) {
     std::vector<ConditionalPut>& puts = log->writes.puts;
-    std::vector<bool> applied(puts.size(), false);
+    std::vector<char> applied(puts.size(), 0);  // not vector<bool>: written from several threads
     Status s = parallel_for(puts.size(), options().parallel_requests, [&](std::size_t i) {
       json::object item;
       ItemRecord stored;
       int64_t stamp = 0;
       Status r = get_raw(puts[i].record.pk, kItemSk, &item);
       if (r.is_ok() && get_n(item, w.stamp, &stamp) && static_cast<uint64_t>(stamp) >= seq) {
-        applied[i] = true;
+        applied[i] = 1;
         return Status::ok();
       }
       if (r.is_ok()) r = decode_item(item, &stored);
@@ -1128,10 +1128,10 @@ class DynamoDbStore final : public StateStore {
       return r;
     });
     if (!s.is_ok()) return s;
-    std::size_t kept = 0;
+    std::vector<ConditionalPut> left;
     for (std::size_t i = 0; i < puts.size(); ++i)
-      if (!applied[i] && kept++ != i) puts[kept - 1] = std::move(puts[i]);
-    puts.resize(kept);
+      if (!applied[i]) left.push_back(std::move(puts[i]));
+    puts = std::move(left);
     return Status::ok();
   }
 
