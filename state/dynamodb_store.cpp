@@ -1,14 +1,17 @@
 // DynamoDB StateStore. Table layout (PK and SK are strings):
-//   PK "CUSTOMER#<id>", SK "STATE"  one item per customer: version (N), item_json (B: the
-//                                    public item verbatim, what export prints), state (B:
-//                                    internal data), the contract's attributes projected from
-//                                    item_json (features M of N, last_event_time, as_of,
-//                                    score, model_version), and "w#<writer>" (N): the last
-//                                    redo-log sequence of that writer applied to the item
+//   PK "CUSTOMER#<id>", SK "STATE"  one item per customer: version (N), data (B: zstd of the
+//                                    public item verbatim, what export prints, and the
+//                                    internal data; tables of the previous format have
+//                                    item_json and state instead), the contract's attributes
+//                                    projected from the public item (features M of N,
+//                                    last_event_time, as_of, score, model_version), and
+//                                    "w#<writer>" (N): the last redo-log sequence of that
+//                                    writer applied to the item
 //   PK "META",  SK hex(key)           value (B)
 //   PK "DEDUP", SK hex(record key)#chunk  data (B), n (N: chunks of the record)
 //   PK "LOG#<writer>", SK "commit"    the commit marker: seq, pending, chunks, inline payload,
-//                                    lease (the writer's, 0 once fenced), commit_lease
+//                                    format (2: compressed, deltas), lease (the writer's, 0
+//                                    once fenced), commit_lease
 //   PK "OWNERS", SK "partition.<topic>.<p>"  writer, lease: who holds a shared table's partition
 //   PK "OWNERS", SK "lease"           n: the last lease handed out
 //   PK "LOG#<writer>#<i mod 16>", SK "chunk#<seq>#<i>"  the redo log of one commit, in chunks
@@ -29,6 +32,7 @@
 
 #include "state/dynamodb_client.hpp"
 #include "state/dynamodb_gc.hpp"
+#include "state/dynamodb_encoding.hpp"
 
 namespace streamscore {
 
@@ -53,6 +57,10 @@ constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well 
 constexpr std::size_t kBatchWrite = 25;           // BatchWriteItem's limit
 constexpr std::size_t kBatchGet = 100;            // BatchGetItem's limit
 constexpr int kMaxRebases = 100;
+// The redo log's format (marker attribute `format`): 2 is compressed, with each item's
+// internal data as a delta against the version it replaces; markers without it are of
+// the previous format (the whole write set, uncompressed), which recovery still reads.
+constexpr int64_t kLogFormat = 2;
 // A redo log's chunks go round-robin to this many partition keys: one partition key takes
 // at most 1,000 WCU/s (about 1 MB/s), so one key would cap a writer's log at that.
 constexpr std::size_t kLogPartitions = 16;
@@ -194,20 +202,14 @@ void project_item(const std::string& item_json, json::object* set, std::vector<s
 }
 
 // An upper bound of the stored item's size as DynamoDB counts it (names + values): the
-// projection repeats at most the public item's bytes.
+// projection repeats at most the public item's bytes, and zstd grows incompressible
+// data by at most 1/128 plus a header.
 std::size_t item_size_bound(const ItemRecord& r, std::size_t writer_len) {
-  return r.pk.size() + 2 * r.item_json.size() + r.internal.size() + writer_len + 512;
+  const std::size_t data = r.item_json.size() + r.internal.size();
+  return r.pk.size() + r.item_json.size() + data + data / 128 + writer_len + 512;
 }
 
 // ---------------------------------------------------------------- payload encoding
-
-void put_u64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put_str(std::string* out, std::string_view s) {
-  put_u64(out, s.size());
-  out->append(s);
-}
 
 struct Reader {
   std::string_view in;
@@ -228,31 +230,8 @@ struct Reader {
   }
 };
 
-// The redo log's content: a checked write set, one put per PK.
-std::string encode_writes(const WriteSet& w) {
-  std::string out;
-  put_u64(&out, w.puts.size());
-  for (const ConditionalPut& p : w.puts) {
-    put_str(&out, p.record.pk);
-    put_u64(&out, static_cast<uint64_t>(p.expected_version));
-    put_u64(&out, static_cast<uint64_t>(p.record.version));
-    put_str(&out, p.record.item_json);
-    put_str(&out, p.record.internal);
-  }
-  put_u64(&out, w.meta.size());
-  for (const MetaPut& m : w.meta) {
-    put_str(&out, m.key);
-    put_str(&out, m.value);
-  }
-  put_u64(&out, w.dedup.size());
-  for (const DedupRecord& r : w.dedup) {
-    put_str(&out, dedup_record_key(r));
-    put_str(&out, r.data);
-  }
-  put_u64(&out, static_cast<uint64_t>(w.forget_dedup_before_day));
-  return out;
-}
-
+// The redo log of the previous format (markers without `format`): the checked write set,
+// uncompressed, each put in full. Read to finish a commit an older streamscore left.
 bool decode_writes(std::string_view bytes, WriteSet* w) {
   Reader r{bytes};
   *w = WriteSet{};
@@ -420,7 +399,11 @@ class DynamoDbStore final : public StateStore, private GcTable {
             {"streamscore_dynamodb_gc_writers_total", "Gone writers removed entirely (WRITERS entry and commit marker).",
              m.gc_writers.load()},
             {"streamscore_dynamodb_gc_failures_total", "Collection passes that failed (continued at the next checkpoint).",
-             m.gc_failures.load()}};
+             m.gc_failures.load()},
+            {"streamscore_dynamodb_consumed_wcu_total", "Write capacity units DynamoDB reported consumed (failed conditions not included).",
+             m.consumed_wcu_milli.load() / 1000},
+            {"streamscore_dynamodb_consumed_rcu_total", "Read capacity units DynamoDB reported consumed.",
+             m.consumed_rcu_milli.load() / 1000}};
   }
 
  private:
@@ -462,12 +445,19 @@ class DynamoDbStore final : public StateStore, private GcTable {
     return Status::ok();
   }
 
+  // Items of this format keep the public item and the internal data in `data`; those of
+  // the previous one in `item_json` and `state` (rewritten in this format when written).
   Status decode_item(const json::object& item, ItemRecord* out) {
     if (!get_s(item, "PK", &out->pk)) return Status::corruption("DynamoDB item without a string PK");
-    if (!get_n(item, "version", &out->version) || out->version < 0 ||
-        !get_b(item, "item_json", &out->item_json) || !get_b(item, "state", &out->internal))
+    const bool has_version = get_n(item, "version", &out->version) && out->version >= 0;
+    std::string data;
+    if (has_version && get_b(item, "data", &data)) {
+      Status s = decode_item_data(data, kItemLimit, &out->item_json, &out->internal);
+      return s.is_ok() ? s : Status::corruption("DynamoDB item '" + printable(out->pk) + "': " + s.message());
+    }
+    if (!has_version || !get_b(item, "item_json", &out->item_json) || !get_b(item, "state", &out->internal))
       return Status::corruption("DynamoDB item '" + printable(out->pk) +
-                                "' is malformed: needs version (N >= 0), item_json (B) and state (B)");
+                                "' is malformed: needs version (N >= 0) and data (B), or item_json (B) and state (B)");
     return Status::ok();
   }
 
@@ -645,30 +635,35 @@ class DynamoDbStore final : public StateStore, private GcTable {
     return Status::ok();
   }
 
-  // Stored versions of the distinct PKs of `puts` (0 = absent), one consistent read each.
-  Status read_versions(const std::vector<ConditionalPut>& puts, std::map<std::string, int64_t>* versions) {
-    for (const ConditionalPut& p : puts) versions->emplace(p.record.pk, 0);
+  // The stored items of the distinct PKs of `puts` (absent: version 0, no internal data),
+  // one consistent read each. Whole items: DynamoDB bills a read by the item's size, not
+  // by what it returns, and the redo log needs their internal data (the deltas' bases).
+  Status read_stored(const std::vector<ConditionalPut>& puts, std::map<std::string, ItemRecord>* stored) {
+    for (const ConditionalPut& p : puts) (*stored)[p.record.pk].pk = p.record.pk;
     std::vector<json::object> keys;
-    for (const auto& kv : *versions) keys.push_back(key_of(kv.first, kItemSk));
+    for (const auto& kv : *stored) keys.push_back(key_of(kv.first, kItemSk));
     std::mutex mu;
-    bool bad = false;
-    Status s = batch_get(keys, "#pk, #v", [&](json::object& item) {
-      std::string pk;
-      int64_t v = 0;
+    Status bad;
+    Status s = batch_get(keys, nullptr, [&](json::object& item) {
+      ItemRecord r;
+      Status d = decode_item(item, &r);
       std::lock_guard<std::mutex> lock(mu);
-      if (!get_s(item, "PK", &pk) || !get_n(item, "version", &v)) bad = true;
-      else (*versions)[pk] = v;
+      if (!d.is_ok()) bad = d;
+      else (*stored)[r.pk] = std::move(r);
     });
-    if (s.is_ok() && bad) return Status::corruption("DynamoDB item without a PK or a numeric version");
-    return s;
+    return s.is_ok() ? bad : s;
   }
 
   // The sequential check of StateStore::commit; also collapses the puts to one per PK
-  // (expected: the first put's, record: the last put's).
-  Status check(const WriteSet& writes, std::vector<std::size_t>* conflicts, WriteSet* checked) {
-    std::map<std::string, int64_t> versions;
-    Status s = read_versions(writes.puts, &versions);
+  // (expected: the first put's, record: the last put's). `bases`: the stored internal data
+  // each checked put replaces.
+  Status check(const WriteSet& writes, std::vector<std::size_t>* conflicts, WriteSet* checked,
+               std::vector<std::string>* bases) {
+    std::map<std::string, ItemRecord> stored;
+    Status s = read_stored(writes.puts, &stored);
     if (!s.is_ok()) return s;
+    std::map<std::string, int64_t> versions;
+    for (const auto& [pk, record] : stored) versions[pk] = record.version;
     std::map<std::string, std::size_t> index;  // pk -> position in checked->puts
     for (std::size_t i = 0; i < writes.puts.size(); ++i) {
       const ConditionalPut& p = writes.puts[i];
@@ -679,8 +674,12 @@ class DynamoDbStore final : public StateStore, private GcTable {
       }
       current = p.record.version;
       auto [it, fresh] = index.emplace(p.record.pk, checked->puts.size());
-      if (fresh) checked->puts.push_back(p);
-      else checked->puts[it->second].record = p.record;
+      if (fresh) {
+        checked->puts.push_back(p);
+        bases->push_back(std::move(stored[p.record.pk].internal));
+      } else {
+        checked->puts[it->second].record = p.record;
+      }
     }
     // One BatchWriteItem may not name a key twice: the last value of a meta key wins.
     std::map<std::string, std::size_t> meta_at;
@@ -706,15 +705,16 @@ class DynamoDbStore final : public StateStore, private GcTable {
         writes.forget_dedup_before_day == kNoDay)
       return put_alone(writes.puts[0], conflicts);
     WriteSet checked;
+    std::vector<std::string> bases;
     if (options().bulk_load) {  // the shards of a rebuild flush disjoint customers in parallel
-      if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
+      if (!(s = check(writes, conflicts, &checked, &bases)).is_ok() || !conflicts->empty()) return s;
       return apply(self_, checked, 0, 0);
     }
     // One commit at a time: one log sequence per writer, and a commit checks against
     // what the previous one of this process applied.
     std::lock_guard<std::mutex> lock(commit_mu_);
-    if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
-    if ((s = commit_logged(checked)).is_ok()) collect_garbage(checked.forget_dedup_before_day);
+    if (!(s = check(writes, conflicts, &checked, &bases)).is_ok() || !conflicts->empty()) return s;
+    if ((s = commit_logged(checked, bases)).is_ok()) collect_garbage(checked.forget_dedup_before_day);
     return s;
   }
 
@@ -732,10 +732,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
   // expected version and, for a redo-log sequence `seq` > 0, on not being applied yet.
   json::object update_request(const WriterKeys& w, const ConditionalPut& put, uint64_t seq) {
     const ItemRecord& r = put.record;
-    json::object set{{"version", attr_n(r.version)},
-                     {"item_json", attr_b(r.item_json)},
-                     {"state", attr_b(r.internal)}};
-    std::vector<std::string> absent;
+    json::object set{{"version", attr_n(r.version)}, {"data", attr_b(encode_item_data(r.item_json, r.internal))}};
+    std::vector<std::string> absent{"item_json", "state"};  // the previous format's copies
     project_item(r.item_json, &set, &absent);
     json::object names{{"#v", "version"}};
     json::object values{{":e", attr_n(put.expected_version)}};
@@ -898,9 +896,9 @@ class DynamoDbStore final : public StateStore, private GcTable {
                                                                : "applying"));
   }
 
-  Status commit_logged(const WriteSet& checked) {
+  Status commit_logged(const WriteSet& checked, const std::vector<std::string>& bases) {
     const uint64_t seq = next_sequence();
-    const std::string payload = encode_writes(checked);
+    const std::string payload = encode_redo_log(checked, bases);
     const bool inline_payload = payload.size() <= kChunkBytes;
     const std::vector<std::string_view> chunks = split(payload, kChunkBytes);
     // (1) the log, unless the marker can carry it
@@ -918,14 +916,15 @@ class DynamoDbStore final : public StateStore, private GcTable {
     // (2) the commit point: the marker, only over the last marker this process knows of,
     // and only while it still carries this writer's lease (not fenced)
     json::object names{{"#s", "seq"}, {"#p", "pending"}, {"#c", "chunks"}, {"#i", "inline"}, {"#l", "lease"},
-                       {"#cl", "commit_lease"}, {"#gc", "gc"}};
+                       {"#cl", "commit_lease"}, {"#gc", "gc"}, {"#f", "format"}};
     json::object values{{":seq", attr_n(static_cast<int64_t>(seq))},
+                        {":f", attr_n(kLogFormat)},
                         {":yes", {{"BOOL", true}}},
                         {":c", attr_n(inline_payload ? 0 : static_cast<int64_t>(chunks.size()))},
                         {":cl", attr_n(lease_)},
                         {":prev", attr_n(static_cast<int64_t>(last_seq_))},
                         {":no", {{"BOOL", false}}}};
-    std::string update = "SET #s = :seq, #p = :yes, #c = :c, #cl = :cl";
+    std::string update = "SET #s = :seq, #p = :yes, #c = :c, #cl = :cl, #f = :f";
     if (inline_payload) {
       update += ", #i = :i";
       values[":i"] = attr_b(payload);
@@ -1241,14 +1240,71 @@ class DynamoDbStore final : public StateStore, private GcTable {
       if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
       if (!s.is_ok()) return s;
       WriteSet ws;
-      if (!decode_writes(payload, &ws))
-        return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + w.name + "' does not decode");
+      s = writes_of_log(w, marker, payload, static_cast<uint64_t>(seq), &ws);
+      // The same: its owner finished it and went on writing its items meanwhile.
+      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      if (!s.is_ok()) return s;
       if (!(s = apply(w, ws, static_cast<uint64_t>(seq), commit_lease)).is_ok() ||
           !(s = finish(w, static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
         return s;
       metrics().recovered.fetch_add(1, std::memory_order_relaxed);
     }
     return own ? sweep_log() : Status::ok();
+  }
+
+  // The write set of writer `w`'s commit `seq`, whose log is `payload`, in the marker's
+  // format: the previous one holds every put in full; this one the deltas of the internal
+  // data, rebuilt here against the stored items.
+  Status writes_of_log(const WriterKeys& w, const json::object& marker, const std::string& payload, uint64_t seq,
+                       WriteSet* writes) {
+    const std::string which = "redo log " + std::to_string(seq) + " of writer '" + w.name + "'";
+    int64_t format = 1;
+    get_n(marker, "format", &format);
+    if (format == 1)
+      return decode_writes(payload, writes) ? Status::ok() : Status::corruption(which + " does not decode");
+    if (format != kLogFormat)
+      return Status::corruption(which + " has format " + std::to_string(format) +
+                                ", written by a newer streamscore: finish it with that version");
+    RedoLog log;
+    Status s = decode_redo_log(payload, &log);
+    if (!s.is_ok()) return Status::corruption(which + ": " + s.message());
+    if (!(s = rebuild_puts(w, seq, &log)).is_ok()) return Status::corruption(which + ": " + s.message());
+    *writes = std::move(log.writes);
+    return Status::ok();
+  }
+
+  // Each logged put's internal data out of its delta and the item it replaces, as stored
+  // now. Puts this commit already applied (stamped) are dropped: their base is gone, and
+  // the apply would skip them anyway. An item another writer wrote since the check keeps
+  // its internal data when that writer only changed the public item (a re-score), so the
+  // delta still applies and the put is rebased as usual.
+  Status rebuild_puts(const WriterKeys& w, uint64_t seq, RedoLog* log) {
+    std::vector<ConditionalPut>& puts = log->writes.puts;
+    std::vector<char> applied(puts.size(), 0);  // not vector<bool>: written from several threads
+    Status s = parallel_for(puts.size(), options().parallel_requests, [&](std::size_t i) {
+      json::object item;
+      ItemRecord stored;
+      int64_t stamp = 0;
+      Status r = get_raw(puts[i].record.pk, kItemSk, &item);
+      if (r.is_ok() && get_n(item, w.stamp, &stamp) && static_cast<uint64_t>(stamp) >= seq) {
+        applied[i] = 1;
+        return Status::ok();
+      }
+      if (r.is_ok()) r = decode_item(item, &stored);
+      if (!r.is_ok() && !r.is_not_found()) return r;
+      r = rebuild_internal(log->deltas[i], stored.internal, &puts[i].record.internal);
+      if (r.is_conflict())
+        return Status::corruption("item '" + printable(puts[i].record.pk) +
+                                  "' was rewritten with other internal data by another writer before this commit "
+                                  "was applied; its put cannot be rebuilt (rebuild the table with `streamscore replay`)");
+      return r;
+    });
+    if (!s.is_ok()) return s;
+    std::vector<ConditionalPut> left;
+    for (std::size_t i = 0; i < puts.size(); ++i)
+      if (!applied[i]) left.push_back(std::move(puts[i]));
+    puts = std::move(left);
+    return Status::ok();
   }
 
   // Whether writer `w`'s marker is no longer commit `seq` pending (its owner went on).

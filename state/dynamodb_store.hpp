@@ -29,6 +29,10 @@ struct DynamoDbMetrics {
   std::atomic<uint64_t> gc_deleted{0};  // items of gone writers removed (dedup, meta, log chunks)
   std::atomic<uint64_t> gc_writers{0};  // gone writers removed entirely (their WRITERS entry and marker)
   std::atomic<uint64_t> gc_failures{0}; // collection passes that failed (retried at the next checkpoint)
+  // Capacity DynamoDB reports it consumed (ReturnConsumedCapacity = TOTAL on every data
+  // request), in thousandths of a unit: eventually consistent reads cost half a unit.
+  std::atomic<uint64_t> consumed_wcu_milli{0};
+  std::atomic<uint64_t> consumed_rcu_milli{0};
 };
 
 // Where a commit stops when a test asks it to (a simulated crash): after writing the log

@@ -14,13 +14,51 @@ namespace streamscore {
 
 namespace {
 
-// 2: buckets only; the dedup ids live in dedup records (format 1 carried them inline).
-constexpr uint8_t kInternalFormat = 2;
+// 3: a bucket's latest event in units of its own precision (see put_latest). 2 kept it in
+// nanoseconds and is still read; the dedup ids live in dedup records (format 1 carried
+// them inline).
+constexpr uint8_t kInternalFormat = 3;
+constexpr uint8_t kPreviousInternalFormat = 2;
 
 int64_t day_of(int64_t ns) { return ns >= 0 ? ns / kDayNanos : -((-ns + kDayNanos - 1) / kDayNanos); }
 constexpr std::size_t kPutChunk = 4096;
 
 EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
+
+// The latest event's offset in its window counted in units of its precision (10^(9 -
+// digits) ns), with the digits in the low 4 bits: whole seconds take 2 bytes instead of
+// the 6 of nanoseconds, and DynamoDB bills an item by the KB. A time finer than its
+// digits (never parsed, but kept exactly) is written in nanoseconds, marked 15, then its
+// digits.
+constexpr uint8_t kNanosMark = 15;
+
+int64_t precision_unit(uint8_t digits) {
+  int64_t unit = 1;
+  for (int i = digits; i < 9; ++i) unit *= 10;
+  return unit;
+}
+
+void put_latest(std::string& out, uint64_t offset_ns, uint8_t digits) {
+  const uint64_t unit = static_cast<uint64_t>(precision_unit(digits));
+  if (digits <= 9 && offset_ns % unit == 0) {
+    put_varint(out, (offset_ns / unit) << 4 | digits);
+    return;
+  }
+  put_varint(out, offset_ns << 4 | kNanosMark);
+  out.push_back(static_cast<char>(digits));
+}
+
+bool read_latest(Decoder& d, uint64_t* offset_ns, uint8_t* digits) {
+  uint64_t v = 0;
+  if (!d.varint(&v)) return false;
+  *digits = static_cast<uint8_t>(v & 0xf);
+  if (*digits == kNanosMark) {
+    *offset_ns = v >> 4;
+    return d.byte(digits);
+  }
+  *offset_ns = (v >> 4) * static_cast<uint64_t>(precision_unit(*digits));
+  return *digits <= 9;
+}
 
 void fold_time(CustomerState& c, EventTime t) {
   if (!c.has_entered || c.last_entered < t) c.last_entered = t;
@@ -322,8 +360,7 @@ void ShardState::encode_internal(const CustomerState& c, std::string* out) const
     previous = b.window;
     put_varint(*out, b.count);
     put_varint(*out, static_cast<uint64_t>(b.cents));
-    put_varint(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos));
-    out->push_back(static_cast<char>(b.max_digits));
+    put_latest(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos), b.max_digits);
   }
 }
 
@@ -494,9 +531,10 @@ Status ShardState::load(const ItemRecord& record) {
   if (record.pk.compare(0, kPrefix.size(), kPrefix) != 0) return bad("has a PK without CUSTOMER#");
   Decoder d(record.internal);
   uint8_t format = 0;
-  if (!d.byte(&format) || format != kInternalFormat)
+  if (!d.byte(&format) || (format != kInternalFormat && format != kPreviousInternalFormat))
     return Status::corruption("item " + record.pk + ": unknown internal format " +
-                              std::to_string(format) + " (this build reads format " +
+                              std::to_string(format) + " (this build reads formats " +
+                              std::to_string(kPreviousInternalFormat) + " and " +
                               std::to_string(kInternalFormat) + ")");
   const std::string id(customer_id_of_pk(record.pk));
   const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
@@ -516,12 +554,15 @@ Status ShardState::load(const ItemRecord& record) {
   c.last_entered.frac_digits = digits;
   ok = ok && d.varint(&n);
   if (!ok) return bad("is truncated");
+  auto read_bucket_latest = [&](uint64_t* offset, uint8_t* latest_digits) {
+    return format == kPreviousInternalFormat ? d.varint(offset) && d.byte(latest_digits)
+                                             : read_latest(d, offset, latest_digits);
+  };
   int64_t window = 0;
   for (uint64_t i = 0; i < n; ++i) {
     int64_t delta = 0;
     uint64_t count = 0, cents = 0, offset = 0;
-    if (!(d.signed_varint(&delta) && d.varint(&count) && d.varint(&cents) && d.varint(&offset) &&
-          d.byte(&digits)))
+    if (!(d.signed_varint(&delta) && d.varint(&count) && d.varint(&cents) && read_bucket_latest(&offset, &digits)))
       return bad("has a truncated bucket");
     window += delta;
     Bucket b{window, static_cast<int64_t>(cents),
