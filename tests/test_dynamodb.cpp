@@ -534,6 +534,7 @@ BOOST_AUTO_TEST_CASE(a_collected_group_member_is_fenced_and_rejoins) {
   BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
   checkpoint(*member, 20101, 20070, {put("CUSTOMER#M1", 0, "{}")});
   BOOST_TEST(member->get("CUSTOMER#M1", &item).is_ok());
+}
 
 // ------------------------------------------------------------ what a checkpoint costs
 
