@@ -306,7 +306,13 @@ caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
         f.has_tick = self->state.clock->final_tick(&f.mark, &f.ticks_emitted);
         return f;
       },
-      [=](clock_atom) -> ClockSnapshot { return self->state.clock->snapshot(); },
+      [=](clock_atom) -> ClockSnapshots { return self->state.clock->snapshots(); },
+      // A shared table's new assignment: the clocks of the partitions taken over.
+      [=](clock_atom, const ClockSnapshots& clocks) {
+        self->state.clock->restore(clocks);
+        publish_clock(*self->state.clock, *self->state.metrics);
+        return true;
+      },
   };
 }
 

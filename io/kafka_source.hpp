@@ -76,6 +76,8 @@ constexpr const char* kMetaKafkaSource = "source.kafka";
 std::string encode_kafka_position(const std::string& topic, const KafkaOffsets& offsets);
 // Shared table: the next offset of one partition, a table meta key (is_table_meta).
 std::string partition_offset_key(const std::string& topic, int32_t partition);
+// Shared table: the window clock of one partition, committed with its offset.
+std::string partition_clock_key(const std::string& topic, int32_t partition);
 // Offsets of another topic are not ours: `offsets` stays empty then.
 Status decode_kafka_position(const std::string& value, const std::string& topic, KafkaOffsets* offsets);
 
