@@ -104,7 +104,7 @@ class ShardState {
   void apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks);
   void apply_event(ParsedEvent& event);
   // Moves the customers of clock `clock` (every clock: kEveryClock) to `tick`.
-  void advance_to(int64_t tick, int32_t clock = kEveryClock);
+  void advance_to(int64_t tick, int32_t clock = kSingleClock);
 
   // Hands every changed customer's item (public JSON + internal data, as a put
   // conditional on the version the store holds) to `sink`, then counts those as
