@@ -70,6 +70,7 @@ class EventClock {
   void restore(const ClockSnapshots& s) { clocks_ = s; }
   void restore(const ClockSnapshot& s) { clocks_ = {{kSingleClock, s}}; }
   int64_t watermark_ns() const { return snapshot().max_event_ns - lateness_ns_; }
+  int64_t lateness_ns() const { return lateness_ns_; }
 
  private:
   bool expired(const ClockSnapshot& clock, int64_t time_ns) const;

@@ -282,6 +282,10 @@ struct ClockActorState {
 };
 
 void publish_clock(const EventClock& clock, EngineMetrics& m) {
+  std::map<int32_t, int64_t> partitions;
+  for (const auto& [id, c] : clock.snapshots())
+    if (id >= 0 && c.started) partitions[id] = c.max_event_ns - clock.lateness_ns();
+  m.set_partition_watermarks(std::move(partitions));
   const ClockSnapshot& snap = clock.snapshot();
   if (!snap.started) return;
   m.max_event_time_ns = snap.max_event_ns;

@@ -156,13 +156,7 @@ void ShardState::finish_loading() {
   loaded_schedule_.shrink_to_fit();
 }
 
-ShardState::TickClock& ShardState::clock_of(int32_t clock) {
-  if (clock != last_clock_id_ || last_clock_ == nullptr) {
-    last_clock_ = &clocks_[clock];  // map nodes stay where they are
-    last_clock_id_ = clock;
-  }
-  return *last_clock_;
-}
+ShardState::TickClock& ShardState::clock_of(int32_t clock) { return clocks_[clock]; }
 
 int64_t ShardState::current_tick(int32_t clock) const {
   const auto it = clocks_.find(clock);

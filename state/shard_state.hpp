@@ -181,9 +181,7 @@ class ShardState {
   // Open-addressing index by customer hash: slot + 1, 0 = empty. Cheaper than a
   // string-keyed map on the hottest path (one lookup per event).
   std::vector<uint32_t> index_ = std::vector<uint32_t>(1024, 0);
-  std::map<int32_t, TickClock> clocks_;  // by partition
-  int32_t last_clock_id_ = kEveryClock;    // the clock_of() cache: most events share one
-  TickClock* last_clock_ = nullptr;
+  std::map<int32_t, TickClock> clocks_;  // by partition: a few, so a lookup per event is cheap
   std::vector<std::pair<int64_t, uint32_t>> loaded_schedule_;  // (tick, slot) until finish_loading
   static constexpr uint32_t kNoSlot = std::numeric_limits<uint32_t>::max();
   uint32_t last_loaded_slot_ = kNoSlot;

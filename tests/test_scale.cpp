@@ -289,6 +289,12 @@ GroupExports run_group(Fixture& f, const std::string& lateness) {
       wait_for([&] { return b.get("streamscore_events_read_total") >= b_read + static_cast<double>(last.size()); }, 60),
       log_of(b));
   settle({&b}, "closing records");
+  // b holds every partition's clock now, each moved by its own closing record.
+  const double closing = 1736298000;  // 2025-01-08T01:00:00Z
+  for (int p = 0; p < kPartitions; ++p)
+    BOOST_TEST(b.get("streamscore_partition_watermark_seconds{partition=\"" + std::to_string(p) + "\"}") >=
+                   closing - 4 * 86400,
+               "partition " << p);
   stop(b, SIGTERM, true);
 
   // The same records through `replay`, in file order (the closing ones last).
