@@ -153,6 +153,7 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
 struct LoadFilters {
   CustomerFilter items;
   CustomerFilter ids;
+  CustomerPartition partition_of;  // the clock of customers stored without one
 };
 
 // Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
@@ -167,7 +168,8 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
   Status inner;
   Status s = store->scan([&](const ItemRecord& record) {
     if (ShardState* shard = mine(customer_id_of_pk(record.pk), filters.items))
-      inner = shard->load(record);
+      inner = shard->load(record, filters.partition_of ? filters.partition_of(customer_id_of_pk(record.pk))
+                                                       : kSingleClock);
     return inner.is_ok();
   });
   if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
@@ -468,7 +470,8 @@ Status Engine::read_partition_clocks(const std::vector<int32_t>& partitions, Clo
   return Status::ok();
 }
 
-Status Engine::replace_customers(const CustomerFilter& owned, const std::vector<int32_t>& partitions) {
+Status Engine::replace_customers(const CustomerFilter& owned, const std::vector<int32_t>& partitions,
+                                 const CustomerPartition& partition_of) {
   Status s = drain();
   if (!s.is_ok()) return s;
   if (owned && !(s = store_->recover_other_writers()).is_ok()) return s;
@@ -484,7 +487,7 @@ Status Engine::replace_customers(const CustomerFilter& owned, const std::vector<
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
   if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads, clocks,
-                           {picked, picked}, &states)).is_ok())
+                           {picked, picked, partition_of}, &states)).is_ok())
     return s;
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
     (*self_)

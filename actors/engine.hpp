@@ -35,6 +35,8 @@ struct Cut;
 
 // Picks customers by id (a shared table's partitions, a partitioned backfill's part).
 using CustomerFilter = std::function<bool(std::string_view customer_id)>;
+// The Kafka partition of a customer (Kafka's default partitioner).
+using CustomerPartition = std::function<int32_t(std::string_view customer_id)>;
 
 struct EngineOptions {
   int shards = 8;
@@ -109,9 +111,11 @@ class Engine {
   // Drops every customer the shards hold and loads, from the store, those `owned` picks
   // (none when it is empty): a daemon of a group taking its partitions' customers after
   // a rebalance. The window clocks become those stored for `partitions` (see
-  // partition_clock_key). Everything submitted is applied first; checkpoint before, so
+  // partition_clock_key); a customer stored without a clock ticks with the partition
+  // `partition_of` gives it. Everything submitted is applied first; checkpoint before, so
   // that nothing dropped is unwritten. Other writers' half-applied commits are finished first.
-  Status replace_customers(const CustomerFilter& owned, const std::vector<int32_t>& partitions = {});
+  Status replace_customers(const CustomerFilter& owned, const std::vector<int32_t>& partitions = {},
+                           const CustomerPartition& partition_of = nullptr);
 
   const EngineMetrics& metrics() const { return *metrics_; }
   // Null without scoring.

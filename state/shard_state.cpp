@@ -550,7 +550,7 @@ std::size_t ShardState::mark_stale(int32_t model_version, std::size_t limit) {
   return stale;
 }
 
-Status ShardState::load(const ItemRecord& record) {
+Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
   const std::string_view kPrefix = kCustomerPrefix;
   auto bad = [&](const char* what) {
     return Status::corruption("item " + record.pk + ": internal data " + what);
@@ -597,7 +597,7 @@ Status ShardState::load(const ItemRecord& record) {
       c.sum_cents += b.cents;
     }
   }
-  int64_t clock = kSingleClock;  // absent: a file's customer, or stored before the clocks
+  int64_t clock = clock_if_none;  // absent: a file's customer, or stored before the clocks
   if (!d.at_end() && !d.signed_varint(&clock)) return bad("has a truncated clock");
   if (!d.at_end()) return bad("has trailing bytes");
   c.clock = static_cast<int32_t>(clock);

@@ -130,7 +130,9 @@ class ShardState {
 
   // Rebuilds a customer from a stored item (state continuation after a restart).
   // Call finish_loading() after the last one (apply and advance_to do it otherwise).
-  Status load(const ItemRecord& record);
+  // `clock_if_none`: the clock of a customer stored without one (before the clocks
+  // were per partition).
+  Status load(const ItemRecord& record, int32_t clock_if_none = kSingleClock);
   void finish_loading();
   // The dedup ids seen since the last call, as records of one day each.
   void take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out);

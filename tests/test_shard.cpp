@@ -351,3 +351,24 @@ BOOST_AUTO_TEST_CASE(a_shard_ticks_each_customer_by_its_partition) {
   }
   BOOST_TEST(item(loaded, "A") == item(shard, "A"));
 }
+
+// A customer stored before the clocks were per partition (no clock in its data) takes
+// the clock its loader names (a shared table's: its partition's), and ticks with it.
+BOOST_AUTO_TEST_CASE(a_customer_stored_without_a_clock_takes_its_partitions) {
+  ShardState old(ShardOptions{});
+  old.advance_to(kTick0 - 1);
+  auto e = event("A", "a", kT0 + 10 * kSec, 100);
+  old.apply_event(e);  // a file's customer: stored without a clock, as before
+  std::vector<ConditionalPut> stored;
+  BOOST_REQUIRE(old.take_changes([&](std::vector<ConditionalPut>& puts) {
+                     stored = puts;
+                     return Status::ok();
+                   }).is_ok());
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(kTick0 - 1, 5);
+  BOOST_REQUIRE(loaded.load(stored.at(0).record, 5).is_ok());
+  loaded.finish_loading();
+  BOOST_TEST(loaded.find_customer("A")->clock == 5);
+  loaded.advance_to(kTick0 + 1, 5);
+  BOOST_TEST(loaded.find_customer("A")->version == 1);
+}
