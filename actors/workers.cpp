@@ -282,6 +282,10 @@ struct ClockActorState {
 };
 
 void publish_clock(const EventClock& clock, EngineMetrics& m) {
+  std::map<int32_t, int64_t> partitions;
+  for (const auto& [id, c] : clock.snapshots())
+    if (id >= 0 && c.started) partitions[id] = c.max_event_ns - clock.lateness_ns();
+  m.set_partition_watermarks(std::move(partitions));
   const ClockSnapshot& snap = clock.snapshot();
   if (!snap.started) return;
   m.max_event_time_ns = snap.max_event_ns;
@@ -306,7 +310,13 @@ caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
         f.has_tick = self->state.clock->final_tick(&f.mark, &f.ticks_emitted);
         return f;
       },
-      [=](clock_atom) -> ClockSnapshot { return self->state.clock->snapshot(); },
+      [=](clock_atom) -> ClockSnapshots { return self->state.clock->snapshots(); },
+      // A shared table's new assignment: the clocks of the partitions taken over.
+      [=](clock_atom, const ClockSnapshots& clocks) {
+        self->state.clock->restore(clocks);
+        publish_clock(*self->state.clock, *self->state.metrics);
+        return true;
+      },
   };
 }
 

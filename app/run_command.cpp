@@ -204,9 +204,12 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
     std::vector<std::string> keys;
     for (int32_t p : partitions) keys.push_back(partition_offset_key(config.source.topic, p));
     Status s = store.take_over(keys);
-    if (s.is_ok()) s = engine.replace_customers([&](std::string_view customer_id) {
-      return owned.count(kafka_partition_of_key(customer_id, partition_count)) > 0;
-    });
+    const CustomerPartition partition_of = [&](std::string_view customer_id) {
+      return kafka_partition_of_key(customer_id, partition_count);
+    };
+    if (s.is_ok())
+      s = engine.replace_customers([&](std::string_view id) { return owned.count(partition_of(id)) > 0; },
+                                   partitions, partition_of);
     for (std::size_t i = 0; s.is_ok() && i < partitions.size(); ++i) {
       const std::string key = partition_offset_key(config.source.topic, partitions[i]);
       std::string value;
@@ -399,8 +402,12 @@ int run(const RunArgs& args) {
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
   options.nice = config.engine.nice;      // ingestion yields to the HTTP server
-  if (config.state.shared)  // the customers come with the partitions
+  if (config.state.shared) {  // the customers and their clocks come with the partitions
     options.load_customers = [](std::string_view) { return false; };
+    options.partition_clock_key = [topic = config.source.topic](int32_t partition) {
+      return partition_clock_key(topic, partition);
+    };
+  }
   // A refused active model at start stops the daemon (exit 2, naming it): one that ran
   // without scoring would look healthy while no item gets a score. Only
   // model.allow_unscored_start lets it run without one (it picks up the next activation).

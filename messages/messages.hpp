@@ -138,6 +138,7 @@ struct Cut {
   std::vector<std::size_t> shard_of_put_begin;  // puts of shard i start at [i]
   uint64_t dead_letter_bytes = 0;               // dead-letter file length at the barrier
   RunStats stats;                               // counters at the barrier, clock included
+  ClockSnapshots clocks;                        // every partition's clock at the barrier
 };
 
 struct BatchAck {
@@ -162,6 +163,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::BarrierRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Cut)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<streamscore::VersionShift>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshots)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<streamscore::ShardState>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)

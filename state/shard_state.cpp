@@ -141,20 +141,20 @@ void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickM
   constexpr std::size_t kIndexAhead = 16, kCustomerAhead = 8;
   const std::size_t n = events.size();
   std::size_t t = 0;
-  auto timed_advance = [this](int64_t tick) {
+  auto timed_advance = [this](const TickMark& mark) {
     const auto begin = std::chrono::steady_clock::now();
-    advance_to(tick);
+    advance_to(mark.tick, mark.clock);
     tick_nanos_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                              std::chrono::steady_clock::now() - begin)
                                              .count());
   };
   for (std::size_t i = 0; i < n; ++i) {
-    for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t].tick);
+    for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t]);
     if (i + kIndexAhead < n) prefetch_index(events[i + kIndexAhead]);
     if (i + kCustomerAhead < n) prefetch_customer(events[i + kCustomerAhead]);
     apply_event(events[i]);
   }
-  for (; t < ticks.size(); ++t) timed_advance(ticks[t].tick);
+  for (; t < ticks.size(); ++t) timed_advance(ticks[t]);
 }
 
 void ShardState::prefetch_index(const ParsedEvent& e) const {
@@ -179,24 +179,65 @@ std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState
 void ShardState::finish_loading() {
   if (loaded_schedule_.empty()) return;
   std::sort(loaded_schedule_.begin(), loaded_schedule_.end());
-  auto hint = calendar_.end();
+  // Each clock's entries come in tick order: appended after the last one of that clock.
+  std::map<TickClock*, std::map<int64_t, std::vector<uint32_t>>::iterator> hints;
   for (auto [tick, slot] : loaded_schedule_) {
-    if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
-    if (hint == calendar_.end() || hint->first != tick) hint = calendar_.try_emplace(hint, tick);
+    TickClock& clock = clock_of(customers_[slot].clock);
+    if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
+    auto [at, fresh] = hints.try_emplace(&clock, clock.calendar.end());
+    auto& hint = at->second;
+    if (fresh || hint->first != tick) hint = clock.calendar.try_emplace(hint, tick);
     hint->second.push_back(slot);
   }
   loaded_schedule_.clear();
   loaded_schedule_.shrink_to_fit();
 }
 
+ShardState::TickClock& ShardState::clock_of(int32_t clock) { return clocks_[clock]; }
+
+int64_t ShardState::current_tick(int32_t clock) const {
+  const auto it = clocks_.find(clock);
+  return it == clocks_.end() ? kNoTick : it->second.current_tick;
+}
+
 void ShardState::schedule(int64_t tick, uint32_t slot) {
-  if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
-  calendar_[tick].push_back(slot);
+  TickClock& clock = clock_of(customers_[slot].clock);
+  if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
+  clock.calendar[tick].push_back(slot);
+}
+
+// When its bucket windows enter the features and leave the 30 days, and the next tick
+// when a late event changed the sums since its last evaluation.
+void ShardState::schedule_buckets(const CustomerState& c, const std::function<void(int64_t tick)>& at) {
+  for (std::size_t i = c.head; i < c.buckets.size(); ++i) {
+    const int64_t window = c.buckets[i].window;
+    if (c.hi == kNoTick || window >= c.hi) at(window + 1);
+    at(window + 1 + kHorizonWindows);
+  }
+  const int64_t now = current_tick(c.clock);
+  if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written && now != kNoTick)
+    at(now + 1);
+}
+
+// A record of the customer from another partition than its clock's (a producer that does
+// not partition by customer_id, or a customer stored before per-partition clocks): it
+// moves to that partition's clock, its pending ticks with it. Entries left in the old
+// calendar evaluate it at most once more there (evaluate skips a tick it has passed).
+void ShardState::move_to_clock(CustomerState& c, uint32_t slot, int32_t clock) {
+  c.clock = clock;
+  c.next_tick_scheduled = kNoTick;
+  schedule_buckets(c, [&](int64_t tick) { schedule(tick, slot); });
 }
 
 void ShardState::apply_event(ParsedEvent& event) {
+  const std::size_t known = customers_.size();
   const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
   CustomerState& c = customers_[slot];
+  if (customers_.size() > known) {
+    c.clock = event.clock;
+  } else if (c.clock != event.clock) {
+    move_to_clock(c, slot, event.clock);
+  }
   mark_dirty(c, slot);  // its internal data changes even when its item does not (yet)
   dedup_.upsert(DedupEntry{event.key, event.time.ns, event.fingerprint, slot | DedupEntry::kUnsaved});
 
@@ -228,7 +269,8 @@ void ShardState::apply_event(ParsedEvent& event) {
     b.max_digits = event.time.frac_digits;
   }
 
-  const int64_t next_tick = current_tick_ == kNoTick ? kNoTick : current_tick_ + 1;
+  const int64_t now = clock_of(c.clock).current_tick;
+  const int64_t next_tick = now == kNoTick ? kNoTick : now + 1;
   if (c.hi != kNoTick && window < c.hi) {
     // The window is already part of the features: a late event corrects them now
     // and the customer is re-evaluated at the next tick.
@@ -247,15 +289,33 @@ void ShardState::apply_event(ParsedEvent& event) {
   if (created) schedule(window + 1 + kHorizonWindows, slot);  // when it leaves the 30 days
 }
 
-void ShardState::advance_to(int64_t tick) {
+void ShardState::advance_to(int64_t tick, int32_t clock) {
   finish_loading();
-  if (current_tick_ != kNoTick && tick <= current_tick_) return;
-  while (!calendar_.empty() && calendar_.begin()->first <= tick) {
-    auto node = calendar_.extract(calendar_.begin());
+  if (clock == kEveryClock) {
+    for (auto& [id, c] : clocks_) advance_clock(c, tick);
+  } else {
+    advance_clock(clock_of(clock), tick);
+  }
+  update_forget_bound();
+}
+
+void ShardState::advance_clock(TickClock& clock, int64_t tick) {
+  if (clock.current_tick != kNoTick && tick <= clock.current_tick) return;
+  while (!clock.calendar.empty() && clock.calendar.begin()->first <= tick) {
+    auto node = clock.calendar.extract(clock.calendar.begin());
     for (uint32_t slot : node.mapped()) evaluate(slot, node.key());
   }
-  current_tick_ = tick;
-  dedup_.set_forget_before(forget_before_ns(tick, options_.allowed_lateness_ns));
+  clock.current_tick = tick;
+}
+
+// Ids are swept only once every clock forgets them: each is judged by its own
+// partition's clock (EventClock), and a clock that has not ticked forgets nothing.
+void ShardState::update_forget_bound() {
+  int64_t bound = std::numeric_limits<int64_t>::max();
+  for (const auto& [id, c] : clocks_)
+    bound = c.current_tick == kNoTick ? std::numeric_limits<int64_t>::min()
+                                      : std::min(bound, forget_before_ns(c.current_tick, options_.allowed_lateness_ns));
+  if (!clocks_.empty()) dedup_.set_forget_before(bound);
 }
 
 void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
@@ -362,6 +422,9 @@ void ShardState::encode_internal(const CustomerState& c, std::string* out) const
     put_varint(*out, static_cast<uint64_t>(b.cents));
     put_latest(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos), b.max_digits);
   }
+  // The partition whose clock it ticks with, so that a takeover or a restart keeps it
+  // there. A file's customers store none (their data stays as it always was).
+  if (c.clock != kSingleClock) put_signed(*out, c.clock);
 }
 
 // Record layout, per id: varint(0) when it belongs to the same customer as the id
@@ -523,7 +586,7 @@ std::size_t ShardState::mark_stale(int32_t model_version, std::size_t limit) {
   return stale;
 }
 
-Status ShardState::load(const ItemRecord& record) {
+Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
   const std::string_view kPrefix = kCustomerPrefix;
   auto bad = [&](const char* what) {
     return Status::corruption("item " + record.pk + ": internal data " + what);
@@ -573,19 +636,18 @@ Status ShardState::load(const ItemRecord& record) {
       c.sum_count += b.count;
       c.sum_cents += b.cents;
     }
-    if (c.hi == kNoTick || window >= c.hi) loaded_schedule_.emplace_back(window + 1, slot);
-    loaded_schedule_.emplace_back(window + 1 + kHorizonWindows, slot);
   }
+  int64_t clock = clock_if_none;  // absent: a file's customer, or stored before the clocks
+  if (!d.at_end() && !d.signed_varint(&clock)) return bad("has a truncated clock");
   if (!d.at_end()) return bad("has trailing bytes");
+  c.clock = static_cast<int32_t>(clock);
   c.version = c.stored_version = record.version;
   if (!read_score(record.item_json, &c.score, &c.model_version))
     return Status::corruption("item " + record.pk + ": unreadable score or model_version");
   c.scored_version = c.model_version > 0 ? c.version : 0;
   // A late event applied after the last evaluation shows as sums that differ from
   // the written content: evaluate at the next tick, as the uninterrupted run would.
-  if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written &&
-      current_tick_ != kNoTick)
-    loaded_schedule_.emplace_back(current_tick_ + 1, slot);
+  schedule_buckets(c, [&](int64_t tick) { loaded_schedule_.emplace_back(tick, slot); });
   return Status::ok();
 }
 

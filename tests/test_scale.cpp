@@ -155,6 +155,18 @@ struct Fixture {
     }
   }
 
+  // One daemon reading the whole topic as it stands (bounded, with a state and a group of
+  // its own): what the group must have produced, whatever its members did. Its final
+  // tick only ticks the closing customers' own windows (left out of the comparisons).
+  std::string single_daemon_export(const std::string& lateness) {
+    Result r = run_cli(dir, "run --set source.kind=kafka --set kafka.bootstrap_servers=" + cluster->bootstrap_servers() +
+                                " --set source.exit_at_end=true --set source.group_id=single --set state.path=" +
+                                (dir / "single") + " --set dead_letter.path=" + (dir / "single-dl.jsonl") +
+                                " --set window.allowed_lateness=" + lateness + " --top 0");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return export_of(dir, dir / "single");
+  }
+
   void stop(Member& m, int signal, bool expect_success) {
     ::kill(m.pid, signal);
     int status = 0;
@@ -178,10 +190,39 @@ std::vector<KafkaRecord> closing_records(const std::string& time, int partitions
   return out;
 }
 
-// The group's scenario (see the tests below) with window.allowed_lateness = `lateness`:
-// returns the exports of the shared table and of `replay` of the same records, without
-// the closing customers (whose own window only replay's final tick ticks).
-std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lateness) {
+// The customers of `expected` (export lines) that `actual` lacks or holds with other
+// features, counted by partition: what a failure has to say.
+std::string differences_by_partition(const std::string& actual, const std::string& expected, int partitions) {
+  std::map<std::string, std::string> have;
+  std::istringstream in(actual);
+  for (std::string line; std::getline(in, line);) have[line.substr(0, line.find(','))] = line;
+  std::map<int32_t, std::pair<int, int>> by_partition;  // missing, different
+  std::istringstream want(expected);
+  for (std::string line; std::getline(want, line);) {
+    const std::string key = line.substr(0, line.find(','));
+    const std::string id = key.substr(key.find('#') + 1, key.size() - key.find('#') - 2);
+    auto& [missing, different] = by_partition[kafka_partition_of_key(id, partitions)];
+    auto it = have.find(key);
+    if (it == have.end()) ++missing;
+    else if (it->second != line) ++different;
+  }
+  std::string out;
+  for (const auto& [p, counts] : by_partition)
+    if (counts.first + counts.second > 0)
+      out += "partition " + std::to_string(p) + ": " + std::to_string(counts.first) + " missing, " +
+             std::to_string(counts.second) + " different\n";
+  return out;
+}
+
+// What a group's run left, without the closing customers (whose own window only a
+// final tick ticks): the shared table's export, `replay` of the same records, and one
+// daemon reading the same topic.
+struct GroupExports {
+  std::string shared, replayed, single;
+};
+
+// The group's scenario (see the tests below) with window.allowed_lateness = `lateness`.
+GroupExports run_group(Fixture& f, const std::string& lateness) {
   TempDir& dir = f.dir;
   auto start = [&](const std::string& writer) { return f.start(writer, lateness); };
   auto settle = [&](const std::vector<Member*>& members, const std::string& when) { f.settle(members, when); };
@@ -249,6 +290,12 @@ std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lat
       wait_for([&] { return b.get("streamscore_events_read_total") >= b_read + static_cast<double>(last.size()); }, 60),
       log_of(b));
   settle({&b}, "closing records");
+  // b holds every partition's clock now, each moved by its own closing record.
+  const double closing = 1736298000;  // 2025-01-08T01:00:00Z
+  for (int p = 0; p < kPartitions; ++p)
+    BOOST_TEST(b.get("streamscore_partition_watermark_seconds{partition=\"" + std::to_string(p) + "\"}") >=
+                   closing - 4 * 86400,
+               "partition " << p);
   stop(b, SIGTERM, true);
 
   // The same records through `replay`, in file order (the closing ones last).
@@ -270,7 +317,7 @@ std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lat
   BOOST_TEST(dead.find("misplaced") != std::string::npos, dead);
   const std::string expected = without_customers(replayed, "S");
   BOOST_TEST(lines_in(expected) == 400u);
-  return {without_customers(shared.out, "S"), expected};
+  return {without_customers(shared.out, "S"), expected, without_customers(f.single_daemon_export(lateness), "S")};
 }
 
 }  // namespace
@@ -284,41 +331,21 @@ std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lat
 // table equals `replay` of the log, versions included: nothing lost, nothing applied
 // twice. A record in a partition its customer does not belong to is dead-lettered.
 BOOST_FIXTURE_TEST_CASE(a_group_sharing_one_table_ends_as_a_replay, Fixture) {
-  const auto [shared, replayed] = run_group(*this, "4d");
-  BOOST_TEST(shared == replayed);
+  const GroupExports e = run_group(*this, "4d");
+  BOOST_TEST(e.shared == e.replayed);
+  BOOST_TEST(e.shared == e.single);
 }
 
-// The same with the default lateness (10 minutes): the daemons tick all along, each at
-// its own clock, and take over customers ticked by another's. Records that reach a daemon
-// behind its clock are late and corrected at a later tick (another as_of and version,
-// contract section 5), but every feature and last_event_time is replay's.
-BOOST_FIXTURE_TEST_CASE(a_group_ticking_all_along_keeps_every_feature, Fixture) {
-  const auto [shared, replayed] = run_group(*this, "10m");
-  BOOST_TEST(features_only(shared) == features_only(replayed));
-}
-
-// The customers of `expected` (export lines) that `actual` lacks or holds with other
-// features, counted by partition: what a failure has to say.
-std::string differences_by_partition(const std::string& actual, const std::string& expected, int partitions) {
-  std::map<std::string, std::string> have;
-  std::istringstream in(actual);
-  for (std::string line; std::getline(in, line);) have[line.substr(0, line.find(','))] = line;
-  std::map<int32_t, std::pair<int, int>> by_partition;  // missing, different
-  std::istringstream want(expected);
-  for (std::string line; std::getline(want, line);) {
-    const std::string key = line.substr(0, line.find(','));
-    const std::string id = key.substr(key.find('#') + 1, key.size() - key.find('#') - 2);
-    auto& [missing, different] = by_partition[kafka_partition_of_key(id, partitions)];
-    auto it = have.find(key);
-    if (it == have.end()) ++missing;
-    else if (it->second != line) ++different;
-  }
-  std::string out;
-  for (const auto& [p, counts] : by_partition)
-    if (counts.first + counts.second > 0)
-      out += "partition " + std::to_string(p) + ": " + std::to_string(counts.first) + " missing, " +
-             std::to_string(counts.second) + " different\n";
-  return out;
+// The same with the default lateness (10 minutes): the daemons tick all along and take
+// over partitions another daemon ticked. Each partition has its own clock, kept with its
+// offset in the table and restored by whoever takes it over: the table equals one daemon
+// reading the same topic, as_of and version included, and every feature and
+// last_event_time is replay's.
+BOOST_FIXTURE_TEST_CASE(a_group_ticking_all_along_equals_one_daemon, Fixture) {
+  const GroupExports e = run_group(*this, "10m");
+  BOOST_TEST(lines_in(e.single) == 400u);
+  BOOST_TEST(e.shared == e.single, differences_by_partition(e.shared, e.single, kPartitions));
+  BOOST_TEST(features_only(e.shared) == features_only(e.replayed));
 }
 
 // A group sharing the table through every way a member goes (a holdout scenario of issue
@@ -326,8 +353,9 @@ std::string differences_by_partition(const std::string& actual, const std::strin
 // (SIGSTOP) past its session timeout while it has work in progress, c joins, and b is
 // woken after that; a is killed mid-stream; b and c get SIGTERM together; then a is
 // started again and reads everything that is left. Every customer of the log is in the
-// table, with replay's features and last_event_time: no offset went into the table
-// ahead of the items it covers.
+// table, with replay's features and last_event_time (no offset went into the table ahead
+// of the items it covers), and the table equals one daemon reading the same topic, as_of
+// and version included (each partition's clock moved with the partition).
 BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer) {
   constexpr int kWide = 16;
   Fixture f(kWide);
@@ -404,6 +432,10 @@ BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer
   const std::string actual = features_only(without_customers(shared.out, "S"));
   BOOST_TEST(lines_in(expected) > 4500u);
   BOOST_TEST(actual == expected, differences_by_partition(actual, expected, kWide));
+  const std::string single = without_customers(f.single_daemon_export(lateness), "S");
+  const std::string table = without_customers(shared.out, "S");
+  BOOST_TEST(lines_in(single) == lines_in(expected));
+  BOOST_TEST(table == single, differences_by_partition(table, single, kWide));
 }
 
 // The store's side of a takeover: a writer killed between its commit point and the end

@@ -379,3 +379,99 @@ BOOST_AUTO_TEST_CASE(dedup_table_sweeps_forgotten_ids_instead_of_growing) {
   for (int64_t i = 200000 - 999; i <= 200000; ++i)
     BOOST_TEST(t.find(DedupKey{static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL, static_cast<uint64_t>(i)}) != nullptr);
 }
+
+namespace {
+Candidate candidate_of(int32_t partition, int64_t ns, uint64_t id) {
+  Candidate c = candidate(ns, id);
+  c.clock = partition;
+  return c;
+}
+}  // namespace
+
+// Each partition's clock moves with its own records: a partition read 40 days behind
+// another is neither late nor expired, and its ticks are its own.
+BOOST_AUTO_TEST_CASE(each_partition_has_its_own_clock) {
+  EventClock clock(600 * kSec);
+  ClassifyResult r;
+  clock.classify({candidate_of(0, kT0, 1), candidate_of(0, kT0 + 40 * kDay, 2)}, &r);
+  BOOST_REQUIRE(r.ticks.size() == 2u);
+  BOOST_TEST(r.ticks[1].clock == 0);
+  clock.classify({candidate_of(1, kT0 + 100 * kSec, 3), candidate_of(1, kT0 + 900 * kSec, 4)}, &r);
+  BOOST_TEST((r.verdicts[0] == Verdict::accepted));  // partition 0's clock would expire it
+  BOOST_TEST((r.verdicts[1] == Verdict::accepted));
+  BOOST_REQUIRE(r.ticks.size() == 2u);  // partition 1 starts, then ticks kTick0
+  BOOST_TEST(r.ticks[0].clock == 1);
+  BOOST_TEST(r.ticks[1].clock == 1);
+  BOOST_TEST(r.ticks[1].tick == kTick0 + 1);
+  BOOST_TEST(clock.snapshots().at(0).tick == kTick0 + 40 * 288 - 2);
+  BOOST_TEST(clock.snapshots().at(1).tick == kTick0 + 1);
+  // An old record of partition 1 is expired by partition 1's clock only.
+  clock.classify({candidate_of(1, kT0 - 31 * kDay, 5)}, &r);
+  BOOST_TEST((r.verdicts[0] == Verdict::expired));
+  // The final tick is one instant for every clock: the end of the window of the
+  // largest event time of any partition.
+  TickMark final;
+  uint64_t n = 0;
+  BOOST_REQUIRE(clock.final_tick(&final, &n));
+  BOOST_TEST(final.clock == kEveryClock);
+  BOOST_TEST(final.tick == kTick0 + 40 * 288 + 1);
+  BOOST_TEST(n == 3u + 40u * 288u);
+  BOOST_TEST(clock.snapshots().at(1).tick == final.tick);
+}
+
+// A shard holds customers of several partitions: a tick of one partition evaluates its
+// customers only, and a customer keeps its partition's clock through a store round trip.
+BOOST_AUTO_TEST_CASE(a_shard_ticks_each_customer_by_its_partition) {
+  ShardState shard(ShardOptions{});
+  shard.advance_to(kTick0 - 1, 0);
+  shard.advance_to(kTick0 - 1, 1);
+  auto a = event("A", "a", kT0 + 10 * kSec, 100);
+  auto b = event("B", "b", kT0 + 20 * kSec, 200);
+  a.clock = 0;
+  b.clock = 1;
+  shard.apply_event(a);
+  shard.apply_event(b);
+  shard.advance_to(kTick0 + 1, 0);
+  BOOST_TEST(shard.find_customer("A")->version == 1);
+  BOOST_TEST(shard.find_customer("B")->version == 0);  // partition 1 has not ticked
+  BOOST_TEST(shard.current_tick(1) == kTick0 - 1);
+
+  std::vector<ConditionalPut> stored;
+  BOOST_REQUIRE(shard.take_changes([&](std::vector<ConditionalPut>& puts) {
+                       stored = puts;
+                       return Status::ok();
+                     }).is_ok());
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(kTick0 + 1, 0);
+  loaded.set_current_tick(kTick0 - 1, 1);
+  for (const ConditionalPut& put : stored) BOOST_REQUIRE(loaded.load(put.record).is_ok());
+  loaded.finish_loading();
+  BOOST_TEST(loaded.find_customer("B")->clock == 1);
+  for (ShardState* s : {&shard, &loaded}) {
+    s->advance_to(kTick0 + 1, 1);
+    BOOST_TEST(s->find_customer("B")->version == 1);
+    BOOST_TEST(item(*s, "B").find("\"as_of\":\"2025-01-01T00:05:00Z\"") != std::string::npos, item(*s, "B"));
+  }
+  BOOST_TEST(item(loaded, "A") == item(shard, "A"));
+}
+
+// A customer stored before the clocks were per partition (no clock in its data) takes
+// the clock its loader names (a shared table's: its partition's), and ticks with it.
+BOOST_AUTO_TEST_CASE(a_customer_stored_without_a_clock_takes_its_partitions) {
+  ShardState old(ShardOptions{});
+  old.advance_to(kTick0 - 1);
+  auto e = event("A", "a", kT0 + 10 * kSec, 100);
+  old.apply_event(e);  // a file's customer: stored without a clock, as before
+  std::vector<ConditionalPut> stored;
+  BOOST_REQUIRE(old.take_changes([&](std::vector<ConditionalPut>& puts) {
+                     stored = puts;
+                     return Status::ok();
+                   }).is_ok());
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(kTick0 - 1, 5);
+  BOOST_REQUIRE(loaded.load(stored.at(0).record, 5).is_ok());
+  loaded.finish_loading();
+  BOOST_TEST(loaded.find_customer("A")->clock == 5);
+  loaded.advance_to(kTick0 + 1, 5);
+  BOOST_TEST(loaded.find_customer("A")->version == 1);
+}
