@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "app/logging.hpp"
+#include "state/format.hpp"
 #include "io/kafka_sinks.hpp"
 #include "io/metrics_text.hpp"
 
@@ -125,7 +126,7 @@ void DaemonOps::reload() {
   Status s = load_config(options_.config_path, options_.overrides, &next);
   if (!s.is_ok()) {
     spdlog::error("msg=\"reload refused: the config does not load; keeping the running config\" "
-                  "error=\"{}\"", s.message());
+                  "error={}", quoted_log_value(s.message()));
     return;
   }
   std::size_t applied = 0, refused = 0;

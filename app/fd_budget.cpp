@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "state/format.hpp"
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -20,8 +22,8 @@ uint64_t raise_open_file_limit() {
     if (::setrlimit(RLIMIT_NOFILE, &raised) == 0)
       limit = raised;
     else
-      spdlog::warn("msg=\"open file limit not raised\" soft={} hard={} error=\"{}\"", before, limit.rlim_max,
-                   std::strerror(errno));
+      spdlog::warn("msg=\"open file limit not raised\" soft={} hard={} error={}", before, limit.rlim_max,
+                   quoted_log_value(std::strerror(errno)));
   }
   spdlog::info("msg=\"open file limit\" soft={} was={} hard={}", limit.rlim_cur, before, limit.rlim_max);
   return limit.rlim_cur;

@@ -71,12 +71,6 @@ struct HttpServer::Impl {
 
 namespace {
 
-std::string quoted_log_value(std::string_view client_bytes) {
-  std::string out;
-  append_json_string_lossless(out, client_bytes);
-  return out;
-}
-
 // One connection: read a request (bounded in size and time), answer, repeat while the
 // client keeps the connection alive. All handlers run on the connection's strand.
 class Session : public std::enable_shared_from_this<Session> {
@@ -294,8 +288,8 @@ void HttpServer::Impl::log_accept_error(const beast::error_code& ec) {
   if (accept_error_logged_at != std::chrono::steady_clock::time_point{} && now - accept_error_logged_at < kInterval)
     return;
   spdlog::warn("msg=\"http accept failed; backing off and shedding the connection waiting longest\" "
-               "error=\"{}\" failures={} open_connections={}",
-               ec.message(), accept_errors_unlogged, api->metrics().connections_open.load());
+               "error={} failures={} open_connections={}",
+               quoted_log_value(ec.message()), accept_errors_unlogged, api->metrics().connections_open.load());
   accept_error_logged_at = now;
   accept_errors_unlogged = 0;
 }
@@ -391,10 +385,10 @@ Status HttpServer::start(const HttpServerOptions& options, HttpApi* api,
       bool denied = false;
       const Status s = raise_this_thread_to_realtime(priority, &denied);
       if (!s.is_ok() && first)
-        spdlog::warn("msg=\"http.realtime_priority = {} not applied, serving at normal priority{}\" error=\"{}\"",
+        spdlog::warn("msg=\"http.realtime_priority = {} not applied, serving at normal priority{}\" error={}",
                      priority,
                      denied ? " (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO; 0 turns it off)" : "",
-                     s.message());
+                     quoted_log_value(s.message()));
       io->run();
     });
   out->reset(new HttpServer(std::move(impl)));

@@ -339,6 +339,12 @@ void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+std::string quoted_log_value(std::string_view raw) {
+  std::string out;
+  append_json_string_lossless(out, raw);
+  return out;
+}
+
 void append_json_string_lossless(std::string& out, std::string_view raw) {
   const auto* p = reinterpret_cast<const unsigned char*>(raw.data());
   const size_t n = raw.size();

@@ -44,6 +44,11 @@ void append_json_string(std::string& out, std::string_view s);
 // UTF-8 is never valid JSON and is dead-lettered as not_json.
 void append_json_string_lossless(std::string& out, std::string_view raw);
 
+// `raw` as one logfmt value: quoted and escaped like a JSON string (above), so that text
+// from outside (a client, a broker, a config file, an error message quoting them) cannot
+// break a log line in two, forge a field or end the quotes early.
+std::string quoted_log_value(std::string_view raw);
+
 // True when `bytes` is well-formed UTF-8 (no overlongs, surrogates or code points
 // above U+10FFFF): used to explain not_json rejections.
 bool is_valid_utf8(std::string_view bytes);

@@ -337,6 +337,14 @@ BOOST_FIXTURE_TEST_CASE(sighup_applies_reloadable_keys_and_names_the_refused_one
   daemon.signal(SIGHUP);
   BOOST_TEST(eventually([&] { return daemon.err().find("reload refused: the config does not load") != std::string::npos; }));
   BOOST_TEST(status_code(c, http::verb::get, "/healthz") == 200);
+
+  // The refusal quotes the config's error, which quotes the file: a key with a line break
+  // and quotes in it stays inside one escaped value and cannot forge a log line.
+  std::ofstream(config) << "[engine]\n\"x\\nts=forged level=error msg=\\\"forged\\\"\" = 1\n";
+  daemon.signal(SIGHUP);
+  BOOST_TEST(eventually([&] { return daemon.err().find("ts=forged") != std::string::npos; }), daemon.err());
+  std::istringstream log(daemon.err());
+  for (std::string line; std::getline(log, line);) BOOST_TEST(line.rfind("ts=forged", 0) != 0, line);
   daemon.signal(SIGTERM);
   BOOST_TEST(daemon.wait() == 0);
 }
