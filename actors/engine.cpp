@@ -119,6 +119,7 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
 struct LoadFilters {
   CustomerFilter items;
   CustomerFilter ids;
+  const PartitionScope* scope = nullptr;  // set: the store reads only these partitions' customers (if it can)
 };
 
 // Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
@@ -131,18 +132,19 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
     return states[shard].get();
   };
   Status inner;
-  Status s = store->scan([&](const ItemRecord& record) {
+  const auto load_item = [&](const ItemRecord& record) {
     if (ShardState* shard = mine(customer_id_of_pk(record.pk), filters.items))
       inner = shard->load(record);
     return inner.is_ok();
-  });
-  if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
-  s = store->scan_dedup([&](const DedupRecord& record) {
+  };
+  const auto load_ids = [&](const DedupRecord& record) {
     inner = for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& entry) {
       if (ShardState* shard = mine(id, filters.ids)) shard->load_id(id, entry);
     });
     return inner.is_ok();
-  });
+  };
+  Status s = filters.scope ? store->scan_partitions(*filters.scope, load_item, load_ids) : store->scan(load_item);
+  if (s.is_ok() && inner.is_ok() && !filters.scope) s = store->scan_dedup(load_ids);
   if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
   for (std::size_t i = worker; i < states.size(); i += workers) states[i]->finish_loading();
   return Status::ok();
@@ -411,7 +413,7 @@ Status Engine::submit(RawBatch batch) {
   return Status::ok();
 }
 
-Status Engine::replace_customers(const CustomerFilter& owned) {
+Status Engine::replace_customers(const CustomerFilter& owned, const PartitionScope* scope) {
   Status s = drain();
   if (!s.is_ok()) return s;
   if (owned && !(s = store_->recover_other_writers()).is_ok()) return s;
@@ -425,7 +427,7 @@ Status Engine::replace_customers(const CustomerFilter& owned) {
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
   if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads, clock,
-                           {picked, picked}, &states)).is_ok())
+                           {picked, picked, owned ? scope : nullptr}, &states)).is_ok())
     return s;
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
     (*self_)

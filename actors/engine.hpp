@@ -106,7 +106,9 @@ class Engine {
   // (none when it is empty): a daemon of a group taking its partitions' customers after
   // a rebalance. Everything submitted is applied first; checkpoint before, so that
   // nothing dropped is unwritten. Other writers' half-applied commits are finished first.
-  Status replace_customers(const CustomerFilter& owned);
+  // `scope`, when set, names the source partitions `owned` picks: a store that keeps
+  // customers by partition (DynamoDB) reads only theirs.
+  Status replace_customers(const CustomerFilter& owned, const PartitionScope* scope = nullptr);
 
   const EngineMetrics& metrics() const { return *metrics_; }
   // Null without scoring.

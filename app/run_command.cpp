@@ -204,9 +204,10 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
     std::vector<std::string> keys;
     for (int32_t p : partitions) keys.push_back(partition_offset_key(config.source.topic, p));
     Status s = store.take_over(keys);
+    const PartitionScope scope{partition_count, partitions};
     if (s.is_ok()) s = engine.replace_customers([&](std::string_view customer_id) {
       return owned.count(kafka_partition_of_key(customer_id, partition_count)) > 0;
-    });
+    }, &scope);
     for (std::size_t i = 0; s.is_ok() && i < partitions.size(); ++i) {
       const std::string key = partition_offset_key(config.source.topic, partitions[i]);
       std::string value;

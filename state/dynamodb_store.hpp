@@ -25,6 +25,7 @@ struct DynamoDbMetrics {
   std::atomic<uint64_t> rebased{0};    // puts moved on top of a racing writer while applying a commit
   std::atomic<uint64_t> recovered{0};  // committed logs finished at open
   std::atomic<uint64_t> fenced{0};     // commits refused: another writer took over this one's partitions
+  std::atomic<uint64_t> rows_read{0};  // rows a Scan or Query read, items a BatchGetItem returned
 };
 
 // Where a commit stops when a test asks it to (a simulated crash): after writing the log

@@ -328,6 +328,24 @@ void ShardState::encode_internal(const CustomerState& c, std::string* out) const
   }
 }
 
+namespace {
+
+// One id of a dedup record: the customer named unless the id before it was the same one's.
+void append_dedup_id(std::string* data, std::string_view customer, bool same_customer, const DedupEntry& e) {
+  if (same_customer) {
+    put_varint(*data, 0);
+  } else {
+    put_varint(*data, customer.size() + 1);
+    data->append(customer);
+  }
+  put_fixed64(*data, e.key.lo);
+  put_fixed64(*data, e.key.hi);
+  put_varint(*data, e.fingerprint);
+  put_signed(*data, e.time_ns);
+}
+
+}  // namespace
+
 // Record layout, per id: varint(0) when it belongs to the same customer as the id
 // before it in the record, else varint(length + 1) and the customer id; then the key
 // (2 x fixed64), varint fingerprint, signed varint event time. Ids are grouped by
@@ -346,20 +364,22 @@ void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<
   std::map<int64_t, Day> by_day;
   for (const DedupEntry& e : ids) {
     Day& day = by_day[day_of(e.time_ns)];
-    if (day.last_customer == e.customer) {
-      put_varint(day.data, 0);
-    } else {
-      const std::string& id = customers_[e.customer].id;
-      put_varint(day.data, id.size() + 1);
-      day.data.append(id);
-      day.last_customer = e.customer;
-    }
-    put_fixed64(day.data, e.key.lo);
-    put_fixed64(day.data, e.key.hi);
-    put_varint(day.data, e.fingerprint);
-    put_signed(day.data, e.time_ns);
+    append_dedup_id(&day.data, customers_[e.customer].id, day.last_customer == e.customer, e);
+    day.last_customer = e.customer;
   }
   for (auto& [day, d] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(d.data)});
+}
+
+Status split_dedup_record(const DedupRecord& record, const std::function<int32_t(std::string_view customer_id)>& group_of,
+                          std::map<int32_t, DedupRecord>* out) {
+  std::map<int32_t, std::string> last_customer;  // per group: whose ids its data ends with
+  return for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& e) {
+    const int32_t group = group_of(id);
+    auto [it, fresh] = out->try_emplace(group, DedupRecord{record.day, record.sequence, record.part, std::string()});
+    std::string& last = last_customer[group];
+    append_dedup_id(&it->second.data, id, !fresh && last == id, e);
+    last = std::string(id);
+  });
 }
 
 Status for_each_dedup_id(const DedupRecord& record,

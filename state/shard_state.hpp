@@ -88,6 +88,10 @@ using ChangeSink = std::function<Status(std::vector<ConditionalPut>& puts)>;
 // Decodes the ids of a dedup record written by take_unsaved_ids.
 Status for_each_dedup_id(const DedupRecord& record,
                          const std::function<void(std::string_view id, const DedupEntry&)>& fn);
+// Splits a record into one per group of its customers (`group_of` a customer_id: a
+// shared table's source partitions), each with the record's day, sequence and part.
+Status split_dedup_record(const DedupRecord& record, const std::function<int32_t(std::string_view customer_id)>& group_of,
+                          std::map<int32_t, DedupRecord>* out);
 
 class ShardState {
  public:

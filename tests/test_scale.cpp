@@ -16,8 +16,13 @@
 #include <set>
 #include <sstream>
 
+#include <xxhash.h>
+
+#include "io/event_parser.hpp"
 #include "io/http_client.hpp"
+#include "io/kafka_source.hpp"
 #include "io/kafka_client.hpp"
+#include "state/shard_state.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/daemon_support.hpp"
 #include "tests/dynalite_support.hpp"
@@ -602,6 +607,133 @@ BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
     return true;
   }).is_ok());
   BOOST_TEST((seen == std::set<std::string>{"ids of w1", "ids of w2"}));
+}
+
+namespace {
+
+constexpr const char* kRowsRead = "streamscore_dynamodb_rows_read_total";
+
+std::vector<std::string> offset_keys(const std::vector<int32_t>& partitions) {
+  std::vector<std::string> keys;
+  for (int32_t p : partitions) keys.push_back(partition_offset_key(kTopic, p));
+  return keys;
+}
+
+std::vector<int32_t> every_partition() {
+  std::vector<int32_t> all;
+  for (int32_t p = 0; p < kPartitions; ++p) all.push_back(p);
+  return all;
+}
+
+// A checkpoint creating `customers` ("<prefix>0", ...) with one dedup id each, encoded
+// as the engine encodes them (a shard's unsaved ids).
+WriteSet new_customers(const std::string& prefix, int customers) {
+  WriteSet w;
+  ShardState shard(ShardOptions{});
+  for (int i = 0; i < customers; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    const std::string item = "{\"PK\":\"CUSTOMER#" + id + "\",\"version\":1}";
+    w.puts.push_back({ItemRecord{customer_pk(id), 1, item, "state of " + id}, 0});
+    ParsedEvent e;
+    e.customer_id = id;
+    e.time = EventTime{1735689600LL * kNanosPerSecond, 0};
+    e.customer_hash = XXH3_64bits(id.data(), id.size());
+    e.key = dedup_key(id, "event of " + id);
+    shard.apply_event(e);
+  }
+  shard.take_unsaved_ids(1, 0, &w.dedup);
+  w.meta.push_back({"checkpoint", "1"});
+  return w;
+}
+
+// What a load of `partition` finds: the customers whose items and whose dedup ids came,
+// and how many of them are not of that partition.
+struct Loaded {
+  std::set<std::string> items, ids;
+  int strangers = 0;
+};
+
+Loaded load_partition(StateStore& store, int32_t partition) {
+  Loaded loaded;
+  auto keep = [&](std::string_view id, std::set<std::string>* into) {
+    if (kafka_partition_of_key(id, kPartitions) == partition) into->insert(std::string(id));
+    else ++loaded.strangers;
+  };
+  Status s = store.scan_partitions(
+      PartitionScope{kPartitions, {partition}},
+      [&](const ItemRecord& r) { return keep(customer_id_of_pk(r.pk), &loaded.items), true; },
+      [&](const DedupRecord& r) {
+        BOOST_REQUIRE(for_each_dedup_id(r, [&](std::string_view id, const DedupEntry&) { keep(id, &loaded.ids); }).is_ok());
+        return true;
+      });
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  return loaded;
+}
+
+std::set<std::string> customers_of(const std::string& prefix, int customers, int32_t partition) {
+  std::set<std::string> out;
+  for (int i = 0; i < customers; ++i)
+    if (kafka_partition_of_key(prefix + std::to_string(i), kPartitions) == partition) out.insert(prefix + std::to_string(i));
+  return out;
+}
+
+}  // namespace
+
+// A rebalance costs what moves (docs/scale.md): the table holds eight partitions'
+// customers, and taking one partition over reads that partition's customers and dedup
+// ids (a Query of it), not the table (a Scan).
+BOOST_FIXTURE_TEST_CASE(a_takeover_reads_only_its_partitions_customers, Fixture) {
+  constexpr int kCustomers = 400;
+  auto first = open_writer(table, "first");
+  BOOST_REQUIRE(first->take_over(offset_keys(every_partition())).is_ok());
+  BOOST_TEST(load_partition(*first, 0).items.empty());
+  std::vector<std::size_t> conflicts;
+  BOOST_REQUIRE(first->commit(new_customers("C", kCustomers), &conflicts).is_ok());
+
+  auto heir = open_writer(table, "heir");
+  BOOST_REQUIRE(heir->take_over(offset_keys({3})).is_ok());
+  BOOST_REQUIRE(heir->recover_other_writers().is_ok());
+  const uint64_t before = metric_of(*heir, kRowsRead);
+  const Loaded loaded = load_partition(*heir, 3);
+  const std::set<std::string> expected = customers_of("C", kCustomers, 3);
+  BOOST_TEST(expected.size() > 30u);
+  BOOST_TEST(loaded.items == expected);
+  BOOST_TEST(loaded.ids == expected);
+  BOOST_TEST(loaded.strangers == 0);
+  // The partition's index entries, items and dedup records; not the 400 customers.
+  const uint64_t rows = metric_of(*heir, kRowsRead) - before;
+  BOOST_TEST(rows >= expected.size());
+  BOOST_TEST(rows <= 2 * expected.size() + 10, rows << " rows read for " << expected.size() << " customers");
+}
+
+// A table written before any daemon shared it (a replay, a single daemon) has no index by
+// partition: the first takeover reads it whole once and indexes it, and every writer that
+// opens it from then on indexes the customers it creates.
+BOOST_FIXTURE_TEST_CASE(a_table_written_before_sharing_is_indexed_by_its_first_takeover, Fixture) {
+  constexpr int kCustomers = 200;
+  std::vector<std::size_t> conflicts;
+  BOOST_REQUIRE(open_writer(table, "replayed")->commit(new_customers("R", kCustomers), &conflicts).is_ok());
+
+  auto first = open_writer(table, "first");
+  BOOST_REQUIRE(first->take_over(offset_keys(every_partition())).is_ok());
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    const Loaded loaded = load_partition(*first, p);
+    BOOST_TEST(loaded.items == customers_of("R", kCustomers, p));
+    BOOST_TEST(loaded.ids == customers_of("R", kCustomers, p));
+  }
+  auto late = open_writer(table, "late");  // a writer that comes later indexes what it creates
+  BOOST_REQUIRE(late->commit(new_customers("L", kCustomers), &conflicts).is_ok());
+
+  auto heir = open_writer(table, "heir");
+  BOOST_REQUIRE(heir->take_over(offset_keys({5})).is_ok());
+  const uint64_t before = metric_of(*heir, kRowsRead);
+  const Loaded loaded = load_partition(*heir, 5);
+  std::set<std::string> expected = customers_of("R", kCustomers, 5);
+  for (const std::string& id : customers_of("L", kCustomers, 5)) expected.insert(id);
+  BOOST_TEST(loaded.items == expected);
+  BOOST_TEST(loaded.ids == expected);
+  BOOST_TEST(loaded.strangers == 0);
+  BOOST_TEST(metric_of(*heir, kRowsRead) - before <= 2 * expected.size() + 10 + 10);
 }
 
 // A backfill split over P processes (--part K/P, each a writer of its own) leaves the
