@@ -162,6 +162,7 @@ Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int th
   // daemon of a group) leaves the loaded customers' ticks as their data schedules them.
   if (clock.started)
     for (auto& st : *states) st->set_current_tick(clock.tick);
+  if (filters.scope && filters.scope->partitions.empty()) return Status::ok();  // no partition: nothing to read
   // A remote store is scanned once: every worker reads the whole store.
   const std::size_t workers =
       store->local_scans() ? std::min<std::size_t>(std::max(1, threads), states->size()) : 1;
@@ -185,8 +186,9 @@ Status load_state(StateStore* store, const EngineOptions& options, int threads, 
   else if (s.is_not_found()) s = Status::ok();
   if (!s.is_ok()) return s;
   clock->restore(snap);
+  const PartitionScope* scope = options.load_partitions ? &*options.load_partitions : nullptr;
   return load_customers(store, options.allowed_lateness_ns, options.shards, threads, snap,
-                        {options.load_customers, options.load_dedup_ids}, states);
+                        {options.load_customers, options.load_dedup_ids, scope}, states);
 }
 
 // Lowers every thread the actor system starts (workers, timer, detached actors): they

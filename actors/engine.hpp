@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,10 +49,12 @@ struct EngineOptions {
   // once, by the shards, at finish(), without checkpoints. The state is marked
   // "rebuilding" until then, so that an interrupted rebuild is refused, not resumed.
   bool bulk_load = false;
-  // Which stored customers start() loads (empty: all). A table shared by the daemons of
-  // a consumer group (state.shared) loads none: each assignment loads the customers of
-  // its partitions (replace_customers).
+  // Which stored customers start() loads (empty: all).
   CustomerFilter load_customers;
+  // Set: start() reads the store for these source partitions only (scan_partitions; the
+  // filters below still pick), and with no partition reads nothing: a table shared by the
+  // daemons of a consumer group starts with no customer, each assignment loads its own.
+  std::optional<PartitionScope> load_partitions;
   // Which customers' dedup ids start() loads (empty: all). A partitioned backfill loads
   // its own customers' items but every customer's ids: it judges every record.
   CustomerFilter load_dedup_ids;

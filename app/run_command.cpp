@@ -401,7 +401,7 @@ int run(const RunArgs& args) {
   options.truncate_dead_letter = false;  // a daemon appends across restarts
   options.nice = config.engine.nice;      // ingestion yields to the HTTP server
   if (config.state.shared)  // the customers come with the partitions
-    options.load_customers = [](std::string_view) { return false; };
+    options.load_partitions = PartitionScope{};
   // A refused active model at start stops the daemon (exit 2, naming it): one that ran
   // without scoring would look healthy while no item gets a score. Only
   // model.allow_unscored_start lets it run without one (it picks up the next activation).

@@ -18,6 +18,7 @@
 
 #include <xxhash.h>
 
+#include "actors/engine.hpp"
 #include "io/event_parser.hpp"
 #include "io/http_client.hpp"
 #include "io/kafka_source.hpp"
@@ -734,6 +735,35 @@ BOOST_FIXTURE_TEST_CASE(a_table_written_before_sharing_is_indexed_by_its_first_t
   BOOST_TEST(loaded.ids == expected);
   BOOST_TEST(loaded.strangers == 0);
   BOOST_TEST(metric_of(*heir, kRowsRead) - before <= 2 * expected.size() + 10 + 10);
+}
+
+// A daemon of a group starts holding no customer (they come with its partitions): its
+// start reads nothing of the table's customers, whatever the table holds.
+BOOST_FIXTURE_TEST_CASE(a_shared_daemon_starts_without_reading_the_customers, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 300 --events 3000 --days 2 --seed 5 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  std::string replay = "replay --events " + log;
+  for (const std::string& w : settings("4d")) replay += " " + w;
+  Result r = run_cli(dir, replay);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+
+  DynamoDbOptions o = table;
+  o.writer = "starter";
+  o.dedup_of_all_writers = true;
+  std::unique_ptr<StateStore> store;
+  BOOST_REQUIRE(open_dynamodb_store(o, &store).is_ok());
+  EngineOptions options;
+  options.shards = 2;
+  options.threads = 1;
+  options.allowed_lateness_ns = 4LL * 86400 * kNanosPerSecond;
+  options.load_partitions = PartitionScope{};
+  std::unique_ptr<Engine> engine;
+  const uint64_t before = metric_of(*store, kRowsRead);
+  Status s = Engine::start(options, store.get(), &engine);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  BOOST_TEST(engine->metrics().customers.load() == 0);
+  BOOST_TEST(metric_of(*store, kRowsRead) - before <= 10u);
 }
 
 // A backfill split over P processes (--part K/P, each a writer of its own) leaves the
