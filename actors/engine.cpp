@@ -438,6 +438,29 @@ Status Engine::replace_customers(const CustomerFilter& owned, const PartitionSco
   return s;
 }
 
+Status Engine::reshape_customers(const CustomerFilter& dropped, const CustomerFilter& added,
+                                 const PartitionScope* scope) {
+  Status s = drain();
+  if (!s.is_ok()) return s;
+  std::vector<std::shared_ptr<ShardState>> states(shards_.size());
+  if (added) {
+    ClockSnapshot clock;
+    if (!(s = store_->recover_other_writers()).is_ok()) return s;
+    (*self_)
+        ->request(*clock_, caf::infinite, clock_atom::value)
+        .receive([&](ClockSnapshot& snap) { clock = snap; },
+                 [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+    if (!s.is_ok() || !(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()),
+                                           options_.threads, clock, {added, added, scope}, &states)).is_ok())
+      return s;
+  }
+  for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
+    (*self_)
+        ->request(shards_[i], caf::infinite, reshape_atom::value, Reshape{dropped, std::move(states[i])})
+        .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  return s;
+}
+
 Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
   Status s = drain();
   if (!s.is_ok()) return s;

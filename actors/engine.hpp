@@ -112,6 +112,10 @@ class Engine {
   // `scope`, when set, names the source partitions `owned` picks: a store that keeps
   // customers by partition (DynamoDB) reads only theirs.
   Status replace_customers(const CustomerFilter& owned, const PartitionScope* scope = nullptr);
+  // A cooperative rebalance: drops the customers `dropped` picks (revoked partitions;
+  // checkpoint before) and loads from the store those `added` picks (`scope`: their
+  // partitions); every other customer stays in memory as it is. Either may be empty.
+  Status reshape_customers(const CustomerFilter& dropped, const CustomerFilter& added, const PartitionScope* scope);
 
   const EngineMetrics& metrics() const { return *metrics_; }
   // Null without scoring.

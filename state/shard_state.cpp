@@ -152,6 +152,46 @@ void ShardState::finish_loading() {
   loaded_schedule_.shrink_to_fit();
 }
 
+void ShardState::move_customers(ShardState& from, ShardState& to,
+                                const std::function<bool(std::string_view customer_id)>& picked) {
+  from.finish_loading();
+  std::vector<uint32_t> slot_in_to(from.customers_.size(), kNoSlot);
+  for (uint32_t slot = 0; slot < from.customers_.size(); ++slot) {
+    CustomerState& c = from.customers_[slot];
+    if (!picked(c.id)) continue;
+    const uint32_t moved = to.customer_slot(c.id, c.hash);
+    slot_in_to[slot] = moved;
+    to.customers_[moved] = std::move(c);
+    if (to.customers_[moved].dirty) to.dirty_.push_back(moved);
+  }
+  for (const auto& [tick, slots] : from.calendar_)
+    for (uint32_t slot : slots)
+      if (slot < slot_in_to.size() && slot_in_to[slot] != kNoSlot) to.schedule(tick, slot_in_to[slot]);
+  from.dedup_.for_each([&](const DedupEntry& e) {
+    if (slot_in_to[e.slot()] == kNoSlot) return;
+    DedupEntry moved = e;
+    moved.customer = slot_in_to[e.slot()] | (e.customer & DedupEntry::kUnsaved);
+    to.dedup_.upsert(moved);
+  });
+}
+
+void ShardState::absorb(ShardState& loaded) { move_customers(loaded, *this, [](std::string_view) { return true; }); }
+
+void ShardState::drop_customers(const std::function<bool(std::string_view customer_id)>& dropped) {
+  finish_loading();
+  ShardState kept(options_);
+  kept.current_tick_ = current_tick_;
+  if (current_tick_ != kNoTick)
+    kept.dedup_.set_forget_before(forget_before_ns(current_tick_, options_.allowed_lateness_ns));
+  move_customers(*this, kept, [&](std::string_view id) { return !dropped(id); });
+  customers_ = std::move(kept.customers_);
+  index_ = std::move(kept.index_);
+  calendar_ = std::move(kept.calendar_);
+  dirty_ = std::move(kept.dirty_);
+  dedup_ = std::move(kept.dedup_);
+  last_loaded_slot_ = kNoSlot;
+}
+
 void ShardState::schedule(int64_t tick, uint32_t slot) {
   if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
   calendar_[tick].push_back(slot);

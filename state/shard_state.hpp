@@ -138,6 +138,14 @@ class ShardState {
   void load_id(std::string_view id, DedupEntry entry);
   void set_current_tick(int64_t tick) { current_tick_ = tick; }
 
+  // Cooperative rebalancing (semantics.md, section 21): the customers of the partitions
+  // that stay are kept as they are. `absorb` takes every customer of `loaded` (fresh from
+  // the store: added partitions) with its ids and due ticks; `drop_customers` forgets
+  // those `dropped` picks (revoked partitions, just checkpointed) and keeps the others,
+  // changes not yet written included.
+  void absorb(ShardState& loaded);
+  void drop_customers(const std::function<bool(std::string_view customer_id)>& dropped);
+
   std::size_t customer_count() const { return customers_.size(); }
   std::size_t dedup_size() const { return dedup_.size(); }
   uint64_t logical_writes() const { return logical_writes_; }
@@ -166,6 +174,10 @@ class ShardState {
   void prefetch_customer(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
   void encode_internal(const CustomerState& c, std::string* out) const;
+  // Moves the customers `picked` chooses from `from` into `to` (new slots there), with
+  // their dedup ids, their due ticks and their unwritten changes.
+  static void move_customers(ShardState& from, ShardState& to,
+                             const std::function<bool(std::string_view customer_id)>& picked);
 
   ShardOptions options_;
   std::vector<CustomerState> customers_;

@@ -36,6 +36,7 @@ namespace {
 
 constexpr const char* kTopic = "customer-events";
 constexpr int kPartitions = 8;
+constexpr const char* kRowsRead = "streamscore_dynamodb_rows_read_total";
 
 // Exported items without the customers whose id starts with `prefix`.
 std::string without_customers(const std::string& export_text, const std::string& prefix) {
@@ -583,6 +584,50 @@ BOOST_FIXTURE_TEST_CASE(a_fenced_daemon_drops_its_work_and_rejoins, Fixture) {
   BOOST_TEST(features_only(without_customers(shared.out, "S")) == expected);
 }
 
+// Cooperative-sticky rebalancing (a shared table's default): when b joins, a hands over
+// only the partitions that move. Those that stay are not read from the table again (a's
+// rows read do not move) and keep their customers in memory, unwritten changes included;
+// the group still ends as a replay of the log.
+BOOST_FIXTURE_TEST_CASE(partitions_that_stay_keep_their_customers_through_a_rebalance, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 200 --events 6000 --days 2 --dup-rate 0.05 --seed 29 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  const std::vector<std::string> lines = lines_of_file(log);
+  const auto records = keyed_by_customer(lines);
+  const auto half = records.begin() + static_cast<std::ptrdiff_t>(records.size() / 2);
+  produce(cluster->bootstrap_servers(), kTopic, {records.begin(), half});
+  Member a = start("a", "4d");
+  settle({&a}, "a alone");
+  const double rows_before = a.get(kRowsRead);
+  Member b = start("b", "4d");
+  settle({&a, &b}, "b joined");
+  BOOST_TEST(a.get("streamscore_kafka_partitions") < kPartitions);
+  BOOST_TEST(a.get(kRowsRead) - rows_before <= 10, log_of(a));
+
+  produce(cluster->bootstrap_servers(), kTopic, {half, records.end()});
+  const std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z");
+  produce(cluster->bootstrap_servers(), kTopic, last);
+  settle({&a, &b}, "everything read");
+  stop(a, SIGTERM, true);
+  stop(b, SIGTERM, true);
+
+  const std::string replay_log = dir / "replay.jsonl";
+  {
+    std::ofstream out(replay_log);
+    for (const auto& line : lines) out << line << "\n";
+    for (const KafkaRecord& r : last) out << r.value << "\n";
+  }
+  Result r = run_cli(dir, "replay --events " + replay_log + " --state " + (dir / "replayed") +
+                              " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  Result shared = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
+                                   " --set state.table=" + table.table + " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(shared.exit_code == 0, shared.err);
+  const std::string expected = without_customers(export_of(dir, dir / "replayed"), "S");
+  BOOST_TEST(lines_in(expected) > 150u);
+  BOOST_TEST(without_customers(shared.out, "S") == expected);
+}
+
 // Dedup ids move with their customers: a writer reads every writer's records.
 BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
   std::array<std::string, 2> writers = {"w1", "w2"};
@@ -611,8 +656,6 @@ BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
 }
 
 namespace {
-
-constexpr const char* kRowsRead = "streamscore_dynamodb_rows_read_total";
 
 std::vector<std::string> offset_keys(const std::vector<int32_t>& partitions) {
   std::vector<std::string> keys;
