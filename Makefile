@@ -15,13 +15,15 @@ build: deps
 	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# The main job on embedded defaults: the daemon with the built-in generator
-# (1M events over 45 simulated days) into RocksDB under ./data, then a summary with
-# the top customers. The demo starts from a fresh state each time.
-run: build
-	@rm -rf data/state data/dead-letter.jsonl
-	$(STREAMSCORE) run --set source.kind=generator --set source.events=1000000 \
-	  --set state.path=data/state --set dead_letter.path=data/dead-letter.jsonl
+# The main job on embedded defaults (scripts/demo.sh): generate a history, train a
+# model on it, activate it, then run the daemon on the built-in generator (1M records)
+# into RocksDB under ./data, scoring every customer whose features change, and print a
+# summary with the top customers and their scores. Builds only the binary it runs;
+# starts from a fresh state each time.
+run: deps
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target streamscore
+	@bash scripts/demo.sh $(STREAMSCORE)
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j 2

@@ -28,7 +28,6 @@ namespace {
 constexpr const char* kStoreFormat = "streamscore-state-2";
 constexpr const char* kSessionRebuilding = "rebuilding";
 constexpr const char* kSessionComplete = "complete";
-constexpr int64_t kDayNanos = 86'400LL * 1'000'000'000;
 
 int64_t wall_clock_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -36,22 +35,56 @@ int64_t wall_clock_ns() {
       .count();
 }
 
-std::string encode_clock(const ClockSnapshot& c) {
-  std::string out;
+void put_clock(std::string& out, const ClockSnapshot& c) {
   out.push_back(c.started ? 1 : 0);
   put_signed(out, c.max_event_ns);
   put_signed(out, c.tick);
+}
+
+bool get_clock(Decoder& d, ClockSnapshot* c) {
+  uint8_t started = 0;
+  if (!(d.byte(&started) && started <= 1 && d.signed_varint(&c->max_event_ns) && d.signed_varint(&c->tick)))
+    return false;
+  c->started = started != 0;
+  return true;
+}
+
+// Every partition's clock. A file's one clock is stored as it always was (started flag,
+// event time, tick); several start with kPartitionClocks.
+constexpr uint8_t kPartitionClocks = 2;
+
+std::string encode_clocks(const ClockSnapshots& clocks) {
+  if (clocks.empty() || (clocks.size() == 1 && clocks.begin()->first == kSingleClock))
+    return encode_clock(clocks.empty() ? ClockSnapshot{} : clocks.begin()->second);
+  std::string out(1, static_cast<char>(kPartitionClocks));
+  put_varint(out, clocks.size());
+  for (const auto& [id, c] : clocks) {
+    put_signed(out, id);
+    put_clock(out, c);
+  }
   return out;
 }
 
-Status decode_clock(const std::string& data, ClockSnapshot* c) {
+Status decode_clocks(const std::string& data, ClockSnapshots* clocks) {
+  clocks->clear();
   Decoder d(data);
-  uint8_t started = 0;
-  if (!(d.byte(&started) && d.signed_varint(&c->max_event_ns) && d.signed_varint(&c->tick) &&
-        d.at_end()))
-    return Status::corruption("meta 'clock' is malformed");
-  c->started = started != 0;
-  return Status::ok();
+  const auto malformed = Status::corruption("meta 'clock' is malformed");
+  if (data.empty() || static_cast<uint8_t>(data[0]) != kPartitionClocks) {
+    ClockSnapshot c;
+    if (!(get_clock(d, &c) && d.at_end())) return malformed;
+    (*clocks)[kSingleClock] = c;
+    return Status::ok();
+  }
+  uint8_t marker = 0;
+  uint64_t n = 0;
+  if (!(d.byte(&marker) && d.varint(&n))) return malformed;
+  for (uint64_t i = 0; i < n; ++i) {
+    int64_t id = 0;
+    ClockSnapshot c;
+    if (!(d.signed_varint(&id) && get_clock(d, &c))) return malformed;
+    (*clocks)[static_cast<int32_t>(id)] = c;
+  }
+  return d.at_end() ? Status::ok() : malformed;
 }
 
 // Refuses a store written by another program or another state format.
@@ -119,6 +152,7 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
 struct LoadFilters {
   CustomerFilter items;
   CustomerFilter ids;
+  CustomerPartition partition_of;         // the clock of customers stored without one
   const PartitionScope* scope = nullptr;  // set: the store reads only these partitions' customers (if it can)
 };
 
@@ -134,7 +168,8 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
   Status inner;
   const auto load_item = [&](const ItemRecord& record) {
     if (ShardState* shard = mine(customer_id_of_pk(record.pk), filters.items))
-      inner = shard->load(record);
+      inner = shard->load(record, filters.partition_of ? filters.partition_of(customer_id_of_pk(record.pk))
+                                                       : kSingleClock);
     return inner.is_ok();
   };
   const auto load_ids = [&](const DedupRecord& record) {
@@ -150,9 +185,9 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
   return Status::ok();
 }
 
-// Fresh shard states at the clock's tick, holding the stored customers `owned` picks
+// Fresh shard states at the clocks' ticks, holding the stored customers `owned` picks
 // (all when it is empty). Shards share nothing, so they load in parallel.
-Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int threads, const ClockSnapshot& clock,
+Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int threads, const ClockSnapshots& clocks,
                       const LoadFilters& filters, std::vector<std::shared_ptr<ShardState>>* states) {
   ShardOptions shard_options;
   shard_options.allowed_lateness_ns = lateness_ns;
@@ -160,8 +195,9 @@ Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int th
   for (int i = 0; i < shards; ++i) states->push_back(std::make_shared<ShardState>(shard_options));
   // A clock that has not started (a writer's first run on a table others wrote, a new
   // daemon of a group) leaves the loaded customers' ticks as their data schedules them.
-  if (clock.started)
-    for (auto& st : *states) st->set_current_tick(clock.tick);
+  for (const auto& [id, clock] : clocks)
+    if (clock.started)
+      for (auto& st : *states) st->set_current_tick(clock.tick, id);
   if (filters.scope && filters.scope->partitions.empty()) return Status::ok();  // no partition: nothing to read
   // A remote store is scanned once: every worker reads the whole store.
   const std::size_t workers =
@@ -180,15 +216,15 @@ Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int th
 Status load_state(StateStore* store, const EngineOptions& options, int threads, EventClock* clock,
                   std::vector<std::shared_ptr<ShardState>>* states) {
   std::string clock_data;
-  ClockSnapshot snap;
+  ClockSnapshots clocks;
   Status s = store->get_meta(kMetaClock, &clock_data);
-  if (s.is_ok()) s = decode_clock(clock_data, &snap);
+  if (s.is_ok()) s = decode_clocks(clock_data, &clocks);
   else if (s.is_not_found()) s = Status::ok();
   if (!s.is_ok()) return s;
-  clock->restore(snap);
+  clock->restore(clocks);
   const PartitionScope* scope = options.load_partitions ? &*options.load_partitions : nullptr;
-  return load_customers(store, options.allowed_lateness_ns, options.shards, threads, snap,
-                        {options.load_customers, options.load_dedup_ids, scope}, states);
+  return load_customers(store, options.allowed_lateness_ns, options.shards, threads, clocks,
+                        {options.load_customers, options.load_dedup_ids, nullptr, scope}, states);
 }
 
 // Lowers every thread the actor system starts (workers, timer, detached actors): they
@@ -206,6 +242,12 @@ class LowerPriorityHook final : public caf::thread_hook {
 };
 
 }  // namespace
+
+std::string encode_clock(const ClockSnapshot& c) {
+  std::string out;
+  put_clock(out, c);
+  return out;
+}
 
 // A bulk load writes items without checkpoints; one that did not complete is refused.
 Status check_session(StateStore* store) {
@@ -415,21 +457,41 @@ Status Engine::submit(RawBatch batch) {
   return Status::ok();
 }
 
-Status Engine::replace_customers(const CustomerFilter& owned, const PartitionScope* scope) {
+// A shared table keeps each partition's clock next to its offset, in the same commit.
+Status Engine::read_partition_clocks(const std::vector<int32_t>& partitions, ClockSnapshots* clocks) {
+  for (int32_t p : partitions) {
+    const std::string key = options_.partition_clock_key(p);
+    std::string value;
+    Status s = store_->get_meta(key, &value);
+    if (s.is_not_found()) continue;  // never checkpointed: the partition's clock starts afresh
+    if (!s.is_ok()) return s;
+    Decoder d(value);
+    ClockSnapshot c;
+    if (!(get_clock(d, &c) && d.at_end())) return Status::corruption("meta '" + key + "' is malformed");
+    (*clocks)[p] = c;
+  }
+  return Status::ok();
+}
+
+Status Engine::replace_customers(const CustomerFilter& owned, const PartitionScope* scope,
+                                 const CustomerPartition& partition_of) {
   Status s = drain();
   if (!s.is_ok()) return s;
   if (owned && !(s = store_->recover_other_writers()).is_ok()) return s;
-  ClockSnapshot clock;
+  // The partitions' clocks come with them, as their customers do: the ticks of each
+  // continue exactly where its last holder's checkpoint left them.
+  ClockSnapshots clocks;
+  if (owned && scope && options_.partition_clock_key && !(s = read_partition_clocks(scope->partitions, &clocks)).is_ok())
+    return s;
   (*self_)
-      ->request(*clock_, caf::infinite, clock_atom::value)
-      .receive([&](ClockSnapshot& snap) { clock = snap; },
-               [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+      ->request(*clock_, caf::infinite, clock_atom::value, clocks)
+      .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   if (!s.is_ok()) return s;
   const CustomerFilter none = [](std::string_view) { return false; };
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
-  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads, clock,
-                           {picked, picked, owned ? scope : nullptr}, &states)).is_ok())
+  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads, clocks,
+                           {picked, picked, partition_of, owned ? scope : nullptr}, &states)).is_ok())
     return s;
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
     (*self_)
@@ -438,25 +500,36 @@ Status Engine::replace_customers(const CustomerFilter& owned, const PartitionSco
   return s;
 }
 
-Status Engine::reshape_customers(const CustomerFilter& dropped, const CustomerFilter& added,
-                                 const PartitionScope* scope) {
+Status Engine::reshape_customers(const CustomerFilter& dropped, const std::vector<int32_t>& revoked,
+                                 const CustomerFilter& added, const PartitionScope* scope,
+                                 const CustomerPartition& partition_of) {
   Status s = drain();
   if (!s.is_ok()) return s;
+  // The clocks follow the partitions (section 21): the revoked ones' go, the added ones'
+  // come from the table, the kept ones' go on as they are.
+  ClockSnapshots clocks, restored;
+  (*self_)
+      ->request(*clock_, caf::infinite, clock_atom::value)
+      .receive([&](ClockSnapshots& current) { clocks = std::move(current); },
+               [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  if (!s.is_ok()) return s;
+  for (int32_t p : revoked) clocks.erase(p);
   std::vector<std::shared_ptr<ShardState>> states(shards_.size());
   if (added) {
-    ClockSnapshot clock;
     if (!(s = store_->recover_other_writers()).is_ok()) return s;
-    (*self_)
-        ->request(*clock_, caf::infinite, clock_atom::value)
-        .receive([&](ClockSnapshot& snap) { clock = snap; },
-                 [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
-    if (!s.is_ok() || !(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()),
-                                           options_.threads, clock, {added, added, scope}, &states)).is_ok())
+    if (scope && options_.partition_clock_key && !(s = read_partition_clocks(scope->partitions, &restored)).is_ok())
+      return s;
+    for (const auto& [p, clock] : restored) clocks[p] = clock;
+    if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads,
+                             restored, {added, added, partition_of, scope}, &states)).is_ok())
       return s;
   }
+  (*self_)
+      ->request(*clock_, caf::infinite, clock_atom::value, clocks)
+      .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
     (*self_)
-        ->request(shards_[i], caf::infinite, reshape_atom::value, Reshape{dropped, std::move(states[i])})
+        ->request(shards_[i], caf::infinite, reshape_atom::value, Reshape{dropped, revoked, std::move(states[i])})
         .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   return s;
 }
@@ -480,7 +553,10 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
     if (!s.is_ok()) return s;
     meta.push_back({kMetaOutput, output_marker()});
   }
-  meta.push_back({kMetaClock, encode_clock(cut.stats.clock)});
+  meta.push_back({kMetaClock, encode_clocks(cut.clocks)});
+  if (options_.partition_clock_key)
+    for (const auto& [p, clock] : cut.clocks)
+      if (p >= 0) meta.push_back({options_.partition_clock_key(p), encode_clock(clock)});
   meta.push_back({kMetaDeadLetter, dead_letter_identity_ + "\n" + std::to_string(cut.dead_letter_bytes)});
   meta.push_back({kMetaCheckpoint, std::to_string(checkpoint_number_ + 1)});
   if (options_.bulk_load) meta.push_back({kMetaSession, kSessionComplete});
@@ -498,9 +574,10 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   }
   writes.meta = std::move(meta);
   writes.dedup = std::move(cut.dedup);
-  // Whole days of ids that have left the horizon (plus lateness) are forgotten.
-  if (cut.stats.clock.started) {
-    const int64_t forget_ns = forget_before_ns(cut.stats.clock.tick, options_.allowed_lateness_ns);
+  // Whole days of ids that have left the horizon (plus lateness) of every clock are forgotten.
+  int64_t earliest = 0;
+  if (earliest_tick(cut.clocks, &earliest)) {
+    const int64_t forget_ns = forget_before_ns(earliest, options_.allowed_lateness_ns);
     const int64_t day = forget_ns / kDayNanos - (forget_ns % kDayNanos < 0 ? 1 : 0);
     if (day > forgotten_before_day_) writes.forget_dedup_before_day = forgotten_before_day_ = day;
   }

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "actors/event_clock.hpp"
 #include "actors/metrics.hpp"
 #include "state/status.hpp"
 #include "state/store.hpp"
@@ -35,6 +36,8 @@ struct Cut;
 
 // Picks customers by id (a shared table's partitions, a partitioned backfill's part).
 using CustomerFilter = std::function<bool(std::string_view customer_id)>;
+// The Kafka partition of a customer (Kafka's default partitioner).
+using CustomerPartition = std::function<int32_t(std::string_view customer_id)>;
 
 struct EngineOptions {
   int shards = 8;
@@ -70,6 +73,9 @@ struct EngineOptions {
   // Set: the items of every committed checkpoint are published to the sink it makes
   // (the output topic), at least once: see publish_committed() and catch_up_items().
   std::function<Status(std::unique_ptr<ItemSink>*)> make_item_sink;
+  // A shared table: the meta key of a partition's window clock, committed with its offset
+  // (docs/semantics.md section 21). replace_customers restores the clocks from there.
+  std::function<std::string(int32_t partition)> partition_clock_key;
   // A backfill's time range: valid records with event_time outside [since, until) are
   // skipped (counted as out_of_range) before they reach the clock or a shard.
   int64_t since_ns = std::numeric_limits<int64_t>::min();
@@ -107,15 +113,21 @@ class Engine {
 
   // Drops every customer the shards hold and loads, from the store, those `owned` picks
   // (none when it is empty): a daemon of a group taking its partitions' customers after
-  // a rebalance. Everything submitted is applied first; checkpoint before, so that
-  // nothing dropped is unwritten. Other writers' half-applied commits are finished first.
+  // a rebalance. The window clocks become those stored for `scope`'s partitions (see
+  // partition_clock_key); a customer stored without a clock ticks with the partition
+  // `partition_of` gives it. Everything submitted is applied first; checkpoint before, so
+  // that nothing dropped is unwritten. Other writers' half-applied commits are finished first.
   // `scope`, when set, names the source partitions `owned` picks: a store that keeps
   // customers by partition (DynamoDB) reads only theirs.
-  Status replace_customers(const CustomerFilter& owned, const PartitionScope* scope = nullptr);
-  // A cooperative rebalance: drops the customers `dropped` picks (revoked partitions;
-  // checkpoint before) and loads from the store those `added` picks (`scope`: their
-  // partitions); every other customer stays in memory as it is. Either may be empty.
-  Status reshape_customers(const CustomerFilter& dropped, const CustomerFilter& added, const PartitionScope* scope);
+  Status replace_customers(const CustomerFilter& owned, const PartitionScope* scope = nullptr,
+                           const CustomerPartition& partition_of = nullptr);
+  // A cooperative rebalance: drops the customers `dropped` picks and the clocks of
+  // `revoked` (revoked partitions; checkpoint before) and loads from the store those
+  // `added` picks with the clocks of `scope`'s partitions (the added ones); every other
+  // customer and clock stays in memory as it is. Either side may be empty.
+  Status reshape_customers(const CustomerFilter& dropped, const std::vector<int32_t>& revoked,
+                           const CustomerFilter& added, const PartitionScope* scope,
+                           const CustomerPartition& partition_of);
 
   const EngineMetrics& metrics() const { return *metrics_; }
   // Null without scoring.
@@ -127,6 +139,7 @@ class Engine {
  private:
   Engine() = default;
   Status wait_for_one_ack();
+  Status read_partition_clocks(const std::vector<int32_t>& partitions, ClockSnapshots* clocks);
   Status drain();
   Status take_cut(const BarrierRequest& request, Cut* cut);
   Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta);
@@ -169,6 +182,9 @@ constexpr const char* kMetaCheckpoint = "checkpoint";   // number of the last ch
 constexpr const char* kMetaOutput = "output";
 // "rebuilding" while a bulk load runs, "complete" after it (absent: never bulk loaded).
 constexpr const char* kMetaSession = "session";
+
+// A window clock as stored: in meta "clock" (one clock) and next to a shared table's offsets.
+std::string encode_clock(const ClockSnapshot& clock);
 
 // A state whose bulk load (`replay`) did not complete is refused (corruption), by every
 // command that reads a state: `run` at start, `export`.

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <mutex>
 
 #include "actors/event_clock.hpp"
 #include "state/event.hpp"
@@ -77,6 +79,16 @@ struct EngineMetrics {
   std::atomic<int> event_clock_started{0};
   std::atomic<int64_t> max_event_time_ns{0};
   std::atomic<int64_t> watermark_ns{0};
+  // The watermark (ns) of each Kafka partition whose clock this daemon holds: each
+  // partition ticks by its own records, so an idle one shows here as behind.
+  void set_partition_watermarks(std::map<int32_t, int64_t> watermarks) const {
+    std::lock_guard<std::mutex> lock(partition_watermarks_mutex_);
+    partition_watermarks_ = std::move(watermarks);
+  }
+  std::map<int32_t, int64_t> partition_watermarks() const {
+    std::lock_guard<std::mutex> lock(partition_watermarks_mutex_);
+    return partition_watermarks_;
+  }
   // Wall time a shard spends applying one batch that carries tick marks (evaluating
   // the customers whose windows moved), per batch.
   LatencyHistogram tick_duration;
@@ -117,6 +129,10 @@ struct EngineMetrics {
     const uint64_t sent = shard_batches_sent[shard].load(std::memory_order_acquire);
     return sent > applied ? static_cast<int64_t>(sent - applied) : 0;
   }
+
+ private:
+  mutable std::mutex partition_watermarks_mutex_;
+  mutable std::map<int32_t, int64_t> partition_watermarks_;
 };
 
 // A plain copy of the counters at the end of a run, plus what the shards report.

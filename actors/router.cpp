@@ -79,9 +79,9 @@ void fail_batch(router_ptr self, uint64_t number, const caf::error& err) {
   finish_current(self, self->system().render(err));
 }
 
-void add_tick_to_all(std::vector<ShardBatch>& out, int64_t tick) {
+void add_tick_to_all(std::vector<ShardBatch>& out, const TickMark& mark) {
   for (auto& sb : out)
-    sb.ticks.push_back(TickMark{static_cast<uint32_t>(sb.events.size()), tick});
+    sb.ticks.push_back(TickMark{static_cast<uint32_t>(sb.events.size()), mark.tick, mark.clock});
 }
 
 DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uint32_t>& expired) {
@@ -127,7 +127,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   std::size_t t = 0;
   for (std::size_t i = 0; i <= st.events.size(); ++i) {
     for (; t < result.ticks.size() && result.ticks[t].position == i; ++t)
-      add_tick_to_all(out, result.ticks[t].tick);
+      add_tick_to_all(out, result.ticks[t]);
     if (i == st.events.size()) break;
     switch (result.verdicts[i]) {
       case Verdict::accepted:
@@ -206,6 +206,7 @@ void classify(router_ptr self) {
     c.seen_before = reply.found[st.probe_slot[i]] != 0;
     c.seen_fingerprint = reply.fingerprints[st.probe_slot[i]];
     c.seen_time_ns = reply.times[st.probe_slot[i]];
+    c.clock = ev.clock;
   }
   const uint64_t number = st.sequence_number;
   self->request(st.config.clock, caf::infinite, classify_atom::value, std::move(request))
@@ -259,10 +260,12 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   st.out_of_range = 0;
   st.key_mismatches = 0;
   const int64_t since = st.config.since_ns, until = st.config.until_ns;
+  const std::vector<int32_t>& partitions = st.current->batch->partitions;
   for (auto& chunk : st.current->chunks) {
     for (ParsedEvent& e : chunk.events) {
       // Outside a backfill's --since/--until: skipped before anything sees it.
       if (e.time.ns >= since && e.time.ns < until) {
+        if (!partitions.empty()) e.clock = partitions[e.record_index];  // its partition's clock
         st.events.push_back(std::move(e));
       } else {
         ++st.out_of_range;
@@ -365,8 +368,9 @@ void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx)
           [=](caf::error& err) { fail_barrier(ctx, err); });
   self->request(st.config.clock, caf::infinite, clock_atom::value)
       .then(
-          [=](ClockSnapshot& snap) {
-            ctx->cut.stats.clock = snap;
+          [=](ClockSnapshots& clocks) {
+            ctx->cut.stats.clock = combined(clocks);
+            ctx->cut.clocks = std::move(clocks);
             barrier_part_done(ctx);
           },
           [=](caf::error& err) { fail_barrier(ctx, err); });

@@ -256,7 +256,7 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
       // added ones' come, and the others stay as they are.
       [=](reshape_atom, Reshape& change) {
         auto& st = self->state;
-        if (change.dropped) st.shard->drop_customers(change.dropped);
+        if (change.dropped) st.shard->drop_customers(change.dropped, change.dropped_clocks);
         if (change.added) st.shard->absorb(*change.added);
         publish(st);
         return true;
@@ -291,6 +291,10 @@ struct ClockActorState {
 };
 
 void publish_clock(const EventClock& clock, EngineMetrics& m) {
+  std::map<int32_t, int64_t> partitions;
+  for (const auto& [id, c] : clock.snapshots())
+    if (id >= 0 && c.started) partitions[id] = c.max_event_ns - clock.lateness_ns();
+  m.set_partition_watermarks(std::move(partitions));
   const ClockSnapshot& snap = clock.snapshot();
   if (!snap.started) return;
   m.max_event_time_ns = snap.max_event_ns;
@@ -315,7 +319,13 @@ caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
         f.has_tick = self->state.clock->final_tick(&f.mark, &f.ticks_emitted);
         return f;
       },
-      [=](clock_atom) -> ClockSnapshot { return self->state.clock->snapshot(); },
+      [=](clock_atom) -> ClockSnapshots { return self->state.clock->snapshots(); },
+      // A shared table's new assignment: the clocks of the partitions taken over.
+      [=](clock_atom, const ClockSnapshots& clocks) {
+        self->state.clock->restore(clocks);
+        publish_clock(*self->state.clock, *self->state.metrics);
+        return true;
+      },
   };
 }
 

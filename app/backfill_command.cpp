@@ -332,7 +332,7 @@ int backfill(const BackfillArgs& args) {
       return kExitUsage;
     }
     // Each part is a writer of its own (its redo log, progress and dedup ids).
-    config.state.writer += ".part-" + std::to_string(plan.part) + "-of-" + std::to_string(plan.parts);
+    config.state.writer = backfill_part_writer(config.state.writer, plan.part, plan.parts);
   }
   std::unique_ptr<StateStore> store;
   Progress progress;

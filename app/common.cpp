@@ -32,6 +32,8 @@ DynamoDbOptions dynamodb_options_from(const StateConfig& state) {
   o.table = state.table;
   o.writer = state.writer;
   o.dedup_of_all_writers = state.shared;
+  o.gc_deletes_per_checkpoint = static_cast<std::size_t>(state.gc_deletes_per_checkpoint);
+  o.gc_idle_ms = state.gc_idle_ns / 1'000'000;
   return o;
 }
 

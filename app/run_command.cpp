@@ -206,16 +206,17 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
   hooks.adopt = [&config, &engine, &store](const std::vector<int32_t>& added, const std::vector<int32_t>& held,
                                            int32_t partition_count, KafkaOffsets* offsets) {
     const std::set<int32_t> picked(added.begin(), added.end());
-    const CustomerFilter in_added = [&](std::string_view customer_id) {
-      return picked.count(kafka_partition_of_key(customer_id, partition_count)) > 0;
+    const CustomerPartition partition_of = [partition_count](std::string_view customer_id) {
+      return kafka_partition_of_key(customer_id, partition_count);
     };
+    const CustomerFilter in_added = [&](std::string_view customer_id) { return picked.count(partition_of(customer_id)) > 0; };
     // Claimed first, all of them under one new lease: the previous holders of the added
     // ones are fenced before anything of theirs is read.
     Status s = store.take_over(offset_keys(config.source.topic, held));
     const PartitionScope scope{partition_count, added};
     if (s.is_ok())  // eager: every partition is added; cooperative: those that stay stay in memory
-      s = held.size() == added.size() ? engine.replace_customers(in_added, &scope)
-                                      : engine.reshape_customers(nullptr, in_added, &scope);
+      s = held.size() == added.size() ? engine.replace_customers(in_added, &scope, partition_of)
+                                      : engine.reshape_customers(nullptr, {}, in_added, &scope, partition_of);
     for (std::size_t i = 0; s.is_ok() && i < added.size(); ++i) {
       const std::string key = partition_offset_key(config.source.topic, added[i]);
       std::string value;
@@ -243,7 +244,7 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
     const std::set<int32_t> gone(revoked.begin(), revoked.end());
     Status s = engine.reshape_customers(
         [&](std::string_view customer_id) { return gone.count(kafka_partition_of_key(customer_id, partition_count)) > 0; },
-        nullptr, nullptr);
+        revoked, nullptr, nullptr, nullptr);
     // A new lease for what stays: the next holders of the revoked partitions take them
     // from a lease this daemon no longer commits under, so they do not fence it.
     return s.is_ok() ? store.take_over(offset_keys(config.source.topic, kept)) : s;
@@ -418,8 +419,12 @@ int run(const RunArgs& args) {
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
   options.nice = config.engine.nice;      // ingestion yields to the HTTP server
-  if (config.state.shared)  // the customers come with the partitions
+  if (config.state.shared) {  // the customers and their clocks come with the partitions
     options.load_partitions = PartitionScope{};
+    options.partition_clock_key = [topic = config.source.topic](int32_t partition) {
+      return partition_clock_key(topic, partition);
+    };
+  }
   // A refused active model at start stops the daemon (exit 2, naming it): one that ran
   // without scoring would look healthy while no item gets a score. Only
   // model.allow_unscored_start lets it run without one (it picks up the next activation).

@@ -4,7 +4,12 @@
 # table at the same time (dynalite on loopback, tests/dynalite), against one log. Reports
 # each part's item writes per second against its limit, the parts together against
 # PARTS x LIMIT, and whether the table equals a single unthrottled backfill's.
-# Target: --max-writes-per-sec honoured within 10%. Writes bench/out/scale.json.
+# Target: --max-writes-per-sec honoured within 10%.
+# Then what a checkpoint costs: a daemon (`run`) reads COST_DAYS days of COST_EVENTS_PER_DAY
+# events per customer a day, then one more day; the second run's capacity (the WCUs
+# DynamoDB reports, streamscore_dynamodb_consumed_wcu_total) over its item writes is the
+# cost of a changed item of 30 days of buckets. Target: at most 3 WCUs per changed item.
+# Writes bench/out/scale.json.
 # dynalite serves about a thousand requests a second on one core, so the limits are set
 # well below that: this measures the throttle, not DynamoDB.
 set -euo pipefail
@@ -28,6 +33,8 @@ LIMIT=${LIMIT:-120}
 CUSTOMERS=${CUSTOMERS:-600}
 EVENTS=${EVENTS:-30000}
 DAYS=${DAYS:-10}
+COST_DAYS=${COST_DAYS:-30}
+COST_EVENTS_PER_DAY=${COST_EVENTS_PER_DAY:-5}
 
 # dynalite does not check signatures; the store still needs credentials to sign with.
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
@@ -41,6 +48,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 "$STREAMSCORE" dynamodb create-table --endpoint "$ENDPOINT" --table single > /dev/null
+"$STREAMSCORE" dynamodb create-table --endpoint "$ENDPOINT" --table cost > /dev/null
 table() { echo "--set state.backend=dynamodb --set state.endpoint=$ENDPOINT --set state.table=$1"; }
 
 "$STREAMSCORE" generate --customers "$CUSTOMERS" --events "$EVENTS" --days "$DAYS" --seed 42 \
@@ -86,6 +94,33 @@ AGG_RATIO=$(calc "sprintf(\"%.3f\", $AGG / ($PARTS * $LIMIT))")
 # shellcheck disable=SC2046
 "$STREAMSCORE" export $(table parts) > "$OUT/scale-parts.jsonl"
 SAME=$(cmp -s "$OUT/scale-single.jsonl" "$OUT/scale-parts.jsonl" && echo yes || echo no)
+
+# A figure of the text summary's lines: "items written N" or the store line's "name N".
+summary_figure() { grep -o "$2 *[0-9]*" "$1" | head -n1 | grep -o '[0-9]*$'; }
+log "checkpoint cost: $CUSTOMERS customers, $COST_EVENTS_PER_DAY events a day each, $COST_DAYS days then one more"
+COST_EVENTS=$((CUSTOMERS * COST_EVENTS_PER_DAY * (COST_DAYS + 1)))
+"$STREAMSCORE" generate --customers "$CUSTOMERS" --events "$COST_EVENTS" --days $((COST_DAYS + 1)) --seed 43 \
+  --out "$OUT/scale-cost-all.jsonl" 2> /dev/null
+WARM=$((COST_EVENTS * COST_DAYS / (COST_DAYS + 1)))
+head -n "$WARM" "$OUT/scale-cost-all.jsonl" > "$OUT/scale-cost-events.jsonl"
+cost_run() {
+  # shellcheck disable=SC2046
+  "$STREAMSCORE" run --set source.path="$OUT/scale-cost-events.jsonl" --set http.enabled=false \
+    --set dead_letter.path="$OUT/scale-cost-dl.jsonl" $(table cost) > "$OUT/scale-cost-$1.txt" 2>&1
+}
+cost_run warm
+tail -n +"$((WARM + 1))" "$OUT/scale-cost-all.jsonl" >> "$OUT/scale-cost-events.jsonl"
+cost_run day
+COST_ITEMS=$(summary_figure "$OUT/scale-cost-day.txt" "items written")
+COST_WCU=$(summary_figure "$OUT/scale-cost-day.txt" "dynamodb_consumed_wcu")
+COST_RCU=$(summary_figure "$OUT/scale-cost-day.txt" "dynamodb_consumed_rcu")
+if [ -z "$COST_ITEMS" ] || [ -z "$COST_WCU" ] || [ "$COST_ITEMS" -eq 0 ]; then
+  echo "bench: no item writes or consumed capacity in $OUT/scale-cost-day.txt" >&2
+  exit 1
+fi
+WCU_PER_ITEM=$(calc "sprintf(\"%.2f\", $COST_WCU / $COST_ITEMS)")
+RCU_PER_ITEM=$(calc "sprintf(\"%.2f\", ${COST_RCU:-0} / $COST_ITEMS)")
+T_COST=$(verdict "$WCU_PER_ITEM <= 3")
 T_PARTS=$(verdict "$WORST <= 0.1")
 T_SAME=$(verdict "\"$SAME\" == \"yes\"")
 
@@ -95,12 +130,13 @@ cat > "$OUT/scale.json" <<EOF
   "parts": [$PARTS_JSON],
   "together": {"item_writes": $TOTAL_WRITES, "wall_seconds": $WALL, "writes_per_second": $AGG, "ratio_to_parts_x_limit": $AGG_RATIO},
   "export_equals_single_backfill": "$SAME",
+  "checkpoint_cost": {"changed_items": $COST_ITEMS, "consumed_wcu": $COST_WCU, "wcu_per_changed_item": $WCU_PER_ITEM, "rcu_per_changed_item": $RCU_PER_ITEM},
   "load_average_before_after": [$LOAD_BEFORE, $LOAD_AFTER],
-  "targets": {"throttle_within_10pct_each_part": "$T_PARTS", "same_table_as_one_backfill": "$T_SAME"}
+  "targets": {"throttle_within_10pct_each_part": "$T_PARTS", "same_table_as_one_backfill": "$T_SAME", "at_most_3_wcu_per_changed_item": "$T_COST"}
 }
 EOF
 log "wrote bench/out/scale.json"
-rm -f "$OUT"/scale-*.jsonl
+rm -f "$OUT"/scale-*.jsonl "$OUT"/scale-cost-*.txt
 
 cat <<EOF
 
@@ -110,4 +146,5 @@ Partitioned backfill into DynamoDB (bench/scale.sh, dynalite, load $LOAD_BEFORE 
 |---|---:|---|:---:|
 ${ROWS}| $PARTS parts together ($TOTAL_WRITES writes in $WALL s) | $AGG/s ($(calc "sprintf(\"%.1f%%\", $AGG_RATIO * 100)") of $PARTS x $LIMIT) | - | - |
 | table after the parts = table after one backfill | $SAME | identical | $T_SAME |
+| checkpoint: WCUs per changed item ($COST_WCU WCUs, $COST_ITEMS items; RCUs $RCU_PER_ITEM) | $WCU_PER_ITEM | <= 3 | $T_COST |
 EOF

@@ -26,7 +26,6 @@ namespace {
 
 constexpr int64_t kMsNanos = 1'000'000;
 constexpr int64_t kSecondNanos = 1'000'000'000;
-constexpr int64_t kDayNanos = 86'400 * kSecondNanos;
 constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
 constexpr const char* kDurationHint = "expected a duration like \"90s\", \"10m\", \"1h\", \"2d\"";
 
@@ -339,7 +338,10 @@ std::vector<SectionSpec> schema() {
         text_key("writer", &C::state, &StateConfig::writer),
         {"shared", false,
          [](const toml::node& v, const std::string& key, Config* c) { return read_bool(v, key, &c->state.shared); },
-         [](const Config& c) { return std::to_string(c.state.shared); }}}},
+         [](const Config& c) { return std::to_string(c.state.shared); }},
+        int_key("gc_deletes_per_checkpoint", &C::state, &StateConfig::gc_deletes_per_checkpoint, 0, 100'000),
+        duration_key("gc_idle", &C::state, &StateConfig::gc_idle_ns, 0, 3650 * kDayNanos,
+                     "must be between 0s and 3650d")}},
       {"dead_letter",
        {choice_key("kind", &C::dead_letter, &DeadLetterConfig::kind, {"file", "kafka"}),
         text_key("path", &C::dead_letter, &DeadLetterConfig::path),

@@ -49,6 +49,10 @@ struct StateConfig {
   // A daemon holds only the customers of the partitions assigned to it, loaded from the
   // table at each assignment (docs/semantics.md, section 21).
   bool shared = false;
+  // dynamodb: gone writers' rows (their dedup ids past this writer's horizon, no commit for
+  // gc_idle) are deleted after each checkpoint, at most this many per checkpoint (0: never).
+  int64_t gc_deletes_per_checkpoint = 100;
+  int64_t gc_idle_ns = 86'400'000'000'000;  // 1d
 };
 
 struct DeadLetterConfig {

@@ -56,6 +56,10 @@ std::string partition_offset_key(const std::string& topic, int32_t partition) {
   return "partition." + topic + "." + std::to_string(partition);
 }
 
+std::string partition_clock_key(const std::string& topic, int32_t partition) {
+  return partition_offset_key(topic, partition) + ".clock";
+}
+
 Status decode_kafka_position(const std::string& value, const std::string& topic, KafkaOffsets* offsets) {
   offsets->clear();
   boost::system::error_code ec;

@@ -10,11 +10,10 @@
 // partitions are released. Bounded (`exit_at_end`): every partition is assigned, read
 // up to its end offset as of start, and then the source is at its end.
 //
-// Partitions are merged by event time. The contract has one watermark (the largest
-// event time seen), so records must reach the engine in about the order of their event
-// times, whatever partition they are in; otherwise a partition read ahead of another
-// would push the clock past the other's events, and they would be late or expired.
-// Like Kafka Streams picking the partition head with the lowest timestamp, the source
+// Partitions are merged by event time. Each partition has its own window clock (its
+// records carry their partition), so the merge does not change results; it keeps the
+// daemon's output and gauges moving evenly over the partitions. Like Kafka Streams
+// picking the partition head with the lowest timestamp, the source
 // buffers each partition from its own queue and hands over the head with the smallest
 // event_time (taken from the value; a record without one goes first, it is bad anyway),
 // but never beyond the newest time read from a partition that may still have more
@@ -81,6 +80,8 @@ constexpr const char* kMetaKafkaSource = "source.kafka";
 std::string encode_kafka_position(const std::string& topic, const KafkaOffsets& offsets);
 // Shared table: the next offset of one partition, a table meta key (is_table_meta).
 std::string partition_offset_key(const std::string& topic, int32_t partition);
+// Shared table: the window clock of one partition, committed with its offset.
+std::string partition_clock_key(const std::string& topic, int32_t partition);
 // Offsets of another topic are not ours: `offsets` stays empty then.
 Status decode_kafka_position(const std::string& value, const std::string& topic, KafkaOffsets* offsets);
 

@@ -172,6 +172,14 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
     gauge(out, "streamscore_watermark_lag_seconds", "Wall clock minus the watermark.",
           seconds(p.now_unix_ns - watermark));
   }
+  const std::map<int32_t, int64_t> partition_watermarks = m.partition_watermarks();
+  if (!partition_watermarks.empty()) {
+    family(out, "streamscore_partition_watermark_seconds", "gauge",
+           "Event-time watermark of each Kafka partition this daemon holds (Unix seconds).");
+    for (const auto& [partition, watermark] : partition_watermarks)
+      out += fmt::format("streamscore_partition_watermark_seconds{{partition=\"{}\"}} {}\n", partition,
+                         seconds(watermark));
+  }
   histogram(out, "streamscore_tick_duration_seconds",
             "Time a shard spends applying one batch that carries tick marks.", m.tick_duration);
 

@@ -140,6 +140,7 @@ struct Cut {
   std::vector<std::size_t> shard_of_put_begin;  // puts of shard i start at [i]
   uint64_t dead_letter_bytes = 0;               // dead-letter file length at the barrier
   RunStats stats;                               // counters at the barrier, clock included
+  ClockSnapshots clocks;                        // every partition's clock at the barrier
 };
 
 struct BatchAck {
@@ -147,9 +148,11 @@ struct BatchAck {
 };
 
 // A cooperative rebalance's change of one shard's customers: those `dropped` picks go
-// (revoked partitions), then `added`'s come (added partitions); the others stay.
+// with the clocks of their partitions (revoked), then `added`'s come with theirs (added
+// partitions); the others stay.
 struct Reshape {
   std::function<bool(std::string_view customer_id)> dropped;  // empty: none
+  std::vector<int32_t> dropped_clocks;                        // the revoked partitions' clocks
   std::shared_ptr<ShardState> added;                          // null: none
 };
 
@@ -171,6 +174,7 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::BarrierRequest)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Cut)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<streamscore::VersionShift>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshots)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<streamscore::ShardState>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Reshape)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)

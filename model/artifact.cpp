@@ -208,7 +208,7 @@ Status parse_meta(const std::string& text, ModelMeta* out) {
 // Only a regular file is read: a FIFO would block its reader (the daemon's watcher, its
 // admin thread) until a writer comes, a device such as /dev/zero never ends. O_NONBLOCK
 // lets open() return on a FIFO so that fstat() can refuse it.
-Status read_file(const std::string& path, std::string* out) {
+Status read_file(const std::string& path, std::string* out, std::size_t max_bytes) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status::not_found(path + ": no such file");
@@ -219,6 +219,12 @@ Status read_file(const std::string& path, std::string* out) {
     ::close(fd);
     return Status::io_error(path + ": not a regular file");
   }
+  const auto too_large = [&](uint64_t size) {
+    ::close(fd);
+    return Status::invalid_argument(path + ": " + std::to_string(size) + " bytes, more than the " +
+                                    std::to_string(max_bytes >> 20) + " MiB a model file may have");
+  };
+  if (static_cast<uint64_t>(st.st_size) > max_bytes) return too_large(static_cast<uint64_t>(st.st_size));
   std::string bytes;
   char buffer[1 << 16];
   for (;;) {
@@ -230,6 +236,7 @@ Status read_file(const std::string& path, std::string* out) {
       return Status::io_error(path + ": read failed: " + err);
     }
     if (n == 0) break;
+    if (bytes.size() + static_cast<std::size_t>(n) > max_bytes) return too_large(bytes.size() + n);  // it grew
     bytes.append(buffer, static_cast<std::size_t>(n));
   }
   ::close(fd);

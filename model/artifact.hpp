@@ -58,8 +58,15 @@ struct LoadedModel {
 // load, or a booster whose feature count or names differ.
 Status load_model(const std::string& dir, int version, int nthread, LoadedModel* out);
 
-// Reads a whole file; Status::not_found when it does not exist.
-Status read_file(const std::string& path, std::string* out);
+// The largest file of a models directory that is read: a model is read whole into
+// memory (and parsed twice), so a huge or sparse file placed there by mistake or on
+// purpose must be refused before it exhausts the daemon's memory. XGBoost JSON models of
+// thousands of deep trees stay far below it.
+constexpr std::size_t kMaxModelFileBytes = 256u << 20;  // 256 MiB
+
+// Reads a whole regular file of at most `max_bytes`; Status::not_found when it does not
+// exist, Status::invalid_argument naming both sizes when it is larger.
+Status read_file(const std::string& path, std::string* out, std::size_t max_bytes = kMaxModelFileBytes);
 // Writes `bytes` to `path` through a temporary file, fsync and rename, so that a reader
 // sees the old content or the new one, never a part.
 Status write_file_atomically(const std::string& path, const std::string& bytes);

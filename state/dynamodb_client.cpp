@@ -208,9 +208,49 @@ void DynamoDbClient::backoff(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(pick(rng)));
 }
 
+namespace {
+
+// Which budget an operation draws on; the control plane (DescribeTable, CreateTable) none.
+CapacityKind capacity_kind(std::string_view op) {
+  for (std::string_view w : {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"})
+    if (op == w) return CapacityKind::write;
+  for (std::string_view r : {"GetItem", "BatchGetItem", "Query", "Scan"})
+    if (op == r) return CapacityKind::read;
+  return CapacityKind::none;
+}
+
+json::object with_capacity_report(json::object request) {
+  request["ReturnConsumedCapacity"] = "TOTAL";
+  return request;
+}
+
+// ConsumedCapacity is one object (single-item operations, Query, Scan) or an array of
+// one per table (batches). Failed conditions answer with an error and no report.
+double consumed_units(const json::object& reply) {
+  const json::value* c = reply.if_contains("ConsumedCapacity");
+  if (!c) return 0;
+  auto units = [](const json::value& v) -> double {
+    const json::value* u = v.is_object() ? v.as_object().if_contains("CapacityUnits") : nullptr;
+    return u && u->is_number() ? u->to_number<double>() : 0;
+  };
+  if (!c->is_array()) return units(*c);
+  double sum = 0;
+  for (const json::value& per_table : c->as_array()) sum += units(per_table);
+  return sum;
+}
+
+}  // namespace
+
+void DynamoDbClient::count_capacity(CapacityKind kind, const json::object& reply) {
+  const auto milli = static_cast<uint64_t>(consumed_units(reply) * 1000 + 0.5);
+  if (kind == CapacityKind::write) metrics().consumed_wcu_milli.fetch_add(milli, std::memory_order_relaxed);
+  if (kind == CapacityKind::read) metrics().consumed_rcu_milli.fetch_add(milli, std::memory_order_relaxed);
+}
+
 Status DynamoDbClient::call(std::string_view op, const json::object& request, json::object* reply,
                             ApiError* error) {
-  const std::string body = json::serialize(request);
+  const CapacityKind kind = capacity_kind(op);
+  const std::string body = json::serialize(kind == CapacityKind::none ? request : with_capacity_report(request));
   const std::string what = "DynamoDB " + std::string(op) + " on " + url_;
   std::string last;
   for (int attempt = 1; attempt <= std::max(1, options_.max_attempts); ++attempt) {
@@ -247,6 +287,7 @@ Status DynamoDbClient::call(std::string_view op, const json::object& request, js
     json::value v = json::parse(r.body, ec);
     if (ec || !v.is_object()) return Status::io_error(what + ": the answer is not a JSON object");
     *reply = std::move(v.as_object());
+    count_capacity(kind, *reply);
     return Status::ok();
   }
   if (error) *error = ApiError{"", last};

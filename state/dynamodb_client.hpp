@@ -37,6 +37,9 @@ struct ApiError {
   std::string message;
 };
 
+// The capacity budget a request draws on (ConsumedCapacity is counted per kind).
+enum class CapacityKind { none, read, write };
+
 class DynamoDbClient {
  public:
   DynamoDbClient(const DynamoDbOptions& options, AwsCredentials credentials);
@@ -64,6 +67,7 @@ class DynamoDbClient {
     std::string body;
   };
   Status send_once(std::string_view op, const std::string& body, Reply* reply);
+  void count_capacity(CapacityKind kind, const boost::json::object& reply);
   void* take_handle();
   void give_handle(void* handle);
 

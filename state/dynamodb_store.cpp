@@ -1,14 +1,17 @@
 // DynamoDB StateStore. Table layout (PK and SK are strings):
-//   PK "CUSTOMER#<id>", SK "STATE"  one item per customer: version (N), item_json (B: the
-//                                    public item verbatim, what export prints), state (B:
-//                                    internal data), the contract's attributes projected from
-//                                    item_json (features M of N, last_event_time, as_of,
-//                                    score, model_version), and "w#<writer>" (N): the last
-//                                    redo-log sequence of that writer applied to the item
+//   PK "CUSTOMER#<id>", SK "STATE"  one item per customer: version (N), data (B: zstd of the
+//                                    public item verbatim, what export prints, and the
+//                                    internal data; tables of the previous format have
+//                                    item_json and state instead), the contract's attributes
+//                                    projected from the public item (features M of N,
+//                                    last_event_time, as_of, score, model_version), and
+//                                    "w#<writer>" (N): the last redo-log sequence of that
+//                                    writer applied to the item
 //   PK "META",  SK hex(key)           value (B)
 //   PK "DEDUP", SK hex(record key)#chunk  data (B), n (N: chunks of the record)
 //   PK "LOG#<writer>", SK "commit"    the commit marker: seq, pending, chunks, inline payload,
-//                                    lease (the writer's, 0 once fenced), commit_lease
+//                                    format (2: compressed, deltas), lease (the writer's, 0
+//                                    once fenced), commit_lease
 //   PK "OWNERS", SK "partition.<topic>.<p>"  writer, lease: who holds a shared table's partition
 //   PK "OWNERS", SK "lease"           n: the last lease handed out
 //   PK "LOG#<writer>#<i mod 16>", SK "chunk#<seq>#<i>"  the redo log of one commit, in chunks
@@ -30,6 +33,8 @@
 #include <thread>
 
 #include "state/dynamodb_client.hpp"
+#include "state/dynamodb_encoding.hpp"
+#include "state/dynamodb_gc.hpp"
 #include "state/dynamodb_partitions.hpp"
 #include "state/shard_state.hpp"
 
@@ -50,11 +55,16 @@ constexpr std::string_view kLeaseCounterSk = "lease";
 constexpr std::string_view kLayoutKey = "dynamodb_layout";
 constexpr std::string_view kLayout = "per-writer";
 constexpr std::string_view kMarkerSk = "commit";
+constexpr std::string_view kPartInfix = ".part-";  // a backfill part's writer: "<writer>.part-K-of-P"
 constexpr std::size_t kItemLimit = 400 * 1024;    // DynamoDB's item size limit
 constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well under it
 constexpr std::size_t kBatchWrite = 25;           // BatchWriteItem's limit
 constexpr std::size_t kBatchGet = 100;            // BatchGetItem's limit
 constexpr int kMaxRebases = 100;
+// The redo log's format (marker attribute `format`): 2 is compressed, with each item's
+// internal data as a delta against the version it replaces; markers without it are of
+// the previous format (the whole write set, uncompressed), which recovery still reads.
+constexpr int64_t kLogFormat = 2;
 // A redo log's chunks go round-robin to this many partition keys: one partition key takes
 // at most 1,000 WCU/s (about 1 MB/s), so one key would cap a writer's log at that.
 constexpr std::size_t kLogPartitions = 16;
@@ -127,6 +137,11 @@ bool get_b(const json::object& item, std::string_view name, std::string* out) {
   return base64_decode(std::string_view(v->as_string().data(), v->as_string().size()), out);
 }
 
+bool is_true(const json::object& item, std::string_view name) {
+  const json::value* v = attr(item, name, "BOOL");
+  return v && v->is_bool() && v->as_bool();
+}
+
 // PKs are DynamoDB strings, which must be UTF-8; customer ids come from JSON strings.
 bool is_utf8(std::string_view s) {
   std::size_t i = 0;
@@ -191,20 +206,14 @@ void project_item(const std::string& item_json, json::object* set, std::vector<s
 }
 
 // An upper bound of the stored item's size as DynamoDB counts it (names + values): the
-// projection repeats at most the public item's bytes.
+// projection repeats at most the public item's bytes, and zstd grows incompressible
+// data by at most 1/128 plus a header.
 std::size_t item_size_bound(const ItemRecord& r, std::size_t writer_len) {
-  return r.pk.size() + 2 * r.item_json.size() + r.internal.size() + writer_len + 512;
+  const std::size_t data = r.item_json.size() + r.internal.size();
+  return r.pk.size() + r.item_json.size() + data + data / 128 + writer_len + 512;
 }
 
 // ---------------------------------------------------------------- payload encoding
-
-void put_u64(std::string* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void put_str(std::string* out, std::string_view s) {
-  put_u64(out, s.size());
-  out->append(s);
-}
 
 struct Reader {
   std::string_view in;
@@ -225,31 +234,8 @@ struct Reader {
   }
 };
 
-// The redo log's content: a checked write set, one put per PK.
-std::string encode_writes(const WriteSet& w) {
-  std::string out;
-  put_u64(&out, w.puts.size());
-  for (const ConditionalPut& p : w.puts) {
-    put_str(&out, p.record.pk);
-    put_u64(&out, static_cast<uint64_t>(p.expected_version));
-    put_u64(&out, static_cast<uint64_t>(p.record.version));
-    put_str(&out, p.record.item_json);
-    put_str(&out, p.record.internal);
-  }
-  put_u64(&out, w.meta.size());
-  for (const MetaPut& m : w.meta) {
-    put_str(&out, m.key);
-    put_str(&out, m.value);
-  }
-  put_u64(&out, w.dedup.size());
-  for (const DedupRecord& r : w.dedup) {
-    put_str(&out, dedup_record_key(r));
-    put_str(&out, r.data);
-  }
-  put_u64(&out, static_cast<uint64_t>(w.forget_dedup_before_day));
-  return out;
-}
-
+// The redo log of the previous format (markers without `format`): the checked write set,
+// uncompressed, each put in full. Read to finish a commit an older streamscore left.
 bool decode_writes(std::string_view bytes, WriteSet* w) {
   Reader r{bytes};
   *w = WriteSet{};
@@ -301,7 +287,7 @@ WriterKeys keys_of_writer(const std::string& name) {
   return {name, "LOG#" + name, "w#" + name, "DEDUP#" + name, std::string(kMetaPk) + "#" + name};
 }
 
-class DynamoDbStore final : public StateStore {
+class DynamoDbStore final : public StateStore, private GcTable {
  public:
   DynamoDbStore(const DynamoDbOptions& options, AwsCredentials credentials)
       : client_(options, std::move(credentials)), self_(keys_of_writer(options.writer)) {}
@@ -312,7 +298,9 @@ class DynamoDbStore final : public StateStore {
       if (!s.is_ok() || (!options().bulk_load && !(s = check_layout()).is_ok()) || !(s = register_writer()).is_ok() ||
           !(s = load_partition_index()).is_ok())
         return s;
-      return options().bulk_load ? Status::ok() : recover_writer(self_, /*own=*/true);
+      if (options().bulk_load) return Status::ok();
+      if (!(s = find_backfill_parts()).is_ok()) return s;
+      return recover_writer(self_, /*own=*/true);
     });
   }
 
@@ -385,6 +373,8 @@ class DynamoDbStore final : public StateStore {
     return guarded("get_meta", [&] {
       json::object item;
       Status s = get_raw(meta_pk(self_, key), hex(key), &item);
+      for (std::size_t i = 0; s.is_not_found() && !is_table_meta(key) && i < parts_.size(); ++i)
+        s = get_raw(parts_[i].meta_pk, hex(key), &item);  // not written yet: the backfill's
       if (!s.is_ok()) return s.is_not_found() ? Status::not_found("meta key " + printable(key)) : s;
       if (!get_b(item, "value", value)) return Status::corruption("meta key " + printable(key) + " has no value");
       return Status::ok();
@@ -416,7 +406,17 @@ class DynamoDbStore final : public StateStore {
              "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
              m.fenced.load()},
             {"streamscore_dynamodb_rows_read_total",
-             "Table rows read: rows a Scan or a Query went through, items a BatchGetItem returned.", m.rows_read.load()}};
+             "Table rows read: rows a Scan or a Query went through, items a BatchGetItem returned.", m.rows_read.load()},
+            {"streamscore_dynamodb_gc_deleted_total",
+             "Items of gone writers removed (dedup records, meta, redo-log chunks).", m.gc_deleted.load()},
+            {"streamscore_dynamodb_gc_writers_total", "Gone writers removed entirely (WRITERS entry and commit marker).",
+             m.gc_writers.load()},
+            {"streamscore_dynamodb_gc_failures_total", "Collection passes that failed (continued at the next checkpoint).",
+             m.gc_failures.load()},
+            {"streamscore_dynamodb_consumed_wcu_total", "Write capacity units DynamoDB reported consumed (failed conditions not included).",
+             m.consumed_wcu_milli.load() / 1000},
+            {"streamscore_dynamodb_consumed_rcu_total", "Read capacity units DynamoDB reported consumed.",
+             m.consumed_rcu_milli.load() / 1000}};
   }
 
  private:
@@ -458,12 +458,19 @@ class DynamoDbStore final : public StateStore {
     return Status::ok();
   }
 
+  // Items of this format keep the public item and the internal data in `data`; those of
+  // the previous one in `item_json` and `state` (rewritten in this format when written).
   Status decode_item(const json::object& item, ItemRecord* out) {
     if (!get_s(item, "PK", &out->pk)) return Status::corruption("DynamoDB item without a string PK");
-    if (!get_n(item, "version", &out->version) || out->version < 0 ||
-        !get_b(item, "item_json", &out->item_json) || !get_b(item, "state", &out->internal))
+    const bool has_version = get_n(item, "version", &out->version) && out->version >= 0;
+    std::string data;
+    if (has_version && get_b(item, "data", &data)) {
+      Status s = decode_item_data(data, kItemLimit, &out->item_json, &out->internal);
+      return s.is_ok() ? s : Status::corruption("DynamoDB item '" + printable(out->pk) + "': " + s.message());
+    }
+    if (!has_version || !get_b(item, "item_json", &out->item_json) || !get_b(item, "state", &out->internal))
       return Status::corruption("DynamoDB item '" + printable(out->pk) +
-                                "' is malformed: needs version (N >= 0), item_json (B) and state (B)");
+                                "' is malformed: needs version (N >= 0) and data (B), or item_json (B) and state (B)");
     return Status::ok();
   }
 
@@ -652,30 +659,35 @@ class DynamoDbStore final : public StateStore {
     return Status::ok();
   }
 
-  // Stored versions of the distinct PKs of `puts` (0 = absent), one consistent read each.
-  Status read_versions(const std::vector<ConditionalPut>& puts, std::map<std::string, int64_t>* versions) {
-    for (const ConditionalPut& p : puts) versions->emplace(p.record.pk, 0);
+  // The stored items of the distinct PKs of `puts` (absent: version 0, no internal data),
+  // one consistent read each. Whole items: DynamoDB bills a read by the item's size, not
+  // by what it returns, and the redo log needs their internal data (the deltas' bases).
+  Status read_stored(const std::vector<ConditionalPut>& puts, std::map<std::string, ItemRecord>* stored) {
+    for (const ConditionalPut& p : puts) (*stored)[p.record.pk].pk = p.record.pk;
     std::vector<json::object> keys;
-    for (const auto& kv : *versions) keys.push_back(key_of(kv.first, kItemSk));
+    for (const auto& kv : *stored) keys.push_back(key_of(kv.first, kItemSk));
     std::mutex mu;
-    bool bad = false;
-    Status s = batch_get(keys, "#pk, #v", [&](json::object& item) {
-      std::string pk;
-      int64_t v = 0;
+    Status bad;
+    Status s = batch_get(keys, nullptr, [&](json::object& item) {
+      ItemRecord r;
+      Status d = decode_item(item, &r);
       std::lock_guard<std::mutex> lock(mu);
-      if (!get_s(item, "PK", &pk) || !get_n(item, "version", &v)) bad = true;
-      else (*versions)[pk] = v;
+      if (!d.is_ok()) bad = d;
+      else (*stored)[r.pk] = std::move(r);
     });
-    if (s.is_ok() && bad) return Status::corruption("DynamoDB item without a PK or a numeric version");
-    return s;
+    return s.is_ok() ? bad : s;
   }
 
   // The sequential check of StateStore::commit; also collapses the puts to one per PK
-  // (expected: the first put's, record: the last put's).
-  Status check(const WriteSet& writes, std::vector<std::size_t>* conflicts, WriteSet* checked) {
-    std::map<std::string, int64_t> versions;
-    Status s = read_versions(writes.puts, &versions);
+  // (expected: the first put's, record: the last put's). `bases`: the stored internal data
+  // each checked put replaces.
+  Status check(const WriteSet& writes, std::vector<std::size_t>* conflicts, WriteSet* checked,
+               std::vector<std::string>* bases) {
+    std::map<std::string, ItemRecord> stored;
+    Status s = read_stored(writes.puts, &stored);
     if (!s.is_ok()) return s;
+    std::map<std::string, int64_t> versions;
+    for (const auto& [pk, record] : stored) versions[pk] = record.version;
     std::map<std::string, std::size_t> index;  // pk -> position in checked->puts
     for (std::size_t i = 0; i < writes.puts.size(); ++i) {
       const ConditionalPut& p = writes.puts[i];
@@ -686,8 +698,12 @@ class DynamoDbStore final : public StateStore {
       }
       current = p.record.version;
       auto [it, fresh] = index.emplace(p.record.pk, checked->puts.size());
-      if (fresh) checked->puts.push_back(p);
-      else checked->puts[it->second].record = p.record;
+      if (fresh) {
+        checked->puts.push_back(p);
+        bases->push_back(std::move(stored[p.record.pk].internal));
+      } else {
+        checked->puts[it->second].record = p.record;
+      }
     }
     // One BatchWriteItem may not name a key twice: the last value of a meta key wins.
     std::map<std::string, std::size_t> meta_at;
@@ -713,15 +729,17 @@ class DynamoDbStore final : public StateStore {
         writes.forget_dedup_before_day == kNoDay)
       return put_alone(writes.puts[0], conflicts);
     WriteSet checked;
+    std::vector<std::string> bases;
     if (options().bulk_load) {  // the shards of a rebuild flush disjoint customers in parallel
-      if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
+      if (!(s = check(writes, conflicts, &checked, &bases)).is_ok() || !conflicts->empty()) return s;
       return apply(self_, checked, 0, 0);
     }
     // One commit at a time: one log sequence per writer, and a commit checks against
     // what the previous one of this process applied.
     std::lock_guard<std::mutex> lock(commit_mu_);
-    if (!(s = check(writes, conflicts, &checked)).is_ok() || !conflicts->empty()) return s;
-    return commit_logged(checked);
+    if (!(s = check(writes, conflicts, &checked, &bases)).is_ok() || !conflicts->empty()) return s;
+    if ((s = commit_logged(checked, bases)).is_ok()) collect_garbage(checked.forget_dedup_before_day);
+    return s;
   }
 
   Status put_alone(const ConditionalPut& put, std::vector<std::size_t>* conflicts) {
@@ -738,10 +756,8 @@ class DynamoDbStore final : public StateStore {
   // expected version and, for a redo-log sequence `seq` > 0, on not being applied yet.
   json::object update_request(const WriterKeys& w, const ConditionalPut& put, uint64_t seq) {
     const ItemRecord& r = put.record;
-    json::object set{{"version", attr_n(r.version)},
-                     {"item_json", attr_b(r.item_json)},
-                     {"state", attr_b(r.internal)}};
-    std::vector<std::string> absent;
+    json::object set{{"version", attr_n(r.version)}, {"data", attr_b(encode_item_data(r.item_json, r.internal))}};
+    std::vector<std::string> absent{"item_json", "state"};  // the previous format's copies
     project_item(r.item_json, &set, &absent);
     json::object names{{"#v", "version"}};
     json::object values{{":e", attr_n(put.expected_version)}};
@@ -854,6 +870,7 @@ class DynamoDbStore final : public StateStore {
     int64_t lease = 0;
     Status s = get_raw(self_.log_pk, kMarkerSk, &marker);
     if (!s.is_ok() && !s.is_not_found()) return s;
+    if (s.is_not_found() || is_true(marker, "gc")) return collected();
     get_n(marker, "lease", &lease);
     if (s.is_ok() && lease != lease_) {
       metrics().fenced.fetch_add(1, std::memory_order_relaxed);
@@ -862,6 +879,19 @@ class DynamoDbStore final : public StateStore {
     }
     return Status::io_error("DynamoDB table '" + table() + "': another process commits as writer '" +
                             options().writer + "' (its commit marker moved); one writer name per process");
+  }
+
+  // This writer was found gone and removed (or is being removed) by another writer
+  // (semantics.md, section 21). Its next commit starts a new marker; a group member rejoins
+  // as a fenced one does, anything else stops: its clock and positions went with it.
+  Status collected() {
+    last_seq_ = 0;
+    const std::string what = "writer '" + self_.name + "' was removed from table '" + table() +
+                             "' as gone (no commit for state.gc_idle, its dedup ids past the horizon); "
+                             "the checkpoint was not written";
+    if (lease_ == 0) return Status::io_error(what + "; its clock and source position went with it");
+    metrics().fenced.fetch_add(1, std::memory_order_relaxed);
+    return Status::fenced(what);
   }
 
   // ------------------------------------------------------------ the redo log
@@ -890,9 +920,9 @@ class DynamoDbStore final : public StateStore {
                                                                : "applying"));
   }
 
-  Status commit_logged(const WriteSet& checked) {
+  Status commit_logged(const WriteSet& checked, const std::vector<std::string>& bases) {
     const uint64_t seq = next_sequence();
-    const std::string payload = encode_writes(checked);
+    const std::string payload = encode_redo_log(checked, bases);
     const bool inline_payload = payload.size() <= kChunkBytes;
     const std::vector<std::string_view> chunks = split(payload, kChunkBytes);
     // (1) the log, unless the marker can carry it
@@ -910,28 +940,33 @@ class DynamoDbStore final : public StateStore {
     // (2) the commit point: the marker, only over the last marker this process knows of,
     // and only while it still carries this writer's lease (not fenced)
     json::object names{{"#s", "seq"}, {"#p", "pending"}, {"#c", "chunks"}, {"#i", "inline"}, {"#l", "lease"},
-                       {"#cl", "commit_lease"}};
+                       {"#cl", "commit_lease"}, {"#gc", "gc"}, {"#f", "format"}};
     json::object values{{":seq", attr_n(static_cast<int64_t>(seq))},
+                        {":f", attr_n(kLogFormat)},
                         {":yes", {{"BOOL", true}}},
                         {":c", attr_n(inline_payload ? 0 : static_cast<int64_t>(chunks.size()))},
                         {":cl", attr_n(lease_)},
                         {":prev", attr_n(static_cast<int64_t>(last_seq_))},
                         {":no", {{"BOOL", false}}}};
-    std::string update = "SET #s = :seq, #p = :yes, #c = :c, #cl = :cl";
+    std::string update = "SET #s = :seq, #p = :yes, #c = :c, #cl = :cl, #f = :f";
     if (inline_payload) {
       update += ", #i = :i";
       values[":i"] = attr_b(payload);
     } else {
       update += " REMOVE #i";
     }
+    // A marker that vanished under a writer that has committed or holds a lease was
+    // removed by a collector (it was gone): its commit must not land on a fresh marker.
+    std::string condition = last_seq_ == 0 ? "(attribute_not_exists(#s) OR (#s = :prev AND #p = :no))"
+                                           : "#s = :prev AND #p = :no";
+    condition += lease_ == 0 ? " AND (attribute_not_exists(#l) OR #l = :cl)" : " AND #l = :cl";
+    condition += " AND attribute_not_exists(#gc)";  // not marked gone by a collector
     json::object reply;
     s = client_.call("UpdateItem",
                      {{"TableName", table()},
                       {"Key", key_of(self_.log_pk, kMarkerSk)},
                       {"UpdateExpression", update},
-                      {"ConditionExpression",
-                       "(attribute_not_exists(#s) OR (#s = :prev AND #p = :no)) AND "
-                       "(attribute_not_exists(#l) OR #l = :cl)"},
+                      {"ConditionExpression", condition},
                       {"ExpressionAttributeNames", std::move(names)},
                       {"ExpressionAttributeValues", std::move(values)}},
                      &reply);
@@ -1074,6 +1109,138 @@ class DynamoDbStore final : public StateStore {
     return s.is_ok() ? batch_write(deletes) : s;
   }
 
+  // ------------------------------------------------------------ gone writers (dynamodb_gc.hpp)
+
+  // A collection pass after a commit. Whether a writer is gone changes when this writer's
+  // clock enters a new day (its forget bound moves); a pass cut short by its budget goes
+  // on at the next commit. A failed pass fails nothing: it is tried again.
+  void collect_garbage(int64_t forget_day) {
+    if (forget_day != kNoDay && forget_day > gc_day_) {
+      gc_day_ = forget_day;
+      gc_more_ = true;
+    }
+    if (!gc_more_ || options().gc_deletes_per_checkpoint == 0) return;
+    const GcPolicy policy{options().gc_deletes_per_checkpoint, static_cast<uint64_t>(options().gc_idle_ms) * 1000};
+    const uint64_t now_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                      std::chrono::system_clock::now().time_since_epoch())
+                                                      .count());
+    GcPass pass;
+    Status s = guarded("collect", [&] { return collect_gone_writers(*this, self_.name, gc_day_, now_us, policy, &pass); });
+    metrics().gc_deleted.fetch_add(pass.deleted, std::memory_order_relaxed);
+    metrics().gc_writers.fetch_add(pass.writers_removed, std::memory_order_relaxed);
+    if (!s.is_ok()) metrics().gc_failures.fetch_add(1, std::memory_order_relaxed);
+    gc_more_ = pass.more || !s.is_ok();
+  }
+
+  Status sight(const std::string& name, WriterSighting* out) override {
+    const WriterKeys w = keys_of_writer(name);
+    *out = WriterSighting{};
+    json::object marker;
+    Status s = get_raw(w.log_pk, kMarkerSk, &marker);
+    if (s.is_not_found()) return Status::ok();
+    int64_t seq = 0;
+    if (!s.is_ok() || !get_n(marker, "seq", &seq)) return s;  // a lease alone: no commit yet
+    out->has_marker = true;
+    out->last_commit_us = static_cast<uint64_t>(seq);
+    out->pending = is_true(marker, "pending");
+    out->collecting = is_true(marker, "gc");
+    // Its newest dedup record: records sort by day first.
+    json::object reply;
+    s = client_.call("Query",
+                     {{"TableName", table()},
+                      {"ConsistentRead", true},
+                      {"KeyConditionExpression", "#pk = :p"},
+                      {"ProjectionExpression", "#sk"},
+                      {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}}},
+                      {"ScanIndexForward", false},
+                      {"Limit", 1}},
+                     &reply);
+    const json::value* items = s.is_ok() ? reply.if_contains("Items") : nullptr;
+    if (!items || !items->is_array() || items->as_array().empty() || !items->as_array()[0].is_object()) return s;
+    std::string sk, key;
+    DedupRecord newest;
+    if (!get_s(items->as_array()[0].as_object(), "SK", &sk) || !unhex(sk.substr(0, sk.find('#')), &key) ||
+        !parse_dedup_record_key(key, &newest))
+      return Status::corruption("malformed dedup item '" + printable(sk) + "' of writer '" + name + "'");
+    out->has_dedup = true;
+    out->newest_dedup_day = newest.day;
+    return Status::ok();
+  }
+
+  Status finish_commit(const std::string& name) override { return recover_writer(keys_of_writer(name), false); }
+
+  Status mark_collecting(const std::string& name, uint64_t last_commit_us) override {
+    json::object reply;
+    return client_.call("UpdateItem",
+                        {{"TableName", table()},
+                         {"Key", key_of(keys_of_writer(name).log_pk, kMarkerSk)},
+                         {"UpdateExpression", "SET #gc = :yes"},
+                         {"ConditionExpression", "#s = :seq AND #p = :no"},
+                         {"ExpressionAttributeNames", {{"#gc", "gc"}, {"#s", "seq"}, {"#p", "pending"}}},
+                         {"ExpressionAttributeValues",
+                          {{":yes", {{"BOOL", true}}},
+                           {":no", {{"BOOL", false}}},
+                           {":seq", attr_n(static_cast<int64_t>(last_commit_us))}}}},
+                        &reply);
+  }
+
+  Status delete_leftovers(const std::string& name, std::size_t budget, std::size_t* deleted) override {
+    const WriterKeys w = keys_of_writer(name);
+    std::vector<std::string> pks{w.dedup_pk, w.meta_pk};
+    for (std::size_t p = 0; p < kLogPartitions; ++p) pks.push_back(chunk_pk(w, p));
+    std::vector<json::object> deletes;
+    Status s;
+    for (std::size_t i = 0; s.is_ok() && i < pks.size() && deletes.size() < budget; ++i)
+      s = first_keys(pks[i], budget - deletes.size(), &deletes);
+    if (s.is_ok()) s = batch_write(deletes);
+    *deleted = s.is_ok() ? deletes.size() : 0;
+    return s;
+  }
+
+  // Delete requests for the first `limit` items of partition key `pk`.
+  Status first_keys(const std::string& pk, std::size_t limit, std::vector<json::object>* deletes) {
+    json::object request{{"TableName", table()},
+                         {"ConsistentRead", true},
+                         {"KeyConditionExpression", "#pk = :p"},
+                         {"ProjectionExpression", "#pk, #sk"},
+                         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                         {"ExpressionAttributeValues", {{":p", attr_s(pk)}}}};
+    for (std::size_t found = 0; found < limit;) {
+      request["Limit"] = static_cast<int64_t>(limit - found);
+      json::object reply;
+      Status s = client_.call("Query", request, &reply);
+      if (!s.is_ok()) return s;
+      if (json::value* items = reply.if_contains("Items"); items && items->is_array())
+        for (json::value& item : items->as_array()) {
+          std::string sk;
+          if (item.is_object() && get_s(item.as_object(), "SK", &sk) && found < limit) {
+            deletes->push_back(delete_request(key_of(pk, sk)));
+            ++found;
+          }
+        }
+      json::value* last = reply.if_contains("LastEvaluatedKey");
+      if (!last || !last->is_object()) break;
+      request["ExclusiveStartKey"] = std::move(*last);
+    }
+    return Status::ok();
+  }
+
+  // The WRITERS entry, then the marker: until the marker goes, the mark refuses the
+  // writer's commits. A collector killed in between leaves the marker (one item).
+  Status forget_writer(const std::string& name) override {
+    json::object reply;
+    Status s = client_.call("DeleteItem", {{"TableName", table()}, {"Key", key_of(kWritersPk, name)}}, &reply);
+    if (!s.is_ok()) return s;
+    s = client_.call("DeleteItem",
+                     {{"TableName", table()},
+                      {"Key", key_of(keys_of_writer(name).log_pk, kMarkerSk)},
+                      {"ConditionExpression", "attribute_exists(#gc)"},
+                      {"ExpressionAttributeNames", {{"#gc", "gc"}}}},
+                     &reply);
+    return s.is_conflict() ? Status::ok() : s;  // removed already, by another collector
+  }
+
   // ------------------------------------------------------------ recovery
 
   // Finishes writer `w`'s committed but unapplied commit. For this process's own writer
@@ -1084,6 +1251,10 @@ class DynamoDbStore final : public StateStore {
     Status s = get_raw(w.log_pk, kMarkerSk, &marker);
     if (s.is_not_found()) return own ? sweep_log() : Status::ok();
     if (!s.is_ok()) return s;
+    if (own && is_true(marker, "gc"))
+      return Status::io_error("writer '" + w.name + "' is being removed from table '" + table() +
+                              "' as gone by another writer; start it again once that is done, or under another "
+                              "state.writer");
     if (own) get_n(marker, "lease", &lease_);  // a restart holds what its predecessor held, or nothing once fenced
     if (!attr(marker, "seq", "N")) return own ? sweep_log() : Status::ok();  // a lease, no commit yet
     int64_t seq = 0, chunks = 0;
@@ -1100,14 +1271,71 @@ class DynamoDbStore final : public StateStore {
       if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
       if (!s.is_ok()) return s;
       WriteSet ws;
-      if (!decode_writes(payload, &ws))
-        return Status::corruption("redo log " + std::to_string(seq) + " of writer '" + w.name + "' does not decode");
+      s = writes_of_log(w, marker, payload, static_cast<uint64_t>(seq), &ws);
+      // The same: its owner finished it and went on writing its items meanwhile.
+      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      if (!s.is_ok()) return s;
       if (!(s = apply(w, ws, static_cast<uint64_t>(seq), commit_lease)).is_ok() ||
           !(s = finish(w, static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
         return s;
       metrics().recovered.fetch_add(1, std::memory_order_relaxed);
     }
     return own ? sweep_log() : Status::ok();
+  }
+
+  // The write set of writer `w`'s commit `seq`, whose log is `payload`, in the marker's
+  // format: the previous one holds every put in full; this one the deltas of the internal
+  // data, rebuilt here against the stored items.
+  Status writes_of_log(const WriterKeys& w, const json::object& marker, const std::string& payload, uint64_t seq,
+                       WriteSet* writes) {
+    const std::string which = "redo log " + std::to_string(seq) + " of writer '" + w.name + "'";
+    int64_t format = 1;
+    get_n(marker, "format", &format);
+    if (format == 1)
+      return decode_writes(payload, writes) ? Status::ok() : Status::corruption(which + " does not decode");
+    if (format != kLogFormat)
+      return Status::corruption(which + " has format " + std::to_string(format) +
+                                ", written by a newer streamscore: finish it with that version");
+    RedoLog log;
+    Status s = decode_redo_log(payload, &log);
+    if (!s.is_ok()) return Status::corruption(which + ": " + s.message());
+    if (!(s = rebuild_puts(w, seq, &log)).is_ok()) return Status::corruption(which + ": " + s.message());
+    *writes = std::move(log.writes);
+    return Status::ok();
+  }
+
+  // Each logged put's internal data out of its delta and the item it replaces, as stored
+  // now. Puts this commit already applied (stamped) are dropped: their base is gone, and
+  // the apply would skip them anyway. An item another writer wrote since the check keeps
+  // its internal data when that writer only changed the public item (a re-score), so the
+  // delta still applies and the put is rebased as usual.
+  Status rebuild_puts(const WriterKeys& w, uint64_t seq, RedoLog* log) {
+    std::vector<ConditionalPut>& puts = log->writes.puts;
+    std::vector<char> applied(puts.size(), 0);  // not vector<bool>: written from several threads
+    Status s = parallel_for(puts.size(), options().parallel_requests, [&](std::size_t i) {
+      json::object item;
+      ItemRecord stored;
+      int64_t stamp = 0;
+      Status r = get_raw(puts[i].record.pk, kItemSk, &item);
+      if (r.is_ok() && get_n(item, w.stamp, &stamp) && static_cast<uint64_t>(stamp) >= seq) {
+        applied[i] = 1;
+        return Status::ok();
+      }
+      if (r.is_ok()) r = decode_item(item, &stored);
+      if (!r.is_ok() && !r.is_not_found()) return r;
+      r = rebuild_internal(log->deltas[i], stored.internal, &puts[i].record.internal);
+      if (r.is_conflict())
+        return Status::corruption("item '" + printable(puts[i].record.pk) +
+                                  "' was rewritten with other internal data by another writer before this commit "
+                                  "was applied; its put cannot be rebuilt (rebuild the table with `streamscore replay`)");
+      return r;
+    });
+    if (!s.is_ok()) return s;
+    std::vector<ConditionalPut> left;
+    for (std::size_t i = 0; i < puts.size(); ++i)
+      if (!applied[i]) left.push_back(std::move(puts[i]));
+    puts = std::move(left);
+    return Status::ok();
   }
 
   // Whether writer `w`'s marker is no longer commit `seq` pending (its owner went on).
@@ -1143,7 +1371,18 @@ class DynamoDbStore final : public StateStore {
     return client_.call("PutItem", {{"TableName", table()}, {"Item", key_of(kWritersPk, self_.name)}}, &reply);
   }
 
-  Status list_writers(std::vector<std::string>* writers) {
+  // The parts of a backfill in parts by this writer's name (backfill_part_writer), which
+  // this writer continues from: semantics.md, section 14.
+  Status find_backfill_parts() {
+    std::vector<std::string> writers;
+    Status s = list_writers(&writers);
+    const std::string prefix = self_.name + std::string(kPartInfix);
+    for (const std::string& name : writers)
+      if (name.compare(0, prefix.size(), prefix) == 0) parts_.push_back(keys_of_writer(name));
+    return s;
+  }
+
+  Status list_writers(std::vector<std::string>* writers) override {
     return query({{"KeyConditionExpression", "#pk = :p"},
                   {"ProjectionExpression", "#sk"},
                   {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
@@ -1259,10 +1498,12 @@ class DynamoDbStore final : public StateStore {
     return Status::ok();
   }
 
-  // This writer's records; with dedup_of_all_writers every writer's: ids move with
-  // their customers between the daemons of a group (semantics.md, section 21).
+  // This writer's records and its backfill parts'; with dedup_of_all_writers every
+  // writer's: ids move with their customers between the daemons of a group (semantics.md,
+  // section 21).
   Status do_scan_dedup(const std::function<bool(const DedupRecord&)>& fn) {
     std::vector<std::string> writers{self_.name};
+    for (const WriterKeys& part : parts_) writers.push_back(part.name);
     Status s = options().dedup_of_all_writers ? (writers.clear(), list_writers(&writers)) : Status::ok();
     bool stop = false;
     for (std::size_t i = 0; s.is_ok() && !stop && i < writers.size(); ++i)
@@ -1512,6 +1753,8 @@ class DynamoDbStore final : public StateStore {
     std::vector<json::object> deletes;
     for (const auto& [pk, sk] : keys) deletes.push_back(delete_request(key_of(pk, sk)));
     if (!(s = batch_write(deletes)).is_ok() || !(s = put_layout()).is_ok()) return s;
+    last_seq_ = 0;  // its marker went too: the next commit starts a new one
+    lease_ = 0;
     // Still indexed: everything written from now on is (a replay keeps a group's index).
     if (partition_count_ > 0 && !(s = put_partition_index(partition_count_)).is_ok()) return s;
     return register_writer();
@@ -1519,12 +1762,15 @@ class DynamoDbStore final : public StateStore {
 
   DynamoDbClient client_;
   const WriterKeys self_;     // this process's writer
+  std::vector<WriterKeys> parts_;  // the backfill parts it continues from (find_backfill_parts)
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
   int64_t lease_ = 0;         // the lease its commits need on the marker (0: never took partitions)
   // The partition count its commits index new customers and dedup ids under (0: none):
   // the table's (meta "partition_index") at open, a takeover's from then on.
   std::atomic<int32_t> partition_count_{0};
+  int64_t gc_day_ = kNoDay;   // the forget bound of its last collection pass
+  bool gc_more_ = false;      // a collection pass is due (the bound moved, or one was cut short)
 };
 
 bool valid_endpoint(const std::string& url) {
@@ -1532,6 +1778,10 @@ bool valid_endpoint(const std::string& url) {
 }
 
 }  // namespace
+
+std::string backfill_part_writer(const std::string& writer, int part, int parts) {
+  return writer + std::string(kPartInfix) + std::to_string(part) + "-of-" + std::to_string(parts);
+}
 
 DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions o) {
   if (o.region.empty())

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,6 +27,13 @@ struct DynamoDbMetrics {
   std::atomic<uint64_t> recovered{0};  // committed logs finished at open
   std::atomic<uint64_t> fenced{0};     // commits refused: another writer took over this one's partitions
   std::atomic<uint64_t> rows_read{0};  // rows a Scan or Query read, items a BatchGetItem returned
+  std::atomic<uint64_t> gc_deleted{0};  // items of gone writers removed (dedup, meta, log chunks)
+  std::atomic<uint64_t> gc_writers{0};  // gone writers removed entirely (their WRITERS entry and marker)
+  std::atomic<uint64_t> gc_failures{0}; // collection passes that failed (retried at the next checkpoint)
+  // Capacity DynamoDB reports it consumed (ReturnConsumedCapacity = TOTAL on every data
+  // request), in thousandths of a unit: eventually consistent reads cost half a unit.
+  std::atomic<uint64_t> consumed_wcu_milli{0};
+  std::atomic<uint64_t> consumed_rcu_milli{0};
 };
 
 // Where a commit stops when a test asks it to (a simulated crash): after writing the log
@@ -49,6 +57,11 @@ struct DynamoDbOptions {
   int backoff_base_ms = 20;     // full jitter: sleep uniform(0, min(cap, base * 2^attempt))
   int backoff_cap_ms = 5000;
   int parallel_requests = 8;    // requests in flight for one commit, scan or clear
+  // Gone writers (semantics.md, section 21): at most this many of their items are deleted
+  // per checkpoint (0: none); a writer is gone once its dedup ids are all past this
+  // writer's horizon and it has not committed for gc_idle_ms.
+  std::size_t gc_deletes_per_checkpoint = 100;
+  int64_t gc_idle_ms = 86'400'000;
   // A rebuild (`replay`): no redo log; conflicts are still checked first, and a crash
   // mid-way leaves the state marked as an interrupted rebuild (the engine's session meta).
   bool bulk_load = false;
@@ -60,6 +73,11 @@ struct DynamoDbOptions {
   std::function<bool(std::string_view operation, long* http_status, std::string* body)> test_fault;
   CommitStage test_stop_after = CommitStage::none;
 };
+
+// The writer of part K of P of a backfill by `writer` (`backfill --part K/P`). A later
+// writer `writer` continues from its parts: it reads their dedup ids besides its own,
+// and a meta value it has not written yet is theirs (the clock: every part has the same).
+std::string backfill_part_writer(const std::string& writer, int part, int parts);
 
 // Fills endpoint and region from the environment rules above.
 DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions options);

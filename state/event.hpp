@@ -10,6 +10,7 @@ namespace streamscore {
 constexpr int64_t kNanosPerSecond = 1'000'000'000;
 constexpr int64_t kWindowSeconds = 300;                     // 5-minute tumbling windows
 constexpr int64_t kWindowNanos = kWindowSeconds * kNanosPerSecond;
+constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
 constexpr int64_t kHorizonWindows = 30 * 24 * 3600 / kWindowSeconds;  // 30 days = 8640 windows
 constexpr int64_t kHorizonNanos = kHorizonWindows * kWindowNanos;
 // Amounts above this are rejected (bad_amount). It keeps 30-day sums in int64 cents exact
@@ -58,6 +59,12 @@ struct DedupKey {
   friend bool operator==(const DedupKey& a, const DedupKey& b) { return a.lo == b.lo && a.hi == b.hi; }
 };
 
+// Each source partition has its own clock (a Kafka partition, like a Kafka Streams
+// task's stream time), so that a customer's ticks come from its partition's records only,
+// whoever reads the others: a file or the generator is one partition, kSingleClock.
+constexpr int32_t kSingleClock = -1;
+constexpr int32_t kEveryClock = -2;  // a tick for every clock at once: the final tick
+
 struct ParsedEvent {
   std::string customer_id;
   EventTime time;
@@ -67,6 +74,7 @@ struct ParsedEvent {
   uint32_t fingerprint = 0;   // event_fingerprint: tells conflicting duplicates apart
   uint64_t customer_hash = 0; // stable hash of customer_id, picks the shard
   uint32_t record_index = 0;  // position of the record in its batch
+  int32_t clock = kSingleClock;  // its window clock: its source partition
 };
 
 // "After the first `position` events of a shard batch, advance the clock to `tick`":
@@ -75,6 +83,7 @@ struct ParsedEvent {
 struct TickMark {
   uint32_t position = 0;
   int64_t tick = 0;  // tick index: the tick instant is tick * 300 s
+  int32_t clock = kSingleClock;  // whose customers it ticks: a partition, or kEveryClock
 };
 
 // Why a record went to the dead letter. Names are part of the output format.

@@ -14,14 +14,51 @@ namespace streamscore {
 
 namespace {
 
-// 2: buckets only; the dedup ids live in dedup records (format 1 carried them inline).
-constexpr uint8_t kInternalFormat = 2;
-constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
+// 3: a bucket's latest event in units of its own precision (see put_latest). 2 kept it in
+// nanoseconds and is still read; the dedup ids live in dedup records (format 1 carried
+// them inline).
+constexpr uint8_t kInternalFormat = 3;
+constexpr uint8_t kPreviousInternalFormat = 2;
 
 int64_t day_of(int64_t ns) { return ns >= 0 ? ns / kDayNanos : -((-ns + kDayNanos - 1) / kDayNanos); }
 constexpr std::size_t kPutChunk = 4096;
 
 EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
+
+// The latest event's offset in its window counted in units of its precision (10^(9 -
+// digits) ns), with the digits in the low 4 bits: whole seconds take 2 bytes instead of
+// the 6 of nanoseconds, and DynamoDB bills an item by the KB. A time finer than its
+// digits (never parsed, but kept exactly) is written in nanoseconds, marked 15, then its
+// digits.
+constexpr uint8_t kNanosMark = 15;
+
+int64_t precision_unit(uint8_t digits) {
+  int64_t unit = 1;
+  for (int i = digits; i < 9; ++i) unit *= 10;
+  return unit;
+}
+
+void put_latest(std::string& out, uint64_t offset_ns, uint8_t digits) {
+  const uint64_t unit = static_cast<uint64_t>(precision_unit(digits));
+  if (digits <= 9 && offset_ns % unit == 0) {
+    put_varint(out, (offset_ns / unit) << 4 | digits);
+    return;
+  }
+  put_varint(out, offset_ns << 4 | kNanosMark);
+  out.push_back(static_cast<char>(digits));
+}
+
+bool read_latest(Decoder& d, uint64_t* offset_ns, uint8_t* digits) {
+  uint64_t v = 0;
+  if (!d.varint(&v)) return false;
+  *digits = static_cast<uint8_t>(v & 0xf);
+  if (*digits == kNanosMark) {
+    *offset_ns = v >> 4;
+    return d.byte(digits);
+  }
+  *offset_ns = (v >> 4) * static_cast<uint64_t>(precision_unit(*digits));
+  return *digits <= 9;
+}
 
 void fold_time(CustomerState& c, EventTime t) {
   if (!c.has_entered || c.last_entered < t) c.last_entered = t;
@@ -104,20 +141,20 @@ void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickM
   constexpr std::size_t kIndexAhead = 16, kCustomerAhead = 8;
   const std::size_t n = events.size();
   std::size_t t = 0;
-  auto timed_advance = [this](int64_t tick) {
+  auto timed_advance = [this](const TickMark& mark) {
     const auto begin = std::chrono::steady_clock::now();
-    advance_to(tick);
+    advance_to(mark.tick, mark.clock);
     tick_nanos_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                              std::chrono::steady_clock::now() - begin)
                                              .count());
   };
   for (std::size_t i = 0; i < n; ++i) {
-    for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t].tick);
+    for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t]);
     if (i + kIndexAhead < n) prefetch_index(events[i + kIndexAhead]);
     if (i + kCustomerAhead < n) prefetch_customer(events[i + kCustomerAhead]);
     apply_event(events[i]);
   }
-  for (; t < ticks.size(); ++t) timed_advance(ticks[t].tick);
+  for (; t < ticks.size(); ++t) timed_advance(ticks[t]);
 }
 
 void ShardState::prefetch_index(const ParsedEvent& e) const {
@@ -142,14 +179,25 @@ std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState
 void ShardState::finish_loading() {
   if (loaded_schedule_.empty()) return;
   std::sort(loaded_schedule_.begin(), loaded_schedule_.end());
-  auto hint = calendar_.end();
+  // Each clock's entries come in tick order: appended after the last one of that clock.
+  std::map<TickClock*, std::map<int64_t, std::vector<uint32_t>>::iterator> hints;
   for (auto [tick, slot] : loaded_schedule_) {
-    if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
-    if (hint == calendar_.end() || hint->first != tick) hint = calendar_.try_emplace(hint, tick);
+    TickClock& clock = clock_of(customers_[slot].clock);
+    if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
+    auto [at, fresh] = hints.try_emplace(&clock, clock.calendar.end());
+    auto& hint = at->second;
+    if (fresh || hint->first != tick) hint = clock.calendar.try_emplace(hint, tick);
     hint->second.push_back(slot);
   }
   loaded_schedule_.clear();
   loaded_schedule_.shrink_to_fit();
+}
+
+ShardState::TickClock& ShardState::clock_of(int32_t clock) { return clocks_[clock]; }
+
+int64_t ShardState::current_tick(int32_t clock) const {
+  const auto it = clocks_.find(clock);
+  return it == clocks_.end() ? kNoTick : it->second.current_tick;
 }
 
 void ShardState::move_customers(ShardState& from, ShardState& to,
@@ -164,9 +212,11 @@ void ShardState::move_customers(ShardState& from, ShardState& to,
     to.customers_[moved] = std::move(c);
     if (to.customers_[moved].dirty) to.dirty_.push_back(moved);
   }
-  for (const auto& [tick, slots] : from.calendar_)
-    for (uint32_t slot : slots)
-      if (slot < slot_in_to.size() && slot_in_to[slot] != kNoSlot) to.schedule(tick, slot_in_to[slot]);
+  // Each customer's due ticks go to its own clock's calendar in `to`.
+  for (const auto& [id, clock] : from.clocks_)
+    for (const auto& [tick, slots] : clock.calendar)
+      for (uint32_t slot : slots)
+        if (slot < slot_in_to.size() && slot_in_to[slot] != kNoSlot) to.schedule(tick, slot_in_to[slot]);
   from.dedup_.for_each([&](const DedupEntry& e) {
     if (slot_in_to[e.slot()] == kNoSlot) return;
     DedupEntry moved = e;
@@ -175,31 +225,70 @@ void ShardState::move_customers(ShardState& from, ShardState& to,
   });
 }
 
-void ShardState::absorb(ShardState& loaded) { move_customers(loaded, *this, [](std::string_view) { return true; }); }
+void ShardState::absorb(ShardState& loaded) {
+  // The added partitions' clocks come with their customers (as restored from the table).
+  for (const auto& [id, clock] : loaded.clocks_)
+    if (clock.current_tick != kNoTick) clock_of(id).current_tick = clock.current_tick;
+  move_customers(loaded, *this, [](std::string_view) { return true; });
+  update_forget_bound();
+}
 
-void ShardState::drop_customers(const std::function<bool(std::string_view customer_id)>& dropped) {
+void ShardState::drop_customers(const std::function<bool(std::string_view customer_id)>& dropped,
+                                const std::vector<int32_t>& dropped_clocks) {
   finish_loading();
   ShardState kept(options_);
-  kept.current_tick_ = current_tick_;
-  if (current_tick_ != kNoTick)
-    kept.dedup_.set_forget_before(forget_before_ns(current_tick_, options_.allowed_lateness_ns));
+  for (const auto& [id, clock] : clocks_)
+    if (std::find(dropped_clocks.begin(), dropped_clocks.end(), id) == dropped_clocks.end())
+      kept.clock_of(id).current_tick = clock.current_tick;
+  kept.update_forget_bound();
   move_customers(*this, kept, [&](std::string_view id) { return !dropped(id); });
   customers_ = std::move(kept.customers_);
   index_ = std::move(kept.index_);
-  calendar_ = std::move(kept.calendar_);
+  clocks_ = std::move(kept.clocks_);
   dirty_ = std::move(kept.dirty_);
   dedup_ = std::move(kept.dedup_);
   last_loaded_slot_ = kNoSlot;
+  update_forget_bound();
 }
 
 void ShardState::schedule(int64_t tick, uint32_t slot) {
-  if (current_tick_ != kNoTick) tick = std::max(tick, current_tick_ + 1);
-  calendar_[tick].push_back(slot);
+  TickClock& clock = clock_of(customers_[slot].clock);
+  if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
+  clock.calendar[tick].push_back(slot);
+}
+
+// When its bucket windows enter the features and leave the 30 days, and the next tick
+// when a late event changed the sums since its last evaluation.
+void ShardState::schedule_buckets(const CustomerState& c, const std::function<void(int64_t tick)>& at) {
+  for (std::size_t i = c.head; i < c.buckets.size(); ++i) {
+    const int64_t window = c.buckets[i].window;
+    if (c.hi == kNoTick || window >= c.hi) at(window + 1);
+    at(window + 1 + kHorizonWindows);
+  }
+  const int64_t now = current_tick(c.clock);
+  if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written && now != kNoTick)
+    at(now + 1);
+}
+
+// A record of the customer from another partition than its clock's (a producer that does
+// not partition by customer_id, or a customer stored before per-partition clocks): it
+// moves to that partition's clock, its pending ticks with it. Entries left in the old
+// calendar evaluate it at most once more there (evaluate skips a tick it has passed).
+void ShardState::move_to_clock(CustomerState& c, uint32_t slot, int32_t clock) {
+  c.clock = clock;
+  c.next_tick_scheduled = kNoTick;
+  schedule_buckets(c, [&](int64_t tick) { schedule(tick, slot); });
 }
 
 void ShardState::apply_event(ParsedEvent& event) {
+  const std::size_t known = customers_.size();
   const uint32_t slot = customer_slot(event.customer_id, event.customer_hash);
   CustomerState& c = customers_[slot];
+  if (customers_.size() > known) {
+    c.clock = event.clock;
+  } else if (c.clock != event.clock) {
+    move_to_clock(c, slot, event.clock);
+  }
   mark_dirty(c, slot);  // its internal data changes even when its item does not (yet)
   dedup_.upsert(DedupEntry{event.key, event.time.ns, event.fingerprint, slot | DedupEntry::kUnsaved});
 
@@ -231,7 +320,8 @@ void ShardState::apply_event(ParsedEvent& event) {
     b.max_digits = event.time.frac_digits;
   }
 
-  const int64_t next_tick = current_tick_ == kNoTick ? kNoTick : current_tick_ + 1;
+  const int64_t now = clock_of(c.clock).current_tick;
+  const int64_t next_tick = now == kNoTick ? kNoTick : now + 1;
   if (c.hi != kNoTick && window < c.hi) {
     // The window is already part of the features: a late event corrects them now
     // and the customer is re-evaluated at the next tick.
@@ -250,15 +340,33 @@ void ShardState::apply_event(ParsedEvent& event) {
   if (created) schedule(window + 1 + kHorizonWindows, slot);  // when it leaves the 30 days
 }
 
-void ShardState::advance_to(int64_t tick) {
+void ShardState::advance_to(int64_t tick, int32_t clock) {
   finish_loading();
-  if (current_tick_ != kNoTick && tick <= current_tick_) return;
-  while (!calendar_.empty() && calendar_.begin()->first <= tick) {
-    auto node = calendar_.extract(calendar_.begin());
+  if (clock == kEveryClock) {
+    for (auto& [id, c] : clocks_) advance_clock(c, tick);
+  } else {
+    advance_clock(clock_of(clock), tick);
+  }
+  update_forget_bound();
+}
+
+void ShardState::advance_clock(TickClock& clock, int64_t tick) {
+  if (clock.current_tick != kNoTick && tick <= clock.current_tick) return;
+  while (!clock.calendar.empty() && clock.calendar.begin()->first <= tick) {
+    auto node = clock.calendar.extract(clock.calendar.begin());
     for (uint32_t slot : node.mapped()) evaluate(slot, node.key());
   }
-  current_tick_ = tick;
-  dedup_.set_forget_before(forget_before_ns(tick, options_.allowed_lateness_ns));
+  clock.current_tick = tick;
+}
+
+// Ids are swept only once every clock forgets them: each is judged by its own
+// partition's clock (EventClock), and a clock that has not ticked forgets nothing.
+void ShardState::update_forget_bound() {
+  int64_t bound = std::numeric_limits<int64_t>::max();
+  for (const auto& [id, c] : clocks_)
+    bound = c.current_tick == kNoTick ? std::numeric_limits<int64_t>::min()
+                                      : std::min(bound, forget_before_ns(c.current_tick, options_.allowed_lateness_ns));
+  if (!clocks_.empty()) dedup_.set_forget_before(bound);
 }
 
 void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
@@ -363,9 +471,11 @@ void ShardState::encode_internal(const CustomerState& c, std::string* out) const
     previous = b.window;
     put_varint(*out, b.count);
     put_varint(*out, static_cast<uint64_t>(b.cents));
-    put_varint(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos));
-    out->push_back(static_cast<char>(b.max_digits));
+    put_latest(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos), b.max_digits);
   }
+  // The partition whose clock it ticks with, so that a takeover or a restart keeps it
+  // there. A file's customers store none (their data stays as it always was).
+  if (c.clock != kSingleClock) put_signed(*out, c.clock);
 }
 
 namespace {
@@ -547,7 +657,7 @@ std::size_t ShardState::mark_stale(int32_t model_version, std::size_t limit) {
   return stale;
 }
 
-Status ShardState::load(const ItemRecord& record) {
+Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
   const std::string_view kPrefix = kCustomerPrefix;
   auto bad = [&](const char* what) {
     return Status::corruption("item " + record.pk + ": internal data " + what);
@@ -555,9 +665,10 @@ Status ShardState::load(const ItemRecord& record) {
   if (record.pk.compare(0, kPrefix.size(), kPrefix) != 0) return bad("has a PK without CUSTOMER#");
   Decoder d(record.internal);
   uint8_t format = 0;
-  if (!d.byte(&format) || format != kInternalFormat)
+  if (!d.byte(&format) || (format != kInternalFormat && format != kPreviousInternalFormat))
     return Status::corruption("item " + record.pk + ": unknown internal format " +
-                              std::to_string(format) + " (this build reads format " +
+                              std::to_string(format) + " (this build reads formats " +
+                              std::to_string(kPreviousInternalFormat) + " and " +
                               std::to_string(kInternalFormat) + ")");
   const std::string id(customer_id_of_pk(record.pk));
   const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
@@ -577,12 +688,15 @@ Status ShardState::load(const ItemRecord& record) {
   c.last_entered.frac_digits = digits;
   ok = ok && d.varint(&n);
   if (!ok) return bad("is truncated");
+  auto read_bucket_latest = [&](uint64_t* offset, uint8_t* latest_digits) {
+    return format == kPreviousInternalFormat ? d.varint(offset) && d.byte(latest_digits)
+                                             : read_latest(d, offset, latest_digits);
+  };
   int64_t window = 0;
   for (uint64_t i = 0; i < n; ++i) {
     int64_t delta = 0;
     uint64_t count = 0, cents = 0, offset = 0;
-    if (!(d.signed_varint(&delta) && d.varint(&count) && d.varint(&cents) && d.varint(&offset) &&
-          d.byte(&digits)))
+    if (!(d.signed_varint(&delta) && d.varint(&count) && d.varint(&cents) && read_bucket_latest(&offset, &digits)))
       return bad("has a truncated bucket");
     window += delta;
     Bucket b{window, static_cast<int64_t>(cents),
@@ -593,19 +707,18 @@ Status ShardState::load(const ItemRecord& record) {
       c.sum_count += b.count;
       c.sum_cents += b.cents;
     }
-    if (c.hi == kNoTick || window >= c.hi) loaded_schedule_.emplace_back(window + 1, slot);
-    loaded_schedule_.emplace_back(window + 1 + kHorizonWindows, slot);
   }
+  int64_t clock = clock_if_none;  // absent: a file's customer, or stored before the clocks
+  if (!d.at_end() && !d.signed_varint(&clock)) return bad("has a truncated clock");
   if (!d.at_end()) return bad("has trailing bytes");
+  c.clock = static_cast<int32_t>(clock);
   c.version = c.stored_version = record.version;
   if (!read_score(record.item_json, &c.score, &c.model_version))
     return Status::corruption("item " + record.pk + ": unreadable score or model_version");
   c.scored_version = c.model_version > 0 ? c.version : 0;
   // A late event applied after the last evaluation shows as sums that differ from
   // the written content: evaluate at the next tick, as the uninterrupted run would.
-  if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written &&
-      current_tick_ != kNoTick)
-    loaded_schedule_.emplace_back(current_tick_ + 1, slot);
+  schedule_buckets(c, [&](int64_t tick) { loaded_schedule_.emplace_back(tick, slot); });
   return Status::ok();
 }
 

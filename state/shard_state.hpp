@@ -5,6 +5,8 @@
 // Per-tick work is proportional to the customers that change: a customer is only
 // evaluated at ticks found in the calendar, which holds for every bucket the tick it
 // enters the features (window end) and the tick it leaves them (window end + 30 days).
+// A customer ticks with the clock of its source partition (TickMark::clock): each
+// clock has its own calendar and current tick.
 #pragma once
 
 #include <cstdint>
@@ -60,6 +62,7 @@ struct CustomerState {
   int64_t version = 0;          // logical writes so far
   int64_t stored_version = 0;   // version the store holds (the optimistic-lock condition)
   int64_t next_tick_scheduled = kNoTick;
+  int32_t clock = kSingleClock; // the clock it ticks with: its source partition
   bool dirty = false;           // item or internal data changed since the last flush
   // The model's output for the item (model/): shown in the item when model_version > 0.
   // Always the score of the features `written` holds: a change of them drops it.
@@ -104,7 +107,8 @@ class ShardState {
   // Applies accepted events and in-band ticks in order.
   void apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks);
   void apply_event(ParsedEvent& event);
-  void advance_to(int64_t tick);
+  // Moves the customers of clock `clock` (every clock: kEveryClock) to `tick`.
+  void advance_to(int64_t tick, int32_t clock = kSingleClock);
 
   // Hands every changed customer's item (public JSON + internal data, as a put
   // conditional on the version the store holds) to `sink`, then counts those as
@@ -130,21 +134,25 @@ class ShardState {
 
   // Rebuilds a customer from a stored item (state continuation after a restart).
   // Call finish_loading() after the last one (apply and advance_to do it otherwise).
-  Status load(const ItemRecord& record);
+  // `clock_if_none`: the clock of a customer stored without one (before the clocks
+  // were per partition).
+  Status load(const ItemRecord& record, int32_t clock_if_none = kSingleClock);
   void finish_loading();
   // The dedup ids seen since the last call, as records of one day each.
   void take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out);
   // Restores one persisted id of customer `id` (after its item was loaded).
   void load_id(std::string_view id, DedupEntry entry);
-  void set_current_tick(int64_t tick) { current_tick_ = tick; }
+  void set_current_tick(int64_t tick, int32_t clock = kSingleClock) { clocks_[clock].current_tick = tick; }
 
   // Cooperative rebalancing (semantics.md, section 21): the customers of the partitions
   // that stay are kept as they are. `absorb` takes every customer of `loaded` (fresh from
-  // the store: added partitions) with its ids and due ticks; `drop_customers` forgets
-  // those `dropped` picks (revoked partitions, just checkpointed) and keeps the others,
-  // changes not yet written included.
+  // the store: added partitions) with its ids and due ticks, and the ticks of its clocks;
+  // `drop_customers` forgets those `dropped` picks and the clocks `dropped_clocks` names
+  // (revoked partitions, just checkpointed) and keeps the others, changes not yet written
+  // included.
   void absorb(ShardState& loaded);
-  void drop_customers(const std::function<bool(std::string_view customer_id)>& dropped);
+  void drop_customers(const std::function<bool(std::string_view customer_id)>& dropped,
+                      const std::vector<int32_t>& dropped_clocks = {});
 
   std::size_t customer_count() const { return customers_.size(); }
   std::size_t dedup_size() const { return dedup_.size(); }
@@ -152,7 +160,7 @@ class ShardState {
   // Wall time spent in the ticks of apply() (evaluating the customers due), in total.
   uint64_t tick_nanos() const { return tick_nanos_; }
   uint64_t evaluations() const { return evaluations_; }  // customer evaluations at ticks
-  int64_t current_tick() const { return current_tick_; }
+  int64_t current_tick(int32_t clock = kSingleClock) const;
   const CustomerState* find_customer(const std::string& id) const;
   // Read-only view of every customer (training snapshots at cut ticks).
   const std::vector<CustomerState>& customers() const { return customers_; }
@@ -167,6 +175,15 @@ class ShardState {
   uint32_t customer_slot(const std::string& id, uint64_t hash);
   static std::vector<Bucket>::iterator first_bucket_at_or_after(CustomerState& c, int64_t window);
   void grow_index();
+  struct TickClock {
+    std::map<int64_t, std::vector<uint32_t>> calendar;
+    int64_t current_tick = kNoTick;
+  };
+  TickClock& clock_of(int32_t clock);
+  void advance_clock(TickClock& clock, int64_t tick);
+  void update_forget_bound();
+  void schedule_buckets(const CustomerState& c, const std::function<void(int64_t tick)>& at);
+  void move_to_clock(CustomerState& c, uint32_t slot, int32_t clock);
   void schedule(int64_t tick, uint32_t slot);
   void evaluate(uint32_t slot, int64_t tick);
   void mark_dirty(CustomerState& c, uint32_t slot);
@@ -184,13 +201,12 @@ class ShardState {
   // Open-addressing index by customer hash: slot + 1, 0 = empty. Cheaper than a
   // string-keyed map on the hottest path (one lookup per event).
   std::vector<uint32_t> index_ = std::vector<uint32_t>(1024, 0);
-  std::map<int64_t, std::vector<uint32_t>> calendar_;
+  std::map<int32_t, TickClock> clocks_;  // by partition: a few, so a lookup per event is cheap
   std::vector<std::pair<int64_t, uint32_t>> loaded_schedule_;  // (tick, slot) until finish_loading
   static constexpr uint32_t kNoSlot = std::numeric_limits<uint32_t>::max();
   uint32_t last_loaded_slot_ = kNoSlot;
   std::vector<uint32_t> dirty_;
   DedupTable dedup_;
-  int64_t current_tick_ = kNoTick;
   uint64_t logical_writes_ = 0;
   uint64_t tick_nanos_ = 0;
   uint64_t evaluations_ = 0;

@@ -11,11 +11,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "state/dynamodb_client.hpp"
 #include "state/dynamodb_store.hpp"
 #include "tests/cli_support.hpp"
 
@@ -105,5 +108,31 @@ class Dynalite {
   int port_ = -1;
   pid_t pid_ = -1;
 };
+
+// The rows of writer `w` in the table: its dedup records, meta, commit marker, log
+// chunks and WRITERS entry, as "PK SK".
+inline std::vector<std::string> table_rows_of_writer(const DynamoDbOptions& o, const std::string& w) {
+  AwsCredentials credentials;
+  if (!load_aws_credentials(&credentials).is_ok()) throw std::runtime_error("no AWS credentials for dynalite");
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  std::vector<std::string> rows;
+  boost::json::object request{{"TableName", o.table}};
+  for (;;) {
+    boost::json::object reply;
+    Status s = client.call("Scan", request, &reply);
+    if (!s.is_ok()) throw std::runtime_error("scan: " + s.to_string());
+    for (const auto& item : reply.at("Items").as_array()) {
+      const std::string pk(item.at("PK").at("S").as_string()), sk(item.at("SK").at("S").as_string());
+      if (pk == "DEDUP#" + w || pk == "META#" + w || pk == "LOG#" + w || pk.rfind("LOG#" + w + "#", 0) == 0 ||
+          (pk == "WRITERS" && sk == w))
+        rows.push_back(pk + " " + sk);
+    }
+    const boost::json::value* last = reply.if_contains("LastEvaluatedKey");
+    if (!last) break;
+    request["ExclusiveStartKey"] = *last;
+  }
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
 
 }  // namespace streamscore::testing

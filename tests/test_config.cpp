@@ -105,6 +105,8 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.output.topic == b.output.topic);
   BOOST_TEST(a.state.writer == b.state.writer);
   BOOST_TEST(a.state.shared == b.state.shared);
+  BOOST_TEST(a.state.gc_deletes_per_checkpoint == b.state.gc_deletes_per_checkpoint);
+  BOOST_TEST(a.state.gc_idle_ns == b.state.gc_idle_ns);
   BOOST_TEST(a.http.item_cache == b.http.item_cache);
 }
 
@@ -113,6 +115,7 @@ const std::vector<std::string> kAllKeys = {
     "source.rate", "source.days", "source.dup_rate", "source.disorder_s", "source.late_rate",
     "source.bad_rate", "source.seed", "source.start", "state.backend", "state.path",
     "state.endpoint", "state.region", "state.table", "state.writer", "state.shared",
+    "state.gc_deletes_per_checkpoint", "state.gc_idle",
     "dead_letter.kind", "dead_letter.path", "dead_letter.topic", "kafka.bootstrap_servers",
     "output.topic", "window.allowed_lateness", "window.max_future_skew", "engine.shards",
     "engine.threads", "engine.parsers", "engine.batch_size", "engine.nice", "checkpoint.interval",
@@ -188,6 +191,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
       "source.bad_rate=0.001", "source.seed=42", "source.start=2025-01-01T00:00:00Z",
       "state.backend=rocksdb", "state.path=data/state", "state.endpoint=", "state.region=",
       "state.table=customer_feature_state", "state.writer=streamscore", "state.shared=false",
+      "state.gc_deletes_per_checkpoint=100", "state.gc_idle=1d",
       "dead_letter.path=data/dead-letter.jsonl",
       "window.allowed_lateness=10m", "window.max_future_skew=24h", "engine.shards=8",
       "engine.threads=0", "engine.parsers=0", "engine.batch_size=65536", "engine.nice=10",

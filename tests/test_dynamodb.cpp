@@ -5,19 +5,23 @@
 #define BOOST_TEST_MODULE dynamodb
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <random>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <boost/mpl/list.hpp>
+#include <xxhash.h>
 
 #include "state/dynamodb_client.hpp"
 #include "state/dynamodb_store.hpp"
+#include "state/shard_state.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/dynalite_support.hpp"
 
@@ -74,17 +78,25 @@ std::string engine_json(const std::string& pk, const std::string& tag, int64_t v
          "\"tag\":\"" + tag + "\",\"version\":" + std::to_string(version) + "}";
 }
 
+// `size` bytes that do not compress (the redo log is compressed).
+std::string noise(std::size_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string out(size, '\0');
+  for (char& c : out) c = static_cast<char>(rng());
+  return out;
+}
+
 // A write set with `items` puts (each with `internal_bytes` of internal data), meta and
 // dedup records: big enough internal data makes the redo log go to chunks.
 WriteSet sample_writes(int items, int64_t expected, std::size_t internal_bytes, const std::string& tag) {
   WriteSet w;
   for (int i = 0; i < items; ++i) {
     const std::string pk = "CUSTOMER#C" + std::to_string(1000 + i);
-    ConditionalPut p = put(pk, expected, engine_json(pk, tag, expected + 1), std::string(internal_bytes, 'a' + i % 26));
+    ConditionalPut p = put(pk, expected, engine_json(pk, tag, expected + 1), noise(internal_bytes, i + 100 * expected));
     w.puts.push_back(std::move(p));
   }
   w.meta = {{"clock", "clock-" + tag}, {"source.file", "pos-" + tag}};
-  w.dedup = {DedupRecord{20000, static_cast<uint64_t>(expected + 1), 0, std::string(internal_bytes, 'd')},
+  w.dedup = {DedupRecord{20000, static_cast<uint64_t>(expected + 1), 0, noise(internal_bytes, 7)},
              DedupRecord{20001, static_cast<uint64_t>(expected + 1), 1, "ids-" + tag}};
   return w;
 }
@@ -229,16 +241,124 @@ BOOST_AUTO_TEST_CASE(crash_before_commit_point_leaves_the_old_state) {
 }
 
 // Between the check and the apply, another writer moves an item: the apply moves the
-// put on top of it (as commit_with_retry would), counts it, and loses neither write.
+// put on top of it (as commit_with_retry would), counts it, and loses neither write. The
+// racer is a re-scorer: it changes the public item and keeps the internal data (seed 0:
+// C1000's at version 1), which the redo log's delta of that put was made against.
 BOOST_AUTO_TEST_CASE(a_racer_between_check_and_apply_is_rebased) {
   DynamoDbOptions o = table_with_a_crashed_commit(2, CommitStage::committed, 10, "engine");
-  racer_writes(o, put("CUSTOMER#C1000", 1, engine_json("CUSTOMER#C1000", "racer", 2)));
+  racer_writes(o, put("CUSTOMER#C1000", 1, engine_json("CUSTOMER#C1000", "racer", 2), noise(10, 0)));
   auto reopened = reopen(&o);
   BOOST_TEST(o.metrics->rebased.load() == 1u);
   const ItemRecord moved = read(*reopened, "CUSTOMER#C1000");
   BOOST_TEST(moved.version == 3);  // the racer's version 2, then ours on top
   BOOST_TEST(moved.item_json == engine_json("CUSTOMER#C1000", "engine", 3));
   BOOST_TEST(read(*reopened, "CUSTOMER#C1001").version == 2);
+}
+
+// A new customer's put logs its internal data whole: a racer that created the item
+// between the check and the crash does not stop the redo, which rebases the put on it.
+BOOST_AUTO_TEST_CASE(a_racer_creating_a_new_item_before_the_redo_is_rebased) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  DynamoDbOptions crashing = o;
+  crashing.test_stop_after = CommitStage::committed;
+  Conflicts c;
+  Status s = open_store_on(crashing)->commit(sample_writes(2, 0, 10, "engine"), &c);
+  BOOST_TEST(s.message().find("stopped by the test hook") != std::string::npos, s.to_string());
+  racer_writes(o, put("CUSTOMER#C1000", 0, engine_json("CUSTOMER#C1000", "racer", 1), "racer buckets"));
+  auto reopened = reopen(&o);
+  BOOST_TEST(o.metrics->rebased.load() == 1u);
+  const ItemRecord moved = read(*reopened, "CUSTOMER#C1000");
+  BOOST_TEST(moved.version == 2);
+  BOOST_TEST(moved.item_json == engine_json("CUSTOMER#C1000", "engine", 2));
+  BOOST_TEST(moved.internal == noise(10, 0));
+}
+
+// The redo log keeps each put's internal data as a delta against the item it replaces. A
+// racer that replaced that internal data between the check and a crash (another engine
+// writing a customer this writer owns) leaves a put that cannot be rebuilt: the open
+// fails naming the item and the commit, and changes nothing.
+BOOST_AUTO_TEST_CASE(a_redo_over_rewritten_internal_data_is_refused_naming_the_item) {
+  DynamoDbOptions o = table_with_a_crashed_commit(2, CommitStage::committed, 10, "engine");
+  racer_writes(o, put("CUSTOMER#C1001", 1, engine_json("CUSTOMER#C1001", "racer", 2), "other buckets"));
+  std::unique_ptr<StateStore> store;
+  Status s = open_dynamodb_store(o, &store);
+  BOOST_TEST((s.code() == Status::Code::corruption), s.to_string());
+  BOOST_TEST(s.message().find("item 'CUSTOMER#C1001' was rewritten with other internal data") != std::string::npos,
+             s.message());
+  BOOST_TEST(s.message().find("redo log") != std::string::npos, s.message());
+  DynamoDbOptions peek = o;
+  peek.bulk_load = true;
+  auto table = open_store_on(peek);
+  BOOST_TEST(read(*table, "CUSTOMER#C1001").item_json == engine_json("CUSTOMER#C1001", "racer", 2));
+  BOOST_TEST(read(*table, "CUSTOMER#C1000").version == 1);
+}
+
+namespace {
+
+// The previous redo-log format: 64-bit little-endian counts and lengths, every put whole.
+void put_le(std::string* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_le_str(std::string* out, const std::string& s) {
+  put_le(out, s.size());
+  out->append(s);
+}
+std::string previous_format_log(const ConditionalPut& p) {
+  std::string out;
+  put_le(&out, 1);
+  put_le_str(&out, p.record.pk);
+  put_le(&out, static_cast<uint64_t>(p.expected_version));
+  put_le(&out, static_cast<uint64_t>(p.record.version));
+  put_le_str(&out, p.record.item_json);
+  put_le_str(&out, p.record.internal);
+  put_le(&out, 0);  // meta
+  put_le(&out, 0);  // dedup
+  put_le(&out, static_cast<uint64_t>(kNoDay));
+  return out;
+}
+
+boost::json::object b64(const std::string& bytes) { return {{"B", base64_encode(bytes)}}; }
+
+}  // namespace
+
+// A table an older streamscore wrote: items with the public JSON and the internal data
+// as two attributes, and a pending commit in the uncompressed log format. Both are read
+// (the pending commit is finished at open); an item written again takes this format.
+BOOST_AUTO_TEST_CASE(a_table_of_the_previous_format_is_read_and_rewritten) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  open_store_on(o);  // the layout meta and the writer, as the older version wrote them too
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  auto raw_put = [&](boost::json::object item) {
+    boost::json::object reply;
+    BOOST_TEST_REQUIRE(client.call("PutItem", {{"TableName", o.table}, {"Item", std::move(item)}}, &reply).is_ok());
+  };
+  auto raw_get = [&](const std::string& pk) {
+    boost::json::object reply;
+    BOOST_TEST_REQUIRE(client.call("GetItem", {{"TableName", o.table}, {"Key", {{"PK", {{"S", pk}}}, {"SK", {{"S", "STATE"}}}}}},
+                                   &reply)
+                           .is_ok());
+    return reply.at("Item").as_object();
+  };
+  raw_put({{"PK", {{"S", "CUSTOMER#OLD1"}}}, {"SK", {{"S", "STATE"}}}, {"version", {{"N", "1"}}},
+           {"item_json", b64(engine_json("CUSTOMER#OLD1", "old", 1))}, {"state", b64("old buckets")}});
+  const ConditionalPut pending = put("CUSTOMER#OLD2", 0, engine_json("CUSTOMER#OLD2", "logged", 1), "logged buckets");
+  raw_put({{"PK", {{"S", "LOG#" + o.writer}}}, {"SK", {{"S", "commit"}}}, {"seq", {{"N", "5"}}},
+           {"pending", {{"BOOL", true}}}, {"chunks", {{"N", "0"}}}, {"inline", b64(previous_format_log(pending))}});
+
+  auto store = reopen(&o);
+  BOOST_TEST(o.metrics->recovered.load() == 1u);
+  const ItemRecord old = read(*store, "CUSTOMER#OLD1");
+  BOOST_TEST(old.item_json == engine_json("CUSTOMER#OLD1", "old", 1));
+  BOOST_TEST(old.internal == "old buckets");
+  BOOST_TEST(read(*store, "CUSTOMER#OLD2").internal == "logged buckets");
+  BOOST_TEST(write(*store, {put("CUSTOMER#OLD1", 1, engine_json("CUSTOMER#OLD1", "new", 2), "new buckets")}).empty());
+  const boost::json::object rewritten = raw_get("CUSTOMER#OLD1");
+  BOOST_TEST(rewritten.contains("data"));
+  BOOST_TEST(!rewritten.contains("item_json"));  // the public item is stored once
+  BOOST_TEST(!rewritten.contains("state"));
+  BOOST_TEST(read(*store, "CUSTOMER#OLD1").internal == "new buckets");
 }
 
 // Items over DynamoDB's 400 KB limit are refused before anything is written, naming the
@@ -275,6 +395,230 @@ BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
   BOOST_TEST(item.at("as_of").at("S").as_string() == "2025-01-01T10:10:00Z");
   BOOST_TEST(item.at("last_event_time").at("S").as_string() == "2025-01-01T10:05:00Z");
   BOOST_TEST(!item.contains("score"));
+}
+
+// ------------------------------------------------------------ gone writers
+
+namespace {
+
+// A checkpoint of writer `store`: its clock, ids of `day`, and the forget bound of a clock
+// at `forget_day`.
+void checkpoint(StateStore& store, int64_t day, int64_t forget_day, std::vector<ConditionalPut> puts = {}) {
+  WriteSet w;
+  w.puts = std::move(puts);
+  w.meta = {{"clock", "at day " + std::to_string(day)}};
+  w.dedup = {DedupRecord{day, 1, 0, "ids of day " + std::to_string(day)}};
+  w.forget_dedup_before_day = forget_day;
+  Conflicts c;
+  Status s = store.commit(w, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST_REQUIRE(c.empty());
+}
+
+}  // namespace
+
+// Writers whose ids have all left the collector's horizon and that have not committed
+// for state.gc_idle are removed by the collector's checkpoints, a bounded number of
+// deletes each; a pending commit of theirs is applied first; a live writer keeps all its
+// rows; a collected writer that comes back commits nothing.
+BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
+  // "streamscore" stopped for good in a commit with a chunked log, after its commit point.
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "last");
+  BOOST_TEST_REQUIRE(!table_rows_of_writer(o, "streamscore").empty());
+  // "stalled" committed once and stays open; "live" has ids inside the collector's horizon.
+  DynamoDbOptions as = o;
+  as.writer = "stalled";
+  std::unique_ptr<StateStore> stalled = open_store_on(as);
+  checkpoint(*stalled, 20002, 19990, {put("CUSTOMER#S1", 0, "{}")});
+  as.writer = "live";
+  std::unique_ptr<StateStore> live = open_store_on(as);
+  checkpoint(*live, 20100, 20070);
+  const std::vector<std::string> live_rows = table_rows_of_writer(o, "live");
+
+  // A collector whose clock forgets the days before 20050, at 4 deletes per checkpoint.
+  as.writer = "collector";
+  as.gc_deletes_per_checkpoint = 4;
+  as.gc_idle_ms = 3'600'000;  // none of them has been idle for an hour: nothing is gone yet
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  checkpoint(*open_store_on(as), 20100, 20050);
+  BOOST_TEST(as.metrics->gc_deleted.load() == 0u);
+
+  as.gc_idle_ms = 0;  // a restart of the collector, which counts every quiet writer as idle
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_deleted.load() == 4u);  // the budget of one checkpoint
+  for (int i = 0; i < 20 && as.metrics->gc_writers.load() < 2; ++i) checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 2u);
+
+  // The pending commit was applied before its writer was removed.
+  ItemRecord item;
+  BOOST_TEST_REQUIRE(collector->get("CUSTOMER#C1001", &item).is_ok());
+  BOOST_TEST(item.version == 2);
+  BOOST_TEST(item.item_json.find("\"last\"") != std::string::npos, item.item_json);
+  BOOST_TEST(table_rows_of_writer(o, "streamscore").empty());
+  BOOST_TEST(table_rows_of_writer(o, "stalled").empty());
+  BOOST_TEST(table_rows_of_writer(o, "live") == live_rows);
+  checkpoint(*live, 20101, 20070);  // and it goes on
+
+  // The stalled writer wakes: its commit is refused, nothing of it lands.
+  WriteSet late;
+  late.puts = {put("CUSTOMER#S2", 0, "{}"), put("CUSTOMER#S1", 1, "{}")};
+  late.meta = {{"clock", "late"}};
+  Conflicts c;
+  Status s = stalled->commit(late, &c);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("'stalled' was removed from table") != std::string::npos, s.to_string());
+  BOOST_TEST(collector->get("CUSTOMER#S2", &item).is_not_found());
+  BOOST_TEST(table_rows_of_writer(o, "stalled").empty());
+}
+
+// A gone writer whose pending commit cannot be finished (a log chunk lost) keeps its rows,
+// is counted as a failure, and does not keep the writers after it from being collected.
+BOOST_AUTO_TEST_CASE(a_damaged_gone_writer_does_not_stop_the_collection) {
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "lost");
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  boost::json::object reply;
+  BOOST_TEST_REQUIRE(client.call("Query",
+                                 {{"TableName", o.table},
+                                  {"KeyConditionExpression", "PK = :p"},
+                                  {"ExpressionAttributeValues", {{":p", {{"S", "LOG#streamscore#0"}}}}}},
+                                 &reply).is_ok());
+  BOOST_TEST_REQUIRE(!reply.at("Items").as_array().empty());
+  for (const auto& item : reply.at("Items").as_array()) {
+    boost::json::object gone;
+    BOOST_TEST_REQUIRE(client.call("DeleteItem",
+                                   {{"TableName", o.table},
+                                    {"Key", {{"PK", item.at("PK")}, {"SK", item.at("SK")}}}},
+                                   &gone).is_ok());
+  }
+  DynamoDbOptions as = o;
+  as.writer = "zgone";  // listed after "streamscore"
+  checkpoint(*open_store_on(as), 20002, 19990);
+
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  checkpoint(*collector, 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  BOOST_TEST(as.metrics->gc_failures.load() == 1u);
+  BOOST_TEST(table_rows_of_writer(o, "zgone").empty());
+  BOOST_TEST(!table_rows_of_writer(o, "streamscore").empty());
+}
+
+// A member of a group found gone is fenced when it wakes, and once it has taken its
+// partitions again (as a fenced daemon rejoining does) commits on a fresh marker.
+BOOST_AUTO_TEST_CASE(a_collected_group_member_is_fenced_and_rejoins) {
+  DynamoDbOptions as = g_dynalite->fresh_table();
+  as.writer = "member";
+  std::unique_ptr<StateStore> member = open_store_on(as);
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  checkpoint(*member, 20002, 19990);
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  checkpoint(*open_store_on(as), 20100, 20050);
+  BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  BOOST_TEST(table_rows_of_writer(as, "member").empty());
+
+  WriteSet late;
+  late.puts = {put("CUSTOMER#M1", 0, "{}"), put("CUSTOMER#M2", 0, "{}")};
+  Conflicts c;
+  Status s = member->commit(late, &c);
+  BOOST_TEST(s.is_fenced(), s.to_string());
+  ItemRecord item;
+  BOOST_TEST(member->get("CUSTOMER#M1", &item).is_not_found());
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  checkpoint(*member, 20101, 20070, {put("CUSTOMER#M1", 0, "{}")});
+  BOOST_TEST(member->get("CUSTOMER#M1", &item).is_ok());
+}
+
+// ------------------------------------------------------------ what a checkpoint costs
+
+namespace {
+
+// Customers as the engine (ShardState) stores them: `events_per_day` transactions a day
+// each, at whole seconds, amounts of a few dollars to a few hundred. checkpoint() hands
+// out the puts of every changed customer, as the engine's checkpoint does.
+class EngineCustomers {
+ public:
+  EngineCustomers(int customers, int events_per_day) : customers_(customers), per_day_(events_per_day) {}
+
+  // Events of `days` more days for every customer, ticks included.
+  void live(int days) {
+    const int64_t seconds_per_event = 86400 / per_day_;
+    for (int64_t at = 0; at < days * 86400; at += seconds_per_event, now_ += seconds_per_event) {
+      for (int c = 0; c < customers_; ++c) event(c, now_ + static_cast<int64_t>(rng_() % seconds_per_event));
+      shard_.advance_to((now_ + seconds_per_event) * kNanosPerSecond / kWindowNanos);
+    }
+  }
+
+  WriteSet checkpoint() {
+    WriteSet w;
+    Status s = shard_.take_changes([&](std::vector<ConditionalPut>& puts) {
+      for (ConditionalPut& p : puts) w.puts.push_back(std::move(p));
+      return Status::ok();
+    });
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+    shard_.take_unsaved_ids(++checkpoints_, 0, &w.dedup);
+    w.meta = {{"clock", std::to_string(now_)}, {"source.file", std::to_string(events_)}};
+    return w;
+  }
+
+ private:
+  void event(int customer, int64_t second) {
+    ParsedEvent e;
+    e.customer_id = "C" + std::to_string(1000000 + customer);
+    e.customer_hash = XXH3_64bits(e.customer_id.data(), e.customer_id.size());
+    e.time = EventTime{second * kNanosPerSecond, 0};
+    e.is_transaction = true;
+    e.cents = 300 + static_cast<int64_t>(rng_() % 30000);
+    e.key = DedupKey{++events_, rng_()};
+    e.fingerprint = static_cast<uint32_t>(rng_());
+    shard_.apply_event(e);
+  }
+
+  ShardState shard_{ShardOptions{}};
+  std::mt19937_64 rng_{42};
+  const int customers_, per_day_;
+  int64_t now_ = 1735689600;  // 2025-01-01T00:00:00Z
+  uint64_t events_ = 0, checkpoints_ = 0;
+};
+
+}  // namespace
+
+// The bound of docs/scale.md: a checkpoint costs at most 3 WCUs per changed item (redo log,
+// item write and dropping the log together), for customers with 30 days of buckets (5
+// transactions a day, ~2.5 KB items before this bound), counted from the capacity
+// DynamoDB reports. A new customer costs more once: its first write logs it whole.
+BOOST_AUTO_TEST_CASE(a_checkpoint_costs_at_most_3_wcus_per_changed_item) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  o.metrics = std::make_shared<DynamoDbMetrics>();
+  auto store = open_store_on(o);
+  constexpr int kCustomers = 100;
+  EngineCustomers customers(kCustomers, 5);
+  customers.live(30);
+  Conflicts c;
+  BOOST_TEST_REQUIRE(store->commit(customers.checkpoint(), &c).is_ok());
+  for (int checkpoint = 0; checkpoint < 3; ++checkpoint) {
+    customers.live(1);
+    const WriteSet changed = customers.checkpoint();
+    BOOST_TEST_REQUIRE(changed.puts.size() == std::size_t{kCustomers});
+    const uint64_t before = o.metrics->consumed_wcu_milli.load();
+    BOOST_TEST_REQUIRE(store->commit(changed, &c).is_ok());
+    BOOST_TEST_REQUIRE(c.empty());
+    const double per_item = (o.metrics->consumed_wcu_milli.load() - before) / 1000.0 / kCustomers;
+    BOOST_TEST_MESSAGE("checkpoint " << checkpoint + 1 << ": " << per_item << " WCUs per changed item, internal data "
+                                     << changed.puts[0].record.internal.size() << " bytes");
+    BOOST_TEST(per_item > 1.0);  // the capacity is counted at all
+    BOOST_TEST(per_item <= 3.0);
+    const ConditionalPut& last = changed.puts.back();
+    BOOST_TEST(read(*store, last.record.pk).internal == last.record.internal);
+  }
+  BOOST_TEST(o.metrics->consumed_rcu_milli.load() > 0u);
 }
 
 // ------------------------------------------------------------ throttling

@@ -70,6 +70,7 @@ struct Fixture {
   Dynalite dynalite;
   std::unique_ptr<MockKafkaCluster> cluster;
   DynamoDbOptions table = dynalite.fresh_table();
+  std::string group = "group";  // the consumer group of the members start() starts
   int partitions;
 
   explicit Fixture(int topic_partitions = kPartitions) : partitions(topic_partitions) {
@@ -90,7 +91,7 @@ struct Fixture {
     const std::string files = name.empty() ? writer : name;
     std::vector<std::string> args = {
         "run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + cluster->bootstrap_servers(),
-        "--set", "source.exit_at_end=false", "--set", "source.group_id=group", "--set", "state.shared=true",
+        "--set", "source.exit_at_end=false", "--set", "source.group_id=" + group, "--set", "state.shared=true",
         "--set", "state.writer=" + writer, "--set", "dead_letter.path=" + (dir / (files + "-dl.jsonl")),
         "--set", "checkpoint.interval=" + interval, "--set", "engine.batch_size=1024", "--set", "http.port=0",
         "--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=500",
@@ -161,6 +162,18 @@ struct Fixture {
     }
   }
 
+  // One daemon reading the whole topic as it stands (bounded, with a state and a group of
+  // its own): what the group must have produced, whatever its members did. Its final
+  // tick only ticks the closing customers' own windows (left out of the comparisons).
+  std::string single_daemon_export(const std::string& lateness) {
+    Result r = run_cli(dir, "run --set source.kind=kafka --set kafka.bootstrap_servers=" + cluster->bootstrap_servers() +
+                                " --set source.exit_at_end=true --set source.group_id=single --set state.path=" +
+                                (dir / "single") + " --set dead_letter.path=" + (dir / "single-dl.jsonl") +
+                                " --set window.allowed_lateness=" + lateness + " --top 0");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return export_of(dir, dir / "single");
+  }
+
   void stop(Member& m, int signal, bool expect_success) {
     ::kill(m.pid, signal);
     int status = 0;
@@ -184,10 +197,39 @@ std::vector<KafkaRecord> closing_records(const std::string& time, int partitions
   return out;
 }
 
-// The group's scenario (see the tests below) with window.allowed_lateness = `lateness`:
-// returns the exports of the shared table and of `replay` of the same records, without
-// the closing customers (whose own window only replay's final tick ticks).
-std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lateness) {
+// The customers of `expected` (export lines) that `actual` lacks or holds with other
+// features, counted by partition: what a failure has to say.
+std::string differences_by_partition(const std::string& actual, const std::string& expected, int partitions) {
+  std::map<std::string, std::string> have;
+  std::istringstream in(actual);
+  for (std::string line; std::getline(in, line);) have[line.substr(0, line.find(','))] = line;
+  std::map<int32_t, std::pair<int, int>> by_partition;  // missing, different
+  std::istringstream want(expected);
+  for (std::string line; std::getline(want, line);) {
+    const std::string key = line.substr(0, line.find(','));
+    const std::string id = key.substr(key.find('#') + 1, key.size() - key.find('#') - 2);
+    auto& [missing, different] = by_partition[kafka_partition_of_key(id, partitions)];
+    auto it = have.find(key);
+    if (it == have.end()) ++missing;
+    else if (it->second != line) ++different;
+  }
+  std::string out;
+  for (const auto& [p, counts] : by_partition)
+    if (counts.first + counts.second > 0)
+      out += "partition " + std::to_string(p) + ": " + std::to_string(counts.first) + " missing, " +
+             std::to_string(counts.second) + " different\n";
+  return out;
+}
+
+// What a group's run left, without the closing customers (whose own window only a
+// final tick ticks): the shared table's export, `replay` of the same records, and one
+// daemon reading the same topic.
+struct GroupExports {
+  std::string shared, replayed, single;
+};
+
+// The group's scenario (see the tests below) with window.allowed_lateness = `lateness`.
+GroupExports run_group(Fixture& f, const std::string& lateness) {
   TempDir& dir = f.dir;
   auto start = [&](const std::string& writer) { return f.start(writer, lateness); };
   auto settle = [&](const std::vector<Member*>& members, const std::string& when) { f.settle(members, when); };
@@ -255,6 +297,12 @@ std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lat
       wait_for([&] { return b.get("streamscore_events_read_total") >= b_read + static_cast<double>(last.size()); }, 60),
       log_of(b));
   settle({&b}, "closing records");
+  // b holds every partition's clock now, each moved by its own closing record.
+  const double closing = 1736298000;  // 2025-01-08T01:00:00Z
+  for (int p = 0; p < kPartitions; ++p)
+    BOOST_TEST(b.get("streamscore_partition_watermark_seconds{partition=\"" + std::to_string(p) + "\"}") >=
+                   closing - 4 * 86400,
+               "partition " << p);
   stop(b, SIGTERM, true);
 
   // The same records through `replay`, in file order (the closing ones last).
@@ -276,7 +324,7 @@ std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lat
   BOOST_TEST(dead.find("misplaced") != std::string::npos, dead);
   const std::string expected = without_customers(replayed, "S");
   BOOST_TEST(lines_in(expected) == 400u);
-  return {without_customers(shared.out, "S"), expected};
+  return {without_customers(shared.out, "S"), expected, without_customers(f.single_daemon_export(lateness), "S")};
 }
 
 }  // namespace
@@ -290,41 +338,21 @@ std::pair<std::string, std::string> run_group(Fixture& f, const std::string& lat
 // table equals `replay` of the log, versions included: nothing lost, nothing applied
 // twice. A record in a partition its customer does not belong to is dead-lettered.
 BOOST_FIXTURE_TEST_CASE(a_group_sharing_one_table_ends_as_a_replay, Fixture) {
-  const auto [shared, replayed] = run_group(*this, "4d");
-  BOOST_TEST(shared == replayed);
+  const GroupExports e = run_group(*this, "4d");
+  BOOST_TEST(e.shared == e.replayed);
+  BOOST_TEST(e.shared == e.single);
 }
 
-// The same with the default lateness (10 minutes): the daemons tick all along, each at
-// its own clock, and take over customers ticked by another's. Records that reach a daemon
-// behind its clock are late and corrected at a later tick (another as_of and version,
-// contract section 5), but every feature and last_event_time is replay's.
-BOOST_FIXTURE_TEST_CASE(a_group_ticking_all_along_keeps_every_feature, Fixture) {
-  const auto [shared, replayed] = run_group(*this, "10m");
-  BOOST_TEST(features_only(shared) == features_only(replayed));
-}
-
-// The customers of `expected` (export lines) that `actual` lacks or holds with other
-// features, counted by partition: what a failure has to say.
-std::string differences_by_partition(const std::string& actual, const std::string& expected, int partitions) {
-  std::map<std::string, std::string> have;
-  std::istringstream in(actual);
-  for (std::string line; std::getline(in, line);) have[line.substr(0, line.find(','))] = line;
-  std::map<int32_t, std::pair<int, int>> by_partition;  // missing, different
-  std::istringstream want(expected);
-  for (std::string line; std::getline(want, line);) {
-    const std::string key = line.substr(0, line.find(','));
-    const std::string id = key.substr(key.find('#') + 1, key.size() - key.find('#') - 2);
-    auto& [missing, different] = by_partition[kafka_partition_of_key(id, partitions)];
-    auto it = have.find(key);
-    if (it == have.end()) ++missing;
-    else if (it->second != line) ++different;
-  }
-  std::string out;
-  for (const auto& [p, counts] : by_partition)
-    if (counts.first + counts.second > 0)
-      out += "partition " + std::to_string(p) + ": " + std::to_string(counts.first) + " missing, " +
-             std::to_string(counts.second) + " different\n";
-  return out;
+// The same with the default lateness (10 minutes): the daemons tick all along and take
+// over partitions another daemon ticked. Each partition has its own clock, kept with its
+// offset in the table and restored by whoever takes it over: the table equals one daemon
+// reading the same topic, as_of and version included, and every feature and
+// last_event_time is replay's.
+BOOST_FIXTURE_TEST_CASE(a_group_ticking_all_along_equals_one_daemon, Fixture) {
+  const GroupExports e = run_group(*this, "10m");
+  BOOST_TEST(lines_in(e.single) == 400u);
+  BOOST_TEST(e.shared == e.single, differences_by_partition(e.shared, e.single, kPartitions));
+  BOOST_TEST(features_only(e.shared) == features_only(e.replayed));
 }
 
 // A group sharing the table through every way a member goes (a holdout scenario of issue
@@ -332,8 +360,9 @@ std::string differences_by_partition(const std::string& actual, const std::strin
 // (SIGSTOP) past its session timeout while it has work in progress, c joins, and b is
 // woken after that; a is killed mid-stream; b and c get SIGTERM together; then a is
 // started again and reads everything that is left. Every customer of the log is in the
-// table, with replay's features and last_event_time: no offset went into the table
-// ahead of the items it covers.
+// table, with replay's features and last_event_time (no offset went into the table ahead
+// of the items it covers), and the table equals one daemon reading the same topic, as_of
+// and version included (each partition's clock moved with the partition).
 BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer) {
   constexpr int kWide = 16;
   Fixture f(kWide);
@@ -410,6 +439,10 @@ BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer
   const std::string actual = features_only(without_customers(shared.out, "S"));
   BOOST_TEST(lines_in(expected) > 4500u);
   BOOST_TEST(actual == expected, differences_by_partition(actual, expected, kWide));
+  const std::string single = without_customers(f.single_daemon_export(lateness), "S");
+  const std::string table = without_customers(shared.out, "S");
+  BOOST_TEST(lines_in(single) == lines_in(expected));
+  BOOST_TEST(table == single, differences_by_partition(table, single, kWide));
 }
 
 // The store's side of a takeover: a writer killed between its commit point and the end
@@ -862,6 +895,126 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_in_parts_equals_one_backfill, Fixture) {
   BOOST_TEST(other.exit_code == 2);
   BOOST_TEST(other.err.find("already holds items of part 1/2") != std::string::npos, other.err);
   BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+}
+
+namespace {
+
+// The number after "name": in a --json summary (-1 when absent).
+long long summary_number(const std::string& summary, const std::string& name) {
+  const std::string key = "\"" + name + "\":";
+  const std::size_t at = summary.find(key);
+  return at == std::string::npos ? -1 : std::stoll(summary.substr(at + key.size()));
+}
+
+// Lines [from, to) of a file, into another.
+void copy_lines(const std::string& from_path, std::size_t from, std::size_t to, const std::string& out_path) {
+  std::ifstream in(from_path);
+  std::ofstream out(out_path);
+  std::size_t n = 0;
+  for (std::string line; std::getline(in, line); ++n)
+    if (n >= from && n < to) out << line << "\n";
+}
+
+}  // namespace
+
+// A `run` after a backfill in parts judges duplicates as after one backfill: the parts'
+// dedup ids and clock are the run's, whichever part wrote them (semantics.md, section 14).
+BOOST_FIXTURE_TEST_CASE(a_run_after_a_backfill_in_parts_judges_duplicates_as_after_one, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 200 --events 8000 --days 40 --dup-rate 0.02 --seed 43 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  // The run repeats the backfill's last 1,500 records and adds 3,000 new ones.
+  const std::string backfilled = dir / "backfilled.jsonl", later = dir / "later.jsonl";
+  copy_lines(log, 0, 5000, backfilled);
+  copy_lines(log, 3500, 8000, later);
+  auto table_sets = [](const DynamoDbOptions& t) {
+    return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
+  };
+  const std::string backfill = "backfill --events " + backfilled + " --slice 5d --dead-letter " + (dir / "bf-dl.jsonl");
+  auto run_later = [&](const DynamoDbOptions& t, const std::string& name) {
+    Result r = run_cli(dir, "run --json --set source.path=" + later + " --set dead_letter.path=" +
+                                (dir / (name + "-dl.jsonl")) + " --set http.enabled=false" + table_sets(t));
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return r.out;
+  };
+
+  const DynamoDbOptions single = dynalite.fresh_table();
+  BOOST_REQUIRE(run_cli(dir, backfill + table_sets(single)).exit_code == 0);
+  const std::string single_run = run_later(single, "single");
+  const std::string expected = run_cli(dir, "export" + table_sets(single)).out;
+  BOOST_REQUIRE(summary_number(single_run, "duplicates") >= 1500);
+
+  for (int part = 1; part <= 3; ++part) {
+    Result r = run_cli(dir, backfill + table_sets(table) + " --part " + std::to_string(part) + "/3");
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  const std::string parts_run = run_later(table, "parts");
+  BOOST_TEST(summary_number(parts_run, "duplicates") == summary_number(single_run, "duplicates"), parts_run);
+  BOOST_TEST(summary_number(parts_run, "conflicting_duplicates") ==
+             summary_number(single_run, "conflicting_duplicates"));
+  BOOST_TEST(summary_number(parts_run, "accepted") == summary_number(single_run, "accepted"));
+  BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+
+  // The same input read by a daemon of a group (state.shared, Kafka) under the same writer
+  // name, on a table after one backfill and on one after the parts.
+  produce(cluster->bootstrap_servers(), kTopic, keyed_by_customer(lines_of_file(later)));
+  auto run_shared = [&](const std::string& name) {
+    group = name;
+    Member m = start("streamscore", "10m", "200ms", name);
+    settle({&m}, name);
+    const double duplicates = m.get("streamscore_events_duplicate_total");
+    stop(m, SIGTERM, true);
+    return std::make_pair(duplicates, run_cli(dir, "export" + table_sets(table)).out);
+  };
+  table = dynalite.fresh_table();
+  BOOST_REQUIRE(run_cli(dir, backfill + table_sets(table)).exit_code == 0);
+  const auto after_one = run_shared("shared-single");
+  table = dynalite.fresh_table();
+  for (const char* part : {"1/2", "2/2"})
+    BOOST_REQUIRE(run_cli(dir, backfill + table_sets(table) + " --part " + part).exit_code == 0);
+  const auto after_parts = run_shared("shared-parts");
+  BOOST_TEST(after_one.first >= 1500);
+  BOOST_TEST(after_parts.first == after_one.first);
+  BOOST_TEST(features_only(after_parts.second) == features_only(after_one.second));
+  BOOST_TEST(after_parts.second == after_one.second);
+}
+
+// A run's checkpoints remove its backfill parts' rows once its clock has moved their ids
+// past the horizon plus the lateness (state.gc_idle = 0s: a finished part is idle at once;
+// a budget for all of them in the run's few checkpoints); before that, they stay.
+BOOST_AUTO_TEST_CASE(a_run_collects_its_backfill_parts_once_their_ids_leave_the_horizon) {
+  TempDir dir("streamscore-scale-gc-");
+  Dynalite dynalite;
+  const DynamoDbOptions table = dynalite.fresh_table();
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 100 --events 7000 --days 70 --seed 44 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  // About 10 days backfilled, then 20 more days (the parts' ids still inside the
+  // horizon), then the rest (40 days: past it).
+  copy_lines(log, 0, 1000, dir / "backfilled.jsonl");
+  copy_lines(log, 1000, 3000, dir / "next.jsonl");
+  copy_lines(log, 3000, 7000, dir / "last.jsonl");
+  const std::string sets = " --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
+                           " --set state.table=" + table.table;
+  for (const char* part : {"1/2", "2/2"}) {
+    Result r = run_cli(dir, "backfill --events " + (dir / "backfilled.jsonl") + " --slice 5d --part " + part +
+                                " --dead-letter " + (dir / "bf-dl.jsonl") + sets);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  }
+  const std::vector<std::string> parts = {"streamscore.part-1-of-2", "streamscore.part-2-of-2"};
+  auto run_on = [&](const std::string& input) {
+    Result r = run_cli(dir, "run --set source.path=" + (dir / input) + " --set dead_letter.path=" +
+                                (dir / "run-dl.jsonl") + " --set http.enabled=false --set state.gc_idle=0s "
+                                "--set state.gc_deletes_per_checkpoint=100000" + sets);
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    return r.out;
+  };
+  run_on("next.jsonl");
+  for (const std::string& part : parts) BOOST_TEST(!table_rows_of_writer(table, part).empty(), part);
+  const std::string summary = run_on("last.jsonl");
+  for (const std::string& part : parts) BOOST_TEST(table_rows_of_writer(table, part).empty(), part);
+  BOOST_TEST(summary.find("dynamodb_gc_writers 2") != std::string::npos, summary);
+  BOOST_TEST(!table_rows_of_writer(table, "streamscore").empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_part_needs_a_shared_table_and_a_well_formed_k_of_p) {

@@ -9,6 +9,7 @@
 
 #include "actors/event_clock.hpp"
 #include "io/event_parser.hpp"
+#include "state/codec.hpp"
 #include "state/dedup_table.hpp"
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
@@ -187,6 +188,108 @@ BOOST_AUTO_TEST_CASE(flushed_state_reloads_and_continues_identically) {
   for (int c = 0; c < 7; ++c) BOOST_TEST(item(a, "C" + std::to_string(c)) == item(b, "C" + std::to_string(c)));
 }
 
+namespace {
+
+// The puts of every changed customer of `shard`, as a checkpoint takes them.
+std::vector<ConditionalPut> changes(ShardState& shard) {
+  std::vector<ConditionalPut> out;
+  BOOST_REQUIRE(shard.take_changes([&](std::vector<ConditionalPut>& puts) {
+                  for (ConditionalPut& p : puts) out.push_back(std::move(p));
+                  return Status::ok();
+                }).is_ok());
+  return out;
+}
+
+ParsedEvent at_precision(ParsedEvent e, uint8_t digits) {
+  e.time.frac_digits = digits;
+  return e;
+}
+
+}  // namespace
+
+// A bucket keeps its latest event's offset in the window in units of that event's own
+// precision (seconds for whole-second times): 30 days of 5 transactions a day take about
+// 7 bytes a bucket, not 12 (DynamoDB bills an item by the KB, docs/scale.md). Fractional
+// times keep every digit, and a state reloads and continues identically.
+BOOST_AUTO_TEST_CASE(buckets_are_compact_and_keep_every_time_exactly) {
+  ShardState a = started_shard();
+  std::vector<ParsedEvent> events;
+  for (int i = 0; i < 150; ++i)
+    events.push_back(event("C1", "e" + std::to_string(i), kT0 + i * (30 * kDay / 150) + (i * 7 % 300) * kSec,
+                           100 + i * 3701 % 30000));
+  events.push_back(at_precision(event("C2", "f9", kT0 + 123'456'789, 5), 9));
+  events.push_back(at_precision(event("C2", "f1", kT0 + kDay + 500'000'000, 5), 1));
+  events.push_back(at_precision(event("C2", "f3", kT0 + 2 * kDay + 120'000'000, 5), 3));
+  events.push_back(event("C3", "odd", kT0 + 7, 5));  // finer than its precision says: kept as it is
+  auto copy = events;
+  a.apply(copy, {});
+  a.advance_to(kTick0 + 30 * 288);
+  ShardState b(ShardOptions{});
+  b.set_current_tick(a.current_tick());
+  for (const ConditionalPut& p : changes(a)) {
+    if (p.record.pk == "CUSTOMER#C1")
+      BOOST_TEST(p.record.internal.size() <= 150u * 8 + 64, p.record.internal.size() << " bytes for 150 buckets");
+    BOOST_REQUIRE(b.load(p.record).is_ok());
+  }
+  for (const std::string id : {"C1", "C2", "C3"}) {
+    const CustomerState* ca = a.find_customer(id);
+    const CustomerState* cb = b.find_customer(id);
+    BOOST_REQUIRE((ca && cb));
+    BOOST_REQUIRE(ca->buckets.size() - ca->head == cb->buckets.size() - cb->head);
+    for (std::size_t i = 0; i < cb->buckets.size() - cb->head; ++i) {
+      BOOST_TEST(ca->buckets[ca->head + i].max_ns == cb->buckets[cb->head + i].max_ns);
+      BOOST_TEST(ca->buckets[ca->head + i].max_digits == cb->buckets[cb->head + i].max_digits);
+    }
+  }
+  a.advance_to(kTick0 + 40 * 288);
+  b.advance_to(kTick0 + 40 * 288);
+  for (const std::string id : {"C1", "C2", "C3"}) BOOST_TEST(item(a, id) == item(b, id));
+}
+
+// A state written before (internal format 2: the latest event of a bucket in nanoseconds
+// and a digits byte) loads, and is written in the compact format at its next change.
+BOOST_AUTO_TEST_CASE(a_state_of_the_previous_internal_format_loads) {
+  const int64_t window = kTick0 + 10;
+  const int64_t latest = window * kWindowNanos + 42 * kSec + 250'000'000;
+  std::string internal(1, '\x02');
+  put_signed(internal, window + 1);  // hi
+  put_signed(internal, window + 1);  // the evaluation tick, equal to hi
+  put_signed(internal, window + 1);  // as_of
+  put_varint(internal, 1);           // the written item: 1 transaction of 12.34
+  put_varint(internal, 1234);
+  put_signed(internal, latest);
+  internal.push_back(2);
+  internal.push_back(1);  // has entered the sums, latest at `latest`
+  put_signed(internal, latest);
+  internal.push_back(2);
+  put_varint(internal, 1);  // one bucket
+  put_signed(internal, window);
+  put_varint(internal, 1);
+  put_varint(internal, 1234);
+  put_varint(internal, static_cast<uint64_t>(latest - window * kWindowNanos));
+  internal.push_back(2);
+  ShardState shard(ShardOptions{});
+  shard.set_current_tick(window + 1);
+  ItemRecord record;
+  record.pk = "CUSTOMER#C9";
+  record.version = 1;
+  record.internal = internal;
+  Status s = shard.load(record);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  const CustomerState* c = shard.find_customer("C9");
+  BOOST_REQUIRE(c);
+  BOOST_TEST(c->buckets.back().max_ns == latest);
+  BOOST_TEST(c->buckets.back().max_digits == 2);
+  BOOST_TEST(c->sum_cents == 1234);
+  std::vector<ParsedEvent> more{event("C9", "later", (window + 2) * kWindowNanos, 100)};
+  shard.apply(more, {});
+  shard.advance_to(window + 4);
+  const std::vector<ConditionalPut> puts = changes(shard);
+  BOOST_REQUIRE(puts.size() == 1u);
+  BOOST_TEST(static_cast<int>(puts[0].record.internal[0]) == 3);
+  BOOST_TEST(puts[0].record.item_json.find("\"total_amount_30d\":13.34") != std::string::npos, puts[0].record.item_json);
+}
+
 BOOST_AUTO_TEST_CASE(dedup_table_finds_grows_upserts_and_prunes) {
   DedupTable t;
   for (uint64_t i = 1; i <= 100000; ++i) t.insert(DedupEntry{DedupKey{i * 0x9E3779B97F4A7C15ULL, i}, static_cast<int64_t>(i), static_cast<uint32_t>(i), 0});
@@ -275,4 +378,100 @@ BOOST_AUTO_TEST_CASE(dedup_table_sweeps_forgotten_ids_instead_of_growing) {
   BOOST_TEST(t.size() <= 4096u);
   for (int64_t i = 200000 - 999; i <= 200000; ++i)
     BOOST_TEST(t.find(DedupKey{static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ULL, static_cast<uint64_t>(i)}) != nullptr);
+}
+
+namespace {
+Candidate candidate_of(int32_t partition, int64_t ns, uint64_t id) {
+  Candidate c = candidate(ns, id);
+  c.clock = partition;
+  return c;
+}
+}  // namespace
+
+// Each partition's clock moves with its own records: a partition read 40 days behind
+// another is neither late nor expired, and its ticks are its own.
+BOOST_AUTO_TEST_CASE(each_partition_has_its_own_clock) {
+  EventClock clock(600 * kSec);
+  ClassifyResult r;
+  clock.classify({candidate_of(0, kT0, 1), candidate_of(0, kT0 + 40 * kDay, 2)}, &r);
+  BOOST_REQUIRE(r.ticks.size() == 2u);
+  BOOST_TEST(r.ticks[1].clock == 0);
+  clock.classify({candidate_of(1, kT0 + 100 * kSec, 3), candidate_of(1, kT0 + 900 * kSec, 4)}, &r);
+  BOOST_TEST((r.verdicts[0] == Verdict::accepted));  // partition 0's clock would expire it
+  BOOST_TEST((r.verdicts[1] == Verdict::accepted));
+  BOOST_REQUIRE(r.ticks.size() == 2u);  // partition 1 starts, then ticks kTick0
+  BOOST_TEST(r.ticks[0].clock == 1);
+  BOOST_TEST(r.ticks[1].clock == 1);
+  BOOST_TEST(r.ticks[1].tick == kTick0 + 1);
+  BOOST_TEST(clock.snapshots().at(0).tick == kTick0 + 40 * 288 - 2);
+  BOOST_TEST(clock.snapshots().at(1).tick == kTick0 + 1);
+  // An old record of partition 1 is expired by partition 1's clock only.
+  clock.classify({candidate_of(1, kT0 - 31 * kDay, 5)}, &r);
+  BOOST_TEST((r.verdicts[0] == Verdict::expired));
+  // The final tick is one instant for every clock: the end of the window of the
+  // largest event time of any partition.
+  TickMark final;
+  uint64_t n = 0;
+  BOOST_REQUIRE(clock.final_tick(&final, &n));
+  BOOST_TEST(final.clock == kEveryClock);
+  BOOST_TEST(final.tick == kTick0 + 40 * 288 + 1);
+  BOOST_TEST(n == 3u + 40u * 288u);
+  BOOST_TEST(clock.snapshots().at(1).tick == final.tick);
+}
+
+// A shard holds customers of several partitions: a tick of one partition evaluates its
+// customers only, and a customer keeps its partition's clock through a store round trip.
+BOOST_AUTO_TEST_CASE(a_shard_ticks_each_customer_by_its_partition) {
+  ShardState shard(ShardOptions{});
+  shard.advance_to(kTick0 - 1, 0);
+  shard.advance_to(kTick0 - 1, 1);
+  auto a = event("A", "a", kT0 + 10 * kSec, 100);
+  auto b = event("B", "b", kT0 + 20 * kSec, 200);
+  a.clock = 0;
+  b.clock = 1;
+  shard.apply_event(a);
+  shard.apply_event(b);
+  shard.advance_to(kTick0 + 1, 0);
+  BOOST_TEST(shard.find_customer("A")->version == 1);
+  BOOST_TEST(shard.find_customer("B")->version == 0);  // partition 1 has not ticked
+  BOOST_TEST(shard.current_tick(1) == kTick0 - 1);
+
+  std::vector<ConditionalPut> stored;
+  BOOST_REQUIRE(shard.take_changes([&](std::vector<ConditionalPut>& puts) {
+                       stored = puts;
+                       return Status::ok();
+                     }).is_ok());
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(kTick0 + 1, 0);
+  loaded.set_current_tick(kTick0 - 1, 1);
+  for (const ConditionalPut& put : stored) BOOST_REQUIRE(loaded.load(put.record).is_ok());
+  loaded.finish_loading();
+  BOOST_TEST(loaded.find_customer("B")->clock == 1);
+  for (ShardState* s : {&shard, &loaded}) {
+    s->advance_to(kTick0 + 1, 1);
+    BOOST_TEST(s->find_customer("B")->version == 1);
+    BOOST_TEST(item(*s, "B").find("\"as_of\":\"2025-01-01T00:05:00Z\"") != std::string::npos, item(*s, "B"));
+  }
+  BOOST_TEST(item(loaded, "A") == item(shard, "A"));
+}
+
+// A customer stored before the clocks were per partition (no clock in its data) takes
+// the clock its loader names (a shared table's: its partition's), and ticks with it.
+BOOST_AUTO_TEST_CASE(a_customer_stored_without_a_clock_takes_its_partitions) {
+  ShardState old(ShardOptions{});
+  old.advance_to(kTick0 - 1);
+  auto e = event("A", "a", kT0 + 10 * kSec, 100);
+  old.apply_event(e);  // a file's customer: stored without a clock, as before
+  std::vector<ConditionalPut> stored;
+  BOOST_REQUIRE(old.take_changes([&](std::vector<ConditionalPut>& puts) {
+                     stored = puts;
+                     return Status::ok();
+                   }).is_ok());
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(kTick0 - 1, 5);
+  BOOST_REQUIRE(loaded.load(stored.at(0).record, 5).is_ok());
+  loaded.finish_loading();
+  BOOST_TEST(loaded.find_customer("A")->clock == 5);
+  loaded.advance_to(kTick0 + 1, 5);
+  BOOST_TEST(loaded.find_customer("A")->version == 1);
 }

@@ -256,6 +256,36 @@ BOOST_AUTO_TEST_CASE(an_artifact_that_is_not_a_regular_file_is_refused_at_once) 
   BOOST_TEST(d.stop(30) == 0, d.err());
 }
 
+// A model is read whole into memory: a file far larger than any model (here sparse, so it
+// costs no disk) is refused from its size before it is read, artifact or sidecar, by
+// `model activate` and by a running daemon's watcher, which keeps its model.
+BOOST_AUTO_TEST_CASE(a_model_file_larger_than_any_model_is_refused_before_it_is_read) {
+  ModelLab lab("streamscore-fault-mv-huge-");
+  const auto huge = static_cast<std::uintmax_t>(kMaxModelFileBytes) + 1;
+  lab.publish_bytes(2, slurp(lab.artifact(1)));
+  std::filesystem::resize_file(lab.artifact(2), huge);
+  Result r = run_cli(lab.dir, "model activate v2 --models " + lab.models);
+  BOOST_TEST(r.exit_code == 1, r.err);
+  BOOST_TEST(r.err.find("model v2 refused: artifact ") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find(std::to_string(huge) + " bytes, more than the 256 MiB a model file may have") !=
+                 std::string::npos,
+             r.err);
+
+  lab.publish_bytes(3, slurp(lab.artifact(1)));
+  std::filesystem::resize_file(lab.meta(3), huge);
+  r = run_cli(lab.dir, "model activate v3 --models " + lab.models);
+  BOOST_TEST(r.exit_code == 1, r.err);
+  BOOST_TEST(r.err.find("model v3 refused: metadata ") != std::string::npos, r.err);
+
+  BackgroundDaemon d(lab.dir, "daemon", follow_args(lab.dir, lab.events, lab.dir / "state", lab.models));
+  HttpClient c("127.0.0.1", d.port());
+  BOOST_TEST_REQUIRE(wait_for([&] { return metric(c, "streamscore_model_active_version") == 1; }, 60));
+  lab.point_active_at(2);
+  BOOST_TEST(wait_for([&] { return d.err().find("model v2 refused") != std::string::npos; }, 30), d.err());
+  BOOST_TEST(metric(c, "streamscore_model_active_version") == 1);
+  BOOST_TEST(d.stop(30) == 0, d.err());
+}
+
 // Class 8: a models directory that does not exist is a config error naming the key.
 BOOST_AUTO_TEST_CASE(a_model_dir_that_does_not_exist_is_a_config_error) {
   ModelLab lab("streamscore-fault-mv-dir-");
