@@ -1144,28 +1144,49 @@ class DynamoDbStore final : public StateStore, private GcTable {
     out->last_commit_us = static_cast<uint64_t>(seq);
     out->pending = is_true(marker, "pending");
     out->collecting = is_true(marker, "gc");
-    // Its newest dedup record: records sort by day first.
+    // Its newest dedup record, under its own key and in each partition's index (records
+    // sort by day first): ids in the index inside the horizon keep it alive as well.
+    s = newest_dedup_day(w.dedup_pk, "", out);
+    const int32_t count = partition_count_;
+    for (int32_t p = 0; s.is_ok() && p < count; ++p)
+      s = newest_dedup_day(partition_index_pk(count, p), dedup_entry_prefix(w), out);
+    if (s.code() == Status::Code::corruption) return Status::corruption(s.message() + " of writer '" + name + "'");
+    return s;
+  }
+
+  // Folds the day of the newest dedup record under `pk` (SKs beginning with `prefix`) into
+  // `out`'s newest_dedup_day.
+  Status newest_dedup_day(const std::string& pk, const std::string& prefix, WriterSighting* out) {
+    json::object request{{"TableName", table()},
+                         {"ConsistentRead", true},
+                         {"KeyConditionExpression", "#pk = :p"},
+                         {"ProjectionExpression", "#sk"},
+                         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                         {"ExpressionAttributeValues", {{":p", attr_s(pk)}}},
+                         {"ScanIndexForward", false},
+                         {"Limit", 1}};
+    with_sk_prefix(prefix, &request);
     json::object reply;
-    s = client_.call("Query",
-                     {{"TableName", table()},
-                      {"ConsistentRead", true},
-                      {"KeyConditionExpression", "#pk = :p"},
-                      {"ProjectionExpression", "#sk"},
-                      {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}}},
-                      {"ScanIndexForward", false},
-                      {"Limit", 1}},
-                     &reply);
+    Status s = client_.call("Query", request, &reply);
     const json::value* items = s.is_ok() ? reply.if_contains("Items") : nullptr;
     if (!items || !items->is_array() || items->as_array().empty() || !items->as_array()[0].is_object()) return s;
     std::string sk, key;
     DedupRecord newest;
-    if (!get_s(items->as_array()[0].as_object(), "SK", &sk) || !unhex(sk.substr(0, sk.find('#')), &key) ||
-        !parse_dedup_record_key(key, &newest))
-      return Status::corruption("malformed dedup item '" + printable(sk) + "' of writer '" + name + "'");
+    const bool named = get_s(items->as_array()[0].as_object(), "SK", &sk) && sk.size() > prefix.size();
+    const std::string_view head = named ? std::string_view(sk).substr(prefix.size()) : std::string_view();
+    if (!named || !unhex(head.substr(0, head.find('#')), &key) || !parse_dedup_record_key(key, &newest))
+      return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+    out->newest_dedup_day = out->has_dedup ? std::max(out->newest_dedup_day, newest.day) : newest.day;
     out->has_dedup = true;
-    out->newest_dedup_day = newest.day;
     return Status::ok();
+  }
+
+  // Narrows a Query on one partition key to the SKs beginning with `prefix` (none: all).
+  static void with_sk_prefix(const std::string& prefix, json::object* request) {
+    if (prefix.empty()) return;
+    (*request)["KeyConditionExpression"] = "#pk = :p AND begins_with(#sk, :prefix)";
+    (*request)["ExpressionAttributeNames"].as_object()["#sk"] = "SK";
+    (*request)["ExpressionAttributeValues"].as_object()[":prefix"] = attr_s(prefix);
   }
 
   Status finish_commit(const std::string& name) override { return recover_writer(keys_of_writer(name), false); }
@@ -1187,25 +1208,32 @@ class DynamoDbStore final : public StateStore, private GcTable {
 
   Status delete_leftovers(const std::string& name, std::size_t budget, std::size_t* deleted) override {
     const WriterKeys w = keys_of_writer(name);
-    std::vector<std::string> pks{w.dedup_pk, w.meta_pk};
-    for (std::size_t p = 0; p < kLogPartitions; ++p) pks.push_back(chunk_pk(w, p));
+    // (partition key, SK prefix): its own keys, then its records in each partition's index.
+    std::vector<std::pair<std::string, std::string>> keys{{w.dedup_pk, ""}};
+    const int32_t count = partition_count_;
+    for (int32_t p = 0; p < count; ++p) keys.emplace_back(partition_index_pk(count, p), dedup_entry_prefix(w));
+    keys.emplace_back(w.meta_pk, "");
+    for (std::size_t p = 0; p < kLogPartitions; ++p) keys.emplace_back(chunk_pk(w, p), "");
     std::vector<json::object> deletes;
     Status s;
-    for (std::size_t i = 0; s.is_ok() && i < pks.size() && deletes.size() < budget; ++i)
-      s = first_keys(pks[i], budget - deletes.size(), &deletes);
+    for (std::size_t i = 0; s.is_ok() && i < keys.size() && deletes.size() < budget; ++i)
+      s = first_keys(keys[i].first, keys[i].second, budget - deletes.size(), &deletes);
     if (s.is_ok()) s = batch_write(deletes);
     *deleted = s.is_ok() ? deletes.size() : 0;
     return s;
   }
 
-  // Delete requests for the first `limit` items of partition key `pk`.
-  Status first_keys(const std::string& pk, std::size_t limit, std::vector<json::object>* deletes) {
+  // Delete requests for the first `limit` items of partition key `pk` whose SKs begin
+  // with `prefix`.
+  Status first_keys(const std::string& pk, const std::string& prefix, std::size_t limit,
+                    std::vector<json::object>* deletes) {
     json::object request{{"TableName", table()},
                          {"ConsistentRead", true},
                          {"KeyConditionExpression", "#pk = :p"},
                          {"ProjectionExpression", "#pk, #sk"},
                          {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
                          {"ExpressionAttributeValues", {{":p", attr_s(pk)}}}};
+    with_sk_prefix(prefix, &request);
     for (std::size_t found = 0; found < limit;) {
       request["Limit"] = static_cast<int64_t>(limit - found);
       json::object reply;
@@ -1508,12 +1536,15 @@ class DynamoDbStore final : public StateStore, private GcTable {
     bool stop = false;
     for (std::size_t i = 0; s.is_ok() && !stop && i < writers.size(); ++i)
       s = scan_writer_dedup(keys_of_writer(writers[i]), fn, &stop);
-    // And those in the partitions' index of a table indexed by partition.
+    // And the same writers' records in the partitions' index of a table indexed by partition.
+    std::vector<std::string> prefixes;
+    if (options().dedup_of_all_writers) prefixes.emplace_back(kDedupEntryPrefix);
+    else
+      for (const std::string& w : writers) prefixes.push_back(dedup_entry_prefix(keys_of_writer(w)));
     const int32_t count = partition_count_;
-    const std::string prefix =
-        options().dedup_of_all_writers ? std::string(kDedupEntryPrefix) : dedup_entry_prefix(self_);
     for (int32_t p = 0; s.is_ok() && !stop && p < count; ++p)
-      s = query_dedup(partition_index_pk(count, p), prefix, fn, &stop);
+      for (std::size_t i = 0; s.is_ok() && !stop && i < prefixes.size(); ++i)
+        s = query_dedup(partition_index_pk(count, p), prefixes[i], fn, &stop);
     return s;
   }
 
@@ -1541,11 +1572,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
     json::object request{{"KeyConditionExpression", "#pk = :p"},
                          {"ExpressionAttributeNames", {{"#pk", "PK"}}},
                          {"ExpressionAttributeValues", {{":p", attr_s(pk)}}}};
-    if (!prefix.empty()) {
-      request["KeyConditionExpression"] = "#pk = :p AND begins_with(#sk, :prefix)";
-      request["ExpressionAttributeNames"].as_object()["#sk"] = "SK";
-      request["ExpressionAttributeValues"].as_object()[":prefix"] = attr_s(prefix);
-    }
+    with_sk_prefix(prefix, &request);
     Status s = query(std::move(request),
                      [&](json::object& item) {
                        if (stop) return Status::ok();
