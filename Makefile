@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
 
-.PHONY: all deps build run test sanitize bench bench-http bench-kafka bench-scale fuzz clean
+.PHONY: all deps build run test sanitize bench bench-http bench-kafka bench-scale bench-takeover fuzz clean
 
 all: build
 
@@ -44,6 +44,11 @@ bench-kafka: build
 # parts into one DynamoDB table (dynalite), --max-writes-per-sec per part.
 bench-scale: build
 	@bash bench/scale.sh $(BUILD)
+
+# Only the takeover part of the benchmark (also run by `make bench`): taking one partition
+# of a shared DynamoDB table over, with the table 1, 10 and 100 times the partition.
+bench-takeover: build
+	@bash bench/takeover.sh $(BUILD)
 
 # The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).

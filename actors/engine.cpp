@@ -152,7 +152,8 @@ Status checkpointed_dead_letter_bytes(StateStore* store, const std::string& path
 struct LoadFilters {
   CustomerFilter items;
   CustomerFilter ids;
-  CustomerPartition partition_of;  // the clock of customers stored without one
+  CustomerPartition partition_of;         // the clock of customers stored without one
+  const PartitionScope* scope = nullptr;  // set: the store reads only these partitions' customers (if it can)
 };
 
 // Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
@@ -165,19 +166,20 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
     return states[shard].get();
   };
   Status inner;
-  Status s = store->scan([&](const ItemRecord& record) {
+  const auto load_item = [&](const ItemRecord& record) {
     if (ShardState* shard = mine(customer_id_of_pk(record.pk), filters.items))
       inner = shard->load(record, filters.partition_of ? filters.partition_of(customer_id_of_pk(record.pk))
                                                        : kSingleClock);
     return inner.is_ok();
-  });
-  if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
-  s = store->scan_dedup([&](const DedupRecord& record) {
+  };
+  const auto load_ids = [&](const DedupRecord& record) {
     inner = for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& entry) {
       if (ShardState* shard = mine(id, filters.ids)) shard->load_id(id, entry);
     });
     return inner.is_ok();
-  });
+  };
+  Status s = filters.scope ? store->scan_partitions(*filters.scope, load_item, load_ids) : store->scan(load_item);
+  if (s.is_ok() && inner.is_ok() && !filters.scope) s = store->scan_dedup(load_ids);
   if (!s.is_ok() || !inner.is_ok()) return s.is_ok() ? inner : s;
   for (std::size_t i = worker; i < states.size(); i += workers) states[i]->finish_loading();
   return Status::ok();
@@ -196,6 +198,7 @@ Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int th
   for (const auto& [id, clock] : clocks)
     if (clock.started)
       for (auto& st : *states) st->set_current_tick(clock.tick, id);
+  if (filters.scope && filters.scope->partitions.empty()) return Status::ok();  // no partition: nothing to read
   // A remote store is scanned once: every worker reads the whole store.
   const std::size_t workers =
       store->local_scans() ? std::min<std::size_t>(std::max(1, threads), states->size()) : 1;
@@ -219,8 +222,9 @@ Status load_state(StateStore* store, const EngineOptions& options, int threads, 
   else if (s.is_not_found()) s = Status::ok();
   if (!s.is_ok()) return s;
   clock->restore(clocks);
+  const PartitionScope* scope = options.load_partitions ? &*options.load_partitions : nullptr;
   return load_customers(store, options.allowed_lateness_ns, options.shards, threads, clocks,
-                        {options.load_customers, options.load_dedup_ids}, states);
+                        {options.load_customers, options.load_dedup_ids, nullptr, scope}, states);
 }
 
 // Lowers every thread the actor system starts (workers, timer, detached actors): they
@@ -469,7 +473,7 @@ Status Engine::read_partition_clocks(const std::vector<int32_t>& partitions, Clo
   return Status::ok();
 }
 
-Status Engine::replace_customers(const CustomerFilter& owned, const std::vector<int32_t>& partitions,
+Status Engine::replace_customers(const CustomerFilter& owned, const PartitionScope* scope,
                                  const CustomerPartition& partition_of) {
   Status s = drain();
   if (!s.is_ok()) return s;
@@ -477,7 +481,8 @@ Status Engine::replace_customers(const CustomerFilter& owned, const std::vector<
   // The partitions' clocks come with them, as their customers do: the ticks of each
   // continue exactly where its last holder's checkpoint left them.
   ClockSnapshots clocks;
-  if (options_.partition_clock_key && !(s = read_partition_clocks(partitions, &clocks)).is_ok()) return s;
+  if (owned && scope && options_.partition_clock_key && !(s = read_partition_clocks(scope->partitions, &clocks)).is_ok())
+    return s;
   (*self_)
       ->request(*clock_, caf::infinite, clock_atom::value, clocks)
       .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
@@ -486,11 +491,45 @@ Status Engine::replace_customers(const CustomerFilter& owned, const std::vector<
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
   if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads, clocks,
-                           {picked, picked, partition_of}, &states)).is_ok())
+                           {picked, picked, partition_of, owned ? scope : nullptr}, &states)).is_ok())
     return s;
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
     (*self_)
         ->request(shards_[i], caf::infinite, replace_atom::value, std::move(states[i]))
+        .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  return s;
+}
+
+Status Engine::reshape_customers(const CustomerFilter& dropped, const std::vector<int32_t>& revoked,
+                                 const CustomerFilter& added, const PartitionScope* scope,
+                                 const CustomerPartition& partition_of) {
+  Status s = drain();
+  if (!s.is_ok()) return s;
+  // The clocks follow the partitions (section 21): the revoked ones' go, the added ones'
+  // come from the table, the kept ones' go on as they are.
+  ClockSnapshots clocks, restored;
+  (*self_)
+      ->request(*clock_, caf::infinite, clock_atom::value)
+      .receive([&](ClockSnapshots& current) { clocks = std::move(current); },
+               [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  if (!s.is_ok()) return s;
+  for (int32_t p : revoked) clocks.erase(p);
+  std::vector<std::shared_ptr<ShardState>> states(shards_.size());
+  if (added) {
+    if (!(s = store_->recover_other_writers()).is_ok()) return s;
+    if (scope && options_.partition_clock_key && !(s = read_partition_clocks(scope->partitions, &restored)).is_ok())
+      return s;
+    for (const auto& [p, clock] : restored) clocks[p] = clock;
+    if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads,
+                             restored, {added, added, partition_of, scope}, &states)).is_ok())
+      return s;
+  }
+  (*self_)
+      ->request(*clock_, caf::infinite, clock_atom::value, clocks)
+      .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
+  for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
+    (*self_)
+        ->request(shards_[i], caf::infinite, reshape_atom::value, Reshape{dropped, revoked, std::move(states[i])})
         .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   return s;
 }

@@ -6,6 +6,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -51,10 +52,12 @@ struct EngineOptions {
   // once, by the shards, at finish(), without checkpoints. The state is marked
   // "rebuilding" until then, so that an interrupted rebuild is refused, not resumed.
   bool bulk_load = false;
-  // Which stored customers start() loads (empty: all). A table shared by the daemons of
-  // a consumer group (state.shared) loads none: each assignment loads the customers of
-  // its partitions (replace_customers).
+  // Which stored customers start() loads (empty: all).
   CustomerFilter load_customers;
+  // Set: start() reads the store for these source partitions only (scan_partitions; the
+  // filters below still pick), and with no partition reads nothing: a table shared by the
+  // daemons of a consumer group starts with no customer, each assignment loads its own.
+  std::optional<PartitionScope> load_partitions;
   // Which customers' dedup ids start() loads (empty: all). A partitioned backfill loads
   // its own customers' items but every customer's ids: it judges every record.
   CustomerFilter load_dedup_ids;
@@ -110,12 +113,21 @@ class Engine {
 
   // Drops every customer the shards hold and loads, from the store, those `owned` picks
   // (none when it is empty): a daemon of a group taking its partitions' customers after
-  // a rebalance. The window clocks become those stored for `partitions` (see
+  // a rebalance. The window clocks become those stored for `scope`'s partitions (see
   // partition_clock_key); a customer stored without a clock ticks with the partition
   // `partition_of` gives it. Everything submitted is applied first; checkpoint before, so
   // that nothing dropped is unwritten. Other writers' half-applied commits are finished first.
-  Status replace_customers(const CustomerFilter& owned, const std::vector<int32_t>& partitions = {},
+  // `scope`, when set, names the source partitions `owned` picks: a store that keeps
+  // customers by partition (DynamoDB) reads only theirs.
+  Status replace_customers(const CustomerFilter& owned, const PartitionScope* scope = nullptr,
                            const CustomerPartition& partition_of = nullptr);
+  // A cooperative rebalance: drops the customers `dropped` picks and the clocks of
+  // `revoked` (revoked partitions; checkpoint before) and loads from the store those
+  // `added` picks with the clocks of `scope`'s partitions (the added ones); every other
+  // customer and clock stays in memory as it is. Either side may be empty.
+  Status reshape_customers(const CustomerFilter& dropped, const std::vector<int32_t>& revoked,
+                           const CustomerFilter& added, const PartitionScope* scope,
+                           const CustomerPartition& partition_of);
 
   const EngineMetrics& metrics() const { return *metrics_; }
   // Null without scoring.

@@ -252,6 +252,15 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
         }
       },
       [=](rescore_atom) { rescore_step(self); },
+      // A cooperative rebalance (shared table): the revoked partitions' customers go, the
+      // added ones' come, and the others stay as they are.
+      [=](reshape_atom, Reshape& change) {
+        auto& st = self->state;
+        if (change.dropped) st.shard->drop_customers(change.dropped, change.dropped_clocks);
+        if (change.added) st.shard->absorb(*change.added);
+        publish(st);
+        return true;
+      },
       // A rebalance moved customers (shared table): the shard now holds `fresh`'s.
       [=](replace_atom, std::shared_ptr<ShardState>& fresh) {
         auto& st = self->state;

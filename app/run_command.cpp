@@ -192,26 +192,33 @@ Status load_kafka_position(StateStore& store, const std::string& topic, KafkaOff
   return decode_kafka_position(value, topic, offsets);
 }
 
+std::vector<std::string> offset_keys(const std::string& topic, const std::vector<int32_t>& partitions) {
+  std::vector<std::string> keys;
+  for (int32_t p : partitions) keys.push_back(partition_offset_key(topic, p));
+  return keys;
+}
+
 // A table shared by the group's daemons: at each assignment the engine takes the
 // customers of the assigned partitions from the table, and their offsets; at each
 // revocation (after its checkpoint) it drops them.
 SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateStore& store) {
   SharedTableHooks hooks;
-  hooks.adopt = [&config, &engine, &store](const std::vector<int32_t>& partitions, int32_t partition_count,
-                                           KafkaOffsets* offsets) {
-    const std::set<int32_t> owned(partitions.begin(), partitions.end());
-    // Claimed first: the previous holders are fenced before anything of theirs is read.
-    std::vector<std::string> keys;
-    for (int32_t p : partitions) keys.push_back(partition_offset_key(config.source.topic, p));
-    Status s = store.take_over(keys);
-    const CustomerPartition partition_of = [&](std::string_view customer_id) {
+  hooks.adopt = [&config, &engine, &store](const std::vector<int32_t>& added, const std::vector<int32_t>& held,
+                                           int32_t partition_count, KafkaOffsets* offsets) {
+    const std::set<int32_t> picked(added.begin(), added.end());
+    const CustomerPartition partition_of = [partition_count](std::string_view customer_id) {
       return kafka_partition_of_key(customer_id, partition_count);
     };
-    if (s.is_ok())
-      s = engine.replace_customers([&](std::string_view id) { return owned.count(partition_of(id)) > 0; },
-                                   partitions, partition_of);
-    for (std::size_t i = 0; s.is_ok() && i < partitions.size(); ++i) {
-      const std::string key = partition_offset_key(config.source.topic, partitions[i]);
+    const CustomerFilter in_added = [&](std::string_view customer_id) { return picked.count(partition_of(customer_id)) > 0; };
+    // Claimed first, all of them under one new lease: the previous holders of the added
+    // ones are fenced before anything of theirs is read.
+    Status s = store.take_over(offset_keys(config.source.topic, held));
+    const PartitionScope scope{partition_count, added};
+    if (s.is_ok())  // eager: every partition is added; cooperative: those that stay stay in memory
+      s = held.size() == added.size() ? engine.replace_customers(in_added, &scope, partition_of)
+                                      : engine.reshape_customers(nullptr, {}, in_added, &scope, partition_of);
+    for (std::size_t i = 0; s.is_ok() && i < added.size(); ++i) {
+      const std::string key = partition_offset_key(config.source.topic, added[i]);
       std::string value;
       s = store.get_meta(key, &value);
       if (s.is_not_found()) {
@@ -222,15 +229,25 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
       const long long offset = s.is_ok() ? std::strtoll(value.c_str(), &end, 10) : 0;
       if (s.is_ok() && (value.empty() || *end != '\0' || offset < 0))
         s = Status::corruption("meta '" + key + "' is not an offset: '" + value + "'");
-      if (s.is_ok()) (*offsets)[partitions[i]] = offset;
+      if (s.is_ok()) (*offsets)[added[i]] = offset;
     }
-    spdlog::info("msg=\"shared table: customers taken over\" partitions={} customers={}", partitions.size(),
-                 engine.metrics().customers.load());
+    spdlog::info("msg=\"shared table: customers taken over\" partitions={} held={} customers={}", added.size(),
+                 held.size(), engine.metrics().customers.load());
     return s;
   };
-  hooks.release = [&engine, &store] {
-    Status s = engine.replace_customers(nullptr);
-    return s.is_ok() ? store.take_over({}) : s;  // a lease that holds no partition
+  hooks.release = [&config, &engine, &store](const std::vector<int32_t>& revoked, const std::vector<int32_t>& kept,
+                                             int32_t partition_count) {
+    if (kept.empty()) {
+      Status s = engine.replace_customers(nullptr);
+      return s.is_ok() ? store.take_over({}) : s;  // a lease that holds no partition
+    }
+    const std::set<int32_t> gone(revoked.begin(), revoked.end());
+    Status s = engine.reshape_customers(
+        [&](std::string_view customer_id) { return gone.count(kafka_partition_of_key(customer_id, partition_count)) > 0; },
+        revoked, nullptr, nullptr, nullptr);
+    // A new lease for what stays: the next holders of the revoked partitions take them
+    // from a lease this daemon no longer commits under, so they do not fence it.
+    return s.is_ok() ? store.take_over(offset_keys(config.source.topic, kept)) : s;
   };
   return hooks;
 }
@@ -403,7 +420,7 @@ int run(const RunArgs& args) {
   options.truncate_dead_letter = false;  // a daemon appends across restarts
   options.nice = config.engine.nice;      // ingestion yields to the HTTP server
   if (config.state.shared) {  // the customers and their clocks come with the partitions
-    options.load_customers = [](std::string_view) { return false; };
+    options.load_partitions = PartitionScope{};
     options.partition_clock_key = [topic = config.source.topic](int32_t partition) {
       return partition_clock_key(topic, partition);
     };

@@ -14,6 +14,8 @@
 #     `replay` of the same log (records/s and the ratio; same export);
 #   - then bench/scale.sh: 3 processes `backfill --part K/3 --max-writes-per-sec` into one
 #     DynamoDB table (dynalite): each part's write rate against its limit;
+#   - then bench/takeover.sh: taking one partition of a shared DynamoDB table over, with
+#     the table 1x, 10x and 100x the partition (time and rows read, index vs Scan);
 #   - last, bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
@@ -248,6 +250,9 @@ bash "$ROOT/bench/kafka.sh" "$BUILD"
 
 # --- Scale-out (bench/scale.sh): a backfill in parts into one DynamoDB table (dynalite), throttled ---
 bash "$ROOT/bench/scale.sh" "$BUILD"
+
+# --- Takeover (bench/takeover.sh): one partition of a shared table taken over, table 1x/10x/100x ---
+bash "$ROOT/bench/takeover.sh" "$BUILD"
 
 # --- the DuckDB peer: the same 30-day features in batch on the same log, and the ratio ---
 bash "$ROOT/bench/duckdb/peer.sh" "$BUILD" "$LOG"

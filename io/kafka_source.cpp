@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <deque>
 #include <limits>
 
@@ -18,6 +19,19 @@ constexpr int64_t kUnknownOffset = -1;
 
 std::string partition_source(const std::string& topic, int32_t partition) {
   return topic + "/" + std::to_string(partition);
+}
+
+// A shared table's daemons rebalance cooperatively unless [kafka] says otherwise: the
+// partitions that do not move keep their customers and go on being read.
+bool strategy_is_set(const KafkaConfig& kafka) {
+  return std::any_of(kafka.properties.begin(), kafka.properties.end(),
+                     [](const auto& property) { return property.first == "partition.assignment.strategy"; });
+}
+
+std::vector<int32_t> ids_of(const rd_kafka_topic_partition_list_t* partitions) {
+  std::vector<int32_t> ids;
+  for (int i = 0; partitions != nullptr && i < partitions->cnt; ++i) ids.push_back(partitions->elems[i].partition);
+  return ids;
 }
 
 KafkaPartitionsPtr partition_list(const std::string& topic, const KafkaOffsets& offsets) {
@@ -111,9 +125,8 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
   source->gauges_ = gauges;
   source->position_ = resume;
   KafkaConfPtr conf;
-  Status s = make_kafka_conf(
-      options.kafka,
-      {{"group.id", options.group_id},
+  std::vector<std::pair<std::string, std::string>> own = {
+      {"group.id", options.group_id},
        {"enable.auto.commit", "false"},        // offsets follow checkpoints, see commit_offsets()
        {"enable.auto.offset.store", "false"},
        {"auto.offset.reset", "earliest"},       // a new group reads the topic from its start
@@ -121,8 +134,9 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
        // Bounded prefetch: while the engine pushes back, at most this much waits in memory.
        // With a queue per partition (see fill()) the limits apply to each partition.
        {"queued.max.messages.kbytes", "2048"},
-       {"queued.min.messages", "20000"}},
-      &conf);
+       {"queued.min.messages", "20000"}};
+  if (options.shared && !strategy_is_set(options.kafka)) own.emplace_back("partition.assignment.strategy", "cooperative-sticky");
+  Status s = make_kafka_conf(options.kafka, own, &conf);
   if (!s.is_ok()) return s;
   rd_kafka_conf_set_opaque(conf.get(), source.get());
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSource::error_trampoline);
@@ -206,20 +220,84 @@ Status KafkaSource::resolve_bounded_assignment() {
   return assign(assignment.get());
 }
 
-Status KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions) {
-  partitions_.clear();  // records fetched but not handed over are fetched again
+// Eager: `partitions` replace the assignment. Incremental: they are added to it, and
+// the partitions already assigned keep their queues and what they buffered.
+Status KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions, bool incremental) {
+  if (!incremental) partitions_.clear();  // records fetched but not handed over are fetched again
   // The partitions' own queues exist before fetching starts: a record fetched into the
   // consumer queue could otherwise arrive after later ones of its partition, which
   // would already have moved the position past it.
   if (partitions != nullptr) open_queues(partitions);
-  const rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), partitions);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+  if (incremental) {
+    if (rd_kafka_error_t* error = rd_kafka_incremental_assign(consumer_.get(), partitions)) {
+      const std::string what = rd_kafka_error_string(error);
+      rd_kafka_error_destroy(error);
+      return Status::io_error("kafka: cannot add partitions: " + what);
+    }
+  } else if (const rd_kafka_resp_err_t err = rd_kafka_assign(consumer_.get(), partitions);
+             err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return Status::io_error(std::string("kafka: cannot assign partitions: ") + rd_kafka_err2str(err));
-  assigned_.clear();
-  if (partitions != nullptr)
-    for (int i = 0; i < partitions->cnt; ++i) assigned_.push_back(partitions->elems[i].partition);
+  }
+  if (!incremental) assigned_.clear();
+  for (int32_t id : ids_of(partitions)) assigned_.push_back(id);
   gauges_->partitions = static_cast<int64_t>(assigned_.size());
   return Status::ok();
+}
+
+// Incremental: stops reading `partitions`; the others go on.
+Status KafkaSource::unassign(const rd_kafka_topic_partition_list_t* partitions) {
+  for (int32_t id : ids_of(partitions)) {
+    partitions_.erase(id);
+    assigned_.erase(std::remove(assigned_.begin(), assigned_.end(), id), assigned_.end());
+    if (options_.shared) position_.erase(id);  // the partition's offset is the next owner's now
+  }
+  gauges_->partitions = static_cast<int64_t>(assigned_.size());
+  // Only those librdkafka still holds: the revocation that follows a drop (a fenced
+  // daemon rejoining) names partitions already let go. The call is made even when none
+  // is left: the protocol waits for it.
+  rd_kafka_topic_partition_list_t* current = nullptr;
+  if (const rd_kafka_resp_err_t err = rd_kafka_assignment(consumer_.get(), &current); err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error(std::string("kafka: cannot read the assignment: ") + rd_kafka_err2str(err));
+  KafkaPartitionsPtr held(current);
+  KafkaPartitionsPtr still_held(rd_kafka_topic_partition_list_new(partitions ? partitions->cnt : 0));
+  for (int i = 0; partitions != nullptr && i < partitions->cnt; ++i)
+    if (rd_kafka_topic_partition_list_find(held.get(), partitions->elems[i].topic, partitions->elems[i].partition))
+      rd_kafka_topic_partition_list_add(still_held.get(), partitions->elems[i].topic, partitions->elems[i].partition);
+  if (rd_kafka_error_t* error = rd_kafka_incremental_unassign(consumer_.get(), still_held.get())) {
+    const std::string what = rd_kafka_error_string(error);
+    rd_kafka_error_destroy(error);
+    return Status::io_error("kafka: cannot remove partitions: " + what);
+  }
+  return Status::ok();
+}
+
+// Incremental: what librdkafka still holds (a lost assignment it may have emptied itself).
+Status KafkaSource::unassign_all() {
+  if (!incremental()) return assign(nullptr);
+  rd_kafka_topic_partition_list_t* current = nullptr;
+  const rd_kafka_resp_err_t err = rd_kafka_assignment(consumer_.get(), &current);
+  KafkaPartitionsPtr held(current);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error(std::string("kafka: cannot read the assignment: ") + rd_kafka_err2str(err));
+  partitions_.clear();
+  assigned_.clear();
+  if (options_.shared) position_.clear();
+  gauges_->partitions = 0;
+  return held->cnt > 0 ? unassign(held.get()) : Status::ok();  // outside a rebalance: only if some are held
+}
+
+bool KafkaSource::incremental() const {
+  return std::strcmp(rd_kafka_rebalance_protocol(consumer_.get()), "COOPERATIVE") == 0;
+}
+
+// Shared table: drops the customers of `revoked` (of every partition: `everything`) and
+// claims those that stay anew.
+Status KafkaSource::release(const rd_kafka_topic_partition_list_t* revoked, bool everything) {
+  std::vector<int32_t> gone = ids_of(revoked), kept;
+  if (everything) gone = assigned_;
+  for (int32_t id : assigned_)
+    if (std::find(gone.begin(), gone.end(), id) == gone.end()) kept.push_back(id);
+  return options_.shared->release(gone, kept, partition_count_);
 }
 
 void KafkaSource::open_queues(const rd_kafka_topic_partition_list_t* partitions) {
@@ -253,15 +331,17 @@ void KafkaSource::error_trampoline(rd_kafka_t*, int err, const char* reason, voi
 
 // Shared table: the partitions' customers are loaded and their offsets read from the
 // table; the position holds the assigned partitions only (it is what checkpoints write).
-Status KafkaSource::adopt(rd_kafka_topic_partition_list_t* partitions) {
-  std::vector<int32_t> all, ids;
+Status KafkaSource::adopt(rd_kafka_topic_partition_list_t* partitions, bool incremental) {
+  std::vector<int32_t> all;
   Status s = topic_partitions(&all);
   if (!s.is_ok()) return s;
   partition_count_ = static_cast<int32_t>(all.size());
-  for (int i = 0; i < partitions->cnt; ++i) ids.push_back(partitions->elems[i].partition);
+  const std::vector<int32_t> ids = ids_of(partitions);
+  std::vector<int32_t> held = ids;
+  if (incremental) held.insert(held.end(), assigned_.begin(), assigned_.end());
   KafkaOffsets stored;
-  if (!(s = options_.shared->adopt(ids, partition_count_, &stored)).is_ok()) return s;
-  position_.clear();
+  if (!(s = options_.shared->adopt(ids, held, partition_count_, &stored)).is_ok()) return s;
+  if (!incremental) position_.clear();
   for (const auto& [p, offset] : stored)
     if (std::find(ids.begin(), ids.end(), p) != ids.end()) position_[p] = offset;
   spdlog::debug("msg=\"shared table: partitions adopted\" topic={} offsets={}", options_.topic,
@@ -276,10 +356,19 @@ Status KafkaSource::adopt(rd_kafka_topic_partition_list_t* partitions) {
 void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
   ++gauges_->rebalances;
   Status s;
+  const bool incremental = this->incremental();
+  if (incremental && partitions->cnt == 0) {  // nothing moves for this member
+    s = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? assign(partitions, true) : unassign(partitions);
+    if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
+    return;
+  }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-    if (options_.shared) s = adopt(partitions);
+    if (options_.shared) s = adopt(partitions, incremental);
     if (s.is_fenced()) {  // already taken by a newer holder: this assignment is outdated
+      // The incremental protocol wants the added partitions taken before they are let go.
+      const Status taken = incremental ? assign(partitions, true) : Status::ok();
       s = drop_partitions(s);
+      if (s.is_ok()) s = taken;
       rejoin_due_ = true;  // not from within the callback
       if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
       return;
@@ -290,10 +379,11 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     }
     KafkaOffsets ends;
     if (s.is_ok()) ends = query_ends(partitions);  // before fetching starts
-    if (s.is_ok()) s = assign(partitions);
+    if (s.is_ok()) s = assign(partitions, incremental);
     for (const auto& [id, end] : ends)
       if (auto it = partitions_.find(id); it != partitions_.end()) it->second->end_at_assignment = end;
-    spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={}", options_.topic, partitions->cnt);
+    spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={} protocol={}", options_.topic, partitions->cnt,
+                 rd_kafka_rebalance_protocol(consumer_.get()));
   } else {
     if (options_.shared && assignment_lost()) {
       // The group gave the partitions to others while this daemon did not answer (a stall
@@ -302,23 +392,31 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
       // again by the new owners from the offsets in the table.
       spdlog::warn("msg=\"kafka assignment lost: dropping the work since the last checkpoint\" topic={} partitions={}",
                    options_.topic, partitions->cnt);
-      if (!closing_) s = options_.shared->release();
+      if (!closing_) s = release(partitions, /*everything=*/true);
     } else if (!closing_ && submit_ != nullptr) {
       while (s.is_ok() && has_buffered()) s = hand_over(*submit_, /*everything=*/true);
       if (s.is_ok()) s = (*on_revoke_)();  // the checkpoint
-      if (s.is_fenced()) {  // taken over meanwhile: the work is the new owners'
+      if (s.is_fenced() && incremental) {  // the partitions that stay were taken too: rejoin
+        s = drop_partitions(s);
+        rejoin_due_ = true;
+        if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
+        return;
+      }
+      const bool fenced = s.is_fenced();
+      if (fenced) {  // taken over meanwhile: the work is the new owners'
         spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint\" detail=\"{}\"",
                      s.message());
         s = Status::ok();
       } else if (s.is_ok()) {
         commit_offsets(/*wait=*/true);
       }
-      if (s.is_ok() && options_.shared) s = options_.shared->release();
+      if (s.is_ok() && options_.shared) s = release(partitions, /*everything=*/fenced || !incremental);
     }
-    if (options_.shared) position_.clear();  // the partitions' offsets are the next owner's now
-    const Status released = assign(nullptr);
+    if (options_.shared && !incremental) position_.clear();  // the partitions' offsets are the next owner's now
+    const Status released = incremental ? unassign(partitions) : assign(nullptr);
     if (s.is_ok()) s = released;
-    spdlog::info("msg=\"kafka partitions revoked\" topic={} partitions={}", options_.topic, partitions->cnt);
+    spdlog::info("msg=\"kafka partitions revoked\" topic={} partitions={} protocol={}", options_.topic, partitions->cnt,
+                 rd_kafka_rebalance_protocol(consumer_.get()));
   }
   if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
 }
@@ -332,8 +430,9 @@ Status KafkaSource::drop_partitions(const Status& fenced) {
   spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint and rejoining\" topic={} "
                "detail=\"{}\"", options_.topic, fenced.message());
   position_.clear();  // nothing read from them may be committed any more
-  Status s = assign(nullptr);
-  return s.is_ok() ? options_.shared->release() : s;
+  Status s = release(nullptr, /*everything=*/true);
+  const Status unassigned = unassign_all();
+  return s.is_ok() ? unassigned : s;
 }
 
 // The group may still count the dropped partitions as this member's (the daemon that took
@@ -589,6 +688,12 @@ std::vector<MetaPut> KafkaSource::position() const {
 }
 
 void KafkaSource::commit_offsets(bool wait) {
+  // A shared table holds the offsets that count; the group's are a fallback. Under the
+  // cooperative protocol the partitions are read on through a rebalance, and librdkafka
+  // (2.0) takes a commit that meets the new generation for a lost assignment, which would
+  // drop every partition: the group's offsets are then committed only at a revocation
+  // (within the rebalance, `wait`) and when the daemon leaves.
+  if (options_.shared && !wait && incremental()) return;
   KafkaOffsets mine;
   for (int32_t p : assigned_) {
     auto it = position_.find(p);

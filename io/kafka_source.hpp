@@ -42,14 +42,19 @@ using KafkaOffsets = std::map<int32_t, int64_t>;
 
 // A table shared by the daemons of the group (state.shared): each daemon holds only the
 // customers of its partitions. `adopt` runs at every assignment, before reading: it
-// loads those partitions' customers and returns their offsets as stored in the table
-// (absent: the group's committed offset); it fails with Status::fenced when another
-// daemon took one of them under a newer lease. `release` runs at every revocation, after
-// the checkpoint, and after a fenced checkpoint: it drops the customers, and the daemon
-// then holds no partition in the table.
+// claims `held` (every partition held from then on), loads the customers of `added` and
+// returns their offsets as stored in the table (absent: the group's committed offset); it
+// fails with Status::fenced when another daemon took one of them under a newer lease.
+// `release` runs at every revocation, after the checkpoint, and after a fenced
+// checkpoint: it drops the customers of `revoked` and claims `kept` anew (none: the
+// daemon then holds no partition in the table). Eager rebalancing adds and revokes every
+// partition at once; cooperative (incremental) rebalancing only those that move.
 struct SharedTableHooks {
-  std::function<Status(const std::vector<int32_t>& partitions, int32_t partition_count, KafkaOffsets* offsets)> adopt;
-  std::function<Status()> release;
+  std::function<Status(const std::vector<int32_t>& added, const std::vector<int32_t>& held, int32_t partition_count,
+                       KafkaOffsets* offsets)>
+      adopt;
+  std::function<Status(const std::vector<int32_t>& revoked, const std::vector<int32_t>& kept, int32_t partition_count)>
+      release;
 };
 
 struct KafkaSourceOptions {
@@ -126,8 +131,12 @@ class KafkaSource {
   KafkaSource() = default;
   Status resolve_bounded_assignment();
   Status topic_partitions(std::vector<int32_t>* partitions);
-  Status adopt(rd_kafka_topic_partition_list_t* partitions);
-  Status assign(rd_kafka_topic_partition_list_t* partitions);
+  Status adopt(rd_kafka_topic_partition_list_t* partitions, bool incremental);
+  Status assign(rd_kafka_topic_partition_list_t* partitions, bool incremental = false);
+  Status unassign(const rd_kafka_topic_partition_list_t* partitions);
+  Status unassign_all();
+  bool incremental() const;
+  Status release(const rd_kafka_topic_partition_list_t* revoked, bool everything);
   void open_queues(const rd_kafka_topic_partition_list_t* partitions);
   Status fill(std::size_t* fetched);
   Status on_error(const rd_kafka_message_t* message);

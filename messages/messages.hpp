@@ -6,6 +6,7 @@
 #include <caf/all.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@ using rebase_atom = caf::atom_constant<caf::atom("rebase")>;
 using write_atom = caf::atom_constant<caf::atom("write")>;
 using clock_atom = caf::atom_constant<caf::atom("clock")>;
 using replace_atom = caf::atom_constant<caf::atom("replace")>;
+using reshape_atom = caf::atom_constant<caf::atom("reshape")>;
 
 // One line of input inside a RawBatch buffer.
 struct LineRef {
@@ -145,6 +147,15 @@ struct BatchAck {
   std::string error;  // empty when the batch went through
 };
 
+// A cooperative rebalance's change of one shard's customers: those `dropped` picks go
+// with the clocks of their partitions (revoked), then `added`'s come with theirs (added
+// partitions); the others stay.
+struct Reshape {
+  std::function<bool(std::string_view customer_id)> dropped;  // empty: none
+  std::vector<int32_t> dropped_clocks;                        // the revoked partitions' clocks
+  std::shared_ptr<ShardState> added;                          // null: none
+};
+
 }  // namespace streamscore
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RawBatch)
@@ -165,5 +176,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<streamscore::VersionShift>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshot)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ClockSnapshots)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<streamscore::ShardState>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Reshape)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)

@@ -15,6 +15,8 @@
 //   PK "OWNERS", SK "partition.<topic>.<p>"  writer, lease: who holds a shared table's partition
 //   PK "OWNERS", SK "lease"           n: the last lease handed out
 //   PK "LOG#<writer>#<i mod 16>", SK "chunk#<seq>#<i>"  the redo log of one commit, in chunks
+//   PK "PART#<count>#<p>", SK "C#<id>" / "D#..."  a shared table's index by source partition
+//                                    (state/dynamodb_partitions.hpp): customers, dedup records
 // Why a redo log, and the argument that it is all-or-nothing: docs/semantics.md, "State in
 // DynamoDB". In short: check versions, write the log, put the marker (the commit point),
 // apply idempotently, mark applied; open() finishes a marked but unapplied log.
@@ -31,8 +33,10 @@
 #include <thread>
 
 #include "state/dynamodb_client.hpp"
-#include "state/dynamodb_gc.hpp"
 #include "state/dynamodb_encoding.hpp"
+#include "state/dynamodb_gc.hpp"
+#include "state/dynamodb_partitions.hpp"
+#include "state/shard_state.hpp"
 
 namespace streamscore {
 
@@ -291,7 +295,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
   Status open() {
     return guarded("open", [&] {
       Status s = check_table();
-      if (!s.is_ok() || (!options().bulk_load && !(s = check_layout()).is_ok()) || !(s = register_writer()).is_ok())
+      if (!s.is_ok() || (!options().bulk_load && !(s = check_layout()).is_ok()) || !(s = register_writer()).is_ok() ||
+          !(s = load_partition_index()).is_ok())
         return s;
       if (options().bulk_load) return Status::ok();
       if (!(s = find_backfill_parts()).is_ok()) return s;
@@ -348,6 +353,12 @@ class DynamoDbStore final : public StateStore, private GcTable {
     return guarded("scan", [&] { return do_scan(fn); });
   }
 
+  Status scan_partitions(const PartitionScope& scope, const std::function<bool(const ItemRecord&)>& item_fn,
+                         const std::function<bool(const DedupRecord&)>& dedup_fn) override {
+    if (scope.count <= 0) return StateStore::scan_partitions(scope, item_fn, dedup_fn);
+    return guarded("scan_partitions", [&] { return do_scan_partitions(scope, item_fn, dedup_fn); });
+  }
+
   Status put_meta(std::string_view key, std::string_view value) override {
     return guarded("put_meta", [&] {
       Status s = check_meta(key, value);
@@ -394,6 +405,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
             {"streamscore_dynamodb_fenced_total",
              "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
              m.fenced.load()},
+            {"streamscore_dynamodb_rows_read_total",
+             "Table rows read: rows a Scan or a Query went through, items a BatchGetItem returned.", m.rows_read.load()},
             {"streamscore_dynamodb_gc_deleted_total",
              "Items of gone writers removed (dedup records, meta, redo-log chunks).", m.gc_deleted.load()},
             {"streamscore_dynamodb_gc_writers_total", "Gone writers removed entirely (WRITERS entry and commit marker).",
@@ -557,9 +570,11 @@ class DynamoDbStore final : public StateStore, private GcTable {
         json::object reply;
         Status s = client_.call("BatchGetItem", {{"RequestItems", {{table(), std::move(request)}}}}, &reply);
         if (!s.is_ok()) return s;
-        if (json::value* mine = table_part(reply, "Responses"); mine && mine->is_array())
+        if (json::value* mine = table_part(reply, "Responses"); mine && mine->is_array()) {
+          metrics().rows_read.fetch_add(mine->as_array().size(), std::memory_order_relaxed);
           for (json::value& item : mine->as_array())
             if (item.is_object()) fn(item.as_object());
+        }
         if (json::value* u = table_part(reply, "UnprocessedKeys"); u && u->is_object())
           if (json::value* k = u->as_object().if_contains("Keys"); k && k->is_array())
             *unprocessed = std::move(k->as_array());
@@ -576,6 +591,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
       json::object reply;
       Status s = client_.call("Query", request, &reply);
       if (!s.is_ok()) return s;
+      count_rows_read(reply);
       if (json::value* items = reply.if_contains("Items"); items && items->is_array())
         for (json::value& item : items->as_array())
           if (item.is_object() && !(s = fn(item.as_object())).is_ok()) return s;
@@ -583,6 +599,13 @@ class DynamoDbStore final : public StateStore, private GcTable {
       if (!last || !last->is_object()) return Status::ok();
       request["ExclusiveStartKey"] = std::move(*last);
     }
+  }
+
+  // What a Scan or Query page read (and is billed for), filtered out or not.
+  void count_rows_read(const json::object& reply) {
+    int64_t scanned = 0;
+    if (const json::value* n = reply.if_contains("ScannedCount"); n && n->is_int64()) scanned = n->as_int64();
+    metrics().rows_read.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, scanned)), std::memory_order_relaxed);
   }
 
   // Scan of the whole table, every page, keys only; `items_only`: the rows with SK
@@ -599,6 +622,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
       json::object reply;
       Status s = client_.call("Scan", request, &reply);
       if (!s.is_ok()) return s;
+      count_rows_read(reply);
       if (json::value* items = reply.if_contains("Items"); items && items->is_array())
         for (json::value& item : items->as_array()) {
           std::string pk, sk;
@@ -987,16 +1011,9 @@ class DynamoDbStore final : public StateStore, private GcTable {
     Status s = forget_dedup(writer, w.forget_dedup_before_day);
     if (!s.is_ok()) return s;
     std::vector<json::object> dedup;
-    for (const DedupRecord& r : w.dedup) {
-      const std::string key = hex(dedup_record_key(r));
-      const std::vector<std::string_view> parts = split(r.data, kChunkBytes);
-      for (std::size_t i = 0; i < parts.size(); ++i) {
-        json::object item = key_of(writer.dedup_pk, key + "#" + hex_number(i, 4));
-        item["n"] = attr_n(static_cast<int64_t>(parts.size()));
-        item["data"] = attr_b(parts[i]);
-        dedup.push_back(put_request(std::move(item)));
-      }
-    }
+    for (const DedupRecord& r : w.dedup)
+      if (!(s = dedup_items(writer, r, partition_count_, &dedup)).is_ok()) return s;
+    if (partition_count_ > 0) index_new_customers(w.puts, partition_count_, &dedup);
     if (!(s = batch_write(dedup)).is_ok()) return s;
     s = parallel_for(w.puts.size(), options().parallel_requests,
                      [&](std::size_t i) { return apply_put(writer, w.puts[i], seq); });
@@ -1075,6 +1092,20 @@ class DynamoDbStore final : public StateStore, private GcTable {
                        if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(w.dedup_pk, sk)));
                        return Status::ok();
                      });
+    const int32_t count = partition_count_;
+    for (int32_t p = 0; s.is_ok() && p < count; ++p) {  // the writer's records in each partition's index
+      const std::string pk = partition_index_pk(count, p), prefix = dedup_entry_prefix(w);
+      s = query({{"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :lo AND :hi"},
+                 {"ProjectionExpression", "#pk, #sk"},
+                 {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                 {"ExpressionAttributeValues",
+                  {{":p", attr_s(pk)}, {":lo", attr_s(prefix)}, {":hi", attr_s(prefix + hex(dedup_record_key(bound)))}}}},
+                [&](json::object& item) {
+                  std::string sk;
+                  if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(pk, sk)));
+                  return Status::ok();
+                });
+    }
     return s.is_ok() ? batch_write(deletes) : s;
   }
 
@@ -1113,28 +1144,49 @@ class DynamoDbStore final : public StateStore, private GcTable {
     out->last_commit_us = static_cast<uint64_t>(seq);
     out->pending = is_true(marker, "pending");
     out->collecting = is_true(marker, "gc");
-    // Its newest dedup record: records sort by day first.
+    // Its newest dedup record, under its own key and in each partition's index (records
+    // sort by day first): ids in the index inside the horizon keep it alive as well.
+    s = newest_dedup_day(w.dedup_pk, "", out);
+    const int32_t count = partition_count_;
+    for (int32_t p = 0; s.is_ok() && p < count; ++p)
+      s = newest_dedup_day(partition_index_pk(count, p), dedup_entry_prefix(w), out);
+    if (s.code() == Status::Code::corruption) return Status::corruption(s.message() + " of writer '" + name + "'");
+    return s;
+  }
+
+  // Folds the day of the newest dedup record under `pk` (SKs beginning with `prefix`) into
+  // `out`'s newest_dedup_day.
+  Status newest_dedup_day(const std::string& pk, const std::string& prefix, WriterSighting* out) {
+    json::object request{{"TableName", table()},
+                         {"ConsistentRead", true},
+                         {"KeyConditionExpression", "#pk = :p"},
+                         {"ProjectionExpression", "#sk"},
+                         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                         {"ExpressionAttributeValues", {{":p", attr_s(pk)}}},
+                         {"ScanIndexForward", false},
+                         {"Limit", 1}};
+    with_sk_prefix(prefix, &request);
     json::object reply;
-    s = client_.call("Query",
-                     {{"TableName", table()},
-                      {"ConsistentRead", true},
-                      {"KeyConditionExpression", "#pk = :p"},
-                      {"ProjectionExpression", "#sk"},
-                      {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}}},
-                      {"ScanIndexForward", false},
-                      {"Limit", 1}},
-                     &reply);
+    Status s = client_.call("Query", request, &reply);
     const json::value* items = s.is_ok() ? reply.if_contains("Items") : nullptr;
     if (!items || !items->is_array() || items->as_array().empty() || !items->as_array()[0].is_object()) return s;
     std::string sk, key;
     DedupRecord newest;
-    if (!get_s(items->as_array()[0].as_object(), "SK", &sk) || !unhex(sk.substr(0, sk.find('#')), &key) ||
-        !parse_dedup_record_key(key, &newest))
-      return Status::corruption("malformed dedup item '" + printable(sk) + "' of writer '" + name + "'");
+    const bool named = get_s(items->as_array()[0].as_object(), "SK", &sk) && sk.size() > prefix.size();
+    const std::string_view head = named ? std::string_view(sk).substr(prefix.size()) : std::string_view();
+    if (!named || !unhex(head.substr(0, head.find('#')), &key) || !parse_dedup_record_key(key, &newest))
+      return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+    out->newest_dedup_day = out->has_dedup ? std::max(out->newest_dedup_day, newest.day) : newest.day;
     out->has_dedup = true;
-    out->newest_dedup_day = newest.day;
     return Status::ok();
+  }
+
+  // Narrows a Query on one partition key to the SKs beginning with `prefix` (none: all).
+  static void with_sk_prefix(const std::string& prefix, json::object* request) {
+    if (prefix.empty()) return;
+    (*request)["KeyConditionExpression"] = "#pk = :p AND begins_with(#sk, :prefix)";
+    (*request)["ExpressionAttributeNames"].as_object()["#sk"] = "SK";
+    (*request)["ExpressionAttributeValues"].as_object()[":prefix"] = attr_s(prefix);
   }
 
   Status finish_commit(const std::string& name) override { return recover_writer(keys_of_writer(name), false); }
@@ -1156,25 +1208,32 @@ class DynamoDbStore final : public StateStore, private GcTable {
 
   Status delete_leftovers(const std::string& name, std::size_t budget, std::size_t* deleted) override {
     const WriterKeys w = keys_of_writer(name);
-    std::vector<std::string> pks{w.dedup_pk, w.meta_pk};
-    for (std::size_t p = 0; p < kLogPartitions; ++p) pks.push_back(chunk_pk(w, p));
+    // (partition key, SK prefix): its own keys, then its records in each partition's index.
+    std::vector<std::pair<std::string, std::string>> keys{{w.dedup_pk, ""}};
+    const int32_t count = partition_count_;
+    for (int32_t p = 0; p < count; ++p) keys.emplace_back(partition_index_pk(count, p), dedup_entry_prefix(w));
+    keys.emplace_back(w.meta_pk, "");
+    for (std::size_t p = 0; p < kLogPartitions; ++p) keys.emplace_back(chunk_pk(w, p), "");
     std::vector<json::object> deletes;
     Status s;
-    for (std::size_t i = 0; s.is_ok() && i < pks.size() && deletes.size() < budget; ++i)
-      s = first_keys(pks[i], budget - deletes.size(), &deletes);
+    for (std::size_t i = 0; s.is_ok() && i < keys.size() && deletes.size() < budget; ++i)
+      s = first_keys(keys[i].first, keys[i].second, budget - deletes.size(), &deletes);
     if (s.is_ok()) s = batch_write(deletes);
     *deleted = s.is_ok() ? deletes.size() : 0;
     return s;
   }
 
-  // Delete requests for the first `limit` items of partition key `pk`.
-  Status first_keys(const std::string& pk, std::size_t limit, std::vector<json::object>* deletes) {
+  // Delete requests for the first `limit` items of partition key `pk` whose SKs begin
+  // with `prefix`.
+  Status first_keys(const std::string& pk, const std::string& prefix, std::size_t limit,
+                    std::vector<json::object>* deletes) {
     json::object request{{"TableName", table()},
                          {"ConsistentRead", true},
                          {"KeyConditionExpression", "#pk = :p"},
                          {"ProjectionExpression", "#pk, #sk"},
                          {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
                          {"ExpressionAttributeValues", {{":p", attr_s(pk)}}}};
+    with_sk_prefix(prefix, &request);
     for (std::size_t found = 0; found < limit;) {
       request["Limit"] = static_cast<int64_t>(limit - found);
       json::object reply;
@@ -1431,6 +1490,13 @@ class DynamoDbStore final : public StateStore, private GcTable {
     std::vector<std::string> pks;
     for (auto& [pk, sk] : keys)
       if (sk == kItemSk) pks.push_back(std::move(pk));
+    bool stopped = false;
+    return read_items(std::move(pks), fn, &stopped);
+  }
+
+  // The items of `pks` in bytewise PK order, a window of batch reads at a time.
+  Status read_items(std::vector<std::string> pks, const std::function<bool(const ItemRecord&)>& fn, bool* stopped) {
+    Status s;
     std::sort(pks.begin(), pks.end());  // std::string compares as unsigned bytes
     const std::size_t window = kBatchGet * static_cast<std::size_t>(std::max(1, options().parallel_requests));
     for (std::size_t at = 0; at < pks.size(); at += window) {
@@ -1451,7 +1517,10 @@ class DynamoDbStore final : public StateStore, private GcTable {
       if (!bad.is_ok()) return bad;
       for (std::size_t i = at; i < end; ++i) {
         auto it = found.find(pks[i]);
-        if (it != found.end() && !fn(it->second)) return Status::ok();  // absent: deleted meanwhile
+        if (it != found.end() && !fn(it->second)) {  // absent: deleted meanwhile
+          *stopped = true;
+          return Status::ok();
+        }
       }
     }
     return Status::ok();
@@ -1467,10 +1536,26 @@ class DynamoDbStore final : public StateStore, private GcTable {
     bool stop = false;
     for (std::size_t i = 0; s.is_ok() && !stop && i < writers.size(); ++i)
       s = scan_writer_dedup(keys_of_writer(writers[i]), fn, &stop);
+    // And the same writers' records in the partitions' index of a table indexed by partition.
+    std::vector<std::string> prefixes;
+    if (options().dedup_of_all_writers) prefixes.emplace_back(kDedupEntryPrefix);
+    else
+      for (const std::string& w : writers) prefixes.push_back(dedup_entry_prefix(keys_of_writer(w)));
+    const int32_t count = partition_count_;
+    for (int32_t p = 0; s.is_ok() && !stop && p < count; ++p)
+      for (std::size_t i = 0; s.is_ok() && !stop && i < prefixes.size(); ++i)
+        s = query_dedup(partition_index_pk(count, p), prefixes[i], fn, &stop);
     return s;
   }
 
   Status scan_writer_dedup(const WriterKeys& w, const std::function<bool(const DedupRecord&)>& fn, bool* stopped) {
+    return query_dedup(w.dedup_pk, "", fn, stopped);
+  }
+
+  // The dedup records under `pk` whose SKs begin with `prefix`, assembled from their chunks
+  // (SK: [prefix][...#]<hex record key>#<chunk>). `sks`, when given, gets every SK read.
+  Status query_dedup(const std::string& pk, const std::string& prefix, const std::function<bool(const DedupRecord&)>& fn,
+                     bool* stopped, std::vector<std::string>* sks = nullptr) {
     DedupRecord record;
     std::string current;  // hex key of the record being assembled
     int64_t expected = 0, seen = 0;
@@ -1484,21 +1569,26 @@ class DynamoDbStore final : public StateStore, private GcTable {
       current.clear();
       return Status::ok();
     };
-    Status s = query({{"KeyConditionExpression", "#pk = :p"},
-                      {"ExpressionAttributeNames", {{"#pk", "PK"}}},
-                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}}}},
+    json::object request{{"KeyConditionExpression", "#pk = :p"},
+                         {"ExpressionAttributeNames", {{"#pk", "PK"}}},
+                         {"ExpressionAttributeValues", {{":p", attr_s(pk)}}}};
+    with_sk_prefix(prefix, &request);
+    Status s = query(std::move(request),
                      [&](json::object& item) {
                        if (stop) return Status::ok();
                        std::string sk, key, part;
                        int64_t n = 0;
-                       const std::size_t hash = get_s(item, "SK", &sk) ? sk.find('#') : std::string::npos;
-                       if (hash == std::string::npos || !get_n(item, "n", &n) || !get_b(item, "data", &part))
+                       const std::size_t hash = get_s(item, "SK", &sk) ? sk.rfind('#') : std::string::npos;
+                       if (hash == std::string::npos || hash < prefix.size() || !get_n(item, "n", &n) ||
+                           !get_b(item, "data", &part))
                          return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+                       if (sks) sks->push_back(sk);
                        const std::string head = sk.substr(0, hash);
                        if (head != current) {
                          Status f = flush();
                          if (!f.is_ok() || stop) return f;
-                         if (!unhex(head, &key) || !parse_dedup_record_key(key, &record))
+                         const std::size_t key_at = std::max(prefix.size(), head.rfind('#') + 1);
+                         if (!unhex(std::string_view(head).substr(key_at), &key) || !parse_dedup_record_key(key, &record))
                            return Status::corruption("malformed dedup item '" + printable(sk) + "'");
                          record.data.clear();
                          current = head;
@@ -1513,6 +1603,175 @@ class DynamoDbStore final : public StateStore, private GcTable {
     return flush();
   }
 
+  // ------------------------------------------------------------ the index by partition
+
+  // SK prefix of writer `w`'s dedup records in a partition's index (hex: no '#' inside).
+  static std::string dedup_entry_prefix(const WriterKeys& w) {
+    return std::string(kDedupEntryPrefix) + hex(w.name) + "#";
+  }
+
+  static json::object index_entry(std::string_view customer_id, int32_t count) {
+    return key_of(partition_index_pk(count, partition_of_customer(customer_id, count)), customer_entry_sk(customer_id));
+  }
+
+  // An index entry for every customer the puts may create (expected version 0): written
+  // in the apply of the commit that creates it, so that a redo writes it too.
+  static void index_new_customers(const std::vector<ConditionalPut>& puts, int32_t count,
+                                  std::vector<json::object>* out) {
+    for (const ConditionalPut& put : puts) {
+      const std::string_view id = customer_id_of_pk(put.record.pk);
+      if (put.expected_version == 0 && !id.empty()) out->push_back(put_request(index_entry(id, count)));
+    }
+  }
+
+  // The items of dedup record `r` of writer `w`: under the writer's own key, or (`count` >
+  // 0) split by its customers' partitions into their indexes.
+  Status dedup_items(const WriterKeys& w, const DedupRecord& r, int32_t count, std::vector<json::object>* out) {
+    if (count == 0) {
+      append_dedup_chunks(w.dedup_pk, hex(dedup_record_key(r)), r.data, out);
+      return Status::ok();
+    }
+    std::map<int32_t, DedupRecord> by_partition;
+    Status s = split_dedup_record(
+        r, [count](std::string_view id) { return partition_of_customer(id, count); }, &by_partition);
+    if (!s.is_ok()) return s;
+    for (const auto& [p, part] : by_partition)
+      append_dedup_chunks(partition_index_pk(count, p), dedup_entry_prefix(w) + hex(dedup_record_key(part)), part.data,
+                          out);
+    return Status::ok();
+  }
+
+  static void append_dedup_chunks(const std::string& pk, const std::string& key, std::string_view data,
+                                  std::vector<json::object>* out) {
+    const std::vector<std::string_view> parts = split(data, kChunkBytes);
+    for (std::size_t i = 0; i < parts.size(); ++i) {
+      json::object item = key_of(pk, key + "#" + hex_number(i, 4));
+      item["n"] = attr_n(static_cast<int64_t>(parts.size()));
+      item["data"] = attr_b(parts[i]);
+      out->push_back(put_request(std::move(item)));
+    }
+  }
+
+  // The count of table meta "partition_index" (0: the table is not indexed).
+  Status read_partition_index(int32_t* count) {
+    *count = 0;
+    json::object item;
+    std::string value;
+    Status s = get_raw(kMetaPk, hex(kMetaPartitionIndex), &item);
+    if (s.is_not_found()) return Status::ok();
+    if (!s.is_ok()) return s;
+    if (!get_b(item, "value", &value) || !parse_partition_count(value, count))
+      return Status::corruption("DynamoDB table '" + table() + "': meta 'partition_index' is not a partition count");
+    return Status::ok();
+  }
+
+  // Every writer that opens an indexed table indexes what it creates.
+  Status load_partition_index() {
+    int32_t count = 0;
+    Status s = read_partition_index(&count);
+    if (s.is_ok()) partition_count_ = count;
+    return s;
+  }
+
+  Status put_partition_index(int32_t count) {
+    json::object item = key_of(kMetaPk, hex(kMetaPartitionIndex));
+    item["value"] = attr_b(std::to_string(count));
+    json::object reply;
+    return client_.call("PutItem", {{"TableName", table()}, {"Item", std::move(item)}}, &reply);
+  }
+
+  // A takeover's load (section 21): the partitions' customers and dedup records from their
+  // indexes (Queries), then any dedup records still under a writer's own key (moved into
+  // the index on the way). A table not indexed under this partition count is read whole
+  // once and indexed.
+  Status do_scan_partitions(const PartitionScope& scope, const std::function<bool(const ItemRecord&)>& item_fn,
+                            const std::function<bool(const DedupRecord&)>& dedup_fn) {
+    int32_t indexed = 0;
+    Status s = read_partition_index(&indexed);
+    if (!s.is_ok()) return s;
+    partition_count_ = scope.count;  // this writer's commits index under it from now on
+    if (indexed != scope.count) return index_table(scope.count, indexed, item_fn, dedup_fn);
+    std::vector<std::string> pks;
+    for (std::size_t i = 0; s.is_ok() && i < scope.partitions.size(); ++i)
+      s = indexed_customers(partition_index_pk(scope.count, scope.partitions[i]), &pks);
+    bool stop = false;
+    if (!s.is_ok() || !(s = read_items(std::move(pks), item_fn, &stop)).is_ok() || stop) return s;
+    for (std::size_t i = 0; s.is_ok() && !stop && i < scope.partitions.size(); ++i)
+      s = query_dedup(partition_index_pk(scope.count, scope.partitions[i]), std::string(kDedupEntryPrefix), dedup_fn,
+                      &stop);
+    return s.is_ok() && !stop ? move_into_index(scope.count, dedup_fn, &stop) : s;
+  }
+
+  // The PKs of the customers in one partition's index.
+  Status indexed_customers(const std::string& index_pk, std::vector<std::string>* pks) {
+    return query({{"KeyConditionExpression", "#pk = :p AND begins_with(#sk, :c)"},
+                  {"ProjectionExpression", "#sk"},
+                  {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                  {"ExpressionAttributeValues", {{":p", attr_s(index_pk)}, {":c", attr_s(kCustomerEntryPrefix)}}}},
+                 [&](json::object& item) {
+                   std::string sk;
+                   if (get_s(item, "SK", &sk) && !customer_of_entry_sk(sk).empty())
+                     pks->push_back(customer_pk(customer_of_entry_sk(sk)));
+                   return Status::ok();
+                 });
+  }
+
+  // The first takeover of a table not indexed under `count` partitions (written before a
+  // group shared it, or indexed under another partition count): reads it whole, as every
+  // takeover did before the index, indexes every customer, moves every dedup record into
+  // the index, and only then marks the table indexed.
+  Status index_table(int32_t count, int32_t indexed_before, const std::function<bool(const ItemRecord&)>& item_fn,
+                     const std::function<bool(const DedupRecord&)>& dedup_fn) {
+    std::vector<json::object> entries;
+    bool stop = false;
+    Status s = do_scan([&](const ItemRecord& r) {
+      if (const std::string_view id = customer_id_of_pk(r.pk); !id.empty())
+        entries.push_back(put_request(index_entry(id, count)));
+      stop = !item_fn(r);
+      return !stop;
+    });
+    if (!s.is_ok() || stop || !(s = batch_write(entries)).is_ok() || !(s = move_into_index(count, dedup_fn, &stop)).is_ok())
+      return s;
+    std::vector<std::string> writers;
+    if (indexed_before > 0 && !(s = list_writers(&writers)).is_ok()) return s;
+    for (std::size_t i = 0; s.is_ok() && !stop && i < writers.size(); ++i) {
+      const WriterKeys w = keys_of_writer(writers[i]);
+      for (int32_t p = 0; s.is_ok() && !stop && p < indexed_before; ++p)
+        s = move_dedup(w, partition_index_pk(indexed_before, p), dedup_entry_prefix(w), count, dedup_fn, &stop);
+    }
+    return s.is_ok() && !stop ? put_partition_index(count) : s;
+  }
+
+  // Every writer's dedup records under its own key, moved into the index.
+  Status move_into_index(int32_t count, const std::function<bool(const DedupRecord&)>& fn, bool* stop) {
+    std::vector<std::string> writers;
+    Status s = list_writers(&writers);
+    for (std::size_t i = 0; s.is_ok() && !*stop && i < writers.size(); ++i) {
+      const WriterKeys w = keys_of_writer(writers[i]);
+      s = move_dedup(w, w.dedup_pk, "", count, fn, stop);
+    }
+    return s;
+  }
+
+  // Writer `w`'s dedup records under `pk` (SKs beginning with `prefix`), handed to `fn` and
+  // moved into the index under `count` partitions: the copies are written before the
+  // originals read go (records written meanwhile stay, for the next move).
+  Status move_dedup(const WriterKeys& w, const std::string& pk, const std::string& prefix, int32_t count,
+                    const std::function<bool(const DedupRecord&)>& fn, bool* stop) {
+    std::vector<json::object> copies;
+    std::vector<std::string> sks;
+    Status bad;
+    Status s = query_dedup(pk, prefix, [&](const DedupRecord& r) {
+      bad = dedup_items(w, r, count, &copies);
+      return bad.is_ok() && fn(r);
+    }, stop, &sks);
+    if (!s.is_ok() || !bad.is_ok()) return s.is_ok() ? bad : s;
+    if (*stop || sks.empty() || !(s = batch_write(copies)).is_ok()) return s;
+    std::vector<json::object> deletes;
+    for (const std::string& sk : sks) deletes.push_back(delete_request(key_of(pk, sk)));
+    return batch_write(deletes);
+  }
+
   Status do_clear() {
     std::lock_guard<std::mutex> lock(commit_mu_);
     std::vector<std::pair<std::string, std::string>> keys;
@@ -1523,6 +1782,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (!(s = batch_write(deletes)).is_ok() || !(s = put_layout()).is_ok()) return s;
     last_seq_ = 0;  // its marker went too: the next commit starts a new one
     lease_ = 0;
+    // Still indexed: everything written from now on is (a replay keeps a group's index).
+    if (partition_count_ > 0 && !(s = put_partition_index(partition_count_)).is_ok()) return s;
     return register_writer();
   }
 
@@ -1532,6 +1793,9 @@ class DynamoDbStore final : public StateStore, private GcTable {
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
   int64_t lease_ = 0;         // the lease its commits need on the marker (0: never took partitions)
+  // The partition count its commits index new customers and dedup ids under (0: none):
+  // the table's (meta "partition_index") at open, a takeover's from then on.
+  std::atomic<int32_t> partition_count_{0};
   int64_t gc_day_ = kNoDay;   // the forget bound of its last collection pass
   bool gc_more_ = false;      // a collection pass is due (the bound moved, or one was cut short)
 };

@@ -26,6 +26,7 @@ struct DynamoDbMetrics {
   std::atomic<uint64_t> rebased{0};    // puts moved on top of a racing writer while applying a commit
   std::atomic<uint64_t> recovered{0};  // committed logs finished at open
   std::atomic<uint64_t> fenced{0};     // commits refused: another writer took over this one's partitions
+  std::atomic<uint64_t> rows_read{0};  // rows a Scan or Query read, items a BatchGetItem returned
   std::atomic<uint64_t> gc_deleted{0};  // items of gone writers removed (dedup, meta, log chunks)
   std::atomic<uint64_t> gc_writers{0};  // gone writers removed entirely (their WRITERS entry and marker)
   std::atomic<uint64_t> gc_failures{0}; // collection passes that failed (retried at the next checkpoint)

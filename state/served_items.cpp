@@ -90,6 +90,17 @@ Status ServingStore::scan(const std::function<bool(const ItemRecord&)>& fn) {
   });
 }
 
+Status ServingStore::scan_partitions(const PartitionScope& scope, const std::function<bool(const ItemRecord&)>& item_fn,
+                                     const std::function<bool(const DedupRecord&)>& dedup_fn) {
+  return inner_->scan_partitions(
+      scope,
+      [&](const ItemRecord& record) {
+        offer(record);
+        return item_fn(record);
+      },
+      dedup_fn);
+}
+
 Status ServingStore::clear() {
   Status s = inner_->clear();
   items_.clear();

@@ -77,6 +77,8 @@ class ServingStore final : public StateStore {
   Status commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) override;
   Status scan_dedup(const std::function<bool(const DedupRecord&)>& fn) override { return inner_->scan_dedup(fn); }
   Status scan(const std::function<bool(const ItemRecord&)>& fn) override;
+  Status scan_partitions(const PartitionScope& scope, const std::function<bool(const ItemRecord&)>& item_fn,
+                         const std::function<bool(const DedupRecord&)>& dedup_fn) override;
   Status put_meta(std::string_view key, std::string_view value) override { return inner_->put_meta(key, value); }
   Status get_meta(std::string_view key, std::string* value) override { return inner_->get_meta(key, value); }
   Status clear() override;

@@ -200,6 +200,57 @@ int64_t ShardState::current_tick(int32_t clock) const {
   return it == clocks_.end() ? kNoTick : it->second.current_tick;
 }
 
+void ShardState::move_customers(ShardState& from, ShardState& to,
+                                const std::function<bool(std::string_view customer_id)>& picked) {
+  from.finish_loading();
+  std::vector<uint32_t> slot_in_to(from.customers_.size(), kNoSlot);
+  for (uint32_t slot = 0; slot < from.customers_.size(); ++slot) {
+    CustomerState& c = from.customers_[slot];
+    if (!picked(c.id)) continue;
+    const uint32_t moved = to.customer_slot(c.id, c.hash);
+    slot_in_to[slot] = moved;
+    to.customers_[moved] = std::move(c);
+    if (to.customers_[moved].dirty) to.dirty_.push_back(moved);
+  }
+  // Each customer's due ticks go to its own clock's calendar in `to`.
+  for (const auto& [id, clock] : from.clocks_)
+    for (const auto& [tick, slots] : clock.calendar)
+      for (uint32_t slot : slots)
+        if (slot < slot_in_to.size() && slot_in_to[slot] != kNoSlot) to.schedule(tick, slot_in_to[slot]);
+  from.dedup_.for_each([&](const DedupEntry& e) {
+    if (slot_in_to[e.slot()] == kNoSlot) return;
+    DedupEntry moved = e;
+    moved.customer = slot_in_to[e.slot()] | (e.customer & DedupEntry::kUnsaved);
+    to.dedup_.upsert(moved);
+  });
+}
+
+void ShardState::absorb(ShardState& loaded) {
+  // The added partitions' clocks come with their customers (as restored from the table).
+  for (const auto& [id, clock] : loaded.clocks_)
+    if (clock.current_tick != kNoTick) clock_of(id).current_tick = clock.current_tick;
+  move_customers(loaded, *this, [](std::string_view) { return true; });
+  update_forget_bound();
+}
+
+void ShardState::drop_customers(const std::function<bool(std::string_view customer_id)>& dropped,
+                                const std::vector<int32_t>& dropped_clocks) {
+  finish_loading();
+  ShardState kept(options_);
+  for (const auto& [id, clock] : clocks_)
+    if (std::find(dropped_clocks.begin(), dropped_clocks.end(), id) == dropped_clocks.end())
+      kept.clock_of(id).current_tick = clock.current_tick;
+  kept.update_forget_bound();
+  move_customers(*this, kept, [&](std::string_view id) { return !dropped(id); });
+  customers_ = std::move(kept.customers_);
+  index_ = std::move(kept.index_);
+  clocks_ = std::move(kept.clocks_);
+  dirty_ = std::move(kept.dirty_);
+  dedup_ = std::move(kept.dedup_);
+  last_loaded_slot_ = kNoSlot;
+  update_forget_bound();
+}
+
 void ShardState::schedule(int64_t tick, uint32_t slot) {
   TickClock& clock = clock_of(customers_[slot].clock);
   if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
@@ -427,6 +478,24 @@ void ShardState::encode_internal(const CustomerState& c, std::string* out) const
   if (c.clock != kSingleClock) put_signed(*out, c.clock);
 }
 
+namespace {
+
+// One id of a dedup record: the customer named unless the id before it was the same one's.
+void append_dedup_id(std::string* data, std::string_view customer, bool same_customer, const DedupEntry& e) {
+  if (same_customer) {
+    put_varint(*data, 0);
+  } else {
+    put_varint(*data, customer.size() + 1);
+    data->append(customer);
+  }
+  put_fixed64(*data, e.key.lo);
+  put_fixed64(*data, e.key.hi);
+  put_varint(*data, e.fingerprint);
+  put_signed(*data, e.time_ns);
+}
+
+}  // namespace
+
 // Record layout, per id: varint(0) when it belongs to the same customer as the id
 // before it in the record, else varint(length + 1) and the customer id; then the key
 // (2 x fixed64), varint fingerprint, signed varint event time. Ids are grouped by
@@ -445,20 +514,22 @@ void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<
   std::map<int64_t, Day> by_day;
   for (const DedupEntry& e : ids) {
     Day& day = by_day[day_of(e.time_ns)];
-    if (day.last_customer == e.customer) {
-      put_varint(day.data, 0);
-    } else {
-      const std::string& id = customers_[e.customer].id;
-      put_varint(day.data, id.size() + 1);
-      day.data.append(id);
-      day.last_customer = e.customer;
-    }
-    put_fixed64(day.data, e.key.lo);
-    put_fixed64(day.data, e.key.hi);
-    put_varint(day.data, e.fingerprint);
-    put_signed(day.data, e.time_ns);
+    append_dedup_id(&day.data, customers_[e.customer].id, day.last_customer == e.customer, e);
+    day.last_customer = e.customer;
   }
   for (auto& [day, d] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(d.data)});
+}
+
+Status split_dedup_record(const DedupRecord& record, const std::function<int32_t(std::string_view customer_id)>& group_of,
+                          std::map<int32_t, DedupRecord>* out) {
+  std::map<int32_t, std::string> last_customer;  // per group: whose ids its data ends with
+  return for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& e) {
+    const int32_t group = group_of(id);
+    auto [it, fresh] = out->try_emplace(group, DedupRecord{record.day, record.sequence, record.part, std::string()});
+    std::string& last = last_customer[group];
+    append_dedup_id(&it->second.data, id, !fresh && last == id, e);
+    last = std::string(id);
+  });
 }
 
 Status for_each_dedup_id(const DedupRecord& record,

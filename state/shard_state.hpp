@@ -91,6 +91,10 @@ using ChangeSink = std::function<Status(std::vector<ConditionalPut>& puts)>;
 // Decodes the ids of a dedup record written by take_unsaved_ids.
 Status for_each_dedup_id(const DedupRecord& record,
                          const std::function<void(std::string_view id, const DedupEntry&)>& fn);
+// Splits a record into one per group of its customers (`group_of` a customer_id: a
+// shared table's source partitions), each with the record's day, sequence and part.
+Status split_dedup_record(const DedupRecord& record, const std::function<int32_t(std::string_view customer_id)>& group_of,
+                          std::map<int32_t, DedupRecord>* out);
 
 class ShardState {
  public:
@@ -140,6 +144,16 @@ class ShardState {
   void load_id(std::string_view id, DedupEntry entry);
   void set_current_tick(int64_t tick, int32_t clock = kSingleClock) { clocks_[clock].current_tick = tick; }
 
+  // Cooperative rebalancing (semantics.md, section 21): the customers of the partitions
+  // that stay are kept as they are. `absorb` takes every customer of `loaded` (fresh from
+  // the store: added partitions) with its ids and due ticks, and the ticks of its clocks;
+  // `drop_customers` forgets those `dropped` picks and the clocks `dropped_clocks` names
+  // (revoked partitions, just checkpointed) and keeps the others, changes not yet written
+  // included.
+  void absorb(ShardState& loaded);
+  void drop_customers(const std::function<bool(std::string_view customer_id)>& dropped,
+                      const std::vector<int32_t>& dropped_clocks = {});
+
   std::size_t customer_count() const { return customers_.size(); }
   std::size_t dedup_size() const { return dedup_.size(); }
   uint64_t logical_writes() const { return logical_writes_; }
@@ -177,6 +191,10 @@ class ShardState {
   void prefetch_customer(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
   void encode_internal(const CustomerState& c, std::string* out) const;
+  // Moves the customers `picked` chooses from `from` into `to` (new slots there), with
+  // their dedup ids, their due ticks and their unwritten changes.
+  static void move_customers(ShardState& from, ShardState& to,
+                             const std::function<bool(std::string_view customer_id)>& picked);
 
   ShardOptions options_;
   std::vector<CustomerState> customers_;

@@ -78,6 +78,13 @@ struct WriteSet {
   int64_t forget_dedup_before_day = kNoDay;  // drop dedup records of earlier days
 };
 
+// The customers of some source partitions: those Kafka's default partitioner (murmur2 of
+// the customer_id) puts into `partitions` of a topic of `count` partitions.
+struct PartitionScope {
+  int32_t count = 0;
+  std::vector<int32_t> partitions;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -102,6 +109,16 @@ class StateStore {
 
   // Calls `fn` for every item in PK order (bytewise); stops early when `fn` returns false.
   virtual Status scan(const std::function<bool(const ItemRecord&)>& fn) = 0;
+
+  // Calls `item_fn` for the stored items, then `dedup_fn` for the dedup records, of at
+  // least the customers of `scope` (others may come too: the caller filters). A store that
+  // keeps them by partition (DynamoDB, section 21) reads only theirs; the others scan all.
+  virtual Status scan_partitions(const PartitionScope& scope, const std::function<bool(const ItemRecord&)>& item_fn,
+                                 const std::function<bool(const DedupRecord&)>& dedup_fn) {
+    (void)scope;
+    Status s = scan(item_fn);
+    return s.is_ok() ? scan_dedup(dedup_fn) : s;
+  }
 
   // Small engine metadata (clock position, source position, format version). A store
   // shared by several writers (DynamoDB) keeps each writer's meta apart, except the keys

@@ -109,9 +109,13 @@ class Dynalite {
   pid_t pid_ = -1;
 };
 
-// The rows of writer `w` in the table: its dedup records, meta, commit marker, log
-// chunks and WRITERS entry, as "PK SK".
+// The rows of writer `w` in the table: its dedup records (under its own key and in a
+// partition index, SK "D#<hex writer>#..."), meta, commit marker, log chunks and WRITERS
+// entry, as "PK SK".
 inline std::vector<std::string> table_rows_of_writer(const DynamoDbOptions& o, const std::string& w) {
+  std::string index_prefix = "D#";
+  for (unsigned char c : w) index_prefix += "0123456789abcdef"[c >> 4], index_prefix += "0123456789abcdef"[c & 0xf];
+  index_prefix += "#";
   AwsCredentials credentials;
   if (!load_aws_credentials(&credentials).is_ok()) throw std::runtime_error("no AWS credentials for dynalite");
   DynamoDbClient client(resolve_dynamodb_options(o), credentials);
@@ -124,7 +128,7 @@ inline std::vector<std::string> table_rows_of_writer(const DynamoDbOptions& o, c
     for (const auto& item : reply.at("Items").as_array()) {
       const std::string pk(item.at("PK").at("S").as_string()), sk(item.at("SK").at("S").as_string());
       if (pk == "DEDUP#" + w || pk == "META#" + w || pk == "LOG#" + w || pk.rfind("LOG#" + w + "#", 0) == 0 ||
-          (pk == "WRITERS" && sk == w))
+          (pk == "WRITERS" && sk == w) || (pk.rfind("PART#", 0) == 0 && sk.rfind(index_prefix, 0) == 0))
         rows.push_back(pk + " " + sk);
     }
     const boost::json::value* last = reply.if_contains("LastEvaluatedKey");

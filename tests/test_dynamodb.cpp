@@ -536,6 +536,107 @@ BOOST_AUTO_TEST_CASE(a_collected_group_member_is_fenced_and_rejoins) {
   BOOST_TEST(member->get("CUSTOMER#M1", &item).is_ok());
 }
 
+// ------------------------------------------------------------ the index by partition
+
+namespace {
+
+// The dedup record of one id per customer of `customers`, all of day `day`, as the engine
+// encodes them (the index splits records by their customers' partitions).
+DedupRecord ids_of_day(int64_t day, const std::vector<std::string>& customers) {
+  ShardState shard{ShardOptions{}};
+  uint64_t n = 0;
+  for (const std::string& id : customers) {
+    ParsedEvent e;
+    e.customer_id = id;
+    e.customer_hash = XXH3_64bits(id.data(), id.size());
+    e.time = EventTime{day * kDayNanos + 3600 * kNanosPerSecond, 0};
+    e.is_transaction = true;
+    e.cents = 100;
+    e.key = DedupKey{++n, static_cast<uint64_t>(day)};
+    shard.apply_event(e);
+  }
+  std::vector<DedupRecord> out;
+  shard.take_unsaved_ids(1, 0, &out);
+  BOOST_TEST_REQUIRE(out.size() == 1u);
+  return out[0];
+}
+
+// A checkpoint of `store` on an indexed table: ids of `day` for `customers` (created),
+// and the forget bound of a clock at `forget_day`.
+void checkpoint_ids(StateStore& store, int64_t day, int64_t forget_day, const std::vector<std::string>& customers) {
+  WriteSet w;
+  for (const std::string& id : customers) w.puts.push_back(put("CUSTOMER#" + id, 0, "{}"));
+  w.meta = {{"clock", "at day " + std::to_string(day)}};
+  w.dedup = {ids_of_day(day, customers)};
+  w.forget_dedup_before_day = forget_day;
+  Conflicts c;
+  Status s = store.commit(w, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST_REQUIRE(c.empty());
+}
+
+std::vector<std::string> customers_named(const std::string& prefix, int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) ids.push_back(prefix + std::to_string(i));
+  return ids;
+}
+
+// Indexes `o`'s table by 4 source partitions, as a group's first takeover does.
+void index_table_by_4_partitions(DynamoDbOptions o) {
+  o.writer = "indexer";
+  BOOST_TEST_REQUIRE(open_store_on(o)
+                         ->scan_partitions(PartitionScope{4, {0, 1, 2, 3}}, [](const ItemRecord&) { return true; },
+                                           [](const DedupRecord&) { return true; })
+                         .is_ok());
+}
+
+}  // namespace
+
+// A table indexed by partition keeps the writers' dedup records in the partitions' index:
+// a collector judges a writer by those too (ids inside its horizon: not gone) and removes
+// them with the rest of a gone writer's rows.
+BOOST_AUTO_TEST_CASE(gone_writers_records_in_the_partition_index_are_judged_and_collected) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  index_table_by_4_partitions(o);
+  DynamoDbOptions as = o;
+  as.writer = "gone";
+  checkpoint_ids(*open_store_on(as), 20002, 19990, customers_named("G", 12));
+  as.writer = "recent";  // its ids are inside the collector's horizon
+  checkpoint_ids(*open_store_on(as), 20090, 20060, customers_named("R", 12));
+  const std::vector<std::string> recent_rows = table_rows_of_writer(o, "recent");
+  BOOST_TEST_REQUIRE(table_rows_of_writer(o, "gone").size() > 5u);  // records in several partitions
+
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.gc_deletes_per_checkpoint = 3;  // throttled: several checkpoints
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  for (int i = 0; i < 20 && as.metrics->gc_writers.load() < 1; ++i)
+    checkpoint_ids(*collector, 20100, 20050, {"K" + std::to_string(i)});
+  BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  BOOST_TEST(table_rows_of_writer(o, "gone").empty());
+  BOOST_TEST(table_rows_of_writer(o, "recent") == recent_rows);
+}
+
+// A run after a backfill in parts reads the parts' dedup ids also from the partitions'
+// index of a table a group indexed (section 14).
+BOOST_AUTO_TEST_CASE(a_run_reads_its_backfill_parts_ids_from_the_partition_index) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  index_table_by_4_partitions(o);
+  DynamoDbOptions as = o;
+  as.writer = backfill_part_writer("streamscore", 1, 2);
+  checkpoint_ids(*open_store_on(as), 20002, 19990, customers_named("P", 12));
+  as.writer = "streamscore";
+  std::size_t ids = 0;
+  BOOST_TEST_REQUIRE(open_store_on(as)
+                         ->scan_dedup([&](const DedupRecord& r) {
+                           BOOST_TEST(for_each_dedup_id(r, [&](std::string_view, const DedupEntry&) { ++ids; }).is_ok());
+                           return true;
+                         })
+                         .is_ok());
+  BOOST_TEST(ids == 12u);
+}
+
 // ------------------------------------------------------------ what a checkpoint costs
 
 namespace {

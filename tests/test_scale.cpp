@@ -16,8 +16,14 @@
 #include <set>
 #include <sstream>
 
+#include <xxhash.h>
+
+#include "actors/engine.hpp"
+#include "io/event_parser.hpp"
 #include "io/http_client.hpp"
+#include "io/kafka_source.hpp"
 #include "io/kafka_client.hpp"
+#include "state/shard_state.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/daemon_support.hpp"
 #include "tests/dynalite_support.hpp"
@@ -30,6 +36,7 @@ namespace {
 
 constexpr const char* kTopic = "customer-events";
 constexpr int kPartitions = 8;
+constexpr const char* kRowsRead = "streamscore_dynamodb_rows_read_total";
 
 // Exported items without the customers whose id starts with `prefix`.
 std::string without_customers(const std::string& export_text, const std::string& prefix) {
@@ -610,6 +617,50 @@ BOOST_FIXTURE_TEST_CASE(a_fenced_daemon_drops_its_work_and_rejoins, Fixture) {
   BOOST_TEST(features_only(without_customers(shared.out, "S")) == expected);
 }
 
+// Cooperative-sticky rebalancing (a shared table's default): when b joins, a hands over
+// only the partitions that move. Those that stay are not read from the table again (a's
+// rows read do not move) and keep their customers in memory, unwritten changes included;
+// the group still ends as a replay of the log.
+BOOST_FIXTURE_TEST_CASE(partitions_that_stay_keep_their_customers_through_a_rebalance, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 200 --events 6000 --days 2 --dup-rate 0.05 --seed 29 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  const std::vector<std::string> lines = lines_of_file(log);
+  const auto records = keyed_by_customer(lines);
+  const auto half = records.begin() + static_cast<std::ptrdiff_t>(records.size() / 2);
+  produce(cluster->bootstrap_servers(), kTopic, {records.begin(), half});
+  Member a = start("a", "4d");
+  settle({&a}, "a alone");
+  const double rows_before = a.get(kRowsRead);
+  Member b = start("b", "4d");
+  settle({&a, &b}, "b joined");
+  BOOST_TEST(a.get("streamscore_kafka_partitions") < kPartitions);
+  BOOST_TEST(a.get(kRowsRead) - rows_before <= 10, log_of(a));
+
+  produce(cluster->bootstrap_servers(), kTopic, {half, records.end()});
+  const std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z");
+  produce(cluster->bootstrap_servers(), kTopic, last);
+  settle({&a, &b}, "everything read");
+  stop(a, SIGTERM, true);
+  stop(b, SIGTERM, true);
+
+  const std::string replay_log = dir / "replay.jsonl";
+  {
+    std::ofstream out(replay_log);
+    for (const auto& line : lines) out << line << "\n";
+    for (const KafkaRecord& r : last) out << r.value << "\n";
+  }
+  Result r = run_cli(dir, "replay --events " + replay_log + " --state " + (dir / "replayed") +
+                              " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  Result shared = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
+                                   " --set state.table=" + table.table + " --set window.allowed_lateness=4d");
+  BOOST_REQUIRE_MESSAGE(shared.exit_code == 0, shared.err);
+  const std::string expected = without_customers(export_of(dir, dir / "replayed"), "S");
+  BOOST_TEST(lines_in(expected) > 150u);
+  BOOST_TEST(without_customers(shared.out, "S") == expected);
+}
+
 // Dedup ids move with their customers: a writer reads every writer's records.
 BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
   std::array<std::string, 2> writers = {"w1", "w2"};
@@ -635,6 +686,160 @@ BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
     return true;
   }).is_ok());
   BOOST_TEST((seen == std::set<std::string>{"ids of w1", "ids of w2"}));
+}
+
+namespace {
+
+std::vector<std::string> offset_keys(const std::vector<int32_t>& partitions) {
+  std::vector<std::string> keys;
+  for (int32_t p : partitions) keys.push_back(partition_offset_key(kTopic, p));
+  return keys;
+}
+
+std::vector<int32_t> every_partition() {
+  std::vector<int32_t> all;
+  for (int32_t p = 0; p < kPartitions; ++p) all.push_back(p);
+  return all;
+}
+
+// A checkpoint creating `customers` ("<prefix>0", ...) with one dedup id each, encoded
+// as the engine encodes them (a shard's unsaved ids).
+WriteSet new_customers(const std::string& prefix, int customers) {
+  WriteSet w;
+  ShardState shard(ShardOptions{});
+  for (int i = 0; i < customers; ++i) {
+    const std::string id = prefix + std::to_string(i);
+    const std::string item = "{\"PK\":\"CUSTOMER#" + id + "\",\"version\":1}";
+    w.puts.push_back({ItemRecord{customer_pk(id), 1, item, "state of " + id}, 0});
+    ParsedEvent e;
+    e.customer_id = id;
+    e.time = EventTime{1735689600LL * kNanosPerSecond, 0};
+    e.customer_hash = XXH3_64bits(id.data(), id.size());
+    e.key = dedup_key(id, "event of " + id);
+    shard.apply_event(e);
+  }
+  shard.take_unsaved_ids(1, 0, &w.dedup);
+  w.meta.push_back({"checkpoint", "1"});
+  return w;
+}
+
+// What a load of `partition` finds: the customers whose items and whose dedup ids came,
+// and how many of them are not of that partition.
+struct Loaded {
+  std::set<std::string> items, ids;
+  int strangers = 0;
+};
+
+Loaded load_partition(StateStore& store, int32_t partition) {
+  Loaded loaded;
+  auto keep = [&](std::string_view id, std::set<std::string>* into) {
+    if (kafka_partition_of_key(id, kPartitions) == partition) into->insert(std::string(id));
+    else ++loaded.strangers;
+  };
+  Status s = store.scan_partitions(
+      PartitionScope{kPartitions, {partition}},
+      [&](const ItemRecord& r) { return keep(customer_id_of_pk(r.pk), &loaded.items), true; },
+      [&](const DedupRecord& r) {
+        BOOST_REQUIRE(for_each_dedup_id(r, [&](std::string_view id, const DedupEntry&) { keep(id, &loaded.ids); }).is_ok());
+        return true;
+      });
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  return loaded;
+}
+
+std::set<std::string> customers_of(const std::string& prefix, int customers, int32_t partition) {
+  std::set<std::string> out;
+  for (int i = 0; i < customers; ++i)
+    if (kafka_partition_of_key(prefix + std::to_string(i), kPartitions) == partition) out.insert(prefix + std::to_string(i));
+  return out;
+}
+
+}  // namespace
+
+// A rebalance costs what moves (docs/scale.md): the table holds eight partitions'
+// customers, and taking one partition over reads that partition's customers and dedup
+// ids (a Query of it), not the table (a Scan).
+BOOST_FIXTURE_TEST_CASE(a_takeover_reads_only_its_partitions_customers, Fixture) {
+  constexpr int kCustomers = 400;
+  auto first = open_writer(table, "first");
+  BOOST_REQUIRE(first->take_over(offset_keys(every_partition())).is_ok());
+  BOOST_TEST(load_partition(*first, 0).items.empty());
+  std::vector<std::size_t> conflicts;
+  BOOST_REQUIRE(first->commit(new_customers("C", kCustomers), &conflicts).is_ok());
+
+  auto heir = open_writer(table, "heir");
+  BOOST_REQUIRE(heir->take_over(offset_keys({3})).is_ok());
+  BOOST_REQUIRE(heir->recover_other_writers().is_ok());
+  const uint64_t before = metric_of(*heir, kRowsRead);
+  const Loaded loaded = load_partition(*heir, 3);
+  const std::set<std::string> expected = customers_of("C", kCustomers, 3);
+  BOOST_TEST(expected.size() > 30u);
+  BOOST_TEST(loaded.items == expected);
+  BOOST_TEST(loaded.ids == expected);
+  BOOST_TEST(loaded.strangers == 0);
+  // The partition's index entries, items and dedup records; not the 400 customers.
+  const uint64_t rows = metric_of(*heir, kRowsRead) - before;
+  BOOST_TEST(rows >= expected.size());
+  BOOST_TEST(rows <= 2 * expected.size() + 10, rows << " rows read for " << expected.size() << " customers");
+}
+
+// A table written before any daemon shared it (a replay, a single daemon) has no index by
+// partition: the first takeover reads it whole once and indexes it, and every writer that
+// opens it from then on indexes the customers it creates.
+BOOST_FIXTURE_TEST_CASE(a_table_written_before_sharing_is_indexed_by_its_first_takeover, Fixture) {
+  constexpr int kCustomers = 200;
+  std::vector<std::size_t> conflicts;
+  BOOST_REQUIRE(open_writer(table, "replayed")->commit(new_customers("R", kCustomers), &conflicts).is_ok());
+
+  auto first = open_writer(table, "first");
+  BOOST_REQUIRE(first->take_over(offset_keys(every_partition())).is_ok());
+  for (int32_t p = 0; p < kPartitions; ++p) {
+    const Loaded loaded = load_partition(*first, p);
+    BOOST_TEST(loaded.items == customers_of("R", kCustomers, p));
+    BOOST_TEST(loaded.ids == customers_of("R", kCustomers, p));
+  }
+  auto late = open_writer(table, "late");  // a writer that comes later indexes what it creates
+  BOOST_REQUIRE(late->commit(new_customers("L", kCustomers), &conflicts).is_ok());
+
+  auto heir = open_writer(table, "heir");
+  BOOST_REQUIRE(heir->take_over(offset_keys({5})).is_ok());
+  const uint64_t before = metric_of(*heir, kRowsRead);
+  const Loaded loaded = load_partition(*heir, 5);
+  std::set<std::string> expected = customers_of("R", kCustomers, 5);
+  for (const std::string& id : customers_of("L", kCustomers, 5)) expected.insert(id);
+  BOOST_TEST(loaded.items == expected);
+  BOOST_TEST(loaded.ids == expected);
+  BOOST_TEST(loaded.strangers == 0);
+  BOOST_TEST(metric_of(*heir, kRowsRead) - before <= 2 * expected.size() + 10 + 10);
+}
+
+// A daemon of a group starts holding no customer (they come with its partitions): its
+// start reads nothing of the table's customers, whatever the table holds.
+BOOST_FIXTURE_TEST_CASE(a_shared_daemon_starts_without_reading_the_customers, Fixture) {
+  const std::string log = dir / "events.jsonl";
+  Result g = run_cli(dir, "generate --customers 300 --events 3000 --days 2 --seed 5 --out " + log);
+  BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
+  std::string replay = "replay --events " + log;
+  for (const std::string& w : settings("4d")) replay += " " + w;
+  Result r = run_cli(dir, replay);
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+
+  DynamoDbOptions o = table;
+  o.writer = "starter";
+  o.dedup_of_all_writers = true;
+  std::unique_ptr<StateStore> store;
+  BOOST_REQUIRE(open_dynamodb_store(o, &store).is_ok());
+  EngineOptions options;
+  options.shards = 2;
+  options.threads = 1;
+  options.allowed_lateness_ns = 4LL * 86400 * kNanosPerSecond;
+  options.load_partitions = PartitionScope{};
+  std::unique_ptr<Engine> engine;
+  const uint64_t before = metric_of(*store, kRowsRead);
+  Status s = Engine::start(options, store.get(), &engine);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  BOOST_TEST(engine->metrics().customers.load() == 0);
+  BOOST_TEST(metric_of(*store, kRowsRead) - before <= 10u);
 }
 
 // A backfill split over P processes (--part K/P, each a writer of its own) leaves the

@@ -475,3 +475,47 @@ BOOST_AUTO_TEST_CASE(a_customer_stored_without_a_clock_takes_its_partitions) {
   loaded.advance_to(kTick0 + 1, 5);
   BOOST_TEST(loaded.find_customer("A")->version == 1);
 }
+
+// A cooperative rebalance (semantics.md, section 21): the revoked partition's customers
+// and clock go, the kept partition's stay as they are, and the customers of a partition
+// added back come with the clock restored from the table, which ticks them from there.
+BOOST_AUTO_TEST_CASE(a_cooperative_rebalance_keeps_kept_clocks_and_swaps_moved_ones) {
+  ShardState shard(ShardOptions{});
+  shard.advance_to(kTick0 - 1, 0);
+  shard.advance_to(kTick0 - 1, 1);
+  auto a = event("A", "a", kT0 + 10 * kSec, 100);
+  auto b = event("B", "b", kT0 + 20 * kSec, 200);
+  a.clock = 0;
+  b.clock = 1;
+  shard.apply_event(a);
+  shard.apply_event(b);
+  shard.advance_to(kTick0 + 1, 0);
+  std::vector<ConditionalPut> stored;
+  BOOST_REQUIRE(shard.take_changes([&](std::vector<ConditionalPut>& puts) {
+                       stored = puts;
+                       return Status::ok();
+                     }).is_ok());
+
+  shard.drop_customers([](std::string_view id) { return id == "B"; }, {1});
+  BOOST_TEST(shard.find_customer("B") == nullptr);
+  BOOST_TEST(shard.current_tick(1) == kNoTick);
+  BOOST_TEST(shard.current_tick(0) == kTick0 + 1);
+  BOOST_TEST(shard.find_customer("A")->version == 1);
+
+  // Partition 1 comes back, its clock at kTick0 + 5 in the table.
+  ShardState loaded(ShardOptions{});
+  loaded.set_current_tick(kTick0 + 5, 1);
+  for (const ConditionalPut& put : stored)
+    if (put.record.pk == "CUSTOMER#B") BOOST_REQUIRE(loaded.load(put.record).is_ok());
+  loaded.finish_loading();
+  shard.absorb(loaded);
+  BOOST_TEST(shard.current_tick(1) == kTick0 + 5);
+  BOOST_TEST(shard.current_tick(0) == kTick0 + 1);
+  BOOST_TEST(shard.find_customer("B")->clock == 1);
+  shard.advance_to(kTick0 + 5, 1);  // not past the restored tick: nothing is due
+  BOOST_TEST(shard.find_customer("B")->version == 0);
+  shard.advance_to(kTick0 + 6, 1);
+  BOOST_TEST(shard.find_customer("B")->version == 1);
+  BOOST_TEST(item(shard, "B").find("\"as_of\":\"2025-01-01T00:30:00Z\"") != std::string::npos, item(shard, "B"));
+  BOOST_TEST(shard.find_customer("A")->version == 1);
+}
