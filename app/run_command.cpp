@@ -32,6 +32,7 @@
 #include "io/kafka_client.hpp"
 #include "io/kafka_source.hpp"
 #include "io/line_reader.hpp"
+#include "state/format.hpp"
 
 namespace streamscore {
 
@@ -461,7 +462,7 @@ int run(const RunArgs& args) {
   // only here, after the HTTP server's thread has started at the process's priority;
   // threads started from here on (a Kafka consumer's) inherit the lower priority.
   if (!(s = lower_this_thread_priority(config.engine.nice)).is_ok())
-    spdlog::warn("msg=\"engine.nice not applied to the source thread\" error=\"{}\"", s.message());
+    spdlog::warn("msg=\"engine.nice not applied to the source thread\" error={}", quoted_log_value(s.message()));
   std::unique_ptr<ModelRollout> rollout;
   if (options.scoring) {
     const int initial = options.initial_model ? options.initial_model->meta.version : 0;
@@ -494,7 +495,7 @@ int run(const RunArgs& args) {
                          : config.source.kind == "kafka" ? kafka->position()
                                                          : generator_position(config.source, produced));
     if (end.is_fenced()) {  // its partitions are another daemon's: what it read is theirs to apply
-      spdlog::warn("msg=\"shared table: fenced, the last checkpoint was dropped\" detail=\"{}\"", end.message());
+      spdlog::warn("msg=\"shared table: fenced, the last checkpoint was dropped\" detail={}", quoted_log_value(end.message()));
       end = Status::ok();
     } else if (end.is_ok() && kafka) {
       kafka->commit_offsets(/*wait=*/true);

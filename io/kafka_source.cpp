@@ -325,8 +325,8 @@ void KafkaSource::rebalance_trampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
 void KafkaSource::error_trampoline(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto* self = static_cast<KafkaSource*>(opaque);
   ++self->gauges_->errors;
-  spdlog::warn("msg=\"kafka client error\" error=\"{}\" detail=\"{}\"",
-               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), reason);
+  spdlog::warn("msg=\"kafka client error\" error={} detail={}",
+               rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), quoted_log_value(reason ? reason : ""));
 }
 
 // Shared table: the partitions' customers are loaded and their offsets read from the
@@ -404,8 +404,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
       }
       const bool fenced = s.is_fenced();
       if (fenced) {  // taken over meanwhile: the work is the new owners'
-        spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint\" detail=\"{}\"",
-                     s.message());
+        spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint\" detail={}",
+                     quoted_log_value(s.message()));
         s = Status::ok();
       } else if (s.is_ok()) {
         commit_offsets(/*wait=*/true);
@@ -428,7 +428,7 @@ Status KafkaSource::abandon(const Status& fenced) {
 
 Status KafkaSource::drop_partitions(const Status& fenced) {
   spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint and rejoining\" topic={} "
-               "detail=\"{}\"", options_.topic, fenced.message());
+               "detail={}", options_.topic, quoted_log_value(fenced.message()));
   position_.clear();  // nothing read from them may be committed any more
   Status s = release(nullptr, /*everything=*/true);
   const Status unassigned = unassign_all();
@@ -450,8 +450,8 @@ Status KafkaSource::rejoin() {
 Status KafkaSource::on_error(const rd_kafka_message_t* m) {
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return Status::ok();
   ++gauges_->errors;
-  spdlog::warn("msg=\"kafka consume error\" error={} detail=\"{}\"", rd_kafka_err2name(m->err),
-               rd_kafka_message_errstr(m));
+  spdlog::warn("msg=\"kafka consume error\" error={} detail={}", rd_kafka_err2name(m->err),
+               quoted_log_value(rd_kafka_message_errstr(m)));
   if (rd_kafka_fatal_error(consumer_.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
     return Status::io_error(std::string("kafka: fatal consumer error: ") + rd_kafka_message_errstr(m));
   return Status::ok();
@@ -533,8 +533,8 @@ KafkaOffsets KafkaSource::query_ends(const rd_kafka_topic_partition_list_t* part
     if (list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[i].offset >= 0)
       latest[list->elems[i].partition] = list->elems[i].offset;
   if (latest.size() != static_cast<std::size_t>(partitions->cnt))
-    spdlog::warn("msg=\"kafka end offsets of assigned partitions unknown until fetched\" topic={} known={} of={} error=\"{}\"",
-                 options_.topic, latest.size(), partitions->cnt, rd_kafka_err2str(err));
+    spdlog::warn("msg=\"kafka end offsets of assigned partitions unknown until fetched\" topic={} known={} of={} error={}",
+                 options_.topic, latest.size(), partitions->cnt, quoted_log_value(rd_kafka_err2str(err)));
   return latest;
 }
 
