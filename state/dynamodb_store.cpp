@@ -1295,13 +1295,16 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (pending && pending->is_bool() && pending->as_bool()) {
       std::string payload;
       s = load_payload(w, marker, static_cast<uint64_t>(seq), chunks, &payload);
-      // Another writer, alive, may have finished the commit and dropped its chunks meanwhile.
-      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      // Another process, alive, may have finished the commit and dropped its chunks meanwhile:
+      // its owner, or for this writer's own log a takeover by another writer.
+      if (s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq)))
+        return own ? recover_writer(w, own) : Status::ok();
       if (!s.is_ok()) return s;
       WriteSet ws;
       s = writes_of_log(w, marker, payload, static_cast<uint64_t>(seq), &ws);
-      // The same: its owner finished it and went on writing its items meanwhile.
-      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      // The same: it was finished and its items written further meanwhile.
+      if (s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq)))
+        return own ? recover_writer(w, own) : Status::ok();
       if (!s.is_ok()) return s;
       if (!(s = apply(w, ws, static_cast<uint64_t>(seq), commit_lease)).is_ok() ||
           !(s = finish(w, static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
