@@ -925,8 +925,11 @@ class DynamoDbStore final : public StateStore, private GcTable {
     const std::string payload = encode_redo_log(checked, bases);
     const bool inline_payload = payload.size() <= kChunkBytes;
     const std::vector<std::string_view> chunks = split(payload, kChunkBytes);
-    // (1) the log, unless the marker can carry it
+    // (0) a new marker: listed among the writers first (a collector removed the entry of a
+    // member that rejoins), or a takeover would never finish a commit of it that stopped
     Status s;
+    if (last_seq_ == 0 && !(s = register_writer()).is_ok()) return s;
+    // (1) the log, unless the marker can carry it
     if (!inline_payload) {
       std::vector<json::object> puts;
       for (std::size_t i = 0; i < chunks.size(); ++i) {
