@@ -335,10 +335,11 @@ class DynamoDbStore final : public StateStore, private GcTable {
         int64_t held_under = 0;
         const bool kept = claimed_.count(partition) > 0;
         if (!(s = claim(partition, lease, kept, &holder, &held_under)).is_ok()) {
-          if (s.is_fenced()) claimed_.clear();
-          // The marker carries the new lease already: taken away again, so that nothing of
-          // this outdated writer lands (a lease that holds nothing comes with its rejoin).
-          return s.is_fenced() ? fence_self(lease, s) : s;
+          if (!s.is_fenced()) return s;
+          // Outdated: the marker carries the new lease already, taken away again so that
+          // nothing of this writer lands; its rejoin starts from a lease that holds nothing.
+          claimed_.clear();
+          return fence_self(lease, s);
         }
         if (!holder.empty() && holder != self_.name && !(s = fence(holder, held_under)).is_ok()) return s;
       }
