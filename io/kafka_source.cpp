@@ -411,6 +411,12 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
         commit_offsets(/*wait=*/true);
       }
       if (s.is_ok() && options_.shared) s = release(partitions, /*everything=*/fenced || !incremental);
+      if (s.is_fenced()) {  // a partition that stays was taken meanwhile (stalled past its session): rejoin
+        s = drop_partitions(s);
+        rejoin_due_ = true;
+        if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
+        return;
+      }
     }
     if (options_.shared && !incremental) position_.clear();  // the partitions' offsets are the next owner's now
     const Status released = incremental ? unassign(partitions) : assign(nullptr);

@@ -30,6 +30,7 @@
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "state/dynamodb_client.hpp"
@@ -320,6 +321,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
   // claimed under it, and the writer that held it under an older lease fenced. The writer's
   // commit point requires its marker to still carry its lease, so a fenced writer's commit
   // that has not reached it never lands; one that has is finished by recover_other_writers().
+  // A partition kept from its previous takeover is claimed again only while it still names
+  // this writer: one stopped past its session may not take it back from its new holder.
   Status take_over(const std::vector<std::string>& partitions) override {
     return guarded("take_over", [&] {
       std::lock_guard<std::mutex> lock(commit_mu_);  // no commit of this writer in between
@@ -330,9 +333,17 @@ class DynamoDbStore final : public StateStore, private GcTable {
       for (const std::string& partition : partitions) {
         std::string holder;
         int64_t held_under = 0;
-        if (!(s = claim(partition, lease, &holder, &held_under)).is_ok()) return s;
+        const bool kept = claimed_.count(partition) > 0;
+        if (!(s = claim(partition, lease, kept, &holder, &held_under)).is_ok()) {
+          if (!s.is_fenced()) return s;
+          // Outdated: the marker carries the new lease already, taken away again so that
+          // nothing of this writer lands; its rejoin starts from a lease that holds nothing.
+          claimed_.clear();
+          return fence_self(lease, s);
+        }
         if (!holder.empty() && holder != self_.name && !(s = fence(holder, held_under)).is_ok()) return s;
       }
+      claimed_ = std::set<std::string>(partitions.begin(), partitions.end());
       return Status::ok();
     });
   }
@@ -822,14 +833,15 @@ class DynamoDbStore final : public StateStore, private GcTable {
   }
 
   // Records this writer as `partition`'s holder under `lease`, returning the previous holder
-  // and its lease. A holder under a newer lease means this takeover is already outdated.
-  Status claim(const std::string& partition, int64_t lease, std::string* holder, int64_t* held_under) {
+  // and its lease. A holder under a newer lease means this takeover is already outdated; so
+  // does another holder of a partition `kept` from this writer's previous takeover.
+  Status claim(const std::string& partition, int64_t lease, bool kept, std::string* holder, int64_t* held_under) {
     json::object reply;
     Status s = client_.call("UpdateItem",
                             {{"TableName", table()},
                              {"Key", key_of(kOwnersPk, partition)},
                              {"UpdateExpression", "SET #w = :w, #l = :l"},
-                             {"ConditionExpression", "attribute_not_exists(#l) OR #l < :l"},
+                             {"ConditionExpression", kept ? "#w = :w AND #l < :l" : "attribute_not_exists(#l) OR #l < :l"},
                              {"ExpressionAttributeNames", {{"#w", "writer"}, {"#l", "lease"}}},
                              {"ExpressionAttributeValues", {{":w", attr_s(self_.name)}, {":l", attr_n(lease)}}},
                              {"ReturnValues", "ALL_OLD"}},
@@ -837,7 +849,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (s.is_conflict()) {
       metrics().fenced.fetch_add(1, std::memory_order_relaxed);
       return Status::fenced("writer '" + self_.name + "' cannot take " + partition +
-                            ": another writer took it under a newer lease");
+                            (kept ? ": another writer took it over while this one held it"
+                                  : ": another writer took it under a newer lease"));
     }
     if (!s.is_ok()) return s;
     const json::value* old = reply.if_contains("Attributes");
@@ -861,6 +874,12 @@ class DynamoDbStore final : public StateStore, private GcTable {
                              {"ExpressionAttributeValues", {{":fenced", attr_n(0)}, {":held", attr_n(held_under)}}}},
                             &reply);
     return s.is_conflict() ? Status::ok() : s;
+  }
+
+  // Takes this writer's own `lease` away (as another writer's fence would), returning `why`.
+  Status fence_self(int64_t lease, const Status& why) {
+    const Status s = fence(self_.name, lease);
+    return s.is_ok() ? why : s;
   }
 
   // Why the commit point's condition failed: this writer's lease was taken (fenced), or
@@ -925,8 +944,11 @@ class DynamoDbStore final : public StateStore, private GcTable {
     const std::string payload = encode_redo_log(checked, bases);
     const bool inline_payload = payload.size() <= kChunkBytes;
     const std::vector<std::string_view> chunks = split(payload, kChunkBytes);
-    // (1) the log, unless the marker can carry it
+    // (0) a new marker: listed among the writers first (a collector removed the entry of a
+    // member that rejoins), or a takeover would never finish a commit of it that stopped
     Status s;
+    if (last_seq_ == 0 && !(s = register_writer()).is_ok()) return s;
+    // (1) the log, unless the marker can carry it
     if (!inline_payload) {
       std::vector<json::object> puts;
       for (std::size_t i = 0; i < chunks.size(); ++i) {
@@ -1295,13 +1317,16 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (pending && pending->is_bool() && pending->as_bool()) {
       std::string payload;
       s = load_payload(w, marker, static_cast<uint64_t>(seq), chunks, &payload);
-      // Another writer, alive, may have finished the commit and dropped its chunks meanwhile.
-      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      // Another process, alive, may have finished the commit and dropped its chunks meanwhile:
+      // its owner, or for this writer's own log a takeover by another writer.
+      if (s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq)))
+        return own ? recover_writer(w, own) : Status::ok();
       if (!s.is_ok()) return s;
       WriteSet ws;
       s = writes_of_log(w, marker, payload, static_cast<uint64_t>(seq), &ws);
-      // The same: its owner finished it and went on writing its items meanwhile.
-      if (!own && s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq))) return Status::ok();
+      // The same: it was finished and its items written further meanwhile.
+      if (s.code() == Status::Code::corruption && marker_moved(w, static_cast<uint64_t>(seq)))
+        return own ? recover_writer(w, own) : Status::ok();
       if (!s.is_ok()) return s;
       if (!(s = apply(w, ws, static_cast<uint64_t>(seq), commit_lease)).is_ok() ||
           !(s = finish(w, static_cast<uint64_t>(seq), static_cast<std::size_t>(chunks))).is_ok())
@@ -1782,6 +1807,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (!(s = batch_write(deletes)).is_ok() || !(s = put_layout()).is_ok()) return s;
     last_seq_ = 0;  // its marker went too: the next commit starts a new one
     lease_ = 0;
+    claimed_.clear();  // and its claims
     // Still indexed: everything written from now on is (a replay keeps a group's index).
     if (partition_count_ > 0 && !(s = put_partition_index(partition_count_)).is_ok()) return s;
     return register_writer();
@@ -1793,6 +1819,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
   std::mutex commit_mu_;      // one commit (one log sequence) at a time
   uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
   int64_t lease_ = 0;         // the lease its commits need on the marker (0: never took partitions)
+  std::set<std::string> claimed_;  // the partitions of its last takeover (take_over)
   // The partition count its commits index new customers and dedup ids under (0: none):
   // the table's (meta "partition_index") at open, a takeover's from then on.
   std::atomic<int32_t> partition_count_{0};

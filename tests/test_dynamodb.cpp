@@ -240,6 +240,32 @@ BOOST_AUTO_TEST_CASE(crash_before_commit_point_leaves_the_old_state) {
   BOOST_TEST(log_chunks(o) == 0u);
 }
 
+// A writer killed in a commit with a chunked log restarts while a takeover finishes that
+// log: the takeover drops the chunks between the restart reading the marker and loading
+// them. The restart sees the commit finished and opens, rather than calling it corrupt.
+BOOST_AUTO_TEST_CASE(a_restart_whose_log_a_takeover_finishes_meanwhile_opens) {
+  DynamoDbOptions o = table_with_a_crashed_commit(3, CommitStage::committed, 200'000, "new");
+  auto heir_finished = std::make_shared<std::atomic<bool>>(false);
+  DynamoDbOptions restart = o;
+  restart.test_fault = [o, heir_finished](std::string_view op, long*, std::string*) {
+    if (op == "BatchGetItem" && !heir_finished->exchange(true)) {
+      DynamoDbOptions heir = o;
+      heir.writer = "heir";
+      BOOST_TEST(open_store_on(heir)->recover_other_writers().is_ok());
+    }
+    return false;  // the request goes to the server, after the heir
+  };
+  std::unique_ptr<StateStore> store;
+  Status s = open_dynamodb_store(restart, &store);
+  BOOST_TEST_REQUIRE(heir_finished->load());
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  for (int i = 0; i < 3; ++i) BOOST_TEST(read(*store, "CUSTOMER#C" + std::to_string(1000 + i)).version == 2);
+  BOOST_TEST(log_chunks(o) == 0u);
+  Conflicts c;
+  BOOST_TEST(store->commit(sample_writes(3, 2, 10, "next"), &c).is_ok());
+  BOOST_TEST(c.empty());
+}
+
 // Between the check and the apply, another writer moves an item: the apply moves the
 // put on top of it (as commit_with_retry would), counts it, and loses neither write. The
 // racer is a re-scorer: it changes the public item and keeps the internal data (seed 0:
@@ -534,6 +560,79 @@ BOOST_AUTO_TEST_CASE(a_collected_group_member_is_fenced_and_rejoins) {
   BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
   checkpoint(*member, 20101, 20070, {put("CUSTOMER#M1", 0, "{}")});
   BOOST_TEST(member->get("CUSTOMER#M1", &item).is_ok());
+}
+
+// A collected member that rejoined is listed among the writers again: a commit of its that
+// stops after its commit point is finished by the next takeover, not lost.
+BOOST_AUTO_TEST_CASE(a_rejoined_members_pending_commit_is_finished_by_a_takeover) {
+  DynamoDbOptions as = g_dynalite->fresh_table();
+  as.writer = "member";
+  as.test_stop_after = CommitStage::committed;  // each of its commits stops after its commit point
+  std::unique_ptr<StateStore> member = open_store_on(as);
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  WriteSet first;
+  first.puts = {put("CUSTOMER#M0", 0, "{}")};
+  first.meta = {{"clock", "first"}};
+  Conflicts c;
+  Status s = member->commit(first, &c);
+  BOOST_TEST(s.message().find("stopped by the test hook") != std::string::npos, s.to_string());
+  DynamoDbOptions other = as;
+  other.test_stop_after = CommitStage::none;
+  other.writer = "collector";
+  other.gc_idle_ms = 0;
+  other.metrics = std::make_shared<DynamoDbMetrics>();
+  checkpoint(*open_store_on(other), 20100, 20050);
+  BOOST_TEST_REQUIRE(other.metrics->gc_writers.load() == 1u);
+
+  WriteSet late;
+  late.puts = {put("CUSTOMER#M2", 0, "{}")};
+  late.meta = {{"clock", "late"}};
+  s = member->commit(late, &c);
+  BOOST_TEST(s.is_fenced(), s.to_string());
+  BOOST_TEST_REQUIRE(member->take_over({"partition.t.0"}).is_ok());
+  WriteSet rejoined;
+  rejoined.puts = {put("CUSTOMER#M1", 0, "{}")};
+  rejoined.meta = {{"clock", "rejoined"}};
+  s = member->commit(rejoined, &c);
+  BOOST_TEST(s.message().find("stopped by the test hook") != std::string::npos, s.to_string());
+
+  other.writer = "heir";
+  std::unique_ptr<StateStore> heir = open_store_on(other);
+  BOOST_TEST_REQUIRE(heir->take_over({"partition.t.0"}).is_ok());
+  BOOST_TEST_REQUIRE(heir->recover_other_writers().is_ok());
+  ItemRecord item;
+  BOOST_TEST(heir->get("CUSTOMER#M1", &item).is_ok());
+}
+
+// A writer stopped past its session keeps a partition in its next takeover (a revocation
+// of others); another writer took it over and committed meanwhile. The stale one may not
+// claim it back over the new holder: it is fenced, and its commits are refused.
+BOOST_AUTO_TEST_CASE(a_kept_partition_taken_by_another_writer_is_not_claimed_back) {
+  DynamoDbOptions as = g_dynalite->fresh_table();
+  as.writer = "stale";
+  std::unique_ptr<StateStore> stale = open_store_on(as);
+  BOOST_TEST_REQUIRE(stale->take_over({"partition.t.0", "partition.t.1"}).is_ok());
+  checkpoint(*stale, 20002, 19990, {put("CUSTOMER#K1", 0, "{\"by\":\"stale\"}")});
+  as.writer = "heir";
+  std::unique_ptr<StateStore> heir = open_store_on(as);
+  BOOST_TEST_REQUIRE(heir->take_over({"partition.t.0"}).is_ok());
+  BOOST_TEST_REQUIRE(heir->recover_other_writers().is_ok());
+  checkpoint(*heir, 20003, 19990, {put("CUSTOMER#K1", 1, "{\"by\":\"heir\"}")});
+
+  Status s = stale->take_over({"partition.t.0"});  // p1 revoked, p0 kept: as it believes
+  BOOST_TEST(s.is_fenced(), s.to_string());
+  WriteSet late;
+  late.puts = {put("CUSTOMER#K1", 2, "{\"by\":\"stale, late\"}")};
+  late.meta = {{"partition.t.0", "older offset"}};
+  Conflicts c;
+  s = stale->commit(late, &c);
+  BOOST_TEST(s.is_fenced(), s.to_string());
+  BOOST_TEST(read(*heir, "CUSTOMER#K1").item_json == "{\"by\":\"heir\"}");
+  checkpoint(*heir, 20004, 19990, {put("CUSTOMER#K1", 2, "{\"by\":\"heir, next\"}")});
+  // Once it dropped its work, a fresh lease and the partitions the group gives it again.
+  BOOST_TEST_REQUIRE(stale->take_over({}).is_ok());
+  BOOST_TEST_REQUIRE(stale->take_over({"partition.t.1"}).is_ok());
+  checkpoint(*stale, 20005, 19990);
 }
 
 // ------------------------------------------------------------ the index by partition
