@@ -127,7 +127,8 @@ std::string encode_redo_log(const WriteSet& w, const std::vector<std::string>& b
     put_bytes(out, r.data);
   }
   put_signed(out, w.forget_dedup_before_day);
-  put_varint(out, w.forget_partition_dedup_before_day.size());
+  // Only when there are any: a log without them stays readable by the previous version.
+  if (!w.forget_partition_dedup_before_day.empty()) put_varint(out, w.forget_partition_dedup_before_day.size());
   for (const auto& [partition, day] : w.forget_partition_dedup_before_day) {
     put_signed(out, partition);
     put_signed(out, day);

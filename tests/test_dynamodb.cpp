@@ -679,6 +679,31 @@ BOOST_AUTO_TEST_CASE(a_writer_forgets_no_ids_in_a_partition_it_gave_away) {
   BOOST_TEST(ids_in_partition(o, 1) == customers_of_partition(customers_named("B", 24), 1).size());
 }
 
+// The partitions' forget bounds ride in the redo log: a commit stopped after its commit
+// point is finished by the next open, forgetting there as the commit would have.
+BOOST_AUTO_TEST_CASE(a_redo_forgets_in_the_partitions_the_commit_named) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  index_table_by_4_partitions(o);
+  const std::vector<std::string> all = customers_named("A", 24);
+  DynamoDbOptions as = o;
+  as.writer = "a";
+  checkpoint_ids(*open_store_on(as), 20010, 19990, all);
+  DynamoDbOptions crashing = as;
+  crashing.test_stop_after = CommitStage::committed;
+  WriteSet w;
+  w.meta = {{"clock", "later"}};
+  w.forget_partition_dedup_before_day = {{1, 20040}, {2, 20040}};
+  Conflicts c;
+  Status s = open_store_on(crashing)->commit(w, &c);
+  BOOST_TEST_REQUIRE(s.message().find("stopped by the test hook") != std::string::npos, s.to_string());
+  BOOST_TEST_REQUIRE(ids_in_partition(o, 1) == customers_of_partition(all, 1).size());
+  open_store_on(as);  // finishes the commit
+  BOOST_TEST(ids_in_partition(o, 0) == customers_of_partition(all, 0).size());
+  BOOST_TEST(ids_in_partition(o, 1) == 0u);
+  BOOST_TEST(ids_in_partition(o, 2) == 0u);
+  BOOST_TEST(ids_in_partition(o, 3) == customers_of_partition(all, 3).size());
+}
+
 // A collector judges "gone" by its own clocks, which may run ahead of a partition's
 // holder: it removes the gone writer's own rows but not its ids in the partitions' index,
 // which a later loader of each partition must still find.
