@@ -550,7 +550,6 @@ Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
   return s;
 }
 
-// One atomic batch: the items, then the positions they are consistent with.
 // Whole days of ids that have left the horizon (plus lateness) of every clock are forgotten
 // under the writer's own key. In a table indexed by partition, each held partition's index
 // is forgotten by that partition's clock alone, every writer's ids there: a partition
@@ -570,6 +569,7 @@ void Engine::add_forget_bounds(const ClockSnapshots& clocks, WriteSet* writes) {
   }
 }
 
+// One atomic batch: the items, then the positions they are consistent with.
 Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   std::vector<MetaPut> meta = extra_meta;
   if (item_sink_) {
