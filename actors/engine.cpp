@@ -53,6 +53,12 @@ bool get_clock(Decoder& d, ClockSnapshot* c) {
 // event time, tick); several start with kPartitionClocks.
 constexpr uint8_t kPartitionClocks = 2;
 
+// The first day of ids still inside the horizon (plus lateness) of a clock at `tick`.
+int64_t first_day_kept(int64_t tick, int64_t allowed_lateness_ns) {
+  const int64_t forget_ns = forget_before_ns(tick, allowed_lateness_ns);
+  return forget_ns / kDayNanos - (forget_ns % kDayNanos < 0 ? 1 : 0);
+}
+
 std::string encode_clocks(const ClockSnapshots& clocks) {
   if (clocks.empty() || (clocks.size() == 1 && clocks.begin()->first == kSingleClock))
     return encode_clock(clocks.empty() ? ClockSnapshot{} : clocks.begin()->second);
@@ -544,6 +550,25 @@ Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
   return s;
 }
 
+// Whole days of ids that have left the horizon (plus lateness) of every clock are forgotten
+// under the writer's own key. In a table indexed by partition, each held partition's index
+// is forgotten by that partition's clock alone, every writer's ids there: a partition
+// given away is its new holder's to forget, whose clock may lag (section 21).
+void Engine::add_forget_bounds(const ClockSnapshots& clocks, WriteSet* writes) {
+  int64_t earliest = 0;
+  if (earliest_tick(clocks, &earliest)) {
+    const int64_t day = first_day_kept(earliest, options_.allowed_lateness_ns);
+    if (day > forgotten_before_day_) writes->forget_dedup_before_day = forgotten_before_day_ = day;
+  }
+  for (const auto& [partition, clock] : clocks) {
+    if (partition == kSingleClock || !clock.started) continue;
+    const int64_t day = first_day_kept(clock.tick, options_.allowed_lateness_ns);
+    auto [last, fresh] = forgotten_partition_day_.emplace(partition, day);
+    if (!fresh && day <= last->second) continue;
+    writes->forget_partition_dedup_before_day[partition] = last->second = day;
+  }
+}
+
 // One atomic batch: the items, then the positions they are consistent with.
 Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   std::vector<MetaPut> meta = extra_meta;
@@ -574,13 +599,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   }
   writes.meta = std::move(meta);
   writes.dedup = std::move(cut.dedup);
-  // Whole days of ids that have left the horizon (plus lateness) of every clock are forgotten.
-  int64_t earliest = 0;
-  if (earliest_tick(cut.clocks, &earliest)) {
-    const int64_t forget_ns = forget_before_ns(earliest, options_.allowed_lateness_ns);
-    const int64_t day = forget_ns / kDayNanos - (forget_ns % kDayNanos < 0 ? 1 : 0);
-    if (day > forgotten_before_day_) writes.forget_dedup_before_day = forgotten_before_day_ = day;
-  }
+  add_forget_bounds(cut.clocks, &writes);
   std::vector<VersionShift> shifts;
   uint64_t conflicts = 0;
   Status s = commit_with_retry(*store_, &writes, &shifts, &conflicts);

@@ -143,6 +143,7 @@ class Engine {
   Status drain();
   Status take_cut(const BarrierRequest& request, Cut* cut);
   Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta);
+  void add_forget_bounds(const ClockSnapshots& clocks, WriteSet* writes);
   Status open_dead_letter(std::shared_ptr<DeadLetterSink>* sink);
   Status publish_committed(const Cut& cut);
   Status catch_up_items();
@@ -168,6 +169,7 @@ class Engine {
   uint64_t checkpoint_number_ = 0;
   uint64_t items_not_written_ = 0;  // puts left out by write_customers, in total
   int64_t forgotten_before_day_ = std::numeric_limits<int64_t>::min();
+  std::map<int32_t, int64_t> forgotten_partition_day_;  // by held partition (its clock)
   Status failure_;
   bool finished_ = false;
 };

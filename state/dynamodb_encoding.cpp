@@ -127,6 +127,12 @@ std::string encode_redo_log(const WriteSet& w, const std::vector<std::string>& b
     put_bytes(out, r.data);
   }
   put_signed(out, w.forget_dedup_before_day);
+  // Only when there are any: a log without them stays readable by the previous version.
+  if (!w.forget_partition_dedup_before_day.empty()) put_varint(out, w.forget_partition_dedup_before_day.size());
+  for (const auto& [partition, day] : w.forget_partition_dedup_before_day) {
+    put_signed(out, partition);
+    put_signed(out, day);
+  }
   return zstd_compress(out);
 }
 
@@ -164,7 +170,14 @@ Status decode_redo_log(std::string_view bytes, RedoLog* log) {
     ok = text(&key) && parse_dedup_record_key(key, &r) && text(&r.data);
     log->writes.dedup.push_back(std::move(r));
   }
-  ok = ok && d.signed_varint(&log->writes.forget_dedup_before_day) && d.at_end();
+  ok = ok && d.signed_varint(&log->writes.forget_dedup_before_day);
+  // Absent in a log written before partitions were forgotten by their holders.
+  for (n = 0, ok = ok && (d.at_end() || d.varint(&n)); ok && n > 0; --n) {
+    int64_t partition = 0, day = 0;
+    ok = d.signed_varint(&partition) && d.signed_varint(&day);
+    log->writes.forget_partition_dedup_before_day[static_cast<int32_t>(partition)] = day;
+  }
+  ok = ok && d.at_end();
   return ok ? Status::ok() : Status::corruption("redo log does not decode");
 }
 

@@ -725,6 +725,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
     }
     checked->dedup = writes.dedup;
     checked->forget_dedup_before_day = writes.forget_dedup_before_day;
+    checked->forget_partition_dedup_before_day = writes.forget_partition_dedup_before_day;
     return Status::ok();
   }
 
@@ -733,11 +734,11 @@ class DynamoDbStore final : public StateStore, private GcTable {
     Status s = validate(writes);
     if (!s.is_ok()) return s;
     if (writes.puts.empty() && writes.meta.empty() && writes.dedup.empty() &&
-        writes.forget_dedup_before_day == kNoDay)
+        writes.forget_dedup_before_day == kNoDay && writes.forget_partition_dedup_before_day.empty())
       return Status::ok();
     // One item alone is atomic in DynamoDB: a conditional write, no log.
     if (writes.puts.size() == 1 && writes.meta.empty() && writes.dedup.empty() &&
-        writes.forget_dedup_before_day == kNoDay)
+        writes.forget_dedup_before_day == kNoDay && writes.forget_partition_dedup_before_day.empty())
       return put_alone(writes.puts[0], conflicts);
     WriteSet checked;
     std::vector<std::string> bases;
@@ -1031,7 +1032,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
   // batch gives), then items, then meta last, so that a bulk load's "complete" comes last.
   Status apply(const WriterKeys& writer, const WriteSet& w, uint64_t seq, int64_t lease) {
     Status s = forget_dedup(writer, w.forget_dedup_before_day);
-    if (!s.is_ok()) return s;
+    if (!s.is_ok() || !(s = forget_partition_dedup(w.forget_partition_dedup_before_day)).is_ok()) return s;
     std::vector<json::object> dedup;
     for (const DedupRecord& r : w.dedup)
       if (!(s = dedup_items(writer, r, partition_count_, &dedup)).is_ok()) return s;
@@ -1100,35 +1101,84 @@ class DynamoDbStore final : public StateStore, private GcTable {
                             std::to_string(seq));
   }
 
+  // The writer's own records under its key, by the earliest of its clocks. Its records in
+  // a partition's index are not its to forget: that partition's holder forgets them by the
+  // partition's clock (forget_partition_dedup), which may lag behind this writer's.
   Status forget_dedup(const WriterKeys& w, int64_t before_day) {
     if (before_day == kNoDay) return Status::ok();
-    DedupRecord bound;
-    bound.day = before_day;
     std::vector<json::object> deletes;
-    Status s = query({{"KeyConditionExpression", "#pk = :p AND #sk < :b"},
-                      {"ProjectionExpression", "#pk, #sk"},
-                      {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                      {"ExpressionAttributeValues", {{":p", attr_s(w.dedup_pk)}, {":b", attr_s(hex(dedup_record_key(bound)))}}}},
-                     [&](json::object& item) {
-                       std::string sk;
-                       if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(w.dedup_pk, sk)));
-                       return Status::ok();
-                     });
+    Status s = below_day(w.dedup_pk, "", before_day, &deletes);
+    return s.is_ok() ? batch_write(deletes) : s;
+  }
+
+  // Every writer's records of days before each partition's bound in that partition's index
+  // (this writer holds the partitions; records of writers long gone included).
+  Status forget_partition_dedup(const std::map<int32_t, int64_t>& before_day) {
     const int32_t count = partition_count_;
-    for (int32_t p = 0; s.is_ok() && p < count; ++p) {  // the writer's records in each partition's index
-      const std::string pk = partition_index_pk(count, p), prefix = dedup_entry_prefix(w);
-      s = query({{"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :lo AND :hi"},
-                 {"ProjectionExpression", "#pk, #sk"},
-                 {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                 {"ExpressionAttributeValues",
-                  {{":p", attr_s(pk)}, {":lo", attr_s(prefix)}, {":hi", attr_s(prefix + hex(dedup_record_key(bound)))}}}},
-                [&](json::object& item) {
-                  std::string sk;
-                  if (get_s(item, "SK", &sk)) deletes.push_back(delete_request(key_of(pk, sk)));
-                  return Status::ok();
-                });
+    std::vector<json::object> deletes;
+    Status s;
+    for (auto it = before_day.begin(); s.is_ok() && it != before_day.end(); ++it) {
+      if (it->first < 0 || it->first >= count) continue;  // not a partition of the indexed topic
+      const std::string pk = partition_index_pk(count, it->first);
+      std::string prefix;
+      bool found = false;
+      // Writer by writer (records sort by writer, then by day): one read to find the next.
+      for (std::string from(kDedupEntryPrefix); s.is_ok(); from = next_writer_after(prefix)) {
+        if (!(s = first_dedup_writer(pk, from, &prefix, &found)).is_ok() || !found) break;
+        s = below_day(pk, prefix, it->second, &deletes);
+      }
     }
     return s.is_ok() ? batch_write(deletes) : s;
+  }
+
+  // Delete requests for the dedup records under `pk` (SKs: `prefix` + hex record key ...)
+  // of days before `before_day`.
+  Status below_day(const std::string& pk, const std::string& prefix, int64_t before_day,
+                   std::vector<json::object>* deletes) {
+    DedupRecord bound;
+    bound.day = before_day;
+    json::object values{{":p", attr_s(pk)}, {":hi", attr_s(prefix + hex(dedup_record_key(bound)))}};
+    if (!prefix.empty()) values[":lo"] = attr_s(prefix);  // a key value may not be empty
+    return query({{"KeyConditionExpression", prefix.empty() ? "#pk = :p AND #sk < :hi" : "#pk = :p AND #sk BETWEEN :lo AND :hi"},
+                  {"ProjectionExpression", "#pk, #sk"},
+                  {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                  {"ExpressionAttributeValues", std::move(values)}},
+                 [&](json::object& item) {
+                   std::string sk;
+                   if (get_s(item, "SK", &sk)) deletes->push_back(delete_request(key_of(pk, sk)));
+                   return Status::ok();
+                 });
+  }
+
+  // The SK prefix of the first writer with dedup records in index `pk` at or after `from`.
+  Status first_dedup_writer(const std::string& pk, const std::string& from, std::string* prefix, bool* found) {
+    const std::string end = next_writer_after(std::string(kDedupEntryPrefix));  // past every "D#..."
+    json::object reply;
+    Status s = client_.call("Query",
+                            {{"TableName", table()},
+                             {"ConsistentRead", true},
+                             {"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :from AND :end"},
+                             {"ProjectionExpression", "#sk"},
+                             {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+                             {"ExpressionAttributeValues", {{":p", attr_s(pk)}, {":from", attr_s(from)}, {":end", attr_s(end)}}},
+                             {"Limit", 1}},
+                            &reply);
+    *found = false;
+    const json::value* items = s.is_ok() ? reply.if_contains("Items") : nullptr;
+    if (!items || !items->is_array() || items->as_array().empty() || !items->as_array()[0].is_object()) return s;
+    std::string sk;
+    const std::size_t end_of_writer = get_s(items->as_array()[0].as_object(), "SK", &sk)
+                                          ? sk.find('#', kDedupEntryPrefix.size())
+                                          : std::string::npos;
+    if (end_of_writer == std::string::npos) return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+    *prefix = sk.substr(0, end_of_writer + 1);
+    *found = true;
+    return Status::ok();
+  }
+
+  // The lowest SK after every one beginning with `prefix` (ending in '#': "D#", "D#<hex>#").
+  static std::string next_writer_after(const std::string& prefix) {
+    return prefix.substr(0, prefix.size() - 1) + static_cast<char>(prefix.back() + 1);
   }
 
   // ------------------------------------------------------------ gone writers (dynamodb_gc.hpp)
@@ -1230,10 +1280,10 @@ class DynamoDbStore final : public StateStore, private GcTable {
 
   Status delete_leftovers(const std::string& name, std::size_t budget, std::size_t* deleted) override {
     const WriterKeys w = keys_of_writer(name);
-    // (partition key, SK prefix): its own keys, then its records in each partition's index.
+    // (partition key, SK prefix): its own keys only. Its records in the partitions' index are
+    // left to each partition's holder, who forgets them by the partition's clock: the
+    // collector's clocks may be ahead of it (gone for the collector is not forgotten there).
     std::vector<std::pair<std::string, std::string>> keys{{w.dedup_pk, ""}};
-    const int32_t count = partition_count_;
-    for (int32_t p = 0; p < count; ++p) keys.emplace_back(partition_index_pk(count, p), dedup_entry_prefix(w));
     keys.emplace_back(w.meta_pk, "");
     for (std::size_t p = 0; p < kLogPartitions; ++p) keys.emplace_back(chunk_pk(w, p), "");
     std::vector<json::object> deletes;

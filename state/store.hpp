@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <limits>
 #include <memory>
 #include <string>
@@ -76,6 +77,10 @@ struct WriteSet {
   std::vector<MetaPut> meta;
   std::vector<DedupRecord> dedup;
   int64_t forget_dedup_before_day = kNoDay;  // drop dedup records of earlier days
+  // A table indexed by source partition (DynamoDB, section 21): partition -> day; every
+  // writer's records of earlier days in that partition's index are dropped. Only the
+  // holder of a partition sends its bound, from that partition's clock.
+  std::map<int32_t, int64_t> forget_partition_dedup_before_day;
 };
 
 // The customers of some source partitions: those Kafka's default partitioner (murmur2 of

@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "state/dynamodb_client.hpp"
+#include "state/dynamodb_partitions.hpp"
 #include "state/dynamodb_store.hpp"
 #include "state/shard_state.hpp"
 #include "tests/cli_support.hpp"
@@ -661,9 +662,11 @@ DedupRecord ids_of_day(int64_t day, const std::vector<std::string>& customers) {
 }
 
 // A checkpoint of `store` on an indexed table: ids of `day` for `customers` (created),
-// and the forget bound of a clock at `forget_day`.
-void checkpoint_ids(StateStore& store, int64_t day, int64_t forget_day, const std::vector<std::string>& customers) {
+// the forget bound of a clock at `forget_day`, and those of the partitions it holds.
+void checkpoint_ids(StateStore& store, int64_t day, int64_t forget_day, const std::vector<std::string>& customers,
+                    const std::map<int32_t, int64_t>& forget_partitions = {}) {
   WriteSet w;
+  w.forget_partition_dedup_before_day = forget_partitions;
   for (const std::string& id : customers) w.puts.push_back(put("CUSTOMER#" + id, 0, "{}"));
   w.meta = {{"clock", "at day " + std::to_string(day)}};
   w.dedup = {ids_of_day(day, customers)};
@@ -693,7 +696,7 @@ void index_table_by_4_partitions(DynamoDbOptions o) {
 
 // A table indexed by partition keeps the writers' dedup records in the partitions' index:
 // a collector judges a writer by those too (ids inside its horizon: not gone) and removes
-// them with the rest of a gone writer's rows.
+// the rest of a gone writer's rows; the partitions' holders forget those by their clocks.
 BOOST_AUTO_TEST_CASE(gone_writers_records_in_the_partition_index_are_judged_and_collected) {
   DynamoDbOptions o = g_dynalite->fresh_table();
   index_table_by_4_partitions(o);
@@ -713,8 +716,113 @@ BOOST_AUTO_TEST_CASE(gone_writers_records_in_the_partition_index_are_judged_and_
   for (int i = 0; i < 20 && as.metrics->gc_writers.load() < 1; ++i)
     checkpoint_ids(*collector, 20100, 20050, {"K" + std::to_string(i)});
   BOOST_TEST(as.metrics->gc_writers.load() == 1u);
+  const std::vector<std::string> left = table_rows_of_writer(o, "gone");
+  BOOST_TEST(!left.empty());
+  for (const std::string& row : left) BOOST_TEST(row.rfind("PART#", 0) == 0u, row);
+  BOOST_TEST(table_rows_of_writer(o, "recent") == recent_rows);
+
+  checkpoint_ids(*collector, 20100, 20050, {"Z"}, {{0, 20050}, {1, 20050}, {2, 20050}, {3, 20050}});
   BOOST_TEST(table_rows_of_writer(o, "gone").empty());
   BOOST_TEST(table_rows_of_writer(o, "recent") == recent_rows);
+}
+
+namespace {
+
+// The ids a loader of partition `p` of 4 finds.
+std::size_t ids_in_partition(const DynamoDbOptions& o, int32_t p) {
+  DynamoDbOptions as = o;
+  as.writer = "loader";
+  std::size_t ids = 0;
+  Status s = open_store_on(as)->scan_partitions(
+      PartitionScope{4, {p}}, [](const ItemRecord&) { return true; },
+      [&](const DedupRecord& r) {
+        BOOST_TEST(for_each_dedup_id(r, [&](std::string_view, const DedupEntry&) { ++ids; }).is_ok());
+        return true;
+      });
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  return ids;
+}
+
+std::vector<std::string> customers_of_partition(const std::vector<std::string>& ids, int32_t p) {
+  std::vector<std::string> out;
+  for (const std::string& id : ids)
+    if (partition_of_customer(id, 4) == p) out.push_back(id);
+  return out;
+}
+
+}  // namespace
+
+// A writer forgets nothing in a partition it no longer holds: A held p1 (ids of day
+// 20010); p1 went to B, whose clock there is still early; A's later checkpoints forget by
+// the clocks of what A holds (day 20040) and a later loader of p1 (B killed, C) must still
+// find A's ids of p1, which only p1's clock may forget.
+BOOST_AUTO_TEST_CASE(a_writer_forgets_no_ids_in_a_partition_it_gave_away) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  index_table_by_4_partitions(o);
+  const std::vector<std::string> all = customers_named("A", 24);
+  const std::size_t in_p1 = customers_of_partition(all, 1).size();
+  BOOST_TEST_REQUIRE(in_p1 > 0u);
+  DynamoDbOptions as = o;
+  as.writer = "a";
+  std::unique_ptr<StateStore> a = open_store_on(as);
+  checkpoint_ids(*a, 20010, 19990, all);
+  BOOST_TEST_REQUIRE(ids_in_partition(o, 1) == in_p1);
+  const std::vector<std::string> later = customers_of_partition(customers_named("K", 24), 0);
+  checkpoint_ids(*a, 20045, 20040, later, {{0, 20040}});  // a redo replays the same bounds
+  BOOST_TEST(ids_in_partition(o, 1) == in_p1);
+  BOOST_TEST(ids_in_partition(o, 0) == later.size());  // its own partition: forgotten by p0's clock
+
+  // p1's holder forgets there by p1's clock, every writer's ids (its own and A's).
+  as.writer = "b";
+  checkpoint_ids(*open_store_on(as), 20050, 20020, customers_of_partition(customers_named("B", 24), 1), {{1, 20020}});
+  BOOST_TEST(ids_in_partition(o, 1) == customers_of_partition(customers_named("B", 24), 1).size());
+}
+
+// The partitions' forget bounds ride in the redo log: a commit stopped after its commit
+// point is finished by the next open, forgetting there as the commit would have.
+BOOST_AUTO_TEST_CASE(a_redo_forgets_in_the_partitions_the_commit_named) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  index_table_by_4_partitions(o);
+  const std::vector<std::string> all = customers_named("A", 24);
+  DynamoDbOptions as = o;
+  as.writer = "a";
+  checkpoint_ids(*open_store_on(as), 20010, 19990, all);
+  DynamoDbOptions crashing = as;
+  crashing.test_stop_after = CommitStage::committed;
+  WriteSet w;
+  w.meta = {{"clock", "later"}};
+  w.forget_partition_dedup_before_day = {{1, 20040}, {2, 20040}};
+  Conflicts c;
+  Status s = open_store_on(crashing)->commit(w, &c);
+  BOOST_TEST_REQUIRE(s.message().find("stopped by the test hook") != std::string::npos, s.to_string());
+  BOOST_TEST_REQUIRE(ids_in_partition(o, 1) == customers_of_partition(all, 1).size());
+  open_store_on(as);  // finishes the commit
+  BOOST_TEST(ids_in_partition(o, 0) == customers_of_partition(all, 0).size());
+  BOOST_TEST(ids_in_partition(o, 1) == 0u);
+  BOOST_TEST(ids_in_partition(o, 2) == 0u);
+  BOOST_TEST(ids_in_partition(o, 3) == customers_of_partition(all, 3).size());
+}
+
+// A collector judges "gone" by its own clocks, which may run ahead of a partition's
+// holder: it removes the gone writer's own rows but not its ids in the partitions' index,
+// which a later loader of each partition must still find.
+BOOST_AUTO_TEST_CASE(a_collector_leaves_a_gone_writers_ids_in_the_partition_index) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  index_table_by_4_partitions(o);
+  DynamoDbOptions as = o;
+  as.writer = "gone";
+  checkpoint_ids(*open_store_on(as), 20002, 19990, customers_named("G", 12));
+  as.writer = "collector";
+  as.gc_idle_ms = 0;
+  as.metrics = std::make_shared<DynamoDbMetrics>();
+  std::unique_ptr<StateStore> collector = open_store_on(as);
+  std::size_t own_ids = 0;  // one per checkpoint
+  for (; own_ids < 20 && as.metrics->gc_writers.load() < 1; ++own_ids)
+    checkpoint_ids(*collector, 20100, 20050, {"K" + std::to_string(own_ids)});
+  BOOST_TEST_REQUIRE(as.metrics->gc_writers.load() == 1u);
+  std::size_t ids = 0;
+  for (int32_t p = 0; p < 4; ++p) ids += ids_in_partition(o, p);
+  BOOST_TEST(ids == 12u + own_ids);
 }
 
 // A run after a backfill in parts reads the parts' dedup ids also from the partitions'

@@ -697,3 +697,55 @@ BOOST_AUTO_TEST_CASE(each_partition_ticks_by_its_own_clock_whatever_the_read_ord
   BOOST_TEST(run_partitions(one_after_another, 64, /*restart_after=*/p0.size() + 10) == expected);
   BOOST_TEST(run_partitions(interleaved, 7, /*restart_after=*/200) == expected);
 }
+
+namespace {
+
+// A memory store that keeps the forget bounds of every commit.
+class ForgetRecordingStore final : public StateStore {
+ public:
+  Status get(std::string_view pk, ItemRecord* out) override { return inner_->get(pk, out); }
+  Status commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) override {
+    for (const auto& [partition, day] : writes.forget_partition_dedup_before_day) partition_days[partition] = day;
+    return inner_->commit(writes, conflicts);
+  }
+  Status scan_dedup(const std::function<bool(const DedupRecord&)>& fn) override { return inner_->scan_dedup(fn); }
+  Status scan(const std::function<bool(const ItemRecord&)>& fn) override { return inner_->scan(fn); }
+  Status put_meta(std::string_view key, std::string_view value) override { return inner_->put_meta(key, value); }
+  Status get_meta(std::string_view key, std::string* value) override { return inner_->get_meta(key, value); }
+  Status clear() override { return inner_->clear(); }
+  Status sync() override { return inner_->sync(); }
+
+  std::map<int32_t, int64_t> partition_days;  // the last bound of each partition's index
+
+ private:
+  std::unique_ptr<StateStore> inner_ = make_memory_store();
+};
+
+}  // namespace
+
+// A partition's ids in the index are forgotten by that partition's clock alone: p0 is 38
+// days ahead of p1, and p1's ids go by p1's clock, not by p0's.
+BOOST_AUTO_TEST_CASE(each_held_partition_is_forgotten_by_its_own_clock) {
+  std::vector<PartitionRecord> records = partition_log(0, 0);
+  const std::vector<PartitionRecord> p1 = partition_log(1, 2);
+  records.insert(records.end(), p1.begin(), p1.begin() + 10);  // two days of p1
+  EngineOptions options;
+  options.shards = 2;
+  options.threads = 2;
+  options.allowed_lateness_ns = kLateness;
+  options.now_ns = [] { return kTestNow; };
+  ForgetRecordingStore store;
+  std::unique_ptr<Engine> engine;
+  BOOST_REQUIRE(Engine::start(options, &store, &engine).is_ok());
+  for (std::size_t i = 0; i < records.size(); i += 50) {
+    BOOST_REQUIRE(engine->submit(partition_batch(records, i, std::min(records.size(), i + 50))).is_ok());
+    BOOST_REQUIRE(engine->checkpoint({}).is_ok());
+  }
+  RunStats stats;
+  BOOST_REQUIRE(engine->finish(/*final_tick=*/false, &stats).is_ok());
+  BOOST_REQUIRE(store.partition_days.count(0) == 1u);
+  BOOST_REQUIRE(store.partition_days.count(1) == 1u);
+  const int64_t start_day = kStart / kDayNanos;
+  BOOST_TEST(store.partition_days[0] >= start_day + 5);  // 40 days read: 10 past the horizon, less lateness
+  BOOST_TEST(store.partition_days[1] <= start_day - 25);  // 2 days read
+}
