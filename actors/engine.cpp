@@ -56,7 +56,7 @@ constexpr uint8_t kPartitionClocks = 2;
 // The first day of ids still inside the horizon (plus lateness) of a clock at `tick`.
 int64_t first_day_kept(int64_t tick, int64_t allowed_lateness_ns) {
   const int64_t forget_ns = forget_before_ns(tick, allowed_lateness_ns);
-  return forget_ns / kDayNanos - (forget_ns % kDayNanos < 0 ? 1 : 0);
+  return floor_div(forget_ns, kDayNanos);
 }
 
 std::string encode_clocks(const ClockSnapshots& clocks) {

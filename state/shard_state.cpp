@@ -20,7 +20,7 @@ namespace {
 constexpr uint8_t kInternalFormat = 3;
 constexpr uint8_t kPreviousInternalFormat = 2;
 
-int64_t day_of(int64_t ns) { return ns >= 0 ? ns / kDayNanos : -((-ns + kDayNanos - 1) / kDayNanos); }
+int64_t day_of(int64_t ns) { return floor_div(ns, kDayNanos); }
 constexpr std::size_t kPutChunk = 4096;
 
 EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
