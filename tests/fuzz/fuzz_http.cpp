@@ -6,6 +6,7 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core.hpp>
 
+#include <cctype>
 #include <cstdlib>
 #include <optional>
 #include <sstream>
@@ -58,6 +59,18 @@ class Model final : public ModelAdmin {
 };
 
 constexpr const char* kToken = "fuzz-token";
+
+// The rule the server must follow, stated independently of it: the scheme "Bearer" in any
+// case, one or more spaces, then exactly the token (RFC 9110 sections 11.1 and 11.4).
+bool carries_token(std::string_view value) {
+  constexpr std::string_view kScheme = "bearer";
+  if (value.size() <= kScheme.size() || value[kScheme.size()] != ' ') return false;
+  for (std::size_t i = 0; i < kScheme.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(value[i])) != kScheme[i]) return false;
+  value.remove_prefix(kScheme.size());
+  while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  return value == kToken;
+}
 
 }  // namespace
 
@@ -114,7 +127,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       check(now.has_value() != late.has_value());
       res = now ? std::move(*now) : std::move(*late);
       const auto auth = req.find(http::field::authorization);
-      const bool had_token = auth != req.end() && auth->value() == std::string("Bearer ") + kToken;
+      const bool had_token =
+          auth != req.end() && carries_token(std::string_view(auth->value().data(), auth->value().size()));
       check(model.actions == before || had_token);
     }
     const int status = res.result_int();
