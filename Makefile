@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
 
-.PHONY: all deps build run test sanitize bench bench-http bench-kafka bench-scale bench-takeover fuzz clean
+.PHONY: all deps build run test sanitize bench bench-http bench-kafka bench-scale bench-takeover fuzz format format-check clean
 
 all: build
 
@@ -81,6 +81,15 @@ fuzz: deps
 	    || { tail -n 40 build-fuzz/fuzz-$$t.log; exit 1; }; \
 	  grep -E "^Done|stat::number_of_executed_units" build-fuzz/fuzz-$$t.log; \
 	done
+
+# The code style (.clang-format): `make format` rewrites the tree, `make format-check`
+# (run first by .ci/run) lists every file that differs and fails.
+FORMAT_FILES = $(shell git ls-files '*.cpp' '*.hpp')
+format: deps
+	@clang-format -i $(FORMAT_FILES)
+format-check: deps
+	@clang-format --dry-run --Werror $(FORMAT_FILES) 2>&1 | grep -E "^[^ ].*: (error|warning)" | cut -d: -f1 | sort -u | \
+	  { files=$$(cat); if [ -n "$$files" ]; then echo "format-check: not formatted (run make format):"; echo "$$files"; exit 1; fi; }
 
 clean:
 	rm -rf $(BUILD) build-fuzz build-sanitize

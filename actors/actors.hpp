@@ -33,18 +33,17 @@ struct ModelMetrics;
 // about to hand over to the model actor; after a swap it marks its items for re-scoring
 // in throttled steps (they leave at the following barriers).
 struct ShardScoring {
-  caf::actor model;                     // none: items carry no score
+  caf::actor model;                       // none: items carry no score
   std::shared_ptr<ModelMetrics> metrics;  // the shard's entries are at its index
-  std::size_t rescore_per_step = 1000;  // items marked per step
-  int64_t rescore_interval_ms = 100;    // between steps
+  std::size_t rescore_per_step = 1000;    // items marked per step
+  int64_t rescore_interval_ms = 100;      // between steps
 };
 
 // `store` outlives the actor; the shard writes to it only for a `direct` barrier.
 // The shard publishes its gauges (batches applied, tick duration) in `metrics` under `index`,
 // and its totals (item versions, tick time, dedup ids, customers) after every batch.
-caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics,
-                       ShardScoring scoring = {});
+caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
+                       std::shared_ptr<EngineMetrics> metrics, ShardScoring scoring = {});
 
 // Publishes the event time and the watermark in `metrics` after each batch.
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,

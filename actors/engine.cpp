@@ -1,12 +1,12 @@
 #include "actors/engine.hpp"
 
-#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
+#include <caf/all.hpp>
 
+#include <malloc.h>
 #include <algorithm>
 #include <chrono>
-#include <malloc.h>
 #include <cstdlib>
 #include <limits>
 #include <thread>
@@ -30,8 +30,7 @@ constexpr const char* kSessionRebuilding = "rebuilding";
 constexpr const char* kSessionComplete = "complete";
 
 int64_t wall_clock_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -102,8 +101,9 @@ Status check_format(StateStore* store) {
     Status scan = store->scan([&](const ItemRecord&) { return empty = false; });
     if (!scan.is_ok()) return scan;
     if (!empty)
-      return Status::corruption("the store holds items but no format marker: not written by "
-                                "streamscore; refusing to touch it");
+      return Status::corruption(
+          "the store holds items but no format marker: not written by "
+          "streamscore; refusing to touch it");
     return store->put_meta(kMetaFormat, kStoreFormat);
   }
   if (!s.is_ok()) return s;
@@ -164,8 +164,8 @@ struct LoadFilters {
 
 // Loads the shards `worker`, `worker + workers`, ... : every worker scans the whole
 // store but decodes only its own shards' customers and ids (those the filters pick).
-Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& states,
-                   std::size_t worker, std::size_t workers, const LoadFilters& filters) {
+Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& states, std::size_t worker,
+                   std::size_t workers, const LoadFilters& filters) {
   auto mine = [&](std::string_view id, const CustomerFilter& owned) -> ShardState* {
     const std::size_t shard = shard_of(XXH3_64bits(id.data(), id.size()), states.size());
     if (shard % workers != worker || (owned && !owned(id))) return nullptr;
@@ -174,8 +174,8 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
   Status inner;
   const auto load_item = [&](const ItemRecord& record) {
     if (ShardState* shard = mine(customer_id_of_pk(record.pk), filters.items))
-      inner = shard->load(record, filters.partition_of ? filters.partition_of(customer_id_of_pk(record.pk))
-                                                       : kSingleClock);
+      inner =
+          shard->load(record, filters.partition_of ? filters.partition_of(customer_id_of_pk(record.pk)) : kSingleClock);
     return inner.is_ok();
   };
   const auto load_ids = [&](const DedupRecord& record) {
@@ -206,8 +206,7 @@ Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int th
       for (auto& st : *states) st->set_current_tick(clock.tick, id);
   if (filters.scope && filters.scope->partitions.empty()) return Status::ok();  // no partition: nothing to read
   // A remote store is scanned once: every worker reads the whole store.
-  const std::size_t workers =
-      store->local_scans() ? std::min<std::size_t>(std::max(1, threads), states->size()) : 1;
+  const std::size_t workers = store->local_scans() ? std::min<std::size_t>(std::max(1, threads), states->size()) : 1;
   std::vector<Status> results(workers);
   std::vector<std::thread> pool;
   for (std::size_t w = 1; w < workers; ++w)
@@ -224,8 +223,10 @@ Status load_state(StateStore* store, const EngineOptions& options, int threads, 
   std::string clock_data;
   ClockSnapshots clocks;
   Status s = store->get_meta(kMetaClock, &clock_data);
-  if (s.is_ok()) s = decode_clocks(clock_data, &clocks);
-  else if (s.is_not_found()) s = Status::ok();
+  if (s.is_ok())
+    s = decode_clocks(clock_data, &clocks);
+  else if (s.is_not_found())
+    s = Status::ok();
   if (!s.is_ok()) return s;
   clock->restore(clocks);
   const PartitionScope* scope = options.load_partitions ? &*options.load_partitions : nullptr;
@@ -275,12 +276,9 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->metrics_ = std::make_shared<EngineMetrics>();
 
   Status s = check_format(store);
-  if (!s.is_ok() || !(s = check_settings(store, options)).is_ok() ||
-      !(s = check_session(store)).is_ok())
-    return s;
-  const int threads = options.threads > 0
-                          ? options.threads
-                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!s.is_ok() || !(s = check_settings(store, options)).is_ok() || !(s = check_session(store)).is_ok()) return s;
+  const int threads =
+      options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   engine->options_.threads = threads;  // resolved once; replace_customers loads with as many
   auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
   std::vector<std::shared_ptr<ShardState>> states;
@@ -315,13 +313,12 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
     scoring.metrics = engine->model_metrics_;
     constexpr int64_t kStepsPerSecond = 10;
     scoring.rescore_interval_ms = 1000 / kStepsPerSecond;
-    scoring.rescore_per_step = static_cast<std::size_t>(std::max<int64_t>(
-        1, options.rescore_rate / kStepsPerSecond / static_cast<int64_t>(states.size())));
+    scoring.rescore_per_step = static_cast<std::size_t>(
+        std::max<int64_t>(1, options.rescore_rate / kStepsPerSecond / static_cast<int64_t>(states.size())));
     engine->model_ = std::make_unique<caf::actor>(scoring.model);
   }
   for (std::size_t i = 0; i < states.size(); ++i)
-    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->metrics_,
-                                    scoring));
+    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->metrics_, scoring));
   if (engine->model_) caf::anon_send(*engine->model_, shards_atom::value, rc.shards);
   engine->metrics_->shard_count = static_cast<int>(states.size());
   rc.clock = spawn_window_clock(sys, clock, engine->metrics_);
@@ -365,8 +362,8 @@ Status Engine::open_dead_letter(std::shared_ptr<DeadLetterSink>* sink) {
   // so that a kill before the first checkpoint cuts back to here too (the file may hold
   // lines of earlier runs on other states).
   if (!options_.truncate_dead_letter &&
-      (!(s = store_->put_meta(kMetaDeadLetter, options_.dead_letter_path + "\n" +
-                                                   std::to_string(writer->bytes()))).is_ok() ||
+      (!(s = store_->put_meta(kMetaDeadLetter, options_.dead_letter_path + "\n" + std::to_string(writer->bytes())))
+            .is_ok() ||
        !(s = store_->sync()).is_ok()))
     return s;
   *sink = std::move(writer);
@@ -487,7 +484,8 @@ Status Engine::replace_customers(const CustomerFilter& owned, const PartitionSco
   // The partitions' clocks come with them, as their customers do: the ticks of each
   // continue exactly where its last holder's checkpoint left them.
   ClockSnapshots clocks;
-  if (owned && scope && options_.partition_clock_key && !(s = read_partition_clocks(scope->partitions, &clocks)).is_ok())
+  if (owned && scope && options_.partition_clock_key &&
+      !(s = read_partition_clocks(scope->partitions, &clocks)).is_ok())
     return s;
   (*self_)
       ->request(*clock_, caf::infinite, clock_atom::value, clocks)
@@ -496,8 +494,9 @@ Status Engine::replace_customers(const CustomerFilter& owned, const PartitionSco
   const CustomerFilter none = [](std::string_view) { return false; };
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
-  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads, clocks,
-                           {picked, picked, partition_of, owned ? scope : nullptr}, &states)).is_ok())
+  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads,
+                           clocks, {picked, picked, partition_of, owned ? scope : nullptr}, &states))
+           .is_ok())
     return s;
   for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
     (*self_)
@@ -527,7 +526,8 @@ Status Engine::reshape_customers(const CustomerFilter& dropped, const std::vecto
       return s;
     for (const auto& [p, clock] : restored) clocks[p] = clock;
     if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads,
-                             restored, {added, added, partition_of, scope}, &states)).is_ok())
+                             restored, {added, added, partition_of, scope}, &states))
+             .is_ok())
       return s;
   }
   (*self_)
@@ -606,7 +606,7 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   const std::size_t items = writes.puts.size();
   if (!s.is_ok()) return s;
   cut.puts = std::move(writes.puts);  // as committed (versions moved by conflicts): for the item sink
-  if (!shifts.empty()) {  // the owning shards move their versions along
+  if (!shifts.empty()) {              // the owning shards move their versions along
     std::vector<std::vector<VersionShift>> per_shard(shards_.size());
     for (VersionShift& shift : shifts) {
       const std::string_view id = customer_id_of_pk(shift.pk);
@@ -654,9 +654,8 @@ Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPu
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) return s;
   // The last items are delivered before the command ends, and the state says so: a
   // clean stop never publishes the table again at the next start.
-  if (item_sink_ &&
-      (!(s = publish_committed(cut)).is_ok() || !(s = item_sink_->flush()).is_ok() ||
-       !(s = record_items_delivered()).is_ok()))
+  if (item_sink_ && (!(s = publish_committed(cut)).is_ok() || !(s = item_sink_->flush()).is_ok() ||
+                     !(s = record_items_delivered()).is_ok()))
     return s;
   *stats = cut.stats;
   return Status::ok();

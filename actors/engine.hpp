@@ -41,8 +41,8 @@ using CustomerPartition = std::function<int32_t(std::string_view customer_id)>;
 
 struct EngineOptions {
   int shards = 8;
-  int threads = 0;   // CAF scheduler threads; 0 = number of cores
-  int parsers = 0;   // 0 = number of threads
+  int threads = 0;  // CAF scheduler threads; 0 = number of cores
+  int parsers = 0;  // 0 = number of threads
   // Nice steps added to every scheduler thread CAF starts (config engine.nice): ingestion
   // yields the CPU to the HTTP server's thread. 0 = same priority as the process.
   int nice = 0;
@@ -64,7 +64,7 @@ struct EngineOptions {
   // Which customers' items the checkpoints write (empty: all). A partitioned backfill
   // computes every customer (the clock needs every record) but writes only its part.
   CustomerFilter write_customers;
-  std::string dead_letter_path;   // empty = count dead letters but do not write them
+  std::string dead_letter_path;  // empty = count dead letters but do not write them
   // false: append, after cutting the file back to what the last checkpoint covered.
   bool truncate_dead_letter = true;
   // Set: dead letters go to the sink it makes (a Kafka topic) instead of the file above.
@@ -175,9 +175,9 @@ class Engine {
 };
 
 // Meta keys the engine keeps in the store.
-constexpr const char* kMetaFormat = "format";        // state format version
-constexpr const char* kMetaSettings = "settings";    // settings the state depends on
-constexpr const char* kMetaClock = "clock";          // window clock at the last checkpoint
+constexpr const char* kMetaFormat = "format";           // state format version
+constexpr const char* kMetaSettings = "settings";       // settings the state depends on
+constexpr const char* kMetaClock = "clock";             // window clock at the last checkpoint
 constexpr const char* kMetaDeadLetter = "dead_letter";  // dead-letter file and its length
 constexpr const char* kMetaCheckpoint = "checkpoint";   // number of the last checkpoint
 // The item sink and the last checkpoint whose items it has delivered.

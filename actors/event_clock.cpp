@@ -34,8 +34,7 @@ bool EventClock::remembered(const ClockSnapshot& clock, int64_t first_time_ns) c
   return !clock.started || first_time_ns >= forget_before_ns(clock.tick, lateness_ns_);
 }
 
-void EventClock::accept(ClockSnapshot& clock, int32_t id, int64_t time_ns, uint32_t position,
-                        ClassifyResult* out) {
+void EventClock::accept(ClockSnapshot& clock, int32_t id, int64_t time_ns, uint32_t position, ClassifyResult* out) {
   const int64_t watermark = time_ns - lateness_ns_;
   if (!clock.started) {
     clock.started = true;
@@ -77,8 +76,7 @@ void EventClock::classify(const std::vector<Candidate>& batch, ClassifyResult* o
       }
     }
     if (seen) {
-      out->verdicts[i] = first_fingerprint == c.fingerprint ? Verdict::duplicate
-                                                            : Verdict::conflicting_duplicate;
+      out->verdicts[i] = first_fingerprint == c.fingerprint ? Verdict::duplicate : Verdict::conflicting_duplicate;
       continue;
     }
     batch_ids_.upsert(DedupEntry{c.key, c.time_ns, c.fingerprint, 0});

@@ -19,9 +19,8 @@ namespace streamscore {
 // renderer accumulates them.
 struct LatencyHistogram {
   // Upper bounds in seconds, 50 us .. 10 s; one more bucket holds everything above.
-  static constexpr std::array<double, 16> kBounds = {
-      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-      0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   10.0};
+  static constexpr std::array<double, 16> kBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                     0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   10.0};
   std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets{};
   std::atomic<uint64_t> count{0};
   std::atomic<uint64_t> sum_ns{0};
@@ -43,7 +42,7 @@ constexpr std::size_t kMaxShardMetrics = 1024;
 struct EngineMetrics {
   std::atomic<uint64_t> read{0};
   std::atomic<uint64_t> accepted{0};
-  std::atomic<uint64_t> duplicates{0};             // includes conflicting ones
+  std::atomic<uint64_t> duplicates{0};  // includes conflicting ones
   std::atomic<uint64_t> conflicting_duplicates{0};
   std::array<std::atomic<uint64_t>, kReasonCount> dead_lettered{};
   std::atomic<uint64_t> ticks{0};
@@ -53,21 +52,21 @@ struct EngineMetrics {
   // Checkpoints (written by the engine when it commits one).
   std::atomic<uint64_t> checkpoints{0};
   std::atomic<int64_t> last_checkpoint_unix_ms{0};  // 0 = none yet in this process
-  std::atomic<uint64_t> items_committed{0};          // item puts in committed checkpoints
-  std::atomic<uint64_t> write_conflicts{0};          // puts retried: another writer moved the version
+  std::atomic<uint64_t> items_committed{0};         // item puts in committed checkpoints
+  std::atomic<uint64_t> write_conflicts{0};         // puts retried: another writer moved the version
   // Shard work, published after every applied batch (load simulations, `stress`).
-  std::atomic<uint64_t> item_versions{0};  // logical item writes (new versions) at ticks
-  std::atomic<uint64_t> tick_nanos{0};     // time the shards spent evaluating ticks, summed
-  std::atomic<int64_t> dedup_ids{0};       // ids the shards remember now (all shards)
-  std::atomic<int64_t> customers{0};       // customers the shards hold now (all shards)
+  std::atomic<uint64_t> item_versions{0};   // logical item writes (new versions) at ticks
+  std::atomic<uint64_t> tick_nanos{0};      // time the shards spent evaluating ticks, summed
+  std::atomic<int64_t> dedup_ids{0};        // ids the shards remember now (all shards)
+  std::atomic<int64_t> customers{0};        // customers the shards hold now (all shards)
   std::atomic<uint64_t> key_mismatches{0};  // Kafka records keyed other than their customer_id
   // The Kafka source's own health. The source updates it through the engine's const
   // view of the metrics, hence mutable.
   struct KafkaGauges {
-    std::atomic<uint64_t> errors{0};       // client errors (broker down, request errors), recovered or not
-    std::atomic<uint64_t> rebalances{0};   // partition assignments and revocations
-    std::atomic<int64_t> partitions{0};    // partitions assigned now
-    std::atomic<int64_t> lag{-1};          // messages behind the partitions' ends; -1 = unknown
+    std::atomic<uint64_t> errors{0};          // client errors (broker down, request errors), recovered or not
+    std::atomic<uint64_t> rebalances{0};      // partition assignments and revocations
+    std::atomic<int64_t> partitions{0};       // partitions assigned now
+    std::atomic<int64_t> lag{-1};             // messages behind the partitions' ends; -1 = unknown
     std::atomic<uint64_t> offset_commits{0};  // offsets committed to the group after a checkpoint
   };
   mutable KafkaGauges kafka;
@@ -149,9 +148,9 @@ struct RunStats {
   uint64_t items_written = 0;
   uint64_t logical_writes = 0;
   uint64_t dedup_ids = 0;
-  uint64_t conflicts = 0;     // writes retried because another writer moved the version
-  ClockSnapshot clock;        // where the window clock stands at the end
-  double finish_seconds = 0;  // final tick + writing every item, after the last record
+  uint64_t conflicts = 0;       // writes retried because another writer moved the version
+  ClockSnapshot clock;          // where the window clock stands at the end
+  double finish_seconds = 0;    // final tick + writing every item, after the last record
   double recovery_seconds = 0;  // loading the state at start (`run`)
 
   uint64_t dead_lettered_total() const {
@@ -159,9 +158,7 @@ struct RunStats {
     for (uint64_t d : dead_lettered) sum += d;
     return sum;
   }
-  bool balanced() const {
-    return read == accepted + duplicates + dead_lettered_total() + out_of_range;
-  }
+  bool balanced() const { return read == accepted + duplicates + dead_lettered_total() + out_of_range; }
 };
 
 }  // namespace streamscore

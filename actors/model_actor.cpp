@@ -33,8 +33,8 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
         if (!st.model) return reply;
         const auto started = std::chrono::steady_clock::now();
         Status s = score_rows(*st.model, request.rows, &reply.scores);
-        st.metrics->observe_scoring(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                        std::chrono::steady_clock::now() - started).count());
+        st.metrics->observe_scoring(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
         if (!s.is_ok())
           return caf::make_error(caf::sec::runtime_error,
                                  "model " + st.model->meta.version_name() + ": " + s.to_string());
@@ -57,8 +57,8 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
 
 }  // namespace
 
-caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial,
-                             std::shared_ptr<ModelMetrics> metrics, bool converge_initial) {
+caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial, std::shared_ptr<ModelMetrics> metrics,
+                             bool converge_initial) {
   // Set before the actor runs: readers of the metrics see the initial model at once.
   metrics->set_active(initial ? initial->meta.version : 0);
   return sys.spawn(model_actor, std::move(initial), std::move(metrics), converge_initial);

@@ -47,7 +47,7 @@ struct ModelMetrics {
   std::shared_ptr<EngineMetrics> engine;
   std::atomic<uint64_t> swaps{0};
   std::atomic<uint64_t> rows_scored{0};
-  std::atomic<uint64_t> rescored{0};       // items re-scored in the background (version + 1 each)
+  std::atomic<uint64_t> rescored{0};  // items re-scored in the background (version + 1 each)
   // Per shard: items whose model_version is not the active one, as of its last re-score
   // step (0 once it has converged).
   std::vector<std::atomic<int64_t>> stale;
@@ -75,8 +75,8 @@ struct ModelMetrics {
 // `initial` may be null (no model: replies carry no scores). With `converge_initial`
 // (a restart on stored items, which may carry another version's scores), the shards
 // re-score to the initial model as after a swap.
-caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial,
-                             std::shared_ptr<ModelMetrics> metrics, bool converge_initial);
+caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial, std::shared_ptr<ModelMetrics> metrics,
+                             bool converge_initial);
 
 }  // namespace streamscore
 

@@ -50,7 +50,7 @@ struct RouterState {
   std::vector<uint32_t> probe_slot;  // index of the event's key in its shard's probe
   std::vector<ProbeRequest> probe_requests;
   std::vector<ProbeReply> probe_replies;
-  uint64_t out_of_range = 0;  // valid records of the current batch outside [since, until)
+  uint64_t out_of_range = 0;    // valid records of the current batch outside [since, until)
   uint64_t key_mismatches = 0;  // of the current batch
   // The number of the batch being sequenced; retired (incremented) when it is done or
   // failed, so that a late reply for it is never taken for the next batch's.
@@ -80,8 +80,7 @@ void fail_batch(router_ptr self, uint64_t number, const caf::error& err) {
 }
 
 void add_tick_to_all(std::vector<ShardBatch>& out, const TickMark& mark) {
-  for (auto& sb : out)
-    sb.ticks.push_back(TickMark{static_cast<uint32_t>(sb.events.size()), mark.tick, mark.clock});
+  for (auto& sb : out) sb.ticks.push_back(TickMark{static_cast<uint32_t>(sb.events.size()), mark.tick, mark.clock});
 }
 
 DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uint32_t>& expired) {
@@ -94,15 +93,13 @@ DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uin
     const uint64_t position = batch.lines[index].position;
     const int32_t partition = batch.partitions.empty() ? -1 : batch.partitions[index];
     const std::string where = partition < 0 ? batch.source : batch.source + "/" + std::to_string(partition);
-    append_dead_letter(out.lines, reason, field, detail, where + ":" + std::to_string(position),
-                       batch.line(index));
+    append_dead_letter(out.lines, reason, field, detail, where + ":" + std::to_string(position), batch.line(index));
     out.entries.push_back(DeadLetterEntry{out.lines.size(), reason, partition, position});
   };
   // Merge both lists by record index so the dead letter keeps input order.
   while (r < st.rejects.size() || e < expired.size()) {
     const bool take_reject =
-        e == expired.size() ||
-        (r < st.rejects.size() && st.rejects[r].index < st.events[expired[e]].record_index);
+        e == expired.size() || (r < st.rejects.size() && st.rejects[r].index < st.events[expired[e]].record_index);
     if (take_reject) {
       const Rejected& rej = st.rejects[r++];
       add(rej.reason, rej.field, rej.detail, rej.index);
@@ -126,8 +123,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   uint64_t accepted = 0, duplicates = 0, conflicting = 0;
   std::size_t t = 0;
   for (std::size_t i = 0; i <= st.events.size(); ++i) {
-    for (; t < result.ticks.size() && result.ticks[t].position == i; ++t)
-      add_tick_to_all(out, result.ticks[t]);
+    for (; t < result.ticks.size() && result.ticks[t].position == i; ++t) add_tick_to_all(out, result.ticks[t]);
     if (i == st.events.size()) break;
     switch (result.verdicts[i]) {
       case Verdict::accepted:
@@ -162,8 +158,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   for (const ShardBatch& sb : out)
     if (!sb.events.empty() || !sb.ticks.empty()) ++applied->pending;
   auto one_done = [=] {
-    if (--applied->pending == 0)
-      self->send(applied->reply_to, ack_atom::value, BatchAck{applied->error});
+    if (--applied->pending == 0) self->send(applied->reply_to, ack_atom::value, BatchAck{applied->error});
   };
   for (std::size_t s = 0; s < out.size(); ++s) {
     if (out[s].events.empty() && out[s].ticks.empty()) continue;
@@ -176,8 +171,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
               });
   }
   if (applied->pending == 0) self->send(applied->reply_to, ack_atom::value, BatchAck{});
-  if (!dead.entries.empty())
-    self->send(st.config.dead_letter, write_atom::value, std::move(dead));
+  if (!dead.entries.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
 
   metrics.read += st.current->batch->lines.size();
   metrics.accepted += accepted;
@@ -237,8 +231,7 @@ void probe(router_ptr self) {
   const uint64_t number = st.sequence_number;
   for (std::size_t s = 0; s < shards; ++s) {
     if (st.probe_requests[s].keys.empty()) continue;
-    self->request(st.config.shards[s], caf::infinite, probe_atom::value,
-                  std::move(st.probe_requests[s]))
+    self->request(st.config.shards[s], caf::infinite, probe_atom::value, std::move(st.probe_requests[s]))
         .then(
             [=](ProbeReply& reply) {
               if (number != self->state.sequence_number) return;
@@ -280,8 +273,7 @@ void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
 
 int64_t future_limit(const RouterConfig& config) {
   const int64_t now = config.now_ns();
-  return now > INT64_MAX - config.max_future_skew_ns ? INT64_MAX
-                                                     : now + config.max_future_skew_ns;
+  return now > INT64_MAX - config.max_future_skew_ns ? INT64_MAX : now + config.max_future_skew_ns;
 }
 
 void start_parse(router_ptr self, std::shared_ptr<InFlight> batch) {
@@ -296,8 +288,7 @@ void start_parse(router_ptr self, std::shared_ptr<InFlight> batch) {
   for (uint32_t p = 0; p < parts; ++p) {
     const uint32_t begin = std::min(n, p * per_part);
     const uint32_t end = std::min(n, begin + per_part);
-    self->request(st.config.parsers[p], caf::infinite, parse_atom::value, batch->batch, begin, end,
-                  max_event_ns)
+    self->request(st.config.parsers[p], caf::infinite, parse_atom::value, batch->batch, begin, end, max_event_ns)
         .then(
             [=](ParsedChunk& chunk) {
               batch->chunks[p] = std::move(chunk);
@@ -388,8 +379,7 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
               // CAF prints "unexpected message" on stdout (into `run --json`).
               for (std::size_t s = 0; s < st.config.shards.size(); ++s) {
                 st.config.metrics->batch_sent(s);
-                self->request(st.config.shards[s], caf::infinite, apply_atom::value,
-                              ShardBatch{{}, {f.mark}})
+                self->request(st.config.shards[s], caf::infinite, apply_atom::value, ShardBatch{{}, {f.mark}})
                     .then([](bool) {});
               }
               st.config.metrics->ticks += f.ticks_emitted;

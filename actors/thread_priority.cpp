@@ -16,7 +16,9 @@ namespace streamscore {
 namespace {
 
 // PRIO_PROCESS with a thread id addresses that one thread on Linux (not the process).
-id_t this_thread_id() { return static_cast<id_t>(syscall(SYS_gettid)); }
+id_t this_thread_id() {
+  return static_cast<id_t>(syscall(SYS_gettid));
+}
 
 }  // namespace
 
@@ -30,8 +32,7 @@ Status lower_this_thread_priority(int steps) {
   if (steps == 0) return Status::ok();
   errno = 0;
   const int current = getpriority(PRIO_PROCESS, this_thread_id());
-  if (current == -1 && errno != 0)
-    return Status::io_error(std::string("getpriority: ") + std::strerror(errno));
+  if (current == -1 && errno != 0) return Status::io_error(std::string("getpriority: ") + std::strerror(errno));
   const int target = std::min(19, current + steps);
   if (setpriority(PRIO_PROCESS, this_thread_id(), target) != 0)
     return Status::io_error(std::string("setpriority: ") + std::strerror(errno));

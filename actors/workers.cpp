@@ -22,8 +22,7 @@ struct ParserState {
 // another key the value wins and the mismatch is counted. With a shared table, the
 // customer must be in the partition Kafka's default partitioner gives it: the daemon
 // that owns that partition owns the customer.
-bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, ParsedChunk* chunk,
-               ParseFailure* failure) {
+bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, ParsedChunk* chunk, ParseFailure* failure) {
   if (batch.keys.empty()) return true;
   const KeyRef& key = batch.keys[i];
   if (key.length <= 0) {
@@ -32,8 +31,7 @@ bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, Pars
     failure->detail = "the Kafka message has no key (expected the customer_id)";
     return false;
   }
-  if (std::string_view(batch.buffer->data() + key.offset, static_cast<std::size_t>(key.length)) !=
-      event.customer_id)
+  if (std::string_view(batch.buffer->data() + key.offset, static_cast<std::size_t>(key.length)) != event.customer_id)
     ++chunk->key_mismatches;
   if (batch.partition_count > 0) {
     const int32_t owner = kafka_partition_of_key(event.customer_id, batch.partition_count);
@@ -52,8 +50,7 @@ bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, Pars
 
 caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
   return {
-      [=](parse_atom, const RawBatchPtr& batch_ptr, uint32_t begin, uint32_t end,
-          int64_t max_event_ns) -> ParsedChunk {
+      [=](parse_atom, const RawBatchPtr& batch_ptr, uint32_t begin, uint32_t end, int64_t max_event_ns) -> ParsedChunk {
         const RawBatch& batch = *batch_ptr;
         ParsedChunk chunk;
         chunk.events.reserve(end - begin);
@@ -67,8 +64,7 @@ caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
             event.record_index = i;
             chunk.events.push_back(std::move(event));
           } else {
-            chunk.rejects.push_back(
-                Rejected{i, failure.reason, std::move(failure.field), std::move(failure.detail)});
+            chunk.rejects.push_back(Rejected{i, failure.reason, std::move(failure.field), std::move(failure.detail)});
           }
         }
         return chunk;
@@ -82,7 +78,7 @@ struct ShardActorState {
   uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
-  uint64_t logical_writes_before = 0;  // by the states replaced since start (a shared table's rebalances)
+  uint64_t logical_writes_before = 0;      // by the states replaced since start (a shared table's rebalances)
   std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges, stress and simulation totals
   ShardScoring scoring;
   int32_t rescore_target = 0;  // the model version the items converge to
@@ -197,14 +193,12 @@ void rescore_step(shard_ptr self) {
   st.scoring.metrics->stale_for[st.index].store(st.rescore_target);
   if (stale > 0) {
     st.rescore_pending = true;
-    self->delayed_send(self, std::chrono::milliseconds(st.scoring.rescore_interval_ms),
-                       rescore_atom::value);
+    self->delayed_send(self, std::chrono::milliseconds(st.scoring.rescore_interval_ms), rescore_atom::value);
   }
 }
 
-caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store,
-                          uint32_t index, std::shared_ptr<EngineMetrics> metrics,
-                          ShardScoring scoring) {
+caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
+                          std::shared_ptr<EngineMetrics> metrics, ShardScoring scoring) {
   self->state.shard = std::move(state);
   self->state.store = store;
   self->state.metrics = std::move(metrics);
@@ -222,8 +216,8 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
         const auto started = std::chrono::steady_clock::now();
         st.shard->apply(batch.events, batch.ticks);
         if (!batch.ticks.empty())
-          st.metrics->tick_duration.observe_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
-              std::chrono::steady_clock::now() - started).count());
+          st.metrics->tick_duration.observe_ns(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
         publish(st);
         st.metrics->batch_applied(st.index);
         return true;  // applied: the router acks the batch to the source when all shards are
@@ -235,8 +229,10 @@ caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, Sta
             [=]() mutable {
               ShardCut cut;
               Status s = take_cut(self->state, request, cut);
-              if (!s.is_ok()) promise.deliver(caf::make_error(caf::sec::runtime_error, s.to_string()));
-              else promise.deliver(std::move(cut));
+              if (!s.is_ok())
+                promise.deliver(caf::make_error(caf::sec::runtime_error, s.to_string()));
+              else
+                promise.deliver(std::move(cut));
             },
             [=](caf::error& err) mutable { promise.deliver(err); });
         return promise;
@@ -302,8 +298,8 @@ void publish_clock(const EventClock& clock, EngineMetrics& m) {
   m.event_clock_started = 1;
 }
 
-caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self,
-                          std::shared_ptr<EventClock> clock, std::shared_ptr<EngineMetrics> metrics) {
+caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self, std::shared_ptr<EventClock> clock,
+                          std::shared_ptr<EngineMetrics> metrics) {
   self->state.clock = std::move(clock);
   self->state.metrics = std::move(metrics);
   publish_clock(*self->state.clock, *self->state.metrics);  // a restored clock
@@ -334,8 +330,7 @@ struct DeadLetterActorState {
   Status failure;
 };
 
-caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
-                                std::shared_ptr<DeadLetterSink> sink) {
+caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self, std::shared_ptr<DeadLetterSink> sink) {
   self->state.sink = std::move(sink);
   return {
       [=](write_atom, const DeadLetterBatch& batch) {
@@ -349,8 +344,7 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
       [=](flush_atom) -> caf::result<uint64_t> {
         if (self->state.failure.is_ok()) self->state.failure = self->state.sink->flush();
         if (!self->state.failure.is_ok())
-          return caf::make_error(caf::sec::runtime_error,
-                                 "dead letter: " + self->state.failure.to_string());
+          return caf::make_error(caf::sec::runtime_error, "dead letter: " + self->state.failure.to_string());
         return self->state.sink->position();
       },
   };
@@ -358,13 +352,13 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 
 }  // namespace
 
-caf::actor spawn_parser(caf::actor_system& sys) { return sys.spawn(parser_actor); }
+caf::actor spawn_parser(caf::actor_system& sys) {
+  return sys.spawn(parser_actor);
+}
 
-caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state,
-                       StateStore* store, uint32_t index, std::shared_ptr<EngineMetrics> metrics,
-                       ShardScoring scoring) {
-  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics),
-                   std::move(scoring));
+caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
+                       std::shared_ptr<EngineMetrics> metrics, ShardScoring scoring) {
+  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics), std::move(scoring));
 }
 
 caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,

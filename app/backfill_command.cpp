@@ -5,10 +5,11 @@
 // the end of a slice, so an interrupted backfill continues after its last finished
 // slice, and the writes to the store are throttled. Records outside --since/--until
 // are skipped and counted.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <xxhash.h>
+#include <CLI/CLI.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <csignal>
@@ -17,7 +18,6 @@
 #include <filesystem>
 #include <sstream>
 #include <thread>
-#include <unistd.h>
 
 #include "actors/engine.hpp"
 #include "app/commands.hpp"
@@ -86,8 +86,8 @@ struct Progress {
 };
 
 std::string encode(const Progress& p) {
-  return p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) +
-         "\n" + std::to_string(p.offset) + "\n" + std::to_string(p.line);
+  return p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
+         std::to_string(p.offset) + "\n" + std::to_string(p.line);
 }
 
 Status decode(const std::string& value, Progress* p) {
@@ -105,16 +105,12 @@ Status decode(const std::string& value, Progress* p) {
 
 Status make_plan(const BackfillArgs& args, Plan* plan) {
   if (!args.since.empty() && !parse_utc_time(args.since, &plan->since_ns).is_ok())
-    return Status::invalid_argument("--since '" + args.since +
-                                    "': expected a UTC time like 2025-01-01T00:00:00Z");
+    return Status::invalid_argument("--since '" + args.since + "': expected a UTC time like 2025-01-01T00:00:00Z");
   if (!args.until.empty() && !parse_utc_time(args.until, &plan->until_ns).is_ok())
-    return Status::invalid_argument("--until '" + args.until +
-                                    "': expected a UTC time like 2025-02-01T00:00:00Z");
-  if (plan->since_ns >= plan->until_ns)
-    return Status::invalid_argument("--since must be before --until");
+    return Status::invalid_argument("--until '" + args.until + "': expected a UTC time like 2025-02-01T00:00:00Z");
+  if (plan->since_ns >= plan->until_ns) return Status::invalid_argument("--since must be before --until");
   int64_t slice_ns = 0;
-  if (!parse_duration(args.slice, &slice_ns).is_ok() || slice_ns < kTickNanos ||
-      slice_ns % kTickNanos != 0)
+  if (!parse_duration(args.slice, &slice_ns).is_ok() || slice_ns < kTickNanos || slice_ns % kTickNanos != 0)
     return Status::invalid_argument("--slice '" + args.slice +
                                     "': expected a whole number of 5-minute windows, like 6h or 1d");
   if (args.max_writes_per_sec < 0)
@@ -143,9 +139,7 @@ class Throttle {
     std::this_thread::sleep_until(due);
   }
   uint64_t written() const { return written_; }
-  double seconds() const {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  }
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count(); }
 
  private:
   int64_t per_second_;
@@ -161,10 +155,14 @@ std::string utc(int64_t tick) {
 
 class Backfill {
  public:
-  Backfill(const BackfillArgs& args, const Plan& plan, const Config& config, Engine& engine,
-           Progress progress)
-      : args_(args), plan_(plan), config_(config), engine_(engine), progress_(std::move(progress)),
-        throttle_(args.max_writes_per_sec), show_(::isatty(STDERR_FILENO) != 0) {}
+  Backfill(const BackfillArgs& args, const Plan& plan, const Config& config, Engine& engine, Progress progress)
+      : args_(args),
+        plan_(plan),
+        config_(config),
+        engine_(engine),
+        progress_(std::move(progress)),
+        throttle_(args.max_writes_per_sec),
+        show_(::isatty(STDERR_FILENO) != 0) {}
 
   Status feed(RunStats* stats) {
     const uint64_t committed_before = engine_.metrics().items_committed;
@@ -243,8 +241,8 @@ class Backfill {
     const double secs = throttle_.seconds();
     std::fprintf(stderr, "backfill: %s through %s committed: %llu records read, %llu item writes (%.0f/s)\n",
                  last ? "final slice" : fmt::format("slice {}", slices_).c_str(), utc(tick).c_str(),
-                 (unsigned long long)engine_.metrics().read.load(),
-                 (unsigned long long)throttle_.written(), secs > 0 ? throttle_.written() / secs : 0.0);
+                 (unsigned long long)engine_.metrics().read.load(), (unsigned long long)throttle_.written(),
+                 secs > 0 ? throttle_.written() / secs : 0.0);
   }
 
   const BackfillArgs& args_;
@@ -280,8 +278,7 @@ Status check_part_is_empty(StateStore& store, const Plan& plan) {
 }
 
 // Decides between a fresh start (the state is cleared), a resume, and nothing to do.
-Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bool* resume,
-                     bool* done) {
+Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bool* resume, bool* done) {
   std::string value;
   Status s = store.get_meta(kMetaBackfill, &value);
   if (s.is_ok()) {
@@ -294,8 +291,10 @@ Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bo
       return Status::ok();
     }
     if (plan.parts == 0)
-      std::fprintf(stderr, "streamscore backfill: the state holds a backfill with other arguments (%s); "
-                           "starting over\n", stored.identity.c_str());
+      std::fprintf(stderr,
+                   "streamscore backfill: the state holds a backfill with other arguments (%s); "
+                   "starting over\n",
+                   stored.identity.c_str());
   } else if (!s.is_not_found()) {
     return s;
   }
@@ -375,15 +374,14 @@ int backfill(const BackfillArgs& args) {
     print_error("backfill", s.to_string());
     return kExitFailure;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary("backfill", stats, seconds, args.json);
   const double rate = job.write_seconds() > 0 ? job.writes() / job.write_seconds() : 0.0;
   if (args.json) {
-    std::printf("{\"command\":\"backfill-writes\",\"slices\":%d,\"item_writes\":%llu,"
-                "\"write_seconds\":%.3f,\"writes_per_second\":%.1f,\"max_writes_per_sec\":%lld}\n",
-                job.slices(), (unsigned long long)job.writes(), job.write_seconds(), rate,
-                (long long)args.max_writes_per_sec);
+    std::printf(
+        "{\"command\":\"backfill-writes\",\"slices\":%d,\"item_writes\":%llu,"
+        "\"write_seconds\":%.3f,\"writes_per_second\":%.1f,\"max_writes_per_sec\":%lld}\n",
+        job.slices(), (unsigned long long)job.writes(), job.write_seconds(), rate, (long long)args.max_writes_per_sec);
   } else {
     std::printf("  slices committed  %12d\n  item writes       %12llu   (%.0f/s", job.slices(),
                 (unsigned long long)job.writes(), rate);
@@ -400,8 +398,7 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<BackfillArgs>();
   CLI::App* cmd = root.add_subcommand(
       "backfill", "Rebuild the state from event logs in committed, resumable, throttled time slices");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")
-      ->required();
+  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
   cmd->add_option("--state", args->state_dir, "RocksDB state directory; not with state.backend = \"dynamodb\"");
   cmd->add_option("--since", args->since, "skip events before this UTC time (YYYY-MM-DDTHH:MM:SSZ)");
   cmd->add_option("--until", args->until, "skip events at or after this UTC time");

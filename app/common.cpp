@@ -17,8 +17,7 @@
 
 namespace streamscore {
 
-Status open_store(const std::string& backend, const std::string& path,
-                  std::unique_ptr<StateStore>* out) {
+Status open_store(const std::string& backend, const std::string& path, std::unique_ptr<StateStore>* out) {
   StateConfig state;
   state.backend = backend;
   state.path = path;
@@ -119,8 +118,8 @@ EngineOptions engine_options_from(const Config& config) {
   // The Kafka sinks are made by the engine at start, so that a refused client
   // configuration is an error of Engine::start like any other.
   if (config.dead_letter.kind == "kafka")
-    o.make_dead_letter_sink = [kafka = config.kafka, topic = config.dead_letter.topic](
-                                  std::shared_ptr<DeadLetterSink>* out) {
+    o.make_dead_letter_sink = [kafka = config.kafka,
+                               topic = config.dead_letter.topic](std::shared_ptr<DeadLetterSink>* out) {
       return make_kafka_dead_letter_sink(kafka, topic, out);
     };
   if (!config.output.topic.empty())
@@ -157,12 +156,12 @@ void ProgressLine::update(const EngineMetrics& m) {
   last_ = now;
   const double secs = std::chrono::duration<double>(now - start_).count();
   const uint64_t read = m.read.load();
-  std::fprintf(stderr, "\r\033[K%s: %llu records, %.0f records/s, accepted %llu, duplicates %llu, dead-lettered %llu, ticks %llu",
-               label_.c_str(), static_cast<unsigned long long>(read),
-               secs > 0 ? read / secs : 0.0, static_cast<unsigned long long>(m.accepted.load()),
-               static_cast<unsigned long long>(m.duplicates.load()),
-               static_cast<unsigned long long>(m.dead_lettered_total()),
-               static_cast<unsigned long long>(m.ticks.load()));
+  std::fprintf(
+      stderr,
+      "\r\033[K%s: %llu records, %.0f records/s, accepted %llu, duplicates %llu, dead-lettered %llu, ticks %llu",
+      label_.c_str(), static_cast<unsigned long long>(read), secs > 0 ? read / secs : 0.0,
+      static_cast<unsigned long long>(m.accepted.load()), static_cast<unsigned long long>(m.duplicates.load()),
+      static_cast<unsigned long long>(m.dead_lettered_total()), static_cast<unsigned long long>(m.ticks.load()));
   std::fflush(stderr);
 }
 
@@ -184,33 +183,28 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
   if (as_json) {
     std::string reasons;
     for (int r = 0; r < kReasonCount; ++r)
-      reasons += fmt::format("{}\"{}\":{}", r ? "," : "", reason_name(static_cast<Reason>(r)),
-                             s.dead_lettered[r]);
+      reasons += fmt::format("{}\"{}\":{}", r ? "," : "", reason_name(static_cast<Reason>(r)), s.dead_lettered[r]);
     std::printf(
         "{\"command\":\"%s\",\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,"
         "\"conflicting_duplicates\":%llu,\"dead_lettered\":%llu,\"dead_lettered_by_reason\":{%s},"
-        "\"expired\":%llu,\"out_of_range\":%llu,\"key_mismatches\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_written\":%llu,"
+        "\"expired\":%llu,\"out_of_range\":%llu,\"key_mismatches\":%llu,\"customers\":%llu,\"ticks\":%llu,\"items_"
+        "written\":%llu,"
         "\"item_versions\":%llu,\"write_conflicts\":%llu,\"balanced\":%s,\"seconds\":%.3f,"
         "\"finish_seconds\":%.3f,\"recovery_seconds\":%.3f,\"records_per_second\":%.0f,"
         "\"peak_rss_kb\":%llu}\n",
-        command, (unsigned long long)s.read, (unsigned long long)s.accepted,
-        (unsigned long long)s.duplicates, (unsigned long long)s.conflicting_duplicates,
-        (unsigned long long)s.dead_lettered_total(), reasons.c_str(),
-        (unsigned long long)s.dead_lettered[static_cast<int>(Reason::expired)],
-        (unsigned long long)s.out_of_range, (unsigned long long)s.key_mismatches,
-        (unsigned long long)s.customers, (unsigned long long)s.ticks,
-        (unsigned long long)s.items_written, (unsigned long long)s.logical_writes,
-        (unsigned long long)s.conflicts, s.balanced() ? "true" : "false", seconds,
-        s.finish_seconds, s.recovery_seconds, rate,
+        command, (unsigned long long)s.read, (unsigned long long)s.accepted, (unsigned long long)s.duplicates,
+        (unsigned long long)s.conflicting_duplicates, (unsigned long long)s.dead_lettered_total(), reasons.c_str(),
+        (unsigned long long)s.dead_lettered[static_cast<int>(Reason::expired)], (unsigned long long)s.out_of_range,
+        (unsigned long long)s.key_mismatches, (unsigned long long)s.customers, (unsigned long long)s.ticks,
+        (unsigned long long)s.items_written, (unsigned long long)s.logical_writes, (unsigned long long)s.conflicts,
+        s.balanced() ? "true" : "false", seconds, s.finish_seconds, s.recovery_seconds, rate,
         (unsigned long long)rss_kb);
     return;
   }
-  std::string out = fmt::format("{}: {} records in {:.2f} s ({:.0f} records/s)\n", command, s.read,
-                                seconds, rate);
+  std::string out = fmt::format("{}: {} records in {:.2f} s ({:.0f} records/s)\n", command, s.read, seconds, rate);
   out += fmt::format("  read              {:>12}\n", s.read);
   out += fmt::format("  accepted          {:>12}\n", s.accepted);
-  out += fmt::format("  duplicates        {:>12}   (conflicting: {})\n", s.duplicates,
-                     s.conflicting_duplicates);
+  out += fmt::format("  duplicates        {:>12}   (conflicting: {})\n", s.duplicates, s.conflicting_duplicates);
   out += fmt::format("  dead-lettered     {:>12}\n", s.dead_lettered_total());
   for (int r = 0; r < kReasonCount; ++r)
     if (s.dead_lettered[r] > 0)
@@ -219,19 +213,16 @@ void print_summary(const char* command, const RunStats& s, double seconds, bool 
   if (s.out_of_range > 0)
     out += fmt::format("  out of range      {:>12}   (outside --since/--until)\n", s.out_of_range);
   if (s.key_mismatches > 0)
-    out += fmt::format("  key mismatches    {:>12}   (Kafka key != customer_id; the value won)\n",
-                       s.key_mismatches);
+    out += fmt::format("  key mismatches    {:>12}   (Kafka key != customer_id; the value won)\n", s.key_mismatches);
   out += fmt::format("  customers         {:>12}\n", s.customers);
   out += fmt::format("  ticks             {:>12}\n", s.ticks);
-  out += fmt::format("  items written     {:>12}   (item versions: {})\n", s.items_written,
-                     s.logical_writes);
+  out += fmt::format("  items written     {:>12}   (item versions: {})\n", s.items_written, s.logical_writes);
   if (s.conflicts > 0)
     out += fmt::format("  write conflicts   {:>12}   (retried from the fresh version)\n", s.conflicts);
-  if (s.recovery_seconds > 0)
-    out += fmt::format("  state loaded in   {:>12.2f} s\n", s.recovery_seconds);
+  if (s.recovery_seconds > 0) out += fmt::format("  state loaded in   {:>12.2f} s\n", s.recovery_seconds);
   out += fmt::format("  peak memory       {:>9} MiB\n", rss_kb / 1024);
   const char* terms = s.out_of_range > 0 ? "accepted + duplicates + dead-lettered + out of range"
-                                          : "accepted + duplicates + dead-lettered";
+                                         : "accepted + duplicates + dead-lettered";
   out += s.balanced() ? fmt::format("  counters balance: read = {}\n", terms)
                       : fmt::format("  COUNTERS DO NOT BALANCE: read != {}\n", terms);
   std::fputs(out.c_str(), stdout);

@@ -22,8 +22,7 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 // Opens the configured backend ("rocksdb" at `path`, or "memory").
-Status open_store(const std::string& backend, const std::string& path,
-                  std::unique_ptr<StateStore>* out);
+Status open_store(const std::string& backend, const std::string& path, std::unique_ptr<StateStore>* out);
 
 // Opens the backend `state` names: RocksDB at state.path, memory, or the DynamoDB table.
 // `bulk_load`: a rebuild (`replay`). `read_only`: RocksDB opened for reading only

@@ -7,9 +7,9 @@
 #include <cstdlib>
 
 #include "app/logging.hpp"
-#include "state/format.hpp"
 #include "io/kafka_sinks.hpp"
 #include "io/metrics_text.hpp"
+#include "state/format.hpp"
 
 namespace streamscore {
 
@@ -73,8 +73,8 @@ HttpServerOptions http_server_options_from(const HttpConfig& http) {
   return o;
 }
 
-Status DaemonOps::start(const Options& options, const Config& config, const EngineMetrics* metrics,
-                        StateStore* store, std::unique_ptr<DaemonOps>* out) {
+Status DaemonOps::start(const Options& options, const Config& config, const EngineMetrics* metrics, StateStore* store,
+                        std::unique_ptr<DaemonOps>* out) {
   std::unique_ptr<DaemonOps> ops(new DaemonOps());
   ops->options_ = options;
   ops->config_ = config;
@@ -98,8 +98,8 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
     ops->api_->set_admin_token(token);
     Status s = HttpServer::start(http_server_options_from(config.http), ops->api_.get(), &ops->server_);
     if (!s.is_ok()) return s;
-    spdlog::info("msg=\"http listening\" url=http://{}:{} admin_token={}", config.http.address,
-                 ops->server_->port(), token.empty() ? "unset" : "set");
+    spdlog::info("msg=\"http listening\" url=http://{}:{} admin_token={}", config.http.address, ops->server_->port(),
+                 token.empty() ? "unset" : "set");
   }
   ops->watcher_ = std::thread([self = ops.get()] {
     pthread_setname_np(pthread_self(), "sighup");
@@ -112,7 +112,9 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
   return Status::ok();
 }
 
-DaemonOps::~DaemonOps() { stop(); }
+DaemonOps::~DaemonOps() {
+  stop();
+}
 
 void DaemonOps::stop() {
   if (stopping_.exchange(true)) return;
@@ -125,8 +127,10 @@ void DaemonOps::reload() {
   Config next;
   Status s = load_config(options_.config_path, options_.overrides, &next);
   if (!s.is_ok()) {
-    spdlog::error("msg=\"reload refused: the config does not load; keeping the running config\" "
-                  "error={}", quoted_log_value(s.message()));
+    spdlog::error(
+        "msg=\"reload refused: the config does not load; keeping the running config\" "
+        "error={}",
+        quoted_log_value(s.message()));
     return;
   }
   std::size_t applied = 0, refused = 0;

@@ -48,7 +48,7 @@ class EngineMetricsSource final : public MetricsSource {
   EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready);
   std::string render_metrics() override;
   void set_http_metrics(const HttpMetrics* http) { http_ = http; }
-  void set_store(const StateStore* store) { store_ = store; }  // its backend counters
+  void set_store(const StateStore* store) { store_ = store; }           // its backend counters
   void set_served_items(const ServedItems* items) { served_ = items; }  // their gauges
 
  private:
@@ -68,17 +68,17 @@ HttpServerOptions http_server_options_from(const HttpConfig& http);
 class DaemonOps {
  public:
   struct Options {
-    std::string config_path;             // reread on SIGHUP, with the same overrides
+    std::string config_path;  // reread on SIGHUP, with the same overrides
     std::vector<std::string> overrides;
-    ModelAdmin* model = nullptr;         // the model registry, when this process has one
+    ModelAdmin* model = nullptr;  // the model registry, when this process has one
     // Set: GET /v1/customers/{id} answers from these (a ServingStore's); else from the store.
     const ServedItems* served_items = nullptr;
   };
 
   // Starts the HTTP server when http.enabled, and the SIGHUP watcher. `metrics` and
   // `store` must outlive the returned object.
-  static Status start(const Options& options, const Config& config, const EngineMetrics* metrics,
-                      StateStore* store, std::unique_ptr<DaemonOps>* out);
+  static Status start(const Options& options, const Config& config, const EngineMetrics* metrics, StateStore* store,
+                      std::unique_ptr<DaemonOps>* out);
   ~DaemonOps();  // stop()
 
   void set_ready(bool ready) { ready_.store(ready); }

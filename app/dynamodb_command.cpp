@@ -26,8 +26,8 @@ int create_table(const CreateTableArgs& args) {
   if (!s.is_ok()) {
     // Settings and credentials are the caller's to fix (2); the service's answers are 1.
     std::string message = s.message();
-    for (const auto& [key, flag] : {std::pair<const char*, const char*>{"state.endpoint", "--endpoint"},
-                                    {"state.table", "--table"}})
+    for (const auto& [key, flag] :
+         {std::pair<const char*, const char*>{"state.endpoint", "--endpoint"}, {"state.table", "--table"}})
       if (message.rfind(key, 0) == 0) message.replace(0, std::string(key).size(), flag);
     print_error("dynamodb create-table", message);
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;

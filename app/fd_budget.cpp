@@ -34,11 +34,12 @@ Status check_http_fd_budget(const HttpConfig& http, uint64_t open_file_limit) {
   const uint64_t connections = static_cast<uint64_t>(http.max_connections);
   if (connections + kFdsBesideHttp <= open_file_limit) return Status::ok();
   const uint64_t fits = open_file_limit > kFdsBesideHttp ? open_file_limit - kFdsBesideHttp : 0;
-  return Status::invalid_argument(
-      "http.max_connections = " + std::to_string(connections) + ": the open file limit (ulimit -n) is " +
-      std::to_string(open_file_limit) + " and " + std::to_string(kFdsBesideHttp) +
-      " of it are kept for RocksDB, Kafka and logs: " +
-      (fits == 0 ? std::string("raise the hard limit") : "set it to at most " + std::to_string(fits) + " or raise the hard limit"));
+  return Status::invalid_argument("http.max_connections = " + std::to_string(connections) +
+                                  ": the open file limit (ulimit -n) is " + std::to_string(open_file_limit) + " and " +
+                                  std::to_string(kFdsBesideHttp) + " of it are kept for RocksDB, Kafka and logs: " +
+                                  (fits == 0
+                                       ? std::string("raise the hard limit")
+                                       : "set it to at most " + std::to_string(fits) + " or raise the hard limit"));
 }
 
 }  // namespace streamscore

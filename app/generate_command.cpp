@@ -3,11 +3,11 @@
 // with --kafka, one message each to a topic.
 #include "app/generate_command.hpp"
 
-#include <CLI/CLI.hpp>
-#include <boost/json.hpp>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -46,15 +46,15 @@ struct GenerateArgs {
   // --kafka: produce to a topic instead of writing a file
   std::string kafka;
   std::string topic = "customer-events";
-  int64_t rate = 0;                       // records per second; 0 = as fast as possible
-  std::vector<std::string> properties;    // -X name=value: librdkafka properties
+  int64_t rate = 0;                     // records per second; 0 = as fast as possible
+  std::vector<std::string> properties;  // -X name=value: librdkafka properties
 };
 
 // ---- option validators: the message names what is allowed; CLI11 adds the option ----
 
 CLI::Validator int_range(int64_t lo, int64_t hi) {
-  const std::string range = hi == kMaxInt ? ">= " + std::to_string(lo)
-                                          : "between " + std::to_string(lo) + " and " + std::to_string(hi);
+  const std::string range =
+      hi == kMaxInt ? ">= " + std::to_string(lo) : "between " + std::to_string(lo) + " and " + std::to_string(hi);
   return CLI::Validator(
       [lo, hi, range](std::string& text) -> std::string {
         int64_t v = 0;
@@ -217,8 +217,7 @@ std::optional<std::string> customer_key(const std::string& line) {
   return std::string(id->as_string().c_str(), id->as_string().size());
 }
 
-Status parse_properties(const std::vector<std::string>& words,
-                        std::vector<std::pair<std::string, std::string>>* out) {
+Status parse_properties(const std::vector<std::string>& words, std::vector<std::pair<std::string, std::string>>* out) {
   for (const std::string& w : words) {
     const auto eq = w.find('=');
     if (eq == std::string::npos || eq == 0)
@@ -240,9 +239,13 @@ constexpr auto kWaitStep = std::chrono::milliseconds(100);  // how soon a signal
 
 std::atomic<int> g_signals{0};
 
-void on_stop_signal(int) { g_signals.fetch_add(1); }
+void on_stop_signal(int) {
+  g_signals.fetch_add(1);
+}
 
-bool stop_requested() { return g_signals.load() > 0; }
+bool stop_requested() {
+  return g_signals.load() > 0;
+}
 
 void catch_stop_signals() {
   struct sigaction action {};
@@ -371,8 +374,8 @@ void DeletionCheck::report() const {
 }
 
 // Produces until the generator ends, a signal comes, or producing fails.
-Status produce_stream(EventGenerator& g, KafkaProducer& producer, const GenerateArgs& args,
-                      Progress& progress, KafkaTotals* totals, DeletionCheck& deletions) {
+Status produce_stream(EventGenerator& g, KafkaProducer& producer, const GenerateArgs& args, Progress& progress,
+                      KafkaTotals* totals, DeletionCheck& deletions) {
   std::string line;
   const auto begin = Clock::now();
   while (!stop_requested() && g.next(&line)) {
@@ -446,9 +449,8 @@ int generate_to_kafka(const GenerateArgs& args) {
                "%llu failed%s\n",
                stop_requested() ? "interrupted, " : "", static_cast<unsigned long long>(records),
                static_cast<unsigned long long>(totals.bytes), args.topic.c_str(), args.kafka.c_str(), seconds,
-               seconds > 0 ? static_cast<double>(records) / seconds : 0.0,
-               static_cast<long long>(c.valid + c.late), static_cast<long long>(c.late),
-               static_cast<long long>(c.duplicates), static_cast<long long>(c.bad),
+               seconds > 0 ? static_cast<double>(records) / seconds : 0.0, static_cast<long long>(c.valid + c.late),
+               static_cast<long long>(c.late), static_cast<long long>(c.duplicates), static_cast<long long>(c.bad),
                static_cast<unsigned long long>(totals.without_key),
                static_cast<unsigned long long>(producer->delivered()),
                static_cast<unsigned long long>(producer->failed()), unconfirmed.c_str());
@@ -504,48 +506,60 @@ int generate(GenerateArgs args) {
 void add_options(CLI::App* cmd, GenerateArgs* args) {
   GeneratorOptions& o = args->options;
   cmd->add_option("--customers", o.customers, "distinct customers (ids C0000001..)")
-      ->capture_default_str()->check(int_range(1, 9'999'999));
+      ->capture_default_str()
+      ->check(int_range(1, 9'999'999));
   cmd->add_option("--events", o.events, "lines to write, duplicates and bad ones included; 0 = endless")
-      ->capture_default_str()->check(int_range(0, kMaxInt));
+      ->capture_default_str()
+      ->check(int_range(0, kMaxInt));
   cmd->add_option("--days", o.days, "event times spread evenly over this many days from --start")
-      ->capture_default_str()->check(int_range(1, 3650));
+      ->capture_default_str()
+      ->check(int_range(1, 3650));
   cmd->add_option("--dup-rate", o.dup_rate, "fraction of lines that redeliver an earlier line")
-      ->capture_default_str()->check(fraction());
+      ->capture_default_str()
+      ->check(fraction());
   cmd->add_option("--disorder-s", o.disorder_s, "lines may arrive up to this many seconds out of event-time order")
-      ->capture_default_str()->check(int_range(0, 86'400));
+      ->capture_default_str()
+      ->check(int_range(0, 86'400));
   cmd->add_option("--late-rate", o.late_rate, "fraction of events 1..48 hours behind the stream")
-      ->capture_default_str()->check(fraction());
+      ->capture_default_str()
+      ->check(fraction());
   cmd->add_option("--bad-rate", o.bad_rate, "fraction of malformed lines (for the dead letter)")
-      ->capture_default_str()->check(fraction());
+      ->capture_default_str()
+      ->check(fraction());
   cmd->add_option("--seed", o.seed, "same seed, same bytes on any machine")
-      ->capture_default_str()->check(unsigned_64());
+      ->capture_default_str()
+      ->check(unsigned_64());
   cmd->add_option("--start", args->start, "event time of the first line, UTC")
-      ->capture_default_str()->check(utc_time());
+      ->capture_default_str()
+      ->check(utc_time());
   CLI::Option* out =
       cmd->add_option("--out", args->out, "output file; - = stdout")->type_name("FILE")->capture_default_str();
-  CLI::Option* kafka = cmd->add_option("--kafka", args->kafka,
-                                       "produce to Kafka at these bootstrap servers instead of writing a file")
-                           ->type_name("BOOTSTRAP")->excludes(out)
-                           ->check(CLI::Validator(
-                               [](std::string& text) {
-                                 return text.empty() ? std::string("must name the brokers, e.g. 127.0.0.1:9092")
-                                                     : std::string();
-                               },
-                               ""));
+  CLI::Option* kafka =
+      cmd->add_option("--kafka", args->kafka, "produce to Kafka at these bootstrap servers instead of writing a file")
+          ->type_name("BOOTSTRAP")
+          ->excludes(out)
+          ->check(CLI::Validator(
+              [](std::string& text) {
+                return text.empty() ? std::string("must name the brokers, e.g. 127.0.0.1:9092") : std::string();
+              },
+              ""));
   cmd->add_option("--topic", args->topic, "with --kafka: the topic (key = customer_id)")
-      ->capture_default_str()->needs(kafka);
+      ->capture_default_str()
+      ->needs(kafka);
   cmd->add_option("--rate", args->rate, "with --kafka: records per second; 0 = as fast as possible")
-      ->capture_default_str()->check(int_range(0, kMaxInt))->needs(kafka);
+      ->capture_default_str()
+      ->check(int_range(0, kMaxInt))
+      ->needs(kafka);
   cmd->add_option("-X", args->properties, "with --kafka: a librdkafka property NAME=VALUE (repeatable)")
-      ->type_name("NAME=VALUE")->needs(kafka);
+      ->type_name("NAME=VALUE")
+      ->needs(kafka);
 }
 
 }  // namespace
 
 void register_generate_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<GenerateArgs>();
-  CLI::App* cmd = root.add_subcommand(
-      "generate", "Write a simulated customer-events stream (JSONL, in arrival order)");
+  CLI::App* cmd = root.add_subcommand("generate", "Write a simulated customer-events stream (JSONL, in arrival order)");
   add_options(cmd, args.get());
   cmd->footer(
       "Example:\n"

@@ -11,7 +11,8 @@ Status configure_logging(const std::string& level) {
   const auto parsed = spdlog::level::from_str(level);
   // from_str answers "off" for anything it does not know: only trust it for "off" itself.
   if (parsed == spdlog::level::off && level != "off")
-    return Status::invalid_argument("log.level = \"" + level + "\": expected one of trace, debug, "
+    return Status::invalid_argument("log.level = \"" + level +
+                                    "\": expected one of trace, debug, "
                                     "info, warn, error, off");
   static std::once_flag once;
   std::call_once(once, [] {

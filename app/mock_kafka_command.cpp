@@ -2,8 +2,8 @@
 // for tests. No Kafka broker is packaged for Debian; librdkafka's mock cluster speaks
 // the real protocol, so kcat and any other client can use it. The bootstrap servers
 // are the first line on stdout, so that a script can read them and go on.
-#include <CLI/CLI.hpp>
 #include <pthread.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -53,8 +53,7 @@ MockKafkaOptions cluster_options(const MockKafkaArgs& args) {
   for (const std::string& sink : kSinkTopics)
     if (std::find(names.begin(), names.end(), sink) == names.end()) names.push_back(sink);
   for (const std::string& name : names)
-    if (std::none_of(options.topics.begin(), options.topics.end(),
-                     [&](const MockTopic& t) { return t.name == name; }))
+    if (std::none_of(options.topics.begin(), options.topics.end(), [&](const MockTopic& t) { return t.name == name; }))
       options.topics.push_back(MockTopic{name, args.partitions});
   return options;
 }
@@ -87,8 +86,8 @@ int mock_kafka(const MockKafkaArgs& args) {
   std::string topics;
   for (const MockTopic& t : options.topics)
     topics += (topics.empty() ? "" : ", ") + t.name + " (" + std::to_string(t.partitions) + " partitions)";
-  std::fprintf(stderr, "streamscore mock-kafka: %d broker(s) at %s; topics: %s; Ctrl-C to stop\n",
-               options.brokers, bootstrap.c_str(), topics.c_str());
+  std::fprintf(stderr, "streamscore mock-kafka: %d broker(s) at %s; topics: %s; Ctrl-C to stop\n", options.brokers,
+               bootstrap.c_str(), topics.c_str());
   std::fprintf(stderr,
                "streamscore mock-kafka: retention: each partition keeps its newest %.0f MiB (%zu bytes) or %d "
                "produce batches; older records are deleted (librdkafka's mock, no setting changes it): give a "
@@ -103,13 +102,15 @@ int mock_kafka(const MockKafkaArgs& args) {
 
 void register_mock_kafka_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<MockKafkaArgs>();
-  CLI::App* cmd = root.add_subcommand(
-      "mock-kafka", "Run a Kafka cluster on loopback (librdkafka's mock cluster) until Ctrl-C");
+  CLI::App* cmd =
+      root.add_subcommand("mock-kafka", "Run a Kafka cluster on loopback (librdkafka's mock cluster) until Ctrl-C");
   cmd->add_option("--brokers", args->brokers, "number of brokers")->capture_default_str()->check(CLI::Range(1, 16));
   cmd->add_option("--partitions", args->partitions, "partitions of every topic")
-      ->capture_default_str()->check(CLI::Range(1, 1024));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd->add_option("--topic", args->topics, "a topic to create (repeatable)")
-      ->capture_default_str()->check(topic_name());
+      ->capture_default_str()
+      ->check(topic_name());
   cmd->footer(
       "Prints the bootstrap servers as the first line on stdout, logs on stderr, and runs until\n"
       "SIGINT/SIGTERM (exit 0). The topics customer-events-dlq and customer-scores (the\n"
@@ -121,7 +122,9 @@ void register_mock_kafka_command(CLI::App& root, int* exit_code) {
       "  streamscore mock-kafka --brokers 3 --partitions 8 > boot.txt &\n"
       "  BOOT=$(head -n 1 boot.txt)\n"
       "  kcat -b $BOOT -L                                               # brokers and topics\n"
-      "  echo 'C1|{\"event_id\":\"e-1\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-01T10:05:00Z\",\"event_type\":\"login\",\"amount\":0}' \\\n"
+      "  echo "
+      "'C1|{\"event_id\":\"e-1\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-01T10:05:00Z\",\"event_type\":"
+      "\"login\",\"amount\":0}' \\\n"
       "    | kcat -b $BOOT -P -t customer-events -K '|'                  # key|value\n"
       "  kcat -b $BOOT -C -t customer-events -e -f '%k\\t%s\\n'            # read it all back\n"
       "  streamscore generate --events 100000 --kafka $BOOT --topic customer-events\n"

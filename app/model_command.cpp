@@ -1,7 +1,7 @@
 // `streamscore model list|activate vN|rollback --models DIR`: the models directory and
 // its active reference (model/registry.hpp).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
@@ -23,7 +23,9 @@ std::string version_list(const std::vector<int>& versions) {
   return out.empty() ? "(none)" : out;
 }
 
-int exit_code_of(const Status& s) { return s.is_not_found() ? kExitUsage : kExitFailure; }
+int exit_code_of(const Status& s) {
+  return s.is_not_found() ? kExitUsage : kExitFailure;
+}
 
 int list(const ModelArgs& args) {
   ModelRegistry registry(args.models_dir);
@@ -44,32 +46,32 @@ int list(const ModelArgs& args) {
       out += fmt::format("{}{{\"version\":\"v{}\",\"active\":{}", i ? "," : "", e.version,
                          e.version == active.active ? "true" : "false");
       if (e.meta_status.is_ok())
-        out += fmt::format(",\"training_date\":\"{}\",\"validation_auc\":{:.6f},"
-                           "\"validation_logloss\":{:.6f},\"rows_train\":{},\"rows_validation\":{}}}",
-                           e.meta.training_date, e.meta.validation_auc, e.meta.validation_logloss,
-                           e.meta.rows_train, e.meta.rows_validation);
+        out += fmt::format(
+            ",\"training_date\":\"{}\",\"validation_auc\":{:.6f},"
+            "\"validation_logloss\":{:.6f},\"rows_train\":{},\"rows_validation\":{}}}",
+            e.meta.training_date, e.meta.validation_auc, e.meta.validation_logloss, e.meta.rows_train,
+            e.meta.rows_validation);
       else
         out += ",\"error\":\"metadata unreadable\"}";
     }
     std::printf("%s]}\n", out.c_str());
     return kExitOk;
   }
-  std::string out = fmt::format("{:<3}{:<8}{:<22}{:>8}{:>10}{:>12}{:>12}\n", "", "version",
-                                "trained", "AUC", "logloss", "rows train", "rows valid");
+  std::string out = fmt::format("{:<3}{:<8}{:<22}{:>8}{:>10}{:>12}{:>12}\n", "", "version", "trained", "AUC", "logloss",
+                                "rows train", "rows valid");
   for (const ModelEntry& e : entries) {
     const char* mark = e.version == active.active ? "*" : "";
     if (e.meta_status.is_ok())
-      out += fmt::format("{:<3}{:<8}{:<22}{:>8.4f}{:>10.4f}{:>12}{:>12}\n", mark,
-                         "v" + std::to_string(e.version), e.meta.training_date, e.meta.validation_auc,
-                         e.meta.validation_logloss, e.meta.rows_train, e.meta.rows_validation);
+      out += fmt::format("{:<3}{:<8}{:<22}{:>8.4f}{:>10.4f}{:>12}{:>12}\n", mark, "v" + std::to_string(e.version),
+                         e.meta.training_date, e.meta.validation_auc, e.meta.validation_logloss, e.meta.rows_train,
+                         e.meta.rows_validation);
     else
       out += fmt::format("{:<3}{:<8}metadata unreadable: {}\n", mark, "v" + std::to_string(e.version),
                          e.meta_status.message());
   }
   if (entries.empty()) out += "   (no models)\n";
   out += fmt::format("active: {}; rollback history: {}\n",
-                     active.active ? "v" + std::to_string(active.active) : "(none)",
-                     version_list(active.history));
+                     active.active ? "v" + std::to_string(active.active) : "(none)", version_list(active.history));
   std::fputs(out.c_str(), stdout);
   return kExitOk;
 }
@@ -101,8 +103,8 @@ int rollback(const ModelArgs& args) {
     print_error("model rollback", s.message());
     return s.code() == Status::Code::invalid_argument ? kExitFailure : exit_code_of(s);
   }
-  std::printf("model rollback: v%d is active again (was v%d; rollback history: %s)\n", after.active,
-              before.active, version_list(after.history).c_str());
+  std::printf("model rollback: v%d is active again (was v%d; rollback history: %s)\n", after.active, before.active,
+              version_list(after.history).c_str());
   return kExitOk;
 }
 
@@ -110,8 +112,7 @@ int rollback(const ModelArgs& args) {
 
 void register_model_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<ModelArgs>();
-  CLI::App* cmd = root.add_subcommand(
-      "model", "List the models of a models directory, activate a version, roll back");
+  CLI::App* cmd = root.add_subcommand("model", "List the models of a models directory, activate a version, roll back");
   cmd->require_subcommand(1);
   cmd->footer(
       "Examples:\n"

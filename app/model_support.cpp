@@ -15,8 +15,8 @@ namespace streamscore {
 
 void log_line(const char* command, const std::string& message) {
   // On a terminal the progress line is redrawn after it; clear it first.
-  std::fprintf(stderr, "%sstreamscore %s: %s\n", ::isatty(STDERR_FILENO) == 1 ? "\r\033[K" : "",
-               command, message.c_str());
+  std::fprintf(stderr, "%sstreamscore %s: %s\n", ::isatty(STDERR_FILENO) == 1 ? "\r\033[K" : "", command,
+               message.c_str());
 }
 
 Status prepare_scoring(const ModelConfig& model, EngineOptions* options) {
@@ -43,7 +43,9 @@ ModelRollout::ModelRollout(const ModelConfig& config, Engine* engine, int initia
   thread_ = std::thread([this] { loop(); });
 }
 
-ModelRollout::~ModelRollout() { stop(); }
+ModelRollout::~ModelRollout() {
+  stop();
+}
 
 void ModelRollout::stop() {
   stop_ = true;
@@ -74,8 +76,9 @@ void ModelRollout::loop() {
         last_left = -2;
         break;
       case ActiveModelWatcher::Change::refused:
-        log_line("run", error + "; " +
-                            (before ? "v" + std::to_string(before) + " stays active" : std::string("no model is active")));
+        log_line("run",
+                 error + "; " +
+                     (before ? "v" + std::to_string(before) + " stays active" : std::string("no model is active")));
         break;
       case ActiveModelWatcher::Change::none:
         break;
@@ -89,8 +92,7 @@ void ModelRollout::loop() {
       reported_complete = active;
     } else if (active > 0 && reported_complete != active && left > 0 && left != last_left &&
                clock::now() - last_report >= std::chrono::seconds(1)) {
-      log_line("run", "model: re-scoring to v" + std::to_string(active) + ": " + std::to_string(left) +
-                          " items left");
+      log_line("run", "model: re-scoring to v" + std::to_string(active) + ": " + std::to_string(left) + " items left");
       last_report = clock::now();
       last_left = left;
     }
@@ -168,8 +170,8 @@ void RegistryModelAdmin::hand_off(const std::string& what, Change change, Done d
     }
     busy_with = in_progress_;
   }
-  done(Status::conflict("a model change is in progress (" + busy_with +
-                        "); retry when GET /v1/model shows it done"), {});
+  done(Status::conflict("a model change is in progress (" + busy_with + "); retry when GET /v1/model shows it done"),
+       {});
 }
 
 Status RegistryModelAdmin::describe(std::string* json) {
@@ -205,17 +207,23 @@ void RegistryModelAdmin::activate(const std::string& version, Done done) {
   int n = 0;
   const Status s = parse_version_name(version, &n);
   if (!s.is_ok()) return done(s, {});  // 400
-  hand_off("activate " + version, [this, n] {
-    ActiveRef after;
-    return registry_.activate(n, &after);
-  }, std::move(done));
+  hand_off(
+      "activate " + version,
+      [this, n] {
+        ActiveRef after;
+        return registry_.activate(n, &after);
+      },
+      std::move(done));
 }
 
 void RegistryModelAdmin::rollback(Done done) {
-  hand_off("rollback", [this] {
-    ActiveRef after;
-    return registry_.rollback(&after);
-  }, std::move(done));
+  hand_off(
+      "rollback",
+      [this] {
+        ActiveRef after;
+        return registry_.rollback(&after);
+      },
+      std::move(done));
 }
 
 void print_model_summary(const Engine& engine) {
@@ -224,9 +232,8 @@ void print_model_summary(const Engine& engine) {
   const int active = m->active_version.load();
   const int64_t left = m->stale_total();
   std::printf("  model                %s   (swaps: %llu, rows scored: %llu, items re-scored: %llu%s)\n",
-              active ? ("v" + std::to_string(active)).c_str() : "none",
-              (unsigned long long)m->swaps.load(), (unsigned long long)m->rows_scored.load(),
-              (unsigned long long)m->rescored.load(),
+              active ? ("v" + std::to_string(active)).c_str() : "none", (unsigned long long)m->swaps.load(),
+              (unsigned long long)m->rows_scored.load(), (unsigned long long)m->rescored.load(),
               left > 0 ? (", " + std::to_string(left) + " items still on another version").c_str() : "");
 }
 

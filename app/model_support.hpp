@@ -76,12 +76,12 @@ class RegistryModelAdmin final : public ModelAdmin {
   std::chrono::milliseconds refresh_;
   std::mutex mu_;
   std::condition_variable wake_;
-  Change pending_;                         // handed off, not started yet
-  Done pending_done_;                      // its callback
-  std::string in_progress_;                // what is handed off or runs now ("" = nothing)
+  Change pending_;           // handed off, not started yet
+  Done pending_done_;        // its callback
+  std::string in_progress_;  // what is handed off or runs now ("" = nothing)
   Status description_status_;
-  std::string description_;                // what GET /v1/model answers
-  bool reread_ = false;                    // GET /v1/model asked for a fresh reading
+  std::string description_;  // what GET /v1/model answers
+  bool reread_ = false;      // GET /v1/model asked for a fresh reading
   bool stop_ = false;
   std::thread thread_;
 };

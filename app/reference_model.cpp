@@ -50,8 +50,7 @@ void ReferenceModel::feed(const ReferenceRecord& r) {
   const auto key = std::make_pair(r.customer, r.event_id);
   auto it = seen_.find(key);
   if (it != seen_.end() &&
-      (!started_ ||
-       it->second.time_ns >= tick_ * kWindowNanos - kHorizonNanos - options_.allowed_lateness_ns)) {
+      (!started_ || it->second.time_ns >= tick_ * kWindowNanos - kHorizonNanos - options_.allowed_lateness_ns)) {
     ++stats_.duplicates;
     if (it->second.conflict_key != r.conflict_key) ++stats_.conflicting_duplicates;
     return;
@@ -119,7 +118,9 @@ void ReferenceModel::finish() {
   // applied_ is sorted by customer id, so items_ by PK ("CUSTOMER#" + id).
 }
 
-std::vector<std::string> ReferenceModel::items() const { return items_; }
+std::vector<std::string> ReferenceModel::items() const {
+  return items_;
+}
 
 namespace {
 
@@ -137,21 +138,19 @@ std::string first_item_difference(const std::vector<std::string>& got_items,
   for (std::size_t i = 0, j = 0; i < got_items.size() || j < want_items.size();) {
     if (i < got_items.size() && j < want_items.size() && got_items[i] == want_items[j]) {
       ++i, ++j;
-    } else if (j == want_items.size() ||
-               (i < got_items.size() && pk_of(got_items[i]) < pk_of(want_items[j]))) {
+    } else if (j == want_items.size() || (i < got_items.size() && pk_of(got_items[i]) < pk_of(want_items[j]))) {
       return "item " + pk_of(got_items[i]) + ": exported but not in the reference: " + got_items[i];
     } else if (i == got_items.size() || pk_of(want_items[j]) < pk_of(got_items[i])) {
       return "item " + pk_of(want_items[j]) + ": missing from the export; reference: " + want_items[j];
     } else {
-      return "item " + pk_of(got_items[i]) + ": engine " + got_items[i] + " != reference " +
-             want_items[j];
+      return "item " + pk_of(got_items[i]) + ": engine " + got_items[i] + " != reference " + want_items[j];
     }
   }
   return "";
 }
 
-std::string first_difference(const RunStats& got, const std::vector<std::string>& got_items,
-                             const RunStats& want, const std::vector<std::string>& want_items) {
+std::string first_difference(const RunStats& got, const std::vector<std::string>& got_items, const RunStats& want,
+                             const std::vector<std::string>& want_items) {
   // The first differing item first (it names what was lost or double counted), then the
   // first differing counter (a lost malformed record shows only there).
   const std::string item = first_item_difference(got_items, want_items);
@@ -162,16 +161,15 @@ std::string first_difference(const RunStats& got, const std::vector<std::string>
   };
   if (!got.balanced())
     counter = "counters do not balance: read " + std::to_string(got.read) + " != accepted " +
-              std::to_string(got.accepted) + " + duplicates " + std::to_string(got.duplicates) +
-              " + dead-lettered " + std::to_string(got.dead_lettered_total()) + " + out-of-range " +
-              std::to_string(got.out_of_range);
+              std::to_string(got.accepted) + " + duplicates " + std::to_string(got.duplicates) + " + dead-lettered " +
+              std::to_string(got.dead_lettered_total()) + " + out-of-range " + std::to_string(got.out_of_range);
   differ("read", got.read, want.read);
   differ("accepted", got.accepted, want.accepted);
   differ("duplicates", got.duplicates, want.duplicates);
   differ("conflicting_duplicates", got.conflicting_duplicates, want.conflicting_duplicates);
   for (int r = 0; r < kReasonCount; ++r)
-    differ(std::string("dead_lettered.").append(reason_name(static_cast<Reason>(r))),
-           got.dead_lettered[r], want.dead_lettered[r]);
+    differ(std::string("dead_lettered.").append(reason_name(static_cast<Reason>(r))), got.dead_lettered[r],
+           want.dead_lettered[r]);
   differ("ticks", got.ticks, want.ticks);
   differ("customers", got.customers, want.customers);
   differ("item versions", got.logical_writes, want.logical_writes);

@@ -87,9 +87,7 @@ std::string first_item_difference(const std::vector<std::string>& engine_items,
 
 // The first difference between an engine run and the reference, or "" when they agree:
 // the first differing item (named by its PK), then the first differing counter.
-std::string first_difference(const RunStats& engine_stats,
-                             const std::vector<std::string>& engine_items,
-                             const RunStats& reference_stats,
-                             const std::vector<std::string>& reference_items);
+std::string first_difference(const RunStats& engine_stats, const std::vector<std::string>& engine_items,
+                             const RunStats& reference_stats, const std::vector<std::string>& reference_items);
 
 }  // namespace streamscore

@@ -27,8 +27,7 @@ struct ReplayArgs {
   bool json = false;
 };
 
-Status feed_file(Engine& engine, const std::string& path, std::size_t batch_size,
-                 ProgressLine& progress) {
+Status feed_file(Engine& engine, const std::string& path, std::size_t batch_size, ProgressLine& progress) {
   LineReader reader;
   Status s = reader.open(path);
   if (!s.is_ok()) return s;
@@ -110,15 +109,13 @@ int replay(const ReplayArgs& args) {
   RunStats stats;
   const auto finish_start = std::chrono::steady_clock::now();
   s = engine->finish(/*final_tick=*/true, &stats);
-  stats.finish_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
+  stats.finish_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - finish_start).count();
   progress.done();
   if (!s.is_ok()) {
     print_error("replay", s.to_string());
     return kExitFailure;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary("replay", stats, seconds, args.json);
   if (!args.json) print_model_summary(*engine);
   if (!args.json) print_store_counters(*store);
@@ -129,16 +126,13 @@ int replay(const ReplayArgs& args) {
 
 void register_replay_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<ReplayArgs>();
-  CLI::App* cmd = root.add_subcommand(
-      "replay", "Clear the state in --state DIR and rebuild it from event log files");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")
-      ->required();
+  CLI::App* cmd = root.add_subcommand("replay", "Clear the state in --state DIR and rebuild it from event log files");
+  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
   cmd->add_option("--state", args->state_dir,
                   "RocksDB state directory (cleared first); not with state.backend = \"dynamodb\"");
   cmd->add_option("--config", args->config_path, "TOML config file (window, engine, dead_letter)");
   cmd->add_option("--dead-letter", args->dead_letter, "where invalid/expired records go (JSONL)");
-  cmd->add_option("--models", args->models_dir,
-                  "models directory: items get the active model's score (= [model] dir)");
+  cmd->add_option("--models", args->models_dir, "models directory: items get the active model's score (= [model] dir)");
   cmd->add_option("--shards", args->shards, "shard actors (results do not depend on it)");
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->add_option("--batch-size", args->batch_size, "records per batch");

@@ -1,9 +1,9 @@
 // `streamscore run`: the daemon. Reads the configured source (a file, followed or
 // read to its end, or the built-in generator), keeps the state store current, and
 // on SIGINT/SIGTERM stops intake, drains, writes everything and exits 0.
+#include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 #include <boost/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,10 +12,10 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstring>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -24,10 +24,10 @@
 #include "actors/thread_priority.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
-#include "app/fd_budget.hpp"
-#include "app/model_support.hpp"
 #include "app/daemon_ops.hpp"
+#include "app/fd_budget.hpp"
 #include "app/logging.hpp"
+#include "app/model_support.hpp"
 #include "io/generator.hpp"
 #include "io/kafka_client.hpp"
 #include "io/kafka_source.hpp"
@@ -39,8 +39,12 @@ namespace streamscore {
 namespace {
 
 std::atomic<bool> g_stop{false};  // set by the signal handler only
-void on_signal(int) { g_stop.store(true); }
-void on_sighup(int) { DaemonOps::request_reload(); }
+void on_signal(int) {
+  g_stop.store(true);
+}
+void on_sighup(int) {
+  DaemonOps::request_reload();
+}
 
 struct RunArgs {
   std::string config_path;
@@ -88,8 +92,7 @@ std::vector<MetaPut> file_position(const std::string& path, const LineReader& re
 // for the same options (a restart with other options starts over).
 std::string generator_identity(const SourceConfig& source) {
   return "seed=" + std::to_string(source.seed) + " customers=" + std::to_string(source.customers) +
-         " events=" + std::to_string(source.events) + " days=" + std::to_string(source.days) +
-         " start=" + source.start;
+         " events=" + std::to_string(source.events) + " days=" + std::to_string(source.days) + " start=" + source.start;
 }
 
 std::vector<MetaPut> generator_position(const SourceConfig& source, uint64_t produced) {
@@ -103,8 +106,7 @@ Status load_generator_position(StateStore& store, const SourceConfig& source, ui
   if (!s.is_ok()) return s;
   const auto nl = value.rfind('\n');
   if (nl == std::string::npos) return Status::corruption("meta 'source.generator' is malformed");
-  if (value.substr(0, nl) == generator_identity(source))
-    *produced = std::strtoull(value.c_str() + nl + 1, nullptr, 10);
+  if (value.substr(0, nl) == generator_identity(source)) *produced = std::strtoull(value.c_str() + nl + 1, nullptr, 10);
   return Status::ok();
 }
 
@@ -146,8 +148,9 @@ Status check_same_input(const std::string& path, const FilePosition& position) {
   const std::string fingerprint =
       !position.fingerprint.empty() && size >= position.offset ? input_fingerprint(fd, position.offset) : "";
   ::close(fd);
-  const std::string advice = ": not the file this state has read (replaced, cut or rewritten). Restore it, or "
-                             "read the new file into a new state.path (or rebuild with `streamscore replay`)";
+  const std::string advice =
+      ": not the file this state has read (replaced, cut or rewritten). Restore it, or "
+      "read the new file into a new state.path (or rebuild with `streamscore replay`)";
   if (size < position.offset)
     return Status::corruption("source.path '" + path + "' is " + std::to_string(size) + " bytes, shorter than the " +
                               std::to_string(position.offset) + " bytes the state has read" + advice);
@@ -159,9 +162,8 @@ Status check_same_input(const std::string& path, const FilePosition& position) {
 }
 
 // Feeds the file source. Returns whether the input reached its end (final tick due).
-Status run_file_source(const Config& config, Engine& engine, const FilePosition& resume,
-                       ProgressLine& progress, bool* finished, LineReader* reader,
-                       Checkpointer& checkpointer, DaemonOps& ops) {
+Status run_file_source(const Config& config, Engine& engine, const FilePosition& resume, ProgressLine& progress,
+                       bool* finished, LineReader* reader, Checkpointer& checkpointer, DaemonOps& ops) {
   Status s = reader->open(config.source.path, resume.offset, resume.line);
   if (!s.is_ok()) return s;
   ops.set_ready(true);  // state recovered, source open
@@ -210,7 +212,9 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
     const CustomerPartition partition_of = [partition_count](std::string_view customer_id) {
       return kafka_partition_of_key(customer_id, partition_count);
     };
-    const CustomerFilter in_added = [&](std::string_view customer_id) { return picked.count(partition_of(customer_id)) > 0; };
+    const CustomerFilter in_added = [&](std::string_view customer_id) {
+      return picked.count(partition_of(customer_id)) > 0;
+    };
     // Claimed first, all of them under one new lease: the previous holders of the added
     // ones are fenced before anything of theirs is read.
     Status s = store.take_over(offset_keys(config.source.topic, held));
@@ -244,7 +248,9 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
     }
     const std::set<int32_t> gone(revoked.begin(), revoked.end());
     Status s = engine.reshape_customers(
-        [&](std::string_view customer_id) { return gone.count(kafka_partition_of_key(customer_id, partition_count)) > 0; },
+        [&](std::string_view customer_id) {
+          return gone.count(kafka_partition_of_key(customer_id, partition_count)) > 0;
+        },
         revoked, nullptr, nullptr, nullptr);
     // A new lease for what stays: the next holders of the revoked partitions take them
     // from a lease this daemon no longer commits under, so they do not fence it.
@@ -254,9 +260,8 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
 }
 
 // Feeds the Kafka source. Offsets go to the consumer group after each checkpoint.
-Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
-                        ProgressLine& progress, bool* finished, std::unique_ptr<KafkaSource>* out,
-                        Checkpointer& checkpointer, DaemonOps& ops) {
+Status run_kafka_source(const Config& config, Engine& engine, StateStore& store, ProgressLine& progress, bool* finished,
+                        std::unique_ptr<KafkaSource>* out, Checkpointer& checkpointer, DaemonOps& ops) {
   KafkaOffsets resume;  // a shared table's offsets come with each assignment
   Status s = config.state.shared ? Status::ok() : load_kafka_position(store, config.source.topic, &resume);
   if (!s.is_ok()) return s;
@@ -269,8 +274,8 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
   if (config.state.shared) options.shared = shared_table_hooks(config, engine, store);
   if (!(s = KafkaSource::open(options, resume, &engine.metrics().kafka, out)).is_ok()) return s;
   KafkaSource& source = **out;
-  spdlog::info("msg=\"kafka source\" topic={} group={} bootstrap={} mode={}", options.topic,
-               options.group_id, options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded");
+  spdlog::info("msg=\"kafka source\" topic={} group={} bootstrap={} mode={}", options.topic, options.group_id,
+               options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded");
   ops.set_ready(true);  // state recovered, consumer started
   const KafkaSource::Submit submit = [&](RawBatch batch) { return engine.submit(std::move(batch)); };
   const KafkaSource::Revoke checkpoint_now = [&] { return engine.checkpoint(source.position()); };
@@ -292,9 +297,8 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
   return Status::ok();
 }
 
-Status run_generator_source(const Config& config, Engine& engine, StateStore& store,
-                            ProgressLine& progress, bool* finished, uint64_t* produced,
-                            Checkpointer& checkpointer) {
+Status run_generator_source(const Config& config, Engine& engine, StateStore& store, ProgressLine& progress,
+                            bool* finished, uint64_t* produced, Checkpointer& checkpointer) {
   EventGenerator generator(generator_options_from(config.source));
   std::string line;
   bool more = true;
@@ -313,10 +317,9 @@ Status run_generator_source(const Config& config, Engine& engine, StateStore& st
     auto buffer = std::make_shared<std::string>();
     RawBatch batch;
     batch.source = "generator";
-    while (batch.lines.size() < batch_size &&
-           (more = generator.next(&line))) {
-      batch.lines.push_back(LineRef{static_cast<uint32_t>(buffer->size()),
-                                    static_cast<uint32_t>(line.size()), ++position});
+    while (batch.lines.size() < batch_size && (more = generator.next(&line))) {
+      batch.lines.push_back(
+          LineRef{static_cast<uint32_t>(buffer->size()), static_cast<uint32_t>(line.size()), ++position});
       buffer->append(line);
     }
     batch.buffer = std::move(buffer);
@@ -325,13 +328,12 @@ Status run_generator_source(const Config& config, Engine& engine, StateStore& st
     s = checkpointer.maybe([&] { return generator_position(config.source, position); });
     if (!s.is_ok()) return s;
     if (config.source.rate > 0) {  // hold the configured rate, waking up for signals
-      const auto due =
-          begin + std::chrono::microseconds((position - resumed_at) * 1'000'000 / config.source.rate);
+      const auto due = begin + std::chrono::microseconds((position - resumed_at) * 1'000'000 / config.source.rate);
       while (!g_stop.load()) {
         const auto now = std::chrono::steady_clock::now();
         if (now >= due) break;
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
-            due - now, std::chrono::milliseconds(100)));
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(due - now, std::chrono::milliseconds(100)));
       }
     }
   }
@@ -401,9 +403,8 @@ int run(const RunArgs& args) {
     return exit_code_of_open(config.state, s);
   }
   FilePosition resume;
-  if (config.source.kind == "file" &&
-      (!(s = load_file_position(*store, config.source.path, &resume)).is_ok() ||
-       !(s = check_same_input(config.source.path, resume)).is_ok())) {
+  if (config.source.kind == "file" && (!(s = load_file_position(*store, config.source.path, &resume)).is_ok() ||
+                                       !(s = check_same_input(config.source.path, resume)).is_ok())) {
     print_error("run", s.to_string());
     return kExitFailure;
   }
@@ -419,8 +420,8 @@ int run(const RunArgs& args) {
   }
   EngineOptions options = engine_options_from(config);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
-  options.nice = config.engine.nice;      // ingestion yields to the HTTP server
-  if (config.state.shared) {  // the customers and their clocks come with the partitions
+  options.nice = config.engine.nice;     // ingestion yields to the HTTP server
+  if (config.state.shared) {             // the customers and their clocks come with the partitions
     options.load_partitions = PartitionScope{};
     options.partition_clock_key = [topic = config.source.topic](int32_t partition) {
       return partition_clock_key(topic, partition);
@@ -431,9 +432,10 @@ int run(const RunArgs& args) {
   // model.allow_unscored_start lets it run without one (it picks up the next activation).
   if (!(s = prepare_scoring(config.model, &options)).is_ok()) {
     if (s.is_invalid_argument() || !config.model.allow_unscored_start) {
-      print_error("run", s.message() + (s.is_invalid_argument() ? "" : "; fix or activate another version, "
-                                                                       "or set model.allow_unscored_start = true "
-                                                                       "to start without a model"));
+      print_error("run", s.message() + (s.is_invalid_argument() ? ""
+                                                                : "; fix or activate another version, "
+                                                                  "or set model.allow_unscored_start = true "
+                                                                  "to start without a model"));
       return kExitUsage;
     }
     log_line("run", s.message() + "; starting without a model (model.allow_unscored_start)");
@@ -444,16 +446,15 @@ int run(const RunArgs& args) {
     // A state built with other settings: a config error, named by its key.
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
-  const double recovery_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double recovery_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   // The HTTP model admin routes work on the models directory, like `streamscore model`,
   // from a thread of their own (never the HTTP thread's).
   std::unique_ptr<RegistryModelAdmin> model_admin;
   if (!config.model.dir.empty())
     model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir, config.model.poll_interval_ms);
   std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
-  s = DaemonOps::start({args.config_path, args.sets, model_admin.get(), served_items}, config,
-                       &engine->metrics(), store.get(), &ops);
+  s = DaemonOps::start({args.config_path, args.sets, model_admin.get(), served_items}, config, &engine->metrics(),
+                       store.get(), &ops);
   if (!s.is_ok()) {  // e.g. the port is taken; the state stays at its last checkpoint
     print_error("run", s.to_string());
     return kExitFailure;
@@ -484,7 +485,7 @@ int run(const RunArgs& args) {
     ops->set_ready(true);
     s = run_generator_source(config, *engine, *store, progress, &finished, &produced, checkpointer);
   }
-  ops->set_ready(false);  // draining: stop sending traffic here
+  ops->set_ready(false);         // draining: stop sending traffic here
   if (rollout) rollout->stop();  // no swap while the engine finishes
   spdlog::info("msg=\"{}\"", finished ? "input complete, writing" : "stopping, draining");
   RunStats stats;
@@ -495,7 +496,8 @@ int run(const RunArgs& args) {
                          : config.source.kind == "kafka" ? kafka->position()
                                                          : generator_position(config.source, produced));
     if (end.is_fenced()) {  // its partitions are another daemon's: what it read is theirs to apply
-      spdlog::warn("msg=\"shared table: fenced, the last checkpoint was dropped\" detail={}", quoted_log_value(end.message()));
+      spdlog::warn("msg=\"shared table: fenced, the last checkpoint was dropped\" detail={}",
+                   quoted_log_value(end.message()));
       end = Status::ok();
     } else if (end.is_ok() && kafka) {
       kafka->commit_offsets(/*wait=*/true);
@@ -508,8 +510,7 @@ int run(const RunArgs& args) {
     print_error("run", (!s.is_ok() ? s : end).to_string());
     return kExitFailure;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   stats.recovery_seconds = recovery_seconds;
   print_summary("run", stats, seconds, args.json);
   if (!args.json) print_model_summary(*engine);

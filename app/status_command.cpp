@@ -2,9 +2,9 @@
 // and /readyz and shows the pipeline: once, or refreshed every --interval with --watch
 // (rates are computed between refreshes). Only the public HTTP routes are used, so it
 // works against any daemon it can reach.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -25,7 +25,9 @@ namespace streamscore {
 namespace {
 
 std::atomic<bool> g_status_stop{false};
-void on_status_signal(int) { g_status_stop.store(true); }
+void on_status_signal(int) {
+  g_status_stop.store(true);
+}
 
 struct StatusArgs {
   std::string url = "http://127.0.0.1:8480";
@@ -96,37 +98,35 @@ std::string render(const std::string& url, const Sample& now, const std::optiona
   const double now_s = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::string out;
   const double start = m.value("process_start_time_seconds", NAN);
-  out += fmt::format("streamscore at {}: {}, up {}, RSS {} MiB\n", url,
-                     now.ready ? "ready" : "NOT READY", duration_text(now_s - start),
-                     thousands(v("process_resident_memory_bytes") / 1048576));
+  out += fmt::format("streamscore at {}: {}, up {}, RSS {} MiB\n", url, now.ready ? "ready" : "NOT READY",
+                     duration_text(now_s - start), thousands(v("process_resident_memory_bytes") / 1048576));
   out += fmt::format("  read            {:>14}{}\n", thousands(v("streamscore_events_read_total")),
                      rate("streamscore_events_read_total"));
   out += fmt::format("  accepted        {:>14}{}\n", thousands(v("streamscore_events_accepted_total")),
                      rate("streamscore_events_accepted_total"));
-  out += fmt::format("  duplicates      {:>14}   (conflicting: {})\n",
-                     thousands(v("streamscore_events_duplicate_total")),
-                     thousands(v("streamscore_events_conflicting_duplicate_total")));
+  out +=
+      fmt::format("  duplicates      {:>14}   (conflicting: {})\n", thousands(v("streamscore_events_duplicate_total")),
+                  thousands(v("streamscore_events_conflicting_duplicate_total")));
   out += fmt::format("  dead-lettered   {:>14}", thousands(m.sum("streamscore_events_dead_lettered_total")));
   std::string reasons;
   const std::string prefix = "streamscore_events_dead_lettered_total{reason=\"";
   for (auto it = m.samples.lower_bound(prefix); it != m.samples.end(); ++it) {
     if (it->first.compare(0, prefix.size(), prefix) != 0) break;
     if (it->second > 0)
-      reasons += fmt::format("{}{} {}", reasons.empty() ? "" : ", ",
-                             it->first.substr(prefix.size(), it->first.size() - prefix.size() - 2),
-                             thousands(it->second));
+      reasons +=
+          fmt::format("{}{} {}", reasons.empty() ? "" : ", ",
+                      it->first.substr(prefix.size(), it->first.size() - prefix.size() - 2), thousands(it->second));
   }
   out += reasons.empty() ? "\n" : "   (" + reasons + ")\n";
   if (m.value("streamscore_event_clock_started") > 0)
-    out += fmt::format("  event time      max {}, watermark {}, lag {}\n",
-                       utc(v("streamscore_max_event_time_seconds")), utc(v("streamscore_watermark_seconds")),
-                       duration_text(v("streamscore_watermark_lag_seconds")));
+    out += fmt::format("  event time      max {}, watermark {}, lag {}\n", utc(v("streamscore_max_event_time_seconds")),
+                       utc(v("streamscore_watermark_seconds")), duration_text(v("streamscore_watermark_lag_seconds")));
   else
     out += "  event time      no event accepted yet\n";
-  out += fmt::format("  ticks           {:>14}   tick duration p50 {}, p99 {}\n",
-                     thousands(v("streamscore_ticks_total")),
-                     duration_text(histogram_quantile(m, "streamscore_tick_duration_seconds", 0.5)),
-                     duration_text(histogram_quantile(m, "streamscore_tick_duration_seconds", 0.99)));
+  out +=
+      fmt::format("  ticks           {:>14}   tick duration p50 {}, p99 {}\n", thousands(v("streamscore_ticks_total")),
+                  duration_text(histogram_quantile(m, "streamscore_tick_duration_seconds", 0.5)),
+                  duration_text(histogram_quantile(m, "streamscore_tick_duration_seconds", 0.99)));
   std::string depths;
   double max_depth = 0;
   int shards = 0;
@@ -137,29 +137,30 @@ std::string render(const std::string& url, const Sample& now, const std::optiona
     max_depth = std::max(max_depth, it->second);
     if (s < 16) depths += fmt::format(" {}", it->second);
   }
-  out += fmt::format("  shard queues    {} shards, depth{}{} (max {})\n", shards, depths,
-                     shards > 16 ? " ..." : "", max_depth);
-  out += fmt::format("  items written   {:>14}{}   write conflicts {}\n",
-                     thousands(v("streamscore_items_written_total")), rate("streamscore_items_written_total"),
-                     thousands(v("streamscore_write_conflicts_total")));
+  out += fmt::format("  shard queues    {} shards, depth{}{} (max {})\n", shards, depths, shards > 16 ? " ..." : "",
+                     max_depth);
+  out +=
+      fmt::format("  items written   {:>14}{}   write conflicts {}\n", thousands(v("streamscore_items_written_total")),
+                  rate("streamscore_items_written_total"), thousands(v("streamscore_write_conflicts_total")));
   out += fmt::format("  checkpoints     {:>14}   last {}\n", thousands(v("streamscore_checkpoints_total")),
                      m.samples.count("streamscore_checkpoint_age_seconds")
                          ? duration_text(v("streamscore_checkpoint_age_seconds")) + " ago"
                          : std::string("none yet in this process"));
   if (v("streamscore_kafka_partitions") > 0 || v("streamscore_kafka_rebalances_total") > 0)
-    out += fmt::format("  kafka           {:>14} partitions   lag {}, errors {}, rebalances {}, key mismatches {}\n",
-                       thousands(v("streamscore_kafka_partitions")),
-                       m.samples.count("streamscore_kafka_lag") ? thousands(v("streamscore_kafka_lag")) : std::string("?"),
-                       thousands(v("streamscore_kafka_errors_total")),
-                       thousands(v("streamscore_kafka_rebalances_total")),
-                       thousands(v("streamscore_key_mismatches_total")));
+    out +=
+        fmt::format("  kafka           {:>14} partitions   lag {}, errors {}, rebalances {}, key mismatches {}\n",
+                    thousands(v("streamscore_kafka_partitions")),
+                    m.samples.count("streamscore_kafka_lag") ? thousands(v("streamscore_kafka_lag")) : std::string("?"),
+                    thousands(v("streamscore_kafka_errors_total")), thousands(v("streamscore_kafka_rebalances_total")),
+                    thousands(v("streamscore_key_mismatches_total")));
   const double dead_letters = v("streamscore_kafka_dead_letters_produced_total");
   const double items = v("streamscore_kafka_items_produced_total");
   if (dead_letters > 0 || items > 0)
-    out += fmt::format("  kafka sinks     dead letters {} ({} delivered), items {} ({} delivered), delivery errors {}\n",
-                       thousands(dead_letters), thousands(v("streamscore_kafka_dead_letters_delivered_total")),
-                       thousands(items), thousands(v("streamscore_kafka_items_delivered_total")),
-                       thousands(v("streamscore_kafka_delivery_errors_total")));
+    out +=
+        fmt::format("  kafka sinks     dead letters {} ({} delivered), items {} ({} delivered), delivery errors {}\n",
+                    thousands(dead_letters), thousands(v("streamscore_kafka_dead_letters_delivered_total")),
+                    thousands(items), thousands(v("streamscore_kafka_items_delivered_total")),
+                    thousands(v("streamscore_kafka_delivery_errors_total")));
   out += fmt::format("  http            {:>14} responses   server p50 {}, p99 {}\n",
                      thousands(m.sum("streamscore_http_responses_total")),
                      duration_text(histogram_quantile(m, "streamscore_http_request_duration_seconds", 0.5)),
@@ -212,11 +213,9 @@ int status(const StatusArgs& args) {
 void register_status_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<StatusArgs>();
   CLI::App* cmd = root.add_subcommand("status", "Show a running daemon's pipeline from its /metrics");
-  cmd->add_option("--url", args->url, "the daemon's HTTP address (http.address, http.port)")
-      ->capture_default_str();
+  cmd->add_option("--url", args->url, "the daemon's HTTP address (http.address, http.port)")->capture_default_str();
   cmd->add_flag("--watch", args->watch, "refresh until Ctrl-C, with rates between refreshes");
-  cmd->add_option("--interval", args->interval_s, "seconds between refreshes with --watch")
-      ->capture_default_str();
+  cmd->add_option("--interval", args->interval_s, "seconds between refreshes with --watch")->capture_default_str();
   cmd->add_option("--count", args->count, "with --watch: stop after this many refreshes (0 = never)");
   cmd->footer(
       "Examples:\n"

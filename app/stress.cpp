@@ -1,11 +1,11 @@
 #include "app/stress.hpp"
 
-#include <boost/json.hpp>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -14,9 +14,9 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -39,12 +39,10 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string>& stress_scenarios() {
-  static const std::vector<std::string> names = {
-      "steady", "hot-keys", "burst", "duplicate-storm", "late-storm", "malformed-flood",
-      "crash-restart", "model-swap"};
+  static const std::vector<std::string> names = {"steady",     "hot-keys",        "burst",         "duplicate-storm",
+                                                 "late-storm", "malformed-flood", "crash-restart", "model-swap"};
   return names;
 }
-
 
 namespace {
 
@@ -189,8 +187,7 @@ class DailyTrace {
   // The simulated day the window clock has reached.
   static int64_t day_of(const EngineMetrics& m) {
     const int64_t tick = m.last_tick.load();
-    return tick == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::min()
-                                                       : floor_div(tick, 288);
+    return tick == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::min() : floor_div(tick, 288);
   }
   void row(int64_t day, const EngineMetrics& m) {
     if (!out_) return;
@@ -200,11 +197,10 @@ class DailyTrace {
     if (first_day_ == std::numeric_limits<int64_t>::min()) first_day_ = day;
     std::fprintf(out_, "%lld,%llu,%llu,%llu,%.2f,%.3f,%.3f,%.3f,%lld,%lld,%.1f,%.1f,%.2f\n",
                  static_cast<long long>(day - first_day_), static_cast<unsigned long long>(read - read_),
-                 static_cast<unsigned long long>(ticks - ticks_),
-                 static_cast<unsigned long long>(versions - versions_), dticks > 0 ? dversions / dticks : 0.0,
-                 dms, dticks > 0 ? dms * 1000 / dticks : 0.0, dversions > 0 ? dms * 1000 / dversions : 0.0,
-                 static_cast<long long>(m.dedup_ids.load()), static_cast<long long>(m.customers.load()),
-                 static_cast<double>(proc_status_kb("VmRSS:")) / 1024,
+                 static_cast<unsigned long long>(ticks - ticks_), static_cast<unsigned long long>(versions - versions_),
+                 dticks > 0 ? dversions / dticks : 0.0, dms, dticks > 0 ? dms * 1000 / dticks : 0.0,
+                 dversions > 0 ? dms * 1000 / dversions : 0.0, static_cast<long long>(m.dedup_ids.load()),
+                 static_cast<long long>(m.customers.load()), static_cast<double>(proc_status_kb("VmRSS:")) / 1024,
                  static_cast<double>(proc_status_kb("VmHWM:")) / 1024, seconds_since(start_));
     std::fflush(out_);
     read_ = read, ticks_ = ticks, versions_ = versions, nanos_ = nanos;
@@ -259,8 +255,7 @@ ReferenceOptions reference_options(const EngineOptions& engine, int64_t now_ns) 
 }
 
 int64_t wall_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -307,9 +302,9 @@ Status train_two_models(const StressOptions& o, const std::string& dir, SwapMode
     if (!file) return Status::io_error("cannot write " + log);
   }
   for (const char* rounds : {"4", "12"}) {  // two different models: v1, v2
-    const pid_t pid = spawn({o.binary, "train", "--events", log, "--models", models, "--rounds", rounds,
-                             "--nthread", "1"},
-                            (fs::path(dir) / "train.out").string(), (fs::path(dir) / "train.err").string());
+    const pid_t pid =
+        spawn({o.binary, "train", "--events", log, "--models", models, "--rounds", rounds, "--nthread", "1"},
+              (fs::path(dir) / "train.out").string(), (fs::path(dir) / "train.err").string());
     int status = 0;
     if (pid < 0 || ::waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
       return Status::io_error("streamscore train failed");
@@ -338,8 +333,7 @@ std::string without_model_fields(std::string item) {
 }
 
 // Every scored item's score must be what its model_version computes for its features.
-std::string check_scores(const std::vector<std::string>& items, const SwapModels& models,
-                         uint64_t* checked) {
+std::string check_scores(const std::vector<std::string>& items, const SwapModels& models, uint64_t* checked) {
   for (const std::string& item : items) {
     float score = 0;
     int32_t version = 0;
@@ -414,8 +408,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
     RawBatch batch;
     batch.source = "stress";
     while (batch.lines.size() < batch_size && (more = generator.next(&line))) {
-      batch.lines.push_back(LineRef{static_cast<uint32_t>(buffer->size()),
-                                    static_cast<uint32_t>(line.size()), ++produced});
+      batch.lines.push_back(
+          LineRef{static_cast<uint32_t>(buffer->size()), static_cast<uint32_t>(line.size()), ++produced});
       buffer->append(line);
     }
     batch.buffer = std::move(buffer);
@@ -557,12 +551,10 @@ Status run_crash_restart(const StressOptions& o, StressReport* report) {
   std::error_code size_ec;
   const uint64_t log_bytes = fs::file_size(log, size_ec);
   std::vector<std::string> args = {
-      o.binary, "run", "--json", "--top", "0",
-      "--set", "source.kind=file", "--set", "source.path=" + log,
-      "--set", "source.exit_at_end=true", "--set", "state.path=" + (dir / "state"),
-      "--set", "dead_letter.path=" + dead_letter,
-      "--set", "checkpoint.interval=" + std::to_string(std::max<int64_t>(1, o.checkpoint_interval_ms)) + "ms",
-      "--set", "engine.shards=" + std::to_string(o.shards),
+      o.binary, "run", "--json", "--top", "0", "--set", "source.kind=file", "--set", "source.path=" + log, "--set",
+      "source.exit_at_end=true", "--set", "state.path=" + (dir / "state"), "--set", "dead_letter.path=" + dead_letter,
+      "--set", "checkpoint.interval=" + std::to_string(std::max<int64_t>(1, o.checkpoint_interval_ms)) + "ms", "--set",
+      "engine.shards=" + std::to_string(o.shards),
       // Small batches, so that a kill lands between many checkpoints.
       "--set", "engine.batch_size=" + std::to_string(o.batch_size > 0 ? o.batch_size : 4096)};
   if (o.threads > 0) args.insert(args.end(), {"--set", "engine.threads=" + std::to_string(o.threads)});
@@ -582,7 +574,8 @@ Status run_crash_restart(const StressOptions& o, StressReport* report) {
       // from /proc), so that every kill lands mid-run however fast the machine is: kill
       // k aims at the k-th of `kills` equal parts of the log.
       const uint64_t part = log_bytes / static_cast<uint64_t>(o.kills + 1);
-      const uint64_t target = part * static_cast<uint64_t>(report->kills) + part / 2 + rng() % std::max<uint64_t>(1, part);
+      const uint64_t target =
+          part * static_cast<uint64_t>(report->kills) + part / 2 + rng() % std::max<uint64_t>(1, part);
       bool exited = false;
       while (!(exited = ::waitpid(pid, &status, WNOHANG) == pid) && read_offset(pid, log) < target)
         std::this_thread::sleep_for(std::chrono::microseconds(500));
@@ -678,20 +671,18 @@ void print_stress_report(const StressReport& r, bool as_json) {
         "\"duplicates\":%lld,\"malformed\":%lld},\"customers\":%lld,\"days\":%lld,\"seconds\":%.3f,"
         "\"records_per_second\":%.0f,\"latency_ms\":{\"records\":%llu,\"p50\":%.1f,\"p95\":%.1f,"
         "\"p99\":%.1f,\"max\":%.1f},\"checkpoints\":%llu,\"max_queued_records\":%llu,\"max_shard_mailbox\":%lld,"
-        "\"peak_rss_kb\":%llu,\"median_rss_kb\":%llu,\"kills\":%d,\"swaps\":%d,\"scores_checked\":%llu,\"last_recovery_seconds\":%.3f,"
+        "\"peak_rss_kb\":%llu,\"median_rss_kb\":%llu,\"kills\":%d,\"swaps\":%d,\"scores_checked\":%llu,\"last_recovery_"
+        "seconds\":%.3f,"
         "\"read\":%llu,\"accepted\":%llu,\"duplicates\":%llu,\"dead_lettered\":%llu,"
         "\"item_versions\":%llu,\"invariant\":\"%s\",\"verify_seconds\":%.3f%s}\n",
-        r.scenario.c_str(), static_cast<unsigned long long>(r.records),
-        static_cast<long long>(r.offered.valid), static_cast<long long>(r.offered.late),
-        static_cast<long long>(r.offered.duplicates), static_cast<long long>(r.offered.bad),
-        static_cast<long long>(g.customers),
-        static_cast<long long>(g.days), r.seconds, r.records_per_second,
-        static_cast<unsigned long long>(r.latency.samples), r.latency.p50_ms, r.latency.p95_ms,
-        r.latency.p99_ms, r.latency.max_ms, static_cast<unsigned long long>(r.checkpoints),
+        r.scenario.c_str(), static_cast<unsigned long long>(r.records), static_cast<long long>(r.offered.valid),
+        static_cast<long long>(r.offered.late), static_cast<long long>(r.offered.duplicates),
+        static_cast<long long>(r.offered.bad), static_cast<long long>(g.customers), static_cast<long long>(g.days),
+        r.seconds, r.records_per_second, static_cast<unsigned long long>(r.latency.samples), r.latency.p50_ms,
+        r.latency.p95_ms, r.latency.p99_ms, r.latency.max_ms, static_cast<unsigned long long>(r.checkpoints),
         static_cast<unsigned long long>(r.max_queued_records), static_cast<long long>(r.max_shard_mailbox),
-        static_cast<unsigned long long>(r.peak_rss_kb),
-        static_cast<unsigned long long>(r.median_rss_kb), r.kills, r.swaps,
-        static_cast<unsigned long long>(r.scores_checked), r.last_recovery_seconds,
+        static_cast<unsigned long long>(r.peak_rss_kb), static_cast<unsigned long long>(r.median_rss_kb), r.kills,
+        r.swaps, static_cast<unsigned long long>(r.scores_checked), r.last_recovery_seconds,
         static_cast<unsigned long long>(r.stats.read), static_cast<unsigned long long>(r.stats.accepted),
         static_cast<unsigned long long>(r.stats.duplicates),
         static_cast<unsigned long long>(r.stats.dead_lettered_total()),
@@ -699,9 +690,8 @@ void print_stress_report(const StressReport& r, bool as_json) {
     return;
   }
   std::printf("stress %s: %llu records, %lld customers over %lld simulated days, %.2f s (%.0f records/s)\n",
-              r.scenario.c_str(), static_cast<unsigned long long>(r.records),
-              static_cast<long long>(g.customers), static_cast<long long>(g.days), r.seconds,
-              r.records_per_second);
+              r.scenario.c_str(), static_cast<unsigned long long>(r.records), static_cast<long long>(g.customers),
+              static_cast<long long>(g.days), r.seconds, r.records_per_second);
   std::printf("  offered                %lld new in order, %lld late, %lld redeliveries, %lld malformed\n",
               static_cast<long long>(r.offered.valid), static_cast<long long>(r.offered.late),
               static_cast<long long>(r.offered.duplicates), static_cast<long long>(r.offered.bad));
@@ -713,8 +703,9 @@ void print_stress_report(const StressReport& r, bool as_json) {
     std::printf("  latency to durable     p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms   (%llu checkpoints)\n",
                 r.latency.p50_ms, r.latency.p95_ms, r.latency.p99_ms, r.latency.max_ms,
                 static_cast<unsigned long long>(r.checkpoints));
-    std::printf("  queues                 at most %llu records before the window clock, %lld batches queued at a shard\n",
-                static_cast<unsigned long long>(r.max_queued_records), static_cast<long long>(r.max_shard_mailbox));
+    std::printf(
+        "  queues                 at most %llu records before the window clock, %lld batches queued at a shard\n",
+        static_cast<unsigned long long>(r.max_queued_records), static_cast<long long>(r.max_shard_mailbox));
     std::printf("  read %llu = accepted %llu + duplicates %llu + dead-lettered %llu\n",
                 static_cast<unsigned long long>(r.stats.read), static_cast<unsigned long long>(r.stats.accepted),
                 static_cast<unsigned long long>(r.stats.duplicates),

@@ -1,7 +1,7 @@
 // `streamscore stress --scenario NAME`: load against the real engine and store, ending
 // with the invariant check; exit 1 when anything was lost or double counted.
-#include <CLI/CLI.hpp>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <climits>
 
@@ -48,8 +48,8 @@ int stress(StressArgs& args) {
 void register_stress_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<StressArgs>();
   StressOptions& o = args->options;
-  CLI::App* cmd = root.add_subcommand(
-      "stress", "Load scenarios against the engine and a RocksDB store, with an invariant check");
+  CLI::App* cmd =
+      root.add_subcommand("stress", "Load scenarios against the engine and a RocksDB store, with an invariant check");
   std::string names;
   for (const auto& n : stress_scenarios()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--scenario", o.scenario, "one of: " + names)->capture_default_str();
@@ -68,8 +68,7 @@ void register_stress_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--checkpoint-ms", o.checkpoint_interval_ms, "checkpoint interval (crash-restart: 20)")
       ->capture_default_str()
       ->each([args](const std::string&) { args->checkpoint_given = true; });
-  cmd->add_option("--kills", o.kills, "crash-restart: SIGKILLs before the daemon may finish")
-      ->capture_default_str();
+  cmd->add_option("--kills", o.kills, "crash-restart: SIGKILLs before the daemon may finish")->capture_default_str();
   cmd->add_option("--daily-csv", o.daily_csv, "write one row per simulated day (bench/simulate.sh)");
   cmd->add_flag("--no-verify", args->no_verify, "skip the invariant check (it keeps every event in memory)");
   cmd->add_flag("--json", args->json, "print the report as one JSON object");

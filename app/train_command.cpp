@@ -1,8 +1,8 @@
 // `streamscore train`: point-in-time training set from event logs, XGBoost model,
 // published as the next free version in --models DIR (not activated).
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -52,8 +52,7 @@ int train(const TrainArgs& args) {
   set_options.max_future_skew_ns = config.window.max_future_skew_ns;
   int64_t cut_ns = 0;
   if (!(s = parse_duration(args.cut_every, &cut_ns)).is_ok() || cut_ns <= 0 || cut_ns % kWindowNanos != 0) {
-    print_error("train", "--cut-every '" + args.cut_every +
-                             "': expected a positive multiple of 5m (e.g. 1d, 12h)");
+    print_error("train", "--cut-every '" + args.cut_every + "': expected a positive multiple of 5m (e.g. 1d, 12h)");
     return kExitUsage;
   }
   set_options.cut_every_windows = cut_ns / kWindowNanos;
@@ -98,11 +97,9 @@ int train(const TrainArgs& args) {
     return kExitFailure;
   }
   phase("");
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const ModelMeta& m = model.meta;
-  const std::string artifact =
-      (std::filesystem::path(args.models_dir) / artifact_file_name(m.version)).string();
+  const std::string artifact = (std::filesystem::path(args.models_dir) / artifact_file_name(m.version)).string();
   if (args.json) {
     std::printf(
         "{\"command\":\"train\",\"version\":\"%s\",\"artifact\":\"%s\",\"sha256\":\"%s\","
@@ -110,19 +107,19 @@ int train(const TrainArgs& args) {
         "\"rows_train\":%llu,\"rows_validation\":%llu,\"validation_auc\":%.6f,"
         "\"validation_logloss\":%.6f,\"seconds\":%.3f}\n",
         m.version_name().c_str(), artifact.c_str(), m.sha256.c_str(), (unsigned long long)set.read,
-        (unsigned long long)set.accepted, (unsigned long long)m.cuts_train,
-        (unsigned long long)m.cuts_validation, (unsigned long long)m.rows_train,
-        (unsigned long long)m.rows_validation, m.validation_auc, m.validation_logloss, seconds);
+        (unsigned long long)set.accepted, (unsigned long long)m.cuts_train, (unsigned long long)m.cuts_validation,
+        (unsigned long long)m.rows_train, (unsigned long long)m.rows_validation, m.validation_auc, m.validation_logloss,
+        seconds);
   } else {
-    std::string out = fmt::format("train: {} written in {:.2f} s (not active; activate with "
-                                  "'streamscore model activate {} --models {}')\n",
-                                  artifact, seconds, m.version_name(), args.models_dir);
+    std::string out = fmt::format(
+        "train: {} written in {:.2f} s (not active; activate with "
+        "'streamscore model activate {} --models {}')\n",
+        artifact, seconds, m.version_name(), args.models_dir);
     out += fmt::format("  events read / accepted   {} / {}\n", set.read, set.accepted);
-    out += fmt::format("  cuts (every {})          {} train ({} .. before {}), {} validation\n",
-                       args.cut_every, m.cuts_train, m.first_cut, m.first_validation_cut,
-                       m.cuts_validation);
-    out += fmt::format("  rows                     {} train ({} positive), {} validation ({} positive)\n",
-                       m.rows_train, m.positives_train, m.rows_validation, m.positives_validation);
+    out += fmt::format("  cuts (every {})          {} train ({} .. before {}), {} validation\n", args.cut_every,
+                       m.cuts_train, m.first_cut, m.first_validation_cut, m.cuts_validation);
+    out += fmt::format("  rows                     {} train ({} positive), {} validation ({} positive)\n", m.rows_train,
+                       m.positives_train, m.rows_validation, m.positives_validation);
     out += fmt::format("  validation AUC           {:.4f}\n", m.validation_auc);
     out += fmt::format("  validation logloss       {:.4f}\n", m.validation_logloss);
     out += fmt::format("  sha256                   {}\n", m.sha256);
@@ -137,10 +134,8 @@ void register_train_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = root.add_subcommand(
       "train", "Train the high-value-customer model on a point-in-time training set from event logs");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")
-      ->required();
-  cmd->add_option("--models", args->models_dir, "models directory; the model becomes its next vN")
-      ->required();
+  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--models", args->models_dir, "models directory; the model becomes its next vN")->required();
   cmd->add_option("--config", args->config_path, "TOML config file (its [window] section applies)");
   cmd->add_option("--set", args->sets, "config override section.key=value (repeatable)");
   cmd->add_option("--cut-every", args->cut_every, "interval between snapshot cuts (multiple of 5m)")
@@ -148,8 +143,7 @@ void register_train_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--top-fraction", args->top_fraction,
                   "label: the top fraction of a cut's customers by next-30-day amount")
       ->capture_default_str();
-  cmd->add_option("--min-amount", args->min_amount,
-                  "label instead: next-30-day amount at least this (currency units)");
+  cmd->add_option("--min-amount", args->min_amount, "label instead: next-30-day amount at least this (currency units)");
   cmd->add_option("--validation-fraction", args->validation_fraction,
                   "share of the latest cuts held out for validation")
       ->capture_default_str();

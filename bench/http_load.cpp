@@ -18,12 +18,12 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <sys/prctl.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <random>
-#include <sys/prctl.h>
 #include <thread>
 #include <vector>
 
@@ -40,7 +40,7 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Worker {
-  std::vector<int64_t> latencies_ns;  // from the scheduled send time
+  std::vector<int64_t> latencies_ns;    // from the scheduled send time
   std::vector<int64_t> round_trips_ns;  // from the actual send time
   std::vector<int64_t> queued_ns;       // scheduled time to the previous response (if later)
   std::vector<int64_t> late_wakeup_ns;  // due (scheduled, previous response in) to sent
@@ -49,9 +49,9 @@ struct Worker {
   Clock::time_point slowest_sent{};  // when the slowest round trip was sent
 };
 
-void run_worker(const streamscore::HttpUrl& url, int index, int connections, double rate,
-                double seconds, int customers, const std::string& route, unsigned long timer_slack_ns,
-                int realtime_priority, Clock::time_point start, Worker* w) {
+void run_worker(const streamscore::HttpUrl& url, int index, int connections, double rate, double seconds, int customers,
+                const std::string& route, unsigned long timer_slack_ns, int realtime_priority, Clock::time_point start,
+                Worker* w) {
   // The kernel may fire a sleeping thread's timer up to its slack late (50 us by
   // default); the schedule is the measurement's reference, so ask for (almost) none.
   prctl(PR_SET_TIMERSLACK, timer_slack_ns, 0UL, 0UL, 0UL);
@@ -118,9 +118,12 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
     }
     w->queued_ns.push_back(ns(due - scheduled));
     w->late_wakeup_ns.push_back(ns(sent - due));
-    if (res.result_int() == 200) ++w->ok;
-    else if (res.result_int() == 404) ++w->not_found;
-    else ++w->other;
+    if (res.result_int() == 200)
+      ++w->ok;
+    else if (res.result_int() == 404)
+      ++w->not_found;
+    else
+      ++w->other;
   }
 }
 
@@ -152,9 +155,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   streamscore::HttpUrl url;
-  if (!streamscore::parse_http_url(url_text, &url).is_ok() || rate <= 0 || seconds <= 0 ||
-      connections < 1 || customers < 1 || timer_slack_ns < 1 || route.size() > 64 ||
-      realtime_priority < 0 || realtime_priority > 99) {
+  if (!streamscore::parse_http_url(url_text, &url).is_ok() || rate <= 0 || seconds <= 0 || connections < 1 ||
+      customers < 1 || timer_slack_ns < 1 || route.size() > 64 || realtime_priority < 0 || realtime_priority > 99) {
     std::fprintf(stderr, "http_load: bad arguments\n");
     return 2;
   }
@@ -213,7 +215,7 @@ int main(int argc, char** argv) {
       all.size(), rate, all.size() / elapsed, connections, pct(0.5), pct(0.9), pct(0.99), pct(0.999),
       all.empty() ? 0.0 : all.back() / 1000.0, pct_of(rtt, 0.5), pct_of(rtt, 0.99), server_p50, server_p99,
       pct_of(queued, 0.99), pct_of(late, 0.5), pct_of(late, 0.99), slowest->slowest_rtt_ns / 1000.0,
-      std::chrono::duration<double>(slowest->slowest_sent.time_since_epoch()).count(), (unsigned long long)ok, (unsigned long long)not_found,
-      (unsigned long long)other, (unsigned long long)errors);
+      std::chrono::duration<double>(slowest->slowest_sent.time_since_epoch()).count(), (unsigned long long)ok,
+      (unsigned long long)not_found, (unsigned long long)other, (unsigned long long)errors);
   return errors == 0 && other == 0 ? 0 : 1;
 }

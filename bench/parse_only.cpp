@@ -37,8 +37,7 @@ struct alignas(64) Counts {  // one cache line each: no false sharing between th
   uint64_t checksum = 0;  // keeps the parsed fields observable
 };
 
-void parse_range(EventParser& parser, const RawBatch& batch, std::size_t begin, std::size_t end,
-                 Counts* counts) {
+void parse_range(EventParser& parser, const RawBatch& batch, std::size_t begin, std::size_t end, Counts* counts) {
   const ParseOptions opts;
   ParsedEvent event;
   ParseFailure failure;
@@ -135,8 +134,7 @@ int main(int argc, char** argv) {
   int threads = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if ((arg == "--events" || arg == "--threads") && i + 1 >= argc)
-      return usage((arg + " needs a value").c_str());
+    if ((arg == "--events" || arg == "--threads") && i + 1 >= argc) return usage((arg + " needs a value").c_str());
     if (arg == "--events") {
       path = argv[++i];
     } else if (arg == "--threads") {
@@ -181,13 +179,11 @@ int main(int argc, char** argv) {
   }
   if (pair) counts = pair->total();
   pair.reset();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
       "{\"threads\":%d,\"lines\":%llu,\"valid\":%llu,\"invalid\":%llu,\"seconds\":%.3f,"
       "\"lines_per_second\":%.0f,\"checksum\":%llu}\n",
-      threads, (unsigned long long)lines, (unsigned long long)counts.valid,
-      (unsigned long long)counts.invalid, seconds, seconds > 0 ? lines / seconds : 0.0,
-      (unsigned long long)counts.checksum);
+      threads, (unsigned long long)lines, (unsigned long long)counts.valid, (unsigned long long)counts.invalid, seconds,
+      seconds > 0 ? lines / seconds : 0.0, (unsigned long long)counts.checksum);
   return 0;
 }

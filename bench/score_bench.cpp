@@ -26,11 +26,16 @@ int main(int argc, char** argv) {
   std::size_t rows = 1'000'000, batch = 8192, single = 20000;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--models") dir = argv[i + 1];
-    else if (a == "--version") version = std::atoi(argv[i + 1]);
-    else if (a == "--rows") rows = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (a == "--batch") batch = std::strtoull(argv[i + 1], nullptr, 10);
-    else if (a == "--nthread") nthread = std::atoi(argv[i + 1]);
+    if (a == "--models")
+      dir = argv[i + 1];
+    else if (a == "--version")
+      version = std::atoi(argv[i + 1]);
+    else if (a == "--rows")
+      rows = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--batch")
+      batch = std::strtoull(argv[i + 1], nullptr, 10);
+    else if (a == "--nthread")
+      nthread = std::atoi(argv[i + 1]);
     else {
       std::fprintf(stderr, "score_bench: unknown option %s\n", a.c_str());
       return 2;
@@ -84,7 +89,7 @@ int main(int argc, char** argv) {
       "{\"rows\":%zu,\"batch\":%zu,\"nthread\":%d,\"trees\":%d,\"seconds\":%.3f,"
       "\"batched_rows_per_second\":%.0f,\"single_row_p50_us\":%.2f,\"single_row_p99_us\":%.2f,"
       "\"checksum\":%.3f}\n",
-      rows, batch, nthread, model.meta.params.rounds, seconds, rows / seconds,
-      micros[micros.size() / 2], micros[micros.size() * 99 / 100], checksum);
+      rows, batch, nthread, model.meta.params.rounds, seconds, rows / seconds, micros[micros.size() / 2],
+      micros[micros.size() * 99 / 100], checksum);
   return 0;
 }

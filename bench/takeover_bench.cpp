@@ -106,14 +106,17 @@ void fill(const Options& o, const DynamoDbOptions& table, int multiple) {
   for (int32_t p = 0; p < o.partitions; ++p) all.push_back(p);
   auto filler = open_writer(table, "filler", true);
   Status s = filler->take_over(offset_keys(all));
-  if (s.is_ok()) s = filler->scan_partitions(PartitionScope{o.partitions, all}, [](const ItemRecord&) { return true; },
-                                             [](const DedupRecord&) { return true; });
+  if (s.is_ok())
+    s = filler->scan_partitions(
+        PartitionScope{o.partitions, all}, [](const ItemRecord&) { return true; },
+        [](const DedupRecord&) { return true; });
   if (!s.is_ok()) fail("fill: take over", s);
   const std::vector<std::string> customers = customers_of(o, multiple);
   constexpr std::size_t kPerCommit = 500;
   for (std::size_t at = 0; at < customers.size(); at += kPerCommit) {
-    const std::vector<std::string> some(customers.begin() + static_cast<std::ptrdiff_t>(at),
-                                        customers.begin() + static_cast<std::ptrdiff_t>(std::min(customers.size(), at + kPerCommit)));
+    const std::vector<std::string> some(
+        customers.begin() + static_cast<std::ptrdiff_t>(at),
+        customers.begin() + static_cast<std::ptrdiff_t>(std::min(customers.size(), at + kPerCommit)));
     std::vector<std::size_t> conflicts;
     if (!(s = filler->commit(creating(o, some, at / kPerCommit + 1), &conflicts)).is_ok() || !conflicts.empty())
       fail("fill: commit", s);
@@ -139,9 +142,8 @@ Measured take_partition_0(const Options& o, const DynamoDbOptions& table, const 
     return true;
   };
   auto dedup_fn = [&](const DedupRecord& r) {
-    Status d = for_each_dedup_id(r, [&](std::string_view id, const DedupEntry&) {
-      m.ids += kafka_partition_of_key(id, o.partitions) == 0;
-    });
+    Status d = for_each_dedup_id(
+        r, [&](std::string_view id, const DedupEntry&) { m.ids += kafka_partition_of_key(id, o.partitions) == 0; });
     return d.is_ok();
   };
   if (s.is_ok()) s = load(*heir, item_fn, dedup_fn);
@@ -167,11 +169,12 @@ void measure(const Options& o, DynamoDbOptions table, int multiple) {
   });
   if (query.items != scan.items || query.ids != scan.ids)
     fail("the two loads differ", Status::corruption(std::to_string(query.items) + " vs " + std::to_string(scan.items)));
-  std::printf("{\"multiple\":%d,\"table_customers\":%d,\"partition_customers\":%llu,\"partition_ids\":%llu,"
-              "\"query_ms\":%.1f,\"query_rows\":%llu,\"scan_ms\":%.1f,\"scan_rows\":%llu}\n",
-              multiple, multiple * o.partition_customers, static_cast<unsigned long long>(query.items),
-              static_cast<unsigned long long>(query.ids), query.ms, static_cast<unsigned long long>(query.rows), scan.ms,
-              static_cast<unsigned long long>(scan.rows));
+  std::printf(
+      "{\"multiple\":%d,\"table_customers\":%d,\"partition_customers\":%llu,\"partition_ids\":%llu,"
+      "\"query_ms\":%.1f,\"query_rows\":%llu,\"scan_ms\":%.1f,\"scan_rows\":%llu}\n",
+      multiple, multiple * o.partition_customers, static_cast<unsigned long long>(query.items),
+      static_cast<unsigned long long>(query.ids), query.ms, static_cast<unsigned long long>(query.rows), scan.ms,
+      static_cast<unsigned long long>(scan.rows));
   std::fflush(stdout);
 }
 
@@ -181,11 +184,16 @@ int main(int argc, char** argv) {
   Options o;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--endpoint") o.endpoint = value;
-    else if (flag == "--partitions") o.partitions = std::atoi(value.c_str());
-    else if (flag == "--partition-customers") o.partition_customers = std::atoi(value.c_str());
-    else if (flag == "--ids") o.ids = std::atoi(value.c_str());
-    else if (flag == "--item-bytes") o.item_bytes = static_cast<std::size_t>(std::atol(value.c_str()));
+    if (flag == "--endpoint")
+      o.endpoint = value;
+    else if (flag == "--partitions")
+      o.partitions = std::atoi(value.c_str());
+    else if (flag == "--partition-customers")
+      o.partition_customers = std::atoi(value.c_str());
+    else if (flag == "--ids")
+      o.ids = std::atoi(value.c_str());
+    else if (flag == "--item-bytes")
+      o.item_bytes = static_cast<std::size_t>(std::atol(value.c_str()));
     else if (flag == "--multiples") {
       o.multiples.clear();
       for (std::size_t at = 0; at < value.size();) {

@@ -77,8 +77,7 @@ bool is_secret_key(const std::string& key) {
 }
 
 Status bad_value(const std::string& key, const toml::node& v, const std::string& what) {
-  return Status::invalid_argument(key + " = " + (is_secret_key(key) ? "<hidden>" : render(v)) +
-                                  ": " + what);
+  return Status::invalid_argument(key + " = " + (is_secret_key(key) ? "<hidden>" : render(v)) + ": " + what);
 }
 
 std::string range_text(int64_t lo, int64_t hi) {
@@ -124,8 +123,8 @@ Status read_text(const toml::node& v, const std::string& key, std::string* out) 
   return Status::ok();
 }
 
-Status read_choice(const toml::node& v, const std::string& key,
-                   const std::vector<std::string>& allowed, std::string* out) {
+Status read_choice(const toml::node& v, const std::string& key, const std::vector<std::string>& allowed,
+                   std::string* out) {
   std::string list;
   for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + quote(a);
   const auto* s = v.as_string();
@@ -135,8 +134,8 @@ Status read_choice(const toml::node& v, const std::string& key,
   return Status::ok();
 }
 
-Status read_duration(const toml::node& v, const std::string& key, int64_t lo, int64_t hi,
-                     const char* range_hint, int64_t* out) {
+Status read_duration(const toml::node& v, const std::string& key, int64_t lo, int64_t hi, const char* range_hint,
+                     int64_t* out) {
   const auto* s = v.as_string();
   if (s == nullptr) return bad_value(key, v, kDurationHint);
   int64_t ns = 0;
@@ -158,9 +157,8 @@ Status read_start_time(const toml::node& v, const std::string& key, std::string*
     const toml::date_time& d = dt->get();
     if (!d.offset || d.offset->minutes != 0 || d.time.nanosecond != 0) return bad_value(key, v, hint);
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02uZ", unsigned{d.date.year},
-                  unsigned{d.date.month}, unsigned{d.date.day}, unsigned{d.time.hour},
-                  unsigned{d.time.minute}, unsigned{d.time.second});
+    std::snprintf(buf, sizeof buf, "%04u-%02u-%02uT%02u:%02u:%02uZ", unsigned{d.date.year}, unsigned{d.date.month},
+                  unsigned{d.date.day}, unsigned{d.time.hour}, unsigned{d.time.minute}, unsigned{d.time.second});
     text = buf;
   } else {
     return bad_value(key, v, hint);
@@ -190,7 +188,8 @@ struct SectionSpec {
 
 template <class Sec, class T>
 KeySpec int_key(const char* name, Sec Config::*sec, T Sec::*field, int64_t lo, int64_t hi) {
-  return {name, false, [=](const toml::node& v, const std::string& key, Config* c) {
+  return {name, false,
+          [=](const toml::node& v, const std::string& key, Config* c) {
             int64_t x = 0;
             Status s = read_int(v, key, lo, hi, &x);
             if (s.is_ok()) (c->*sec).*field = static_cast<T>(x);
@@ -201,7 +200,8 @@ KeySpec int_key(const char* name, Sec Config::*sec, T Sec::*field, int64_t lo, i
 
 template <class Sec>
 KeySpec fraction_key(const char* name, Sec Config::*sec, double Sec::*field) {
-  return {name, false, [=](const toml::node& v, const std::string& key, Config* c) {
+  return {name, false,
+          [=](const toml::node& v, const std::string& key, Config* c) {
             return read_fraction(v, key, &((c->*sec).*field));
           },
           [=](const Config& c) { return render_float((c.*sec).*field); }};
@@ -209,17 +209,18 @@ KeySpec fraction_key(const char* name, Sec Config::*sec, double Sec::*field) {
 
 template <class Sec>
 KeySpec text_key(const char* name, Sec Config::*sec, std::string Sec::*field) {
-  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
-            return read_text(v, key, &((c->*sec).*field));
-          },
-          [=](const Config& c) { return (c.*sec).*field; }};
+  return {
+      name, true,
+      [=](const toml::node& v, const std::string& key, Config* c) { return read_text(v, key, &((c->*sec).*field)); },
+      [=](const Config& c) { return (c.*sec).*field; }};
 }
 
 // A string that may be empty (= unset, a default applies at use).
 template <class Sec>
 KeySpec optional_text_key(const char* name, Sec Config::*sec, std::string Sec::*field,
                           const char* hint = "expected a string") {
-  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
+  return {name, true,
+          [=](const toml::node& v, const std::string& key, Config* c) {
             const auto* s = v.as_string();
             if (s == nullptr) return bad_value(key, v, hint);
             (c->*sec).*field = s->get();
@@ -229,18 +230,19 @@ KeySpec optional_text_key(const char* name, Sec Config::*sec, std::string Sec::*
 }
 
 template <class Sec>
-KeySpec choice_key(const char* name, Sec Config::*sec, std::string Sec::*field,
-                   std::vector<std::string> allowed) {
-  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
+KeySpec choice_key(const char* name, Sec Config::*sec, std::string Sec::*field, std::vector<std::string> allowed) {
+  return {name, true,
+          [=](const toml::node& v, const std::string& key, Config* c) {
             return read_choice(v, key, allowed, &((c->*sec).*field));
           },
           [=](const Config& c) { return (c.*sec).*field; }};
 }
 
 template <class Sec>
-KeySpec duration_key(const char* name, Sec Config::*sec, int64_t Sec::*field, int64_t lo,
-                     int64_t hi, const char* range_hint) {
-  return {name, true, [=](const toml::node& v, const std::string& key, Config* c) {
+KeySpec duration_key(const char* name, Sec Config::*sec, int64_t Sec::*field, int64_t lo, int64_t hi,
+                     const char* range_hint) {
+  return {name, true,
+          [=](const toml::node& v, const std::string& key, Config* c) {
             return read_duration(v, key, lo, hi, range_hint, &((c->*sec).*field));
           },
           [=](const Config& c) { return std::to_string((c.*sec).*field); }};
@@ -275,20 +277,24 @@ KeySpec kafka_property_key() {
             if (const char* instead = owned_kafka_property(name))
               return Status::invalid_argument(key + ": set by streamscore; use " + instead);
             std::string text;
-            if (const auto* s = v.as_string()) text = s->get();
-            else if (const auto* i = v.as_integer()) text = std::to_string(i->get());
-            else if (const auto* b = v.as_boolean()) text = b->get() ? "true" : "false";
+            if (const auto* s = v.as_string())
+              text = s->get();
+            else if (const auto* i = v.as_integer())
+              text = std::to_string(i->get());
+            else if (const auto* b = v.as_boolean())
+              text = b->get() ? "true" : "false";
             else
               return bad_value(key, v,
                                "expected a string, an integer or a boolean (a librdkafka property; "
                                "quote dotted names: \"security.protocol\" = \"SASL_SSL\")");
             std::string error;
-            if (!check_kafka_property(name, text, &error))
-              return Status::invalid_argument(key + ": " + error);
+            if (!check_kafka_property(name, text, &error)) return Status::invalid_argument(key + ": " + error);
             auto& props = c->kafka.properties;
             auto it = std::find_if(props.begin(), props.end(), [&](const auto& p) { return p.first == name; });
-            if (it != props.end()) it->second = text;
-            else props.emplace_back(name, text);
+            if (it != props.end())
+              it->second = text;
+            else
+              props.emplace_back(name, text);
             return Status::ok();
           },
           [](const Config& c) {
@@ -350,28 +356,23 @@ std::vector<SectionSpec> schema() {
        {optional_text_key("bootstrap_servers", &C::kafka, &KafkaConfig::bootstrap_servers,  // "" = no Kafka
                           "expected a string like \"host:9092,host2:9092\""),
         kafka_property_key()}},
-      {"output",
-       {optional_text_key("topic", &C::output, &OutputConfig::topic, "expected a topic name (\"\" = off)")}},
+      {"output", {optional_text_key("topic", &C::output, &OutputConfig::topic, "expected a topic name (\"\" = off)")}},
       {"window",
-       {duration_key("allowed_lateness", &C::window, &WindowConfig::allowed_lateness_ns, 0,
-                     30 * kDayNanos, "must be between 0s and 30d"),
+       {duration_key("allowed_lateness", &C::window, &WindowConfig::allowed_lateness_ns, 0, 30 * kDayNanos,
+                     "must be between 0s and 30d"),
         // The cap keeps wall clock + skew far from int64 overflow.
-        duration_key("max_future_skew", &C::window, &WindowConfig::max_future_skew_ns, 1,
-                     3650 * kDayNanos, "must be greater than 0 and at most 3650d")}},
+        duration_key("max_future_skew", &C::window, &WindowConfig::max_future_skew_ns, 1, 3650 * kDayNanos,
+                     "must be greater than 0 and at most 3650d")}},
       {"engine",
-       {int_key("shards", &C::engine, &E::shards, 1, 1024),
-        int_key("threads", &C::engine, &E::threads, 0, 256),
+       {int_key("shards", &C::engine, &E::shards, 1, 1024), int_key("threads", &C::engine, &E::threads, 0, 256),
         int_key("parsers", &C::engine, &E::parsers, 0, 256),
-        int_key("batch_size", &C::engine, &E::batch_size, 1, 1'000'000),
-        int_key("nice", &C::engine, &E::nice, 0, 19)}},
+        int_key("batch_size", &C::engine, &E::batch_size, 1, 1'000'000), int_key("nice", &C::engine, &E::nice, 0, 19)}},
       {"checkpoint",
-       {duration_key("interval", &C::checkpoint, &CheckpointConfig::interval_ns, kMsNanos,
-                     kDayNanos, "must be between 1ms and 1d")}},
+       {duration_key("interval", &C::checkpoint, &CheckpointConfig::interval_ns, kMsNanos, kDayNanos,
+                     "must be between 1ms and 1d")}},
       {"http",
        {{"enabled", false,
-         [](const toml::node& v, const std::string& key, Config* c) {
-           return read_bool(v, key, &c->http.enabled);
-         },
+         [](const toml::node& v, const std::string& key, Config* c) { return read_bool(v, key, &c->http.enabled); },
          [](const Config& c) { return std::to_string(c.http.enabled); }},
         text_key("address", &C::http, &H::address),
         int_key("port", &C::http, &H::port, 0, 65535),
@@ -384,13 +385,9 @@ std::vector<SectionSpec> schema() {
         int_key("max_connections", &C::http, &H::max_connections, 1, 1'000'000),
         int_key("realtime_priority", &C::http, &H::realtime_priority, 0, 99),
         {"item_cache", false,
-         [](const toml::node& v, const std::string& key, Config* c) {
-           return read_bool(v, key, &c->http.item_cache);
-         },
+         [](const toml::node& v, const std::string& key, Config* c) { return read_bool(v, key, &c->http.item_cache); },
          [](const Config& c) { return std::to_string(c.http.item_cache); }}}},
-      {"log",
-       {choice_key("level", &C::log, &LogConfig::level,
-                   {"trace", "debug", "info", "warn", "error", "off"})}},
+      {"log", {choice_key("level", &C::log, &LogConfig::level, {"trace", "debug", "info", "warn", "error", "off"})}},
       {"model",
        {optional_text_key("dir", &C::model, &ModelConfig::dir, "expected a string (\"\" = no model)"),
         // at most 2 s: a change of the active model must be noticed within 2 seconds
@@ -440,8 +437,7 @@ std::string unknown_section(const std::vector<SectionSpec>& schema, const std::s
 std::string unknown_key(const SectionSpec& section, const std::string& key) {
   std::string known;
   for (const auto& k : section.keys) known += (known.empty() ? "" : ", ") + k.name;
-  return "unknown key '" + section.name + "." + key + "' (known keys in [" + section.name +
-         "]: " + known + ")";
+  return "unknown key '" + section.name + "." + key + "' (known keys in [" + section.name + "]: " + known + ")";
 }
 
 Status config_error(const std::string& message) {
@@ -466,9 +462,9 @@ Status read_file(const std::string& path, std::string* text) {
 // file order, so the error reported is the first one in the file.
 struct Entry {
   toml::source_position pos;
-  std::string error;            // set: this entry is a problem, not a value
+  std::string error;  // set: this entry is a problem, not a value
   const KeySpec* spec = nullptr;
-  std::string key;              // "section.key"
+  std::string key;  // "section.key"
   const toml::node* value = nullptr;
 };
 
@@ -506,8 +502,7 @@ std::vector<Entry> collect(const std::vector<SectionSpec>& schema, const toml::t
     else if (const SectionSpec* home = section_of(schema, name))
       e.error = "key '" + name + "' is outside any section (it belongs under [" + home->name + "])";
     else
-      e.error = "key '" + name + "' is outside any section (known sections: " +
-                known_sections(schema) + ")";
+      e.error = "key '" + name + "' is outside any section (known sections: " + known_sections(schema) + ")";
     entries.push_back(std::move(e));
   }
   std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
@@ -542,8 +537,7 @@ bool to_ascii_toml(std::string_view t, std::string* out, std::size_t* line) {
         out->push_back(' ');
       } else if (in == In::basic || in == In::multiline_basic) {
         char escape[12];
-        std::snprintf(escape, sizeof escape, cp > 0xFFFF ? "\\U%08X" : "\\u%04X",
-                      static_cast<unsigned>(cp));
+        std::snprintf(escape, sizeof escape, cp > 0xFFFF ? "\\U%08X" : "\\u%04X", static_cast<unsigned>(cp));
         out->append(escape);
       } else {
         return false;
@@ -551,8 +545,7 @@ bool to_ascii_toml(std::string_view t, std::string* out, std::size_t* line) {
       i += n - 1;
       continue;
     }
-    const bool escaped_ascii = c == '\\' && i + 1 < t.size() &&
-                               static_cast<unsigned char>(t[i + 1]) < 0x80;
+    const bool escaped_ascii = c == '\\' && i + 1 < t.size() && static_cast<unsigned char>(t[i + 1]) < 0x80;
     switch (in) {
       case In::code:
         if (opens(i, kTripleQuote) || opens(i, kTripleApostrophe)) {
@@ -561,9 +554,12 @@ bool to_ascii_toml(std::string_view t, std::string* out, std::size_t* line) {
           i += 2;
           continue;
         }
-        if (c == '#') in = In::comment;
-        else if (c == '"') in = In::basic;
-        else if (c == '\'') in = In::literal;
+        if (c == '#')
+          in = In::comment;
+        else if (c == '"')
+          in = In::basic;
+        else if (c == '\'')
+          in = In::literal;
         break;
       case In::comment:
         if (c == '\n') in = In::code;
@@ -623,8 +619,7 @@ Status apply_file(const std::string& path, const std::vector<SectionSpec>& schem
   }
   for (const Entry& e : collect(schema, root)) {
     if (!e.error.empty()) return config_error(position(path, e.pos) + e.error);
-    if (!(s = e.spec->set(*e.value, e.key, config)).is_ok())
-      return config_error(position(path, e.pos) + s.message());
+    if (!(s = e.spec->set(*e.value, e.key, config)).is_ok()) return config_error(position(path, e.pos) + s.message());
   }
   return Status::ok();
 }
@@ -655,34 +650,29 @@ toml::table parse_override_value(const std::string& text, bool textual) {
   return holder;
 }
 
-Status apply_override_named(const std::string& name, const std::string& value,
-                            const std::string& text, const std::vector<SectionSpec>& schema,
-                            Config* config);
+Status apply_override_named(const std::string& name, const std::string& value, const std::string& text,
+                            const std::vector<SectionSpec>& schema, Config* config);
 
-Status apply_override(const std::string& text, const std::vector<SectionSpec>& schema,
-                      Config* config) {
+Status apply_override(const std::string& text, const std::vector<SectionSpec>& schema, Config* config) {
   const auto eq = text.find('=');
   if (eq == std::string::npos)
     return config_error("override '" + text + "': expected section.key=value, e.g. engine.shards=8");
   const std::string name = trim(text.substr(0, eq));
   // Messages quote the override as written, except a secret's value.
   const bool secret = is_secret_key(name);
-  return apply_override_named(name, text.substr(eq + 1), secret ? name + "=<hidden>" : text,
-                              schema, config);
+  return apply_override_named(name, text.substr(eq + 1), secret ? name + "=<hidden>" : text, schema, config);
 }
 
-Status apply_override_named(const std::string& name, const std::string& value,
-                            const std::string& text, const std::vector<SectionSpec>& schema,
-                            Config* config) {
+Status apply_override_named(const std::string& name, const std::string& value, const std::string& text,
+                            const std::vector<SectionSpec>& schema, Config* config) {
   const auto dot = name.find('.');
   if (dot == std::string::npos || dot == 0) {
     const std::string key = name.substr(dot == 0 ? 1 : 0);
     const SectionSpec* home = section_of(schema, key);
-    return config_error("override '" + text + "': '" + name +
-                        "' has no section; expected section.key=value" +
-                        (home ? " (did you mean " + home->name + "." + key + "=" +
-                                    trim(text.substr(text.find('=') + 1)) + "?)"
-                              : std::string(", e.g. engine.shards=8")));
+    return config_error(
+        "override '" + text + "': '" + name + "' has no section; expected section.key=value" +
+        (home ? " (did you mean " + home->name + "." + key + "=" + trim(text.substr(text.find('=') + 1)) + "?)"
+              : std::string(", e.g. engine.shards=8")));
   }
   const SectionSpec* section = find_section(schema, name.substr(0, dot));
   if (section == nullptr) return config_error(unknown_section(schema, name.substr(0, dot)));
@@ -706,24 +696,23 @@ Status check_combination(const Config& c) {
                           "`streamscore mock-kafka` starts a local cluster)");
   }
   if (c.state.shared) {
-    const char* missing = c.state.backend != "dynamodb" ? "state.backend = \"dynamodb\" (a table the daemons share)"
-                          : c.source.kind != "kafka"    ? "source.kind = \"kafka\" (a consumer group shares the partitions)"
-                          : c.source.exit_at_end        ? "source.exit_at_end = false (bounded mode reads every partition alone)"
-                                                        : nullptr;
+    const char* missing =
+        c.state.backend != "dynamodb" ? "state.backend = \"dynamodb\" (a table the daemons share)"
+        : c.source.kind != "kafka"    ? "source.kind = \"kafka\" (a consumer group shares the partitions)"
+        : c.source.exit_at_end        ? "source.exit_at_end = false (bounded mode reads every partition alone)"
+                                      : nullptr;
     if (missing != nullptr) return config_error(std::string("state.shared = true needs ") + missing);
   }
   if (c.source.dup_rate + c.source.bad_rate > 1.0) {
-    return config_error("source.dup_rate + source.bad_rate = " + render_float(c.source.dup_rate) +
-                        " + " + render_float(c.source.bad_rate) +
+    return config_error("source.dup_rate + source.bad_rate = " + render_float(c.source.dup_rate) + " + " +
+                        render_float(c.source.bad_rate) +
                         ": the sum must be at most 1 (both are fractions of all records)");
   }
   int64_t start_ns = 0;
   constexpr int64_t kLatestNs = 9'214'646'400LL * kSecondNanos;  // 2262-01-01T00:00:00Z
-  if (parse_utc_time(c.source.start, &start_ns).is_ok() &&
-      c.source.days * kDayNanos > kLatestNs - start_ns)
+  if (parse_utc_time(c.source.start, &start_ns).is_ok() && c.source.days * kDayNanos > kLatestNs - start_ns)
     return config_error("source.start = " + quote(c.source.start) + " + source.days = " +
-                        std::to_string(c.source.days) +
-                        ": ends after 2261, beyond what event times can express");
+                        std::to_string(c.source.days) + ": ends after 2261, beyond what event times can express");
   return Status::ok();
 }
 
@@ -734,11 +723,16 @@ Status parse_duration(const std::string& text, int64_t* nanos) {
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   const std::string unit = text.substr(digits);
   int64_t scale = 0;
-  if (unit == "ms") scale = kMsNanos;
-  else if (unit == "s") scale = kSecondNanos;
-  else if (unit == "m") scale = 60 * kSecondNanos;
-  else if (unit == "h") scale = 3600 * kSecondNanos;
-  else if (unit == "d") scale = kDayNanos;
+  if (unit == "ms")
+    scale = kMsNanos;
+  else if (unit == "s")
+    scale = kSecondNanos;
+  else if (unit == "m")
+    scale = 60 * kSecondNanos;
+  else if (unit == "h")
+    scale = 3600 * kSecondNanos;
+  else if (unit == "d")
+    scale = kDayNanos;
   if (digits == 0 || scale == 0)
     return Status::invalid_argument(std::string(kDurationHint) + " (units: ms, s, m, h, d)");
   const Status too_large = Status::invalid_argument("too large: at most 106751d");
@@ -772,8 +766,7 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   return out;
 }
 
-Status load_config(const std::string& path, const std::vector<std::string>& overrides,
-                   Config* out) {
+Status load_config(const std::string& path, const std::vector<std::string>& overrides, Config* out) {
   const std::vector<SectionSpec> keys = schema();
   Config config;  // defaults; `out` is only written when everything is valid
   Status s;

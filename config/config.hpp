@@ -23,8 +23,8 @@ struct SourceConfig {
   std::string group_id = "streamscore";
   // kind = "generator": the built-in simulator (same knobs as `streamscore generate`)
   int64_t customers = 10000;
-  int64_t events = 1000000;           // total events to produce; 0 = unbounded
-  int64_t rate = 0;                   // events per second; 0 = as fast as possible
+  int64_t events = 1000000;  // total events to produce; 0 = unbounded
+  int64_t rate = 0;          // events per second; 0 = as fast as possible
   int64_t days = 45;
   double dup_rate = 0.02;
   int64_t disorder_s = 120;
@@ -56,7 +56,7 @@ struct StateConfig {
 };
 
 struct DeadLetterConfig {
-  std::string kind = "file";                   // "file" | "kafka"
+  std::string kind = "file";                    // "file" | "kafka"
   std::string path = "data/dead-letter.jsonl";  // kind = "file"
   std::string topic = "customer-events-dlq";    // kind = "kafka"
 };
@@ -64,7 +64,7 @@ struct DeadLetterConfig {
 // Kafka clients (source, dead-letter topic, output topic): the brokers, and librdkafka
 // properties passed through as they are ("security.protocol", "sasl.mechanisms", ...).
 struct KafkaConfig {
-  std::string bootstrap_servers;  // "host:port,host:port"; required by anything Kafka
+  std::string bootstrap_servers;                                // "host:port,host:port"; required by anything Kafka
   std::vector<std::pair<std::string, std::string>> properties;  // in file order
 };
 
@@ -74,15 +74,15 @@ struct OutputConfig {
 };
 
 struct WindowConfig {
-  int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;        // "10m"
-  int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;       // "24h"
+  int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;   // "10m"
+  int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;  // "24h"
 };
 
 struct EngineConfig {
-  int shards = 8;             // shard actors; results do not depend on it
-  int threads = 0;            // CAF scheduler threads; 0 = number of cores
-  int parsers = 0;            // parser actors; 0 = number of threads
-  int batch_size = 65536;     // records per batch from the source (big batches amortize messaging)
+  int shards = 8;          // shard actors; results do not depend on it
+  int threads = 0;         // CAF scheduler threads; 0 = number of cores
+  int parsers = 0;         // parser actors; 0 = number of threads
+  int batch_size = 65536;  // records per batch from the source (big batches amortize messaging)
   // `run`: nice steps for the threads that ingest (the scheduler's, the source loop's),
   // so that the HTTP server's thread wins a core when a request arrives. 0 = none. 10
   // was measured best on 2 cores (BENCHMARKS.md, HTTP serving); ingestion keeps its rate.
@@ -160,8 +160,7 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b);
 
 // Loads `path` (empty: defaults only), then applies each "section.key=value" override.
 // An error names the offending key (and the file position when there is one).
-Status load_config(const std::string& path, const std::vector<std::string>& overrides,
-                   Config* out);
+Status load_config(const std::string& path, const std::vector<std::string>& overrides, Config* out);
 
 // Parses durations such as "0s", "90s", "10m", "1h", "2d", "500ms": a non-negative
 // integer and a unit (ms, s, m, h, d); a bare number ("0", "90") is refused. On failure

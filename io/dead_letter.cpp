@@ -27,8 +27,8 @@ Status errno_status(const char* what, const std::string& path) {
 
 }  // namespace
 
-void append_dead_letter(std::string& out, Reason reason, std::string_view field,
-                        std::string_view detail, std::string_view source, std::string_view raw) {
+void append_dead_letter(std::string& out, Reason reason, std::string_view field, std::string_view detail,
+                        std::string_view source, std::string_view raw) {
   out.push_back('{');
   append_member(out, "reason", reason_name(reason));
   if (!field.empty()) {
@@ -44,7 +44,9 @@ void append_dead_letter(std::string& out, Reason reason, std::string_view field,
   out.append("}\n");
 }
 
-DeadLetterWriter::~DeadLetterWriter() { close(); }
+DeadLetterWriter::~DeadLetterWriter() {
+  close();
+}
 
 namespace {
 
@@ -58,13 +60,14 @@ Status check_recorded_length(const std::string& path, uint64_t recorded) {
   if (ec == std::errc::no_such_file_or_directory) {
     if (recorded == 0) return Status::ok();
     return Status::corruption("dead-letter file " + path + " is missing, but the last checkpoint recorded " +
-                              std::to_string(recorded) + " bytes in it: dead letters were lost. Restore the file, "
+                              std::to_string(recorded) +
+                              " bytes in it: dead letters were lost. Restore the file, "
                               "or rebuild the state and its dead letters with `streamscore replay`");
   }
   if (ec) return Status::io_error("stat " + path + ": " + ec.message());
   if (size < recorded)
-    return Status::corruption("dead-letter file " + path + " is " + std::to_string(size) +
-                              " bytes, shorter than the " + std::to_string(recorded) +
+    return Status::corruption("dead-letter file " + path + " is " + std::to_string(size) + " bytes, shorter than the " +
+                              std::to_string(recorded) +
                               " bytes the last checkpoint recorded: dead letters were lost (the file was cut or "
                               "replaced). Restore the file, or rebuild the state and its dead letters with "
                               "`streamscore replay`");

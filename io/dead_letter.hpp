@@ -18,14 +18,14 @@ namespace streamscore {
 // Appends `{"reason":..,"field":..,"detail":..,"source":..,"raw":..}\n` ("field" omitted
 // when empty). All strings are escaped with append_json_string_lossless, so the line is
 // valid JSON even when `raw` is not valid UTF-8.
-void append_dead_letter(std::string& out, Reason reason, std::string_view field,
-                        std::string_view detail, std::string_view source, std::string_view raw);
+void append_dead_letter(std::string& out, Reason reason, std::string_view field, std::string_view detail,
+                        std::string_view source, std::string_view raw);
 
 // The dead letters of one input batch: their rendered lines, and for each line where it
 // ends and what it is, so that a sink that sends one message per record (Kafka) can
 // split them and label each without parsing the JSON again.
 struct DeadLetterEntry {
-  std::size_t end = 0;     // the line is lines[previous end, end), its '\n' included
+  std::size_t end = 0;  // the line is lines[previous end, end), its '\n' included
   Reason reason = Reason::not_json;
   int32_t partition = -1;  // the Kafka partition; -1 when the source is not Kafka
   uint64_t position = 0;   // line number in a file, record number, or offset in a partition
@@ -65,8 +65,7 @@ class DeadLetterWriter : public DeadLetterSink {
   // Creates missing parent directories; truncates or appends to an existing file.
   // When appending to a file whose length a checkpoint recorded (`cut_back_to`), a longer
   // file is first cut back to it, and a shorter or missing one is refused (corruption).
-  Status open(const std::string& path, bool truncate,
-              uint64_t cut_back_to = std::numeric_limits<uint64_t>::max());
+  Status open(const std::string& path, bool truncate, uint64_t cut_back_to = std::numeric_limits<uint64_t>::max());
   Status write(std::string_view already_rendered_lines);
   Status write(const DeadLetterBatch& batch) override { return write(batch.lines); }
   // fflush and fdatasync: what a checkpoint then records is on disk.

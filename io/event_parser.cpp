@@ -19,8 +19,8 @@ using boost::json::string_view;
 
 enum Field : int { kEventId, kCustomerId, kEventTime, kEventType, kAmount, kFieldCount };
 constexpr int kOtherKey = -1;
-constexpr std::array<std::string_view, kFieldCount> kFieldNames = {
-    "event_id", "customer_id", "event_time", "event_type", "amount"};
+constexpr std::array<std::string_view, kFieldCount> kFieldNames = {"event_id", "customer_id", "event_time",
+                                                                   "event_type", "amount"};
 
 constexpr size_t kMaxEventIdBytes = 128;
 constexpr size_t kMaxCustomerIdBytes = 64;
@@ -32,25 +32,38 @@ enum class Kind : uint8_t { absent, string, number, boolean, null, object, array
 
 std::string_view kind_name(Kind k) {
   switch (k) {
-    case Kind::absent: return "nothing";
-    case Kind::string: return "string";
-    case Kind::number: return "number";
-    case Kind::boolean: return "boolean";
-    case Kind::null: return "null";
-    case Kind::object: return "object";
-    case Kind::array: return "array";
-    case Kind::lone_surrogate: return "a string with a lone UTF-16 surrogate escape (not Unicode text)";
+    case Kind::absent:
+      return "nothing";
+    case Kind::string:
+      return "string";
+    case Kind::number:
+      return "number";
+    case Kind::boolean:
+      return "boolean";
+    case Kind::null:
+      return "null";
+    case Kind::object:
+      return "object";
+    case Kind::array:
+      return "array";
+    case Kind::lone_surrogate:
+      return "a string with a lone UTF-16 surrogate escape (not Unicode text)";
   }
   return "unknown";
 }
 
 int classify_key(std::string_view k) {
   switch (k.size()) {
-    case 6: return k == "amount" ? kAmount : kOtherKey;
-    case 8: return k == "event_id" ? kEventId : kOtherKey;
-    case 10: return k == "event_time" ? kEventTime : k == "event_type" ? kEventType : kOtherKey;
-    case 11: return k == "customer_id" ? kCustomerId : kOtherKey;
-    default: return kOtherKey;
+    case 6:
+      return k == "amount" ? kAmount : kOtherKey;
+    case 8:
+      return k == "event_id" ? kEventId : kOtherKey;
+    case 10:
+      return k == "event_time" ? kEventTime : k == "event_type" ? kEventType : kOtherKey;
+    case 11:
+      return k == "customer_id" ? kCustomerId : kOtherKey;
+    default:
+      return kOtherKey;
   }
 }
 
@@ -185,8 +198,8 @@ class Handler final : public JsonVisitor {
   std::string key_;  // top-level key being assembled from parts
   std::size_t depth_ = 0;
   bool top_is_object_ = false;
-  int current_ = kOtherKey;        // required field whose value comes next, if any
-  std::string* sink_ = nullptr;    // where that value's text goes (first occurrence only)
+  int current_ = kOtherKey;      // required field whose value comes next, if any
+  std::string* sink_ = nullptr;  // where that value's text goes (first occurrence only)
 };
 
 boost::json::parse_options strict_json() {
@@ -315,8 +328,7 @@ EventParser::~EventParser() = default;
 EventParser::EventParser(EventParser&&) noexcept = default;
 EventParser& EventParser::operator=(EventParser&&) noexcept = default;
 
-bool EventParser::parse(std::string_view line, const ParseOptions& opts, ParsedEvent* out,
-                        ParseFailure* failure) {
+bool EventParser::parse(std::string_view line, const ParseOptions& opts, ParsedEvent* out, ParseFailure* failure) {
   // RFC 8259 lets a parser ignore a byte order mark: an editor may start a file with one.
   if (line.substr(0, kByteOrderMark.size()) == kByteOrderMark) line.remove_prefix(kByteOrderMark.size());
   auto& parser = impl_->parser;

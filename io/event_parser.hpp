@@ -40,8 +40,7 @@ class EventParser {
   EventParser& operator=(const EventParser&) = delete;
 
   // true: `out` filled (all fields except record_index). false: `failure` filled.
-  bool parse(std::string_view line, const ParseOptions& opts, ParsedEvent* out,
-             ParseFailure* failure);
+  bool parse(std::string_view line, const ParseOptions& opts, ParsedEvent* out, ParseFailure* failure);
 
  private:
   // Keeps Boost.JSON out of this header: the SAX parser lives in the .cpp.

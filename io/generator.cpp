@@ -35,13 +35,14 @@ uint64_t splitmix64(uint64_t* x) {
   return z ^ (z >> 31);
 }
 
-constexpr uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+constexpr uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 // Amounts: exp2 of a fixed-point exponent, all in integers so that every machine
 // rounds the same way. 2^f for f in [0,1) (Q16) as a degree-6 Taylor polynomial in
 // ln 2, in Q30 (relative error < 2e-5: plenty for simulated spend).
-constexpr int64_t kExp2Coeffs[] = {1073741824, 744261118, 257941248, 59597083,
-                                   10327387,   1431680,   165394};
+constexpr int64_t kExp2Coeffs[] = {1073741824, 744261118, 257941248, 59597083, 10327387, 1431680, 165394};
 
 int64_t exp2_q30(int64_t frac_q16) {
   int64_t acc = kExp2Coeffs[6];
@@ -53,8 +54,8 @@ int64_t exp2_q30(int64_t frac_q16) {
 // approximated by a sum of four 16-bit uniforms (Irwin-Hall), i.e. a median of 45.00
 // and sigma 1 in natural log, spanning about 1.41 .. 1430.00.
 int64_t lognormal_cents(uint64_t bits) {
-  const int64_t sum = static_cast<int64_t>((bits & 0xffff) + ((bits >> 16) & 0xffff) +
-                                           ((bits >> 32) & 0xffff) + (bits >> 48));
+  const int64_t sum =
+      static_cast<int64_t>((bits & 0xffff) + ((bits >> 16) & 0xffff) + ((bits >> 32) & 0xffff) + (bits >> 48));
   const int64_t log2_q16 = 795'326 + (sum - 131'070) * 5 / 2;  // > 0 for every sum
   const int shift = 30 - static_cast<int>(log2_q16 >> 16);     // 13 .. 23
   return (exp2_q30(log2_q16 & 0xffff) + (int64_t{1} << (shift - 1))) >> shift;
@@ -172,7 +173,9 @@ uint64_t EventGenerator::random() {  // xoshiro256**
   return result;
 }
 
-double EventGenerator::uniform() { return static_cast<double>(random() >> 11) * 0x1.0p-53; }
+double EventGenerator::uniform() {
+  return static_cast<double>(random() >> 11) * 0x1.0p-53;
+}
 
 // The nominal time of this line: uniform inside its slot of the evenly divided span,
 // so nominal times never decrease from one line to the next.
@@ -195,16 +198,16 @@ int64_t EventGenerator::draw_customer() {
   if (options_.hot_share > 0 && uniform() < options_.hot_share) {
     const int64_t hot = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(n) * options_.hot_customers));
     const int64_t rank = std::min(static_cast<int64_t>(uniform() * static_cast<double>(hot)), hot - 1);
-    return static_cast<int64_t>((static_cast<uint64_t>(rank) * perm_mul_ + perm_add_) %
-                                static_cast<uint64_t>(n)) + 1;
+    return static_cast<int64_t>((static_cast<uint64_t>(rank) * perm_mul_ + perm_add_) % static_cast<uint64_t>(n)) + 1;
   }
   const double u = uniform();
   const int64_t rank = std::min(static_cast<int64_t>(static_cast<double>(n) * u * u * u), n - 1);
-  return static_cast<int64_t>((static_cast<uint64_t>(rank) * perm_mul_ + perm_add_) %
-                              static_cast<uint64_t>(n)) + 1;
+  return static_cast<int64_t>((static_cast<uint64_t>(rank) * perm_mul_ + perm_add_) % static_cast<uint64_t>(n)) + 1;
 }
 
-int64_t EventGenerator::draw_cents() { return lognormal_cents(random()); }
+int64_t EventGenerator::draw_cents() {
+  return lognormal_cents(random());
+}
 
 EventGenerator::Event EventGenerator::draw_event(int64_t nominal_ns, bool late) {
   Event e;
@@ -259,8 +262,10 @@ std::size_t EventGenerator::write_event(const Event& e, std::optional<BadKind> b
     w.fixed_digits(static_cast<uint64_t>(e.customer), 7);
   }
   w.text(array ? "\",\""sv : "\",\"event_time\":\""sv);
-  if (is(BadKind::bad_event_time)) w.lit("2025-13-01T00:00:00Z");
-  else w.cursor() = write_time(e.unix_seconds, w.cursor());
+  if (is(BadKind::bad_event_time))
+    w.lit("2025-13-01T00:00:00Z");
+  else
+    w.cursor() = write_time(e.unix_seconds, w.cursor());
   w.text(array ? "\",\""sv : "\",\"event_type\":\""sv);
   w.raw(kTypeNames[e.type], kTypeLengths[e.type]);
   w.text(array ? "\","sv : "\",\"amount\":"sv);

@@ -15,16 +15,16 @@
 namespace streamscore {
 
 struct GeneratorOptions {
-  int64_t customers = 10000;   // 1..9999999; customer_id is "C" + 7 digits, from C0000001
-  int64_t events = 1000000;    // lines to produce, duplicates and bad ones included; 0 = never end
-  int64_t days = 45;           // event times spread evenly over this many days from start_ns
-  double dup_rate = 0.02;      // fraction of emitted records that are at-least-once redeliveries of
-                               // an earlier record (exact same line), a few records later
-  int64_t disorder_s = 120;    // bounded disorder: arrival may precede event-time order by up to this
-                               // many seconds
-  double late_rate = 0.001;    // fraction of events whose event_time is 1..48 hours behind the
-                               // stream (late, but within 30 days)
-  double bad_rate = 0.001;     // fraction of malformed records (cycling through BadKind)
+  int64_t customers = 10000;  // 1..9999999; customer_id is "C" + 7 digits, from C0000001
+  int64_t events = 1000000;   // lines to produce, duplicates and bad ones included; 0 = never end
+  int64_t days = 45;          // event times spread evenly over this many days from start_ns
+  double dup_rate = 0.02;     // fraction of emitted records that are at-least-once redeliveries of
+                              // an earlier record (exact same line), a few records later
+  int64_t disorder_s = 120;   // bounded disorder: arrival may precede event-time order by up to this
+                              // many seconds
+  double late_rate = 0.001;   // fraction of events whose event_time is 1..48 hours behind the
+                              // stream (late, but within 30 days)
+  double bad_rate = 0.001;    // fraction of malformed records (cycling through BadKind)
   // Hot keys: a fraction `hot_share` of the events goes to the `hot_customers` fraction
   // of customers (uniformly among them), the rest as usual. 0 = off, and then no random
   // draw is spent on it, so the default stream is unchanged.
@@ -94,17 +94,17 @@ class EventGenerator {
   void remember(const std::string& line);
 
   GeneratorOptions options_;
-  double bad_threshold_;       // dup_rate + bad_rate: a draw in [dup_rate, this) is a bad line
-  uint64_t state_[4];          // xoshiro256**
+  double bad_threshold_;  // dup_rate + bad_rate: a draw in [dup_rate, this) is a bad line
+  uint64_t state_[4];     // xoshiro256**
   int64_t produced_ = 0;
-  int64_t next_id_ = 1;        // event_id sequence: "e<seed>-<n>"
-  std::string id_prefix_;      // "e<seed>-"
+  int64_t next_id_ = 1;    // event_id sequence: "e<seed>-<n>"
+  std::string id_prefix_;  // "e<seed>-"
   RecordKind last_kind_ = RecordKind::valid;
   GeneratorCounts counts_;
   // The clock: line k's nominal time is start + k * span / lines, kept exactly with an
   // integer step and a Bresenham-style remainder.
   int64_t clock_ns_;
-  int64_t start_seconds_;      // in-order events are never earlier
+  int64_t start_seconds_;  // in-order events are never earlier
   int64_t step_ns_;
   int64_t step_rem_;
   int64_t step_den_;

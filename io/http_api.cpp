@@ -1,8 +1,8 @@
 #include "io/http_api.hpp"
 
+#include <fmt/format.h>
 #include <boost/beast/core/string.hpp>
 #include <boost/json.hpp>
-#include <fmt/format.h>
 
 #include "io/metrics_text.hpp"
 
@@ -37,11 +37,16 @@ bool bearer_token_of(std::string_view value, std::string_view* token) {
 
 http::status status_of(const Status& s) {
   switch (s.code()) {
-    case Status::Code::ok: return http::status::ok;
-    case Status::Code::not_found: return http::status::not_found;
-    case Status::Code::conflict: return http::status::conflict;
-    case Status::Code::invalid_argument: return http::status::bad_request;
-    default: return http::status::internal_server_error;
+    case Status::Code::ok:
+      return http::status::ok;
+    case Status::Code::not_found:
+      return http::status::not_found;
+    case Status::Code::conflict:
+      return http::status::conflict;
+    case Status::Code::invalid_argument:
+      return http::status::bad_request;
+    default:
+      return http::status::internal_server_error;
   }
 }
 
@@ -80,8 +85,7 @@ HttpResponse json_response(http::status status, std::string body, unsigned versi
   return res;
 }
 
-HttpResponse error_response(http::status status, std::string_view message, unsigned version,
-                            bool keep_alive) {
+HttpResponse error_response(http::status status, std::string_view message, unsigned version, bool keep_alive) {
   boost::json::object o;
   o["error"] = message;
   return json_response(status, boost::json::serialize(o), version, keep_alive);
@@ -89,8 +93,7 @@ HttpResponse error_response(http::status status, std::string_view message, unsig
 
 HttpResponse parse_error_response(const boost::system::error_code& ec) {
   if (ec == http::error::header_limit)
-    return error_response(http::status::request_header_fields_too_large, "request headers too large",
-                          11, false);
+    return error_response(http::status::request_header_fields_too_large, "request headers too large", 11, false);
   if (ec == http::error::body_limit)
     return error_response(http::status::payload_too_large, "request body too large", 11, false);
   return error_response(http::status::bad_request, "malformed HTTP request", 11, false);
@@ -122,8 +125,9 @@ bool percent_decode(std::string_view in, std::string* out) {
 void HttpMetrics::render(std::string* out) const {
   render_histogram(*out, "streamscore_http_request_duration_seconds",
                    "Server time from a request read to its response written.", request_duration);
-  *out += "# HELP streamscore_http_responses_total HTTP responses by status class.\n"
-          "# TYPE streamscore_http_responses_total counter\n";
+  *out +=
+      "# HELP streamscore_http_responses_total HTTP responses by status class.\n"
+      "# TYPE streamscore_http_responses_total counter\n";
   for (int c = 1; c <= 5; ++c)
     *out += fmt::format("streamscore_http_responses_total{{code=\"{}xx\"}} {}\n", c, responses[c].load());
   render_gauge(*out, "streamscore_http_connections_open", "HTTP connections open (at most http.max_connections).",
@@ -184,8 +188,7 @@ std::optional<HttpResponse> HttpApi::handle(const HttpRequest& request, const De
       const bool ready = options_.ready && options_.ready();
       return ready ? text_response(http::status::ok, "ready\n", "text/plain")
                    : text_response(http::status::service_unavailable,
-                                   "not ready: recovering state or opening the source\n",
-                                   "text/plain");
+                                   "not ready: recovering state or opening the source\n", "text/plain");
     }
     if (target == "/metrics") {
       if (!get) return method_not_allowed("GET");
@@ -232,8 +235,8 @@ std::optional<HttpResponse> HttpApi::handle(const HttpRequest& request, const De
         return error_response(http::status::bad_request, "expected a JSON body {\"version\":\"vN\"}");
       // The change answers once the model is checked, from the admin's thread: the
       // server's thread goes on serving meanwhile.
-      ModelAdmin::Done done = [respond = defer(), http_version = request.version(),
-                               keep_alive = request.keep_alive()](const Status& s, std::string body) {
+      ModelAdmin::Done done = [respond = defer(), http_version = request.version(), keep_alive = request.keep_alive()](
+                                  const Status& s, std::string body) {
         HttpResponse r = model_response(s, std::move(body));
         fit_to_request(r, http_version, keep_alive);
         respond(std::move(r));

@@ -118,8 +118,7 @@ class HttpApi {
 };
 
 // A response with a JSON body {"error": message} (or `body` when given as JSON).
-HttpResponse json_response(http::status status, std::string body, unsigned version = 11,
-                           bool keep_alive = true);
+HttpResponse json_response(http::status status, std::string body, unsigned version = 11, bool keep_alive = true);
 HttpResponse error_response(http::status status, std::string_view message, unsigned version = 11,
                             bool keep_alive = true);
 

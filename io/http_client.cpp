@@ -13,9 +13,7 @@ using tcp = net::ip::tcp;
 
 Status parse_http_url(std::string_view url, HttpUrl* out) {
   constexpr std::string_view kScheme = "http://";
-  const auto bad = [&](const char* why) {
-    return Status::invalid_argument("URL '" + std::string(url) + "': " + why);
-  };
+  const auto bad = [&](const char* why) { return Status::invalid_argument("URL '" + std::string(url) + "': " + why); };
   if (!beast::iequals(url.substr(0, kScheme.size()), kScheme)) return bad("expected http://host:port");
   std::string_view rest = url.substr(kScheme.size());
   const auto slash = rest.find('/');
@@ -56,8 +54,8 @@ struct HttpClient::Impl {
     if (*ec) {
       stream.reset();
       buffer.clear();
-      return Status::io_error(std::string(what) + " http://" + host + ":" + std::to_string(port) +
-                              ": " + ec->message());
+      return Status::io_error(std::string(what) + " http://" + host + ":" + std::to_string(port) + ": " +
+                              ec->message());
     }
     return Status::ok();
   }
@@ -72,8 +70,7 @@ HttpClient::HttpClient(std::string host, uint16_t port, std::chrono::millisecond
 
 HttpClient::~HttpClient() = default;
 
-Status HttpClient::request(http::verb method, const std::string& target, HttpResponse* out,
-                           const std::string& body,
+Status HttpClient::request(http::verb method, const std::string& target, HttpResponse* out, const std::string& body,
                            const std::vector<std::pair<std::string, std::string>>& headers) {
   Impl& c = *impl_;
   beast::error_code ec;

@@ -25,18 +25,14 @@ Status parse_http_url(std::string_view url, HttpUrl* out);
 
 class HttpClient {
  public:
-  HttpClient(std::string host, uint16_t port,
-             std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+  HttpClient(std::string host, uint16_t port, std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
   ~HttpClient();
 
   // Sends one request (connecting first when needed) and reads the response. An I/O
   // error or a timeout closes the connection; the next request reconnects.
-  Status request(http::verb method, const std::string& target, HttpResponse* out,
-                 const std::string& body = {},
+  Status request(http::verb method, const std::string& target, HttpResponse* out, const std::string& body = {},
                  const std::vector<std::pair<std::string, std::string>>& headers = {});
-  Status get(const std::string& target, HttpResponse* out) {
-    return request(http::verb::get, target, out);
-  }
+  Status get(const std::string& target, HttpResponse* out) { return request(http::verb::get, target, out); }
 
  private:
   struct Impl;

@@ -3,9 +3,9 @@
 #include "actors/thread_priority.hpp"
 #include "state/format.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
-#include <spdlog/spdlog.h>
 
 #include <pthread.h>
 
@@ -76,8 +76,7 @@ namespace {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, HttpServer::Impl& server)
-      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server),
-        registration_(server.add(this)) {}
+      : stream_(std::move(socket)), timer_(stream_.get_executor()), server_(server), registration_(server.add(this)) {}
   ~Session() { server_.remove(registration_); }
 
   void start() { read(); }
@@ -93,9 +92,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
-  void wait_on_client() {
-    waiting_since_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
-  }
+  void wait_on_client() { waiting_since_ns_ = std::chrono::steady_clock::now().time_since_epoch().count(); }
 
   void read() {
     wait_on_client();
@@ -105,9 +102,7 @@ class Session : public std::enable_shared_from_this<Session> {
     timed_out_ = false;
     arm_deadline(server_.options.request_timeout);
     http::async_read(stream_, buffer_, *parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       self->on_read(ec);
-                     });
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
 
   // The whole request must arrive within the deadline (a slow-loris client cannot hold
@@ -130,8 +125,8 @@ class Session : public std::enable_shared_from_this<Session> {
     ++deadline_;
     if (timed_out_) {
       // Idle keep-alive connections just close; a started request gets a 408.
-      if (parser_->got_some()) return reply(error_response(http::status::request_timeout,
-                                                           "request not complete in time", 11, false));
+      if (parser_->got_some())
+        return reply(error_response(http::status::request_timeout, "request not complete in time", 11, false));
       return close();
     }
     if (ec == http::error::end_of_stream || ec == net::error::eof) return close();
@@ -162,9 +157,8 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!gate->open) return;
       std::shared_ptr<Session> self = session.lock();
       if (self == nullptr) return;
-      net::post(self->stream_.get_executor(), [self, awaited, res = std::move(res)]() mutable {
-        self->on_late_answer(awaited, std::move(res));
-      });
+      net::post(self->stream_.get_executor(),
+                [self, awaited, res = std::move(res)]() mutable { self->on_late_answer(awaited, std::move(res)); });
     };
   }
 
@@ -182,11 +176,11 @@ class Session : public std::enable_shared_from_this<Session> {
                           std::chrono::steady_clock::time_point start) {
     constexpr std::size_t kLoggedTargetBytes = 200;
     const std::string_view target(req.target().data(), req.target().size());
-    spdlog::debug("msg=\"http request\" method={} path={} status={} micros={}",
-                  quoted_log_value(std::string_view(req.method_string().data(), req.method_string().size())),
-                  quoted_log_value(target.substr(0, kLoggedTargetBytes)), res.result_int(),
-                  std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
-                      .count());
+    spdlog::debug(
+        "msg=\"http request\" method={} path={} status={} micros={}",
+        quoted_log_value(std::string_view(req.method_string().data(), req.method_string().size())),
+        quoted_log_value(target.substr(0, kLoggedTargetBytes)), res.result_int(),
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count());
   }
 
   void reply(HttpResponse res) {
@@ -197,19 +191,18 @@ class Session : public std::enable_shared_from_this<Session> {
     wait_on_client();
     timed_out_ = false;
     arm_deadline(server_.options.request_timeout);
-    http::async_write(stream_, response_,
-                      [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
-                        self->timer_.cancel();
-                        ++self->deadline_;
-                        if (!ec && self->read_at_ != std::chrono::steady_clock::time_point{}) {
-                          self->server_.api->metrics().request_duration.observe_ns(
-                              std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now() - self->read_at_).count());
-                          self->read_at_ = {};
-                        }
-                        if (ec || close_after || self->timed_out_) return self->close();
-                        self->read();
-                      });
+    http::async_write(stream_, response_, [self = shared_from_this(), close_after](beast::error_code ec, std::size_t) {
+      self->timer_.cancel();
+      ++self->deadline_;
+      if (!ec && self->read_at_ != std::chrono::steady_clock::time_point{}) {
+        self->server_.api->metrics().request_duration.observe_ns(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - self->read_at_)
+                .count());
+        self->read_at_ = {};
+      }
+      if (ec || close_after || self->timed_out_) return self->close();
+      self->read();
+    });
   }
 
   void close() {
@@ -227,7 +220,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HttpResponse response_;
   HttpServer::Impl& server_;
   bool timed_out_ = false;
-  uint64_t deadline_ = 0;  // the armed deadline; bumped by each arm_deadline()
+  uint64_t deadline_ = 0;                          // the armed deadline; bumped by each arm_deadline()
   std::chrono::steady_clock::time_point read_at_;  // when the request being answered was read
   std::atomic<int64_t> waiting_since_ns_{0};       // steady clock; read by the acceptor
   const std::list<Session*>::iterator registration_;
@@ -287,9 +280,10 @@ void HttpServer::Impl::log_accept_error(const beast::error_code& ec) {
   const auto now = std::chrono::steady_clock::now();
   if (accept_error_logged_at != std::chrono::steady_clock::time_point{} && now - accept_error_logged_at < kInterval)
     return;
-  spdlog::warn("msg=\"http accept failed; backing off and shedding the connection waiting longest\" "
-               "error={} failures={} open_connections={}",
-               quoted_log_value(ec.message()), accept_errors_unlogged, api->metrics().connections_open.load());
+  spdlog::warn(
+      "msg=\"http accept failed; backing off and shedding the connection waiting longest\" "
+      "error={} failures={} open_connections={}",
+      quoted_log_value(ec.message()), accept_errors_unlogged, api->metrics().connections_open.load());
   accept_error_logged_at = now;
   accept_errors_unlogged = 0;
 }
@@ -354,12 +348,15 @@ bool HttpServer::Impl::shed_longest_waiting() {
 
 HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-HttpServer::~HttpServer() { stop(); }
+HttpServer::~HttpServer() {
+  stop();
+}
 
-uint16_t HttpServer::port() const { return impl_->port; }
+uint16_t HttpServer::port() const {
+  return impl_->port;
+}
 
-Status HttpServer::start(const HttpServerOptions& options, HttpApi* api,
-                         std::unique_ptr<HttpServer>* out) {
+Status HttpServer::start(const HttpServerOptions& options, HttpApi* api, std::unique_ptr<HttpServer>* out) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   impl->api = api;
@@ -372,8 +369,7 @@ Status HttpServer::start(const HttpServerOptions& options, HttpApi* api,
   if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);
   if (!ec) impl->acceptor.bind(endpoint, ec);
   if (!ec) impl->acceptor.listen(net::socket_base::max_listen_connections, ec);
-  if (ec)
-    return Status::io_error("http.address/http.port: cannot listen on " + where + ": " + ec.message());
+  if (ec) return Status::io_error("http.address/http.port: cannot listen on " + where + ": " + ec.message());
   impl->port = impl->acceptor.local_endpoint().port();
   impl->accept();
   const int threads = std::max(1, options.threads);
@@ -385,8 +381,7 @@ Status HttpServer::start(const HttpServerOptions& options, HttpApi* api,
       bool denied = false;
       const Status s = raise_this_thread_to_realtime(priority, &denied);
       if (!s.is_ok() && first)
-        spdlog::warn("msg=\"http.realtime_priority = {} not applied, serving at normal priority{}\" error={}",
-                     priority,
+        spdlog::warn("msg=\"http.realtime_priority = {} not applied, serving at normal priority{}\" error={}", priority,
                      denied ? " (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO; 0 turns it off)" : "",
                      quoted_log_value(s.message()));
       io->run();

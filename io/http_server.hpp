@@ -41,8 +41,7 @@ struct HttpServerOptions {
 class HttpServer {
  public:
   // Binds and starts serving `api`, which must outlive the server.
-  static Status start(const HttpServerOptions& options, HttpApi* api,
-                      std::unique_ptr<HttpServer>* out);
+  static Status start(const HttpServerOptions& options, HttpApi* api, std::unique_ptr<HttpServer>* out);
   ~HttpServer();  // stop()
 
   uint16_t port() const;

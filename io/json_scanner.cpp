@@ -4,7 +4,9 @@ namespace streamscore {
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -13,8 +15,12 @@ int hex_value(char c) {
   return -1;
 }
 
-bool is_high_surrogate(unsigned u) { return u >= 0xD800 && u <= 0xDBFF; }
-bool is_low_surrogate(unsigned u) { return u >= 0xDC00 && u <= 0xDFFF; }
+bool is_high_surrogate(unsigned u) {
+  return u >= 0xD800 && u <= 0xDBFF;
+}
+bool is_low_surrogate(unsigned u) {
+  return u >= 0xDC00 && u <= 0xDFFF;
+}
 
 // UTF-8; a lone surrogate gets the same 3-byte form (WTF-8), which no UTF-8 text has.
 void append_code_point(std::string& out, unsigned cp) {
@@ -166,14 +172,31 @@ bool JsonScanner::read_escape() {
   if (at_ >= text_.size()) return fail("unterminated string");
   const char c = text_[at_++];
   switch (c) {
-    case '"': case '\\': case '/': string_.push_back(c); return true;
-    case 'b': string_.push_back('\b'); return true;
-    case 'f': string_.push_back('\f'); return true;
-    case 'n': string_.push_back('\n'); return true;
-    case 'r': string_.push_back('\r'); return true;
-    case 't': string_.push_back('\t'); return true;
-    case 'u': break;
-    default: --at_; return fail("invalid escape");
+    case '"':
+    case '\\':
+    case '/':
+      string_.push_back(c);
+      return true;
+    case 'b':
+      string_.push_back('\b');
+      return true;
+    case 'f':
+      string_.push_back('\f');
+      return true;
+    case 'n':
+      string_.push_back('\n');
+      return true;
+    case 'r':
+      string_.push_back('\r');
+      return true;
+    case 't':
+      string_.push_back('\t');
+      return true;
+    case 'u':
+      break;
+    default:
+      --at_;
+      return fail("invalid escape");
   }
   unsigned unit = 0;
   if (!read_hex4(&unit)) return false;

@@ -18,10 +18,9 @@ Status set_property(rd_kafka_conf_t* conf, const std::string& name, const std::s
 
 }  // namespace
 
-Status make_kafka_conf(const KafkaConfig& kafka,
-                       const std::vector<std::pair<std::string, std::string>>& own, KafkaConfPtr* out) {
-  if (kafka.bootstrap_servers.empty())
-    return Status::invalid_argument("kafka.bootstrap_servers is empty");
+Status make_kafka_conf(const KafkaConfig& kafka, const std::vector<std::pair<std::string, std::string>>& own,
+                       KafkaConfPtr* out) {
+  if (kafka.bootstrap_servers.empty()) return Status::invalid_argument("kafka.bootstrap_servers is empty");
   KafkaConfPtr conf(rd_kafka_conf_new());
   Status s = set_property(conf.get(), "bootstrap.servers", kafka.bootstrap_servers);
   for (const auto& [name, value] : kafka.properties)
@@ -37,8 +36,7 @@ Status make_kafka_handle(rd_kafka_type_t type, KafkaConfPtr conf, KafkaHandlePtr
   char error[512] = {0};
   // On success rd_kafka_new owns the configuration; on failure it is still ours.
   rd_kafka_t* handle = rd_kafka_new(type, conf.get(), error, sizeof error);
-  if (handle == nullptr)
-    return Status::invalid_argument(std::string("kafka client: ") + error);
+  if (handle == nullptr) return Status::invalid_argument(std::string("kafka client: ") + error);
   conf.release();
   out->reset(handle);
   return Status::ok();

@@ -6,8 +6,8 @@
 #include <librdkafka/rdkafka.h>
 
 #include <memory>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -39,8 +39,8 @@ using KafkaMessagePtr = std::unique_ptr<rd_kafka_message_t, KafkaMessageDeleter>
 
 // A client configuration: bootstrap servers, then the [kafka] pass-through properties,
 // then `own` (the properties this client needs, which win). An error names the property.
-Status make_kafka_conf(const KafkaConfig& kafka,
-                       const std::vector<std::pair<std::string, std::string>>& own, KafkaConfPtr* out);
+Status make_kafka_conf(const KafkaConfig& kafka, const std::vector<std::pair<std::string, std::string>>& own,
+                       KafkaConfPtr* out);
 
 // Creates a producer or consumer from `conf` (which it takes over, also on failure).
 Status make_kafka_handle(rd_kafka_type_t type, KafkaConfPtr conf, KafkaHandlePtr* out);

@@ -68,8 +68,8 @@ void KafkaProducer::on_delivery(rd_kafka_t*, const rd_kafka_message_t* message, 
     return;
   }
   if (reports.failed++ == 0)
-    reports.first_error = std::string(rd_kafka_topic_name(message->rkt)) + " [" +
-                          std::to_string(message->partition) + "]: " + rd_kafka_err2str(message->err);
+    reports.first_error = std::string(rd_kafka_topic_name(message->rkt)) + " [" + std::to_string(message->partition) +
+                          "]: " + rd_kafka_err2str(message->err);
 }
 
 Status KafkaProducer::failure_status() const {
@@ -77,9 +77,8 @@ Status KafkaProducer::failure_status() const {
                           " message(s) not delivered; first: " + reports_.first_error);
 }
 
-Status KafkaProducer::produce(const std::string& topic, std::optional<std::string_view> key,
-                              std::string_view value, const std::vector<KafkaHeader>& headers,
-                              int32_t partition) {
+Status KafkaProducer::produce(const std::string& topic, std::optional<std::string_view> key, std::string_view value,
+                              const std::vector<KafkaHeader>& headers, int32_t partition) {
   HeadersPtr hdrs = make_headers(headers);
   // A null key pointer is a message without a key; an empty key is a key of length 0.
   const void* key_data = key ? key->data() : nullptr;
@@ -88,8 +87,7 @@ Status KafkaProducer::produce(const std::string& topic, std::optional<std::strin
     if (reports_.failed > 0) return failure_status();
     const rd_kafka_resp_err_t err = rd_kafka_producev(
         handle_.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_KEY(key_data, key_size),
-        RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        RD_KAFKA_V_KEY(key_data, key_size), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
         RD_KAFKA_V_HEADERS(hdrs.get()), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       (void)hdrs.release();  // now librdkafka's
@@ -105,7 +103,9 @@ Status KafkaProducer::produce(const std::string& topic, std::optional<std::strin
   }
 }
 
-void KafkaProducer::poll() { rd_kafka_poll(handle_.get(), 0); }
+void KafkaProducer::poll() {
+  rd_kafka_poll(handle_.get(), 0);
+}
 
 Status KafkaProducer::flush(std::chrono::milliseconds timeout) {
   const rd_kafka_resp_err_t err = rd_kafka_flush(handle_.get(), static_cast<int>(timeout.count()));

@@ -55,9 +55,8 @@ class KafkaProducer {
   // unless `partition` names one). Waits, serving delivery
   // reports, while librdkafka's queue is full. Fails when a delivery has already
   // failed, so that a producer cut off from its brokers stops instead of waiting on.
-  Status produce(const std::string& topic, std::optional<std::string_view> key,
-                 std::string_view value, const std::vector<KafkaHeader>& headers = {},
-                 int32_t partition = RD_KAFKA_PARTITION_UA);
+  Status produce(const std::string& topic, std::optional<std::string_view> key, std::string_view value,
+                 const std::vector<KafkaHeader>& headers = {}, int32_t partition = RD_KAFKA_PARTITION_UA);
 
   // Serves delivery reports without waiting.
   void poll();

@@ -100,8 +100,7 @@ Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& 
   return make_sink<KafkaDeadLetterSink>(kafka, topic, &kafka_sink_metrics().dead_letters, out);
 }
 
-Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic,
-                            std::unique_ptr<ItemSink>* out) {
+Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic, std::unique_ptr<ItemSink>* out) {
   return make_sink<KafkaItemSink>(kafka, topic, &kafka_sink_metrics().items, out);
 }
 

@@ -35,7 +35,6 @@ Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& 
 
 // One message per written item: key = customer_id, value = the item JSON as `export`
 // prints it.
-Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic,
-                            std::unique_ptr<ItemSink>* out);
+Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic, std::unique_ptr<ItemSink>* out);
 
 }  // namespace streamscore

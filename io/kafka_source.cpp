@@ -1,7 +1,7 @@
 #include "io/kafka_source.hpp"
 
-#include <boost/json.hpp>
 #include <spdlog/spdlog.h>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -93,9 +93,9 @@ struct KafkaSource::Partition {
   std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue;
   std::deque<Buffered> buffered;
   int64_t newest = std::numeric_limits<int64_t>::min();
-  int64_t fetched_until = kUnknownOffset;  // next offset after the last fetched record
+  int64_t fetched_until = kUnknownOffset;      // next offset after the last fetched record
   int64_t end_at_assignment = kUnknownOffset;  // unbounded: from the leader (see query_ends())
-  bool paused = false;                      // bounded: read to its end offset
+  bool paused = false;                         // bounded: read to its end offset
 };
 
 int64_t record_event_time(std::string_view value) {
@@ -127,15 +127,16 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
   KafkaConfPtr conf;
   std::vector<std::pair<std::string, std::string>> own = {
       {"group.id", options.group_id},
-       {"enable.auto.commit", "false"},        // offsets follow checkpoints, see commit_offsets()
-       {"enable.auto.offset.store", "false"},
-       {"auto.offset.reset", "earliest"},       // a new group reads the topic from its start
-       {"enable.partition.eof", "false"},
-       // Bounded prefetch: while the engine pushes back, at most this much waits in memory.
-       // With a queue per partition (see fill()) the limits apply to each partition.
-       {"queued.max.messages.kbytes", "2048"},
-       {"queued.min.messages", "20000"}};
-  if (options.shared && !strategy_is_set(options.kafka)) own.emplace_back("partition.assignment.strategy", "cooperative-sticky");
+      {"enable.auto.commit", "false"},  // offsets follow checkpoints, see commit_offsets()
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},  // a new group reads the topic from its start
+      {"enable.partition.eof", "false"},
+      // Bounded prefetch: while the engine pushes back, at most this much waits in memory.
+      // With a queue per partition (see fill()) the limits apply to each partition.
+      {"queued.max.messages.kbytes", "2048"},
+      {"queued.min.messages", "20000"}};
+  if (options.shared && !strategy_is_set(options.kafka))
+    own.emplace_back("partition.assignment.strategy", "cooperative-sticky");
   Status s = make_kafka_conf(options.kafka, own, &conf);
   if (!s.is_ok()) return s;
   rd_kafka_conf_set_opaque(conf.get(), source.get());
@@ -156,7 +157,9 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
   return Status::ok();
 }
 
-KafkaSource::~KafkaSource() { close(); }
+KafkaSource::~KafkaSource() {
+  close();
+}
 
 void KafkaSource::close() {
   if (!consumer_ || closing_) return;
@@ -183,8 +186,8 @@ Status KafkaSource::topic_partitions(std::vector<int32_t>* partitions) {
   const rd_kafka_resp_err_t topic_err = metadata->topic_cnt == 1 ? metadata->topics[0].err : RD_KAFKA_RESP_ERR_NO_ERROR;
   rd_kafka_metadata_destroy(metadata);
   if (partitions->empty())
-    return Status::io_error("kafka: topic '" + options_.topic + "' has no partitions (" +
-                            rd_kafka_err2str(topic_err) + ")");
+    return Status::io_error("kafka: topic '" + options_.topic + "' has no partitions (" + rd_kafka_err2str(topic_err) +
+                            ")");
   std::sort(partitions->begin(), partitions->end());
   return Status::ok();
 }
@@ -207,12 +210,14 @@ Status KafkaSource::resolve_bounded_assignment() {
     int64_t low = 0, high = 0;
     err = rd_kafka_query_watermark_offsets(rk, options_.topic.c_str(), p, &low, &high, options_.metadata_timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      return Status::io_error("kafka: cannot read the end offset of " + partition_source(options_.topic, p) +
-                              ": " + rd_kafka_err2str(err));
+      return Status::io_error("kafka: cannot read the end offset of " + partition_source(options_.topic, p) + ": " +
+                              rd_kafka_err2str(err));
     end_[p] = high;
     int64_t from = low;
-    if (position_.count(p)) from = position_[p];
-    else if (committed[p] >= 0) from = committed[p];
+    if (position_.count(p))
+      from = position_[p];
+    else if (committed[p] >= 0)
+      from = committed[p];
     start[p] = std::max(from, low);
     position_[p] = start[p];
   }
@@ -382,8 +387,8 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     if (s.is_ok()) s = assign(partitions, incremental);
     for (const auto& [id, end] : ends)
       if (auto it = partitions_.find(id); it != partitions_.end()) it->second->end_at_assignment = end;
-    spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={} protocol={}", options_.topic, partitions->cnt,
-                 rd_kafka_rebalance_protocol(consumer_.get()));
+    spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={} protocol={}", options_.topic,
+                 partitions->cnt, rd_kafka_rebalance_protocol(consumer_.get()));
   } else {
     if (options_.shared && assignment_lost()) {
       // The group gave the partitions to others while this daemon did not answer (a stall
@@ -433,8 +438,10 @@ Status KafkaSource::abandon(const Status& fenced) {
 }
 
 Status KafkaSource::drop_partitions(const Status& fenced) {
-  spdlog::warn("msg=\"shared table: fenced, dropping the work since the last checkpoint and rejoining\" topic={} "
-               "detail={}", options_.topic, quoted_log_value(fenced.message()));
+  spdlog::warn(
+      "msg=\"shared table: fenced, dropping the work since the last checkpoint and rejoining\" topic={} "
+      "detail={}",
+      options_.topic, quoted_log_value(fenced.message()));
   position_.clear();  // nothing read from them may be committed any more
   Status s = release(nullptr, /*everything=*/true);
   const Status unassigned = unassign_all();
@@ -505,7 +512,8 @@ Status KafkaSource::on_consumer_message(KafkaMessagePtr m) {
 Status KafkaSource::fill(std::size_t* fetched) {
   std::vector<rd_kafka_message_t*> messages(std::max<std::size_t>(1, options_.batch_size));
   // Each partition buffers about two rounds' share: enough to merge, bounded in total.
-  const std::size_t cap = std::max<std::size_t>(1024, 2 * options_.batch_size / std::max<std::size_t>(1, partitions_.size()));
+  const std::size_t cap =
+      std::max<std::size_t>(1024, 2 * options_.batch_size / std::max<std::size_t>(1, partitions_.size()));
   for (auto& [id, p] : partitions_) {
     if (!p->queue || p->buffered.size() >= cap) continue;
     const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, messages.data(),
@@ -539,8 +547,9 @@ KafkaOffsets KafkaSource::query_ends(const rd_kafka_topic_partition_list_t* part
     if (list->elems[i].err == RD_KAFKA_RESP_ERR_NO_ERROR && list->elems[i].offset >= 0)
       latest[list->elems[i].partition] = list->elems[i].offset;
   if (latest.size() != static_cast<std::size_t>(partitions->cnt))
-    spdlog::warn("msg=\"kafka end offsets of assigned partitions unknown until fetched\" topic={} known={} of={} error={}",
-                 options_.topic, latest.size(), partitions->cnt, quoted_log_value(rd_kafka_err2str(err)));
+    spdlog::warn(
+        "msg=\"kafka end offsets of assigned partitions unknown until fetched\" topic={} known={} of={} error={}",
+        options_.topic, latest.size(), partitions->cnt, quoted_log_value(rd_kafka_err2str(err)));
   return latest;
 }
 
@@ -689,7 +698,8 @@ std::vector<MetaPut> KafkaSource::position() const {
   spdlog::debug("msg=\"shared table: checkpoint offsets\" lost={} offsets={}", assignment_lost(),
                 encode_kafka_position(options_.topic, position_));
   std::vector<MetaPut> meta;
-  for (const auto& [p, offset] : position_) meta.push_back({partition_offset_key(options_.topic, p), std::to_string(offset)});
+  for (const auto& [p, offset] : position_)
+    meta.push_back({partition_offset_key(options_.topic, p), std::to_string(offset)});
   return meta;
 }
 

@@ -62,9 +62,9 @@ struct KafkaSourceOptions {
   std::string topic = "customer-events";
   std::string group_id = "streamscore";
   bool bounded = false;
-  std::size_t batch_size = 65536;  // records per poll round, all partitions together
-  int poll_timeout_ms = 100;       // how long a round waits for the first record
-  int metadata_timeout_ms = 10000; // finding the partitions (and, bounded, their ends)
+  std::size_t batch_size = 65536;   // records per poll round, all partitions together
+  int poll_timeout_ms = 100;        // how long a round waits for the first record
+  int metadata_timeout_ms = 10000;  // finding the partitions (and, bounded, their ends)
   // Set: the offsets live in the shared table (meta "partition.<topic>.<p>", see
   // partition_offset_key), and every batch names the topic's partition count, so that
   // the parser checks each record's customer is in the partition it was read from.
@@ -92,8 +92,8 @@ class KafkaSource {
 
   // `resume`: the offsets of the last checkpoint. `gauges` (the engine's) is updated
   // with errors, rebalances, assigned partitions and lag.
-  static Status open(const KafkaSourceOptions& options, const KafkaOffsets& resume,
-                     EngineMetrics::KafkaGauges* gauges, std::unique_ptr<KafkaSource>* out);
+  static Status open(const KafkaSourceOptions& options, const KafkaOffsets& resume, EngineMetrics::KafkaGauges* gauges,
+                     std::unique_ptr<KafkaSource>* out);
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
   KafkaSource& operator=(const KafkaSource&) = delete;
@@ -153,8 +153,8 @@ class KafkaSource {
   void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
   Status drop_partitions(const Status& fenced);
   Status rejoin();
-  static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
-                                   rd_kafka_topic_partition_list_t* partitions, void* opaque);
+  static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions,
+                                   void* opaque);
   static void error_trampoline(rd_kafka_t* rk, int err, const char* reason, void* opaque);
 
   KafkaSourceOptions options_;
@@ -163,7 +163,7 @@ class KafkaSource {
   KafkaOffsets position_;  // next offset per partition, of what was handed over
   KafkaOffsets end_;       // bounded: end offsets as of start
   std::vector<int32_t> assigned_;
-  int32_t partition_count_ = 0;  // shared table: the topic's, as of the last assignment
+  int32_t partition_count_ = 0;                               // shared table: the topic's, as of the last assignment
   std::map<int32_t, std::unique_ptr<Partition>> partitions_;  // the assigned ones
   // Set while poll() runs, for the rebalance callback.
   const Submit* submit_ = nullptr;

@@ -4,11 +4,11 @@
 #include <fmt/format.h>
 #include <xxhash.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <sys/stat.h>
-#include <unistd.h>
 
 namespace streamscore {
 

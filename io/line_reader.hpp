@@ -40,7 +40,7 @@ class LineReader {
 
   // input_fingerprint of what has been consumed ("" when the input is not a regular file).
   std::string fingerprint() const;
-  uint64_t line() const { return line_; }                  // next line number
+  uint64_t line() const { return line_; }  // next line number
 
  private:
   Status refill(bool* got_bytes);
@@ -49,8 +49,8 @@ class LineReader {
   std::string path_;
   int fd_ = -1;
   std::shared_ptr<std::string> buffer_ = std::make_shared<std::string>();
-  std::size_t pos_ = 0;        // first unconsumed byte in buffer_
-  uint64_t base_offset_ = 0;   // file offset of buffer_[0]
+  std::size_t pos_ = 0;       // first unconsumed byte in buffer_
+  uint64_t base_offset_ = 0;  // file offset of buffer_[0]
   uint64_t line_ = 1;
 };
 

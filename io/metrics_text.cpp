@@ -66,10 +66,16 @@ void histogram(std::string& out, const char* name, const char* help, const Laten
   render_histogram(out, name, help, h);
 }
 
-double seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+double seconds(int64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
 
-bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':'; }
-bool is_name_char(char c) { return is_name_start(c) || std::isdigit(static_cast<unsigned char>(c)); }
+bool is_name_start(char c) {
+  return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+}
+bool is_name_char(char c) {
+  return is_name_start(c) || std::isdigit(static_cast<unsigned char>(c));
+}
 
 std::string_view family_of(std::string_view name, const std::map<std::string, std::string>& types) {
   for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
@@ -84,9 +90,18 @@ std::string_view family_of(std::string_view name, const std::map<std::string, st
 }
 
 bool parse_value(std::string_view text, double* out) {
-  if (text == "+Inf" || text == "Inf") { *out = HUGE_VAL; return true; }
-  if (text == "-Inf") { *out = -HUGE_VAL; return true; }
-  if (text == "NaN") { *out = NAN; return true; }
+  if (text == "+Inf" || text == "Inf") {
+    *out = HUGE_VAL;
+    return true;
+  }
+  if (text == "-Inf") {
+    *out = -HUGE_VAL;
+    return true;
+  }
+  if (text == "NaN") {
+    *out = NAN;
+    return true;
+  }
   if (text.empty()) return false;
   const std::string copy(text);
   char* end = nullptr;
@@ -107,8 +122,7 @@ uint64_t current_rss_bytes() {
 }
 
 int64_t wall_clock_unix_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
@@ -118,13 +132,10 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
   counter(out, "streamscore_events_read_total", "Records read from the source.", m.read.load());
   counter(out, "streamscore_events_accepted_total", "Events applied to the features.", m.accepted.load());
   counter(out, "streamscore_events_duplicate_total",
-          "Redeliveries of an event id already applied (conflicting ones included).",
-          m.duplicates.load());
+          "Redeliveries of an event id already applied (conflicting ones included).", m.duplicates.load());
   counter(out, "streamscore_events_conflicting_duplicate_total",
-          "Duplicates whose content differs from the first occurrence.",
-          m.conflicting_duplicates.load());
-  family(out, "streamscore_events_dead_lettered_total", "counter",
-         "Records sent to the dead letter, by reason.");
+          "Duplicates whose content differs from the first occurrence.", m.conflicting_duplicates.load());
+  family(out, "streamscore_events_dead_lettered_total", "counter", "Records sent to the dead letter, by reason.");
   for (int r = 0; r < kReasonCount; ++r)
     out += fmt::format("streamscore_events_dead_lettered_total{{reason=\"{}\"}} {}\n",
                        reason_name(static_cast<Reason>(r)), m.dead_lettered[r].load());
@@ -132,10 +143,10 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
           "Events older than the 30-day horizon (also counted as dead-lettered, reason expired).",
           m.dead_lettered[static_cast<int>(Reason::expired)].load());
   counter(out, "streamscore_ticks_total", "5-minute ticks emitted.", m.ticks.load());
-  counter(out, "streamscore_key_mismatches_total",
-          "Kafka records whose key is not their customer_id (the value wins).", m.key_mismatches.load());
-  counter(out, "streamscore_kafka_errors_total",
-          "Kafka client errors (broker down, request errors), recovered or not.", m.kafka.errors.load());
+  counter(out, "streamscore_key_mismatches_total", "Kafka records whose key is not their customer_id (the value wins).",
+          m.key_mismatches.load());
+  counter(out, "streamscore_kafka_errors_total", "Kafka client errors (broker down, request errors), recovered or not.",
+          m.kafka.errors.load());
   counter(out, "streamscore_kafka_rebalances_total", "Partition assignments and revocations.",
           m.kafka.rebalances.load());
   counter(out, "streamscore_kafka_offset_commits_total",
@@ -148,14 +159,14 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
           static_cast<double>(m.kafka.lag.load()));
   if (p.kafka_sinks != nullptr) {
     const KafkaSinkMetrics& k = *p.kafka_sinks;
-    counter(out, "streamscore_kafka_dead_letters_produced_total",
-            "Dead letters produced to the dead-letter topic.", k.dead_letters.produced.load());
-    counter(out, "streamscore_kafka_dead_letters_delivered_total",
-            "Dead letters the brokers acknowledged.", k.dead_letters.delivered.load());
-    counter(out, "streamscore_kafka_items_produced_total",
-            "Committed items produced to the output topic.", k.items.produced.load());
-    counter(out, "streamscore_kafka_items_delivered_total",
-            "Items on the output topic the brokers acknowledged.", k.items.delivered.load());
+    counter(out, "streamscore_kafka_dead_letters_produced_total", "Dead letters produced to the dead-letter topic.",
+            k.dead_letters.produced.load());
+    counter(out, "streamscore_kafka_dead_letters_delivered_total", "Dead letters the brokers acknowledged.",
+            k.dead_letters.delivered.load());
+    counter(out, "streamscore_kafka_items_produced_total", "Committed items produced to the output topic.",
+            k.items.produced.load());
+    counter(out, "streamscore_kafka_items_delivered_total", "Items on the output topic the brokers acknowledged.",
+            k.items.delivered.load());
     counter(out, "streamscore_kafka_delivery_errors_total",
             "Messages to the dead-letter and output topics reported not delivered.",
             k.dead_letters.failed.load() + k.items.failed.load());
@@ -167,8 +178,7 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
     const int64_t watermark = m.watermark_ns.load();
     gauge(out, "streamscore_max_event_time_seconds", "Largest accepted event time (Unix seconds).",
           seconds(m.max_event_time_ns.load()));
-    gauge(out, "streamscore_watermark_seconds", "Event-time watermark (Unix seconds).",
-          seconds(watermark));
+    gauge(out, "streamscore_watermark_seconds", "Event-time watermark (Unix seconds).", seconds(watermark));
     gauge(out, "streamscore_watermark_lag_seconds", "Wall clock minus the watermark.",
           seconds(p.now_unix_ns - watermark));
   }
@@ -180,23 +190,19 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
       out += fmt::format("streamscore_partition_watermark_seconds{{partition=\"{}\"}} {}\n", partition,
                          seconds(watermark));
   }
-  histogram(out, "streamscore_tick_duration_seconds",
-            "Time a shard spends applying one batch that carries tick marks.", m.tick_duration);
+  histogram(out, "streamscore_tick_duration_seconds", "Time a shard spends applying one batch that carries tick marks.",
+            m.tick_duration);
 
-  family(out, "streamscore_shard_queue_depth", "gauge",
-         "Batches sent to each shard and not yet applied by it.");
+  family(out, "streamscore_shard_queue_depth", "gauge", "Batches sent to each shard and not yet applied by it.");
   const int shards = std::min<int>(m.shard_count.load(), static_cast<int>(kMaxShardMetrics));
   for (int s = 0; s < shards; ++s)
-    out += fmt::format("streamscore_shard_queue_depth{{shard=\"{}\"}} {}\n", s,
-                       m.shard_queue_depth(s));
+    out += fmt::format("streamscore_shard_queue_depth{{shard=\"{}\"}} {}\n", s, m.shard_queue_depth(s));
 
-  counter(out, "streamscore_items_written_total",
-          "Item puts committed to customer_feature_state by checkpoints.", m.items_committed.load());
+  counter(out, "streamscore_items_written_total", "Item puts committed to customer_feature_state by checkpoints.",
+          m.items_committed.load());
   counter(out, "streamscore_write_conflicts_total",
-          "Item puts retried because another writer had moved the stored version.",
-          m.write_conflicts.load());
-  counter(out, "streamscore_checkpoints_total", "Checkpoints committed by this process.",
-          m.checkpoints.load());
+          "Item puts retried because another writer had moved the stored version.", m.write_conflicts.load());
+  counter(out, "streamscore_checkpoints_total", "Checkpoints committed by this process.", m.checkpoints.load());
   const int64_t checkpoint_ms = m.last_checkpoint_unix_ms.load();
   if (checkpoint_ms > 0) {
     const int64_t checkpoint = checkpoint_ms * 1'000'000;
@@ -205,18 +211,15 @@ std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
     gauge(out, "streamscore_checkpoint_age_seconds", "Seconds since the last checkpoint.",
           seconds(p.now_unix_ns - checkpoint));
   }
-  histogram(out, "streamscore_scoring_latency_seconds",
-            "Time to score one batch of changed customers.", m.scoring_latency);
-  gauge(out, "streamscore_model_active_version",
-        "Number of the active model version (v7 -> 7); 0 = no model active.",
+  histogram(out, "streamscore_scoring_latency_seconds", "Time to score one batch of changed customers.",
+            m.scoring_latency);
+  gauge(out, "streamscore_model_active_version", "Number of the active model version (v7 -> 7); 0 = no model active.",
         static_cast<double>(m.active_model_version.load()));
 
   gauge(out, "streamscore_ready", "1 when state is recovered and the source is open.", p.ready ? 1 : 0);
-  gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.",
-        static_cast<double>(p.rss_bytes));
+  gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", static_cast<double>(p.rss_bytes));
   if (p.start_unix_ns > 0)
-    gauge(out, "process_start_time_seconds", "Start time of the process (Unix seconds).",
-          seconds(p.start_unix_ns));
+    gauge(out, "process_start_time_seconds", "Start time of the process (Unix seconds).", seconds(p.start_unix_ns));
   family(out, "streamscore_build_info", "gauge", "Version of the running binary.");
   out += fmt::format("streamscore_build_info{{version=\"{}\"}} 1\n", STREAMSCORE_VERSION);
   return out;
@@ -282,8 +285,7 @@ Status parse_prometheus(std::string_view text, MetricsSnapshot* out) {
         const auto sp = rest.find(' ');
         if (sp == std::string_view::npos) return fail("TYPE without a type");
         const std::string type(rest.substr(sp + 1));
-        if (type != "counter" && type != "gauge" && type != "histogram" && type != "summary" &&
-            type != "untyped")
+        if (type != "counter" && type != "gauge" && type != "histogram" && type != "summary" && type != "untyped")
           return fail("unknown type '" + type + "'");
         snap.types[std::string(rest.substr(0, sp))] = type;
       }
@@ -296,7 +298,10 @@ Status parse_prometheus(std::string_view text, MetricsSnapshot* out) {
     if (i < line.size() && line[i] == '{') {
       ++i;
       for (;;) {
-        if (i < line.size() && line[i] == '}') { ++i; break; }
+        if (i < line.size() && line[i] == '}') {
+          ++i;
+          break;
+        }
         const std::size_t label_start = i;
         while (i < line.size() && is_name_char(line[i])) ++i;
         if (i == label_start || i + 1 >= line.size() || line[i] != '=' || line[i + 1] != '"')
@@ -305,8 +310,10 @@ Status parse_prometheus(std::string_view text, MetricsSnapshot* out) {
         while (i < line.size() && line[i] != '"') i += line[i] == '\\' ? 2 : 1;
         if (i >= line.size()) return fail("unterminated label value");
         ++i;
-        if (i < line.size() && line[i] == ',') ++i;
-        else if (i >= line.size() || line[i] != '}') return fail("expected , or } after a label");
+        if (i < line.size() && line[i] == ',')
+          ++i;
+        else if (i >= line.size() || line[i] != '}')
+          return fail("expected , or } after a label");
       }
     }
     const std::string key(line.substr(0, i));

@@ -16,10 +16,10 @@ struct KafkaSinkMetrics;  // io/kafka_sinks.hpp
 
 // What the process adds to the engine's own counters.
 struct ProcessGauges {
-  int64_t now_unix_ns = 0;     // wall clock, for ages and lags
-  uint64_t rss_bytes = 0;      // resident set size
-  bool ready = false;          // what /readyz answers
-  int64_t start_unix_ns = 0;   // process start
+  int64_t now_unix_ns = 0;                        // wall clock, for ages and lags
+  uint64_t rss_bytes = 0;                         // resident set size
+  bool ready = false;                             // what /readyz answers
+  int64_t start_unix_ns = 0;                      // process start
   const KafkaSinkMetrics* kafka_sinks = nullptr;  // set: the Kafka sinks' counters too
 };
 

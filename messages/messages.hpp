@@ -39,7 +39,7 @@ using reshape_atom = caf::atom_constant<caf::atom("reshape")>;
 // One line of input inside a RawBatch buffer.
 struct LineRef {
   uint32_t offset = 0;
-  uint32_t length = 0;  // without the line break
+  uint32_t length = 0;    // without the line break
   uint64_t position = 0;  // line number in a file (1-based), or offset in a partition
 };
 

@@ -101,11 +101,12 @@ std::string meta_file_name(int version) {
 }
 
 std::string render_meta(const ModelMeta& m) {
-  json::object label{{"definition", m.label_definition},
-                     {"kind", m.label_kind},
-                     {"horizon_days", m.label_horizon_days}};
-  if (m.label_kind == "top_fraction") label["top_fraction"] = m.label_top_fraction;
-  else label["min_amount_cents"] = m.label_min_amount_cents;
+  json::object label{
+      {"definition", m.label_definition}, {"kind", m.label_kind}, {"horizon_days", m.label_horizon_days}};
+  if (m.label_kind == "top_fraction")
+    label["top_fraction"] = m.label_top_fraction;
+  else
+    label["min_amount_cents"] = m.label_min_amount_cents;
   json::array schema;
   for (const auto& n : m.feature_schema) schema.emplace_back(n);
   json::object o{
@@ -117,22 +118,19 @@ std::string render_meta(const ModelMeta& m) {
       {"training_date", m.training_date},
       {"feature_schema", std::move(schema)},
       {"label", std::move(label)},
-      {"training_window",
-       json::object{{"first_event_time", m.first_event_time},
-                    {"last_event_time", m.last_event_time},
-                    {"cut_every_seconds", m.cut_every_seconds},
-                    {"first_cut", m.first_cut},
-                    {"last_cut", m.last_cut},
-                    {"first_validation_cut", m.first_validation_cut}}},
-      {"rows",
-       json::object{{"train", m.rows_train},
-                    {"validation", m.rows_validation},
-                    {"train_positive", m.positives_train},
-                    {"validation_positive", m.positives_validation},
-                    {"train_cuts", m.cuts_train},
-                    {"validation_cuts", m.cuts_validation}}},
-      {"metrics", json::object{{"validation_auc", m.validation_auc},
-                               {"validation_logloss", m.validation_logloss}}},
+      {"training_window", json::object{{"first_event_time", m.first_event_time},
+                                       {"last_event_time", m.last_event_time},
+                                       {"cut_every_seconds", m.cut_every_seconds},
+                                       {"first_cut", m.first_cut},
+                                       {"last_cut", m.last_cut},
+                                       {"first_validation_cut", m.first_validation_cut}}},
+      {"rows", json::object{{"train", m.rows_train},
+                            {"validation", m.rows_validation},
+                            {"train_positive", m.positives_train},
+                            {"validation_positive", m.positives_validation},
+                            {"train_cuts", m.cuts_train},
+                            {"validation_cuts", m.cuts_validation}}},
+      {"metrics", json::object{{"validation_auc", m.validation_auc}, {"validation_logloss", m.validation_logloss}}},
       {"params", json::object{{"objective", "binary:logistic"},
                               {"tree_method", "hist"},
                               {"rounds", m.params.rounds},
@@ -171,8 +169,10 @@ Status parse_meta(const std::string& text, ModelMeta* out) {
   label.get("definition", &m.label_definition);
   label.get("kind", &m.label_kind);
   label.get("horizon_days", &m.label_horizon_days);
-  if (m.label_kind == "top_fraction") label.get("top_fraction", &m.label_top_fraction);
-  else label.get("min_amount_cents", &m.label_min_amount_cents);
+  if (m.label_kind == "top_fraction")
+    label.get("top_fraction", &m.label_top_fraction);
+  else
+    label.get("min_amount_cents", &m.label_min_amount_cents);
   MetaReader w = r.object("training_window");
   w.get("first_event_time", &m.first_event_time);
   w.get("last_event_time", &m.last_event_time);
@@ -291,40 +291,32 @@ Status load_model(const std::string& dir, int version, int nthread, LoadedModel*
   Status s = read_file(meta_path, &text);
   if (!s.is_ok()) return refuse(s.code(), "metadata " + s.message());
   LoadedModel m;
-  if (!(s = parse_meta(text, &m.meta)).is_ok())
-    return refuse(s.code(), meta_file_name(version) + ": " + s.message());
+  if (!(s = parse_meta(text, &m.meta)).is_ok()) return refuse(s.code(), meta_file_name(version) + ": " + s.message());
   if (m.meta.version != version)
-    return refuse(Status::Code::corruption, meta_file_name(version) + " describes " +
-                                                m.meta.version_name());
+    return refuse(Status::Code::corruption, meta_file_name(version) + " describes " + m.meta.version_name());
   if (m.meta.feature_schema != engine_feature_schema())
-    return refuse(Status::Code::corruption,
-                  "feature schema mismatch: the model expects " + join(m.meta.feature_schema) +
-                      ", the engine provides " + join(engine_feature_schema()));
+    return refuse(Status::Code::corruption, "feature schema mismatch: the model expects " +
+                                                join(m.meta.feature_schema) + ", the engine provides " +
+                                                join(engine_feature_schema()));
   std::string bytes;
-  if (!(s = read_file(artifact_path, &bytes)).is_ok())
-    return refuse(s.code(), "artifact " + s.message());
+  if (!(s = read_file(artifact_path, &bytes)).is_ok()) return refuse(s.code(), "artifact " + s.message());
   const std::string actual = sha256_hex(bytes);
   if (actual != m.meta.sha256)
-    return refuse(Status::Code::corruption, "checksum mismatch: " + artifact_file_name(version) +
-                                                " has sha256 " + actual + ", its metadata says " +
-                                                m.meta.sha256);
+    return refuse(Status::Code::corruption, "checksum mismatch: " + artifact_file_name(version) + " has sha256 " +
+                                                actual + ", its metadata says " + m.meta.sha256);
   // Checked before XGBoost sees it: its loader trusts the structure (model/validate.hpp).
   if (!(s = validate_model_json(bytes, kFeatureCount)).is_ok())
-    return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) +
-                                                ": " + s.message());
+    return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) + ": " + s.message());
   if (!(s = Booster::load_json(bytes, nthread, &m.booster)).is_ok())
-    return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) +
-                                                ": " + s.message());
+    return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) + ": " + s.message());
   std::size_t features = 0;
   std::vector<std::string> names;
-  if (!(s = m.booster.num_features(&features)).is_ok() ||
-      !(s = m.booster.feature_names(&names)).is_ok())
+  if (!(s = m.booster.num_features(&features)).is_ok() || !(s = m.booster.feature_names(&names)).is_ok())
     return refuse(Status::Code::corruption, "corrupt artifact: " + s.message());
   if (features != kFeatureCount || (!names.empty() && names != engine_feature_schema()))
-    return refuse(Status::Code::corruption,
-                  "feature schema mismatch: the booster has " + std::to_string(features) +
-                      " features " + join(names) + ", the engine provides " +
-                      join(engine_feature_schema()));
+    return refuse(Status::Code::corruption, "feature schema mismatch: the booster has " + std::to_string(features) +
+                                                " features " + join(names) + ", the engine provides " +
+                                                join(engine_feature_schema()));
   *out = std::move(m);
   return Status::ok();
 }

@@ -12,13 +12,13 @@
 namespace streamscore {
 
 struct ModelMeta {
-  int version = 0;                        // N of vN
-  std::string training_date;              // UTC, YYYY-MM-DDTHH:MM:SSZ (wall clock)
+  int version = 0;                          // N of vN
+  std::string training_date;                // UTC, YYYY-MM-DDTHH:MM:SSZ (wall clock)
   std::vector<std::string> feature_schema;  // names, in column order
-  std::string label_definition;           // the label in words (see docs/semantics.md)
-  std::string label_kind;                 // "top_fraction" | "min_amount"
-  double label_top_fraction = 0;          // label_kind == top_fraction
-  int64_t label_min_amount_cents = 0;     // label_kind == min_amount
+  std::string label_definition;             // the label in words (see docs/semantics.md)
+  std::string label_kind;                   // "top_fraction" | "min_amount"
+  double label_top_fraction = 0;            // label_kind == top_fraction
+  int64_t label_min_amount_cents = 0;       // label_kind == min_amount
   int64_t label_horizon_days = 30;
   std::string first_event_time, last_event_time;  // accepted events of the log
   std::string first_cut, last_cut;                // all cuts that got rows

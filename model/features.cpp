@@ -5,8 +5,7 @@
 namespace streamscore {
 
 const std::vector<std::string>& engine_feature_schema() {
-  static const std::vector<std::string> schema = {"total_txn_30d", "total_amount_30d",
-                                                  "avg_amount_30d"};
+  static const std::vector<std::string> schema = {"total_txn_30d", "total_amount_30d", "avg_amount_30d"};
   return schema;
 }
 

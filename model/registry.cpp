@@ -31,8 +31,9 @@ class DirLock {
     while (::flock(fd_, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
       if (errno == EINTR) continue;
       if (errno == EWOULDBLOCK)
-        return Status::conflict("another model change holds the models directory's lock (a streamscore "
-                                "model command?); retry when it is done");
+        return Status::conflict(
+            "another model change holds the models directory's lock (a streamscore "
+            "model command?); retry when it is done");
       return Status::io_error(path + ": flock: " + std::strerror(errno));
     }
     return Status::ok();
@@ -45,7 +46,9 @@ class DirLock {
   int fd_ = -1;
 };
 
-std::string name_of(int version) { return "v" + std::to_string(version); }
+std::string name_of(int version) {
+  return "v" + std::to_string(version);
+}
 
 }  // namespace
 
@@ -69,16 +72,13 @@ std::string render_active(const ActiveRef& ref) {
 Status parse_active(const std::string& text, ActiveRef* out) {
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
-  auto bad = [](const std::string& why) {
-    return Status::corruption(std::string(kActiveFileName) + ": " + why);
-  };
+  auto bad = [](const std::string& why) { return Status::corruption(std::string(kActiveFileName) + ": " + why); };
   if (ec) return bad("not valid JSON (" + ec.message() + ")");
   const json::object* o = v.if_object();
   if (!o) return bad("not a JSON object");
   ActiveRef ref;
   const json::value* active = o->if_contains("active");
-  if (!active || !(active->is_null() || active->is_string()))
-    return bad("key 'active' must be a version name or null");
+  if (!active || !(active->is_null() || active->is_string())) return bad("key 'active' must be a version name or null");
   if (active->is_string()) {
     Status s = parse_version_name(std::string(active->as_string()), &ref.active);
     if (!s.is_ok()) return bad("active: " + s.message());
@@ -96,7 +96,9 @@ Status parse_active(const std::string& text, ActiveRef* out) {
   return Status::ok();
 }
 
-std::string ModelRegistry::active_path() const { return (fs::path(dir_) / kActiveFileName).string(); }
+std::string ModelRegistry::active_path() const {
+  return (fs::path(dir_) / kActiveFileName).string();
+}
 
 Status ModelRegistry::list(std::vector<ModelEntry>* out) const {
   out->clear();
@@ -115,8 +117,7 @@ Status ModelRegistry::list(std::vector<ModelEntry>* out) const {
     out->push_back(std::move(e));
   }
   if (ec) return Status::io_error(dir_ + ": " + ec.message());
-  std::sort(out->begin(), out->end(),
-            [](const ModelEntry& a, const ModelEntry& b) { return a.version < b.version; });
+  std::sort(out->begin(), out->end(), [](const ModelEntry& a, const ModelEntry& b) { return a.version < b.version; });
   return Status::ok();
 }
 

@@ -16,13 +16,13 @@ namespace streamscore {
 constexpr const char* kActiveFileName = "active.json";
 
 struct ActiveRef {
-  int active = 0;             // 0: no active model
-  std::vector<int> history;   // previously active versions, oldest first
+  int active = 0;            // 0: no active model
+  std::vector<int> history;  // previously active versions, oldest first
 };
 
 struct ModelEntry {
   int version = 0;
-  Status meta_status;         // why the sidecar could not be read, if it could not
+  Status meta_status;  // why the sidecar could not be read, if it could not
   ModelMeta meta;
 };
 

@@ -7,7 +7,9 @@
 
 namespace streamscore {
 
-void append_score(std::string& out, float score) { fmt::format_to(std::back_inserter(out), "{}", score); }
+void append_score(std::string& out, float score) {
+  fmt::format_to(std::back_inserter(out), "{}", score);
+}
 
 bool read_score(const std::string& item_json, float* score, int32_t* model_version) {
   *score = 0;

@@ -10,11 +10,9 @@
 namespace streamscore {
 
 // One XGBoosterPredictFromDense call for the whole batch.
-inline Status score_rows(const LoadedModel& model, const std::vector<FeatureRow>& rows,
-                         std::vector<float>* scores) {
+inline Status score_rows(const LoadedModel& model, const std::vector<FeatureRow>& rows, std::vector<float>* scores) {
   static_assert(sizeof(FeatureRow) == kFeatureCount * sizeof(float), "rows must be dense");
-  return model.booster.predict(rows.empty() ? nullptr : rows.front().data(), rows.size(),
-                               kFeatureCount, scores);
+  return model.booster.predict(rows.empty() ? nullptr : rows.front().data(), rows.size(), kFeatureCount, scores);
 }
 
 // The shortest decimal that reads back as the same float32 (what XGBoost computed):

@@ -30,7 +30,8 @@ std::string label_definition(const TrainingSetOptions& o) {
   const std::string window =
       "the sum of the customer's accepted transaction amounts with event_time in "
       "[cut, cut + 30 days)";
-  if (o.min_amount_cents >= 0) return "1 when " + window + " is at least " + amount_text(o.min_amount_cents) + ", else 0";
+  if (o.min_amount_cents >= 0)
+    return "1 when " + window + " is at least " + amount_text(o.min_amount_cents) + ", else 0";
   char fraction[32];
   std::snprintf(fraction, sizeof fraction, "%g", o.top_fraction);
   return "1 when " + window + " is at least the amount of the ceil(n * " + fraction +
@@ -73,16 +74,16 @@ double log_loss(const std::vector<float>& scores, const std::vector<float>& labe
   return sum / static_cast<double>(scores.size());
 }
 
-Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options,
-                   const TrainerOptions& options, TrainedModel* out) {
+Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options, const TrainerOptions& options,
+                   TrainedModel* out) {
   const std::size_t cuts = set.cuts.size();
   if (cuts < 2)
     return Status::invalid_argument(
         "not enough history: " + std::to_string(cuts) +
         " labelled cut(s); training needs at least 2 cuts with a complete 30-day label window "
         "after them (a log of more than 32 days with daily cuts)");
-  std::size_t validation_cuts = static_cast<std::size_t>(
-      std::lround(static_cast<double>(cuts) * options.validation_fraction));
+  std::size_t validation_cuts =
+      static_cast<std::size_t>(std::lround(static_cast<double>(cuts) * options.validation_fraction));
   validation_cuts = std::clamp<std::size_t>(validation_cuts, 1, cuts - 1);
   const int64_t first_validation_cut = set.cuts[cuts - validation_cuts];
 
@@ -98,25 +99,22 @@ Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options
   };
   const uint64_t train_positive = count_positive(train_y);
   if (train_positive == 0 || train_positive == train_y.size())
-    return Status::invalid_argument("the training cuts have a single label class (" +
-                                    std::to_string(train_positive) + " positives in " +
-                                    std::to_string(train_y.size()) + " rows)");
+    return Status::invalid_argument("the training cuts have a single label class (" + std::to_string(train_positive) +
+                                    " positives in " + std::to_string(train_y.size()) + " rows)");
   DMatrix train;
-  Status s = DMatrix::from_dense(train_x, train_y.size(), kFeatureCount, train_y,
-                                 options.params.nthread, &train);
+  Status s = DMatrix::from_dense(train_x, train_y.size(), kFeatureCount, train_y, options.params.nthread, &train);
   if (!s.is_ok()) return s;
   Booster booster;
   if (!(s = Booster::train(train, options.params, engine_feature_schema(), &booster)).is_ok()) return s;
   std::vector<float> predictions;
-  if (!(s = booster.predict(valid_x.data(), valid_y.size(), kFeatureCount, &predictions)).is_ok())
-    return s;
+  if (!(s = booster.predict(valid_x.data(), valid_y.size(), kFeatureCount, &predictions)).is_ok()) return s;
   TrainedModel m;
   if (!(s = booster.save_json(&m.artifact)).is_ok()) return s;
 
   ModelMeta& meta = m.meta;
-  meta.training_date = instant(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
+  meta.training_date =
+      instant(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+                  .count());
   meta.feature_schema = engine_feature_schema();
   meta.label_definition = label_definition(set_options);
   meta.label_kind = set_options.min_amount_cents >= 0 ? "min_amount" : "top_fraction";

@@ -24,8 +24,8 @@ struct TrainedModel {
 
 // Fails when there are fewer than two labelled cuts, or when the training part has a
 // single class (XGBoost would learn a constant).
-Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options,
-                   const TrainerOptions& options, TrainedModel* out);
+Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options, const TrainerOptions& options,
+                   TrainedModel* out);
 
 // Area under the ROC curve (ties count half) and mean log loss (probabilities clipped
 // to [1e-15, 1 - 1e-15]). AUC is 0.5 when one class is absent.

@@ -25,16 +25,16 @@ struct Transaction {
 class Builder {
  public:
   Builder(const TrainingSetOptions& options, TrainingSet* out)
-      : options_(options), out_(out), shard_(ShardOptions{options.allowed_lateness_ns}),
+      : options_(options),
+        out_(out),
+        shard_(ShardOptions{options.allowed_lateness_ns}),
         clock_(options.allowed_lateness_ns) {
     int64_t now = options.now_ns;
     if (now == 0)
-      now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
+      now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
-    parse_options_.max_event_ns = now > INT64_MAX - options.max_future_skew_ns
-                                      ? INT64_MAX
-                                      : now + options.max_future_skew_ns;
+    parse_options_.max_event_ns =
+        now > INT64_MAX - options.max_future_skew_ns ? INT64_MAX : now + options.max_future_skew_ns;
   }
 
   Status feed(const std::string& path) {
@@ -44,8 +44,7 @@ class Builder {
     for (;;) {
       RawBatch batch;
       bool at_end = false;
-      if (!(s = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end)).is_ok())
-        return s;
+      if (!(s = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end)).is_ok()) return s;
       process(batch);
       if (at_end) return Status::ok();
     }
@@ -68,8 +67,10 @@ class Builder {
     ParseFailure failure;
     for (std::size_t i = 0; i < batch.lines.size(); ++i) {
       ++out_->read;
-      if (parser_.parse(batch.line(i), parse_options_, &event, &failure)) events_.push_back(event);
-      else ++out_->dead_lettered;
+      if (parser_.parse(batch.line(i), parse_options_, &event, &failure))
+        events_.push_back(event);
+      else
+        ++out_->dead_lettered;
     }
     keys_.resize(events_.size());
     for (std::size_t i = 0; i < events_.size(); ++i) keys_[i] = events_[i].key;
@@ -90,10 +91,16 @@ class Builder {
       for (; t < result_.ticks.size() && result_.ticks[t].position == i; ++t) advance(result_.ticks[t].tick);
       if (i == events_.size()) break;
       switch (result_.verdicts[i]) {
-        case Verdict::accepted: accept(events_[i]); break;
+        case Verdict::accepted:
+          accept(events_[i]);
+          break;
         case Verdict::duplicate:
-        case Verdict::conflicting_duplicate: ++out_->duplicates; break;
-        case Verdict::expired: ++out_->dead_lettered; break;
+        case Verdict::conflicting_duplicate:
+          ++out_->duplicates;
+          break;
+        case Verdict::expired:
+          ++out_->dead_lettered;
+          break;
       }
     }
   }
@@ -141,13 +148,11 @@ class Builder {
 
   void label() {
     for (auto& [id, txns] : transactions_)
-      std::sort(txns.begin(), txns.end(),
-                [](const Transaction& a, const Transaction& b) { return a.ns < b.ns; });
+      std::sort(txns.begin(), txns.end(), [](const Transaction& a, const Transaction& b) { return a.ns < b.ns; });
     // Cuts whose label window is not fully inside the log are dropped.
     const int64_t last_cut = out_->end_tick - kLabelHorizonWindows;
     auto& rows = out_->rows;
-    rows.erase(std::remove_if(rows.begin(), rows.end(),
-                              [&](const TrainingRow& r) { return r.cut_tick > last_cut; }),
+    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const TrainingRow& r) { return r.cut_tick > last_cut; }),
                rows.end());
     for (TrainingRow& r : rows) {
       const auto it = transactions_.find(r.customer_id);
@@ -202,8 +207,7 @@ class Builder {
 
 }  // namespace
 
-Status build_training_set(const std::vector<std::string>& files, const TrainingSetOptions& options,
-                          TrainingSet* out) {
+Status build_training_set(const std::vector<std::string>& files, const TrainingSetOptions& options, TrainingSet* out) {
   if (options.cut_every_windows <= 0)
     return Status::invalid_argument("the cut interval must be a positive number of 5-minute windows");
   *out = TrainingSet{};

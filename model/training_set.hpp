@@ -24,36 +24,35 @@ namespace streamscore {
 struct TrainingSetOptions {
   int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;
   int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;
-  int64_t now_ns = 0;                 // wall clock for `future` (0: the real clock)
-  int64_t cut_every_windows = 288;    // one cut a day (cuts are multiples of it: UTC midnight)
-  double top_fraction = 0.1;          // label: top decile of the cut...
-  int64_t min_amount_cents = -1;      // ...or, when >= 0, at least this amount
+  int64_t now_ns = 0;               // wall clock for `future` (0: the real clock)
+  int64_t cut_every_windows = 288;  // one cut a day (cuts are multiples of it: UTC midnight)
+  double top_fraction = 0.1;        // label: top decile of the cut...
+  int64_t min_amount_cents = -1;    // ...or, when >= 0, at least this amount
   std::size_t batch_lines = 65536;
 };
 
 struct TrainingRow {
-  int64_t cut_tick = 0;         // tick index (instant = cut_tick * 300 s)
+  int64_t cut_tick = 0;  // tick index (instant = cut_tick * 300 s)
   std::string customer_id;
-  int64_t txn_count = 0;        // the item's features at the cut
+  int64_t txn_count = 0;  // the item's features at the cut
   int64_t cents = 0;
-  int64_t last_event_ns = 0;    // the item's last_event_time (< the cut)
+  int64_t last_event_ns = 0;  // the item's last_event_time (< the cut)
   FeatureRow features{};
-  int64_t future_cents = 0;     // transactions in [cut, cut + 30 days)
+  int64_t future_cents = 0;  // transactions in [cut, cut + 30 days)
   float label = 0;
 };
 
 struct TrainingSet {
-  std::vector<TrainingRow> rows;       // by cut, then customer id
-  std::vector<int64_t> cuts;           // cut ticks that got rows, ascending
+  std::vector<TrainingRow> rows;  // by cut, then customer id
+  std::vector<int64_t> cuts;      // cut ticks that got rows, ascending
   uint64_t read = 0, accepted = 0, duplicates = 0, dead_lettered = 0;
   int64_t first_event_ns = 0, last_event_ns = 0;  // accepted events
-  int64_t end_tick = 0;                // the final tick of the log
+  int64_t end_tick = 0;                           // the final tick of the log
 };
 
 // Cuts whose 30-day label window ends after the log's final tick are dropped (their
 // label would be incomplete). A customer is active at a cut when its item exists and
 // its last_event_time is inside the 30 days before the cut.
-Status build_training_set(const std::vector<std::string>& files, const TrainingSetOptions& options,
-                          TrainingSet* out);
+Status build_training_set(const std::vector<std::string>& files, const TrainingSetOptions& options, TrainingSet* out);
 
 }  // namespace streamscore

@@ -15,7 +15,9 @@ namespace json = boost::json;
 
 namespace {
 
-Status defect(const std::string& what) { return Status::corruption(what); }
+Status defect(const std::string& what) {
+  return Status::corruption(what);
+}
 
 bool as_integer(const json::value& v, int64_t* out) {
   if (v.is_int64()) {
@@ -31,9 +33,12 @@ bool as_integer(const json::value& v, int64_t* out) {
 
 bool as_number(const json::value& v, double* out) {
   int64_t i = 0;
-  if (v.is_double()) *out = v.as_double();
-  else if (as_integer(v, &i)) *out = static_cast<double>(i);
-  else return false;
+  if (v.is_double())
+    *out = v.as_double();
+  else if (as_integer(v, &i))
+    *out = static_cast<double>(i);
+  else
+    return false;
   return true;
 }
 
@@ -59,7 +64,9 @@ bool as_count(const json::value& v, int64_t* out) {
 }
 
 // A parameter as the file spells it, without JSON quotes.
-std::string text_of(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : json::serialize(v); }
+std::string text_of(const json::value& v) {
+  return v.is_string() ? std::string(v.as_string()) : json::serialize(v);
+}
 
 // The member `key` of `o` with the kind asked for, or the defect naming `path.key`.
 Status member(const json::object& o, const std::string& path, const char* key, json::kind kind,
@@ -71,8 +78,7 @@ Status member(const json::object& o, const std::string& path, const char* key, j
   return Status::ok();
 }
 
-Status member_object(const json::object& o, const std::string& path, const char* key,
-                     const json::object** out) {
+Status member_object(const json::object& o, const std::string& path, const char* key, const json::object** out) {
   const json::value* v = nullptr;
   Status s = member(o, path, key, json::kind::object, &v);
   if (s.is_ok()) *out = &v->as_object();
@@ -81,23 +87,24 @@ Status member_object(const json::object& o, const std::string& path, const char*
 
 // A tree's per-node arrays, each checked to hold num_nodes entries.
 struct TreeArrays {
-  const json::array *left, *right, *parents, *split_indices, *split_conditions, *base_weights,
-      *default_left;
+  const json::array *left, *right, *parents, *split_indices, *split_conditions, *base_weights, *default_left;
 };
 
 Status tree_arrays(const json::object& tree, const std::string& where, std::size_t nodes, TreeArrays* a) {
-  const std::pair<const char*, const json::array**> arrays[] = {
-      {"left_children", &a->left},         {"right_children", &a->right},
-      {"parents", &a->parents},            {"split_indices", &a->split_indices},
-      {"split_conditions", &a->split_conditions}, {"base_weights", &a->base_weights},
-      {"default_left", &a->default_left}};
+  const std::pair<const char*, const json::array**> arrays[] = {{"left_children", &a->left},
+                                                                {"right_children", &a->right},
+                                                                {"parents", &a->parents},
+                                                                {"split_indices", &a->split_indices},
+                                                                {"split_conditions", &a->split_conditions},
+                                                                {"base_weights", &a->base_weights},
+                                                                {"default_left", &a->default_left}};
   for (const auto& [key, out] : arrays) {
     const json::value* v = nullptr;
     Status s = member(tree, where + ": ", key, json::kind::array, &v);
     if (!s.is_ok()) return s;
     if (v->as_array().size() != nodes)
-      return defect(where + ": " + key + " has " + std::to_string(v->as_array().size()) +
-                    " entries, num_nodes is " + std::to_string(nodes));
+      return defect(where + ": " + key + " has " + std::to_string(v->as_array().size()) + " entries, num_nodes is " +
+                    std::to_string(nodes));
     *out = &v->as_array();
   }
   // Categorical splits index a bitset the checks here do not cover: refused. XGBoost
@@ -105,8 +112,8 @@ Status tree_arrays(const json::object& tree, const std::string& where, std::size
   const json::value* types = tree.if_contains("split_type");
   if (types != nullptr && types->is_array()) {
     if (types->as_array().size() != nodes)
-      return defect(where + ": split_type has " + std::to_string(types->as_array().size()) +
-                    " entries, num_nodes is " + std::to_string(nodes));
+      return defect(where + ": split_type has " + std::to_string(types->as_array().size()) + " entries, num_nodes is " +
+                    std::to_string(nodes));
     for (const auto& t : types->as_array())
       if (!(t.is_int64() && t.as_int64() == 0)) return defect(where + ": categorical splits are not supported");
   }
@@ -130,8 +137,7 @@ Status check_node(const TreeArrays& a, const std::string& where, std::size_t j, 
   if ((left == -1) != (right == -1)) return defect(at + "one child is -1 and the other is not (a leaf has both -1)");
   if (!as_finite_float((*a.split_conditions)[j], &condition))
     return defect(at + (left == -1 ? "leaf value is not finite" : "split condition is not finite"));
-  if (!as_finite_float((*a.base_weights)[j], &weight))
-    return defect(at + "base weight is not finite");
+  if (!as_finite_float((*a.base_weights)[j], &weight)) return defect(at + "base weight is not finite");
   const json::value& d = (*a.default_left)[j];
   if (!(d.is_bool() || (as_integer(d, &default_left) && (default_left == 0 || default_left == 1))))
     return defect(at + "default_left is not 0 or 1");
@@ -140,8 +146,7 @@ Status check_node(const TreeArrays& a, const std::string& where, std::size_t j, 
     if (child < 0 || child >= static_cast<int64_t>(nodes))
       return defect(at + side + " child " + std::to_string(child) + " is out of range (the tree has " +
                     std::to_string(nodes) + " nodes)");
-  if (!as_integer((*a.split_indices)[j], &feature) || feature < 0 ||
-      feature >= static_cast<int64_t>(feature_count))
+  if (!as_integer((*a.split_indices)[j], &feature) || feature < 0 || feature >= static_cast<int64_t>(feature_count))
     return defect(at + "split on feature " + json::serialize((*a.split_indices)[j]) + ", the schema has " +
                   std::to_string(feature_count) + " features");
   return Status::ok();
@@ -205,8 +210,8 @@ Status check_learner(const json::object& learner, std::size_t feature_count) {
   if (s.is_ok()) s = member(*objective, "learner.objective.", "name", json::kind::string, &name);
   if (!s.is_ok()) return s;
   if (name->as_string() != kExpectedObjective)
-    return defect("objective '" + std::string(name->as_string()) + "', the engine expects '" +
-                  kExpectedObjective + "' (scores are probabilities)");
+    return defect("objective '" + std::string(name->as_string()) + "', the engine expects '" + kExpectedObjective +
+                  "' (scores are probabilities)");
   if (!(s = member_object(learner, "learner.", "learner_model_param", &param)).is_ok()) return s;
   int64_t features = 0, classes = 0;
   const json::value* v = param->if_contains("num_feature");
@@ -222,7 +227,8 @@ Status check_learner(const json::object& learner, std::size_t feature_count) {
     return defect("num_target " + text_of(*v) + ": the engine scores one target");
   // A probability's base: strictly between 0 and 1 for binary:logistic.
   double base_score = 0.5;
-  if ((v = param->if_contains("base_score")) != nullptr && (!as_parameter(*v, &base_score) || !(base_score > 0 && base_score < 1)))
+  if ((v = param->if_contains("base_score")) != nullptr &&
+      (!as_parameter(*v, &base_score) || !(base_score > 0 && base_score < 1)))
     return defect("base_score " + text_of(*v) + " is not a probability between 0 and 1");
   if (!(s = member_object(learner, "learner.", "gradient_booster", &booster)).is_ok()) return s;
   const json::value* kind = booster->if_contains("name");
@@ -260,8 +266,7 @@ Status validate_model_json(const std::string& bytes, std::size_t feature_count) 
   const json::value root = json::parse(bytes, ec);
   if (ec) return defect("not an XGBoost JSON model (" + ec.message() + "); the engine writes and checks JSON only");
   const json::value* learner = root.is_object() ? root.as_object().if_contains("learner") : nullptr;
-  if (learner == nullptr || !learner->is_object())
-    return defect("not an XGBoost JSON model (no 'learner' object)");
+  if (learner == nullptr || !learner->is_object()) return defect("not an XGBoost JSON model (no 'learner' object)");
   return check_learner(learner->as_object(), feature_count);
 }
 

@@ -2,11 +2,11 @@
 
 namespace streamscore {
 
-ActiveModelWatcher::Change ActiveModelWatcher::poll(std::shared_ptr<const LoadedModel>* model,
-                                                    std::string* error) {
+ActiveModelWatcher::Change ActiveModelWatcher::poll(std::shared_ptr<const LoadedModel>* model, std::string* error) {
   std::string text;
   Status s = read_file(registry_.active_path(), &text);
-  if (s.is_not_found()) text.clear();  // no reference yet: no model
+  if (s.is_not_found())
+    text.clear();  // no reference yet: no model
   else if (!s.is_ok()) {
     if (seen_any_ && text == last_seen_) return Change::none;
     *error = s.to_string();

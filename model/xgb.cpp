@@ -24,9 +24,9 @@ Status xgb_error(const char* call) {
   return Status::invalid_argument("xgboost " + text.substr(0, text.find('(')) + ": " + last_error_line());
 }
 
-#define XGB_CHECK(call)                               \
-  do {                                                \
-    if ((call) != 0) return xgb_error(#call);         \
+#define XGB_CHECK(call)                       \
+  do {                                        \
+    if ((call) != 0) return xgb_error(#call); \
   } while (0)
 
 }  // namespace
@@ -46,17 +46,15 @@ DMatrix& DMatrix::operator=(DMatrix&& o) noexcept {
 Status DMatrix::from_dense(const std::vector<float>& values, std::size_t rows, std::size_t cols,
                            const std::vector<float>& labels, int nthread, DMatrix* out) {
   if (values.size() != rows * cols || labels.size() != rows)
-    return Status::invalid_argument("DMatrix: " + std::to_string(values.size()) +
-                                    " values and " + std::to_string(labels.size()) +
-                                    " labels for " + std::to_string(rows) + " rows of " +
-                                    std::to_string(cols));
+    return Status::invalid_argument("DMatrix: " + std::to_string(values.size()) + " values and " +
+                                    std::to_string(labels.size()) + " labels for " + std::to_string(rows) +
+                                    " rows of " + std::to_string(cols));
   DMatrix m;
   DMatrixHandle h = nullptr;
   if (XGDMatrixCreateFromMat_omp(values.data(), rows, cols, NAN, &h, nthread) != 0)
     return xgb_error("XGDMatrixCreateFromMat_omp");
   m.handle_ = h;
-  if (XGDMatrixSetFloatInfo(h, "label", labels.data(), rows) != 0)
-    return xgb_error("XGDMatrixSetFloatInfo");
+  if (XGDMatrixSetFloatInfo(h, "label", labels.data(), rows) != 0) return xgb_error("XGDMatrixSetFloatInfo");
   *out = std::move(m);
   return Status::ok();
 }
@@ -73,8 +71,8 @@ Booster& Booster::operator=(Booster&& o) noexcept {
   return *this;
 }
 
-Status Booster::train(const DMatrix& data, const TrainParams& params,
-                      const std::vector<std::string>& feature_names, Booster* out) {
+Status Booster::train(const DMatrix& data, const TrainParams& params, const std::vector<std::string>& feature_names,
+                      Booster* out) {
   Booster b;
   DMatrixHandle dmats[] = {data.handle()};
   XGB_CHECK(XGBoosterCreate(dmats, 1, &b.handle_));
@@ -129,20 +127,17 @@ Status Booster::feature_names(std::vector<std::string>* out) const {
   return Status::ok();
 }
 
-Status Booster::predict(const float* values, std::size_t rows, std::size_t cols,
-                        std::vector<float>* out) const {
+Status Booster::predict(const float* values, std::size_t rows, std::size_t cols, std::vector<float>* out) const {
   out->clear();
   if (rows == 0) return Status::ok();
   // __array_interface__ of the row-major float32 matrix ("<f4": little-endian float).
   char array[160];
   std::snprintf(array, sizeof array,
                 R"({"data":[%llu,true],"shape":[%zu,%zu],"strides":[%zu,4],"typestr":"<f4","version":3})",
-                static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(values)), rows, cols,
-                cols * sizeof(float));
+                static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(values)), rows, cols, cols * sizeof(float));
   // The full configuration 1.7 requires: value predictions over every tree, NaN = missing.
-  static const char* kConfig =
-      R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,)"
-      R"("strict_shape":false,"missing":NaN,"cache_id":0})";
+  static const char* kConfig = R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,)"
+                               R"("strict_shape":false,"missing":NaN,"cache_id":0})";
   const bst_ulong* shape = nullptr;
   bst_ulong dim = 0;
   const float* result = nullptr;

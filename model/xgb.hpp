@@ -51,8 +51,8 @@ class Booster {
 
   // binary:logistic, tree_method hist, base_score 0.5, fixed seed and nthread: the same
   // data and parameters give the same model bytes.
-  static Status train(const DMatrix& data, const TrainParams& params,
-                      const std::vector<std::string>& feature_names, Booster* out);
+  static Status train(const DMatrix& data, const TrainParams& params, const std::vector<std::string>& feature_names,
+                      Booster* out);
   // Loads an XGBoost JSON model from memory; `nthread` is used for prediction.
   static Status load_json(const std::string& bytes, int nthread, Booster* out);
 
@@ -63,8 +63,7 @@ class Booster {
   // Probabilities for `rows` dense rows of `cols` floats (row-major, NaN = missing),
   // in one XGBoosterPredictFromDense call. The result is copied out of XGBoost's
   // thread-local buffer into `out`.
-  Status predict(const float* values, std::size_t rows, std::size_t cols,
-                 std::vector<float>* out) const;
+  Status predict(const float* values, std::size_t rows, std::size_t cols, std::vector<float>* out) const;
 
   bool loaded() const { return handle_ != nullptr; }
 

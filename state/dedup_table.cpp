@@ -5,10 +5,14 @@ namespace streamscore {
 namespace {
 constexpr std::size_t kInitialCapacity = 64;
 // Linear probing stays fast below ~75% load.
-bool over_load(std::size_t size, std::size_t capacity) { return size * 4 > capacity * 3; }
+bool over_load(std::size_t size, std::size_t capacity) {
+  return size * 4 > capacity * 3;
+}
 }  // namespace
 
-DedupTable::DedupTable() { rehash(kInitialCapacity); }
+DedupTable::DedupTable() {
+  rehash(kInitialCapacity);
+}
 
 const DedupEntry* DedupTable::find(DedupKey key) const {
   key = normalize(key);
@@ -48,7 +52,7 @@ void DedupTable::upsert(DedupEntry entry) {
     }
     if (is_empty(slots_[i])) {
       if (over_load(size_ + 1, slots_.size())) break;  // make room first, then insert
-      slots_[i] = entry;  // the first empty slot of the chain: where insert would put it
+      slots_[i] = entry;                               // the first empty slot of the chain: where insert would put it
       ++size_;
       return;
     }

@@ -21,10 +21,10 @@ struct DedupEntry {
   // The top bit of `customer`: seen since the last checkpoint, not persisted yet.
   static constexpr uint32_t kUnsaved = 1u << 31;
 
-  DedupKey key;               // {0,0} marks an empty slot
+  DedupKey key;  // {0,0} marks an empty slot
   int64_t time_ns = 0;
   uint32_t fingerprint = 0;
-  uint32_t customer = 0;      // the owning customer's slot, | kUnsaved
+  uint32_t customer = 0;  // the owning customer's slot, | kUnsaved
 
   uint32_t slot() const { return customer & ~kUnsaved; }
 };

@@ -108,15 +108,15 @@ Status load_aws_credentials(AwsCredentials* out) {
   if (!path.empty() && read_profile(path, profile, out)) return Status::ok();
   return Status::invalid_argument(
       "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN "
-      "for temporary ones), or put them in profile '" + profile + "' of " +
-      (path.empty() ? std::string("~/.aws/credentials") : path) + " (AWS_PROFILE picks the profile)");
+      "for temporary ones), or put them in profile '" +
+      profile + "' of " + (path.empty() ? std::string("~/.aws/credentials") : path) +
+      " (AWS_PROFILE picks the profile)");
 }
 
 std::string base64_encode(std::string_view bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3), '\0');
   const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(bytes.data()),
-                                static_cast<int>(bytes.size()));
+                                reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
@@ -125,8 +125,7 @@ bool base64_decode(std::string_view text, std::string* bytes) {
   if (text.size() % 4 != 0) return false;
   bytes->assign(3 * (text.size() / 4), '\0');
   const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(bytes->data()),
-                                reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
+                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
   if (n < 0) return false;
   // EVP_DecodeBlock counts the padding as zero bytes: take them off.
   std::size_t size = static_cast<std::size_t>(n);
@@ -201,8 +200,8 @@ Status DynamoDbClient::send_once(std::string_view op, const std::string& body, R
 
 void DynamoDbClient::backoff(int attempt) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
-  const int64_t ceiling = std::min<int64_t>(
-      options_.backoff_cap_ms, int64_t{options_.backoff_base_ms} << std::min(attempt, 20));
+  const int64_t ceiling =
+      std::min<int64_t>(options_.backoff_cap_ms, int64_t{options_.backoff_base_ms} << std::min(attempt, 20));
   std::uniform_int_distribution<int64_t> pick(0, std::max<int64_t>(ceiling, 0));
   metrics().retries.fetch_add(1, std::memory_order_relaxed);
   std::this_thread::sleep_for(std::chrono::milliseconds(pick(rng)));
@@ -247,8 +246,7 @@ void DynamoDbClient::count_capacity(CapacityKind kind, const json::object& reply
   if (kind == CapacityKind::read) metrics().consumed_rcu_milli.fetch_add(milli, std::memory_order_relaxed);
 }
 
-Status DynamoDbClient::call(std::string_view op, const json::object& request, json::object* reply,
-                            ApiError* error) {
+Status DynamoDbClient::call(std::string_view op, const json::object& request, json::object* reply, ApiError* error) {
   const CapacityKind kind = capacity_kind(op);
   const std::string body = json::serialize(kind == CapacityKind::none ? request : with_capacity_report(request));
   const std::string what = "DynamoDB " + std::string(op) + " on " + url_;
@@ -258,8 +256,7 @@ Status DynamoDbClient::call(std::string_view op, const json::object& request, js
     metrics().requests.fetch_add(1, std::memory_order_relaxed);
     Reply r;
     Status s = Status::ok();
-    if (!(options_.test_fault && options_.test_fault(op, &r.status, &r.body)))
-      s = send_once(op, body, &r);
+    if (!(options_.test_fault && options_.test_fault(op, &r.status, &r.body))) s = send_once(op, body, &r);
     if (!s.is_ok()) {  // transport: refused, reset, timed out
       last = s.message();
       continue;

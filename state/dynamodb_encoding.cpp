@@ -53,8 +53,7 @@ std::string zstd_compress(std::string_view bytes, std::string_view base) {
 
 Status zstd_decompress(std::string_view frame, std::string_view base, std::size_t limit, std::string* bytes) {
   const unsigned long long size = ZSTD_getFrameContentSize(frame.data(), frame.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
-    return Status::corruption("not a zstd frame");
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) return Status::corruption("not a zstd frame");
   if (size > limit) return Status::corruption("zstd frame of " + std::to_string(size) + " bytes, over the limit");
   ZSTD_DCtx* ctx = decompressor();
   ZSTD_DCtx_reset(ctx, ZSTD_reset_session_and_parameters);
@@ -89,7 +88,9 @@ Status decode_item_data(std::string_view data, std::size_t limit, std::string* i
   return Status::ok();
 }
 
-uint64_t base_fingerprint(std::string_view internal) { return XXH3_64bits(internal.data(), internal.size()); }
+uint64_t base_fingerprint(std::string_view internal) {
+  return XXH3_64bits(internal.data(), internal.size());
+}
 
 namespace {
 

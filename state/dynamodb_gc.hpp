@@ -15,10 +15,10 @@ namespace streamscore {
 
 // What the collector reads of another writer.
 struct WriterSighting {
-  bool has_marker = false;       // no marker: it never committed (an export, a writer starting)
-  bool pending = false;          // its last commit passed its commit point and is not applied yet
-  bool collecting = false;       // a collector has marked it: its commits are refused from then on
-  uint64_t last_commit_us = 0;   // its marker's sequence: at least the wall clock of its last commit
+  bool has_marker = false;      // no marker: it never committed (an export, a writer starting)
+  bool pending = false;         // its last commit passed its commit point and is not applied yet
+  bool collecting = false;      // a collector has marked it: its commits are refused from then on
+  uint64_t last_commit_us = 0;  // its marker's sequence: at least the wall clock of its last commit
   bool has_dedup = false;
   int64_t newest_dedup_day = 0;  // the day of its newest dedup record
 };

@@ -46,8 +46,8 @@ namespace json = boost::json;
 namespace {
 
 constexpr std::string_view kItemSk = "STATE";
-constexpr std::string_view kMetaPk = "META";          // table meta; a writer's own: "META#<writer>"
-constexpr std::string_view kWritersPk = "WRITERS";    // SK: the name of every writer of the table
+constexpr std::string_view kMetaPk = "META";        // table meta; a writer's own: "META#<writer>"
+constexpr std::string_view kWritersPk = "WRITERS";  // SK: the name of every writer of the table
 // A shared table's partition owners (SK: the partition's offset key) and the lease counter.
 constexpr std::string_view kOwnersPk = "OWNERS";
 constexpr std::string_view kLeaseCounterSk = "lease";
@@ -57,10 +57,10 @@ constexpr std::string_view kLayoutKey = "dynamodb_layout";
 constexpr std::string_view kLayout = "per-writer";
 constexpr std::string_view kMarkerSk = "commit";
 constexpr std::string_view kPartInfix = ".part-";  // a backfill part's writer: "<writer>.part-K-of-P"
-constexpr std::size_t kItemLimit = 400 * 1024;    // DynamoDB's item size limit
-constexpr std::size_t kChunkBytes = 300 * 1024;   // log and dedup chunks: well under it
-constexpr std::size_t kBatchWrite = 25;           // BatchWriteItem's limit
-constexpr std::size_t kBatchGet = 100;            // BatchGetItem's limit
+constexpr std::size_t kItemLimit = 400 * 1024;     // DynamoDB's item size limit
+constexpr std::size_t kChunkBytes = 300 * 1024;    // log and dedup chunks: well under it
+constexpr std::size_t kBatchWrite = 25;            // BatchWriteItem's limit
+constexpr std::size_t kBatchGet = 100;             // BatchGetItem's limit
 constexpr int kMaxRebases = 100;
 // The redo log's format (marker attribute `format`): 2 is compressed, with each item's
 // internal data as a delta against the version it replaces; markers without it are of
@@ -72,9 +72,15 @@ constexpr std::size_t kLogPartitions = 16;
 
 // ---------------------------------------------------------------- attribute values
 
-json::object attr_s(std::string_view s) { return {{"S", json::string(s)}}; }
-json::object attr_n(int64_t v) { return {{"N", std::to_string(v)}}; }
-json::object attr_b(std::string_view bytes) { return {{"B", base64_encode(bytes)}}; }
+json::object attr_s(std::string_view s) {
+  return {{"S", json::string(s)}};
+}
+json::object attr_n(int64_t v) {
+  return {{"N", std::to_string(v)}};
+}
+json::object attr_b(std::string_view bytes) {
+  return {{"B", base64_encode(bytes)}};
+}
 
 json::object key_of(std::string_view pk, std::string_view sk) {
   return {{"PK", attr_s(pk)}, {"SK", attr_s(sk)}};
@@ -161,8 +167,10 @@ bool is_utf8(std::string_view s) {
 std::string printable(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') out.push_back(static_cast<char>(c));
-    else out += "\\x" + hex(std::string(1, static_cast<char>(c)));
+    if (c >= 0x20 && c < 0x7f && c != '\\')
+      out.push_back(static_cast<char>(c));
+    else
+      out += "\\x" + hex(std::string(1, static_cast<char>(c)));
   }
   return out;
 }
@@ -403,31 +411,33 @@ class DynamoDbStore final : public StateStore, private GcTable {
 
   std::vector<Counter> counters() const override {
     const DynamoDbMetrics& m = *options().metrics;
-    return {{"streamscore_dynamodb_requests_total", "HTTP requests to DynamoDB (every attempt).", m.requests.load()},
-            {"streamscore_dynamodb_retries_total", "Requests repeated after a throttle, a 5xx or a transport error.",
-             m.retries.load()},
-            {"streamscore_dynamodb_throttles_total", "Throttling answers (unprocessed batch items included).",
-             m.throttles.load()},
-            {"streamscore_dynamodb_conflicts_total", "Failed conditions (ConditionalCheckFailed), puts a redo found applied included.",
-             m.conflicts.load()},
-            {"streamscore_dynamodb_rebased_total", "Puts moved on top of a racing writer while applying a commit.",
-             m.rebased.load()},
-            {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()},
-            {"streamscore_dynamodb_fenced_total",
-             "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
-             m.fenced.load()},
-            {"streamscore_dynamodb_rows_read_total",
-             "Table rows read: rows a Scan or a Query went through, items a BatchGetItem returned.", m.rows_read.load()},
-            {"streamscore_dynamodb_gc_deleted_total",
-             "Items of gone writers removed (dedup records, meta, redo-log chunks).", m.gc_deleted.load()},
-            {"streamscore_dynamodb_gc_writers_total", "Gone writers removed entirely (WRITERS entry and commit marker).",
-             m.gc_writers.load()},
-            {"streamscore_dynamodb_gc_failures_total", "Collection passes that failed (continued at the next checkpoint).",
-             m.gc_failures.load()},
-            {"streamscore_dynamodb_consumed_wcu_total", "Write capacity units DynamoDB reported consumed (failed conditions not included).",
-             m.consumed_wcu_milli.load() / 1000},
-            {"streamscore_dynamodb_consumed_rcu_total", "Read capacity units DynamoDB reported consumed.",
-             m.consumed_rcu_milli.load() / 1000}};
+    return {
+        {"streamscore_dynamodb_requests_total", "HTTP requests to DynamoDB (every attempt).", m.requests.load()},
+        {"streamscore_dynamodb_retries_total", "Requests repeated after a throttle, a 5xx or a transport error.",
+         m.retries.load()},
+        {"streamscore_dynamodb_throttles_total", "Throttling answers (unprocessed batch items included).",
+         m.throttles.load()},
+        {"streamscore_dynamodb_conflicts_total",
+         "Failed conditions (ConditionalCheckFailed), puts a redo found applied included.", m.conflicts.load()},
+        {"streamscore_dynamodb_rebased_total", "Puts moved on top of a racing writer while applying a commit.",
+         m.rebased.load()},
+        {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()},
+        {"streamscore_dynamodb_fenced_total",
+         "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
+         m.fenced.load()},
+        {"streamscore_dynamodb_rows_read_total",
+         "Table rows read: rows a Scan or a Query went through, items a BatchGetItem returned.", m.rows_read.load()},
+        {"streamscore_dynamodb_gc_deleted_total",
+         "Items of gone writers removed (dedup records, meta, redo-log chunks).", m.gc_deleted.load()},
+        {"streamscore_dynamodb_gc_writers_total", "Gone writers removed entirely (WRITERS entry and commit marker).",
+         m.gc_writers.load()},
+        {"streamscore_dynamodb_gc_failures_total", "Collection passes that failed (continued at the next checkpoint).",
+         m.gc_failures.load()},
+        {"streamscore_dynamodb_consumed_wcu_total",
+         "Write capacity units DynamoDB reported consumed (failed conditions not included).",
+         m.consumed_wcu_milli.load() / 1000},
+        {"streamscore_dynamodb_consumed_rcu_total", "Read capacity units DynamoDB reported consumed.",
+         m.consumed_rcu_milli.load() / 1000}};
   }
 
  private:
@@ -460,8 +470,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
 
   Status get_raw(std::string_view pk, std::string_view sk, json::object* item) {
     json::object reply;
-    Status s = client_.call(
-        "GetItem", {{"TableName", table()}, {"Key", key_of(pk, sk)}, {"ConsistentRead", true}}, &reply);
+    Status s =
+        client_.call("GetItem", {{"TableName", table()}, {"Key", key_of(pk, sk)}, {"ConsistentRead", true}}, &reply);
     if (!s.is_ok()) return s;
     const json::value* it = reply.if_contains("Item");
     if (!it || !it->is_object()) return Status::not_found();
@@ -683,8 +693,10 @@ class DynamoDbStore final : public StateStore, private GcTable {
       ItemRecord r;
       Status d = decode_item(item, &r);
       std::lock_guard<std::mutex> lock(mu);
-      if (!d.is_ok()) bad = d;
-      else (*stored)[r.pk] = std::move(r);
+      if (!d.is_ok())
+        bad = d;
+      else
+        (*stored)[r.pk] = std::move(r);
     });
     return s.is_ok() ? bad : s;
   }
@@ -720,8 +732,10 @@ class DynamoDbStore final : public StateStore, private GcTable {
     std::map<std::string, std::size_t> meta_at;
     for (const MetaPut& m : writes.meta) {
       auto [it, fresh] = meta_at.emplace(m.key, checked->meta.size());
-      if (fresh) checked->meta.push_back(m);
-      else checked->meta[it->second].value = m.value;
+      if (fresh)
+        checked->meta.push_back(m);
+      else
+        checked->meta[it->second].value = m.value;
     }
     checked->dedup = writes.dedup;
     checked->forget_dedup_before_day = writes.forget_dedup_before_day;
@@ -838,15 +852,16 @@ class DynamoDbStore final : public StateStore, private GcTable {
   // does another holder of a partition `kept` from this writer's previous takeover.
   Status claim(const std::string& partition, int64_t lease, bool kept, std::string* holder, int64_t* held_under) {
     json::object reply;
-    Status s = client_.call("UpdateItem",
-                            {{"TableName", table()},
-                             {"Key", key_of(kOwnersPk, partition)},
-                             {"UpdateExpression", "SET #w = :w, #l = :l"},
-                             {"ConditionExpression", kept ? "#w = :w AND #l < :l" : "attribute_not_exists(#l) OR #l < :l"},
-                             {"ExpressionAttributeNames", {{"#w", "writer"}, {"#l", "lease"}}},
-                             {"ExpressionAttributeValues", {{":w", attr_s(self_.name)}, {":l", attr_n(lease)}}},
-                             {"ReturnValues", "ALL_OLD"}},
-                            &reply);
+    Status s =
+        client_.call("UpdateItem",
+                     {{"TableName", table()},
+                      {"Key", key_of(kOwnersPk, partition)},
+                      {"UpdateExpression", "SET #w = :w, #l = :l"},
+                      {"ConditionExpression", kept ? "#w = :w AND #l < :l" : "attribute_not_exists(#l) OR #l < :l"},
+                      {"ExpressionAttributeNames", {{"#w", "writer"}, {"#l", "lease"}}},
+                      {"ExpressionAttributeValues", {{":w", attr_s(self_.name)}, {":l", attr_n(lease)}}},
+                      {"ReturnValues", "ALL_OLD"}},
+                     &reply);
     if (s.is_conflict()) {
       metrics().fenced.fetch_add(1, std::memory_order_relaxed);
       return Status::fenced("writer '" + self_.name + "' cannot take " + partition +
@@ -894,11 +909,12 @@ class DynamoDbStore final : public StateStore, private GcTable {
     get_n(marker, "lease", &lease);
     if (s.is_ok() && lease != lease_) {
       metrics().fenced.fetch_add(1, std::memory_order_relaxed);
-      return Status::fenced("writer '" + self_.name + "' was fenced: another writer took over its partitions; "
+      return Status::fenced("writer '" + self_.name +
+                            "' was fenced: another writer took over its partitions; "
                             "the checkpoint was not written");
     }
-    return Status::io_error("DynamoDB table '" + table() + "': another process commits as writer '" +
-                            options().writer + "' (its commit marker moved); one writer name per process");
+    return Status::io_error("DynamoDB table '" + table() + "': another process commits as writer '" + options().writer +
+                            "' (its commit marker moved); one writer name per process");
   }
 
   // This writer was found gone and removed (or is being removed) by another writer
@@ -920,8 +936,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     // At least the wall clock in microseconds: a marker lost by hand cannot make a new
     // commit reuse a sequence that items were already stamped with.
     const uint64_t now = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::system_clock::now().time_since_epoch()).count());
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     return std::max(last_seq_ + 1, now);
   }
 
@@ -962,8 +978,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (options().test_stop_after == CommitStage::log_written) return stopped(CommitStage::log_written);
     // (2) the commit point: the marker, only over the last marker this process knows of,
     // and only while it still carries this writer's lease (not fenced)
-    json::object names{{"#s", "seq"}, {"#p", "pending"}, {"#c", "chunks"}, {"#i", "inline"}, {"#l", "lease"},
-                       {"#cl", "commit_lease"}, {"#gc", "gc"}, {"#f", "format"}};
+    json::object names{{"#s", "seq"},   {"#p", "pending"},       {"#c", "chunks"}, {"#i", "inline"},
+                       {"#l", "lease"}, {"#cl", "commit_lease"}, {"#gc", "gc"},    {"#f", "format"}};
     json::object values{{":seq", attr_n(static_cast<int64_t>(seq))},
                         {":f", attr_n(kLogFormat)},
                         {":yes", {{"BOOL", true}}},
@@ -980,8 +996,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     }
     // A marker that vanished under a writer that has committed or holds a lease was
     // removed by a collector (it was gone): its commit must not land on a fresh marker.
-    std::string condition = last_seq_ == 0 ? "(attribute_not_exists(#s) OR (#s = :prev AND #p = :no))"
-                                           : "#s = :prev AND #p = :no";
+    std::string condition =
+        last_seq_ == 0 ? "(attribute_not_exists(#s) OR (#s = :prev AND #p = :no))" : "#s = :prev AND #p = :no";
     condition += lease_ == 0 ? " AND (attribute_not_exists(#l) OR #l = :cl)" : " AND #l = :cl";
     condition += " AND attribute_not_exists(#gc)";  // not marked gone by a collector
     json::object reply;
@@ -1007,19 +1023,19 @@ class DynamoDbStore final : public StateStore, private GcTable {
   // commit (a takeover), a marker that moved means its owner finished it: nothing to do.
   Status finish(const WriterKeys& w, uint64_t seq, std::size_t chunks) {
     json::object reply;
-    Status s = client_.call("UpdateItem",
-                            {{"TableName", table()},
-                             {"Key", key_of(w.log_pk, kMarkerSk)},
-                             {"UpdateExpression", "SET #p = :no REMOVE #i"},
-                             {"ConditionExpression", "#s = :seq"},
-                             {"ExpressionAttributeNames", {{"#p", "pending"}, {"#i", "inline"}, {"#s", "seq"}}},
-                             {"ExpressionAttributeValues",
-                              {{":no", {{"BOOL", false}}}, {":seq", attr_n(static_cast<int64_t>(seq))}}}},
-                            &reply);
+    Status s = client_.call(
+        "UpdateItem",
+        {{"TableName", table()},
+         {"Key", key_of(w.log_pk, kMarkerSk)},
+         {"UpdateExpression", "SET #p = :no REMOVE #i"},
+         {"ConditionExpression", "#s = :seq"},
+         {"ExpressionAttributeNames", {{"#p", "pending"}, {"#i", "inline"}, {"#s", "seq"}}},
+         {"ExpressionAttributeValues", {{":no", {{"BOOL", false}}}, {":seq", attr_n(static_cast<int64_t>(seq))}}}},
+        &reply);
     if (s.is_conflict() && w.name != self_.name) return Status::ok();
     if (s.is_conflict())
-      return Status::io_error("DynamoDB table '" + table() + "': the commit marker of writer '" +
-                              options().writer + "' moved while applying; one writer name per process");
+      return Status::io_error("DynamoDB table '" + table() + "': the commit marker of writer '" + options().writer +
+                              "' moved while applying; one writer name per process");
     if (!s.is_ok()) return s;
     std::vector<json::object> deletes;
     for (std::size_t i = 0; i < chunks; ++i)
@@ -1139,37 +1155,38 @@ class DynamoDbStore final : public StateStore, private GcTable {
     bound.day = before_day;
     json::object values{{":p", attr_s(pk)}, {":hi", attr_s(prefix + hex(dedup_record_key(bound)))}};
     if (!prefix.empty()) values[":lo"] = attr_s(prefix);  // a key value may not be empty
-    return query({{"KeyConditionExpression", prefix.empty() ? "#pk = :p AND #sk < :hi" : "#pk = :p AND #sk BETWEEN :lo AND :hi"},
-                  {"ProjectionExpression", "#pk, #sk"},
-                  {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                  {"ExpressionAttributeValues", std::move(values)}},
-                 [&](json::object& item) {
-                   std::string sk;
-                   if (get_s(item, "SK", &sk)) deletes->push_back(delete_request(key_of(pk, sk)));
-                   return Status::ok();
-                 });
+    return query(
+        {{"KeyConditionExpression", prefix.empty() ? "#pk = :p AND #sk < :hi" : "#pk = :p AND #sk BETWEEN :lo AND :hi"},
+         {"ProjectionExpression", "#pk, #sk"},
+         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+         {"ExpressionAttributeValues", std::move(values)}},
+        [&](json::object& item) {
+          std::string sk;
+          if (get_s(item, "SK", &sk)) deletes->push_back(delete_request(key_of(pk, sk)));
+          return Status::ok();
+        });
   }
 
   // The SK prefix of the first writer with dedup records in index `pk` at or after `from`.
   Status first_dedup_writer(const std::string& pk, const std::string& from, std::string* prefix, bool* found) {
     const std::string end = next_writer_after(std::string(kDedupEntryPrefix));  // past every "D#..."
     json::object reply;
-    Status s = client_.call("Query",
-                            {{"TableName", table()},
-                             {"ConsistentRead", true},
-                             {"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :from AND :end"},
-                             {"ProjectionExpression", "#sk"},
-                             {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
-                             {"ExpressionAttributeValues", {{":p", attr_s(pk)}, {":from", attr_s(from)}, {":end", attr_s(end)}}},
-                             {"Limit", 1}},
-                            &reply);
+    Status s = client_.call(
+        "Query",
+        {{"TableName", table()},
+         {"ConsistentRead", true},
+         {"KeyConditionExpression", "#pk = :p AND #sk BETWEEN :from AND :end"},
+         {"ProjectionExpression", "#sk"},
+         {"ExpressionAttributeNames", {{"#pk", "PK"}, {"#sk", "SK"}}},
+         {"ExpressionAttributeValues", {{":p", attr_s(pk)}, {":from", attr_s(from)}, {":end", attr_s(end)}}},
+         {"Limit", 1}},
+        &reply);
     *found = false;
     const json::value* items = s.is_ok() ? reply.if_contains("Items") : nullptr;
     if (!items || !items->is_array() || items->as_array().empty() || !items->as_array()[0].is_object()) return s;
     std::string sk;
-    const std::size_t end_of_writer = get_s(items->as_array()[0].as_object(), "SK", &sk)
-                                          ? sk.find('#', kDedupEntryPrefix.size())
-                                          : std::string::npos;
+    const std::size_t end_of_writer =
+        get_s(items->as_array()[0].as_object(), "SK", &sk) ? sk.find('#', kDedupEntryPrefix.size()) : std::string::npos;
     if (end_of_writer == std::string::npos) return Status::corruption("malformed dedup item '" + printable(sk) + "'");
     *prefix = sk.substr(0, end_of_writer + 1);
     *found = true;
@@ -1193,11 +1210,12 @@ class DynamoDbStore final : public StateStore, private GcTable {
     }
     if (!gc_more_ || options().gc_deletes_per_checkpoint == 0) return;
     const GcPolicy policy{options().gc_deletes_per_checkpoint, static_cast<uint64_t>(options().gc_idle_ms) * 1000};
-    const uint64_t now_us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                      std::chrono::system_clock::now().time_since_epoch())
-                                                      .count());
+    const uint64_t now_us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
     GcPass pass;
-    Status s = guarded("collect", [&] { return collect_gone_writers(*this, self_.name, gc_day_, now_us, policy, &pass); });
+    Status s =
+        guarded("collect", [&] { return collect_gone_writers(*this, self_.name, gc_day_, now_us, policy, &pass); });
     metrics().gc_deleted.fetch_add(pass.deleted, std::memory_order_relaxed);
     metrics().gc_writers.fetch_add(pass.writers_removed, std::memory_order_relaxed);
     if (!s.is_ok()) metrics().gc_failures.fetch_add(1, std::memory_order_relaxed);
@@ -1428,9 +1446,10 @@ class DynamoDbStore final : public StateStore, private GcTable {
       if (!r.is_ok() && !r.is_not_found()) return r;
       r = rebuild_internal(log->deltas[i], stored.internal, &puts[i].record.internal);
       if (r.is_conflict())
-        return Status::corruption("item '" + printable(puts[i].record.pk) +
-                                  "' was rewritten with other internal data by another writer before this commit "
-                                  "was applied; its put cannot be rebuilt (rebuild the table with `streamscore replay`)");
+        return Status::corruption(
+            "item '" + printable(puts[i].record.pk) +
+            "' was rewritten with other internal data by another writer before this commit "
+            "was applied; its put cannot be rebuilt (rebuild the table with `streamscore replay`)");
       return r;
     });
     if (!s.is_ok()) return s;
@@ -1457,7 +1476,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
     if (!s.is_not_found()) return s;
     s = get_raw(kMetaPk, hex("format"), &item);
     if (s.is_ok())
-      return Status::corruption("DynamoDB table '" + table() + "' was written by an older streamscore (one meta and "
+      return Status::corruption("DynamoDB table '" + table() +
+                                "' was written by an older streamscore (one meta and "
                                 "one dedup key for all writers); rebuild it with `streamscore replay`");
     return s.is_not_found() ? put_layout() : s;
   }
@@ -1585,8 +1605,10 @@ class DynamoDbStore final : public StateStore, private GcTable {
         ItemRecord r;
         Status d = decode_item(item, &r);
         std::lock_guard<std::mutex> lock(mu);
-        if (!d.is_ok()) bad = d;
-        else found.emplace(r.pk, std::move(r));
+        if (!d.is_ok())
+          bad = d;
+        else
+          found.emplace(r.pk, std::move(r));
       });
       if (!s.is_ok()) return s;
       if (!bad.is_ok()) return bad;
@@ -1613,7 +1635,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
       s = scan_writer_dedup(keys_of_writer(writers[i]), fn, &stop);
     // And the same writers' records in the partitions' index of a table indexed by partition.
     std::vector<std::string> prefixes;
-    if (options().dedup_of_all_writers) prefixes.emplace_back(kDedupEntryPrefix);
+    if (options().dedup_of_all_writers)
+      prefixes.emplace_back(kDedupEntryPrefix);
     else
       for (const std::string& w : writers) prefixes.push_back(dedup_entry_prefix(keys_of_writer(w)));
     const int32_t count = partition_count_;
@@ -1629,8 +1652,9 @@ class DynamoDbStore final : public StateStore, private GcTable {
 
   // The dedup records under `pk` whose SKs begin with `prefix`, assembled from their chunks
   // (SK: [prefix][...#]<hex record key>#<chunk>). `sks`, when given, gets every SK read.
-  Status query_dedup(const std::string& pk, const std::string& prefix, const std::function<bool(const DedupRecord&)>& fn,
-                     bool* stopped, std::vector<std::string>* sks = nullptr) {
+  Status query_dedup(const std::string& pk, const std::string& prefix,
+                     const std::function<bool(const DedupRecord&)>& fn, bool* stopped,
+                     std::vector<std::string>* sks = nullptr) {
     DedupRecord record;
     std::string current;  // hex key of the record being assembled
     int64_t expected = 0, seen = 0;
@@ -1648,32 +1672,30 @@ class DynamoDbStore final : public StateStore, private GcTable {
                          {"ExpressionAttributeNames", {{"#pk", "PK"}}},
                          {"ExpressionAttributeValues", {{":p", attr_s(pk)}}}};
     with_sk_prefix(prefix, &request);
-    Status s = query(std::move(request),
-                     [&](json::object& item) {
-                       if (stop) return Status::ok();
-                       std::string sk, key, part;
-                       int64_t n = 0;
-                       const std::size_t hash = get_s(item, "SK", &sk) ? sk.rfind('#') : std::string::npos;
-                       if (hash == std::string::npos || hash < prefix.size() || !get_n(item, "n", &n) ||
-                           !get_b(item, "data", &part))
-                         return Status::corruption("malformed dedup item '" + printable(sk) + "'");
-                       if (sks) sks->push_back(sk);
-                       const std::string head = sk.substr(0, hash);
-                       if (head != current) {
-                         Status f = flush();
-                         if (!f.is_ok() || stop) return f;
-                         const std::size_t key_at = std::max(prefix.size(), head.rfind('#') + 1);
-                         if (!unhex(std::string_view(head).substr(key_at), &key) || !parse_dedup_record_key(key, &record))
-                           return Status::corruption("malformed dedup item '" + printable(sk) + "'");
-                         record.data.clear();
-                         current = head;
-                         expected = n;
-                         seen = 0;
-                       }
-                       record.data += part;
-                       ++seen;
-                       return Status::ok();
-                     });
+    Status s = query(std::move(request), [&](json::object& item) {
+      if (stop) return Status::ok();
+      std::string sk, key, part;
+      int64_t n = 0;
+      const std::size_t hash = get_s(item, "SK", &sk) ? sk.rfind('#') : std::string::npos;
+      if (hash == std::string::npos || hash < prefix.size() || !get_n(item, "n", &n) || !get_b(item, "data", &part))
+        return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+      if (sks) sks->push_back(sk);
+      const std::string head = sk.substr(0, hash);
+      if (head != current) {
+        Status f = flush();
+        if (!f.is_ok() || stop) return f;
+        const std::size_t key_at = std::max(prefix.size(), head.rfind('#') + 1);
+        if (!unhex(std::string_view(head).substr(key_at), &key) || !parse_dedup_record_key(key, &record))
+          return Status::corruption("malformed dedup item '" + printable(sk) + "'");
+        record.data.clear();
+        current = head;
+        expected = n;
+        seen = 0;
+      }
+      record.data += part;
+      ++seen;
+      return Status::ok();
+    });
     if (!s.is_ok() || stop) return s;
     return flush();
   }
@@ -1805,7 +1827,8 @@ class DynamoDbStore final : public StateStore, private GcTable {
       stop = !item_fn(r);
       return !stop;
     });
-    if (!s.is_ok() || stop || !(s = batch_write(entries)).is_ok() || !(s = move_into_index(count, dedup_fn, &stop)).is_ok())
+    if (!s.is_ok() || stop || !(s = batch_write(entries)).is_ok() ||
+        !(s = move_into_index(count, dedup_fn, &stop)).is_ok())
       return s;
     std::vector<std::string> writers;
     if (indexed_before > 0 && !(s = list_writers(&writers)).is_ok()) return s;
@@ -1836,10 +1859,13 @@ class DynamoDbStore final : public StateStore, private GcTable {
     std::vector<json::object> copies;
     std::vector<std::string> sks;
     Status bad;
-    Status s = query_dedup(pk, prefix, [&](const DedupRecord& r) {
-      bad = dedup_items(w, r, count, &copies);
-      return bad.is_ok() && fn(r);
-    }, stop, &sks);
+    Status s = query_dedup(
+        pk, prefix,
+        [&](const DedupRecord& r) {
+          bad = dedup_items(w, r, count, &copies);
+          return bad.is_ok() && fn(r);
+        },
+        stop, &sks);
     if (!s.is_ok() || !bad.is_ok()) return s.is_ok() ? bad : s;
     if (*stop || sks.empty() || !(s = batch_write(copies)).is_ok()) return s;
     std::vector<json::object> deletes;
@@ -1864,17 +1890,17 @@ class DynamoDbStore final : public StateStore, private GcTable {
   }
 
   DynamoDbClient client_;
-  const WriterKeys self_;     // this process's writer
+  const WriterKeys self_;          // this process's writer
   std::vector<WriterKeys> parts_;  // the backfill parts it continues from (find_backfill_parts)
-  std::mutex commit_mu_;      // one commit (one log sequence) at a time
-  uint64_t last_seq_ = 0;     // the sequence of this writer's last commit marker
-  int64_t lease_ = 0;         // the lease its commits need on the marker (0: never took partitions)
+  std::mutex commit_mu_;           // one commit (one log sequence) at a time
+  uint64_t last_seq_ = 0;          // the sequence of this writer's last commit marker
+  int64_t lease_ = 0;              // the lease its commits need on the marker (0: never took partitions)
   std::set<std::string> claimed_;  // the partitions of its last takeover (take_over)
   // The partition count its commits index new customers and dedup ids under (0: none):
   // the table's (meta "partition_index") at open, a takeover's from then on.
   std::atomic<int32_t> partition_count_{0};
-  int64_t gc_day_ = kNoDay;   // the forget bound of its last collection pass
-  bool gc_more_ = false;      // a collection pass is due (the bound moved, or one was cut short)
+  int64_t gc_day_ = kNoDay;  // the forget bound of its last collection pass
+  bool gc_more_ = false;     // a collection pass is due (the bound moved, or one was cut short)
 };
 
 bool valid_endpoint(const std::string& url) {

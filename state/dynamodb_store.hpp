@@ -19,17 +19,17 @@ namespace streamscore {
 
 // What the store did on the wire, for /metrics and the tests. Relaxed counters.
 struct DynamoDbMetrics {
-  std::atomic<uint64_t> requests{0};   // HTTP requests sent (each attempt counts)
-  std::atomic<uint64_t> retries{0};    // attempts repeated after a throttle, 5xx or transport error
-  std::atomic<uint64_t> throttles{0};  // throttling answers, unprocessed batch items included
-  std::atomic<uint64_t> conflicts{0};  // failed conditions (ConditionalCheckFailed), redo skips included
-  std::atomic<uint64_t> rebased{0};    // puts moved on top of a racing writer while applying a commit
-  std::atomic<uint64_t> recovered{0};  // committed logs finished at open
-  std::atomic<uint64_t> fenced{0};     // commits refused: another writer took over this one's partitions
-  std::atomic<uint64_t> rows_read{0};  // rows a Scan or Query read, items a BatchGetItem returned
-  std::atomic<uint64_t> gc_deleted{0};  // items of gone writers removed (dedup, meta, log chunks)
-  std::atomic<uint64_t> gc_writers{0};  // gone writers removed entirely (their WRITERS entry and marker)
-  std::atomic<uint64_t> gc_failures{0}; // collection passes that failed (retried at the next checkpoint)
+  std::atomic<uint64_t> requests{0};     // HTTP requests sent (each attempt counts)
+  std::atomic<uint64_t> retries{0};      // attempts repeated after a throttle, 5xx or transport error
+  std::atomic<uint64_t> throttles{0};    // throttling answers, unprocessed batch items included
+  std::atomic<uint64_t> conflicts{0};    // failed conditions (ConditionalCheckFailed), redo skips included
+  std::atomic<uint64_t> rebased{0};      // puts moved on top of a racing writer while applying a commit
+  std::atomic<uint64_t> recovered{0};    // committed logs finished at open
+  std::atomic<uint64_t> fenced{0};       // commits refused: another writer took over this one's partitions
+  std::atomic<uint64_t> rows_read{0};    // rows a Scan or Query read, items a BatchGetItem returned
+  std::atomic<uint64_t> gc_deleted{0};   // items of gone writers removed (dedup, meta, log chunks)
+  std::atomic<uint64_t> gc_writers{0};   // gone writers removed entirely (their WRITERS entry and marker)
+  std::atomic<uint64_t> gc_failures{0};  // collection passes that failed (retried at the next checkpoint)
   // Capacity DynamoDB reports it consumed (ReturnConsumedCapacity = TOTAL on every data
   // request), in thousandths of a unit: eventually consistent reads cost half a unit.
   std::atomic<uint64_t> consumed_wcu_milli{0};
@@ -53,10 +53,10 @@ struct DynamoDbOptions {
   bool dedup_of_all_writers = false;
   long connect_timeout_ms = 3000;
   long request_timeout_ms = 20000;
-  int max_attempts = 10;        // per request, throttles and transport errors included
-  int backoff_base_ms = 20;     // full jitter: sleep uniform(0, min(cap, base * 2^attempt))
+  int max_attempts = 10;     // per request, throttles and transport errors included
+  int backoff_base_ms = 20;  // full jitter: sleep uniform(0, min(cap, base * 2^attempt))
   int backoff_cap_ms = 5000;
-  int parallel_requests = 8;    // requests in flight for one commit, scan or clear
+  int parallel_requests = 8;  // requests in flight for one commit, scan or clear
   // Gone writers (semantics.md, section 21): at most this many of their items are deleted
   // per checkpoint (0: none); a writer is gone once its dedup ids are all past this
   // writer's horizon and it has not committed for gc_idle_ms.

@@ -8,7 +8,7 @@
 namespace streamscore {
 
 constexpr int64_t kNanosPerSecond = 1'000'000'000;
-constexpr int64_t kWindowSeconds = 300;                     // 5-minute tumbling windows
+constexpr int64_t kWindowSeconds = 300;  // 5-minute tumbling windows
 constexpr int64_t kWindowNanos = kWindowSeconds * kNanosPerSecond;
 constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
 constexpr int64_t kHorizonWindows = 30 * 24 * 3600 / kWindowSeconds;  // 30 days = 8640 windows
@@ -40,10 +40,14 @@ struct EventTime {
 };
 
 // Index of the 5-minute window holding `ns`: window k is [k*300 s, (k+1)*300 s).
-constexpr int64_t window_of(int64_t ns) { return floor_div(ns, kWindowNanos); }
+constexpr int64_t window_of(int64_t ns) {
+  return floor_div(ns, kWindowNanos);
+}
 
 // At tick `tick`, events before this instant are expired: they can change no feature.
-constexpr int64_t horizon_start_ns(int64_t tick) { return tick * kWindowNanos - kHorizonNanos; }
+constexpr int64_t horizon_start_ns(int64_t tick) {
+  return tick * kWindowNanos - kHorizonNanos;
+}
 // At tick `tick`, ids whose first event is before this instant are forgotten: the
 // horizon plus the allowed lateness (contract, section 2). The window clock and the
 // shards must agree on it, so both use this.
@@ -68,12 +72,12 @@ constexpr int32_t kEveryClock = -2;  // a tick for every clock at once: the fina
 struct ParsedEvent {
   std::string customer_id;
   EventTime time;
-  int64_t cents = 0;          // exact amount in cents
+  int64_t cents = 0;  // exact amount in cents
   bool is_transaction = false;
   DedupKey key;
-  uint32_t fingerprint = 0;   // event_fingerprint: tells conflicting duplicates apart
-  uint64_t customer_hash = 0; // stable hash of customer_id, picks the shard
-  uint32_t record_index = 0;  // position of the record in its batch
+  uint32_t fingerprint = 0;      // event_fingerprint: tells conflicting duplicates apart
+  uint64_t customer_hash = 0;    // stable hash of customer_id, picks the shard
+  uint32_t record_index = 0;     // position of the record in its batch
   int32_t clock = kSingleClock;  // its window clock: its source partition
 };
 
@@ -82,25 +86,25 @@ struct ParsedEvent {
 // them at exactly the same place in the stream, whatever the batching.
 struct TickMark {
   uint32_t position = 0;
-  int64_t tick = 0;  // tick index: the tick instant is tick * 300 s
+  int64_t tick = 0;              // tick index: the tick instant is tick * 300 s
   int32_t clock = kSingleClock;  // whose customers it ticks: a partition, or kEveryClock
 };
 
 // Why a record went to the dead letter. Names are part of the output format.
 enum class Reason : uint8_t {
-  not_json,        // the record is not valid JSON (including invalid UTF-8)
-  not_object,      // valid JSON, but not an object
-  missing_field,   // a required field is absent
-  bad_type,        // a required field has the wrong JSON type (amount as a string, null, ...)
-  empty_field,     // event_id, customer_id or event_type is an empty string
-  too_long,        // event_id > 128 bytes or customer_id > 64 bytes
-  duplicate_field, // a required field appears twice in the object
-  bad_time,        // event_time is not YYYY-MM-DDTHH:MM:SS[.fraction]Z naming a real instant
-  bad_amount,      // amount negative, or above kMaxAmountCents
-  future,          // event_time more than window.max_future_skew ahead of the wall clock
-  expired,         // event_time older than the current tick minus 30 days
-  missing_key,     // a Kafka message without a key (the key must be the customer_id)
-  wrong_partition, // shared table: the customer's partition (Kafka's default partitioner) is another
+  not_json,         // the record is not valid JSON (including invalid UTF-8)
+  not_object,       // valid JSON, but not an object
+  missing_field,    // a required field is absent
+  bad_type,         // a required field has the wrong JSON type (amount as a string, null, ...)
+  empty_field,      // event_id, customer_id or event_type is an empty string
+  too_long,         // event_id > 128 bytes or customer_id > 64 bytes
+  duplicate_field,  // a required field appears twice in the object
+  bad_time,         // event_time is not YYYY-MM-DDTHH:MM:SS[.fraction]Z naming a real instant
+  bad_amount,       // amount negative, or above kMaxAmountCents
+  future,           // event_time more than window.max_future_skew ahead of the wall clock
+  expired,          // event_time older than the current tick minus 30 days
+  missing_key,      // a Kafka message without a key (the key must be the customer_id)
+  wrong_partition,  // shared table: the customer's partition (Kafka's default partitioner) is another
 };
 constexpr int kReasonCount = 13;
 

@@ -41,14 +41,18 @@ constexpr Civil civil_from_days(int64_t z) {
   return Civil{y + (m <= 2), m, d};
 }
 
-constexpr bool is_leap(int64_t y) { return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0); }
+constexpr bool is_leap(int64_t y) {
+  return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+}
 
 constexpr unsigned days_in_month(int64_t y, unsigned m) {
   constexpr unsigned kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   return m == 2 && is_leap(y) ? 29 : kDays[m - 1];
 }
 
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 // Reads `count` decimal digits at text[pos]; false if any is not a digit.
 bool read_digits(std::string_view text, size_t pos, size_t count, unsigned* value) {
@@ -69,11 +73,10 @@ struct TimeFields {
 const char* read_time_fields(std::string_view text, TimeFields* f) {
   static constexpr char kShape[] = "YYYY-MM-DDTHH:MM:SS[.fraction]Z expected";
   if (text.size() < 20) return kShape;
-  if (text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':')
-    return kShape;
-  if (!read_digits(text, 0, 4, &f->year) || !read_digits(text, 5, 2, &f->month) ||
-      !read_digits(text, 8, 2, &f->day) || !read_digits(text, 11, 2, &f->hour) ||
-      !read_digits(text, 14, 2, &f->minute) || !read_digits(text, 17, 2, &f->second))
+  if (text[4] != '-' || text[7] != '-' || text[10] != 'T' || text[13] != ':' || text[16] != ':') return kShape;
+  if (!read_digits(text, 0, 4, &f->year) || !read_digits(text, 5, 2, &f->month) || !read_digits(text, 8, 2, &f->day) ||
+      !read_digits(text, 11, 2, &f->hour) || !read_digits(text, 14, 2, &f->minute) ||
+      !read_digits(text, 17, 2, &f->second))
     return kShape;
   if (f->year < kMinYear || f->year > kMaxYear) return "year out of range 1678..2261";
   if (f->month < 1 || f->month > 12) return "month out of range";
@@ -155,24 +158,43 @@ void append_uint(std::string& out, uint64_t v) {
 
 constexpr char kHex[] = "0123456789abcdef";
 
-bool needs_escape(unsigned char c) { return c < 0x20 || c == '"' || c == '\\'; }
+bool needs_escape(unsigned char c) {
+  return c < 0x20 || c == '"' || c == '\\';
+}
 
 void append_escape(std::string& out, unsigned char c) {
   switch (c) {
-    case '"': out += "\\\""; return;
-    case '\\': out += "\\\\"; return;
-    case '\n': out += "\\n"; return;
-    case '\r': out += "\\r"; return;
-    case '\t': out += "\\t"; return;
-    case '\b': out += "\\b"; return;
-    case '\f': out += "\\f"; return;
-    default: break;
+    case '"':
+      out += "\\\"";
+      return;
+    case '\\':
+      out += "\\\\";
+      return;
+    case '\n':
+      out += "\\n";
+      return;
+    case '\r':
+      out += "\\r";
+      return;
+    case '\t':
+      out += "\\t";
+      return;
+    case '\b':
+      out += "\\b";
+      return;
+    case '\f':
+      out += "\\f";
+      return;
+    default:
+      break;
   }
   char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
   out.append(u, sizeof u);
 }
 
-bool in(unsigned char c, unsigned char lo, unsigned char hi) { return c >= lo && c <= hi; }
+bool in(unsigned char c, unsigned char lo, unsigned char hi) {
+  return c >= lo && c <= hi;
+}
 
 // Length of the well-formed UTF-8 sequence starting at p[0] (lead byte >= 0x80), or 0.
 // Follows Unicode table 3-7: no overlongs, no surrogates, nothing above U+10FFFF.
@@ -206,9 +228,7 @@ struct NumberToken {
   int64_t exponent = 0;  // clamped to +-kExponentClamp: beyond that only the sign matters
 
   size_t digit_count() const { return int_part.size() + frac_part.size(); }
-  int digit(size_t i) const {
-    return (i < int_part.size() ? int_part[i] : frac_part[i - int_part.size()]) - '0';
-  }
+  int digit(size_t i) const { return (i < int_part.size() ? int_part[i] : frac_part[i - int_part.size()]) - '0'; }
 };
 
 constexpr int64_t kExponentClamp = 1'000'000'000'000'000;  // 1e15

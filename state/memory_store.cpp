@@ -27,7 +27,6 @@ struct StoredItem {
 using ItemMap = std::map<std::string, StoredItem, std::less<>>;
 using StringMap = std::map<std::string, std::string, std::less<>>;
 
-
 // Runs `fn` and turns any exception (bad_alloc, a throwing scan callback) into a
 // Status, so none escapes through the StateStore interface.
 template <class F>
@@ -208,6 +207,8 @@ class MemoryStore final : public StateStore {
 
 }  // namespace
 
-std::unique_ptr<StateStore> make_memory_store() { return std::make_unique<MemoryStore>(); }
+std::unique_ptr<StateStore> make_memory_store() {
+  return std::make_unique<MemoryStore>();
+}
 
 }  // namespace streamscore

@@ -102,8 +102,7 @@ Status malformed(std::string_view pk, const std::string& why) {
 }
 
 // Validates the header against the value size; returns version and item_json length.
-Status decode_header(std::string_view pk, rocksdb::Slice v, int64_t* version,
-                     uint32_t* json_len) {
+Status decode_header(std::string_view pk, rocksdb::Slice v, int64_t* version, uint32_t* json_len) {
   if (v.size() < kHeaderSize)
     return malformed(pk, "value of " + std::to_string(v.size()) + " bytes is shorter than the header");
   if (static_cast<unsigned char>(v[0]) != kItemFormat)
@@ -201,7 +200,7 @@ rocksdb::Options make_options(const RocksDbOptions& options) {
   // L1 sized like the L0 it compacts from (4 files x 64 MiB).
   o.max_bytes_for_level_base = 256 << 20;
   o.level_compaction_dynamic_level_bytes = true;
-  o.max_background_jobs = 4;  // default 2: flushes and compactions lag a bulk load
+  o.max_background_jobs = 4;                // default 2: flushes and compactions lag a bulk load
   o.max_open_files = kRocksDbMaxOpenFiles;  // its share of the process's fds
   // LZ4 is cheap enough not to slow writes; fall back to none if this librocksdb
   // was built without it (checked at run time, not compile time).
@@ -292,16 +291,14 @@ class RocksDbStore final : public StateStore {
 
   Status do_get(std::string_view pk, ItemRecord* out) {
     rocksdb::PinnableSlice v;
-    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(),
-                                 prefixed(kItemPrefix, pk), &v);
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), prefixed(kItemPrefix, pk), &v);
     if (s.IsNotFound()) return Status::not_found("item " + printable(pk));
     if (!s.ok()) return from_rocks(s, "get");
     return decode_item(pk, v, out);
   }
 
   // Stored versions (0 = absent) of the distinct PKs of `puts`, one MultiGet.
-  Status read_versions(const std::vector<ConditionalPut>& puts,
-                       std::map<std::string_view, int64_t>* versions) {
+  Status read_versions(const std::vector<ConditionalPut>& puts, std::map<std::string_view, int64_t>* versions) {
     for (const ConditionalPut& p : puts) versions->emplace(p.record.pk, 0);
     std::vector<std::string> keys;
     keys.reserve(versions->size());
@@ -310,8 +307,8 @@ class RocksDbStore final : public StateStore {
     std::vector<rocksdb::PinnableSlice> values(keys.size());
     std::vector<rocksdb::Status> statuses(keys.size());
     // Keys come out of the std::map sorted, and "I" + pk keeps that order.
-    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(),
-                  slices.data(), values.data(), statuses.data(), /*sorted_input=*/true);
+    db_->MultiGet(rocksdb::ReadOptions(), db_->DefaultColumnFamily(), keys.size(), slices.data(), values.data(),
+                  statuses.data(), /*sorted_input=*/true);
     std::size_t i = 0;
     for (auto& kv : *versions) {
       const rocksdb::Status& s = statuses[i];
@@ -346,8 +343,8 @@ class RocksDbStore final : public StateStore {
     if (writes.forget_dedup_before_day != kNoDay) {
       DedupRecord bound;
       bound.day = writes.forget_dedup_before_day;
-      rocksdb::Status bs = batch.DeleteRange(std::string(1, kDedupPrefix),
-                                             prefixed(kDedupPrefix, dedup_record_key(bound)));
+      rocksdb::Status bs =
+          batch.DeleteRange(std::string(1, kDedupPrefix), prefixed(kDedupPrefix, dedup_record_key(bound)));
       if (!bs.ok()) return from_rocks(bs, "commit");
     }
     for (const DedupRecord& r : writes.dedup) {
@@ -406,8 +403,7 @@ class RocksDbStore final : public StateStore {
     for (it->Seek(lower); it->Valid(); it->Next()) {
       rocksdb::Slice k = it->key();
       if (!parse_dedup_record_key(std::string_view(k.data() + 1, k.size() - 1), &record))
-        return Status::corruption("dedup record key of " + std::to_string(k.size()) +
-                                  " bytes is malformed");
+        return Status::corruption("dedup record key of " + std::to_string(k.size()) + " bytes is malformed");
       record.data.assign(it->value().data(), it->value().size());
       if (!fn(record)) return Status::ok();
     }
@@ -420,8 +416,7 @@ class RocksDbStore final : public StateStore {
     std::lock_guard<std::mutex> lock(write_mu_);
     rocksdb::WriteBatch batch;
     for (char prefix : {kItemPrefix, kMetaPrefix, kDedupPrefix}) {
-      rocksdb::Status s = batch.DeleteRange(std::string(1, prefix),
-                                            std::string(1, static_cast<char>(prefix + 1)));
+      rocksdb::Status s = batch.DeleteRange(std::string(1, prefix), std::string(1, static_cast<char>(prefix + 1)));
       if (!s.ok()) return from_rocks(s, "clear");
     }
     return from_rocks(db_->Write(write_options(), &batch), "clear");
@@ -472,7 +467,8 @@ Status check_directory(const std::string& dir, bool read_only, bool* create) {
       break;
   }
   return Status::invalid_argument(
-      "state directory " + dir + " holds files but no RocksDB database (no CURRENT file): it is neither empty nor a "
+      "state directory " + dir +
+      " holds files but no RocksDB database (no CURRENT file): it is neither empty nor a "
       "complete state (damaged, or not a streamscore state); refusing to open or change it. Restore it, or move "
       "it away and rebuild it with `streamscore replay`");
 }
@@ -506,8 +502,7 @@ Status open_db(const std::string& dir, RocksDbOptions options, std::unique_ptr<S
                                         : rocksdb::DB::Open(rocks_options, dir, &db);
   if (is_lock_error(s))
     return Status::io_error("state directory " + dir +
-                            " is in use (another process or open store holds its LOCK): " +
-                            s.ToString());
+                            " is in use (another process or open store holds its LOCK): " + s.ToString());
   if (!s.ok()) {
     std::string msg = "cannot open RocksDB state in " + dir + ": " + s.ToString();
     return s.IsCorruption() ? Status::corruption(msg) : Status::io_error(msg);
@@ -519,8 +514,7 @@ Status open_db(const std::string& dir, RocksDbOptions options, std::unique_ptr<S
 
 }  // namespace
 
-Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out,
-                          RocksDbOptions options) {
+Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out, RocksDbOptions options) {
   if (out == nullptr) return Status::invalid_argument("open_rocksdb_store: null out");
   if (dir.empty()) return Status::invalid_argument("open_rocksdb_store: empty directory");
   return guarded(dir, "open", [&] { return open_db(dir, options, out); });

@@ -20,10 +20,14 @@ namespace {
 constexpr uint8_t kInternalFormat = 3;
 constexpr uint8_t kPreviousInternalFormat = 2;
 
-int64_t day_of(int64_t ns) { return floor_div(ns, kDayNanos); }
+int64_t day_of(int64_t ns) {
+  return floor_div(ns, kDayNanos);
+}
 constexpr std::size_t kPutChunk = 4096;
 
-EventTime bucket_time(const Bucket& b) { return EventTime{b.max_ns, b.max_digits}; }
+EventTime bucket_time(const Bucket& b) {
+  return EventTime{b.max_ns, b.max_digits};
+}
 
 // The latest event's offset in its window counted in units of its precision (10^(9 -
 // digits) ns), with the digits in the low 4 bits: whole seconds take 2 bytes instead of
@@ -68,7 +72,9 @@ void fold_time(CustomerState& c, EventTime t) {
 // The index slot of a customer hash. Not its low bits: the shard is picked by
 // `hash % shards`, so inside one shard the low bits are all alike and would pile every
 // customer onto a few slots.
-std::size_t index_home(uint64_t hash, std::size_t mask) { return (hash >> 24) & mask; }
+std::size_t index_home(uint64_t hash, std::size_t mask) {
+  return (hash >> 24) & mask;
+}
 
 }  // namespace
 
@@ -144,9 +150,8 @@ void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickM
   auto timed_advance = [this](const TickMark& mark) {
     const auto begin = std::chrono::steady_clock::now();
     advance_to(mark.tick, mark.clock);
-    tick_nanos_ += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                             std::chrono::steady_clock::now() - begin)
-                                             .count());
+    tick_nanos_ += static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - begin).count());
   };
   for (std::size_t i = 0; i < n; ++i) {
     for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t]);
@@ -168,8 +173,7 @@ void ShardState::prefetch_customer(const ParsedEvent& e) const {
 }
 
 // Every tick up to the current one is done: an entry never goes before the next.
-std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState& c,
-                                                                  int64_t window) {
+std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState& c, int64_t window) {
   return std::lower_bound(c.buckets.begin() + c.head, c.buckets.end(), window,
                           [](const Bucket& b, int64_t w) { return b.window < w; });
 }
@@ -193,7 +197,9 @@ void ShardState::finish_loading() {
   loaded_schedule_.shrink_to_fit();
 }
 
-ShardState::TickClock& ShardState::clock_of(int32_t clock) { return clocks_[clock]; }
+ShardState::TickClock& ShardState::clock_of(int32_t clock) {
+  return clocks_[clock];
+}
 
 int64_t ShardState::current_tick(int32_t clock) const {
   const auto it = clocks_.find(clock);
@@ -520,7 +526,8 @@ void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<
   for (auto& [day, d] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(d.data)});
 }
 
-Status split_dedup_record(const DedupRecord& record, const std::function<int32_t(std::string_view customer_id)>& group_of,
+Status split_dedup_record(const DedupRecord& record,
+                          const std::function<int32_t(std::string_view customer_id)>& group_of,
                           std::map<int32_t, DedupRecord>* out) {
   std::map<int32_t, std::string> last_customer;  // per group: whose ids its data ends with
   return for_each_dedup_id(record, [&](std::string_view id, const DedupEntry& e) {
@@ -540,10 +547,9 @@ Status for_each_dedup_id(const DedupRecord& record,
     uint64_t length = 0, fingerprint = 0;
     DedupEntry e;
     const bool ok_id = d.varint(&length) && (length == 0 ? !id.empty() : d.bytes(length - 1, &id));
-    if (!(ok_id && d.fixed64(&e.key.lo) &&
-          d.fixed64(&e.key.hi) && d.varint(&fingerprint) && d.signed_varint(&e.time_ns)))
-      return Status::corruption("dedup record of day " + std::to_string(record.day) +
-                                " is truncated");
+    if (!(ok_id && d.fixed64(&e.key.lo) && d.fixed64(&e.key.hi) && d.varint(&fingerprint) &&
+          d.signed_varint(&e.time_ns)))
+      return Status::corruption("dedup record of day " + std::to_string(record.day) + " is truncated");
     e.fingerprint = static_cast<uint32_t>(fingerprint);
     fn(id, e);
   }
@@ -563,9 +569,8 @@ void ShardState::load_id(std::string_view id, DedupEntry entry) {
 Status ShardState::take_changes(const ChangeSink& sink) {
   if (dirty_.empty()) return Status::ok();
   // Sorted so that the store sees the same write sequence on every run.
-  std::sort(dirty_.begin(), dirty_.end(), [this](uint32_t a, uint32_t b) {
-    return customers_[a].id < customers_[b].id;
-  });
+  std::sort(dirty_.begin(), dirty_.end(),
+            [this](uint32_t a, uint32_t b) { return customers_[a].id < customers_[b].id; });
   std::vector<ConditionalPut> puts;
   for (std::size_t start = 0; start < dirty_.size(); start += kPutChunk) {
     const std::size_t end = std::min(dirty_.size(), start + kPutChunk);
@@ -659,16 +664,13 @@ std::size_t ShardState::mark_stale(int32_t model_version, std::size_t limit) {
 
 Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
   const std::string_view kPrefix = kCustomerPrefix;
-  auto bad = [&](const char* what) {
-    return Status::corruption("item " + record.pk + ": internal data " + what);
-  };
+  auto bad = [&](const char* what) { return Status::corruption("item " + record.pk + ": internal data " + what); };
   if (record.pk.compare(0, kPrefix.size(), kPrefix) != 0) return bad("has a PK without CUSTOMER#");
   Decoder d(record.internal);
   uint8_t format = 0;
   if (!d.byte(&format) || (format != kInternalFormat && format != kPreviousInternalFormat))
-    return Status::corruption("item " + record.pk + ": unknown internal format " +
-                              std::to_string(format) + " (this build reads formats " +
-                              std::to_string(kPreviousInternalFormat) + " and " +
+    return Status::corruption("item " + record.pk + ": unknown internal format " + std::to_string(format) +
+                              " (this build reads formats " + std::to_string(kPreviousInternalFormat) + " and " +
                               std::to_string(kInternalFormat) + ")");
   const std::string id(customer_id_of_pk(record.pk));
   const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
@@ -676,8 +678,7 @@ Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
   uint64_t u = 0, n = 0;
   uint8_t digits = 0, flag = 0;
   int64_t evaluated_at = 0;  // equal to hi (see encode_internal)
-  bool ok = d.signed_varint(&c.hi) && d.signed_varint(&evaluated_at) &&
-            d.signed_varint(&c.as_of_tick) && d.varint(&u);
+  bool ok = d.signed_varint(&c.hi) && d.signed_varint(&evaluated_at) && d.signed_varint(&c.as_of_tick) && d.varint(&u);
   c.written.txn_count = static_cast<int64_t>(u);
   ok = ok && d.varint(&u);
   c.written.cents = static_cast<int64_t>(u);
@@ -699,9 +700,8 @@ Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
     if (!(d.signed_varint(&delta) && d.varint(&count) && d.varint(&cents) && read_bucket_latest(&offset, &digits)))
       return bad("has a truncated bucket");
     window += delta;
-    Bucket b{window, static_cast<int64_t>(cents),
-             window * kWindowNanos + static_cast<int64_t>(offset), static_cast<uint32_t>(count),
-             digits};
+    Bucket b{window, static_cast<int64_t>(cents), window * kWindowNanos + static_cast<int64_t>(offset),
+             static_cast<uint32_t>(count), digits};
     c.buckets.push_back(b);
     if (c.hi != kNoTick && window < c.hi && window >= c.hi - kHorizonWindows) {
       c.sum_count += b.count;

@@ -30,9 +30,9 @@ constexpr int64_t kNoTick = std::numeric_limits<int64_t>::min();
 // One customer's events in one 5-minute window.
 struct Bucket {
   int64_t window = 0;
-  int64_t cents = 0;      // sum over transactions
-  int64_t max_ns = 0;     // latest event of any type
-  uint32_t count = 0;     // transactions
+  int64_t cents = 0;   // sum over transactions
+  int64_t max_ns = 0;  // latest event of any type
+  uint32_t count = 0;  // transactions
   uint8_t max_digits = 0;
 };
 
@@ -52,23 +52,23 @@ struct CustomerState {
   uint64_t hash = 0;            // XXH3-64 of id (also picks the shard)
   std::vector<Bucket> buckets;  // buckets[head..] sorted by window
   uint32_t head = 0;
-  int64_t hi = kNoTick;         // windows < hi have entered the running sums
-  int64_t sum_count = 0;        // over entered windows inside the 30-day horizon
+  int64_t hi = kNoTick;   // windows < hi have entered the running sums
+  int64_t sum_count = 0;  // over entered windows inside the 30-day horizon
   int64_t sum_cents = 0;
-  EventTime last_entered;       // latest event among entered windows
+  EventTime last_entered;  // latest event among entered windows
   bool has_entered = false;
-  ItemContent written;          // content of the last written version
+  ItemContent written;  // content of the last written version
   int64_t as_of_tick = kNoTick;
-  int64_t version = 0;          // logical writes so far
-  int64_t stored_version = 0;   // version the store holds (the optimistic-lock condition)
+  int64_t version = 0;         // logical writes so far
+  int64_t stored_version = 0;  // version the store holds (the optimistic-lock condition)
   int64_t next_tick_scheduled = kNoTick;
-  int32_t clock = kSingleClock; // the clock it ticks with: its source partition
-  bool dirty = false;           // item or internal data changed since the last flush
+  int32_t clock = kSingleClock;  // the clock it ticks with: its source partition
+  bool dirty = false;            // item or internal data changed since the last flush
   // The model's output for the item (model/): shown in the item when model_version > 0.
   // Always the score of the features `written` holds: a change of them drops it.
   float score = 0;
-  int32_t model_version = 0;    // 0: no score
-  int64_t scored_version = 0;   // the `version` whose features `score` belongs to
+  int32_t model_version = 0;   // 0: no score
+  int64_t scored_version = 0;  // the `version` whose features `score` belongs to
 };
 
 struct ShardOptions {
@@ -93,7 +93,8 @@ Status for_each_dedup_id(const DedupRecord& record,
                          const std::function<void(std::string_view id, const DedupEntry&)>& fn);
 // Splits a record into one per group of its customers (`group_of` a customer_id: a
 // shared table's source partitions), each with the record's day, sequence and part.
-Status split_dedup_record(const DedupRecord& record, const std::function<int32_t(std::string_view customer_id)>& group_of,
+Status split_dedup_record(const DedupRecord& record,
+                          const std::function<int32_t(std::string_view customer_id)>& group_of,
                           std::map<int32_t, DedupRecord>* out);
 
 class ShardState {
@@ -101,8 +102,8 @@ class ShardState {
   explicit ShardState(ShardOptions options);
 
   // For each key: whether this shard has seen it, and the fingerprint recorded.
-  void probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* found,
-             std::vector<uint32_t>* fingerprints, std::vector<int64_t>* times) const;
+  void probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* found, std::vector<uint32_t>* fingerprints,
+             std::vector<int64_t>* times) const;
 
   // Applies accepted events and in-band ticks in order.
   void apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks);
@@ -201,7 +202,7 @@ class ShardState {
   // Open-addressing index by customer hash: slot + 1, 0 = empty. Cheaper than a
   // string-keyed map on the hottest path (one lookup per event).
   std::vector<uint32_t> index_ = std::vector<uint32_t>(1024, 0);
-  std::map<int32_t, TickClock> clocks_;  // by partition: a few, so a lookup per event is cheap
+  std::map<int32_t, TickClock> clocks_;                        // by partition: a few, so a lookup per event is cheap
   std::vector<std::pair<int64_t, uint32_t>> loaded_schedule_;  // (tick, slot) until finish_loading
   static constexpr uint32_t kNoSlot = std::numeric_limits<uint32_t>::max();
   uint32_t last_loaded_slot_ = kNoSlot;

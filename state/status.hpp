@@ -40,13 +40,26 @@ class Status {
 inline std::string Status::to_string() const {
   const char* name = "ok";
   switch (code_) {
-    case Code::ok: return "ok";
-    case Code::not_found: name = "not found"; break;
-    case Code::conflict: name = "conflict"; break;
-    case Code::io_error: name = "I/O error"; break;
-    case Code::corruption: name = "corruption"; break;
-    case Code::invalid_argument: name = "invalid argument"; break;
-    case Code::fenced: name = "fenced"; break;
+    case Code::ok:
+      return "ok";
+    case Code::not_found:
+      name = "not found";
+      break;
+    case Code::conflict:
+      name = "conflict";
+      break;
+    case Code::io_error:
+      name = "I/O error";
+      break;
+    case Code::corruption:
+      name = "corruption";
+      break;
+    case Code::invalid_argument:
+      name = "invalid argument";
+      break;
+    case Code::fenced:
+      name = "fenced";
+      break;
   }
   return message_.empty() ? std::string(name) : std::string(name) + ": " + message_;
 }

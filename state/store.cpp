@@ -1,8 +1,8 @@
 #include "state/store.hpp"
 
 #include <functional>
-#include <string_view>
 #include <string>
+#include <string_view>
 
 namespace streamscore {
 
@@ -17,8 +17,7 @@ Status validate_puts(const std::vector<ConditionalPut>& puts) {
     if (p.record.pk.empty()) return Status::invalid_argument(at + "empty pk");
     if (p.expected_version < 0 || p.record.version < p.expected_version)
       return Status::invalid_argument(at + "version " + std::to_string(p.record.version) +
-                                      " is behind the expected version " +
-                                      std::to_string(p.expected_version));
+                                      " is behind the expected version " + std::to_string(p.expected_version));
   }
   return Status::ok();
 }
@@ -48,8 +47,7 @@ Status rebase_put(ConditionalPut* put, int64_t stored_version, int64_t* delta) {
   return set_item_json_version(&put->record.item_json, put->record.version);
 }
 
-Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts,
-                         uint64_t* conflicts) {
+Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts, uint64_t* conflicts) {
   std::vector<std::size_t> failed;
   for (int attempt = 0; attempt < kMaxCommitAttempts; ++attempt) {
     Status s = store.commit(*writes, &failed);

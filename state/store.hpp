@@ -4,8 +4,8 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <limits>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,7 +24,8 @@ inline std::string customer_pk(std::string_view customer_id) {
 }
 // The customer_id in a PK that customer_pk() made; empty for any other key.
 inline std::string_view customer_id_of_pk(std::string_view pk) {
-  return pk.substr(0, kCustomerPrefix.size()) == kCustomerPrefix ? pk.substr(kCustomerPrefix.size()) : std::string_view();
+  return pk.substr(0, kCustomerPrefix.size()) == kCustomerPrefix ? pk.substr(kCustomerPrefix.size())
+                                                                 : std::string_view();
 }
 
 // One stored item. `item_json` is the public item exactly as `export` prints it (one
@@ -33,8 +34,8 @@ inline std::string_view customer_id_of_pk(std::string_view pk) {
 // not reached a tick yet is stored with version 0 and an empty `item_json`: it has no
 // public item yet, and `export` skips it.
 struct ItemRecord {
-  std::string pk;        // "CUSTOMER#<customer_id>", raw bytes (not JSON-escaped)
-  int64_t version = 0;   // >= 0; 0 = no public item yet
+  std::string pk;       // "CUSTOMER#<customer_id>", raw bytes (not JSON-escaped)
+  int64_t version = 0;  // >= 0; 0 = no public item yet
   std::string item_json;
   std::string internal;
 };
@@ -188,8 +189,7 @@ struct VersionShift {
 // the retry is from the fresh version, and no write is lost, because every write of
 // either writer is a version of its own. Moves are appended to `shifts` (the caller
 // shifts its in-memory versions by them); retried conflicts are added to `*conflicts`.
-Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts,
-                         uint64_t* conflicts);
+Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<VersionShift>* shifts, uint64_t* conflicts);
 
 // Moves `put` on top of `stored_version` (what another writer left): the expected version
 // becomes the stored one, and the put's own version (and the `version` inside its
@@ -230,7 +230,6 @@ constexpr int kRocksDbMaxOpenFiles = 256;
 
 // Opens a RocksDB store in `dir`, creating it only when `dir` is empty or absent. A
 // directory with files but no CURRENT (damaged, or not a state) is refused untouched.
-Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out,
-                          RocksDbOptions options = {});
+Status open_rocksdb_store(const std::string& dir, std::unique_ptr<StateStore>* out, RocksDbOptions options = {});
 
 }  // namespace streamscore

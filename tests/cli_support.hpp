@@ -2,15 +2,15 @@
 // and capturing its output, and starting a daemon in the background.
 #pragma once
 
-#include <boost/test/unit_test.hpp>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
 #include <chrono>
 #include <cstdlib>
-#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -57,8 +57,7 @@ inline std::string with_free_port(const std::string& args) {
 // Runs the binary with `args` (shell words), capturing stdout and stderr.
 inline Result run_cli(const TempDir& dir, const std::string& args) {
   const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = std::string(STREAMSCORE_BINARY) + " " + with_free_port(args) + " > " +
-                          out + " 2> " + err;
+  const std::string cmd = std::string(STREAMSCORE_BINARY) + " " + with_free_port(args) + " > " + out + " 2> " + err;
   const int status = std::system(cmd.c_str());
   Result r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -151,8 +150,7 @@ inline void wait_until_open(const std::string& state) {
       if (entry.path().extension() == ".log" && entry.file_size(ec) > 0) return true;
     return false;
   };
-  for (int i = 0; i < 400 && !started(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  for (int i = 0; i < 400 && !started(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
 }
 
 }  // namespace streamscore::testing

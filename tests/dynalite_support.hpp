@@ -9,9 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -84,9 +84,9 @@ class Dynalite {
   void start(const std::string& bin) {
     port_ = free_loopback_port();
     const std::string log = dir_ / "dynalite.log";
-    pid_ = spawn_process({bin, "--port", std::to_string(port_), "--host", "127.0.0.1", "--createTableMs", "20",
-                          "--deleteTableMs", "20"},
-                         log, log + ".err");
+    pid_ = spawn_process(
+        {bin, "--port", std::to_string(port_), "--host", "127.0.0.1", "--createTableMs", "20", "--deleteTableMs", "20"},
+        log, log + ".err");
     for (int i = 0; i < 300 && pid_ > 0; ++i) {  // up to 15 s: node starts slowly on a busy machine
       if (slurp(log).find("listening") != std::string::npos) return;
       int status = 0;

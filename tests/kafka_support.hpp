@@ -37,15 +37,15 @@ struct KafkaRecord {
 // Produces `records` to `topic` with streamscore's own KafkaProducer (partitioned by
 // key with murmur2, as Kafka's default partitioner does, unless a record names its
 // partition; keyless ones spread) and waits until every one is delivered.
-inline void produce(const std::string& bootstrap, const std::string& topic,
-                    const std::vector<KafkaRecord>& records) {
+inline void produce(const std::string& bootstrap, const std::string& topic, const std::vector<KafkaRecord>& records) {
   KafkaConfig kafka;
   kafka.bootstrap_servers = bootstrap;
   std::unique_ptr<KafkaProducer> producer;
   Status s = KafkaProducer::create(kafka, &producer);
   BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
   for (const KafkaRecord& r : records) {
-    s = producer->produce(topic, r.has_key ? std::optional<std::string_view>(r.key) : std::nullopt, r.value, {}, r.partition);
+    s = producer->produce(topic, r.has_key ? std::optional<std::string_view>(r.key) : std::nullopt, r.value, {},
+                          r.partition);
     BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
   }
   s = producer->flush(std::chrono::seconds(60));

@@ -15,12 +15,10 @@
 
 #include "state/store.hpp"
 
-
 namespace streamscore {
 // Lets BOOST_TEST print a Status::Code when a comparison fails (found by ADL).
 inline std::ostream& boost_test_print_type(std::ostream& os, Status::Code c) {
-  static const char* names[] = {"ok", "not_found", "conflict", "io_error", "corruption",
-                                "invalid_argument"};
+  static const char* names[] = {"ok", "not_found", "conflict", "io_error", "corruption", "invalid_argument"};
   return os << names[static_cast<int>(c)];
 }
 }  // namespace streamscore
@@ -157,7 +155,10 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(commit_writes_items_meta_and_dedup_records_togethe
   BOOST_TEST(v == "c1");
   BOOST_TEST(read(*b.store, "CUSTOMER#A").item_json == "a1");
   std::vector<std::string> datas;
-  b.store->scan_dedup([&](const DedupRecord& r) { datas.push_back(r.data); return true; });
+  b.store->scan_dedup([&](const DedupRecord& r) {
+    datas.push_back(r.data);
+    return true;
+  });
   BOOST_TEST(datas == std::vector<std::string>{"ids-1"});
   // Meta alone is fine.
   WriteSet meta_only;
@@ -173,21 +174,22 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(dedup_records_scan_in_order_and_expire_by_day, B, 
   B b;
   Conflicts c;
   WriteSet w;
-  w.dedup = {DedupRecord{3, 2, 0, "d3s2p0"}, DedupRecord{-1, 9, 1, "d-1"},
-             DedupRecord{3, 1, 7, "d3s1p7"}, DedupRecord{3, 1, 2, "d3s1p2"},
-             DedupRecord{40000, 1, 0, "d40000"}};
+  w.dedup = {DedupRecord{3, 2, 0, "d3s2p0"}, DedupRecord{-1, 9, 1, "d-1"}, DedupRecord{3, 1, 7, "d3s1p7"},
+             DedupRecord{3, 1, 2, "d3s1p2"}, DedupRecord{40000, 1, 0, "d40000"}};
   BOOST_REQUIRE(b.store->commit(w, &c).is_ok());
   auto scan = [&] {
     std::vector<std::string> out;
-    BOOST_REQUIRE(b.store->scan_dedup([&](const DedupRecord& r) {
-      out.push_back(r.data + "@" + std::to_string(r.day) + "/" + std::to_string(r.sequence) + "/" +
-                    std::to_string(r.part));
-      return true;
-    }).is_ok());
+    BOOST_REQUIRE(b.store
+                      ->scan_dedup([&](const DedupRecord& r) {
+                        out.push_back(r.data + "@" + std::to_string(r.day) + "/" + std::to_string(r.sequence) + "/" +
+                                      std::to_string(r.part));
+                        return true;
+                      })
+                      .is_ok());
     return out;
   };
-  BOOST_TEST(scan() == (std::vector<std::string>{"d-1@-1/9/1", "d3s1p2@3/1/2", "d3s1p7@3/1/7",
-                                                 "d3s2p0@3/2/0", "d40000@40000/1/0"}));
+  BOOST_TEST(scan() == (std::vector<std::string>{"d-1@-1/9/1", "d3s1p2@3/1/2", "d3s1p7@3/1/7", "d3s2p0@3/2/0",
+                                                 "d40000@40000/1/0"}));
   WriteSet next;
   next.forget_dedup_before_day = 4;
   next.dedup = {DedupRecord{5, 3, 0, "d5"}};
@@ -205,8 +207,7 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(same_key_twice_in_one_batch, B, ContractBackends) 
   BOOST_TEST(x.version == 2);
   BOOST_TEST(x.item_json == "x2");
   // A second insert of the same key sees the first one (and the batch is refused).
-  BOOST_TEST(write(*b.store, {put("CUSTOMER#Y", 0, "y1"), put("CUSTOMER#Y", 0, "y1bis")}) ==
-             Conflicts{1});
+  BOOST_TEST(write(*b.store, {put("CUSTOMER#Y", 0, "y1"), put("CUSTOMER#Y", 0, "y1bis")}) == Conflicts{1});
   ItemRecord y;
   BOOST_TEST(b.store->get("CUSTOMER#Y", &y).is_not_found());
 }
@@ -251,22 +252,30 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(bad_version_is_invalid_and_applies_nothing, B, Con
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(scan_is_bytewise_ordered_and_stops_early, B, ContractBackends) {
   B b;
-  std::vector<std::string> pks = {"CUSTOMER#b",      "CUSTOMER#B",  "CUSTOMER#10",
-                                  "CUSTOMER#9",      "CUSTOMER#",   "CUSTOMER#\xff",
-                                  "CUSTOMER#\x01",   "CUSTOMER#\x7f", "CUSTOMER#\x80x",
-                                  "A",               "CUSTOMER#bb"};
+  std::vector<std::string> pks = {"CUSTOMER#b",    "CUSTOMER#B",    "CUSTOMER#10",   "CUSTOMER#9",     "CUSTOMER#",
+                                  "CUSTOMER#\xff", "CUSTOMER#\x01", "CUSTOMER#\x7f", "CUSTOMER#\x80x", "A",
+                                  "CUSTOMER#bb"};
   if (!B::binary_keys)  // UTF-8 only: multi-byte characters, whose UTF-8 and UTF-16 orders differ
-    pks = {"CUSTOMER#b", "CUSTOMER#B", "CUSTOMER#10", "CUSTOMER#9", "CUSTOMER#", "CUSTOMER#\xc3\xbf",
-           "CUSTOMER#\x01", "CUSTOMER#\x7f", "CUSTOMER#\xef\xbd\x81", "CUSTOMER#\xf0\x9f\x98\x80",
-           "A", "CUSTOMER#bb"};
+    pks = {"CUSTOMER#b",
+           "CUSTOMER#B",
+           "CUSTOMER#10",
+           "CUSTOMER#9",
+           "CUSTOMER#",
+           "CUSTOMER#\xc3\xbf",
+           "CUSTOMER#\x01",
+           "CUSTOMER#\x7f",
+           "CUSTOMER#\xef\xbd\x81",
+           "CUSTOMER#\xf0\x9f\x98\x80",
+           "A",
+           "CUSTOMER#bb"};
   for (const auto& pk : pks) write(*b.store, {put(pk, 0)});
   BOOST_TEST(b.store->put_meta("clock", "meta must not show up in scans").is_ok());
   std::vector<std::string> expected = pks;
   // Bytewise = compare as unsigned bytes (so "\xff" sorts last, not first).
   std::sort(expected.begin(), expected.end(), [](const std::string& x, const std::string& y) {
-    return std::lexicographical_compare(
-        x.begin(), x.end(), y.begin(), y.end(),
-        [](char p, char q) { return static_cast<unsigned char>(p) < static_cast<unsigned char>(q); });
+    return std::lexicographical_compare(x.begin(), x.end(), y.begin(), y.end(), [](char p, char q) {
+      return static_cast<unsigned char>(p) < static_cast<unsigned char>(q);
+    });
   });
   BOOST_TEST(scan_pks(*b.store) == expected, boost::test_tools::per_element());
 

@@ -16,8 +16,10 @@ struct Fixture {
   TempDir dir{"streamscore-backfill-"};
   std::string log = dir / "events.jsonl";
   Fixture() {
-    Result g = run_cli(dir, "generate --customers 3000 --events 300000 --days 40 --bad-rate 0.01 "
-                            "--dup-rate 0.05 --late-rate 0.01 --seed 21 --out " + log);
+    Result g = run_cli(dir,
+                       "generate --customers 3000 --events 300000 --days 40 --bad-rate 0.01 "
+                       "--dup-rate 0.05 --late-rate 0.01 --seed 21 --out " +
+                           log);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   }
   std::string export_of(const std::string& name) { return streamscore::testing::export_of(dir, dir / name); }
@@ -32,14 +34,13 @@ struct Fixture {
 
 BOOST_FIXTURE_TEST_CASE(a_backfill_gives_the_export_of_a_replay_and_a_rerun_changes_nothing, Fixture) {
   const std::string expected = replayed(log);
-  Result b = run_cli(dir, "backfill --events " + log + " --state " + (dir / "bf") +
-                              " --slice 1d --partitions 3 --json");
+  Result b =
+      run_cli(dir, "backfill --events " + log + " --state " + (dir / "bf") + " --slice 1d --partitions 3 --json");
   BOOST_REQUIRE_MESSAGE(b.exit_code == 0, b.err);
   BOOST_TEST(b.out.find("\"balanced\":true") != std::string::npos, b.out);
   BOOST_TEST(b.out.find("\"slices\":") != std::string::npos);
   BOOST_TEST((export_of("bf") == expected));
-  Result again = run_cli(dir, "backfill --events " + log + " --state " + (dir / "bf") +
-                                  " --slice 1d --partitions 3");
+  Result again = run_cli(dir, "backfill --events " + log + " --state " + (dir / "bf") + " --slice 1d --partitions 3");
   BOOST_REQUIRE_MESSAGE(again.exit_code == 0, again.err);
   BOOST_TEST(again.out.find("already complete") != std::string::npos, again.out);
   BOOST_TEST((export_of("bf") == expected));
@@ -49,8 +50,8 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_killed_mid_slice_resumes_after_its_last_slice
   const std::string expected = replayed(log);
   // Throttled so that it is still running when it is killed; the throttle is not part
   // of what makes it the same backfill, so the resume runs at full speed.
-  const std::vector<std::string> args = {"backfill", "--events", log, "--state", dir / "bf",
-                                         "--slice", "6h", "--dead-letter", dir / "bf-dl.jsonl"};
+  const std::vector<std::string> args = {
+      "backfill", "--events", log, "--state", dir / "bf", "--slice", "6h", "--dead-letter", dir / "bf-dl.jsonl"};
   std::vector<std::string> throttled = args;
   throttled.insert(throttled.end(), {"--max-writes-per-sec", "20000"});
   const pid_t pid = spawn_streamscore(throttled, dir / "bf-out.txt");
@@ -67,8 +68,8 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_killed_mid_slice_resumes_after_its_last_slice
   BOOST_TEST(rest.err.find("resuming from the last committed slice") != std::string::npos, rest.err);
   BOOST_TEST((export_of("bf") == expected));
   // The dead letter holds each bad record once, as the replay's does.
-  Result r = run_cli(dir, "replay --events " + log + " --state " + (dir / "r2") +
-                              " --dead-letter " + (dir / "r2-dl.jsonl"));
+  Result r =
+      run_cli(dir, "replay --events " + log + " --state " + (dir / "r2") + " --dead-letter " + (dir / "r2-dl.jsonl"));
   BOOST_REQUIRE(r.exit_code == 0);
   BOOST_TEST((slurp(dir / "bf-dl.jsonl") == slurp(dir / "r2-dl.jsonl")));
 }
@@ -88,8 +89,7 @@ BOOST_FIXTURE_TEST_CASE(since_and_until_skip_the_events_outside, Fixture) {
   streamscore::ParsedEvent event;
   streamscore::ParseFailure failure;
   while (std::getline(in, line)) {
-    if (parser.parse(line, {}, &event, &failure) &&
-        (event.time.ns < since_ns || event.time.ns >= until_ns)) {
+    if (parser.parse(line, {}, &event, &failure) && (event.time.ns < since_ns || event.time.ns >= until_ns)) {
       ++dropped;
       continue;
     }
@@ -97,8 +97,8 @@ BOOST_FIXTURE_TEST_CASE(since_and_until_skip_the_events_outside, Fixture) {
   }
   out.close();
   const std::string expected = replayed(dir / "cut.jsonl");
-  Result b = run_cli(dir, "backfill --events " + log + " --state " + (dir / "bf") + " --since " +
-                              since + " --until " + until + " --json");
+  Result b = run_cli(dir, "backfill --events " + log + " --state " + (dir / "bf") + " --since " + since + " --until " +
+                              until + " --json");
   BOOST_REQUIRE_MESSAGE(b.exit_code == 0, b.err);
   BOOST_TEST(b.out.find("\"out_of_range\":" + std::to_string(dropped) + ",") != std::string::npos,
              b.out << " dropped " << dropped);

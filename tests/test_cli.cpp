@@ -21,8 +21,10 @@ struct Fixture {
   TempDir dir;
   std::string log = dir / "events.jsonl";
   Fixture() {
-    Result g = run_cli(dir, "generate --customers 300 --events 40000 --days 40 --bad-rate 0.01 "
-                                "--dup-rate 0.05 --late-rate 0.01 --seed 7 --out " + log);
+    Result g = run_cli(dir,
+                       "generate --customers 300 --events 40000 --days 40 --bad-rate 0.01 "
+                       "--dup-rate 0.05 --late-rate 0.01 --seed 7 --out " +
+                           log);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   }
   std::string replay_export(const std::string& name, const std::string& extra = "") {
@@ -73,8 +75,7 @@ BOOST_AUTO_TEST_CASE(usage_and_config_errors_exit_2_and_name_the_culprit) {
 
 BOOST_FIXTURE_TEST_CASE(replay_prints_balanced_counters_and_dead_letters_every_bad_record, Fixture) {
   const std::string dl = dir / "dl.jsonl";
-  Result r = run_cli(dir, "replay --json --events " + log + " --state " + (dir / "s") +
-                                  " --dead-letter " + dl);
+  Result r = run_cli(dir, "replay --json --events " + log + " --state " + (dir / "s") + " --dead-letter " + dl);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   BOOST_TEST(r.out.find("\"balanced\":true") != std::string::npos, r.out);
   BOOST_TEST(r.out.find("\"read\":40000") != std::string::npos, r.out);
@@ -97,8 +98,8 @@ BOOST_FIXTURE_TEST_CASE(replay_is_byte_identical_across_runs_and_shard_counts, F
 BOOST_FIXTURE_TEST_CASE(daemon_with_a_file_source_exports_what_replay_exports, Fixture) {
   const std::string replayed = replay_export("replayed");
   Result run = run_cli(dir, "run --set source.kind=file --set source.path=" + log +
-                                    " --set source.exit_at_end=true --set state.path=" + (dir / "daemon") +
-                                    " --set dead_letter.path=" + (dir / "daemon-dl.jsonl"));
+                                " --set source.exit_at_end=true --set state.path=" + (dir / "daemon") +
+                                " --set dead_letter.path=" + (dir / "daemon-dl.jsonl"));
   BOOST_REQUIRE_MESSAGE(run.exit_code == 0, run.err);
   BOOST_TEST(run.out.find("top 5 customers") != std::string::npos);
   Result e = run_cli(dir, "export --state " + (dir / "daemon"));
@@ -113,12 +114,10 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   const std::string live = dir / "live.jsonl";
   std::ofstream(live, std::ios::binary) << all.substr(0, half);
   const std::string state = dir / "live-state";
-  const pid_t pid = spawn_streamscore({"run", "--set", "source.path=" + live,
-                                       "--set", "source.exit_at_end=false",
-                                       "--set", "state.path=" + state,
-                                       "--set", "dead_letter.path=" + (dir / "live-dl.jsonl"),
-                                       "--set", "checkpoint.interval=50ms"},
-                                      dir / "live-out.txt");
+  const pid_t pid = spawn_streamscore(
+      {"run", "--set", "source.path=" + live, "--set", "source.exit_at_end=false", "--set", "state.path=" + state,
+       "--set", "dead_letter.path=" + (dir / "live-dl.jsonl"), "--set", "checkpoint.interval=50ms"},
+      dir / "live-out.txt");
   BOOST_REQUIRE(pid > 0);
   // Append the rest while it runs, then stop it.
   wait_until_open(state);
@@ -133,8 +132,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   // The rest of the file, then a bounded restart on the same state.
   std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(half + (all.size() - half) / 2);
   Result rest = run_cli(dir, "run --set source.path=" + live + " --set source.exit_at_end=true" +
-                                     " --set state.path=" + state +
-                                     " --set dead_letter.path=" + (dir / "live-dl.jsonl"));
+                                 " --set state.path=" + state + " --set dead_letter.path=" + (dir / "live-dl.jsonl"));
   BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
   Result e = run_cli(dir, "export --state " + state);
   BOOST_TEST(e.out == replayed);
@@ -172,11 +170,11 @@ BOOST_FIXTURE_TEST_CASE(an_interrupted_replay_is_refused_not_misread, Fixture) {
 BOOST_AUTO_TEST_CASE(the_generator_source_holds_its_rate_and_balances) {
   TempDir dir;
   const auto start = std::chrono::steady_clock::now();
-  Result r = run_cli(dir, "run --json --set source.kind=generator --set source.events=3000"
-                              " --set source.rate=5000 --set state.path=" + (dir / "gen") +
-                              " --set dead_letter.path=" + (dir / "gen-dl.jsonl"));
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Result r = run_cli(dir,
+                     "run --json --set source.kind=generator --set source.events=3000"
+                     " --set source.rate=5000 --set state.path=" +
+                         (dir / "gen") + " --set dead_letter.path=" + (dir / "gen-dl.jsonl"));
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   BOOST_TEST(r.out.find("\"read\":3000,") != std::string::npos, r.out);
   BOOST_TEST(r.out.find("\"balanced\":true") != std::string::npos);

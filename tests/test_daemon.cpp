@@ -46,8 +46,7 @@ bool eventually(const std::function<bool()>& condition, int timeout_ms = 10000) 
 // from the log), with extra environment variables.
 class Daemon {
  public:
-  Daemon(const TempDir& dir, const std::string& name, std::vector<std::string> args,
-         std::vector<std::string> env = {})
+  Daemon(const TempDir& dir, const std::string& name, std::vector<std::string> args, std::vector<std::string> env = {})
       : out_(dir / (name + "-out.txt")), err_(dir / (name + "-err.txt")) {
     args.insert(args.begin(), {STREAMSCORE_BINARY, "run"});
     std::vector<char*> argv;
@@ -118,15 +117,19 @@ double read_counter(HttpClient& c) {
   return snap.value("streamscore_events_read_total", -1);
 }
 
-std::size_t count_lines(const std::string& s) { return std::count(s.begin(), s.end(), '\n'); }
+std::size_t count_lines(const std::string& s) {
+  return std::count(s.begin(), s.end(), '\n');
+}
 
 struct Fixture {
   TempDir dir{"streamscore-daemon-"};
   std::string log = dir / "events.jsonl";
   std::string all;
   Fixture() {
-    Result g = run_cli(dir, "generate --customers 300 --events 30000 --days 40 --bad-rate 0.01 "
-                                "--dup-rate 0.05 --late-rate 0.01 --seed 9 --out " + log);
+    Result g = run_cli(dir,
+                       "generate --customers 300 --events 30000 --days 40 --bad-rate 0.01 "
+                       "--dup-rate 0.05 --late-rate 0.01 --seed 9 --out " +
+                           log);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
     all = slurp(log);
   }
@@ -147,7 +150,8 @@ BOOST_FIXTURE_TEST_CASE(serving_while_following_then_sigterm_keeps_every_event, 
   const std::string live = dir / "live.jsonl";
   const std::size_t first = line_boundary(all.size() / 3), second = line_boundary(2 * all.size() / 3);
   std::ofstream(live, std::ios::binary) << all.substr(0, first);
-  const std::vector<std::string> common = {"--set", "http.port=0", "--set", "source.path=" + live,
+  const std::vector<std::string> common = {"--set", "http.port=0",
+                                           "--set", "source.path=" + live,
                                            "--set", "state.path=" + (dir / "state"),
                                            "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
                                            "--set", "checkpoint.interval=100ms"};
@@ -178,8 +182,7 @@ BOOST_FIXTURE_TEST_CASE(serving_while_following_then_sigterm_keeps_every_event, 
   // Admin routes: 401 without the token; with it, 503 (no model registry in this build).
   BOOST_TEST(status_code(c, http::verb::post, "/v1/model/rollback") == 401);
   BOOST_TEST(status_code(c, http::verb::post, "/v1/model/rollback", {{"Authorization", "Bearer wrong"}}) == 401);
-  BOOST_TEST(status_code(c, http::verb::post, "/v1/model/rollback",
-                         {{"Authorization", "Bearer sekret-token"}}) == 503);
+  BOOST_TEST(status_code(c, http::verb::post, "/v1/model/rollback", {{"Authorization", "Bearer sekret-token"}}) == 503);
 
   // `status` reads the same metrics.
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
@@ -239,15 +242,16 @@ BOOST_FIXTURE_TEST_CASE(customer_lookups_answer_what_the_store_holds, Fixture) {
   const double lines = static_cast<double>(count_lines(all));
   for (const bool cache : {true, false}) {
     const std::string state = dir / (cache ? "state-cache" : "state-store");
-    const std::vector<std::string> sets = {
-        "--set", "http.port=0", "--set", "source.path=" + log, "--set", "source.exit_at_end=false",
-        "--set", "state.path=" + state, "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
-        "--set", "checkpoint.interval=100ms", "--set", std::string("http.item_cache=") + (cache ? "true" : "false")};
+    const std::vector<std::string> sets = {"--set", "http.port=0",
+                                           "--set", "source.path=" + log,
+                                           "--set", "source.exit_at_end=false",
+                                           "--set", "state.path=" + state,
+                                           "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
+                                           "--set", "checkpoint.interval=100ms",
+                                           "--set", std::string("http.item_cache=") + (cache ? "true" : "false")};
     std::size_t scored = 0;
     std::map<std::string, std::string> previous;  // the export of the start before
-    auto version_of = [](const std::string& item) {
-      return boost::json::parse(item).at("version").as_int64();
-    };
+    auto version_of = [](const std::string& item) { return boost::json::parse(item).at("version").as_int64(); };
     for (const std::string start : {"read", "restart", "model"}) {
       const std::string name = std::string(cache ? "cache-" : "store-") + start;
       std::vector<std::string> args = sets;
@@ -260,8 +264,8 @@ BOOST_FIXTURE_TEST_CASE(customer_lookups_answer_what_the_store_holds, Fixture) {
         BOOST_TEST_REQUIRE(eventually([&] { return status_code(c, http::verb::get, "/readyz") == 200; }));
         if (start == "read") BOOST_TEST_REQUIRE(eventually([&] { return read_counter(c) == lines; }, 30000));
         if (start == "model")
-          BOOST_TEST_REQUIRE(eventually([&] { return d.err().find("re-score to v1 complete") != std::string::npos; },
-                                        30000), d.err());
+          BOOST_TEST_REQUIRE(
+              eventually([&] { return d.err().find("re-score to v1 complete") != std::string::npos; }, 30000), d.err());
         // Two checkpoints after that: everything read or scored is committed.
         const double checkpoints = metric(c, "streamscore_checkpoints_total");
         BOOST_TEST_REQUIRE(eventually([&] { return metric(c, "streamscore_checkpoints_total") >= checkpoints + 2; }));
@@ -305,7 +309,8 @@ BOOST_FIXTURE_TEST_CASE(sighup_applies_reloadable_keys_and_names_the_refused_one
     std::ofstream(config) << "[source]\npath = \"" << log << "\"\nexit_at_end = false\n"
                           << "[state]\npath = \"" << (dir / "state") << "\"\n"
                           << "[dead_letter]\npath = \"" << (dir / "dl.jsonl") << "\"\n"
-                          << "[http]\nport = 0\n" << extra;
+                          << "[http]\nport = 0\n"
+                          << extra;
   };
   write_config("admin_token = \"one\"\n[log]\nlevel = \"info\"\n");
   Daemon daemon(dir, "hup", {"--config", config});
@@ -321,7 +326,8 @@ BOOST_FIXTURE_TEST_CASE(sighup_applies_reloadable_keys_and_names_the_refused_one
   daemon.signal(SIGHUP);
   BOOST_TEST(eventually([&] { return daemon.err().find("msg=\"config reloaded\"") != std::string::npos; }));
   const std::string err = daemon.err();
-  BOOST_TEST(err.find("msg=\"reload refused a change that needs a restart\" key=engine.shards") != std::string::npos, err);
+  BOOST_TEST(err.find("msg=\"reload refused a change that needs a restart\" key=engine.shards") != std::string::npos,
+             err);
   BOOST_TEST(err.find("msg=\"reload applied\" key=log.level") != std::string::npos, err);
   BOOST_TEST(err.find("msg=\"reload applied\" key=http.admin_token") != std::string::npos, err);
   BOOST_TEST(err.find("\"two\"") == std::string::npos);
@@ -335,7 +341,8 @@ BOOST_FIXTURE_TEST_CASE(sighup_applies_reloadable_keys_and_names_the_refused_one
   // A config that no longer parses is refused as a whole; the daemon keeps running.
   std::ofstream(config) << "[engine]\nshards = \"many\"\n";
   daemon.signal(SIGHUP);
-  BOOST_TEST(eventually([&] { return daemon.err().find("reload refused: the config does not load") != std::string::npos; }));
+  BOOST_TEST(
+      eventually([&] { return daemon.err().find("reload refused: the config does not load") != std::string::npos; }));
   BOOST_TEST(status_code(c, http::verb::get, "/healthz") == 200);
 
   // The refusal quotes the config's error, which quotes the file: a key with a line break
@@ -350,9 +357,9 @@ BOOST_FIXTURE_TEST_CASE(sighup_applies_reloadable_keys_and_names_the_refused_one
 }
 
 BOOST_FIXTURE_TEST_CASE(a_taken_port_fails_the_start_but_leaves_the_state_usable, Fixture) {
-  Daemon first(dir, "first", {"--set", "http.port=0", "--set", "source.path=" + log,
-                              "--set", "source.exit_at_end=false", "--set", "state.path=" + (dir / "s1"),
-                              "--set", "dead_letter.path=" + (dir / "dl1.jsonl")});
+  Daemon first(dir, "first",
+               {"--set", "http.port=0", "--set", "source.path=" + log, "--set", "source.exit_at_end=false", "--set",
+                "state.path=" + (dir / "s1"), "--set", "dead_letter.path=" + (dir / "dl1.jsonl")});
   const uint16_t port = first.port();
   const std::string args = " --set source.path=" + log + " --set state.path=" + (dir / "s2") +
                            " --set dead_letter.path=" + (dir / "dl2.jsonl");
@@ -397,10 +404,10 @@ BOOST_FIXTURE_TEST_CASE(engine_nice_lowers_the_ingesting_threads_but_not_the_htt
   const int base = getpriority(PRIO_PROCESS, 0);  // the daemon inherits this process's
   const int steps = std::min(5, 19 - base);
   BOOST_REQUIRE(steps > 0);
-  Daemon daemon(dir, "nice", {"--set", "http.port=0", "--set", "source.path=" + log,
-                              "--set", "source.exit_at_end=false", "--set", "state.path=" + (dir / "s"),
-                              "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
-                              "--set", "engine.nice=" + std::to_string(steps)});
+  Daemon daemon(dir, "nice",
+                {"--set", "http.port=0", "--set", "source.path=" + log, "--set", "source.exit_at_end=false", "--set",
+                 "state.path=" + (dir / "s"), "--set", "dead_letter.path=" + (dir / "dl.jsonl"), "--set",
+                 "engine.nice=" + std::to_string(steps)});
   HttpClient c("127.0.0.1", daemon.port());
   BOOST_TEST_REQUIRE(eventually([&] { return status_code(c, http::verb::get, "/readyz") == 200; }));
   int http = 0, workers = 0, main_thread = 0;

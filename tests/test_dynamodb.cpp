@@ -10,14 +10,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <random>
 #include <memory>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <boost/mpl/list.hpp>
 #include <xxhash.h>
+#include <boost/mpl/list.hpp>
 
 #include "state/dynamodb_client.hpp"
 #include "state/dynamodb_partitions.hpp"
@@ -74,9 +74,11 @@ std::unique_ptr<StateStore> open_store_on(const DynamoDbOptions& o) {
 
 // An engine-shaped item: the public JSON ends with its version (what rebase_put moves).
 std::string engine_json(const std::string& pk, const std::string& tag, int64_t version) {
-  return "{\"PK\":\"" + pk + "\",\"SK\":\"STATE\",\"features\":{\"total_txn_30d\":2,\"total_amount_30d\":842.5,"
+  return "{\"PK\":\"" + pk +
+         "\",\"SK\":\"STATE\",\"features\":{\"total_txn_30d\":2,\"total_amount_30d\":842.5,"
          "\"avg_amount_30d\":421.25},\"last_event_time\":\"2025-01-01T10:05:00Z\",\"as_of\":\"2025-01-01T10:10:00Z\","
-         "\"tag\":\"" + tag + "\",\"version\":" + std::to_string(version) + "}";
+         "\"tag\":\"" +
+         tag + "\",\"version\":" + std::to_string(version) + "}";
 }
 
 // `size` bytes that do not compress (the redo log is compressed).
@@ -194,9 +196,8 @@ BOOST_AUTO_TEST_CASE(crash_after_commit_point_is_finished_by_the_next_open) {
     }
     BOOST_TEST(meta_of(*reopened, "clock") == "clock-new");
     BOOST_TEST(meta_of(*reopened, "source.file") == "pos-new");
-    BOOST_TEST(dedup_of(*reopened) ==
-               (std::vector<std::string>{"20000/1/0:10", "20000/2/0:" + std::to_string(internal), "20001/1/1:7",
-                                         "20001/2/1:7"}));
+    BOOST_TEST(dedup_of(*reopened) == (std::vector<std::string>{"20000/1/0:10", "20000/2/0:" + std::to_string(internal),
+                                                                "20001/1/1:7", "20001/2/1:7"}));
     BOOST_TEST(log_chunks(o) == 0u);
     // The writer goes on from there: a stale put conflicts, a fresh one passes.
     BOOST_TEST(write(*reopened, {put("CUSTOMER#C1000", 1, "stale")}) == Conflicts{0});
@@ -344,7 +345,9 @@ std::string previous_format_log(const ConditionalPut& p) {
   return out;
 }
 
-boost::json::object b64(const std::string& bytes) { return {{"B", base64_encode(bytes)}}; }
+boost::json::object b64(const std::string& bytes) {
+  return {{"B", base64_encode(bytes)}};
+}
 
 }  // namespace
 
@@ -363,16 +366,24 @@ BOOST_AUTO_TEST_CASE(a_table_of_the_previous_format_is_read_and_rewritten) {
   };
   auto raw_get = [&](const std::string& pk) {
     boost::json::object reply;
-    BOOST_TEST_REQUIRE(client.call("GetItem", {{"TableName", o.table}, {"Key", {{"PK", {{"S", pk}}}, {"SK", {{"S", "STATE"}}}}}},
-                                   &reply)
-                           .is_ok());
+    BOOST_TEST_REQUIRE(
+        client
+            .call("GetItem", {{"TableName", o.table}, {"Key", {{"PK", {{"S", pk}}}, {"SK", {{"S", "STATE"}}}}}}, &reply)
+            .is_ok());
     return reply.at("Item").as_object();
   };
-  raw_put({{"PK", {{"S", "CUSTOMER#OLD1"}}}, {"SK", {{"S", "STATE"}}}, {"version", {{"N", "1"}}},
-           {"item_json", b64(engine_json("CUSTOMER#OLD1", "old", 1))}, {"state", b64("old buckets")}});
+  raw_put({{"PK", {{"S", "CUSTOMER#OLD1"}}},
+           {"SK", {{"S", "STATE"}}},
+           {"version", {{"N", "1"}}},
+           {"item_json", b64(engine_json("CUSTOMER#OLD1", "old", 1))},
+           {"state", b64("old buckets")}});
   const ConditionalPut pending = put("CUSTOMER#OLD2", 0, engine_json("CUSTOMER#OLD2", "logged", 1), "logged buckets");
-  raw_put({{"PK", {{"S", "LOG#" + o.writer}}}, {"SK", {{"S", "commit"}}}, {"seq", {{"N", "5"}}},
-           {"pending", {{"BOOL", true}}}, {"chunks", {{"N", "0"}}}, {"inline", b64(previous_format_log(pending))}});
+  raw_put({{"PK", {{"S", "LOG#" + o.writer}}},
+           {"SK", {{"S", "commit"}}},
+           {"seq", {{"N", "5"}}},
+           {"pending", {{"BOOL", true}}},
+           {"chunks", {{"N", "0"}}},
+           {"inline", b64(previous_format_log(pending))}});
 
   auto store = reopen(&o);
   BOOST_TEST(o.metrics->recovered.load() == 1u);
@@ -393,7 +404,8 @@ BOOST_AUTO_TEST_CASE(a_table_of_the_previous_format_is_read_and_rewritten) {
 BOOST_AUTO_TEST_CASE(an_item_over_400_kb_is_refused_naming_the_customer) {
   auto store = open_store_on(g_dynalite->fresh_table());
   Conflicts c;
-  Status s = store->put_batch({put("CUSTOMER#small", 0), put("CUSTOMER#huge", 0, "{}", std::string(401 * 1024, 'x'))}, &c);
+  Status s =
+      store->put_batch({put("CUSTOMER#small", 0), put("CUSTOMER#huge", 0, "{}", std::string(401 * 1024, 'x'))}, &c);
   BOOST_TEST(s.is_invalid_argument());
   BOOST_TEST(s.message().find("customer 'huge'") != std::string::npos, s.message());
   BOOST_TEST(s.message().find("400 KB") != std::string::npos, s.message());
@@ -410,11 +422,11 @@ BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
   BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
   DynamoDbClient client(resolve_dynamodb_options(o), credentials);
   boost::json::object reply;
-  BOOST_TEST_REQUIRE(client.call("GetItem",
-                                 {{"TableName", o.table},
-                                  {"Key", {{"PK", {{"S", "CUSTOMER#C1"}}}, {"SK", {{"S", "STATE"}}}}}},
-                                 &reply)
-                         .is_ok());
+  BOOST_TEST_REQUIRE(
+      client
+          .call("GetItem",
+                {{"TableName", o.table}, {"Key", {{"PK", {{"S", "CUSTOMER#C1"}}}, {"SK", {{"S", "STATE"}}}}}}, &reply)
+          .is_ok());
   const boost::json::object& item = reply.at("Item").as_object();
   BOOST_TEST(item.at("version").at("N").as_string() == "1");
   BOOST_TEST(item.at("features").at("M").at("total_amount_30d").at("N").as_string() == "842.5");
@@ -508,18 +520,21 @@ BOOST_AUTO_TEST_CASE(a_damaged_gone_writer_does_not_stop_the_collection) {
   BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
   DynamoDbClient client(resolve_dynamodb_options(o), credentials);
   boost::json::object reply;
-  BOOST_TEST_REQUIRE(client.call("Query",
-                                 {{"TableName", o.table},
-                                  {"KeyConditionExpression", "PK = :p"},
-                                  {"ExpressionAttributeValues", {{":p", {{"S", "LOG#streamscore#0"}}}}}},
-                                 &reply).is_ok());
+  BOOST_TEST_REQUIRE(client
+                         .call("Query",
+                               {{"TableName", o.table},
+                                {"KeyConditionExpression", "PK = :p"},
+                                {"ExpressionAttributeValues", {{":p", {{"S", "LOG#streamscore#0"}}}}}},
+                               &reply)
+                         .is_ok());
   BOOST_TEST_REQUIRE(!reply.at("Items").as_array().empty());
   for (const auto& item : reply.at("Items").as_array()) {
     boost::json::object gone;
-    BOOST_TEST_REQUIRE(client.call("DeleteItem",
-                                   {{"TableName", o.table},
-                                    {"Key", {{"PK", item.at("PK")}, {"SK", item.at("SK")}}}},
-                                   &gone).is_ok());
+    BOOST_TEST_REQUIRE(client
+                           .call("DeleteItem",
+                                 {{"TableName", o.table}, {"Key", {{"PK", item.at("PK")}, {"SK", item.at("SK")}}}},
+                                 &gone)
+                           .is_ok());
   }
   DynamoDbOptions as = o;
   as.writer = "zgone";  // listed after "streamscore"
@@ -687,8 +702,9 @@ std::vector<std::string> customers_named(const std::string& prefix, int n) {
 void index_table_by_4_partitions(DynamoDbOptions o) {
   o.writer = "indexer";
   BOOST_TEST_REQUIRE(open_store_on(o)
-                         ->scan_partitions(PartitionScope{4, {0, 1, 2, 3}}, [](const ItemRecord&) { return true; },
-                                           [](const DedupRecord&) { return true; })
+                         ->scan_partitions(
+                             PartitionScope{4, {0, 1, 2, 3}}, [](const ItemRecord&) { return true; },
+                             [](const DedupRecord&) { return true; })
                          .is_ok());
 }
 
@@ -837,7 +853,8 @@ BOOST_AUTO_TEST_CASE(a_run_reads_its_backfill_parts_ids_from_the_partition_index
   std::size_t ids = 0;
   BOOST_TEST_REQUIRE(open_store_on(as)
                          ->scan_dedup([&](const DedupRecord& r) {
-                           BOOST_TEST(for_each_dedup_id(r, [&](std::string_view, const DedupEntry&) { ++ids; }).is_ok());
+                           BOOST_TEST(
+                               for_each_dedup_id(r, [&](std::string_view, const DedupEntry&) { ++ids; }).is_ok());
                            return true;
                          })
                          .is_ok());
@@ -1028,7 +1045,7 @@ BOOST_AUTO_TEST_CASE(owner_and_update_item_racing_lose_no_update) {
     BOOST_TEST(r.item_json.find("\"version\":" + std::to_string(r.version) + "}") != std::string::npos, r.item_json);
   }
   BOOST_TEST_MESSAGE("conflicts retried: engine " << engine_conflicts << ", racer " << racer_conflicts
-                                                   << "; rebased at apply " << engine_options.metrics->rebased.load());
+                                                  << "; rebased at apply " << engine_options.metrics->rebased.load());
 }
 
 // ------------------------------------------------------------ the CLI
@@ -1104,14 +1121,16 @@ BOOST_AUTO_TEST_CASE(create_table_twice_then_usage_and_credential_errors) {
     Result create = run_cli(dir, args);
     BOOST_TEST(create.exit_code == 2);
     BOOST_TEST(create.err.find("no AWS credentials") != std::string::npos, create.err);
-    Result exported = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" +
-                                       g_dynalite->endpoint() + " --set state.table=cli_created");
+    Result exported =
+        run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + g_dynalite->endpoint() +
+                         " --set state.table=cli_created");
     BOOST_TEST(exported.exit_code == 2);
     BOOST_TEST(exported.err.find("AWS_ACCESS_KEY_ID") != std::string::npos, exported.err);
     BOOST_TEST(exported.err.find("test") == std::string::npos, exported.err);  // no key is ever printed
   });
-  Result missing_table = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" +
-                                          g_dynalite->endpoint() + " --set state.table=no_such_table");
+  Result missing_table =
+      run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + g_dynalite->endpoint() +
+                       " --set state.table=no_such_table");
   BOOST_TEST(missing_table.exit_code == 1);
   BOOST_TEST(missing_table.err.find("create-table") != std::string::npos, missing_table.err);
 }
@@ -1124,16 +1143,16 @@ BOOST_AUTO_TEST_CASE(replay_run_and_backfill_into_dynamodb_export_like_rocksdb) 
   const std::string events = dir / "events.jsonl";
   Result g = run_cli(dir, "generate --customers 400 --events 30000 --days 40 --seed 7 --out " + events);
   BOOST_TEST_REQUIRE(g.exit_code == 0, g.err);
-  Result rocks = run_cli(dir, "replay --events " + events + " --state " + (dir / "rocks") + " --dead-letter " +
-                                  (dir / "dl-rocks.jsonl"));
+  Result rocks = run_cli(
+      dir, "replay --events " + events + " --state " + (dir / "rocks") + " --dead-letter " + (dir / "dl-rocks.jsonl"));
   BOOST_TEST_REQUIRE(rocks.exit_code == 0, rocks.err);
   Result expected = run_cli(dir, "export --state " + (dir / "rocks"));
   BOOST_TEST_REQUIRE(expected.exit_code == 0, expected.err);
   BOOST_TEST_REQUIRE(expected.out.size() > 10000u);
 
   const DynamoDbOptions replayed = g_dynalite->fresh_table();
-  Result replay = run_cli(dir, "replay --events " + events + " --dead-letter " + (dir / "dl-dyn.jsonl") +
-                                   dynamo_sets(replayed));
+  Result replay =
+      run_cli(dir, "replay --events " + events + " --dead-letter " + (dir / "dl-dyn.jsonl") + dynamo_sets(replayed));
   BOOST_TEST_REQUIRE(replay.exit_code == 0, replay.err);
   BOOST_TEST(replay.out.find("dynamodb_requests") != std::string::npos, replay.out);
   Result exported = run_cli(dir, "export" + dynamo_sets(replayed));

@@ -1,20 +1,20 @@
 // The whole pipeline against a brute-force reference of the contract, plus
 // determinism across shards, batch sizes, repeated runs and reorderings.
 #define BOOST_TEST_MODULE engine
-#include <boost/test/unit_test.hpp>
 #include <boost/json.hpp>
+#include <boost/test/unit_test.hpp>
 #include <caf/all.hpp>
 #include <caf/scheduler/test_coordinator.hpp>
 
+#include <unistd.h>
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
 #include <tuple>
-#include <filesystem>
-#include <fstream>
-#include <unistd.h>
 
 #include "actors/actors.hpp"
 #include "actors/thread_priority.hpp"
@@ -55,11 +55,10 @@ std::string amount_text(int64_t cents, int style) {
   if (style == 1 && cents % 100 == 0) return s;  // "12"
   std::string frac = std::to_string(cents % 100);
   if (frac.size() == 1) frac = "0" + frac;
-  return s + "." + frac + "0";                   // "12.340"
+  return s + "." + frac + "0";  // "12.340"
 }
 
-Record make_event(std::mt19937_64& rng, const std::string& id, const std::string& customer,
-                  int64_t ns) {
+Record make_event(std::mt19937_64& rng, const std::string& id, const std::string& customer, int64_t ns) {
   Record r;
   r.id = id;
   r.customer = customer;
@@ -70,9 +69,9 @@ Record make_event(std::mt19937_64& rng, const std::string& id, const std::string
   int64_t unit = 1;
   for (int i = r.time.frac_digits; i < 9; ++i) unit *= 10;
   r.time.ns = r.time.frac_digits == 0 ? ns - ns % kSec : ns - ns % unit;
-  r.line = "{\"event_id\":\"" + id + "\",\"customer_id\":\"" + customer + "\",\"event_time\":\"" +
-           time_text(r.time) + "\",\"event_type\":\"" + r.type + "\",\"amount\":" +
-           amount_text(r.cents, static_cast<int>(rng() % 3)) + ",\"extra\":[1,{\"x\":null}]}";
+  r.line = "{\"event_id\":\"" + id + "\",\"customer_id\":\"" + customer + "\",\"event_time\":\"" + time_text(r.time) +
+           "\",\"event_type\":\"" + r.type + "\",\"amount\":" + amount_text(r.cents, static_cast<int>(rng() % 3)) +
+           ",\"extra\":[1,{\"x\":null}]}";
   return r;
 }
 
@@ -82,13 +81,17 @@ Record make_bad(std::mt19937_64& rng, int n) {
       {"[1,2,3]", Reason::not_object},
       {"{\"event_id\":\"b1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
        Reason::missing_field},
-      {"{\"event_id\":\"b2\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":\"1.00\"}",
+      {"{\"event_id\":\"b2\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":"
+       "\"transaction\",\"amount\":\"1.00\"}",
        Reason::bad_type},
-      {"{\"event_id\":\"b3\",\"customer_id\":\"C1\",\"event_time\":\"2025-13-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+      {"{\"event_id\":\"b3\",\"customer_id\":\"C1\",\"event_time\":\"2025-13-02T00:00:00Z\",\"event_type\":"
+       "\"transaction\",\"amount\":1}",
        Reason::bad_time},
-      {"{\"event_id\":\"b4\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":-5}",
+      {"{\"event_id\":\"b4\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":"
+       "\"transaction\",\"amount\":-5}",
        Reason::bad_amount},
-      {"{\"event_id\":\"b5\",\"customer_id\":\"\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":5}",
+      {"{\"event_id\":\"b5\",\"customer_id\":\"\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":"
+       "\"transaction\",\"amount\":5}",
        Reason::empty_field},
   };
   const auto& b = kBad[(n + rng()) % kBad.size()];
@@ -119,8 +122,7 @@ std::vector<Record> make_log(uint64_t seed, const LogShape& shape) {
     const int64_t jitter = static_cast<int64_t>(rng() % static_cast<uint64_t>(kLateness * 9 / 10));
     keyed.emplace_back(r.time.ns + jitter, std::move(r));
   }
-  std::sort(keyed.begin(), keyed.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<Record> out;
   std::uniform_real_distribution<double> u(0, 1);
   int n = 0;
@@ -210,8 +212,7 @@ struct Reference {
     const auto fp = std::make_tuple(r.time.ns, r.type, r.cents);
     auto it = seen.find(key);
     const bool remembered =
-        it != seen.end() &&
-        (!started || it->second.second >= tick * kWindowNanos - kHorizonNanos - kLateness);
+        it != seen.end() && (!started || it->second.second >= tick * kWindowNanos - kHorizonNanos - kLateness);
     if (remembered) {
       ++stats.duplicates;
       if (it->second.first != fp) ++stats.conflicting_duplicates;
@@ -274,8 +275,7 @@ void check_counters(const RunStats& got, const RunStats& want) {
   BOOST_TEST(got.conflicting_duplicates == want.conflicting_duplicates);
   for (int r = 0; r < kReasonCount; ++r)
     BOOST_TEST(got.dead_lettered[r] == want.dead_lettered[r],
-               reason_name(static_cast<Reason>(r)) << ": " << got.dead_lettered[r] << " vs "
-                                                   << want.dead_lettered[r]);
+               reason_name(static_cast<Reason>(r)) << ": " << got.dead_lettered[r] << " vs " << want.dead_lettered[r]);
   BOOST_TEST(got.ticks == want.ticks);
   BOOST_TEST(got.customers == want.customers);
   BOOST_TEST(got.logical_writes == want.logical_writes);
@@ -295,8 +295,8 @@ BOOST_AUTO_TEST_CASE(random_logs_match_the_brute_force_reference) {
     const Reference ref = reference_of(log);
     const int shards = 1 + static_cast<int>(pick() % 8);
     const std::size_t batch = 1 + pick() % 400;
-    BOOST_TEST_CONTEXT("seed " << seed << ", " << log.size() << " records, " << shards
-                               << " shards, batches of " << batch) {
+    BOOST_TEST_CONTEXT("seed " << seed << ", " << log.size() << " records, " << shards << " shards, batches of "
+                               << batch) {
       EngineRun run = run_engine(lines_of(log), shards, batch);
       check_counters(run.stats, ref.stats);
       // The reusable reference (app/reference_model.hpp, behind `stress`) agrees with
@@ -312,8 +312,7 @@ BOOST_AUTO_TEST_CASE(random_logs_match_the_brute_force_reference) {
       BOOST_TEST(first_difference(run.stats, run.items, model.stats(), model.items()) == "");
       const auto want = ref.items();
       BOOST_TEST(run.items.size() == want.size());
-      for (std::size_t i = 0; i < std::min(run.items.size(), want.size()); ++i)
-        BOOST_TEST(run.items[i] == want[i]);
+      for (std::size_t i = 0; i < std::min(run.items.size(), want.size()); ++i) BOOST_TEST(run.items[i] == want[i]);
     }
   }
 }
@@ -347,10 +346,8 @@ BOOST_AUTO_TEST_CASE(reordering_within_the_lateness_and_exact_duplicates_keep_fe
   // plus a different random jitter, and add exact duplicates.
   std::mt19937_64 rng(3);
   std::vector<std::pair<int64_t, Record>> keyed;
-  for (const auto& r : log)
-    keyed.emplace_back(r.time.ns + static_cast<int64_t>(rng() % (kLateness * 9 / 10)), r);
-  std::sort(keyed.begin(), keyed.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& r : log) keyed.emplace_back(r.time.ns + static_cast<int64_t>(rng() % (kLateness * 9 / 10)), r);
+  std::sort(keyed.begin(), keyed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<Record> other;
   for (auto& [k, r] : keyed) {
     other.push_back(r);
@@ -364,10 +361,13 @@ BOOST_AUTO_TEST_CASE(reordering_within_the_lateness_and_exact_duplicates_keep_fe
 
 BOOST_AUTO_TEST_CASE(dead_letters_carry_reason_source_and_raw_line) {
   const std::vector<std::string> lines = {
-      "{\"event_id\":\"e1\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-01T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+      "{\"event_id\":\"e1\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-01T00:00:00Z\",\"event_type\":"
+      "\"transaction\",\"amount\":1}",
       "not json at all",
-      "{\"event_id\":\"e2\",\"customer_id\":\"C1\",\"event_time\":\"2025-03-01T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
-      "{\"event_id\":\"e3\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":\"transaction\",\"amount\":1}",
+      "{\"event_id\":\"e2\",\"customer_id\":\"C1\",\"event_time\":\"2025-03-01T00:00:00Z\",\"event_type\":"
+      "\"transaction\",\"amount\":1}",
+      "{\"event_id\":\"e3\",\"customer_id\":\"C1\",\"event_time\":\"2025-01-02T00:00:00Z\",\"event_type\":"
+      "\"transaction\",\"amount\":1}",
   };
   const std::string dir = "dead_letter_test_" + std::to_string(::getpid());
   EngineOptions options;
@@ -402,11 +402,10 @@ void check_restarts(uint64_t first, uint64_t last, bool on_rocksdb) {
     const EngineRun whole = run_engine(lines, 4, 64);
     // Cut into 2..5 segments at random record positions.
     std::vector<std::size_t> cuts = {0, lines.size()};
-    for (int i = 0, n = 1 + static_cast<int>(pick() % 4); i < n; ++i)
-      cuts.push_back(pick() % lines.size());
+    for (int i = 0, n = 1 + static_cast<int>(pick() % 4); i < n; ++i) cuts.push_back(pick() % lines.size());
     std::sort(cuts.begin(), cuts.end());
-    const std::string dir = (std::filesystem::temp_directory_path() /
-                             ("streamscore-restart-" + std::to_string(::getpid()))).string();
+    const std::string dir =
+        (std::filesystem::temp_directory_path() / ("streamscore-restart-" + std::to_string(::getpid()))).string();
     std::filesystem::remove_all(dir);
     std::unique_ptr<StateStore> store;
     if (on_rocksdb) {
@@ -492,8 +491,7 @@ BOOST_AUTO_TEST_CASE(a_second_writer_racing_on_the_items_loses_no_update) {
             *next = *cur;
             next->version = cur->version + 1;
             const auto at = next->item_json.rfind("\"version\":");
-            next->item_json.replace(at, std::string::npos,
-                                    "\"version\":" + std::to_string(next->version) + "}");
+            next->item_json.replace(at, std::string::npos, "\"version\":" + std::to_string(next->version) + "}");
             return true;
           },
           &foreign_conflicts);
@@ -514,8 +512,7 @@ BOOST_AUTO_TEST_CASE(a_second_writer_racing_on_the_items_loses_no_update) {
     BOOST_TEST(got.at("as_of") == want.at("as_of"));
     BOOST_TEST(got.at("last_event_time") == want.at("last_event_time"));
     const std::string pk(got.at("PK").as_string());
-    BOOST_TEST(got.at("version").as_int64() == want.at("version").as_int64() + foreign_writes[pk],
-               pk);
+    BOOST_TEST(got.at("version").as_int64() == want.at("version").as_int64() + foreign_writes[pk], pk);
   }
 }
 
@@ -534,8 +531,8 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   RouterConfig rc;
   rc.parsers.push_back(spawn_parser(sys));
   for (std::size_t i = 0; i < kShards; ++i)
-    rc.shards.push_back(spawn_shard(sys, std::make_shared<ShardState>(ShardOptions{}), store.get(),
-                                    static_cast<uint32_t>(i), metrics));
+    rc.shards.push_back(
+        spawn_shard(sys, std::make_shared<ShardState>(ShardOptions{}), store.get(), static_cast<uint32_t>(i), metrics));
   rc.clock = spawn_window_clock(sys, std::make_shared<EventClock>(kLateness), metrics);
   rc.dead_letter = spawn_dead_letter_sink(sys, std::make_shared<DeadLetterWriter>());
   rc.now_ns = [] { return kTestNow; };
@@ -746,6 +743,6 @@ BOOST_AUTO_TEST_CASE(each_held_partition_is_forgotten_by_its_own_clock) {
   BOOST_REQUIRE(store.partition_days.count(0) == 1u);
   BOOST_REQUIRE(store.partition_days.count(1) == 1u);
   const int64_t start_day = kStart / kDayNanos;
-  BOOST_TEST(store.partition_days[0] >= start_day + 5);  // 40 days read: 10 past the horizon, less lateness
+  BOOST_TEST(store.partition_days[0] >= start_day + 5);   // 40 days read: 10 past the horizon, less lateness
   BOOST_TEST(store.partition_days[1] <= start_day - 25);  // 2 days read
 }

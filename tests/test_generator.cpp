@@ -28,16 +28,14 @@ std::vector<std::string> generate(const GeneratorOptions& o, int64_t max_lines =
   EventGenerator g(o);
   std::vector<std::string> lines;
   std::string line;
-  while ((max_lines < 0 || static_cast<int64_t>(lines.size()) < max_lines) && g.next(&line))
-    lines.push_back(line);
+  while ((max_lines < 0 || static_cast<int64_t>(lines.size()) < max_lines) && g.next(&line)) lines.push_back(line);
   return lines;
 }
 
 // Strict YYYY-MM-DDTHH:MM:SSZ naming a real instant, via libc: timegm normalises
 // out-of-range fields, so a round trip through gmtime_r must give them back unchanged.
 bool parse_time(const std::string& s, int64_t* unix_seconds) {
-  if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-      s[16] != ':' || s[19] != 'Z')
+  if (s.size() != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z')
     return false;
   for (int i : {0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18})
     if (s[i] < '0' || s[i] > '9') return false;
@@ -86,11 +84,11 @@ bool parse_valid(const std::string& line, Record* r) {
 // What the test sees in a stream, from the lines alone.
 struct Classified {
   int64_t lines = 0, valid = 0, late = 0, duplicates = 0, bad = 0;
-  int64_t max_disorder = 0;            // largest lag of an in-order (not late) event
+  int64_t max_disorder = 0;  // largest lag of an in-order (not late) event
   int64_t min_late_lag = INT64_MAX, max_late_lag = 0;
   std::map<std::string, int64_t> per_customer;  // valid and late events
-  std::vector<Record> events;          // valid and late, in arrival order
-  bool kinds_agree = true;             // the generator's last_kind() matches
+  std::vector<Record> events;                   // valid and late, in arrival order
+  bool kinds_agree = true;                      // the generator's last_kind() matches
 };
 
 Classified classify(const GeneratorOptions& o) {
@@ -156,10 +154,12 @@ BOOST_AUTO_TEST_CASE(golden_lines_pin_the_output_on_every_machine) {
   // Changing the generator on purpose means updating these; changing it by accident
   // (or a platform that rounds differently) fails here.
   const auto lines = generate(options(1'000'000), 100'000);
-  BOOST_TEST(lines[0] ==
-             R"({"event_id":"e42-1","customer_id":"C0005329","event_time":"2025-01-01T00:00:00Z","event_type":"login","amount":0.00})");
-  BOOST_TEST(lines[2] ==
-             R"({"event_id":"e42-3","customer_id":"C0001024","event_time":"2025-01-01T00:00:09Z","event_type":"transaction","amount":21.56})");
+  BOOST_TEST(
+      lines[0] ==
+      R"({"event_id":"e42-1","customer_id":"C0005329","event_time":"2025-01-01T00:00:00Z","event_type":"login","amount":0.00})");
+  BOOST_TEST(
+      lines[2] ==
+      R"({"event_id":"e42-3","customer_id":"C0001024","event_time":"2025-01-01T00:00:09Z","event_type":"transaction","amount":21.56})");
   uint64_t hash = 0xcbf29ce484222325ULL;  // FNV-1a of the lines and their newlines
   for (const auto& line : lines) {
     for (const char ch : line + "\n") hash = (hash ^ static_cast<unsigned char>(ch)) * 0x100000001b3ULL;
@@ -250,12 +250,12 @@ BOOST_AUTO_TEST_CASE(every_bad_class_appears_and_is_invalid) {
   // The classes cycle in BadKind order.
   boost::system::error_code ec;
   boost::json::parse(bad[0], ec);
-  BOOST_TEST(bool(ec));                                                                   // truncated
-  BOOST_TEST(boost::json::parse(bad[1]).at("amount").is_string());                        // amount as string
-  BOOST_TEST(!boost::json::parse(bad[2]).as_object().contains("customer_id"));            // missing id
+  BOOST_TEST(bool(ec));                                                         // truncated
+  BOOST_TEST(boost::json::parse(bad[1]).at("amount").is_string());              // amount as string
+  BOOST_TEST(!boost::json::parse(bad[2]).as_object().contains("customer_id"));  // missing id
   BOOST_TEST(boost::json::parse(bad[3]).at("event_time").as_string() == "2025-13-01T00:00:00Z");
-  BOOST_TEST(boost::json::parse(bad[4]).at("amount").to_number<double>() < 0);            // negative
-  BOOST_TEST(boost::json::parse(bad[5]).is_array());                                      // not an object
+  BOOST_TEST(boost::json::parse(bad[4]).at("amount").to_number<double>() < 0);  // negative
+  BOOST_TEST(boost::json::parse(bad[5]).is_array());                            // not an object
   BOOST_TEST(static_cast<int>(BadKind::not_an_object) == 5);
 }
 
@@ -336,8 +336,10 @@ BOOST_AUTO_TEST_CASE(lines_have_the_contract_shape) {
     BOOST_TEST_REQUIRE(amount.find_first_not_of("0123456789.") == std::string::npos, line);
     const std::string type(v.at("event_type").as_string());
     ++types[type];
-    if (type == "login") BOOST_TEST_REQUIRE(amount == "0.00");
-    else amounts.push_back(v.at("amount").to_number<double>());
+    if (type == "login")
+      BOOST_TEST_REQUIRE(amount == "0.00");
+    else
+      amounts.push_back(v.at("amount").to_number<double>());
   }
   const double n = static_cast<double>(ids.size());
   BOOST_TEST(types.size() == 3u);

@@ -5,20 +5,20 @@
 #define BOOST_TEST_MODULE http
 #include <boost/test/unit_test.hpp>
 
-#include <boost/asio.hpp>
-#include <boost/json.hpp>
 #include <sched.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <boost/asio.hpp>
+#include <boost/json.hpp>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <list>
 #include <future>
+#include <list>
 #include <map>
 #include <thread>
 
@@ -144,8 +144,7 @@ struct ApiFixture {
   HttpClient client() const { return HttpClient("127.0.0.1", server->port()); }
 };
 
-HttpResponse call(HttpClient& c, http::verb method, const std::string& target,
-                  const std::string& body = {},
+HttpResponse call(HttpClient& c, http::verb method, const std::string& target, const std::string& body = {},
                   std::vector<std::pair<std::string, std::string>> headers = {}) {
   HttpResponse res;
   Status s = c.request(method, target, &res, body, headers);
@@ -261,8 +260,10 @@ BOOST_AUTO_TEST_CASE(model_admin_routes_need_the_bearer_token) {
   BOOST_TEST(r.result_int() == 401);
   BOOST_TEST(std::string(r[http::field::www_authenticate]) == "Bearer");
   BOOST_TEST(r.body().find("t0ken") == std::string::npos);
-  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "Bearer t0ke"}}).result_int() == 401);
-  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "Bearer t0ken2"}}).result_int() == 401);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "Bearer t0ke"}}).result_int() ==
+             401);
+  BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "Bearer t0ken2"}}).result_int() ==
+             401);
   BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", body, {{"Authorization", "t0ken"}}).result_int() == 401);
   BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "").result_int() == 401);
   BOOST_TEST(f.model.history.empty());  // nothing happened without the token
@@ -293,8 +294,9 @@ BOOST_AUTO_TEST_CASE(bearer_scheme_matches_in_any_case) {
   ApiFixture f;
   HttpClient c = f.client();
   for (const char* value : {"bearer t0ken", "BEARER t0ken", "bEaReR t0ken", "Bearer   t0ken"})
-    BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", R"({"version":"v1"})",
-                    {{"Authorization", value}}).result_int() == 200, value);
+    BOOST_TEST(call(c, http::verb::post, "/v1/model/activate", R"({"version":"v1"})", {{"Authorization", value}})
+                       .result_int() == 200,
+               value);
   for (const char* value : {"bearer t0ke", "bearer", "bearer ", "Bearerx t0ken", "Basic t0ken", "bearer\tt0ken"})
     BOOST_TEST(call(c, http::verb::post, "/v1/model/rollback", "", {{"Authorization", value}}).result_int() == 401,
                value);
@@ -347,8 +349,8 @@ BOOST_AUTO_TEST_CASE(oversize_malformed_and_slow_requests_get_their_status_fast)
 
   std::string big_header = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + std::string(4096, 'a') + "\r\n\r\n";
   BOOST_TEST(status_of(raw_exchange(port, big_header)) == 431);
-  std::string big_body = "POST /v1/model/activate HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" +
-                         std::string(5000, '{');
+  std::string big_body =
+      "POST /v1/model/activate HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n" + std::string(5000, '{');
   BOOST_TEST(status_of(raw_exchange(port, big_body)) == 413);
   BOOST_TEST(status_of(raw_exchange(port, "GARBAGE\r\n\r\n")) == 400);
   BOOST_TEST(status_of(raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n")) == 400);
@@ -356,8 +358,8 @@ BOOST_AUTO_TEST_CASE(oversize_malformed_and_slow_requests_get_their_status_fast)
   // A client that starts a request and stalls gets 408 once the timeout passes.
   const auto slow_start = std::chrono::steady_clock::now();
   const std::string slow = raw_exchange(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n");
-  const auto slow_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           std::chrono::steady_clock::now() - slow_start).count();
+  const auto slow_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - slow_start).count();
   BOOST_TEST(status_of(slow) == 408);
   BOOST_TEST(slow_ms >= 250);
   BOOST_TEST(slow_ms < 3000);
@@ -493,8 +495,7 @@ BOOST_AUTO_TEST_CASE(server_refuses_a_taken_port_naming_the_key) {
   BOOST_TEST(!s.is_ok());
   BOOST_TEST(s.message().find("http.port") != std::string::npos);
   options.address = "not-an-address";
-  BOOST_TEST(HttpServer::start(options, f.api.get(), &second).message().find("http.address") !=
-             std::string::npos);
+  BOOST_TEST(HttpServer::start(options, f.api.get(), &second).message().find("http.address") != std::string::npos);
 }
 
 // http.realtime_priority: with the privilege (root, as here and in CI) the server's thread
@@ -508,8 +509,10 @@ BOOST_AUTO_TEST_CASE(realtime_priority_is_applied_when_permitted_and_never_fatal
     HttpClient c = f.client();
     BOOST_TEST(call(c, http::verb::get, "/healthz").result_int() == 200);  // the thread has started
     const int priority = realtime_priority_of_thread("http");
-    if (geteuid() == 0) BOOST_TEST(priority == 3);
-    else BOOST_TEST((priority == 0 || priority == 3));  // RLIMIT_RTPRIO may allow it
+    if (geteuid() == 0)
+      BOOST_TEST(priority == 3);
+    else
+      BOOST_TEST((priority == 0 || priority == 3));  // RLIMIT_RTPRIO may allow it
   }
   if (geteuid() != 0) return;  // this run was the unprivileged case
   // The unprivileged case from root: a child process that gives up root first.
@@ -540,7 +543,7 @@ BOOST_AUTO_TEST_CASE(prometheus_parser_accepts_the_rendering_and_rejects_malform
   m.shard_count = 2;
   m.shard_batches_sent[1] = 7;  // 5 of them not applied yet
   m.shard_batches_applied[1] = 2;
-  m.tick_duration.observe_ns(300'000);   // 0.3 ms
+  m.tick_duration.observe_ns(300'000);     // 0.3 ms
   m.tick_duration.observe_ns(20'000'000);  // 20 ms
   ProcessGauges p;
   p.rss_bytes = 1 << 20;
@@ -561,9 +564,9 @@ BOOST_AUTO_TEST_CASE(prometheus_parser_accepts_the_rendering_and_rejects_malform
   BOOST_TEST(snap.types["streamscore_events_read_total"] == "counter");
   BOOST_TEST(snap.samples.count("streamscore_watermark_seconds") == 0u);  // clock not started
 
-  for (const char* bad : {"x 1\n", "# TYPE x counter\nx{a=\"1\" 1\n", "# TYPE x counter\nx one\n",
-                          "# TYPE x counter\n1x 1\n", "# TYPE x countr\nx 1\n",
-                          "# TYPE x counter\nx{a=b} 1\n", "# TYPE x counter\nx\n"})
+  for (const char* bad :
+       {"x 1\n", "# TYPE x counter\nx{a=\"1\" 1\n", "# TYPE x counter\nx one\n", "# TYPE x counter\n1x 1\n",
+        "# TYPE x countr\nx 1\n", "# TYPE x counter\nx{a=b} 1\n", "# TYPE x counter\nx\n"})
     BOOST_TEST(!parse_prometheus(bad, &snap).is_ok(), bad);
   BOOST_TEST(parse_prometheus("# TYPE x gauge\nx{a=\"q\\\"\",b=\"2\"} -1.5e3 1700000000\n", &snap).is_ok());
   BOOST_TEST(snap.value("x{a=\"q\\\"\",b=\"2\"}") == -1500);
@@ -648,10 +651,9 @@ BOOST_AUTO_TEST_CASE(daemon_serves_store_items_and_metrics_that_move_with_events
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   BOOST_TEST(mid.value("streamscore_events_read_total") == 10000);
-  BOOST_TEST(mid.value("streamscore_events_read_total") ==
-             mid.value("streamscore_events_accepted_total") +
-                 mid.value("streamscore_events_duplicate_total") +
-                 mid.sum("streamscore_events_dead_lettered_total"));
+  BOOST_TEST(mid.value("streamscore_events_read_total") == mid.value("streamscore_events_accepted_total") +
+                                                               mid.value("streamscore_events_duplicate_total") +
+                                                               mid.sum("streamscore_events_dead_lettered_total"));
 
   // A checkpoint writes the items: /metrics shows it, and its age.
   BOOST_TEST_REQUIRE(engine->checkpoint({}).is_ok());
@@ -667,11 +669,9 @@ BOOST_AUTO_TEST_CASE(daemon_serves_store_items_and_metrics_that_move_with_events
   BOOST_TEST(after.value("streamscore_events_read_total") == static_cast<double>(stats.read));
   BOOST_TEST(after.value("streamscore_events_accepted_total") == static_cast<double>(stats.accepted));
   BOOST_TEST(after.value("streamscore_ticks_total") == static_cast<double>(stats.ticks));
-  BOOST_TEST(after.value("streamscore_items_written_total") >
-             checkpointed.value("streamscore_items_written_total"));
+  BOOST_TEST(after.value("streamscore_items_written_total") > checkpointed.value("streamscore_items_written_total"));
   BOOST_TEST(after.value("streamscore_write_conflicts_total", -1) == 0);
-  BOOST_TEST(after.value("streamscore_max_event_time_seconds") ==
-             static_cast<double>(stats.clock.max_event_ns) / 1e9);
+  BOOST_TEST(after.value("streamscore_max_event_time_seconds") == static_cast<double>(stats.clock.max_event_ns) / 1e9);
   BOOST_TEST(after.value("streamscore_watermark_seconds") ==
              static_cast<double>(stats.clock.max_event_ns - options.allowed_lateness_ns) / 1e9);
   BOOST_TEST(after.value("streamscore_tick_duration_seconds_count") > 0);
@@ -725,7 +725,8 @@ BOOST_AUTO_TEST_CASE(reload_applies_the_token_and_refuses_restart_keys) {
   HttpClient c("127.0.0.1", port);
   auto activate = [&](const std::string& token) {
     return call(c, http::verb::post, "/v1/model/activate", R"({"version":"v1"})",
-                {{"Authorization", "Bearer " + token}}).result_int();
+                {{"Authorization", "Bearer " + token}})
+        .result_int();
   };
   BOOST_TEST(activate("first") == 200);
   BOOST_TEST(activate("second") == 401);
@@ -733,8 +734,7 @@ BOOST_AUTO_TEST_CASE(reload_applies_the_token_and_refuses_restart_keys) {
   // A new token and a port change: the token applies, the port does not (restart key).
   file.write("[http]\nport = 1\nadmin_token = \"second\"\n");
   DaemonOps::request_reload();  // what the SIGHUP handler does
-  for (int i = 0; i < 100 && activate("second") != 200; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  for (int i = 0; i < 100 && activate("second") != 200; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   BOOST_TEST(activate("second") == 200);
   BOOST_TEST(activate("first") == 401);
   BOOST_TEST(ops->http_port() == port);

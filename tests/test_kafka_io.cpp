@@ -49,8 +49,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 // Every message of `topic`, read to the end of each partition by kcat.
 std::vector<Message> consume(const TempDir& dir, const std::string& boot, const std::string& topic) {
-  const std::string text = shell(dir, "timeout 60 kcat -b " + boot + " -C -t " + topic +
-                                          " -e -q -f '%k\\t%h\\t%s\\n'");
+  const std::string text = shell(dir, "timeout 60 kcat -b " + boot + " -C -t " + topic + " -e -q -f '%k\\t%h\\t%s\\n'");
   std::vector<Message> messages;
   for (const std::string& line : lines_of(text)) {
     const auto a = line.find('\t'), b = line.find('\t', a + 1);
@@ -71,7 +70,9 @@ int64_t version_of(const std::string& item) {
   return boost::json::parse(item).at("version").as_int64();
 }
 
-std::multiset<std::string> as_multiset(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+std::multiset<std::string> as_multiset(const std::vector<std::string>& v) {
+  return {v.begin(), v.end()};
+}
 
 // A mock cluster with the topics the tests use.
 std::unique_ptr<MockKafkaCluster> start_cluster(std::vector<std::string> topics) {
@@ -150,14 +151,17 @@ struct RunSetup {
   std::unique_ptr<MockKafkaCluster> cluster;
   std::string boot, log, state;
   RunSetup(const std::string& prefix, std::vector<std::string> topics)
-      : dir(prefix), cluster(start_cluster(std::move(topics))), boot(cluster->bootstrap_servers()),
-        log(dir / "events.jsonl"), state(dir / "state") {
+      : dir(prefix),
+        cluster(start_cluster(std::move(topics))),
+        boot(cluster->bootstrap_servers()),
+        log(dir / "events.jsonl"),
+        state(dir / "state") {
     BOOST_REQUIRE_EQUAL(run_cli(dir, std::string(kLog) + " --out " + log).exit_code, 0);
   }
   // What the dead-letter file of a replay of the log holds.
   std::vector<std::string> file_dead_letters() const {
-    const Result r = run_cli(dir, "replay --events " + log + " --state " + (dir / "replayed") +
-                                      " --dead-letter " + (dir / "dead.jsonl"));
+    const Result r = run_cli(
+        dir, "replay --events " + log + " --state " + (dir / "replayed") + " --dead-letter " + (dir / "dead.jsonl"));
     BOOST_REQUIRE_EQUAL(r.exit_code, 0);
     return lines_of(slurp(dir / "dead.jsonl"));
   }
@@ -168,9 +172,8 @@ struct RunSetup {
 BOOST_AUTO_TEST_CASE(mock_kafka_prints_its_brokers_and_serves_kcat) {
   TempDir dir("streamscore-kafka-mock-");
   const std::string out = dir / "mock.out";
-  const pid_t pid = spawn_streamscore({"mock-kafka", "--brokers", "2", "--partitions", "3", "--topic",
-                                       "events-a", "--topic", "events-b"},
-                                      out);
+  const pid_t pid = spawn_streamscore(
+      {"mock-kafka", "--brokers", "2", "--partitions", "3", "--topic", "events-a", "--topic", "events-b"}, out);
   BOOST_REQUIRE(pid > 0);
   const std::string boot = read_first_line(out);
   BOOST_REQUIRE_MESSAGE(boot.rfind("127.0.0.1:", 0) == 0, "first line: '" << boot << "'");
@@ -178,7 +181,8 @@ BOOST_AUTO_TEST_CASE(mock_kafka_prints_its_brokers_and_serves_kcat) {
   const std::string metadata = shell(dir, "timeout 30 kcat -b " + boot + " -L");
   for (const char* topic : {"events-a", "events-b", "customer-events-dlq", "customer-scores"})
     BOOST_CHECK_MESSAGE(metadata.find("topic \"" + std::string(topic) + "\" with 3 partitions") != std::string::npos,
-                        topic << " missing in:\n" << metadata);
+                        topic << " missing in:\n"
+                              << metadata);
   std::ofstream(dir / "in.txt") << "k1|one\nk2|two\nk1|three\n";
   shell(dir, "timeout 30 kcat -b " + boot + " -P -t events-a -K '|' -l " + (dir / "in.txt"));
   std::multiset<std::string> got;
@@ -231,7 +235,8 @@ BOOST_AUTO_TEST_CASE(dead_letters_go_to_the_topic_as_the_file_would_hold_them) {
   RunSetup setup("streamscore-kafka-dlq-", {"customer-events-dlq"});
   const Result r = run_cli(setup.dir, "run --set source.path=" + setup.log + " --set state.path=" + setup.state +
                                           " --set engine.batch_size=500 --set checkpoint.interval=20ms"
-                                          " --set dead_letter.kind=kafka --set kafka.bootstrap_servers=" + setup.boot);
+                                          " --set dead_letter.kind=kafka --set kafka.bootstrap_servers=" +
+                                          setup.boot);
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   const std::vector<std::string> file = setup.file_dead_letters();
   BOOST_REQUIRE_GT(file.size(), 100u);
@@ -239,8 +244,7 @@ BOOST_AUTO_TEST_CASE(dead_letters_go_to_the_topic_as_the_file_would_hold_them) {
   for (const Message& m : consume(setup.dir, setup.boot, "customer-events-dlq")) {
     values.push_back(m.value);
     BOOST_CHECK(m.key.empty());
-    const std::string want = "reason=" + string_field(m.value, "reason") +
-                             ",source=" + string_field(m.value, "source");
+    const std::string want = "reason=" + string_field(m.value, "reason") + ",source=" + string_field(m.value, "source");
     BOOST_CHECK_EQUAL(m.headers, want);  // a file source: no source_topic/partition/offset
   }
   BOOST_CHECK(as_multiset(values) == as_multiset(file));
@@ -265,11 +269,11 @@ BOOST_AUTO_TEST_CASE(dead_letters_of_a_kafka_source_carry_topic_partition_and_of
   BOOST_CHECK_EQUAL(sink->identity(), "kafka:dlq");
   std::set<std::string> headers;
   for (const Message& m : consume(dir, kafka.bootstrap_servers, "dlq")) headers.insert(m.headers);
-  BOOST_CHECK((headers == std::set<std::string>{
-                              "reason=not_json,source=customer-events/3:17,source_topic=customer-events,"
-                              "source_partition=3,source_offset=17",
-                              "reason=missing_key,source=customer-events/0:20,source_topic=customer-events,"
-                              "source_partition=0,source_offset=20"}));
+  BOOST_CHECK(
+      (headers == std::set<std::string>{"reason=not_json,source=customer-events/3:17,source_topic=customer-events,"
+                                        "source_partition=3,source_offset=17",
+                                        "reason=missing_key,source=customer-events/0:20,source_topic=customer-events,"
+                                        "source_partition=0,source_offset=20"}));
 }
 
 // The whole path: generate --kafka, run on the Kafka source (bounded), dead letters to
@@ -291,10 +295,10 @@ BOOST_AUTO_TEST_CASE(a_kafka_source_run_dead_letters_with_offsets) {
     const std::string source = string_field(m.value, "source");  // customer-events/P:O
     const auto slash = source.find('/'), colon = source.find(':');
     BOOST_REQUIRE(slash != std::string::npos && colon != std::string::npos);
-    BOOST_CHECK_EQUAL(m.headers, "reason=" + string_field(m.value, "reason") + ",source=" + source +
-                                     ",source_topic=customer-events,source_partition=" +
-                                     source.substr(slash + 1, colon - slash - 1) +
-                                     ",source_offset=" + source.substr(colon + 1));
+    BOOST_CHECK_EQUAL(
+        m.headers, "reason=" + string_field(m.value, "reason") + ",source=" + source +
+                       ",source_topic=customer-events,source_partition=" + source.substr(slash + 1, colon - slash - 1) +
+                       ",source_offset=" + source.substr(colon + 1));
     sources.insert(source);
   }
   BOOST_CHECK_EQUAL(sources.size(), messages.size());  // each record once
@@ -305,7 +309,8 @@ BOOST_AUTO_TEST_CASE(output_topic_ends_with_every_customers_exported_item) {
   const std::string run = "run --set source.path=" + setup.log + " --set state.path=" + setup.state +
                           " --set dead_letter.path=" + (setup.dir / "dead.jsonl") +
                           " --set engine.batch_size=500 --set checkpoint.interval=20ms"
-                          " --set kafka.bootstrap_servers=" + setup.boot + " --set output.topic=";
+                          " --set kafka.bootstrap_servers=" +
+                          setup.boot + " --set output.topic=";
   Result r = run_cli(setup.dir, run + "customer-scores");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   r = run_cli(setup.dir, "export --state " + setup.state);
@@ -330,8 +335,8 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_the_kafka_sinks_produce_and_deliver) {
   RunSetup setup("streamscore-kafka-metrics-", {"customer-events-dlq", "customer-scores"});
   const std::string err = setup.dir / "daemon.err";
   const pid_t pid = spawn_streamscore({"run", "--set", "source.path=" + setup.log, "--set", "source.exit_at_end=false",
-                                       "--set", "state.path=" + setup.state, "--set", "engine.batch_size=500",
-                                       "--set", "checkpoint.interval=20ms", "--set", "kafka.bootstrap_servers=" + setup.boot,
+                                       "--set", "state.path=" + setup.state, "--set", "engine.batch_size=500", "--set",
+                                       "checkpoint.interval=20ms", "--set", "kafka.bootstrap_servers=" + setup.boot,
                                        "--set", "dead_letter.kind=kafka", "--set", "output.topic=customer-scores"},
                                       setup.dir / "daemon.out", err);
   BOOST_REQUIRE(pid > 0);
@@ -353,9 +358,9 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_the_kafka_sinks_produce_and_deliver) {
       },
       60);
   BOOST_CHECK_MESSAGE(settled, slurp(err));
-  for (const char* name : {"streamscore_kafka_dead_letters_produced_total", "streamscore_kafka_dead_letters_delivered_total",
-                           "streamscore_kafka_items_produced_total", "streamscore_kafka_items_delivered_total",
-                           "streamscore_kafka_delivery_errors_total"})
+  for (const char* name : {"streamscore_kafka_dead_letters_produced_total",
+                           "streamscore_kafka_dead_letters_delivered_total", "streamscore_kafka_items_produced_total",
+                           "streamscore_kafka_items_delivered_total", "streamscore_kafka_delivery_errors_total"})
     BOOST_CHECK_EQUAL(m.types[name], "counter");
   BOOST_CHECK_EQUAL(m.value("streamscore_kafka_delivery_errors_total", -1), 0);
   Result shown = run_cli(setup.dir, "status --url http://127.0.0.1:" + std::to_string(port));
@@ -409,8 +414,8 @@ BOOST_AUTO_TEST_CASE(ctrl_c_stops_generate_kafka_and_delivers_what_it_produced) 
   TempDir dir("streamscore-kafka-sigint-");
   auto cluster = start_cluster({"customer-events"});
   const std::string boot = cluster->bootstrap_servers();
-  const std::vector<std::string> stream = {"generate", "--events", "0", "--customers", "300", "--bad-rate", "0.02",
-                                           "--seed", "4"};  // endless
+  const std::vector<std::string> stream = {"generate", "--events", "0", "--customers", "300", "--bad-rate",
+                                           "0.02",     "--seed",   "4"};  // endless
   std::vector<std::string> args = stream;
   args.insert(args.end(), {"--kafka", boot, "--topic", "customer-events", "--rate", "2000"});
   const pid_t pid = spawn_streamscore(args, dir / "generate.out", dir / "generate.err");
@@ -439,9 +444,9 @@ BOOST_AUTO_TEST_CASE(ctrl_c_stops_generate_kafka_and_delivers_what_it_produced) 
 // produced is reported failed (none silently lost) and the exit code says so.
 BOOST_AUTO_TEST_CASE(sigterm_with_undelivered_records_reports_them_failed) {
   TempDir dir("streamscore-kafka-sigterm-");
-  const pid_t pid = spawn_streamscore({"generate", "--events", "0", "--kafka", "127.0.0.1:1", "--rate", "1000",
-                                       "-X", "message.timeout.ms=2000"},
-                                      dir / "generate.out", dir / "generate.err");
+  const pid_t pid = spawn_streamscore(
+      {"generate", "--events", "0", "--kafka", "127.0.0.1:1", "--rate", "1000", "-X", "message.timeout.ms=2000"},
+      dir / "generate.out", dir / "generate.err");
   BOOST_REQUIRE(pid > 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // whatever it produced by then
   ::kill(pid, SIGTERM);
@@ -458,9 +463,12 @@ BOOST_AUTO_TEST_CASE(sigterm_with_undelivered_records_reports_them_failed) {
 // (repeats are allowed: at least once).
 BOOST_AUTO_TEST_CASE(after_a_crash_both_topics_still_hold_everything) {
   RunSetup setup("streamscore-kafka-crash-", {"customer-events-dlq", "customer-scores"});
-  std::vector<std::string> sets = {"--set", "source.path=" + setup.log, "--set", "state.path=" + setup.state,
-                                   "--set", "engine.batch_size=200", "--set", "checkpoint.interval=10ms",
-                                   "--set", "kafka.bootstrap_servers=" + setup.boot, "--set", "dead_letter.kind=kafka",
+  std::vector<std::string> sets = {"--set", "source.path=" + setup.log,
+                                   "--set", "state.path=" + setup.state,
+                                   "--set", "engine.batch_size=200",
+                                   "--set", "checkpoint.interval=10ms",
+                                   "--set", "kafka.bootstrap_servers=" + setup.boot,
+                                   "--set", "dead_letter.kind=kafka",
                                    "--set", "output.topic=customer-scores"};
   std::vector<std::string> follow = {"run", "--set", "source.exit_at_end=false"};
   follow.insert(follow.end(), sets.begin(), sets.end());
@@ -499,8 +507,8 @@ BOOST_AUTO_TEST_CASE(a_dead_broker_is_an_error_not_a_hang) {
                        " --set dead_letter.kind=kafka --set kafka.bootstrap_servers=127.0.0.1:1"
                        " --set kafka.message.timeout.ms=1500");
   BOOST_CHECK_EQUAL(r.exit_code, 1);
-  BOOST_CHECK_MESSAGE(r.err.find("dead letter") != std::string::npos && r.err.find("not delivered") != std::string::npos,
-                      r.err);
+  BOOST_CHECK_MESSAGE(
+      r.err.find("dead letter") != std::string::npos && r.err.find("not delivered") != std::string::npos, r.err);
 }
 
 // The engine side of the output topic, without Kafka: what a sink receives, and a
@@ -559,7 +567,7 @@ BOOST_AUTO_TEST_CASE(engine_hands_committed_items_to_the_item_sink) {
   EngineRun run;
   Status s = run_lines(generated_lines(4000), options, 250, *store, &run, true, /*checkpoint_every=*/2);
   BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
-  BOOST_CHECK(items_in(*shared) == run.items);  // both in PK order
+  BOOST_CHECK(items_in(*shared) == run.items);          // both in PK order
   BOOST_CHECK_GT(shared->published, run.items.size());  // several checkpoints
   std::string marker;
   BOOST_REQUIRE(store->get_meta(kMetaOutput, &marker).is_ok());

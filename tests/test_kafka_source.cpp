@@ -6,13 +6,13 @@
 #define BOOST_TEST_MODULE kafka_source
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
 #include <chrono>
 #include <csignal>
 #include <functional>
 #include <map>
 #include <random>
 #include <set>
-#include <sys/wait.h>
 
 #include "actors/metrics.hpp"
 #include "io/http_client.hpp"
@@ -60,12 +60,25 @@ struct Fixture {
 
   std::vector<std::string> run_args(const std::string& name, bool bounded,
                                     const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args = {
-        "run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + bootstrap(),
-        "--set", std::string("source.exit_at_end=") + (bounded ? "true" : "false"),
-        "--set", "source.group_id=" + name, "--set", "state.path=" + (dir / name),
-        "--set", "dead_letter.path=" + (dir / (name + "-dl.jsonl")), "--set", "checkpoint.interval=50ms",
-        "--set", "engine.batch_size=2048", "--top", "0"};
+    std::vector<std::string> args = {"run",
+                                     "--set",
+                                     "source.kind=kafka",
+                                     "--set",
+                                     "kafka.bootstrap_servers=" + bootstrap(),
+                                     "--set",
+                                     std::string("source.exit_at_end=") + (bounded ? "true" : "false"),
+                                     "--set",
+                                     "source.group_id=" + name,
+                                     "--set",
+                                     "state.path=" + (dir / name),
+                                     "--set",
+                                     "dead_letter.path=" + (dir / (name + "-dl.jsonl")),
+                                     "--set",
+                                     "checkpoint.interval=50ms",
+                                     "--set",
+                                     "engine.batch_size=2048",
+                                     "--top",
+                                     "0"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -107,8 +120,8 @@ BOOST_FIXTURE_TEST_CASE(a_bounded_run_equals_replay_of_the_same_log, Fixture) {
   BOOST_TEST(run.out.find("\"balanced\":true") != std::string::npos, run.out);
   BOOST_TEST(without_versions(export_of("bounded")) == replayed());
   // Malformed records went to the dead letter, by the same reasons as in the replay.
-  Result replay_dl = run_cli(dir, "replay --events " + log + " --state " + (dir / "r2") +
-                                      " --dead-letter " + (dir / "r2-dl.jsonl"));
+  Result replay_dl =
+      run_cli(dir, "replay --events " + log + " --state " + (dir / "r2") + " --dead-letter " + (dir / "r2-dl.jsonl"));
   BOOST_REQUIRE_MESSAGE(replay_dl.exit_code == 0, replay_dl.err);
   auto expected = reasons_in(dir / "r2-dl.jsonl");
   auto got = reasons_in(dir / "bounded-dl.jsonl");
@@ -163,7 +176,9 @@ BOOST_FIXTURE_TEST_CASE(broker_faults_lose_nothing_and_are_reported, Fixture) {
   const pid_t pid = spawn_streamscore(run_args("faults", false), dir / "faults.out", dir / "faults.err");
   BOOST_REQUIRE(pid > 0);
   HttpClient client("127.0.0.1", daemon_port(dir / "faults.err"));
-  auto read_all = [&](double n) { return [&client, n] { return metric(client, "streamscore_events_read_total") == n; }; };
+  auto read_all = [&](double n) {
+    return [&client, n] { return metric(client, "streamscore_events_read_total") == n; };
+  };
   BOOST_REQUIRE_MESSAGE(wait_for(read_all(10000), 60), slurp(dir / "faults.err"));
 
   rd_kafka_mock_cluster_t* mock = cluster->handle();
@@ -217,9 +232,12 @@ BOOST_FIXTURE_TEST_CASE(messages_produced_by_kcat_are_consumed, Fixture) {
 // Malformed values and keyless messages land in the dead letter with topic/partition:
 // offset; a key that is not the value's customer_id is counted, and the value wins.
 BOOST_FIXTURE_TEST_CASE(malformed_values_and_missing_keys_go_to_the_dead_letter_with_offsets, Fixture) {
-  const std::string good = R"({"event_id":"e1","customer_id":"C1","event_time":"2025-01-01T10:00:00Z","event_type":"transaction","amount":10})";
-  const std::string keyless = R"({"event_id":"e2","customer_id":"C2","event_time":"2025-01-01T10:01:00Z","event_type":"transaction","amount":20})";
-  const std::string other_key = R"({"event_id":"e3","customer_id":"C3","event_time":"2025-01-01T10:02:00Z","event_type":"transaction","amount":30})";
+  const std::string good =
+      R"({"event_id":"e1","customer_id":"C1","event_time":"2025-01-01T10:00:00Z","event_type":"transaction","amount":10})";
+  const std::string keyless =
+      R"({"event_id":"e2","customer_id":"C2","event_time":"2025-01-01T10:01:00Z","event_type":"transaction","amount":20})";
+  const std::string other_key =
+      R"({"event_id":"e3","customer_id":"C3","event_time":"2025-01-01T10:02:00Z","event_type":"transaction","amount":30})";
   std::ofstream(log) << good << "\n" << other_key << "\n";  // what replay should see
   produce(bootstrap(), kTopic,
           {{"C1", true, good}, {"C9", true, "{not json"}, {"", false, keyless}, {"C4", true, other_key}});
@@ -257,16 +275,19 @@ BOOST_FIXTURE_TEST_CASE(a_rebalance_checkpoints_before_releasing_partitions, Fix
   generate("--customers 300 --events 20000 --days 35 --seed 12");
   const auto records = keyed_by_customer(lines);
   produce(bootstrap(), kTopic, slice(records, 0, 10000));
-  const pid_t pid = spawn_streamscore(run_args("group", false, {"--set", "checkpoint.interval=1h", "--set", "kafka.session.timeout.ms=6000", "--set", "kafka.max.poll.interval.ms=10000"}),
-                                      dir / "group.out", dir / "group.err");
+  const pid_t pid =
+      spawn_streamscore(run_args("group", false,
+                                 {"--set", "checkpoint.interval=1h", "--set", "kafka.session.timeout.ms=6000", "--set",
+                                  "kafka.max.poll.interval.ms=10000"}),
+                        dir / "group.out", dir / "group.err");
   BOOST_REQUIRE(pid > 0);
   HttpClient client("127.0.0.1", daemon_port(dir / "group.err"));
   auto read = [&] { return metric(client, "streamscore_events_read_total"); };
   BOOST_REQUIRE_MESSAGE(wait_for([&] { return read() == 10000; }, 60), slurp(dir / "group.err"));
   const double checkpoints = metric(client, "streamscore_checkpoints_total");
   // kcat joins the group and consumes what it is given, until it is stopped.
-  const std::string kcat = "exec kcat -G group -X session.timeout.ms=6000 -X max.poll.interval.ms=10000 -b " + bootstrap() + " -q -o beginning " + kTopic + " > " +
-                           (dir / "kcat-group.txt") + " 2>&1";
+  const std::string kcat = "exec kcat -G group -X session.timeout.ms=6000 -X max.poll.interval.ms=10000 -b " +
+                           bootstrap() + " -q -o beginning " + kTopic + " > " + (dir / "kcat-group.txt") + " 2>&1";
   FILE* member = ::popen(kcat.c_str(), "r");
   BOOST_REQUIRE(member != nullptr);
   BOOST_TEST(wait_for([&] { return metric(client, "streamscore_kafka_partitions") < 8; }, 60));
@@ -311,8 +332,12 @@ struct Reader {
 
   void poll() {
     bool at_end = false;
-    const Status s = source->poll([&](RawBatch batch) { records += batch.lines.size(); return Status::ok(); },
-                                  [] { return Status::ok(); }, &at_end);
+    const Status s = source->poll(
+        [&](RawBatch batch) {
+          records += batch.lines.size();
+          return Status::ok();
+        },
+        [] { return Status::ok(); }, &at_end);
     BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
   }
 };
@@ -332,8 +357,9 @@ std::vector<KafkaRecord> records_in(int32_t partition, int count, const std::str
   for (int i = 0; i < count; ++i) {
     const std::string id = tag + std::to_string(partition) + "-" + std::to_string(i);
     out.push_back({id, true,
-                   "{\"event_id\":\"" + id + "\",\"customer_id\":\"C1\",\"event_type\":\"transaction\","
-                   "\"amount\":1.00,\"event_time\":\"2025-01-01T00:00:00Z\"}",
+                   "{\"event_id\":\"" + id +
+                       "\",\"customer_id\":\"C1\",\"event_type\":\"transaction\","
+                       "\"amount\":1.00,\"event_time\":\"2025-01-01T00:00:00Z\"}",
                    partition});
   }
   return out;

@@ -7,8 +7,8 @@
 #include <future>
 
 #include <sys/wait.h>
-#include <xxhash.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,12 +28,12 @@
 #include "model/scorer.hpp"
 #include "model/sha256.hpp"
 #include "model/trainer.hpp"
-#include "model/watcher.hpp"
 #include "model/training_set.hpp"
+#include "model/watcher.hpp"
+#include "model_support.hpp"
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
-#include "model_support.hpp"
 
 using namespace streamscore;
 using streamscore::testing::slurp;
@@ -59,8 +59,7 @@ struct LogEvent {
 };
 
 std::string line_of(const LogEvent& e) {
-  std::string s = "{\"event_id\":\"" + e.id + "\",\"customer_id\":\"" + e.customer +
-                  "\",\"event_time\":\"";
+  std::string s = "{\"event_id\":\"" + e.id + "\",\"customer_id\":\"" + e.customer + "\",\"event_time\":\"";
   append_event_time(s, EventTime{e.ns, 0});
   s += "\",\"event_type\":\"" + std::string(e.txn ? "transaction" : "login") + "\",\"amount\":";
   append_cents(s, e.cents);
@@ -76,16 +75,15 @@ std::vector<LogEvent> synthetic_log(uint64_t seed) {
   int next_id = 0;
   for (int64_t t = kT0; t < kT0 + 45 * kDay; t += 97 * kSec) {
     const int c = static_cast<int>(rng() % 40);
-    LogEvent e{"e" + std::to_string(next_id++), "C" + std::to_string(c),
-               t + static_cast<int64_t>(rng() % 60) * kSec,
+    LogEvent e{"e" + std::to_string(next_id++), "C" + std::to_string(c), t + static_cast<int64_t>(rng() % 60) * kSec,
                static_cast<int64_t>(rng() % (100 * (c + 1))) + 1, rng() % 10 != 0};
     if (rng() % 200 == 0) e.ns -= static_cast<int64_t>(1 + rng() % 40) * 3600 * kSec;  // late
     log.push_back(e);
     if (rng() % 50 == 0) log.push_back(e);  // redelivery
     if ((t - kT0) % kDay < 97 * kSec) {     // the first record of a day: poison at midnight
       const int64_t midnight = kT0 + (t - kT0) / kDay * kDay;
-      log.push_back(LogEvent{"p" + std::to_string(next_id++), "C" + std::to_string(rng() % 40),
-                             midnight, 99999900, true});
+      log.push_back(
+          LogEvent{"p" + std::to_string(next_id++), "C" + std::to_string(rng() % 40), midnight, 99999900, true});
     }
   }
   return log;
@@ -159,8 +157,7 @@ BOOST_FIXTURE_TEST_CASE(feature_rows_never_include_events_at_or_after_their_cut,
   for (const LogEvent& e : log) {
     const int64_t watermark = std::max(max_ns, e.ns) - kLateness;
     // The cuts the watermark passes with this event are taken before it is applied.
-    while (next_cut < set.cuts.size() && set.cuts[next_cut] * kWindowNanos <= watermark)
-      snapshot(set.cuts[next_cut++]);
+    while (next_cut < set.cuts.size() && set.cuts[next_cut] * kWindowNanos <= watermark) snapshot(set.cuts[next_cut++]);
     if (!seen.insert(e.customer + "/" + e.id).second) continue;
     received.push_back(&e);
     max_ns = std::max(max_ns, e.ns);
@@ -241,8 +238,8 @@ BOOST_FIXTURE_TEST_CASE(scores_equal_the_xgboost_command_line_tool, Fixture) {
   // Every training row, plus edge rows: no transaction, one cent, huge amounts.
   std::vector<FeatureRow> rows;
   for (const TrainingRow& r : set.rows) rows.push_back(r.features);
-  for (auto [count, cents] : std::vector<std::pair<int64_t, int64_t>>{
-           {0, 0}, {1, 1}, {3, 100}, {1000, 100000000000}, {7, 123456789}})
+  for (auto [count, cents] :
+       std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {1, 1}, {3, 100}, {1000, 100000000000}, {7, 123456789}})
     rows.push_back(feature_row(count, cents));
   std::vector<float> ours;
   BOOST_REQUIRE(score_rows(model, rows, &ours).is_ok());
@@ -257,8 +254,8 @@ BOOST_FIXTURE_TEST_CASE(scores_equal_the_xgboost_command_line_tool, Fixture) {
   }
   spit(dir / "rows.libsvm", libsvm);
   spit(dir / "pred.conf", "task = pred\nmodel_in = \"" + dir / ("models/" + artifact_file_name(meta.version)) +
-                              "\"\ntest:data = \"" + dir / "rows.libsvm?format=libsvm" +
-                              "\"\nname_pred = \"" + dir / "pred.txt" + "\"\nnthread = 1\n");
+                              "\"\ntest:data = \"" + dir / "rows.libsvm?format=libsvm" + "\"\nname_pred = \"" +
+                              dir / "pred.txt" + "\"\nnthread = 1\n");
   BOOST_REQUIRE(run("cd " + dir.path.string() + " && xgboost pred.conf > xgboost.log 2>&1") == 0);
   std::ifstream in(dir / "pred.txt");
   std::vector<double> theirs;
@@ -398,7 +395,8 @@ BOOST_AUTO_TEST_CASE(scores_are_written_as_the_shortest_exact_float) {
 BOOST_FIXTURE_TEST_CASE(train_and_model_commands_end_to_end, Fixture) {
   const std::string bin = STREAMSCORE_BINARY, models = dir / "m", out = dir / "out.txt";
   auto cli = [&](const std::string& args) { return run(bin + " " + args + " > " + out + " 2>&1"); };
-  BOOST_TEST(cli("train --events " + path + " --models " + models + " --rounds 5 --set window.allowed_lateness=10m") == 0);
+  BOOST_TEST(cli("train --events " + path + " --models " + models + " --rounds 5 --set window.allowed_lateness=10m") ==
+             0);
   BOOST_TEST(slurp(out).find("high_value_customer_model_v1.json written") != std::string::npos, slurp(out));
   BOOST_TEST(cli("train --events " + path + " --models " + models + " --rounds 5 --json") == 0);
   BOOST_TEST(slurp(out).find("\"version\":\"v2\"") != std::string::npos, slurp(out));
@@ -463,8 +461,7 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   auto score = [&] {
     ScoreReply reply;
     self->request(actor, caf::infinite, score_atom::value, ScoreRequest{rows})
-        .receive([&](ScoreReply& r) { reply = std::move(r); },
-                 [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+        .receive([&](ScoreReply& r) { reply = std::move(r); }, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return reply;
   };
   ScoreReply none = score();  // no model: no scores
@@ -523,8 +520,8 @@ BOOST_AUTO_TEST_CASE(a_rescore_is_a_new_version_a_score_of_new_features_is_not) 
   shard.items_to_write(&slots);
   BOOST_REQUIRE(slots.size() == 1u);
   shard.set_score(slots[0], 0.25f, 1);  // first score of version 1
-  BOOST_TEST(rendered(shard, "C1").find(",\"score\":0.25,\"model_version\":\"v1\",\"version\":1}") !=
-             std::string::npos, rendered(shard, "C1"));
+  BOOST_TEST(rendered(shard, "C1").find(",\"score\":0.25,\"model_version\":\"v1\",\"version\":1}") != std::string::npos,
+             rendered(shard, "C1"));
   shard.set_score(slots[0], 0.25f, 1);  // same model, same features: nothing new
   BOOST_TEST(shard.find_customer("C1")->version == 1);
   BOOST_TEST(shard.mark_stale(1, 10) == 0u);
@@ -601,8 +598,8 @@ BOOST_AUTO_TEST_CASE(the_first_score_of_an_item_written_without_one_is_a_new_ver
   ItemRecord scored;
   BOOST_REQUIRE(store->get("CUSTOMER#C1", &scored).is_ok());
   BOOST_TEST(scored.version == 2);
-  BOOST_TEST(scored.item_json.find(",\"score\":0.25,\"model_version\":\"v1\",\"version\":2}") !=
-             std::string::npos, scored.item_json);
+  BOOST_TEST(scored.item_json.find(",\"score\":0.25,\"model_version\":\"v1\",\"version\":2}") != std::string::npos,
+             scored.item_json);
 }
 
 BOOST_AUTO_TEST_CASE(scores_read_back_from_items) {
@@ -643,7 +640,7 @@ BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture)
   BOOST_REQUIRE(activate("v3", &json).is_ok());
   BOOST_TEST(json.find("\"active\":\"v3\",\"history\":[\"v1\"],\"metadata\":{") == 1u, json);
   BOOST_TEST(json.find("\"sha256\":") != std::string::npos);
-  BOOST_TEST(activate("v9", &json).is_not_found());                    // 404
+  BOOST_TEST(activate("v9", &json).is_not_found());                             // 404
   BOOST_TEST((activate("3", &json).code() == Status::Code::invalid_argument));  // 400
   spit(artifact(2), "{}");
   Status refused = activate("v2", &json);

@@ -49,7 +49,9 @@ struct Rec {
   }
 };
 
-std::string in_quotes(const std::string& s) { return "\"" + s + "\""; }
+std::string in_quotes(const std::string& s) {
+  return "\"" + s + "\"";
+}
 
 struct Outcome {
   bool ok = false;
@@ -66,11 +68,12 @@ Outcome run(std::string_view line, int64_t max_event_ns = INT64_MAX) {
   return o;
 }
 
-Outcome run(const Rec& r) { return run(r.json()); }
+Outcome run(const Rec& r) {
+  return run(r.json());
+}
 
 // Checks that `line` is rejected with `reason` naming `field`.
-void expect_reject(std::string_view line, Reason reason, std::string_view field,
-                   int64_t max_event_ns = INT64_MAX) {
+void expect_reject(std::string_view line, Reason reason, std::string_view field, int64_t max_event_ns = INT64_MAX) {
   BOOST_TEST_CONTEXT("line: " << line) {
     const Outcome o = run(line, max_event_ns);
     BOOST_TEST(!o.ok);
@@ -158,8 +161,7 @@ BOOST_AUTO_TEST_CASE(parses_known_instants) {
   BOOST_TEST(time_of("1969-12-31T23:59:59.5Z")->ns == -500'000'000);
   BOOST_TEST(time_of("1969-12-31T23:59:59.5Z")->frac_digits == 1);
   BOOST_TEST(time_of("2000-03-01T00:00:00Z")->ns == 951'868'800LL * kNanosPerSecond);
-  BOOST_TEST(time_of("2025-01-01T10:05:00.123456789Z")->ns ==
-             kJan1_2025_1005 * kNanosPerSecond + 123'456'789);
+  BOOST_TEST(time_of("2025-01-01T10:05:00.123456789Z")->ns == kJan1_2025_1005 * kNanosPerSecond + 123'456'789);
   BOOST_TEST(time_of("2025-01-01T10:05:00.120Z")->ns == kJan1_2025_1005 * kNanosPerSecond + 120'000'000);
   BOOST_TEST(time_of("2025-01-01T10:05:00.120Z")->frac_digits == 3);
 }
@@ -194,13 +196,13 @@ BOOST_AUTO_TEST_CASE(calendar_rules) {
 }
 
 BOOST_AUTO_TEST_CASE(strict_shape) {
-  for (const char* bad : {"2025-01-01T10:05:00z", "2025-01-01t10:05:00Z", "2025-01-01 10:05:00Z",
-                          "2025-01-01T10:05:00+00:00", "2025-01-01T10:05:00", "2025-01-01",
-                          "2025-1-01T10:05:00Z", "2025-01-01T10:05Z", "25-01-01T10:05:00Z",
-                          "02025-01-01T10:05:00Z", " 2025-01-01T10:05:00Z", "2025-01-01T10:05:00Z ",
-                          "2025-01-01T10:05:00ZZ", "2025-01-01T10:05:00.5", "2025-01-01T10:05:00,5Z",
-                          "20a5-01-01T10:05:00Z", "2025-01-01T10:05:00.5Z0", "2025/01/01T10:05:00Z",
-                          "2025-01-01T10:05:00.-5Z", "+2025-01-01T10:05:00Z", ""}) {
+  for (const char* bad : {"2025-01-01T10:05:00z",      "2025-01-01t10:05:00Z",    "2025-01-01 10:05:00Z",
+                          "2025-01-01T10:05:00+00:00", "2025-01-01T10:05:00",     "2025-01-01",
+                          "2025-1-01T10:05:00Z",       "2025-01-01T10:05Z",       "25-01-01T10:05:00Z",
+                          "02025-01-01T10:05:00Z",     " 2025-01-01T10:05:00Z",   "2025-01-01T10:05:00Z ",
+                          "2025-01-01T10:05:00ZZ",     "2025-01-01T10:05:00.5",   "2025-01-01T10:05:00,5Z",
+                          "20a5-01-01T10:05:00Z",      "2025-01-01T10:05:00.5Z0", "2025/01/01T10:05:00Z",
+                          "2025-01-01T10:05:00.-5Z",   "+2025-01-01T10:05:00Z",   ""}) {
     BOOST_TEST(!time_of(bad), "accepted: " << bad);
   }
 }
@@ -229,9 +231,8 @@ BOOST_AUTO_TEST_CASE(why_message_for_failures) {
 
 BOOST_AUTO_TEST_CASE(round_trips_text) {
   for (const char* s : {"2025-01-01T10:05:00Z", "2025-01-01T10:05:00.5Z", "2025-01-01T10:05:00.50Z",
-                        "2025-01-01T10:05:00.000Z", "2025-01-01T10:05:00.000000001Z",
-                        "2025-01-01T10:05:00.123456789Z", "1969-12-31T23:59:59.9Z",
-                        "1678-01-01T00:00:00.000000001Z", "2261-12-31T23:59:59.999999999Z",
+                        "2025-01-01T10:05:00.000Z", "2025-01-01T10:05:00.000000001Z", "2025-01-01T10:05:00.123456789Z",
+                        "1969-12-31T23:59:59.9Z", "1678-01-01T00:00:00.000000001Z", "2261-12-31T23:59:59.999999999Z",
                         "2024-02-29T12:34:56.7890Z", "1900-03-01T00:00:00Z"}) {
     const auto t = time_of(s);
     BOOST_TEST_REQUIRE(t.has_value(), s);
@@ -293,13 +294,32 @@ BOOST_AUTO_TEST_CASE(append_cents_shortest_exact) {
 
 BOOST_AUTO_TEST_CASE(amount_rounding) {
   const std::pair<const char*, int64_t> cases[] = {
-      {"0", 0},          {"-0", 0},          {"-0.0", 0},       {"0.005", 1},
-      {"0.004", 0},      {"0.0049999", 0},   {"0.015", 2},      {"1.005", 101},
-      {"120.50", 12050}, {"120.5", 12050},   {"1e2", 10000},    {"1E2", 10000},
-      {"1e+2", 10000},   {"1.2345e2", 12345}, {"5e-3", 1},      {"4.9e-3", 0},
-      {"-1.5", -150},    {"-0.005", -1},     {"-1.004", -100},  {"999.999", 100000},
-      {"12345e-5", 12},  {"0.125", 13},      {"42", 4200},      {"0e999999999999", 0},
-      {"1e-400", 0},     {"1000000000", kMaxAmountCents},
+      {"0", 0},
+      {"-0", 0},
+      {"-0.0", 0},
+      {"0.005", 1},
+      {"0.004", 0},
+      {"0.0049999", 0},
+      {"0.015", 2},
+      {"1.005", 101},
+      {"120.50", 12050},
+      {"120.5", 12050},
+      {"1e2", 10000},
+      {"1E2", 10000},
+      {"1e+2", 10000},
+      {"1.2345e2", 12345},
+      {"5e-3", 1},
+      {"4.9e-3", 0},
+      {"-1.5", -150},
+      {"-0.005", -1},
+      {"-1.004", -100},
+      {"999.999", 100000},
+      {"12345e-5", 12},
+      {"0.125", 13},
+      {"42", 4200},
+      {"0e999999999999", 0},
+      {"1e-400", 0},
+      {"1000000000", kMaxAmountCents},
       {"1000000000.004", kMaxAmountCents},
       {"100000000000000000000000e-20", 100000},
       {"1.00000000000000000000000000000000000000000", 100},
@@ -324,8 +344,8 @@ BOOST_AUTO_TEST_CASE(amount_too_large) {
 }
 
 BOOST_AUTO_TEST_CASE(amount_grammar) {
-  for (const char* text : {"", "-", "01", "-01", "1.", ".5", "1e", "1e+", "+1", "1.5x", " 1", "1 ",
-                           "0x10", "NaN", "Infinity", "--1", "1.2.3", "1e5.5", "\"1\"", "true"}) {
+  for (const char* text : {"",   "-",  "01",   "-01", "1.",       ".5",  "1e",    "1e+",   "+1",    "1.5x",
+                           " 1", "1 ", "0x10", "NaN", "Infinity", "--1", "1.2.3", "1e5.5", "\"1\"", "true"}) {
     BOOST_TEST(!amount_of(text).ok, "accepted: " << text);
   }
 }
@@ -345,7 +365,7 @@ BOOST_AUTO_TEST_CASE(escapes) {
 }
 
 BOOST_AUTO_TEST_CASE(escaped_strings_decode_back) {
-  const std::string samples[] = {"plain", "quote\" backslash\\ slash/", std::string("nul\0x", 5),
+  const std::string samples[] = {"plain",           "quote\" backslash\\ slash/",         std::string("nul\0x", 5),
                                  "ctl\x01\x02\x7f", "utf8 \xe2\x82\xac \xf0\x9f\x98\x80", "CUSTOMER#C123"};
   for (const std::string& s : samples) {
     BOOST_TEST(decode_json_string(json_text(s)) == s);
@@ -354,12 +374,13 @@ BOOST_AUTO_TEST_CASE(escaped_strings_decode_back) {
 }
 
 BOOST_AUTO_TEST_CASE(lossless_escapes_invalid_bytes) {
-  BOOST_TEST(lossless_text("a\xff" "b") == R"("a\u00ffb")");
-  BOOST_TEST(lossless_text("\xe2\x82") == R"("\u00e2\u0082")");             // truncated sequence
-  BOOST_TEST(lossless_text("\xc0\xaf") == R"("\u00c0\u00af")");             // overlong
-  BOOST_TEST(lossless_text("\xed\xa0\x80") == R"("\u00ed\u00a0\u0080")");   // surrogate
+  BOOST_TEST(lossless_text("a\xff"
+                           "b") == R"("a\u00ffb")");
+  BOOST_TEST(lossless_text("\xe2\x82") == R"("\u00e2\u0082")");                      // truncated sequence
+  BOOST_TEST(lossless_text("\xc0\xaf") == R"("\u00c0\u00af")");                      // overlong
+  BOOST_TEST(lossless_text("\xed\xa0\x80") == R"("\u00ed\u00a0\u0080")");            // surrogate
   BOOST_TEST(lossless_text("\xf4\x90\x80\x80") == R"("\u00f4\u0090\u0080\u0080")");  // > U+10FFFF
-  BOOST_TEST(lossless_text("\xe2\x82\xac") == "\"\xe2\x82\xac\"");          // valid: copied
+  BOOST_TEST(lossless_text("\xe2\x82\xac") == "\"\xe2\x82\xac\"");                   // valid: copied
   BOOST_TEST(lossless_text("\x80\xe2\x82\xac\"") == "\"\\u0080\xe2\x82\xac\\\"\"");
   // Always valid JSON, whatever the bytes.
   std::mt19937 rng(7);
@@ -411,10 +432,9 @@ BOOST_AUTO_TEST_CASE(whitespace_and_key_order) {
 BOOST_AUTO_TEST_CASE(not_json) {
   const std::string good = Rec().json();
   for (const std::string& line :
-       {good.substr(0, good.size() - 1), std::string(R"({"event_id":"e-1")"), std::string(""),
-        std::string("   "), good + " x", good + "{}", good + ",", std::string("{'event_id':'e'}"),
-        std::string(R"({"event_id":"e-1",})"), std::string(R"({"a":NaN})"), std::string("{\"a\":1 /* c */}"),
-        std::string(R"({"a":01})"), std::string("nul"),
+       {good.substr(0, good.size() - 1), std::string(R"({"event_id":"e-1")"), std::string(""), std::string("   "),
+        good + " x", good + "{}", good + ",", std::string("{'event_id':'e'}"), std::string(R"({"event_id":"e-1",})"),
+        std::string(R"({"a":NaN})"), std::string("{\"a\":1 /* c */}"), std::string(R"({"a":01})"), std::string("nul"),
         std::string("{\"a\":\"\n\"}")}) {
     expect_reject(line, Reason::not_json, "");
   }
@@ -466,9 +486,11 @@ BOOST_AUTO_TEST_CASE(duplicate_ignored_keys_are_fine) {
 }
 
 BOOST_AUTO_TEST_CASE(missing_each_field) {
-  const std::pair<std::optional<std::string> Rec::*, const char*> fields[] = {
-      {&Rec::event_id, "event_id"}, {&Rec::customer_id, "customer_id"}, {&Rec::event_time, "event_time"},
-      {&Rec::event_type, "event_type"}, {&Rec::amount, "amount"}};
+  const std::pair<std::optional<std::string> Rec::*, const char*> fields[] = {{&Rec::event_id, "event_id"},
+                                                                              {&Rec::customer_id, "customer_id"},
+                                                                              {&Rec::event_time, "event_time"},
+                                                                              {&Rec::event_type, "event_type"},
+                                                                              {&Rec::amount, "amount"}};
   for (const auto& [member, name] : fields) {
     Rec r;
     (r.*member).reset();
@@ -497,9 +519,10 @@ BOOST_AUTO_TEST_CASE(field_order_first_failure_wins) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_type) {
-  const std::pair<std::optional<std::string> Rec::*, const char*> fields[] = {
-      {&Rec::event_id, "event_id"}, {&Rec::customer_id, "customer_id"}, {&Rec::event_time, "event_time"},
-      {&Rec::event_type, "event_type"}};
+  const std::pair<std::optional<std::string> Rec::*, const char*> fields[] = {{&Rec::event_id, "event_id"},
+                                                                              {&Rec::customer_id, "customer_id"},
+                                                                              {&Rec::event_time, "event_time"},
+                                                                              {&Rec::event_type, "event_type"}};
   for (const auto& [member, name] : fields) {
     for (const char* value : {"1", "null", "true", "{}", "[\"a\"]", "1.5"}) {
       Rec r;
@@ -566,9 +589,9 @@ BOOST_AUTO_TEST_CASE(too_long_boundaries) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_time) {
-  for (const char* t : {"2025-02-29T00:00:00Z", "2025-01-01T24:00:00Z", "2025-01-01T10:05:00z",
-                        "2025-01-01T10:05:00+00:00", "2025-01-01", "2025-01-01T10:05:00.1234567890Z",
-                        "2025-13-01T10:05:00Z", "1500-01-01T00:00:00Z", "yesterday"}) {
+  for (const char* t :
+       {"2025-02-29T00:00:00Z", "2025-01-01T24:00:00Z", "2025-01-01T10:05:00z", "2025-01-01T10:05:00+00:00",
+        "2025-01-01", "2025-01-01T10:05:00.1234567890Z", "2025-13-01T10:05:00Z", "1500-01-01T00:00:00Z", "yesterday"}) {
     Rec r;
     r.event_time = in_quotes(t);
     expect_reject(r, Reason::bad_time, "event_time");
@@ -592,8 +615,8 @@ BOOST_AUTO_TEST_CASE(bad_time) {
 }
 
 BOOST_AUTO_TEST_CASE(bad_amount) {
-  for (const char* a : {"-1", "-0.01", "-0.001", "-120.50", "1e400", "-1e400", "1000000000.01",
-                        "1000000000.005", "123456789012345678901234567890"}) {
+  for (const char* a : {"-1", "-0.01", "-0.001", "-120.50", "1e400", "-1e400", "1000000000.01", "1000000000.005",
+                        "123456789012345678901234567890"}) {
     Rec r;
     r.amount = a;
     expect_reject(r, Reason::bad_amount, "amount");
@@ -612,9 +635,10 @@ BOOST_AUTO_TEST_CASE(bad_amount) {
 }
 
 BOOST_AUTO_TEST_CASE(amount_rounding_through_parser) {
-  const std::pair<const char*, int64_t> cases[] = {{"0.005", 1},   {"1.005", 101},  {"120.50", 12050},
-                                                   {"1e2", 10000}, {"1.2345e2", 12345}, {"5e-3", 1},
-                                                   {"4.9e-3", 0},  {"7", 700},      {"18446744073709551615e-15", 1844674}};
+  const std::pair<const char*, int64_t> cases[] = {
+      {"0.005", 1},   {"1.005", 101},      {"120.50", 12050},
+      {"1e2", 10000}, {"1.2345e2", 12345}, {"5e-3", 1},
+      {"4.9e-3", 0},  {"7", 700},          {"18446744073709551615e-15", 1844674}};
   for (const auto& [text, cents] : cases) {
     Rec r;
     r.amount = text;
@@ -633,17 +657,15 @@ BOOST_AUTO_TEST_CASE(future) {
 
 BOOST_AUTO_TEST_CASE(extra_fields_ignored) {
   Rec r;
-  r.extra =
-      R"("meta":{"event_id":1,"amount":"x","deep":[{"customer_id":null}]},"tags":["a",1,null,true],)"
-      R"("amount2":"nope","Event_id":5,"s":"esc\"aped\\ \u00e9","n":-1e400,"big":123456789012345678901234567890)";
+  r.extra = R"("meta":{"event_id":1,"amount":"x","deep":[{"customer_id":null}]},"tags":["a",1,null,true],)"
+            R"("amount2":"nope","Event_id":5,"s":"esc\"aped\\ \u00e9","n":-1e400,"big":123456789012345678901234567890)";
   const Outcome o = run(r);
   BOOST_TEST_REQUIRE(o.ok);
   BOOST_TEST(o.event.customer_id == "C123");
   BOOST_TEST(o.event.cents == 12050);
   // Extra members before the required ones as well.
-  expect_accept(
-      R"({"x":{"amount":-1},"event_id":"e","customer_id":"c","event_time":"2025-01-01T00:00:00Z",)"
-      R"("event_type":"t","amount":2})");
+  expect_accept(R"({"x":{"amount":-1},"event_id":"e","customer_id":"c","event_time":"2025-01-01T00:00:00Z",)"
+                R"("event_type":"t","amount":2})");
 }
 
 BOOST_AUTO_TEST_CASE(escaped_strings) {
@@ -801,8 +823,8 @@ BOOST_AUTO_TEST_CASE(huge_and_tiny_exponents_are_numbers) {
     }
   }
   // Zero whatever the exponent, and magnitudes that round to 0 cents (section 3).
-  for (const char* a : {"0e99999999999999999999", "-0e99999999999999999999", "1e-99999999999999999999",
-                        "1e-400", "0E-2147483649", "-0", "-0.0E+0"}) {
+  for (const char* a : {"0e99999999999999999999", "-0e99999999999999999999", "1e-99999999999999999999", "1e-400",
+                        "0E-2147483649", "-0", "-0.0E+0"}) {
     BOOST_TEST_CONTEXT("amount " << a) {
       const Outcome o = with_amount(a);
       BOOST_TEST_REQUIRE(o.ok);
@@ -827,8 +849,8 @@ BOOST_AUTO_TEST_CASE(long_numbers_are_numbers) {
 }
 
 BOOST_AUTO_TEST_CASE(numbers_in_ignored_fields_are_ignored) {
-  for (const char* n : {"1e99999999999999999999", "-1e-99999999999999999999", "1E400", "-0",
-                        "[1e2147483648,{\"y\":-1e-2147483649}]"}) {
+  for (const char* n :
+       {"1e99999999999999999999", "-1e-99999999999999999999", "1E400", "-0", "[1e2147483648,{\"y\":-1e-2147483649}]"}) {
     Rec r;
     r.extra = std::string("\"n\":") + n;
     expect_accept(r.json());
@@ -895,13 +917,23 @@ BOOST_AUTO_TEST_CASE(hostile_nesting_is_not_json_without_exhausting_the_stack) {
 // Any value is valid JSON at depth 40 exactly when it is at depth 2: the same verdict
 // from both ways the parser reads a record.
 BOOST_AUTO_TEST_CASE(same_verdict_at_any_depth) {
-  const char* valid[] = {"1", "-0", "0.5e-3", "\"s\"", "\"\\u00e9\\ud83d\\ude00\\/\\b\\f\\n\\r\\t\"",
-                         "{}", "[]", "{\"a\":1,\"a\":[true,false,null]}", " [ 1 , { \"k\" : \"v\" } ] ",
-                         "\"\xc3\xa9\"", "1E+2", "[\"a\",\"\"]"};
-  const char* invalid[] = {"01", "1.", ".5", "-", "+1", "1e", "1e+", "0x1", "[1,]", "[1 2]", "{\"a\"}",
-                           "{\"a\":}", "{\"a\":1,}", "{1:2}", "{\"a\" 1}", "\"a", "tru", "nul", "True",
-                           "NaN", "\"\\x\"", "\"\\u12\"", "\"\\u12G4\"", "\"\t\"", "[", "]", "{\"a\":1]",
-                           "[1}", "1 2", "'a'", "/* c */ 1", "\"\\\"", "{,}", "[,1]", "-01", "1.e2", "\x0c"};
+  const char* valid[] = {"1",
+                         "-0",
+                         "0.5e-3",
+                         "\"s\"",
+                         "\"\\u00e9\\ud83d\\ude00\\/\\b\\f\\n\\r\\t\"",
+                         "{}",
+                         "[]",
+                         "{\"a\":1,\"a\":[true,false,null]}",
+                         " [ 1 , { \"k\" : \"v\" } ] ",
+                         "\"\xc3\xa9\"",
+                         "1E+2",
+                         "[\"a\",\"\"]"};
+  const char* invalid[] = {"01",   "1.",    ".5",        "-",        "+1",         "1e",        "1e+",         "0x1",
+                           "[1,]", "[1 2]", "{\"a\"}",   "{\"a\":}", "{\"a\":1,}", "{1:2}",     "{\"a\" 1}",   "\"a",
+                           "tru",  "nul",   "True",      "NaN",      "\"\\x\"",    "\"\\u12\"", "\"\\u12G4\"", "\"\t\"",
+                           "[",    "]",     "{\"a\":1]", "[1}",      "1 2",        "'a'",       "/* c */ 1",   "\"\\\"",
+                           "{,}",  "[,1]",  "-01",       "1.e2",     "\x0c"};
   for (const char* v : valid) {
     BOOST_TEST_CONTEXT("valid value " << v) {
       expect_accept(with_extra_at_depth(v, 1));
@@ -986,8 +1018,7 @@ boost::json::object parse_line(const std::string& line) {
 BOOST_AUTO_TEST_CASE(line_is_valid_json) {
   const std::string raw = R"({"event_id":"e-1","event_time":"2025-02-29T00:00:00Z"})";
   std::string out;
-  append_dead_letter(out, Reason::bad_time, "event_time", "day out of range for month",
-                     "events.jsonl:42", raw);
+  append_dead_letter(out, Reason::bad_time, "event_time", "day out of range for month", "events.jsonl:42", raw);
   const boost::json::object o = parse_line(out);
   BOOST_TEST(o.at("reason").as_string() == "bad_time");
   BOOST_TEST(o.at("field").as_string() == "event_time");
@@ -1021,8 +1052,8 @@ BOOST_AUTO_TEST_CASE(parser_failure_renders) {
   const Outcome r = run(line);
   std::string out;
   append_dead_letter(out, r.failure.reason, r.failure.field, r.failure.detail, "in.jsonl:7", line);
-  append_dead_letter(out, Reason::expired, "event_time", "older than the current tick minus 30 days",
-                     "in.jsonl:8", Rec().json());
+  append_dead_letter(out, Reason::expired, "event_time", "older than the current tick minus 30 days", "in.jsonl:8",
+                     Rec().json());
   const size_t first_end = out.find('\n') + 1;
   BOOST_TEST(parse_line(out.substr(0, first_end)).at("reason").as_string() == "not_object");
   BOOST_TEST(parse_line(out.substr(first_end)).at("reason").as_string() == "expired");

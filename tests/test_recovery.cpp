@@ -20,19 +20,27 @@ struct Fixture {
   TempDir dir{"streamscore-recovery-"};
   std::string log = dir / "events.jsonl";
   Fixture() {
-    Result g = run_cli(dir, "generate --customers 2000 --events 200000 --days 40 --bad-rate 0.01 "
-                                "--dup-rate 0.05 --late-rate 0.01 --seed 11 --out " + log);
+    Result g = run_cli(dir,
+                       "generate --customers 2000 --events 200000 --days 40 --bad-rate 0.01 "
+                       "--dup-rate 0.05 --late-rate 0.01 --seed 11 --out " +
+                           log);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   }
 
-  std::vector<std::string> run_args(const std::string& name, const std::string& source,
-                                    bool exit_at_end) const {
-    return {"run", "--set", "source.path=" + source,
-            "--set", std::string("source.exit_at_end=") + (exit_at_end ? "true" : "false"),
-            "--set", "state.path=" + (dir / name),
-            "--set", "dead_letter.path=" + (dir / (name + "-dl.jsonl")),
-            "--set", "checkpoint.interval=20ms",
-            "--set", "engine.batch_size=4096"};
+  std::vector<std::string> run_args(const std::string& name, const std::string& source, bool exit_at_end) const {
+    return {"run",
+            "--set",
+            "source.path=" + source,
+            "--set",
+            std::string("source.exit_at_end=") + (exit_at_end ? "true" : "false"),
+            "--set",
+            "state.path=" + (dir / name),
+            "--set",
+            "dead_letter.path=" + (dir / (name + "-dl.jsonl")),
+            "--set",
+            "checkpoint.interval=20ms",
+            "--set",
+            "engine.batch_size=4096"};
   }
 
   std::string export_of(const std::string& name) { return streamscore::testing::export_of(dir, dir / name); }
@@ -113,8 +121,8 @@ BOOST_FIXTURE_TEST_CASE(another_state_format_is_refused, Fixture) {
 
 BOOST_FIXTURE_TEST_CASE(a_state_built_with_other_settings_is_refused, Fixture) {
   const std::string state = replayed_state("settings");
-  Result r = run_cli(dir, "run --set source.path=" + log + " --set state.path=" + state +
-                                  " --set window.allowed_lateness=5m");
+  Result r =
+      run_cli(dir, "run --set source.path=" + log + " --set state.path=" + state + " --set window.allowed_lateness=5m");
   BOOST_TEST(r.exit_code == 2);
   BOOST_TEST(r.err.find("window.allowed_lateness") != std::string::npos, r.err);
 }
@@ -136,8 +144,7 @@ BOOST_FIXTURE_TEST_CASE(a_truncated_database_is_refused_and_left_alone, Fixture)
   // LOG files aside, nothing in the directory changed.
   auto after = listing(state);
   for (auto* m : {&after, const_cast<std::map<std::string, std::uintmax_t>*>(&before)})
-    for (auto it = m->begin(); it != m->end();)
-      it = it->first.rfind("LOG", 0) == 0 ? m->erase(it) : std::next(it);
+    for (auto it = m->begin(); it != m->end();) it = it->first.rfind("LOG", 0) == 0 ? m->erase(it) : std::next(it);
   BOOST_TEST((after == before));
 }
 
@@ -158,11 +165,19 @@ BOOST_FIXTURE_TEST_CASE(a_directory_that_is_not_a_state_is_refused, Fixture) {
 // SIGKILL mid-stream, the same command continues to the export of an uninterrupted run.
 BOOST_FIXTURE_TEST_CASE(the_generator_source_resumes_after_a_kill, Fixture) {
   auto args = [&](const std::string& name, bool rated) {
-    std::vector<std::string> a = {"run", "--set", "source.kind=generator",
-                                  "--set", "source.events=12000", "--set", "source.customers=300",
-                                  "--set", "state.path=" + (dir / name),
-                                  "--set", "dead_letter.path=" + (dir / (name + "-dl.jsonl")),
-                                  "--set", "checkpoint.interval=20ms"};
+    std::vector<std::string> a = {"run",
+                                  "--set",
+                                  "source.kind=generator",
+                                  "--set",
+                                  "source.events=12000",
+                                  "--set",
+                                  "source.customers=300",
+                                  "--set",
+                                  "state.path=" + (dir / name),
+                                  "--set",
+                                  "dead_letter.path=" + (dir / (name + "-dl.jsonl")),
+                                  "--set",
+                                  "checkpoint.interval=20ms"};
     if (rated) a.insert(a.end(), {"--set", "source.rate=6000"});
     return a;
   };

@@ -71,8 +71,8 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
   // The same events as the daemon's generator source, for training and for the replay.
   BOOST_REQUIRE(run(bin + " generate " + gen + " --out " + dir / "events.jsonl > /dev/null 2>&1") == 0);
   for (const char* options : {"--rounds 5", "--rounds 10", "--rounds 5 --max-depth 2", "--rounds 3"})
-    BOOST_REQUIRE(run(bin + " train --events " + dir / "events.jsonl" + " --models " + models + " " +
-                      options + " > /dev/null") == 0);
+    BOOST_REQUIRE(run(bin + " train --events " + dir / "events.jsonl" + " --models " + models + " " + options +
+                      " > /dev/null") == 0);
   // v4 gets a feature schema the engine does not have: the daemon must refuse it.
   std::string meta4 = slurp(models + "/" + meta_file_name(4));
   meta4.replace(meta4.find("\"avg_amount_30d\"]"), 17, "\"avg_amount_7d\"]");
@@ -105,8 +105,9 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
   const std::string active = slurp(models + "/active.json");
   std::ofstream(models + "/active.json.tmp") << "{\"active\":\"v4\",\"history\":[\"v1\",\"v2\"]}\n";
   fs::rename(models + "/active.json.tmp", models + "/active.json");
-  BOOST_TEST(wait_for(log, "model v4 refused: feature schema mismatch: the model expects "
-                           "[total_txn_30d, total_amount_30d, avg_amount_7d]"));
+  BOOST_TEST(wait_for(log,
+                      "model v4 refused: feature schema mismatch: the model expects "
+                      "[total_txn_30d, total_amount_30d, avg_amount_7d]"));
   BOOST_TEST(wait_for(log, "; v2 stays active"));
   BOOST_TEST(slurp(summary).empty());  // still running: the swaps happened while events flowed
   std::ofstream(models + "/active.json.tmp") << active;
@@ -120,8 +121,8 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
   BOOST_TEST(stats.find("\"balanced\":true") != std::string::npos, stats);
 
   BOOST_REQUIRE(run(bin + " export --state " + dir / "state" + " --out " + dir / "daemon.jsonl") == 0);
-  BOOST_REQUIRE(run(bin + " replay --events " + dir / "events.jsonl" + " --state " + dir / "replay" +
-                    " > /dev/null") == 0);
+  BOOST_REQUIRE(run(bin + " replay --events " + dir / "events.jsonl" + " --state " + dir / "replay" + " > /dev/null") ==
+                0);
   BOOST_REQUIRE(run(bin + " export --state " + dir / "replay" + " --out " + dir / "replay.jsonl") == 0);
   const auto daemon_items = lines_of(slurp(dir / "daemon.jsonl"));
   const auto replay_items = lines_of(slurp(dir / "replay.jsonl"));
@@ -158,20 +159,23 @@ BOOST_AUTO_TEST_CASE(a_restart_re_scores_stored_items_to_the_active_version) {
   BOOST_REQUIRE(run(bin + " generate --customers 1000 --events 60000 --days 40 --seed 3 --out " + log +
                     " > /dev/null 2>&1") == 0);
   for (const char* options : {"--rounds 4", "--rounds 8"})
-    BOOST_REQUIRE(run(bin + " train --events " + log + " --models " + models + " " + options +
-                      " > /dev/null") == 0);
+    BOOST_REQUIRE(run(bin + " train --events " + log + " --models " + models + " " + options + " > /dev/null") == 0);
   BOOST_REQUIRE(run(bin + " model activate v1 --models " + models + " > /dev/null") == 0);
-  BOOST_REQUIRE(run(bin + " replay --events " + log + " --state " + dir / "state" + " --models " + models +
-                    " > /dev/null") == 0);
+  BOOST_REQUIRE(
+      run(bin + " replay --events " + log + " --state " + dir / "state" + " --models " + models + " > /dev/null") == 0);
   BOOST_REQUIRE(run(bin + " export --state " + dir / "state" + " --out " + dir / "before.jsonl") == 0);
   BOOST_REQUIRE(run(bin + " model activate v2 --models " + models + " > /dev/null") == 0);
 
   // The daemon follows the same log (all duplicates now) on the replayed state.
-  std::vector<std::string> args = {bin, "run", "--set", "source.path=" + log, "--set",
-                                   "source.exit_at_end=false", "--set", "state.path=" + dir / "state",
-                                   "--set", "dead_letter.path=" + dir / "dead.jsonl", "--set",
-                                   "model.dir=" + models, "--set", "model.rescore_rate=2000", "--set",
-                                   "checkpoint.interval=200ms", "--set", "http.port=0"};
+  std::vector<std::string> args = {bin,     "run",
+                                   "--set", "source.path=" + log,
+                                   "--set", "source.exit_at_end=false",
+                                   "--set", "state.path=" + dir / "state",
+                                   "--set", "dead_letter.path=" + dir / "dead.jsonl",
+                                   "--set", "model.dir=" + models,
+                                   "--set", "model.rescore_rate=2000",
+                                   "--set", "checkpoint.interval=200ms",
+                                   "--set", "http.port=0"};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -218,10 +222,15 @@ BOOST_AUTO_TEST_CASE(a_killed_scoring_daemon_resumes_to_the_same_items) {
   BOOST_REQUIRE(run(bin + " train --events " + log + " --models " + models + " --rounds 6 > /dev/null") == 0);
   BOOST_REQUIRE(run(bin + " model activate v1 --models " + models + " > /dev/null") == 0);
   auto daemon = [&](const std::string& state) {
-    return std::vector<std::string>{bin, "run", "--top", "0", "--set", "source.path=" + log, "--set",
-                                    "state.path=" + state, "--set", "dead_letter.path=" + state + ".dead",
-                                    "--set", "model.dir=" + models, "--set", "checkpoint.interval=20ms",
-                                    "--set", "engine.batch_size=2000", "--set", "http.port=0"};
+    return std::vector<std::string>{bin,     "run",
+                                    "--top", "0",
+                                    "--set", "source.path=" + log,
+                                    "--set", "state.path=" + state,
+                                    "--set", "dead_letter.path=" + state + ".dead",
+                                    "--set", "model.dir=" + models,
+                                    "--set", "checkpoint.interval=20ms",
+                                    "--set", "engine.batch_size=2000",
+                                    "--set", "http.port=0"};
   };
   std::string cmd;
   for (const auto& a : daemon(dir / "whole")) cmd += a + " ";

@@ -10,19 +10,19 @@
 
 #include <array>
 #include <fstream>
-#include <thread>
 #include <map>
 #include <memory>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <xxhash.h>
 
 #include "actors/engine.hpp"
 #include "io/event_parser.hpp"
 #include "io/http_client.hpp"
-#include "io/kafka_source.hpp"
 #include "io/kafka_client.hpp"
+#include "io/kafka_source.hpp"
 #include "state/shard_state.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/daemon_support.hpp"
@@ -54,7 +54,9 @@ std::vector<std::string> words_of(const std::string& command) {
   return out;
 }
 
-std::size_t lines_in(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
+std::size_t lines_in(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
 
 // A daemon of the group, with its HTTP client once it listens.
 struct Member {
@@ -81,7 +83,7 @@ struct Fixture {
   }
 
   std::vector<std::string> settings(const std::string& lateness) const {
-    return {"--set", "state.backend=dynamodb", "--set", "state.endpoint=" + table.endpoint,
+    return {"--set", "state.backend=dynamodb",     "--set", "state.endpoint=" + table.endpoint,
             "--set", "state.table=" + table.table, "--set", "window.allowed_lateness=" + lateness};
   }
 
@@ -89,13 +91,35 @@ struct Fixture {
   Member start(const std::string& writer, const std::string& lateness, const std::string& interval = "200ms",
                const std::string& name = "") {
     const std::string files = name.empty() ? writer : name;
-    std::vector<std::string> args = {
-        "run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + cluster->bootstrap_servers(),
-        "--set", "source.exit_at_end=false", "--set", "source.group_id=" + group, "--set", "state.shared=true",
-        "--set", "state.writer=" + writer, "--set", "dead_letter.path=" + (dir / (files + "-dl.jsonl")),
-        "--set", "checkpoint.interval=" + interval, "--set", "engine.batch_size=1024", "--set", "http.port=0",
-        "--set", "kafka.session.timeout.ms=6000", "--set", "kafka.heartbeat.interval.ms=500",
-        "--set", "kafka.max.poll.interval.ms=20000", "--top", "0"};
+    std::vector<std::string> args = {"run",
+                                     "--set",
+                                     "source.kind=kafka",
+                                     "--set",
+                                     "kafka.bootstrap_servers=" + cluster->bootstrap_servers(),
+                                     "--set",
+                                     "source.exit_at_end=false",
+                                     "--set",
+                                     "source.group_id=" + group,
+                                     "--set",
+                                     "state.shared=true",
+                                     "--set",
+                                     "state.writer=" + writer,
+                                     "--set",
+                                     "dead_letter.path=" + (dir / (files + "-dl.jsonl")),
+                                     "--set",
+                                     "checkpoint.interval=" + interval,
+                                     "--set",
+                                     "engine.batch_size=1024",
+                                     "--set",
+                                     "http.port=0",
+                                     "--set",
+                                     "kafka.session.timeout.ms=6000",
+                                     "--set",
+                                     "kafka.heartbeat.interval.ms=500",
+                                     "--set",
+                                     "kafka.max.poll.interval.ms=20000",
+                                     "--top",
+                                     "0"};
     const auto s = settings(lateness);
     args.insert(args.end(), s.begin(), s.end());
     Member m;
@@ -158,7 +182,8 @@ struct Fixture {
       if (settled) return;
       BOOST_TEST_MESSAGE(when + ": the partitions moved again (attempt " + std::to_string(attempt) + ")\n" +
                          gauges_of(members));
-      BOOST_REQUIRE_MESSAGE(attempt < 5, when + ": the partitions keep moving\n" + gauges_of(members) + logs_of(members));
+      BOOST_REQUIRE_MESSAGE(attempt < 5,
+                            when + ": the partitions keep moving\n" + gauges_of(members) + logs_of(members));
     }
   }
 
@@ -166,10 +191,11 @@ struct Fixture {
   // its own): what the group must have produced, whatever its members did. Its final
   // tick only ticks the closing customers' own windows (left out of the comparisons).
   std::string single_daemon_export(const std::string& lateness) {
-    Result r = run_cli(dir, "run --set source.kind=kafka --set kafka.bootstrap_servers=" + cluster->bootstrap_servers() +
-                                " --set source.exit_at_end=true --set source.group_id=single --set state.path=" +
-                                (dir / "single") + " --set dead_letter.path=" + (dir / "single-dl.jsonl") +
-                                " --set window.allowed_lateness=" + lateness + " --top 0");
+    Result r = run_cli(
+        dir, "run --set source.kind=kafka --set kafka.bootstrap_servers=" + cluster->bootstrap_servers() +
+                 " --set source.exit_at_end=true --set source.group_id=single --set state.path=" + (dir / "single") +
+                 " --set dead_letter.path=" + (dir / "single-dl.jsonl") + " --set window.allowed_lateness=" + lateness +
+                 " --top 0");
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
     return export_of(dir, dir / "single");
   }
@@ -210,8 +236,10 @@ std::string differences_by_partition(const std::string& actual, const std::strin
     const std::string id = key.substr(key.find('#') + 1, key.size() - key.find('#') - 2);
     auto& [missing, different] = by_partition[kafka_partition_of_key(id, partitions)];
     auto it = have.find(key);
-    if (it == have.end()) ++missing;
-    else if (it->second != line) ++different;
+    if (it == have.end())
+      ++missing;
+    else if (it->second != line)
+      ++different;
   }
   std::string out;
   for (const auto& [p, counts] : by_partition)
@@ -238,8 +266,10 @@ GroupExports run_group(Fixture& f, const std::string& lateness) {
   auto& cluster = f.cluster;
   auto& table = f.table;
   const std::string log = dir / "events.jsonl";
-  Result g = run_cli(dir, "generate --customers 400 --events 24000 --days 3 --dup-rate 0.05 --bad-rate 0.005 "
-                          "--seed 31 --out " + log);
+  Result g = run_cli(dir,
+                     "generate --customers 400 --events 24000 --days 3 --dup-rate 0.05 --bad-rate 0.005 "
+                     "--seed 31 --out " +
+                         log);
   BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   const std::vector<std::string> lines = lines_of_file(log);
   const auto records = keyed_by_customer(lines);
@@ -257,8 +287,11 @@ GroupExports run_group(Fixture& f, const std::string& lateness) {
   produce(cluster->bootstrap_servers(), kTopic,
           {records.begin() + static_cast<std::ptrdiff_t>(half), records.begin() + static_cast<std::ptrdiff_t>(third)});
   ::kill(b.pid, SIGSTOP);
-  BOOST_REQUIRE_MESSAGE(wait_for([&] { return a.get("streamscore_kafka_partitions") + c.get("streamscore_kafka_partitions") == kPartitions; }, 60),
-                        log_of(a) + log_of(c));
+  BOOST_REQUIRE_MESSAGE(
+      wait_for(
+          [&] { return a.get("streamscore_kafka_partitions") + c.get("streamscore_kafka_partitions") == kPartitions; },
+          60),
+      log_of(a) + log_of(c));
   std::this_thread::sleep_for(std::chrono::seconds(2));  // a and c write b's customers
   ::kill(b.pid, SIGCONT);
   settle({&a, &b, &c}, "after b woke up");
@@ -274,7 +307,7 @@ GroupExports run_group(Fixture& f, const std::string& lateness) {
   produce(cluster->bootstrap_servers(), kTopic, {records.begin() + static_cast<std::ptrdiff_t>(third), records.end()});
   BOOST_REQUIRE(wait_for([&] { return a.get("streamscore_events_read_total") > a_read; }, 60));
   stop(a, SIGKILL, false);  // mid-stream
-  Member d = start("d");     // a new daemon joins: it starts with the others' customers
+  Member d = start("d");    // a new daemon joins: it starts with the others' customers
   settle({&b, &c, &d}, "after the kill");
   BOOST_TEST(d.get("streamscore_kafka_partitions") > 0);
 
@@ -285,8 +318,9 @@ GroupExports run_group(Fixture& f, const std::string& lateness) {
   // The closing records, and one record of a customer in a partition that is not its own.
   std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z");
   KafkaRecord misplaced = last.front();
-  misplaced.value = "{\"event_id\":\"misplaced\",\"customer_id\":\"S1\",\"event_type\":\"transaction\","
-                    "\"amount\":5.00,\"event_time\":\"2025-01-03T00:00:00Z\"}";
+  misplaced.value =
+      "{\"event_id\":\"misplaced\",\"customer_id\":\"S1\",\"event_type\":\"transaction\","
+      "\"amount\":5.00,\"event_time\":\"2025-01-03T00:00:00Z\"}";
   misplaced.partition = (kafka_partition_of_key("S1", kPartitions) + 1) % kPartitions;
   last.push_back(misplaced);
   // b's lag can still read 0 just after produce() (it is refreshed with its fetches):
@@ -376,8 +410,10 @@ BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer
   };
   auto held = [](Member& m) { return m.get("streamscore_kafka_partitions"); };
   const std::string log = f.dir / "events.jsonl";
-  Result g = run_cli(f.dir, "generate --customers 5000 --events 30000 --days 3 --dup-rate 0.05 --bad-rate 0.005 "
-                            "--seed 17 --out " + log);
+  Result g = run_cli(f.dir,
+                     "generate --customers 5000 --events 30000 --days 3 --dup-rate 0.05 --bad-rate 0.005 "
+                     "--seed 17 --out " +
+                         log);
   BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   const std::vector<std::string> lines = lines_of_file(log);
   const auto records = keyed_by_customer(lines);
@@ -417,9 +453,11 @@ BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer
   BOOST_REQUIRE_MESSAGE(wait_for([&] { return held(again) == kWide; }, 60), f.log_of(again));
   const double again_read = again.get("streamscore_events_read_total");
   produce(f.cluster->bootstrap_servers(), kTopic, last);
-  BOOST_REQUIRE_MESSAGE(wait_for([&] {
-    return again.get("streamscore_events_read_total") >= again_read + static_cast<double>(last.size());
-  }, 60), f.log_of(again));
+  BOOST_REQUIRE_MESSAGE(
+      wait_for(
+          [&] { return again.get("streamscore_events_read_total") >= again_read + static_cast<double>(last.size()); },
+          60),
+      f.log_of(again));
   f.settle({&again}, "a again");
   f.stop(again, SIGTERM, true);
 
@@ -585,7 +623,8 @@ BOOST_FIXTURE_TEST_CASE(a_fenced_daemon_drops_its_work_and_rejoins, Fixture) {
   settle({&b}, "b alone");
 
   std::vector<std::string> partition_keys;
-  for (int p = 0; p < partitions; ++p) partition_keys.push_back("partition." + std::string(kTopic) + "." + std::to_string(p));
+  for (int p = 0; p < partitions; ++p)
+    partition_keys.push_back("partition." + std::string(kTopic) + "." + std::to_string(p));
   auto other = open_writer(table, "other");
   BOOST_REQUIRE(other->take_over(partition_keys).is_ok());
   produce(cluster->bootstrap_servers(), kTopic, {half, records.end()});
@@ -606,8 +645,8 @@ BOOST_FIXTURE_TEST_CASE(a_fenced_daemon_drops_its_work_and_rejoins, Fixture) {
     for (const auto& line : lines) out << line << "\n";
     for (const KafkaRecord& r : last) out << r.value << "\n";
   }
-  Result r = run_cli(dir, "replay --events " + replay_log + " --state " + (dir / "replayed") +
-                              " --set window.allowed_lateness=4d");
+  Result r = run_cli(
+      dir, "replay --events " + replay_log + " --state " + (dir / "replayed") + " --set window.allowed_lateness=4d");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   Result shared = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
                                    " --set state.table=" + table.table + " --set window.allowed_lateness=4d");
@@ -650,8 +689,8 @@ BOOST_FIXTURE_TEST_CASE(partitions_that_stay_keep_their_customers_through_a_reba
     for (const auto& line : lines) out << line << "\n";
     for (const KafkaRecord& r : last) out << r.value << "\n";
   }
-  Result r = run_cli(dir, "replay --events " + replay_log + " --state " + (dir / "replayed") +
-                              " --set window.allowed_lateness=4d");
+  Result r = run_cli(
+      dir, "replay --events " + replay_log + " --state " + (dir / "replayed") + " --set window.allowed_lateness=4d");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   Result shared = run_cli(dir, "export --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
                                    " --set state.table=" + table.table + " --set window.allowed_lateness=4d");
@@ -681,10 +720,12 @@ BOOST_FIXTURE_TEST_CASE(dedup_records_of_every_writer_are_read, Fixture) {
   std::unique_ptr<StateStore> reader;
   BOOST_REQUIRE(open_dynamodb_store(o, &reader).is_ok());
   std::set<std::string> seen;
-  BOOST_REQUIRE(reader->scan_dedup([&](const DedupRecord& r) {
-    seen.insert(r.data);
-    return true;
-  }).is_ok());
+  BOOST_REQUIRE(reader
+                    ->scan_dedup([&](const DedupRecord& r) {
+                      seen.insert(r.data);
+                      return true;
+                    })
+                    .is_ok());
   BOOST_TEST((seen == std::set<std::string>{"ids of w1", "ids of w2"}));
 }
 
@@ -733,14 +774,17 @@ struct Loaded {
 Loaded load_partition(StateStore& store, int32_t partition) {
   Loaded loaded;
   auto keep = [&](std::string_view id, std::set<std::string>* into) {
-    if (kafka_partition_of_key(id, kPartitions) == partition) into->insert(std::string(id));
-    else ++loaded.strangers;
+    if (kafka_partition_of_key(id, kPartitions) == partition)
+      into->insert(std::string(id));
+    else
+      ++loaded.strangers;
   };
   Status s = store.scan_partitions(
       PartitionScope{kPartitions, {partition}},
       [&](const ItemRecord& r) { return keep(customer_id_of_pk(r.pk), &loaded.items), true; },
       [&](const DedupRecord& r) {
-        BOOST_REQUIRE(for_each_dedup_id(r, [&](std::string_view id, const DedupEntry&) { keep(id, &loaded.ids); }).is_ok());
+        BOOST_REQUIRE(
+            for_each_dedup_id(r, [&](std::string_view id, const DedupEntry&) { keep(id, &loaded.ids); }).is_ok());
         return true;
       });
   BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
@@ -750,7 +794,8 @@ Loaded load_partition(StateStore& store, int32_t partition) {
 std::set<std::string> customers_of(const std::string& prefix, int customers, int32_t partition) {
   std::set<std::string> out;
   for (int i = 0; i < customers; ++i)
-    if (kafka_partition_of_key(prefix + std::to_string(i), kPartitions) == partition) out.insert(prefix + std::to_string(i));
+    if (kafka_partition_of_key(prefix + std::to_string(i), kPartitions) == partition)
+      out.insert(prefix + std::to_string(i));
   return out;
 }
 
@@ -847,8 +892,10 @@ BOOST_FIXTURE_TEST_CASE(a_shared_daemon_starts_without_reading_the_customers, Fi
 // resumed; its --max-writes-per-sec is its own. A part never clears the table.
 BOOST_FIXTURE_TEST_CASE(a_backfill_in_parts_equals_one_backfill, Fixture) {
   const std::string log = dir / "events.jsonl";
-  Result g = run_cli(dir, "generate --customers 300 --events 12000 --days 40 --dup-rate 0.05 --bad-rate 0.005 "
-                          "--seed 41 --out " + log);
+  Result g = run_cli(dir,
+                     "generate --customers 300 --events 12000 --days 40 --dup-rate 0.05 --bad-rate 0.005 "
+                     "--seed 41 --out " +
+                         log);
   BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
   auto table_sets = [](const DynamoDbOptions& t) {
     return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
@@ -861,7 +908,8 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_in_parts_equals_one_backfill, Fixture) {
   BOOST_REQUIRE(lines_in(expected) > 250u);
 
   // Part 2 is killed once it has committed a slice, then resumed by the same command.
-  const std::vector<std::string> part2 = words_of(backfill + table_sets(table) + " --part 2/3 --max-writes-per-sec 400 --dead-letter " + (dir / "p2-dl.jsonl"));
+  const std::vector<std::string> part2 = words_of(
+      backfill + table_sets(table) + " --part 2/3 --max-writes-per-sec 400 --dead-letter " + (dir / "p2-dl.jsonl"));
   const pid_t killed = spawn_streamscore(part2, dir / "p2.out", dir / "p2.err");
   BOOST_REQUIRE(killed > 0);
   DynamoDbOptions observer_options = table;
@@ -878,7 +926,8 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_in_parts_equals_one_backfill, Fixture) {
   ::waitpid(killed, nullptr, 0);
   for (int part = 1; part <= 3; ++part) {
     Result r = run_cli(dir, backfill + table_sets(table) + " --part " + std::to_string(part) +
-                                "/3 --max-writes-per-sec 2000 --dead-letter " + (dir / ("p" + std::to_string(part) + "-dl.jsonl")));
+                                "/3 --max-writes-per-sec 2000 --dead-letter " +
+                                (dir / ("p" + std::to_string(part) + "-dl.jsonl")));
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
     BOOST_TEST(r.out.find("\"balanced\":true") != std::string::npos, r.out);
     if (part == 2) BOOST_TEST(r.err.find("resuming") != std::string::npos, r.err);
@@ -994,8 +1043,8 @@ BOOST_AUTO_TEST_CASE(a_run_collects_its_backfill_parts_once_their_ids_leave_the_
   copy_lines(log, 0, 1000, dir / "backfilled.jsonl");
   copy_lines(log, 1000, 3000, dir / "next.jsonl");
   copy_lines(log, 3000, 7000, dir / "last.jsonl");
-  const std::string sets = " --set state.backend=dynamodb --set state.endpoint=" + table.endpoint +
-                           " --set state.table=" + table.table;
+  const std::string sets =
+      " --set state.backend=dynamodb --set state.endpoint=" + table.endpoint + " --set state.table=" + table.table;
   for (const char* part : {"1/2", "2/2"}) {
     Result r = run_cli(dir, "backfill --events " + (dir / "backfilled.jsonl") + " --slice 5d --part " + part +
                                 " --dead-letter " + (dir / "bf-dl.jsonl") + sets);
@@ -1003,9 +1052,11 @@ BOOST_AUTO_TEST_CASE(a_run_collects_its_backfill_parts_once_their_ids_leave_the_
   }
   const std::vector<std::string> parts = {"streamscore.part-1-of-2", "streamscore.part-2-of-2"};
   auto run_on = [&](const std::string& input) {
-    Result r = run_cli(dir, "run --set source.path=" + (dir / input) + " --set dead_letter.path=" +
-                                (dir / "run-dl.jsonl") + " --set http.enabled=false --set state.gc_idle=0s "
-                                "--set state.gc_deletes_per_checkpoint=100000" + sets);
+    Result r =
+        run_cli(dir, "run --set source.path=" + (dir / input) + " --set dead_letter.path=" + (dir / "run-dl.jsonl") +
+                         " --set http.enabled=false --set state.gc_idle=0s "
+                         "--set state.gc_deletes_per_checkpoint=100000" +
+                         sets);
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
     return r.out;
   };
@@ -1033,13 +1084,15 @@ BOOST_AUTO_TEST_CASE(a_part_needs_a_shared_table_and_a_well_formed_k_of_p) {
 // state.shared needs what it shares: a DynamoDB table and a following Kafka source.
 BOOST_AUTO_TEST_CASE(state_shared_without_a_table_and_a_group_is_a_usage_error) {
   TempDir dir("streamscore-scale-usage-");
-  Result local = run_cli(dir, "run --set state.shared=true --set source.kind=kafka "
-                              "--set kafka.bootstrap_servers=127.0.0.1:1 --set source.exit_at_end=false");
+  Result local = run_cli(dir,
+                         "run --set state.shared=true --set source.kind=kafka "
+                         "--set kafka.bootstrap_servers=127.0.0.1:1 --set source.exit_at_end=false");
   BOOST_TEST(local.exit_code == 2);
   BOOST_TEST(local.err.find("state.shared") != std::string::npos, local.err);
   BOOST_TEST(local.err.find("state.backend") != std::string::npos, local.err);
-  Result bounded = run_cli(dir, "run --set state.shared=true --set state.backend=dynamodb --set source.kind=kafka "
-                                "--set kafka.bootstrap_servers=127.0.0.1:1 --set source.exit_at_end=true");
+  Result bounded = run_cli(dir,
+                           "run --set state.shared=true --set state.backend=dynamodb --set source.kind=kafka "
+                           "--set kafka.bootstrap_servers=127.0.0.1:1 --set source.exit_at_end=true");
   BOOST_TEST(bounded.exit_code == 2);
   BOOST_TEST(bounded.err.find("source.exit_at_end") != std::string::npos, bounded.err);
 }

@@ -23,8 +23,7 @@ constexpr int64_t kDay = 86400 * kSec;
 constexpr int64_t kT0 = 1735689600LL * kSec;  // 2025-01-01T00:00:00Z, a window boundary
 constexpr int64_t kTick0 = kT0 / kWindowNanos;
 
-ParsedEvent event(const std::string& customer, const std::string& id, int64_t ns, int64_t cents,
-                  bool txn = true) {
+ParsedEvent event(const std::string& customer, const std::string& id, int64_t ns, int64_t cents, bool txn = true) {
   ParsedEvent e;
   e.customer_id = customer;
   e.time = EventTime{ns, 0};
@@ -66,8 +65,7 @@ BOOST_AUTO_TEST_CASE(features_count_events_in_the_30_days_before_the_tick) {
              "\"total_amount_30d\":30.5,\"avg_amount_30d\":15.25},\"last_event_time\":"
              "\"2025-01-01T00:04:59Z\",\"as_of\":\"2025-01-01T00:05:00Z\",\"version\":1}");
   shard.advance_to(kTick0 + 2);
-  BOOST_TEST(item(shard, "C1").find("\"total_txn_30d\":3,\"total_amount_30d\":40.49") !=
-             std::string::npos);
+  BOOST_TEST(item(shard, "C1").find("\"total_txn_30d\":3,\"total_amount_30d\":40.49") != std::string::npos);
   BOOST_TEST(item(shard, "C1").find("\"version\":2") != std::string::npos);
 }
 
@@ -164,9 +162,7 @@ BOOST_AUTO_TEST_CASE(flushed_state_reloads_and_continues_identically) {
   b.set_current_tick(a.current_tick());
   BOOST_REQUIRE(store->scan([&](const ItemRecord& r) { return b.load(r).is_ok(); }).is_ok());
   for (const DedupRecord& r : records)
-    BOOST_REQUIRE(for_each_dedup_id(r, [&](std::string_view id, const DedupEntry& e) {
-                    b.load_id(id, e);
-                  }).is_ok());
+    BOOST_REQUIRE(for_each_dedup_id(r, [&](std::string_view id, const DedupEntry& e) { b.load_id(id, e); }).is_ok());
   BOOST_TEST(b.customer_count() == a.customer_count());
   BOOST_TEST(b.dedup_size() == a.dedup_size());
   std::vector<DedupKey> keys;
@@ -193,10 +189,12 @@ namespace {
 // The puts of every changed customer of `shard`, as a checkpoint takes them.
 std::vector<ConditionalPut> changes(ShardState& shard) {
   std::vector<ConditionalPut> out;
-  BOOST_REQUIRE(shard.take_changes([&](std::vector<ConditionalPut>& puts) {
-                  for (ConditionalPut& p : puts) out.push_back(std::move(p));
-                  return Status::ok();
-                }).is_ok());
+  BOOST_REQUIRE(shard
+                    .take_changes([&](std::vector<ConditionalPut>& puts) {
+                      for (ConditionalPut& p : puts) out.push_back(std::move(p));
+                      return Status::ok();
+                    })
+                    .is_ok());
   return out;
 }
 
@@ -287,12 +285,14 @@ BOOST_AUTO_TEST_CASE(a_state_of_the_previous_internal_format_loads) {
   const std::vector<ConditionalPut> puts = changes(shard);
   BOOST_REQUIRE(puts.size() == 1u);
   BOOST_TEST(static_cast<int>(puts[0].record.internal[0]) == 3);
-  BOOST_TEST(puts[0].record.item_json.find("\"total_amount_30d\":13.34") != std::string::npos, puts[0].record.item_json);
+  BOOST_TEST(puts[0].record.item_json.find("\"total_amount_30d\":13.34") != std::string::npos,
+             puts[0].record.item_json);
 }
 
 BOOST_AUTO_TEST_CASE(dedup_table_finds_grows_upserts_and_prunes) {
   DedupTable t;
-  for (uint64_t i = 1; i <= 100000; ++i) t.insert(DedupEntry{DedupKey{i * 0x9E3779B97F4A7C15ULL, i}, static_cast<int64_t>(i), static_cast<uint32_t>(i), 0});
+  for (uint64_t i = 1; i <= 100000; ++i)
+    t.insert(DedupEntry{DedupKey{i * 0x9E3779B97F4A7C15ULL, i}, static_cast<int64_t>(i), static_cast<uint32_t>(i), 0});
   BOOST_TEST(t.size() == 100000u);
   BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 5})->fingerprint == 5u);
   BOOST_TEST(t.find(DedupKey{5 * 0x9E3779B97F4A7C15ULL, 6}) == nullptr);
@@ -437,10 +437,12 @@ BOOST_AUTO_TEST_CASE(a_shard_ticks_each_customer_by_its_partition) {
   BOOST_TEST(shard.current_tick(1) == kTick0 - 1);
 
   std::vector<ConditionalPut> stored;
-  BOOST_REQUIRE(shard.take_changes([&](std::vector<ConditionalPut>& puts) {
-                       stored = puts;
-                       return Status::ok();
-                     }).is_ok());
+  BOOST_REQUIRE(shard
+                    .take_changes([&](std::vector<ConditionalPut>& puts) {
+                      stored = puts;
+                      return Status::ok();
+                    })
+                    .is_ok());
   ShardState loaded(ShardOptions{});
   loaded.set_current_tick(kTick0 + 1, 0);
   loaded.set_current_tick(kTick0 - 1, 1);
@@ -466,7 +468,8 @@ BOOST_AUTO_TEST_CASE(a_customer_stored_without_a_clock_takes_its_partitions) {
   BOOST_REQUIRE(old.take_changes([&](std::vector<ConditionalPut>& puts) {
                      stored = puts;
                      return Status::ok();
-                   }).is_ok());
+                   })
+                    .is_ok());
   ShardState loaded(ShardOptions{});
   loaded.set_current_tick(kTick0 - 1, 5);
   BOOST_REQUIRE(loaded.load(stored.at(0).record, 5).is_ok());
@@ -491,10 +494,12 @@ BOOST_AUTO_TEST_CASE(a_cooperative_rebalance_keeps_kept_clocks_and_swaps_moved_o
   shard.apply_event(b);
   shard.advance_to(kTick0 + 1, 0);
   std::vector<ConditionalPut> stored;
-  BOOST_REQUIRE(shard.take_changes([&](std::vector<ConditionalPut>& puts) {
-                       stored = puts;
-                       return Status::ok();
-                     }).is_ok());
+  BOOST_REQUIRE(shard
+                    .take_changes([&](std::vector<ConditionalPut>& puts) {
+                      stored = puts;
+                      return Status::ok();
+                    })
+                    .is_ok());
 
   shard.drop_customers([](std::string_view id) { return id == "B"; }, {1});
   BOOST_TEST(shard.find_customer("B") == nullptr);

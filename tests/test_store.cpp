@@ -17,8 +17,8 @@
 
 #include <unistd.h>
 
-#include <boost/mpl/list.hpp>
 #include <rocksdb/db.h>
+#include <boost/mpl/list.hpp>
 
 #include "state/served_items.hpp"
 #include "state/store.hpp"
@@ -35,9 +35,8 @@ class TempDir {
     static std::atomic<int> counter{0};
     std::random_device rd;
     for (;;) {
-      path_ = fs::temp_directory_path() /
-              ("streamscore_test_store_" + std::to_string(getpid()) + "_" +
-               std::to_string(counter++) + "_" + std::to_string(rd()));
+      path_ = fs::temp_directory_path() / ("streamscore_test_store_" + std::to_string(getpid()) + "_" +
+                                           std::to_string(counter++) + "_" + std::to_string(rd()));
       if (fs::create_directory(path_)) return;
     }
   }
@@ -90,7 +89,6 @@ struct ServingBackend {
 };
 
 using ContractBackends = boost::mpl::list<MemoryBackend, RocksBackend, ServingBackend>;
-
 
 #include "tests/store_contract.hpp"
 
@@ -203,7 +201,7 @@ BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_
       if (!in_batch.insert(pk).second) continue;
       ConditionalPut p = put(pk, version[pk], "{\"pk\":\"" + pk + "\",\"round\":" + std::to_string(round) + "}");
       if (rng() % 10 == 0) p.expected_version += 1;  // stale: the whole commit is refused
-      if (version[pk] == 0 && rng() % 3 == 0) {  // no public item yet (version 0, empty item), as the engine writes
+      if (version[pk] == 0 && rng() % 3 == 0) {      // no public item yet (version 0, empty item), as the engine writes
         p.record.version = p.expected_version;
         p.record.item_json.clear();
       } else if (version[pk] > 0 && rng() % 6 == 0) {
@@ -214,7 +212,8 @@ BOOST_AUTO_TEST_CASE(serving_store_mirrors_the_public_items_through_commits_and_
     std::vector<std::size_t> conflicts;
     Status s = serving.commit(writes, &conflicts);
     BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
-    if (!conflicts.empty()) ++conflicted;
+    if (!conflicts.empty())
+      ++conflicted;
     else
       for (const ConditionalPut& p : writes.puts) {
         if (p.record.version > 0 && p.record.version == version[p.record.pk]) ++same_version;
@@ -291,7 +290,8 @@ BOOST_AUTO_TEST_CASE(served_items_readers_see_whole_items_in_version_order_while
   std::thread r1(reader), r2(reader);
   for (int v = 1; v <= kVersions; ++v)
     for (int c = 0; c < kCustomers; ++c)
-      items.offer("C" + std::to_string(c), v, std::to_string(v) + ":" + std::string(static_cast<std::size_t>(v % 97), 'x'));
+      items.offer("C" + std::to_string(c), v,
+                  std::to_string(v) + ":" + std::string(static_cast<std::size_t>(v % 97), 'x'));
   done.store(true);
   r1.join();
   r2.join();

@@ -27,8 +27,8 @@ struct ModelLab {
 
   explicit ModelLab(const std::string& prefix, int customers = 300, int lines = 20000)
       : dir(prefix), events(dir / "events.jsonl"), models(dir / "models") {
-    Result g = run_cli(dir, "generate --customers " + std::to_string(customers) + " --events " +
-                                std::to_string(lines) + " --days 40 --out " + events);
+    Result g = run_cli(dir, "generate --customers " + std::to_string(customers) + " --events " + std::to_string(lines) +
+                                " --days 40 --out " + events);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
     Result t = run_cli(dir, "train --events " + events + " --models " + models + " --rounds 4");
     BOOST_REQUIRE_MESSAGE(t.exit_code == 0, t.err);
@@ -124,12 +124,13 @@ class BackgroundDaemon {
 };
 
 // A daemon following `events` on `state` with the models directory `models`.
-inline std::vector<std::string> follow_args(const TempDir& dir, const std::string& events,
-                                            const std::string& state, const std::string& models) {
-  std::vector<std::string> args = {"--set", "source.path=" + events, "--set", "source.exit_at_end=false",
-                                   "--set", "state.path=" + state, "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
-                                   "--set", "checkpoint.interval=100ms", "--set", "model.poll_interval_ms=50",
-                                   "--set", "http.admin_token=t0ken"};
+inline std::vector<std::string> follow_args(const TempDir& dir, const std::string& events, const std::string& state,
+                                            const std::string& models) {
+  std::vector<std::string> args = {
+      "--set", "source.path=" + events,     "--set", "source.exit_at_end=false",
+      "--set", "state.path=" + state,       "--set", "dead_letter.path=" + (dir / "dl.jsonl"),
+      "--set", "checkpoint.interval=100ms", "--set", "model.poll_interval_ms=50",
+      "--set", "http.admin_token=t0ken"};
   if (!models.empty()) args.insert(args.end(), {"--set", "model.dir=" + models});
   return args;
 }

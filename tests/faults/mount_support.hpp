@@ -27,8 +27,8 @@ inline int run_in_mount_namespace(const TempDir& dir, const std::string& script)
 struct CanMount {
   boost::test_tools::assertion_result operator()(boost::unit_test::test_unit_id) const {
     TempDir dir("streamscore-mount-probe-");
-    const int rc = run_in_mount_namespace(dir, "mkdir -p " + (dir / "m") + " && mount -t tmpfs -o size=1m tmpfs " +
-                                                   (dir / "m"));
+    const int rc =
+        run_in_mount_namespace(dir, "mkdir -p " + (dir / "m") + " && mount -t tmpfs -o size=1m tmpfs " + (dir / "m"));
     boost::test_tools::assertion_result result(rc == 0);
     if (rc != 0) result.message() << "skipped: cannot mount in a private mount namespace (needs root and unshare)";
     return result;

@@ -237,8 +237,10 @@ BOOST_AUTO_TEST_CASE(a_locked_registry_answers_409_and_never_stalls_the_http_thr
   // A change made from the command line shows in GET /v1/model without a restart.
   Result rb = run_cli(lab.dir, "model rollback --models " + lab.models);
   BOOST_TEST(rb.exit_code == 0, rb.err);
-  BOOST_TEST(wait_for([&] {
-    return timed_request(port, http::verb::get, "/v1/model").body.find("\"active\":\"v1\"") != std::string::npos;
-  }, 30));
+  BOOST_TEST(wait_for(
+      [&] {
+        return timed_request(port, http::verb::get, "/v1/model").body.find("\"active\":\"v1\"") != std::string::npos;
+      },
+      30));
   BOOST_TEST(d.stop() == 0, d.err());
 }

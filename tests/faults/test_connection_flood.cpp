@@ -10,10 +10,10 @@
 #include <boost/test/unit_test.hpp>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <fcntl.h>
 
 #include <atomic>
 #include <chrono>
@@ -21,8 +21,8 @@
 #include <thread>
 #include <vector>
 
-#include "io/http_server.hpp"
 #include "app/logging.hpp"
+#include "io/http_server.hpp"
 #include "io/metrics_text.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/daemon_support.hpp"
@@ -97,11 +97,22 @@ struct LimitedDaemon {
   uint16_t port = 0;
 
   explicit LimitedDaemon(bool limited, std::vector<std::string> extra_sets = {}) {
-    std::vector<std::string> words = {STREAMSCORE_BINARY, "run", "--set", "http.port=0",
-                                      "--set", "source.kind=generator", "--set", "source.events=0",
-                                      "--set", "source.rate=2000", "--set", "state.path=" + dir / "state",
-                                      "--set", "dead_letter.path=" + dir / "dead.jsonl",
-                                      "--set", "checkpoint.interval=200ms"};
+    std::vector<std::string> words = {STREAMSCORE_BINARY,
+                                      "run",
+                                      "--set",
+                                      "http.port=0",
+                                      "--set",
+                                      "source.kind=generator",
+                                      "--set",
+                                      "source.events=0",
+                                      "--set",
+                                      "source.rate=2000",
+                                      "--set",
+                                      "state.path=" + dir / "state",
+                                      "--set",
+                                      "dead_letter.path=" + dir / "dead.jsonl",
+                                      "--set",
+                                      "checkpoint.interval=200ms"};
     const std::string limit = std::to_string(kDaemonFdLimit);
     if (limited) words.insert(words.begin(), {"/usr/bin/prlimit", "--nofile=" + limit + ":" + limit});
     for (auto& s : extra_sets) words.insert(words.end(), {"--set", s});
@@ -333,8 +344,9 @@ namespace {
 Result run_under_fd_limit(const TempDir& dir, const std::string& soft_hard, const std::string& sets) {
   const std::string cmd = "/usr/bin/prlimit --nofile=" + soft_hard + " " + STREAMSCORE_BINARY +
                           " run --set http.port=0 --set source.kind=generator --set source.events=1000"
-                          " --set state.path=" + dir / "state" + " --set dead_letter.path=" + dir / "dead.jsonl" +
-                          " " + sets + " > " + dir / "out.txt" + " 2> " + dir / "err.txt";
+                          " --set state.path=" +
+                          dir / "state" + " --set dead_letter.path=" + dir / "dead.jsonl" + " " + sets + " > " +
+                          dir / "out.txt" + " 2> " + dir / "err.txt";
   const int status = std::system(cmd.c_str());
   Result r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

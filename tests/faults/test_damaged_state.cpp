@@ -50,8 +50,8 @@ std::map<std::string, uintmax_t> listing(const std::string& dir) {
 // and the test must fail rather than hang.
 Result run_bounded(const TempDir& dir, const std::string& args) {
   const std::string out = dir / "stdout.txt", err = dir / "stderr.txt";
-  const std::string cmd = "timeout -s KILL 60 " + std::string(STREAMSCORE_BINARY) + " " + with_free_port(args) +
-                          " > " + out + " 2> " + err;
+  const std::string cmd =
+      "timeout -s KILL 60 " + std::string(STREAMSCORE_BINARY) + " " + with_free_port(args) + " > " + out + " 2> " + err;
   const int status = std::system(cmd.c_str());
   return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
 }
@@ -127,12 +127,13 @@ BOOST_FIXTURE_TEST_CASE(a_dead_letter_path_that_is_the_source_is_refused, Finish
   fs::create_directories(dir / "sub");
   for (const std::string& same : {events, dir / "link.jsonl", dir / "hard.jsonl", dir / "sub/../events.jsonl"}) {
     Result r = run_bounded(dir, "run --set source.path=" + events + " --set state.path=" + (dir / "fresh") +
-                                " --set source.exit_at_end=false --set dead_letter.path=" + same);
+                                    " --set source.exit_at_end=false --set dead_letter.path=" + same);
     BOOST_TEST(r.exit_code == 2, same << ": " << r.err);
     BOOST_TEST(r.err.find("dead_letter.path") != std::string::npos, r.err);
     BOOST_TEST(r.err.find("source.path") != std::string::npos, r.err);
     BOOST_TEST(!fs::exists(dir / "fresh"), "refused before the state is created");
-    Result replay = run_bounded(dir, "replay --events " + events + " --state " + (dir / "fresh") + " --dead-letter " + same);
+    Result replay =
+        run_bounded(dir, "replay --events " + events + " --state " + (dir / "fresh") + " --dead-letter " + same);
     BOOST_TEST(replay.exit_code == 2, same << ": " << replay.err);
     BOOST_TEST(replay.err.find(same) != std::string::npos, replay.err);
   }
@@ -176,9 +177,9 @@ BOOST_AUTO_TEST_CASE(export_reads_a_read_only_state, *boost::unit_test::precondi
   BOOST_REQUIRE(run_cli(dir, "replay --events " + events + " --state " + state).exit_code == 0);
   const std::string expected = export_of(dir, state);
   BOOST_REQUIRE(!expected.empty());
-  const int rc = run_in_mount_namespace(
-      dir, "mount --bind " + state + " " + state + " && mount -o remount,ro,bind " + state +
-               " && \"$STREAMSCORE\" export --state " + state + " --out " + (dir / "ro.jsonl"));
+  const int rc =
+      run_in_mount_namespace(dir, "mount --bind " + state + " " + state + " && mount -o remount,ro,bind " + state +
+                                      " && \"$STREAMSCORE\" export --state " + state + " --out " + (dir / "ro.jsonl"));
   BOOST_TEST(rc == 0, slurp(dir / "namespace.out"));
   BOOST_TEST(slurp(dir / "ro.jsonl") == expected);
 }

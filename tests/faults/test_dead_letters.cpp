@@ -18,8 +18,7 @@ struct Daemon {
   std::string dead_letter = dir / "dl.jsonl";
 
   Daemon() {
-    Result g = run_cli(dir, "generate --customers 50 --events 3000 --days 5 --bad-rate 0.05 --seed 1 --out " +
-                                events);
+    Result g = run_cli(dir, "generate --customers 50 --events 3000 --days 5 --bad-rate 0.05 --seed 1 --out " + events);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
     Result r = run();
     BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);

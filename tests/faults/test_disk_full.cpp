@@ -25,8 +25,8 @@ struct Input {
   std::string events = dir / "events.jsonl";
   std::string mount = dir / "small";
   Input() {
-    Result g = run_cli(dir, "generate --customers 3000 --events 60000 --days 5 --bad-rate 0.05 --seed 2 --out " +
-                                events);
+    Result g =
+        run_cli(dir, "generate --customers 3000 --events 60000 --days 5 --bad-rate 0.05 --seed 2 --out " + events);
     BOOST_REQUIRE_MESSAGE(g.exit_code == 0, g.err);
     fs::create_directories(mount);
   }

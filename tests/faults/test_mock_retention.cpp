@@ -60,9 +60,9 @@ BOOST_AUTO_TEST_CASE(mock_kafka_states_its_retention_when_it_starts) {
   MockKafka mock(dir, 2);
   BOOST_REQUIRE(wait_for([&] { return mock.log().find("Ctrl-C") != std::string::npos; }, 20));
   const std::string log = mock.log();
-  BOOST_TEST(log.find("each partition keeps its newest 5 MiB (5242880 bytes) or 100000 produce batches") !=
-                 std::string::npos,
-             log);
+  BOOST_TEST(
+      log.find("each partition keeps its newest 5 MiB (5242880 bytes) or 100000 produce batches") != std::string::npos,
+      log);
   BOOST_TEST(log.find("older records are deleted") != std::string::npos, log);
 }
 
@@ -80,8 +80,8 @@ BOOST_AUTO_TEST_CASE(generate_names_each_partition_the_mock_cut_and_what_it_wrot
   for (const auto& [partition, offset] : first) {
     BOOST_TEST_REQUIRE(offset > 0);  // the mock did delete records: the warning must say so
     const std::regex warning("generate: warning: topic customer-events partition " + std::to_string(partition) +
-                             ": the broker deleted its oldest " + std::to_string(offset) +
-                             " records \\(offsets 0 to " + std::to_string(offset - 1) +
+                             ": the broker deleted its oldest " + std::to_string(offset) + " records \\(offsets 0 to " +
+                             std::to_string(offset - 1) +
                              "\\); this run wrote [0-9]+\\.[0-9] MiB to it\\. librdkafka's mock cluster "
                              "\\(streamscore mock-kafka\\) keeps at most 5 MiB");
     BOOST_TEST(std::regex_search(r.err, warning), r.err);

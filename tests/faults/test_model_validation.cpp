@@ -120,7 +120,9 @@ std::vector<int> publish_all(const ModelLab& lab) {
   return versions;
 }
 
-std::string first_item_line(const std::string& export_text) { return export_text.substr(0, export_text.find('\n')); }
+std::string first_item_line(const std::string& export_text) {
+  return export_text.substr(0, export_text.find('\n'));
+}
 
 }  // namespace
 
@@ -145,8 +147,8 @@ BOOST_AUTO_TEST_CASE(replay_refuses_a_corrupt_active_model) {
   const std::vector<int> versions = publish_all(lab);
   for (std::size_t i = 0; i < versions.size(); ++i) {
     lab.point_active_at(versions[i]);
-    Result r = run_cli(lab.dir, "replay --events " + lab.events + " --state " + (lab.dir / "state") +
-                                    " --models " + lab.models);
+    Result r = run_cli(lab.dir,
+                       "replay --events " + lab.events + " --state " + (lab.dir / "state") + " --models " + lab.models);
     BOOST_TEST(r.exit_code == 2, corruptions()[i].name << ": " << r.err);
     BOOST_TEST(r.err.find("model v" + std::to_string(versions[i]) + " refused") != std::string::npos,
                corruptions()[i].name << ": " << r.err);
@@ -192,10 +194,11 @@ BOOST_AUTO_TEST_CASE(a_running_daemon_refuses_each_corruption_over_http_and_from
   for (std::size_t i = 0; i < versions.size(); ++i) {
     const std::string v = "v" + std::to_string(versions[i]);
     HttpResponse r;
-    BOOST_TEST_REQUIRE(c.request(http::verb::post, "/v1/model/activate", &r, "{\"version\":\"" + v + "\"}",
-                                 admin_token()).is_ok());
+    BOOST_TEST_REQUIRE(
+        c.request(http::verb::post, "/v1/model/activate", &r, "{\"version\":\"" + v + "\"}", admin_token()).is_ok());
     BOOST_TEST(r.result_int() == 409, corruptions()[i].name << ": " << r.body());
-    BOOST_TEST(r.body().find(corruptions()[i].expected) != std::string::npos, corruptions()[i].name << ": " << r.body());
+    BOOST_TEST(r.body().find(corruptions()[i].expected) != std::string::npos,
+               corruptions()[i].name << ": " << r.body());
   }
   for (std::size_t i = 0; i < versions.size(); ++i) {
     const std::string v = "v" + std::to_string(versions[i]);
@@ -267,9 +270,9 @@ BOOST_AUTO_TEST_CASE(a_model_file_larger_than_any_model_is_refused_before_it_is_
   Result r = run_cli(lab.dir, "model activate v2 --models " + lab.models);
   BOOST_TEST(r.exit_code == 1, r.err);
   BOOST_TEST(r.err.find("model v2 refused: artifact ") != std::string::npos, r.err);
-  BOOST_TEST(r.err.find(std::to_string(huge) + " bytes, more than the 256 MiB a model file may have") !=
-                 std::string::npos,
-             r.err);
+  BOOST_TEST(
+      r.err.find(std::to_string(huge) + " bytes, more than the 256 MiB a model file may have") != std::string::npos,
+      r.err);
 
   lab.publish_bytes(3, slurp(lab.artifact(1)));
   std::filesystem::resize_file(lab.meta(3), huge);
@@ -295,8 +298,8 @@ BOOST_AUTO_TEST_CASE(a_model_dir_that_does_not_exist_is_a_config_error) {
   BOOST_TEST(r.exit_code == 2, r.err);
   BOOST_TEST(r.err.find("model.dir") != std::string::npos, r.err);
   BOOST_TEST(r.err.find(missing) != std::string::npos, r.err);
-  Result replay = run_cli(lab.dir, "replay --events " + lab.events + " --state " + (lab.dir / "state2") +
-                                       " --models " + missing);
+  Result replay =
+      run_cli(lab.dir, "replay --events " + lab.events + " --state " + (lab.dir / "state2") + " --models " + missing);
   BOOST_TEST(replay.exit_code == 2, replay.err);
   BOOST_TEST(replay.err.find(missing) != std::string::npos, replay.err);
 }

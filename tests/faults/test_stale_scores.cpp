@@ -44,13 +44,13 @@ Tally check_scores(const std::string& export_text, const LoadedModel& v1) {
     ++t.scored;
     const json::object& f = item.at("features").as_object();
     std::vector<float> expected;
-    BOOST_REQUIRE(score_rows(v1, {feature_row(f.at("total_txn_30d").to_number<int64_t>(),
-                                               cents_of(f.at("total_amount_30d")))},
-                             &expected).is_ok());
+    BOOST_REQUIRE(
+        score_rows(v1, {feature_row(f.at("total_txn_30d").to_number<int64_t>(), cents_of(f.at("total_amount_30d")))},
+                   &expected)
+            .is_ok());
     std::string want;
     append_score(want, expected[0]);
-    const bool ok = item.at("model_version").as_string() == "v1" &&
-                    json::serialize(item.at("score")) == want;
+    const bool ok = item.at("model_version").as_string() == "v1" && json::serialize(item.at("score")) == want;
     if (!ok && t.wrong++ == 0) t.first_wrong = line + " (v1 scores these features " + want + ")";
   }
   return t;
@@ -59,9 +59,9 @@ Tally check_scores(const std::string& export_text, const LoadedModel& v1) {
 // Follows the first half of the log with v1 active, stops (SIGTERM), appends the rest,
 // calls `before_restart`, then reads the log to its end with the models directory
 // `restart_models` ("" = none) and `restart` extra settings; returns the export.
-std::string follow_stop_and_restart(const ModelLab& lab, const std::string& name, const std::string& restart_models,
-                                    const std::vector<std::string>& restart,
-                                    const std::function<void()>& before_restart = [] {}) {
+std::string follow_stop_and_restart(
+    const ModelLab& lab, const std::string& name, const std::string& restart_models,
+    const std::vector<std::string>& restart, const std::function<void()>& before_restart = [] {}) {
   const std::string all = slurp(lab.events);
   const std::size_t half = all.find('\n', all.size() / 2) + 1;
   const std::string log = lab.dir / (name + ".jsonl"), state = lab.dir / (name + "-state");
