@@ -19,6 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "state/spawn.hpp"
+#include "tests/temp_dir.hpp"
+
 extern char** environ;
 
 namespace streamscore::testing {
@@ -37,17 +40,6 @@ inline std::string slurp(const fs::path& p) {
   return ss.str();
 }
 
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& prefix = "streamscore-cli-") {
-    path = fs::temp_directory_path() / (prefix + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
 // A daemon (`run`) in a test serves HTTP on any free port (http.port=0), so that tests
 // running in parallel never compete for the default port. A later --set wins.
 inline std::string with_free_port(const std::string& args) {
@@ -64,24 +56,6 @@ inline Result run_cli(const TempDir& dir, const std::string& args) {
   r.out = slurp(out);
   r.err = slurp(err);
   return r;
-}
-
-// Starts `words` (the program, then its arguments) in the background, stdout to
-// `out_path` (and stderr to `err_path` when given). -1 when it cannot start.
-inline pid_t spawn_process(std::vector<std::string> words, const std::string& out_path,
-                           const std::string& err_path = {}) {
-  std::vector<char*> argv;
-  for (auto& a : words) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (!err_path.empty())
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  return rc == 0 ? pid : -1;
 }
 
 // An argument list as shell words, for run_cli.

@@ -9,9 +9,8 @@
 #include <string>
 #include <vector>
 
-#include <stdlib.h>  // mkdtemp
-
 #include "config/config.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using streamscore::Config;
@@ -24,24 +23,14 @@ namespace {
 
 constexpr int64_t kSec = 1'000'000'000;
 
-// A scratch directory per test, removed at the end.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    std::string name = (fs::temp_directory_path() / "streamscore_test_config_XXXXXX").string();
-    BOOST_TEST_REQUIRE(::mkdtemp(name.data()) != nullptr);
-    dir = name;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string write(const std::string& name, const std::string& text) const {
-    const fs::path p = dir / name;
-    std::ofstream(p) << text;
-    return p.string();
-  }
-};
+using streamscore::testing::TempDir;
+
+// Writes `text` to file `name` in `tmp`; its path.
+std::string write_file(const TempDir& tmp, const std::string& name, const std::string& text) {
+  const std::string path = tmp / name;
+  std::ofstream(path) << text;
+  return path;
+}
 
 // The example lives next to config.cpp; find it from the source file or the working dir.
 std::string example_path() {
@@ -168,7 +157,7 @@ const std::vector<std::string> kAllKeys = {"source.kind",
 std::string file_error(const std::string& text, const std::vector<std::string>& sets = {}) {
   TempDir tmp;
   Config c;
-  Status s = load_config(tmp.write("c.toml", text), sets, &c);
+  Status s = load_config(write_file(tmp, "c.toml", text), sets, &c);
   BOOST_TEST(!s.is_ok());
   BOOST_TEST((s.code() == Status::Code::invalid_argument));
   return s.message();
@@ -285,7 +274,7 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
 
 BOOST_AUTO_TEST_CASE(file_values_are_read) {
   TempDir tmp;
-  const std::string path = tmp.write("c.toml", R"(
+  const std::string path = write_file(tmp, "c.toml", R"(
 [source]
 kind = "generator"
 exit_at_end = false
@@ -319,7 +308,7 @@ threads = 2
 
 BOOST_AUTO_TEST_CASE(overrides_win_over_the_file_and_later_overrides_win) {
   TempDir tmp;
-  const std::string path = tmp.write("c.toml", "[engine]\nshards = 2\n[source]\npath = \"a.jsonl\"\n");
+  const std::string path = write_file(tmp, "c.toml", "[engine]\nshards = 2\n[source]\npath = \"a.jsonl\"\n");
   Config c;
   Status s =
       load_config(path,
@@ -452,8 +441,8 @@ BOOST_AUTO_TEST_CASE(error_missing_file) {
   BOOST_TEST((s.code() == Status::Code::invalid_argument));
   BOOST_TEST(s.message() == "config: cannot read '/nonexistent/x.toml': No such file or directory");
   TempDir tmp;
-  s = load_config(tmp.dir.string(), {}, &c);  // a directory is not a file
-  BOOST_TEST(contains(s.message(), "cannot read '" + tmp.dir.string() + "'"));
+  s = load_config(tmp.path.string(), {}, &c);  // a directory is not a file
+  BOOST_TEST(contains(s.message(), "cannot read '" + tmp.path.string() + "'"));
 }
 
 BOOST_AUTO_TEST_CASE(error_malformed_overrides) {
@@ -543,11 +532,11 @@ BOOST_AUTO_TEST_CASE(non_ascii_reaches_toml_only_as_escapes) {
   BOOST_TEST(file_error("[state]\npath = 'd\xc3\xa9'\n").find(":2:") != std::string::npos);
   BOOST_TEST(!file_error("[state]\npath = \"\xff\"\n").empty());  // not UTF-8
   TempDir dir;
-  const std::string ok = dir.write("ok.toml",
-                                   "# caf\xc3\xa9 comment\n[state]\npath = \"donn\xc3\xa9"
-                                   "es/\xf0\x9f\x93\x81\"\n"
-                                   "[dead_letter]\npath = \"\"\"d\xc3\xa9"
-                                   "ad.jsonl\"\"\"\n");
+  const std::string ok = write_file(dir, "ok.toml",
+                                    "# caf\xc3\xa9 comment\n[state]\npath = \"donn\xc3\xa9"
+                                    "es/\xf0\x9f\x93\x81\"\n"
+                                    "[dead_letter]\npath = \"\"\"d\xc3\xa9"
+                                    "ad.jsonl\"\"\"\n");
   Config c;
   Status s = load_config(ok, {}, &c);
   BOOST_TEST(s.is_ok(), s.message());

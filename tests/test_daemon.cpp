@@ -49,21 +49,11 @@ class Daemon {
   Daemon(const TempDir& dir, const std::string& name, std::vector<std::string> args, std::vector<std::string> env = {})
       : out_(dir / (name + "-out.txt")), err_(dir / (name + "-err.txt")) {
     args.insert(args.begin(), {STREAMSCORE_BINARY, "run"});
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
     std::vector<std::string> environment = env;
     for (char** e = environ; *e; ++e)
       if (std::string(*e).rfind("STREAMSCORE_", 0) != 0) environment.push_back(*e);
-    std::vector<char*> envp;
-    for (auto& e : environment) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    BOOST_REQUIRE(posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), envp.data()) == 0);
-    posix_spawn_file_actions_destroy(&actions);
+    pid_ = spawn_process(args, out_, err_, &environment);
+    BOOST_REQUIRE(pid_ > 0);
   }
   ~Daemon() {
     if (pid_ > 0) {
@@ -88,10 +78,9 @@ class Daemon {
   void signal(int sig) { ::kill(pid_, sig); }
   pid_t pid() const { return pid_; }
   int wait() {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
+    const int code = wait_for_exit(pid_);
     pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return code;
   }
   std::string err() const { return slurp(err_); }
   std::string out() const { return slurp(out_); }

@@ -5,9 +5,7 @@
 #define BOOST_TEST_MODULE rollout
 #include <boost/test/unit_test.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,12 +21,12 @@
 #include "model/features.hpp"
 #include "model/scorer.hpp"
 #include "model_support.hpp"
+#include "state/spawn.hpp"
 
 using namespace streamscore;
 using streamscore::testing::slurp;
 using streamscore::testing::TempDir;
 namespace fs = std::filesystem;
-extern char** environ;
 
 namespace {
 
@@ -176,16 +174,8 @@ BOOST_AUTO_TEST_CASE(a_restart_re_scores_stored_items_to_the_active_version) {
                                    "--set", "model.rescore_rate=2000",
                                    "--set", "checkpoint.interval=200ms",
                                    "--set", "http.port=0"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, (dir / "run.out").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_addopen(&actions, 2, (dir / "run.err").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid = 0;
-  BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = spawn_process(args, dir / "run.out", dir / "run.err");
+  BOOST_REQUIRE(pid > 0);
   // Throttled to 2000 items/s: 1000 items take about half a second; progress is reported.
   const bool converged = wait_for(dir / "run.err", "model: re-score to v2 complete");
   ::kill(pid, SIGTERM);
@@ -238,20 +228,12 @@ BOOST_AUTO_TEST_CASE(a_killed_scoring_daemon_resumes_to_the_same_items) {
   // The same run, killed while it reads (a shorter wait each time the run ends first: a
   // fast machine reads the log in well under a second), then run again to the end.
   std::vector<std::string> args = daemon(dir / "killed");
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
   bool killed = false;
   for (int wait_ms : {150, 50, 20, 5, 1}) {
     std::filesystem::remove_all(dir / "killed");
     std::filesystem::remove(dir / "killed.dead");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-    pid_t pid = 0;
-    BOOST_REQUIRE(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&actions);
+    const pid_t pid = spawn_process(args, "/dev/null", "/dev/null");
+    BOOST_REQUIRE(pid > 0);
     std::this_thread::sleep_for(std::chrono::milliseconds(wait_ms));
     ::kill(pid, SIGKILL);
     int status = 0;

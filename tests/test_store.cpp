@@ -22,38 +22,12 @@
 
 #include "state/served_items.hpp"
 #include "state/store.hpp"
+#include "tests/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace streamscore;
 
-namespace {
-
-// A fresh directory under the system temp dir, removed (with contents) on destruction.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    for (;;) {
-      path_ = fs::temp_directory_path() / ("streamscore_test_store_" + std::to_string(getpid()) + "_" +
-                                           std::to_string(counter++) + "_" + std::to_string(rd()));
-      if (fs::create_directory(path_)) return;
-    }
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string str() const { return path_.string(); }
-  std::string sub(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
-
-}  // namespace
+using streamscore::testing::TempDir;
 
 // Outside the anonymous namespace so test names read "case<MemoryBackend>".
 struct MemoryBackend {
@@ -68,7 +42,7 @@ struct RocksBackend {
   TempDir dir;  // declared first: destroyed after the store has closed the DB
   std::unique_ptr<StateStore> store;
   RocksBackend() {
-    Status s = open_rocksdb_store(dir.sub("db"), &store);
+    Status s = open_rocksdb_store(dir / "db", &store);
     BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
   }
 };
@@ -82,7 +56,7 @@ struct ServingBackend {
   std::unique_ptr<StateStore> store;
   ServingBackend() {
     std::unique_ptr<StateStore> inner;
-    Status s = open_rocksdb_store(dir.sub("db"), &inner);
+    Status s = open_rocksdb_store(dir / "db", &inner);
     BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
     store = std::make_unique<ServingStore>(std::move(inner));
   }
@@ -97,23 +71,23 @@ using ContractBackends = boost::mpl::list<MemoryBackend, RocksBackend, ServingBa
 BOOST_AUTO_TEST_CASE(rocksdb_creates_missing_parent_dirs) {
   TempDir dir;
   std::unique_ptr<StateStore> store;
-  Status s = open_rocksdb_store(dir.sub("a/b/c"), &store);
+  Status s = open_rocksdb_store(dir / "a/b/c", &store);
   BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
-  BOOST_TEST(fs::exists(dir.sub("a/b/c/CURRENT")));
+  BOOST_TEST(fs::exists(dir / "a/b/c/CURRENT"));
 }
 
 BOOST_AUTO_TEST_CASE(rocksdb_data_survives_reopen) {
   TempDir dir;
   {
     std::unique_ptr<StateStore> store;
-    BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &store).is_ok());
+    BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &store).is_ok());
     write(*store, {put("CUSTOMER#A", 0, "a1", "ia"), put("CUSTOMER#B", 0, "b1")});
     write(*store, {put("CUSTOMER#A", 1, "a2", "ia2")});
     BOOST_TEST(store->put_meta("clock", "t1").is_ok());
     BOOST_TEST(store->sync().is_ok());
   }
   std::unique_ptr<StateStore> store;
-  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &store).is_ok());
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &store).is_ok());
   ItemRecord a = read(*store, "CUSTOMER#A");
   BOOST_TEST(a.version == 2);
   BOOST_TEST(a.item_json == "a2");
@@ -129,16 +103,16 @@ BOOST_AUTO_TEST_CASE(rocksdb_data_survives_reopen) {
 BOOST_AUTO_TEST_CASE(rocksdb_second_open_of_same_dir_fails_clearly) {
   TempDir dir;
   std::unique_ptr<StateStore> first, second;
-  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &first).is_ok());
-  Status s = open_rocksdb_store(dir.str(), &second);
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &first).is_ok());
+  Status s = open_rocksdb_store(dir.path.string(), &second);
   BOOST_TEST(s.code() == Status::Code::io_error);
   BOOST_TEST(s.message().find("in use") != std::string::npos, s.message());
-  BOOST_TEST(s.message().find(dir.str()) != std::string::npos, s.message());
+  BOOST_TEST(s.message().find(dir.path.string()) != std::string::npos, s.message());
   BOOST_TEST(!second);
   // Still usable, and the directory opens again once the first store is gone.
   write(*first, {put("CUSTOMER#A", 0)});
   first.reset();
-  BOOST_TEST(open_rocksdb_store(dir.str(), &second).is_ok());
+  BOOST_TEST(open_rocksdb_store(dir.path.string(), &second).is_ok());
 }
 
 BOOST_AUTO_TEST_CASE(rocksdb_malformed_value_is_corruption_naming_pk) {
@@ -148,13 +122,13 @@ BOOST_AUTO_TEST_CASE(rocksdb_malformed_value_is_corruption_naming_pk) {
     rocksdb::Options o;
     o.create_if_missing = true;
     rocksdb::DB* raw = nullptr;
-    BOOST_TEST_REQUIRE(rocksdb::DB::Open(o, dir.str(), &raw).ok());
+    BOOST_TEST_REQUIRE(rocksdb::DB::Open(o, dir.path.string(), &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
     BOOST_TEST(db->Put(rocksdb::WriteOptions(), "ICUSTOMER#bad", "\x01short").ok());
     BOOST_TEST(db->Close().ok());
   }
   std::unique_ptr<StateStore> store;
-  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &store).is_ok());
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &store).is_ok());
   ItemRecord r;
   Status g = store->get("CUSTOMER#bad", &r);
   BOOST_TEST(g.code() == Status::Code::corruption);
@@ -244,7 +218,7 @@ BOOST_AUTO_TEST_CASE(serving_store_takes_the_items_a_scan_reads) {
   TempDir dir;
   {
     std::unique_ptr<StateStore> plain;
-    BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &plain).is_ok());
+    BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &plain).is_ok());
     write(*plain, {put("CUSTOMER#A", 0, "a1"), put("CUSTOMER#B", 0, "b1")});
     write(*plain, {put("CUSTOMER#A", 1, "a2")});
     ConditionalPut hidden = put("CUSTOMER#Z", 0, "");
@@ -252,7 +226,7 @@ BOOST_AUTO_TEST_CASE(serving_store_takes_the_items_a_scan_reads) {
     write(*plain, {hidden});
   }
   std::unique_ptr<StateStore> inner;
-  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.str(), &inner).is_ok());
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &inner).is_ok());
   ServingStore serving(std::move(inner));
   BOOST_TEST(serving.items().items() == 0u);  // nothing until the engine's load reads them
   BOOST_TEST(scan_pks(serving).size() == 3u);
@@ -299,3 +273,4 @@ BOOST_AUTO_TEST_CASE(served_items_readers_see_whole_items_in_version_order_while
   BOOST_TEST(wrong.load() == 0u);
   BOOST_TEST(items.items() == static_cast<uint64_t>(kCustomers));
 }
+
