@@ -1,9 +1,9 @@
 // Little binary codec for the engine's internal item data: LEB128 varints,
-// zigzag for signed values, raw fixed-width words. Decoding never reads past the end.
+// zigzag for signed values, fixed-width words. Decoding never reads past the end. The one
+// byte codec of the stores' formats: the encodings are on disk and in tables, never change them.
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -19,10 +19,33 @@ inline void put_varint(std::string& out, uint64_t v) {
 inline void put_signed(std::string& out, int64_t v) {
   put_varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
 }
+// Fixed-width words of `bytes` bytes (1 to 8): little-endian in values, big-endian in keys,
+// where the bytes must sort as the numbers do.
+inline void put_fixed_le(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+inline void put_fixed_be(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
 inline void put_fixed64(std::string& out, uint64_t v) {
-  char buf[8];
-  std::memcpy(buf, &v, 8);  // little-endian hosts only (x86-64, aarch64)
-  out.append(buf, 8);
+  put_fixed_le(out, v, 8);
+}
+// A length-prefixed string: its size as a fixed64, then its bytes.
+inline void put_fixed64_string(std::string& out, std::string_view s) {
+  put_fixed64(out, s.size());
+  out.append(s);
+}
+
+// The callers check the size first: these read exactly `bytes` bytes at `p`.
+inline uint64_t get_fixed_le(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= uint64_t{static_cast<unsigned char>(p[i])} << (8 * i);
+  return v;
+}
+inline uint64_t get_fixed_be(const char* p, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
 }
 
 class Decoder {
@@ -48,9 +71,14 @@ class Decoder {
   }
   bool fixed64(uint64_t* v) {
     if (data_.size() - pos_ < 8) return false;
-    std::memcpy(v, data_.data() + pos_, 8);
+    *v = get_fixed_le(data_.data() + pos_, 8);
     pos_ += 8;
     return true;
+  }
+  // A string written by put_fixed64_string.
+  bool fixed64_string(std::string_view* v) {
+    uint64_t n;
+    return fixed64(&n) && bytes(n, v);
   }
   bool bytes(uint64_t n, std::string_view* v) {
     if (data_.size() - pos_ < n) return false;

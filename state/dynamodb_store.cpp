@@ -33,6 +33,7 @@
 #include <set>
 #include <thread>
 
+#include "state/codec.hpp"
 #include "state/dynamodb_client.hpp"
 #include "state/dynamodb_encoding.hpp"
 #include "state/dynamodb_gc.hpp"
@@ -224,54 +225,46 @@ std::size_t item_size_bound(const ItemRecord& r, std::size_t writer_len) {
 
 // ---------------------------------------------------------------- payload encoding
 
-struct Reader {
-  std::string_view in;
-  bool ok = true;
-  uint64_t u64() {
-    if (in.size() < 8) return ok = false, 0;
-    uint64_t v = 0;
-    for (int i = 0; i < 8; ++i) v |= uint64_t(static_cast<unsigned char>(in[i])) << (8 * i);
-    in.remove_prefix(8);
-    return v;
-  }
-  std::string str() {
-    const uint64_t n = u64();
-    if (!ok || n > in.size()) return ok = false, std::string();
-    std::string s(in.substr(0, n));
-    in.remove_prefix(n);
-    return s;
-  }
-};
-
 // The redo log of the previous format (markers without `format`): the checked write set,
 // uncompressed, each put in full. Read to finish a commit an older streamscore left.
 bool decode_writes(std::string_view bytes, WriteSet* w) {
-  Reader r{bytes};
+  Decoder d(bytes);
   *w = WriteSet{};
-  for (uint64_t n = r.u64(); r.ok && n > 0; --n) {
+  auto number = [&d](int64_t* v) {
+    uint64_t u;
+    if (!d.fixed64(&u)) return false;
+    *v = static_cast<int64_t>(u);
+    return true;
+  };
+  auto text = [&d](std::string* v) {
+    std::string_view s;
+    if (!d.fixed64_string(&s)) return false;
+    v->assign(s);
+    return true;
+  };
+  uint64_t n = 0;
+  if (!d.fixed64(&n)) return false;
+  for (; n > 0; --n) {
     ConditionalPut p;
-    p.record.pk = r.str();
-    p.expected_version = static_cast<int64_t>(r.u64());
-    p.record.version = static_cast<int64_t>(r.u64());
-    p.record.item_json = r.str();
-    p.record.internal = r.str();
+    if (!(text(&p.record.pk) && number(&p.expected_version) && number(&p.record.version) && text(&p.record.item_json) &&
+          text(&p.record.internal)))
+      return false;
     w->puts.push_back(std::move(p));
   }
-  for (uint64_t n = r.ok ? r.u64() : 0; r.ok && n > 0; --n) {
+  if (!d.fixed64(&n)) return false;
+  for (; n > 0; --n) {
     MetaPut m;
-    m.key = r.str();
-    m.value = r.str();
+    if (!(text(&m.key) && text(&m.value))) return false;
     w->meta.push_back(std::move(m));
   }
-  for (uint64_t n = r.ok ? r.u64() : 0; r.ok && n > 0; --n) {
-    DedupRecord d;
-    const std::string key = r.str();
-    if (!parse_dedup_record_key(key, &d)) return false;
-    d.data = r.str();
-    w->dedup.push_back(std::move(d));
+  if (!d.fixed64(&n)) return false;
+  for (; n > 0; --n) {
+    DedupRecord r;
+    std::string key;
+    if (!(text(&key) && parse_dedup_record_key(key, &r) && text(&r.data))) return false;
+    w->dedup.push_back(std::move(r));
   }
-  w->forget_dedup_before_day = static_cast<int64_t>(r.u64());
-  return r.ok && r.in.empty();
+  return number(&w->forget_dedup_before_day) && d.at_end();
 }
 
 std::vector<std::string_view> split(std::string_view bytes, std::size_t size) {

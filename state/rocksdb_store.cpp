@@ -37,6 +37,7 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
+#include "state/codec.hpp"
 #include "state/format.hpp"
 #include "state/store.hpp"
 
@@ -60,22 +61,12 @@ std::string prefixed(char prefix, std::string_view key) {
   return k;
 }
 
-void put_fixed(std::string* dst, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) dst->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t get_fixed(const char* p, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v |= uint64_t(static_cast<unsigned char>(p[i])) << (8 * i);
-  return v;
-}
-
 std::string encode_item(const ItemRecord& r) {
   std::string v;
   v.reserve(kHeaderSize + r.item_json.size() + r.internal.size());
   v.push_back(static_cast<char>(kItemFormat));
-  put_fixed(&v, static_cast<uint64_t>(r.version), 8);
-  put_fixed(&v, r.item_json.size(), 4);
+  put_fixed_le(v, static_cast<uint64_t>(r.version), 8);
+  put_fixed_le(v, r.item_json.size(), 4);
   v.append(r.item_json);
   v.append(r.internal);
   return v;
@@ -107,8 +98,8 @@ Status decode_header(std::string_view pk, rocksdb::Slice v, int64_t* version, ui
     return malformed(pk, "value of " + std::to_string(v.size()) + " bytes is shorter than the header");
   if (static_cast<unsigned char>(v[0]) != kItemFormat)
     return malformed(pk, "unknown format byte " + std::to_string(static_cast<unsigned char>(v[0])));
-  *version = static_cast<int64_t>(get_fixed(v.data() + 1, 8));
-  *json_len = static_cast<uint32_t>(get_fixed(v.data() + 9, 4));
+  *version = static_cast<int64_t>(get_fixed_le(v.data() + 1, 8));
+  *json_len = static_cast<uint32_t>(get_fixed_le(v.data() + 9, 4));
   if (*version < 0) return malformed(pk, "negative version " + std::to_string(*version));
   if (*json_len > v.size() - kHeaderSize)
     return malformed(pk, "item_json length " + std::to_string(*json_len) + " exceeds the value");

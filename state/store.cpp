@@ -4,6 +4,8 @@
 #include <string>
 #include <string_view>
 
+#include "state/codec.hpp"
+
 namespace streamscore {
 
 bool is_table_meta(std::string_view key) {
@@ -69,16 +71,6 @@ Status commit_with_retry(StateStore& store, WriteSet* writes, std::vector<Versio
 
 namespace {
 
-void put_be(std::string* out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint64_t get_be(std::string_view in, std::size_t at, int bytes) {
-  uint64_t v = 0;
-  for (int i = 0; i < bytes; ++i) v = (v << 8) | static_cast<unsigned char>(in[at + i]);
-  return v;
-}
-
 constexpr uint64_t kSignBit = uint64_t{1} << 63;
 
 }  // namespace
@@ -86,17 +78,17 @@ constexpr uint64_t kSignBit = uint64_t{1} << 63;
 std::string dedup_record_key(const DedupRecord& r) {
   std::string key;
   key.reserve(20);
-  put_be(&key, static_cast<uint64_t>(r.day) ^ kSignBit, 8);
-  put_be(&key, r.sequence, 8);
-  put_be(&key, r.part, 4);
+  put_fixed_be(key, static_cast<uint64_t>(r.day) ^ kSignBit, 8);
+  put_fixed_be(key, r.sequence, 8);
+  put_fixed_be(key, r.part, 4);
   return key;
 }
 
 bool parse_dedup_record_key(std::string_view key, DedupRecord* r) {
   if (key.size() != 20) return false;
-  r->day = static_cast<int64_t>(get_be(key, 0, 8) ^ kSignBit);
-  r->sequence = get_be(key, 8, 8);
-  r->part = static_cast<uint32_t>(get_be(key, 16, 4));
+  r->day = static_cast<int64_t>(get_fixed_be(key.data() + 0, 8) ^ kSignBit);
+  r->sequence = get_fixed_be(key.data() + 8, 8);
+  r->part = static_cast<uint32_t>(get_fixed_be(key.data() + 16, 4));
   return true;
 }
 

@@ -20,6 +20,7 @@
 #include <rocksdb/db.h>
 #include <boost/mpl/list.hpp>
 
+#include "state/codec.hpp"
 #include "state/served_items.hpp"
 #include "state/store.hpp"
 #include "tests/temp_dir.hpp"
@@ -274,3 +275,77 @@ BOOST_AUTO_TEST_CASE(served_items_readers_see_whole_items_in_version_order_while
   BOOST_TEST(items.items() == static_cast<uint64_t>(kCustomers));
 }
 
+// The byte codec (state/codec.hpp) writes what is on disk and in tables: these bytes are
+// the encodings of stores written before it was shared, so a change to it that would stop
+// existing stores from opening fails here.
+BOOST_AUTO_TEST_CASE(codec_fixed_words_keep_their_byte_order) {
+  std::string le, be, prefixed;
+  put_fixed_le(le, 0x0102030405060708, 8);
+  put_fixed_le(le, 0xa0b0c0d0, 4);
+  put_fixed_be(be, 0x0102030405060708, 8);
+  put_fixed_be(be, 0xa0b0c0d0, 4);
+  put_fixed64_string(prefixed, "ab");
+  BOOST_TEST(le == std::string("\x08\x07\x06\x05\x04\x03\x02\x01\xd0\xc0\xb0\xa0", 12));
+  BOOST_TEST(be == std::string("\x01\x02\x03\x04\x05\x06\x07\x08\xa0\xb0\xc0\xd0", 12));
+  BOOST_TEST(prefixed == std::string("\x02\0\0\0\0\0\0\0ab", 10));
+  BOOST_TEST(get_fixed_le(le.data(), 8) == 0x0102030405060708u);
+  BOOST_TEST(get_fixed_le(le.data() + 8, 4) == 0xa0b0c0d0u);
+  BOOST_TEST(get_fixed_be(be.data(), 8) == 0x0102030405060708u);
+  BOOST_TEST(get_fixed_be(be.data() + 8, 4) == 0xa0b0c0d0u);
+  Decoder d(prefixed);
+  std::string_view text;
+  BOOST_TEST_REQUIRE(d.fixed64_string(&text));
+  BOOST_TEST(text == "ab");
+  BOOST_TEST(d.at_end());
+  Decoder truncated(std::string_view(prefixed.data(), 9));
+  BOOST_TEST(!truncated.fixed64_string(&text));
+}
+
+BOOST_AUTO_TEST_CASE(dedup_record_key_is_byte_identical_to_the_stored_one) {
+  DedupRecord r;
+  r.day = -2;
+  r.sequence = 0x0102030405060708;
+  r.part = 0x0a0b0c0d;
+  const std::string golden("\x7f\xff\xff\xff\xff\xff\xff\xfe\x01\x02\x03\x04\x05\x06\x07\x08\x0a\x0b\x0c\x0d", 20);
+  BOOST_TEST(dedup_record_key(r) == golden);
+  DedupRecord back;
+  BOOST_TEST_REQUIRE(parse_dedup_record_key(golden, &back));
+  BOOST_TEST(back.day == -2);
+  BOOST_TEST(back.sequence == r.sequence);
+  BOOST_TEST(back.part == r.part);
+}
+
+// A RocksDB item as stored before the codec was shared: format byte 1, the version (8 bytes,
+// little-endian), the item_json length (4 bytes, little-endian), item_json, internal.
+BOOST_AUTO_TEST_CASE(rocksdb_item_bytes_are_unchanged_both_ways) {
+  TempDir dir;
+  const std::string old_value("\x01\x05\0\0\0\0\0\0\0\x02\0\0\0{}int", 18);
+  {
+    rocksdb::Options o;
+    o.create_if_missing = true;
+    rocksdb::DB* raw = nullptr;
+    BOOST_TEST_REQUIRE(rocksdb::DB::Open(o, dir.path.string(), &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    BOOST_TEST(db->Put(rocksdb::WriteOptions(), "ICUSTOMER#old", old_value).ok());
+    BOOST_TEST(db->Close().ok());
+  }
+  {
+    std::unique_ptr<StateStore> store;
+    BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &store).is_ok());
+    ItemRecord r;
+    BOOST_TEST_REQUIRE(store->get("CUSTOMER#old", &r).is_ok());
+    BOOST_TEST(r.version == 5);
+    BOOST_TEST(r.item_json == "{}");
+    BOOST_TEST(r.internal == "int");
+    WriteSet w;
+    w.puts.push_back(ConditionalPut{ItemRecord{"CUSTOMER#new", 5, "{}", "int"}, 0});
+    std::vector<std::size_t> conflicts;
+    BOOST_TEST_REQUIRE(store->commit(w, &conflicts).is_ok());
+  }
+  rocksdb::DB* raw = nullptr;
+  BOOST_TEST_REQUIRE(rocksdb::DB::OpenForReadOnly(rocksdb::Options(), dir.path.string(), &raw).ok());
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string written;
+  BOOST_TEST_REQUIRE(db->Get(rocksdb::ReadOptions(), "ICUSTOMER#new", &written).ok());
+  BOOST_TEST(written == old_value);
+}
