@@ -14,6 +14,7 @@
 
 #include "actors/event_clock.hpp"
 #include "actors/metrics.hpp"
+#include "state/event.hpp"
 #include "state/status.hpp"
 #include "state/store.hpp"
 
@@ -46,8 +47,8 @@ struct EngineOptions {
   // Nice steps added to every scheduler thread CAF starts (config engine.nice): ingestion
   // yields the CPU to the HTTP server's thread. 0 = same priority as the process.
   int nice = 0;
-  int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;
-  int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;
+  int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;
+  int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;
   // A bulk load (`replay`) rebuilds the whole state as one unit: items are written
   // once, by the shards, at finish(), without checkpoints. The state is marked
   // "rebuilding" until then, so that an interrupted rebuild is refused, not resumed.

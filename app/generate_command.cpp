@@ -28,6 +28,7 @@
 #include "io/kafka_client.hpp"
 #include "io/kafka_mock.hpp"
 #include "io/kafka_producer.hpp"
+#include "state/event.hpp"
 
 namespace streamscore {
 
@@ -37,7 +38,6 @@ constexpr std::size_t kBufferBytes = 4 << 20;  // flush in 4 MiB writes
 constexpr int64_t kClockEvery = 1 << 16;       // look at the clock every 64k lines
 constexpr auto kProgressPeriod = std::chrono::milliseconds(250);
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
-constexpr int64_t kLatestInstantNs = 9'214'646'400LL * 1'000'000'000;  // 2262-01-01T00:00:00Z
 
 struct GenerateArgs {
   GeneratorOptions options;
@@ -107,7 +107,7 @@ std::string check_combination(const GenerateArgs& args, int64_t start_ns) {
   const GeneratorOptions& o = args.options;
   if (o.dup_rate + o.bad_rate > 1.0)
     return "--dup-rate + --bad-rate must be at most 1 (both are fractions of all lines)";
-  if (o.days * 86'400LL * 1'000'000'000 > kLatestInstantNs - start_ns)
+  if (o.days * kDayNanos > kLatestInstantNs - start_ns)
     return "--start " + args.start + " + --days " + std::to_string(o.days) +
            " ends after 2261, beyond what event times can express";
   return {};

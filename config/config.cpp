@@ -6,6 +6,7 @@
 // same setters, so both get the same rules and the same messages.
 #include "config/config.hpp"
 
+#include "state/event.hpp"
 #include "state/format.hpp"
 
 #include <librdkafka/rdkafka.h>
@@ -24,8 +25,6 @@ namespace streamscore {
 
 namespace {
 
-constexpr int64_t kMsNanos = 1'000'000;
-constexpr int64_t kSecondNanos = 1'000'000'000;
 constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
 constexpr const char* kDurationHint = "expected a duration like \"90s\", \"10m\", \"1h\", \"2d\"";
 
@@ -368,7 +367,7 @@ std::vector<SectionSpec> schema() {
         int_key("parsers", &C::engine, &E::parsers, 0, 256),
         int_key("batch_size", &C::engine, &E::batch_size, 1, 1'000'000), int_key("nice", &C::engine, &E::nice, 0, 19)}},
       {"checkpoint",
-       {duration_key("interval", &C::checkpoint, &CheckpointConfig::interval_ns, kMsNanos, kDayNanos,
+       {duration_key("interval", &C::checkpoint, &CheckpointConfig::interval_ns, kNanosPerMilli, kDayNanos,
                      "must be between 1ms and 1d")}},
       {"http",
        {{"enabled", false,
@@ -709,8 +708,7 @@ Status check_combination(const Config& c) {
                         ": the sum must be at most 1 (both are fractions of all records)");
   }
   int64_t start_ns = 0;
-  constexpr int64_t kLatestNs = 9'214'646'400LL * kSecondNanos;  // 2262-01-01T00:00:00Z
-  if (parse_utc_time(c.source.start, &start_ns).is_ok() && c.source.days * kDayNanos > kLatestNs - start_ns)
+  if (parse_utc_time(c.source.start, &start_ns).is_ok() && c.source.days * kDayNanos > kLatestInstantNs - start_ns)
     return config_error("source.start = " + quote(c.source.start) + " + source.days = " +
                         std::to_string(c.source.days) + ": ends after 2261, beyond what event times can express");
   return Status::ok();
@@ -724,13 +722,13 @@ Status parse_duration(const std::string& text, int64_t* nanos) {
   const std::string unit = text.substr(digits);
   int64_t scale = 0;
   if (unit == "ms")
-    scale = kMsNanos;
+    scale = kNanosPerMilli;
   else if (unit == "s")
-    scale = kSecondNanos;
+    scale = kNanosPerSecond;
   else if (unit == "m")
-    scale = 60 * kSecondNanos;
+    scale = 60 * kNanosPerSecond;
   else if (unit == "h")
-    scale = 3600 * kSecondNanos;
+    scale = 3600 * kNanosPerSecond;
   else if (unit == "d")
     scale = kDayNanos;
   if (digits == 0 || scale == 0)

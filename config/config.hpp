@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "state/event.hpp"
 #include "state/status.hpp"
 
 namespace streamscore {
@@ -52,7 +53,7 @@ struct StateConfig {
   // dynamodb: gone writers' rows (their dedup ids past this writer's horizon, no commit for
   // gc_idle) are deleted after each checkpoint, at most this many per checkpoint (0: never).
   int64_t gc_deletes_per_checkpoint = 100;
-  int64_t gc_idle_ns = 86'400'000'000'000;  // 1d
+  int64_t gc_idle_ns = kDayNanos;
 };
 
 struct DeadLetterConfig {
@@ -74,8 +75,8 @@ struct OutputConfig {
 };
 
 struct WindowConfig {
-  int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;   // "10m"
-  int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;  // "24h"
+  int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;  // "10m"
+  int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;     // "24h"
 };
 
 struct EngineConfig {
@@ -92,7 +93,7 @@ struct EngineConfig {
 struct CheckpointConfig {
   // How often `run` commits a checkpoint: changed items, dedup ids, clock and source
   // position in one atomic write. Also how stale the stored items may be.
-  int64_t interval_ns = 2LL * 1'000'000'000;  // "2s"
+  int64_t interval_ns = 2 * kNanosPerSecond;  // "2s"
 };
 
 struct ModelConfig {

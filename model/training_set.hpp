@@ -17,13 +17,14 @@
 #include <vector>
 
 #include "model/features.hpp"
+#include "state/event.hpp"
 #include "state/status.hpp"
 
 namespace streamscore {
 
 struct TrainingSetOptions {
-  int64_t allowed_lateness_ns = 10LL * 60 * 1'000'000'000;
-  int64_t max_future_skew_ns = 24LL * 3600 * 1'000'000'000;
+  int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;
+  int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;
   int64_t now_ns = 0;               // wall clock for `future` (0: the real clock)
   int64_t cut_every_windows = 288;  // one cut a day (cuts are multiples of it: UTC midnight)
   double top_fraction = 0.1;        // label: top decile of the cut...

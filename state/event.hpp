@@ -7,10 +7,17 @@
 
 namespace streamscore {
 
-constexpr int64_t kNanosPerSecond = 1'000'000'000;
+constexpr int64_t kNanosPerMilli = 1'000'000;
+constexpr int64_t kNanosPerSecond = 1'000 * kNanosPerMilli;
 constexpr int64_t kWindowSeconds = 300;  // 5-minute tumbling windows
 constexpr int64_t kWindowNanos = kWindowSeconds * kNanosPerSecond;
 constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
+// The last instant whole days reach before int64 nanoseconds overflow: 2262-01-01T00:00:00Z.
+constexpr int64_t kLatestInstantNs = 106'651 * kDayNanos;
+// The defaults of window.allowed_lateness ("10m") and window.max_future_skew ("24h"), for
+// the engine, training and the config alike.
+constexpr int64_t kDefaultAllowedLatenessNs = 600 * kNanosPerSecond;
+constexpr int64_t kDefaultMaxFutureSkewNs = kDayNanos;
 constexpr int64_t kHorizonWindows = 30 * 24 * 3600 / kWindowSeconds;  // 30 days = 8640 windows
 constexpr int64_t kHorizonNanos = kHorizonWindows * kWindowNanos;
 // Amounts above this are rejected (bad_amount). It keeps 30-day sums in int64 cents exact

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "state/event.hpp"
 #include "tests/temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -21,7 +22,7 @@ using streamscore::Status;
 
 namespace {
 
-constexpr int64_t kSec = 1'000'000'000;
+constexpr int64_t kSec = streamscore::kNanosPerSecond;
 
 using streamscore::testing::TempDir;
 

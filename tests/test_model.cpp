@@ -43,7 +43,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int64_t kSec = kNanosPerSecond;
-constexpr int64_t kDay = 86400 * kSec;
+constexpr int64_t kDay = kDayNanos;
 constexpr int64_t kT0 = 1735689600LL * kSec;  // 2025-01-01T00:00:00Z
 constexpr int64_t kLateness = 600 * kSec;
 

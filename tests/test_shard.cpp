@@ -19,7 +19,7 @@ using namespace streamscore;
 namespace {
 
 constexpr int64_t kSec = kNanosPerSecond;
-constexpr int64_t kDay = 86400 * kSec;
+constexpr int64_t kDay = kDayNanos;
 constexpr int64_t kT0 = 1735689600LL * kSec;  // 2025-01-01T00:00:00Z, a window boundary
 constexpr int64_t kTick0 = kT0 / kWindowNanos;
 
