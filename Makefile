@@ -3,6 +3,9 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 STREAMSCORE = $(BUILD)/streamscore
+# Warnings are errors when CI is set (.ci/run sets it; so do most CI services): a dropped
+# Status or a new warning fails CI. Locally they stay warnings unless WERROR=ON.
+WERROR ?= $(if $(CI),ON,OFF)
 
 .PHONY: all deps build run test sanitize bench bench-http bench-kafka bench-scale bench-takeover fuzz format format-check clean
 
@@ -12,7 +15,7 @@ deps:
 	@bash scripts/install-deps
 
 build: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMSCORE_WERROR=$(WERROR) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # The main job on embedded defaults (scripts/demo.sh): generate a history, train a
@@ -21,7 +24,7 @@ build: deps
 # summary with the top customers and their scores. Builds only the binary it runs;
 # starts from a fresh state each time.
 run: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMSCORE_WERROR=$(WERROR) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target streamscore
 	@bash scripts/demo.sh $(STREAMSCORE)
 
@@ -53,7 +56,7 @@ bench-takeover: build
 # The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).
 sanitize: deps
-	@cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+	@cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTREAMSCORE_WERROR=$(WERROR) \
 	  -DCMAKE_CXX_FLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
 	@cmake --build build-sanitize -j $(JOBS)
@@ -70,7 +73,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_RUNS ?= -1
 FUZZ_SEED ?= 0
 fuzz: deps
-	@CXX=clang++ CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMSCORE_FUZZ=ON >/dev/null
+	@CXX=clang++ CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMSCORE_FUZZ=ON -DSTREAMSCORE_WERROR=$(WERROR) >/dev/null
 	@cmake --build build-fuzz -j $(JOBS) --target fuzz_event_parser fuzz_config fuzz_http
 	@for t in event_parser config http; do \
 	  mkdir -p build-fuzz/corpus-$$t && cp -n tests/fuzz/corpus/$$t/* build-fuzz/corpus-$$t/; \

@@ -240,8 +240,9 @@ class LowerPriorityHook final : public caf::thread_hook {
  public:
   explicit LowerPriorityHook(int steps) : steps_(steps) {}
   void init(caf::actor_system&) override {}
-  // A failure only leaves the thread at the process's priority: nothing to report.
-  void thread_started() override { lower_this_thread_priority(steps_); }
+  // A failure only leaves the thread at the process's priority; `run` logs a warning when
+  // the same steps fail on its source thread. Nothing to report from here: discarded.
+  void thread_started() override { static_cast<void>(lower_this_thread_priority(steps_)); }
   void thread_terminates() override {}
 
  private:
@@ -444,7 +445,9 @@ Status Engine::wait_for_one_ack() {
 }
 
 Status Engine::drain() {
-  while (in_flight_ > 0) wait_for_one_ack();
+  // Every batch in flight is waited for, even after one failed: its result is the first
+  // failure (failure_, sticky), returned once nothing is in flight.
+  while (in_flight_ > 0) static_cast<void>(wait_for_one_ack());
   return failure_;
 }
 

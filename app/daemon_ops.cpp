@@ -142,7 +142,8 @@ void DaemonOps::reload() {
     }
     ++applied;
     if (key == "log.level") {
-      configure_logging(next.log.level);
+      // `next` passed load_config, which validated log.level: this cannot fail.
+      static_cast<void>(configure_logging(next.log.level));
       config_.log.level = next.log.level;
     } else if (key == "http.admin_token") {
       config_.http.admin_token = next.http.admin_token;

@@ -360,13 +360,17 @@ void print_top_customers(StateStore& store, int top) {
     std::string line;
   };
   std::vector<Row> rows;
-  store.scan([&](const ItemRecord& item) {
+  Status s = store.scan([&](const ItemRecord& item) {
     if (item.item_json.empty()) return true;
     boost::system::error_code ec;
     auto v = boost::json::parse(item.item_json, ec);
     if (!ec) rows.push_back({boost::json::value_to<double>(v.at("features").at("total_amount_30d")), item.item_json});
     return true;
   });
+  if (!s.is_ok()) {  // a partial list would name the wrong customers
+    print_error("run", "cannot list the top customers: " + s.to_string());
+    return;
+  }
   const std::size_t n = std::min<std::size_t>(rows.size(), static_cast<std::size_t>(top));
   std::partial_sort(rows.begin(), rows.begin() + n, rows.end(),
                     [](const Row& a, const Row& b) { return a.amount > b.amount; });
@@ -385,8 +389,7 @@ int run(const RunArgs& args) {
     print_error("run", s.message());
     return kExitUsage;
   }
-  configure_logging(config.log.level);
-  if (!(s = check_paths(config)).is_ok()) {
+  if (!(s = configure_logging(config.log.level)).is_ok() || !(s = check_paths(config)).is_ok()) {
     print_error("run", s.message());
     return kExitUsage;
   }

@@ -7,7 +7,7 @@
 
 namespace streamscore {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   // fenced: a shared store's writer whose partitions another writer has taken over
   // (semantics.md, section 21); its commit was refused and nothing of it was written.

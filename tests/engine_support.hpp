@@ -1,6 +1,8 @@
 // Test helpers: run the real actor pipeline on in-memory lines and a memory store.
 #pragma once
 
+#include <boost/test/unit_test.hpp>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,10 +38,11 @@ inline RawBatch make_batch(const std::vector<std::string>& lines, std::size_t be
 
 inline std::vector<std::string> export_items(StateStore& store) {
   std::vector<std::string> items;
-  store.scan([&](const ItemRecord& r) {
+  const Status s = store.scan([&](const ItemRecord& r) {
     if (!r.item_json.empty()) items.push_back(r.item_json);
     return true;
   });
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
   return items;
 }
 

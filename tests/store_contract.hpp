@@ -155,10 +155,11 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(commit_writes_items_meta_and_dedup_records_togethe
   BOOST_TEST(v == "c1");
   BOOST_TEST(read(*b.store, "CUSTOMER#A").item_json == "a1");
   std::vector<std::string> datas;
-  b.store->scan_dedup([&](const DedupRecord& r) {
+  const Status scanned = b.store->scan_dedup([&](const DedupRecord& r) {
     datas.push_back(r.data);
     return true;
   });
+  BOOST_TEST(scanned.is_ok(), scanned.to_string());
   BOOST_TEST(datas == std::vector<std::string>{"ids-1"});
   // Meta alone is fine.
   WriteSet meta_only;

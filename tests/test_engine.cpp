@@ -480,10 +480,11 @@ BOOST_AUTO_TEST_CASE(a_second_writer_racing_on_the_items_loses_no_update) {
     BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
     // The other writer touches every item it finds, keeping its content.
     std::vector<std::string> pks;
-    store->scan([&](const ItemRecord& r) {
+    s = store->scan([&](const ItemRecord& r) {
       if (!r.item_json.empty()) pks.push_back(r.pk);
       return true;
     });
+    BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
     for (const std::string& pk : pks) {
       s = update_item(
           *store, pk,

@@ -277,7 +277,7 @@ std::size_t open_fds() {
   const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   ::dup2(err, STDERR_FILENO);
   ::close(err);
-  configure_logging("info");
+  static_cast<void>(configure_logging("info"));  // a valid level: cannot fail
   HttpApi* api = nullptr;
   ServerMetrics metrics(&api);
   HttpApiOptions api_options;
