@@ -125,10 +125,7 @@ BOOST_FIXTURE_TEST_CASE(sigterm_drains_and_a_restart_continues_to_the_same_expor
   std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(half, (all.size() - half) / 2);
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_TEST(WIFEXITED(status));
-  BOOST_TEST(WEXITSTATUS(status) == 0);
+  BOOST_TEST(streamscore::wait_for_exit(pid) == 0);
   // The rest of the file, then a bounded restart on the same state.
   std::ofstream(live, std::ios::binary | std::ios::app) << all.substr(half + (all.size() - half) / 2);
   Result rest = run_cli(dir, "run --set source.path=" + live + " --set source.exit_at_end=true" +

@@ -126,13 +126,6 @@ GenerateSummary summary_of(const std::string& err) {
   return {m[1].matched, std::stoull(m[2]), std::stoull(m[3]), std::stoull(m[4])};
 }
 
-// The exit code of a process spawned by the test.
-int exit_code_of(pid_t pid) {
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 MetricsSnapshot scrape(HttpClient& client) {
   HttpResponse response;
   MetricsSnapshot snap;
@@ -189,9 +182,7 @@ BOOST_AUTO_TEST_CASE(mock_kafka_prints_its_brokers_and_serves_kcat) {
   for (const Message& m : consume(dir, boot, "events-a")) got.insert(m.key + "=" + m.value);
   BOOST_CHECK((got == std::multiset<std::string>{"k1=one", "k2=two", "k1=three"}));
   ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  BOOST_CHECK(wait_for_exit(pid) == 0);
 }
 
 BOOST_AUTO_TEST_CASE(mock_kafka_refuses_bad_options_by_name) {
@@ -371,7 +362,7 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_the_kafka_sinks_produce_and_deliver) {
                                      " delivered), items ") != std::string::npos,
                       shown.out);
   ::kill(pid, SIGTERM);
-  BOOST_CHECK_EQUAL(exit_code_of(pid), 0);
+  BOOST_CHECK_EQUAL(wait_for_exit(pid), 0);
   // The topics hold what the counters say was delivered (a fresh cluster, one daemon).
   BOOST_CHECK_EQUAL(consume(setup.dir, setup.boot, "customer-events-dlq").size(), static_cast<std::size_t>(dead));
   BOOST_CHECK_GE(consume(setup.dir, setup.boot, "customer-scores").size(),
@@ -423,7 +414,7 @@ BOOST_AUTO_TEST_CASE(ctrl_c_stops_generate_kafka_and_delivers_what_it_produced) 
   BOOST_REQUIRE_MESSAGE(wait_for([&] { return !consume(dir, boot, "customer-events").empty(); }, 60),
                         slurp(dir / "generate.err"));
   ::kill(pid, SIGINT);
-  const int code = exit_code_of(pid);
+  const int code = wait_for_exit(pid);
   const std::string err = slurp(dir / "generate.err");
   BOOST_REQUIRE_MESSAGE(code == 0, err);
   const GenerateSummary summary = summary_of(err);
@@ -450,7 +441,7 @@ BOOST_AUTO_TEST_CASE(sigterm_with_undelivered_records_reports_them_failed) {
   BOOST_REQUIRE(pid > 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // whatever it produced by then
   ::kill(pid, SIGTERM);
-  const int code = exit_code_of(pid);
+  const int code = wait_for_exit(pid);
   const std::string err = slurp(dir / "generate.err");
   const GenerateSummary summary = summary_of(err);
   BOOST_CHECK_EQUAL(summary.delivered, 0u);

@@ -204,9 +204,7 @@ BOOST_FIXTURE_TEST_CASE(broker_faults_lose_nothing_and_are_reported, Fixture) {
   BOOST_TEST(shown.exit_code == 0, shown.err);
   BOOST_TEST(shown.out.find("8 partitions   lag 0, errors ") != std::string::npos, shown.out);
   ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), slurp(dir / "faults.err"));
+  BOOST_TEST(wait_for_exit(pid) == 0, slurp(dir / "faults.err"));
   Result bounded = run_cli(dir, words(run_args("faults", true, {"--json"})));
   BOOST_REQUIRE_MESSAGE(bounded.exit_code == 0, bounded.err);
   BOOST_TEST(bounded.out.find("\"read\":0,") != std::string::npos, bounded.out);  // nothing left to read
@@ -304,9 +302,7 @@ BOOST_FIXTURE_TEST_CASE(a_rebalance_checkpoints_before_releasing_partitions, Fix
   BOOST_REQUIRE_MESSAGE(wait_for([&] { return metric(client, "streamscore_kafka_lag") == 0; }, 60),
                         slurp(dir / "group.err"));
   ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  BOOST_TEST(wait_for_exit(pid) == 0);
   Result bounded = run_cli(dir, words(run_args("group", true)));
   BOOST_REQUIRE_MESSAGE(bounded.exit_code == 0, bounded.err);
   BOOST_TEST(features_only(export_of("group")) == features_only(replayed()));

@@ -179,10 +179,9 @@ BOOST_AUTO_TEST_CASE(a_restart_re_scores_stored_items_to_the_active_version) {
   // Throttled to 2000 items/s: 1000 items take about half a second; progress is reported.
   const bool converged = wait_for(dir / "run.err", "model: re-score to v2 complete");
   ::kill(pid, SIGTERM);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  const int code = wait_for_exit(pid);
   BOOST_REQUIRE(converged);
-  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), slurp(dir / "run.err"));
+  BOOST_TEST(code == 0, slurp(dir / "run.err"));
   BOOST_REQUIRE(run(bin + " export --state " + dir / "state" + " --out " + dir / "after.jsonl") == 0);
   const auto before = lines_of(slurp(dir / "before.jsonl")), after = lines_of(slurp(dir / "after.jsonl"));
   BOOST_REQUIRE(before.size() == after.size());

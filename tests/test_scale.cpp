@@ -202,9 +202,8 @@ struct Fixture {
 
   void stop(Member& m, int signal, bool expect_success) {
     ::kill(m.pid, signal);
-    int status = 0;
-    ::waitpid(m.pid, &status, 0);
-    if (expect_success) BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), log_of(m));
+    const int code = wait_for_exit(m.pid);
+    if (expect_success) BOOST_TEST(code == 0, log_of(m));
   }
 };
 
@@ -442,11 +441,7 @@ BOOST_AUTO_TEST_CASE(a_group_through_stall_kill_and_joint_stop_loses_no_customer
   f.settle({&b, &c}, "after the kill");
   ::kill(b.pid, SIGTERM);  // together
   ::kill(c.pid, SIGTERM);
-  for (Member* m : {&b, &c}) {
-    int status = 0;
-    ::waitpid(m->pid, &status, 0);
-    BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), f.log_of(*m));
-  }
+  for (Member* m : {&b, &c}) BOOST_TEST(wait_for_exit(m->pid) == 0, f.log_of(*m));
 
   Member again = start("a", "a-again");
   const std::vector<KafkaRecord> last = closing_records("2025-01-08T01:00:00Z", kWide);
