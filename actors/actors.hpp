@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/event_clock.hpp"
-#include "actors/metrics.hpp"
+#include "state/event_clock.hpp"
+#include "state/metrics.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
 

@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include "actors/event_clock.hpp"
-#include "actors/metrics.hpp"
-#include "state/status.hpp"
+#include "common/status.hpp"
+#include "state/event_clock.hpp"
+#include "state/metrics.hpp"
 #include "state/store.hpp"
 
 namespace caf {

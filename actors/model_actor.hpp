@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/metrics.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
+#include "state/metrics.hpp"
 
 namespace streamscore {
 
