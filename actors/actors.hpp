@@ -18,6 +18,7 @@
 
 #include "actors/event_clock.hpp"
 #include "actors/metrics.hpp"
+#include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
 
@@ -64,10 +65,5 @@ struct RouterConfig {
 };
 
 caf::actor spawn_router(caf::actor_system& sys, RouterConfig config);
-
-// The shard that owns a customer: a stable hash, the same on every run and machine.
-inline std::size_t shard_of(uint64_t customer_hash, std::size_t shards) {
-  return static_cast<std::size_t>(customer_hash % shards);
-}
 
 }  // namespace streamscore

@@ -15,6 +15,7 @@
 #include "actors/metrics.hpp"
 #include "io/dead_letter.hpp"
 #include "state/event.hpp"
+#include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
 
@@ -82,14 +83,8 @@ struct ParsedChunk {
   uint64_t key_mismatches = 0;  // valid records whose Kafka key is not their customer_id
 };
 
-struct ProbeRequest {
-  std::vector<DedupKey> keys;
-};
-struct ProbeReply {
-  std::vector<uint8_t> found;
-  std::vector<uint32_t> fingerprints;
-  std::vector<int64_t> times;
-};
+// ProbeRequest, ProbeReply and ShardBatch are the sequencer's own input and output
+// (state/sequencer.hpp), carried as they are.
 
 struct ClassifyRequest {
   std::vector<Candidate> candidates;
@@ -99,11 +94,6 @@ struct FinalTick {
   bool has_tick = false;
   TickMark mark;
   uint64_t ticks_emitted = 0;
-};
-
-struct ShardBatch {
-  std::vector<ParsedEvent> events;
-  std::vector<TickMark> ticks;
 };
 
 struct ShardReport {
