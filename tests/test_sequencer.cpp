@@ -45,8 +45,10 @@ ParsedEvent event(int customer, uint64_t id, int64_t ns, int64_t cents, uint32_t
   return e;
 }
 
-std::vector<ParsedEvent> numbered(std::vector<ParsedEvent> events) {
-  for (std::size_t i = 0; i < events.size(); ++i) events[i].record_index = static_cast<uint32_t>(i);
+// Record indices 0, stride, 2 * stride...: with a stride above 1, as if the parser had
+// rejected the records between.
+std::vector<ParsedEvent> numbered(std::vector<ParsedEvent> events, uint32_t stride = 1) {
+  for (std::size_t i = 0; i < events.size(); ++i) events[i].record_index = static_cast<uint32_t>(i) * stride;
   return events;
 }
 
@@ -63,8 +65,9 @@ struct Pipeline {
   }
 
   // Sequences one batch and lets every shard apply its part.
-  SequencedBatch run(std::vector<ParsedEvent> events, const std::vector<int32_t>& partitions = {}) {
-    events = numbered(std::move(events));
+  SequencedBatch run(std::vector<ParsedEvent> events, const std::vector<int32_t>& partitions = {},
+                     uint32_t stride = 1) {
+    events = numbered(std::move(events), stride);
     auto probe = [this](std::size_t s, const ProbeRequest& request) {
       ProbeReply reply;
       states[s].probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
@@ -164,30 +167,41 @@ BOOST_AUTO_TEST_CASE(duplicates_across_batches_come_from_the_probe_replies) {
 // The steps one by one, as the router drives them: what a shard answers decides.
 BOOST_AUTO_TEST_CASE(the_steps_ask_each_shard_once_and_read_its_answers_by_slot) {
   Sequencer sequencer(SequencerOptions{2});
-  std::vector<ParsedEvent> events = numbered({event(1, 1, kT0, 1), event(2, 2, kT0, 2), event(3, 3, kT0, 3)});
+  std::vector<ParsedEvent> events;
+  for (int c = 0; c < 10; ++c) events.push_back(event(c, static_cast<uint64_t>(c), kT0, c));
+  events = numbered(std::move(events));
   sequencer.begin(events.size());
   sequencer.add(events, {});
   std::vector<ProbeRequest> requests = sequencer.probe_requests();
   BOOST_REQUIRE(requests.size() == 2u);
-  BOOST_TEST(requests[0].keys.size() + requests[1].keys.size() == 3u);
-  // Every shard says: seen, the same content, an hour ago (still remembered).
+  BOOST_REQUIRE(!requests[0].keys.empty());
+  BOOST_REQUIRE(!requests[1].keys.empty());
+  BOOST_TEST(requests[0].keys.size() + requests[1].keys.size() == 10u);
+  // Every shard says: seen, an hour or more ago (still remembered), with the same content
+  // for even ids and other content for odd ones; each answer is told by its key.
+  auto seen_time = [](const DedupKey& key) { return kT0 - static_cast<int64_t>(60 + key.hi) * kMin; };
   for (std::size_t s = 0; s < 2; ++s) {
-    const std::size_t n = requests[s].keys.size();
-    sequencer.take_reply(s, ProbeReply{std::vector<uint8_t>(n, 1), std::vector<uint32_t>(n, 1),
-                                       std::vector<int64_t>(n, kT0 - 3600 * kSec)});
+    ProbeReply reply;
+    for (const DedupKey& key : requests[s].keys) {
+      reply.found.push_back(1);
+      reply.fingerprints.push_back(key.hi % 2 == 1 ? 1 : 2);  // hi = customer + 1
+      reply.times.push_back(seen_time(key));
+    }
+    sequencer.take_reply(s, std::move(reply));
   }
   const std::vector<Candidate> candidates = sequencer.candidates();
-  BOOST_REQUIRE(candidates.size() == 3u);
-  for (std::size_t i = 0; i < 3; ++i) {
-    BOOST_TEST(candidates[i].seen_before);
-    BOOST_TEST(candidates[i].seen_time_ns == kT0 - 3600 * kSec);
+  BOOST_REQUIRE(candidates.size() == 10u);
+  for (std::size_t i = 0; i < 10; ++i) {
     BOOST_TEST((candidates[i].key == events[i].key));
+    BOOST_TEST(candidates[i].seen_before);
+    BOOST_TEST(candidates[i].seen_time_ns == seen_time(events[i].key));
   }
   EventClock clock(kLateness);
   ClassifyResult result;
   clock.classify(candidates, &result);
   SequencedBatch out = sequencer.dispatch(result);
-  BOOST_TEST(out.duplicates == 3u);
+  BOOST_TEST(out.duplicates == 10u);
+  BOOST_TEST(out.conflicting_duplicates == 5u);
   BOOST_TEST(out.accepted == 0u);
   BOOST_TEST(out.shards[0].ticks.empty());  // nothing accepted: the clock has not started
 }
@@ -196,11 +210,13 @@ BOOST_AUTO_TEST_CASE(late_records_are_accepted_expired_ones_listed_by_record_ind
   Pipeline p(2);
   p.run({event(1, 1, kT0 + 40 * kDay, 1)});
   // The clock is at about day 40: 20 minutes late is accepted (it only misses ticks),
-  // older than day 10 is expired, by the record's place in its batch.
+  // older than day 10 is expired, listed by the record's place in its batch (every
+  // other record of which was invalid).
   SequencedBatch out = p.run({event(2, 2, kT0 + 40 * kDay - 20 * kMin, 2), event(3, 3, kT0 + 9 * kDay, 3),
-                              event(4, 4, kT0 + 11 * kDay, 4), event(5, 5, kT0 + 2 * kDay, 5)});
+                              event(4, 4, kT0 + 11 * kDay, 4), event(5, 5, kT0 + 2 * kDay, 5)},
+                             {}, /*stride=*/2);
   BOOST_TEST(out.accepted == 2u);
-  BOOST_TEST(out.expired == (std::vector<uint32_t>{1, 3}));
+  BOOST_TEST(out.expired == (std::vector<uint32_t>{2, 6}));
 }
 
 BOOST_AUTO_TEST_CASE(future_records_end_at_the_shared_limit_which_saturates) {
