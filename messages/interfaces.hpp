@@ -15,7 +15,11 @@
 namespace streamscore {
 
 // The sender of raw batches (the engine): the router acks each batch once the shards
-// have applied it, or at once with the error that stopped it.
+// have applied it, or at once with the error that stopped it. An ack message rather than
+// a reply to `batch_atom`: the engine keeps several batches in flight and waits for
+// whichever ack comes next, which CAF 0.17's blocking request handles cannot do. The
+// engine's scoped_actor is untyped (0.17 has no typed one), so the router reaches it
+// through this interface by actor_cast, unchecked: the one place the types are assumed.
 using AckReceiver = caf::typed_actor<caf::reacts_to<ack_atom, BatchAck>>;
 
 // Parses the records [begin, end) of a batch; events later than the limit (ns) are rejected.

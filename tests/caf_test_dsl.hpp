@@ -3,7 +3,9 @@
 // engine, which exists only under CAF's test main; here they go to Boost.Test instead, so
 // that these tests run, report and are labelled like every other suite. Include it in one
 // translation unit per executable (it defines the CAF test engine's statics the fixture
-// reads, without CAF's main).
+// reads, without CAF's main). A failed `expect` stops the test case; its clause's destructor
+// then touches the actor it never found, which Boost.Test reports as a memory access
+// violation right after the failed check.
 #pragma once
 
 #include <boost/test/unit_test.hpp>

@@ -190,6 +190,9 @@ BOOST_AUTO_TEST_CASE(a_barrier_waits_for_the_batch_before_it_that_is_still_parsi
   const auto lines = events("e", 40);
   send_batch(lines, "first");
   auto cut = self->request(router, caf::infinite, barrier_atom::value, BarrierRequest{});
+  expect((batch_atom, RawBatchPtr), from(self).to(router));
+  expect((barrier_atom, BarrierRequest), from(self).to(router));
+  expect((parse_atom, RawBatchPtr, uint32_t, uint32_t, int64_t), from(router).to(gates[0]));
   run();
   BOOST_TEST(parser->log == std::vector<std::string>{"parse first"}, boost::test_tools::per_element());
   BOOST_TEST(shard_log().empty());  // no snapshot while the batch before it parses
