@@ -105,7 +105,7 @@ caf::behavior clock_gate(caf::stateful_actor<GateState>* self, ClockActor real, 
   };
 }
 
-// Events of `customers` customers, one a minute; ids start with `prefix`.
+// `count` transactions of 8 customers, one a minute; their ids start with `prefix`.
 std::vector<std::string> events(const std::string& prefix, int count) {
   std::vector<std::string> lines;
   for (int i = 0; i < count; ++i) {
