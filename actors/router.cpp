@@ -33,7 +33,7 @@ struct BarrierContext {
 struct InFlight {
   std::shared_ptr<BarrierContext> barrier;
   RawBatchPtr batch;
-  caf::actor reply_to;
+  AckReceiver reply_to;
   std::vector<ParsedChunk> chunks;
   std::size_t parts_pending = 0;
   std::string error;  // set when parsing failed
@@ -55,7 +55,7 @@ struct RouterState {
   bool held = false;
 };
 
-using router_ptr = caf::stateful_actor<RouterState>*;
+using router_ptr = RouterActor::stateful_pointer<RouterState>;
 
 void pump(router_ptr self);
 
@@ -113,7 +113,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   // dispatched: the source's in-flight limit then bounds the shards' mailboxes too
   // (backpressure), and memory stays flat when shards are slower than the router.
   struct Applied {
-    caf::actor reply_to;
+    AckReceiver reply_to;
     std::size_t pending = 0;
     std::string error;
   };
@@ -303,8 +303,9 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
             auto& st = self->state;
             if (f.has_tick) {
               std::vector<ShardBatch> final_batches = st.sequencer.final_tick(f.mark);
-              // A request, not a send: the shard's reply (true) must have a handler, or
-              // CAF prints "unexpected message" on stdout (into `run --json`).
+              // Nothing waits for the shard's reply: the barrier's snapshot request below
+              // reaches it after this tick. The typed interface makes a plain send (whose
+              // reply would reach the router unhandled) a compile error.
               for (std::size_t s = 0; s < st.config.shards.size(); ++s) {
                 st.config.metrics->batch_sent(s);
                 self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(final_batches[s]))
@@ -343,14 +344,14 @@ void pump(router_ptr self) {
   }
 }
 
-caf::behavior router_actor(router_ptr self, RouterConfig config) {
+RouterActor::behavior_type router_actor(router_ptr self, RouterConfig config) {
   self->state.config = std::move(config);
   const RouterConfig& c = self->state.config;
   self->state.sequencer = Sequencer(SequencerOptions{c.shards.size(), c.since_ns, c.until_ns});
   return {
       [=](batch_atom, RawBatchPtr& raw) {
         auto batch = std::make_shared<InFlight>();
-        batch->reply_to = caf::actor_cast<caf::actor>(self->current_sender());
+        batch->reply_to = caf::actor_cast<AckReceiver>(self->current_sender());
         batch->batch = std::move(raw);
         self->state.queue.push_back(batch);
         if (batch->batch->lines.empty()) {
@@ -376,7 +377,7 @@ caf::behavior router_actor(router_ptr self, RouterConfig config) {
 
 }  // namespace
 
-caf::actor spawn_router(caf::actor_system& sys, RouterConfig config) {
+RouterActor spawn_router(caf::actor_system& sys, RouterConfig config) {
   return sys.spawn(router_actor, std::move(config));
 }
 

@@ -14,6 +14,7 @@
 #include "actors/event_clock.hpp"
 #include "actors/metrics.hpp"
 #include "io/dead_letter.hpp"
+#include "model/features.hpp"
 #include "state/event.hpp"
 #include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
@@ -36,6 +37,13 @@ using write_atom = caf::atom_constant<caf::atom("write")>;
 using clock_atom = caf::atom_constant<caf::atom("clock")>;
 using replace_atom = caf::atom_constant<caf::atom("replace")>;
 using reshape_atom = caf::atom_constant<caf::atom("reshape")>;
+using score_atom = caf::atom_constant<caf::atom("score")>;
+using swap_atom = caf::atom_constant<caf::atom("swap")>;
+using model_atom = caf::atom_constant<caf::atom("model")>;      // model actor -> shard: new version
+using rescore_atom = caf::atom_constant<caf::atom("rescore")>;  // shard -> itself: next step
+using shards_atom = caf::atom_constant<caf::atom("shards")>;
+
+struct LoadedModel;
 
 // One line of input inside a RawBatch buffer.
 struct LineRef {
@@ -146,6 +154,17 @@ struct Reshape {
   std::shared_ptr<ShardState> added;                          // null: none
 };
 
+using ModelPtr = std::shared_ptr<const LoadedModel>;
+
+struct ScoreRequest {
+  std::vector<FeatureRow> rows;
+};
+
+struct ScoreReply {
+  int model_version = 0;      // 0: no active model, `scores` is empty
+  std::vector<float> scores;  // one per row
+};
+
 }  // namespace streamscore
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RawBatch)
@@ -169,3 +188,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<streamscore::ShardState>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Reshape)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreReply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ModelPtr)

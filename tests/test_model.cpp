@@ -535,7 +535,7 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   cfg.set("scheduler.max-threads", 1);
   caf::actor_system sys{cfg};
   auto metrics = std::make_shared<ModelMetrics>(1);
-  caf::actor actor = spawn_model_actor(sys, nullptr, metrics, false);
+  ModelActor actor = spawn_model_actor(sys, nullptr, metrics, false);
   caf::scoped_actor self{sys};
   const std::vector<FeatureRow> rows = {feature_row(0, 0), feature_row(40, 400000), feature_row(3, 300)};
   auto score = [&] {
@@ -548,7 +548,7 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   BOOST_TEST(none.model_version == 0);
   BOOST_TEST(none.scores.empty());
   // The shards learn about a swap (here: the test's own actor stands for a shard).
-  self->send(actor, shards_atom::value, std::vector<caf::actor>{caf::actor_cast<caf::actor>(self)});
+  self->send(actor, shards_atom::value, std::vector<ShardActor>{caf::actor_cast<ShardActor>(self)});
   auto v2 = std::make_shared<LoadedModel>();
   BOOST_REQUIRE(load_model(models, 2, 1, v2.get()).is_ok());
   self->send(actor, swap_atom::value, ModelPtr(v2));
