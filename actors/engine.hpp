@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
-#include "actors/event_clock.hpp"
-#include "actors/metrics.hpp"
-#include "state/event.hpp"
-#include "state/status.hpp"
+#include "common/status.hpp"
+#include "common/time.hpp"
+#include "state/event_clock.hpp"
+#include "state/metrics.hpp"
 #include "state/store.hpp"
 
 namespace caf {
@@ -156,15 +156,13 @@ class Engine {
   StateStore* store_ = nullptr;
   std::shared_ptr<EngineMetrics> metrics_;
   std::shared_ptr<ModelMetrics> model_metrics_;
-  std::unique_ptr<caf::actor> model_;
   std::unique_ptr<ItemSink> item_sink_;
   std::string dead_letter_identity_;  // what meta "dead_letter" names: the file or the topic
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<caf::scoped_actor> self_;
-  std::unique_ptr<caf::actor> router_;
-  std::unique_ptr<caf::actor> clock_;
-  std::vector<caf::actor> shards_;
+  struct Handles;  // the actors the engine talks to, by their typed interfaces
+  std::unique_ptr<Handles> handles_;
   std::vector<caf::actor> actors_;
   std::size_t in_flight_ = 0;
   uint64_t checkpoint_number_ = 0;

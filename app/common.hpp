@@ -8,10 +8,10 @@
 #include <string>
 
 #include "actors/engine.hpp"
-#include "actors/metrics.hpp"
 #include "config/config.hpp"
 #include "io/generator.hpp"
 #include "state/dynamodb_store.hpp"
+#include "state/metrics.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {

@@ -10,10 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "actors/metrics.hpp"
 #include "config/config.hpp"
 #include "io/http_api.hpp"
 #include "io/http_server.hpp"
+#include "state/metrics.hpp"
 #include "state/served_items.hpp"
 #include "state/store.hpp"
 

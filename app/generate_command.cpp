@@ -23,12 +23,12 @@
 #include <thread>
 
 #include "app/common.hpp"
+#include "common/time.hpp"
 #include "config/config.hpp"
 #include "io/generator.hpp"
 #include "io/kafka_client.hpp"
 #include "io/kafka_mock.hpp"
 #include "io/kafka_producer.hpp"
-#include "state/event.hpp"
 
 namespace streamscore {
 

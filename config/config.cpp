@@ -6,7 +6,7 @@
 // same setters, so both get the same rules and the same messages.
 #include "config/config.hpp"
 
-#include "state/event.hpp"
+#include "common/time.hpp"
 #include "state/format.hpp"
 
 #include <librdkafka/rdkafka.h>

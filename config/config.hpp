@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-#include "state/event.hpp"
-#include "state/status.hpp"
+#include "common/status.hpp"
+#include "common/time.hpp"
 
 namespace streamscore {
 

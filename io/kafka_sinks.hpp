@@ -7,11 +7,11 @@
 #include <memory>
 #include <string>
 
+#include "common/status.hpp"
 #include "config/config.hpp"
 #include "io/dead_letter.hpp"
 #include "io/item_sink.hpp"
 #include "io/kafka_producer.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

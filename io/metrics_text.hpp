@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "actors/metrics.hpp"
-#include "state/status.hpp"
+#include "common/status.hpp"
+#include "state/metrics.hpp"
 
 namespace streamscore {
 

@@ -11,10 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "actors/event_clock.hpp"
-#include "actors/metrics.hpp"
+#include "common/raw_batch.hpp"
 #include "io/dead_letter.hpp"
+#include "model/features.hpp"
 #include "state/event.hpp"
+#include "state/event_clock.hpp"
+#include "state/metrics.hpp"
+#include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
 
@@ -35,39 +38,13 @@ using write_atom = caf::atom_constant<caf::atom("write")>;
 using clock_atom = caf::atom_constant<caf::atom("clock")>;
 using replace_atom = caf::atom_constant<caf::atom("replace")>;
 using reshape_atom = caf::atom_constant<caf::atom("reshape")>;
+using score_atom = caf::atom_constant<caf::atom("score")>;
+using swap_atom = caf::atom_constant<caf::atom("swap")>;
+using model_atom = caf::atom_constant<caf::atom("model")>;      // model actor -> shard: new version
+using rescore_atom = caf::atom_constant<caf::atom("rescore")>;  // shard -> itself: next step
+using shards_atom = caf::atom_constant<caf::atom("shards")>;
 
-// One line of input inside a RawBatch buffer.
-struct LineRef {
-  uint32_t offset = 0;
-  uint32_t length = 0;    // without the line break
-  uint64_t position = 0;  // line number in a file (1-based), or offset in a partition
-};
-
-// A Kafka message key in the batch's buffer; length < 0: the message has no key.
-struct KeyRef {
-  uint32_t offset = 0;
-  int32_t length = -1;
-};
-
-// Raw records from a source. Lines point into one shared, immutable buffer.
-struct RawBatch {
-  std::shared_ptr<const std::string> buffer;
-  std::vector<LineRef> lines;
-  // Kafka only (empty otherwise), one per line: the key (expected: the value's
-  // customer_id) and the partition; `source` is then the topic, positions are offsets.
-  std::vector<KeyRef> keys;
-  std::vector<int32_t> partitions;
-  // Kafka with a shared table (state.shared): the topic's partition count. Each customer
-  // belongs to the partition Kafka's default partitioner gives its id; a record read from
-  // another partition is dead-lettered (wrong_partition). 0: no such check.
-  int32_t partition_count = 0;
-  std::string source;  // "events.jsonl", later "customer-events/3"
-  std::string_view line(std::size_t i) const {
-    return std::string_view(buffer->data() + lines[i].offset, lines[i].length);
-  }
-};
-
-using RawBatchPtr = std::shared_ptr<const RawBatch>;
+struct LoadedModel;
 
 struct Rejected {
   uint32_t index = 0;  // record index in the batch
@@ -82,14 +59,8 @@ struct ParsedChunk {
   uint64_t key_mismatches = 0;  // valid records whose Kafka key is not their customer_id
 };
 
-struct ProbeRequest {
-  std::vector<DedupKey> keys;
-};
-struct ProbeReply {
-  std::vector<uint8_t> found;
-  std::vector<uint32_t> fingerprints;
-  std::vector<int64_t> times;
-};
+// ProbeRequest, ProbeReply and ShardBatch are the sequencer's own input and output
+// (state/sequencer.hpp), carried as they are.
 
 struct ClassifyRequest {
   std::vector<Candidate> candidates;
@@ -99,11 +70,6 @@ struct FinalTick {
   bool has_tick = false;
   TickMark mark;
   uint64_t ticks_emitted = 0;
-};
-
-struct ShardBatch {
-  std::vector<ParsedEvent> events;
-  std::vector<TickMark> ticks;
 };
 
 struct ShardReport {
@@ -156,6 +122,17 @@ struct Reshape {
   std::shared_ptr<ShardState> added;                          // null: none
 };
 
+using ModelPtr = std::shared_ptr<const LoadedModel>;
+
+struct ScoreRequest {
+  std::vector<FeatureRow> rows;
+};
+
+struct ScoreReply {
+  int model_version = 0;      // 0: no active model, `scores` is empty
+  std::vector<float> scores;  // one per row
+};
+
 }  // namespace streamscore
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RawBatch)
@@ -179,3 +156,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<streamscore::ShardState>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Reshape)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreReply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ModelPtr)

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "common/status.hpp"
+#include "common/time.hpp"
 #include "model/features.hpp"
-#include "state/event.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

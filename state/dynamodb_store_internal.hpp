@@ -42,7 +42,7 @@
 #include <thread>
 #include <vector>
 
-#include "state/codec.hpp"
+#include "common/codec.hpp"
 #include "state/dynamodb_client.hpp"
 #include "state/dynamodb_encoding.hpp"
 #include "state/dynamodb_gc.hpp"

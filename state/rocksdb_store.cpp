@@ -37,7 +37,7 @@
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
 
-#include "state/codec.hpp"
+#include "common/codec.hpp"
 #include "state/format.hpp"
 #include "state/store.hpp"
 

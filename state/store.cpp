@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "state/codec.hpp"
+#include "common/codec.hpp"
 
 namespace streamscore {
 

@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "state/spawn.hpp"
+#include "common/spawn.hpp"
 #include "tests/temp_dir.hpp"
 
 extern char** environ;

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "common/time.hpp"
 #include "config/config.hpp"
-#include "state/event.hpp"
 #include "tests/temp_dir.hpp"
 
 namespace fs = std::filesystem;

@@ -17,12 +17,12 @@
 #include <tuple>
 
 #include "actors/actors.hpp"
-#include "actors/thread_priority.hpp"
-#include "app/reference_model.hpp"
+#include "common/thread_priority.hpp"
 #include "engine_support.hpp"
 #include "io/dead_letter.hpp"
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
+#include "testkit/reference_model.hpp"
 
 using namespace streamscore;
 using namespace streamscore::testing;
@@ -299,7 +299,7 @@ BOOST_AUTO_TEST_CASE(random_logs_match_the_brute_force_reference) {
                                << batch) {
       EngineRun run = run_engine(lines_of(log), shards, batch);
       check_counters(run.stats, ref.stats);
-      // The reusable reference (app/reference_model.hpp, behind `stress`) agrees with
+      // The reusable reference (testkit/reference_model.hpp, behind `stress`) agrees with
       // this one, and its check finds no difference.
       ReferenceOptions ro;
       ro.allowed_lateness_ns = kLateness;
@@ -570,7 +570,10 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   sched.run();
   BOOST_TEST(depths() == std::vector<int64_t>(kShards, 0), boost::test_tools::per_element());
   BOOST_TEST(metrics->accepted.load() > 0u);
-  for (auto& a : {router, rc.parsers[0], rc.shards[0], rc.shards[1], rc.shards[2], rc.clock, rc.dead_letter})
+  for (const auto& a : {caf::actor_cast<caf::actor>(router), caf::actor_cast<caf::actor>(rc.parsers[0]),
+                        caf::actor_cast<caf::actor>(rc.shards[0]), caf::actor_cast<caf::actor>(rc.shards[1]),
+                        caf::actor_cast<caf::actor>(rc.shards[2]), caf::actor_cast<caf::actor>(rc.clock),
+                        caf::actor_cast<caf::actor>(rc.dead_letter)})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   sched.run();
 }

@@ -14,9 +14,9 @@
 #include <random>
 #include <set>
 
-#include "actors/metrics.hpp"
 #include "io/http_client.hpp"
 #include "io/kafka_source.hpp"
+#include "state/metrics.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/daemon_support.hpp"
 #include "tests/kafka_support.hpp"

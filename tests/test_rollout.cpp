@@ -17,11 +17,11 @@
 #include <sstream>
 #include <thread>
 
+#include "common/spawn.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
 #include "model/scorer.hpp"
 #include "model_support.hpp"
-#include "state/spawn.hpp"
 
 using namespace streamscore;
 using streamscore::testing::slurp;

@@ -20,7 +20,7 @@
 #include <rocksdb/db.h>
 #include <boost/mpl/list.hpp>
 
-#include "state/codec.hpp"
+#include "common/codec.hpp"
 #include "state/served_items.hpp"
 #include "state/store.hpp"
 #include "tests/temp_dir.hpp"
@@ -275,7 +275,7 @@ BOOST_AUTO_TEST_CASE(served_items_readers_see_whole_items_in_version_order_while
   BOOST_TEST(items.items() == static_cast<uint64_t>(kCustomers));
 }
 
-// The byte codec (state/codec.hpp) writes what is on disk and in tables: these bytes are
+// The byte codec (common/codec.hpp) writes what is on disk and in tables: these bytes are
 // the encodings of stores written before it was shared, so a change to it that would stop
 // existing stores from opening fails here.
 BOOST_AUTO_TEST_CASE(codec_fixed_words_keep_their_byte_order) {

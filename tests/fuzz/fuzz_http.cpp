@@ -13,9 +13,9 @@
 #include <string>
 #include <string_view>
 
-#include "actors/metrics.hpp"
 #include "io/http_api.hpp"
 #include "io/metrics_text.hpp"
+#include "state/metrics.hpp"
 
 using namespace streamscore;
 

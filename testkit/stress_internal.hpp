@@ -1,6 +1,6 @@
-// The parts of `streamscore stress` (app/stress.hpp) share these: the stream each scenario
+// The parts of `streamscore stress` (testkit/stress.hpp) share these: the stream each scenario
 // offers, its work directory, the reference check, and the two ways a scenario runs
-// (in process: app/stress_in_process.cpp; as killed daemons: app/stress_crash_restart.cpp).
+// (in process: testkit/stress_in_process.cpp; as killed daemons: testkit/stress_crash_restart.cpp).
 #pragma once
 
 #include <cstdint>
@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "actors/engine.hpp"
-#include "app/reference_model.hpp"
-#include "app/stress.hpp"
-#include "app/stress_sampling.hpp"
 #include "state/store.hpp"
+#include "testkit/reference_model.hpp"
+#include "testkit/stress.hpp"
+#include "testkit/stress_sampling.hpp"
 
 namespace streamscore::stress_detail {
 

@@ -4,7 +4,7 @@
 
 #include <boost/json.hpp>
 
-#include "app/stress.hpp"
+#include "testkit/stress.hpp"
 
 namespace streamscore {
 

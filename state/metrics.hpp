@@ -9,8 +9,8 @@
 #include <map>
 #include <mutex>
 
-#include "actors/event_clock.hpp"
 #include "state/event.hpp"
+#include "state/event_clock.hpp"
 
 namespace streamscore {
 

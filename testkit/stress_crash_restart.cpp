@@ -14,8 +14,8 @@
 #include <boost/json.hpp>
 
 #include "app/common.hpp"
-#include "app/stress_internal.hpp"
-#include "state/spawn.hpp"
+#include "common/spawn.hpp"
+#include "testkit/stress_internal.hpp"
 
 namespace streamscore::stress_detail {
 

@@ -1,4 +1,4 @@
-// What `streamscore stress` measures while a scenario runs in process (app/stress.hpp):
+// What `streamscore stress` measures while a scenario runs in process (testkit/stress.hpp):
 // the process's RSS, the latency from submit to durable, and the per-day trace of the
 // load simulation (bench/simulate.sh).
 #pragma once
@@ -15,9 +15,9 @@
 #include <utility>
 #include <vector>
 
-#include "actors/metrics.hpp"
-#include "app/stress.hpp"
-#include "state/status.hpp"
+#include "common/status.hpp"
+#include "state/metrics.hpp"
+#include "testkit/stress.hpp"
 
 namespace streamscore::stress_detail {
 

@@ -1,4 +1,4 @@
-#include "app/stress_sampling.hpp"
+#include "testkit/stress_sampling.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "state/spawn.hpp"
+#include "common/spawn.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>

@@ -1,10 +1,10 @@
-#include "app/stress.hpp"
+#include "testkit/stress.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
-#include "app/stress_internal.hpp"
+#include "testkit/stress_internal.hpp"
 
 namespace streamscore {
 

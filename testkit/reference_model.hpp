@@ -15,9 +15,9 @@
 #include <tuple>
 #include <vector>
 
-#include "actors/metrics.hpp"
 #include "io/event_parser.hpp"
 #include "state/event.hpp"
+#include "state/metrics.hpp"
 
 namespace streamscore {
 

@@ -11,12 +11,12 @@
 #include <boost/json.hpp>
 
 #include "app/common.hpp"
-#include "app/stress_internal.hpp"
+#include "common/spawn.hpp"
 #include "messages/messages.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
 #include "model/scorer.hpp"
-#include "state/spawn.hpp"
+#include "testkit/stress_internal.hpp"
 
 namespace streamscore::stress_detail {
 
