@@ -114,7 +114,7 @@ DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uin
 
 void dispatch(router_ptr self, const ClassifyResult& result) {
   auto& st = self->state;
-  auto& metrics = *st.config.metrics;
+  auto& metrics = *st.config.router_probe;
   std::vector<ShardBatch> out(st.config.shards.size());
   std::vector<uint32_t> per_shard(out.size(), 0);
   for (uint32_t s : st.shard_of_event) ++per_shard[s];
@@ -162,7 +162,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   };
   for (std::size_t s = 0; s < out.size(); ++s) {
     if (out[s].events.empty() && out[s].ticks.empty()) continue;
-    metrics.batch_sent(s);
+    st.config.shard_probe->batch_sent(s);
     self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(out[s]))
         .then([=](bool) { one_done(); },
               [=](caf::error& err) {
@@ -329,7 +329,7 @@ void barrier_part_done(const std::shared_ptr<BarrierContext>& ctx) {
 // everything sent to them before. Batches behind the barrier flow on meanwhile.
 void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx) {
   auto& st = self->state;
-  const auto& m = *st.config.metrics;
+  const auto& m = *st.config.router_probe;
   RunStats& s = ctx->cut.stats;
   s.read = m.read;
   s.accepted = m.accepted;
@@ -378,12 +378,12 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
               // A request, not a send: the shard's reply (true) must have a handler, or
               // CAF prints "unexpected message" on stdout (into `run --json`).
               for (std::size_t s = 0; s < st.config.shards.size(); ++s) {
-                st.config.metrics->batch_sent(s);
+                st.config.shard_probe->batch_sent(s);
                 self->request(st.config.shards[s], caf::infinite, apply_atom::value, ShardBatch{{}, {f.mark}})
                     .then([](bool) {});
               }
-              st.config.metrics->ticks += f.ticks_emitted;
-              st.config.metrics->last_tick = f.mark.tick;
+              st.config.router_probe->ticks += f.ticks_emitted;
+              st.config.router_probe->last_tick = f.mark.tick;
             }
             cut_at_barrier(self, ctx);
             st.held = false;

@@ -15,8 +15,8 @@
 #include <tuple>
 #include <vector>
 
-#include "actors/metrics.hpp"
 #include "io/event_parser.hpp"
+#include "messages/run_stats.hpp"
 #include "state/event.hpp"
 
 namespace streamscore {

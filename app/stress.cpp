@@ -185,13 +185,13 @@ class DailyTrace {
   }
   bool enabled() const { return out_ != nullptr; }
   // The simulated day the window clock has reached.
-  static int64_t day_of(const EngineMetrics& m) {
+  static int64_t day_of(const RouterProbe& m) {
     const int64_t tick = m.last_tick.load();
     return tick == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::min() : floor_div(tick, 288);
   }
-  void row(int64_t day, const EngineMetrics& m) {
+  void row(int64_t day, const RouterProbe& m, const ShardProbe& shards) {
     if (!out_) return;
-    const uint64_t read = m.read, ticks = m.ticks, versions = m.item_versions, nanos = m.tick_nanos;
+    const uint64_t read = m.read, ticks = m.ticks, versions = shards.item_versions, nanos = shards.tick_nanos;
     const double dticks = static_cast<double>(ticks - ticks_), dversions = static_cast<double>(versions - versions_);
     const double dms = static_cast<double>(nanos - nanos_) / 1e6;
     if (first_day_ == std::numeric_limits<int64_t>::min()) first_day_ = day;
@@ -199,8 +199,8 @@ class DailyTrace {
                  static_cast<long long>(day - first_day_), static_cast<unsigned long long>(read - read_),
                  static_cast<unsigned long long>(ticks - ticks_), static_cast<unsigned long long>(versions - versions_),
                  dticks > 0 ? dversions / dticks : 0.0, dms, dticks > 0 ? dms * 1000 / dticks : 0.0,
-                 dversions > 0 ? dms * 1000 / dversions : 0.0, static_cast<long long>(m.dedup_ids.load()),
-                 static_cast<long long>(m.customers.load()), static_cast<double>(proc_status_kb("VmRSS:")) / 1024,
+                 dversions > 0 ? dms * 1000 / dversions : 0.0, static_cast<long long>(shards.dedup_ids.load()),
+                 static_cast<long long>(shards.customers.load()), static_cast<double>(proc_status_kb("VmRSS:")) / 1024,
                  static_cast<double>(proc_status_kb("VmHWM:")) / 1024, seconds_since(start_));
     std::fflush(out_);
     read_ = read, ticks_ = ticks, versions_ = versions, nanos_ = nanos;
@@ -387,7 +387,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
   options.now_ns = [now_ns] { return now_ns; };  // the same instant for the reference
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) return s;
-  const EngineMetrics& m = engine->metrics();
+  const RouterProbe& m = engine->router_probe();
+  const ShardProbe& shards = engine->shard_probe();
 
   std::size_t batch_size = o.batch_size;
   if (batch_size == 0)
@@ -423,8 +424,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
     progress.update(m);
     const uint64_t through = m.accepted + m.duplicates + m.dead_lettered_total() + m.out_of_range;
     report->max_queued_records = std::max<uint64_t>(report->max_queued_records, produced - std::min(produced, through));
-    for (int i = 0; i < std::min<int>(m.shard_count, static_cast<int>(kMaxShardMetrics)); ++i)
-      report->max_shard_mailbox = std::max<int64_t>(report->max_shard_mailbox, m.shard_queue_depth(i));
+    for (int i = 0; i < std::min<int>(shards.shard_count, static_cast<int>(kMaxShardMetrics)); ++i)
+      report->max_shard_mailbox = std::max<int64_t>(report->max_shard_mailbox, shards.shard_queue_depth(i));
     const int64_t now_day = trace.enabled() ? DailyTrace::day_of(m) : day;
     if (Clock::now() - last_checkpoint >= interval || now_day != day) {
       if (!(s = engine->checkpoint({})).is_ok()) return s;
@@ -435,7 +436,7 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
         engine->swap_model(models.models[static_cast<std::size_t>(report->swaps % 2)]);
       }
       if (now_day != day) {
-        if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m);
+        if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m, shards);
         day = now_day;
       }
     }
@@ -446,8 +447,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
   latency.committed();
   progress.done();
   report->seconds = seconds_since(start);
-  if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m);
-  report->checkpoints = m.checkpoints;
+  if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m, shards);
+  report->checkpoints = engine->checkpoint_probe().checkpoints;
   report->median_rss_kb = rss.median_kb();
   report->peak_rss_kb = proc_status_kb("VmHWM:");
   engine.reset();

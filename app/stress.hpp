@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/metrics.hpp"
 #include "io/generator.hpp"
+#include "messages/run_stats.hpp"
 #include "state/status.hpp"
 
 namespace streamscore {

@@ -29,9 +29,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/metrics.hpp"
 #include "config/config.hpp"
 #include "io/kafka_client.hpp"
+#include "io/kafka_source_probe.hpp"
 #include "messages/messages.hpp"
 #include "state/status.hpp"
 
@@ -90,9 +90,9 @@ class KafkaSource {
   using Submit = std::function<Status(RawBatch)>;
   using Revoke = std::function<Status()>;  // checkpoint everything handed over so far
 
-  // `resume`: the offsets of the last checkpoint. `gauges` (the engine's) is updated
-  // with errors, rebalances, assigned partitions and lag.
-  static Status open(const KafkaSourceOptions& options, const KafkaOffsets& resume, EngineMetrics::KafkaGauges* gauges,
+  // `resume`: the offsets of the last checkpoint. The source feeds `probe` (its owner's,
+  // registered with the exporter) with errors, rebalances, assigned partitions and lag.
+  static Status open(const KafkaSourceOptions& options, const KafkaOffsets& resume, KafkaSourceProbe* probe,
                      std::unique_ptr<KafkaSource>* out);
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
@@ -159,7 +159,7 @@ class KafkaSource {
 
   KafkaSourceOptions options_;
   KafkaHandlePtr consumer_;
-  EngineMetrics::KafkaGauges* gauges_ = nullptr;
+  KafkaSourceProbe* probe_ = nullptr;
   KafkaOffsets position_;  // next offset per partition, of what was handed over
   KafkaOffsets end_;       // bounded: end offsets as of start
   std::vector<int32_t> assigned_;

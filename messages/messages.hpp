@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "actors/event_clock.hpp"
-#include "actors/metrics.hpp"
 #include "io/dead_letter.hpp"
+#include "messages/run_stats.hpp"
 #include "state/event.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
