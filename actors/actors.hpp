@@ -20,6 +20,8 @@
 #include "actors/event_clock.hpp"
 #include "actors/router_probe.hpp"
 #include "actors/shard_probe.hpp"
+#include "messages/interfaces.hpp"
+#include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
 
@@ -27,7 +29,7 @@ namespace streamscore {
 
 class DeadLetterSink;
 
-caf::actor spawn_parser(caf::actor_system& sys);
+ParserActor spawn_parser(caf::actor_system& sys);
 
 struct ModelProbe;
 
@@ -35,7 +37,7 @@ struct ModelProbe;
 // about to hand over to the model actor; after a swap it marks its items for re-scoring
 // in throttled steps (they leave at the following barriers).
 struct ShardScoring {
-  caf::actor model;                     // none: items carry no score
+  ModelActor model;                     // none: items carry no score
   std::shared_ptr<ModelProbe> metrics;  // the shard's entries are at its index
   std::size_t rescore_per_step = 1000;  // items marked per step
   int64_t rescore_interval_ms = 100;    // between steps
@@ -44,20 +46,20 @@ struct ShardScoring {
 // `store` outlives the actor; the shard writes to it only for a `direct` barrier.
 // The shard publishes its gauges (batches applied, tick duration) in `shard_probe` under `index`,
 // and its totals (item versions, tick time, dedup ids, customers) after every batch.
-caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
+ShardActor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
                        std::shared_ptr<ShardProbe> shard_probe, ShardScoring scoring = {});
 
 // Publishes the event time and the watermarks in `clock_probe` after each batch.
-caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
+ClockActor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
                               std::shared_ptr<ClockProbe> clock_probe);
 
-caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink);
+DeadLetterActor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink);
 
 struct RouterConfig {
-  std::vector<caf::actor> parsers;
-  std::vector<caf::actor> shards;
-  caf::actor clock;
-  caf::actor dead_letter;
+  std::vector<ParserActor> parsers;
+  std::vector<ShardActor> shards;
+  ClockActor clock;
+  DeadLetterActor dead_letter;
   int64_t max_future_skew_ns = 0;
   int64_t since_ns = std::numeric_limits<int64_t>::min();  // valid records outside
   int64_t until_ns = std::numeric_limits<int64_t>::max();  // [since, until) are skipped
@@ -66,11 +68,6 @@ struct RouterConfig {
   std::shared_ptr<ShardProbe> shard_probe;  // the router counts the batches it sends each shard
 };
 
-caf::actor spawn_router(caf::actor_system& sys, RouterConfig config);
-
-// The shard that owns a customer: a stable hash, the same on every run and machine.
-inline std::size_t shard_of(uint64_t customer_hash, std::size_t shards) {
-  return static_cast<std::size_t>(customer_hash % shards);
-}
+RouterActor spawn_router(caf::actor_system& sys, RouterConfig config);
 
 }  // namespace streamscore

@@ -250,6 +250,13 @@ class LowerPriorityHook final : public caf::thread_hook {
 
 }  // namespace
 
+struct Engine::Handles {
+  ModelActor model;  // none without scoring
+  RouterActor router;
+  ClockActor clock;
+  std::vector<ShardActor> shards;
+};
+
 std::string encode_clock(const ClockSnapshot& c) {
   std::string out;
   put_clock(out, c);
@@ -301,6 +308,8 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   if (options.nice > 0) engine->config_->add_thread_hook<LowerPriorityHook>(options.nice);
   engine->system_ = std::make_unique<caf::actor_system>(*engine->config_);
   auto& sys = *engine->system_;
+  engine->handles_ = std::make_unique<Handles>();
+  Handles& handles = *engine->handles_;
 
   RouterConfig rc;
   const int parsers = options.parsers > 0 ? options.parsers : threads;
@@ -317,11 +326,11 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
     scoring.rescore_interval_ms = 1000 / kStepsPerSecond;
     scoring.rescore_per_step = static_cast<std::size_t>(
         std::max<int64_t>(1, options.rescore_rate / kStepsPerSecond / static_cast<int64_t>(states.size())));
-    engine->model_ = std::make_unique<caf::actor>(scoring.model);
+    handles.model = scoring.model;
   }
   for (std::size_t i = 0; i < states.size(); ++i)
     rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->shard_probe_, scoring));
-  if (engine->model_) caf::anon_send(*engine->model_, shards_atom::value, rc.shards);
+  if (handles.model) caf::anon_send(handles.model, shards_atom::value, rc.shards);
   engine->shard_probe_->shard_count = static_cast<int>(states.size());
   rc.clock = spawn_window_clock(sys, clock, engine->clock_probe_);
   rc.dead_letter = spawn_dead_letter_sink(sys, std::move(dead_letter));
@@ -331,17 +340,18 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   rc.until_ns = options.until_ns;
   rc.router_probe = engine->router_probe_;
   rc.shard_probe = engine->shard_probe_;
-  engine->shards_ = rc.shards;
-  engine->actors_ = rc.parsers;
-  engine->actors_.insert(engine->actors_.end(), rc.shards.begin(), rc.shards.end());
-  engine->actors_.push_back(rc.clock);
-  engine->clock_ = std::make_unique<caf::actor>(rc.clock);
-  engine->actors_.push_back(rc.dead_letter);
-  if (engine->model_) engine->actors_.push_back(*engine->model_);
-  engine->router_ = std::make_unique<caf::actor>(spawn_router(sys, std::move(rc)));
-  engine->actors_.push_back(*engine->router_);
+  handles.shards = rc.shards;
+  auto& all = engine->actors_;
+  for (const auto& parser : rc.parsers) all.push_back(caf::actor_cast<caf::actor>(parser));
+  for (const auto& shard : rc.shards) all.push_back(caf::actor_cast<caf::actor>(shard));
+  all.push_back(caf::actor_cast<caf::actor>(rc.clock));
+  handles.clock = rc.clock;
+  all.push_back(caf::actor_cast<caf::actor>(rc.dead_letter));
+  if (handles.model) all.push_back(caf::actor_cast<caf::actor>(handles.model));
+  handles.router = spawn_router(sys, std::move(rc));
+  all.push_back(caf::actor_cast<caf::actor>(handles.router));
   engine->self_ = std::make_unique<caf::scoped_actor>(sys);
-  (*engine->self_)->monitor(*engine->router_);  // never wait forever on a dead router
+  (*engine->self_)->monitor(handles.router);  // never wait forever on a dead router
   if (options.bulk_load &&
       (!(s = store->put_meta(kMetaSession, kSessionRebuilding)).is_ok() || !(s = store->sync()).is_ok()))
     return s;
@@ -422,15 +432,17 @@ Engine::~Engine() {
   if (!system_) return;
   for (auto& a : actors_) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   self_.reset();
-  router_.reset();
-  model_.reset();
+  handles_.reset();
   actors_.clear();
-  shards_.clear();
   system_.reset();  // joins the scheduler threads
 }
 
+bool Engine::scoring() const {
+  return handles_ && handles_->model;
+}
+
 void Engine::swap_model(std::shared_ptr<const LoadedModel> model) {
-  if (model_ && model) caf::anon_send(*model_, swap_atom::value, ModelPtr(std::move(model)));
+  if (handles_->model && model) caf::anon_send(handles_->model, swap_atom::value, ModelPtr(std::move(model)));
 }
 
 Status Engine::wait_for_one_ack() {
@@ -458,7 +470,7 @@ Status Engine::submit(RawBatch batch) {
     if (!s.is_ok()) return s;
   }
   if (!failure_.is_ok()) return failure_;
-  (*self_)->send(*router_, batch_atom::value, std::make_shared<const RawBatch>(std::move(batch)));
+  (*self_)->send(handles_->router, batch_atom::value, std::make_shared<const RawBatch>(std::move(batch)));
   ++in_flight_;
   return Status::ok();
 }
@@ -491,19 +503,19 @@ Status Engine::replace_customers(const CustomerFilter& owned, const PartitionSco
       !(s = read_partition_clocks(scope->partitions, &clocks)).is_ok())
     return s;
   (*self_)
-      ->request(*clock_, caf::infinite, clock_atom::value, clocks)
+      ->request(handles_->clock, caf::infinite, clock_atom::value, clocks)
       .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   if (!s.is_ok()) return s;
   const CustomerFilter none = [](std::string_view) { return false; };
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
-  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads,
-                           clocks, {picked, picked, partition_of, owned ? scope : nullptr}, &states))
+  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(handles_->shards.size()),
+                           options_.threads, clocks, {picked, picked, partition_of, owned ? scope : nullptr}, &states))
            .is_ok())
     return s;
-  for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
+  for (std::size_t i = 0; i < handles_->shards.size() && s.is_ok(); ++i)
     (*self_)
-        ->request(shards_[i], caf::infinite, replace_atom::value, std::move(states[i]))
+        ->request(handles_->shards[i], caf::infinite, replace_atom::value, std::move(states[i]))
         .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   return s;
 }
@@ -517,28 +529,29 @@ Status Engine::reshape_customers(const CustomerFilter& dropped, const std::vecto
   // come from the table, the kept ones' go on as they are.
   ClockSnapshots clocks, restored;
   (*self_)
-      ->request(*clock_, caf::infinite, clock_atom::value)
+      ->request(handles_->clock, caf::infinite, clock_atom::value)
       .receive([&](ClockSnapshots& current) { clocks = std::move(current); },
                [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   if (!s.is_ok()) return s;
   for (int32_t p : revoked) clocks.erase(p);
-  std::vector<std::shared_ptr<ShardState>> states(shards_.size());
+  std::vector<std::shared_ptr<ShardState>> states(handles_->shards.size());
   if (added) {
     if (!(s = store_->recover_other_writers()).is_ok()) return s;
     if (scope && options_.partition_clock_key && !(s = read_partition_clocks(scope->partitions, &restored)).is_ok())
       return s;
     for (const auto& [p, clock] : restored) clocks[p] = clock;
-    if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(shards_.size()), options_.threads,
-                             restored, {added, added, partition_of, scope}, &states))
+    if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(handles_->shards.size()),
+                             options_.threads, restored, {added, added, partition_of, scope}, &states))
              .is_ok())
       return s;
   }
   (*self_)
-      ->request(*clock_, caf::infinite, clock_atom::value, clocks)
+      ->request(handles_->clock, caf::infinite, clock_atom::value, clocks)
       .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
-  for (std::size_t i = 0; i < shards_.size() && s.is_ok(); ++i)
+  for (std::size_t i = 0; i < handles_->shards.size() && s.is_ok(); ++i)
     (*self_)
-        ->request(shards_[i], caf::infinite, reshape_atom::value, Reshape{dropped, revoked, std::move(states[i])})
+        ->request(handles_->shards[i], caf::infinite, reshape_atom::value,
+                  Reshape{dropped, revoked, std::move(states[i])})
         .receive([](bool) {}, [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   return s;
 }
@@ -547,7 +560,7 @@ Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
   Status s = drain();
   if (!s.is_ok()) return s;
   (*self_)
-      ->request(*router_, caf::infinite, barrier_atom::value, request)
+      ->request(handles_->router, caf::infinite, barrier_atom::value, request)
       .receive([&](Cut& c) { *cut = std::move(c); },
                [&](caf::error& err) { s = Status::io_error(system_->render(err)); });
   return s;
@@ -610,13 +623,13 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   if (!s.is_ok()) return s;
   cut.puts = std::move(writes.puts);  // as committed (versions moved by conflicts): for the item sink
   if (!shifts.empty()) {              // the owning shards move their versions along
-    std::vector<std::vector<VersionShift>> per_shard(shards_.size());
+    std::vector<std::vector<VersionShift>> per_shard(handles_->shards.size());
     for (VersionShift& shift : shifts) {
       const std::string_view id = customer_id_of_pk(shift.pk);
-      per_shard[shard_of(XXH3_64bits(id.data(), id.size()), shards_.size())].push_back(std::move(shift));
+      per_shard[shard_of(XXH3_64bits(id.data(), id.size()), handles_->shards.size())].push_back(std::move(shift));
     }
-    for (std::size_t i = 0; i < shards_.size(); ++i)
-      if (!per_shard[i].empty()) (*self_)->send(shards_[i], rebase_atom::value, std::move(per_shard[i]));
+    for (std::size_t i = 0; i < handles_->shards.size(); ++i)
+      if (!per_shard[i].empty()) (*self_)->send(handles_->shards[i], rebase_atom::value, std::move(per_shard[i]));
   }
   if (!(s = store_->sync()).is_ok()) return s;
   ++checkpoint_number_;

@@ -139,7 +139,7 @@ class Engine {
   const ClockProbe& clock_probe() const { return *clock_probe_; }
   const CheckpointProbe& checkpoint_probe() const { return *checkpoint_probe_; }
   const ModelProbe& model_probe() const { return *model_probe_; }  // version 0 without scoring
-  bool scoring() const { return model_ != nullptr; }
+  bool scoring() const;
   // Hands a loaded and checked model to the model actor (no-op without scoring). Safe
   // from any thread.
   void swap_model(std::shared_ptr<const LoadedModel> model);
@@ -166,15 +166,13 @@ class Engine {
   std::shared_ptr<ClockProbe> clock_probe_;
   std::shared_ptr<CheckpointProbe> checkpoint_probe_;
   std::shared_ptr<ModelProbe> model_probe_;
-  std::unique_ptr<caf::actor> model_;
   std::unique_ptr<ItemSink> item_sink_;
   std::string dead_letter_identity_;  // what meta "dead_letter" names: the file or the topic
   std::unique_ptr<caf::actor_system_config> config_;
   std::unique_ptr<caf::actor_system> system_;
   std::unique_ptr<caf::scoped_actor> self_;
-  std::unique_ptr<caf::actor> router_;
-  std::unique_ptr<caf::actor> clock_;
-  std::vector<caf::actor> shards_;
+  struct Handles;  // the actors the engine talks to, by their typed interfaces
+  std::unique_ptr<Handles> handles_;
   std::vector<caf::actor> actors_;
   std::size_t in_flight_ = 0;
   uint64_t checkpoint_number_ = 0;

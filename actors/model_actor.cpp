@@ -10,16 +10,16 @@ namespace {
 
 struct ModelActorState {
   ModelPtr model;
-  std::vector<caf::actor> shards;
+  std::vector<ShardActor> shards;
   std::shared_ptr<ModelProbe> metrics;
 };
 
-caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr initial,
-                          std::shared_ptr<ModelProbe> metrics, bool converge_initial) {
+ModelActor::behavior_type model_actor(ModelActor::stateful_pointer<ModelActorState> self, ModelPtr initial,
+                                      std::shared_ptr<ModelProbe> metrics, bool converge_initial) {
   self->state.model = std::move(initial);
   self->state.metrics = std::move(metrics);
   return {
-      [=](shards_atom, std::vector<caf::actor>& shards) {
+      [=](shards_atom, std::vector<ShardActor>& shards) {
         auto& st = self->state;
         st.shards = std::move(shards);
         if (st.model && converge_initial)
@@ -57,7 +57,7 @@ caf::behavior model_actor(caf::stateful_actor<ModelActorState>* self, ModelPtr i
 
 }  // namespace
 
-caf::actor spawn_model_actor(caf::actor_system& sys, ModelPtr initial, std::shared_ptr<ModelProbe> metrics,
+ModelActor spawn_model_actor(caf::actor_system& sys, ModelPtr initial, std::shared_ptr<ModelProbe> metrics,
                              bool converge_initial) {
   // Set before the actor runs: readers of the metrics see the initial model at once.
   metrics->active_version = initial ? initial->meta.version : 0;

@@ -11,6 +11,7 @@
 #include "actors/actors.hpp"
 #include "io/dead_letter.hpp"
 #include "messages/messages.hpp"
+#include "state/sequencer.hpp"
 
 namespace streamscore {
 
@@ -32,7 +33,7 @@ struct BarrierContext {
 struct InFlight {
   std::shared_ptr<BarrierContext> barrier;
   RawBatchPtr batch;
-  caf::actor reply_to;
+  AckReceiver reply_to;
   std::vector<ParsedChunk> chunks;
   std::size_t parts_pending = 0;
   std::string error;  // set when parsing failed
@@ -43,14 +44,9 @@ struct RouterState {
   std::deque<std::shared_ptr<InFlight>> queue;  // arrival order
   // The batch being sequenced (probe -> classify -> dispatch), if any.
   std::shared_ptr<InFlight> current;
-  std::size_t pending = 0;
-  std::vector<ParsedEvent> events;
+  std::size_t pending = 0;  // probe replies still awaited
+  Sequencer sequencer;      // the current batch's records, from parsed to dispatched
   std::vector<Rejected> rejects;
-  std::vector<uint32_t> shard_of_event;
-  std::vector<uint32_t> probe_slot;  // index of the event's key in its shard's probe
-  std::vector<ProbeRequest> probe_requests;
-  std::vector<ProbeReply> probe_replies;
-  uint64_t out_of_range = 0;    // valid records of the current batch outside [since, until)
   uint64_t key_mismatches = 0;  // of the current batch
   // The number of the batch being sequenced; retired (incremented) when it is done or
   // failed, so that a late reply for it is never taken for the next batch's.
@@ -59,7 +55,7 @@ struct RouterState {
   bool held = false;
 };
 
-using router_ptr = caf::stateful_actor<RouterState>*;
+using router_ptr = RouterActor::stateful_pointer<RouterState>;
 
 void pump(router_ptr self);
 
@@ -79,10 +75,7 @@ void fail_batch(router_ptr self, uint64_t number, const caf::error& err) {
   finish_current(self, self->system().render(err));
 }
 
-void add_tick_to_all(std::vector<ShardBatch>& out, const TickMark& mark) {
-  for (auto& sb : out) sb.ticks.push_back(TickMark{static_cast<uint32_t>(sb.events.size()), mark.tick, mark.clock});
-}
-
+// `expired`: record indices, ascending.
 DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uint32_t>& expired) {
   const RawBatch& batch = *st.current->batch;
   DeadLetterBatch out;
@@ -98,14 +91,12 @@ DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uin
   };
   // Merge both lists by record index so the dead letter keeps input order.
   while (r < st.rejects.size() || e < expired.size()) {
-    const bool take_reject =
-        e == expired.size() || (r < st.rejects.size() && st.rejects[r].index < st.events[expired[e]].record_index);
+    const bool take_reject = e == expired.size() || (r < st.rejects.size() && st.rejects[r].index < expired[e]);
     if (take_reject) {
       const Rejected& rej = st.rejects[r++];
       add(rej.reason, rej.field, rej.detail, rej.index);
     } else {
-      const ParsedEvent& ev = st.events[expired[e++]];
-      add(Reason::expired, "event_time", "older than the current tick minus 30 days", ev.record_index);
+      add(Reason::expired, "event_time", "older than the current tick minus 30 days", expired[e++]);
     }
   }
   if (!out.entries.empty()) out.source = batch.source;
@@ -115,41 +106,14 @@ DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uin
 void dispatch(router_ptr self, const ClassifyResult& result) {
   auto& st = self->state;
   auto& metrics = *st.config.router_probe;
-  std::vector<ShardBatch> out(st.config.shards.size());
-  std::vector<uint32_t> per_shard(out.size(), 0);
-  for (uint32_t s : st.shard_of_event) ++per_shard[s];
-  for (std::size_t s = 0; s < out.size(); ++s) out[s].events.reserve(per_shard[s]);
-  std::vector<uint32_t> expired;
-  uint64_t accepted = 0, duplicates = 0, conflicting = 0;
-  std::size_t t = 0;
-  for (std::size_t i = 0; i <= st.events.size(); ++i) {
-    for (; t < result.ticks.size() && result.ticks[t].position == i; ++t) add_tick_to_all(out, result.ticks[t]);
-    if (i == st.events.size()) break;
-    switch (result.verdicts[i]) {
-      case Verdict::accepted:
-        ++accepted;
-        out[st.shard_of_event[i]].events.push_back(std::move(st.events[i]));
-        break;
-      case Verdict::conflicting_duplicate:
-        ++conflicting;
-        ++duplicates;
-        break;
-      case Verdict::duplicate:
-        ++duplicates;
-        break;
-      case Verdict::expired:
-        expired.push_back(static_cast<uint32_t>(i));
-        break;
-    }
-  }
-  // Dead letters are rendered before the events are handed over (they need the raw line,
-  // not the event, but expired events are still referenced by index).
-  DeadLetterBatch dead = render_dead_letters(st, expired);
+  SequencedBatch sequenced = st.sequencer.dispatch(result);
+  std::vector<ShardBatch>& out = sequenced.shards;
+  DeadLetterBatch dead = render_dead_letters(st, sequenced.expired);
   // The source gets its ack when the shards have applied the batch, not when it is
   // dispatched: the source's in-flight limit then bounds the shards' mailboxes too
   // (backpressure), and memory stays flat when shards are slower than the router.
   struct Applied {
-    caf::actor reply_to;
+    AckReceiver reply_to;
     std::size_t pending = 0;
     std::string error;
   };
@@ -174,13 +138,13 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   if (!dead.entries.empty()) self->send(st.config.dead_letter, write_atom::value, std::move(dead));
 
   metrics.read += st.current->batch->lines.size();
-  metrics.accepted += accepted;
-  metrics.duplicates += duplicates;
-  metrics.conflicting_duplicates += conflicting;
-  metrics.dead_lettered[static_cast<int>(Reason::expired)] += expired.size();
+  metrics.accepted += sequenced.accepted;
+  metrics.duplicates += sequenced.duplicates;
+  metrics.conflicting_duplicates += sequenced.conflicting_duplicates;
+  metrics.dead_lettered[static_cast<int>(Reason::expired)] += sequenced.expired.size();
   for (const Rejected& r : st.rejects) ++metrics.dead_lettered[static_cast<int>(r.reason)];
   metrics.ticks += result.ticks_emitted;
-  metrics.out_of_range += st.out_of_range;
+  metrics.out_of_range += sequenced.out_of_range;
   metrics.key_mismatches += st.key_mismatches;
   if (!result.ticks.empty()) metrics.last_tick = result.ticks.back().tick;
   finish_current(self, {}, /*ack_now=*/false);
@@ -189,19 +153,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
 void classify(router_ptr self) {
   auto& st = self->state;
   ClassifyRequest request;
-  request.candidates.resize(st.events.size());
-  for (std::size_t i = 0; i < st.events.size(); ++i) {
-    const ParsedEvent& ev = st.events[i];
-    const ProbeReply& reply = st.probe_replies[st.shard_of_event[i]];
-    Candidate& c = request.candidates[i];
-    c.time_ns = ev.time.ns;
-    c.key = ev.key;
-    c.fingerprint = ev.fingerprint;
-    c.seen_before = reply.found[st.probe_slot[i]] != 0;
-    c.seen_fingerprint = reply.fingerprints[st.probe_slot[i]];
-    c.seen_time_ns = reply.times[st.probe_slot[i]];
-    c.clock = ev.clock;
-  }
+  request.candidates = st.sequencer.candidates();
   const uint64_t number = st.sequence_number;
   self->request(st.config.clock, caf::infinite, classify_atom::value, std::move(request))
       .then(
@@ -214,28 +166,19 @@ void classify(router_ptr self) {
 void probe(router_ptr self) {
   auto& st = self->state;
   const std::size_t shards = st.config.shards.size();
-  st.probe_requests.assign(shards, ProbeRequest{});
-  st.probe_replies.assign(shards, ProbeReply{});
-  st.shard_of_event.resize(st.events.size());
-  st.probe_slot.resize(st.events.size());
-  for (std::size_t i = 0; i < st.events.size(); ++i) {
-    const auto s = static_cast<uint32_t>(shard_of(st.events[i].customer_hash, shards));
-    st.shard_of_event[i] = s;
-    st.probe_slot[i] = static_cast<uint32_t>(st.probe_requests[s].keys.size());
-    st.probe_requests[s].keys.push_back(st.events[i].key);
-  }
+  std::vector<ProbeRequest> requests = st.sequencer.probe_requests();
   st.pending = 0;
   for (std::size_t s = 0; s < shards; ++s)
-    if (!st.probe_requests[s].keys.empty()) ++st.pending;
+    if (!requests[s].keys.empty()) ++st.pending;
   if (st.pending == 0) return classify(self);
   const uint64_t number = st.sequence_number;
   for (std::size_t s = 0; s < shards; ++s) {
-    if (st.probe_requests[s].keys.empty()) continue;
-    self->request(st.config.shards[s], caf::infinite, probe_atom::value, std::move(st.probe_requests[s]))
+    if (requests[s].keys.empty()) continue;
+    self->request(st.config.shards[s], caf::infinite, probe_atom::value, std::move(requests[s]))
         .then(
             [=](ProbeReply& reply) {
               if (number != self->state.sequence_number) return;
-              self->state.probe_replies[s] = std::move(reply);
+              self->state.sequencer.take_reply(s, std::move(reply));
               if (--self->state.pending == 0) classify(self);
             },
             [=](caf::error& err) { fail_batch(self, number, err); });
@@ -245,35 +188,19 @@ void probe(router_ptr self) {
 void sequence(router_ptr self, std::shared_ptr<InFlight> batch) {
   auto& st = self->state;
   st.current = std::move(batch);
-  st.events.clear();
   st.rejects.clear();
   std::size_t total = 0;
   for (const auto& chunk : st.current->chunks) total += chunk.events.size();
-  st.events.reserve(total);
-  st.out_of_range = 0;
+  st.sequencer.begin(total);
   st.key_mismatches = 0;
-  const int64_t since = st.config.since_ns, until = st.config.until_ns;
   const std::vector<int32_t>& partitions = st.current->batch->partitions;
   for (auto& chunk : st.current->chunks) {
-    for (ParsedEvent& e : chunk.events) {
-      // Outside a backfill's --since/--until: skipped before anything sees it.
-      if (e.time.ns >= since && e.time.ns < until) {
-        if (!partitions.empty()) e.clock = partitions[e.record_index];  // its partition's clock
-        st.events.push_back(std::move(e));
-      } else {
-        ++st.out_of_range;
-      }
-    }
+    st.sequencer.add(chunk.events, partitions);
     std::move(chunk.rejects.begin(), chunk.rejects.end(), std::back_inserter(st.rejects));
     st.key_mismatches += chunk.key_mismatches;
   }
   st.current->chunks.clear();
   probe(self);
-}
-
-int64_t future_limit(const RouterConfig& config) {
-  const int64_t now = config.now_ns();
-  return now > INT64_MAX - config.max_future_skew_ns ? INT64_MAX : now + config.max_future_skew_ns;
 }
 
 void start_parse(router_ptr self, std::shared_ptr<InFlight> batch) {
@@ -282,7 +209,7 @@ void start_parse(router_ptr self, std::shared_ptr<InFlight> batch) {
   const auto pool = static_cast<uint32_t>(st.config.parsers.size());
   const uint32_t parts = std::max<uint32_t>(1, std::min(pool, n / kMinRecordsPerParser));
   const uint32_t per_part = (n + parts - 1) / parts;
-  const int64_t max_event_ns = future_limit(st.config);
+  const int64_t max_event_ns = future_limit(st.config.now_ns(), st.config.max_future_skew_ns);
   batch->chunks.assign(parts, ParsedChunk{});
   batch->parts_pending = parts;
   for (uint32_t p = 0; p < parts; ++p) {
@@ -375,11 +302,13 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
           [=](FinalTick& f) {
             auto& st = self->state;
             if (f.has_tick) {
-              // A request, not a send: the shard's reply (true) must have a handler, or
-              // CAF prints "unexpected message" on stdout (into `run --json`).
+              std::vector<ShardBatch> final_batches = st.sequencer.final_tick(f.mark);
+              // Nothing waits for the shard's reply: the barrier's snapshot request below
+              // reaches it after this tick. The typed interface makes a plain send (whose
+              // reply would reach the router unhandled) a compile error.
               for (std::size_t s = 0; s < st.config.shards.size(); ++s) {
                 st.config.shard_probe->batch_sent(s);
-                self->request(st.config.shards[s], caf::infinite, apply_atom::value, ShardBatch{{}, {f.mark}})
+                self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(final_batches[s]))
                     .then([](bool) {});
               }
               st.config.router_probe->ticks += f.ticks_emitted;
@@ -415,12 +344,14 @@ void pump(router_ptr self) {
   }
 }
 
-caf::behavior router_actor(router_ptr self, RouterConfig config) {
+RouterActor::behavior_type router_actor(router_ptr self, RouterConfig config) {
   self->state.config = std::move(config);
+  const RouterConfig& c = self->state.config;
+  self->state.sequencer = Sequencer(SequencerOptions{c.shards.size(), c.since_ns, c.until_ns});
   return {
       [=](batch_atom, RawBatchPtr& raw) {
         auto batch = std::make_shared<InFlight>();
-        batch->reply_to = caf::actor_cast<caf::actor>(self->current_sender());
+        batch->reply_to = caf::actor_cast<AckReceiver>(self->current_sender());
         batch->batch = std::move(raw);
         self->state.queue.push_back(batch);
         if (batch->batch->lines.empty()) {
@@ -446,7 +377,7 @@ caf::behavior router_actor(router_ptr self, RouterConfig config) {
 
 }  // namespace
 
-caf::actor spawn_router(caf::actor_system& sys, RouterConfig config) {
+RouterActor spawn_router(caf::actor_system& sys, RouterConfig config) {
   return sys.spawn(router_actor, std::move(config));
 }
 

@@ -48,7 +48,7 @@ bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, Pars
   return true;
 }
 
-caf::behavior parser_actor(caf::stateful_actor<ParserState>* self) {
+ParserActor::behavior_type parser_actor(ParserActor::stateful_pointer<ParserState> self) {
   return {
       [=](parse_atom, const RawBatchPtr& batch_ptr, uint32_t begin, uint32_t end, int64_t max_event_ns) -> ParsedChunk {
         const RawBatch& batch = *batch_ptr;
@@ -89,7 +89,7 @@ struct ShardActorState {
   int64_t published_dedup = 0, published_customers = 0;
 };
 
-using shard_ptr = caf::stateful_actor<ShardActorState>*;
+using shard_ptr = ShardActor::stateful_pointer<ShardActorState>;
 
 void publish(ShardActorState& st) {
   if (!st.probe) return;
@@ -197,8 +197,8 @@ void rescore_step(shard_ptr self) {
   }
 }
 
-caf::behavior shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
-                          std::shared_ptr<ShardProbe> shard_probe, ShardScoring scoring) {
+ShardActor::behavior_type shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store,
+                                      uint32_t index, std::shared_ptr<ShardProbe> shard_probe, ShardScoring scoring) {
   self->state.shard = std::move(state);
   self->state.store = store;
   self->state.probe = std::move(shard_probe);
@@ -298,8 +298,8 @@ void publish_clock(const EventClock& clock, ClockProbe& m) {
   m.started = 1;
 }
 
-caf::behavior clock_actor(caf::stateful_actor<ClockActorState>* self, std::shared_ptr<EventClock> clock,
-                          std::shared_ptr<ClockProbe> clock_probe) {
+ClockActor::behavior_type clock_actor(ClockActor::stateful_pointer<ClockActorState> self,
+                                      std::shared_ptr<EventClock> clock, std::shared_ptr<ClockProbe> clock_probe) {
   self->state.clock = std::move(clock);
   self->state.probe = std::move(clock_probe);
   publish_clock(*self->state.clock, *self->state.probe);  // a restored clock
@@ -330,7 +330,8 @@ struct DeadLetterActorState {
   Status failure;
 };
 
-caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self, std::shared_ptr<DeadLetterSink> sink) {
+DeadLetterActor::behavior_type dead_letter_actor(DeadLetterActor::stateful_pointer<DeadLetterActorState> self,
+                                                 std::shared_ptr<DeadLetterSink> sink) {
   self->state.sink = std::move(sink);
   return {
       [=](write_atom, const DeadLetterBatch& batch) {
@@ -352,21 +353,21 @@ caf::behavior dead_letter_actor(caf::stateful_actor<DeadLetterActorState>* self,
 
 }  // namespace
 
-caf::actor spawn_parser(caf::actor_system& sys) {
+ParserActor spawn_parser(caf::actor_system& sys) {
   return sys.spawn(parser_actor);
 }
 
-caf::actor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
+ShardActor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
                        std::shared_ptr<ShardProbe> shard_probe, ShardScoring scoring) {
   return sys.spawn(shard_actor, std::move(state), store, index, std::move(shard_probe), std::move(scoring));
 }
 
-caf::actor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
+ClockActor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
                               std::shared_ptr<ClockProbe> clock_probe) {
   return sys.spawn(clock_actor, std::move(clock), std::move(clock_probe));
 }
 
-caf::actor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink) {
+DeadLetterActor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink) {
   // A sink that waits on the network gets a thread of its own, so that it never holds
   // one of the scheduler's threads (the shards') while a flush waits for the brokers.
   if (sink->blocking()) return sys.spawn<caf::detached>(dead_letter_actor, std::move(sink));

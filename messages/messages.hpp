@@ -14,7 +14,9 @@
 #include "actors/event_clock.hpp"
 #include "io/dead_letter.hpp"
 #include "messages/run_stats.hpp"
+#include "model/features.hpp"
 #include "state/event.hpp"
+#include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
 
@@ -35,6 +37,13 @@ using write_atom = caf::atom_constant<caf::atom("write")>;
 using clock_atom = caf::atom_constant<caf::atom("clock")>;
 using replace_atom = caf::atom_constant<caf::atom("replace")>;
 using reshape_atom = caf::atom_constant<caf::atom("reshape")>;
+using score_atom = caf::atom_constant<caf::atom("score")>;
+using swap_atom = caf::atom_constant<caf::atom("swap")>;
+using model_atom = caf::atom_constant<caf::atom("model")>;      // model actor -> shard: new version
+using rescore_atom = caf::atom_constant<caf::atom("rescore")>;  // shard -> itself: next step
+using shards_atom = caf::atom_constant<caf::atom("shards")>;
+
+struct LoadedModel;
 
 // One line of input inside a RawBatch buffer.
 struct LineRef {
@@ -82,14 +91,8 @@ struct ParsedChunk {
   uint64_t key_mismatches = 0;  // valid records whose Kafka key is not their customer_id
 };
 
-struct ProbeRequest {
-  std::vector<DedupKey> keys;
-};
-struct ProbeReply {
-  std::vector<uint8_t> found;
-  std::vector<uint32_t> fingerprints;
-  std::vector<int64_t> times;
-};
+// ProbeRequest, ProbeReply and ShardBatch are the sequencer's own input and output
+// (state/sequencer.hpp), carried as they are.
 
 struct ClassifyRequest {
   std::vector<Candidate> candidates;
@@ -99,11 +102,6 @@ struct FinalTick {
   bool has_tick = false;
   TickMark mark;
   uint64_t ticks_emitted = 0;
-};
-
-struct ShardBatch {
-  std::vector<ParsedEvent> events;
-  std::vector<TickMark> ticks;
 };
 
 struct ShardReport {
@@ -156,6 +154,17 @@ struct Reshape {
   std::shared_ptr<ShardState> added;                          // null: none
 };
 
+using ModelPtr = std::shared_ptr<const LoadedModel>;
+
+struct ScoreRequest {
+  std::vector<FeatureRow> rows;
+};
+
+struct ScoreReply {
+  int model_version = 0;      // 0: no active model, `scores` is empty
+  std::vector<float> scores;  // one per row
+};
+
 }  // namespace streamscore
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RawBatch)
@@ -179,3 +188,6 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<streamscore::ShardState>)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::Reshape)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::RunStats)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::DeadLetterBatch)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreRequest)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ScoreReply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(streamscore::ModelPtr)

@@ -9,6 +9,7 @@
 #include "actors/event_clock.hpp"
 #include "io/event_parser.hpp"
 #include "io/line_reader.hpp"
+#include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 
 namespace streamscore {
@@ -33,8 +34,7 @@ class Builder {
     if (now == 0)
       now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
                 .count();
-    parse_options_.max_event_ns =
-        now > INT64_MAX - options.max_future_skew_ns ? INT64_MAX : now + options.max_future_skew_ns;
+    parse_options_.max_event_ns = future_limit(now, options.max_future_skew_ns);
   }
 
   Status feed(const std::string& path) {
@@ -53,14 +53,15 @@ class Builder {
   void finish() {
     TickMark mark;
     uint64_t ticks = 0;
-    if (clock_.final_tick(&mark, &ticks)) advance(mark.tick);
+    if (clock_.final_tick(&mark, &ticks)) apply(sequencer_.final_tick(mark).front());
     out_->end_tick = clock_.snapshot().tick;
     label();
   }
 
  private:
-  // The router's sequence for one batch, with a single shard: parse, probe the dedup
-  // set, classify in arrival order, apply accepted events with the in-band ticks.
+  // The router's sequence for one batch, with a single shard: parse, then the
+  // sequencer (probe the dedup set, classify in arrival order), then apply the accepted
+  // events with the in-band ticks.
   void process(const RawBatch& batch) {
     events_.clear();
     ParsedEvent event;
@@ -72,36 +73,24 @@ class Builder {
       else
         ++out_->dead_lettered;
     }
-    keys_.resize(events_.size());
-    for (std::size_t i = 0; i < events_.size(); ++i) keys_[i] = events_[i].key;
-    shard_.probe(keys_, &found_, &fingerprints_, &times_);
-    candidates_.resize(events_.size());
-    for (std::size_t i = 0; i < events_.size(); ++i) {
-      Candidate& c = candidates_[i];
-      c.time_ns = events_[i].time.ns;
-      c.key = events_[i].key;
-      c.fingerprint = events_[i].fingerprint;
-      c.seen_before = found_[i] != 0;
-      c.seen_fingerprint = fingerprints_[i];
-      c.seen_time_ns = times_[i];
-    }
-    clock_.classify(candidates_, &result_);
+    auto probe = [this](std::size_t, const ProbeRequest& request) {
+      ProbeReply reply;
+      shard_.probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
+      return reply;
+    };
+    SequencedBatch sequenced = sequencer_.sequence(events_, /*partitions=*/{}, probe, clock_);
+    out_->duplicates += sequenced.duplicates;
+    out_->dead_lettered += sequenced.expired.size();
+    apply(sequenced.shards.front());
+  }
+
+  // As ShardState::apply, with a stop at every cut a tick passes.
+  void apply(ShardBatch& batch) {
     std::size_t t = 0;
-    for (std::size_t i = 0; i <= events_.size(); ++i) {
-      for (; t < result_.ticks.size() && result_.ticks[t].position == i; ++t) advance(result_.ticks[t].tick);
-      if (i == events_.size()) break;
-      switch (result_.verdicts[i]) {
-        case Verdict::accepted:
-          accept(events_[i]);
-          break;
-        case Verdict::duplicate:
-        case Verdict::conflicting_duplicate:
-          ++out_->duplicates;
-          break;
-        case Verdict::expired:
-          ++out_->dead_lettered;
-          break;
-      }
+    for (std::size_t i = 0; i <= batch.events.size(); ++i) {
+      for (; t < batch.ticks.size() && batch.ticks[t].position <= i; ++t) advance(batch.ticks[t].tick);
+      if (i == batch.events.size()) break;
+      accept(batch.events[i]);
     }
   }
 
@@ -192,17 +181,12 @@ class Builder {
   ShardState shard_;
   EventClock clock_;
   EventParser parser_;
+  Sequencer sequencer_;  // one shard, no range
   ParseOptions parse_options_;
   bool started_ = false;
   int64_t next_cut_ = 0;
   std::unordered_map<std::string, std::vector<Transaction>> transactions_;
   std::vector<ParsedEvent> events_;
-  std::vector<DedupKey> keys_;
-  std::vector<uint8_t> found_;
-  std::vector<uint32_t> fingerprints_;
-  std::vector<int64_t> times_;
-  std::vector<Candidate> candidates_;
-  ClassifyResult result_;
 };
 
 }  // namespace

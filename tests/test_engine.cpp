@@ -571,7 +571,10 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   sched.run();
   BOOST_TEST(depths() == std::vector<int64_t>(kShards, 0), boost::test_tools::per_element());
   BOOST_TEST(router_probe->accepted.load() > 0u);
-  for (auto& a : {router, rc.parsers[0], rc.shards[0], rc.shards[1], rc.shards[2], rc.clock, rc.dead_letter})
+  for (const auto& a : {caf::actor_cast<caf::actor>(router), caf::actor_cast<caf::actor>(rc.parsers[0]),
+                        caf::actor_cast<caf::actor>(rc.shards[0]), caf::actor_cast<caf::actor>(rc.shards[1]),
+                        caf::actor_cast<caf::actor>(rc.shards[2]), caf::actor_cast<caf::actor>(rc.clock),
+                        caf::actor_cast<caf::actor>(rc.dead_letter)})
     caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   sched.run();
 }

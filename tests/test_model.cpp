@@ -19,8 +19,10 @@
 #include <set>
 #include <sstream>
 
+#include "actors/engine.hpp"
 #include "actors/model_actor.hpp"
 #include "app/model_support.hpp"
+#include "engine_support.hpp"
 #include "io/event_parser.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
@@ -207,6 +209,84 @@ BOOST_FIXTURE_TEST_CASE(labels_come_from_the_30_days_after_the_cut, Fixture) {
     BOOST_TEST(positives >= static_cast<std::size_t>(std::ceil(rows.size() * 0.1)));
     BOOST_TEST(min_positive > max_negative);
   }
+}
+
+namespace {
+
+// Every item in the store, by PK, as the engine serves it.
+std::map<std::string, std::string> items_by_pk(StateStore& store) {
+  std::map<std::string, std::string> out;
+  store.scan([&](const ItemRecord& r) {
+    if (!r.item_json.empty()) out[r.pk] = r.item_json;
+    return true;
+  });
+  return out;
+}
+
+// The part of a served item that a training row holds: its features and last event.
+std::string served_part_of(const TrainingRow& r) {
+  std::string s = "\"features\":{\"total_txn_30d\":" + std::to_string(r.txn_count) + ",\"total_amount_30d\":";
+  append_cents(s, r.cents);
+  s += ",\"avg_amount_30d\":";
+  append_cents(s, average_cents(r.cents, r.txn_count));
+  s += "},\"last_event_time\":\"";
+  append_event_time(s, EventTime{r.last_event_ns, 0});
+  return s + "\"";
+}
+
+}  // namespace
+
+// Training and serving share one sequencer: the rows of a cut are the items the engine
+// (the router, several shards) serves when its clock stands at that cut, fed the same
+// log in batches that end where the clock reaches each cut.
+BOOST_FIXTURE_TEST_CASE(training_rows_are_the_items_the_engine_serves_at_each_cut, Fixture) {
+  std::vector<std::string> lines;
+  for (const LogEvent& e : log) lines.push_back(line_of(e));
+  EngineOptions options;
+  options.shards = 3;
+  options.threads = 2;
+  options.allowed_lateness_ns = kLateness;
+  options.now_ns = [] { return set_options().now_ns; };
+  auto store = make_memory_store();
+  std::unique_ptr<Engine> engine;
+  BOOST_REQUIRE(Engine::start(options, store.get(), &engine).is_ok());
+  std::size_t next_cut = 0, begin = 0, compared_cuts = 0, compared_rows = 0;
+  int64_t max_ns = INT64_MIN;
+  for (std::size_t i = 0; i < log.size() && next_cut < set.cuts.size(); ++i) {
+    max_ns = std::max(max_ns, log[i].ns);  // redeliveries repeat their time: no effect
+    const int64_t cut = set.cuts[next_cut];
+    if (window_of(max_ns - kLateness) < cut) continue;
+    BOOST_REQUIRE(engine->submit(streamscore::testing::make_batch(lines, begin, i + 1, "events.jsonl")).is_ok());
+    begin = i + 1;
+    RunStats stats;
+    BOOST_REQUIRE(engine->checkpoint({}, &stats).is_ok());
+    while (next_cut < set.cuts.size() && set.cuts[next_cut] <= stats.clock.tick) ++next_cut;
+    if (stats.clock.tick != cut) continue;  // the clock jumped over the cut: no such instant served
+    ++compared_cuts;
+    const std::map<std::string, std::string> items = items_by_pk(*store);
+    for (const TrainingRow& r : set.rows) {
+      if (r.cut_tick != cut) continue;
+      BOOST_TEST_CONTEXT("cut " << cut << " customer " << r.customer_id) {
+        const auto it = items.find(customer_pk(r.customer_id));
+        BOOST_REQUIRE(it != items.end());
+        BOOST_TEST(it->second.find(served_part_of(r)) != std::string::npos, it->second);
+        ++compared_rows;
+      }
+    }
+  }
+  BOOST_TEST(compared_cuts + 2 >= set.cuts.size());
+  BOOST_TEST(compared_rows > 100u);
+  // The rest of the log and the final tick: the same counts and the same last tick.
+  BOOST_REQUIRE(engine->submit(streamscore::testing::make_batch(lines, begin, lines.size(), "events.jsonl")).is_ok());
+  RunStats stats;
+  BOOST_REQUIRE(engine->finish(/*final_tick=*/true, &stats).is_ok());
+  uint64_t dead_lettered = 0;
+  for (uint64_t n : stats.dead_lettered) dead_lettered += n;
+  BOOST_TEST(stats.read == set.read);
+  BOOST_TEST(stats.accepted == set.accepted);
+  BOOST_TEST(stats.duplicates == set.duplicates);
+  BOOST_TEST(dead_lettered == set.dead_lettered);
+  BOOST_TEST(stats.clock.tick == set.end_tick);
 }
 
 BOOST_FIXTURE_TEST_CASE(training_twice_gives_byte_identical_artifacts, Fixture) {
@@ -455,7 +535,7 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   cfg.set("scheduler.max-threads", 1);
   caf::actor_system sys{cfg};
   auto metrics = std::make_shared<ModelProbe>(1);
-  caf::actor actor = spawn_model_actor(sys, nullptr, metrics, false);
+  ModelActor actor = spawn_model_actor(sys, nullptr, metrics, false);
   caf::scoped_actor self{sys};
   const std::vector<FeatureRow> rows = {feature_row(0, 0), feature_row(40, 400000), feature_row(3, 300)};
   auto score = [&] {
@@ -468,7 +548,7 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   BOOST_TEST(none.model_version == 0);
   BOOST_TEST(none.scores.empty());
   // The shards learn about a swap (here: the test's own actor stands for a shard).
-  self->send(actor, shards_atom::value, std::vector<caf::actor>{caf::actor_cast<caf::actor>(self)});
+  self->send(actor, shards_atom::value, std::vector<ShardActor>{caf::actor_cast<ShardActor>(self)});
   auto v2 = std::make_shared<LoadedModel>();
   BOOST_REQUIRE(load_model(models, 2, 1, v2.get()).is_ok());
   self->send(actor, swap_atom::value, ModelPtr(v2));
