@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "actors/clock_probe.hpp"
-#include "actors/event_clock.hpp"
 #include "actors/router_probe.hpp"
 #include "actors/shard_probe.hpp"
 #include "messages/interfaces.hpp"
+#include "state/event_clock.hpp"
 #include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"

@@ -13,11 +13,11 @@
 
 #include "actors/actors.hpp"
 #include "actors/model_actor.hpp"
-#include "actors/thread_priority.hpp"
+#include "common/codec.hpp"
+#include "common/thread_priority.hpp"
 #include "io/dead_letter.hpp"
 #include "io/item_sink.hpp"
 #include "messages/messages.hpp"
-#include "state/codec.hpp"
 
 namespace streamscore {
 

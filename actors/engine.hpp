@@ -14,12 +14,12 @@
 
 #include "actors/checkpoint_probe.hpp"
 #include "actors/clock_probe.hpp"
-#include "actors/event_clock.hpp"
 #include "actors/model_probe.hpp"
 #include "actors/router_probe.hpp"
 #include "actors/shard_probe.hpp"
+#include "common/status.hpp"
 #include "messages/run_stats.hpp"
-#include "state/status.hpp"
+#include "state/event_clock.hpp"
 #include "state/store.hpp"
 
 namespace caf {

@@ -7,8 +7,8 @@
 
 #include <cstdint>
 
+#include "common/status.hpp"
 #include "config/config.hpp"
-#include "state/status.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "state/status.hpp"
+#include "common/status.hpp"
 
 namespace streamscore {
 

@@ -21,13 +21,13 @@
 #include <sstream>
 #include <thread>
 
-#include "actors/thread_priority.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "app/daemon_ops.hpp"
 #include "app/fd_budget.hpp"
 #include "app/logging.hpp"
 #include "app/model_support.hpp"
+#include "common/thread_priority.hpp"
 #include "io/generator.hpp"
 #include "io/kafka_client.hpp"
 #include "io/kafka_source.hpp"

@@ -27,7 +27,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/thread_priority.hpp"
+#include "common/thread_priority.hpp"
 #include "io/http_client.hpp"
 #include "io/metrics_text.hpp"
 

@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/status.hpp"
 #include "state/event.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

@@ -24,8 +24,8 @@
 #include <string>
 #include <string_view>
 
+#include "common/status.hpp"
 #include "io/metrics_text.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

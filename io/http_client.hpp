@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.hpp"
 #include "io/http_api.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

@@ -1,6 +1,6 @@
 #include "io/http_server.hpp"
 
-#include "actors/thread_priority.hpp"
+#include "common/thread_priority.hpp"
 #include "state/format.hpp"
 
 #include <spdlog/spdlog.h>

@@ -20,8 +20,8 @@
 #include <memory>
 #include <string>
 
+#include "common/status.hpp"
 #include "io/http_api.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "state/status.hpp"
+#include "common/status.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {

@@ -11,8 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.hpp"
 #include "config/config.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

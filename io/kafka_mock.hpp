@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.hpp"
 #include "io/kafka_client.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

@@ -16,9 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.hpp"
 #include "config/config.hpp"
 #include "io/kafka_client.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

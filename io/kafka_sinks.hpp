@@ -7,12 +7,12 @@
 #include <memory>
 #include <string>
 
+#include "common/status.hpp"
 #include "config/config.hpp"
 #include "io/dead_letter.hpp"
 #include "io/item_sink.hpp"
 #include "io/kafka_producer.hpp"
 #include "io/kafka_sink_probe.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

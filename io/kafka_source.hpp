@@ -29,11 +29,12 @@
 #include <string>
 #include <vector>
 
+#include "common/raw_batch.hpp"
+#include "common/status.hpp"
 #include "config/config.hpp"
 #include "io/kafka_client.hpp"
 #include "io/kafka_source_probe.hpp"
-#include "messages/messages.hpp"
-#include "state/status.hpp"
+#include "state/store.hpp"
 
 namespace streamscore {
 

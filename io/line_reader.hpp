@@ -7,8 +7,8 @@
 #include <memory>
 #include <string>
 
-#include "messages/messages.hpp"
-#include "state/status.hpp"
+#include "common/raw_batch.hpp"
+#include "common/status.hpp"
 
 namespace streamscore {
 

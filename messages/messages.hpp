@@ -11,11 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "actors/event_clock.hpp"
+#include "common/raw_batch.hpp"
 #include "io/dead_letter.hpp"
 #include "messages/run_stats.hpp"
 #include "model/features.hpp"
 #include "state/event.hpp"
+#include "state/event_clock.hpp"
 #include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"
@@ -44,39 +45,6 @@ using rescore_atom = caf::atom_constant<caf::atom("rescore")>;  // shard -> itse
 using shards_atom = caf::atom_constant<caf::atom("shards")>;
 
 struct LoadedModel;
-
-// One line of input inside a RawBatch buffer.
-struct LineRef {
-  uint32_t offset = 0;
-  uint32_t length = 0;    // without the line break
-  uint64_t position = 0;  // line number in a file (1-based), or offset in a partition
-};
-
-// A Kafka message key in the batch's buffer; length < 0: the message has no key.
-struct KeyRef {
-  uint32_t offset = 0;
-  int32_t length = -1;
-};
-
-// Raw records from a source. Lines point into one shared, immutable buffer.
-struct RawBatch {
-  std::shared_ptr<const std::string> buffer;
-  std::vector<LineRef> lines;
-  // Kafka only (empty otherwise), one per line: the key (expected: the value's
-  // customer_id) and the partition; `source` is then the topic, positions are offsets.
-  std::vector<KeyRef> keys;
-  std::vector<int32_t> partitions;
-  // Kafka with a shared table (state.shared): the topic's partition count. Each customer
-  // belongs to the partition Kafka's default partitioner gives its id; a record read from
-  // another partition is dead-lettered (wrong_partition). 0: no such check.
-  int32_t partition_count = 0;
-  std::string source;  // "events.jsonl", later "customer-events/3"
-  std::string_view line(std::size_t i) const {
-    return std::string_view(buffer->data() + lines[i].offset, lines[i].length);
-  }
-};
-
-using RawBatchPtr = std::shared_ptr<const RawBatch>;
 
 struct Rejected {
   uint32_t index = 0;  // record index in the batch

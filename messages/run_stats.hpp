@@ -4,8 +4,8 @@
 #include <array>
 #include <cstdint>
 
-#include "actors/event_clock.hpp"
 #include "state/event.hpp"
+#include "state/event_clock.hpp"
 
 namespace streamscore {
 

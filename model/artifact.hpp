@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.hpp"
 #include "model/xgb.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

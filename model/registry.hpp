@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.hpp"
 #include "model/artifact.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

@@ -1,4 +1,4 @@
-// Batched scoring with a loaded model, and how a score is written into an item.
+// Batched scoring with a loaded model (state/score_encoding.hpp writes a score into an item).
 #pragma once
 
 #include <string>
@@ -6,6 +6,7 @@
 
 #include "model/artifact.hpp"
 #include "model/features.hpp"
+#include "state/score_encoding.hpp"
 
 namespace streamscore {
 
@@ -14,14 +15,5 @@ inline Status score_rows(const LoadedModel& model, const std::vector<FeatureRow>
   static_assert(sizeof(FeatureRow) == kFeatureCount * sizeof(float), "rows must be dense");
   return model.booster.predict(rows.empty() ? nullptr : rows.front().data(), rows.size(), kFeatureCount, scores);
 }
-
-// The shortest decimal that reads back as the same float32 (what XGBoost computed):
-// no digits invented by a double conversion, none lost by rounding to a fixed count.
-void append_score(std::string& out, float score);
-
-// Reads back `"score":S,"model_version":"vN"` from an item written with append_score
-// (a restart keeps the scores). An item without them gives model_version 0. False when
-// they are present but malformed.
-bool read_score(const std::string& item_json, float* score, int32_t* model_version);
 
 }  // namespace streamscore

@@ -6,9 +6,9 @@
 #include <functional>
 #include <unordered_map>
 
-#include "actors/event_clock.hpp"
 #include "io/event_parser.hpp"
 #include "io/line_reader.hpp"
+#include "state/event_clock.hpp"
 #include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 

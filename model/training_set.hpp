@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "common/status.hpp"
 #include "model/features.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <string>
 
-#include "state/status.hpp"
+#include "common/status.hpp"
 
 namespace streamscore {
 

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "state/status.hpp"
+#include "common/status.hpp"
 
 namespace streamscore {
 

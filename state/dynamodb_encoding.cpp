@@ -7,7 +7,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "state/codec.hpp"
+#include "common/codec.hpp"
 
 namespace streamscore {
 

@@ -10,7 +10,7 @@
 
 #include <vector>
 
-#include "state/status.hpp"
+#include "common/status.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {

@@ -1,13 +1,15 @@
 #include "state/dynamodb_partitions.hpp"
 
-#include <charconv>
+#include <librdkafka/rdkafka.h>
 
-#include "io/kafka_client.hpp"
+#include <charconv>
 
 namespace streamscore {
 
 int32_t partition_of_customer(std::string_view customer_id, int32_t count) {
-  return kafka_partition_of_key(customer_id, count);
+  // librdkafka's own murmur2 partitioner (it does not use the topic handle), called here
+  // and not through io/kafka_client.hpp: the state layer sits below io.
+  return rd_kafka_msg_partitioner_murmur2(nullptr, customer_id.data(), customer_id.size(), count, nullptr, nullptr);
 }
 
 std::string partition_index_pk(int32_t count, int32_t partition) {

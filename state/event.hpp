@@ -5,22 +5,13 @@
 #include <string>
 #include <string_view>
 
+#include "common/time.hpp"
+
 namespace streamscore {
 
-constexpr int64_t kNanosPerSecond = 1'000'000'000;
-constexpr int64_t kWindowSeconds = 300;  // 5-minute tumbling windows
-constexpr int64_t kWindowNanos = kWindowSeconds * kNanosPerSecond;
-constexpr int64_t kDayNanos = 86'400 * kNanosPerSecond;
-constexpr int64_t kHorizonWindows = 30 * 24 * 3600 / kWindowSeconds;  // 30 days = 8640 windows
-constexpr int64_t kHorizonNanos = kHorizonWindows * kWindowNanos;
 // Amounts above this are rejected (bad_amount). It keeps 30-day sums in int64 cents exact
 // up to 92 million maximum-amount transactions per customer and 30 days.
 constexpr int64_t kMaxAmountCents = 100'000'000'000;  // 1,000,000,000.00
-
-// floor(a / b) for b > 0, also for negative a (instants before 1970).
-constexpr int64_t floor_div(int64_t a, int64_t b) {
-  return a >= 0 ? a / b : -((-a + b - 1) / b);
-}
 
 // An instant with the number of fraction digits it was written with, so that
 // `last_event_time` is printed the way the input wrote it. Ordered by instant first;

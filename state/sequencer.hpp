@@ -11,8 +11,8 @@
 #include <limits>
 #include <vector>
 
-#include "actors/event_clock.hpp"
 #include "state/event.hpp"
+#include "state/event_clock.hpp"
 
 namespace streamscore {
 

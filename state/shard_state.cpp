@@ -6,9 +6,9 @@
 #include <chrono>
 #include <map>
 
-#include "model/scorer.hpp"
-#include "state/codec.hpp"
+#include "common/codec.hpp"
 #include "state/format.hpp"
+#include "state/score_encoding.hpp"
 
 namespace streamscore {
 

@@ -18,9 +18,9 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.hpp"
 #include "state/dedup_table.hpp"
 #include "state/event.hpp"
-#include "state/status.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {

@@ -17,12 +17,12 @@
 #include <tuple>
 
 #include "actors/actors.hpp"
-#include "actors/thread_priority.hpp"
-#include "app/reference_model.hpp"
+#include "common/thread_priority.hpp"
 #include "engine_support.hpp"
 #include "io/dead_letter.hpp"
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
+#include "testkit/reference_model.hpp"
 
 using namespace streamscore;
 using namespace streamscore::testing;
@@ -299,7 +299,7 @@ BOOST_AUTO_TEST_CASE(random_logs_match_the_brute_force_reference) {
                                << batch) {
       EngineRun run = run_engine(lines_of(log), shards, batch);
       check_counters(run.stats, ref.stats);
-      // The reusable reference (app/reference_model.hpp, behind `stress`) agrees with
+      // The reusable reference (testkit/reference_model.hpp, behind `stress`) agrees with
       // this one, and its check finds no difference.
       ReferenceOptions ro;
       ro.allowed_lateness_ns = kLateness;

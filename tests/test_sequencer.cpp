@@ -16,8 +16,8 @@
 #include <utility>
 #include <vector>
 
-#include "actors/event_clock.hpp"
 #include "io/event_parser.hpp"
+#include "state/event_clock.hpp"
 #include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 

@@ -7,10 +7,10 @@
 
 #include <xxhash.h>
 
-#include "actors/event_clock.hpp"
+#include "common/codec.hpp"
 #include "io/event_parser.hpp"
-#include "state/codec.hpp"
 #include "state/dedup_table.hpp"
+#include "state/event_clock.hpp"
 #include "state/format.hpp"
 #include "state/shard_state.hpp"
 

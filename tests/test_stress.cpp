@@ -8,9 +8,9 @@
 #include <map>
 #include <numeric>
 
-#include "app/reference_model.hpp"
-#include "app/stress.hpp"
 #include "io/generator.hpp"
+#include "testkit/reference_model.hpp"
+#include "testkit/stress.hpp"
 #include "tests/engine_support.hpp"
 
 using namespace streamscore;

@@ -1,6 +1,6 @@
 // `streamscore stress`: load scenarios against the real engine on a real RocksDB store,
 // each ending with an invariant check against the reference model
-// (app/reference_model.hpp). The command (app/stress_command.cpp), the tests
+// (testkit/reference_model.hpp). The command (testkit/stress_command.cpp), the tests
 // (tests/test_stress.cpp) and the load simulation (bench/simulate.sh) drive this.
 #pragma once
 
@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "common/status.hpp"
 #include "io/generator.hpp"
 #include "messages/run_stats.hpp"
-#include "state/status.hpp"
 
 namespace streamscore {
 

@@ -1,4 +1,4 @@
-#include "app/reference_model.hpp"
+#include "testkit/reference_model.hpp"
 
 #include <algorithm>
 

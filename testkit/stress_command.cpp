@@ -7,7 +7,7 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
-#include "app/stress.hpp"
+#include "testkit/stress.hpp"
 
 namespace streamscore {
 

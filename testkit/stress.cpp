@@ -1,4 +1,4 @@
-#include "app/stress.hpp"
+#include "testkit/stress.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -24,12 +24,12 @@
 
 #include "actors/engine.hpp"
 #include "app/common.hpp"
-#include "app/reference_model.hpp"
 #include "messages/messages.hpp"
 #include "model/artifact.hpp"
 #include "model/features.hpp"
 #include "model/scorer.hpp"
 #include "state/store.hpp"
+#include "testkit/reference_model.hpp"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-#include "actors/event_clock.hpp"
+#include "state/event_clock.hpp"
 
 #include <algorithm>
 

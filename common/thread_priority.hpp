@@ -4,7 +4,7 @@
 // policy (config `http.realtime_priority`) does (root, CAP_SYS_NICE or RLIMIT_RTPRIO).
 #pragma once
 
-#include "state/status.hpp"
+#include "common/status.hpp"
 
 namespace streamscore {
 

@@ -1,4 +1,4 @@
-#include "actors/thread_priority.hpp"
+#include "common/thread_priority.hpp"
 
 #include <pthread.h>
 #include <sched.h>

@@ -1,4 +1,4 @@
-#include "model/scorer.hpp"
+#include "state/score_encoding.hpp"
 
 #include <fmt/format.h>
 
