@@ -281,7 +281,10 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->options_ = options;
   if (!engine->options_.now_ns) engine->options_.now_ns = wall_clock_ns;
   engine->store_ = store;
-  engine->metrics_ = std::make_shared<EngineMetrics>();
+  engine->router_probe_ = std::make_shared<RouterProbe>();
+  engine->shard_probe_ = std::make_shared<ShardProbe>();
+  engine->clock_probe_ = std::make_shared<ClockProbe>();
+  engine->checkpoint_probe_ = std::make_shared<CheckpointProbe>();
 
   Status s = check_format(store);
   if (!s.is_ok() || !(s = check_settings(store, options)).is_ok() || !(s = check_session(store)).is_ok()) return s;
@@ -313,14 +316,13 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   const int parsers = options.parsers > 0 ? options.parsers : threads;
   for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys));
   ShardScoring scoring;
+  engine->model_probe_ = std::make_shared<ModelProbe>(states.size());
   if (options.scoring) {
-    engine->model_metrics_ = std::make_shared<ModelMetrics>(states.size());
-    engine->model_metrics_->engine = engine->metrics_;
     std::size_t loaded = 0;
     for (const auto& st : states) loaded += st->customer_count();
     // Stored items (a restart) may carry another version's scores: converge them too.
-    scoring.model = spawn_model_actor(sys, options.initial_model, engine->model_metrics_, loaded > 0);
-    scoring.metrics = engine->model_metrics_;
+    scoring.model = spawn_model_actor(sys, options.initial_model, engine->model_probe_, loaded > 0);
+    scoring.metrics = engine->model_probe_;
     constexpr int64_t kStepsPerSecond = 10;
     scoring.rescore_interval_ms = 1000 / kStepsPerSecond;
     scoring.rescore_per_step = static_cast<std::size_t>(
@@ -328,16 +330,17 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
     handles.model = scoring.model;
   }
   for (std::size_t i = 0; i < states.size(); ++i)
-    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->metrics_, scoring));
+    rc.shards.push_back(spawn_shard(sys, states[i], store, static_cast<uint32_t>(i), engine->shard_probe_, scoring));
   if (handles.model) caf::anon_send(handles.model, shards_atom::value, rc.shards);
-  engine->metrics_->shard_count = static_cast<int>(states.size());
-  rc.clock = spawn_window_clock(sys, clock, engine->metrics_);
+  engine->shard_probe_->shard_count = static_cast<int>(states.size());
+  rc.clock = spawn_window_clock(sys, clock, engine->clock_probe_);
   rc.dead_letter = spawn_dead_letter_sink(sys, std::move(dead_letter));
   rc.max_future_skew_ns = options.max_future_skew_ns;
   rc.now_ns = engine->options_.now_ns;
   rc.since_ns = options.since_ns;
   rc.until_ns = options.until_ns;
-  rc.metrics = engine->metrics_;
+  rc.router_probe = engine->router_probe_;
+  rc.shard_probe = engine->shard_probe_;
   handles.shards = rc.shards;
   auto& all = engine->actors_;
   for (const auto& parser : rc.parsers) all.push_back(caf::actor_cast<caf::actor>(parser));
@@ -433,6 +436,10 @@ Engine::~Engine() {
   handles_.reset();
   actors_.clear();
   system_.reset();  // joins the scheduler threads
+}
+
+bool Engine::scoring() const {
+  return handles_ && handles_->model;
 }
 
 void Engine::swap_model(std::shared_ptr<const LoadedModel> model) {
@@ -631,10 +638,10 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   ++checkpoint_number_;
   spdlog::debug("msg=\"checkpoint committed\" checkpoint={} items={} dedup_records={} conflicts={}", checkpoint_number_,
                 items, writes.dedup.size(), conflicts);
-  metrics_->checkpoints += 1;
-  metrics_->items_committed += items;
-  metrics_->write_conflicts += conflicts;
-  metrics_->last_checkpoint_unix_ms = wall_clock_ns() / 1'000'000;
+  checkpoint_probe_->checkpoints += 1;
+  checkpoint_probe_->items_committed += items;
+  checkpoint_probe_->write_conflicts += conflicts;
+  checkpoint_probe_->last_checkpoint_unix_ms = wall_clock_ns() / 1'000'000;
 #ifdef __GLIBC__
   // Hand the checkpoint's freed buffers back to the system: without it glibc keeps them
   // in its arenas and a long-running daemon's RSS creeps up with fragmentation.

@@ -12,10 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include "actors/checkpoint_probe.hpp"
+#include "actors/clock_probe.hpp"
+#include "actors/model_probe.hpp"
+#include "actors/router_probe.hpp"
+#include "actors/shard_probe.hpp"
 #include "common/status.hpp"
 #include "common/time.hpp"
+#include "messages/run_stats.hpp"
 #include "state/event_clock.hpp"
-#include "state/metrics.hpp"
 #include "state/store.hpp"
 
 namespace caf {
@@ -31,7 +36,6 @@ struct RawBatch;
 class DeadLetterSink;
 class ItemSink;
 struct LoadedModel;
-struct ModelMetrics;
 struct BarrierRequest;
 struct Cut;
 
@@ -130,9 +134,13 @@ class Engine {
                            const CustomerFilter& added, const PartitionScope* scope,
                            const CustomerPartition& partition_of);
 
-  const EngineMetrics& metrics() const { return *metrics_; }
-  // Null without scoring.
-  std::shared_ptr<const ModelMetrics> model_metrics() const { return model_metrics_; }
+  // Each component's probe, for /metrics (register them with the exporter) and progress.
+  const RouterProbe& router_probe() const { return *router_probe_; }
+  const ShardProbe& shard_probe() const { return *shard_probe_; }
+  const ClockProbe& clock_probe() const { return *clock_probe_; }
+  const CheckpointProbe& checkpoint_probe() const { return *checkpoint_probe_; }
+  const ModelProbe& model_probe() const { return *model_probe_; }  // version 0 without scoring
+  bool scoring() const;
   // Hands a loaded and checked model to the model actor (no-op without scoring). Safe
   // from any thread.
   void swap_model(std::shared_ptr<const LoadedModel> model);
@@ -154,8 +162,11 @@ class Engine {
 
   EngineOptions options_;
   StateStore* store_ = nullptr;
-  std::shared_ptr<EngineMetrics> metrics_;
-  std::shared_ptr<ModelMetrics> model_metrics_;
+  std::shared_ptr<RouterProbe> router_probe_;
+  std::shared_ptr<ShardProbe> shard_probe_;
+  std::shared_ptr<ClockProbe> clock_probe_;
+  std::shared_ptr<CheckpointProbe> checkpoint_probe_;
+  std::shared_ptr<ModelProbe> model_probe_;
   std::unique_ptr<ItemSink> item_sink_;
   std::string dead_letter_identity_;  // what meta "dead_letter" names: the file or the topic
   std::unique_ptr<caf::actor_system_config> config_;

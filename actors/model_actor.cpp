@@ -11,11 +11,11 @@ namespace {
 struct ModelActorState {
   ModelPtr model;
   std::vector<ShardActor> shards;
-  std::shared_ptr<ModelMetrics> metrics;
+  std::shared_ptr<ModelProbe> metrics;
 };
 
 ModelActor::behavior_type model_actor(ModelActor::stateful_pointer<ModelActorState> self, ModelPtr initial,
-                                      std::shared_ptr<ModelMetrics> metrics, bool converge_initial) {
+                                      std::shared_ptr<ModelProbe> metrics, bool converge_initial) {
   self->state.model = std::move(initial);
   self->state.metrics = std::move(metrics);
   return {
@@ -33,7 +33,7 @@ ModelActor::behavior_type model_actor(ModelActor::stateful_pointer<ModelActorSta
         if (!st.model) return reply;
         const auto started = std::chrono::steady_clock::now();
         Status s = score_rows(*st.model, request.rows, &reply.scores);
-        st.metrics->observe_scoring(
+        st.metrics->scoring_latency.observe_ns(
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
         if (!s.is_ok())
           return caf::make_error(caf::sec::runtime_error,
@@ -48,7 +48,7 @@ ModelActor::behavior_type model_actor(ModelActor::stateful_pointer<ModelActorSta
         auto& st = self->state;
         if (!model || (st.model && st.model->meta.version == model->meta.version)) return;
         st.model = std::move(model);
-        st.metrics->set_active(st.model->meta.version);
+        st.metrics->active_version = st.model->meta.version;
         ++st.metrics->swaps;
         for (const auto& shard : st.shards) self->send(shard, model_atom::value, st.model->meta.version);
       },
@@ -57,10 +57,10 @@ ModelActor::behavior_type model_actor(ModelActor::stateful_pointer<ModelActorSta
 
 }  // namespace
 
-ModelActor spawn_model_actor(caf::actor_system& sys, ModelPtr initial, std::shared_ptr<ModelMetrics> metrics,
+ModelActor spawn_model_actor(caf::actor_system& sys, ModelPtr initial, std::shared_ptr<ModelProbe> metrics,
                              bool converge_initial) {
   // Set before the actor runs: readers of the metrics see the initial model at once.
-  metrics->set_active(initial ? initial->meta.version : 0);
+  metrics->active_version = initial ? initial->meta.version : 0;
   return sys.spawn(model_actor, std::move(initial), std::move(metrics), converge_initial);
 }
 

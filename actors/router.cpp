@@ -105,7 +105,7 @@ DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uin
 
 void dispatch(router_ptr self, const ClassifyResult& result) {
   auto& st = self->state;
-  auto& metrics = *st.config.metrics;
+  auto& metrics = *st.config.router_probe;
   SequencedBatch sequenced = st.sequencer.dispatch(result);
   std::vector<ShardBatch>& out = sequenced.shards;
   DeadLetterBatch dead = render_dead_letters(st, sequenced.expired);
@@ -126,7 +126,7 @@ void dispatch(router_ptr self, const ClassifyResult& result) {
   };
   for (std::size_t s = 0; s < out.size(); ++s) {
     if (out[s].events.empty() && out[s].ticks.empty()) continue;
-    metrics.batch_sent(s);
+    st.config.shard_probe->batch_sent(s);
     self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(out[s]))
         .then([=](bool) { one_done(); },
               [=](caf::error& err) {
@@ -256,7 +256,7 @@ void barrier_part_done(const std::shared_ptr<BarrierContext>& ctx) {
 // everything sent to them before. Batches behind the barrier flow on meanwhile.
 void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx) {
   auto& st = self->state;
-  const auto& m = *st.config.metrics;
+  const auto& m = *st.config.router_probe;
   RunStats& s = ctx->cut.stats;
   s.read = m.read;
   s.accepted = m.accepted;
@@ -307,12 +307,12 @@ void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
               // reaches it after this tick. The typed interface makes a plain send (whose
               // reply would reach the router unhandled) a compile error.
               for (std::size_t s = 0; s < st.config.shards.size(); ++s) {
-                st.config.metrics->batch_sent(s);
+                st.config.shard_probe->batch_sent(s);
                 self->request(st.config.shards[s], caf::infinite, apply_atom::value, std::move(final_batches[s]))
                     .then([](bool) {});
               }
-              st.config.metrics->ticks += f.ticks_emitted;
-              st.config.metrics->last_tick = f.mark.tick;
+              st.config.router_probe->ticks += f.ticks_emitted;
+              st.config.router_probe->last_tick = f.mark.tick;
             }
             cut_at_barrier(self, ctx);
             st.held = false;

@@ -78,13 +78,13 @@ struct ShardActorState {
   uint32_t index = 0;  // its place among the shards (names its dedup records)
   uint64_t items_written = 0;
   uint64_t conflicts = 0;
-  uint64_t logical_writes_before = 0;      // by the states replaced since start (a shared table's rebalances)
-  std::shared_ptr<EngineMetrics> metrics;  // /metrics gauges, stress and simulation totals
+  uint64_t logical_writes_before = 0;  // by the states replaced since start (a shared table's rebalances)
+  std::shared_ptr<ShardProbe> probe;   // /metrics gauges, stress and simulation totals
   ShardScoring scoring;
   int32_t rescore_target = 0;  // the model version the items converge to
   bool rescore_pending = false;
   uint64_t rescores_reported = 0;
-  // What this shard has added to the totals in `metrics` so far (it adds the differences).
+  // What this shard has added to the totals in `probe` so far (it adds the differences).
   uint64_t published_versions = 0, published_tick_nanos = 0;
   int64_t published_dedup = 0, published_customers = 0;
 };
@@ -92,14 +92,14 @@ struct ShardActorState {
 using shard_ptr = ShardActor::stateful_pointer<ShardActorState>;
 
 void publish(ShardActorState& st) {
-  if (!st.metrics) return;
+  if (!st.probe) return;
   const uint64_t versions = st.shard->logical_writes(), nanos = st.shard->tick_nanos();
   const auto dedup = static_cast<int64_t>(st.shard->dedup_size());
-  st.metrics->item_versions.fetch_add(versions - st.published_versions, std::memory_order_relaxed);
-  st.metrics->tick_nanos.fetch_add(nanos - st.published_tick_nanos, std::memory_order_relaxed);
-  st.metrics->dedup_ids.fetch_add(dedup - st.published_dedup, std::memory_order_relaxed);
+  st.probe->item_versions.fetch_add(versions - st.published_versions, std::memory_order_relaxed);
+  st.probe->tick_nanos.fetch_add(nanos - st.published_tick_nanos, std::memory_order_relaxed);
+  st.probe->dedup_ids.fetch_add(dedup - st.published_dedup, std::memory_order_relaxed);
   const auto customers = static_cast<int64_t>(st.shard->customer_count());
-  st.metrics->customers.fetch_add(customers - st.published_customers, std::memory_order_relaxed);
+  st.probe->customers.fetch_add(customers - st.published_customers, std::memory_order_relaxed);
   st.published_customers = customers;
   st.published_versions = versions;
   st.published_tick_nanos = nanos;
@@ -198,10 +198,10 @@ void rescore_step(shard_ptr self) {
 }
 
 ShardActor::behavior_type shard_actor(shard_ptr self, std::shared_ptr<ShardState> state, StateStore* store,
-                                      uint32_t index, std::shared_ptr<EngineMetrics> metrics, ShardScoring scoring) {
+                                      uint32_t index, std::shared_ptr<ShardProbe> shard_probe, ShardScoring scoring) {
   self->state.shard = std::move(state);
   self->state.store = store;
-  self->state.metrics = std::move(metrics);
+  self->state.probe = std::move(shard_probe);
   self->state.index = index;
   self->state.scoring = std::move(scoring);
   publish(self->state);  // the ids loaded from the store
@@ -216,10 +216,10 @@ ShardActor::behavior_type shard_actor(shard_ptr self, std::shared_ptr<ShardState
         const auto started = std::chrono::steady_clock::now();
         st.shard->apply(batch.events, batch.ticks);
         if (!batch.ticks.empty())
-          st.metrics->tick_duration.observe_ns(
+          st.probe->tick_duration.observe_ns(
               std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
         publish(st);
-        st.metrics->batch_applied(st.index);
+        st.probe->batch_applied(st.index);
         return true;  // applied: the router acks the batch to the source when all shards are
       },
       [=](snapshot_atom, const BarrierRequest& request) -> caf::result<ShardCut> {
@@ -283,10 +283,10 @@ ShardActor::behavior_type shard_actor(shard_ptr self, std::shared_ptr<ShardState
 
 struct ClockActorState {
   std::shared_ptr<EventClock> clock;
-  std::shared_ptr<EngineMetrics> metrics;
+  std::shared_ptr<ClockProbe> probe;
 };
 
-void publish_clock(const EventClock& clock, EngineMetrics& m) {
+void publish_clock(const EventClock& clock, ClockProbe& m) {
   std::map<int32_t, int64_t> partitions;
   for (const auto& [id, c] : clock.snapshots())
     if (id >= 0 && c.started) partitions[id] = c.max_event_ns - clock.lateness_ns();
@@ -295,19 +295,19 @@ void publish_clock(const EventClock& clock, EngineMetrics& m) {
   if (!snap.started) return;
   m.max_event_time_ns = snap.max_event_ns;
   m.watermark_ns = clock.watermark_ns();
-  m.event_clock_started = 1;
+  m.started = 1;
 }
 
 ClockActor::behavior_type clock_actor(ClockActor::stateful_pointer<ClockActorState> self,
-                                      std::shared_ptr<EventClock> clock, std::shared_ptr<EngineMetrics> metrics) {
+                                      std::shared_ptr<EventClock> clock, std::shared_ptr<ClockProbe> clock_probe) {
   self->state.clock = std::move(clock);
-  self->state.metrics = std::move(metrics);
-  publish_clock(*self->state.clock, *self->state.metrics);  // a restored clock
+  self->state.probe = std::move(clock_probe);
+  publish_clock(*self->state.clock, *self->state.probe);  // a restored clock
   return {
       [=](classify_atom, const ClassifyRequest& request) -> ClassifyResult {
         ClassifyResult result;
         self->state.clock->classify(request.candidates, &result);
-        publish_clock(*self->state.clock, *self->state.metrics);
+        publish_clock(*self->state.clock, *self->state.probe);
         return result;
       },
       [=](final_atom) -> FinalTick {
@@ -319,7 +319,7 @@ ClockActor::behavior_type clock_actor(ClockActor::stateful_pointer<ClockActorSta
       // A shared table's new assignment: the clocks of the partitions taken over.
       [=](clock_atom, const ClockSnapshots& clocks) {
         self->state.clock->restore(clocks);
-        publish_clock(*self->state.clock, *self->state.metrics);
+        publish_clock(*self->state.clock, *self->state.probe);
         return true;
       },
   };
@@ -358,13 +358,13 @@ ParserActor spawn_parser(caf::actor_system& sys) {
 }
 
 ShardActor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,
-                       std::shared_ptr<EngineMetrics> metrics, ShardScoring scoring) {
-  return sys.spawn(shard_actor, std::move(state), store, index, std::move(metrics), std::move(scoring));
+                       std::shared_ptr<ShardProbe> shard_probe, ShardScoring scoring) {
+  return sys.spawn(shard_actor, std::move(state), store, index, std::move(shard_probe), std::move(scoring));
 }
 
 ClockActor spawn_window_clock(caf::actor_system& sys, std::shared_ptr<EventClock> clock,
-                              std::shared_ptr<EngineMetrics> metrics) {
-  return sys.spawn(clock_actor, std::move(clock), std::move(metrics));
+                              std::shared_ptr<ClockProbe> clock_probe) {
+  return sys.spawn(clock_actor, std::move(clock), std::move(clock_probe));
 }
 
 DeadLetterActor spawn_dead_letter_sink(caf::actor_system& sys, std::shared_ptr<DeadLetterSink> sink) {

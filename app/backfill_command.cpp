@@ -165,7 +165,7 @@ class Backfill {
         show_(::isatty(STDERR_FILENO) != 0) {}
 
   Status feed(RunStats* stats) {
-    const uint64_t committed_before = engine_.metrics().items_committed;
+    const uint64_t committed_before = engine_.checkpoint_probe().items_committed;
     for (; progress_.file < args_.events.size(); ++progress_.file) {
       LineReader reader;
       Status s = reader.open(args_.events[progress_.file], progress_.offset, progress_.line);
@@ -184,7 +184,7 @@ class Backfill {
     progress_.complete = true;
     Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}});
     if (!s.is_ok()) return s;
-    throttle_.after(engine_.metrics().items_committed - committed_before - throttled_);
+    throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
     report_slice(stats->clock.tick, /*last=*/true);
     return Status::ok();
   }
@@ -199,7 +199,7 @@ class Backfill {
   // estimated from the records read per tick so far. Should a batch still span more
   // than a slice, one commit covers several.
   std::size_t batch_size() const {
-    const auto& m = engine_.metrics();
+    const auto& m = engine_.router_probe();
     const int64_t tick = m.last_tick;
     std::size_t size = 1024;
     if (first_tick_ != std::numeric_limits<int64_t>::min() && tick > first_tick_) {
@@ -215,19 +215,19 @@ class Backfill {
 
   // Commits when the clock has passed the end of the slice in progress.
   Status maybe_commit_slice() {
-    const int64_t tick = engine_.metrics().last_tick;
+    const int64_t tick = engine_.router_probe().last_tick;
     if (tick == std::numeric_limits<int64_t>::min()) return Status::ok();
     if (current_slice_ == std::numeric_limits<int64_t>::min()) {
       current_slice_ = slice_of(tick);
       first_tick_ = tick;
-      read_at_first_tick_ = engine_.metrics().read;
+      read_at_first_tick_ = engine_.router_probe().read;
     }
     if (slice_of(tick) <= current_slice_) return Status::ok();
     RunStats at_cut;
-    const uint64_t before = engine_.metrics().items_committed;
+    const uint64_t before = engine_.checkpoint_probe().items_committed;
     Status s = engine_.checkpoint({{kMetaBackfill, encode(progress_)}}, &at_cut);
     if (!s.is_ok()) return s;
-    const uint64_t writes = engine_.metrics().items_committed - before;
+    const uint64_t writes = engine_.checkpoint_probe().items_committed - before;
     throttled_ += writes;
     throttle_.after(writes);
     report_slice(at_cut.clock.tick, /*last=*/false);
@@ -241,7 +241,7 @@ class Backfill {
     const double secs = throttle_.seconds();
     std::fprintf(stderr, "backfill: %s through %s committed: %llu records read, %llu item writes (%.0f/s)\n",
                  last ? "final slice" : fmt::format("slice {}", slices_).c_str(), utc(tick).c_str(),
-                 (unsigned long long)engine_.metrics().read.load(), (unsigned long long)throttle_.written(),
+                 (unsigned long long)engine_.router_probe().read.load(), (unsigned long long)throttle_.written(),
                  secs > 0 ? throttle_.written() / secs : 0.0);
   }
 
@@ -351,7 +351,7 @@ int backfill(const BackfillArgs& args) {
   if (resume)
     std::fprintf(stderr, "backfill: resuming from the last committed slice (%s, line %llu)\n",
                  args.events[progress.file].c_str(), (unsigned long long)progress.line);
-  EngineOptions options = engine_options_from(config);
+  EngineOptions options = engine_options_from(config, /*kafka_sinks=*/nullptr);  // no /metrics to show them
   options.since_ns = plan.since_ns;
   options.until_ns = plan.until_ns;
   options.truncate_dead_letter = !resume;

@@ -107,7 +107,7 @@ Status check_output_path(const std::string& output_key, const std::string& outpu
   return Status::ok();
 }
 
-EngineOptions engine_options_from(const Config& config) {
+EngineOptions engine_options_from(const Config& config, KafkaSinkProbe* kafka_sinks) {
   EngineOptions o;
   o.shards = config.engine.shards;
   o.threads = config.engine.threads;
@@ -118,13 +118,14 @@ EngineOptions engine_options_from(const Config& config) {
   // The Kafka sinks are made by the engine at start, so that a refused client
   // configuration is an error of Engine::start like any other.
   if (config.dead_letter.kind == "kafka")
-    o.make_dead_letter_sink = [kafka = config.kafka,
-                               topic = config.dead_letter.topic](std::shared_ptr<DeadLetterSink>* out) {
-      return make_kafka_dead_letter_sink(kafka, topic, out);
+    o.make_dead_letter_sink = [kafka = config.kafka, topic = config.dead_letter.topic,
+                               kafka_sinks](std::shared_ptr<DeadLetterSink>* out) {
+      return make_kafka_dead_letter_sink(kafka, topic, kafka_sinks, out);
     };
   if (!config.output.topic.empty())
-    o.make_item_sink = [kafka = config.kafka, topic = config.output.topic](std::unique_ptr<ItemSink>* out) {
-      return make_kafka_item_sink(kafka, topic, out);
+    o.make_item_sink = [kafka = config.kafka, topic = config.output.topic,
+                        kafka_sinks](std::unique_ptr<ItemSink>* out) {
+      return make_kafka_item_sink(kafka, topic, kafka_sinks, out);
     };
   return o;
 }
@@ -150,7 +151,7 @@ ProgressLine::ProgressLine(std::string label)
       start_(std::chrono::steady_clock::now()),
       last_(start_) {}
 
-void ProgressLine::update(const EngineMetrics& m) {
+void ProgressLine::update(const RouterProbe& m) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_ < std::chrono::milliseconds(250)) return;

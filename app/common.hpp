@@ -10,8 +10,8 @@
 #include "actors/engine.hpp"
 #include "config/config.hpp"
 #include "io/generator.hpp"
+#include "io/kafka_sink_probe.hpp"
 #include "state/dynamodb_store.hpp"
-#include "state/metrics.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
@@ -57,14 +57,15 @@ Status check_source_file(const std::string& path);
 Status check_output_path(const std::string& output_key, const std::string& output, const std::string& input_key,
                          const std::string& input, const std::string& state_dir);
 
-EngineOptions engine_options_from(const Config& config);
+// The Kafka sinks (when the config has them) count into `kafka_sinks`; null: nowhere.
+EngineOptions engine_options_from(const Config& config, KafkaSinkProbe* kafka_sinks);
 GeneratorOptions generator_options_from(const SourceConfig& source);
 
 // A progress line on stderr, only when stderr is a terminal, at most 4 times a second.
 class ProgressLine {
  public:
   explicit ProgressLine(std::string label);
-  void update(const EngineMetrics& metrics);
+  void update(const RouterProbe& router);
   void done();
 
  private:

@@ -7,7 +7,6 @@
 #include <cstdlib>
 
 #include "app/logging.hpp"
-#include "io/kafka_sinks.hpp"
 #include "io/metrics_text.hpp"
 #include "state/format.hpp"
 
@@ -30,28 +29,29 @@ Status ServedItemsLookup::get_item(std::string_view customer_id, std::string* it
   return Status::not_found("customer " + std::string(customer_id));
 }
 
-EngineMetricsSource::EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready)
-    : metrics_(metrics), ready_(std::move(ready)), start_unix_ns_(wall_clock_unix_ns()) {}
+void StoreCountersProbe::render(std::string& out, int64_t) const {
+  for (const StateStore::Counter& c : store_->counters()) render_counter(out, c.name, c.help, c.value);
+}
 
-std::string EngineMetricsSource::render_metrics() {
-  ProcessGauges p;
-  p.now_unix_ns = wall_clock_unix_ns();
-  p.rss_bytes = current_rss_bytes();
-  p.ready = ready_ && ready_();
-  p.start_unix_ns = start_unix_ns_;
-  p.kafka_sinks = &kafka_sink_metrics();
-  std::string out = render_prometheus(*metrics_, p);
-  if (http_) http_->render(&out);
-  if (store_)
-    for (const StateStore::Counter& c : store_->counters()) render_counter(out, c.name, c.help, c.value);
-  if (served_) {
-    render_gauge(out, "streamscore_http_item_cache_items",
-                 "Customers' items kept in memory for GET /v1/customers/{id} (http.item_cache).",
-                 static_cast<double>(served_->items()));
-    render_gauge(out, "streamscore_http_item_cache_bytes", "Bytes of item JSON kept in memory for lookups.",
-                 static_cast<double>(served_->bytes()));
-  }
-  return out;
+void ServedItemsProbe::render(std::string& out, int64_t) const {
+  render_gauge(out, "streamscore_http_item_cache_items",
+               "Customers' items kept in memory for GET /v1/customers/{id} (http.item_cache).",
+               static_cast<double>(items_->items()));
+  render_gauge(out, "streamscore_http_item_cache_bytes", "Bytes of item JSON kept in memory for lookups.",
+               static_cast<double>(items_->bytes()));
+}
+
+MetricsRegistry pipeline_probes(const Engine& engine, const KafkaSourceProbe& kafka_source,
+                                const KafkaSinkProbe& kafka_sinks) {
+  MetricsRegistry metrics;
+  metrics.add(&engine.router_probe());
+  metrics.add(&kafka_source);
+  metrics.add(&kafka_sinks);
+  metrics.add(&engine.clock_probe());
+  metrics.add(&engine.shard_probe());
+  metrics.add(&engine.checkpoint_probe());
+  metrics.add(&engine.model_probe());
+  return metrics;
 }
 
 std::string effective_admin_token(const HttpConfig& http) {
@@ -73,7 +73,7 @@ HttpServerOptions http_server_options_from(const HttpConfig& http) {
   return o;
 }
 
-Status DaemonOps::start(const Options& options, const Config& config, const EngineMetrics* metrics, StateStore* store,
+Status DaemonOps::start(const Options& options, const Config& config, MetricsRegistry* metrics, StateStore* store,
                         std::unique_ptr<DaemonOps>* out) {
   std::unique_ptr<DaemonOps> ops(new DaemonOps());
   ops->options_ = options;
@@ -84,16 +84,14 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
     else
       ops->lookup_ = std::make_unique<StoreCustomerLookup>(store);
     DaemonOps* self = ops.get();
-    ops->metrics_ = std::make_unique<EngineMetricsSource>(metrics, [self] { return self->ready_.load(); });
+    ops->metrics_ = std::make_unique<RegistryMetricsSource>(metrics);
     HttpApiOptions api;
     api.customers = ops->lookup_.get();
     api.metrics = ops->metrics_.get();
     api.model = options.model;
     api.ready = [self] { return self->ready_.load(); };
     ops->api_ = std::make_unique<HttpApi>(std::move(api));
-    ops->metrics_->set_http_metrics(&ops->api_->metrics());
-    ops->metrics_->set_store(store);
-    ops->metrics_->set_served_items(options.served_items);
+    ops->register_probes(metrics, store);
     const std::string token = effective_admin_token(config.http);
     ops->api_->set_admin_token(token);
     Status s = HttpServer::start(http_server_options_from(config.http), ops->api_.get(), &ops->server_);
@@ -110,6 +108,20 @@ Status DaemonOps::start(const Options& options, const Config& config, const Engi
   });
   *out = std::move(ops);
   return Status::ok();
+}
+
+void DaemonOps::register_probes(MetricsRegistry* metrics, const StateStore* store) {
+  process_probe_ = std::make_unique<ProcessProbe>([this] { return ready_.load(); });
+  metrics->add(process_probe_.get());
+  metrics->add(&api_->metrics());
+  if (store != nullptr) {
+    store_probe_ = std::make_unique<StoreCountersProbe>(store);
+    metrics->add(store_probe_.get());
+  }
+  if (options_.served_items != nullptr) {
+    served_items_probe_ = std::make_unique<ServedItemsProbe>(options_.served_items);
+    metrics->add(served_items_probe_.get());
+  }
 }
 
 DaemonOps::~DaemonOps() {

@@ -10,10 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "actors/engine.hpp"
 #include "config/config.hpp"
 #include "io/http_api.hpp"
 #include "io/http_server.hpp"
-#include "state/metrics.hpp"
+#include "io/kafka_sink_probe.hpp"
+#include "io/kafka_source_probe.hpp"
+#include "io/metrics_text.hpp"
 #include "state/served_items.hpp"
 #include "state/store.hpp"
 
@@ -43,22 +46,41 @@ class ServedItemsLookup final : public CustomerLookup {
   const ServedItems* items_;
 };
 
-class EngineMetricsSource final : public MetricsSource {
+// GET /metrics: what the registry's probes render.
+class RegistryMetricsSource final : public MetricsSource {
  public:
-  EngineMetricsSource(const EngineMetrics* metrics, std::function<bool()> ready);
-  std::string render_metrics() override;
-  void set_http_metrics(const HttpMetrics* http) { http_ = http; }
-  void set_store(const StateStore* store) { store_ = store; }           // its backend counters
-  void set_served_items(const ServedItems* items) { served_ = items; }  // their gauges
+  explicit RegistryMetricsSource(const MetricsRegistry* registry) : registry_(registry) {}
+  std::string render_metrics() override { return registry_->render(); }
 
  private:
-  const EngineMetrics* metrics_;
-  const HttpMetrics* http_ = nullptr;
-  const StateStore* store_ = nullptr;
-  const ServedItems* served_ = nullptr;
-  std::function<bool()> ready_;
-  int64_t start_unix_ns_;
+  const MetricsRegistry* registry_;
 };
+
+// The store's backend counters (DynamoDB's requests, retries, ...), as it lists them.
+class StoreCountersProbe final : public MetricsProbe {
+ public:
+  explicit StoreCountersProbe(const StateStore* store) : store_(store) {}
+  void render(std::string& out, int64_t now_unix_ns) const override;
+
+ private:
+  const StateStore* store_;
+};
+
+// The item cache's gauges (http.item_cache): the items kept in memory and their bytes.
+class ServedItemsProbe final : public MetricsProbe {
+ public:
+  explicit ServedItemsProbe(const ServedItems* items) : items_(items) {}
+  void render(std::string& out, int64_t now_unix_ns) const override;
+
+ private:
+  const ServedItems* items_;
+};
+
+// The pipeline's probes in the order /metrics has always listed their families: the
+// records, the Kafka source and sinks, event time, the shards, checkpoints, the model.
+// The Kafka probes are rendered (as zeros) without Kafka too.
+MetricsRegistry pipeline_probes(const Engine& engine, const KafkaSourceProbe& kafka_source,
+                                const KafkaSinkProbe& kafka_sinks);
 
 // The admin token in effect: http.admin_token, or the environment variable when unset.
 std::string effective_admin_token(const HttpConfig& http);
@@ -75,9 +97,11 @@ class DaemonOps {
     const ServedItems* served_items = nullptr;
   };
 
-  // Starts the HTTP server when http.enabled, and the SIGHUP watcher. `metrics` and
-  // `store` must outlive the returned object.
-  static Status start(const Options& options, const Config& config, const EngineMetrics* metrics, StateStore* store,
+  // Starts the HTTP server when http.enabled, and the SIGHUP watcher. `metrics` holds the
+  // pipeline's probes; the daemon adds its own after them (the process, the HTTP server,
+  // the store's counters, the item cache). `metrics` and `store` must outlive the
+  // returned object.
+  static Status start(const Options& options, const Config& config, MetricsRegistry* metrics, StateStore* store,
                       std::unique_ptr<DaemonOps>* out);
   ~DaemonOps();  // stop()
 
@@ -96,13 +120,18 @@ class DaemonOps {
 
  private:
   DaemonOps() = default;
+  // Adds the daemon's own probes to `metrics`, after the pipeline's.
+  void register_probes(MetricsRegistry* metrics, const StateStore* store);
 
   static std::atomic<bool> reload_requested_;
   Options options_;
   Config config_;
   std::atomic<bool> ready_{false};
   std::unique_ptr<CustomerLookup> lookup_;
-  std::unique_ptr<EngineMetricsSource> metrics_;
+  std::unique_ptr<ProcessProbe> process_probe_;
+  std::unique_ptr<StoreCountersProbe> store_probe_;
+  std::unique_ptr<ServedItemsProbe> served_items_probe_;
+  std::unique_ptr<RegistryMetricsSource> metrics_;
   std::unique_ptr<HttpApi> api_;
   std::unique_ptr<HttpServer> server_;
   std::atomic<bool> stopping_{false};

@@ -54,13 +54,13 @@ void ModelRollout::stop() {
 
 void ModelRollout::loop() {
   using clock = std::chrono::steady_clock;
-  auto metrics = engine_->model_metrics();
+  const ModelProbe& metrics = engine_->model_probe();
   auto last_report = clock::now();
   // A restart on items scored by another version re-scores them to the initial model:
   // that is reported like a swap (a fresh state has nothing to re-score, nothing is said).
   int reported_complete = 0;
   int64_t last_left = -2;
-  int swapped_to = metrics->active_version.load();  // the version the last swap asked for
+  int swapped_to = metrics.active_version.load();  // the version the last swap asked for
   while (!stop_) {
     std::shared_ptr<const LoadedModel> model;
     std::string error;
@@ -84,11 +84,11 @@ void ModelRollout::loop() {
         break;
     }
     // Reports refer to the version of the last swap once the model actor has taken it.
-    const int active = metrics->active_version.load() == swapped_to ? swapped_to : 0;
-    const int64_t left = metrics->stale_total();
+    const int active = metrics.active_version.load() == swapped_to ? swapped_to : 0;
+    const int64_t left = metrics.stale_total();
     if (active > 0 && reported_complete != active && left == 0) {
       log_line("run", "model: re-score to v" + std::to_string(active) + " complete (" +
-                          std::to_string(metrics->rescored.load()) + " items re-scored since start)");
+                          std::to_string(metrics.rescored.load()) + " items re-scored since start)");
       reported_complete = active;
     } else if (active > 0 && reported_complete != active && left > 0 && left != last_left &&
                clock::now() - last_report >= std::chrono::seconds(1)) {
@@ -227,13 +227,13 @@ void RegistryModelAdmin::rollback(Done done) {
 }
 
 void print_model_summary(const Engine& engine) {
-  auto m = engine.model_metrics();
-  if (!m) return;
-  const int active = m->active_version.load();
-  const int64_t left = m->stale_total();
+  if (!engine.scoring()) return;
+  const ModelProbe& m = engine.model_probe();
+  const int active = m.active_version.load();
+  const int64_t left = m.stale_total();
   std::printf("  model                %s   (swaps: %llu, rows scored: %llu, items re-scored: %llu%s)\n",
-              active ? ("v" + std::to_string(active)).c_str() : "none", (unsigned long long)m->swaps.load(),
-              (unsigned long long)m->rows_scored.load(), (unsigned long long)m->rescored.load(),
+              active ? ("v" + std::to_string(active)).c_str() : "none", (unsigned long long)m.swaps.load(),
+              (unsigned long long)m.rows_scored.load(), (unsigned long long)m.rescored.load(),
               left > 0 ? (", " + std::to_string(left) + " items still on another version").c_str() : "");
 }
 

@@ -36,7 +36,7 @@ Status feed_file(Engine& engine, const std::string& path, std::size_t batch_size
     bool at_end = false;
     if (!(s = reader.next(batch_size, /*take_partial=*/true, &batch, &at_end)).is_ok()) return s;
     if (!batch.lines.empty() && !(s = engine.submit(std::move(batch))).is_ok()) return s;
-    progress.update(engine.metrics());
+    progress.update(engine.router_probe());
     if (at_end) return Status::ok();
   }
 }
@@ -82,7 +82,7 @@ int replay(const ReplayArgs& args) {
     print_error("replay", s.to_string());
     return kExitFailure;
   }
-  EngineOptions options = engine_options_from(config);
+  EngineOptions options = engine_options_from(config, /*kafka_sinks=*/nullptr);  // no /metrics to show them
   options.bulk_load = true;  // a replay writes each item once, at the end
   // A replay scores with the model active when it starts (it does not follow swaps).
   // A missing models directory or a refused active model: nothing is written (exit 2).

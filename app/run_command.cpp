@@ -173,7 +173,7 @@ Status run_file_source(const Config& config, Engine& engine, const FilePosition&
     s = reader->next(config.engine.batch_size, config.source.exit_at_end, &batch, &at_end);
     if (!s.is_ok()) return s;
     if (!batch.lines.empty() && !(s = engine.submit(std::move(batch))).is_ok()) return s;
-    progress.update(engine.metrics());
+    progress.update(engine.router_probe());
     s = checkpointer.maybe([&] { return file_position(config.source.path, *reader); });
     if (!s.is_ok()) return s;
     if (at_end) {
@@ -237,7 +237,7 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
       if (s.is_ok()) (*offsets)[added[i]] = offset;
     }
     spdlog::info("msg=\"shared table: customers taken over\" partitions={} held={} customers={}", added.size(),
-                 held.size(), engine.metrics().customers.load());
+                 held.size(), engine.shard_probe().customers.load());
     return s;
   };
   hooks.release = [&config, &engine, &store](const std::vector<int32_t>& revoked, const std::vector<int32_t>& kept,
@@ -261,7 +261,8 @@ SharedTableHooks shared_table_hooks(const Config& config, Engine& engine, StateS
 
 // Feeds the Kafka source. Offsets go to the consumer group after each checkpoint.
 Status run_kafka_source(const Config& config, Engine& engine, StateStore& store, ProgressLine& progress, bool* finished,
-                        std::unique_ptr<KafkaSource>* out, Checkpointer& checkpointer, DaemonOps& ops) {
+                        std::unique_ptr<KafkaSource>* out, KafkaSourceProbe* probe, Checkpointer& checkpointer,
+                        DaemonOps& ops) {
   KafkaOffsets resume;  // a shared table's offsets come with each assignment
   Status s = config.state.shared ? Status::ok() : load_kafka_position(store, config.source.topic, &resume);
   if (!s.is_ok()) return s;
@@ -272,7 +273,7 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
   options.bounded = config.source.exit_at_end;
   options.batch_size = static_cast<std::size_t>(config.engine.batch_size);
   if (config.state.shared) options.shared = shared_table_hooks(config, engine, store);
-  if (!(s = KafkaSource::open(options, resume, &engine.metrics().kafka, out)).is_ok()) return s;
+  if (!(s = KafkaSource::open(options, resume, probe, out)).is_ok()) return s;
   KafkaSource& source = **out;
   spdlog::info("msg=\"kafka source\" topic={} group={} bootstrap={} mode={}", options.topic, options.group_id,
                options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded");
@@ -282,7 +283,7 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
   while (!g_stop.load()) {
     bool at_end = false;
     if (!(s = source.poll(submit, checkpoint_now, &at_end)).is_ok()) return s;
-    progress.update(engine.metrics());
+    progress.update(engine.router_probe());
     bool committed = false;
     if (config.state.shared && source.assignment_lost()) continue;  // the revocation drops the work
     s = checkpointer.maybe([&] { return source.position(); }, &committed);
@@ -324,7 +325,7 @@ Status run_generator_source(const Config& config, Engine& engine, StateStore& st
     }
     batch.buffer = std::move(buffer);
     if (!batch.lines.empty() && !(s = engine.submit(std::move(batch))).is_ok()) return s;
-    progress.update(engine.metrics());
+    progress.update(engine.router_probe());
     s = checkpointer.maybe([&] { return generator_position(config.source, position); });
     if (!s.is_ok()) return s;
     if (config.source.rate > 0) {  // hold the configured rate, waking up for signals
@@ -421,7 +422,10 @@ int run(const RunArgs& args) {
     served_items = &serving->items();
     store = std::move(serving);
   }
-  EngineOptions options = engine_options_from(config);
+  // The Kafka probes live as long as the daemon: /metrics shows them, zeros without Kafka.
+  KafkaSourceProbe kafka_source_probe;
+  KafkaSinkProbe kafka_sink_probe;
+  EngineOptions options = engine_options_from(config, &kafka_sink_probe);
   options.truncate_dead_letter = false;  // a daemon appends across restarts
   options.nice = config.engine.nice;     // ingestion yields to the HTTP server
   if (config.state.shared) {             // the customers and their clocks come with the partitions
@@ -456,8 +460,9 @@ int run(const RunArgs& args) {
   if (!config.model.dir.empty())
     model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir, config.model.poll_interval_ms);
   std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
-  s = DaemonOps::start({args.config_path, args.sets, model_admin.get(), served_items}, config, &engine->metrics(),
-                       store.get(), &ops);
+  MetricsRegistry metrics = pipeline_probes(*engine, kafka_source_probe, kafka_sink_probe);
+  s = DaemonOps::start({args.config_path, args.sets, model_admin.get(), served_items}, config, &metrics, store.get(),
+                       &ops);
   if (!s.is_ok()) {  // e.g. the port is taken; the state stays at its last checkpoint
     print_error("run", s.to_string());
     return kExitFailure;
@@ -483,7 +488,7 @@ int run(const RunArgs& args) {
   if (config.source.kind == "file") {
     s = run_file_source(config, *engine, resume, progress, &finished, &reader, checkpointer, *ops);
   } else if (config.source.kind == "kafka") {
-    s = run_kafka_source(config, *engine, *store, progress, &finished, &kafka, checkpointer, *ops);
+    s = run_kafka_source(config, *engine, *store, progress, &finished, &kafka, &kafka_source_probe, checkpointer, *ops);
   } else {
     ops->set_ready(true);
     s = run_generator_source(config, *engine, *store, progress, &finished, &produced, checkpointer);

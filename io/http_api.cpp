@@ -122,20 +122,20 @@ bool percent_decode(std::string_view in, std::string* out) {
   return true;
 }
 
-void HttpMetrics::render(std::string* out) const {
-  render_histogram(*out, "streamscore_http_request_duration_seconds",
+void HttpMetrics::render(std::string& out, int64_t) const {
+  render_histogram(out, "streamscore_http_request_duration_seconds",
                    "Server time from a request read to its response written.", request_duration);
-  *out +=
+  out +=
       "# HELP streamscore_http_responses_total HTTP responses by status class.\n"
       "# TYPE streamscore_http_responses_total counter\n";
   for (int c = 1; c <= 5; ++c)
-    *out += fmt::format("streamscore_http_responses_total{{code=\"{}xx\"}} {}\n", c, responses[c].load());
-  render_gauge(*out, "streamscore_http_connections_open", "HTTP connections open (at most http.max_connections).",
+    out += fmt::format("streamscore_http_responses_total{{code=\"{}xx\"}} {}\n", c, responses[c].load());
+  render_gauge(out, "streamscore_http_connections_open", "HTTP connections open (at most http.max_connections).",
                static_cast<double>(connections_open.load()));
-  render_counter(*out, "streamscore_http_connections_shed_total",
+  render_counter(out, "streamscore_http_connections_shed_total",
                  "Connections closed to make room for a new one: the one waiting longest on its client.",
                  connections_shed.load());
-  render_counter(*out, "streamscore_http_accept_errors_total",
+  render_counter(out, "streamscore_http_accept_errors_total",
                  "Accepts that failed, e.g. out of file descriptors (the server backs off and sheds).",
                  accept_errors.load());
 }

@@ -25,7 +25,7 @@
 #include <string_view>
 
 #include "common/status.hpp"
-#include "state/metrics.hpp"
+#include "io/metrics_text.hpp"
 
 namespace streamscore {
 
@@ -70,8 +70,8 @@ using Responder = std::function<void(HttpResponse response)>;
 // Called by a route that answers later: the responder of the request being handled.
 using DeferAnswer = std::function<Responder()>;
 
-// What the server measures, rendered into /metrics next to the engine's counters.
-struct HttpMetrics {
+// What the server measures: its probe, rendered into /metrics after the pipeline's.
+struct HttpMetrics final : MetricsProbe {
   // From a request fully read to its response fully written (server side only).
   LatencyHistogram request_duration;
   std::array<std::atomic<uint64_t>, 6> responses{};  // by status class: [2] = 2xx ... [5] = 5xx
@@ -82,7 +82,7 @@ struct HttpMetrics {
   std::atomic<uint64_t> accept_errors{0};
 
   void count(unsigned status) { ++responses[std::min<unsigned>(status / 100, 5)]; }
-  void render(std::string* out) const;  // Prometheus text
+  void render(std::string& out, int64_t now_unix_ns) const override;
 };
 
 struct HttpApiOptions {

@@ -90,18 +90,14 @@ Status make_sink(const KafkaConfig& kafka, const std::string& topic, KafkaDelive
 
 }  // namespace
 
-KafkaSinkMetrics& kafka_sink_metrics() {
-  static KafkaSinkMetrics metrics;
-  return metrics;
-}
-
-Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic,
+Status make_kafka_dead_letter_sink(const KafkaConfig& kafka, const std::string& topic, KafkaSinkProbe* probe,
                                    std::shared_ptr<DeadLetterSink>* out) {
-  return make_sink<KafkaDeadLetterSink>(kafka, topic, &kafka_sink_metrics().dead_letters, out);
+  return make_sink<KafkaDeadLetterSink>(kafka, topic, probe ? &probe->dead_letters : nullptr, out);
 }
 
-Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic, std::unique_ptr<ItemSink>* out) {
-  return make_sink<KafkaItemSink>(kafka, topic, &kafka_sink_metrics().items, out);
+Status make_kafka_item_sink(const KafkaConfig& kafka, const std::string& topic, KafkaSinkProbe* probe,
+                            std::unique_ptr<ItemSink>* out) {
+  return make_sink<KafkaItemSink>(kafka, topic, probe ? &probe->items : nullptr, out);
 }
 
 }  // namespace streamscore

@@ -118,11 +118,11 @@ int64_t record_event_time(std::string_view value) {
   return t.ns;
 }
 
-Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& resume,
-                         EngineMetrics::KafkaGauges* gauges, std::unique_ptr<KafkaSource>* out) {
+Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& resume, KafkaSourceProbe* probe,
+                         std::unique_ptr<KafkaSource>* out) {
   std::unique_ptr<KafkaSource> source(new KafkaSource());
   source->options_ = options;
-  source->gauges_ = gauges;
+  source->probe_ = probe;
   source->position_ = resume;
   KafkaConfPtr conf;
   std::vector<std::pair<std::string, std::string>> own = {
@@ -245,7 +245,7 @@ Status KafkaSource::assign(rd_kafka_topic_partition_list_t* partitions, bool inc
   }
   if (!incremental) assigned_.clear();
   for (int32_t id : ids_of(partitions)) assigned_.push_back(id);
-  gauges_->partitions = static_cast<int64_t>(assigned_.size());
+  probe_->partitions = static_cast<int64_t>(assigned_.size());
   return Status::ok();
 }
 
@@ -256,7 +256,7 @@ Status KafkaSource::unassign(const rd_kafka_topic_partition_list_t* partitions) 
     assigned_.erase(std::remove(assigned_.begin(), assigned_.end(), id), assigned_.end());
     if (options_.shared) position_.erase(id);  // the partition's offset is the next owner's now
   }
-  gauges_->partitions = static_cast<int64_t>(assigned_.size());
+  probe_->partitions = static_cast<int64_t>(assigned_.size());
   // Only those librdkafka still holds: the revocation that follows a drop (a fenced
   // daemon rejoining) names partitions already let go. The call is made even when none
   // is left: the protocol waits for it.
@@ -287,7 +287,7 @@ Status KafkaSource::unassign_all() {
   partitions_.clear();
   assigned_.clear();
   if (options_.shared) position_.clear();
-  gauges_->partitions = 0;
+  probe_->partitions = 0;
   return held->cnt > 0 ? unassign(held.get()) : Status::ok();  // outside a rebalance: only if some are held
 }
 
@@ -329,7 +329,7 @@ void KafkaSource::rebalance_trampoline(rd_kafka_t*, rd_kafka_resp_err_t err,
 
 void KafkaSource::error_trampoline(rd_kafka_t*, int err, const char* reason, void* opaque) {
   auto* self = static_cast<KafkaSource*>(opaque);
-  ++self->gauges_->errors;
+  ++self->probe_->errors;
   spdlog::warn("msg=\"kafka client error\" error={} detail={}",
                rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)), quoted_log_value(reason ? reason : ""));
 }
@@ -359,7 +359,7 @@ Status KafkaSource::adopt(rd_kafka_topic_partition_list_t* partitions, bool incr
 // everything read is handed over and checkpointed, and the offsets committed, before
 // the partitions go.
 void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
-  ++gauges_->rebalances;
+  ++probe_->rebalances;
   Status s;
   const bool incremental = this->incremental();
   if (incremental && partitions->cnt == 0) {  // nothing moves for this member
@@ -462,7 +462,7 @@ Status KafkaSource::rejoin() {
 
 Status KafkaSource::on_error(const rd_kafka_message_t* m) {
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return Status::ok();
-  ++gauges_->errors;
+  ++probe_->errors;
   spdlog::warn("msg=\"kafka consume error\" error={} detail={}", rd_kafka_err2name(m->err),
                quoted_log_value(rd_kafka_message_errstr(m)));
   if (rd_kafka_fatal_error(consumer_.get(), nullptr, 0) != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -643,14 +643,14 @@ void KafkaSource::update_lag() {
   for (int32_t p : assigned_) {
     int64_t low = 0, high = 0;
     if (!watermarks(p, &low, &high)) {
-      gauges_->lag = -1;
+      probe_->lag = -1;
       return;
     }
     auto it = position_.find(p);
     const int64_t at = it != position_.end() ? it->second : low;
     lag += std::max<int64_t>(0, (options_.bounded ? std::min(high, end_[p]) : high) - at);
   }
-  gauges_->lag = lag;
+  probe_->lag = lag;
 }
 
 uint64_t KafkaSource::position_total() const {
@@ -719,11 +719,11 @@ void KafkaSource::commit_offsets(bool wait) {
   KafkaPartitionsPtr list = partition_list(options_.topic, mine);
   const rd_kafka_resp_err_t err = rd_kafka_commit(consumer_.get(), list.get(), wait ? 0 : 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    ++gauges_->errors;
+    ++probe_->errors;
     spdlog::warn("msg=\"kafka offset commit failed\" error={}", rd_kafka_err2name(err));
     return;
   }
-  ++gauges_->offset_commits;
+  ++probe_->offset_commits;
 }
 
 }  // namespace streamscore

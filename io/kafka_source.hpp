@@ -33,7 +33,7 @@
 #include "common/status.hpp"
 #include "config/config.hpp"
 #include "io/kafka_client.hpp"
-#include "state/metrics.hpp"
+#include "io/kafka_source_probe.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
@@ -91,9 +91,9 @@ class KafkaSource {
   using Submit = std::function<Status(RawBatch)>;
   using Revoke = std::function<Status()>;  // checkpoint everything handed over so far
 
-  // `resume`: the offsets of the last checkpoint. `gauges` (the engine's) is updated
-  // with errors, rebalances, assigned partitions and lag.
-  static Status open(const KafkaSourceOptions& options, const KafkaOffsets& resume, EngineMetrics::KafkaGauges* gauges,
+  // `resume`: the offsets of the last checkpoint. The source feeds `probe` (its owner's,
+  // registered with the exporter) with errors, rebalances, assigned partitions and lag.
+  static Status open(const KafkaSourceOptions& options, const KafkaOffsets& resume, KafkaSourceProbe* probe,
                      std::unique_ptr<KafkaSource>* out);
   ~KafkaSource();
   KafkaSource(const KafkaSource&) = delete;
@@ -160,7 +160,7 @@ class KafkaSource {
 
   KafkaSourceOptions options_;
   KafkaHandlePtr consumer_;
-  EngineMetrics::KafkaGauges* gauges_ = nullptr;
+  KafkaSourceProbe* probe_ = nullptr;
   KafkaOffsets position_;  // next offset per partition, of what was handed over
   KafkaOffsets end_;       // bounded: end offsets as of start
   std::vector<int32_t> assigned_;

@@ -11,9 +11,6 @@
 #include <cstdlib>
 #include <vector>
 
-#include "io/kafka_sinks.hpp"
-#include "state/event.hpp"
-
 namespace streamscore {
 
 namespace {
@@ -38,6 +35,10 @@ void gauge(std::string& out, const char* name, const char* help, double value) {
 
 }  // namespace
 
+void render_family(std::string& out, const char* name, const char* type, const char* help) {
+  family(out, name, type, help);
+}
+
 void render_counter(std::string& out, const char* name, const char* help, uint64_t value) {
   counter(out, name, help, value);
 }
@@ -61,10 +62,6 @@ void render_histogram(std::string& out, const char* name, const char* help, cons
 }
 
 namespace {
-
-void histogram(std::string& out, const char* name, const char* help, const LatencyHistogram& h) {
-  render_histogram(out, name, help, h);
-}
 
 double seconds(int64_t ns) {
   return static_cast<double>(ns) / 1e9;
@@ -126,103 +123,26 @@ int64_t wall_clock_unix_ns() {
       .count();
 }
 
-std::string render_prometheus(const EngineMetrics& m, const ProcessGauges& p) {
+std::string MetricsRegistry::render() const {
+  return render_at(wall_clock_unix_ns());
+}
+
+std::string MetricsRegistry::render_at(int64_t now_unix_ns) const {
   std::string out;
   out.reserve(8192);
-  counter(out, "streamscore_events_read_total", "Records read from the source.", m.read.load());
-  counter(out, "streamscore_events_accepted_total", "Events applied to the features.", m.accepted.load());
-  counter(out, "streamscore_events_duplicate_total",
-          "Redeliveries of an event id already applied (conflicting ones included).", m.duplicates.load());
-  counter(out, "streamscore_events_conflicting_duplicate_total",
-          "Duplicates whose content differs from the first occurrence.", m.conflicting_duplicates.load());
-  family(out, "streamscore_events_dead_lettered_total", "counter", "Records sent to the dead letter, by reason.");
-  for (int r = 0; r < kReasonCount; ++r)
-    out += fmt::format("streamscore_events_dead_lettered_total{{reason=\"{}\"}} {}\n",
-                       reason_name(static_cast<Reason>(r)), m.dead_lettered[r].load());
-  counter(out, "streamscore_events_expired_total",
-          "Events older than the 30-day horizon (also counted as dead-lettered, reason expired).",
-          m.dead_lettered[static_cast<int>(Reason::expired)].load());
-  counter(out, "streamscore_ticks_total", "5-minute ticks emitted.", m.ticks.load());
-  counter(out, "streamscore_key_mismatches_total", "Kafka records whose key is not their customer_id (the value wins).",
-          m.key_mismatches.load());
-  counter(out, "streamscore_kafka_errors_total", "Kafka client errors (broker down, request errors), recovered or not.",
-          m.kafka.errors.load());
-  counter(out, "streamscore_kafka_rebalances_total", "Partition assignments and revocations.",
-          m.kafka.rebalances.load());
-  counter(out, "streamscore_kafka_offset_commits_total",
-          "Offsets committed to the consumer group after the checkpoint that covers them.",
-          m.kafka.offset_commits.load());
-  gauge(out, "streamscore_kafka_partitions", "Kafka partitions assigned to this daemon.",
-        static_cast<double>(m.kafka.partitions.load()));
-  if (m.kafka.lag.load() >= 0)
-    gauge(out, "streamscore_kafka_lag", "Messages behind the assigned partitions' ends.",
-          static_cast<double>(m.kafka.lag.load()));
-  if (p.kafka_sinks != nullptr) {
-    const KafkaSinkMetrics& k = *p.kafka_sinks;
-    counter(out, "streamscore_kafka_dead_letters_produced_total", "Dead letters produced to the dead-letter topic.",
-            k.dead_letters.produced.load());
-    counter(out, "streamscore_kafka_dead_letters_delivered_total", "Dead letters the brokers acknowledged.",
-            k.dead_letters.delivered.load());
-    counter(out, "streamscore_kafka_items_produced_total", "Committed items produced to the output topic.",
-            k.items.produced.load());
-    counter(out, "streamscore_kafka_items_delivered_total", "Items on the output topic the brokers acknowledged.",
-            k.items.delivered.load());
-    counter(out, "streamscore_kafka_delivery_errors_total",
-            "Messages to the dead-letter and output topics reported not delivered.",
-            k.dead_letters.failed.load() + k.items.failed.load());
-  }
+  for (const MetricsProbe* probe : probes_) probe->render(out, now_unix_ns);
+  return out;
+}
 
-  const bool clock = m.event_clock_started.load() != 0;
-  gauge(out, "streamscore_event_clock_started", "1 once an event has been accepted.", clock ? 1 : 0);
-  if (clock) {
-    const int64_t watermark = m.watermark_ns.load();
-    gauge(out, "streamscore_max_event_time_seconds", "Largest accepted event time (Unix seconds).",
-          seconds(m.max_event_time_ns.load()));
-    gauge(out, "streamscore_watermark_seconds", "Event-time watermark (Unix seconds).", seconds(watermark));
-    gauge(out, "streamscore_watermark_lag_seconds", "Wall clock minus the watermark.",
-          seconds(p.now_unix_ns - watermark));
-  }
-  const std::map<int32_t, int64_t> partition_watermarks = m.partition_watermarks();
-  if (!partition_watermarks.empty()) {
-    family(out, "streamscore_partition_watermark_seconds", "gauge",
-           "Event-time watermark of each Kafka partition this daemon holds (Unix seconds).");
-    for (const auto& [partition, watermark] : partition_watermarks)
-      out += fmt::format("streamscore_partition_watermark_seconds{{partition=\"{}\"}} {}\n", partition,
-                         seconds(watermark));
-  }
-  histogram(out, "streamscore_tick_duration_seconds", "Time a shard spends applying one batch that carries tick marks.",
-            m.tick_duration);
+ProcessProbe::ProcessProbe(std::function<bool()> ready, std::function<uint64_t()> resident_bytes)
+    : ready_(std::move(ready)), resident_bytes_(std::move(resident_bytes)), start_unix_ns_(wall_clock_unix_ns()) {}
 
-  family(out, "streamscore_shard_queue_depth", "gauge", "Batches sent to each shard and not yet applied by it.");
-  const int shards = std::min<int>(m.shard_count.load(), static_cast<int>(kMaxShardMetrics));
-  for (int s = 0; s < shards; ++s)
-    out += fmt::format("streamscore_shard_queue_depth{{shard=\"{}\"}} {}\n", s, m.shard_queue_depth(s));
-
-  counter(out, "streamscore_items_written_total", "Item puts committed to customer_feature_state by checkpoints.",
-          m.items_committed.load());
-  counter(out, "streamscore_write_conflicts_total",
-          "Item puts retried because another writer had moved the stored version.", m.write_conflicts.load());
-  counter(out, "streamscore_checkpoints_total", "Checkpoints committed by this process.", m.checkpoints.load());
-  const int64_t checkpoint_ms = m.last_checkpoint_unix_ms.load();
-  if (checkpoint_ms > 0) {
-    const int64_t checkpoint = checkpoint_ms * 1'000'000;
-    gauge(out, "streamscore_last_checkpoint_seconds", "Time of the last checkpoint (Unix seconds).",
-          seconds(checkpoint));
-    gauge(out, "streamscore_checkpoint_age_seconds", "Seconds since the last checkpoint.",
-          seconds(p.now_unix_ns - checkpoint));
-  }
-  histogram(out, "streamscore_scoring_latency_seconds", "Time to score one batch of changed customers.",
-            m.scoring_latency);
-  gauge(out, "streamscore_model_active_version", "Number of the active model version (v7 -> 7); 0 = no model active.",
-        static_cast<double>(m.active_model_version.load()));
-
-  gauge(out, "streamscore_ready", "1 when state is recovered and the source is open.", p.ready ? 1 : 0);
-  gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", static_cast<double>(p.rss_bytes));
-  if (p.start_unix_ns > 0)
-    gauge(out, "process_start_time_seconds", "Start time of the process (Unix seconds).", seconds(p.start_unix_ns));
+void ProcessProbe::render(std::string& out, int64_t) const {
+  gauge(out, "streamscore_ready", "1 when state is recovered and the source is open.", ready_ && ready_() ? 1 : 0);
+  gauge(out, "process_resident_memory_bytes", "Resident memory size in bytes.", static_cast<double>(resident_bytes_()));
+  gauge(out, "process_start_time_seconds", "Start time of the process (Unix seconds).", seconds(start_unix_ns_));
   family(out, "streamscore_build_info", "gauge", "Version of the running binary.");
   out += fmt::format("streamscore_build_info{{version=\"{}\"}} 1\n", STREAMSCORE_VERSION);
-  return out;
 }
 
 double histogram_quantile(const MetricsSnapshot& snap, const std::string& name, double q,

@@ -1,33 +1,86 @@
-// The Prometheus text exposition format (version 0.0.4): rendering the engine's
-// counters for GET /metrics, and reading them back (`streamscore status`, tests).
+// The Prometheus text exposition format (version 0.0.4): the exporter of GET /metrics,
+// which renders the probes registered with it, and reading the text back (`streamscore
+// status`, tests). Each component owns its probe (its counters, gauges and histograms,
+// fed by the component alone) and the probe renders its own families: the exporter knows
+// no component, so any layer above this one can register with it.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.hpp"
-#include "state/metrics.hpp"
 
 namespace streamscore {
 
-struct KafkaSinkMetrics;  // io/kafka_sinks.hpp
+// A Prometheus-style histogram with fixed bucket bounds, lock-free: observe() from any
+// thread, read the buckets from any other. Counts are per bucket (not cumulative); the
+// renderer accumulates them.
+struct LatencyHistogram {
+  // Upper bounds in seconds, 50 us .. 10 s; one more bucket holds everything above.
+  static constexpr std::array<double, 16> kBounds = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                     0.025,   0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   10.0};
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets{};
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> sum_ns{0};
 
-// What the process adds to the engine's own counters.
-struct ProcessGauges {
-  int64_t now_unix_ns = 0;                        // wall clock, for ages and lags
-  uint64_t rss_bytes = 0;                         // resident set size
-  bool ready = false;                             // what /readyz answers
-  int64_t start_unix_ns = 0;                      // process start
-  const KafkaSinkMetrics* kafka_sinks = nullptr;  // set: the Kafka sinks' counters too
+  void observe_ns(int64_t ns) {
+    if (ns < 0) ns = 0;
+    const double seconds = static_cast<double>(ns) / 1e9;
+    std::size_t b = 0;
+    while (b < kBounds.size() && seconds > kBounds[b]) ++b;
+    buckets[b].fetch_add(1, std::memory_order_relaxed);
+    count.fetch_add(1, std::memory_order_relaxed);
+    sum_ns.fetch_add(static_cast<uint64_t>(ns), std::memory_order_relaxed);
+  }
+};
+
+// What one component shows on /metrics. The component feeds it; a scrape (any thread)
+// renders it, so what it reads must be atomic or locked.
+class MetricsProbe {
+ public:
+  virtual ~MetricsProbe() = default;
+  // Appends the component's families (HELP, TYPE, samples) to `out`. `now_unix_ns` is the
+  // scrape's wall clock, for ages and lags.
+  virtual void render(std::string& out, int64_t now_unix_ns) const = 0;
+};
+
+// The probes GET /metrics renders, in the order they were added. The probes must outlive
+// the registry; add them all before the first scrape (render takes no lock).
+class MetricsRegistry {
+ public:
+  void add(const MetricsProbe* probe) { probes_.push_back(probe); }
+  std::string render() const;  // at the wall clock now
+  std::string render_at(int64_t now_unix_ns) const;
+
+ private:
+  std::vector<const MetricsProbe*> probes_;
 };
 
 // Resident set size of this process from /proc/self/statm (0 when unreadable).
 uint64_t current_rss_bytes();
 int64_t wall_clock_unix_ns();
 
-std::string render_prometheus(const EngineMetrics& metrics, const ProcessGauges& process);
+// The process's own families: readiness, resident memory, start time, build.
+class ProcessProbe final : public MetricsProbe {
+ public:
+  // `ready` null: never ready. `resident_bytes` measures the resident set (tests fake it).
+  explicit ProcessProbe(std::function<bool()> ready, std::function<uint64_t()> resident_bytes = current_rss_bytes);
+  void render(std::string& out, int64_t now_unix_ns) const override;
+
+ private:
+  std::function<bool()> ready_;
+  std::function<uint64_t()> resident_bytes_;
+  int64_t start_unix_ns_;
+};
+
+// Appends the HELP and TYPE lines of a family whose samples (labelled) the caller appends.
+void render_family(std::string& out, const char* name, const char* type, const char* help);
 
 // Appends one counter family (HELP, TYPE, the sample) to `out`.
 void render_counter(std::string& out, const char* name, const char* help, uint64_t value);

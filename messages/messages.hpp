@@ -13,10 +13,10 @@
 
 #include "common/raw_batch.hpp"
 #include "io/dead_letter.hpp"
+#include "messages/run_stats.hpp"
 #include "model/features.hpp"
 #include "state/event.hpp"
 #include "state/event_clock.hpp"
-#include "state/metrics.hpp"
 #include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
 #include "state/store.hpp"

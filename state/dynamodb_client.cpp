@@ -137,7 +137,7 @@ bool base64_decode(std::string_view text, std::string* bytes) {
 DynamoDbClient::DynamoDbClient(const DynamoDbOptions& options, AwsCredentials credentials)
     : options_(options), credentials_(std::move(credentials)) {
   global_init();
-  if (!options_.metrics) options_.metrics = std::make_shared<DynamoDbMetrics>();
+  if (!options_.metrics) options_.metrics = std::make_shared<DynamoDbProbe>();
   url_ = options_.endpoint;
   sigv4_ = "aws:amz:" + options_.region + ":dynamodb";
 }

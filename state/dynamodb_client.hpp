@@ -59,7 +59,7 @@ class DynamoDbClient {
   void backoff(int attempt);
 
   const DynamoDbOptions& options() const { return options_; }
-  DynamoDbMetrics& metrics() { return *options_.metrics; }
+  DynamoDbProbe& metrics() { return *options_.metrics; }
 
  private:
   struct Reply {

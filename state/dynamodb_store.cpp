@@ -109,33 +109,7 @@ Status DynamoDbStore::clear() {
 }
 
 std::vector<StateStore::Counter> DynamoDbStore::counters() const {
-  const DynamoDbMetrics& m = *options().metrics;
-  return {{"streamscore_dynamodb_requests_total", "HTTP requests to DynamoDB (every attempt).", m.requests.load()},
-          {"streamscore_dynamodb_retries_total", "Requests repeated after a throttle, a 5xx or a transport error.",
-           m.retries.load()},
-          {"streamscore_dynamodb_throttles_total", "Throttling answers (unprocessed batch items included).",
-           m.throttles.load()},
-          {"streamscore_dynamodb_conflicts_total",
-           "Failed conditions (ConditionalCheckFailed), puts a redo found applied included.", m.conflicts.load()},
-          {"streamscore_dynamodb_rebased_total", "Puts moved on top of a racing writer while applying a commit.",
-           m.rebased.load()},
-          {"streamscore_dynamodb_recovered_total", "Committed redo logs finished at open.", m.recovered.load()},
-          {"streamscore_dynamodb_fenced_total",
-           "Checkpoints refused because another writer took over this writer's partitions (their work dropped).",
-           m.fenced.load()},
-          {"streamscore_dynamodb_rows_read_total",
-           "Table rows read: rows a Scan or a Query went through, items a BatchGetItem returned.", m.rows_read.load()},
-          {"streamscore_dynamodb_gc_deleted_total",
-           "Items of gone writers removed (dedup records, meta, redo-log chunks).", m.gc_deleted.load()},
-          {"streamscore_dynamodb_gc_writers_total", "Gone writers removed entirely (WRITERS entry and commit marker).",
-           m.gc_writers.load()},
-          {"streamscore_dynamodb_gc_failures_total",
-           "Collection passes that failed (continued at the next checkpoint).", m.gc_failures.load()},
-          {"streamscore_dynamodb_consumed_wcu_total",
-           "Write capacity units DynamoDB reported consumed (failed conditions not included).",
-           m.consumed_wcu_milli.load() / 1000},
-          {"streamscore_dynamodb_consumed_rcu_total", "Read capacity units DynamoDB reported consumed.",
-           m.consumed_rcu_milli.load() / 1000}};
+  return options().metrics->counters();
 }
 
 Status DynamoDbStore::check_table() {
@@ -776,7 +750,7 @@ DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions o) {
       if (const char* v = std::getenv(name); v && *v && o.region.empty()) o.region = v;
   if (o.region.empty()) o.region = "us-east-1";
   if (o.endpoint.empty()) o.endpoint = "https://dynamodb." + o.region + ".amazonaws.com";
-  if (!o.metrics) o.metrics = std::make_shared<DynamoDbMetrics>();
+  if (!o.metrics) o.metrics = std::make_shared<DynamoDbProbe>();
   return o;
 }
 

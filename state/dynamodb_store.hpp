@@ -13,28 +13,10 @@
 #include <string>
 #include <string_view>
 
+#include "state/dynamodb_probe.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
-
-// What the store did on the wire, for /metrics and the tests. Relaxed counters.
-struct DynamoDbMetrics {
-  std::atomic<uint64_t> requests{0};     // HTTP requests sent (each attempt counts)
-  std::atomic<uint64_t> retries{0};      // attempts repeated after a throttle, 5xx or transport error
-  std::atomic<uint64_t> throttles{0};    // throttling answers, unprocessed batch items included
-  std::atomic<uint64_t> conflicts{0};    // failed conditions (ConditionalCheckFailed), redo skips included
-  std::atomic<uint64_t> rebased{0};      // puts moved on top of a racing writer while applying a commit
-  std::atomic<uint64_t> recovered{0};    // committed logs finished at open
-  std::atomic<uint64_t> fenced{0};       // commits refused: another writer took over this one's partitions
-  std::atomic<uint64_t> rows_read{0};    // rows a Scan or Query read, items a BatchGetItem returned
-  std::atomic<uint64_t> gc_deleted{0};   // items of gone writers removed (dedup, meta, log chunks)
-  std::atomic<uint64_t> gc_writers{0};   // gone writers removed entirely (their WRITERS entry and marker)
-  std::atomic<uint64_t> gc_failures{0};  // collection passes that failed (retried at the next checkpoint)
-  // Capacity DynamoDB reports it consumed (ReturnConsumedCapacity = TOTAL on every data
-  // request), in thousandths of a unit: eventually consistent reads cost half a unit.
-  std::atomic<uint64_t> consumed_wcu_milli{0};
-  std::atomic<uint64_t> consumed_rcu_milli{0};
-};
 
 // Where a commit stops when a test asks it to (a simulated crash): after writing the log
 // (before the commit point), after the commit point, after applying (before the log is
@@ -65,7 +47,7 @@ struct DynamoDbOptions {
   // A rebuild (`replay`): no redo log; conflicts are still checked first, and a crash
   // mid-way leaves the state marked as an interrupted rebuild (the engine's session meta).
   bool bulk_load = false;
-  std::shared_ptr<DynamoDbMetrics> metrics;  // filled by the store; created when null
+  std::shared_ptr<DynamoDbProbe> metrics;  // filled by the store; created when null
 
   // Test hooks. `test_fault` may answer a request instead of the server (HTTP status and
   // body), so that the retry path runs for real; `test_stop_after` makes the next commits

@@ -191,7 +191,7 @@ class DynamoDbStore final : public StateStore, private GcTable {
  private:
   const DynamoDbOptions& options() const { return client_.options(); }
   std::string table() const { return options().table; }
-  DynamoDbMetrics& metrics() { return client_.metrics(); }
+  DynamoDbProbe& metrics() { return client_.metrics(); }
 
   template <class F>
   Status guarded(const char* what, F&& fn) {

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "io/event_parser.hpp"
+#include "messages/run_stats.hpp"
 #include "state/event.hpp"
-#include "state/metrics.hpp"
 
 namespace streamscore {
 

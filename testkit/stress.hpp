@@ -10,7 +10,7 @@
 
 #include "common/status.hpp"
 #include "io/generator.hpp"
-#include "state/metrics.hpp"
+#include "messages/run_stats.hpp"
 
 namespace streamscore {
 

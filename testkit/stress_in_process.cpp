@@ -127,7 +127,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
   options.now_ns = [now_ns] { return now_ns; };  // the same instant for the reference
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) return s;
-  const EngineMetrics& m = engine->metrics();
+  const RouterProbe& m = engine->router_probe();
+  const ShardProbe& shards = engine->shard_probe();
 
   std::size_t batch_size = o.batch_size;
   if (batch_size == 0)
@@ -163,8 +164,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
     progress.update(m);
     const uint64_t through = m.accepted + m.duplicates + m.dead_lettered_total() + m.out_of_range;
     report->max_queued_records = std::max<uint64_t>(report->max_queued_records, produced - std::min(produced, through));
-    for (int i = 0; i < std::min<int>(m.shard_count, static_cast<int>(kMaxShardMetrics)); ++i)
-      report->max_shard_mailbox = std::max<int64_t>(report->max_shard_mailbox, m.shard_queue_depth(i));
+    for (int i = 0; i < std::min<int>(shards.shard_count, static_cast<int>(kMaxShardMetrics)); ++i)
+      report->max_shard_mailbox = std::max<int64_t>(report->max_shard_mailbox, shards.shard_queue_depth(i));
     const int64_t now_day = trace.enabled() ? DailyTrace::day_of(m) : day;
     if (Clock::now() - last_checkpoint >= interval || now_day != day) {
       if (!(s = engine->checkpoint({})).is_ok()) return s;
@@ -175,7 +176,7 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
         engine->swap_model(models.models[static_cast<std::size_t>(report->swaps % 2)]);
       }
       if (now_day != day) {
-        if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m);
+        if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m, shards);
         day = now_day;
       }
     }
@@ -186,8 +187,8 @@ Status run_in_process(const StressOptions& o, StressReport* report) {
   latency.committed();
   progress.done();
   report->seconds = seconds_since(start);
-  if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m);
-  report->checkpoints = m.checkpoints;
+  if (day != std::numeric_limits<int64_t>::min()) trace.row(day, m, shards);
+  report->checkpoints = engine->checkpoint_probe().checkpoints;
   report->median_rss_kb = rss.median_kb();
   report->peak_rss_kb = proc_status_kb("VmHWM:");
   engine.reset();

@@ -92,14 +92,14 @@ Status DailyTrace::open(const std::string& path) {
   return Status::ok();
 }
 
-int64_t DailyTrace::day_of(const EngineMetrics& m) {
+int64_t DailyTrace::day_of(const RouterProbe& m) {
   const int64_t tick = m.last_tick.load();
   return tick == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::min() : floor_div(tick, 288);
 }
 
-void DailyTrace::row(int64_t day, const EngineMetrics& m) {
+void DailyTrace::row(int64_t day, const RouterProbe& m, const ShardProbe& shards) {
   if (!out_) return;
-  const uint64_t read = m.read, ticks = m.ticks, versions = m.item_versions, nanos = m.tick_nanos;
+  const uint64_t read = m.read, ticks = m.ticks, versions = shards.item_versions, nanos = shards.tick_nanos;
   const double dticks = static_cast<double>(ticks - ticks_), dversions = static_cast<double>(versions - versions_);
   const double dms = static_cast<double>(nanos - nanos_) / 1e6;
   if (first_day_ == std::numeric_limits<int64_t>::min()) first_day_ = day;
@@ -107,8 +107,8 @@ void DailyTrace::row(int64_t day, const EngineMetrics& m) {
                static_cast<long long>(day - first_day_), static_cast<unsigned long long>(read - read_),
                static_cast<unsigned long long>(ticks - ticks_), static_cast<unsigned long long>(versions - versions_),
                dticks > 0 ? dversions / dticks : 0.0, dms, dticks > 0 ? dms * 1000 / dticks : 0.0,
-               dversions > 0 ? dms * 1000 / dversions : 0.0, static_cast<long long>(m.dedup_ids.load()),
-               static_cast<long long>(m.customers.load()), static_cast<double>(proc_status_kb("VmRSS:")) / 1024,
+               dversions > 0 ? dms * 1000 / dversions : 0.0, static_cast<long long>(shards.dedup_ids.load()),
+               static_cast<long long>(shards.customers.load()), static_cast<double>(proc_status_kb("VmRSS:")) / 1024,
                static_cast<double>(proc_status_kb("VmHWM:")) / 1024, seconds_since(start_));
   std::fflush(out_);
   read_ = read, ticks_ = ticks, versions_ = versions, nanos_ = nanos;

@@ -15,8 +15,9 @@
 #include <utility>
 #include <vector>
 
+#include "actors/router_probe.hpp"
+#include "actors/shard_probe.hpp"
 #include "common/status.hpp"
-#include "state/metrics.hpp"
 #include "testkit/stress.hpp"
 
 namespace streamscore::stress_detail {
@@ -67,8 +68,8 @@ class DailyTrace {
   Status open(const std::string& path);
   bool enabled() const { return out_ != nullptr; }
   // The simulated day the window clock has reached.
-  static int64_t day_of(const EngineMetrics& m);
-  void row(int64_t day, const EngineMetrics& m);
+  static int64_t day_of(const RouterProbe& m);
+  void row(int64_t day, const RouterProbe& m, const ShardProbe& shards);
   ~DailyTrace() {
     if (out_) std::fclose(out_);
   }

@@ -125,15 +125,16 @@ struct RouterFixture : test_coordinator_fixture<> {
     for (std::size_t i = 0; i < kShards; ++i) {
       shards.push_back(std::make_shared<GateControl>());
       real_shards.push_back(spawn_shard(sys, std::make_shared<ShardState>(ShardOptions{}), store.get(),
-                                        static_cast<uint32_t>(i), metrics));
+                                        static_cast<uint32_t>(i), shard_probe));
       rc.shards.push_back(caf::actor_cast<ShardActor>(sys.spawn(shard_gate, real_shards[i], shards[i])));
     }
-    real_clock = spawn_window_clock(sys, std::make_shared<EventClock>(600 * kSec), metrics);
+    real_clock = spawn_window_clock(sys, std::make_shared<EventClock>(600 * kSec), clock_probe);
     rc.clock = caf::actor_cast<ClockActor>(sys.spawn(clock_gate, real_clock, clock));
     rc.dead_letter = spawn_dead_letter_sink(sys, std::make_shared<DeadLetterWriter>());
     rc.now_ns = [] { return kTestNow; };
-    rc.metrics = metrics;
-    metrics->shard_count = static_cast<int>(kShards);
+    rc.router_probe = router_probe;
+    rc.shard_probe = shard_probe;
+    shard_probe->shard_count = static_cast<int>(kShards);
     gates = {caf::actor_cast<caf::actor>(rc.parsers[0]), caf::actor_cast<caf::actor>(rc.clock)};
     for (const auto& shard : rc.shards) gates.push_back(caf::actor_cast<caf::actor>(shard));
     others = {caf::actor_cast<caf::actor>(real_parser), caf::actor_cast<caf::actor>(real_clock),
@@ -170,7 +171,9 @@ struct RouterFixture : test_coordinator_fixture<> {
   }
 
   std::unique_ptr<StateStore> store = make_memory_store();
-  std::shared_ptr<EngineMetrics> metrics = std::make_shared<EngineMetrics>();
+  std::shared_ptr<RouterProbe> router_probe = std::make_shared<RouterProbe>();
+  std::shared_ptr<ShardProbe> shard_probe = std::make_shared<ShardProbe>();
+  std::shared_ptr<ClockProbe> clock_probe = std::make_shared<ClockProbe>();
   Gate parser = std::make_shared<GateControl>();
   Gate clock = std::make_shared<GateControl>();
   std::vector<Gate> shards;

@@ -164,7 +164,7 @@ DynamoDbOptions table_with_a_crashed_commit(int items, CommitStage stage, std::s
 
 // Opens the table again as its writer (which finishes a pending log), counting afresh.
 std::unique_ptr<StateStore> reopen(DynamoDbOptions* o) {
-  o->metrics = std::make_shared<DynamoDbMetrics>();
+  o->metrics = std::make_shared<DynamoDbProbe>();
   return open_store_on(*o);
 }
 
@@ -478,12 +478,12 @@ BOOST_AUTO_TEST_CASE(gone_writers_are_collected_and_live_ones_never) {
   as.writer = "collector";
   as.gc_deletes_per_checkpoint = 4;
   as.gc_idle_ms = 3'600'000;  // none of them has been idle for an hour: nothing is gone yet
-  as.metrics = std::make_shared<DynamoDbMetrics>();
+  as.metrics = std::make_shared<DynamoDbProbe>();
   checkpoint(*open_store_on(as), 20100, 20050);
   BOOST_TEST(as.metrics->gc_deleted.load() == 0u);
 
   as.gc_idle_ms = 0;  // a restart of the collector, which counts every quiet writer as idle
-  as.metrics = std::make_shared<DynamoDbMetrics>();
+  as.metrics = std::make_shared<DynamoDbProbe>();
   std::unique_ptr<StateStore> collector = open_store_on(as);
   checkpoint(*collector, 20100, 20050);
   BOOST_TEST(as.metrics->gc_deleted.load() == 4u);  // the budget of one checkpoint
@@ -542,7 +542,7 @@ BOOST_AUTO_TEST_CASE(a_damaged_gone_writer_does_not_stop_the_collection) {
 
   as.writer = "collector";
   as.gc_idle_ms = 0;
-  as.metrics = std::make_shared<DynamoDbMetrics>();
+  as.metrics = std::make_shared<DynamoDbProbe>();
   std::unique_ptr<StateStore> collector = open_store_on(as);
   checkpoint(*collector, 20100, 20050);
   BOOST_TEST(as.metrics->gc_writers.load() == 1u);
@@ -561,7 +561,7 @@ BOOST_AUTO_TEST_CASE(a_collected_group_member_is_fenced_and_rejoins) {
   checkpoint(*member, 20002, 19990);
   as.writer = "collector";
   as.gc_idle_ms = 0;
-  as.metrics = std::make_shared<DynamoDbMetrics>();
+  as.metrics = std::make_shared<DynamoDbProbe>();
   checkpoint(*open_store_on(as), 20100, 20050);
   BOOST_TEST(as.metrics->gc_writers.load() == 1u);
   BOOST_TEST(table_rows_of_writer(as, "member").empty());
@@ -596,7 +596,7 @@ BOOST_AUTO_TEST_CASE(a_rejoined_members_pending_commit_is_finished_by_a_takeover
   other.test_stop_after = CommitStage::none;
   other.writer = "collector";
   other.gc_idle_ms = 0;
-  other.metrics = std::make_shared<DynamoDbMetrics>();
+  other.metrics = std::make_shared<DynamoDbProbe>();
   checkpoint(*open_store_on(other), 20100, 20050);
   BOOST_TEST_REQUIRE(other.metrics->gc_writers.load() == 1u);
 
@@ -727,7 +727,7 @@ BOOST_AUTO_TEST_CASE(gone_writers_records_in_the_partition_index_are_judged_and_
   as.writer = "collector";
   as.gc_idle_ms = 0;
   as.gc_deletes_per_checkpoint = 3;  // throttled: several checkpoints
-  as.metrics = std::make_shared<DynamoDbMetrics>();
+  as.metrics = std::make_shared<DynamoDbProbe>();
   std::unique_ptr<StateStore> collector = open_store_on(as);
   for (int i = 0; i < 20 && as.metrics->gc_writers.load() < 1; ++i)
     checkpoint_ids(*collector, 20100, 20050, {"K" + std::to_string(i)});
@@ -830,7 +830,7 @@ BOOST_AUTO_TEST_CASE(a_collector_leaves_a_gone_writers_ids_in_the_partition_inde
   checkpoint_ids(*open_store_on(as), 20002, 19990, customers_named("G", 12));
   as.writer = "collector";
   as.gc_idle_ms = 0;
-  as.metrics = std::make_shared<DynamoDbMetrics>();
+  as.metrics = std::make_shared<DynamoDbProbe>();
   std::unique_ptr<StateStore> collector = open_store_on(as);
   std::size_t own_ids = 0;  // one per checkpoint
   for (; own_ids < 20 && as.metrics->gc_writers.load() < 1; ++own_ids)
@@ -921,7 +921,7 @@ class EngineCustomers {
 // DynamoDB reports. A new customer costs more once: its first write logs it whole.
 BOOST_AUTO_TEST_CASE(a_checkpoint_costs_at_most_3_wcus_per_changed_item) {
   DynamoDbOptions o = g_dynalite->fresh_table();
-  o.metrics = std::make_shared<DynamoDbMetrics>();
+  o.metrics = std::make_shared<DynamoDbProbe>();
   auto store = open_store_on(o);
   constexpr int kCustomers = 100;
   EngineCustomers customers(kCustomers, 5);
@@ -961,7 +961,7 @@ BOOST_AUTO_TEST_CASE(throttles_and_5xx_are_retried_with_backoff_then_reported) {
                          : R"({"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"slow down"})";
     return true;
   };
-  o.metrics = std::make_shared<DynamoDbMetrics>();
+  o.metrics = std::make_shared<DynamoDbProbe>();
   auto store = open_store_on(o);
   BOOST_TEST(write(*store, {put("CUSTOMER#T", 0, "t1")}).empty());  // after 4 faults
   BOOST_TEST(read(*store, "CUSTOMER#T").item_json == "t1");
@@ -986,7 +986,7 @@ BOOST_AUTO_TEST_CASE(transport_errors_are_retried_then_reported) {
   o.endpoint = "http://127.0.0.1:" + std::to_string(free_loopback_port());  // nobody listens
   o.max_attempts = 3;
   o.backoff_base_ms = 1;
-  o.metrics = std::make_shared<DynamoDbMetrics>();
+  o.metrics = std::make_shared<DynamoDbProbe>();
   std::unique_ptr<StateStore> store;
   Status s = open_dynamodb_store(o, &store);
   BOOST_TEST(!s.is_ok());
@@ -1001,7 +1001,7 @@ BOOST_AUTO_TEST_CASE(transport_errors_are_retried_then_reported) {
 // every write of either is a version of its own, so each item ends at exactly the sum.
 BOOST_AUTO_TEST_CASE(owner_and_update_item_racing_lose_no_update) {
   DynamoDbOptions engine_options = g_dynalite->fresh_table("engine");
-  engine_options.metrics = std::make_shared<DynamoDbMetrics>();
+  engine_options.metrics = std::make_shared<DynamoDbProbe>();
   DynamoDbOptions racer_options = engine_options;
   racer_options.metrics = nullptr;
   racer_options.writer = "racer";

@@ -503,7 +503,7 @@ BOOST_AUTO_TEST_CASE(a_second_writer_racing_on_the_items_loses_no_update) {
   RunStats stats;
   BOOST_REQUIRE(engine->finish(true, &stats).is_ok());
   BOOST_TEST(stats.conflicts > 0u);
-  BOOST_TEST(engine->metrics().write_conflicts.load() == stats.conflicts);
+  BOOST_TEST(engine->checkpoint_probe().write_conflicts.load() == stats.conflicts);
   const auto items = export_items(*store);
   BOOST_REQUIRE(items.size() == alone.items.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
@@ -526,7 +526,8 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   cfg.set("scheduler.policy", caf::atom("testing"));
   caf::actor_system sys{cfg};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  auto metrics = std::make_shared<EngineMetrics>();
+  auto metrics = std::make_shared<ShardProbe>();  // the gauge under test
+  auto router_probe = std::make_shared<RouterProbe>();
   auto store = make_memory_store();
   constexpr std::size_t kShards = 3;
   RouterConfig rc;
@@ -534,10 +535,11 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   for (std::size_t i = 0; i < kShards; ++i)
     rc.shards.push_back(
         spawn_shard(sys, std::make_shared<ShardState>(ShardOptions{}), store.get(), static_cast<uint32_t>(i), metrics));
-  rc.clock = spawn_window_clock(sys, std::make_shared<EventClock>(kLateness), metrics);
+  rc.clock = spawn_window_clock(sys, std::make_shared<EventClock>(kLateness), std::make_shared<ClockProbe>());
   rc.dead_letter = spawn_dead_letter_sink(sys, std::make_shared<DeadLetterWriter>());
   rc.now_ns = [] { return kTestNow; };
-  rc.metrics = metrics;
+  rc.router_probe = router_probe;
+  rc.shard_probe = metrics;
   metrics->shard_count = static_cast<int>(kShards);
   auto router = spawn_router(sys, rc);
   sched.run();  // the actors' start-up
@@ -569,7 +571,7 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   BOOST_TEST(queued == static_cast<int64_t>(sent()));  // nothing applied yet
   sched.run();
   BOOST_TEST(depths() == std::vector<int64_t>(kShards, 0), boost::test_tools::per_element());
-  BOOST_TEST(metrics->accepted.load() > 0u);
+  BOOST_TEST(router_probe->accepted.load() > 0u);
   for (const auto& a : {caf::actor_cast<caf::actor>(router), caf::actor_cast<caf::actor>(rc.parsers[0]),
                         caf::actor_cast<caf::actor>(rc.shards[0]), caf::actor_cast<caf::actor>(rc.shards[1]),
                         caf::actor_cast<caf::actor>(rc.shards[2]), caf::actor_cast<caf::actor>(rc.clock),

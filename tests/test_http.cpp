@@ -537,19 +537,22 @@ BOOST_AUTO_TEST_CASE(realtime_priority_is_applied_when_permitted_and_never_fatal
 }
 
 BOOST_AUTO_TEST_CASE(prometheus_parser_accepts_the_rendering_and_rejects_malformed_text) {
-  EngineMetrics m;
-  m.read = 10;
-  m.dead_lettered[0] = 2;
-  m.shard_count = 2;
-  m.shard_batches_sent[1] = 7;  // 5 of them not applied yet
-  m.shard_batches_applied[1] = 2;
-  m.tick_duration.observe_ns(300'000);     // 0.3 ms
-  m.tick_duration.observe_ns(20'000'000);  // 20 ms
-  ProcessGauges p;
-  p.rss_bytes = 1 << 20;
-  p.ready = true;
+  RouterProbe router;
+  router.read = 10;
+  router.dead_lettered[0] = 2;
+  ShardProbe shards;
+  shards.shard_count = 2;
+  shards.shard_batches_sent[1] = 7;  // 5 of them not applied yet
+  shards.shard_batches_applied[1] = 2;
+  shards.tick_duration.observe_ns(300'000);     // 0.3 ms
+  shards.tick_duration.observe_ns(20'000'000);  // 20 ms
+  ClockProbe clock;
+  ProcessProbe process([] { return true; }, [] { return uint64_t{1} << 20; });
+  MetricsRegistry registry;
+  for (const MetricsProbe* probe : std::initializer_list<const MetricsProbe*>{&router, &clock, &shards, &process})
+    registry.add(probe);
   MetricsSnapshot snap;
-  Status s = parse_prometheus(render_prometheus(m, p), &snap);
+  Status s = parse_prometheus(registry.render(), &snap);
   BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
   BOOST_TEST(snap.value("streamscore_events_read_total") == 10);
   BOOST_TEST(snap.value("streamscore_events_dead_lettered_total{reason=\"not_json\"}") == 2);
@@ -633,7 +636,10 @@ BOOST_AUTO_TEST_CASE(daemon_serves_store_items_and_metrics_that_move_with_events
   Config config;
   config.http.port = 0;
   std::unique_ptr<DaemonOps> ops;
-  Status s = DaemonOps::start({}, config, &engine->metrics(), store.get(), &ops);
+  KafkaSourceProbe kafka_source;
+  KafkaSinkProbe kafka_sinks;
+  MetricsRegistry metrics = pipeline_probes(*engine, kafka_source, kafka_sinks);
+  Status s = DaemonOps::start({}, config, &metrics, store.get(), &ops);
   BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
   HttpClient c("127.0.0.1", ops->http_port());
   BOOST_TEST(call(c, http::verb::get, "/readyz").result_int() == 503);
@@ -714,7 +720,7 @@ BOOST_AUTO_TEST_CASE(reload_applies_the_token_and_refuses_restart_keys) {
   Config config;
   BOOST_TEST_REQUIRE(load_config(file.path.string(), {}, &config).is_ok());
   auto store = make_memory_store();
-  EngineMetrics metrics;
+  MetricsRegistry metrics;
   FakeModelAdmin model;
   DaemonOps::Options options;
   options.config_path = file.path.string();

@@ -247,7 +247,7 @@ BOOST_AUTO_TEST_CASE(dead_letters_of_a_kafka_source_carry_topic_partition_and_of
   KafkaConfig kafka;
   kafka.bootstrap_servers = cluster->bootstrap_servers();
   std::shared_ptr<DeadLetterSink> sink;
-  BOOST_REQUIRE(make_kafka_dead_letter_sink(kafka, "dlq", &sink).is_ok());
+  BOOST_REQUIRE(make_kafka_dead_letter_sink(kafka, "dlq", /*probe=*/nullptr, &sink).is_ok());
   DeadLetterBatch batch;  // as the router renders a Kafka batch: the topic, a partition a line
   batch.source = "customer-events";
   append_dead_letter(batch.lines, Reason::not_json, "", "not JSON", "customer-events/3:17", "{oops");
@@ -376,8 +376,9 @@ BOOST_AUTO_TEST_CASE(undelivered_sink_messages_are_delivery_errors) {
   kafka.bootstrap_servers = "127.0.0.1:1";  // nothing listens
   kafka.properties = {{"message.timeout.ms", "1500"}};
   std::shared_ptr<DeadLetterSink> sink;
-  BOOST_REQUIRE(make_kafka_dead_letter_sink(kafka, "dlq", &sink).is_ok());
-  const KafkaDeliveryCounters& counters = kafka_sink_metrics().dead_letters;
+  KafkaSinkProbe probe;
+  BOOST_REQUIRE(make_kafka_dead_letter_sink(kafka, "dlq", &probe, &sink).is_ok());
+  const KafkaDeliveryCounters& counters = probe.dead_letters;
   const uint64_t produced = counters.produced, delivered = counters.delivered, failed = counters.failed;
   DeadLetterBatch batch;
   batch.source = "events.jsonl";
@@ -388,13 +389,12 @@ BOOST_AUTO_TEST_CASE(undelivered_sink_messages_are_delivery_errors) {
   BOOST_CHECK(!sink->flush().is_ok());
   BOOST_CHECK_EQUAL(counters.failed - failed, 1u);
   BOOST_CHECK_EQUAL(counters.delivered - delivered, 0u);
-  EngineMetrics engine;
-  ProcessGauges process;
-  process.kafka_sinks = &kafka_sink_metrics();
+  MetricsRegistry registry;
+  registry.add(&probe);
   MetricsSnapshot snap;
-  BOOST_REQUIRE(parse_prometheus(render_prometheus(engine, process), &snap).is_ok());
+  BOOST_REQUIRE(parse_prometheus(registry.render(), &snap).is_ok());
   BOOST_CHECK_EQUAL(snap.value("streamscore_kafka_delivery_errors_total"),
-                    static_cast<double>(counters.failed + kafka_sink_metrics().items.failed));
+                    static_cast<double>(counters.failed + probe.items.failed));
   BOOST_CHECK_GE(snap.value("streamscore_kafka_delivery_errors_total"), 1);
 }
 

@@ -16,7 +16,7 @@
 
 #include "io/http_client.hpp"
 #include "io/kafka_source.hpp"
-#include "state/metrics.hpp"
+#include "io/kafka_source_probe.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/daemon_support.hpp"
 #include "tests/kafka_support.hpp"
@@ -312,7 +312,7 @@ namespace {
 
 // A KafkaSource of group "lag" in this process, polled by the test.
 struct Reader {
-  std::unique_ptr<EngineMetrics::KafkaGauges> gauges = std::make_unique<EngineMetrics::KafkaGauges>();
+  std::unique_ptr<KafkaSourceProbe> gauges = std::make_unique<KafkaSourceProbe>();
   std::unique_ptr<KafkaSource> source;
   std::size_t records = 0;  // handed over so far
 

@@ -535,7 +535,7 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   caf::actor_system_config cfg;
   cfg.set("scheduler.max-threads", 1);
   caf::actor_system sys{cfg};
-  auto metrics = std::make_shared<ModelMetrics>(1);
+  auto metrics = std::make_shared<ModelProbe>(1);
   ModelActor actor = spawn_model_actor(sys, nullptr, metrics, false);
   caf::scoped_actor self{sys};
   const std::vector<FeatureRow> rows = {feature_row(0, 0), feature_row(40, 400000), feature_row(3, 300)};

@@ -878,7 +878,7 @@ BOOST_FIXTURE_TEST_CASE(a_shared_daemon_starts_without_reading_the_customers, Fi
   const uint64_t before = metric_of(*store, kRowsRead);
   Status s = Engine::start(options, store.get(), &engine);
   BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
-  BOOST_TEST(engine->metrics().customers.load() == 0);
+  BOOST_TEST(engine->shard_probe().customers.load() == 0);
   BOOST_TEST(metric_of(*store, kRowsRead) - before <= 10u);
 }
 

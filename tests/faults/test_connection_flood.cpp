@@ -256,7 +256,7 @@ class ServerMetrics final : public MetricsSource {
   explicit ServerMetrics(HttpApi** api) : api_(api) {}
   std::string render_metrics() override {
     std::string out;
-    (*api_)->metrics().render(&out);
+    (*api_)->metrics().render(out, wall_clock_unix_ns());
     return out;
   }
 

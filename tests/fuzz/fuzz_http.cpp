@@ -13,9 +13,13 @@
 #include <string>
 #include <string_view>
 
+#include "actors/checkpoint_probe.hpp"
+#include "actors/clock_probe.hpp"
+#include "actors/model_probe.hpp"
+#include "actors/router_probe.hpp"
+#include "actors/shard_probe.hpp"
 #include "io/http_api.hpp"
 #include "io/metrics_text.hpp"
-#include "state/metrics.hpp"
 
 using namespace streamscore;
 
@@ -36,8 +40,19 @@ class Lookup final : public CustomerLookup {
 
 class Metrics final : public MetricsSource {
  public:
-  EngineMetrics engine;
-  std::string render_metrics() override { return render_prometheus(engine, ProcessGauges{}); }
+  RouterProbe router;
+  ClockProbe clock;
+  ShardProbe shards;
+  CheckpointProbe checkpoints;
+  ModelProbe model{0};
+  ProcessProbe process{nullptr};
+  std::string render_metrics() override {
+    MetricsRegistry registry;
+    for (const MetricsProbe* probe :
+         std::initializer_list<const MetricsProbe*>{&router, &clock, &shards, &checkpoints, &model, &process})
+      registry.add(probe);
+    return registry.render();
+  }
 };
 
 // Counts actions, so the fuzzer can check they only happen with the token.
