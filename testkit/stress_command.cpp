@@ -1,11 +1,12 @@
-// `streamscore stress --scenario NAME`: load against the real engine and store, ending
-// with the invariant check; exit 1 when anything was lost or double counted.
+// `streamscore-stress --scenario NAME` (also `streamscore stress`): load against the real
+// engine and store, ending with the invariant check; exit 1 when anything was lost or
+// double counted.
+#include "testkit/stress_command.hpp"
+
 #include <unistd.h>
-#include <CLI/CLI.hpp>
 
 #include <climits>
 
-#include "app/commands.hpp"
 #include "app/common.hpp"
 #include "testkit/stress.hpp"
 
@@ -20,10 +21,13 @@ struct StressArgs {
   bool checkpoint_given = false;
 };
 
-std::string self_binary() {
+// The daemon that crash-restart and model-swap run: the `streamscore` built beside this program.
+std::string sibling_daemon_binary() {
   char path[PATH_MAX];
   const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  return n > 0 ? std::string(path, static_cast<std::size_t>(n)) : std::string();
+  if (n <= 0) return "streamscore";
+  const std::string self(path, static_cast<std::size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + "streamscore";
 }
 
 int stress(StressArgs& args) {
@@ -32,7 +36,7 @@ int stress(StressArgs& args) {
   // commits often unless told otherwise.
   if (o.scenario == "crash-restart" && !args.checkpoint_given) o.checkpoint_interval_ms = 20;
   o.verify = !args.no_verify;
-  if (o.binary.empty()) o.binary = self_binary();
+  if (o.binary.empty()) o.binary = sibling_daemon_binary();
   StressReport report;
   const Status s = run_stress(o, &report);
   if (!s.is_ok()) {
@@ -45,11 +49,9 @@ int stress(StressArgs& args) {
 
 }  // namespace
 
-void register_stress_command(CLI::App& root, int* exit_code) {
+void add_stress_options(CLI::App* cmd, int* exit_code) {
   auto args = std::make_shared<StressArgs>();
   StressOptions& o = args->options;
-  CLI::App* cmd =
-      root.add_subcommand("stress", "Load scenarios against the engine and a RocksDB store, with an invariant check");
   std::string names;
   for (const auto& n : stress_scenarios()) names += (names.empty() ? "" : ", ") + n;
   cmd->add_option("--scenario", o.scenario, "one of: " + names)->capture_default_str();
@@ -69,6 +71,8 @@ void register_stress_command(CLI::App& root, int* exit_code) {
       ->capture_default_str()
       ->each([args](const std::string&) { args->checkpoint_given = true; });
   cmd->add_option("--kills", o.kills, "crash-restart: SIGKILLs before the daemon may finish")->capture_default_str();
+  cmd->add_option("--binary", o.binary,
+                  "the streamscore binary crash-restart and model-swap run (default: the one beside this program)");
   cmd->add_option("--daily-csv", o.daily_csv, "write one row per simulated day (bench/simulate.sh)");
   cmd->add_flag("--no-verify", args->no_verify, "skip the invariant check (it keeps every event in memory)");
   cmd->add_flag("--json", args->json, "print the report as one JSON object");

@@ -53,6 +53,22 @@ BOOST_AUTO_TEST_CASE(help_and_version_answer_for_every_command) {
   BOOST_TEST(v.out.find("streamscore") != std::string::npos);
 }
 
+// The daemon links no test code: `stress` hands its arguments, --help included, to the
+// streamscore-stress program built beside it.
+BOOST_AUTO_TEST_CASE(stress_runs_the_test_kits_program_with_the_same_arguments) {
+  TempDir dir;
+  Result help = run_cli(dir, "stress --help");
+  BOOST_TEST(help.exit_code == 0, help.err);
+  BOOST_TEST(help.out.find("streamscore-stress") != std::string::npos, help.out);
+  BOOST_TEST(help.out.find("--scenario") != std::string::npos, help.out);
+  Result bad = run_cli(dir, "stress --scenario no-such-scenario");
+  BOOST_TEST(bad.exit_code == 2);
+  BOOST_TEST(bad.err.find("no-such-scenario") != std::string::npos, bad.err);
+  Result run = run_cli(dir, "stress --scenario steady --rate 20000 --duration 0.5 --customers 500 --json");
+  BOOST_TEST(run.exit_code == 0, run.err);
+  BOOST_TEST(run.out.find("\"scenario\":\"steady\"") != std::string::npos, run.out);
+}
+
 BOOST_AUTO_TEST_CASE(usage_and_config_errors_exit_2_and_name_the_culprit) {
   TempDir dir;
   Result none = run_cli(dir, "");
