@@ -53,7 +53,7 @@ bench-scale: build
 bench-takeover: build
 	@bash bench/takeover.sh $(BUILD)
 
-# The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
+# Every test again (unit and e2e), built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).
 sanitize: deps
 	@cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DSTREAMSCORE_WERROR=$(WERROR) \
