@@ -53,7 +53,7 @@ bench-scale: build
 bench-takeover: build
 	@bash bench/takeover.sh $(BUILD)
 
-# The unit tests again, built with AddressSanitizer and UndefinedBehaviorSanitizer; any
+# Every test again (unit and e2e), built with AddressSanitizer and UndefinedBehaviorSanitizer; any
 # report fails the run (scripts/ubsan.supp lists the one report inside CAF's own headers).
 # GCC's -Wmaybe-uninitialized misfires inside libstdc++'s <regex> at -O1 with the
 # sanitizers' instrumentation, so that one warning is off here (the Release build keeps it).
