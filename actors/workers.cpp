@@ -148,7 +148,7 @@ Status write_directly(ShardActorState& st, uint64_t sequence) {
   });
   if (!s.is_ok()) return s;
   std::vector<DedupRecord> ids;
-  st.shard->take_unsaved_ids(sequence, st.index, &ids);
+  st.shard->take_unsaved_ids(sequence, st.index, &ids, st.shard->first_day_kept());
   if (!(s = part->add_dedup(ids)).is_ok()) return s;
   return part->finish();
 }
