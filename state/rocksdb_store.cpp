@@ -516,8 +516,9 @@ class SstBulkPart final : public BulkPart {
  public:
   SstBulkPart(RocksDbStore& store, const std::string& prefix)
       : store_(store),
+        dedup_options_(uncompressed(store.rocks_options_)),
         items_(store.rocks_options_, prefix + "-items.sst"),
-        dedup_(store.rocks_options_, prefix + "-dedup.sst") {}
+        dedup_(dedup_options_, prefix + "-dedup.sst") {}
 
   Status add_puts(const std::vector<ConditionalPut>& puts) override {
     return guarded(items_.path(), "bulk put", [&] {
@@ -557,7 +558,14 @@ class SstBulkPart final : public BulkPart {
   }
 
  private:
+  // Dedup ids are mostly 128-bit hashes, which do not compress: LZ4 would only spend CPU.
+  static rocksdb::Options uncompressed(rocksdb::Options options) {
+    options.compression = rocksdb::kNoCompression;
+    return options;
+  }
+
   RocksDbStore& store_;
+  const rocksdb::Options dedup_options_;
   SstFile items_;
   SstFile dedup_;
 };
