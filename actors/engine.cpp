@@ -619,9 +619,13 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   writes.meta = std::move(meta);
   writes.dedup = std::move(cut.dedup);
   add_forget_bounds(cut.clocks, &writes);
+  // A bulk load's parts (the shards built them) become visible before the commit that
+  // marks the state complete: a crash in between leaves an interrupted rebuild.
+  Status s = options_.bulk_load ? store_->ingest_bulk_parts() : Status::ok();
+  if (!s.is_ok()) return s;
   std::vector<VersionShift> shifts;
   uint64_t conflicts = 0;
-  Status s = commit_with_retry(*store_, &writes, &shifts, &conflicts);
+  s = commit_with_retry(*store_, &writes, &shifts, &conflicts);
   const std::size_t items = writes.puts.size();
   if (!s.is_ok()) return s;
   cut.puts = std::move(writes.puts);  // as committed (versions moved by conflicts): for the item sink

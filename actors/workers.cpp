@@ -127,16 +127,38 @@ Status write_ids(ShardActorState& st, uint64_t sequence) {
   return writes.dedup.empty() ? Status::ok() : st.store->commit(writes, &conflicts);
 }
 
+// A bulk load's items and ids, written by the shard itself: into its part of the load
+// when the store builds parts apart (the shards build theirs in parallel; the engine
+// ingests them all at its last commit), else into the store, commit by commit.
+Status write_directly(ShardActorState& st, uint64_t sequence) {
+  std::unique_ptr<BulkPart> part;
+  Status s = st.store->open_bulk_part(st.index, &part);
+  if (!s.is_ok()) return s;
+  if (!part) {
+    FlushStats stats;
+    s = st.shard->flush(*st.store, &stats);
+    st.items_written += stats.items_written;
+    st.conflicts += stats.conflicts;
+    return s.is_ok() ? write_ids(st, sequence) : s;
+  }
+  s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
+    Status added = part->add_puts(puts);
+    if (added.is_ok()) st.items_written += puts.size();
+    return added;
+  });
+  if (!s.is_ok()) return s;
+  std::vector<DedupRecord> ids;
+  st.shard->take_unsaved_ids(sequence, st.index, &ids, st.shard->first_day_kept());
+  if (!(s = part->add_dedup(ids)).is_ok()) return s;
+  return part->finish();
+}
+
 // The cut of a barrier: the changed items and new dedup ids, handed back (or, `direct`,
 // written).
 Status take_cut(ShardActorState& st, const BarrierRequest& request, ShardCut& cut) {
   Status s;
   if (request.direct) {
-    FlushStats stats;
-    s = st.shard->flush(*st.store, &stats);
-    st.items_written += stats.items_written;
-    st.conflicts += stats.conflicts;
-    if (s.is_ok()) s = write_ids(st, request.sequence);
+    s = write_directly(st, request.sequence);
   } else {
     s = st.shard->take_changes([&](std::vector<ConditionalPut>& puts) {
       std::move(puts.begin(), puts.end(), std::back_inserter(cut.puts));

@@ -7,6 +7,7 @@
 #include "actors/engine.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/logging.hpp"
 #include "app/model_support.hpp"
 #include "io/line_reader.hpp"
 
@@ -50,6 +51,8 @@ int replay(const ReplayArgs& args) {
   if (!args.models_dir.empty()) sets.push_back("model.dir=" + args.models_dir);
   Config config;
   Status s = load_config(args.config_path, sets, &config);
+  // Logs (RocksDB's warnings among them) go to stderr: stdout holds the summary only.
+  if (s.is_ok()) s = configure_logging(config.log.level);
   if (!s.is_ok()) {
     print_error("replay", s.message());
     return kExitUsage;

@@ -33,6 +33,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <spdlog/spdlog.h>
@@ -193,6 +194,9 @@ rocksdb::Options make_options(const RocksDbOptions& options) {
   o.level_compaction_dynamic_level_bytes = true;
   o.max_background_jobs = 4;                // default 2: flushes and compactions lag a bulk load
   o.max_open_files = kRocksDbMaxOpenFiles;  // its share of the process's fds
+  // A bulk load ingests files built outside the database, which have no unique ID in the
+  // manifest to verify; RocksDB would warn about each ingestion. Every other open checks.
+  o.verify_sst_unique_id_in_manifest = !options.bulk_load;
   // LZ4 is cheap enough not to slow writes; fall back to none if this librocksdb
   // was built without it (checked at run time, not compile time).
   o.compression = rocksdb::kNoCompression;
@@ -208,7 +212,48 @@ rocksdb::Options make_options(const RocksDbOptions& options) {
   return o;
 }
 
+// ---------------------------------------------------------------- bulk loads
+
+// A bulk load's parts are SST files built beside the database, in this directory of the
+// state, and moved into it when ingested. A load that died before leaves them behind:
+// the next clear() (the next replay) removes them.
+constexpr const char* kBulkDirectory = "bulk-load";
+
+// One SST file of a part, opened at its first key (RocksDB refuses an empty one).
+class SstFile {
+ public:
+  SstFile(const rocksdb::Options& options, std::string path) : options_(options), path_(std::move(path)) {}
+
+  rocksdb::Status put(const rocksdb::Slice& key, const rocksdb::Slice& value) {
+    if (!writer_) {
+      // The page cache keeps the data, as a memtable flush would: an export or a `run`
+      // right after the replay reads it from memory.
+      writer_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options_,
+                                                         static_cast<rocksdb::ColumnFamilyHandle*>(nullptr),
+                                                         /*invalidate_page_cache=*/false);
+      rocksdb::Status s = writer_->Open(path_);
+      if (!s.ok()) return s;
+    }
+    return writer_->Put(key, value);
+  }
+
+  // Writes the rest and syncs the file; `written` tells whether there is one.
+  rocksdb::Status finish(bool* written) {
+    *written = writer_ != nullptr;
+    return writer_ ? writer_->Finish() : rocksdb::Status::OK();
+  }
+
+  const std::string& path() const { return path_; }
+
+ private:
+  const rocksdb::Options& options_;
+  std::string path_;
+  std::unique_ptr<rocksdb::SstFileWriter> writer_;
+};
+
 // ---------------------------------------------------------------- the store
+
+class SstBulkPart;
 
 class RocksDbStore final : public StateStore {
  public:
@@ -256,6 +301,12 @@ class RocksDbStore final : public StateStore {
     return guarded(dir_, "clear", [&] { return do_clear(); });
   }
 
+  Status open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) override;
+
+  Status ingest_bulk_parts() override {
+    return guarded(dir_, "ingest", [&] { return do_ingest_bulk_parts(); });
+  }
+
   Status sync() override {
     return guarded(dir_, "sync", [&] {
       if (!options_.bulk_load) return from_rocks(db_->FlushWAL(true), "sync");
@@ -273,6 +324,16 @@ class RocksDbStore final : public StateStore {
     wo.disableWAL = options_.bulk_load;
     return wo;
   }
+
+  friend class SstBulkPart;
+
+  // A part's finished file, for ingest_bulk_parts.
+  void add_bulk_file(std::string path) {
+    std::lock_guard<std::mutex> lock(bulk_mu_);
+    bulk_files_.push_back(std::move(path));
+  }
+
+  std::string bulk_directory() const { return (std::filesystem::path(dir_) / kBulkDirectory).string(); }
 
   Status from_rocks(const rocksdb::Status& s, const char* what) const {
     if (s.ok()) return Status::ok();
@@ -402,9 +463,11 @@ class RocksDbStore final : public StateStore {
   }
 
   // Range tombstones: constant time however large the DB is; the space comes back as
-  // compaction drops the covered keys.
+  // compaction drops the covered keys. The parts of a bulk load that died go too.
   Status do_clear() {
     std::lock_guard<std::mutex> lock(write_mu_);
+    Status removed = remove_bulk_directory();
+    if (!removed.is_ok()) return removed;
     rocksdb::WriteBatch batch;
     for (char prefix : {kItemPrefix, kMetaPrefix, kDedupPrefix}) {
       rocksdb::Status s = batch.DeleteRange(std::string(1, prefix), std::string(1, static_cast<char>(prefix + 1)));
@@ -413,11 +476,110 @@ class RocksDbStore final : public StateStore {
     return from_rocks(db_->Write(write_options(), &batch), "clear");
   }
 
+  Status remove_bulk_directory() {
+    std::error_code ec;
+    std::filesystem::remove_all(bulk_directory(), ec);
+    if (ec) return Status::io_error("cannot remove " + bulk_directory() + ": " + ec.message());
+    return Status::ok();
+  }
+
+  // One atomic ingestion of every part's files (all or none, even across a crash). The
+  // files are moved (hard links), not copied; those of different parts overlap (the
+  // shards split customers by hash), so RocksDB puts them into level 0.
+  Status do_ingest_bulk_parts() {
+    std::lock_guard<std::mutex> lock(write_mu_);
+    std::vector<std::string> files;
+    {
+      std::lock_guard<std::mutex> bulk_lock(bulk_mu_);
+      files.swap(bulk_files_);
+    }
+    if (files.empty()) return remove_bulk_directory();
+    std::sort(files.begin(), files.end());  // the same order on every run
+    rocksdb::IngestExternalFileOptions io;
+    io.move_files = true;
+    io.write_global_seqno = false;  // no rewrite of the files: read by this RocksDB or a newer one
+    Status s = from_rocks(db_->IngestExternalFile(files, io), "ingest");
+    return s.is_ok() ? remove_bulk_directory() : s;
+  }
+
   const std::string dir_;
   const RocksDbOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
-  std::mutex write_mu_;  // serializes commit and clear
+  const rocksdb::Options rocks_options_ = db_->GetOptions();  // what a bulk part's files are built with
+  std::mutex write_mu_;                                       // serializes commit, clear and ingest
+  std::mutex bulk_mu_;                                        // guards bulk_files_
+  std::vector<std::string> bulk_files_;                       // finished parts' files, not ingested yet
 };
+
+// A shard's part of a bulk load: its items and its dedup records, each an SST file.
+class SstBulkPart final : public BulkPart {
+ public:
+  SstBulkPart(RocksDbStore& store, const std::string& prefix)
+      : store_(store),
+        dedup_options_(uncompressed(store.rocks_options_)),
+        items_(store.rocks_options_, prefix + "-items.sst"),
+        dedup_(dedup_options_, prefix + "-dedup.sst") {}
+
+  Status add_puts(const std::vector<ConditionalPut>& puts) override {
+    return guarded(items_.path(), "bulk put", [&] {
+      Status s = validate(puts);
+      for (std::size_t i = 0; s.is_ok() && i < puts.size(); ++i) {
+        const ItemRecord& r = puts[i].record;
+        // A cleared store holds no item: any other condition could not hold.
+        if (puts[i].expected_version != 0)
+          return Status::invalid_argument("bulk put of '" + printable(r.pk) + "' expects version " +
+                                          std::to_string(puts[i].expected_version) + " in a cleared store");
+        s = store_.from_rocks(items_.put(prefixed(kItemPrefix, r.pk), encode_item(r)), "bulk put");
+      }
+      return s;
+    });
+  }
+
+  Status add_dedup(const std::vector<DedupRecord>& records) override {
+    return guarded(dedup_.path(), "bulk put", [&] {
+      Status s;
+      for (std::size_t i = 0; s.is_ok() && i < records.size(); ++i)
+        s = store_.from_rocks(dedup_.put(prefixed(kDedupPrefix, dedup_record_key(records[i])), records[i].data),
+                              "bulk put");
+      return s;
+    });
+  }
+
+  Status finish() override {
+    return guarded(items_.path(), "bulk finish", [&] {
+      for (SstFile* file : {&items_, &dedup_}) {
+        bool written = false;
+        Status s = store_.from_rocks(file->finish(&written), "bulk finish");
+        if (!s.is_ok()) return s;
+        if (written) store_.add_bulk_file(file->path());
+      }
+      return Status::ok();
+    });
+  }
+
+ private:
+  // Dedup ids are mostly 128-bit hashes, which do not compress: LZ4 would only spend CPU.
+  static rocksdb::Options uncompressed(rocksdb::Options options) {
+    options.compression = rocksdb::kNoCompression;
+    return options;
+  }
+
+  RocksDbStore& store_;
+  const rocksdb::Options dedup_options_;
+  SstFile items_;
+  SstFile dedup_;
+};
+
+Status RocksDbStore::open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) {
+  return guarded(dir_, "open bulk part", [&] {
+    std::error_code ec;
+    std::filesystem::create_directories(bulk_directory(), ec);
+    if (ec) return Status::io_error("cannot create " + bulk_directory() + ": " + ec.message());
+    const std::string prefix = (std::filesystem::path(bulk_directory()) / ("part-" + std::to_string(part))).string();
+    *out = std::make_unique<SstBulkPart>(*this, prefix);
+    return Status::ok();
+  });
+}
 
 // What a state directory holds, decided before RocksDB touches it.
 enum class DirectoryState { absent_or_empty, database, incomplete };  // empty: or a creation cut short

@@ -506,24 +506,57 @@ void append_dedup_id(std::string* data, std::string_view customer, bool same_cus
 // before it in the record, else varint(length + 1) and the customer id; then the key
 // (2 x fixed64), varint fingerprint, signed varint event time. Ids are grouped by
 // customer, so that a load looks each customer up once.
-void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out) {
-  std::vector<DedupEntry> ids;
-  dedup_.take_unsaved([&](const DedupEntry& e) { ids.push_back(e); });
-  if (ids.empty()) return;
-  std::sort(ids.begin(), ids.end(), [](const DedupEntry& a, const DedupEntry& b) {
-    return a.customer != b.customer ? a.customer < b.customer : a.time_ns < b.time_ns;
+void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out, int64_t first_day) {
+  // Grouped by customer slot with a counting sort (linear: a comparison sort of every id
+  // was the largest cost of a replay's final flush), then each customer's by event time.
+  std::vector<uint32_t> begin(customers_.size() + 1, 0);
+  dedup_.for_each([&](const DedupEntry& e) {
+    if ((e.customer & DedupEntry::kUnsaved) && day_of(e.time_ns) >= first_day) ++begin[e.slot() + 1];
   });
-  struct Day {
-    std::string data;
-    uint32_t last_customer = kNoSlot;
-  };
-  std::map<int64_t, Day> by_day;
+  for (std::size_t i = 1; i < begin.size(); ++i) begin[i] += begin[i - 1];
+  std::vector<DedupEntry> ids(begin.back());
+  std::vector<uint32_t> next(begin.begin(), begin.end() - 1);
+  dedup_.take_unsaved([&](const DedupEntry& e) {
+    if (day_of(e.time_ns) >= first_day) ids[next[e.customer]++] = e;
+  });
+  if (ids.empty()) return;
+  const auto by_time = [](const DedupEntry& a, const DedupEntry& b) { return a.time_ns < b.time_ns; };
+  for (std::size_t c = 0; c + 1 < begin.size(); ++c)
+    std::sort(ids.begin() + begin[c], ids.begin() + begin[c + 1], by_time);
+  // Then stably by day (a second counting sort): each day's record is one run of ids.
+  int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
   for (const DedupEntry& e : ids) {
-    Day& day = by_day[day_of(e.time_ns)];
-    append_dedup_id(&day.data, customers_[e.customer].id, day.last_customer == e.customer, e);
-    day.last_customer = e.customer;
+    first = std::min(first, day_of(e.time_ns));
+    last = std::max(last, day_of(e.time_ns));
   }
-  for (auto& [day, d] : by_day) out->push_back(DedupRecord{day, sequence, part, std::move(d.data)});
+  std::vector<uint32_t> day_begin(static_cast<std::size_t>(last - first) + 2, 0);
+  for (const DedupEntry& e : ids) ++day_begin[day_of(e.time_ns) - first + 1];
+  for (std::size_t i = 1; i < day_begin.size(); ++i) day_begin[i] += day_begin[i - 1];
+  std::vector<DedupEntry> by_day(ids.size());
+  next.assign(day_begin.begin(), day_begin.end() - 1);
+  for (const DedupEntry& e : ids) by_day[next[day_of(e.time_ns) - first]++] = e;
+  for (std::size_t d = 0; d + 1 < day_begin.size(); ++d) {
+    if (day_begin[d] == day_begin[d + 1]) continue;
+    std::string data;
+    data.reserve((day_begin[d + 1] - day_begin[d]) * 48);  // an id takes at most ~40 bytes, its customer's aside
+    uint32_t last_customer = kNoSlot;
+    for (uint32_t i = day_begin[d]; i < day_begin[d + 1]; ++i) {
+      const DedupEntry& e = by_day[i];
+      append_dedup_id(&data, customers_[e.customer].id, last_customer == e.customer, e);
+      last_customer = e.customer;
+    }
+    out->push_back(DedupRecord{first + static_cast<int64_t>(d), sequence, part, std::move(data)});
+  }
+}
+
+int64_t ShardState::first_day_kept() const {
+  if (clocks_.empty()) return kNoDay;
+  int64_t first = std::numeric_limits<int64_t>::max();
+  for (const auto& [id, c] : clocks_) {
+    if (c.current_tick == kNoTick) return kNoDay;
+    first = std::min(first, day_of(forget_before_ns(c.current_tick, options_.allowed_lateness_ns)));
+  }
+  return first;
 }
 
 Status split_dedup_record(const DedupRecord& record,

@@ -139,8 +139,13 @@ class ShardState {
   // were per partition).
   Status load(const ItemRecord& record, int32_t clock_if_none = kSingleClock);
   void finish_loading();
-  // The dedup ids seen since the last call, as records of one day each.
-  void take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out);
+  // The dedup ids seen since the last call, as records of one day each; those of days
+  // before `first_day` are taken but left out (a bulk load's ids that left the horizon:
+  // the commit that ends it would forget them).
+  void take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out, int64_t first_day = kNoDay);
+  // The first day whose ids are inside the horizon (plus lateness) of every clock, as the
+  // engine's commits forget them; kNoDay while a clock has not ticked.
+  int64_t first_day_kept() const;
   // Restores one persisted id of customer `id` (after its item was loaded).
   void load_id(std::string_view id, DedupEntry entry);
   void set_current_tick(int64_t tick, int32_t clock = kSingleClock) { clocks_[clock].current_tick = tick; }

@@ -91,9 +91,33 @@ struct PartitionScope {
   std::vector<int32_t> partitions;
 };
 
+// One writer's share of a bulk load (a shard's, at the end of `replay`), built apart
+// from the store in parallel with the other parts: nothing of it is visible until
+// StateStore::ingest_bulk_parts. Puts come in PK order, dedup records in (day,
+// sequence, part) order; the store they fill was cleared, so every put expects version 0.
+class BulkPart {
+ public:
+  virtual ~BulkPart() = default;
+  virtual Status add_puts(const std::vector<ConditionalPut>& puts) = 0;
+  virtual Status add_dedup(const std::vector<DedupRecord>& records) = 0;
+  // The part is complete: ingest_bulk_parts takes it.
+  virtual Status finish() = 0;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
+
+  // Bulk loads into a cleared store: a store that can build parts apart and take them
+  // at once (RocksDB: SST files, ingested) gives one part per writer; one that cannot
+  // leaves `out` empty, and the writers commit() as usual. `part` names the writer.
+  virtual Status open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) {
+    (void)part;
+    out->reset();
+    return Status::ok();
+  }
+  // Makes every finished part visible, at once; before the bulk load's last commit.
+  virtual Status ingest_bulk_parts() { return Status::ok(); }
 
   // NotFound when there is no item with this PK.
   virtual Status get(std::string_view pk, ItemRecord* out) = 0;
