@@ -3,6 +3,7 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/logging.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -24,6 +25,10 @@ int main(int argc, char** argv) {
       "  streamscore mock-kafka --brokers 3 --partitions 8   # a Kafka cluster on loopback\n"
       "  streamscore dynamodb create-table --region eu-west-1\n"
       "Run 'streamscore COMMAND --help' for the options of each command.");
+  // Logs go to stderr from the start, whatever the command: stdout carries data (export,
+  // generate) and --json summaries, and a library's warning (RocksDB's) must not land there.
+  // Commands that read log.level set it again; "info" is always a valid level.
+  static_cast<void>(streamscore::configure_logging("info"));
   int exit_code = streamscore::kExitOk;
   streamscore::register_generate_command(app, &exit_code);
   streamscore::register_replay_command(app, &exit_code);

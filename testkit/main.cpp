@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include "app/common.hpp"
+#include "app/logging.hpp"
 #include "testkit/stress_command.hpp"
 
 int main(int argc, char** argv) {
@@ -10,6 +11,7 @@ int main(int argc, char** argv) {
       "streamscore-stress: load scenarios against the engine and a RocksDB store, ending with an\n"
       "invariant check (the test kit's harness; `streamscore stress` runs it)."};
   app.set_version_flag("--version", std::string("streamscore-stress ") + STREAMSCORE_VERSION);
+  static_cast<void>(streamscore::configure_logging("info"));  // logs to stderr: stdout has the report
   int exit_code = streamscore::kExitOk;
   streamscore::add_stress_options(&app, &exit_code);
   try {
