@@ -4,29 +4,21 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "common/spawn.hpp"
 
 namespace streamscore {
 
 namespace {
 
-std::string sibling_stress_binary() {
-  char path[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return "streamscore-stress";
-  const std::string self(path, static_cast<std::size_t>(n));
-  return self.substr(0, self.rfind('/') + 1) + "streamscore-stress";
-}
-
 // Replaces this process by the harness; returns only when that fails.
 int run_stress_binary(const std::vector<std::string>& args) {
-  const std::string binary = sibling_stress_binary();
+  const std::string binary = program_beside_this_one("streamscore-stress");
   std::vector<char*> argv;
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));

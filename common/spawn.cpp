@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
+
 extern char** environ;
 
 namespace streamscore {
@@ -40,6 +42,14 @@ pid_t spawn_process(const std::vector<std::string>& words, const std::string& ou
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environment ? envp.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
   return rc == 0 ? pid : -1;
+}
+
+std::string program_beside_this_one(const std::string& name) {
+  char path[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return name;
+  const std::string self(path, static_cast<std::size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + name;
 }
 
 int wait_for_exit(pid_t pid) {

@@ -16,6 +16,10 @@ namespace streamscore {
 pid_t spawn_process(const std::vector<std::string>& words, const std::string& out_path,
                     const std::string& err_path = {}, const std::vector<std::string>* environment = nullptr);
 
+// The path of program `name` in this program's own directory (the daemon and
+// streamscore-stress are built side by side); just `name` when that cannot be read.
+std::string program_beside_this_one(const std::string& name);
+
 // Waits for child `pid` to end: its exit code, or -1 when it did not exit (a signal ended it).
 int wait_for_exit(pid_t pid);
 

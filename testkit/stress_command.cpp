@@ -3,11 +3,8 @@
 // double counted.
 #include "testkit/stress_command.hpp"
 
-#include <unistd.h>
-
-#include <climits>
-
 #include "app/common.hpp"
+#include "common/spawn.hpp"
 #include "testkit/stress.hpp"
 
 namespace streamscore {
@@ -21,22 +18,13 @@ struct StressArgs {
   bool checkpoint_given = false;
 };
 
-// The daemon that crash-restart and model-swap run: the `streamscore` built beside this program.
-std::string sibling_daemon_binary() {
-  char path[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", path, sizeof(path) - 1);
-  if (n <= 0) return "streamscore";
-  const std::string self(path, static_cast<std::size_t>(n));
-  return self.substr(0, self.rfind('/') + 1) + "streamscore";
-}
-
 int stress(StressArgs& args) {
   StressOptions o = args.options;
   // A daemon killed before its first checkpoint would only start over: crash-restart
   // commits often unless told otherwise.
   if (o.scenario == "crash-restart" && !args.checkpoint_given) o.checkpoint_interval_ms = 20;
   o.verify = !args.no_verify;
-  if (o.binary.empty()) o.binary = sibling_daemon_binary();
+  if (o.binary.empty()) o.binary = program_beside_this_one("streamscore");  // the daemon crash-restart runs
   StressReport report;
   const Status s = run_stress(o, &report);
   if (!s.is_ok()) {
