@@ -142,6 +142,10 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
   rd_kafka_conf_set_opaque(conf.get(), source.get());
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSource::error_trampoline);
   if (!options.bounded) rd_kafka_conf_set_rebalance_cb(conf.get(), &KafkaSource::rebalance_trampoline);
+  char strategy[512];
+  std::size_t strategy_size = sizeof strategy;
+  if (rd_kafka_conf_get(conf.get(), "partition.assignment.strategy", strategy, &strategy_size) == RD_KAFKA_CONF_OK)
+    source->cooperative_ = std::string_view(strategy).find("cooperative") != std::string_view::npos;
   if (!(s = make_kafka_handle(RD_KAFKA_CONSUMER, std::move(conf), &source->consumer_)).is_ok()) return s;
   rd_kafka_poll_set_consumer(source->consumer_.get());
   if (options.bounded) {
@@ -292,7 +296,7 @@ Status KafkaSource::unassign_all() {
 }
 
 bool KafkaSource::incremental() const {
-  return std::strcmp(rd_kafka_rebalance_protocol(consumer_.get()), "COOPERATIVE") == 0;
+  return cooperative_;
 }
 
 // Shared table: drops the customers of `revoked` (of every partition: `everything`) and
@@ -388,7 +392,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     for (const auto& [id, end] : ends)
       if (auto it = partitions_.find(id); it != partitions_.end()) it->second->end_at_assignment = end;
     spdlog::info("msg=\"kafka partitions assigned\" topic={} partitions={} protocol={}", options_.topic,
-                 partitions->cnt, rd_kafka_rebalance_protocol(consumer_.get()));
+                 partitions->cnt, incremental ? "COOPERATIVE" : "EAGER");
   } else {
     if (options_.shared && assignment_lost()) {
       // The group gave the partitions to others while this daemon did not answer (a stall
@@ -427,7 +431,7 @@ void KafkaSource::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     const Status released = incremental ? unassign(partitions) : assign(nullptr);
     if (s.is_ok()) s = released;
     spdlog::info("msg=\"kafka partitions revoked\" topic={} partitions={} protocol={}", options_.topic, partitions->cnt,
-                 rd_kafka_rebalance_protocol(consumer_.get()));
+                 incremental ? "COOPERATIVE" : "EAGER");
   }
   if (!s.is_ok() && callback_failure_.is_ok()) callback_failure_ = s;
 }

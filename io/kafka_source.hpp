@@ -172,6 +172,12 @@ class KafkaSource {
   Status callback_failure_;
   bool rejoin_due_ = false;  // an assignment was refused as fenced: rejoin after the callback
   bool closing_ = false;
+  // The group's rebalance protocol, fixed by partition.assignment.strategy (librdkafka
+  // refuses a list that mixes protocols). Read from the configuration, because
+  // rd_kafka_rebalance_protocol() can block forever inside the rebalance callback that
+  // rd_kafka_consumer_close() raises (librdkafka issue 4041; seen as a SIGTERM that never
+  // finished draining).
+  bool cooperative_ = false;
 };
 
 }  // namespace streamscore
