@@ -21,8 +21,12 @@ inline void put_signed(std::string& out, int64_t v) {
 }
 // Fixed-width words of `bytes` bytes (1 to 8): little-endian in values, big-endian in keys,
 // where the bytes must sort as the numbers do.
+// One append of the word, not a push_back per byte: a replay's final flush encodes tens of
+// millions of these.
 inline void put_fixed_le(std::string& out, uint64_t v, int bytes) {
-  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  char word[8];
+  for (int i = 0; i < bytes; ++i) word[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out.append(word, static_cast<std::size_t>(bytes));
 }
 inline void put_fixed_be(std::string& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));

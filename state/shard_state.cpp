@@ -141,10 +141,11 @@ void ShardState::probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* 
 
 void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickMark>& ticks) {
   finish_loading();
-  // Most of an event's cost is waiting for memory (its customer, its dedup slot), so
-  // those are fetched ahead: the index slot 16 events ahead, then the customer and the
-  // dedup slot 8 events ahead, once the index slot is in cache.
-  constexpr std::size_t kIndexAhead = 16, kCustomerAhead = 8;
+  // Most of an event's cost is waiting for memory (its customer, its dedup slot, its
+  // last bucket), so those are fetched ahead: the index slot 16 events ahead, then the
+  // customer and the dedup slot 8 events ahead, once the index slot is in cache, then
+  // the customer's last bucket 4 ahead, once the customer is.
+  constexpr std::size_t kIndexAhead = 16, kCustomerAhead = 8, kBucketAhead = 4;
   const std::size_t n = events.size();
   std::size_t t = 0;
   auto timed_advance = [this](const TickMark& mark) {
@@ -157,6 +158,7 @@ void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickM
     for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t]);
     if (i + kIndexAhead < n) prefetch_index(events[i + kIndexAhead]);
     if (i + kCustomerAhead < n) prefetch_customer(events[i + kCustomerAhead]);
+    if (i + kBucketAhead < n) prefetch_last_bucket(events[i + kBucketAhead]);
     apply_event(events[i]);
   }
   for (; t < ticks.size(); ++t) timed_advance(ticks[t]);
@@ -168,14 +170,36 @@ void ShardState::prefetch_index(const ParsedEvent& e) const {
 
 void ShardState::prefetch_customer(const ParsedEvent& e) const {
   const uint32_t entry = index_[index_home(e.customer_hash, index_.size() - 1)];
-  if (entry != 0) __builtin_prefetch(&customers_[entry - 1]);
+  if (entry != 0) {
+    // Every cache line of it: the event reads its id and buckets and writes its flags.
+    const char* c = reinterpret_cast<const char*>(&customers_[entry - 1]);
+    for (std::size_t offset = 0; offset < sizeof(CustomerState); offset += 64) __builtin_prefetch(c + offset);
+    __builtin_prefetch(c + sizeof(CustomerState) - 1);
+  }
   dedup_.prefetch(e.key);
 }
 
-// Every tick up to the current one is done: an entry never goes before the next.
+// A hint only: the slot may hold another customer (a collision), and then nothing is lost.
+void ShardState::prefetch_last_bucket(const ParsedEvent& e) const {
+  const uint32_t entry = index_[index_home(e.customer_hash, index_.size() - 1)];
+  if (entry == 0) return;
+  const CustomerState& c = customers_[entry - 1];
+  if (!c.buckets.empty()) __builtin_prefetch(&c.buckets.back(), 1);
+}
+
+// The windows asked for (the features' upper end at a tick, a late event's window) are
+// almost always among a customer's last few buckets: a step back from the end touches
+// the cache lines the caller reads next, where a binary search over a month of buckets
+// missed the cache at each probe. Beyond a few steps back, the binary search.
 std::vector<Bucket>::iterator ShardState::first_bucket_at_or_after(CustomerState& c, int64_t window) {
-  return std::lower_bound(c.buckets.begin() + c.head, c.buckets.end(), window,
-                          [](const Bucket& b, int64_t w) { return b.window < w; });
+  constexpr int kStepsBack = 4;
+  const auto begin = c.buckets.begin() + c.head;
+  auto it = c.buckets.end();
+  for (int step = 0; step < kStepsBack; ++step) {
+    if (it == begin || (it - 1)->window < window) return it;
+    --it;
+  }
+  return std::lower_bound(begin, it, window, [](const Bucket& b, int64_t w) { return b.window < w; });
 }
 
 // Loading a million customers schedules millions of ticks: sorted once and appended
@@ -505,13 +529,20 @@ void append_dedup_id(std::string* data, std::string_view customer, bool same_cus
 // Record layout, per id: varint(0) when it belongs to the same customer as the id
 // before it in the record, else varint(length + 1) and the customer id; then the key
 // (2 x fixed64), varint fingerprint, signed varint event time. Ids are grouped by
-// customer, so that a load looks each customer up once.
+// customer, so that a load looks each customer up once; their order inside a customer's
+// group means nothing (an id is in one place only).
 void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<DedupRecord>* out, int64_t first_day) {
-  // Grouped by customer slot with a counting sort (linear: a comparison sort of every id
-  // was the largest cost of a replay's final flush), then each customer's by event time.
+  // Grouped by customer slot with a counting sort, then stably by day with a second one
+  // (linear: comparison sorts of the ids were the largest cost of a replay's final flush).
   std::vector<uint32_t> begin(customers_.size() + 1, 0);
+  int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
   dedup_.for_each([&](const DedupEntry& e) {
-    if ((e.customer & DedupEntry::kUnsaved) && day_of(e.time_ns) >= first_day) ++begin[e.slot() + 1];
+    if (!(e.customer & DedupEntry::kUnsaved)) return;
+    const int64_t day = day_of(e.time_ns);
+    if (day < first_day) return;
+    ++begin[e.slot() + 1];
+    first = std::min(first, day);
+    last = std::max(last, day);
   });
   for (std::size_t i = 1; i < begin.size(); ++i) begin[i] += begin[i - 1];
   std::vector<DedupEntry> ids(begin.back());
@@ -520,15 +551,6 @@ void ShardState::take_unsaved_ids(uint64_t sequence, uint32_t part, std::vector<
     if (day_of(e.time_ns) >= first_day) ids[next[e.customer]++] = e;
   });
   if (ids.empty()) return;
-  const auto by_time = [](const DedupEntry& a, const DedupEntry& b) { return a.time_ns < b.time_ns; };
-  for (std::size_t c = 0; c + 1 < begin.size(); ++c)
-    std::sort(ids.begin() + begin[c], ids.begin() + begin[c + 1], by_time);
-  // Then stably by day (a second counting sort): each day's record is one run of ids.
-  int64_t first = std::numeric_limits<int64_t>::max(), last = std::numeric_limits<int64_t>::min();
-  for (const DedupEntry& e : ids) {
-    first = std::min(first, day_of(e.time_ns));
-    last = std::max(last, day_of(e.time_ns));
-  }
   std::vector<uint32_t> day_begin(static_cast<std::size_t>(last - first) + 2, 0);
   for (const DedupEntry& e : ids) ++day_begin[day_of(e.time_ns) - first + 1];
   for (std::size_t i = 1; i < day_begin.size(); ++i) day_begin[i] += day_begin[i - 1];

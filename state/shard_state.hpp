@@ -195,6 +195,7 @@ class ShardState {
   void mark_dirty(CustomerState& c, uint32_t slot);
   void prefetch_index(const ParsedEvent& e) const;
   void prefetch_customer(const ParsedEvent& e) const;
+  void prefetch_last_bucket(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
   void encode_internal(const CustomerState& c, std::string* out) const;
   // Moves the customers `picked` chooses from `from` into `to` (new slots there), with
