@@ -16,7 +16,8 @@
 #     DynamoDB table (dynalite): each part's write rate against its limit;
 #   - then bench/takeover.sh: taking one partition of a shared DynamoDB table over, with
 #     the table 1x, 10x and 100x the partition (time and rows read, index vs Scan);
-#   - last, bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio).
+#   - last, bench/duckdb/peer.sh: DuckDB computes the same features in batch (the ratio),
+#     on the bench log and on a 2.1M-record log of 100k customers (bench/out/events-2m.jsonl).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
 # rate, peak RSS < 2 GiB, batched scoring >= 1M rows/s (best of nthread 1 and 2).
@@ -254,5 +255,15 @@ bash "$ROOT/bench/scale.sh" "$BUILD"
 # --- Takeover (bench/takeover.sh): one partition of a shared table taken over, table 1x/10x/100x ---
 bash "$ROOT/bench/takeover.sh" "$BUILD"
 
-# --- the DuckDB peer: the same 30-day features in batch on the same log, and the ratio ---
+# --- the DuckDB peer: the same 30-day features in batch, and the ratio, on the bench log
+# and on a log of 2.1M records for as many customers, 5% duplicates, disorder up to 10 minutes
+# (generated once, like the bench log) ---
+PEER_LOG="$OUT/events-2m.jsonl"
+if [ ! -f "$PEER_LOG" ] || [ "$(wc -l < "$PEER_LOG")" -ne 2100000 ]; then
+  log "generating $PEER_LOG"
+  "$STREAMSCORE" generate --customers 100000 --events 2100000 --days 45 --seed 7 --dup-rate 0.05 \
+    --disorder-s 600 --out "$PEER_LOG.tmp" >&2
+  mv "$PEER_LOG.tmp" "$PEER_LOG"
+fi
 bash "$ROOT/bench/duckdb/peer.sh" "$BUILD" "$LOG"
+bash "$ROOT/bench/duckdb/peer.sh" "$BUILD" "$PEER_LOG"

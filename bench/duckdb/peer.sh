@@ -4,7 +4,7 @@
 # On the same log: `streamscore replay` (timed by its own summary), `streamscore export`,
 # then bench/duckdb/features.mjs computes the same 30-day features in batch with DuckDB
 # (@duckdb/node-api, installed into bench/duckdb/node_modules on first use) and checks
-# them against the export. Prints a markdown table and writes bench/out/duckdb.json.
+# them against the export. Prints a markdown table and writes bench/out/duckdb-LOGNAME.json.
 # Exits 1 when DuckDB and streamscore disagree on any customer.
 set -euo pipefail
 
@@ -47,7 +47,7 @@ SS_S=$(jget "$REPLAY" seconds)
 DUCK_S=$(jget "$DUCK" seconds)
 RATIO=$(calc "sprintf(\"%.1f\", $DUCK_S / $SS_S)")
 MISMATCHES=$(jget "$DUCK" mismatches)
-cat > "$OUT/duckdb.json" <<JSON
+cat > "$OUT/duckdb-$(basename "$LOG" .jsonl).json" <<JSON
 {"log": "$(basename "$LOG")", "streamscore_replay": $REPLAY, "duckdb": $DUCK, "duckdb_over_streamscore": $RATIO}
 JSON
 
