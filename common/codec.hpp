@@ -4,36 +4,58 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
 namespace streamscore {
 
-inline void put_varint(std::string& out, uint64_t v) {
+// The put_* functions write to a std::string or to a ByteBuffer (below): anything with
+// push_back(char) and append(const char*, size).
+template <class Out>
+void put_varint(Out& out, uint64_t v) {
   while (v >= 0x80) {
     out.push_back(static_cast<char>(v | 0x80));
     v >>= 7;
   }
   out.push_back(static_cast<char>(v));
 }
-inline void put_signed(std::string& out, int64_t v) {
+template <class Out>
+void put_signed(Out& out, int64_t v) {
   put_varint(out, (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63));
 }
 // Fixed-width words of `bytes` bytes (1 to 8): little-endian in values, big-endian in keys,
-// where the bytes must sort as the numbers do.
-// One append of the word, not a push_back per byte: a replay's final flush encodes tens of
-// millions of these.
-inline void put_fixed_le(std::string& out, uint64_t v, int bytes) {
+// where the bytes must sort as the numbers do. One append of the word, not a push_back
+// per byte: a replay's final flush encodes tens of millions of these.
+template <class Out>
+void put_fixed_le(Out& out, uint64_t v, int bytes) {
   char word[8];
   for (int i = 0; i < bytes; ++i) word[i] = static_cast<char>((v >> (8 * i)) & 0xff);
   out.append(word, static_cast<std::size_t>(bytes));
 }
-inline void put_fixed_be(std::string& out, uint64_t v, int bytes) {
+template <class Out>
+void put_fixed_be(Out& out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
-inline void put_fixed64(std::string& out, uint64_t v) {
+template <class Out>
+void put_fixed64(Out& out, uint64_t v) {
   put_fixed_le(out, v, 8);
 }
+
+// A short encoding built on the stack, then appended to its string at once: in a loop
+// that appends millions of them, a push_back per byte into the string (a capacity check
+// and a terminator each) costs more than the encoding itself. The caller keeps within N.
+template <std::size_t N>
+struct ByteBuffer {
+  char data[N];
+  std::size_t size = 0;
+  void push_back(char c) { data[size++] = c; }
+  void append(const char* bytes, std::size_t n) {
+    std::memcpy(data + size, bytes, n);
+    size += n;
+  }
+  std::string_view view() const { return std::string_view(data, size); }
+};
 // A length-prefixed string: its size as a fixed64, then its bytes.
 inline void put_fixed64_string(std::string& out, std::string_view s) {
   put_fixed64(out, s.size());

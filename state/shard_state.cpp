@@ -518,10 +518,12 @@ void append_dedup_id(std::string* data, std::string_view customer, bool same_cus
     put_varint(*data, customer.size() + 1);
     data->append(customer);
   }
-  put_fixed64(*data, e.key.lo);
-  put_fixed64(*data, e.key.hi);
-  put_varint(*data, e.fingerprint);
-  put_signed(*data, e.time_ns);
+  ByteBuffer<32> id;  // 16 bytes of key, a 32-bit and a 64-bit varint: at most 31
+  put_fixed64(id, e.key.lo);
+  put_fixed64(id, e.key.hi);
+  put_varint(id, e.fingerprint);
+  put_signed(id, e.time_ns);
+  data->append(id.view());
 }
 
 }  // namespace
