@@ -42,7 +42,8 @@ int64_t precision_unit(uint8_t digits) {
   return unit;
 }
 
-void put_latest(std::string& out, uint64_t offset_ns, uint8_t digits) {
+template <class Out>
+void put_latest(Out& out, uint64_t offset_ns, uint8_t digits) {
   const uint64_t unit = static_cast<uint64_t>(precision_unit(digits));
   if (digits <= 9 && offset_ns % unit == 0) {
     put_varint(out, (offset_ns / unit) << 4 | digits);
@@ -497,11 +498,13 @@ void ShardState::encode_internal(const CustomerState& c, std::string* out) const
   int64_t previous = 0;
   for (std::size_t i = c.head; i < c.buckets.size(); ++i) {
     const Bucket& b = c.buckets[i];
-    put_signed(*out, b.window - previous);
+    ByteBuffer<40> bucket;  // varints of 64, 32 and 64 bits, then put_latest's: at most 36 bytes
+    put_signed(bucket, b.window - previous);
     previous = b.window;
-    put_varint(*out, b.count);
-    put_varint(*out, static_cast<uint64_t>(b.cents));
-    put_latest(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos), b.max_digits);
+    put_varint(bucket, b.count);
+    put_varint(bucket, static_cast<uint64_t>(b.cents));
+    put_latest(bucket, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos), b.max_digits);
+    out->append(bucket.view());
   }
   // The partition whose clock it ticks with, so that a takeover or a restart keeps it
   // there. A file's customers store none (their data stays as it always was).
