@@ -31,8 +31,10 @@ struct FeaturesArgs {
   bool json = false;
 };
 
+// A phase on stderr when it is a terminal; "" clears the line.
 void phase(const char* what) {
-  if (::isatty(STDERR_FILENO) == 1) std::fprintf(stderr, "\r\033[Kfeatures: %s", what);
+  if (::isatty(STDERR_FILENO) != 1) return;
+  std::fprintf(stderr, *what ? "\r\033[Kfeatures: %s" : "\r\033[K%s", what);
 }
 
 // The usage errors (exit 2), before any work: a message naming the argument, or "".
@@ -112,7 +114,8 @@ int features(const FeaturesArgs& args) {
   options.shards =
       args.threads > 0 ? static_cast<std::size_t>(args.threads) : std::max(1u, std::thread::hardware_concurrency());
   PointInTimeStats stats;
-  phase("replaying the events");
+  phase("");
+  ProgressLine progress("features");
   s = join_point_in_time(
       args.events, spine, lag_ns, options,
       [out, &args](const std::string& row) {
@@ -120,8 +123,8 @@ int features(const FeaturesArgs& args) {
           return Status::io_error("cannot write '" + args.out + "'");
         return Status::ok();
       },
-      &stats);
-  phase("");
+      &stats, [&progress](const LogReplayCounts& n) { progress.update(n); });
+  progress.done();
   const bool closed = out == stdout ? std::fflush(out) == 0 : std::fclose(out) == 0;
   if (s.is_ok() && !closed) s = Status::io_error("cannot write '" + args.out + "'");
   std::error_code ec;

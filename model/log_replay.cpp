@@ -24,7 +24,7 @@ LogReplay::LogReplay(const LogReplayOptions& options)
   parse_options_.max_event_ns = future_limit(now, options.max_future_skew_ns);
 }
 
-Status LogReplay::feed(const std::string& path) {
+Status LogReplay::feed(const std::string& path, const ReplayProgress& progress) {
   LineReader reader;
   Status s = reader.open(path);
   if (!s.is_ok()) return s;
@@ -33,6 +33,7 @@ Status LogReplay::feed(const std::string& path) {
     bool at_end = false;
     if (!(s = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end)).is_ok()) return s;
     process(batch);
+    if (progress) progress(counts());
     if (at_end) return Status::ok();
   }
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,10 @@ struct LogReplayOptions {
   std::size_t shards = 1;  // >= 1
 };
 
+struct LogReplayCounts;
+// Called after each batch with the counts so far (a progress line).
+using ReplayProgress = std::function<void(const LogReplayCounts& counts)>;
+
 struct LogReplayCounts {
   uint64_t read = 0, accepted = 0, duplicates = 0, dead_lettered = 0;
   int64_t first_event_ns = 0, last_event_ns = 0;  // accepted events
@@ -41,7 +46,7 @@ class LogReplay {
   virtual ~LogReplay() = default;
 
   // Reads one log whole (call in the logs' order).
-  Status feed(const std::string& path);
+  Status feed(const std::string& path, const ReplayProgress& progress = {});
   // The end of the input: the final tick. Returns that tick.
   int64_t finish();
 

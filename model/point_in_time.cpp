@@ -131,11 +131,11 @@ Status read_spine(const std::string& path, std::vector<SpineRow>* rows) {
 
 Status join_point_in_time(const std::vector<std::string>& event_files, const std::vector<SpineRow>& spine,
                           int64_t lag_ns, const LogReplayOptions& options, const RowWriter& write_row,
-                          PointInTimeStats* stats) {
+                          PointInTimeStats* stats, const ReplayProgress& progress) {
   std::vector<std::string> fields;
   PointInTimeJoin join(options, spine, lag_ns, &fields);
   for (const std::string& file : event_files) {
-    Status s = join.feed(file);
+    Status s = join.feed(file, progress);
     if (!s.is_ok()) return s;
   }
   *stats = PointInTimeStats{};

@@ -45,6 +45,6 @@ using RowWriter = std::function<Status(const std::string& row)>;
 // item's, or null). `lag_ns` >= 0 moves every row's cut earlier.
 Status join_point_in_time(const std::vector<std::string>& event_files, const std::vector<SpineRow>& spine,
                           int64_t lag_ns, const LogReplayOptions& options, const RowWriter& write_row,
-                          PointInTimeStats* stats);
+                          PointInTimeStats* stats, const ReplayProgress& progress = {});
 
 }  // namespace streamscore
