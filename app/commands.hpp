@@ -16,6 +16,7 @@ void register_backfill_command(CLI::App& root, int* exit_code);
 void register_stress_command(CLI::App& root, int* exit_code);
 void register_status_command(CLI::App& root, int* exit_code);
 void register_train_command(CLI::App& root, int* exit_code);
+void register_features_command(CLI::App& root, int* exit_code);
 void register_model_command(CLI::App& root, int* exit_code);
 void register_mock_kafka_command(CLI::App& root, int* exit_code);
 void register_dynamodb_command(CLI::App& root, int* exit_code);

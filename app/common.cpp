@@ -152,18 +152,25 @@ ProgressLine::ProgressLine(std::string label)
       last_(start_) {}
 
 void ProgressLine::update(const RouterProbe& m) {
+  show(m.read.load(), m.accepted.load(), m.duplicates.load(), m.dead_lettered_total(),
+       fmt::format(", ticks {}", m.ticks.load()));
+}
+
+void ProgressLine::update(const LogReplayCounts& n) {
+  show(n.read, n.accepted, n.duplicates, n.dead_lettered, "");
+}
+
+void ProgressLine::show(uint64_t read, uint64_t accepted, uint64_t duplicates, uint64_t dead_lettered,
+                        const std::string& more) {
   if (!enabled_) return;
   const auto now = std::chrono::steady_clock::now();
   if (now - last_ < std::chrono::milliseconds(250)) return;
   last_ = now;
   const double secs = std::chrono::duration<double>(now - start_).count();
-  const uint64_t read = m.read.load();
-  std::fprintf(
-      stderr,
-      "\r\033[K%s: %llu records, %.0f records/s, accepted %llu, duplicates %llu, dead-lettered %llu, ticks %llu",
-      label_.c_str(), static_cast<unsigned long long>(read), secs > 0 ? read / secs : 0.0,
-      static_cast<unsigned long long>(m.accepted.load()), static_cast<unsigned long long>(m.duplicates.load()),
-      static_cast<unsigned long long>(m.dead_lettered_total()), static_cast<unsigned long long>(m.ticks.load()));
+  std::fprintf(stderr, "\r\033[K%s: %llu records, %.0f records/s, accepted %llu, duplicates %llu, dead-lettered %llu%s",
+               label_.c_str(), static_cast<unsigned long long>(read), secs > 0 ? read / secs : 0.0,
+               static_cast<unsigned long long>(accepted), static_cast<unsigned long long>(duplicates),
+               static_cast<unsigned long long>(dead_lettered), more.c_str());
   std::fflush(stderr);
 }
 

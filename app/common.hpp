@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "io/generator.hpp"
 #include "io/kafka_sink_probe.hpp"
+#include "model/log_replay.hpp"
 #include "state/dynamodb_store.hpp"
 #include "state/store.hpp"
 
@@ -66,9 +67,12 @@ class ProgressLine {
  public:
   explicit ProgressLine(std::string label);
   void update(const RouterProbe& router);
+  void update(const LogReplayCounts& counts);  // a replay without the engine's actors
   void done();
 
  private:
+  void show(uint64_t read, uint64_t accepted, uint64_t duplicates, uint64_t dead_lettered, const std::string& more);
+
   std::string label_;
   bool enabled_;
   std::chrono::steady_clock::time_point start_, last_;

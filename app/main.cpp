@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
       "  streamscore stress --scenario hot-keys --rate 50000 --duration 10\n"
       "  streamscore status --url http://127.0.0.1:8480 --watch\n"
       "  streamscore train --events events.jsonl --models models\n"
+      "  streamscore features --events events.jsonl --spine labels.jsonl --out rows.jsonl\n"
       "  streamscore model activate v1 --models models\n"
       "  streamscore mock-kafka --brokers 3 --partitions 8   # a Kafka cluster on loopback\n"
       "  streamscore dynamodb create-table --region eu-west-1\n"
@@ -38,6 +39,7 @@ int main(int argc, char** argv) {
   streamscore::register_stress_command(app, &exit_code);
   streamscore::register_status_command(app, &exit_code);
   streamscore::register_train_command(app, &exit_code);
+  streamscore::register_features_command(app, &exit_code);
   streamscore::register_model_command(app, &exit_code);
   streamscore::register_mock_kafka_command(app, &exit_code);
   streamscore::register_dynamodb_command(app, &exit_code);

@@ -48,8 +48,8 @@ int train(const TrainArgs& args) {
       return kExitUsage;
     }
   TrainingSetOptions set_options;
-  set_options.allowed_lateness_ns = config.window.allowed_lateness_ns;
-  set_options.max_future_skew_ns = config.window.max_future_skew_ns;
+  set_options.replay.allowed_lateness_ns = config.window.allowed_lateness_ns;
+  set_options.replay.max_future_skew_ns = config.window.max_future_skew_ns;
   int64_t cut_ns = 0;
   if (!(s = parse_duration(args.cut_every, &cut_ns)).is_ok() || cut_ns <= 0 || cut_ns % kWindowNanos != 0) {
     print_error("train", "--cut-every '" + args.cut_every + "': expected a positive multiple of 5m (e.g. 1d, 12h)");

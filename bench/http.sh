@@ -11,6 +11,8 @@
 #   2. the same with the client's threads at normal priority (what run 1 leaves out);
 #   3. as 1, but GET /healthz?C... (no store lookup, a trivial answer): what is left
 #      of the tail without our handler is the machine's scheduling, not the lookup;
+#   5. POST /v1/customers:batchGet with BATCH_IDS (100) random ids per request at
+#      BATCH_RATE (1,000) requests/s while ingesting, the client as in run 1;
 #   4. for reference, idle: the daemon has read a generated log of the same customers to
 #      its end and follows it (the server's own cost, every customer present).
 # Without the privilege for real-time threads (not root), the client runs at normal
@@ -37,6 +39,8 @@ mkdir -p "$OUT"
 CUSTOMERS=${CUSTOMERS:-100000}
 INGEST_RATE=${INGEST_RATE:-50000}
 HTTP_RATE=${HTTP_RATE:-10000}
+BATCH_RATE=${BATCH_RATE:-1000}
+BATCH_IDS=${BATCH_IDS:-100}
 HTTP_SECONDS=${HTTP_SECONDS:-10}
 CONNECTIONS=${CONNECTIONS:-4}
 # Extra daemon settings, e.g. DAEMON_SETS="--set engine.nice=0" for the numbers before it.
@@ -62,9 +66,11 @@ steal_ms() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%d", $9 * 1000 / 
 
 # serve NAME ROUTE SOURCE_SETTINGS... -> the http_load JSON line (plus the load average
 # before and after, and the CPU time stolen by the hypervisor during the load), against a
-# daemon on that source; http_load gets the arguments in the array CLIENT.
+# daemon on that source; http_load gets the arguments in the array CLIENT, at RATE
+# requests/s (HTTP_RATE when unset).
 serve() {
   local name=$1 route=$2 state="$OUT/state-http-$1" err="$OUT/http-$1.log" port="" line before steal
+  local rate=${RATE:-$HTTP_RATE}
   shift 2
   # The daemon's redirections happen in the background child: without this the port
   # loop below could read the previous run's log and connect to a port now closed.
@@ -82,7 +88,7 @@ serve() {
   sleep 4  # let customers reach the store (a checkpoint) before reading them
   before=$(cut -d' ' -f1 /proc/loadavg)
   steal=$(steal_ms)
-  line=$("$LOAD" --url "http://127.0.0.1:$port" --rate "$HTTP_RATE" --seconds "$HTTP_SECONDS" \
+  line=$("$LOAD" --url "http://127.0.0.1:$port" --rate "$rate" --seconds "$HTTP_SECONDS" \
            --connections "$CONNECTIONS" --customers "$CUSTOMERS" --route "$route" \
            ${CLIENT[@]+"${CLIENT[@]}"} ${LOAD_ARGS[@]+"${LOAD_ARGS[@]}"}) ||
     { echo "bench: http_load failed: $line; daemon log: $(tail -n 5 "$err")" >&2; exit 1; }
@@ -106,6 +112,11 @@ log "HTTP GET /healthz?C... (no lookup) at $HTTP_RATE req/s, daemon ingesting $I
 CLIENT=(${CLIENT_RT[@]+"${CLIENT_RT[@]}"})
 H3=$(serve healthz '/healthz?' "${INGEST[@]}")
 log "  $H3"
+log "HTTP POST /v1/customers:batchGet, $BATCH_IDS ids each, at $BATCH_RATE req/s, daemon ingesting $INGEST_RATE events/s"
+CLIENT=(${CLIENT_RT[@]+"${CLIENT_RT[@]}"} --batch "$BATCH_IDS")
+H5=$(RATE=$BATCH_RATE serve batch /v1/customers:batchGet "${INGEST[@]}")
+log "  $H5"
+CLIENT=(${CLIENT_RT[@]+"${CLIENT_RT[@]}"})
 IDLE_LOG="$OUT/http-idle-events.jsonl"
 "$STREAMSCORE" generate --customers "$CUSTOMERS" --events 1000000 --seed 42 --out "$IDLE_LOG" >&2
 log "HTTP GET /v1/customers/{id} at $HTTP_RATE req/s, daemon idle (1M events read, following the file)"
@@ -120,8 +131,8 @@ VERDICT=$(awk "BEGIN { print ($P99 < 1000) ? \"PASS\" : \"FAIL\" }")
 CMD="http_load --rate $HTTP_RATE --seconds $HTTP_SECONDS --connections $CONNECTIONS --customers $CUSTOMERS${LOAD_ARGS[*]+ ${LOAD_ARGS[*]}}"
 RT_NOTE=$([ "$LOAD_RT" -gt 0 ] && echo "--realtime $LOAD_RT except where said" || echo "no --realtime")
 DAEMON="streamscore run${DAEMON_SETS[*]+ ${DAEMON_SETS[*]}}"
-printf '{"command": "%s", "client_realtime": %s, "daemon": "%s", "load_average_after": "%s", "ingest_rate": %s, "ingesting": %s, "ingesting_client_normal": %s, "healthz_ingesting": %s, "idle": %s, "target_p99_below_1ms_while_ingesting": "%s"}\n' \
-  "$CMD" "$LOAD_RT" "$DAEMON" "$LOAD_AVG" "$INGEST_RATE" "$H1" "$H4" "$H3" "$H2" "$VERDICT" > "$OUT/http.json"
+printf '{"command": "%s", "client_realtime": %s, "daemon": "%s", "load_average_after": "%s", "ingest_rate": %s, "ingesting": %s, "ingesting_client_normal": %s, "healthz_ingesting": %s, "batch_get_ingesting": %s, "idle": %s, "target_p99_below_1ms_while_ingesting": "%s"}\n' \
+  "$CMD" "$LOAD_RT" "$DAEMON" "$LOAD_AVG" "$INGEST_RATE" "$H1" "$H4" "$H3" "$H5" "$H2" "$VERDICT" > "$OUT/http.json"
 log "wrote bench/out/http.json"
 
 row() {  # row LABEL JSON
@@ -146,9 +157,11 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 row "ingesting $INGEST_RATE events/s" "$H1"
 row "ingesting, client at normal priority" "$H4"
 row "ingesting, GET /healthz (no lookup)" "$H3"
+row "ingesting, POST batchGet of $BATCH_IDS ids at $BATCH_RATE req/s" "$H5"
 row "idle" "$H2"
 echo
 echo "| Target | Measured | Result |"
 echo "|---|---:|:---:|"
 echo "| HTTP p99 < 1 ms at $HTTP_RATE req/s while ingesting $INGEST_RATE events/s ($RT_NOTE) | $P99 us | $VERDICT |"
 echo "| same, client at normal priority (for reference) | $(jget "$H4" p99_us) us | - |"
+echo "| batchGet of $BATCH_IDS ids at $BATCH_RATE req/s while ingesting: p99 (reported, no target) | $(jget "$H5" p99_us) us | - |"

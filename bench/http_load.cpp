@@ -11,6 +11,8 @@
 // time spent queued behind this connection's previous response (the server, or the
 // client waking up for that response, was slow) and the client thread waking up late
 // for a send that was due (its own scheduling delay on a busy machine).
+// --batch N: each request is instead POST ROUTE (default /v1/customers:batchGet) with
+// {"ids":[N ids]}, drawn the same way.
 // Prints one JSON line; exit 1 on any
 // transport error or non-2xx/404 status. Not a test: bench/http.sh runs it.
 #include <CLI/CLI.hpp>
@@ -49,9 +51,20 @@ struct Worker {
   Clock::time_point slowest_sent{};  // when the slowest round trip was sent
 };
 
+// {"ids":["C0000042",...]} with `n` ids drawn by `pick`.
+std::string batch_body(int n, std::mt19937_64& rng, std::uniform_int_distribution<int>& pick) {
+  std::string body = "{\"ids\":[";
+  char id[32];
+  for (int i = 0; i < n; ++i) {
+    std::snprintf(id, sizeof id, "%s\"C%07d\"", i > 0 ? "," : "", pick(rng));
+    body += id;
+  }
+  return body + "]}";
+}
+
 void run_worker(const streamscore::HttpUrl& url, int index, int connections, double rate, double seconds, int customers,
-                const std::string& route, unsigned long timer_slack_ns, int realtime_priority, Clock::time_point start,
-                Worker* w) {
+                const std::string& route, int batch, unsigned long timer_slack_ns, int realtime_priority,
+                Clock::time_point start, Worker* w) {
   // The kernel may fire a sleeping thread's timer up to its slack late (50 us by
   // default); the schedule is the measurement's reference, so ask for (almost) none.
   prctl(PR_SET_TIMERSLACK, timer_slack_ns, 0UL, 0UL, 0UL);
@@ -94,8 +107,15 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
   for (uint64_t i = 0; i < count; ++i) {
     const auto scheduled = start + std::chrono::duration_cast<Clock::duration>(offset + interval * i);
     std::this_thread::sleep_until(scheduled);
-    std::snprintf(target, sizeof target, "%s%sC%07d", url.path.c_str(), route.c_str(), pick(rng));
-    http::request<http::empty_body> req{http::verb::get, target, 11};
+    http::request<http::string_body> req;
+    if (batch > 0) {
+      req = {http::verb::post, url.path + route, 11, batch_body(batch, rng, pick)};
+      req.set(http::field::content_type, "application/json");
+      req.prepare_payload();
+    } else {
+      std::snprintf(target, sizeof target, "%s%sC%07d", url.path.c_str(), route.c_str(), pick(rng));
+      req = {http::verb::get, target, 11};
+    }
     req.set(http::field::host, url.host);
     const auto sent = Clock::now();
     http::write(socket, req, ec);
@@ -130,13 +150,14 @@ void run_worker(const streamscore::HttpUrl& url, int index, int connections, dou
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Fixed-rate HTTP GET /v1/customers/{id} load with latency percentiles"};
+  CLI::App app{"Fixed-rate HTTP GET /v1/customers/{id} (or batchGet) load with latency percentiles"};
   std::string url_text = "http://127.0.0.1:8480";
   double rate = 10000, seconds = 10;
   int connections = 4, customers = 100000;
   unsigned long timer_slack_ns = 1;
   int realtime_priority = 0;
   std::string route = "/v1/customers/";
+  int batch = 0;
   app.add_option("--url", url_text)->capture_default_str();
   app.add_option("--rate", rate, "requests per second, all connections together")->capture_default_str();
   app.add_option("--seconds", seconds)->capture_default_str();
@@ -153,10 +174,16 @@ int main(int argc, char** argv) {
                  "requests go to ROUTE followed by the customer id; \"/healthz?\" compares "
                  "the server without the store lookup")
       ->capture_default_str();
+  app.add_option("--batch", batch,
+                 "ids per request: POST {\"ids\":[...]} to ROUTE (default /v1/customers:batchGet) "
+                 "instead of GET ROUTE<id>; 0 = GET")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (batch > 0 && route == "/v1/customers/") route = "/v1/customers:batchGet";
   streamscore::HttpUrl url;
   if (!streamscore::parse_http_url(url_text, &url).is_ok() || rate <= 0 || seconds <= 0 || connections < 1 ||
-      customers < 1 || timer_slack_ns < 1 || route.size() > 64 || realtime_priority < 0 || realtime_priority > 99) {
+      customers < 1 || timer_slack_ns < 1 || route.size() > 64 || batch < 0 || batch > 1000 || realtime_priority < 0 ||
+      realtime_priority > 99) {
     std::fprintf(stderr, "http_load: bad arguments\n");
     return 2;
   }
@@ -172,7 +199,7 @@ int main(int argc, char** argv) {
   std::vector<std::thread> threads;
   const auto start = Clock::now() + std::chrono::milliseconds(100);
   for (int i = 0; i < connections; ++i)
-    threads.emplace_back(run_worker, url, i, connections, rate, seconds, customers, route, timer_slack_ns,
+    threads.emplace_back(run_worker, url, i, connections, rate, seconds, customers, route, batch, timer_slack_ns,
                          realtime_priority, start, &workers[i]);
   for (auto& t : threads) t.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();

@@ -240,6 +240,9 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 EOF
 score_table
 
+# --- point-in-time rows (bench/features.sh): `features` with a spine vs replay, same log ---
+bash "$ROOT/bench/features.sh" "$BUILD" "$LOG"
+
 # --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
 bash "$ROOT/bench/state.sh" "$BUILD"
 

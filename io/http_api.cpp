@@ -11,6 +11,7 @@ namespace streamscore {
 namespace {
 
 constexpr std::string_view kCustomersPrefix = "/v1/customers/";
+constexpr std::string_view kBatchGetRoute = "/v1/customers:batchGet";
 constexpr std::size_t kMaxCustomerIdBytes = 256;
 
 // Compares in time independent of where the strings differ, so that response times do
@@ -74,6 +75,33 @@ bool version_of(const HttpRequest& request, std::string* version) {
   return true;
 }
 
+// The ids of a batchGet body {"ids":["C1","C2",...]}: an error response when the body
+// is not that shape, names an id that is empty, longer than kMaxCustomerIdBytes or holds a
+// NUL (as the single GET refuses), or names more than kMaxBatchGetIds ids (413).
+std::optional<HttpResponse> batch_ids_of(const HttpRequest& request, std::vector<std::string>* ids) {
+  constexpr std::string_view kShape = R"(expected a JSON body {"ids":["customer_id", ...]})";
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(request.body(), ec);
+  const boost::json::object* o = ec ? nullptr : v.if_object();
+  const boost::json::value* list = o ? o->if_contains("ids") : nullptr;
+  if (list == nullptr || !list->is_array()) return error_response(http::status::bad_request, kShape);
+  const boost::json::array& a = list->get_array();
+  if (a.size() > kMaxBatchGetIds)
+    return error_response(http::status::payload_too_large,
+                          fmt::format("at most {} ids per batchGet, got {}", kMaxBatchGetIds, a.size()));
+  ids->reserve(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const boost::json::string* id = a[i].if_string();
+    if (id == nullptr || id->empty() || id->size() > kMaxCustomerIdBytes ||
+        std::string_view(*id).find('\0') != std::string_view::npos)
+      return error_response(
+          http::status::bad_request,
+          fmt::format("ids[{}]: expected a customer id string of 1 to {} bytes without NUL", i, kMaxCustomerIdBytes));
+    ids->emplace_back(*id);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 HttpResponse json_response(http::status status, std::string body, unsigned version, bool keep_alive) {
@@ -135,6 +163,8 @@ void HttpMetrics::render(std::string& out, int64_t) const {
   render_counter(out, "streamscore_http_connections_shed_total",
                  "Connections closed to make room for a new one: the one waiting longest on its client.",
                  connections_shed.load());
+  render_counter(out, "streamscore_http_batch_get_ids_total",
+                 "Customer ids looked up by answered POST /v1/customers:batchGet requests.", batch_ids.load());
   render_counter(out, "streamscore_http_accept_errors_total",
                  "Accepts that failed, e.g. out of file descriptors (the server backs off and sheds).",
                  accept_errors.load());
@@ -171,6 +201,33 @@ HttpResponse model_response(const Status& s, std::string body) {
 
 }  // namespace
 
+// Each id is looked up as the single GET does, one after the other: an item is the
+// customer's latest committed one when it is read, and a commit may land between two
+// ids (like DynamoDB's BatchGetItem, not a snapshot across customers). The items are
+// spliced in as stored, so each is byte for byte what GET /v1/customers/{id} answers.
+HttpResponse HttpApi::batch_get(const HttpRequest& request) {
+  std::vector<std::string> ids;
+  if (std::optional<HttpResponse> refused = batch_ids_of(request, &ids)) return std::move(*refused);
+  if (options_.customers == nullptr)
+    return error_response(http::status::service_unavailable, "customer state is not available");
+  std::string body = R"({"items":[)";
+  std::string item;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) body += ',';
+    const Status s = options_.customers->get_item(ids[i], &item);
+    if (s.is_not_found()) {
+      body += "null";
+      continue;
+    }
+    if (!s.is_ok())
+      return error_response(http::status::internal_server_error, fmt::format("ids[{}]: {}", i, s.to_string()));
+    body += item;
+  }
+  body += "]}";
+  metrics_.batch_ids += ids.size();
+  return json_response(http::status::ok, std::move(body));
+}
+
 std::optional<HttpResponse> HttpApi::handle(const HttpRequest& request, const DeferAnswer& defer) {
   ++requests_;
   std::optional<HttpResponse> res = [&]() -> std::optional<HttpResponse> {
@@ -196,6 +253,10 @@ std::optional<HttpResponse> HttpApi::handle(const HttpRequest& request, const De
         return error_response(http::status::service_unavailable, "metrics are not available");
       return text_response(http::status::ok, options_.metrics->render_metrics(),
                            "text/plain; version=0.0.4; charset=utf-8");
+    }
+    if (target == kBatchGetRoute) {
+      if (method != http::verb::post) return method_not_allowed("POST");
+      return batch_get(request);
     }
     if (target.substr(0, kCustomersPrefix.size()) == kCustomersPrefix) {
       if (!get) return method_not_allowed("GET");

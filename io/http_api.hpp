@@ -7,6 +7,7 @@
 //   GET  /readyz                   200 once state is recovered and the source is open, else 503
 //   GET  /metrics                  Prometheus text
 //   GET  /v1/customers/{id}        the customer's item (JSON), 404 when unknown
+//   POST /v1/customers:batchGet    {"ids":[...]} -> {"items":[item or null, ...]}, request order
 //   GET  /v1/model                 active model version, metadata, history
 //   POST /v1/model/activate        {"version":"vN"}   (bearer token)
 //   POST /v1/model/rollback                           (bearer token)
@@ -23,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/status.hpp"
 #include "io/metrics_text.hpp"
@@ -75,6 +77,7 @@ struct HttpMetrics final : MetricsProbe {
   // From a request fully read to its response fully written (server side only).
   LatencyHistogram request_duration;
   std::array<std::atomic<uint64_t>, 6> responses{};  // by status class: [2] = 2xx ... [5] = 5xx
+  std::atomic<uint64_t> batch_ids{0};                // ids looked up by answered batchGets
   // The connection cap (http.max_connections) at work: connections open now, those
   // closed to make room for a newer one, and accepts that failed (e.g. out of fds).
   std::atomic<uint64_t> connections_open{0};
@@ -109,6 +112,7 @@ class HttpApi {
 
  private:
   bool authorized(const HttpRequest& request);
+  HttpResponse batch_get(const HttpRequest& request);
 
   HttpApiOptions options_;
   std::mutex token_mu_;
@@ -125,6 +129,9 @@ HttpResponse error_response(http::status status, std::string_view message, unsig
 // The answer to a request the parser refused: 431 (headers too large), 413 (body too
 // large) or 400 (malformed), always closing the connection.
 HttpResponse parse_error_response(const boost::system::error_code& ec);
+
+// The most ids one POST /v1/customers:batchGet may name (more: 413).
+inline constexpr std::size_t kMaxBatchGetIds = 1000;
 
 // Decodes %XX escapes in a path segment; false on a malformed escape or a decoded NUL.
 bool percent_decode(std::string_view in, std::string* out);

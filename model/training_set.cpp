@@ -1,16 +1,11 @@
 #include "model/training_set.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <functional>
 #include <unordered_map>
 
-#include "io/event_parser.hpp"
-#include "io/line_reader.hpp"
-#include "state/event_clock.hpp"
-#include "state/sequencer.hpp"
-#include "state/shard_state.hpp"
+#include "model/log_replay.hpp"
 
 namespace streamscore {
 
@@ -23,104 +18,55 @@ struct Transaction {
   int64_t cents;
 };
 
-class Builder {
+// The snapshots read every customer of the shard at a cut: one shard holds them all.
+LogReplayOptions one_shard(LogReplayOptions options) {
+  options.shards = 1;
+  return options;
+}
+
+class Builder final : public LogReplay {
  public:
   Builder(const TrainingSetOptions& options, TrainingSet* out)
-      : options_(options),
-        out_(out),
-        shard_(ShardOptions{options.allowed_lateness_ns}),
-        clock_(options.allowed_lateness_ns) {
-    int64_t now = options.now_ns;
-    if (now == 0)
-      now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-                .count();
-    parse_options_.max_event_ns = future_limit(now, options.max_future_skew_ns);
-  }
+      : LogReplay(one_shard(options.replay)), options_(options), out_(out) {}
 
-  Status feed(const std::string& path) {
-    LineReader reader;
-    Status s = reader.open(path);
-    if (!s.is_ok()) return s;
-    for (;;) {
-      RawBatch batch;
-      bool at_end = false;
-      if (!(s = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end)).is_ok()) return s;
-      process(batch);
-      if (at_end) return Status::ok();
-    }
-  }
-
-  void finish() {
-    TickMark mark;
-    uint64_t ticks = 0;
-    if (clock_.final_tick(&mark, &ticks)) apply(sequencer_.final_tick(mark).front());
-    out_->end_tick = clock_.snapshot().tick;
+  void finish_log() {
+    out_->end_tick = finish();
+    const LogReplayCounts n = counts();
+    out_->read = n.read;
+    out_->accepted = n.accepted;
+    out_->duplicates = n.duplicates;
+    out_->dead_lettered = n.dead_lettered;
+    out_->first_event_ns = n.first_event_ns;
+    out_->last_event_ns = n.last_event_ns;
     label();
   }
 
  private:
-  // The router's sequence for one batch, with a single shard: parse, then the
-  // sequencer (probe the dedup set, classify in arrival order), then apply the accepted
-  // events with the in-band ticks.
-  void process(const RawBatch& batch) {
-    events_.clear();
-    ParsedEvent event;
-    ParseFailure failure;
-    for (std::size_t i = 0; i < batch.lines.size(); ++i) {
-      ++out_->read;
-      if (parser_.parse(batch.line(i), parse_options_, &event, &failure))
-        events_.push_back(event);
-      else
-        ++out_->dead_lettered;
-    }
-    auto probe = [this](std::size_t, const ProbeRequest& request) {
-      ProbeReply reply;
-      shard_.probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
-      return reply;
-    };
-    SequencedBatch sequenced = sequencer_.sequence(events_, /*partitions=*/{}, probe, clock_);
-    out_->duplicates += sequenced.duplicates;
-    out_->dead_lettered += sequenced.expired.size();
-    apply(sequenced.shards.front());
-  }
-
-  // As ShardState::apply, with a stop at every cut a tick passes.
-  void apply(ShardBatch& batch) {
-    std::size_t t = 0;
-    for (std::size_t i = 0; i <= batch.events.size(); ++i) {
-      for (; t < batch.ticks.size() && batch.ticks[t].position <= i; ++t) advance(batch.ticks[t].tick);
-      if (i == batch.events.size()) break;
-      accept(batch.events[i]);
-    }
-  }
-
-  void accept(ParsedEvent& e) {
-    ++out_->accepted;
-    if (out_->accepted == 1 || e.time.ns < out_->first_event_ns) out_->first_event_ns = e.time.ns;
-    if (out_->accepted == 1 || e.time.ns > out_->last_event_ns) out_->last_event_ns = e.time.ns;
+  void accept(std::size_t shard, ParsedEvent& e) override {
     if (e.is_transaction) transactions_[e.customer_id].push_back(Transaction{e.time.ns, e.cents});
-    shard_.apply_event(e);
+    LogReplay::accept(shard, e);
   }
 
   // Advances the shard to `tick`, stopping at every cut on the way for a snapshot.
-  void advance(int64_t tick) {
+  // One shard (the default), so its hooks run on one thread and see every customer.
+  void advance(std::size_t, int64_t tick) override {
     if (!started_) {  // the clock's start mark: cuts begin strictly after it
       started_ = true;
       next_cut_ = (floor_div(tick, options_.cut_every_windows) + 1) * options_.cut_every_windows;
-      shard_.advance_to(tick);
+      shard().advance_to(tick);
       return;
     }
     for (; next_cut_ <= tick; next_cut_ += options_.cut_every_windows) {
-      shard_.advance_to(next_cut_);
+      shard().advance_to(next_cut_);
       snapshot(next_cut_);
     }
-    shard_.advance_to(tick);
+    shard().advance_to(tick);
   }
 
   void snapshot(int64_t cut) {
     const int64_t cut_ns = cut * kWindowNanos;
     const std::size_t before = out_->rows.size();
-    for (const CustomerState& c : shard_.customers()) {
+    for (const CustomerState& c : shard().customers()) {
       if (c.version == 0 || c.written.last_event.ns < cut_ns - kHorizonNanos) continue;
       TrainingRow row;
       row.cut_tick = cut;
@@ -178,15 +124,9 @@ class Builder {
 
   const TrainingSetOptions& options_;
   TrainingSet* out_;
-  ShardState shard_;
-  EventClock clock_;
-  EventParser parser_;
-  Sequencer sequencer_;  // one shard, no range
-  ParseOptions parse_options_;
   bool started_ = false;
   int64_t next_cut_ = 0;
   std::unordered_map<std::string, std::vector<Transaction>> transactions_;
-  std::vector<ParsedEvent> events_;
 };
 
 }  // namespace
@@ -200,7 +140,7 @@ Status build_training_set(const std::vector<std::string>& files, const TrainingS
     Status s = builder.feed(f);
     if (!s.is_ok()) return s;
   }
-  builder.finish();
+  builder.finish_log();
   return Status::ok();
 }
 

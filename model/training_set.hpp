@@ -19,17 +19,15 @@
 #include "common/status.hpp"
 #include "common/time.hpp"
 #include "model/features.hpp"
+#include "model/log_replay.hpp"
 
 namespace streamscore {
 
 struct TrainingSetOptions {
-  int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;
-  int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;
-  int64_t now_ns = 0;               // wall clock for `future` (0: the real clock)
+  LogReplayOptions replay;          // the window settings and the wall clock (`shards` is 1)
   int64_t cut_every_windows = 288;  // one cut a day (cuts are multiples of it: UTC midnight)
   double top_fraction = 0.1;        // label: top decile of the cut...
   int64_t min_amount_cents = -1;    // ...or, when >= 0, at least this amount
-  std::size_t batch_lines = 65536;
 };
 
 struct TrainingRow {

@@ -452,17 +452,23 @@ void ShardState::mark_dirty(CustomerState& c, uint32_t slot) {
   dirty_.push_back(slot);
 }
 
+void ShardState::render_features(const ItemContent& content, std::string* out) {
+  out->append("{\"total_txn_30d\":");
+  out->append(std::to_string(content.txn_count));
+  out->append(",\"total_amount_30d\":");
+  append_cents(*out, content.cents);
+  out->append(",\"avg_amount_30d\":");
+  append_cents(*out, average_cents(content.cents, content.txn_count));
+  out->push_back('}');
+}
+
 void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->clear();
   out->append("{\"PK\":");
   append_json_string(*out, customer_pk(c.id));
-  out->append(",\"SK\":\"STATE\",\"features\":{\"total_txn_30d\":");
-  out->append(std::to_string(c.written.txn_count));
-  out->append(",\"total_amount_30d\":");
-  append_cents(*out, c.written.cents);
-  out->append(",\"avg_amount_30d\":");
-  append_cents(*out, average_cents(c.written.cents, c.written.txn_count));
-  out->append("},\"last_event_time\":\"");
+  out->append(",\"SK\":\"STATE\",\"features\":");
+  render_features(c.written, out);
+  out->append(",\"last_event_time\":\"");
   append_event_time(*out, c.written.last_event);
   out->append("\",\"as_of\":\"");
   append_instant_seconds(*out, c.as_of_tick * kWindowSeconds);

@@ -171,6 +171,8 @@ class ShardState {
   // Read-only view of every customer (training snapshots at cut ticks).
   const std::vector<CustomerState>& customers() const { return customers_; }
 
+  // The item's "features" object, as render_item writes it.
+  static void render_features(const ItemContent& content, std::string* out);
   // The public item of a customer exactly as export prints it. `"version":N` stays the
   // last field (commit_with_retry moves it in place).
   static void render_item(const CustomerState& c, std::string* out);

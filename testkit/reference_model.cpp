@@ -108,6 +108,11 @@ void ReferenceModel::finish() {
       c.as_of_tick = k;
       ++c.version;
       ++stats_.logical_writes;
+      if (options_.keep_history) {
+        std::string version;
+        ShardState::render_item(c, &version);
+        history_[customer].emplace_back(k, std::move(version));
+      }
     }
     if (c.version == 0) continue;
     ++stats_.customers;
@@ -120,6 +125,15 @@ void ReferenceModel::finish() {
 
 std::vector<std::string> ReferenceModel::items() const {
   return items_;
+}
+
+std::string ReferenceModel::item_at(const std::string& customer, int64_t tick) const {
+  const auto it = history_.find(customer);
+  if (it == history_.end()) return "";
+  std::string item;
+  for (const auto& [as_of, version] : it->second)
+    if (as_of <= tick) item = version;
+  return item;
 }
 
 namespace {

@@ -24,6 +24,7 @@ namespace streamscore {
 struct ReferenceOptions {
   int64_t allowed_lateness_ns = 10LL * 60 * kNanosPerSecond;
   int64_t max_event_ns = INT64_MAX;  // events later than this are `future` (now + max skew)
+  bool keep_history = false;         // every version of every item, for item_at()
 };
 
 // One record in arrival order, as the contract sees it.
@@ -56,6 +57,9 @@ class ReferenceModel {
   const RunStats& stats() const { return stats_; }
   // After finish(): export lines, sorted by PK.
   std::vector<std::string> items() const;
+  // After finish(), with keep_history: the customer's item as of tick `tick` (its latest version with
+  // as_of <= tick, as export prints it), or "" when it had none by then.
+  std::string item_at(const std::string& customer, int64_t tick) const;
 
  private:
   struct Applied {
@@ -75,6 +79,7 @@ class ReferenceModel {
   std::map<std::pair<std::string, std::string>, Seen> seen_;
   std::map<std::string, std::vector<Applied>> applied_;
   std::vector<std::string> items_;
+  std::map<std::string, std::vector<std::pair<int64_t, std::string>>> history_;  // (as_of tick, item) by customer
   bool started_ = false;
   int64_t max_ns_ = 0;
   int64_t first_tick_ = 0;  // the clock's tick when the first event arrived (not emitted)

@@ -43,6 +43,7 @@ class FakeLookup final : public CustomerLookup {
  public:
   std::map<std::string, std::string> items;
   Status get_item(std::string_view id, std::string* json) override {
+    if (id == "broken") return Status::io_error("the store is unreadable");
     auto it = items.find(std::string(id));
     if (it == items.end()) return Status::not_found();
     *json = it->second;
@@ -246,6 +247,58 @@ BOOST_AUTO_TEST_CASE(customer_route_answers_the_item_404_or_400) {
   BOOST_TEST(call(c, http::verb::get, "/v1/customers/nul%00").result_int() == 400);
   BOOST_TEST(call(c, http::verb::get, "/v1/customers/" + std::string(257, 'x')).result_int() == 400);
   BOOST_TEST(call(c, http::verb::post, "/v1/customers/C0000001").result_int() == 405);
+}
+
+// {"ids":[...]} of the given ids, as a batchGet body.
+std::string batch_body(const std::vector<std::string>& ids) {
+  boost::json::array a;
+  for (const auto& id : ids) a.emplace_back(id);
+  boost::json::object o;
+  o["ids"] = std::move(a);
+  return boost::json::serialize(o);
+}
+
+BOOST_AUTO_TEST_CASE(batch_get_answers_items_or_null_in_request_order) {
+  ApiFixture f;
+  HttpClient c = f.client();
+  const std::string route = "/v1/customers:batchGet";
+  HttpResponse r = call(c, http::verb::post, route, batch_body({"C0000002", "C0000001", "a b/c", "C0000001"}));
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(std::string(r[http::field::content_type]) == "application/json");
+  // Each item is spliced byte for byte as the single GET answers it.
+  BOOST_TEST(r.body() == "{\"items\":[null," + f.lookup.items["C0000001"] + "," + f.lookup.items["a b/c"] + "," +
+                             f.lookup.items["C0000001"] + "]}");
+  BOOST_TEST(call(c, http::verb::post, route, R"({"ids":[]})").body() == R"({"items":[]})");
+  // Up to kMaxBatchGetIds ids; one more is 413.
+  std::vector<std::string> ids(kMaxBatchGetIds, "C0000001");
+  r = call(c, http::verb::post, route, batch_body(ids));
+  BOOST_TEST(r.result_int() == 200);
+  BOOST_TEST(boost::json::parse(r.body()).at("items").as_array().size() == kMaxBatchGetIds);
+  ids.push_back("C0000001");
+  r = call(c, http::verb::post, route, batch_body(ids));
+  BOOST_TEST(r.result_int() == 413);
+  BOOST_TEST(std::string(boost::json::parse(r.body()).at("error").as_string()) ==
+             "at most 1000 ids per batchGet, got 1001");
+  // Anything but {"ids":[strings of 1..256 bytes]} is 400, naming the bad id's index.
+  for (const char* bad : {"", "not json", "[]", R"({"ids":"C1"})", R"({"id":["C1"]})", R"({"ids":null})"}) {
+    r = call(c, http::verb::post, route, bad);
+    BOOST_TEST(r.result_int() == 400, bad);
+  }
+  for (const std::string& bad_id : {std::string(), std::string(257, 'x'), std::string("a\0b", 3)}) {
+    r = call(c, http::verb::post, route, batch_body({"C0000001", bad_id}));
+    BOOST_TEST(r.result_int() == 400);
+    BOOST_TEST(std::string(boost::json::parse(r.body()).at("error").as_string()).rfind("ids[1]: ", 0) == 0u);
+  }
+  r = call(c, http::verb::post, route, R"({"ids":["C0000001",7]})");
+  BOOST_TEST(r.result_int() == 400);
+  // A lookup that fails fails the batch (500, naming the id's index), never a silent null.
+  r = call(c, http::verb::post, route, batch_body({"C0000001", "broken"}));
+  BOOST_TEST(r.result_int() == 500);
+  BOOST_TEST(std::string(boost::json::parse(r.body()).at("error").as_string()).find("ids[1]") == 0u);
+  r = call(c, http::verb::get, route);
+  BOOST_TEST(r.result_int() == 405);
+  BOOST_TEST(std::string(r[http::field::allow]) == "POST");
+  BOOST_TEST(call(c, http::verb::post, "/v1/customers:batchget", batch_body({"C0000001"})).result_int() == 404);
 }
 
 BOOST_AUTO_TEST_CASE(model_admin_routes_need_the_bearer_token) {
@@ -697,10 +750,24 @@ BOOST_AUTO_TEST_CASE(daemon_serves_store_items_and_metrics_that_move_with_events
     BOOST_TEST(r.body() == items[i]);
   }
   BOOST_TEST(call(c, http::verb::get, "/v1/customers/C9999999").result_int() == 404);
+  // A batch answers the same items, in request order, null for the unknown customer.
+  std::vector<std::string> batch_ids;
+  std::string expected = "{\"items\":[";
+  for (std::size_t i = 0; i < items.size() && batch_ids.size() < 50; i += 7) {
+    batch_ids.push_back(
+        std::string(boost::json::parse(items[i]).at("PK").as_string()).substr(std::string("CUSTOMER#").size()));
+    expected += items[i] + ",";
+  }
+  batch_ids.push_back("C9999999");
+  expected += "null]}";
+  HttpResponse batch = call(c, http::verb::post, "/v1/customers:batchGet", batch_body(batch_ids));
+  BOOST_TEST(batch.result_int() == 200);
+  BOOST_TEST(batch.body() == expected);
+  BOOST_TEST(scrape(c).value("streamscore_http_batch_get_ids_total") == static_cast<double>(batch_ids.size()));
   // The server's own metrics count what it answered.
   MetricsSnapshot served = scrape(c);
   BOOST_TEST(served.value("streamscore_http_responses_total{code=\"4xx\"}") == 1);
-  BOOST_TEST(served.value("streamscore_http_responses_total{code=\"2xx\"}") >= 10);
+  BOOST_TEST(served.value("streamscore_http_responses_total{code=\"2xx\"}") >= 12);
   // Both count answers already written; this scrape's own answer is in neither yet.
   BOOST_TEST(served.value("streamscore_http_request_duration_seconds_count") ==
              served.sum("streamscore_http_responses_total"));

@@ -101,8 +101,8 @@ std::string write_log(const TempDir& dir, const std::vector<LogEvent>& log) {
 
 TrainingSetOptions set_options() {
   TrainingSetOptions o;
-  o.allowed_lateness_ns = kLateness;
-  o.now_ns = kT0 + 400 * kDay;  // fixed wall clock: nothing is `future`
+  o.replay.allowed_lateness_ns = kLateness;
+  o.replay.now_ns = kT0 + 400 * kDay;  // fixed wall clock: nothing is `future`
   return o;
 }
 
@@ -247,7 +247,7 @@ BOOST_FIXTURE_TEST_CASE(training_rows_are_the_items_the_engine_serves_at_each_cu
   options.shards = 3;
   options.threads = 2;
   options.allowed_lateness_ns = kLateness;
-  options.now_ns = [] { return set_options().now_ns; };
+  options.now_ns = [] { return set_options().replay.now_ns; };
   auto store = make_memory_store();
   std::unique_ptr<Engine> engine;
   BOOST_REQUIRE(Engine::start(options, store.get(), &engine).is_ok());
