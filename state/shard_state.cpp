@@ -248,7 +248,7 @@ void ShardState::move_customers(ShardState& from, ShardState& to,
 void ShardState::absorb(ShardState& loaded) {
   // The added partitions' clocks come with their customers (as restored from the table).
   for (const auto& [id, clock] : loaded.clocks_)
-    if (clock.current_tick != kNoTick) clock_of(id).current_tick = clock.current_tick;
+    if (clock.current_tick != kNoTick) set_current_tick(clock.current_tick, id);
   move_customers(loaded, *this, [](std::string_view) { return true; });
   update_forget_bound();
 }
@@ -259,7 +259,7 @@ void ShardState::drop_customers(const std::function<bool(std::string_view custom
   ShardState kept(options_);
   for (const auto& [id, clock] : clocks_)
     if (std::find(dropped_clocks.begin(), dropped_clocks.end(), id) == dropped_clocks.end())
-      kept.clock_of(id).current_tick = clock.current_tick;
+      kept.set_current_tick(clock.current_tick, id);
   kept.update_forget_bound();
   move_customers(*this, kept, [&](std::string_view id) { return !dropped(id); });
   customers_ = std::move(kept.customers_);

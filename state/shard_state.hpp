@@ -153,7 +153,10 @@ class ShardState {
   int64_t first_day_kept() const;
   // Restores one persisted id of customer `id` (after its item was loaded).
   void load_id(std::string_view id, DedupEntry entry);
-  void set_current_tick(int64_t tick, int32_t clock = kSingleClock) { clocks_[clock].current_tick = tick; }
+  void set_current_tick(int64_t tick, int32_t clock = kSingleClock) {
+    clock_of(clock).current_tick = tick;
+    oldest_known_ = false;
+  }
 
   // Cooperative rebalancing (semantics.md, section 21): the customers of the partitions
   // that stay are kept as they are. `absorb` takes every customer of `loaded` (fresh from
