@@ -275,8 +275,11 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
   if (config.state.shared) options.shared = shared_table_hooks(config, engine, store);
   if (!(s = KafkaSource::open(options, resume, probe, out)).is_ok()) return s;
   KafkaSource& source = **out;
-  spdlog::info("msg=\"kafka source\" topic={} group={} bootstrap={} mode={}", options.topic, options.group_id,
-               options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded");
+  spdlog::info(
+      "msg=\"kafka source\" topic={} group={} bootstrap={} mode={} queued.max.messages.kbytes={} "
+      "queued.min.messages={}",
+      options.topic, options.group_id, options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded",
+      source.client_property("queued.max.messages.kbytes"), source.client_property("queued.min.messages"));
   ops.set_ready(true);  // state recovered, consumer started
   const KafkaSource::Submit submit = [&](RawBatch batch) { return engine.submit(std::move(batch)); };
   const KafkaSource::Revoke checkpoint_now = [&] { return engine.checkpoint(source.position()); };

@@ -125,6 +125,9 @@ class KafkaSource {
 
   // For messages and tests: partitions assigned now, and end offsets (bounded mode).
   std::size_t assigned_partitions() const { return assigned_.size(); }
+  // A property of the consumer as librdkafka applies it ("" when unknown): the prefetch
+  // limits are logged at start.
+  std::string client_property(const std::string& name) const;
 
  private:
   struct Partition;  // one partition's own queue, buffered records and progress
