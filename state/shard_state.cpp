@@ -187,7 +187,7 @@ void ShardState::finish_loading() {
   if (loaded_schedule_.empty()) return;
   std::sort(loaded_schedule_.begin(), loaded_schedule_.end());
   // Each clock's entries come in tick order: appended after the last one of that clock.
-  std::map<TickClock*, std::map<int64_t, std::vector<uint32_t>>::iterator> hints;
+  std::map<TickClock*, decltype(TickClock::calendar)::iterator> hints;
   for (auto [tick, slot] : loaded_schedule_) {
     TickClock& clock = clock_of(customers_[slot].clock);
     if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);

@@ -9,6 +9,8 @@
 // clock has its own calendar and current tick.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -190,7 +192,9 @@ class ShardState {
   static std::vector<Bucket>::iterator first_bucket_at_or_after(CustomerState& c, int64_t window);
   void grow_index();
   struct TickClock {
-    std::map<int64_t, std::vector<uint32_t>> calendar;
+    // The slots due at each tick. With a clock per partition most ticks of a calendar
+    // hold one or two customers: kept in the map's node, not in an allocation of their own.
+    std::map<int64_t, boost::container::small_vector<uint32_t, 2>> calendar;
     int64_t current_tick = kNoTick;
   };
   TickClock& clock_of(int32_t clock);
