@@ -527,17 +527,18 @@ Status KafkaSource::on_consumer_message(KafkaMessagePtr m) {
 
 // Moves what librdkafka has fetched into the partitions' buffers, each up to a round.
 Status KafkaSource::fill(std::size_t* fetched) {
-  std::vector<rd_kafka_message_t*> messages(std::max<std::size_t>(1, options_.batch_size));
   // Each partition buffers about two rounds' share: enough to merge, bounded in total.
   const std::size_t cap =
       std::max<std::size_t>(1024, 2 * options_.batch_size / std::max<std::size_t>(1, partitions_.size()));
+  // Reused: poll() fills every few milliseconds while it waits, and a fresh array of a
+  // batch's size each time was a page-faulting allocation.
+  if (consumed_.size() < cap) consumed_.resize(cap);
   for (auto& [id, p] : partitions_) {
     if (!p->queue || p->buffered.size() >= cap) continue;
-    const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, messages.data(),
-                                                   std::min(messages.size(), cap - p->buffered.size()));
+    const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, consumed_.data(), cap - p->buffered.size());
     Status s;
     for (ssize_t i = 0; i < n; ++i) {
-      KafkaMessagePtr m(messages[i]);
+      KafkaMessagePtr m(consumed_[i]);
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (s.is_ok()) s = on_error(m.get());
         continue;

@@ -169,6 +169,7 @@ class KafkaSource {
   std::vector<int32_t> assigned_;
   int32_t partition_count_ = 0;                               // shared table: the topic's, as of the last assignment
   std::map<int32_t, std::unique_ptr<Partition>> partitions_;  // the assigned ones
+  std::vector<rd_kafka_message_t*> consumed_;                 // fill()'s array for a partition's batch
   // Set while poll() runs, for the rebalance callback.
   const Submit* submit_ = nullptr;
   const Revoke* on_revoke_ = nullptr;
