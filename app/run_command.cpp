@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -275,8 +276,11 @@ Status run_kafka_source(const Config& config, Engine& engine, StateStore& store,
   if (config.state.shared) options.shared = shared_table_hooks(config, engine, store);
   if (!(s = KafkaSource::open(options, resume, probe, out)).is_ok()) return s;
   KafkaSource& source = **out;
-  spdlog::info("msg=\"kafka source\" topic={} group={} bootstrap={} mode={}", options.topic, options.group_id,
-               options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded");
+  spdlog::info(
+      "msg=\"kafka source\" topic={} group={} bootstrap={} mode={} queued.max.messages.kbytes={} "
+      "queued.min.messages={}",
+      options.topic, options.group_id, options.kafka.bootstrap_servers, options.bounded ? "bounded" : "unbounded",
+      source.client_property("queued.max.messages.kbytes"), source.client_property("queued.min.messages"));
   ops.set_ready(true);  // state recovered, consumer started
   const KafkaSource::Submit submit = [&](RawBatch batch) { return engine.submit(std::move(batch)); };
   const KafkaSource::Revoke checkpoint_now = [&] { return engine.checkpoint(source.position()); };
@@ -379,6 +383,17 @@ void print_top_customers(StateStore& store, int top) {
   for (std::size_t i = 0; i < n; ++i) std::printf("  %s\n", rows[i].line.c_str());
 }
 
+// glibc's malloc gives threads arenas of their own and keeps freed memory in them. On the
+// Kafka path librdkafka's broker threads build the fetched messages and the consumer
+// thread frees them: at 128 partitions that kept about 250 MiB of peak RSS that nothing
+// used. Two arenas, and giving back a heap's free top above 1 MiB, bound it (measured: no
+// CPU cost beyond noise). MALLOC_ARENA_MAX and MALLOC_TRIM_THRESHOLD_ in the environment
+// still decide. Before any thread starts: arenas are made as threads first allocate.
+void bound_malloc_for_kafka() {
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 2);
+  if (std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr) mallopt(M_TRIM_THRESHOLD, 1 << 20);
+}
+
 int run(const RunArgs& args) {
   // First of all: a stop request that arrives while starting up is honoured too.
   std::signal(SIGINT, on_signal);
@@ -394,6 +409,7 @@ int run(const RunArgs& args) {
     print_error("run", s.message());
     return kExitUsage;
   }
+  if (config.source.kind == "kafka") bound_malloc_for_kafka();
   // Before the store opens: RocksDB, Kafka and the HTTP connections share this budget.
   if (!(s = check_http_fd_budget(config.http, raise_open_file_limit())).is_ok()) {
     print_error("run", s.message());

@@ -10,8 +10,9 @@
 #   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle;
 #   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
 #     daemon ingests (its own table and bench/out/http.json);
-#   - then bench/kafka.sh: a bounded `run` from a topic of librdkafka's mock cluster vs
-#     `replay` of the same log (records/s and the ratio; same export);
+#   - then bench/kafka.sh: a bounded `run` from a topic of librdkafka's mock cluster (64
+#     and 128 partitions) vs `replay` of the same log and kcat reading the topic (CPU per
+#     record, records/s, peak RSS and issue 19's ratios; same export);
 #   - then bench/scale.sh: 3 processes `backfill --part K/3 --max-writes-per-sec` into one
 #     DynamoDB table (dynalite): each part's write rate against its limit;
 #   - then bench/takeover.sh: taking one partition of a shared DynamoDB table over, with

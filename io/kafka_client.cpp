@@ -18,11 +18,13 @@ Status set_property(rd_kafka_conf_t* conf, const std::string& name, const std::s
 
 }  // namespace
 
-Status make_kafka_conf(const KafkaConfig& kafka, const std::vector<std::pair<std::string, std::string>>& own,
-                       KafkaConfPtr* out) {
+Status make_kafka_conf(const KafkaConfig& kafka, const KafkaProperties& own, KafkaConfPtr* out,
+                       const KafkaProperties& defaults) {
   if (kafka.bootstrap_servers.empty()) return Status::invalid_argument("kafka.bootstrap_servers is empty");
   KafkaConfPtr conf(rd_kafka_conf_new());
   Status s = set_property(conf.get(), "bootstrap.servers", kafka.bootstrap_servers);
+  for (const auto& [name, value] : defaults)
+    if (s.is_ok()) s = set_property(conf.get(), name, value);
   for (const auto& [name, value] : kafka.properties)
     if (s.is_ok()) s = set_property(conf.get(), name, value);
   for (const auto& [name, value] : own)

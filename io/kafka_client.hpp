@@ -37,10 +37,13 @@ using KafkaHandlePtr = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
 using KafkaPartitionsPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, KafkaTopicPartitionListDeleter>;
 using KafkaMessagePtr = std::unique_ptr<rd_kafka_message_t, KafkaMessageDeleter>;
 
-// A client configuration: bootstrap servers, then the [kafka] pass-through properties,
-// then `own` (the properties this client needs, which win). An error names the property.
-Status make_kafka_conf(const KafkaConfig& kafka, const std::vector<std::pair<std::string, std::string>>& own,
-                       KafkaConfPtr* out);
+using KafkaProperties = std::vector<std::pair<std::string, std::string>>;
+
+// A client configuration: bootstrap servers, then `defaults` (this client's choices that
+// an operator may change), then the [kafka] pass-through properties, then `own` (the
+// properties this client needs, which win). An error names the property.
+Status make_kafka_conf(const KafkaConfig& kafka, const KafkaProperties& own, KafkaConfPtr* out,
+                       const KafkaProperties& defaults = {});
 
 // Creates a producer or consumer from `conf` (which it takes over, also on failure).
 Status make_kafka_handle(rd_kafka_type_t type, KafkaConfPtr conf, KafkaHandlePtr* out);

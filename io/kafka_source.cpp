@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <limits>
+#include <queue>
 
 #include "state/format.hpp"
 
@@ -40,6 +41,13 @@ KafkaPartitionsPtr partition_list(const std::string& topic, const KafkaOffsets& 
     rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = offset;
   return list;
 }
+
+// Bounded prefetch: while the engine pushes back, at most this much waits in memory.
+// With a queue per partition (see fill()) the limits apply to each partition. Smaller
+// ones save memory but stall: librdkafka 2.0 does not wake a broker's thread when the
+// application drains a queue, so once every partition it leads is at a limit, its next
+// fetch waits for the thread's 1 s timeout. [kafka] may set them.
+const KafkaProperties kConsumerPrefetch = {{"queued.max.messages.kbytes", "2048"}, {"queued.min.messages", "20000"}};
 
 }  // namespace
 
@@ -92,8 +100,10 @@ struct Buffered {
 struct KafkaSource::Partition {
   std::unique_ptr<rd_kafka_queue_t, QueueDeleter> queue;
   std::deque<Buffered> buffered;
+  std::size_t buffered_bytes = 0;  // payloads and keys, what a batch copies
   int64_t newest = std::numeric_limits<int64_t>::min();
   int64_t fetched_until = kUnknownOffset;      // next offset after the last fetched record
+  int64_t handed_until = kUnknownOffset;       // next offset after the last record handed over
   int64_t end_at_assignment = kUnknownOffset;  // unbounded: from the leader (see query_ends())
   bool paused = false;                         // bounded: read to its end offset
 };
@@ -125,19 +135,14 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
   source->probe_ = probe;
   source->position_ = resume;
   KafkaConfPtr conf;
-  std::vector<std::pair<std::string, std::string>> own = {
-      {"group.id", options.group_id},
-      {"enable.auto.commit", "false"},  // offsets follow checkpoints, see commit_offsets()
-      {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "earliest"},  // a new group reads the topic from its start
-      {"enable.partition.eof", "false"},
-      // Bounded prefetch: while the engine pushes back, at most this much waits in memory.
-      // With a queue per partition (see fill()) the limits apply to each partition.
-      {"queued.max.messages.kbytes", "2048"},
-      {"queued.min.messages", "20000"}};
+  KafkaProperties own = {{"group.id", options.group_id},
+                         {"enable.auto.commit", "false"},  // offsets follow checkpoints, see commit_offsets()
+                         {"enable.auto.offset.store", "false"},
+                         {"auto.offset.reset", "earliest"},  // a new group reads the topic from its start
+                         {"enable.partition.eof", "false"}};
   if (options.shared && !strategy_is_set(options.kafka))
     own.emplace_back("partition.assignment.strategy", "cooperative-sticky");
-  Status s = make_kafka_conf(options.kafka, own, &conf);
+  Status s = make_kafka_conf(options.kafka, own, &conf, kConsumerPrefetch);
   if (!s.is_ok()) return s;
   rd_kafka_conf_set_opaque(conf.get(), source.get());
   rd_kafka_conf_set_error_cb(conf.get(), &KafkaSource::error_trampoline);
@@ -159,6 +164,13 @@ Status KafkaSource::open(const KafkaSourceOptions& options, const KafkaOffsets& 
   }
   *out = std::move(source);
   return Status::ok();
+}
+
+std::string KafkaSource::client_property(const std::string& name) const {
+  char value[512];
+  std::size_t size = sizeof value;
+  if (rd_kafka_conf_get(rd_kafka_conf(consumer_.get()), name.c_str(), value, &size) != RD_KAFKA_CONF_OK) return "";
+  return value;
 }
 
 KafkaSource::~KafkaSource() {
@@ -500,6 +512,7 @@ bool KafkaSource::buffer_record(KafkaMessagePtr m) {
   auto at = p.buffered.end();
   while (at != p.buffered.begin() && std::prev(at)->message->offset > m->offset) --at;
   if (at != p.buffered.begin() && std::prev(at)->message->offset == m->offset) return false;
+  p.buffered_bytes += m->len + m->key_len;
   p.buffered.insert(at, Buffered{std::move(m), time});
   return true;
 }
@@ -514,17 +527,18 @@ Status KafkaSource::on_consumer_message(KafkaMessagePtr m) {
 
 // Moves what librdkafka has fetched into the partitions' buffers, each up to a round.
 Status KafkaSource::fill(std::size_t* fetched) {
-  std::vector<rd_kafka_message_t*> messages(std::max<std::size_t>(1, options_.batch_size));
   // Each partition buffers about two rounds' share: enough to merge, bounded in total.
   const std::size_t cap =
       std::max<std::size_t>(1024, 2 * options_.batch_size / std::max<std::size_t>(1, partitions_.size()));
+  // Reused: poll() fills every few milliseconds while it waits, and a fresh array of a
+  // batch's size each time was a page-faulting allocation.
+  if (consumed_.size() < cap) consumed_.resize(cap);
   for (auto& [id, p] : partitions_) {
     if (!p->queue || p->buffered.size() >= cap) continue;
-    const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, messages.data(),
-                                                   std::min(messages.size(), cap - p->buffered.size()));
+    const ssize_t n = rd_kafka_consume_batch_queue(p->queue.get(), 0, consumed_.data(), cap - p->buffered.size());
     Status s;
     for (ssize_t i = 0; i < n; ++i) {
-      KafkaMessagePtr m(messages[i]);
+      KafkaMessagePtr m(consumed_[i]);
       if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (s.is_ok()) s = on_error(m.get());
         continue;
@@ -581,49 +595,90 @@ bool KafkaSource::may_have_more(int32_t id, const Partition& p) const {
   return p.fetched_until == kUnknownOffset ? high > low : p.fetched_until < high;
 }
 
+namespace {
+
+// A partition in the merge: the event time of its head record, ordered by time and then
+// by partition (the lower one first among equal times, as a scan in partition order).
+template <class Partition>
+struct MergeHead {
+  int64_t time;
+  int32_t id;
+  Partition* partition;
+  bool operator>(const MergeHead& other) const { return time != other.time ? time > other.time : id > other.id; }
+};
+template <class Partition>
+using MergeHeap = std::priority_queue<MergeHead<Partition>, std::vector<MergeHead<Partition>>, std::greater<>>;
+
+void append_record(const rd_kafka_message_t* m, int32_t partition, std::string* buffer, RawBatch* batch) {
+  LineRef line;
+  line.offset = static_cast<uint32_t>(buffer->size());
+  line.length = static_cast<uint32_t>(m->payload ? m->len : 0);
+  line.position = static_cast<uint64_t>(m->offset);
+  if (line.length > 0) buffer->append(static_cast<const char*>(m->payload), m->len);
+  KeyRef key;
+  if (m->key != nullptr) {
+    key.offset = static_cast<uint32_t>(buffer->size());
+    key.length = static_cast<int32_t>(m->key_len);
+    buffer->append(static_cast<const char*>(m->key), m->key_len);
+  }
+  batch->lines.push_back(line);
+  batch->keys.push_back(key);
+  batch->partitions.push_back(partition);
+}
+
+}  // namespace
+
 // Merges the partitions' buffered records by event time into one batch, up to the
 // newest time of any partition that is waited for (all of them when `everything`).
+// A heap of the partitions' heads picks each record in O(log partitions); the position
+// of each partition is moved once per batch.
 Status KafkaSource::hand_over(const Submit& submit, bool everything) {
   int64_t limit = std::numeric_limits<int64_t>::max();
-  if (!everything)
-    for (const auto& [id, p] : partitions_)
-      if (p->buffered.empty() && may_have_more(id, *p)) limit = std::min(limit, p->newest);
+  MergeHeap<Partition> heads;
+  std::size_t bytes = 0, records = 0;
+  for (const auto& [id, p] : partitions_) {
+    if (!p->buffered.empty()) {
+      heads.push({p->buffered.front().time, id, p.get()});
+      bytes += p->buffered_bytes;
+      records += p->buffered.size();
+    } else if (!everything && may_have_more(id, *p)) {
+      limit = std::min(limit, p->newest);
+    }
+  }
+  if (heads.empty()) return Status::ok();
+  records = std::min(records, options_.batch_size);
   auto buffer = std::make_shared<std::string>();
+  buffer->reserve(std::min<std::size_t>(bytes, std::numeric_limits<uint32_t>::max()));
   RawBatch batch;
   batch.source = options_.topic;
   if (options_.shared) batch.partition_count = partition_count_;
-  while (batch.lines.size() < options_.batch_size) {
-    Partition* next = nullptr;
-    int32_t next_id = 0;
-    for (auto& [id, p] : partitions_)
-      if (!p->buffered.empty() && (next == nullptr || p->buffered.front().time < next->buffered.front().time)) {
-        next = p.get();
-        next_id = id;
-      }
-    if (next == nullptr || next->buffered.front().time > limit) break;
-    const rd_kafka_message_t* m = next->buffered.front().message.get();
+  batch.lines.reserve(records);
+  batch.keys.reserve(records);
+  batch.partitions.reserve(records);
+  while (batch.lines.size() < options_.batch_size && !heads.empty() && heads.top().time <= limit) {
+    const int32_t id = heads.top().id;
+    Partition& p = *heads.top().partition;
+    const rd_kafka_message_t* m = p.buffered.front().message.get();
     if (buffer->size() + m->len + m->key_len > std::numeric_limits<uint32_t>::max()) break;
-    LineRef line;
-    line.offset = static_cast<uint32_t>(buffer->size());
-    line.length = static_cast<uint32_t>(m->payload ? m->len : 0);
-    line.position = static_cast<uint64_t>(m->offset);
-    if (line.length > 0) buffer->append(static_cast<const char*>(m->payload), m->len);
-    KeyRef key;
-    if (m->key != nullptr) {
-      key.offset = static_cast<uint32_t>(buffer->size());
-      key.length = static_cast<int32_t>(m->key_len);
-      buffer->append(static_cast<const char*>(m->key), m->key_len);
+    heads.pop();
+    append_record(m, id, buffer.get(), &batch);
+    p.handed_until = std::max(p.handed_until, m->offset + 1);
+    p.buffered_bytes -= m->len + m->key_len;
+    p.buffered.pop_front();
+    if (!p.buffered.empty()) {
+      heads.push({p.buffered.front().time, id, &p});
+    } else if (!everything && may_have_more(id, p)) {
+      // A partition that runs dry now bounds the rest of the merge, as it would have at the start.
+      limit = std::min(limit, p.newest);
     }
-    batch.lines.push_back(line);
-    batch.keys.push_back(key);
-    batch.partitions.push_back(next_id);
-    int64_t& position = position_[next_id];
-    position = std::max(position, m->offset + 1);
-    next->buffered.pop_front();
-    // A partition that runs dry now bounds the rest of the merge, as it would have at the start.
-    if (!everything && next->buffered.empty() && may_have_more(next_id, *next)) limit = std::min(limit, next->newest);
   }
   if (batch.lines.empty()) return Status::ok();
+  for (auto& [id, p] : partitions_)
+    if (p->handed_until != kUnknownOffset) {
+      int64_t& position = position_[id];
+      position = std::max(position, p->handed_until);
+      p->handed_until = kUnknownOffset;
+    }
   batch.buffer = std::move(buffer);
   return submit(std::move(batch));
 }

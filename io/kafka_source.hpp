@@ -125,6 +125,9 @@ class KafkaSource {
 
   // For messages and tests: partitions assigned now, and end offsets (bounded mode).
   std::size_t assigned_partitions() const { return assigned_.size(); }
+  // A property of the consumer as librdkafka applies it ("" when unknown): the prefetch
+  // limits are logged at start.
+  std::string client_property(const std::string& name) const;
 
  private:
   struct Partition;  // one partition's own queue, buffered records and progress
@@ -166,6 +169,7 @@ class KafkaSource {
   std::vector<int32_t> assigned_;
   int32_t partition_count_ = 0;                               // shared table: the topic's, as of the last assignment
   std::map<int32_t, std::unique_ptr<Partition>> partitions_;  // the assigned ones
+  std::vector<rd_kafka_message_t*> consumed_;                 // fill()'s array for a partition's batch
   // Set while poll() runs, for the rebalance callback.
   const Submit* submit_ = nullptr;
   const Revoke* on_revoke_ = nullptr;

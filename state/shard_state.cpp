@@ -149,20 +149,23 @@ void ShardState::apply(std::vector<ParsedEvent>& events, const std::vector<TickM
   constexpr std::size_t kIndexAhead = 16, kCustomerAhead = 8, kBucketAhead = 4;
   const std::size_t n = events.size();
   std::size_t t = 0;
-  auto timed_advance = [this](const TickMark& mark) {
+  // The ticks before event `i` (all that are left at the end), timed together: with a clock
+  // per partition they come in runs, and reading the clock per tick cost as much as most ticks.
+  auto timed_advance = [&](std::size_t i) {
+    if (t == ticks.size() || ticks[t].position > i) return;
     const auto begin = std::chrono::steady_clock::now();
-    advance_to(mark.tick, mark.clock);
+    for (; t < ticks.size() && ticks[t].position <= i; ++t) advance_to(ticks[t].tick, ticks[t].clock);
     tick_nanos_ += static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - begin).count());
   };
   for (std::size_t i = 0; i < n; ++i) {
-    for (; t < ticks.size() && ticks[t].position <= i; ++t) timed_advance(ticks[t]);
+    timed_advance(i);
     if (i + kIndexAhead < n) prefetch_index(events[i + kIndexAhead]);
     if (i + kCustomerAhead < n) prefetch_customer(events[i + kCustomerAhead]);
     if (i + kBucketAhead < n) prefetch_last_bucket(events[i + kBucketAhead]);
     apply_event(events[i]);
   }
-  for (; t < ticks.size(); ++t) timed_advance(ticks[t]);
+  timed_advance(std::numeric_limits<std::size_t>::max());
 }
 
 void ShardState::prefetch_index(const ParsedEvent& e) const {
@@ -209,7 +212,7 @@ void ShardState::finish_loading() {
   if (loaded_schedule_.empty()) return;
   std::sort(loaded_schedule_.begin(), loaded_schedule_.end());
   // Each clock's entries come in tick order: appended after the last one of that clock.
-  std::map<TickClock*, std::map<int64_t, std::vector<uint32_t>>::iterator> hints;
+  std::map<TickClock*, decltype(TickClock::calendar)::iterator> hints;
   for (auto [tick, slot] : loaded_schedule_) {
     TickClock& clock = clock_of(customers_[slot].clock);
     if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
@@ -223,7 +226,18 @@ void ShardState::finish_loading() {
 }
 
 ShardState::TickClock& ShardState::clock_of(int32_t clock) {
-  return clocks_[clock];
+  constexpr int64_t kIndexedClocks = 1 << 16;  // partitions of a topic: a few thousand at most
+  const int64_t at = static_cast<int64_t>(clock) + 1;
+  const bool indexed = at >= 0 && at < kIndexedClocks;
+  if (indexed && static_cast<std::size_t>(at) < clock_index_.size() && clock_index_[at] != nullptr)
+    return *clock_index_[at];
+  auto [it, added] = clocks_.try_emplace(clock);
+  if (added) oldest_known_ = false;
+  if (indexed) {
+    if (static_cast<std::size_t>(at) >= clock_index_.size()) clock_index_.resize(at + 1, nullptr);
+    clock_index_[at] = &it->second;
+  }
+  return it->second;
 }
 
 int64_t ShardState::current_tick(int32_t clock) const {
@@ -259,7 +273,7 @@ void ShardState::move_customers(ShardState& from, ShardState& to,
 void ShardState::absorb(ShardState& loaded) {
   // The added partitions' clocks come with their customers (as restored from the table).
   for (const auto& [id, clock] : loaded.clocks_)
-    if (clock.current_tick != kNoTick) clock_of(id).current_tick = clock.current_tick;
+    if (clock.current_tick != kNoTick) set_current_tick(clock.current_tick, id);
   move_customers(loaded, *this, [](std::string_view) { return true; });
   update_forget_bound();
 }
@@ -270,12 +284,13 @@ void ShardState::drop_customers(const std::function<bool(std::string_view custom
   ShardState kept(options_);
   for (const auto& [id, clock] : clocks_)
     if (std::find(dropped_clocks.begin(), dropped_clocks.end(), id) == dropped_clocks.end())
-      kept.clock_of(id).current_tick = clock.current_tick;
+      kept.set_current_tick(clock.current_tick, id);
   kept.update_forget_bound();
   move_customers(*this, kept, [&](std::string_view id) { return !dropped(id); });
   customers_ = std::move(kept.customers_);
   index_ = std::move(kept.index_);
   clocks_ = std::move(kept.clocks_);
+  clock_index_ = std::move(kept.clock_index_);
   dirty_ = std::move(kept.dirty_);
   dedup_ = std::move(kept.dedup_);
   last_loaded_slot_ = kNoSlot;
@@ -375,10 +390,13 @@ void ShardState::advance_to(int64_t tick, int32_t clock) {
   finish_loading();
   if (clock == kEveryClock) {
     for (auto& [id, c] : clocks_) advance_clock(c, tick);
-  } else {
-    advance_clock(clock_of(clock), tick);
+    update_forget_bound();
+    return;
   }
-  update_forget_bound();
+  TickClock& advanced = clock_of(clock);
+  const int64_t before = advanced.current_tick;
+  advance_clock(advanced, tick);
+  clock_advanced(before, advanced.current_tick);
 }
 
 void ShardState::advance_clock(TickClock& clock, int64_t tick) {
@@ -393,11 +411,27 @@ void ShardState::advance_clock(TickClock& clock, int64_t tick) {
 // Ids are swept only once every clock forgets them: each is judged by its own
 // partition's clock (EventClock), and a clock that has not ticked forgets nothing.
 void ShardState::update_forget_bound() {
-  int64_t bound = std::numeric_limits<int64_t>::max();
-  for (const auto& [id, c] : clocks_)
-    bound = c.current_tick == kNoTick ? std::numeric_limits<int64_t>::min()
-                                      : std::min(bound, forget_before_ns(c.current_tick, options_.allowed_lateness_ns));
-  if (!clocks_.empty()) dedup_.set_forget_before(bound);
+  oldest_tick_ = std::numeric_limits<int64_t>::max();
+  clocks_at_oldest_ = 0;
+  for (const auto& [id, c] : clocks_) {
+    if (c.current_tick < oldest_tick_) {
+      oldest_tick_ = c.current_tick;
+      clocks_at_oldest_ = 0;
+    }
+    if (c.current_tick == oldest_tick_) ++clocks_at_oldest_;
+  }
+  oldest_known_ = true;
+  // kNoTick is the smallest tick: a clock that has not ticked keeps every id.
+  if (!clocks_.empty())
+    dedup_.set_forget_before(oldest_tick_ == kNoTick ? std::numeric_limits<int64_t>::min()
+                                                     : forget_before_ns(oldest_tick_, options_.allowed_lateness_ns));
+}
+
+// One clock moved from `before` to `after`: the oldest tick only moves when the last
+// clock at it leaves it.
+void ShardState::clock_advanced(int64_t before, int64_t after) {
+  if (oldest_known_ && (before != oldest_tick_ || after == before || --clocks_at_oldest_ > 0)) return;
+  update_forget_bound();
 }
 
 void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {

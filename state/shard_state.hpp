@@ -9,6 +9,8 @@
 // clock has its own calendar and current tick.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -100,6 +102,11 @@ Status split_dedup_record(const DedupRecord& record,
 class ShardState {
  public:
   explicit ShardState(ShardOptions options);
+  // Not copyable: clock_index_ points into clocks_ (moving keeps the map's nodes).
+  ShardState(const ShardState&) = delete;
+  ShardState& operator=(const ShardState&) = delete;
+  ShardState(ShardState&&) = default;
+  ShardState& operator=(ShardState&&) = default;
 
   // For each key: whether this shard has seen it, and the fingerprint recorded.
   void probe(const std::vector<DedupKey>& keys, std::vector<uint8_t>* found, std::vector<uint32_t>* fingerprints,
@@ -148,7 +155,10 @@ class ShardState {
   int64_t first_day_kept() const;
   // Restores one persisted id of customer `id` (after its item was loaded).
   void load_id(std::string_view id, DedupEntry entry);
-  void set_current_tick(int64_t tick, int32_t clock = kSingleClock) { clocks_[clock].current_tick = tick; }
+  void set_current_tick(int64_t tick, int32_t clock = kSingleClock) {
+    clock_of(clock).current_tick = tick;
+    oldest_known_ = false;
+  }
 
   // Cooperative rebalancing (semantics.md, section 21): the customers of the partitions
   // that stay are kept as they are. `absorb` takes every customer of `loaded` (fresh from
@@ -184,12 +194,15 @@ class ShardState {
   static std::vector<Bucket>::iterator first_bucket_at_or_after(CustomerState& c, int64_t window);
   void grow_index();
   struct TickClock {
-    std::map<int64_t, std::vector<uint32_t>> calendar;
+    // The slots due at each tick. With a clock per partition most ticks of a calendar
+    // hold one or two customers: kept in the map's node, not in an allocation of their own.
+    std::map<int64_t, boost::container::small_vector<uint32_t, 2>> calendar;
     int64_t current_tick = kNoTick;
   };
   TickClock& clock_of(int32_t clock);
   void advance_clock(TickClock& clock, int64_t tick);
   void update_forget_bound();
+  void clock_advanced(int64_t before, int64_t after);
   void schedule_buckets(const CustomerState& c, const std::function<void(int64_t tick)>& at);
   void move_to_clock(CustomerState& c, uint32_t slot, int32_t clock);
   void schedule(int64_t tick, uint32_t slot);
@@ -210,7 +223,16 @@ class ShardState {
   // Open-addressing index by customer hash: slot + 1, 0 = empty. Cheaper than a
   // string-keyed map on the hottest path (one lookup per event).
   std::vector<uint32_t> index_ = std::vector<uint32_t>(1024, 0);
-  std::map<int32_t, TickClock> clocks_;                        // by partition: a few, so a lookup per event is cheap
+  std::map<int32_t, TickClock> clocks_;  // by partition (kSingleClock: one for a file)
+  // clocks_ by partition + 1 (kSingleClock at 0), filled as they are looked up: a map
+  // lookup per scheduled tick and per event cost more than the ticks themselves.
+  std::vector<TickClock*> clock_index_;
+  // The oldest tick of any clock and how many clocks are at it, kept as one clock
+  // advances: with a clock per partition, scanning them all at every tick cost more than
+  // the ticks. Not known after a clock is added or set (update_forget_bound scans then).
+  int64_t oldest_tick_ = kNoTick;
+  std::size_t clocks_at_oldest_ = 0;
+  bool oldest_known_ = false;
   std::vector<std::pair<int64_t, uint32_t>> loaded_schedule_;  // (tick, slot) until finish_loading
   static constexpr uint32_t kNoSlot = std::numeric_limits<uint32_t>::max();
   uint32_t last_loaded_slot_ = kNoSlot;

@@ -367,6 +367,28 @@ std::vector<KafkaRecord> records_in(int32_t partition, int count, const std::str
 // end offsets of its last fetch of a partition it held before; until its first fetch
 // after the assignment (delayed here by a slow broker) the lag read 0 with records
 // unread, and the source would not wait for them when merging by event time.
+// The prefetch limits are defaults: [kafka] may set them, as the other librdkafka
+// properties (memory against fetch stalls is the operator's trade).
+BOOST_FIXTURE_TEST_CASE(kafka_properties_set_the_prefetch_limits, Fixture) {
+  auto open_with = [&](const std::map<std::string, std::string>& properties) {
+    KafkaSourceOptions options;
+    options.kafka.bootstrap_servers = bootstrap();
+    for (const auto& [name, value] : properties) options.kafka.properties.emplace_back(name, value);
+    options.bounded = true;
+    KafkaSourceProbe probe;
+    std::unique_ptr<KafkaSource> source;
+    const Status s = KafkaSource::open(options, {}, &probe, &source);
+    BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+    return std::make_pair(source->client_property("queued.max.messages.kbytes"),
+                          source->client_property("queued.min.messages"));
+  };
+  BOOST_TEST(open_with({}).first == "2048");
+  BOOST_TEST(open_with({}).second == "20000");
+  const auto set = open_with({{"queued.max.messages.kbytes", "256"}, {"queued.min.messages", "1000"}});
+  BOOST_TEST(set.first == "256");
+  BOOST_TEST(set.second == "1000");
+}
+
 BOOST_AUTO_TEST_CASE(a_partition_assigned_again_shows_its_lag_before_its_first_fetch) {
   MockKafkaOptions options;
   options.brokers = 1;

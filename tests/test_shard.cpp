@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <ctime>
 
 #include <xxhash.h>
 
@@ -421,6 +422,42 @@ BOOST_AUTO_TEST_CASE(each_partition_has_its_own_clock) {
 
 // A shard holds customers of several partitions: a tick of one partition evaluates its
 // customers only, and a customer keeps its partition's clock through a store round trip.
+namespace {
+
+// CPU time of this thread (not wall time: other processes share the machine).
+double thread_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_nsec) * 1e-9;
+}
+
+// CPU seconds per tick when `clocks` partitions' clocks each tick in turn (best of 3).
+double cpu_per_tick(int clocks, int total_ticks) {
+  double best = 1e9;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ShardState shard(ShardOptions{});
+    for (int c = 0; c < clocks; ++c) shard.advance_to(kTick0 - 1, c);
+    const double begin = thread_cpu_seconds();
+    for (int tick = 0; tick * clocks < total_ticks; ++tick)
+      for (int c = 0; c < clocks; ++c) shard.advance_to(kTick0 + tick, c);
+    best = std::min(best, (thread_cpu_seconds() - begin) / total_ticks);
+  }
+  return best;
+}
+
+}  // namespace
+
+// Every shard gets every partition's ticks: one tick must not cost in proportion to
+// the number of partitions (a topic of 4096 partitions against one of 16).
+BOOST_AUTO_TEST_CASE(a_tick_costs_about_the_same_with_many_partitions) {
+  constexpr int kTicks = 1 << 16;
+  const double few = cpu_per_tick(16, kTicks);
+  const double many = cpu_per_tick(4096, kTicks);
+  BOOST_TEST_MESSAGE("CPU per tick: " << few * 1e9 << " ns with 16 clocks, " << many * 1e9 << " ns with 4096");
+  BOOST_TEST(many < 8 * few + 50e-9,
+             "CPU per tick: " << few * 1e9 << " ns with 16 clocks, " << many * 1e9 << " ns with 4096");
+}
+
 BOOST_AUTO_TEST_CASE(a_shard_ticks_each_customer_by_its_partition) {
   ShardState shard(ShardOptions{});
   shard.advance_to(kTick0 - 1, 0);
