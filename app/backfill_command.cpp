@@ -398,7 +398,9 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<BackfillArgs>();
   CLI::App* cmd = root.add_subcommand(
       "backfill", "Rebuild the state from event logs in committed, resumable, throttled time slices");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--events", args->events,
+                  "JSONL event log, plain or gzip/zstd-compressed (repeat for several files, read in order)")
+      ->required();
   cmd->add_option("--state", args->state_dir, "RocksDB state directory; not with state.backend = \"dynamodb\"");
   cmd->add_option("--since", args->since, "skip events before this UTC time (YYYY-MM-DDTHH:MM:SSZ)");
   cmd->add_option("--until", args->until, "skip events at or after this UTC time");

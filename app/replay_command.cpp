@@ -130,7 +130,9 @@ int replay(const ReplayArgs& args) {
 void register_replay_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<ReplayArgs>();
   CLI::App* cmd = root.add_subcommand("replay", "Clear the state in --state DIR and rebuild it from event log files");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--events", args->events,
+                  "JSONL event log, plain or gzip/zstd-compressed (repeat for several files, read in order)")
+      ->required();
   cmd->add_option("--state", args->state_dir,
                   "RocksDB state directory (cleared first); not with state.backend = \"dynamodb\"");
   cmd->add_option("--config", args->config_path, "TOML config file (window, engine, dead_letter)");

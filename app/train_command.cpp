@@ -134,7 +134,9 @@ void register_train_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = root.add_subcommand(
       "train", "Train the high-value-customer model on a point-in-time training set from event logs");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--events", args->events,
+                  "JSONL event log, plain or gzip/zstd-compressed (repeat for several files, read in order)")
+      ->required();
   cmd->add_option("--models", args->models_dir, "models directory; the model becomes its next vN")->required();
   cmd->add_option("--config", args->config_path, "TOML config file (its [window] section applies)");
   cmd->add_option("--set", args->sets, "config override section.key=value (repeatable)");
