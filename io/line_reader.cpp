@@ -78,10 +78,17 @@ Status LineReader::open(const std::string& path, uint64_t offset, uint64_t line)
   if (fd_ < 0) return Status::io_error("cannot open '" + path + "': " + std::strerror(errno));
   line_ = line;
   Status s = detect_format(offset);
-  if (!s.is_ok() || !decoder_) return s;
-  if (!(s = skip_to(offset)).is_ok()) return s;
-  if (this->offset() < offset)
-    return Status::corruption("'" + path_ + "' holds " + std::to_string(this->offset()) +
+  if (s.is_ok() && decoder_) s = skip_to(offset);
+  if (!s.is_ok()) return s;
+  // A position the content does not reach: reading on would be a shorter log, silently.
+  uint64_t held = offset;
+  struct stat info {};
+  if (decoder_)
+    held = this->offset();
+  else if (::fstat(fd_, &info) == 0 && S_ISREG(info.st_mode))
+    held = std::min<uint64_t>(offset, static_cast<uint64_t>(info.st_size));
+  if (held < offset)
+    return Status::corruption("'" + path_ + "' holds " + std::to_string(held) +
                               " bytes of content, fewer than the offset " + std::to_string(offset) +
                               " to continue from");
   return Status::ok();
