@@ -1,5 +1,7 @@
 #include "io/line_reader.hpp"
 
+#include "io/s3_client.hpp"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <xxhash.h>
@@ -16,6 +18,7 @@ namespace {
 constexpr std::size_t kChunkBytes = 8 << 20;
 constexpr uint64_t kFingerprintSpan = 64 << 10;
 constexpr std::size_t kCompressedChunkBytes = 256 << 10;
+constexpr uint64_t kObjectRangeBytes = 8 << 20;
 
 // Hashes the bytes [from, to) of `fd` into `state`.
 bool hash_range(int fd, uint64_t from, uint64_t to, XXH3_state_t* state) {
@@ -74,10 +77,19 @@ LineReader::~LineReader() {
 
 Status LineReader::open(const std::string& path, uint64_t offset, uint64_t line) {
   path_ = path;
-  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) return Status::io_error("cannot open '" + path + "': " + std::strerror(errno));
   line_ = line;
-  Status s = detect_format(offset);
+  Status s = Status::ok();
+  if (is_s3_url(path)) {
+    S3Url url;
+    if (!(s = parse_s3_url(path, &url)).is_ok()) return s;
+    if (s3_ == nullptr) return Status::invalid_argument("'" + path + "': this command does not read S3 objects");
+    bucket_ = url.bucket;
+    key_ = url.key;
+  } else {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) return Status::io_error("cannot open '" + path + "': " + std::strerror(errno));
+  }
+  s = detect_format(offset);
   if (s.is_ok() && decoder_) s = skip_to(offset);
   if (!s.is_ok()) return s;
   // A position the content does not reach: reading on would be a shorter log, silently.
@@ -85,6 +97,8 @@ Status LineReader::open(const std::string& path, uint64_t offset, uint64_t line)
   struct stat info {};
   if (decoder_)
     held = this->offset();
+  else if (is_object())
+    held = std::min(offset, object_size_);
   else if (::fstat(fd_, &info) == 0 && S_ISREG(info.st_mode))
     held = std::min<uint64_t>(offset, static_cast<uint64_t>(info.st_size));
   if (held < offset)
@@ -134,8 +148,12 @@ Status LineReader::detect_format(uint64_t offset) {
     buffer_ = std::make_shared<std::string>(std::move(head));
     return Status::ok();
   }
-  if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0)
+  if (is_object()) {
+    object_range_.clear();  // the next GET starts at `offset`
+    object_pos_ = 0;
+  } else if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) {
     return Status::io_error("cannot seek in '" + path_ + "': " + std::strerror(errno));
+  }
   base_offset_ = file_bytes_read_ = offset;
   return Status::ok();
 }
@@ -154,7 +172,27 @@ Status LineReader::skip_to(uint64_t offset) {
   return Status::ok();
 }
 
+// From the last range fetched, or the next one (file_bytes_read_ is where it starts).
+Status LineReader::read_object(char* out, std::size_t capacity, std::size_t* n) {
+  if (object_pos_ == object_range_.size()) {
+    if (object_sized_ && file_bytes_read_ >= object_size_) {
+      *n = 0;  // its end: no request for that
+      return Status::ok();
+    }
+    object_pos_ = 0;
+    Status s = s3_->get_range(bucket_, key_, file_bytes_read_, kObjectRangeBytes, &object_range_, &object_size_);
+    if (!s.is_ok()) return s;
+    object_sized_ = true;
+  }
+  *n = std::min(capacity, object_range_.size() - object_pos_);
+  std::memcpy(out, object_range_.data() + object_pos_, *n);
+  object_pos_ += *n;
+  file_bytes_read_ += *n;
+  return Status::ok();
+}
+
 Status LineReader::read_file(char* out, std::size_t capacity, std::size_t* n) {
+  if (is_object()) return read_object(out, capacity, n);
   ssize_t got;
   do {
     got = ::read(fd_, out, capacity);

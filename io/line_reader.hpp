@@ -19,6 +19,10 @@
 #include "io/content_decoder.hpp"
 
 namespace streamscore {
+class S3Client;
+}
+
+namespace streamscore {
 
 // Identifies the first `length` bytes of the regular file open as `fd`: a hash of their
 // first and last 64 KiB (all of them when shorter), as 16 hex digits. A state records it
@@ -35,8 +39,12 @@ class LineReader {
   LineReader(const LineReader&) = delete;
   LineReader& operator=(const LineReader&) = delete;
 
+  // An object store for paths "s3://bucket/key" (S3 objects are read in 8 MiB ranged
+  // GETs). Without one, such a path does not open.
+  void set_s3(S3Client* client) { s3_ = client; }
+
   // Opens `path` and starts at byte `offset` of its content, which is line `line` (1-based).
-  // A compressed content that ends before `offset` is an error.
+  // A content that ends before `offset` is an error.
   Status open(const std::string& path, uint64_t offset = 0, uint64_t line = 1);
 
   // Fills `batch` with up to `max_lines` records. At the end of the data read so
@@ -65,6 +73,8 @@ class LineReader {
   bool nothing_new() const;
   Status refill(bool* got_bytes);
   Status read_file(char* out, std::size_t capacity, std::size_t* n);
+  Status read_object(char* out, std::size_t capacity, std::size_t* n);
+  bool is_object() const { return !bucket_.empty(); }
   Status decode(char* out, std::size_t capacity, std::size_t* produced);
   Status end_of_input() const;
   std::string where_decoded() const;
@@ -80,6 +90,14 @@ class LineReader {
   uint64_t base_offset_ = 0;  // file offset of buffer_[0]
   uint64_t line_ = 1;
   uint64_t file_bytes_read_ = 0;  // read from the file (compressed bytes for a decoder)
+
+  // S3 objects only: the object, and the range fetched last (served from object_pos_).
+  S3Client* s3_ = nullptr;
+  std::string bucket_, key_;
+  uint64_t object_size_ = 0;
+  bool object_sized_ = false;  // object_size_ is known (after the first GET)
+  std::string object_range_;
+  std::size_t object_pos_ = 0;
 
   // Compressed input only.
   ContentFormat format_ = ContentFormat::plain;
