@@ -5,8 +5,14 @@
 
 #include <curl/curl.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <atomic>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "tests/cli_support.hpp"
 #include "tests/dynalite_support.hpp"  // free_loopback_port
@@ -31,6 +37,7 @@ class S3rver {
   S3rver& operator=(const S3rver&) = delete;
 
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
   // The --set that points a command at this server.
   std::string sets() const { return " --set s3.endpoint=" + endpoint(); }
 
@@ -83,6 +90,106 @@ class S3rver {
   TempDir dir_;
   int port_ = -1;
   pid_t pid_ = -1;
+};
+
+// A loopback HTTP proxy in front of a server that spoils some answers, as a store under
+// load does: the n-th request (1-based) gets "503 SlowDown" when n % slow_down_every == 0,
+// or its answer cut in the middle when n % cut_every == 0 (0: never). One request per
+// connection ("Connection: close" upstream), answers relayed byte for byte.
+class FaultyProxy {
+ public:
+  FaultyProxy(int upstream_port, int slow_down_every, int cut_every)
+      : upstream_port_(upstream_port), slow_down_every_(slow_down_every), cut_every_(cut_every) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = loopback(0);
+    socklen_t len = sizeof addr;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listener_, 64) != 0 ||
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      throw std::runtime_error("FaultyProxy: cannot listen");
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FaultyProxy() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    ::close(listener_);
+    thread_.join();
+  }
+  FaultyProxy(const FaultyProxy&) = delete;
+  FaultyProxy& operator=(const FaultyProxy&) = delete;
+
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int requests() const { return requests_.load(); }
+  int spoiled() const { return spoiled_.load(); }
+
+ private:
+  static sockaddr_in loopback(int port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    return addr;
+  }
+
+  static void send_all(int fd, const std::string& bytes) {
+    for (std::size_t at = 0; at < bytes.size();) {
+      const ssize_t n = ::send(fd, bytes.data() + at, bytes.size() - at, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      at += static_cast<std::size_t>(n);
+    }
+  }
+
+  void serve() {
+    while (!stop_) {
+      const int client = ::accept(listener_, nullptr, nullptr);
+      if (client < 0) continue;
+      handle(client);  // one at a time: the readers here send one request at a time
+      ::close(client);
+    }
+  }
+
+  void handle(int client) {
+    std::string request;
+    char buf[64 << 10];
+    while (request.find("\r\n\r\n") == std::string::npos) {  // GETs only: no body
+      const ssize_t n = ::recv(client, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      request.append(buf, static_cast<std::size_t>(n));
+    }
+    const int n = ++requests_;
+    if (slow_down_every_ > 0 && n % slow_down_every_ == 0) {
+      ++spoiled_;
+      const std::string body =
+          "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
+          "<Message>Please reduce your request rate.</Message></Error>";
+      send_all(client, "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+      return;
+    }
+    request.insert(request.find("\r\n") + 2, "Connection: close\r\n");
+    const int upstream = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr = loopback(upstream_port_);
+    if (::connect(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      ::close(upstream);
+      return;
+    }
+    send_all(upstream, request);
+    std::string answer;
+    for (ssize_t got; (got = ::recv(upstream, buf, sizeof buf, 0)) > 0;)
+      answer.append(buf, static_cast<std::size_t>(got));
+    ::close(upstream);
+    if (cut_every_ > 0 && n % cut_every_ == 0) {
+      ++spoiled_;
+      answer.resize(answer.size() / 2);  // the connection drops in the middle of the answer
+    }
+    send_all(client, answer);
+  }
+
+  int upstream_port_, slow_down_every_, cut_every_;
+  int listener_ = -1, port_ = -1;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> requests_{0}, spoiled_{0};
+  std::thread thread_;
 };
 
 }  // namespace streamscore::testing

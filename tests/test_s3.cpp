@@ -128,3 +128,28 @@ BOOST_FIXTURE_TEST_CASE(missing_objects_and_an_unreachable_store_are_clear_error
   BOOST_TEST(refused.exit_code == 1, refused.err);
   BOOST_TEST(refused.err.find("InvalidAccessKeyId") != std::string::npos, refused.err);
 }
+
+// A store under load: every 3rd request answered 503 SlowDown, every 5th cut in the
+// middle of its answer. The reads retry with backoff and lose nothing; a store that keeps
+// refusing fails the command once s3.max_attempts is spent, naming the answer.
+BOOST_FIXTURE_TEST_CASE(throttles_and_broken_answers_are_retried_and_lose_nothing, Fixture) {
+  BOOST_REQUIRE(replay(log, "local").exit_code == 0);
+  const std::string expected = export_of("local");
+  put_parts();
+  s3.put("one/events.jsonl", slurp(log));
+  FaultyProxy proxy(s3.port(), 3, 5);
+  for (const std::string events : {"s3://logs/one/events.jsonl", "s3://logs/parts/"}) {
+    Result r = run_cli(
+        dir, "replay --events " + events + " --state " + (dir / "proxied") + " --set s3.endpoint=" + proxy.endpoint());
+    BOOST_REQUIRE_MESSAGE(r.exit_code == 0, events << ": " << r.err);
+    BOOST_TEST((export_of("proxied") == expected), events);
+  }
+  BOOST_TEST(proxy.spoiled() >= 3, proxy.spoiled() << " of " << proxy.requests() << " requests spoiled");
+  FaultyProxy refusing(s3.port(), 1, 0);
+  Result r = run_cli(dir, "replay --events s3://logs/one/events.jsonl --state " + (dir / "refused") +
+                              " --set s3.endpoint=" + refusing.endpoint() + " --set s3.max_attempts=3");
+  BOOST_TEST(r.exit_code == 1, r.err);
+  BOOST_TEST(r.err.find("SlowDown") != std::string::npos, r.err);
+  BOOST_TEST(r.err.find("after 3 attempts") != std::string::npos, r.err);
+  BOOST_TEST(refusing.requests() == 3);
+}
