@@ -72,6 +72,7 @@ std::string LineReader::fingerprint() const {
 }
 
 LineReader::~LineReader() {
+  if (next_range_.valid()) next_range_.wait();  // it reads members of this reader
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -172,23 +173,38 @@ Status LineReader::skip_to(uint64_t offset) {
   return Status::ok();
 }
 
-// From the last range fetched, or the next one (file_bytes_read_ is where it starts).
+// From the last range fetched, or the next one (file_bytes_read_ is where it starts),
+// which was fetched in the background while the last one was read.
 Status LineReader::read_object(char* out, std::size_t capacity, std::size_t* n) {
   if (object_pos_ == object_range_.size()) {
     if (object_sized_ && file_bytes_read_ >= object_size_) {
       *n = 0;  // its end: no request for that
       return Status::ok();
     }
+    ObjectRange range = next_range_.valid() ? next_range_.get() : ObjectRange{};
+    if (!range.fetched || range.from != file_bytes_read_) range = fetch_range(file_bytes_read_);
+    if (!range.status.is_ok()) return range.status;
+    object_range_ = std::move(range.bytes);
     object_pos_ = 0;
-    Status s = s3_->get_range(bucket_, key_, file_bytes_read_, kObjectRangeBytes, &object_range_, &object_size_);
-    if (!s.is_ok()) return s;
+    object_size_ = range.object_size;
     object_sized_ = true;
+    const uint64_t next = file_bytes_read_ + object_range_.size();
+    if (!object_range_.empty() && next < object_size_)
+      next_range_ = std::async(std::launch::async, [this, next] { return fetch_range(next); });
   }
   *n = std::min(capacity, object_range_.size() - object_pos_);
   std::memcpy(out, object_range_.data() + object_pos_, *n);
   object_pos_ += *n;
   file_bytes_read_ += *n;
   return Status::ok();
+}
+
+LineReader::ObjectRange LineReader::fetch_range(uint64_t from) const {
+  ObjectRange range;
+  range.fetched = true;
+  range.from = from;
+  range.status = s3_->get_range(bucket_, key_, from, kObjectRangeBytes, &range.bytes, &range.object_size);
+  return range;
 }
 
 Status LineReader::read_file(char* out, std::size_t capacity, std::size_t* n) {

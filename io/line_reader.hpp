@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <future>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -74,6 +75,14 @@ class LineReader {
   Status refill(bool* got_bytes);
   Status read_file(char* out, std::size_t capacity, std::size_t* n);
   Status read_object(char* out, std::size_t capacity, std::size_t* n);
+  struct ObjectRange {
+    bool fetched = false;
+    uint64_t from = 0;
+    Status status;
+    std::string bytes;
+    uint64_t object_size = 0;
+  };
+  ObjectRange fetch_range(uint64_t from) const;
   bool is_object() const { return !bucket_.empty(); }
   Status decode(char* out, std::size_t capacity, std::size_t* produced);
   Status end_of_input() const;
@@ -105,11 +114,14 @@ class LineReader {
   std::string raw_;  // compressed bytes read, not yet decoded: raw_[raw_pos_, end)
   std::size_t raw_pos_ = 0;
   uint64_t content_decoded_ = 0;
-  std::string damage_;              // what the decoder found corrupt, reported once the content before it is read
-  std::string damage_at_;           // where_decoded() then
-  bool decoder_filled_up_ = false;  // the last refill stopped on a full chunk: more may be due
-  std::string head_;                // the content's first bytes, and the last bytes consumed
-  std::string previous_tail_;       // before buffer_[0], for fingerprint()
+  std::string damage_;     // what the decoder found corrupt, reported once the content before it is read
+  std::string damage_at_;  // where_decoded() then
+
+  // Last: it is waited for before the members it reads go.
+  std::future<ObjectRange> next_range_;  // S3: the range after object_range_, fetched meanwhile
+  bool decoder_filled_up_ = false;       // the last refill stopped on a full chunk: more may be due
+  std::string head_;                     // the content's first bytes, and the last bytes consumed
+  std::string previous_tail_;            // before buffer_[0], for fingerprint()
 };
 
 }  // namespace streamscore
