@@ -35,7 +35,7 @@ bench: build
 	@bash bench/run.sh $(BUILD)
 
 # Only the compressed-log part of the benchmark (also run by `make bench`, which generates
-# its log): replay of the bench log plain vs .zst vs .gz.
+# its log): replay of the bench log plain vs .zst vs .gz vs a .zst object in s3rver.
 bench-compressed: build
 	@bash bench/compressed.sh $(BUILD)
 

@@ -7,8 +7,9 @@
 #   - model scoring (score_bench): a model trained on a 1M-event log (10k customers,
 #     45 days, seed 42), 1M rows in batches of 8192, XGBoost nthread 1 and 2, and the
 #     single-row latency (one XGBoosterPredictFromDense call per row).
-#   - then bench/compressed.sh: `replay` of the same log as .zst and .gz against the plain
-#     one, in turns (CPU time ratios; target: .zst <= 1.3x plain; same export);
+#   - then bench/compressed.sh: `replay` of the same log as .zst, .gz and a .zst S3 object
+#     (s3rver) against the plain one, in turns (CPU time ratios; target: .zst <= 1.3x
+#     plain; same export);
 #   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle;
 #   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
 #     daemon ingests (its own table and bench/out/http.json);
@@ -241,7 +242,7 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 EOF
 score_table
 
-# --- compressed logs (bench/compressed.sh): replay of the same log as .zst and .gz ---
+# --- compressed logs (bench/compressed.sh): replay of the same log as .zst, .gz and from S3 ---
 bash "$ROOT/bench/compressed.sh" "$BUILD" "$LOG"
 
 # --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
