@@ -39,6 +39,7 @@ class Builder {
 
   Status feed(const std::string& path) {
     LineReader reader;
+    reader.set_s3(options_.s3);
     Status s = reader.open(path);
     if (!s.is_ok()) return s;
     for (;;) {

@@ -21,6 +21,10 @@
 #include "model/features.hpp"
 
 namespace streamscore {
+class S3Client;
+}
+
+namespace streamscore {
 
 struct TrainingSetOptions {
   int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;
@@ -30,6 +34,7 @@ struct TrainingSetOptions {
   double top_fraction = 0.1;        // label: top decile of the cut...
   int64_t min_amount_cents = -1;    // ...or, when >= 0, at least this amount
   std::size_t batch_lines = 65536;
+  S3Client* s3 = nullptr;  // for files named s3://bucket/key (io/s3_client.hpp)
 };
 
 struct TrainingRow {

@@ -66,6 +66,17 @@ BOOST_FIXTURE_TEST_CASE(a_replay_of_an_object_or_a_prefix_exports_what_the_local
   BOOST_TEST(slurp(dir / "parts-dl.jsonl").find("\"source\":\"s3://logs/parts/1 b.jsonl.gz:") != std::string::npos);
 }
 
+BOOST_FIXTURE_TEST_CASE(training_on_objects_gives_the_model_of_the_local_log, Fixture) {
+  put_parts();
+  for (const std::string& events : {log, std::string("s3://logs/parts/")}) {
+    const std::string models = dir / (events == log ? "local-models" : "s3-models");
+    Result t = run_cli(dir, "train --events " + events + " --models " + models + " --rounds 4" + s3.sets());
+    BOOST_REQUIRE_MESSAGE(t.exit_code == 0, events << ": " << t.err);
+  }
+  const std::string model = "/high_value_customer_model_v1.json";
+  BOOST_TEST((slurp(dir / ("s3-models" + model)) == slurp(dir / ("local-models" + model))));
+}
+
 BOOST_FIXTURE_TEST_CASE(a_backfill_killed_in_the_middle_of_an_object_resumes_there, Fixture) {
   BOOST_REQUIRE(replay(log, "local").exit_code == 0);
   const std::string expected = export_of("local");
