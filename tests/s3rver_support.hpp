@@ -68,9 +68,18 @@ class S3rver {
   void start(const std::string& bin) {
     port_ = free_loopback_port();
     const std::string log = dir_ / "s3rver.log";
+    // s3rver 3.7 makes continuation tokens (lists of more than a page) with a cipher that
+    // Node 17+ enables only with OpenSSL's legacy provider.
+    const char* node_options = std::getenv("NODE_OPTIONS");
+    const std::string saved = node_options ? node_options : "";
+    ::setenv("NODE_OPTIONS", "--openssl-legacy-provider", 1);
     pid_ = spawn_process(
         {bin, "-d", dir_ / "data", "-a", "127.0.0.1", "-p", std::to_string(port_), "--configure-bucket", "logs"}, log,
         log + ".err");
+    if (node_options)
+      ::setenv("NODE_OPTIONS", saved.c_str(), 1);
+    else
+      ::unsetenv("NODE_OPTIONS");
     for (int i = 0; i < 300 && pid_ > 0; ++i) {  // up to 15 s: node starts slowly on a busy machine
       if (slurp(log).find("listening") != std::string::npos) return;
       int status = 0;

@@ -164,3 +164,26 @@ BOOST_FIXTURE_TEST_CASE(throttles_and_broken_answers_are_retried_and_lose_nothin
   BOOST_TEST(r.err.find("after 3 attempts") != std::string::npos, r.err);
   BOOST_TEST(refusing.requests() == 3);
 }
+
+// ListObjectsV2 answers at most 1000 keys a page: a prefix with more is read whole, in
+// key order, page after page.
+BOOST_FIXTURE_TEST_CASE(a_prefix_of_more_than_a_page_of_objects_is_read_whole, Fixture) {
+  const std::vector<std::string> lines = [&] {
+    std::vector<std::string> out;
+    std::istringstream in(slurp(log));
+    for (std::string line; out.size() < 1005 && std::getline(in, line);) out.push_back(line);
+    return out;
+  }();
+  std::string expected_log;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    char key[32];
+    std::snprintf(key, sizeof key, "many/%04zu.jsonl", i);
+    s3.put(key, lines[i] + "\n");
+    expected_log += lines[i] + "\n";
+  }
+  std::ofstream(dir / "first.jsonl") << expected_log;
+  BOOST_REQUIRE(replay(dir / "first.jsonl", "local").exit_code == 0);
+  Result r = replay("s3://logs/many/", "many");
+  BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  BOOST_TEST((export_of("many") == export_of("local")));
+}
