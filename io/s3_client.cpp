@@ -42,21 +42,16 @@ std::size_t append_body(char* data, std::size_t size, std::size_t n, void* user)
   return size * n;
 }
 
-// Keeps the Content-Range header's value.
-std::size_t take_content_range(char* data, std::size_t size, std::size_t n, void* user) {
-  std::string_view line(data, size * n);
-  constexpr std::string_view kName = "content-range:";
-  if (line.size() > kName.size()) {
-    std::string lower(line.substr(0, kName.size()));
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-    if (lower == kName) {
-      std::string value(line.substr(kName.size()));
-      value.erase(0, value.find_first_not_of(' '));
-      value.erase(value.find_last_not_of("\r\n ") + 1);
-      *static_cast<std::string*>(user) = value;
-    }
-  }
-  return size * n;
+// The value of header `name` (lowercase, with its colon) when `line` is that header.
+bool header_value(std::string_view line, std::string_view name, std::string* value) {
+  if (line.size() <= name.size()) return false;
+  std::string lower(line.substr(0, name.size()));
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower != name) return false;
+  value->assign(line.substr(name.size()));
+  value->erase(0, value->find_first_not_of(' '));
+  value->erase(value->find_last_not_of("\r\n ") + 1);
+  return true;
 }
 
 // "<Error><Code>SlowDown</Code><Message>...</Message></Error>" -> "SlowDown: ..."
@@ -128,13 +123,21 @@ std::string S3Client::object_url(const std::string& bucket, const std::string& k
   return endpoint_ + "/" + bucket + "/" + uri_encode(key, /*keep_slash=*/true);
 }
 
-Status S3Client::send_once(const std::string& url, const std::string& range, Reply* reply) {
+// Keeps the headers get_range() looks at.
+std::size_t S3Client::take_header(char* data, std::size_t size, std::size_t n, void* user) {
+  auto* reply = static_cast<Reply*>(user);
+  const std::string_view line(data, size * n);
+  if (!header_value(line, "content-range:", &reply->content_range)) header_value(line, "etag:", &reply->etag);
+  return size * n;
+}
+
+Status S3Client::send_once(const std::string& url, const std::vector<std::string>& extra_headers, Reply* reply) {
   if (curl_ == nullptr) curl_ = curl_easy_init();
   CURL* curl = static_cast<CURL*>(curl_);
   if (curl == nullptr) return Status::io_error("S3: curl_easy_init failed");
   curl_easy_reset(curl);  // keeps the connection, drops the previous request's options
   curl_slist* headers = curl_slist_append(nullptr, (std::string("x-amz-content-sha256: ") + kEmptyPayloadHash).c_str());
-  if (!range.empty()) headers = curl_slist_append(headers, ("Range: " + range).c_str());
+  for (const auto& header : extra_headers) headers = curl_slist_append(headers, header.c_str());
   if (!credentials_.session_token.empty())
     headers = curl_slist_append(headers, ("x-amz-security-token: " + credentials_.session_token).c_str());
   const std::string userpwd = credentials_.access_key + ":" + credentials_.secret_key;
@@ -150,8 +153,8 @@ Status S3Client::send_once(const std::string& url, const std::string& range, Rep
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply->body);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, take_content_range);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &reply->content_range);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, take_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, reply);
   const CURLcode rc = curl_easy_perform(curl);
   curl_slist_free_all(headers);
   if (rc != CURLE_OK) {
@@ -163,11 +166,12 @@ Status S3Client::send_once(const std::string& url, const std::string& range, Rep
   return Status::ok();
 }
 
-Status S3Client::send(const std::string& what, const std::string& url, const std::string& range, Reply* reply) {
+Status S3Client::send(const std::string& what, const std::string& url, const std::vector<std::string>& headers,
+                      Reply* reply) {
   std::string last;
   for (int attempt = 1; attempt <= max_attempts_; ++attempt) {
     if (attempt > 1) backoff(attempt - 1);
-    Status s = send_once(url, range, reply);
+    Status s = send_once(url, headers, reply);
     if (s.is_ok() && !worth_retrying(reply->status)) return Status::ok();
     last = s.is_ok() ? "HTTP " + std::to_string(reply->status) + " " + error_of(reply->body) : s.message();
   }
@@ -185,7 +189,7 @@ Status S3Client::list(const std::string& bucket, const std::string& prefix, std:
     if (!token.empty()) url += "continuation-token=" + uri_encode(token, false) + "&";
     url += "list-type=2&prefix=" + uri_encode(prefix, false);
     Reply reply;
-    Status s = send(what, url, "", &reply);
+    Status s = send(what, url, {}, &reply);
     if (!s.is_ok()) return s;
     if (reply.status != 200)
       return Status::io_error(what + ": HTTP " + std::to_string(reply.status) + " " + error_of(reply.body));
@@ -195,7 +199,9 @@ Status S3Client::list(const std::string& bucket, const std::string& prefix, std:
       boost::property_tree::read_xml(in, tree);
       const auto& result = tree.get_child("ListBucketResult");
       for (const auto& [name, node] : result)
-        if (name == "Contents") out->push_back({node.get<std::string>("Key"), node.get<uint64_t>("Size", 0)});
+        if (name == "Contents")
+          out->push_back(
+              {node.get<std::string>("Key"), node.get<uint64_t>("Size", 0), node.get<std::string>("ETag", "")});
       token = result.get<std::string>("IsTruncated", "false") == "true"
                   ? result.get<std::string>("NextContinuationToken", "")
                   : "";
@@ -205,26 +211,31 @@ Status S3Client::list(const std::string& bucket, const std::string& prefix, std:
     if (token.empty()) break;
   }
   std::sort(out->begin(), out->end(), [](const S3Object& a, const S3Object& b) { return a.key < b.key; });
-  for (const auto& object : *out) listed_sizes_[bucket + "/" + object.key] = object.size;
+  for (const auto& object : *out) listed_[bucket + "/" + object.key] = object;
   return Status::ok();
 }
 
 Status S3Client::get_range(const std::string& bucket, const std::string& key, uint64_t from, uint64_t length,
                            std::string* bytes, uint64_t* object_size) {
   const std::string name = "s3://" + bucket + "/" + key;
-  if (const auto listed = listed_sizes_.find(bucket + "/" + key);
-      listed != listed_sizes_.end() && from >= listed->second) {
-    *object_size = listed->second;
+  const auto listed = listed_.find(bucket + "/" + key);
+  if (listed != listed_.end() && from >= listed->second.size) {
+    *object_size = listed->second.size;
     bytes->clear();
     return Status::ok();
   }
-  const std::string range = "bytes=" + std::to_string(from) + "-" + std::to_string(from + length - 1);
+  const std::vector<std::string> headers = {"Range: bytes=" + std::to_string(from) + "-" +
+                                            std::to_string(from + length - 1)};
   Reply reply;
-  Status s = send("S3 GetObject of " + name, object_url(bucket, key), range, &reply);
+  Status s = send("S3 GetObject of " + name, object_url(bucket, key), headers, &reply);
   if (!s.is_ok()) return s;
   // "bytes 0-9/685658", or "bytes */685658" past the end (416).
   const std::size_t slash = reply.content_range.rfind('/');
   const bool sized = slash != std::string::npos && reply.content_range.compare(slash + 1, 1, "*") != 0;
+  if (listed != listed_.end() && !listed->second.etag.empty() && !reply.etag.empty() &&
+      reply.etag != listed->second.etag && (reply.status == 206 || reply.status == 200))
+    return Status::io_error("'" + name + "' was replaced while it was read (ETag " + reply.etag + ", listed " +
+                            listed->second.etag + "): read it again");
   if (reply.status == 206 && sized) {
     *object_size = std::stoull(reply.content_range.substr(slash + 1));
     *bytes = std::move(reply.body);

@@ -31,6 +31,7 @@ Status parse_s3_url(const std::string& text, S3Url* out);
 struct S3Object {
   std::string key;
   uint64_t size = 0;
+  std::string etag;  // as listed, quotes included
 };
 
 class S3Client {
@@ -46,8 +47,10 @@ class S3Client {
   Status list(const std::string& bucket, const std::string& prefix, std::vector<S3Object>* out);
 
   // Up to `length` bytes of the object from byte `from` (fewer at its end; none from its
-  // end on), and the object's size. Past the size a listing gave, no request is sent (an
-  // empty object has no range to ask for).
+  // end on), and the object's size. For an object that list() gave, every range must come
+  // from the version listed (its ETag): one replaced meanwhile is an error, not a mix of
+  // two versions or a shorter log; past its listed size no request is sent (an empty
+  // object has no range to ask for).
   Status get_range(const std::string& bucket, const std::string& key, uint64_t from, uint64_t length,
                    std::string* bytes, uint64_t* object_size);
 
@@ -58,17 +61,19 @@ class S3Client {
     long status = 0;
     std::string body;
     std::string content_range;
+    std::string etag;
   };
+  static std::size_t take_header(char* data, std::size_t size, std::size_t n, void* user);
   S3Client(std::string endpoint, std::string region, AwsCredentials credentials, int max_attempts);
-  Status send_once(const std::string& url, const std::string& range, Reply* reply);
-  Status send(const std::string& what, const std::string& url, const std::string& range, Reply* reply);
+  Status send_once(const std::string& url, const std::vector<std::string>& headers, Reply* reply);
+  Status send(const std::string& what, const std::string& url, const std::vector<std::string>& headers, Reply* reply);
   std::string object_url(const std::string& bucket, const std::string& key) const;
 
   std::string endpoint_, sigv4_;
   AwsCredentials credentials_;
   int max_attempts_;
-  void* curl_ = nullptr;                          // one easy handle: it keeps the connection between requests
-  std::map<std::string, uint64_t> listed_sizes_;  // "bucket/key" -> size, from list()
+  void* curl_ = nullptr;                    // one easy handle: it keeps the connection between requests
+  std::map<std::string, S3Object> listed_;  // "bucket/key" -> the object as list() gave it
 };
 
 }  // namespace streamscore

@@ -6,6 +6,7 @@
 #define BOOST_TEST_MODULE s3
 #include <boost/test/unit_test.hpp>
 
+#include "io/s3_client.hpp"
 #include "tests/cli_support.hpp"
 #include "tests/s3rver_support.hpp"
 
@@ -186,4 +187,26 @@ BOOST_FIXTURE_TEST_CASE(a_prefix_of_more_than_a_page_of_objects_is_read_whole, F
   Result r = replay("s3://logs/many/", "many");
   BOOST_REQUIRE_MESSAGE(r.exit_code == 0, r.err);
   BOOST_TEST((export_of("many") == export_of("local")));
+}
+
+// Every range is asked of the version that was listed: an object replaced while it is
+// read is an error, not the first part of one version followed by the rest of another.
+BOOST_FIXTURE_TEST_CASE(an_object_replaced_while_it_is_read_is_an_error, Fixture) {
+  s3.put("r/events.jsonl", "{\"version\":1}\n");
+  streamscore::S3Config config;
+  config.endpoint = s3.endpoint();
+  std::unique_ptr<streamscore::S3Client> client;
+  BOOST_REQUIRE(streamscore::S3Client::make(config, &client).is_ok());
+  std::vector<streamscore::S3Object> objects;
+  BOOST_REQUIRE(client->list("logs", "r/", &objects).is_ok());
+  BOOST_REQUIRE(objects.size() == 1u);
+  std::string bytes;
+  uint64_t size = 0;
+  BOOST_REQUIRE(client->get_range("logs", "r/events.jsonl", 0, 4, &bytes, &size).is_ok());
+  BOOST_TEST(bytes == "{\"ve");
+  BOOST_TEST(size == 14u);
+  s3.put("r/events.jsonl", "{\"version\":22}\n");
+  const streamscore::Status s = client->get_range("logs", "r/events.jsonl", 4, 100, &bytes, &size);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("s3://logs/r/events.jsonl' was replaced") != std::string::npos, s.message());
 }
