@@ -7,7 +7,7 @@ STREAMSCORE = $(BUILD)/streamscore
 # Status or a new warning fails CI. Locally they stay warnings unless WERROR=ON.
 WERROR ?= $(if $(CI),ON,OFF)
 
-.PHONY: all deps build run test sanitize bench bench-http bench-kafka bench-scale bench-takeover fuzz format format-check clean
+.PHONY: all deps build run test sanitize bench bench-compressed bench-http bench-kafka bench-scale bench-takeover fuzz format format-check clean
 
 all: build
 
@@ -33,6 +33,11 @@ test: build
 
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+# Only the compressed-log part of the benchmark (also run by `make bench`, which generates
+# its log): replay of the bench log plain vs .zst vs .gz vs a .zst object in s3rver.
+bench-compressed: build
+	@bash bench/compressed.sh $(BUILD)
 
 # Only the HTTP part of the benchmark (also run by `make bench`): GET /v1/customers/{id}
 # at 10,000 requests/s against a daemon that ingests.

@@ -122,7 +122,7 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   }
   plan->slice_ticks = slice_ns / kTickNanos;
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
-  for (const auto& e : args.events) plan->identity += std::filesystem::absolute(e).string() + ",";
+  for (const auto& e : args.events) plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
   if (plan->parts > 0) plan->identity += " part=" + args.part;
   return Status::ok();
 }
@@ -155,8 +155,10 @@ std::string utc(int64_t tick) {
 
 class Backfill {
  public:
-  Backfill(const BackfillArgs& args, const Plan& plan, const Config& config, Engine& engine, Progress progress)
-      : args_(args),
+  Backfill(const BackfillArgs& args, const Plan& plan, const Config& config, Engine& engine, Progress progress,
+           S3Client* s3)
+      : s3_(s3),
+        args_(args),
         plan_(plan),
         config_(config),
         engine_(engine),
@@ -168,6 +170,7 @@ class Backfill {
     const uint64_t committed_before = engine_.checkpoint_probe().items_committed;
     for (; progress_.file < args_.events.size(); ++progress_.file) {
       LineReader reader;
+      reader.set_s3(s3_);
       Status s = reader.open(args_.events[progress_.file], progress_.offset, progress_.line);
       if (!s.is_ok()) return s;
       for (bool at_end = false; !at_end;) {
@@ -245,6 +248,7 @@ class Backfill {
                  secs > 0 ? throttle_.written() / secs : 0.0);
   }
 
+  S3Client* s3_;
   const BackfillArgs& args_;
   const Plan& plan_;
   const Config& config_;
@@ -302,23 +306,27 @@ Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bo
   return plan.parts > 0 ? check_part_is_empty(store, plan) : store.clear();
 }
 
-int backfill(const BackfillArgs& args) {
-  std::vector<std::string> sets = args.sets;
-  if (args.partitions > 0) sets.push_back("engine.shards=" + std::to_string(args.partitions));
-  if (!args.dead_letter.empty()) sets.push_back("dead_letter.path=" + args.dead_letter);
+int backfill(const BackfillArgs& given) {
+  std::vector<std::string> sets = given.sets;
+  if (given.partitions > 0) sets.push_back("engine.shards=" + std::to_string(given.partitions));
+  if (!given.dead_letter.empty()) sets.push_back("dead_letter.path=" + given.dead_letter);
   Config config;
-  Status s = load_config(args.config_path, sets, &config);
-  Plan plan;
-  if (s.is_ok()) s = make_plan(args, &plan);
+  Status s = load_config(given.config_path, sets, &config);
   if (!s.is_ok()) {
     print_error("backfill", s.message());
     return kExitUsage;
   }
-  for (const auto& path : args.events) {
-    if (!std::filesystem::is_regular_file(path)) {
-      print_error("backfill", "--events '" + path + "': no such file");
-      return kExitUsage;
-    }
+  // The logs, S3 prefixes listed: the progress is an index into this list.
+  BackfillArgs args = given;
+  std::unique_ptr<S3Client> s3;
+  if (!(s = event_logs_of(given.events, config.s3, &s3, &args.events)).is_ok()) {
+    print_error("backfill", s.message());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;
+  }
+  Plan plan;
+  if (!(s = make_plan(args, &plan)).is_ok()) {
+    print_error("backfill", s.message());
+    return kExitUsage;
   }
   // --state DIR is RocksDB; state.backend = "dynamodb" backfills the table (same commits).
   if (!(s = state_from_args(args.state_dir, &config.state)).is_ok()) {
@@ -368,7 +376,7 @@ int backfill(const BackfillArgs& args) {
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
   const auto start = std::chrono::steady_clock::now();
-  Backfill job(args, plan, config, *engine, progress);
+  Backfill job(args, plan, config, *engine, progress, s3.get());
   RunStats stats;
   if (!(s = job.feed(&stats)).is_ok()) {
     print_error("backfill", s.to_string());
@@ -398,7 +406,10 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<BackfillArgs>();
   CLI::App* cmd = root.add_subcommand(
       "backfill", "Rebuild the state from event logs in committed, resumable, throttled time slices");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--events", args->events,
+                  "JSONL event log, plain or gzip/zstd-compressed: a file, s3://bucket/key or every object under "
+                  "s3://bucket/prefix/ (repeat for several, read in order)")
+      ->required();
   cmd->add_option("--state", args->state_dir, "RocksDB state directory; not with state.backend = \"dynamodb\"");
   cmd->add_option("--since", args->since, "skip events before this UTC time (YYYY-MM-DDTHH:MM:SSZ)");
   cmd->add_option("--until", args->until, "skip events at or after this UTC time");

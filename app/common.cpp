@@ -256,4 +256,42 @@ void print_error(const char* command, const std::string& message) {
   std::fprintf(stderr, "streamscore %s: error: %s\n", command, message.c_str());
 }
 
+namespace {
+
+Status objects_of(const std::string& url, S3Client& s3, std::vector<std::string>* out) {
+  S3Url where;
+  Status s = parse_s3_url(url, &where);
+  if (!s.is_ok()) return s;
+  const bool prefix = where.key.empty() || where.key.back() == '/';
+  std::vector<S3Object> objects;
+  if (!(s = s3.list(where.bucket, where.key, &objects)).is_ok()) return s;
+  const std::size_t before = out->size();
+  for (const auto& object : objects)
+    if (prefix || object.key == where.key) out->push_back("s3://" + where.bucket + "/" + object.key);
+  if (out->size() > before) return Status::ok();
+  return Status::invalid_argument(
+      "--events '" + url + "': " +
+      (prefix ? "no object under this prefix" : "no such object (a prefix, for every object under it, ends with '/')") +
+      " at " + s3.endpoint());
+}
+
+}  // namespace
+
+Status event_logs_of(const std::vector<std::string>& events, const S3Config& config, std::unique_ptr<S3Client>* s3,
+                     std::vector<std::string>* out) {
+  out->clear();
+  for (const auto& path : events) {
+    if (!is_s3_url(path)) {
+      if (!std::filesystem::is_regular_file(path))
+        return Status::invalid_argument("--events '" + path + "': no such file");
+      out->push_back(path);
+      continue;
+    }
+    Status s = *s3 ? Status::ok() : S3Client::make(config, s3);
+    if (s.is_ok()) s = objects_of(path, **s3, out);
+    if (!s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
 }  // namespace streamscore

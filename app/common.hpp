@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "io/generator.hpp"
 #include "io/kafka_sink_probe.hpp"
+#include "io/s3_client.hpp"
 #include "model/log_replay.hpp"
 #include "state/dynamodb_store.hpp"
 #include "state/store.hpp"
@@ -57,6 +58,14 @@ Status check_source_file(const std::string& path);
 // a following daemon would dead-letter its own dead letters until the disk is full.
 Status check_output_path(const std::string& output_key, const std::string& output, const std::string& input_key,
                          const std::string& input, const std::string& state_dir);
+
+// The event logs that --events names, in reading order: a file as given; s3://bucket/key
+// that object; s3://bucket/prefix/ (or s3://bucket) every object under the prefix, in key
+// order. `*s3` is made from [s3] at the first URL. invalid_argument (a usage error): a
+// missing file or object, an empty prefix, a bad URL, no credentials; io_error: the
+// store did not answer.
+Status event_logs_of(const std::vector<std::string>& events, const S3Config& config, std::unique_ptr<S3Client>* s3,
+                     std::vector<std::string>* out);
 
 // The Kafka sinks (when the config has them) count into `kafka_sinks`; null: nowhere.
 EngineOptions engine_options_from(const Config& config, KafkaSinkProbe* kafka_sinks);

@@ -37,15 +37,15 @@ void phase(const char* what) {
   std::fprintf(stderr, *what ? "\r\033[Kfeatures: %s" : "\r\033[K%s", what);
 }
 
-// The usage errors (exit 2), before any work: a message naming the argument, or "".
-std::string check_args(const FeaturesArgs& args, int64_t* lag_ns) {
-  for (const auto& path : args.events)
-    if (!std::filesystem::is_regular_file(path)) return "--events '" + path + "': no such file";
+// The usage errors (exit 2) of the arguments but --events, before any work: a message
+// naming the argument, or "". `logs`: the event logs --events names.
+std::string check_args(const FeaturesArgs& args, const std::vector<std::string>& logs, int64_t* lag_ns) {
   if (!std::filesystem::is_regular_file(args.spine)) return "--spine '" + args.spine + "': no such file";
   if (!parse_duration(args.lag, lag_ns).is_ok() || *lag_ns < 0 || *lag_ns > kMaxLagNs)
     return "--lag '" + args.lag + "': expected a duration from 0s to 3650d (e.g. 0s, 5m, 1h, 2d)";
   if (args.out != "-")
-    for (const auto& input : args.events) {
+    for (const auto& input : logs) {
+      if (is_s3_url(input)) continue;
       Status s = check_output_path("--out", args.out, "--events", input, "");
       if (!s.is_ok()) return s.message();
     }
@@ -86,8 +86,14 @@ int features(const FeaturesArgs& args) {
     print_error("features", s.message());
     return kExitUsage;
   }
+  std::unique_ptr<S3Client> s3;
+  std::vector<std::string> logs;
+  if (!(s = event_logs_of(args.events, config.s3, &s3, &logs)).is_ok()) {
+    print_error("features", s.message());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;
+  }
   int64_t lag_ns = 0;
-  if (const std::string why = check_args(args, &lag_ns); !why.empty()) {
+  if (const std::string why = check_args(args, logs, &lag_ns); !why.empty()) {
     print_error("features", why);
     return kExitUsage;
   }
@@ -110,6 +116,7 @@ int features(const FeaturesArgs& args) {
   LogReplayOptions options;
   options.allowed_lateness_ns = config.window.allowed_lateness_ns;
   options.max_future_skew_ns = config.window.max_future_skew_ns;
+  options.s3 = s3.get();
   // A shard per thread: the customers split as the engine splits them, the items alike.
   options.shards =
       args.threads > 0 ? static_cast<std::size_t>(args.threads) : std::max(1u, std::thread::hardware_concurrency());
@@ -117,7 +124,7 @@ int features(const FeaturesArgs& args) {
   phase("");
   ProgressLine progress("features");
   s = join_point_in_time(
-      args.events, spine, lag_ns, options,
+      logs, spine, lag_ns, options,
       [out, &args](const std::string& row) {
         if (std::fwrite(row.data(), 1, row.size(), out) != row.size() || std::fputc('\n', out) == EOF)
           return Status::io_error("cannot write '" + args.out + "'");
@@ -145,7 +152,10 @@ void register_features_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<FeaturesArgs>();
   CLI::App* cmd = root.add_subcommand(
       "features", "Point-in-time feature rows: each spine row joined to the customer's item as of its instant");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--events", args->events,
+                  "JSONL event log, plain or gzip/zstd-compressed: a file, s3://bucket/key or every object under "
+                  "s3://bucket/prefix/ (repeat for several, read in order)")
+      ->required();
   cmd->add_option("--spine", args->spine,
                   "JSONL rows {\"customer_id\":..., \"at\":\"2025-01-10T12:34:56Z\", ...any other fields}")
       ->required();

@@ -28,8 +28,10 @@ struct ReplayArgs {
   bool json = false;
 };
 
-Status feed_file(Engine& engine, const std::string& path, std::size_t batch_size, ProgressLine& progress) {
+Status feed_file(Engine& engine, const std::string& path, S3Client* s3, std::size_t batch_size,
+                 ProgressLine& progress) {
   LineReader reader;
+  reader.set_s3(s3);
   Status s = reader.open(path);
   if (!s.is_ok()) return s;
   for (;;) {
@@ -62,11 +64,14 @@ int replay(const ReplayArgs& args) {
     print_error("replay", s.message());
     return kExitUsage;
   }
-  for (const auto& path : args.events) {
-    if (!std::filesystem::is_regular_file(path)) {
-      print_error("replay", "--events '" + path + "': no such file");
-      return kExitUsage;
-    }
+  std::unique_ptr<S3Client> s3;
+  std::vector<std::string> logs;
+  if (!(s = event_logs_of(args.events, config.s3, &s3, &logs)).is_ok()) {
+    print_error("replay", s.message());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;
+  }
+  for (const auto& path : logs) {
+    if (is_s3_url(path)) continue;
     // The dead-letter file is truncated first: as an input, the log would be lost.
     if (config.dead_letter.kind == "file" &&
         !(s = check_output_path("dead_letter.path (--dead-letter)", config.dead_letter.path, "--events", path,
@@ -102,8 +107,8 @@ int replay(const ReplayArgs& args) {
   }
   const auto start = std::chrono::steady_clock::now();
   ProgressLine progress("replay");
-  for (const auto& path : args.events) {
-    if (!(s = feed_file(*engine, path, config.engine.batch_size, progress)).is_ok()) {
+  for (const auto& path : logs) {
+    if (!(s = feed_file(*engine, path, s3.get(), config.engine.batch_size, progress)).is_ok()) {
       progress.done();
       print_error("replay", s.to_string());
       return kExitFailure;
@@ -130,7 +135,9 @@ int replay(const ReplayArgs& args) {
 void register_replay_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<ReplayArgs>();
   CLI::App* cmd = root.add_subcommand("replay", "Clear the state in --state DIR and rebuild it from event log files");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--events", args->events,
+                  "JSONL event log, plain or gzip/zstd-compressed (repeat for several files, read in order)")
+      ->required();
   cmd->add_option("--state", args->state_dir,
                   "RocksDB state directory (cleared first); not with state.backend = \"dynamodb\"");
   cmd->add_option("--config", args->config_path, "TOML config file (window, engine, dead_letter)");

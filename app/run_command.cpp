@@ -143,17 +143,17 @@ Status check_same_input(const std::string& path, const FilePosition& position) {
   // A FIFO has no past to compare (and opening one would disturb its writer).
   struct stat info {};
   if (::stat(path.c_str(), &info) != 0 || !S_ISREG(info.st_mode)) return Status::ok();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::io_error("cannot open source.path '" + path + "': " + std::strerror(errno));
-  const uint64_t size = ::fstat(fd, &info) == 0 ? static_cast<uint64_t>(info.st_size) : 0;
-  const std::string fingerprint =
-      !position.fingerprint.empty() && size >= position.offset ? input_fingerprint(fd, position.offset) : "";
-  ::close(fd);
+  uint64_t size = 0;
+  std::string fingerprint;
+  Status s = LineReader::content_prefix(path, position.offset, &size, &fingerprint);
+  if (!s.is_ok()) return s;
+  if (position.fingerprint.empty()) fingerprint.clear();  // a state from before fingerprints
   const std::string advice =
       ": not the file this state has read (replaced, cut or rewritten). Restore it, or "
       "read the new file into a new state.path (or rebuild with `streamscore replay`)";
   if (size < position.offset)
-    return Status::corruption("source.path '" + path + "' is " + std::to_string(size) + " bytes, shorter than the " +
+    return Status::corruption("source.path '" + path + "' holds " + std::to_string(size) +
+                              " bytes (of content, when compressed), fewer than the " +
                               std::to_string(position.offset) + " bytes the state has read" + advice);
   if (fingerprint != position.fingerprint)
     return Status::corruption("source.path '" + path + "' does not hold the bytes the state has read up to offset " +

@@ -42,12 +42,14 @@ int train(const TrainArgs& args) {
     print_error("train", s.message());
     return kExitUsage;
   }
-  for (const auto& path : args.events)
-    if (!std::filesystem::is_regular_file(path)) {
-      print_error("train", "--events '" + path + "': no such file");
-      return kExitUsage;
-    }
+  std::unique_ptr<S3Client> s3;
+  std::vector<std::string> logs;
+  if (!(s = event_logs_of(args.events, config.s3, &s3, &logs)).is_ok()) {
+    print_error("train", s.message());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;
+  }
   TrainingSetOptions set_options;
+  set_options.replay.s3 = s3.get();
   set_options.replay.allowed_lateness_ns = config.window.allowed_lateness_ns;
   set_options.replay.max_future_skew_ns = config.window.max_future_skew_ns;
   int64_t cut_ns = 0;
@@ -75,7 +77,7 @@ int train(const TrainArgs& args) {
   const auto start = std::chrono::steady_clock::now();
   phase("building the point-in-time training set");
   TrainingSet set;
-  if (!(s = build_training_set(args.events, set_options, &set)).is_ok()) {
+  if (!(s = build_training_set(logs, set_options, &set)).is_ok()) {
     phase("");
     print_error("train", s.to_string());
     return kExitFailure;
@@ -134,7 +136,10 @@ void register_train_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<TrainArgs>();
   CLI::App* cmd = root.add_subcommand(
       "train", "Train the high-value-customer model on a point-in-time training set from event logs");
-  cmd->add_option("--events", args->events, "JSONL event log (repeat for several files, read in order)")->required();
+  cmd->add_option("--events", args->events,
+                  "JSONL event log, plain or gzip/zstd-compressed: a file, s3://bucket/key or every object under "
+                  "s3://bucket/prefix/ (repeat for several, read in order)")
+      ->required();
   cmd->add_option("--models", args->models_dir, "models directory; the model becomes its next vN")->required();
   cmd->add_option("--config", args->config_path, "TOML config file (its [window] section applies)");
   cmd->add_option("--set", args->sets, "config override section.key=value (repeatable)");

@@ -7,6 +7,9 @@
 #   - model scoring (score_bench): a model trained on a 1M-event log (10k customers,
 #     45 days, seed 42), 1M rows in batches of 8192, XGBoost nthread 1 and 2, and the
 #     single-row latency (one XGBoosterPredictFromDense call per row).
+#   - then bench/compressed.sh: `replay` of the same log as .zst, .gz and a .zst S3 object
+#     (s3rver) against the plain one, in turns (CPU time ratios; target: .zst <= 1.3x
+#     plain; same export);
 #   - then bench/state.sh: state load time, RSS over simulated days, backfill throttle;
 #   - then bench/http.sh: HTTP GET /v1/customers/{id} p50/p99 at 10k requests/s while a
 #     daemon ingests (its own table and bench/out/http.json);
@@ -243,6 +246,9 @@ score_table
 
 # --- point-in-time rows (bench/features.sh): `features` with a spine vs replay, same log ---
 bash "$ROOT/bench/features.sh" "$BUILD" "$LOG"
+
+# --- compressed logs (bench/compressed.sh): replay of the same log as .zst, .gz and from S3 ---
+bash "$ROOT/bench/compressed.sh" "$BUILD" "$LOG"
 
 # --- durable state (bench/state.sh): recovery, RSS over simulated days, backfill throttle ---
 bash "$ROOT/bench/state.sh" "$BUILD"

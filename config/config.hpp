@@ -136,8 +136,17 @@ struct LogConfig {
   std::string level = "info";  // trace, debug, info, warn, error, off
 };
 
+// Event logs in S3 or an S3-compatible store (`--events s3://bucket/key`): signed and
+// credentialled like DynamoDB (state/aws_credentials.hpp).
+struct S3Config {
+  std::string endpoint;  // "" = https://s3.<region>.amazonaws.com; else e.g. a local server (path-style)
+  std::string region;    // "" = $AWS_REGION, else $AWS_DEFAULT_REGION, else us-east-1
+  int max_attempts = 8;  // per request: throttles, 5xx and transport errors are retried with backoff
+};
+
 struct Config {
   SourceConfig source;
+  S3Config s3;
   StateConfig state;
   DeadLetterConfig dead_letter;
   KafkaConfig kafka;

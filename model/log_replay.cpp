@@ -26,6 +26,7 @@ LogReplay::LogReplay(const LogReplayOptions& options)
 
 Status LogReplay::feed(const std::string& path, const ReplayProgress& progress) {
   LineReader reader;
+  reader.set_s3(options_.s3);
   Status s = reader.open(path);
   if (!s.is_ok()) return s;
   for (;;) {

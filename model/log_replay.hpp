@@ -17,6 +17,7 @@
 #include "common/status.hpp"
 #include "common/time.hpp"
 #include "io/event_parser.hpp"
+#include "io/s3_client.hpp"
 #include "state/event_clock.hpp"
 #include "state/sequencer.hpp"
 #include "state/shard_state.hpp"
@@ -29,6 +30,7 @@ struct LogReplayOptions {
   int64_t now_ns = 0;  // wall clock for `future` (0: the real clock)
   std::size_t batch_lines = 65536;
   std::size_t shards = 1;  // >= 1
+  S3Client* s3 = nullptr;  // for logs named s3://bucket/key (io/s3_client.hpp)
 };
 
 struct LogReplayCounts;

@@ -13,20 +13,10 @@
 
 #include <boost/json.hpp>
 
+#include "state/aws_credentials.hpp"
 #include "state/dynamodb_store.hpp"
 
 namespace streamscore {
-
-struct AwsCredentials {
-  std::string access_key;
-  std::string secret_key;
-  std::string session_token;  // empty unless temporary credentials
-};
-
-// $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY (/ $AWS_SESSION_TOKEN), else the profile
-// $AWS_PROFILE (default "default") of $AWS_SHARED_CREDENTIALS_FILE or ~/.aws/credentials.
-// invalid_argument when neither has both keys; the message never holds a key.
-Status load_aws_credentials(AwsCredentials* out);
 
 std::string base64_encode(std::string_view bytes);
 bool base64_decode(std::string_view text, std::string* bytes);

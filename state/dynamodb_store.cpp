@@ -745,10 +745,7 @@ std::string backfill_part_writer(const std::string& writer, int part, int parts)
 }
 
 DynamoDbOptions resolve_dynamodb_options(DynamoDbOptions o) {
-  if (o.region.empty())
-    for (const char* name : {"AWS_REGION", "AWS_DEFAULT_REGION"})
-      if (const char* v = std::getenv(name); v && *v && o.region.empty()) o.region = v;
-  if (o.region.empty()) o.region = "us-east-1";
+  o.region = resolve_aws_region(o.region);
   if (o.endpoint.empty()) o.endpoint = "https://dynamodb." + o.region + ".amazonaws.com";
   if (!o.metrics) o.metrics = std::make_shared<DynamoDbProbe>();
   return o;

@@ -123,6 +123,9 @@ const std::vector<std::string> kAllKeys = {"source.kind",
                                            "state.shared",
                                            "state.gc_deletes_per_checkpoint",
                                            "state.gc_idle",
+                                           "s3.endpoint",
+                                           "s3.region",
+                                           "s3.max_attempts",
                                            "dead_letter.kind",
                                            "dead_letter.path",
                                            "dead_letter.topic",
@@ -240,6 +243,9 @@ BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
                                          "state.shared=false",
                                          "state.gc_deletes_per_checkpoint=100",
                                          "state.gc_idle=1d",
+                                         "s3.endpoint=",
+                                         "s3.region=",
+                                         "s3.max_attempts=8",
                                          "dead_letter.path=data/dead-letter.jsonl",
                                          "window.allowed_lateness=10m",
                                          "window.max_future_skew=24h",
@@ -349,10 +355,10 @@ BOOST_AUTO_TEST_CASE(error_unknown_key_lists_the_known_keys) {
 
 BOOST_AUTO_TEST_CASE(error_unknown_section) {
   const std::string m = file_error("[engine]\nshards = 2\n[windows]\nallowed_lateness = \"5m\"\n");
-  BOOST_TEST(
-      contains(m,
-               "c.toml:3:2: unknown section [windows] (known sections: [source], "
-               "[state], [dead_letter], [kafka], [output], [window], [engine], [checkpoint], [http], [log], [model])"));
+  BOOST_TEST(contains(
+      m,
+      "c.toml:3:2: unknown section [windows] (known sections: [source], "
+      "[state], [s3], [dead_letter], [kafka], [output], [window], [engine], [checkpoint], [http], [log], [model])"));
   BOOST_TEST(contains(override_error("windows.allowed_lateness=5m"), "unknown section [windows]"));
   BOOST_TEST(contains(file_error("shards = 2\n"), "key 'shards' is outside any section (it belongs under [engine])"));
   BOOST_TEST(contains(file_error("[[engine]]\nshards = 2\n"), "[engine] must be a table"));
