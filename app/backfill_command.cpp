@@ -81,13 +81,14 @@ struct Progress {
   std::string identity;
   bool complete = false;
   std::size_t file = 0;  // index into --events
-  uint64_t offset = 0;   // byte offset in that file
+  uint64_t offset = 0;   // byte offset in that file (of its content, when compressed)
   uint64_t line = 1;
+  std::string fingerprint;  // of the file's first `offset` bytes; "" for an object or a state before it
 };
 
 std::string encode(const Progress& p) {
   return p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
-         std::to_string(p.offset) + "\n" + std::to_string(p.line);
+         std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
 }
 
 Status decode(const std::string& value, Progress* p) {
@@ -100,7 +101,24 @@ Status decode(const std::string& value, Progress* p) {
   p->file = std::strtoull(file.c_str(), nullptr, 10);
   p->offset = std::strtoull(offset.c_str(), nullptr, 10);
   p->line = std::strtoull(line.c_str(), nullptr, 10);
+  std::getline(in, p->fingerprint);  // absent in a state written before it was recorded
   return Status::ok();
+}
+
+// A resume reads the file on from the committed offset: it must be the file read up to
+// there, not another one under the same name (replaced, rewritten, cut), which would be
+// read from its middle as if it went on. The run file source checks the same.
+Status check_same_log(const std::string& path, const Progress& progress) {
+  if (progress.fingerprint.empty() || progress.offset == 0 || is_s3_url(path)) return Status::ok();
+  uint64_t held = 0;
+  std::string fingerprint;
+  Status s = LineReader::content_prefix(path, progress.offset, &held, &fingerprint);
+  if (!s.is_ok()) return s;
+  if (held >= progress.offset && fingerprint == progress.fingerprint) return Status::ok();
+  return Status::corruption("--events '" + path + "' does not hold the bytes this backfill read up to offset " +
+                            std::to_string(progress.offset) + " (line " + std::to_string(progress.line) +
+                            "): the file was replaced, rewritten or cut. Restore it, or start the backfill "
+                            "over in an empty --state");
 }
 
 Status make_plan(const BackfillArgs& args, Plan* plan) {
@@ -171,7 +189,8 @@ class Backfill {
     for (; progress_.file < args_.events.size(); ++progress_.file) {
       LineReader reader;
       reader.set_s3(s3_);
-      Status s = reader.open(args_.events[progress_.file], progress_.offset, progress_.line);
+      Status s = check_same_log(args_.events[progress_.file], progress_);
+      if (s.is_ok()) s = reader.open(args_.events[progress_.file], progress_.offset, progress_.line);
       if (!s.is_ok()) return s;
       for (bool at_end = false; !at_end;) {
         RawBatch batch;
@@ -179,10 +198,11 @@ class Backfill {
         if (!batch.lines.empty() && !(s = engine_.submit(std::move(batch))).is_ok()) return s;
         progress_.offset = reader.offset();
         progress_.line = reader.line();
-        if (!(s = maybe_commit_slice()).is_ok()) return s;
+        if (!(s = maybe_commit_slice(reader)).is_ok()) return s;
       }
       progress_.offset = 0;
       progress_.line = 1;
+      progress_.fingerprint.clear();
     }
     progress_.complete = true;
     Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}});
@@ -216,8 +236,9 @@ class Backfill {
     return tick >= 0 ? tick / plan_.slice_ticks : -((-tick + plan_.slice_ticks - 1) / plan_.slice_ticks);
   }
 
-  // Commits when the clock has passed the end of the slice in progress.
-  Status maybe_commit_slice() {
+  // Commits when the clock has passed the end of the slice in progress, with the
+  // position in `reader` and the fingerprint of what it has read.
+  Status maybe_commit_slice(const LineReader& reader) {
     const int64_t tick = engine_.router_probe().last_tick;
     if (tick == std::numeric_limits<int64_t>::min()) return Status::ok();
     if (current_slice_ == std::numeric_limits<int64_t>::min()) {
@@ -226,6 +247,7 @@ class Backfill {
       read_at_first_tick_ = engine_.router_probe().read;
     }
     if (slice_of(tick) <= current_slice_) return Status::ok();
+    progress_.fingerprint = reader.fingerprint();
     RunStats at_cut;
     const uint64_t before = engine_.checkpoint_probe().items_committed;
     Status s = engine_.checkpoint({{kMetaBackfill, encode(progress_)}}, &at_cut);

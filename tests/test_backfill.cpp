@@ -74,6 +74,38 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_killed_mid_slice_resumes_after_its_last_slice
   BOOST_TEST((slurp(dir / "bf-dl.jsonl") == slurp(dir / "r2-dl.jsonl")));
 }
 
+BOOST_FIXTURE_TEST_CASE(a_resume_on_another_file_under_the_same_name_is_refused, Fixture) {
+  const std::string expected = replayed(log);
+  const std::vector<std::string> args = {"backfill", "--events", log, "--state", dir / "bf", "--slice", "6h"};
+  std::vector<std::string> throttled = args;
+  throttled.insert(throttled.end(), {"--max-writes-per-sec", "20000"});
+  const pid_t pid = spawn_streamscore(throttled, dir / "bf-out.txt");
+  BOOST_REQUIRE(pid > 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the backfill finished before it was killed");
+  // Another log of the same size under the same name: read on from the old offset, it
+  // would go on silently with other events.
+  fs::rename(log, dir / "kept.jsonl");
+  Result g = run_cli(dir,
+                     "generate --customers 3000 --events 300000 --days 40 --bad-rate 0.01 "
+                     "--dup-rate 0.05 --late-rate 0.01 --seed 22 --out " +
+                         log);
+  BOOST_REQUIRE(g.exit_code == 0);
+  std::string line;
+  for (const auto& a : args) line += a + " ";
+  Result refused = run_cli(dir, line);
+  BOOST_TEST(refused.exit_code == 1);
+  BOOST_TEST(refused.err.find("does not hold the bytes this backfill read") != std::string::npos, refused.err);
+  // The file restored, the resume goes on and ends as a replay.
+  fs::rename(dir / "kept.jsonl", log);
+  Result rest = run_cli(dir, line);
+  BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
+  BOOST_TEST((export_of("bf") == expected));
+}
+
 BOOST_FIXTURE_TEST_CASE(since_and_until_skip_the_events_outside, Fixture) {
   const std::string since = "2025-01-10T00:00:00Z", until = "2025-01-25T00:00:00Z";
   // The same range, cut out of the log beforehand: valid records outside are

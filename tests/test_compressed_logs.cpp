@@ -139,6 +139,23 @@ BOOST_FIXTURE_TEST_CASE(training_on_a_compressed_log_gives_the_same_model, Fixtu
   BOOST_TEST((slurp(dir / ("models.zst" + model)) == slurp(dir / ("models.jsonl" + model))));
 }
 
+BOOST_FIXTURE_TEST_CASE(features_on_a_compressed_log_give_the_plain_rows, Fixture) {
+  std::ofstream(dir / "spine.jsonl") << R"({"customer_id":"C0000007","at":"2025-01-20T00:00:00Z"})"
+                                     << "\n"
+                                     << R"({"customer_id":"C0001999","at":"2025-02-01T12:00:00Z","y":1})"
+                                     << "\n";
+  std::vector<std::string> rows;
+  for (const std::string& input : {log, gz, zst}) {
+    const std::string out = dir / ("rows" + fs::path(input).extension().string());
+    Result f = run_cli(dir, "features --events " + input + " --spine " + (dir / "spine.jsonl") + " --out " + out);
+    BOOST_REQUIRE_MESSAGE(f.exit_code == 0, input << ": " << f.err);
+    rows.push_back(slurp(out));
+  }
+  BOOST_TEST(rows[0].find("\"features\":{") != std::string::npos);
+  BOOST_TEST((rows[1] == rows[0]));
+  BOOST_TEST((rows[2] == rows[0]));
+}
+
 // The run file source checkpoints the content offset and line in a compressed file; a
 // restart decompresses up to there and continues: kills at random moments change nothing.
 BOOST_FIXTURE_TEST_CASE(a_run_on_a_zst_log_killed_again_and_again_gives_the_plain_export, Fixture) {

@@ -67,6 +67,24 @@ BOOST_FIXTURE_TEST_CASE(a_replay_of_an_object_or_a_prefix_exports_what_the_local
   BOOST_TEST(slurp(dir / "parts-dl.jsonl").find("\"source\":\"s3://logs/parts/1 b.jsonl.gz:") != std::string::npos);
 }
 
+BOOST_FIXTURE_TEST_CASE(features_on_objects_give_the_rows_of_the_local_log, Fixture) {
+  put_parts();
+  std::ofstream(dir / "spine.jsonl") << R"({"customer_id":"C0000007","at":"2025-01-20T00:00:00Z"})"
+                                     << "\n"
+                                     << R"({"customer_id":"C0001999","at":"2025-02-01T12:00:00Z","y":1})"
+                                     << "\n";
+  std::vector<std::string> rows;
+  for (const std::string& events : {log, std::string("s3://logs/parts/")}) {
+    const std::string out = dir / (events == log ? "local-rows.jsonl" : "s3-rows.jsonl");
+    Result f =
+        run_cli(dir, "features --events " + events + " --spine " + (dir / "spine.jsonl") + " --out " + out + s3.sets());
+    BOOST_REQUIRE_MESSAGE(f.exit_code == 0, events << ": " << f.err);
+    rows.push_back(slurp(out));
+  }
+  BOOST_TEST(rows[0].find("\"features\":{") != std::string::npos);
+  BOOST_TEST((rows[1] == rows[0]));
+}
+
 BOOST_FIXTURE_TEST_CASE(training_on_objects_gives_the_model_of_the_local_log, Fixture) {
   put_parts();
   for (const std::string& events : {log, std::string("s3://logs/parts/")}) {
