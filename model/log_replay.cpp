@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <thread>
 
 #include "io/line_reader.hpp"
@@ -17,6 +18,9 @@ LogReplay::LogReplay(const LogReplayOptions& options)
       sequencer_(SequencerOptions{std::max<std::size_t>(options.shards, 1)}) {
   for (std::size_t s = 0; s < shard_counts_.size(); ++s)
     shards_.emplace_back(ShardOptions{options.allowed_lateness_ns});
+  parsers_.resize(shard_counts_.size());
+  parsed_.resize(shard_counts_.size());
+  unparsed_.resize(shard_counts_.size());
   int64_t now = options.now_ns;
   if (now == 0)
     now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -24,18 +28,32 @@ LogReplay::LogReplay(const LogReplayOptions& options)
   parse_options_.max_event_ns = future_limit(now, options.max_future_skew_ns);
 }
 
+// A pipeline of two stages: while the shards apply one batch on their threads, this
+// thread reads and parses the next (parsing touches no shard). The sequencer, which
+// asks the shards about ids, runs between them, with every shard idle.
 Status LogReplay::feed(const std::string& path, const ReplayProgress& progress) {
   LineReader reader;
   reader.set_s3(options_.s3);
   Status s = reader.open(path);
   if (!s.is_ok()) return s;
-  for (;;) {
+  bool at_end = false;
+  auto read_and_parse = [&](std::vector<ParsedEvent>* events) {
     RawBatch batch;
-    bool at_end = false;
-    if (!(s = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end)).is_ok()) return s;
-    process(batch);
+    Status read = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end);
+    if (read.is_ok()) parse(batch, events);
+    return read;
+  };
+  if (!(s = read_and_parse(&events_)).is_ok()) return s;
+  for (;;) {
+    SequencedBatch sequenced = sequence();
+    std::vector<std::thread> appliers = start_applying(sequenced.shards);
+    const bool more = !at_end;
+    if (more) s = read_and_parse(&next_events_);
+    for (std::thread& t : appliers) t.join();
+    if (!s.is_ok()) return s;
     if (progress) progress(counts());
-    if (at_end) return Status::ok();
+    if (!more) return Status::ok();
+    std::swap(events_, next_events_);
   }
 }
 
@@ -44,7 +62,7 @@ int64_t LogReplay::finish() {
   uint64_t ticks = 0;
   if (clock_.final_tick(&mark, &ticks)) {
     std::vector<ShardBatch> batches = sequencer_.final_tick(mark);
-    apply_all(batches);
+    for (std::thread& t : start_applying(batches)) t.join();
   }
   return clock_.snapshot().tick;
 }
@@ -67,20 +85,9 @@ std::size_t LogReplay::shard_of_customer(const std::string& customer_id) const {
   return shard_of(XXH3_64bits(customer_id.data(), customer_id.size()), shards_.size());
 }
 
-// The router's sequence for one batch: parse, then the sequencer (probe the shards'
-// dedup sets, classify in arrival order), then the shards apply their accepted events
-// with the in-band ticks.
-void LogReplay::process(const RawBatch& batch) {
-  events_.clear();
-  ParsedEvent event;
-  ParseFailure failure;
-  for (std::size_t i = 0; i < batch.lines.size(); ++i) {
-    ++read_;
-    if (parser_.parse(batch.line(i), parse_options_, &event, &failure))
-      events_.push_back(event);
-    else
-      ++dead_lettered_;
-  }
+// The router's sequence for one parsed batch: probe the shards' dedup sets, classify in
+// arrival order; the accepted events go to their shards with the in-band ticks.
+SequencedBatch LogReplay::sequence() {
   auto probe = [this](std::size_t shard, const ProbeRequest& request) {
     ProbeReply reply;
     shards_[shard].probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
@@ -89,18 +96,49 @@ void LogReplay::process(const RawBatch& batch) {
   SequencedBatch sequenced = sequencer_.sequence(events_, /*partitions=*/{}, probe, clock_);
   duplicates_ += sequenced.duplicates;
   dead_lettered_ += sequenced.expired.size();
-  apply_all(sequenced.shards);
+  return sequenced;
 }
 
-// Shard 0 on this thread, every other shard with work on a thread of its own: the
-// shards share nothing, and the next batch is sequenced once all of them are done.
-void LogReplay::apply_all(std::vector<ShardBatch>& batches) {
+// The lines in as many consecutive parts as there are parsers, part 0 on this thread,
+// the others each on a thread of its own; the events then in line order.
+void LogReplay::parse(const RawBatch& batch, std::vector<ParsedEvent>* events) {
+  constexpr std::size_t kLinesPerPart = 4096;  // below this a thread costs more than it saves
+  const std::size_t n = batch.lines.size();
+  const std::size_t parts = std::clamp<std::size_t>(n / kLinesPerPart, 1, parsers_.size());
+  auto parse_part = [&](std::size_t k) {
+    std::vector<ParsedEvent>& out = parsed_[k];
+    out.clear();
+    unparsed_[k] = 0;
+    ParsedEvent event;
+    ParseFailure failure;
+    for (std::size_t i = n * k / parts; i < n * (k + 1) / parts; ++i) {
+      if (parsers_[k].parse(batch.line(i), parse_options_, &event, &failure))
+        out.push_back(event);
+      else
+        ++unparsed_[k];
+    }
+  };
   std::vector<std::thread> others;
-  for (std::size_t s = 1; s < batches.size(); ++s)
-    if (!batches[s].events.empty() || !batches[s].ticks.empty())
-      others.emplace_back([this, s, &batches] { apply(s, batches[s]); });
-  apply(0, batches[0]);
+  for (std::size_t k = 1; k < parts; ++k) others.emplace_back(parse_part, k);
+  parse_part(0);
   for (std::thread& t : others) t.join();
+  read_ += n;
+  events->clear();
+  for (std::size_t k = 0; k < parts; ++k) {
+    dead_lettered_ += unparsed_[k];
+    events->insert(events->end(), std::make_move_iterator(parsed_[k].begin()),
+                   std::make_move_iterator(parsed_[k].end()));
+  }
+}
+
+// Each shard with work on a thread of its own: the shards share nothing. `batches` must
+// outlive the threads.
+std::vector<std::thread> LogReplay::start_applying(std::vector<ShardBatch>& batches) {
+  std::vector<std::thread> appliers;
+  for (std::size_t s = 0; s < batches.size(); ++s)
+    if (!batches[s].events.empty() || !batches[s].ticks.empty())
+      appliers.emplace_back([this, s, &batches] { apply(s, batches[s]); });
+  return appliers;
 }
 
 // As ShardState::apply, through the hooks.

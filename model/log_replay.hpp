@@ -5,12 +5,14 @@
 // (model/point_in_time.hpp) watches every new version of its customers' items.
 // One clock; the customers split over `shards` shards (stable hash, as the engine does),
 // each shard's part of a batch applied on its own thread: the same items whatever the
-// count (docs/semantics.md). A subclass's hooks run on the shard's thread.
+// count (docs/semantics.md). A subclass's hooks run on the shard's thread. A batch's
+// lines are parsed on as many threads, as the engine's parser pool does.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/raw_batch.hpp"
@@ -68,8 +70,9 @@ class LogReplay {
   virtual void advance(std::size_t shard, int64_t tick) { shards_[shard].advance_to(tick); }
 
  private:
-  void process(const RawBatch& batch);
-  void apply_all(std::vector<ShardBatch>& batches);
+  void parse(const RawBatch& batch, std::vector<ParsedEvent>* events);
+  SequencedBatch sequence();  // of events_
+  std::vector<std::thread> start_applying(std::vector<ShardBatch>& batches);
   void apply(std::size_t shard, ShardBatch& batch);
 
   LogReplayOptions options_;
@@ -77,10 +80,13 @@ class LogReplay {
   std::vector<LogReplayCounts> shard_counts_;  // accepted and event times, by shard
   std::vector<ShardState> shards_;
   EventClock clock_;
-  EventParser parser_;
-  Sequencer sequencer_;  // no range
+  std::vector<EventParser> parsers_;              // one per shard: a batch is parsed in parts
+  std::vector<std::vector<ParsedEvent>> parsed_;  // each part's events
+  std::vector<uint64_t> unparsed_;                // each part's invalid lines
+  Sequencer sequencer_;                           // no range
   ParseOptions parse_options_;
-  std::vector<ParsedEvent> events_;
+  std::vector<ParsedEvent> events_;       // the batch being sequenced and applied
+  std::vector<ParsedEvent> next_events_;  // the next one, parsed meanwhile
 };
 
 }  // namespace streamscore
