@@ -1,10 +1,11 @@
-// `streamscore backfill`: rebuild the state from event log files in event-time slices.
+// `streamscore backfill`: rebuild the state from event log files, or from a Kafka topic
+// read from its beginning, in event-time slices.
 //
-// Same engine, same results as `replay`, but gentler and resumable: the state is
-// committed (atomically, with the input position) each time the window clock passes
-// the end of a slice, so an interrupted backfill continues after its last finished
-// slice, and the writes to the store are throttled. Records outside --since/--until
-// are skipped and counted.
+// Same engine, same results as `replay` (a topic: as a bounded `run` of it), but gentler
+// and resumable: the state is committed (atomically, with the input position) each time
+// the window clock passes the end of a slice, so an interrupted backfill continues after
+// its last finished slice, and the writes to the store are throttled. Records outside
+// --since/--until are skipped and counted.
 #include <fmt/format.h>
 #include <xxhash.h>
 #include <CLI/CLI.hpp>
@@ -16,12 +17,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "actors/engine.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "io/kafka_source.hpp"
 #include "io/line_reader.hpp"
 #include "state/event.hpp"
 #include "state/format.hpp"
@@ -32,9 +35,13 @@ namespace {
 
 constexpr const char* kMetaBackfill = "backfill";
 constexpr int64_t kTickNanos = kWindowNanos;
+// librdkafka's consumer needs a group.id; the backfill's own, which it never joins nor
+// commits to (its partitions are assigned), so the daemons' group is left alone.
+constexpr const char* kBackfillGroup = "streamscore-backfill";
 
 struct BackfillArgs {
   std::vector<std::string> events;
+  std::string kafka_topic;  // instead of --events: every partition, earliest to end as of the first start
   std::string state_dir;
   std::string config_path;
   std::string dead_letter;
@@ -84,11 +91,19 @@ struct Progress {
   uint64_t offset = 0;   // byte offset in that file (of its content, when compressed)
   uint64_t line = 1;
   std::string fingerprint;  // of the file's first `offset` bytes; "" for an object or a state before it
+  // --kafka-topic: the next offset of every partition, and the end offsets queried at the
+  // first start, which a resume reads to as well (a topic grows meanwhile).
+  std::string topic;
+  KafkaOffsets next, ends;
 };
 
 std::string encode(const Progress& p) {
-  return p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
-         std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
+  std::string out = p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
+                    std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
+  if (!p.topic.empty())
+    out +=
+        "\n" + p.topic + "\n" + encode_kafka_position(p.topic, p.next) + "\n" + encode_kafka_position(p.topic, p.ends);
+  return out;
 }
 
 Status decode(const std::string& value, Progress* p) {
@@ -102,7 +117,11 @@ Status decode(const std::string& value, Progress* p) {
   p->offset = std::strtoull(offset.c_str(), nullptr, 10);
   p->line = std::strtoull(line.c_str(), nullptr, 10);
   std::getline(in, p->fingerprint);  // absent in a state written before it was recorded
-  return Status::ok();
+  std::string next, ends;
+  if (!std::getline(in, p->topic)) return Status::ok();  // a backfill of files
+  if (!std::getline(in, next) || !std::getline(in, ends)) return Status::corruption("meta 'backfill' is malformed");
+  Status s = decode_kafka_position(next, p->topic, &p->next);
+  return s.is_ok() ? decode_kafka_position(ends, p->topic, &p->ends) : s;
 }
 
 // A resume reads the file on from the committed offset: it must be the file read up to
@@ -141,6 +160,7 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   plan->slice_ticks = slice_ns / kTickNanos;
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
   for (const auto& e : args.events) plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
+  if (!args.kafka_topic.empty()) plan->identity += " kafka-topic=" + args.kafka_topic;
   if (plan->parts > 0) plan->identity += " part=" + args.part;
   return Status::ok();
 }
@@ -174,7 +194,7 @@ std::string utc(int64_t tick) {
 class Backfill {
  public:
   Backfill(const BackfillArgs& args, const Plan& plan, const Config& config, Engine& engine, Progress progress,
-           S3Client* s3)
+           S3Client* s3 = nullptr)
       : s3_(s3),
         args_(args),
         plan_(plan),
@@ -198,18 +218,45 @@ class Backfill {
         if (!batch.lines.empty() && !(s = engine_.submit(std::move(batch))).is_ok()) return s;
         progress_.offset = reader.offset();
         progress_.line = reader.line();
-        if (!(s = maybe_commit_slice(reader)).is_ok()) return s;
+        if (!(s = maybe_commit_slice([&] { progress_.fingerprint = reader.fingerprint(); })).is_ok()) return s;
       }
       progress_.offset = 0;
       progress_.line = 1;
       progress_.fingerprint.clear();
     }
-    progress_.complete = true;
-    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}});
+    return finish(committed_before, stats);
+  }
+
+  // Every partition of the topic from the committed offsets (at first: the earliest) to
+  // the end offsets of the first start, through the Kafka source of `run` in bounded
+  // mode (its decoding, key check and merge; each record keeps its partition, so each
+  // partition's customers tick with that partition's clock), assigned, outside any group.
+  Status feed_topic(RunStats* stats) {
+    const uint64_t committed_before = engine_.checkpoint_probe().items_committed;
+    KafkaSourceOptions options;
+    options.kafka = config_.kafka;
+    options.topic = args_.kafka_topic;
+    options.group_id = kBackfillGroup;
+    options.bounded = true;
+    options.outside_group = true;
+    options.ends = progress_.ends;
+    options.batch_size = batch_size();
+    KafkaSourceProbe probe;  // no /metrics to show it
+    std::unique_ptr<KafkaSource> source;
+    Status s = KafkaSource::open(options, progress_.next, &probe, &source);
     if (!s.is_ok()) return s;
-    throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
-    report_slice(stats->clock.tick, /*last=*/true);
-    return Status::ok();
+    progress_.topic = args_.kafka_topic;
+    progress_.ends = source->end_offsets();
+    const KafkaSource::Submit submit = [&](RawBatch batch) { return engine_.submit(std::move(batch)); };
+    const KafkaSource::Revoke no_rebalance = [] { return Status::ok(); };  // assigned: never revoked
+    for (bool at_end = false; !at_end;) {
+      source->set_batch_size(batch_size());
+      if (!(s = source->poll(submit, no_rebalance, &at_end)).is_ok()) return s;
+      progress_.next = source->offsets();
+      if (!(s = maybe_commit_slice([] {})).is_ok()) return s;
+    }
+    source->close();  // no offsets committed: the daemons' group and its offsets stay as they are
+    return finish(committed_before, stats);
   }
 
   double write_seconds() const { return throttle_.seconds(); }
@@ -232,13 +279,22 @@ class Backfill {
     return std::clamp<std::size_t>(size, 256, static_cast<std::size_t>(config_.engine.batch_size));
   }
 
+  Status finish(uint64_t committed_before, RunStats* stats) {
+    progress_.complete = true;
+    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}});
+    if (!s.is_ok()) return s;
+    throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
+    report_slice(stats->clock.tick, /*last=*/true);
+    return Status::ok();
+  }
+
   int64_t slice_of(int64_t tick) const {
     return tick >= 0 ? tick / plan_.slice_ticks : -((-tick + plan_.slice_ticks - 1) / plan_.slice_ticks);
   }
 
-  // Commits when the clock has passed the end of the slice in progress, with the
-  // position in `reader` and the fingerprint of what it has read.
-  Status maybe_commit_slice(const LineReader& reader) {
+  // Commits when the clock has passed the end of the slice in progress, with the input
+  // position in progress_, after `mark_position` has completed it.
+  Status maybe_commit_slice(const std::function<void()>& mark_position) {
     const int64_t tick = engine_.router_probe().last_tick;
     if (tick == std::numeric_limits<int64_t>::min()) return Status::ok();
     if (current_slice_ == std::numeric_limits<int64_t>::min()) {
@@ -247,7 +303,7 @@ class Backfill {
       read_at_first_tick_ = engine_.router_probe().read;
     }
     if (slice_of(tick) <= current_slice_) return Status::ok();
-    progress_.fingerprint = reader.fingerprint();
+    mark_position();
     RunStats at_cut;
     const uint64_t before = engine_.checkpoint_probe().items_committed;
     Status s = engine_.checkpoint({{kMetaBackfill, encode(progress_)}}, &at_cut);
@@ -338,10 +394,24 @@ int backfill(const BackfillArgs& given) {
     print_error("backfill", s.message());
     return kExitUsage;
   }
+  if (given.events.empty() == given.kafka_topic.empty()) {
+    print_error("backfill", given.events.empty() ? "give --events or --kafka-topic"
+                                                 : "--events and --kafka-topic exclude each other: give one");
+    return kExitUsage;
+  }
+  if (!given.kafka_topic.empty() && !given.part.empty()) {
+    // Parts of a topic backfill would each read the whole topic; not offered.
+    print_error("backfill", "--part is for --events; a --kafka-topic backfill runs as one process");
+    return kExitUsage;
+  }
+  if (!given.kafka_topic.empty() && config.kafka.bootstrap_servers.empty()) {
+    print_error("backfill", "--kafka-topic needs kafka.bootstrap_servers (in --config or --set)");
+    return kExitUsage;
+  }
   // The logs, S3 prefixes listed: the progress is an index into this list.
   BackfillArgs args = given;
   std::unique_ptr<S3Client> s3;
-  if (!(s = event_logs_of(given.events, config.s3, &s3, &args.events)).is_ok()) {
+  if (!given.events.empty() && !(s = event_logs_of(given.events, config.s3, &s3, &args.events)).is_ok()) {
     print_error("backfill", s.message());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
@@ -378,9 +448,12 @@ int backfill(const BackfillArgs& given) {
     std::printf("backfill: already complete for these arguments; nothing to do\n");
     return kExitOk;
   }
-  if (resume)
+  if (resume && progress.topic.empty())
     std::fprintf(stderr, "backfill: resuming from the last committed slice (%s, line %llu)\n",
                  args.events[progress.file].c_str(), (unsigned long long)progress.line);
+  else if (resume)
+    std::fprintf(stderr, "backfill: resuming from the last committed slice (%s, next offsets %s)\n",
+                 progress.topic.c_str(), encode_kafka_position(progress.topic, progress.next).c_str());
   EngineOptions options = engine_options_from(config, /*kafka_sinks=*/nullptr);  // no /metrics to show them
   options.since_ns = plan.since_ns;
   options.until_ns = plan.until_ns;
@@ -400,9 +473,9 @@ int backfill(const BackfillArgs& given) {
   const auto start = std::chrono::steady_clock::now();
   Backfill job(args, plan, config, *engine, progress, s3.get());
   RunStats stats;
-  if (!(s = job.feed(&stats)).is_ok()) {
+  if (!(s = args.kafka_topic.empty() ? job.feed(&stats) : job.feed_topic(&stats)).is_ok()) {
     print_error("backfill", s.to_string());
-    return kExitFailure;
+    return !args.kafka_topic.empty() && s.is_invalid_argument() ? kExitUsage : kExitFailure;  // a [kafka] property
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary("backfill", stats, seconds, args.json);
@@ -430,8 +503,10 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "backfill", "Rebuild the state from event logs in committed, resumable, throttled time slices");
   cmd->add_option("--events", args->events,
                   "JSONL event log, plain or gzip/zstd-compressed: a file, s3://bucket/key or every object under "
-                  "s3://bucket/prefix/ (repeat for several, read in order)")
-      ->required();
+                  "s3://bucket/prefix/ (repeat for several, read in order); or --kafka-topic");
+  cmd->add_option("--kafka-topic", args->kafka_topic,
+                  "read this Kafka topic instead ([kafka] settings): every partition from its earliest offset to "
+                  "its end as of the first start, assigned, outside the daemons' consumer group");
   cmd->add_option("--state", args->state_dir, "RocksDB state directory; not with state.backend = \"dynamodb\"");
   cmd->add_option("--since", args->since, "skip events before this UTC time (YYYY-MM-DDTHH:MM:SSZ)");
   cmd->add_option("--until", args->until, "skip events at or after this UTC time");
@@ -455,12 +530,15 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "      --partitions 8 --max-writes-per-sec 50000\n"
       "  streamscore backfill --events jan.jsonl --events feb.jsonl --state data/state \\\n"
       "      --since 2025-01-01T00:00:00Z --until 2025-03-01T00:00:00Z\n"
+      "  streamscore backfill --kafka-topic customer-events --set kafka.bootstrap_servers=broker:9092 \\\n"
+      "      --state data/state\n"
       "  # 4 processes (e.g. on 4 machines) into one DynamoDB table, 2000 item writes/s each:\n"
       "  streamscore backfill --events events.jsonl --config dynamo.toml --part 1/4 --max-writes-per-sec 2000\n"
       "Each slice is committed atomically with the input position. Run the same command again\n"
       "after an interruption to continue after the last finished slice; once complete, running\n"
       "it again changes nothing. Other arguments on the same --state start over (the state is\n"
-      "cleared). Without --since/--until the result equals `replay` of the same files.");
+      "cleared). Without --since/--until the result equals `replay` of the same files (a topic:\n"
+      "a bounded `run` of it, source.exit_at_end = true).");
   cmd->callback([args, exit_code] { *exit_code = backfill(*args); });
 }
 
