@@ -57,9 +57,10 @@ struct BackfillArgs {
 struct Plan {
   int64_t since_ns = std::numeric_limits<int64_t>::min();
   int64_t until_ns = std::numeric_limits<int64_t>::max();
-  int64_t slice_ticks = 0;  // slice length in 5-minute ticks
-  int part = 0, parts = 0;  // --part K/P (0/0: the whole table)
-  std::string identity;     // what makes two backfill runs the same one
+  int64_t slice_ticks = 0;     // slice length in 5-minute ticks
+  int part = 0, parts = 0;     // --part K/P (0/0: the whole table)
+  std::string identity;        // what makes two backfill runs the same one
+  std::string parts_identity;  // what makes P parts the parts of one backfill
 };
 
 // Which of `parts` parts a customer's item belongs to (0-based): a hash of its id, with a
@@ -95,14 +96,15 @@ struct Progress {
   // first start, which a resume reads to as well (a topic grows meanwhile).
   std::string topic;
   KafkaOffsets next, ends;
+  int32_t partition_count = 0;  // of the topic at the first start
 };
 
 std::string encode(const Progress& p) {
   std::string out = p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
                     std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
   if (!p.topic.empty())
-    out +=
-        "\n" + p.topic + "\n" + encode_kafka_position(p.topic, p.next) + "\n" + encode_kafka_position(p.topic, p.ends);
+    out += "\n" + p.topic + "\n" + encode_kafka_position(p.topic, p.next) + "\n" +
+           encode_kafka_position(p.topic, p.ends) + "\n" + std::to_string(p.partition_count);
   return out;
 }
 
@@ -121,7 +123,10 @@ Status decode(const std::string& value, Progress* p) {
   if (!std::getline(in, p->topic)) return Status::ok();  // a backfill of files
   if (!std::getline(in, next) || !std::getline(in, ends)) return Status::corruption("meta 'backfill' is malformed");
   Status s = decode_kafka_position(next, p->topic, &p->next);
-  return s.is_ok() ? decode_kafka_position(ends, p->topic, &p->ends) : s;
+  if (s.is_ok()) s = decode_kafka_position(ends, p->topic, &p->ends);
+  std::string count;
+  if (std::getline(in, count)) p->partition_count = static_cast<int32_t>(std::strtol(count.c_str(), nullptr, 10));
+  return s;
 }
 
 // A resume reads the file on from the committed offset: it must be the file read up to
@@ -161,6 +166,7 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
   for (const auto& e : args.events) plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
   if (!args.kafka_topic.empty()) plan->identity += " kafka-topic=" + args.kafka_topic;
+  plan->parts_identity = plan->identity + " parts=" + std::to_string(plan->parts);
   if (plan->parts > 0) plan->identity += " part=" + args.part;
   return Status::ok();
 }
@@ -227,36 +233,26 @@ class Backfill {
     return finish(committed_before, stats);
   }
 
-  // Every partition of the topic from the committed offsets (at first: the earliest) to
-  // the end offsets of the first start, through the Kafka source of `run` in bounded
-  // mode (its decoding, key check and merge; each record keeps its partition, so each
-  // partition's customers tick with that partition's clock), assigned, outside any group.
-  Status feed_topic(RunStats* stats) {
+  // The topic, as open_topic() opened it. A part waits at its end until every part has
+  // read its share: the final tick is one for every clock of the topic (section 7).
+  Status feed_topic(KafkaSource& source, StateStore& store, RunStats* stats) {
     const uint64_t committed_before = engine_.checkpoint_probe().items_committed;
-    KafkaSourceOptions options;
-    options.kafka = config_.kafka;
-    options.topic = args_.kafka_topic;
-    options.group_id = kBackfillGroup;
-    options.bounded = true;
-    options.outside_group = true;
-    options.ends = progress_.ends;
-    options.batch_size = batch_size();
-    KafkaSourceProbe probe;  // no /metrics to show it
-    std::unique_ptr<KafkaSource> source;
-    Status s = KafkaSource::open(options, progress_.next, &probe, &source);
-    if (!s.is_ok()) return s;
     progress_.topic = args_.kafka_topic;
-    progress_.ends = source->end_offsets();
+    progress_.ends = source.end_offsets();
+    progress_.partition_count = source.partition_count();
     const KafkaSource::Submit submit = [&](RawBatch batch) { return engine_.submit(std::move(batch)); };
     const KafkaSource::Revoke no_rebalance = [] { return Status::ok(); };  // assigned: never revoked
+    Status s;
     for (bool at_end = false; !at_end;) {
-      source->set_batch_size(batch_size());
-      if (!(s = source->poll(submit, no_rebalance, &at_end)).is_ok()) return s;
-      progress_.next = source->offsets();
+      source.set_batch_size(batch_size());
+      if (!(s = source.poll(submit, no_rebalance, &at_end)).is_ok()) return s;
+      progress_.next = source.offsets();
       if (!(s = maybe_commit_slice([] {})).is_ok()) return s;
     }
-    source->close();  // no offsets committed: the daemons' group and its offsets stay as they are
-    return finish(committed_before, stats);
+    source.close();  // no offsets committed: the daemons' group and its offsets stay as they are
+    int64_t floor_ns = std::numeric_limits<int64_t>::min();
+    if (plan_.parts > 0 && !(s = wait_for_the_other_parts(store, &floor_ns)).is_ok()) return s;
+    return finish(committed_before, stats, floor_ns);
   }
 
   double write_seconds() const { return throttle_.seconds(); }
@@ -279,13 +275,52 @@ class Backfill {
     return std::clamp<std::size_t>(size, 256, static_cast<std::size_t>(config_.engine.batch_size));
   }
 
-  Status finish(uint64_t committed_before, RunStats* stats) {
+  Status finish(uint64_t committed_before, RunStats* stats,
+                int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min()) {
     progress_.complete = true;
-    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}});
+    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}}, final_tick_floor_ns);
     if (!s.is_ok()) return s;
     throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
     report_slice(stats->clock.tick, /*last=*/true);
     return Status::ok();
+  }
+
+  // Table meta (every part reads it) where part `k` records the largest accepted event
+  // time of its partitions once it has read them; named after the parts' arguments.
+  std::string part_end_key(int k) const {
+    const uint64_t parts = XXH3_64bits(plan_.parts_identity.data(), plan_.parts_identity.size());
+    return fmt::format("backfill-end.{:016x}.{}-of-{}", parts, k, plan_.parts);
+  }
+
+  // A topic's part reads only its partitions, but the final tick closes the window of the
+  // largest event time of the whole topic, as one backfill's does: each part commits
+  // what it read, records its largest event time, and waits until every part has.
+  Status wait_for_the_other_parts(StateStore& store, int64_t* floor_ns) {
+    RunStats read;
+    Status s = engine_.checkpoint({{kMetaBackfill, encode(progress_)}}, &read);
+    if (!s.is_ok()) return s;
+    const std::string mine = read.clock.started ? std::to_string(read.clock.max_event_ns) : "none";
+    if (!(s = store.put_meta(part_end_key(plan_.part), mine)).is_ok()) return s;
+    for (bool told = false;; told = true) {
+      std::string waiting;
+      for (int k = 1; k <= plan_.parts; ++k) {
+        std::string value;
+        s = store.get_meta(part_end_key(k), &value);
+        if (s.is_not_found()) {
+          waiting += (waiting.empty() ? "" : ", ") + std::to_string(k);
+          continue;
+        }
+        if (!s.is_ok()) return s;
+        if (value != "none") *floor_ns = std::max<int64_t>(*floor_ns, std::strtoll(value.c_str(), nullptr, 10));
+      }
+      if (waiting.empty()) return Status::ok();
+      if (!told)
+        std::fprintf(stderr,
+                     "backfill: part %d/%d has read its partitions; waiting for part(s) %s of %d to read theirs "
+                     "(the final tick is one for the whole topic)\n",
+                     plan_.part, plan_.parts, waiting.c_str(), plan_.parts);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
   }
 
   int64_t slice_of(int64_t tick) const {
@@ -343,11 +378,10 @@ class Backfill {
 
 // A part starts only on a table without items of its part: it cannot clear the table,
 // which the other parts write at the same time.
-Status check_part_is_empty(StateStore& store, const Plan& plan) {
+Status check_part_is_empty(StateStore& store, const Plan& plan, const CustomerFilter& in_share) {
   std::string found;
   Status s = store.scan([&](const ItemRecord& item) {
-    const std::string_view id = customer_id_of_pk(item.pk);
-    if (part_of(id, plan.parts) == plan.part - 1) found = item.pk;
+    if (in_share(customer_id_of_pk(item.pk))) found = item.pk;
     return found.empty();
   });
   if (!s.is_ok()) return s;
@@ -359,7 +393,8 @@ Status check_part_is_empty(StateStore& store, const Plan& plan) {
   return Status::ok();
 }
 
-// Decides between a fresh start (the state is cleared), a resume, and nothing to do.
+// Decides between a fresh start (the state is cleared; a part's is not), a resume, and
+// nothing to do.
 Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bool* resume, bool* done) {
   std::string value;
   Status s = store.get_meta(kMetaBackfill, &value);
@@ -381,7 +416,43 @@ Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bo
     return s;
   }
   progress->identity = plan.identity;
-  return plan.parts > 0 ? check_part_is_empty(store, plan) : store.clear();
+  return plan.parts > 0 ? Status::ok() : store.clear();  // a part checks its share is empty (check_part_is_empty)
+}
+
+// The topic's reader: every partition (a part: those of its share), from the committed
+// offsets (at first: the earliest) to the end offsets of the first start, through the
+// Kafka source of `run` in bounded mode (its decoding, key check and merge; each record
+// keeps its partition, so each partition's customers tick with that partition's clock),
+// assigned, outside any group.
+Status open_topic(const Config& config, const BackfillArgs& args, const Plan& plan, const Progress& progress,
+                  KafkaSourceProbe* probe, std::unique_ptr<KafkaSource>* out) {
+  KafkaSourceOptions options;
+  options.kafka = config.kafka;
+  options.topic = args.kafka_topic;
+  options.group_id = kBackfillGroup;
+  options.bounded = true;
+  options.outside_group = true;
+  options.ends = progress.ends;
+  options.batch_size = 1024;  // then sized to the slices (Backfill::batch_size)
+  if (plan.parts > 0) {
+    const int part = plan.part - 1, parts = plan.parts;
+    options.reads_partition = [part, parts](int32_t partition, int32_t) { return partition % parts == part; };
+  }
+  Status s = KafkaSource::open(options, progress.next, probe, out);
+  if (s.is_ok() && progress.partition_count > 0 && (*out)->partition_count() != progress.partition_count)
+    s = Status::corruption("kafka: topic '" + args.kafka_topic + "' has " + std::to_string((*out)->partition_count()) +
+                           " partitions, the backfill started with " + std::to_string(progress.partition_count));
+  return s;
+}
+
+// The customers a part writes (files: a hash of the id; a topic: those of the partitions
+// it reads, by Kafka's default partitioner); all without --part.
+CustomerFilter share_of(const Plan& plan, const KafkaSource* source) {
+  if (plan.parts == 0) return nullptr;
+  const int part = plan.part - 1, parts = plan.parts;
+  if (source == nullptr) return [part, parts](std::string_view id) { return part_of(id, parts) == part; };
+  const int32_t count = source->partition_count();
+  return [part, parts, count](std::string_view id) { return kafka_partition_of_key(id, count) % parts == part; };
 }
 
 int backfill(const BackfillArgs& given) {
@@ -397,11 +468,6 @@ int backfill(const BackfillArgs& given) {
   if (given.events.empty() == given.kafka_topic.empty()) {
     print_error("backfill", given.events.empty() ? "give --events or --kafka-topic"
                                                  : "--events and --kafka-topic exclude each other: give one");
-    return kExitUsage;
-  }
-  if (!given.kafka_topic.empty() && !given.part.empty()) {
-    // Parts of a topic backfill would each read the whole topic; not offered.
-    print_error("backfill", "--part is for --events; a --kafka-topic backfill runs as one process");
     return kExitUsage;
   }
   if (!given.kafka_topic.empty() && config.kafka.bootstrap_servers.empty()) {
@@ -448,6 +514,19 @@ int backfill(const BackfillArgs& given) {
     std::printf("backfill: already complete for these arguments; nothing to do\n");
     return kExitOk;
   }
+  // A topic is opened before the engine starts: a part's share of the customers follows
+  // from the topic's partition count.
+  KafkaSourceProbe kafka_probe;  // no /metrics to show it
+  std::unique_ptr<KafkaSource> source;
+  if (!args.kafka_topic.empty() && !(s = open_topic(config, args, plan, progress, &kafka_probe, &source)).is_ok()) {
+    print_error("backfill", s.to_string());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;  // a [kafka] property
+  }
+  const CustomerFilter in_share = share_of(plan, source.get());
+  if (plan.parts > 0 && !resume && !(s = check_part_is_empty(*store, plan, in_share)).is_ok()) {
+    print_error("backfill", s.to_string());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;
+  }
   if (resume && progress.topic.empty())
     std::fprintf(stderr, "backfill: resuming from the last committed slice (%s, line %llu)\n",
                  args.events[progress.file].c_str(), (unsigned long long)progress.line);
@@ -459,11 +538,11 @@ int backfill(const BackfillArgs& given) {
   options.until_ns = plan.until_ns;
   options.truncate_dead_letter = !resume;
   if (plan.parts > 0) {
-    // Every part computes every customer, because the window clock needs every record
-    // (contract, one watermark), and writes the items of its own part only.
-    const int part = plan.part - 1, parts = plan.parts;
-    options.write_customers = [part, parts](std::string_view id) { return part_of(id, parts) == part; };
-    options.load_customers = options.write_customers;  // at a resume; the ids of all (the default)
+    // Files: every part computes every customer, because the window clock needs every
+    // record (contract, one watermark), and writes the items of its own part only. A
+    // topic: a part reads only its partitions, and so computes only their customers.
+    options.write_customers = in_share;
+    options.load_customers = in_share;  // at a resume; the ids of all (the default)
   }
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
@@ -473,9 +552,9 @@ int backfill(const BackfillArgs& given) {
   const auto start = std::chrono::steady_clock::now();
   Backfill job(args, plan, config, *engine, progress, s3.get());
   RunStats stats;
-  if (!(s = args.kafka_topic.empty() ? job.feed(&stats) : job.feed_topic(&stats)).is_ok()) {
+  if (!(s = source ? job.feed_topic(*source, *store, &stats) : job.feed(&stats)).is_ok()) {
     print_error("backfill", s.to_string());
-    return !args.kafka_topic.empty() && s.is_invalid_argument() ? kExitUsage : kExitFailure;  // a [kafka] property
+    return kExitFailure;
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   print_summary("backfill", stats, seconds, args.json);
@@ -516,7 +595,8 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
                   "customer-hash partitions worked on in parallel (shards); default engine.shards");
   cmd->add_option("--part", args->part,
                   "K/P: run as part K of P processes backfilling one DynamoDB table together; "
-                  "each writes the items of its share of the customers");
+                  "each writes the items of its share of the customers (a topic: reads only the partitions p "
+                  "with p % P + 1 = K, and waits for the other parts at its end)");
   cmd->add_option("--max-writes-per-sec", args->max_writes_per_sec,
                   "limit on item writes per second, averaged over slices (0 = unthrottled)")
       ->capture_default_str();
@@ -534,6 +614,8 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "      --state data/state\n"
       "  # 4 processes (e.g. on 4 machines) into one DynamoDB table, 2000 item writes/s each:\n"
       "  streamscore backfill --events events.jsonl --config dynamo.toml --part 1/4 --max-writes-per-sec 2000\n"
+      "  # 2 processes reading a topic's partitions once between them, into one DynamoDB table:\n"
+      "  streamscore backfill --kafka-topic customer-events --config dynamo.toml --part 1/2\n"
       "Each slice is committed atomically with the input position. Run the same command again\n"
       "after an interruption to continue after the last finished slice; once complete, running\n"
       "it again changes nothing. Other arguments on the same --state start over (the state is\n"

@@ -239,6 +239,13 @@ Status KafkaSource::resolve_bounded_assignment() {
   std::vector<int32_t> partitions;
   Status s = topic_partitions(&partitions);
   if (!s.is_ok()) return s;
+  partition_count_ = static_cast<int32_t>(partitions.size());
+  if (options_.reads_partition) {
+    std::vector<int32_t> read;
+    for (int32_t p : partitions)
+      if (options_.reads_partition(p, partition_count_)) read.push_back(p);
+    partitions = std::move(read);
+  }
   if (!options_.ends.empty() && options_.ends.size() != partitions.size())
     return Status::corruption("kafka: topic '" + options_.topic + "' has " + std::to_string(partitions.size()) +
                               " partitions, the read being resumed started with " +
@@ -678,7 +685,7 @@ Status KafkaSource::hand_over(const Submit& submit, bool everything) {
   buffer->reserve(std::min<std::size_t>(bytes, std::numeric_limits<uint32_t>::max()));
   RawBatch batch;
   batch.source = options_.topic;
-  if (options_.shared) batch.partition_count = partition_count_;
+  if (options_.shared || options_.reads_partition) batch.partition_count = partition_count_;
   batch.lines.reserve(records);
   batch.keys.reserve(records);
   batch.partitions.reserve(records);

@@ -71,6 +71,11 @@ struct KafkaSourceOptions {
   // Bounded: stop each partition at these offsets instead of its end as of start (a
   // resumed backfill ends where its first start did). Partitions not named: as of start.
   KafkaOffsets ends;
+  // Bounded: read only the partitions this accepts (empty: all). Every batch then names
+  // the topic's partition count, so that a record read from a partition that is not its
+  // customer's is dead-lettered (wrong_partition): its customer's other records are read
+  // by another reader, and two readers would write one customer.
+  std::function<bool(int32_t partition, int32_t partition_count)> reads_partition;
   std::size_t batch_size = 65536;   // records per poll round, all partitions together
   int poll_timeout_ms = 100;        // how long a round waits for the first record
   int metadata_timeout_ms = 10000;  // finding the partitions (and, bounded, their ends)
@@ -137,6 +142,8 @@ class KafkaSource {
   // For messages and tests: partitions assigned now, and end offsets (bounded mode).
   std::size_t assigned_partitions() const { return assigned_.size(); }
   const KafkaOffsets& end_offsets() const { return end_; }
+  // Bounded: the topic's partition count as of start.
+  int32_t partition_count() const { return partition_count_; }
   // The next offset of every partition, of what was handed over (bounded: all of them).
   const KafkaOffsets& offsets() const { return position_; }
   // A property of the consumer as librdkafka applies it ("" when unknown): the prefetch

@@ -2,7 +2,9 @@
 // librdkafka's mock cluster. The backfill equals a bounded `run` of the topic, leaves the
 // daemons' consumer group and its committed offsets alone, resumes after a SIGKILL to
 // the export of one uninterrupted backfill (stopping at the ends of its first start
-// while the topic grows), and refuses --events with --kafka-topic.
+// while the topic grows), and refuses --events with --kafka-topic. In parts (--part K/P,
+// DynamoDB), each part reads only its partitions, and the parts together leave the table
+// of one topic backfill, also with a part killed and resumed.
 #define BOOST_TEST_MODULE backfill_topic
 #include <boost/test/unit_test.hpp>
 
@@ -13,6 +15,7 @@
 #include <thread>
 
 #include "tests/cli_support.hpp"
+#include "tests/dynalite_support.hpp"
 #include "tests/kafka_support.hpp"
 
 using namespace streamscore;
@@ -170,4 +173,106 @@ BOOST_FIXTURE_TEST_CASE(events_and_kafka_topic_exclude_each_other, Fixture) {
                        " --set kafka.fetch.wait.max.ms=abc --state " + (dir / "x"));
   BOOST_TEST(bad_property.exit_code == 2);
   BOOST_TEST(bad_property.err.find("fetch.wait.max.ms") != std::string::npos, bad_property.err);
+}
+
+namespace {
+
+// The number after "name": in a --json summary (-1 when absent).
+long long summary_number(const std::string& summary, const std::string& name) {
+  const std::string key = "\"" + name + "\":";
+  const std::size_t at = summary.find(key);
+  return at == std::string::npos ? -1 : std::stoll(summary.substr(at + key.size()));
+}
+
+std::string table_sets(const DynamoDbOptions& t) {
+  return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
+}
+
+}  // namespace
+
+// Three parts read the 8 partitions once between them (3 + 3 + 2), part 2 killed once it
+// has committed a slice and resumed; the parts that finish first wait for the others, so
+// that the final tick is the topic's. The table equals one topic backfill's, versions
+// included; the dead letters are split by partition.
+BOOST_FIXTURE_TEST_CASE(parts_read_only_their_partitions_and_give_the_table_of_one_backfill, Fixture) {
+  Dynalite dynalite;
+  const auto lines = produce_log(
+      "--customers 300 --events 30000 --days 40 --dup-rate 0.05 --bad-rate 0.005 --late-rate 0 --seed 41", log);
+  // The topic's last event, days after the rest, is in one part's partition: the other
+  // parts' final tick must still be at its window, where transactions have left theirs.
+  std::vector<std::string> ids;
+  for (const auto& line : lines) ids.push_back(customer_id_of(line));
+  const auto in_part_1 = std::find_if(ids.begin(), ids.end(), [](const std::string& id) {
+    return !id.empty() && kafka_partition_of_key(id, kPartitions) % 3 == 0;
+  });
+  BOOST_REQUIRE(in_part_1 != ids.end());
+  produce(bootstrap(), kTopic,
+          {{*in_part_1, true,
+            R"({"event_id":"tail","customer_id":")" + *in_part_1 +
+                R"(","event_time":"2025-02-20T00:00:00Z","event_type":"transaction","amount":10})"}});
+  const std::string backfill = "backfill --kafka-topic " + std::string(kTopic) +
+                               " --set kafka.bootstrap_servers=" + bootstrap() + " --slice 1d --json";
+  const DynamoDbOptions single = dynalite.fresh_table();
+  Result one = run_cli(dir, backfill + table_sets(single) + " --dead-letter " + (dir / "one-dl.jsonl"));
+  BOOST_REQUIRE_MESSAGE(one.exit_code == 0, one.err + one.out);
+  const std::string expected = run_cli(dir, "export" + table_sets(single)).out;
+  BOOST_REQUIRE(std::count(expected.begin(), expected.end(), '\n') > 250);
+
+  const DynamoDbOptions table = dynalite.fresh_table();
+  auto part_words = [&](int k, const std::string& extra) {
+    std::vector<std::string> out;
+    std::istringstream in(backfill + table_sets(table) + " --part " + std::to_string(k) + "/3 --dead-letter " +
+                          (dir / ("p" + std::to_string(k) + "-dl.jsonl")) + extra);
+    for (std::string w; in >> w;) out.push_back(w);
+    return out;
+  };
+  const pid_t killed = spawn_streamscore(part_words(2, " --max-writes-per-sec 20 --set engine.batch_size=256"),
+                                         dir / "p2.out", dir / "p2.err");
+  BOOST_REQUIRE(killed > 0);
+  DynamoDbOptions observer_options = table;
+  observer_options.writer = "observer";
+  std::unique_ptr<StateStore> observer;
+  BOOST_REQUIRE(open_dynamodb_store(observer_options, &observer).is_ok());
+  auto items = [&] {
+    std::size_t n = 0;
+    const Status s = observer->scan([&](const ItemRecord&) { return ++n, true; });
+    return s.is_ok() ? n : 0;  // a failed read counts as nothing seen yet: asked again
+  };
+  BOOST_REQUIRE_MESSAGE(wait_for([&] { return items() > 0; }, 60), slurp(dir / "p2.err"));  // a slice is in
+  ::kill(killed, SIGKILL);
+  int status = 0;
+  ::waitpid(killed, &status, 0);
+  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "part 2 finished before it was killed");
+  BOOST_REQUIRE_MESSAGE(slurp(dir / "p2.err").find("has read its partitions") == std::string::npos,
+                        "part 2 read its partitions before it was killed");
+  const pid_t first = spawn_streamscore(part_words(1, ""), dir / "p1.out", dir / "p1.err");
+  const pid_t third = spawn_streamscore(part_words(3, ""), dir / "p3.out", dir / "p3.err");
+  BOOST_REQUIRE(first > 0 && third > 0);
+  // Part 1 waits for part 2, which is not running: the final tick needs every part's end.
+  BOOST_REQUIRE_MESSAGE(
+      wait_for([&] { return slurp(dir / "p1.err").find("waiting for part(s) 2") != std::string::npos; }, 60),
+      slurp(dir / "p1.err") + slurp(dir / "p1.out"));
+  Result resumed = run_cli(dir, words(part_words(2, "")));
+  BOOST_REQUIRE_MESSAGE(resumed.exit_code == 0, resumed.err + resumed.out);
+  BOOST_TEST(resumed.err.find("resuming") != std::string::npos, resumed.err);
+  for (const pid_t pid : {first, third}) {
+    int part_status = 0;
+    ::waitpid(pid, &part_status, 0);
+    BOOST_TEST((WIFEXITED(part_status) && WEXITSTATUS(part_status) == 0));
+  }
+  BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+
+  // Parts 1 and 3, never interrupted, read their partitions only: not the whole topic each.
+  const long long read_1 = summary_number(slurp(dir / "p1.out"), "read");
+  const long long read_3 = summary_number(slurp(dir / "p3.out"), "read");
+  BOOST_TEST((read_1 > 0 && read_3 > 0 && read_1 + read_3 < 30000), read_1 << " + " << read_3);
+  std::vector<std::string> split;
+  for (int k = 1; k <= 3; ++k)
+    for (const auto& line : lines_of_file(dir / ("p" + std::to_string(k) + "-dl.jsonl"))) split.push_back(line);
+  BOOST_TEST((sorted(split) == sorted(lines_of_file(dir / "one-dl.jsonl"))));
+  BOOST_TEST(!split.empty());
+
+  Result again = run_cli(dir, backfill + table_sets(table) + " --part 3/3");
+  BOOST_TEST(again.exit_code == 0);
+  BOOST_TEST(again.out.find("already complete") != std::string::npos, again.out);
 }
