@@ -669,11 +669,13 @@ Status Engine::checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stat
   return Status::ok();
 }
 
-Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta) {
+Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta,
+                      int64_t final_tick_floor_ns) {
   if (finished_) return Status::invalid_argument("engine already finished");
   finished_ = true;
   Cut cut;
-  Status s = take_cut(BarrierRequest{final_tick, options_.bulk_load, checkpoint_number_ + 1}, &cut);
+  Status s =
+      take_cut(BarrierRequest{final_tick, options_.bulk_load, checkpoint_number_ + 1, final_tick_floor_ns}, &cut);
   if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) return s;
   // The last items are delivered before the command ends, and the state says so: a
   // clean stop never publishes the table again at the next start.

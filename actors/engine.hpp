@@ -114,7 +114,8 @@ class Engine {
   // Waits for everything submitted, emits the final tick when `final_tick` (end of a
   // finite input), commits the last checkpoint (bulk load: writes every item and
   // marks the state complete), and returns the totals.
-  Status finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta = {});
+  Status finish(bool final_tick, RunStats* stats, const std::vector<MetaPut>& extra_meta = {},
+                int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min());
 
   // Drops every customer the shards hold and loads, from the store, those `owned` picks
   // (none when it is empty): a daemon of a group taking its partitions' customers after

@@ -297,7 +297,7 @@ void cut_at_barrier(router_ptr self, const std::shared_ptr<BarrierContext>& ctx)
 void run_barrier(router_ptr self, std::shared_ptr<BarrierContext> ctx) {
   if (!ctx->request.final_tick) return cut_at_barrier(self, ctx);
   self->state.held = true;
-  self->request(self->state.config.clock, caf::infinite, final_atom::value)
+  self->request(self->state.config.clock, caf::infinite, final_atom::value, ctx->request.final_tick_floor_ns)
       .then(
           [=](FinalTick& f) {
             auto& st = self->state;

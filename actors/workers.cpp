@@ -332,9 +332,9 @@ ClockActor::behavior_type clock_actor(ClockActor::stateful_pointer<ClockActorSta
         publish_clock(*self->state.clock, *self->state.probe);
         return result;
       },
-      [=](final_atom) -> FinalTick {
+      [=](final_atom, int64_t floor_ns) -> FinalTick {
         FinalTick f;
-        f.has_tick = self->state.clock->final_tick(&f.mark, &f.ticks_emitted);
+        f.has_tick = self->state.clock->final_tick(&f.mark, &f.ticks_emitted, floor_ns);
         return f;
       },
       [=](clock_atom) -> ClockSnapshots { return self->state.clock->snapshots(); },

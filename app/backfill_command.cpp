@@ -1,10 +1,11 @@
-// `streamscore backfill`: rebuild the state from event log files in event-time slices.
+// `streamscore backfill`: rebuild the state from event log files, or from a Kafka topic
+// read from its beginning, in event-time slices.
 //
-// Same engine, same results as `replay`, but gentler and resumable: the state is
-// committed (atomically, with the input position) each time the window clock passes
-// the end of a slice, so an interrupted backfill continues after its last finished
-// slice, and the writes to the store are throttled. Records outside --since/--until
-// are skipped and counted.
+// Same engine, same results as `replay` (a topic: as a bounded `run` of it), but gentler
+// and resumable: the state is committed (atomically, with the input position) each time
+// the window clock passes the end of a slice, so an interrupted backfill continues after
+// its last finished slice, and the writes to the store are throttled. Records outside
+// --since/--until are skipped and counted.
 #include <fmt/format.h>
 #include <xxhash.h>
 #include <CLI/CLI.hpp>
@@ -16,12 +17,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 #include <thread>
 
 #include "actors/engine.hpp"
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "io/kafka_source.hpp"
 #include "io/line_reader.hpp"
 #include "state/event.hpp"
 #include "state/format.hpp"
@@ -32,9 +35,13 @@ namespace {
 
 constexpr const char* kMetaBackfill = "backfill";
 constexpr int64_t kTickNanos = kWindowNanos;
+// librdkafka's consumer needs a group.id; the backfill's own, which it never joins nor
+// commits to (its partitions are assigned), so the daemons' group is left alone.
+constexpr const char* kBackfillGroup = "streamscore-backfill";
 
 struct BackfillArgs {
   std::vector<std::string> events;
+  std::string kafka_topic;  // instead of --events: every partition, earliest to end as of the first start
   std::string state_dir;
   std::string config_path;
   std::string dead_letter;
@@ -50,9 +57,10 @@ struct BackfillArgs {
 struct Plan {
   int64_t since_ns = std::numeric_limits<int64_t>::min();
   int64_t until_ns = std::numeric_limits<int64_t>::max();
-  int64_t slice_ticks = 0;  // slice length in 5-minute ticks
-  int part = 0, parts = 0;  // --part K/P (0/0: the whole table)
-  std::string identity;     // what makes two backfill runs the same one
+  int64_t slice_ticks = 0;     // slice length in 5-minute ticks
+  int part = 0, parts = 0;     // --part K/P (0/0: the whole table)
+  std::string identity;        // what makes two backfill runs the same one
+  std::string parts_identity;  // what makes P parts the parts of one backfill
 };
 
 // Which of `parts` parts a customer's item belongs to (0-based): a hash of its id, with a
@@ -84,11 +92,20 @@ struct Progress {
   uint64_t offset = 0;   // byte offset in that file (of its content, when compressed)
   uint64_t line = 1;
   std::string fingerprint;  // of the file's first `offset` bytes; "" for an object or a state before it
+  // --kafka-topic: the next offset of every partition, and the end offsets queried at the
+  // first start, which a resume reads to as well (a topic grows meanwhile).
+  std::string topic;
+  KafkaOffsets next, ends;
+  int32_t partition_count = 0;  // of the topic at the first start
 };
 
 std::string encode(const Progress& p) {
-  return p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
-         std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
+  std::string out = p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
+                    std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
+  if (!p.topic.empty())
+    out += "\n" + p.topic + "\n" + encode_kafka_position(p.topic, p.next) + "\n" +
+           encode_kafka_position(p.topic, p.ends) + "\n" + std::to_string(p.partition_count);
+  return out;
 }
 
 Status decode(const std::string& value, Progress* p) {
@@ -102,7 +119,14 @@ Status decode(const std::string& value, Progress* p) {
   p->offset = std::strtoull(offset.c_str(), nullptr, 10);
   p->line = std::strtoull(line.c_str(), nullptr, 10);
   std::getline(in, p->fingerprint);  // absent in a state written before it was recorded
-  return Status::ok();
+  std::string next, ends;
+  if (!std::getline(in, p->topic)) return Status::ok();  // a backfill of files
+  if (!std::getline(in, next) || !std::getline(in, ends)) return Status::corruption("meta 'backfill' is malformed");
+  Status s = decode_kafka_position(next, p->topic, &p->next);
+  if (s.is_ok()) s = decode_kafka_position(ends, p->topic, &p->ends);
+  std::string count;
+  if (std::getline(in, count)) p->partition_count = static_cast<int32_t>(std::strtol(count.c_str(), nullptr, 10));
+  return s;
 }
 
 // A resume reads the file on from the committed offset: it must be the file read up to
@@ -141,6 +165,8 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   plan->slice_ticks = slice_ns / kTickNanos;
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
   for (const auto& e : args.events) plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
+  if (!args.kafka_topic.empty()) plan->identity += " kafka-topic=" + args.kafka_topic;
+  plan->parts_identity = plan->identity + " parts=" + std::to_string(plan->parts);
   if (plan->parts > 0) plan->identity += " part=" + args.part;
   return Status::ok();
 }
@@ -174,7 +200,7 @@ std::string utc(int64_t tick) {
 class Backfill {
  public:
   Backfill(const BackfillArgs& args, const Plan& plan, const Config& config, Engine& engine, Progress progress,
-           S3Client* s3)
+           S3Client* s3 = nullptr)
       : s3_(s3),
         args_(args),
         plan_(plan),
@@ -198,18 +224,35 @@ class Backfill {
         if (!batch.lines.empty() && !(s = engine_.submit(std::move(batch))).is_ok()) return s;
         progress_.offset = reader.offset();
         progress_.line = reader.line();
-        if (!(s = maybe_commit_slice(reader)).is_ok()) return s;
+        if (!(s = maybe_commit_slice([&] { progress_.fingerprint = reader.fingerprint(); })).is_ok()) return s;
       }
       progress_.offset = 0;
       progress_.line = 1;
       progress_.fingerprint.clear();
     }
-    progress_.complete = true;
-    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}});
-    if (!s.is_ok()) return s;
-    throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
-    report_slice(stats->clock.tick, /*last=*/true);
-    return Status::ok();
+    return finish(committed_before, stats);
+  }
+
+  // The topic, as open_topic() opened it. A part waits at its end until every part has
+  // read its share: the final tick is one for every clock of the topic (section 7).
+  Status feed_topic(KafkaSource& source, StateStore& store, RunStats* stats) {
+    const uint64_t committed_before = engine_.checkpoint_probe().items_committed;
+    progress_.topic = args_.kafka_topic;
+    progress_.ends = source.end_offsets();
+    progress_.partition_count = source.partition_count();
+    const KafkaSource::Submit submit = [&](RawBatch batch) { return engine_.submit(std::move(batch)); };
+    const KafkaSource::Revoke no_rebalance = [] { return Status::ok(); };  // assigned: never revoked
+    Status s;
+    for (bool at_end = false; !at_end;) {
+      source.set_batch_size(batch_size());
+      if (!(s = source.poll(submit, no_rebalance, &at_end)).is_ok()) return s;
+      progress_.next = source.offsets();
+      if (!(s = maybe_commit_slice([] {})).is_ok()) return s;
+    }
+    source.close();  // no offsets committed: the daemons' group and its offsets stay as they are
+    int64_t floor_ns = std::numeric_limits<int64_t>::min();
+    if (plan_.parts > 0 && !(s = wait_for_the_other_parts(store, &floor_ns)).is_ok()) return s;
+    return finish(committed_before, stats, floor_ns);
   }
 
   double write_seconds() const { return throttle_.seconds(); }
@@ -232,13 +275,61 @@ class Backfill {
     return std::clamp<std::size_t>(size, 256, static_cast<std::size_t>(config_.engine.batch_size));
   }
 
+  Status finish(uint64_t committed_before, RunStats* stats,
+                int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min()) {
+    progress_.complete = true;
+    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}}, final_tick_floor_ns);
+    if (!s.is_ok()) return s;
+    throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
+    report_slice(stats->clock.tick, /*last=*/true);
+    return Status::ok();
+  }
+
+  // Table meta (every part reads it) where part `k` records the largest accepted event
+  // time of its partitions once it has read them; named after the parts' arguments.
+  std::string part_end_key(int k) const {
+    const uint64_t parts = XXH3_64bits(plan_.parts_identity.data(), plan_.parts_identity.size());
+    return fmt::format("backfill-end.{:016x}.{}-of-{}", parts, k, plan_.parts);
+  }
+
+  // A topic's part reads only its partitions, but the final tick closes the window of the
+  // largest event time of the whole topic, as one backfill's does: each part commits
+  // what it read, records its largest event time, and waits until every part has.
+  Status wait_for_the_other_parts(StateStore& store, int64_t* floor_ns) {
+    RunStats read;
+    Status s = engine_.checkpoint({{kMetaBackfill, encode(progress_)}}, &read);
+    if (!s.is_ok()) return s;
+    const std::string mine = read.clock.started ? std::to_string(read.clock.max_event_ns) : "none";
+    if (!(s = store.put_meta(part_end_key(plan_.part), mine)).is_ok()) return s;
+    for (bool told = false;; told = true) {
+      std::string waiting;
+      for (int k = 1; k <= plan_.parts; ++k) {
+        std::string value;
+        s = store.get_meta(part_end_key(k), &value);
+        if (s.is_not_found()) {
+          waiting += (waiting.empty() ? "" : ", ") + std::to_string(k);
+          continue;
+        }
+        if (!s.is_ok()) return s;
+        if (value != "none") *floor_ns = std::max<int64_t>(*floor_ns, std::strtoll(value.c_str(), nullptr, 10));
+      }
+      if (waiting.empty()) return Status::ok();
+      if (!told)
+        std::fprintf(stderr,
+                     "backfill: part %d/%d has read its partitions; waiting for part(s) %s of %d to read theirs "
+                     "(the final tick is one for the whole topic)\n",
+                     plan_.part, plan_.parts, waiting.c_str(), plan_.parts);
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+  }
+
   int64_t slice_of(int64_t tick) const {
     return tick >= 0 ? tick / plan_.slice_ticks : -((-tick + plan_.slice_ticks - 1) / plan_.slice_ticks);
   }
 
-  // Commits when the clock has passed the end of the slice in progress, with the
-  // position in `reader` and the fingerprint of what it has read.
-  Status maybe_commit_slice(const LineReader& reader) {
+  // Commits when the clock has passed the end of the slice in progress, with the input
+  // position in progress_, after `mark_position` has completed it.
+  Status maybe_commit_slice(const std::function<void()>& mark_position) {
     const int64_t tick = engine_.router_probe().last_tick;
     if (tick == std::numeric_limits<int64_t>::min()) return Status::ok();
     if (current_slice_ == std::numeric_limits<int64_t>::min()) {
@@ -247,7 +338,7 @@ class Backfill {
       read_at_first_tick_ = engine_.router_probe().read;
     }
     if (slice_of(tick) <= current_slice_) return Status::ok();
-    progress_.fingerprint = reader.fingerprint();
+    mark_position();
     RunStats at_cut;
     const uint64_t before = engine_.checkpoint_probe().items_committed;
     Status s = engine_.checkpoint({{kMetaBackfill, encode(progress_)}}, &at_cut);
@@ -287,11 +378,10 @@ class Backfill {
 
 // A part starts only on a table without items of its part: it cannot clear the table,
 // which the other parts write at the same time.
-Status check_part_is_empty(StateStore& store, const Plan& plan) {
+Status check_part_is_empty(StateStore& store, const Plan& plan, const CustomerFilter& in_share) {
   std::string found;
   Status s = store.scan([&](const ItemRecord& item) {
-    const std::string_view id = customer_id_of_pk(item.pk);
-    if (part_of(id, plan.parts) == plan.part - 1) found = item.pk;
+    if (in_share(customer_id_of_pk(item.pk))) found = item.pk;
     return found.empty();
   });
   if (!s.is_ok()) return s;
@@ -303,7 +393,8 @@ Status check_part_is_empty(StateStore& store, const Plan& plan) {
   return Status::ok();
 }
 
-// Decides between a fresh start (the state is cleared), a resume, and nothing to do.
+// Decides between a fresh start (the state is cleared; a part's is not), a resume, and
+// nothing to do.
 Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bool* resume, bool* done) {
   std::string value;
   Status s = store.get_meta(kMetaBackfill, &value);
@@ -325,7 +416,43 @@ Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bo
     return s;
   }
   progress->identity = plan.identity;
-  return plan.parts > 0 ? check_part_is_empty(store, plan) : store.clear();
+  return plan.parts > 0 ? Status::ok() : store.clear();  // a part checks its share is empty (check_part_is_empty)
+}
+
+// The topic's reader: every partition (a part: those of its share), from the committed
+// offsets (at first: the earliest) to the end offsets of the first start, through the
+// Kafka source of `run` in bounded mode (its decoding, key check and merge; each record
+// keeps its partition, so each partition's customers tick with that partition's clock),
+// assigned, outside any group.
+Status open_topic(const Config& config, const BackfillArgs& args, const Plan& plan, const Progress& progress,
+                  KafkaSourceProbe* probe, std::unique_ptr<KafkaSource>* out) {
+  KafkaSourceOptions options;
+  options.kafka = config.kafka;
+  options.topic = args.kafka_topic;
+  options.group_id = kBackfillGroup;
+  options.bounded = true;
+  options.outside_group = true;
+  options.ends = progress.ends;
+  options.batch_size = 1024;  // then sized to the slices (Backfill::batch_size)
+  if (plan.parts > 0) {
+    const int part = plan.part - 1, parts = plan.parts;
+    options.reads_partition = [part, parts](int32_t partition, int32_t) { return partition % parts == part; };
+  }
+  Status s = KafkaSource::open(options, progress.next, probe, out);
+  if (s.is_ok() && progress.partition_count > 0 && (*out)->partition_count() != progress.partition_count)
+    s = Status::corruption("kafka: topic '" + args.kafka_topic + "' has " + std::to_string((*out)->partition_count()) +
+                           " partitions, the backfill started with " + std::to_string(progress.partition_count));
+  return s;
+}
+
+// The customers a part writes (files: a hash of the id; a topic: those of the partitions
+// it reads, by Kafka's default partitioner); all without --part.
+CustomerFilter share_of(const Plan& plan, const KafkaSource* source) {
+  if (plan.parts == 0) return nullptr;
+  const int part = plan.part - 1, parts = plan.parts;
+  if (source == nullptr) return [part, parts](std::string_view id) { return part_of(id, parts) == part; };
+  const int32_t count = source->partition_count();
+  return [part, parts, count](std::string_view id) { return kafka_partition_of_key(id, count) % parts == part; };
 }
 
 int backfill(const BackfillArgs& given) {
@@ -338,10 +465,19 @@ int backfill(const BackfillArgs& given) {
     print_error("backfill", s.message());
     return kExitUsage;
   }
+  if (given.events.empty() == given.kafka_topic.empty()) {
+    print_error("backfill", given.events.empty() ? "give --events or --kafka-topic"
+                                                 : "--events and --kafka-topic exclude each other: give one");
+    return kExitUsage;
+  }
+  if (!given.kafka_topic.empty() && config.kafka.bootstrap_servers.empty()) {
+    print_error("backfill", "--kafka-topic needs kafka.bootstrap_servers (in --config or --set)");
+    return kExitUsage;
+  }
   // The logs, S3 prefixes listed: the progress is an index into this list.
   BackfillArgs args = given;
   std::unique_ptr<S3Client> s3;
-  if (!(s = event_logs_of(given.events, config.s3, &s3, &args.events)).is_ok()) {
+  if (!given.events.empty() && !(s = event_logs_of(given.events, config.s3, &s3, &args.events)).is_ok()) {
     print_error("backfill", s.message());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
@@ -378,19 +514,35 @@ int backfill(const BackfillArgs& given) {
     std::printf("backfill: already complete for these arguments; nothing to do\n");
     return kExitOk;
   }
-  if (resume)
+  // A topic is opened before the engine starts: a part's share of the customers follows
+  // from the topic's partition count.
+  KafkaSourceProbe kafka_probe;  // no /metrics to show it
+  std::unique_ptr<KafkaSource> source;
+  if (!args.kafka_topic.empty() && !(s = open_topic(config, args, plan, progress, &kafka_probe, &source)).is_ok()) {
+    print_error("backfill", s.to_string());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;  // a [kafka] property
+  }
+  const CustomerFilter in_share = share_of(plan, source.get());
+  if (plan.parts > 0 && !resume && !(s = check_part_is_empty(*store, plan, in_share)).is_ok()) {
+    print_error("backfill", s.to_string());
+    return s.is_invalid_argument() ? kExitUsage : kExitFailure;
+  }
+  if (resume && progress.topic.empty())
     std::fprintf(stderr, "backfill: resuming from the last committed slice (%s, line %llu)\n",
                  args.events[progress.file].c_str(), (unsigned long long)progress.line);
+  else if (resume)
+    std::fprintf(stderr, "backfill: resuming from the last committed slice (%s, next offsets %s)\n",
+                 progress.topic.c_str(), encode_kafka_position(progress.topic, progress.next).c_str());
   EngineOptions options = engine_options_from(config, /*kafka_sinks=*/nullptr);  // no /metrics to show them
   options.since_ns = plan.since_ns;
   options.until_ns = plan.until_ns;
   options.truncate_dead_letter = !resume;
   if (plan.parts > 0) {
-    // Every part computes every customer, because the window clock needs every record
-    // (contract, one watermark), and writes the items of its own part only.
-    const int part = plan.part - 1, parts = plan.parts;
-    options.write_customers = [part, parts](std::string_view id) { return part_of(id, parts) == part; };
-    options.load_customers = options.write_customers;  // at a resume; the ids of all (the default)
+    // Files: every part computes every customer, because the window clock needs every
+    // record (contract, one watermark), and writes the items of its own part only. A
+    // topic: a part reads only its partitions, and so computes only their customers.
+    options.write_customers = in_share;
+    options.load_customers = in_share;  // at a resume; the ids of all (the default)
   }
   std::unique_ptr<Engine> engine;
   if (!(s = Engine::start(options, store.get(), &engine)).is_ok()) {
@@ -400,7 +552,7 @@ int backfill(const BackfillArgs& given) {
   const auto start = std::chrono::steady_clock::now();
   Backfill job(args, plan, config, *engine, progress, s3.get());
   RunStats stats;
-  if (!(s = job.feed(&stats)).is_ok()) {
+  if (!(s = source ? job.feed_topic(*source, *store, &stats) : job.feed(&stats)).is_ok()) {
     print_error("backfill", s.to_string());
     return kExitFailure;
   }
@@ -430,8 +582,10 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "backfill", "Rebuild the state from event logs in committed, resumable, throttled time slices");
   cmd->add_option("--events", args->events,
                   "JSONL event log, plain or gzip/zstd-compressed: a file, s3://bucket/key or every object under "
-                  "s3://bucket/prefix/ (repeat for several, read in order)")
-      ->required();
+                  "s3://bucket/prefix/ (repeat for several, read in order); or --kafka-topic");
+  cmd->add_option("--kafka-topic", args->kafka_topic,
+                  "read this Kafka topic instead ([kafka] settings): every partition from its earliest offset to "
+                  "its end as of the first start, assigned, outside the daemons' consumer group");
   cmd->add_option("--state", args->state_dir, "RocksDB state directory; not with state.backend = \"dynamodb\"");
   cmd->add_option("--since", args->since, "skip events before this UTC time (YYYY-MM-DDTHH:MM:SSZ)");
   cmd->add_option("--until", args->until, "skip events at or after this UTC time");
@@ -441,7 +595,8 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
                   "customer-hash partitions worked on in parallel (shards); default engine.shards");
   cmd->add_option("--part", args->part,
                   "K/P: run as part K of P processes backfilling one DynamoDB table together; "
-                  "each writes the items of its share of the customers");
+                  "each writes the items of its share of the customers (a topic: reads only the partitions p "
+                  "with p % P + 1 = K, and waits for the other parts at its end)");
   cmd->add_option("--max-writes-per-sec", args->max_writes_per_sec,
                   "limit on item writes per second, averaged over slices (0 = unthrottled)")
       ->capture_default_str();
@@ -455,12 +610,17 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "      --partitions 8 --max-writes-per-sec 50000\n"
       "  streamscore backfill --events jan.jsonl --events feb.jsonl --state data/state \\\n"
       "      --since 2025-01-01T00:00:00Z --until 2025-03-01T00:00:00Z\n"
+      "  streamscore backfill --kafka-topic customer-events --set kafka.bootstrap_servers=broker:9092 \\\n"
+      "      --state data/state\n"
       "  # 4 processes (e.g. on 4 machines) into one DynamoDB table, 2000 item writes/s each:\n"
       "  streamscore backfill --events events.jsonl --config dynamo.toml --part 1/4 --max-writes-per-sec 2000\n"
+      "  # 2 processes reading a topic's partitions once between them, into one DynamoDB table:\n"
+      "  streamscore backfill --kafka-topic customer-events --config dynamo.toml --part 1/2\n"
       "Each slice is committed atomically with the input position. Run the same command again\n"
       "after an interruption to continue after the last finished slice; once complete, running\n"
       "it again changes nothing. Other arguments on the same --state start over (the state is\n"
-      "cleared). Without --since/--until the result equals `replay` of the same files.");
+      "cleared). Without --since/--until the result equals `replay` of the same files (a topic:\n"
+      "a bounded `run` of it, source.exit_at_end = true).");
   cmd->callback([args, exit_code] { *exit_code = backfill(*args); });
 }
 

@@ -208,32 +208,66 @@ Status KafkaSource::topic_partitions(std::vector<int32_t>* partitions) {
   return Status::ok();
 }
 
+// A read outside a group resumes only where the records it has not read yet are still
+// there: retention may have deleted them (the partition would start later, silently
+// skipping them), or the topic may have been recreated shorter than the end it reads to.
+Status KafkaSource::check_still_held(int32_t partition, int64_t from, int64_t low, int64_t high) const {
+  const std::string where = partition_source(options_.topic, partition);
+  if (from < low)
+    return Status::corruption("kafka: " + where + " starts at offset " + std::to_string(low) +
+                              " now; the records from " + std::to_string(from) + " that the read needs were deleted");
+  if (end_.at(partition) > high)
+    return Status::corruption("kafka: " + where + " ends at offset " + std::to_string(high) +
+                              ", before the end offset " + std::to_string(end_.at(partition)) +
+                              " the read started with: the topic was recreated or cut");
+  return Status::ok();
+}
+
+// The group's committed offsets of `partitions` (RD_KAFKA_OFFSET_INVALID: none).
+Status KafkaSource::group_committed_offsets(const std::vector<int32_t>& partitions, KafkaOffsets* committed) {
+  for (int32_t p : partitions) (*committed)[p] = RD_KAFKA_OFFSET_INVALID;
+  KafkaPartitionsPtr list = partition_list(options_.topic, *committed);
+  const rd_kafka_resp_err_t err = rd_kafka_committed(consumer_.get(), list.get(), options_.metadata_timeout_ms);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return Status::io_error(std::string("kafka: cannot read the group's committed offsets: ") + rd_kafka_err2str(err));
+  for (int i = 0; i < list->cnt; ++i) (*committed)[list->elems[i].partition] = list->elems[i].offset;
+  return Status::ok();
+}
+
 Status KafkaSource::resolve_bounded_assignment() {
   rd_kafka_t* rk = consumer_.get();
   std::vector<int32_t> partitions;
   Status s = topic_partitions(&partitions);
   if (!s.is_ok()) return s;
-  rd_kafka_resp_err_t err;
+  partition_count_ = static_cast<int32_t>(partitions.size());
+  if (options_.reads_partition) {
+    std::vector<int32_t> read;
+    for (int32_t p : partitions)
+      if (options_.reads_partition(p, partition_count_)) read.push_back(p);
+    partitions = std::move(read);
+  }
+  if (!options_.ends.empty() && options_.ends.size() != partitions.size())
+    return Status::corruption("kafka: topic '" + options_.topic + "' has " + std::to_string(partitions.size()) +
+                              " partitions, the read being resumed started with " +
+                              std::to_string(options_.ends.size()));
   KafkaOffsets committed;
-  for (int32_t p : partitions) committed[p] = RD_KAFKA_OFFSET_INVALID;
-  KafkaPartitionsPtr list = partition_list(options_.topic, committed);
-  err = rd_kafka_committed(rk, list.get(), options_.metadata_timeout_ms);
-  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
-    return Status::io_error(std::string("kafka: cannot read the group's committed offsets: ") + rd_kafka_err2str(err));
-  for (int i = 0; i < list->cnt; ++i) committed[list->elems[i].partition] = list->elems[i].offset;
+  if (!options_.outside_group && !(s = group_committed_offsets(partitions, &committed)).is_ok()) return s;
   KafkaOffsets start;
   for (int32_t p : partitions) {
     int64_t low = 0, high = 0;
-    err = rd_kafka_query_watermark_offsets(rk, options_.topic.c_str(), p, &low, &high, options_.metadata_timeout_ms);
+    const rd_kafka_resp_err_t err =
+        rd_kafka_query_watermark_offsets(rk, options_.topic.c_str(), p, &low, &high, options_.metadata_timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
       return Status::io_error("kafka: cannot read the end offset of " + partition_source(options_.topic, p) + ": " +
                               rd_kafka_err2str(err));
-    end_[p] = high;
+    const auto given_end = options_.ends.find(p);
+    end_[p] = given_end != options_.ends.end() ? given_end->second : high;
     int64_t from = low;
     if (position_.count(p))
       from = position_[p];
-    else if (committed[p] >= 0)
+    else if (committed.count(p) && committed[p] >= 0)
       from = committed[p];
+    if (options_.outside_group && !(s = check_still_held(p, from, low, high)).is_ok()) return s;
     start[p] = std::max(from, low);
     position_[p] = start[p];
   }
@@ -651,7 +685,7 @@ Status KafkaSource::hand_over(const Submit& submit, bool everything) {
   buffer->reserve(std::min<std::size_t>(bytes, std::numeric_limits<uint32_t>::max()));
   RawBatch batch;
   batch.source = options_.topic;
-  if (options_.shared) batch.partition_count = partition_count_;
+  if (options_.shared || options_.reads_partition) batch.partition_count = partition_count_;
   batch.lines.reserve(records);
   batch.keys.reserve(records);
   batch.partitions.reserve(records);

@@ -63,6 +63,19 @@ struct KafkaSourceOptions {
   std::string topic = "customer-events";
   std::string group_id = "streamscore";
   bool bounded = false;
+  // Bounded, outside any consumer group (a backfill): the group's committed offsets are
+  // neither read nor written, and each partition starts at its `resume` offset, else at
+  // its earliest. librdkafka's consumer API needs a group.id, so `group_id` is still set,
+  // to a name of the reader's own: with assign() and no commit, the group is never joined.
+  bool outside_group = false;
+  // Bounded: stop each partition at these offsets instead of its end as of start (a
+  // resumed backfill ends where its first start did). Partitions not named: as of start.
+  KafkaOffsets ends;
+  // Bounded: read only the partitions this accepts (empty: all). Every batch then names
+  // the topic's partition count, so that a record read from a partition that is not its
+  // customer's is dead-lettered (wrong_partition): its customer's other records are read
+  // by another reader, and two readers would write one customer.
+  std::function<bool(int32_t partition, int32_t partition_count)> reads_partition;
   std::size_t batch_size = 65536;   // records per poll round, all partitions together
   int poll_timeout_ms = 100;        // how long a round waits for the first record
   int metadata_timeout_ms = 10000;  // finding the partitions (and, bounded, their ends)
@@ -105,6 +118,9 @@ class KafkaSource {
   // only): every partition has been read to its end offset as of start.
   Status poll(const Submit& submit, const Revoke& on_revoke, bool* at_end);
 
+  // Records per round from now on (a backfill sizes its batches to its slices).
+  void set_batch_size(std::size_t records) { options_.batch_size = records; }
+
   // The checkpoint meta for everything handed to `submit` so far.
   std::vector<MetaPut> position() const;
   // After a durable checkpoint: commits the position of the assigned partitions to
@@ -125,6 +141,11 @@ class KafkaSource {
 
   // For messages and tests: partitions assigned now, and end offsets (bounded mode).
   std::size_t assigned_partitions() const { return assigned_.size(); }
+  const KafkaOffsets& end_offsets() const { return end_; }
+  // Bounded: the topic's partition count as of start.
+  int32_t partition_count() const { return partition_count_; }
+  // The next offset of every partition, of what was handed over (bounded: all of them).
+  const KafkaOffsets& offsets() const { return position_; }
   // A property of the consumer as librdkafka applies it ("" when unknown): the prefetch
   // limits are logged at start.
   std::string client_property(const std::string& name) const;
@@ -134,6 +155,8 @@ class KafkaSource {
 
   KafkaSource() = default;
   Status resolve_bounded_assignment();
+  Status check_still_held(int32_t partition, int64_t from, int64_t low, int64_t high) const;
+  Status group_committed_offsets(const std::vector<int32_t>& partitions, KafkaOffsets* committed);
   Status topic_partitions(std::vector<int32_t>* partitions);
   Status adopt(rd_kafka_topic_partition_list_t* partitions, bool incremental);
   Status assign(rd_kafka_topic_partition_list_t* partitions, bool incremental = false);

@@ -37,10 +37,10 @@ using ShardActor = caf::typed_actor<
 
 // The window clock: classifies candidates in arrival order, emits the final tick, hands
 // out its snapshots (a barrier) and takes a shared table's partitions' clocks.
-using ClockActor =
-    caf::typed_actor<caf::replies_to<classify_atom, ClassifyRequest>::with<ClassifyResult>,
-                     caf::replies_to<final_atom>::with<FinalTick>, caf::replies_to<clock_atom>::with<ClockSnapshots>,
-                     caf::replies_to<clock_atom, ClockSnapshots>::with<bool>>;
+using ClockActor = caf::typed_actor<caf::replies_to<classify_atom, ClassifyRequest>::with<ClassifyResult>,
+                                    caf::replies_to<final_atom, int64_t>::with<FinalTick>,
+                                    caf::replies_to<clock_atom>::with<ClockSnapshots>,
+                                    caf::replies_to<clock_atom, ClockSnapshots>::with<bool>>;
 
 // Writes dead letters; a flush returns the sink's position (what a checkpoint records).
 using DeadLetterActor =

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,9 @@ struct BarrierRequest {
   bool final_tick = false;
   bool direct = false;
   uint64_t sequence = 0;  // the checkpoint's number (names its dedup records)
+  // The final tick closes at least the window of this event time (a backfill part that
+  // read some partitions ends where the whole topic ends).
+  int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min();
 };
 
 // Everything a checkpoint commits, consistent as of the barrier.

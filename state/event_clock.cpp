@@ -84,11 +84,11 @@ void EventClock::classify(const std::vector<Candidate>& batch, ClassifyResult* o
   }
 }
 
-bool EventClock::final_tick(TickMark* mark, uint64_t* ticks_emitted) {
+bool EventClock::final_tick(TickMark* mark, uint64_t* ticks_emitted, int64_t floor_ns) {
   *ticks_emitted = 0;
   const ClockSnapshot all = combined(clocks_);
   if (!all.started) return false;
-  const int64_t end = window_of(all.max_event_ns) + 1;
+  const int64_t end = window_of(std::max(all.max_event_ns, floor_ns)) + 1;
   for (auto& [id, clock] : clocks_) {
     if (!clock.started || end <= clock.tick) continue;
     *ticks_emitted += static_cast<uint64_t>(end - clock.tick);

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <vector>
 
@@ -60,9 +61,10 @@ class EventClock {
   void classify(const std::vector<Candidate>& batch, ClassifyResult* out);
   // The final tick at the end of a finite input, one for every clock (kEveryClock): the
   // end of the window holding the largest accepted event time of any partition, so that
-  // a finite read ends complete as of one instant, as a file does. False when there is
-  // nothing to tick.
-  bool final_tick(TickMark* mark, uint64_t* ticks_emitted);
+  // a finite read ends complete as of one instant, as a file does; at least the end of
+  // the window holding `floor_ns` (the largest of partitions read elsewhere). False when
+  // there is nothing to tick.
+  bool final_tick(TickMark* mark, uint64_t* ticks_emitted, int64_t floor_ns = std::numeric_limits<int64_t>::min());
 
   const ClockSnapshots& snapshots() const { return clocks_; }
   ClockSnapshot snapshot() const { return combined(clocks_); }

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,28 @@ inline std::vector<KafkaRecord> keyed_by_customer(const std::vector<std::string>
     const std::string id = customer_id_of(line);
     out.push_back({id, !id.empty(), line});
   }
+  return out;
+}
+
+// The offsets `group` has committed for the first `partitions` partitions of `topic`
+// (RD_KAFKA_OFFSET_INVALID: none), read without joining the group.
+inline std::map<int32_t, int64_t> committed_offsets(const std::string& bootstrap, const std::string& group,
+                                                    const std::string& topic, int32_t partitions) {
+  KafkaConfig kafka;
+  kafka.bootstrap_servers = bootstrap;
+  KafkaConfPtr conf;
+  Status s = make_kafka_conf(kafka, {{"group.id", group}, {"enable.auto.commit", "false"}}, &conf);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  KafkaHandlePtr consumer;
+  s = make_kafka_handle(RD_KAFKA_CONSUMER, std::move(conf), &consumer);
+  BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+  KafkaPartitionsPtr list(rd_kafka_topic_partition_list_new(partitions));
+  for (int32_t p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  const rd_kafka_resp_err_t err = rd_kafka_committed(consumer.get(), list.get(), 10000);
+  BOOST_REQUIRE_MESSAGE(err == RD_KAFKA_RESP_ERR_NO_ERROR, rd_kafka_err2str(err));
+  std::map<int32_t, int64_t> out;
+  for (int i = 0; i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
+  rd_kafka_consumer_close(consumer.get());
   return out;
 }
 

@@ -96,7 +96,9 @@ caf::behavior clock_gate(caf::stateful_actor<GateState>* self, ClockActor real, 
       [=](classify_atom a, ClassifyRequest& request) -> caf::result<ClassifyResult> {
         return self->delegate(real, a, std::move(request));
       },
-      [=](final_atom a) { return gate_request<FinalTick>(self, gate, self->state.held, real, "final", a); },
+      [=](final_atom a, int64_t floor_ns) {
+        return gate_request<FinalTick>(self, gate, self->state.held, real, "final", a, floor_ns);
+      },
       [=](clock_atom a) -> caf::result<ClockSnapshots> { return self->delegate(real, a); },
       [=](release_atom) {
         for (auto& reply : self->state.held) reply();
