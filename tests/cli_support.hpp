@@ -94,6 +94,29 @@ inline pid_t spawn_streamscore(const std::vector<std::string>& args, const std::
   return spawn_process(std::move(words), out_path, err_path);
 }
 
+// SIGKILLs `pid` and requires that it was still running: a test of a resume needs the
+// command interrupted, not finished.
+inline void kill_before_it_ends(pid_t pid, const std::string& what = "the command") {
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), what << " finished before it was killed");
+}
+
+// Runs `streamscore ARGS --max-writes-per-sec WRITES` for `after`, then kills it. The
+// throttle keeps it running; it is not part of what makes a backfill the same one, so a
+// resume with plain ARGS runs at full speed.
+inline void kill_throttled_backfill(const std::vector<std::string>& args, const std::string& out_path,
+                                    const std::string& err_path = {}, const std::string& writes = "20000",
+                                    std::chrono::milliseconds after = std::chrono::milliseconds(1500)) {
+  std::vector<std::string> throttled = args;
+  throttled.insert(throttled.end(), {"--max-writes-per-sec", writes});
+  const pid_t pid = spawn_streamscore(throttled, out_path, err_path);
+  BOOST_REQUIRE(pid > 0);
+  std::this_thread::sleep_for(after);
+  kill_before_it_ends(pid, "the backfill");
+}
+
 // The port a daemon logged ("url=http://127.0.0.1:PORT") on stderr, waiting for it.
 inline uint16_t daemon_port(const std::string& err_path) {
   for (int i = 0; i < 400; ++i) {

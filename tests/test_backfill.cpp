@@ -48,19 +48,9 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_gives_the_export_of_a_replay_and_a_rerun_chan
 
 BOOST_FIXTURE_TEST_CASE(a_backfill_killed_mid_slice_resumes_after_its_last_slice, Fixture) {
   const std::string expected = replayed(log);
-  // Throttled so that it is still running when it is killed; the throttle is not part
-  // of what makes it the same backfill, so the resume runs at full speed.
   const std::vector<std::string> args = {
       "backfill", "--events", log, "--state", dir / "bf", "--slice", "6h", "--dead-letter", dir / "bf-dl.jsonl"};
-  std::vector<std::string> throttled = args;
-  throttled.insert(throttled.end(), {"--max-writes-per-sec", "20000"});
-  const pid_t pid = spawn_streamscore(throttled, dir / "bf-out.txt");
-  BOOST_REQUIRE(pid > 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the backfill finished before it was killed");
+  kill_throttled_backfill(args, dir / "bf-out.txt");
   std::string line;
   for (const auto& a : args) line += a + " ";
   Result rest = run_cli(dir, line);
@@ -77,15 +67,7 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_killed_mid_slice_resumes_after_its_last_slice
 BOOST_FIXTURE_TEST_CASE(a_resume_on_another_file_under_the_same_name_is_refused, Fixture) {
   const std::string expected = replayed(log);
   const std::vector<std::string> args = {"backfill", "--events", log, "--state", dir / "bf", "--slice", "6h"};
-  std::vector<std::string> throttled = args;
-  throttled.insert(throttled.end(), {"--max-writes-per-sec", "20000"});
-  const pid_t pid = spawn_streamscore(throttled, dir / "bf-out.txt");
-  BOOST_REQUIRE(pid > 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the backfill finished before it was killed");
+  kill_throttled_backfill(args, dir / "bf-out.txt");
   // Another log of the same size under the same name: read on from the old offset, it
   // would go on silently with other events.
   fs::rename(log, dir / "kept.jsonl");

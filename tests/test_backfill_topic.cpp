@@ -124,18 +124,8 @@ BOOST_FIXTURE_TEST_CASE(a_topic_backfill_killed_mid_way_resumes_to_the_export_of
   Result whole = run_cli(dir, words(backfill_args("whole", {"--slice", "6h"})));
   BOOST_REQUIRE_MESSAGE(whole.exit_code == 0, whole.err);
 
-  // Throttled so that it is still running when it is killed; the throttle is not part of
-  // what makes it the same backfill, so the resume runs at full speed.
   const auto args = backfill_args("bf", {"--slice", "6h"});
-  auto throttled = args;
-  throttled.insert(throttled.end(), {"--max-writes-per-sec", "5000"});
-  const pid_t pid = spawn_streamscore(throttled, dir / "bf-out.txt", dir / "bf-err.txt");
-  BOOST_REQUIRE(pid > 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the backfill finished before it was killed");
+  kill_throttled_backfill(args, dir / "bf-out.txt", dir / "bf-err.txt", "5000", std::chrono::milliseconds(2500));
 
   // The topic grows meanwhile: the resume stops at the end offsets of the first start.
   produce_log("--customers 3000 --events 5000 --days 2 --start 2025-02-05T00:00:00Z --late-rate 0 --seed 22",

@@ -96,15 +96,7 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_of_a_zst_log_killed_mid_slice_resumes_to_the_
   const std::string expected = export_of("plain");
   const std::vector<std::string> args = {
       "backfill", "--events", zst, "--state", dir / "bf", "--slice", "6h", "--dead-letter", dir / "bf-dl.jsonl"};
-  std::vector<std::string> throttled = args;
-  throttled.insert(throttled.end(), {"--max-writes-per-sec", "20000"});
-  const pid_t pid = spawn_streamscore(throttled, dir / "bf-out.txt");
-  BOOST_REQUIRE(pid > 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the backfill finished before it was killed");
+  kill_throttled_backfill(args, dir / "bf-out.txt");
   Result rest = run_cli(dir, words(args));
   BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
   BOOST_TEST(rest.err.find("resuming from the last committed slice") != std::string::npos, rest.err);

@@ -120,10 +120,7 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_killed_in_the_middle_of_an_object_resumes_the
       wait_for([&] { return slurp(dir / "bf-dl.jsonl").find("1 b.jsonl.gz:") != std::string::npos; }, 60),
       slurp(dir / "bf-err.txt"));
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  BOOST_REQUIRE_MESSAGE(WIFSIGNALED(status), "the backfill finished before it was killed");
+  kill_before_it_ends(pid, "the backfill");
   Result rest = run_cli(dir, words(args));
   BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
   BOOST_TEST(rest.err.find("resuming from the last committed slice (s3://logs/parts/") != std::string::npos, rest.err);
