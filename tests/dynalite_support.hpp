@@ -39,6 +39,27 @@ inline int free_loopback_port() {
   return port;
 }
 
+// Stops a local server (dynalite, s3rver) started as `*pid`; `*pid` is -1 afterwards.
+inline void stop_local_server(pid_t* pid) {
+  if (*pid <= 0) return;
+  ::kill(*pid, SIGKILL);
+  ::waitpid(*pid, nullptr, 0);
+  *pid = -1;
+}
+
+// Waits for a local node server started as `*pid` to log "listening" to `log`, up to
+// 15 s (node starts slowly on a busy machine). When it died (port taken?) or did not
+// come up, `*pid` is -1, so that the caller tries another port.
+inline void await_listening(pid_t* pid, const std::string& log) {
+  for (int i = 0; i < 300 && *pid > 0; ++i) {
+    if (slurp(log).find("listening") != std::string::npos) return;
+    int status = 0;
+    if (::waitpid(*pid, &status, WNOHANG) == *pid) *pid = -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  stop_local_server(pid);
+}
+
 // Fake credentials for the whole test process (and the commands it runs).
 inline void set_fake_aws_credentials() {
   ::setenv("AWS_ACCESS_KEY_ID", "test", 1);
@@ -87,22 +108,10 @@ class Dynalite {
     pid_ = spawn_process(
         {bin, "--port", std::to_string(port_), "--host", "127.0.0.1", "--createTableMs", "20", "--deleteTableMs", "20"},
         log, log + ".err");
-    for (int i = 0; i < 300 && pid_ > 0; ++i) {  // up to 15 s: node starts slowly on a busy machine
-      if (slurp(log).find("listening") != std::string::npos) return;
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;  // died (port taken?)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    stop();
+    await_listening(&pid_, log);
   }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
+  void stop() { stop_local_server(&pid_); }
 
   TempDir dir_;
   int port_ = -1;

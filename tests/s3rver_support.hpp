@@ -80,21 +80,10 @@ class S3rver {
       ::setenv("NODE_OPTIONS", saved.c_str(), 1);
     else
       ::unsetenv("NODE_OPTIONS");
-    for (int i = 0; i < 300 && pid_ > 0; ++i) {  // up to 15 s: node starts slowly on a busy machine
-      if (slurp(log).find("listening") != std::string::npos) return;
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) pid_ = -1;  // died (port taken?)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    stop();
+    await_listening(&pid_, log);
   }
 
-  void stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
+  void stop() { stop_local_server(&pid_); }
 
   TempDir dir_;
   int port_ = -1;
