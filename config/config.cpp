@@ -26,6 +26,8 @@ namespace streamscore {
 namespace {
 
 constexpr int64_t kNoLimit = std::numeric_limits<int64_t>::max();
+// The root key of the feature declarations: an array of tables, not a section.
+constexpr const char* kFeatureTable = "feature";
 constexpr const char* kDurationHint = "expected a duration like \"90s\", \"10m\", \"1h\", \"2d\"";
 
 // ---- rendering values for messages -------------------------------------------------
@@ -491,6 +493,7 @@ std::vector<Entry> collect(const std::vector<SectionSpec>& schema, const toml::t
   std::vector<Entry> entries;
   for (const auto& [k, v] : root) {
     const std::string name(k.str());
+    if (name == kFeatureTable) continue;  // apply_features reads the [[feature]] tables
     const SectionSpec* section = find_section(schema, name);
     if (section != nullptr && v.is_table()) {
       collect_section(*section, *v.as_table(), &entries);
@@ -604,6 +607,145 @@ std::string position(const std::string& path, const toml::source_position& pos) 
   return path + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": ";
 }
 
+// ---- [[feature]] tables ------------------------------------------------------------------
+
+std::string feature_key(std::size_t index, const std::string& key) {
+  return std::string(kFeatureTable) + "[" + std::to_string(index + 1) + "]." + key;
+}
+
+Status read_aggregation(const toml::node& v, const std::string& key, Aggregation* out) {
+  const auto* s = v.as_string();
+  if (s == nullptr || !parse_aggregation(s->get(), out))
+    return bad_value(key, v, "expected one of \"count\", \"sum\", \"avg\", \"min\", \"max\"");
+  return Status::ok();
+}
+
+Status read_event_types(const toml::node& v, const std::string& key, std::vector<std::string>* out) {
+  const char* hint = "expected an array of strings like [\"transaction\"] ([] = every event type)";
+  const auto* array = v.as_array();
+  if (array == nullptr) return bad_value(key, v, hint);
+  std::vector<std::string> types;
+  for (const toml::node& element : *array) {
+    const auto* s = element.as_string();
+    if (s == nullptr) return bad_value(key, v, hint);
+    types.push_back(s->get());
+  }
+  *out = std::move(types);
+  return Status::ok();
+}
+
+Status read_feature_window(const toml::node& v, const std::string& key, int64_t* windows) {
+  const auto* s = v.as_string();
+  if (s == nullptr) return bad_value(key, v, "expected a window like \"1h\", \"24h\" or \"7d\" (a multiple of 5m)");
+  const Status st = parse_feature_window(s->get(), windows);
+  if (st.is_ok()) return st;
+  // The message starts by quoting the value, which bad_value quotes already.
+  const std::string quoted = "window \"" + s->get() + "\" ";
+  const std::string& why = st.message();
+  return bad_value(key, v, why.rfind(quoted, 0) == 0 ? why.substr(quoted.size()) : why);
+}
+
+using FeatureSetter = std::function<Status(const toml::node&, const std::string& key, FeatureSpec*)>;
+
+struct FeatureKeySpec {
+  const char* name;
+  FeatureSetter set;
+};
+
+// The keys of a [[feature]] table; the ones left out keep FeatureSpec's defaults.
+const std::vector<FeatureKeySpec>& feature_schema() {
+  static const std::vector<FeatureKeySpec> keys = {
+      {"name", [](const toml::node& v, const std::string& key, FeatureSpec* f) { return read_text(v, key, &f->name); }},
+      {"aggregation", [](const toml::node& v, const std::string& key,
+                         FeatureSpec* f) { return read_aggregation(v, key, &f->aggregation); }},
+      {"event_types", [](const toml::node& v, const std::string& key,
+                         FeatureSpec* f) { return read_event_types(v, key, &f->event_types); }},
+      {"field",
+       [](const toml::node& v, const std::string& key, FeatureSpec* f) { return read_text(v, key, &f->field); }},
+      {"window", [](const toml::node& v, const std::string& key,
+                    FeatureSpec* f) { return read_feature_window(v, key, &f->window); }},
+      {"scale",
+       [](const toml::node& v, const std::string& key, FeatureSpec* f) {
+         int64_t scale = 0;
+         Status s = read_int(v, key, 0, kMaxFeatureScale, &scale);
+         if (s.is_ok()) f->scale = static_cast<int>(scale);
+         return s;
+       }},
+  };
+  return keys;
+}
+
+const FeatureKeySpec* find_feature_key(const std::string& name) {
+  for (const auto& k : feature_schema())
+    if (name == k.name) return &k;
+  return nullptr;
+}
+
+std::string unknown_feature_key(std::size_t index, const std::string& key) {
+  std::string known;
+  for (const auto& k : feature_schema()) known += (known.empty() ? "" : ", ") + std::string(k.name);
+  return "unknown key '" + feature_key(index, key) + "' (known keys in [[feature]]: " + known + ")";
+}
+
+// One [[feature]] table. A count counts events: a field or scale given to it is refused
+// rather than ignored, since whoever wrote it expected it to do something.
+Status read_feature(const std::string& path, std::size_t index, const toml::table& table, FeatureSpec* out) {
+  FeatureSpec spec;
+  std::vector<std::pair<std::string, toml::source_position>> given;
+  for (const auto& [k, v] : table) {
+    const std::string name(k.str());
+    const FeatureKeySpec* key = find_feature_key(name);
+    if (key == nullptr) return config_error(position(path, k.source().begin) + unknown_feature_key(index, name));
+    Status s = key->set(v, feature_key(index, name), &spec);
+    if (!s.is_ok()) return config_error(position(path, v.source().begin) + s.message());
+    given.emplace_back(name, v.source().begin);
+  }
+  const auto was_given = [&](const char* name) {
+    return std::any_of(given.begin(), given.end(), [&](const auto& g) { return g.first == name; });
+  };
+  for (const char* required : {"name", "aggregation", "window"})
+    if (!was_given(required))
+      return config_error(position(path, table.source().begin) + feature_key(index, required) +
+                          " is missing: every [[feature]] needs name, aggregation and window");
+  if (!spec.uses_field())
+    for (const auto& [name, pos] : given)
+      if (name == "field" || name == "scale")
+        return config_error(position(path, pos) + feature_key(index, name) + ": a count counts events and has no " +
+                            name + " (remove the key, or aggregate the field with sum, avg, min or max)");
+  *out = std::move(spec);
+  return Status::ok();
+}
+
+// FeatureSet::make checks the specs in order: the shortest prefix it refuses ends with
+// the feature at fault (for the message's file position).
+std::size_t feature_at_fault(const std::vector<FeatureSpec>& specs) {
+  for (std::size_t n = 1; n < specs.size(); ++n) {
+    FeatureSet prefix;
+    if (!FeatureSet::make({specs.begin(), specs.begin() + static_cast<std::ptrdiff_t>(n)}, &prefix).is_ok())
+      return n - 1;
+  }
+  return specs.size() - 1;
+}
+
+Status apply_features(const std::string& path, const toml::node& node, Config* config) {
+  const auto* array = node.as_array();
+  if (array == nullptr || !array->is_array_of_tables())
+    return config_error(position(path, node.source().begin) +
+                        "'feature' must be an array of tables: write [[feature]] (double brackets) above "
+                        "each feature's keys");
+  std::vector<FeatureSpec> specs(array->size());
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    Status s = read_feature(path, i, *array->get(i)->as_table(), &specs[i]);
+    if (!s.is_ok()) return s;
+  }
+  FeatureSet features;
+  Status s = FeatureSet::make(specs, &features);
+  if (!s.is_ok())
+    return config_error(position(path, array->get(feature_at_fault(specs))->source().begin) + s.message());
+  config->features = std::move(features);
+  return Status::ok();
+}
+
 Status apply_file(const std::string& path, const std::vector<SectionSpec>& schema, Config* config) {
   std::string text;
   Status s = read_file(path, &text);
@@ -624,6 +766,7 @@ Status apply_file(const std::string& path, const std::vector<SectionSpec>& schem
     if (!e.error.empty()) return config_error(position(path, e.pos) + e.error);
     if (!(s = e.spec->set(*e.value, e.key, config)).is_ok()) return config_error(position(path, e.pos) + s.message());
   }
+  if (const toml::node* features = root.get(kFeatureTable)) return apply_features(path, *features, config);
   return Status::ok();
 }
 
@@ -656,11 +799,21 @@ toml::table parse_override_value(const std::string& text, bool textual) {
 Status apply_override_named(const std::string& name, const std::string& value, const std::string& text,
                             const std::vector<SectionSpec>& schema, Config* config);
 
+// "feature", "feature.window", "feature[2].window": an attempt to change a declaration.
+bool names_a_feature(const std::string& name) {
+  return name == kFeatureTable || name.rfind(std::string(kFeatureTable) + ".", 0) == 0 ||
+         name.rfind(std::string(kFeatureTable) + "[", 0) == 0;
+}
+
 Status apply_override(const std::string& text, const std::vector<SectionSpec>& schema, Config* config) {
   const auto eq = text.find('=');
   if (eq == std::string::npos)
     return config_error("override '" + text + "': expected section.key=value, e.g. engine.shards=8");
   const std::string name = trim(text.substr(0, eq));
+  if (names_a_feature(name))
+    return config_error("override '" + text +
+                        "': [[feature]] tables cannot be set with --set (each is a table in an array); "
+                        "declare the features in the config file given with --config");
   // Messages quote the override as written, except a secret's value.
   const bool secret = is_secret_key(name);
   return apply_override_named(name, text.substr(eq + 1), secret ? name + "=<hidden>" : text, schema, config);
@@ -765,6 +918,7 @@ std::vector<std::string> changed_keys(const Config& a, const Config& b) {
   for (const auto& section : schema())
     for (const auto& key : section.keys)
       if (key.get(a) != key.get(b)) out.push_back(section.name + "." + key.name);
+  if (a.features.canonical() != b.features.canonical()) out.push_back(kFeatureTable);
   return out;
 }
 

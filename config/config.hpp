@@ -10,6 +10,7 @@
 
 #include "common/status.hpp"
 #include "common/time.hpp"
+#include "state/feature_set.hpp"
 
 namespace streamscore {
 
@@ -157,6 +158,9 @@ struct Config {
   HttpConfig http;
   LogConfig log;
   ModelConfig model;
+  // The [[feature]] tables, validated, in file order; none declared: today's three.
+  // Part of the state: a state built with other definitions is refused (docs/semantics.md).
+  FeatureSet features = FeatureSet::defaults();
 };
 
 // The environment variable that supplies the admin token when http.admin_token is unset.
@@ -165,7 +169,8 @@ constexpr const char* kAdminTokenEnv = "STREAMSCORE_ADMIN_TOKEN";
 // Keys that a running daemon applies on SIGHUP; a change to any other key needs a restart.
 bool is_reloadable_key(const std::string& key);
 
-// The "section.key" names whose values differ between `a` and `b`, in schema order.
+// The "section.key" names whose values differ between `a` and `b`, in schema order, then
+// "feature" when the [[feature]] definitions differ.
 std::vector<std::string> changed_keys(const Config& a, const Config& b);
 
 // Loads `path` (empty: defaults only), then applies each "section.key=value" override.

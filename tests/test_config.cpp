@@ -97,6 +97,7 @@ void check_equal(const Config& a, const Config& b) {
   BOOST_TEST(a.state.gc_deletes_per_checkpoint == b.state.gc_deletes_per_checkpoint);
   BOOST_TEST(a.state.gc_idle_ns == b.state.gc_idle_ns);
   BOOST_TEST(a.http.item_cache == b.http.item_cache);
+  BOOST_TEST(a.features.canonical() == b.features.canonical());
 }
 
 const std::vector<std::string> kAllKeys = {"source.kind",
@@ -157,6 +158,9 @@ const std::vector<std::string> kAllKeys = {"source.kind",
                                            "model.nthread",
                                            "model.allow_unscored_start"};
 
+// The keys of a [[feature]] table (an array of tables: not settable with --set).
+const std::vector<std::string> kFeatureKeys = {"name", "aggregation", "event_types", "field", "window", "scale"};
+
 // Loads a file with `text`; expects failure and returns the message.
 std::string file_error(const std::string& text, const std::vector<std::string>& sets = {}) {
   TempDir tmp;
@@ -211,6 +215,9 @@ BOOST_AUTO_TEST_CASE(example_file_documents_every_key_and_set) {
     BOOST_TEST(contains(text, "[" + section + "]"));
     BOOST_TEST(contains(text, "\n" + key + " = "), full);
   }
+  BOOST_TEST_REQUIRE(contains(text, "\n[[feature]]\n"));
+  const std::string features = text.substr(text.find("\n[[feature]]\n"));
+  for (const auto& key : kFeatureKeys) BOOST_TEST(contains(features, "\n" + key + " = "), key);
 }
 
 BOOST_AUTO_TEST_CASE(every_key_is_accepted_by_an_override) {
@@ -626,4 +633,173 @@ BOOST_AUTO_TEST_CASE(kafka_paths_need_bootstrap_servers) {
   BOOST_TEST(load_config("", {"source.kind=kafka", "kafka.bootstrap_servers=127.0.0.1:1"}, &c).is_ok());
   BOOST_TEST(c.source.topic == "customer-events");
   BOOST_TEST(c.source.group_id == "streamscore");
+}
+
+// ---- [[feature]] declarations ------------------------------------------------------------
+
+namespace {
+
+using streamscore::Aggregation;
+using streamscore::FeatureSet;
+
+// A [[feature]] table with `keys` (TOML lines) under it.
+std::string feature(const std::string& keys) {
+  return "[[feature]]\n" + keys + "\n";
+}
+
+std::string features_error(const std::string& tables) {
+  return file_error("[engine]\nshards = 2\n\n" + tables);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(feature_tables_are_read_in_order_with_their_defaults) {
+  TempDir tmp;
+  const std::string path = write_file(tmp, "c.toml",
+                                      "[engine]\nshards = 2\n\n" +
+                                          feature("name = \"txn_max_1h\"\naggregation = \"max\"\n"
+                                                  "event_types = [\"transaction\", \"refund\"]\nwindow = \"1h\"") +
+                                          feature("name = \"events_24h\"\naggregation = \"count\"\nwindow = \"24h\"") +
+                                          feature("name = \"risk_avg_7d\"\naggregation = \"avg\"\nfield = \"risk\"\n"
+                                                  "scale = 4\nevent_types = []\nwindow = \"7d\""));
+  Config c;
+  Status s = load_config(path, {}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.engine.shards == 2);
+  const auto& specs = c.features.specs();
+  BOOST_TEST_REQUIRE(specs.size() == 3u);
+  BOOST_TEST(specs[0].name == "txn_max_1h");
+  BOOST_TEST((specs[0].aggregation == Aggregation::max));
+  BOOST_TEST((specs[0].event_types == std::vector<std::string>{"refund", "transaction"}));
+  BOOST_TEST(specs[0].field == "amount");  // the default field
+  BOOST_TEST(specs[0].scale == 2);         // and scale
+  BOOST_TEST(specs[0].window == 12);
+  BOOST_TEST(specs[1].name == "events_24h");
+  BOOST_TEST(specs[1].event_types.empty());  // omitted: every event type
+  BOOST_TEST(specs[1].window == 288);
+  BOOST_TEST(specs[2].field == "risk");
+  BOOST_TEST(specs[2].scale == 4);
+  BOOST_TEST(c.features.horizon_windows() == 7 * 288);
+  BOOST_TEST(!c.features.is_default());
+  BOOST_TEST(Config{}.features.is_default());  // no [[feature]]: today's three
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_feature_window_names_the_table_and_the_rule) {
+  const std::string tables = feature("name = \"a\"\naggregation = \"count\"\nwindow = \"1h\"") +
+                             feature("name = \"b\"\naggregation = \"count\"\nwindow = \"2h\"") +
+                             feature("name = \"c\"\naggregation = \"count\"\nwindow = \"7m\"");
+  const std::string m = features_error(tables);
+  BOOST_TEST(contains(m, "c.toml:15:10: feature[3].window = \"7m\": is not a multiple of 5m"));
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\naggregation = \"sum\"\nwindow = \"91d\"")),
+                      "feature[1].window = \"91d\": is longer than 90d"));
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\naggregation = \"sum\"\nwindow = \"0m\"")),
+                      "feature[1].window = \"0m\": is shorter than 5m"));
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\naggregation = \"sum\"\nwindow = \"1w\"")),
+                      "feature[1].window = \"1w\": is not a number and a unit (m, h or d)"));
+}
+
+BOOST_AUTO_TEST_CASE(feature_keys_of_the_wrong_type_name_the_key) {
+  const std::string ok = "name = \"a\"\naggregation = \"sum\"\nwindow = \"1h\"\n";
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\naggregation = \"sum\"\nwindow = 60")),
+                      "feature[1].window = 60: expected a window like \"1h\""));
+  BOOST_TEST(contains(features_error(feature(ok + "event_types = \"transaction\"")),
+                      "feature[1].event_types = \"transaction\": expected an array of strings"));
+  BOOST_TEST(contains(features_error(feature(ok + "event_types = [\"transaction\", 3]")),
+                      "feature[1].event_types = [ 'transaction', 3 ]: expected an array of strings"));
+  BOOST_TEST(contains(features_error(feature(ok + "scale = \"2\"")), "feature[1].scale = \"2\": expected an integer"));
+  BOOST_TEST(contains(features_error(feature(ok + "scale = 7")), "feature[1].scale = 7: must be between 0 and 6"));
+  BOOST_TEST(contains(features_error(feature(ok + "field = 1")), "feature[1].field = 1: expected a string"));
+  BOOST_TEST(contains(features_error(feature(ok + "field = \"event_time\"")),
+                      "feature \"a\": field \"event_time\" is not a number"));
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\naggregation = \"median\"\nwindow = \"1h\"")),
+                      "feature[1].aggregation = \"median\": expected one of \"count\", \"sum\", \"avg\", \"min\", "
+                      "\"max\""));
+  BOOST_TEST(contains(features_error(feature("name = 5\naggregation = \"sum\"\nwindow = \"1h\"")),
+                      "feature[1].name = 5: expected a string"));
+}
+
+BOOST_AUTO_TEST_CASE(unknown_and_missing_feature_keys_are_refused) {
+  const std::string unknown =
+      features_error(feature("name = \"a\"\naggregation = \"sum\"\nwindow = \"1h\"\nwindows = \"2h\""));
+  BOOST_TEST(contains(unknown,
+                      "c.toml:8:1: unknown key 'feature[1].windows' (known keys in [[feature]]: name, "
+                      "aggregation, event_types, field, window, scale)"));
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\naggregation = \"sum\"\nwindow = \"1h\"") +
+                                     feature("aggregation = \"sum\"\nwindow = \"1h\"")),
+                      "feature[2].name is missing"));
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\nwindow = \"1h\"")), "feature[1].aggregation is missing"));
+  BOOST_TEST(contains(features_error(feature("name = \"a\"\naggregation = \"sum\"")), "feature[1].window is missing"));
+  BOOST_TEST(contains(features_error(feature("")), "feature[1].name is missing"));
+}
+
+BOOST_AUTO_TEST_CASE(a_count_given_a_field_or_a_scale_is_refused) {
+  const std::string count = "name = \"n\"\naggregation = \"count\"\nwindow = \"1h\"\n";
+  BOOST_TEST(contains(features_error(feature(count + "field = \"amount\"")),
+                      "feature[1].field: a count counts events and has no field"));
+  BOOST_TEST(contains(features_error(feature(count + "scale = 2")),
+                      "feature[1].scale: a count counts events and has no scale"));
+}
+
+BOOST_AUTO_TEST_CASE(feature_names_must_be_valid_and_unique) {
+  const std::string m = features_error(feature("name = \"txn_1h\"\naggregation = \"count\"\nwindow = \"1h\"") +
+                                       feature("name = \"txn_1h\"\naggregation = \"sum\"\nwindow = \"1h\""));
+  BOOST_TEST(contains(m, "c.toml:8:1: feature \"txn_1h\": the name is declared twice"));
+  BOOST_TEST(contains(features_error(feature("name = \"Txn\"\naggregation = \"count\"\nwindow = \"1h\"")),
+                      "feature 1: name \"Txn\" must match [a-z][a-z0-9_]{0,63}"));
+  BOOST_TEST(contains(features_error(feature("name = \"\"\naggregation = \"count\"\nwindow = \"1h\"")),
+                      "feature[1].name = \"\": must not be empty"));
+}
+
+BOOST_AUTO_TEST_CASE(at_most_64_features) {
+  std::string tables;
+  for (int i = 0; i < 64; ++i)
+    tables += feature("name = \"f" + std::to_string(i) + "\"\naggregation = \"count\"\nwindow = \"1h\"");
+  TempDir tmp;
+  Config c;
+  Status s = load_config(write_file(tmp, "c.toml", tables), {}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.features.size() == 64u);
+  tables += feature("name = \"f64\"\naggregation = \"count\"\nwindow = \"1h\"");
+  BOOST_TEST(contains(file_error(tables), "c.toml:257:1: 65 features declared; at most 64"));
+}
+
+BOOST_AUTO_TEST_CASE(feature_must_be_an_array_of_tables) {
+  BOOST_TEST(contains(features_error("[feature]\nname = \"a\"\n"),
+                      "'feature' must be an array of tables: write [[feature]] (double brackets)"));
+  BOOST_TEST(contains(file_error("feature = \"txn_1h\"\n"), "'feature' must be an array of tables"));
+  BOOST_TEST(contains(file_error("feature = []\n"), "'feature' must be an array of tables"));
+  // Inline tables are tables too.
+  TempDir tmp;
+  Config c;
+  Status s = load_config(
+      write_file(tmp, "c.toml", "feature = [{name = \"a\", aggregation = \"count\", window = \"5m\"}]\n"), {}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.features.specs().at(0).name == "a");
+}
+
+BOOST_AUTO_TEST_CASE(set_cannot_declare_features) {
+  for (const std::string set : {"feature.window=1h", "feature[1].window=1h", "feature=x", " feature.name = a"}) {
+    const std::string m = override_error(set);
+    BOOST_TEST(contains(m, "[[feature]] tables cannot be set with --set"), set);
+    BOOST_TEST(contains(m, "--config"), set);
+  }
+  // An override of another key leaves the file's features as they are.
+  TempDir tmp;
+  Config c;
+  Status s = load_config(write_file(tmp, "c.toml", feature("name = \"a\"\naggregation = \"count\"\nwindow = \"5m\"")),
+                         {"engine.shards=3"}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.features.specs().at(0).name == "a");
+}
+
+BOOST_AUTO_TEST_CASE(changed_features_need_a_restart) {
+  TempDir tmp;
+  Config declared;
+  BOOST_TEST_REQUIRE(
+      load_config(write_file(tmp, "c.toml", feature("name = \"a\"\naggregation = \"count\"\nwindow = \"5m\"")), {},
+                  &declared)
+          .is_ok());
+  const std::vector<std::string> expected = {"feature"};
+  BOOST_TEST(streamscore::changed_keys(Config{}, declared) == expected, boost::test_tools::per_element());
+  BOOST_TEST(!streamscore::is_reloadable_key("feature"));
 }
