@@ -131,6 +131,16 @@ Status check_settings(StateStore* store, const EngineOptions& options) {
   return Status::ok();
 }
 
+Status refuse_other_features(const FeatureSet& features, std::string_view stored) {
+  const std::string difference = features.difference_from(stored);
+  if (difference.empty()) return Status::ok();
+  return Status::invalid_argument(
+      "the state was built with other feature definitions than the config's [[feature]] tables: feature " + difference +
+      ". A state keeps only the history its own definitions need, so other definitions need the events again: "
+      "rebuild with `streamscore replay` or `streamscore backfill` into a new state (or table), or configure "
+      "the definitions it was built with");
+}
+
 Status read_checkpoint_number(StateStore* store, uint64_t* number) {
   std::string value;
   Status s = store->get_meta(kMetaCheckpoint, &value);
@@ -275,6 +285,22 @@ Status check_session(StateStore* store) {
       "run `streamscore replay` again");
 }
 
+Status check_features(StateStore* store, const FeatureSet& features) {
+  std::string stored;
+  Status s = store->get_meta(kMetaFeatures, &stored);
+  if (s.is_ok()) return refuse_other_features(features, stored);
+  if (!s.is_not_found()) return s;
+  // None stored: a new state, or one written before definitions were stored (it has
+  // settings), whose features are today's three.
+  std::string settings;
+  s = store->get_meta(kMetaSettings, &settings);
+  if (s.is_ok())
+    s = refuse_other_features(features, FeatureSet::defaults().canonical());
+  else if (s.is_not_found())
+    s = Status::ok();
+  return s.is_ok() ? store->put_meta(kMetaFeatures, features.canonical()) : s;
+}
+
 Status Engine::start(const EngineOptions& options, StateStore* store, std::unique_ptr<Engine>* out) {
   if (options.shards < 1) return Status::invalid_argument("shards must be >= 1");
   std::unique_ptr<Engine> engine(new Engine());
@@ -287,7 +313,9 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   engine->checkpoint_probe_ = std::make_shared<CheckpointProbe>();
 
   Status s = check_format(store);
-  if (!s.is_ok() || !(s = check_settings(store, options)).is_ok() || !(s = check_session(store)).is_ok()) return s;
+  if (!s.is_ok() || !(s = check_features(store, options.features)).is_ok() ||
+      !(s = check_settings(store, options)).is_ok() || !(s = check_session(store)).is_ok())
+    return s;
   const int threads =
       options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   engine->options_.threads = threads;  // resolved once; replace_customers loads with as many

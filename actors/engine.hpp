@@ -21,6 +21,7 @@
 #include "common/time.hpp"
 #include "messages/run_stats.hpp"
 #include "state/event_clock.hpp"
+#include "state/feature_set.hpp"
 #include "state/store.hpp"
 
 namespace caf {
@@ -53,6 +54,9 @@ struct EngineOptions {
   int nice = 0;
   int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;
   int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;
+  // The features the items hold. Part of the state: start() refuses a state built with
+  // other definitions (check_features).
+  FeatureSet features = FeatureSet::defaults();
   // A bulk load (`replay`) rebuilds the whole state as one unit: items are written
   // once, by the shards, at finish(), without checkpoints. The state is marked
   // "rebuilding" until then, so that an interrupted rebuild is refused, not resumed.
@@ -188,6 +192,7 @@ class Engine {
 // Meta keys the engine keeps in the store.
 constexpr const char* kMetaFormat = "format";           // state format version
 constexpr const char* kMetaSettings = "settings";       // settings the state depends on
+constexpr const char* kMetaFeatures = "features";       // FeatureSet::canonical() of its definitions
 constexpr const char* kMetaClock = "clock";             // window clock at the last checkpoint
 constexpr const char* kMetaDeadLetter = "dead_letter";  // dead-letter file and its length
 constexpr const char* kMetaCheckpoint = "checkpoint";   // number of the last checkpoint
@@ -198,6 +203,13 @@ constexpr const char* kMetaSession = "session";
 
 // A window clock as stored: in meta "clock" (one clock) and next to a shared table's offsets.
 std::string encode_clock(const ClockSnapshot& clock);
+
+// The feature definitions a state was built with must be `features`: a state that
+// stores none is a new one (they are stored) or, when it has settings, one written
+// before definitions were stored, with today's three. Refused (invalid_argument, naming
+// the first feature that differs and the way forward) otherwise. Engine::start checks;
+// `backfill` checks too before it calls a backfill complete.
+Status check_features(StateStore* store, const FeatureSet& features);
 
 // A state whose bulk load (`replay`) did not complete is refused (corruption), by every
 // command that reads a state: `run` at start, `export`.

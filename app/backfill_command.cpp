@@ -394,14 +394,17 @@ Status check_part_is_empty(StateStore& store, const Plan& plan, const CustomerFi
 }
 
 // Decides between a fresh start (the state is cleared; a part's is not), a resume, and
-// nothing to do.
-Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bool* resume, bool* done) {
+// nothing to do. A resume, or a complete backfill, built with other feature definitions
+// is refused: the arguments are the same, the config is not.
+Status prepare_state(StateStore& store, const Plan& plan, const FeatureSet& features, Progress* progress, bool* resume,
+                     bool* done) {
   std::string value;
   Status s = store.get_meta(kMetaBackfill, &value);
   if (s.is_ok()) {
     Progress stored;
     if (!(s = decode(value, &stored)).is_ok()) return s;
     if (stored.identity == plan.identity) {
+      if (!(s = check_features(&store, features)).is_ok()) return s;
       *progress = stored;
       *done = stored.complete;
       *resume = !stored.complete;
@@ -506,7 +509,7 @@ int backfill(const BackfillArgs& given) {
     print_error("backfill", s.to_string());
     return exit_code_of_open(config.state, s);
   }
-  if (!(s = prepare_state(*store, plan, &progress, &resume, &done)).is_ok()) {
+  if (!(s = prepare_state(*store, plan, config.features, &progress, &resume, &done)).is_ok()) {
     print_error("backfill", s.to_string());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }

@@ -114,6 +114,7 @@ EngineOptions engine_options_from(const Config& config, KafkaSinkProbe* kafka_si
   o.parsers = config.engine.parsers;
   o.allowed_lateness_ns = config.window.allowed_lateness_ns;
   o.max_future_skew_ns = config.window.max_future_skew_ns;
+  o.features = config.features;
   o.dead_letter_path = config.dead_letter.path;
   // The Kafka sinks are made by the engine at start, so that a refused client
   // configuration is an error of Engine::start like any other.

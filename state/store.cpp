@@ -9,8 +9,8 @@
 namespace streamscore {
 
 bool is_table_meta(std::string_view key) {
-  return key == "format" || key == "settings" || key == "session" || key.rfind("partition.", 0) == 0 ||
-         key.rfind("backfill-end.", 0) == 0;
+  return key == "format" || key == "settings" || key == "features" || key == "session" ||
+         key.rfind("partition.", 0) == 0 || key.rfind("backfill-end.", 0) == 0;
 }
 
 Status validate_puts(const std::vector<ConditionalPut>& puts) {

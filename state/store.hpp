@@ -194,9 +194,9 @@ class StateStore {
 };
 
 // Meta keys that describe the table rather than one writer's progress: the state format,
-// the settings it was built with, a rebuild's session (actors/engine.hpp names them), and
-// the Kafka partitions' offsets of a shared table ("partition.<topic>.<p>", which move
-// with the partitions between the daemons of a group).
+// the settings and feature definitions it was built with, a rebuild's session
+// (actors/engine.hpp names them), and the Kafka partitions' offsets of a shared table
+// ("partition.<topic>.<p>", which move with the partitions between the daemons of a group).
 bool is_table_meta(std::string_view key);
 
 // How far a conflict moved a customer's versions: another writer wrote `delta`
