@@ -33,11 +33,11 @@ std::string write_file(const TempDir& tmp, const std::string& name, const std::s
   return path;
 }
 
-// The example lives next to config.cpp; find it from the source file or the working dir.
-std::string example_path() {
-  const fs::path from_source = fs::path(__FILE__).parent_path() / ".." / "config" / "streamscore.example.toml";
+// The examples live next to config.cpp; find them from the source file or the working dir.
+std::string example_path(const std::string& name = "streamscore.example.toml") {
+  const fs::path from_source = fs::path(__FILE__).parent_path() / ".." / "config" / name;
   if (fs::exists(from_source)) return from_source.string();
-  return "config/streamscore.example.toml";
+  return "config/" + name;
 }
 
 void check_equal(const Config& a, const Config& b) {
@@ -802,4 +802,33 @@ BOOST_AUTO_TEST_CASE(changed_features_need_a_restart) {
   const std::vector<std::string> expected = {"feature"};
   BOOST_TEST(streamscore::changed_keys(Config{}, declared) == expected, boost::test_tools::per_element());
   BOOST_TEST(!streamscore::is_reloadable_key("feature"));
+}
+
+BOOST_AUTO_TEST_CASE(the_features_example_declares_twelve_valid_features) {
+  Config c;
+  Status s = load_config(example_path("features.example.toml"), {}, &c);
+  BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+  BOOST_TEST(c.features.size() == 12u);
+  BOOST_TEST(c.features.horizon_windows() == 30 * 288);  // the default horizon: no more state kept
+  // Count, sum and max of transactions, a count of every event type, an average.
+  const auto has = [&](const std::string& name, Aggregation aggregation, const std::string& window) {
+    const int i = c.features.index_of(name);
+    if (i < 0) return false;
+    const auto& spec = c.features.specs()[static_cast<std::size_t>(i)];
+    return spec.aggregation == aggregation && streamscore::format_feature_window(spec.window) == window;
+  };
+  for (const std::string window : {"1h", "1d", "7d", "30d"}) {
+    const std::string suffix = window == "1d" ? "24h" : window;
+    BOOST_TEST(has("txn_count_" + suffix, Aggregation::count, window), suffix);
+    BOOST_TEST(has("txn_amount_" + suffix, Aggregation::sum, window), suffix);
+  }
+  BOOST_TEST(has("txn_max_24h", Aggregation::max, "1d"));
+  BOOST_TEST(has("txn_max_30d", Aggregation::max, "30d"));
+  BOOST_TEST(has("events_24h", Aggregation::count, "1d"));
+  BOOST_TEST(c.features.specs()[static_cast<std::size_t>(c.features.index_of("events_24h"))].event_types.empty());
+  BOOST_TEST(has("txn_avg_7d", Aggregation::avg, "7d"));
+  // Each feature is documented by a comment on its name's line.
+  std::ifstream in(example_path("features.example.toml"));
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("name = ", 0) == 0) BOOST_TEST(contains(line, " # "), line);
 }
