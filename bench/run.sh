@@ -4,6 +4,8 @@
 # On one generated log (10M events, 100k customers, 45 days, seed 42), in one run:
 #   - parse-only (read + parse, no state: "the limit"), 1 and 2 threads;
 #   - `streamscore replay --json` end to end, --threads 1 and --threads 2 (default shards);
+#   - the same replay --threads 2 declaring config/features.example.toml's 12 features
+#     (issue 20's target: at least 0.5x the default replay's rate, in the same run);
 #   - model scoring (score_bench): a model trained on a 1M-event log (10k customers,
 #     45 days, seed 42), 1M rows in batches of 8192, XGBoost nthread 1 and 2, and the
 #     single-row latency (one XGBoosterPredictFromDense call per row).
@@ -24,7 +26,8 @@
 #     on the bench log and on a 2.1M-record log of 100k customers (bench/out/events-2m.jsonl).
 # Writes bench/out/results.json and prints a markdown table with PASS/FAIL against the
 # targets: replay at 2 threads >= 1M records/s, >= 30% of the single-thread parse-only
-# rate, peak RSS < 2 GiB, batched scoring >= 1M rows/s (best of nthread 1 and 2).
+# rate, peak RSS < 2 GiB, batched scoring >= 1M rows/s (best of nthread 1 and 2), the
+# 12 declared features' replay >= 0.5x the default replay's rate.
 # Needs bash, coreutils, awk, git (and node + npm for the DuckDB peer, from
 # scripts/install-deps).
 #   bash bench/run.sh BUILD_DIR score   runs only the scoring part.
@@ -134,15 +137,16 @@ log "parse-only, 2 threads"
 P2=$("$PARSE_ONLY" --events "$LOG" --threads 2)
 log "  $P2"
 
-replay() {  # replay THREADS -> the JSON summary line
-  local dir="$OUT/state-$1t" line rc=0
+replay() {  # replay THREADS [ARGS...] -> the JSON summary line
+  local threads=$1 dir="$OUT/state-$1t" line rc=0
+  shift
   # Each replay starts on a quiet disk: no state left by the run before, and its dirty
   # pages written back before the clock starts.
   rm -rf "$OUT"/state-*
   sync
-  line=$("$STREAMSCORE" replay --json --events "$LOG" --state "$dir" --threads "$1") || rc=$?
+  line=$("$STREAMSCORE" replay --json --events "$LOG" --state "$dir" --threads "$threads" "$@") || rc=$?
   if [ "$rc" -ne 0 ]; then
-    echo "bench: replay --threads $1 failed (exit $rc): $line" >&2
+    echo "bench: replay --threads $threads $* failed (exit $rc): $line" >&2
     exit 1
   fi
   printf '%s' "$line"
@@ -153,6 +157,10 @@ log "  $R1"
 log "replay, --threads 2"
 R2=$(replay 2)
 log "  $R2"
+FEATURES_CONFIG=config/features.example.toml
+log "replay, --threads 2, the 12 features of $FEATURES_CONFIG"
+RF=$(replay 2 --config "$ROOT/$FEATURES_CONFIG")
+log "  $RF"
 score_bench
 
 # --- sanity: every run saw every line ---------------------------------------------------
@@ -160,7 +168,7 @@ for j in "$P1" "$P2"; do
   [ "$(jget "$j" lines)" -eq "$EVENTS" ] || { echo "bench: parse-only did not see $EVENTS lines" >&2; exit 1; }
 done
 [ "$(jget "$P1" valid)" -eq "$(jget "$P2" valid)" ] || { echo "bench: parse-only 1t/2t disagree" >&2; exit 1; }
-for j in "$R1" "$R2"; do
+for j in "$R1" "$R2" "$RF"; do
   [ "$(jget "$j" read)" -eq "$EVENTS" ] || { echo "bench: replay did not read $EVENTS records" >&2; exit 1; }
   [ "$(jget "$j" balanced)" = true ] || { echo "bench: replay counters do not balance" >&2; exit 1; }
 done
@@ -173,10 +181,13 @@ R2_RATE=$(jget "$R2" records_per_second); R2_S=$(jget "$R2" seconds); R2_FIN=$(j
 R1_RSS_MIB=$(calc "int($(jget "$R1" peak_rss_kb) / 1024)")
 R2_RSS_MIB=$(calc "int($(jget "$R2" peak_rss_kb) / 1024)")
 MAX_RSS_MIB=$(( R1_RSS_MIB > R2_RSS_MIB ? R1_RSS_MIB : R2_RSS_MIB ))
+RF_RATE=$(jget "$RF" records_per_second); RF_S=$(jget "$RF" seconds); RF_FIN=$(jget "$RF" finish_seconds)
+RF_RSS_MIB=$(calc "int($(jget "$RF" peak_rss_kb) / 1024)")
 
 RATIO_P1=$(calc "sprintf(\"%.3f\", $R2_RATE / $P1_RATE)")   # the target's ratio
 RATIO_P2=$(calc "sprintf(\"%.3f\", $R2_RATE / $P2_RATE)")
 SCALING=$(calc "sprintf(\"%.2f\", $R2_RATE / $R1_RATE)")
+RATIO_FEATURES=$(calc "sprintf(\"%.3f\", $RF_RATE / $R2_RATE)")  # declared features over the default
 P_SCALING=$(calc "sprintf(\"%.2f\", $P2_RATE / $P1_RATE)")
 # The part of replay before finish() (reading, parsing, dedup, shards), per second.
 R2_INGEST_RATE=$(calc "sprintf(\"%.0f\", $EVENTS / ($R2_S - $R2_FIN))")
@@ -184,6 +195,7 @@ R2_INGEST_RATE=$(calc "sprintf(\"%.0f\", $EVENTS / ($R2_S - $R2_FIN))")
 T_RATE=$(verdict "$R2_RATE >= 1000000")
 T_RATIO=$(verdict "$RATIO_P1 >= 0.30")
 T_RSS=$(verdict "$MAX_RSS_MIB < 2048")
+T_FEATURES=$(verdict "$RATIO_FEATURES >= 0.5")
 
 M() { calc "sprintf(\"%.2f\", $1 / 1000000)"; }   # rate in millions
 PCT() { calc "sprintf(\"%.0f%%\", $1 * 100)"; }
@@ -200,14 +212,17 @@ cat > "$OUT/results.json" <<EOF
   "parse_only_2t": $P2,
   "replay_1t": $R1,
   "replay_2t": $R2,
+  "replay_2t_features_example": $RF,
   "scoring_nthread_1": $S1,
   "scoring_nthread_2": $S2,
   "ratios": {"replay_2t_over_parse_only_1t": $RATIO_P1, "replay_2t_over_parse_only_2t": $RATIO_P2,
-             "replay_2t_over_replay_1t": $SCALING, "parse_only_2t_over_parse_only_1t": $P_SCALING},
+             "replay_2t_over_replay_1t": $SCALING, "parse_only_2t_over_parse_only_1t": $P_SCALING,
+             "replay_2t_features_example_over_replay_2t": $RATIO_FEATURES},
   "targets": {
     "replay_2t_at_least_1M_records_per_second": "$T_RATE",
     "replay_2t_at_least_30pct_of_parse_only_1t": "$T_RATIO",
     "peak_rss_below_2GiB": "$T_RSS",
+    "replay_2t_features_example_at_least_half_of_replay_2t": "$T_FEATURES",
     "scoring_at_least_1M_rows_per_second": "$T_SCORE"
   }
 }
@@ -227,6 +242,7 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | parse-only, 2 threads | $(M "$P2_RATE") M lines/s | $P2_S | - | - |
 | replay --threads 1 | $(M "$R1_RATE") M records/s | $R1_S | $R1_FIN | $R1_RSS_MIB MiB |
 | replay --threads 2 | $(M "$R2_RATE") M records/s | $R2_S | $R2_FIN | $R2_RSS_MIB MiB |
+| replay --threads 2, $FEATURES_CONFIG (12 features) | $(M "$RF_RATE") M records/s | $RF_S | $RF_FIN | $RF_RSS_MIB MiB |
 
 | Ratio | Value |
 |---|---:|
@@ -234,6 +250,7 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | replay 2t / parse-only 2t | $(PCT "$RATIO_P2") |
 | replay 2t / replay 1t | ${SCALING}x |
 | parse-only 2t / parse-only 1t | ${P_SCALING}x |
+| replay 2t with the 12 features / replay 2t | ${RATIO_FEATURES}x |
 | replay 2t before finish: records / (seconds - finish_seconds) | $(M "$R2_INGEST_RATE") M records/s |
 
 | Target | Measured | Result |
@@ -241,6 +258,7 @@ Log:     $GEN_CMD ($EVENTS lines, $(calc "sprintf(\"%.0f\", $LOG_BYTES / 1048576
 | replay --threads 2 >= 1M records/s | $(M "$R2_RATE") M records/s | $T_RATE |
 | replay --threads 2 >= 30% of parse-only (1 thread) | $(PCT "$RATIO_P1") | $T_RATIO |
 | peak RSS < 2 GiB (max of both replays) | $MAX_RSS_MIB MiB | $T_RSS |
+| replay --threads 2 with 12 declared features >= 0.5x the default's rate | ${RATIO_FEATURES}x | $T_FEATURES |
 EOF
 score_table
 
