@@ -716,9 +716,11 @@ Status read_feature(const std::string& path, std::size_t index, const toml::tabl
   return Status::ok();
 }
 
-// FeatureSet::make checks the specs in order: the shortest prefix it refuses ends with
-// the feature at fault (for the message's file position).
+// FeatureSet::make checks the count first, then the specs in order: the shortest prefix
+// it refuses ends with the feature at fault (for the message's file position). Too many
+// tables are not tried prefix by prefix, so a huge file costs no quadratic time.
 std::size_t feature_at_fault(const std::vector<FeatureSpec>& specs) {
+  if (specs.size() > kMaxFeatures) return kMaxFeatures;  // the first one too many
   for (std::size_t n = 1; n < specs.size(); ++n) {
     FeatureSet prefix;
     if (!FeatureSet::make({specs.begin(), specs.begin() + static_cast<std::ptrdiff_t>(n)}, &prefix).is_ok())
