@@ -432,7 +432,7 @@ const SectionSpec* section_of(const std::vector<SectionSpec>& schema, const std:
 std::string known_sections(const std::vector<SectionSpec>& schema) {
   std::string out;
   for (const auto& s : schema) out += (out.empty() ? "[" : ", [") + s.name + "]";
-  return out;
+  return out + ", [[" + kFeatureTable + "]]";
 }
 
 std::string unknown_section(const std::vector<SectionSpec>& schema, const std::string& name) {
@@ -447,160 +447,6 @@ std::string unknown_key(const SectionSpec& section, const std::string& key) {
 
 Status config_error(const std::string& message) {
   return Status::invalid_argument("config: " + message);
-}
-
-// ---- the file --------------------------------------------------------------------------
-
-Status read_file(const std::string& path, std::string* text) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) return config_error("cannot read '" + path + "': " + std::strerror(errno));
-  char buf[65536];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text->append(buf, n);
-  const int err = std::ferror(f) ? errno : 0;  // e.g. EISDIR when `path` is a directory
-  std::fclose(f);
-  if (err != 0) return config_error("cannot read '" + path + "': " + std::strerror(err));
-  return Status::ok();
-}
-
-// One key = value of the file, or a problem found at that place. Entries are applied in
-// file order, so the error reported is the first one in the file.
-struct Entry {
-  toml::source_position pos;
-  std::string error;  // set: this entry is a problem, not a value
-  const KeySpec* spec = nullptr;
-  std::string key;  // "section.key"
-  const toml::node* value = nullptr;
-};
-
-void collect_section(const SectionSpec& section, const toml::table& table, std::vector<Entry>* out) {
-  for (const auto& [k, v] : table) {
-    Entry e;
-    e.pos = k.source().begin;
-    e.spec = find_key(section, std::string(k.str()));
-    if (e.spec == nullptr) {
-      e.error = unknown_key(section, std::string(k.str()));
-    } else {
-      e.pos = v.source().begin;
-      e.key = section.name + "." + std::string(k.str());
-      e.value = &v;
-    }
-    out->push_back(std::move(e));
-  }
-}
-
-std::vector<Entry> collect(const std::vector<SectionSpec>& schema, const toml::table& root) {
-  std::vector<Entry> entries;
-  for (const auto& [k, v] : root) {
-    const std::string name(k.str());
-    if (name == kFeatureTable) continue;  // apply_features reads the [[feature]] tables
-    const SectionSpec* section = find_section(schema, name);
-    if (section != nullptr && v.is_table()) {
-      collect_section(*section, *v.as_table(), &entries);
-      continue;
-    }
-    Entry e;
-    e.pos = k.source().begin;
-    if (section != nullptr)
-      e.error = "[" + name + "] must be a table: write [" + name + "] followed by key = value lines";
-    else if (v.is_table())
-      e.error = unknown_section(schema, name);
-    else if (const SectionSpec* home = section_of(schema, name))
-      e.error = "key '" + name + "' is outside any section (it belongs under [" + home->name + "])";
-    else
-      e.error = "key '" + name + "' is outside any section (known sections: " + known_sections(schema) + ")";
-    entries.push_back(std::move(e));
-  }
-  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;
-  });
-  return entries;
-}
-
-// toml++ 3.3 (Debian bookworm) reaches __builtin_unreachable, undefined behaviour, on
-// some non-ASCII characters (found by tests/fuzz/fuzz_config.cpp), on more than one
-// parsing path. So toml++ only ever sees ASCII: inside "basic" strings non-ASCII
-// characters become \uXXXX escapes (the same value), in comments they are blanked, and
-// anywhere else (bare text, 'literal' strings, where escapes do not exist) they are
-// refused, as are bytes that are not UTF-8. `line` is set to the offending line.
-
-bool to_ascii_toml(std::string_view t, std::string* out, std::size_t* line) {
-  enum class In { code, comment, basic, literal, multiline_basic, multiline_literal };
-  static const char* const kTripleQuote = "\"\"\"";
-  static const char* const kTripleApostrophe = "'''";
-  In in = In::code;
-  auto opens = [&](std::size_t i, const char* three) { return t.compare(i, 3, three) == 0; };
-  out->clear();
-  *line = 1;
-  for (std::size_t i = 0; i < t.size(); ++i) {
-    const char c = t[i];
-    if (c == '\n') ++*line;
-    if (static_cast<unsigned char>(c) >= 0x80) {
-      char32_t cp = 0;
-      const std::size_t n = decode_utf8(t, i, &cp);
-      if (n == 0) return false;
-      if (in == In::comment) {
-        out->push_back(' ');
-      } else if (in == In::basic || in == In::multiline_basic) {
-        char escape[12];
-        std::snprintf(escape, sizeof escape, cp > 0xFFFF ? "\\U%08X" : "\\u%04X", static_cast<unsigned>(cp));
-        out->append(escape);
-      } else {
-        return false;
-      }
-      i += n - 1;
-      continue;
-    }
-    const bool escaped_ascii = c == '\\' && i + 1 < t.size() && static_cast<unsigned char>(t[i + 1]) < 0x80;
-    switch (in) {
-      case In::code:
-        if (opens(i, kTripleQuote) || opens(i, kTripleApostrophe)) {
-          in = c == '"' ? In::multiline_basic : In::multiline_literal;
-          out->append(t.substr(i, 3));
-          i += 2;
-          continue;
-        }
-        if (c == '#')
-          in = In::comment;
-        else if (c == '"')
-          in = In::basic;
-        else if (c == '\'')
-          in = In::literal;
-        break;
-      case In::comment:
-        if (c == '\n') in = In::code;
-        break;
-      case In::basic:
-      case In::multiline_basic:
-        if (escaped_ascii) {  // keep the escape and what it escapes together
-          out->push_back(c);
-          if (t[i + 1] == '\n') ++*line;
-          out->push_back(t[++i]);
-          continue;
-        }
-        if (in == In::basic && (c == '"' || c == '\n')) in = In::code;
-        if (in == In::multiline_basic && opens(i, kTripleQuote)) {
-          in = In::code;
-          out->append(kTripleQuote);
-          i += 2;
-          continue;
-        }
-        break;
-      case In::literal:
-        if (c == '\'' || c == '\n') in = In::code;
-        break;
-      case In::multiline_literal:
-        if (opens(i, kTripleApostrophe)) {
-          in = In::code;
-          out->append(kTripleApostrophe);
-          i += 2;
-          continue;
-        }
-        break;
-    }
-    out->push_back(c);
-  }
-  return true;
 }
 
 std::string position(const std::string& path, const toml::source_position& pos) {
@@ -746,6 +592,162 @@ Status apply_features(const std::string& path, const toml::node& node, Config* c
     return config_error(position(path, array->get(feature_at_fault(specs))->source().begin) + s.message());
   config->features = std::move(features);
   return Status::ok();
+}
+
+// ---- the file --------------------------------------------------------------------------
+
+Status read_file(const std::string& path, std::string* text) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return config_error("cannot read '" + path + "': " + std::strerror(errno));
+  char buf[65536];
+  std::size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text->append(buf, n);
+  const int err = std::ferror(f) ? errno : 0;  // e.g. EISDIR when `path` is a directory
+  std::fclose(f);
+  if (err != 0) return config_error("cannot read '" + path + "': " + std::strerror(err));
+  return Status::ok();
+}
+
+// One key = value of the file, or a problem found at that place. Entries are applied in
+// file order, so the error reported is the first one in the file.
+struct Entry {
+  toml::source_position pos;
+  std::string error;  // set: this entry is a problem, not a value
+  const KeySpec* spec = nullptr;
+  std::string key;  // "section.key"
+  const toml::node* value = nullptr;
+};
+
+void collect_section(const SectionSpec& section, const toml::table& table, std::vector<Entry>* out) {
+  for (const auto& [k, v] : table) {
+    Entry e;
+    e.pos = k.source().begin;
+    e.spec = find_key(section, std::string(k.str()));
+    if (e.spec == nullptr) {
+      e.error = unknown_key(section, std::string(k.str()));
+    } else {
+      e.pos = v.source().begin;
+      e.key = section.name + "." + std::string(k.str());
+      e.value = &v;
+    }
+    out->push_back(std::move(e));
+  }
+}
+
+std::vector<Entry> collect(const std::vector<SectionSpec>& schema, const toml::table& root) {
+  std::vector<Entry> entries;
+  for (const auto& [k, v] : root) {
+    const std::string name(k.str());
+    if (name == kFeatureTable) continue;  // apply_features reads the [[feature]] tables
+    const SectionSpec* section = find_section(schema, name);
+    if (section != nullptr && v.is_table()) {
+      collect_section(*section, *v.as_table(), &entries);
+      continue;
+    }
+    Entry e;
+    e.pos = k.source().begin;
+    if (section != nullptr)
+      e.error = "[" + name + "] must be a table: write [" + name + "] followed by key = value lines";
+    else if (v.is_table())
+      e.error = unknown_section(schema, name);
+    else if (const SectionSpec* home = section_of(schema, name))
+      e.error = "key '" + name + "' is outside any section (it belongs under [" + home->name + "])";
+    else if (find_feature_key(name) != nullptr)
+      e.error = "key '" + name + "' is outside any section (it belongs under [[" + kFeatureTable + "]])";
+    else
+      e.error = "key '" + name + "' is outside any section (known sections: " + known_sections(schema) + ")";
+    entries.push_back(std::move(e));
+  }
+  std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return a.pos.line != b.pos.line ? a.pos.line < b.pos.line : a.pos.column < b.pos.column;
+  });
+  return entries;
+}
+
+// toml++ 3.3 (Debian bookworm) reaches __builtin_unreachable, undefined behaviour, on
+// some non-ASCII characters (found by tests/fuzz/fuzz_config.cpp), on more than one
+// parsing path. So toml++ only ever sees ASCII: inside "basic" strings non-ASCII
+// characters become \uXXXX escapes (the same value), in comments they are blanked, and
+// anywhere else (bare text, 'literal' strings, where escapes do not exist) they are
+// refused, as are bytes that are not UTF-8. `line` is set to the offending line.
+
+bool to_ascii_toml(std::string_view t, std::string* out, std::size_t* line) {
+  enum class In { code, comment, basic, literal, multiline_basic, multiline_literal };
+  static const char* const kTripleQuote = "\"\"\"";
+  static const char* const kTripleApostrophe = "'''";
+  In in = In::code;
+  auto opens = [&](std::size_t i, const char* three) { return t.compare(i, 3, three) == 0; };
+  out->clear();
+  *line = 1;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    const char c = t[i];
+    if (c == '\n') ++*line;
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      char32_t cp = 0;
+      const std::size_t n = decode_utf8(t, i, &cp);
+      if (n == 0) return false;
+      if (in == In::comment) {
+        out->push_back(' ');
+      } else if (in == In::basic || in == In::multiline_basic) {
+        char escape[12];
+        std::snprintf(escape, sizeof escape, cp > 0xFFFF ? "\\U%08X" : "\\u%04X", static_cast<unsigned>(cp));
+        out->append(escape);
+      } else {
+        return false;
+      }
+      i += n - 1;
+      continue;
+    }
+    const bool escaped_ascii = c == '\\' && i + 1 < t.size() && static_cast<unsigned char>(t[i + 1]) < 0x80;
+    switch (in) {
+      case In::code:
+        if (opens(i, kTripleQuote) || opens(i, kTripleApostrophe)) {
+          in = c == '"' ? In::multiline_basic : In::multiline_literal;
+          out->append(t.substr(i, 3));
+          i += 2;
+          continue;
+        }
+        if (c == '#')
+          in = In::comment;
+        else if (c == '"')
+          in = In::basic;
+        else if (c == '\'')
+          in = In::literal;
+        break;
+      case In::comment:
+        if (c == '\n') in = In::code;
+        break;
+      case In::basic:
+      case In::multiline_basic:
+        if (escaped_ascii) {  // keep the escape and what it escapes together
+          out->push_back(c);
+          if (t[i + 1] == '\n') ++*line;
+          out->push_back(t[++i]);
+          continue;
+        }
+        if (in == In::basic && (c == '"' || c == '\n')) in = In::code;
+        if (in == In::multiline_basic && opens(i, kTripleQuote)) {
+          in = In::code;
+          out->append(kTripleQuote);
+          i += 2;
+          continue;
+        }
+        break;
+      case In::literal:
+        if (c == '\'' || c == '\n') in = In::code;
+        break;
+      case In::multiline_literal:
+        if (opens(i, kTripleApostrophe)) {
+          in = In::code;
+          out->append(kTripleApostrophe);
+          i += 2;
+          continue;
+        }
+        break;
+    }
+    out->push_back(c);
+  }
+  return true;
 }
 
 Status apply_file(const std::string& path, const std::vector<SectionSpec>& schema, Config* config) {

@@ -365,7 +365,8 @@ BOOST_AUTO_TEST_CASE(error_unknown_section) {
   BOOST_TEST(contains(
       m,
       "c.toml:3:2: unknown section [windows] (known sections: [source], "
-      "[state], [s3], [dead_letter], [kafka], [output], [window], [engine], [checkpoint], [http], [log], [model])"));
+      "[state], [s3], [dead_letter], [kafka], [output], [window], [engine], [checkpoint], [http], [log], [model], "
+      "[[feature]])"));
   BOOST_TEST(contains(override_error("windows.allowed_lateness=5m"), "unknown section [windows]"));
   BOOST_TEST(contains(file_error("shards = 2\n"), "key 'shards' is outside any section (it belongs under [engine])"));
   BOOST_TEST(contains(file_error("[[engine]]\nshards = 2\n"), "[engine] must be a table"));
@@ -768,6 +769,12 @@ BOOST_AUTO_TEST_CASE(feature_must_be_an_array_of_tables) {
                       "'feature' must be an array of tables: write [[feature]] (double brackets)"));
   BOOST_TEST(contains(file_error("feature = \"txn_1h\"\n"), "'feature' must be an array of tables"));
   BOOST_TEST(contains(file_error("feature = []\n"), "'feature' must be an array of tables"));
+  // A feature's keys written before their [[feature]] line, or under a misspelt one.
+  BOOST_TEST(contains(file_error("aggregation = \"sum\"\n"),
+                      "key 'aggregation' is outside any section (it belongs under [[feature]])"));
+  BOOST_TEST(contains(file_error("[[features]]\nname = \"a\"\n"),
+                      "key 'features' is outside any section (known sections: [source], "));
+  BOOST_TEST(contains(file_error("[[features]]\nname = \"a\"\n"), "[model], [[feature]])"));
   // Inline tables are tables too.
   TempDir tmp;
   Config c;
