@@ -127,7 +127,9 @@ BOOST_FIXTURE_TEST_CASE(a_changed_window_is_named_with_both_definitions, Fixture
 
 BOOST_FIXTURE_TEST_CASE(a_backfill_with_other_definitions_is_refused_at_resume_and_when_complete, Fixture) {
   const std::vector<std::string> args = {"backfill", "--events", log, "--state", dir / "bf", "--slice", "6h"};
-  kill_throttled_backfill(args, dir / "bf-out.txt", dir / "bf-err.txt", "2000");
+  // Throttled to last about 40 s; killed after 3 s, when slices are committed even on a
+  // loaded machine.
+  kill_throttled_backfill(args, dir / "bf-out.txt", dir / "bf-err.txt", "2000", std::chrono::seconds(3));
   std::string line;
   for (const auto& a : args) line += a + " ";
   Result refused = run_cli(dir, line + "--config " + other);
