@@ -364,6 +364,7 @@ Status load_model(const std::string& dir, int version, int nthread, const Featur
     return refuse(Status::Code::corruption, meta_file_name(version) + " describes " + m.meta.version_name());
   if (!(s = resolve_feature_columns(m.meta.feature_schema, engine_features, &m.columns)).is_ok())
     return refuse(Status::Code::corruption, "feature schema mismatch: " + s.message());
+  m.engine_feature_count = engine_features.size();
   std::string bytes;
   if (!(s = read_file(artifact_path, &bytes)).is_ok()) return refuse(s.code(), "artifact " + s.message());
   const std::string actual = sha256_hex(bytes);

@@ -56,6 +56,7 @@ struct LoadedModel {
   ModelMeta meta;
   Booster booster;
   FeatureColumns columns;
+  std::size_t engine_feature_count = 0;  // the size of the set `columns` index into
 };
 
 // Loads DIR's vN and checks it for an engine computing `engine_features`, refusing (with

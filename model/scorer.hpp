@@ -26,12 +26,19 @@ inline Status score_rows(const LoadedModel& model, const std::vector<FeatureRow>
 }
 
 // Scores items by their values (item_feature_values: the engine's set order), each read
-// through the model's columns.
+// through the model's columns. Items of another width than the set the model was checked
+// against are refused: its columns would read the wrong values.
 inline Status score_items(const LoadedModel& model, const std::vector<std::vector<FeatureValue>>& items,
                           std::vector<float>* scores) {
   std::vector<FeatureRow> rows;
   rows.reserve(items.size());
-  for (const auto& values : items) rows.push_back(feature_row(values.data(), model.columns));
+  for (const auto& values : items) {
+    if (values.size() != model.engine_feature_count)
+      return Status::invalid_argument("an item of " + std::to_string(values.size()) +
+                                      " features for a model checked against " +
+                                      std::to_string(model.engine_feature_count));
+    rows.push_back(feature_row(values.data(), model.columns));
+  }
   return score_rows(model, rows, scores);
 }
 

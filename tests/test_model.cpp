@@ -509,6 +509,8 @@ BOOST_FIXTURE_TEST_CASE(a_subset_model_reads_its_columns_by_name, Fixture) {
     BOOST_REQUIRE(score_items(model, items, &scored).is_ok());
     BOOST_REQUIRE(score_rows(model, by_hand, &expected).is_ok());
     BOOST_TEST(scored == expected);
+    // Items of another set than the one the model was checked against are refused.
+    BOOST_TEST(!score_items(model, {std::vector<FeatureValue>(engine.size() + 1)}, &scored).is_ok());
     BOOST_TEST(*std::max_element(scored.begin(), scored.end()) - *std::min_element(scored.begin(), scored.end()) >
                0.5f);
   }
