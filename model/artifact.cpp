@@ -56,25 +56,44 @@ json::array render_schema(const std::vector<ModelFeature>& schema) {
   return out;
 }
 
+// A sidecar's names and definitions end up in errors and logs: a name is a feature name
+// (FeatureSet's rule), a definition is bounded and holds no control character.
+constexpr std::size_t kMaxDefinitionBytes = 64 << 10;
+
+bool valid_feature_name(const std::string& name) {
+  return !name.empty() && name.size() <= kMaxFeatureNameBytes && name[0] >= 'a' && name[0] <= 'z' &&
+         std::all_of(name.begin(), name.end(),
+                     [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'; });
+}
+
+bool valid_definition(const std::string& definition) {
+  return definition.size() <= kMaxDefinitionBytes && std::none_of(definition.begin(), definition.end(), [](char ch) {
+           return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+         });
+}
+
 // One entry of `feature_schema`: a default feature's name, or {"name", "definition"}.
-bool parse_schema_entry(const json::value& entry, ModelFeature* out, std::string* error) {
-  if (entry.is_string()) {
-    out->name = std::string(entry.as_string());
+// Returns why it is refused ("" when it is not).
+std::string parse_schema_entry(const json::value& entry, ModelFeature* out) {
+  const json::object* o = entry.if_object();
+  const json::value* name = o ? o->if_contains("name") : &entry;
+  const json::value* definition = o ? o->if_contains("definition") : nullptr;
+  const bool well_formed =
+      o ? name && name->is_string() && definition && definition->is_string() && o->size() == 2 : entry.is_string();
+  if (!well_formed) return "entries must be a feature's name or {\"name\": string, \"definition\": string}";
+  out->name = std::string(name->as_string());
+  if (!valid_feature_name(out->name)) return "has a name that is not a feature name ([a-z][a-z0-9_]{0,63})";
+  if (!o) {  // a name alone: the default feature's definition
     out->definition = default_definition(out->name);
     if (out->definition.empty())
-      *error = "names \"" + out->name + "\" without a definition (only a default feature may be named alone)";
-    return error->empty();
+      return "names \"" + out->name + "\" without a definition (only a default feature may be named alone)";
+    return "";
   }
-  const json::object* o = entry.if_object();
-  const json::value* name = o ? o->if_contains("name") : nullptr;
-  const json::value* definition = o ? o->if_contains("definition") : nullptr;
-  if (!name || !name->is_string() || !definition || !definition->is_string() || o->size() != 2) {
-    *error = "entries must be a feature's name or {\"name\": string, \"definition\": string}";
-    return false;
-  }
-  out->name = std::string(name->as_string());
   out->definition = std::string(definition->as_string());
-  return true;
+  if (!valid_definition(out->definition))
+    return "defines \"" + out->name + "\" with more than " + std::to_string(kMaxDefinitionBytes) +
+           " bytes or a control character";
+  return "";
 }
 
 Status parse_schema(const json::value* value, std::vector<ModelFeature>* out) {
@@ -85,8 +104,8 @@ Status parse_schema(const json::value* value, std::vector<ModelFeature>* out) {
   std::set<std::string> names;
   for (const json::value& entry : value->as_array()) {
     ModelFeature feature;
-    std::string error;
-    if (!parse_schema_entry(entry, &feature, &error)) return bad(error);
+    const std::string error = parse_schema_entry(entry, &feature);
+    if (!error.empty()) return bad(error);
     if (!names.insert(feature.name).second) return bad("names \"" + feature.name + "\" twice");
     schema.push_back(std::move(feature));
   }

@@ -558,7 +558,9 @@ BOOST_AUTO_TEST_CASE(a_declared_schema_round_trips_through_the_sidecar) {
   BOOST_TEST(parse_meta(twice, &parsed).message().find("names \"total_txn_30d\" twice") != std::string::npos,
              parse_meta(twice, &parsed).message());
   for (const char* bad : {R"("feature_schema": [])", R"("feature_schema": [{"name":"a"}])",
-                          R"("feature_schema": [{"name":"a","definition":1}])", R"("feature_schema": [7])"}) {
+                          R"("feature_schema": [{"name":"a","definition":1}])", R"("feature_schema": [7])",
+                          R"("feature_schema": ["Total\n"])", R"("feature_schema": [{"name":"a b","definition":"x"}])",
+                          R"("feature_schema": [{"name":"a","definition":"window=1h\u0007"}])"}) {
     std::string broken = text;
     broken.replace(broken.find("\"feature_schema\""),
                    broken.find('\n', broken.find("\"feature_schema\"")) - broken.find("\"feature_schema\"") - 1, bad);
