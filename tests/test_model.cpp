@@ -913,3 +913,15 @@ BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture)
   BOOST_REQUIRE(rollback(&json).is_ok());
   BOOST_TEST(json.find("\"active\":\"v1\",\"history\":[]") == 1u, json);
 }
+
+BOOST_FIXTURE_TEST_CASE(the_http_model_admin_checks_against_the_engines_features, RegistryFixture) {
+  RegistryModelAdmin admin(models, defaults_with_7d("total_amount_30d"), 50);
+  std::string json;
+  const Status refused = outcome_of([&](ModelAdmin::Done done) { admin.activate("v1", std::move(done)); }, &json);
+  BOOST_TEST(refused.is_conflict());  // 409
+  BOOST_TEST(refused.message().find("feature \"total_amount_30d\" is defined differently") != std::string::npos,
+             refused.message());
+  ActiveRef ref;
+  BOOST_REQUIRE(registry.read_active(&ref).is_ok());
+  BOOST_TEST(ref.active == 0);
+}
