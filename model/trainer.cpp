@@ -92,6 +92,10 @@ Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options
   FeatureColumns columns;
   if (s.is_ok()) s = resolve_feature_columns(schema, options.features, &columns);
   if (!s.is_ok()) return s;
+  // The columns index the engine's set: rows of another set would be read out of place.
+  if (set.width != options.features.size())
+    return Status::invalid_argument("the training rows hold " + std::to_string(set.width) +
+                                    " features, the engine's set " + std::to_string(options.features.size()));
   std::vector<float> train_x, valid_x, train_y, valid_y;
   for (std::size_t i = 0; i < set.rows.size(); ++i) {
     const TrainingRow& r = set.rows[i];

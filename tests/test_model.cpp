@@ -925,3 +925,12 @@ BOOST_FIXTURE_TEST_CASE(the_http_model_admin_checks_against_the_engines_features
   BOOST_REQUIRE(registry.read_active(&ref).is_ok());
   BOOST_TEST(ref.active == 0);
 }
+
+BOOST_FIXTURE_TEST_CASE(training_refuses_rows_of_another_set_than_the_engines, Fixture) {
+  TrainerOptions options;
+  options.features = defaults_reversed_without("total_amount_30d");  // 2 features; the rows hold 3
+  TrainedModel m;
+  const Status s = train_model(set, set_options(), options, &m);
+  BOOST_TEST(s.message().find("the training rows hold 3 features, the engine's set 2") != std::string::npos,
+             s.message());
+}
