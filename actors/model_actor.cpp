@@ -25,21 +25,21 @@ ModelActor::behavior_type model_actor(ModelActor::stateful_pointer<ModelActorSta
         if (st.model && converge_initial)
           for (const auto& shard : st.shards) self->send(shard, model_atom::value, st.model->meta.version);
       },
-      // One XGBoosterPredictFromDense call per request: a shard sends all the rows it is
-      // about to write.
+      // One XGBoosterPredictFromDense call per request: a shard sends all the items it is
+      // about to write, read through the active model's columns.
       [=](score_atom, const ScoreRequest& request) -> caf::result<ScoreReply> {
         auto& st = self->state;
         ScoreReply reply;
         if (!st.model) return reply;
         const auto started = std::chrono::steady_clock::now();
-        Status s = score_rows(*st.model, request.rows, &reply.scores);
+        Status s = score_items(*st.model, request.items, &reply.scores);
         st.metrics->scoring_latency.observe_ns(
             std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count());
         if (!s.is_ok())
           return caf::make_error(caf::sec::runtime_error,
                                  "model " + st.model->meta.version_name() + ": " + s.to_string());
         reply.model_version = st.model->meta.version;
-        st.metrics->rows_scored += request.rows.size();
+        st.metrics->rows_scored += request.items.size();
         return reply;
       },
       // The new model was loaded and checked by the sender; scores from the next request

@@ -172,7 +172,7 @@ Status take_cut(ShardActorState& st, const BarrierRequest& request, ShardCut& cu
 }
 
 // Scores the items about to leave at a barrier: one request to the model actor with
-// their feature rows, awaited (no other message changes the shard in between), then
+// their feature values, awaited (no other message changes the shard in between), then
 // `done`. Without a model actor, or with nothing to score, `done` runs at once.
 void score_then(shard_ptr self, std::function<void()> done, std::function<void(caf::error&)> failed) {
   auto& st = self->state;
@@ -180,11 +180,8 @@ void score_then(shard_ptr self, std::function<void()> done, std::function<void(c
   if (st.scoring.model) st.shard->items_to_write(slots.get());
   if (slots->empty()) return done();
   ScoreRequest request;
-  request.rows.reserve(slots->size());
-  for (uint32_t slot : *slots) {
-    const CustomerState& c = st.shard->customers()[slot];
-    request.rows.push_back(feature_row(c.written.txn_count, c.written.cents));
-  }
+  request.items.reserve(slots->size());
+  for (uint32_t slot : *slots) request.items.push_back(item_feature_values(*st.shard, st.shard->customers()[slot]));
   self->request(st.scoring.model, caf::infinite, score_atom::value, std::move(request))
       .await(
           [=](ScoreReply& reply) {

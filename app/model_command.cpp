@@ -5,6 +5,7 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/model_support.hpp"
 #include "model/registry.hpp"
 
 namespace streamscore {
@@ -14,8 +15,29 @@ namespace {
 struct ModelArgs {
   std::string models_dir;
   std::string version;
+  std::string config_path;  // the engine's config: the features a model must match
+  std::vector<std::string> sets;
   bool json = false;
 };
+
+// The registry for a change of the active model: its checks use the features the engine
+// computes with the config. A bad config is a usage error (exit 2).
+bool registry_for_change(const char* command, const ModelArgs& args, std::unique_ptr<ModelRegistry>* out) {
+  Config config;
+  const Status s = load_config(args.config_path, args.sets, &config);
+  if (!s.is_ok()) {
+    print_error(command, s.message());
+    return false;
+  }
+  *out = std::make_unique<ModelRegistry>(args.models_dir, /*wait_for_lock=*/true, engine_features_of(config));
+  return true;
+}
+
+void add_config_options(CLI::App* cmd, ModelArgs* args) {
+  cmd->add_option("--config", args->config_path,
+                  "the engine's TOML config: the model's features must be defined in it as the model defines them");
+  cmd->add_option("--set", args->sets, "config override section.key=value (repeatable)");
+}
 
 std::string version_list(const std::vector<int>& versions) {
   std::string out;
@@ -83,9 +105,10 @@ int activate(const ModelArgs& args) {
     print_error("model activate", s.message());
     return kExitUsage;
   }
-  ModelRegistry registry(args.models_dir);
+  std::unique_ptr<ModelRegistry> registry;
+  if (!registry_for_change("model activate", args, &registry)) return kExitUsage;
   ActiveRef after;
-  if (!(s = registry.activate(version, &after)).is_ok()) {
+  if (!(s = registry->activate(version, &after)).is_ok()) {
     print_error("model activate", s.message());
     return exit_code_of(s);
   }
@@ -95,10 +118,11 @@ int activate(const ModelArgs& args) {
 }
 
 int rollback(const ModelArgs& args) {
-  ModelRegistry registry(args.models_dir);
+  std::unique_ptr<ModelRegistry> registry;
+  if (!registry_for_change("model rollback", args, &registry)) return kExitUsage;
   ActiveRef before, after;
-  Status s = registry.read_active(&before);
-  if (s.is_ok()) s = registry.rollback(&after);
+  Status s = registry->read_active(&before);
+  if (s.is_ok()) s = registry->rollback(&after);
   if (!s.is_ok()) {
     print_error("model rollback", s.message());
     return s.code() == Status::Code::invalid_argument ? kExitFailure : exit_code_of(s);
@@ -129,13 +153,16 @@ void register_model_command(CLI::App& root, int* exit_code) {
   CLI::App* act = cmd->add_subcommand("activate", "Check version vN and make it the active model");
   act->add_option("version", args->version, "the version to activate, e.g. v2")->required();
   act->add_option("--models", args->models_dir, "models directory")->required();
+  add_config_options(act, args.get());
   act->footer(
-      "Example:\n  streamscore model activate v2 --models models\n"
-      "A corrupt model, a checksum mismatch or a feature schema that differs from the engine's\n"
-      "is refused (exit 1) and the active model does not change.");
+      "Example:\n  streamscore model activate v2 --models models --config streamscore.toml\n"
+      "A corrupt model, a checksum mismatch, or a feature the engine (with --config; without,\n"
+      "the default features) does not define as the model does is refused (exit 1), and the\n"
+      "active model does not change.");
   act->callback([args, exit_code] { *exit_code = activate(*args); });
   CLI::App* rb = cmd->add_subcommand("rollback", "Make the previously active version active again");
   rb->add_option("--models", args->models_dir, "models directory")->required();
+  add_config_options(rb, args.get());
   rb->footer("Example:\n  streamscore model rollback --models models");
   rb->callback([args, exit_code] { *exit_code = rollback(*args); });
 }

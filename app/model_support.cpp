@@ -19,7 +19,12 @@ void log_line(const char* command, const std::string& message) {
                message.c_str());
 }
 
-Status prepare_scoring(const ModelConfig& model, EngineOptions* options) {
+// The engine computes the default set only, whatever the config.
+FeatureSet engine_features_of(const Config& /*config*/) {
+  return FeatureSet::defaults();
+}
+
+Status prepare_scoring(const ModelConfig& model, const FeatureSet& features, EngineOptions* options) {
   if (model.dir.empty()) return Status::ok();
   std::error_code ec;
   if (!std::filesystem::is_directory(model.dir, ec))
@@ -32,13 +37,13 @@ Status prepare_scoring(const ModelConfig& model, EngineOptions* options) {
   if (!s.is_ok()) return Status::corruption("model.dir '" + model.dir + "': " + s.message());
   if (ref.active == 0) return Status::ok();
   auto loaded = std::make_shared<LoadedModel>();
-  if (!(s = load_model(model.dir, ref.active, model.nthread, loaded.get())).is_ok()) return s;
+  if (!(s = load_model(model.dir, ref.active, model.nthread, features, loaded.get())).is_ok()) return s;
   options->initial_model = std::move(loaded);
   return Status::ok();
 }
 
-ModelRollout::ModelRollout(const ModelConfig& config, Engine* engine, int initial_version)
-    : config_(config), engine_(engine), watcher_(config.dir, config.nthread) {
+ModelRollout::ModelRollout(const ModelConfig& config, const FeatureSet& features, Engine* engine, int initial_version)
+    : config_(config), engine_(engine), watcher_(config.dir, config.nthread, features) {
   watcher_.assume_in_use(initial_version);
   thread_ = std::thread([this] { loop(); });
 }
@@ -113,8 +118,8 @@ Status as_admin_error(const Status& s) {
 
 }  // namespace
 
-RegistryModelAdmin::RegistryModelAdmin(std::string dir, int64_t refresh_ms)
-    : registry_(std::move(dir), /*wait_for_lock=*/false), refresh_(refresh_ms) {
+RegistryModelAdmin::RegistryModelAdmin(std::string dir, const FeatureSet& features, int64_t refresh_ms)
+    : registry_(std::move(dir), /*wait_for_lock=*/false, features), refresh_(refresh_ms) {
   description_status_ = read_description(&description_);  // before the server starts
   thread_ = std::thread([this] { serve(); });
 }

@@ -20,17 +20,22 @@
 
 namespace streamscore {
 
-// With `model.dir` set: scoring on, and the active model (if any) loaded and checked.
-// invalid_argument when model.dir is not a directory; any other error is the refusal of
-// the active reference or model (scoring stays on, without an initial model).
-Status prepare_scoring(const ModelConfig& model, EngineOptions* options);
+// The features the engine computes with `config`: the set a model's features must be
+// defined in (train, model activate/rollback, and the daemon's loads go through here).
+FeatureSet engine_features_of(const Config& config);
+
+// With `model.dir` set: scoring on, and the active model (if any) loaded and checked
+// for an engine computing `features`. invalid_argument when model.dir is not a
+// directory; any other error is the refusal of the active reference or model (scoring
+// stays on, without an initial model).
+Status prepare_scoring(const ModelConfig& model, const FeatureSet& features, EngineOptions* options);
 
 // Polls DIR/active.json every poll_interval_ms; a new version is loaded, checked and
 // swapped in; a refused one is logged and the previous model stays. Logs the progress of
 // the background re-score about once a second, and when it completes.
 class ModelRollout {
  public:
-  ModelRollout(const ModelConfig& config, Engine* engine, int initial_version);
+  ModelRollout(const ModelConfig& config, const FeatureSet& features, Engine* engine, int initial_version);
   ~ModelRollout();  // stops the thread
   void stop();
 
@@ -58,7 +63,7 @@ class ModelRollout {
 // (its callback is never called); one under way is finished first.
 class RegistryModelAdmin final : public ModelAdmin {
  public:
-  RegistryModelAdmin(std::string dir, int64_t refresh_ms);
+  RegistryModelAdmin(std::string dir, const FeatureSet& features, int64_t refresh_ms);
   ~RegistryModelAdmin() override;  // joins the admin thread
   Status describe(std::string* json) override;
   void activate(const std::string& version, Done done) override;

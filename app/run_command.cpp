@@ -453,7 +453,8 @@ int run(const RunArgs& args) {
   // A refused active model at start stops the daemon (exit 2, naming it): one that ran
   // without scoring would look healthy while no item gets a score. Only
   // model.allow_unscored_start lets it run without one (it picks up the next activation).
-  if (!(s = prepare_scoring(config.model, &options)).is_ok()) {
+  const FeatureSet features = engine_features_of(config);
+  if (!(s = prepare_scoring(config.model, features, &options)).is_ok()) {
     if (s.is_invalid_argument() || !config.model.allow_unscored_start) {
       print_error("run", s.message() + (s.is_invalid_argument() ? ""
                                                                 : "; fix or activate another version, "
@@ -474,7 +475,7 @@ int run(const RunArgs& args) {
   // from a thread of their own (never the HTTP thread's).
   std::unique_ptr<RegistryModelAdmin> model_admin;
   if (!config.model.dir.empty())
-    model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir, config.model.poll_interval_ms);
+    model_admin = std::make_unique<RegistryModelAdmin>(config.model.dir, features, config.model.poll_interval_ms);
   std::unique_ptr<DaemonOps> ops;  // HTTP API, readiness, SIGHUP reload
   MetricsRegistry metrics = pipeline_probes(*engine, kafka_source_probe, kafka_sink_probe);
   s = DaemonOps::start({args.config_path, args.sets, model_admin.get(), served_items}, config, &metrics, store.get(),
@@ -493,7 +494,7 @@ int run(const RunArgs& args) {
     const int initial = options.initial_model ? options.initial_model->meta.version : 0;
     log_line("run", "model: " + (initial ? "v" + std::to_string(initial) + " active" : std::string("no active model")) +
                         "; watching " + config.model.dir + "/active.json");
-    rollout = std::make_unique<ModelRollout>(config.model, engine.get(), initial);
+    rollout = std::make_unique<ModelRollout>(config.model, features, engine.get(), initial);
   }
   ProgressLine progress("run");
   bool finished = false;

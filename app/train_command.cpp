@@ -10,6 +10,7 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "app/model_support.hpp"
 #include "model/registry.hpp"
 #include "model/trainer.hpp"
 #include "model/training_set.hpp"
@@ -23,6 +24,7 @@ struct TrainArgs {
   std::string models_dir;
   std::string config_path;
   std::vector<std::string> sets;
+  std::vector<std::string> features;  // the model's columns (empty: every feature)
   std::string cut_every = "1d";
   double top_fraction = 0.1;
   double min_amount = -1;
@@ -40,6 +42,14 @@ int train(const TrainArgs& args) {
   Status s = load_config(args.config_path, args.sets, &config);
   if (!s.is_ok()) {
     print_error("train", s.message());
+    return kExitUsage;
+  }
+  TrainerOptions options;
+  options.features = engine_features_of(config);
+  options.feature_names = args.features;
+  std::vector<ModelFeature> schema;  // checked before the log is read
+  if (!(s = select_model_features(options.features, options.feature_names, &schema)).is_ok()) {
+    print_error("train", "--features: " + s.message());
     return kExitUsage;
   }
   std::unique_ptr<S3Client> s3;
@@ -83,7 +93,6 @@ int train(const TrainArgs& args) {
     return kExitFailure;
   }
   phase("training");
-  TrainerOptions options;
   options.params = args.params;
   options.validation_fraction = args.validation_fraction;
   TrainedModel model;
@@ -143,6 +152,10 @@ void register_train_command(CLI::App& root, int* exit_code) {
   cmd->add_option("--models", args->models_dir, "models directory; the model becomes its next vN")->required();
   cmd->add_option("--config", args->config_path, "TOML config file (its [window] section applies)");
   cmd->add_option("--set", args->sets, "config override section.key=value (repeatable)");
+  cmd->add_option("--features", args->features,
+                  "the features the model reads, in column order, comma-separated (default: every feature the "
+                  "engine computes)")
+      ->delimiter(',');
   cmd->add_option("--cut-every", args->cut_every, "interval between snapshot cuts (multiple of 5m)")
       ->capture_default_str();
   cmd->add_option("--top-fraction", args->top_fraction,
@@ -163,6 +176,7 @@ void register_train_command(CLI::App& root, int* exit_code) {
       "  streamscore generate --events 1000000 --days 45 --out events.jsonl\n"
       "  streamscore train --events events.jsonl --models models\n"
       "  streamscore train --events events.jsonl --models models --min-amount 5000 --rounds 100\n"
+      "  streamscore train --events events.jsonl --models models --features total_txn_30d,avg_amount_30d\n"
       "Writes models/high_value_customer_model_vN.json and .meta.json (N = next free version).\n"
       "Training the same log twice gives byte-identical artifacts. Exit code 0 on success,\n"
       "1 on failure (e.g. less than 2 labelled cuts), 2 on usage errors.");

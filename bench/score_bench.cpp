@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   LoadedModel model;
-  Status s = load_model(dir, version, nthread, &model);
+  Status s = load_model(dir, version, nthread, FeatureSet::defaults(), &model);
   if (!s.is_ok()) {
     std::fprintf(stderr, "score_bench: %s\n", s.to_string().c_str());
     return 1;
@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   for (auto& r : data) {
     const int64_t count = static_cast<int64_t>(rng() % 200);
     const int64_t cents = count == 0 ? 0 : static_cast<int64_t>(rng() % 2'000'000);
-    r = feature_row(count, cents);
+    r = feature_row(default_item_values(count, cents).data(), model.columns);
   }
   std::vector<float> scores, chunk_scores;
   double checksum = 0;

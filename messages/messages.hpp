@@ -128,13 +128,15 @@ struct Reshape {
 
 using ModelPtr = std::shared_ptr<const LoadedModel>;
 
+// The items to score, each as its values in the engine's set order: the model actor
+// reads the active model's columns from them (the shard does not know which model that is).
 struct ScoreRequest {
-  std::vector<FeatureRow> rows;
+  std::vector<std::vector<FeatureValue>> items;
 };
 
 struct ScoreReply {
   int model_version = 0;      // 0: no active model, `scores` is empty
-  std::vector<float> scores;  // one per row
+  std::vector<float> scores;  // one per item
 };
 
 }  // namespace streamscore

@@ -4,12 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
-#include "model/features.hpp"
 #include "model/sha256.hpp"
 #include "model/validate.hpp"
 
@@ -23,6 +24,93 @@ std::string join(const std::vector<std::string>& names) {
   std::string out = "[";
   for (std::size_t i = 0; i < names.size(); ++i) out += (i ? ", " : "") + names[i];
   return out + "]";
+}
+
+std::vector<std::string> names_of(const std::vector<ModelFeature>& schema) {
+  std::vector<std::string> names;
+  for (const ModelFeature& f : schema) names.push_back(f.name);
+  return names;
+}
+
+// The default definition of the default feature `name`, or "" when it is none.
+std::string default_definition(const std::string& name) {
+  static const FeatureSet defaults = FeatureSet::defaults();
+  const int index = defaults.index_of(name);
+  return index < 0 ? std::string() : defaults.specs()[static_cast<std::size_t>(index)].definition();
+}
+
+// Names alone for a model of the default features in their order: the form of every
+// sidecar before declared features, kept byte for byte. Any other model lists each
+// feature with its definition.
+json::array render_schema(const std::vector<ModelFeature>& schema) {
+  std::vector<ModelFeature> defaults;
+  const Status s = select_model_features(FeatureSet::defaults(), {}, &defaults);
+  const bool names_only = s.is_ok() && schema == defaults;
+  json::array out;
+  for (const ModelFeature& f : schema) {
+    if (names_only)
+      out.emplace_back(f.name);
+    else
+      out.emplace_back(json::object{{"name", f.name}, {"definition", f.definition}});
+  }
+  return out;
+}
+
+// A sidecar's names and definitions end up in errors and logs: a name is a feature name
+// (FeatureSet's rule), a definition is bounded and holds no control character.
+constexpr std::size_t kMaxDefinitionBytes = 64 << 10;
+
+bool valid_feature_name(const std::string& name) {
+  return !name.empty() && name.size() <= kMaxFeatureNameBytes && name[0] >= 'a' && name[0] <= 'z' &&
+         std::all_of(name.begin(), name.end(),
+                     [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'; });
+}
+
+bool valid_definition(const std::string& definition) {
+  return definition.size() <= kMaxDefinitionBytes && std::none_of(definition.begin(), definition.end(), [](char ch) {
+           return static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f;
+         });
+}
+
+// One entry of `feature_schema`: a default feature's name, or {"name", "definition"}.
+// Returns why it is refused ("" when it is not).
+std::string parse_schema_entry(const json::value& entry, ModelFeature* out) {
+  const json::object* o = entry.if_object();
+  const json::value* name = o ? o->if_contains("name") : &entry;
+  const json::value* definition = o ? o->if_contains("definition") : nullptr;
+  const bool well_formed =
+      o ? name && name->is_string() && definition && definition->is_string() && o->size() == 2 : entry.is_string();
+  if (!well_formed) return "entries must be a feature's name or {\"name\": string, \"definition\": string}";
+  out->name = std::string(name->as_string());
+  if (!valid_feature_name(out->name)) return "has a name that is not a feature name ([a-z][a-z0-9_]{0,63})";
+  if (!o) {  // a name alone: the default feature's definition
+    out->definition = default_definition(out->name);
+    if (out->definition.empty())
+      return "names \"" + out->name + "\" without a definition (only a default feature may be named alone)";
+    return "";
+  }
+  out->definition = std::string(definition->as_string());
+  if (!valid_definition(out->definition))
+    return "defines \"" + out->name + "\" with more than " + std::to_string(kMaxDefinitionBytes) +
+           " bytes or a control character";
+  return "";
+}
+
+Status parse_schema(const json::value* value, std::vector<ModelFeature>* out) {
+  const auto bad = [](const std::string& why) { return Status::corruption("metadata: key 'feature_schema' " + why); };
+  if (!value) return bad("is missing");
+  if (!value->is_array() || value->as_array().empty()) return bad("is not a non-empty array");
+  std::vector<ModelFeature> schema;
+  std::set<std::string> names;
+  for (const json::value& entry : value->as_array()) {
+    ModelFeature feature;
+    const std::string error = parse_schema_entry(entry, &feature);
+    if (!error.empty()) return bad(error);
+    if (!names.insert(feature.name).second) return bad("names \"" + feature.name + "\" twice");
+    schema.push_back(std::move(feature));
+  }
+  *out = std::move(schema);
+  return Status::ok();
 }
 
 // Typed access to a parsed sidecar: the first missing or mistyped key wins, and the
@@ -107,8 +195,6 @@ std::string render_meta(const ModelMeta& m) {
     label["top_fraction"] = m.label_top_fraction;
   else
     label["min_amount_cents"] = m.label_min_amount_cents;
-  json::array schema;
-  for (const auto& n : m.feature_schema) schema.emplace_back(n);
   json::object o{
       {"model", "high_value_customer"},
       {"version", m.version_name()},
@@ -116,7 +202,7 @@ std::string render_meta(const ModelMeta& m) {
       {"artifact", artifact_file_name(m.version)},
       {"sha256", m.sha256},
       {"training_date", m.training_date},
-      {"feature_schema", std::move(schema)},
+      {"feature_schema", render_schema(m.feature_schema)},
       {"label", std::move(label)},
       {"training_window", json::object{{"first_event_time", m.first_event_time},
                                        {"last_event_time", m.last_event_time},
@@ -164,7 +250,6 @@ Status parse_meta(const std::string& text, ModelMeta* out) {
   r.get("version", &version_name);
   r.get("sha256", &m.sha256);
   r.get("training_date", &m.training_date);
-  r.get("feature_schema", &m.feature_schema);
   MetaReader label = r.object("label");
   label.get("definition", &m.label_definition);
   label.get("kind", &m.label_kind);
@@ -198,6 +283,7 @@ Status parse_meta(const std::string& text, ModelMeta* out) {
   p.get("nthread", &m.params.nthread);
   r.get("xgboost_version", &m.xgboost_version);
   if (!error.empty()) return Status::corruption("metadata: " + error);
+  if (Status s = parse_schema(v.as_object().if_contains("feature_schema"), &m.feature_schema); !s.is_ok()) return s;
   if (version_name != m.version_name())
     return Status::corruption("metadata: version '" + version_name + "' and version_number " +
                               std::to_string(m.version) + " disagree");
@@ -279,7 +365,8 @@ Status write_file_atomically(const std::string& path, const std::string& bytes) 
   return Status::ok();
 }
 
-Status load_model(const std::string& dir, int version, int nthread, LoadedModel* out) {
+Status load_model(const std::string& dir, int version, int nthread, const FeatureSet& engine_features,
+                  LoadedModel* out) {
   const std::string name = "v" + std::to_string(version);
   const std::string meta_path = (std::filesystem::path(dir) / meta_file_name(version)).string();
   const std::string artifact_path = (std::filesystem::path(dir) / artifact_file_name(version)).string();
@@ -294,18 +381,18 @@ Status load_model(const std::string& dir, int version, int nthread, LoadedModel*
   if (!(s = parse_meta(text, &m.meta)).is_ok()) return refuse(s.code(), meta_file_name(version) + ": " + s.message());
   if (m.meta.version != version)
     return refuse(Status::Code::corruption, meta_file_name(version) + " describes " + m.meta.version_name());
-  if (m.meta.feature_schema != engine_feature_schema())
-    return refuse(Status::Code::corruption, "feature schema mismatch: the model expects " +
-                                                join(m.meta.feature_schema) + ", the engine provides " +
-                                                join(engine_feature_schema()));
+  if (!(s = resolve_feature_columns(m.meta.feature_schema, engine_features, &m.columns)).is_ok())
+    return refuse(Status::Code::corruption, "feature schema mismatch: " + s.message());
+  m.engine_feature_count = engine_features.size();
   std::string bytes;
   if (!(s = read_file(artifact_path, &bytes)).is_ok()) return refuse(s.code(), "artifact " + s.message());
   const std::string actual = sha256_hex(bytes);
   if (actual != m.meta.sha256)
     return refuse(Status::Code::corruption, "checksum mismatch: " + artifact_file_name(version) + " has sha256 " +
                                                 actual + ", its metadata says " + m.meta.sha256);
+  const std::size_t width = m.meta.feature_schema.size();
   // Checked before XGBoost sees it: its loader trusts the structure (model/validate.hpp).
-  if (!(s = validate_model_json(bytes, kFeatureCount)).is_ok())
+  if (!(s = validate_model_json(bytes, width)).is_ok())
     return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) + ": " + s.message());
   if (!(s = Booster::load_json(bytes, nthread, &m.booster)).is_ok())
     return refuse(Status::Code::corruption, "corrupt artifact " + artifact_file_name(version) + ": " + s.message());
@@ -313,10 +400,11 @@ Status load_model(const std::string& dir, int version, int nthread, LoadedModel*
   std::vector<std::string> names;
   if (!(s = m.booster.num_features(&features)).is_ok() || !(s = m.booster.feature_names(&names)).is_ok())
     return refuse(Status::Code::corruption, "corrupt artifact: " + s.message());
-  if (features != kFeatureCount || (!names.empty() && names != engine_feature_schema()))
+  const std::vector<std::string> schema_names = names_of(m.meta.feature_schema);
+  if (features != width || (!names.empty() && names != schema_names))
     return refuse(Status::Code::corruption, "feature schema mismatch: the booster has " + std::to_string(features) +
-                                                " features " + join(names) + ", the engine provides " +
-                                                join(engine_feature_schema()));
+                                                " features " + join(names) + ", its metadata lists " +
+                                                join(schema_names));
   *out = std::move(m);
   return Status::ok();
 }

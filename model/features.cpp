@@ -1,17 +1,71 @@
 #include "model/features.hpp"
 
+#include <set>
+
 #include "state/shard_state.hpp"
 
 namespace streamscore {
 
-const std::vector<std::string>& engine_feature_schema() {
-  static const std::vector<std::string> schema = {"total_txn_30d", "total_amount_30d", "avg_amount_30d"};
-  return schema;
+namespace {
+
+std::string defined_names(const FeatureSet& engine) {
+  std::string out;
+  for (const FeatureSpec& spec : engine.specs()) out += (out.empty() ? "" : ", ") + spec.name;
+  return out;
 }
 
-FeatureRow feature_row(int64_t txn_count, int64_t cents) {
-  return {static_cast<float>(txn_count), static_cast<float>(static_cast<double>(cents) / 100.0),
-          static_cast<float>(static_cast<double>(average_cents(cents, txn_count)) / 100.0)};
+}  // namespace
+
+Status select_model_features(const FeatureSet& engine, const std::vector<std::string>& names,
+                             std::vector<ModelFeature>* out) {
+  std::vector<ModelFeature> schema;
+  if (names.empty())
+    for (const FeatureSpec& spec : engine.specs()) schema.push_back(ModelFeature{spec.name, spec.definition()});
+  std::set<std::string> seen;
+  for (const std::string& name : names) {
+    const int index = engine.index_of(name);
+    if (index < 0)
+      return Status::invalid_argument("feature \"" + name + "\" is not defined (defined: " + defined_names(engine) +
+                                      ")");
+    if (!seen.insert(name).second) return Status::invalid_argument("feature \"" + name + "\" is named twice");
+    schema.push_back(ModelFeature{name, engine.specs()[static_cast<std::size_t>(index)].definition()});
+  }
+  *out = std::move(schema);
+  return Status::ok();
+}
+
+Status resolve_feature_columns(const std::vector<ModelFeature>& schema, const FeatureSet& engine, FeatureColumns* out) {
+  FeatureColumns columns;
+  for (const ModelFeature& feature : schema) {
+    const int index = engine.index_of(feature.name);
+    if (index < 0)
+      return Status::invalid_argument("feature \"" + feature.name + "\" (model: " + feature.definition +
+                                      ") is not defined in the engine (defined: " + defined_names(engine) + ")");
+    const FeatureSpec& spec = engine.specs()[static_cast<std::size_t>(index)];
+    if (spec.definition() != feature.definition)
+      return Status::invalid_argument("feature \"" + feature.name + "\" is defined differently (model: " +
+                                      feature.definition + "; engine: " + spec.definition() + ")");
+    columns.push_back(FeatureColumn{static_cast<std::size_t>(index), spec.scale});
+  }
+  *out = std::move(columns);
+  return Status::ok();
+}
+
+FeatureRow feature_row(const FeatureValue* item_values, const FeatureColumns& columns) {
+  FeatureRow row;
+  row.reserve(columns.size());
+  for (const FeatureColumn& column : columns)
+    row.push_back(feature_value_float(item_values[column.index], column.scale));
+  return row;
+}
+
+// The engine computes the default set only: the written item's totals are its values.
+std::vector<FeatureValue> item_feature_values(const ShardState& /*shard*/, const CustomerState& customer) {
+  return default_item_values(customer.written.txn_count, customer.written.cents);
+}
+
+std::vector<FeatureValue> default_item_values(int64_t txn_count, int64_t cents) {
+  return {FeatureValue{txn_count}, FeatureValue{cents}, FeatureValue{average_cents(cents, txn_count)}};
 }
 
 }  // namespace streamscore

@@ -171,7 +171,7 @@ Status ModelRegistry::activate(int version, ActiveRef* after) {
   Status s = lock.acquire(dir_, wait_for_lock_);
   if (!s.is_ok()) return s;
   LoadedModel model;
-  if (!(s = load_model(dir_, version, 1, &model)).is_ok()) return s;
+  if (!(s = load_model(dir_, version, 1, features_, &model)).is_ok()) return s;
   ActiveRef ref;
   if (!(s = read_active(&ref)).is_ok()) return s;
   if (ref.active != version) {
@@ -197,7 +197,7 @@ Status ModelRegistry::rollback(ActiveRef* after) {
                                                : "nothing to roll back to: no model was ever activated");
   const int previous = ref.history.back();
   LoadedModel model;
-  if (!(s = load_model(dir_, previous, 1, &model)).is_ok()) return s;
+  if (!(s = load_model(dir_, previous, 1, features_, &model)).is_ok()) return s;
   ref.history.pop_back();
   ref.active = previous;
   if (!(s = write_active(ref)).is_ok()) return s;

@@ -36,11 +36,14 @@ class ModelRegistry {
  public:
   // `wait_for_lock`: activate and rollback wait for a concurrent change (another
   // `streamscore model` command) to finish; without, they answer conflict at once (the
-  // daemon's admin routes, which must not wait on another process).
-  explicit ModelRegistry(std::string dir, bool wait_for_lock = true)
-      : dir_(std::move(dir)), wait_for_lock_(wait_for_lock) {}
+  // daemon's admin routes, which must not wait on another process). `features`: the
+  // engine's set, which every feature of a model to activate must be defined in, as the
+  // model defines it.
+  explicit ModelRegistry(std::string dir, bool wait_for_lock = true, FeatureSet features = FeatureSet::defaults())
+      : dir_(std::move(dir)), wait_for_lock_(wait_for_lock), features_(std::move(features)) {}
 
   const std::string& dir() const { return dir_; }
+  const FeatureSet& features() const { return features_; }
   std::string active_path() const;
 
   // Every vN with an artifact file, by version.
@@ -63,6 +66,7 @@ class ModelRegistry {
   Status write_active(const ActiveRef& ref) const;
   std::string dir_;
   bool wait_for_lock_ = true;
+  FeatureSet features_;
 };
 
 }  // namespace streamscore

@@ -87,11 +87,22 @@ Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options
   validation_cuts = std::clamp<std::size_t>(validation_cuts, 1, cuts - 1);
   const int64_t first_validation_cut = set.cuts[cuts - validation_cuts];
 
+  std::vector<ModelFeature> schema;
+  Status s = select_model_features(options.features, options.feature_names, &schema);
+  FeatureColumns columns;
+  if (s.is_ok()) s = resolve_feature_columns(schema, options.features, &columns);
+  if (!s.is_ok()) return s;
+  // The columns index the engine's set: rows of another set would be read out of place.
+  if (set.width != options.features.size())
+    return Status::invalid_argument("the training rows hold " + std::to_string(set.width) +
+                                    " features, the engine's set " + std::to_string(options.features.size()));
   std::vector<float> train_x, valid_x, train_y, valid_y;
-  for (const TrainingRow& r : set.rows) {
+  for (std::size_t i = 0; i < set.rows.size(); ++i) {
+    const TrainingRow& r = set.rows[i];
     const bool validation = r.cut_tick >= first_validation_cut;
     auto& x = validation ? valid_x : train_x;
-    x.insert(x.end(), r.features.begin(), r.features.end());
+    const FeatureRow row = feature_row(set.values_of(i), columns);
+    x.insert(x.end(), row.begin(), row.end());
     (validation ? valid_y : train_y).push_back(r.label);
   }
   const auto count_positive = [](const std::vector<float>& y) {
@@ -102,12 +113,15 @@ Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options
     return Status::invalid_argument("the training cuts have a single label class (" + std::to_string(train_positive) +
                                     " positives in " + std::to_string(train_y.size()) + " rows)");
   DMatrix train;
-  Status s = DMatrix::from_dense(train_x, train_y.size(), kFeatureCount, train_y, options.params.nthread, &train);
-  if (!s.is_ok()) return s;
+  if (!(s = DMatrix::from_dense(train_x, train_y.size(), columns.size(), train_y, options.params.nthread, &train))
+           .is_ok())
+    return s;
+  std::vector<std::string> names;
+  for (const ModelFeature& f : schema) names.push_back(f.name);
   Booster booster;
-  if (!(s = Booster::train(train, options.params, engine_feature_schema(), &booster)).is_ok()) return s;
+  if (!(s = Booster::train(train, options.params, names, &booster)).is_ok()) return s;
   std::vector<float> predictions;
-  if (!(s = booster.predict(valid_x.data(), valid_y.size(), kFeatureCount, &predictions)).is_ok()) return s;
+  if (!(s = booster.predict(valid_x.data(), valid_y.size(), columns.size(), &predictions)).is_ok()) return s;
   TrainedModel m;
   if (!(s = booster.save_json(&m.artifact)).is_ok()) return s;
 
@@ -115,7 +129,7 @@ Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options
   meta.training_date =
       instant(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
                   .count());
-  meta.feature_schema = engine_feature_schema();
+  meta.feature_schema = std::move(schema);
   meta.label_definition = label_definition(set_options);
   meta.label_kind = set_options.min_amount_cents >= 0 ? "min_amount" : "top_fraction";
   meta.label_top_fraction = set_options.top_fraction;

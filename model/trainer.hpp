@@ -14,7 +14,9 @@ namespace streamscore {
 
 struct TrainerOptions {
   TrainParams params;
-  double validation_fraction = 0.2;  // of the cuts, the latest ones (at least one)
+  double validation_fraction = 0.2;              // of the cuts, the latest ones (at least one)
+  FeatureSet features = FeatureSet::defaults();  // the engine's set: the training rows' values
+  std::vector<std::string> feature_names;        // the model's columns, in order (empty: every feature)
 };
 
 struct TrainedModel {
@@ -22,8 +24,9 @@ struct TrainedModel {
   ModelMeta meta;        // everything but version, sha256 (set when published)
 };
 
-// Fails when there are fewer than two labelled cuts, or when the training part has a
-// single class (XGBoost would learn a constant).
+// Fails when there are fewer than two labelled cuts, when the training part has a
+// single class (XGBoost would learn a constant), or when `feature_names` names a feature
+// that `features` does not define, or one twice (invalid_argument).
 Status train_model(const TrainingSet& set, const TrainingSetOptions& set_options, const TrainerOptions& options,
                    TrainedModel* out);
 

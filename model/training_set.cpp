@@ -63,22 +63,26 @@ class Builder final : public LogReplay {
     shard().advance_to(tick);
   }
 
+  // The active customers' rows, by customer id.
   void snapshot(int64_t cut) {
     const int64_t cut_ns = cut * kWindowNanos;
-    const std::size_t before = out_->rows.size();
-    for (const CustomerState& c : shard().customers()) {
-      if (c.version == 0 || c.written.last_event.ns < cut_ns - kHorizonNanos) continue;
+    std::vector<const CustomerState*> active;
+    for (const CustomerState& c : shard().customers())
+      if (c.version != 0 && c.written.last_event.ns >= cut_ns - kHorizonNanos) active.push_back(&c);
+    std::sort(active.begin(), active.end(),
+              [](const CustomerState* a, const CustomerState* b) { return a->id < b->id; });
+    for (const CustomerState* c : active) {
       TrainingRow row;
       row.cut_tick = cut;
-      row.customer_id = c.id;
-      row.txn_count = c.written.txn_count;
-      row.cents = c.written.cents;
-      row.last_event_ns = c.written.last_event.ns;
-      row.features = feature_row(row.txn_count, row.cents);
+      row.customer_id = c->id;
+      row.txn_count = c->written.txn_count;
+      row.cents = c->written.cents;
+      row.last_event_ns = c->written.last_event.ns;
       out_->rows.push_back(std::move(row));
+      const std::vector<FeatureValue> values = item_feature_values(shard(), *c);
+      out_->width = values.size();
+      out_->values.insert(out_->values.end(), values.begin(), values.end());
     }
-    std::sort(out_->rows.begin() + before, out_->rows.end(),
-              [](const TrainingRow& a, const TrainingRow& b) { return a.customer_id < b.customer_id; });
   }
 
   void label() {
@@ -87,8 +91,10 @@ class Builder final : public LogReplay {
     // Cuts whose label window is not fully inside the log are dropped.
     const int64_t last_cut = out_->end_tick - kLabelHorizonWindows;
     auto& rows = out_->rows;
-    rows.erase(std::remove_if(rows.begin(), rows.end(), [&](const TrainingRow& r) { return r.cut_tick > last_cut; }),
+    // The rows are in cut order: the dropped ones are the last.
+    rows.erase(std::find_if(rows.begin(), rows.end(), [&](const TrainingRow& r) { return r.cut_tick > last_cut; }),
                rows.end());
+    out_->values.resize(rows.size() * out_->width);
     for (TrainingRow& r : rows) {
       const auto it = transactions_.find(r.customer_id);
       if (it == transactions_.end()) continue;

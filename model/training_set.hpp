@@ -36,14 +36,18 @@ struct TrainingRow {
   int64_t txn_count = 0;  // the item's features at the cut
   int64_t cents = 0;
   int64_t last_event_ns = 0;  // the item's last_event_time (< the cut)
-  FeatureRow features{};
-  int64_t future_cents = 0;  // transactions in [cut, cut + 30 days)
+  int64_t future_cents = 0;   // transactions in [cut, cut + 30 days)
   float label = 0;
 };
 
 struct TrainingSet {
   std::vector<TrainingRow> rows;  // by cut, then customer id
-  std::vector<int64_t> cuts;      // cut ticks that got rows, ascending
+  // The items' values at their cuts (item_feature_values), `width` per row, in the rows'
+  // order: one array rather than one per row, which would double train's memory.
+  std::vector<FeatureValue> values;
+  std::size_t width = 0;
+  const FeatureValue* values_of(std::size_t row) const { return values.data() + row * width; }
+  std::vector<int64_t> cuts;  // cut ticks that got rows, ascending
   uint64_t read = 0, accepted = 0, duplicates = 0, dead_lettered = 0;
   int64_t first_event_ns = 0, last_event_ns = 0;  // accepted events
   int64_t end_tick = 0;                           // the final tick of the log

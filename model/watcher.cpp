@@ -23,7 +23,7 @@ ActiveModelWatcher::Change ActiveModelWatcher::poll(std::shared_ptr<const Loaded
   }
   if (ref.active == 0 || ref.active == in_use_) return Change::none;
   auto loaded = std::make_shared<LoadedModel>();
-  if (!(s = load_model(registry_.dir(), ref.active, nthread_, loaded.get())).is_ok()) {
+  if (!(s = load_model(registry_.dir(), ref.active, nthread_, registry_.features(), loaded.get())).is_ok()) {
     *error = s.message();
     return Change::refused;
   }

@@ -13,7 +13,10 @@ namespace streamscore {
 
 class ActiveModelWatcher {
  public:
-  ActiveModelWatcher(std::string dir, int nthread) : registry_(std::move(dir)), nthread_(nthread) {}
+  // `features`: the engine's set; a model reading a feature it does not define, or
+  // defines otherwise, is refused.
+  ActiveModelWatcher(std::string dir, int nthread, FeatureSet features = FeatureSet::defaults())
+      : registry_(std::move(dir), /*wait_for_lock=*/true, std::move(features)), nthread_(nthread) {}
 
   enum class Change { none, loaded, refused };
   // Reads the reference. `loaded`: *model is the newly active model. `refused`: *error

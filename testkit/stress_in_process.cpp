@@ -51,7 +51,7 @@ Status train_two_models(const StressOptions& o, const std::string& dir, SwapMode
   }
   for (int version = 1; version <= 2; ++version) {
     auto model = std::make_shared<LoadedModel>();
-    Status s = load_model(models, version, 1, model.get());
+    Status s = load_model(models, version, 1, FeatureSet::defaults(), model.get());
     if (!s.is_ok()) return s;
     out->models.push_back(std::move(model));
   }
@@ -88,7 +88,8 @@ std::string check_scores(const std::vector<std::string>& items, const SwapModels
     const int64_t txn = f.at("total_txn_30d").to_number<int64_t>();
     const auto cents = static_cast<int64_t>(std::llround(f.at("total_amount_30d").to_number<double>() * 100));
     std::vector<float> want;
-    Status s = score_rows(*models.models[static_cast<std::size_t>(version - 1)], {feature_row(txn, cents)}, &want);
+    Status s =
+        score_items(*models.models[static_cast<std::size_t>(version - 1)], {default_item_values(txn, cents)}, &want);
     if (!s.is_ok()) return "scoring failed: " + s.to_string();
     if (want.empty() || want[0] != score)
       return "item scored " + std::to_string(score) + " but v" + std::to_string(version) + " gives " +

@@ -114,8 +114,9 @@ struct Fixture {
   Fixture() { BOOST_REQUIRE(build_training_set({path}, set_options(), &set).is_ok()); }
 };
 
-TrainedModel train(const TrainingSet& set, int rounds = 20) {
+TrainedModel train(const TrainingSet& set, int rounds = 20, std::vector<std::string> feature_names = {}) {
   TrainerOptions options;
+  options.feature_names = std::move(feature_names);
   options.params.rounds = rounds;
   options.params.nthread = 2;
   TrainedModel m;
@@ -172,7 +173,7 @@ BOOST_FIXTURE_TEST_CASE(feature_rows_never_include_events_at_or_after_their_cut,
       BOOST_REQUIRE(it != expected.end());
       BOOST_TEST(r.txn_count == it->second.first);
       BOOST_TEST(r.cents == it->second.second);
-      BOOST_TEST(r.features[0] == static_cast<float>(r.txn_count));
+      BOOST_TEST(set.values_of(static_cast<std::size_t>(&r - set.rows.data()))[0].scaled == r.txn_count);
     }
     // The poison transaction at the cut instant is worth more than everything else.
     if (r.cents < 99999900) ++poison_checked;
@@ -315,13 +316,13 @@ BOOST_FIXTURE_TEST_CASE(scores_equal_the_xgboost_command_line_tool, Fixture) {
   ModelMeta meta = trained.meta;
   BOOST_REQUIRE(registry.publish(trained.artifact, &meta).is_ok());
   LoadedModel model;
-  BOOST_REQUIRE(load_model(dir / "models", meta.version, 1, &model).is_ok());
+  BOOST_REQUIRE(load_model(dir / "models", meta.version, 1, FeatureSet::defaults(), &model).is_ok());
   // Every training row, plus edge rows: no transaction, one cent, huge amounts.
   std::vector<FeatureRow> rows;
-  for (const TrainingRow& r : set.rows) rows.push_back(r.features);
+  for (std::size_t i = 0; i < set.rows.size(); ++i) rows.push_back(feature_row(set.values_of(i), model.columns));
   for (auto [count, cents] :
        std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {1, 1}, {3, 100}, {1000, 100000000000}, {7, 123456789}})
-    rows.push_back(feature_row(count, cents));
+    rows.push_back(feature_row(default_item_values(count, cents).data(), model.columns));
   std::vector<float> ours;
   BOOST_REQUIRE(score_rows(model, rows, &ours).is_ok());
   BOOST_REQUIRE(ours.size() == rows.size());
@@ -366,7 +367,7 @@ struct RegistryFixture : Fixture {
   std::string meta(int v) const { return models + "/" + meta_file_name(v); }
   std::string refusal(int v) {
     LoadedModel m;
-    Status s = load_model(models, v, 1, &m);
+    Status s = load_model(models, v, 1, FeatureSet::defaults(), &m);
     BOOST_TEST(!s.is_ok());
     return s.message();
   }
@@ -400,16 +401,171 @@ BOOST_FIXTURE_TEST_CASE(refuses_a_corrupt_artifact_even_with_a_matching_checksum
   BOOST_TEST(why.find("model v2 refused: corrupt artifact") != std::string::npos, why);
 }
 
-BOOST_FIXTURE_TEST_CASE(refuses_a_feature_schema_that_differs_from_the_engines, RegistryFixture) {
+BOOST_FIXTURE_TEST_CASE(refuses_a_feature_schema_that_differs_from_the_boosters, RegistryFixture) {
   std::string m = slurp(meta(3));
   replace(m, R"(["total_txn_30d","total_amount_30d","avg_amount_30d"])",
           R"(["total_amount_30d","total_txn_30d","avg_amount_30d"])");
   spit(meta(3), m);
   const std::string why = refusal(3);
-  BOOST_TEST(why.find("feature schema mismatch: the model expects [total_amount_30d, total_txn_30d, "
-                      "avg_amount_30d], the engine provides [total_txn_30d, total_amount_30d, "
+  BOOST_TEST(why.find("feature schema mismatch: the booster has 3 features [total_txn_30d, total_amount_30d, "
+                      "avg_amount_30d], its metadata lists [total_amount_30d, total_txn_30d, "
                       "avg_amount_30d]") != std::string::npos,
              why);
+}
+
+namespace {
+
+// The default set with `name` redefined over a 7-day window.
+FeatureSet defaults_with_7d(const std::string& name) {
+  std::vector<FeatureSpec> specs = FeatureSet::defaults().specs();
+  for (FeatureSpec& spec : specs)
+    if (spec.name == name) spec.window = 7 * 24 * 12;
+  FeatureSet set;
+  BOOST_REQUIRE(FeatureSet::make(specs, &set).is_ok());
+  return set;
+}
+
+// The default set without `name`, the others in reverse order.
+FeatureSet defaults_reversed_without(const std::string& name) {
+  const FeatureSet defaults = FeatureSet::defaults();
+  std::vector<FeatureSpec> specs;
+  for (const FeatureSpec& spec : defaults.specs())
+    if (spec.name != name) specs.insert(specs.begin(), spec);
+  FeatureSet set;
+  BOOST_REQUIRE(FeatureSet::make(specs, &set).is_ok());
+  return set;
+}
+
+const char* const kAmount30d = "aggregation=sum event_types=[transaction] field=amount scale=2 window=30d";
+const char* const kAmount7d = "aggregation=sum event_types=[transaction] field=amount scale=2 window=7d";
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(activation_refuses_a_feature_the_engine_defines_otherwise_and_the_model_stays,
+                        RegistryFixture) {
+  ActiveRef ref;
+  BOOST_REQUIRE(registry.activate(1, &ref).is_ok());
+  // Every model of the fixture reads total_amount_30d: an engine that counts it over 7 days refuses them.
+  ModelRegistry other(models, /*wait_for_lock=*/true, defaults_with_7d("total_amount_30d"));
+  const Status s = other.activate(2, &ref);
+  BOOST_TEST(!s.is_ok());
+  BOOST_TEST(s.message().find("model v2 refused: feature schema mismatch: feature \"total_amount_30d\" is defined "
+                              "differently (model: " +
+                              std::string(kAmount30d) + "; engine: " + kAmount7d + ")") != std::string::npos,
+             s.message());
+  BOOST_REQUIRE(registry.read_active(&ref).is_ok());
+  BOOST_TEST(ref.active == 1);
+  BOOST_TEST(ref.history.empty());
+  // A feature the engine does not compute at all.
+  ModelRegistry without(models, /*wait_for_lock=*/true, defaults_reversed_without("avg_amount_30d"));
+  const std::string why = without.activate(3, &ref).message();
+  BOOST_TEST(why.find("feature \"avg_amount_30d\" (model: aggregation=avg event_types=[transaction] field=amount "
+                      "scale=2 window=30d) is not defined in the engine (defined: total_amount_30d, total_txn_30d)") !=
+                 std::string::npos,
+             why);
+  BOOST_REQUIRE(registry.read_active(&ref).is_ok());
+  BOOST_TEST(ref.active == 1);
+  // The daemon's watcher: a model that does not read the redefined feature is loaded; a
+  // later reference to one that does is refused, and the model in use stays.
+  const TrainedModel trained = train(set, 5, {"avg_amount_30d", "total_txn_30d"});
+  ModelMeta subset = trained.meta;
+  BOOST_REQUIRE(registry.publish(trained.artifact, &subset).is_ok());
+  ActiveModelWatcher watcher(models, 1, defaults_with_7d("total_amount_30d"));
+  BOOST_REQUIRE(other.activate(subset.version, &ref).is_ok());
+  std::shared_ptr<const LoadedModel> model;
+  std::string error;
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::loaded));
+  BOOST_REQUIRE(registry.activate(2, &ref).is_ok());  // checked against the default set only
+  BOOST_TEST((watcher.poll(&model, &error) == ActiveModelWatcher::Change::refused));
+  BOOST_TEST(error.find("total_amount_30d\" is defined differently") != std::string::npos, error);
+  BOOST_TEST(watcher.in_use() == subset.version);
+  BOOST_TEST(model->meta.version == subset.version);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_subset_model_reads_its_columns_by_name, Fixture) {
+  const TrainedModel trained = train(set, 20, {"avg_amount_30d", "total_txn_30d"});
+  BOOST_TEST(trained.meta.feature_schema.size() == 2u);
+  ModelRegistry registry(dir / "models");
+  ModelMeta meta = trained.meta;
+  BOOST_REQUIRE(registry.publish(trained.artifact, &meta).is_ok());
+  // An engine with the same features in another order, and one with only those two.
+  for (const FeatureSet& engine : {FeatureSet::defaults(), defaults_reversed_without("total_amount_30d")}) {
+    LoadedModel model;
+    const Status s = load_model(dir / "models", meta.version, 1, engine, &model);
+    BOOST_REQUIRE_MESSAGE(s.is_ok(), s.to_string());
+    std::vector<std::vector<FeatureValue>> items;
+    std::vector<FeatureRow> by_hand;
+    for (const TrainingRow& r : set.rows) {
+      const int64_t avg = average_cents(r.cents, r.txn_count);
+      std::vector<FeatureValue> values(engine.size());
+      for (std::size_t i = 0; i < engine.size(); ++i) {
+        const std::string& name = engine.specs()[i].name;
+        values[i].scaled = name == "total_txn_30d" ? r.txn_count : name == "total_amount_30d" ? r.cents : avg;
+      }
+      items.push_back(values);
+      by_hand.push_back({static_cast<float>(static_cast<double>(avg) / 100), static_cast<float>(r.txn_count)});
+    }
+    std::vector<float> scored, expected;
+    BOOST_REQUIRE(score_items(model, items, &scored).is_ok());
+    BOOST_REQUIRE(score_rows(model, by_hand, &expected).is_ok());
+    BOOST_TEST(scored == expected);
+    // Items of another set than the one the model was checked against are refused.
+    BOOST_TEST(!score_items(model, {std::vector<FeatureValue>(engine.size() + 1)}, &scored).is_ok());
+    BOOST_TEST(*std::max_element(scored.begin(), scored.end()) - *std::min_element(scored.begin(), scored.end()) >
+               0.5f);
+  }
+}
+
+BOOST_FIXTURE_TEST_CASE(names_alone_in_a_sidecar_mean_the_default_definitions, RegistryFixture) {
+  // The sidecars of default models keep the form they had before declared features.
+  const std::string m = slurp(meta(1));
+  BOOST_TEST(
+      m.find("\"feature_schema\": [\"total_txn_30d\",\"total_amount_30d\",\"avg_amount_30d\"]") != std::string::npos,
+      m);
+  ModelMeta parsed;
+  BOOST_REQUIRE(parse_meta(m, &parsed).is_ok());
+  BOOST_REQUIRE(parsed.feature_schema.size() == 3u);
+  BOOST_TEST(parsed.feature_schema[1].definition == kAmount30d);
+  LoadedModel model;
+  BOOST_TEST(load_model(models, 1, 1, FeatureSet::defaults(), &model).is_ok());
+  // Names alone are the default definitions: an engine defining one otherwise refuses.
+  const Status s = load_model(models, 1, 1, defaults_with_7d("total_amount_30d"), &model);
+  BOOST_TEST(s.message().find(std::string("model: ") + kAmount30d + "; engine: " + kAmount7d) != std::string::npos,
+             s.message());
+  // A name alone that no default feature has cannot be checked: refused.
+  std::string unknown = m;
+  replace(unknown, "\"avg_amount_30d\"]", "\"txn_count_1h\"]");
+  BOOST_TEST(
+      parse_meta(unknown, &parsed).message().find("names \"txn_count_1h\" without a definition") != std::string::npos,
+      parse_meta(unknown, &parsed).message());
+}
+
+BOOST_AUTO_TEST_CASE(a_declared_schema_round_trips_through_the_sidecar) {
+  ModelMeta meta;
+  meta.version = 4;
+  meta.label_kind = "top_fraction";
+  meta.feature_schema = {{"txn_count_1h", "aggregation=count event_types=[transaction] window=1h"},
+                         {"total_txn_30d", "aggregation=count event_types=[transaction] window=30d"}};
+  const std::string text = render_meta(meta);
+  BOOST_TEST(text.find(R"("feature_schema": [{"name":"txn_count_1h","definition":"aggregation=count )"
+                       R"(event_types=[transaction] window=1h"},{"name":"total_txn_30d",)") != std::string::npos,
+             text);
+  ModelMeta parsed;
+  BOOST_REQUIRE(parse_meta(text, &parsed).is_ok());
+  BOOST_TEST((parsed.feature_schema == meta.feature_schema));
+  std::string twice = text;
+  twice.replace(twice.find("txn_count_1h"), 12, "total_txn_30d");
+  BOOST_TEST(parse_meta(twice, &parsed).message().find("names \"total_txn_30d\" twice") != std::string::npos,
+             parse_meta(twice, &parsed).message());
+  for (const char* bad : {R"("feature_schema": [])", R"("feature_schema": [{"name":"a"}])",
+                          R"("feature_schema": [{"name":"a","definition":1}])", R"("feature_schema": [7])",
+                          R"("feature_schema": ["Total\n"])", R"("feature_schema": [{"name":"a b","definition":"x"}])",
+                          R"("feature_schema": [{"name":"a","definition":"window=1h\u0007"}])"}) {
+    std::string broken = text;
+    broken.replace(broken.find("\"feature_schema\""),
+                   broken.find('\n', broken.find("\"feature_schema\"")) - broken.find("\"feature_schema\"") - 1, bad);
+    BOOST_TEST(parse_meta(broken, &parsed).message().find("key 'feature_schema'") != std::string::npos, broken);
+  }
 }
 
 BOOST_FIXTURE_TEST_CASE(refuses_unreadable_metadata, RegistryFixture) {
@@ -504,6 +660,32 @@ BOOST_FIXTURE_TEST_CASE(train_and_model_commands_end_to_end, Fixture) {
   BOOST_TEST(cli("model list --models " + dir / "nope") == 2);
 }
 
+BOOST_FIXTURE_TEST_CASE(train_features_choose_the_models_columns, Fixture) {
+  const std::string bin = STREAMSCORE_BINARY, models = dir / "m", out = dir / "out.txt";
+  auto cli = [&](const std::string& args) { return run(bin + " " + args + " > " + out + " 2>&1"); };
+  const std::string train = "train --events " + path + " --models " + models + " --rounds 5 --features ";
+  BOOST_TEST(cli(train + "total_txn_30d,txn_1h") == 2);
+  BOOST_TEST(slurp(out).find("--features: feature \"txn_1h\" is not defined (defined: total_txn_30d, "
+                             "total_amount_30d, avg_amount_30d)") != std::string::npos,
+             slurp(out));
+  BOOST_TEST(cli(train + "avg_amount_30d,total_txn_30d,avg_amount_30d") == 2);
+  BOOST_TEST(slurp(out).find("feature \"avg_amount_30d\" is named twice") != std::string::npos, slurp(out));
+  BOOST_TEST(!fs::exists(models));
+  BOOST_TEST(cli(train + "avg_amount_30d,total_txn_30d") == 0);
+  const std::string meta = slurp(models + "/" + meta_file_name(1));
+  BOOST_TEST(
+      meta.find(R"("feature_schema": [{"name":"avg_amount_30d","definition":"aggregation=avg )"
+                R"(event_types=[transaction] field=amount scale=2 window=30d"},{"name":"total_txn_30d",)"
+                R"("definition":"aggregation=count event_types=[transaction] window=30d"}],)") != std::string::npos,
+      meta);
+  BOOST_TEST(
+      slurp(models + "/" + artifact_file_name(1)).find(R"("feature_names":["avg_amount_30d","total_txn_30d"])") !=
+      std::string::npos);
+  BOOST_TEST(cli("model activate v1 --models " + models + " --config " + dir / "none.toml") == 2);
+  BOOST_TEST(slurp(out).find("none.toml") != std::string::npos, slurp(out));
+  BOOST_TEST(cli("model activate v1 --models " + models) == 0);
+}
+
 BOOST_FIXTURE_TEST_CASE(the_watcher_loads_new_versions_and_reports_refused_ones_once, RegistryFixture) {
   ActiveModelWatcher watcher(models, 1);
   std::shared_ptr<const LoadedModel> model;
@@ -538,10 +720,11 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   auto metrics = std::make_shared<ModelProbe>(1);
   ModelActor actor = spawn_model_actor(sys, nullptr, metrics, false);
   caf::scoped_actor self{sys};
-  const std::vector<FeatureRow> rows = {feature_row(0, 0), feature_row(40, 400000), feature_row(3, 300)};
+  const std::vector<std::vector<FeatureValue>> items = {default_item_values(0, 0), default_item_values(40, 400000),
+                                                        default_item_values(3, 300)};
   auto score = [&] {
     ScoreReply reply;
-    self->request(actor, caf::infinite, score_atom::value, ScoreRequest{rows})
+    self->request(actor, caf::infinite, score_atom::value, ScoreRequest{items})
         .receive([&](ScoreReply& r) { reply = std::move(r); }, [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
     return reply;
   };
@@ -551,13 +734,13 @@ BOOST_FIXTURE_TEST_CASE(the_model_actor_scores_batches_and_swaps_versions, Regis
   // The shards learn about a swap (here: the test's own actor stands for a shard).
   self->send(actor, shards_atom::value, std::vector<ShardActor>{caf::actor_cast<ShardActor>(self)});
   auto v2 = std::make_shared<LoadedModel>();
-  BOOST_REQUIRE(load_model(models, 2, 1, v2.get()).is_ok());
+  BOOST_REQUIRE(load_model(models, 2, 1, FeatureSet::defaults(), v2.get()).is_ok());
   self->send(actor, swap_atom::value, ModelPtr(v2));
   self->receive([&](model_atom, int version) { BOOST_TEST(version == 2); });
   ScoreReply scored = score();
   BOOST_TEST(scored.model_version == 2);
   std::vector<float> direct;
-  BOOST_REQUIRE(score_rows(*v2, rows, &direct).is_ok());
+  BOOST_REQUIRE(score_items(*v2, items, &direct).is_ok());
   BOOST_TEST(scored.scores == direct);
   BOOST_TEST(metrics->active_version.load() == 2);
   BOOST_TEST(metrics->rows_scored.load() == 3u);
@@ -706,7 +889,7 @@ Status outcome_of(const std::function<void(ModelAdmin::Done)>& change, std::stri
 }
 
 BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture) {
-  RegistryModelAdmin admin(models, 50);
+  RegistryModelAdmin admin(models, FeatureSet::defaults(), 50);
   auto activate = [&](const std::string& v, std::string* json) {
     return outcome_of([&](ModelAdmin::Done done) { admin.activate(v, std::move(done)); }, json);
   };
@@ -729,4 +912,25 @@ BOOST_FIXTURE_TEST_CASE(the_http_model_admin_uses_the_registry, RegistryFixture)
   BOOST_TEST(refused.message().find("checksum mismatch") != std::string::npos);
   BOOST_REQUIRE(rollback(&json).is_ok());
   BOOST_TEST(json.find("\"active\":\"v1\",\"history\":[]") == 1u, json);
+}
+
+BOOST_FIXTURE_TEST_CASE(the_http_model_admin_checks_against_the_engines_features, RegistryFixture) {
+  RegistryModelAdmin admin(models, defaults_with_7d("total_amount_30d"), 50);
+  std::string json;
+  const Status refused = outcome_of([&](ModelAdmin::Done done) { admin.activate("v1", std::move(done)); }, &json);
+  BOOST_TEST(refused.is_conflict());  // 409
+  BOOST_TEST(refused.message().find("feature \"total_amount_30d\" is defined differently") != std::string::npos,
+             refused.message());
+  ActiveRef ref;
+  BOOST_REQUIRE(registry.read_active(&ref).is_ok());
+  BOOST_TEST(ref.active == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(training_refuses_rows_of_another_set_than_the_engines, Fixture) {
+  TrainerOptions options;
+  options.features = defaults_reversed_without("total_amount_30d");  // 2 features; the rows hold 3
+  TrainedModel m;
+  const Status s = train_model(set, set_options(), options, &m);
+  BOOST_TEST(s.message().find("the training rows hold 3 features, the engine's set 2") != std::string::npos,
+             s.message());
 }

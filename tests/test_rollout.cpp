@@ -71,9 +71,11 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
   for (const char* options : {"--rounds 5", "--rounds 10", "--rounds 5 --max-depth 2", "--rounds 3"})
     BOOST_REQUIRE(run(bin + " train --events " + dir / "events.jsonl" + " --models " + models + " " + options +
                       " > /dev/null") == 0);
-  // v4 gets a feature schema the engine does not have: the daemon must refuse it.
+  // v4 reads avg_amount_30d over another window than the engine's: the daemon must refuse it.
   std::string meta4 = slurp(models + "/" + meta_file_name(4));
-  meta4.replace(meta4.find("\"avg_amount_30d\"]"), 17, "\"avg_amount_7d\"]");
+  meta4.replace(meta4.find("\"avg_amount_30d\"]"), 17,
+                R"({"name":"avg_amount_30d","definition":"aggregation=avg event_types=[transaction] field=amount )"
+                R"(scale=2 window=7d"}])");
   std::ofstream(models + "/" + meta_file_name(4)) << meta4;
   BOOST_REQUIRE(run(bin + " model activate v1 --models " + models + " > /dev/null") == 0);
 
@@ -104,8 +106,10 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
   std::ofstream(models + "/active.json.tmp") << "{\"active\":\"v4\",\"history\":[\"v1\",\"v2\"]}\n";
   fs::rename(models + "/active.json.tmp", models + "/active.json");
   BOOST_TEST(wait_for(log,
-                      "model v4 refused: feature schema mismatch: the model expects "
-                      "[total_txn_30d, total_amount_30d, avg_amount_7d]"));
+                      "model v4 refused: feature schema mismatch: feature \"avg_amount_30d\" is defined "
+                      "differently (model: aggregation=avg event_types=[transaction] field=amount scale=2 "
+                      "window=7d; engine: aggregation=avg event_types=[transaction] field=amount scale=2 "
+                      "window=30d)"));
   BOOST_TEST(wait_for(log, "; v2 stays active"));
   BOOST_TEST(slurp(summary).empty());  // still running: the swaps happened while events flowed
   std::ofstream(models + "/active.json.tmp") << active;
@@ -127,7 +131,7 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
   BOOST_REQUIRE(daemon_items.size() == replay_items.size());
   BOOST_REQUIRE(daemon_items.size() > 1000u);
   LoadedModel v2;
-  BOOST_REQUIRE(load_model(models, 2, 1, &v2).is_ok());
+  BOOST_REQUIRE(load_model(models, 2, 1, FeatureSet::defaults(), &v2).is_ok());
   static const std::regex kFeatures(
       R"re("total_txn_30d":([0-9]+),"total_amount_30d":([0-9.]+),.*"score":([^,]+),"model_version":"(v[0-9]+)")re");
   std::size_t mismatched = 0, not_v2 = 0;
@@ -140,7 +144,7 @@ BOOST_AUTO_TEST_CASE(swaps_and_a_rollback_under_load_converge_to_the_active_vers
     }
     const int64_t cents = std::llround(std::stod(m[2].str()) * 100);
     std::vector<float> score;
-    BOOST_REQUIRE(score_rows(v2, {feature_row(std::stoll(m[1].str()), cents)}, &score).is_ok());
+    BOOST_REQUIRE(score_items(v2, {default_item_values(std::stoll(m[1].str()), cents)}, &score).is_ok());
     std::string expected;
     append_score(expected, score[0]);
     BOOST_TEST(m[3].str() == expected, daemon_items[i]);

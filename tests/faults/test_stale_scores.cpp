@@ -45,8 +45,9 @@ Tally check_scores(const std::string& export_text, const LoadedModel& v1) {
     const json::object& f = item.at("features").as_object();
     std::vector<float> expected;
     BOOST_REQUIRE(
-        score_rows(v1, {feature_row(f.at("total_txn_30d").to_number<int64_t>(), cents_of(f.at("total_amount_30d")))},
-                   &expected)
+        score_items(
+            v1, {default_item_values(f.at("total_txn_30d").to_number<int64_t>(), cents_of(f.at("total_amount_30d")))},
+            &expected)
             .is_ok());
     std::string want;
     append_score(want, expected[0]);
@@ -86,7 +87,7 @@ std::string follow_stop_and_restart(
 
 LoadedModel v1_of(const ModelLab& lab) {
   LoadedModel m;
-  BOOST_REQUIRE(load_model(lab.models, 1, 1, &m).is_ok());
+  BOOST_REQUIRE(load_model(lab.models, 1, 1, FeatureSet::defaults(), &m).is_ok());
   return m;
 }
 
