@@ -29,7 +29,7 @@ bool registry_for_change(const char* command, const ModelArgs& args, std::unique
     print_error(command, s.message());
     return false;
   }
-  *out = std::make_unique<ModelRegistry>(args.models_dir, /*wait_for_lock=*/true, engine_features_of(config));
+  *out = std::make_unique<ModelRegistry>(args.models_dir, /*wait_for_lock=*/true, config.features);
   return true;
 }
 

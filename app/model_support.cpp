@@ -19,11 +19,6 @@ void log_line(const char* command, const std::string& message) {
                message.c_str());
 }
 
-// The engine computes the default set only, whatever the config.
-FeatureSet engine_features_of(const Config& /*config*/) {
-  return FeatureSet::defaults();
-}
-
 Status prepare_scoring(const ModelConfig& model, const FeatureSet& features, EngineOptions* options) {
   if (model.dir.empty()) return Status::ok();
   std::error_code ec;

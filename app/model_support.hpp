@@ -20,10 +20,6 @@
 
 namespace streamscore {
 
-// The features the engine computes with `config`: the set a model's features must be
-// defined in (train, model activate/rollback, and the daemon's loads go through here).
-FeatureSet engine_features_of(const Config& config);
-
 // With `model.dir` set: scoring on, and the active model (if any) loaded and checked
 // for an engine computing `features`. invalid_argument when model.dir is not a
 // directory; any other error is the refusal of the active reference or model (scoring

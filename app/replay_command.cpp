@@ -94,7 +94,7 @@ int replay(const ReplayArgs& args) {
   options.bulk_load = true;  // a replay writes each item once, at the end
   // A replay scores with the model active when it starts (it does not follow swaps).
   // A missing models directory or a refused active model: nothing is written (exit 2).
-  if (!(s = prepare_scoring(config.model, engine_features_of(config), &options)).is_ok()) {
+  if (!(s = prepare_scoring(config.model, config.features, &options)).is_ok()) {
     print_error("replay", s.message());
     return kExitUsage;
   }

@@ -453,7 +453,7 @@ int run(const RunArgs& args) {
   // A refused active model at start stops the daemon (exit 2, naming it): one that ran
   // without scoring would look healthy while no item gets a score. Only
   // model.allow_unscored_start lets it run without one (it picks up the next activation).
-  const FeatureSet features = engine_features_of(config);
+  const FeatureSet features = config.features;
   if (!(s = prepare_scoring(config.model, features, &options)).is_ok()) {
     if (s.is_invalid_argument() || !config.model.allow_unscored_start) {
       print_error("run", s.message() + (s.is_invalid_argument() ? ""

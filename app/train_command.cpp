@@ -45,7 +45,7 @@ int train(const TrainArgs& args) {
     return kExitUsage;
   }
   TrainerOptions options;
-  options.features = engine_features_of(config);
+  options.features = config.features;
   options.feature_names = args.features;
   std::vector<ModelFeature> schema;  // checked before the log is read
   if (!(s = select_model_features(options.features, options.feature_names, &schema)).is_ok()) {
