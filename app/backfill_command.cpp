@@ -256,7 +256,17 @@ class Backfill {
     source.close();  // no offsets committed: the daemons' group and its offsets stay as they are
     int64_t floor_ns = std::numeric_limits<int64_t>::min();
     if (plan_.parts > 0 && !(s = wait_for_the_other_parts(store, &floor_ns)).is_ok()) return s;
-    return finish(committed_before, stats, floor_ns);
+    // The whole topic is read to its ends: a `run` of it on this state starts there, as
+    // after its own checkpoint (its position, meta source.kafka), not at the beginning. A
+    // part's state is one table with the others' (docs/semantics.md section 14).
+    std::vector<MetaPut> run_position;
+    if (plan_.parts == 0)
+      run_position.push_back({kMetaKafkaSource, encode_kafka_position(progress_.topic, progress_.ends)});
+    if (!(s = finish(committed_before, stats, floor_ns, run_position)).is_ok()) return s;
+    // What an operator sets a daemons' group to, for partitions read in parts.
+    std::fprintf(stderr, "backfill: read topic '%s' to its end offsets %s\n", progress_.topic.c_str(),
+                 encode_kafka_position(progress_.topic, progress_.ends).c_str());
+    return Status::ok();
   }
 
   double write_seconds() const { return throttle_.seconds(); }
@@ -326,9 +336,10 @@ class Backfill {
   }
 
   Status finish(uint64_t committed_before, RunStats* stats,
-                int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min()) {
+                int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min(), std::vector<MetaPut> meta = {}) {
     progress_.complete = true;
-    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}}, final_tick_floor_ns);
+    meta.push_back({kMetaBackfill, encode(progress_)});
+    Status s = engine_.finish(/*final_tick=*/true, stats, meta, final_tick_floor_ns);
     if (!s.is_ok()) return s;
     throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
     report_slice(stats->clock.tick, /*last=*/true);
