@@ -109,7 +109,7 @@ struct Fixture {
 BOOST_FIXTURE_TEST_CASE(the_archive_of_a_topic_reads_like_the_topic, Fixture) {
   std::unique_ptr<MockKafkaCluster> cluster;
   MockKafkaOptions options;
-  options.topics = {{kTopic, kPartitions}};
+  options.topics = {{kTopic, kPartitions}, {"customer-events-dlq", 1}};
   BOOST_REQUIRE(MockKafkaCluster::start(options, &cluster).is_ok());
   std::vector<KafkaRecord> records;
   for (const auto& [partition, values] : by_partition)
@@ -132,6 +132,22 @@ BOOST_FIXTURE_TEST_CASE(the_archive_of_a_topic_reads_like_the_topic, Fixture) {
   BOOST_TEST(dead.front().find("\"source\":\"s3://logs/topics/customer-events/partition=0/customer-events+0+0.json:") !=
                  std::string::npos,
              dead.front());
+
+  // To a dead-letter topic, a record of an object is labelled as read from a file (the
+  // object, the line), not as a record of a topic named after the object.
+  Result to_topic =
+      run_cli(dir, "replay --events " + std::string(kPrefix) + " --state " + (dir / "dlq") +
+                       " --set dead_letter.kind=kafka --set kafka.bootstrap_servers=" + cluster->bootstrap_servers() +
+                       s3.sets());
+  BOOST_REQUIRE_MESSAGE(to_topic.exit_code == 0, to_topic.err);
+  shell("timeout 60 kcat -b " + cluster->bootstrap_servers() + " -C -t customer-events-dlq -e -q -f '%h\\n' > " +
+        (dir / "dlq-headers.txt"));
+  const auto headers = lines_of_file(dir / "dlq-headers.txt");
+  BOOST_TEST(headers.size() == dead.size());
+  for (const auto& h : headers) {
+    BOOST_TEST(h.find(",source=s3://logs/topics/customer-events/partition=") != std::string::npos, h);
+    BOOST_TEST(h.find("source_topic") == std::string::npos, h);
+  }
 
   Result backfilled =
       run_cli(dir, "backfill --events " + std::string(kPrefix) + " --state " + (dir / "bf") + s3.sets());
