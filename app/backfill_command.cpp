@@ -41,8 +41,9 @@ constexpr const char* kBackfillGroup = "streamscore-backfill";
 
 struct BackfillArgs {
   std::vector<std::string> events;
-  // A partitioned layout (io/partitioned_layout.hpp): the partition of each of `events`
-  // and their count; empty and 0 otherwise.
+  // A partitioned layout (io/partitioned_layout.hpp): the prefix, the partition of each
+  // of `events` and their count; empty and 0 otherwise.
+  std::string layout;
   std::vector<int32_t> event_partitions;
   int32_t partition_count = 0;
   std::string kafka_topic;  // instead of --events: every partition, earliest to end as of the first start
@@ -96,6 +97,7 @@ struct Progress {
   uint64_t offset = 0;   // byte offset in that file (of its content, when compressed)
   uint64_t line = 1;
   std::string fingerprint;  // of the file's first `offset` bytes; "" for an object or a state before it
+  std::string listing;      // a partitioned layout: its objects at the first start (encode_listing)
   // --kafka-topic: the next offset of every partition, and the end offsets queried at the
   // first start, which a resume reads to as well (a topic grows meanwhile).
   std::string topic;
@@ -103,9 +105,12 @@ struct Progress {
   int32_t partition_count = 0;  // of the topic at the first start
 };
 
+constexpr const char* kListingTag = "listing:";
+
 std::string encode(const Progress& p) {
   std::string out = p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
                     std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
+  if (!p.listing.empty()) out += "\n" + std::string(kListingTag) + p.listing;
   if (!p.topic.empty())
     out += "\n" + p.topic + "\n" + encode_kafka_position(p.topic, p.next) + "\n" +
            encode_kafka_position(p.topic, p.ends) + "\n" + std::to_string(p.partition_count);
@@ -125,6 +130,11 @@ Status decode(const std::string& value, Progress* p) {
   std::getline(in, p->fingerprint);  // absent in a state written before it was recorded
   std::string next, ends;
   if (!std::getline(in, p->topic)) return Status::ok();  // a backfill of files
+  if (p->topic.rfind(kListingTag, 0) == 0) {             // of a partitioned layout (a topic name has no ':')
+    p->listing = p->topic.substr(std::string(kListingTag).size());
+    p->topic.clear();
+    return Status::ok();
+  }
   if (!std::getline(in, next) || !std::getline(in, ends)) return Status::corruption("meta 'backfill' is malformed");
   Status s = decode_kafka_position(next, p->topic, &p->next);
   if (s.is_ok()) s = decode_kafka_position(ends, p->topic, &p->ends);
@@ -168,7 +178,11 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   }
   plan->slice_ticks = slice_ns / kTickNanos;
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
-  for (const auto& e : args.events) plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
+  // A layout is named by its prefix: its objects are those of the first start (Progress::listing).
+  if (!args.layout.empty()) plan->identity += args.layout + ",";
+  if (args.layout.empty())
+    for (const auto& e : args.events)
+      plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
   if (!args.kafka_topic.empty()) plan->identity += " kafka-topic=" + args.kafka_topic;
   plan->parts_identity = plan->identity + " parts=" + std::to_string(plan->parts);
   if (plan->parts > 0) plan->identity += " part=" + args.part;
@@ -484,6 +498,16 @@ Status prepare_state(StateStore& store, const Plan& plan, Progress* progress, bo
   return plan.parts > 0 ? Status::ok() : store.clear();  // a part checks its share is empty (check_part_is_empty)
 }
 
+// A partitioned layout is read as listed at the first start: recorded then, kept to at a resume.
+Status settle_listing(const std::string& prefix, bool resume, PartitionedLogs* logs, Progress* progress) {
+  if (logs->partition_count == 0) return Status::ok();
+  if (!resume) {
+    progress->listing = encode_listing(*logs);
+    return Status::ok();
+  }
+  return keep_listed(progress->listing, prefix, logs);
+}
+
 // The topic's reader: every partition (a part: those of its share), from the committed
 // offsets (at first: the earliest) to the end offsets of the first start, through the
 // Kafka source of `run` in bounded mode (its decoding, key check and merge; each record
@@ -547,9 +571,8 @@ int backfill(const BackfillArgs& given) {
     print_error("backfill", s.message());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
-  args.events = std::move(logs.logs);
-  args.event_partitions = std::move(logs.partitions);
-  args.partition_count = logs.partition_count;
+  args.events = logs.logs;                                           // settled below for a layout
+  if (logs.partition_count > 0) args.layout = given.events.front();  // the only --events (event_logs_of)
   Plan plan;
   if (!(s = make_plan(args, &plan)).is_ok()) {
     print_error("backfill", s.message());
@@ -583,6 +606,13 @@ int backfill(const BackfillArgs& given) {
     std::printf("backfill: already complete for these arguments; nothing to do\n");
     return kExitOk;
   }
+  if (!(s = settle_listing(args.layout, resume, &logs, &progress)).is_ok()) {
+    print_error("backfill", s.to_string());
+    return kExitFailure;
+  }
+  args.events = std::move(logs.logs);
+  args.event_partitions = std::move(logs.partitions);
+  args.partition_count = logs.partition_count;
   // A topic is opened before the engine starts: a part's share of the customers follows
   // from the topic's partition count.
   KafkaSourceProbe kafka_probe;  // no /metrics to show it

@@ -1,5 +1,7 @@
 #include "io/partitioned_layout.hpp"
 
+#include <boost/json.hpp>
+
 #include <algorithm>
 #include <limits>
 #include <map>
@@ -131,6 +133,70 @@ Status order_partitioned(const std::string& listed, std::vector<std::string> nam
     }
   }
   out->partition_count = by_partition.rbegin()->first + 1;
+  return Status::ok();
+}
+
+std::string encode_listing(const PartitionedLogs& logs) {
+  boost::json::array partitions;
+  for (std::size_t i = 0; i < logs.logs.size(); ++i) {
+    const bool last_of_partition = i + 1 == logs.logs.size() || logs.partitions[i + 1] != logs.partitions[i];
+    if (!last_of_partition) continue;
+    std::size_t first = i;
+    while (first > 0 && logs.partitions[first - 1] == logs.partitions[i]) --first;
+    partitions.push_back(boost::json::array{logs.partitions[i], i - first + 1, logs.logs[i]});
+  }
+  return boost::json::serialize(boost::json::object{{"partitions", partitions}, {"count", logs.partition_count}});
+}
+
+namespace {
+
+struct ListedPartition {
+  int32_t partition = 0;
+  std::size_t count = 0;
+  std::string last;
+};
+
+Status decode_listing(const std::string& listing, std::vector<ListedPartition>* out, int32_t* count) {
+  const Status malformed = Status::corruption("the recorded listing of a partitioned layout is malformed");
+  boost::system::error_code ec;
+  const boost::json::value v = boost::json::parse(listing, ec);
+  const auto* object = ec ? nullptr : v.if_object();
+  const auto* partitions = object ? object->if_contains("partitions") : nullptr;
+  const auto* total = object ? object->if_contains("count") : nullptr;
+  if (!partitions || !partitions->is_array() || !total || !total->is_int64()) return malformed;
+  *count = static_cast<int32_t>(total->as_int64());
+  for (const auto& entry : partitions->as_array()) {
+    const auto* fields = entry.if_array();
+    if (!fields || fields->size() != 3 || !(*fields)[0].is_int64() || !(*fields)[1].is_number() ||
+        !(*fields)[2].is_string())
+      return malformed;
+    out->push_back({static_cast<int32_t>((*fields)[0].as_int64()), (*fields)[1].to_number<std::size_t>(),
+                    std::string((*fields)[2].as_string())});
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status keep_listed(const std::string& listing, const std::string& listed, PartitionedLogs* logs) {
+  std::vector<ListedPartition> recorded;
+  PartitionedLogs kept;
+  Status s = decode_listing(listing, &recorded, &kept.partition_count);
+  if (!s.is_ok()) return s;
+  std::map<int32_t, std::vector<std::string>> now;
+  for (std::size_t i = 0; i < logs->logs.size(); ++i) now[logs->partitions[i]].push_back(logs->logs[i]);
+  for (const ListedPartition& p : recorded) {
+    const std::vector<std::string>& objects = now[p.partition];
+    if (p.count == 0 || objects.size() < p.count || objects[p.count - 1] != p.last)
+      return Status::corruption("--events '" + listed + "': partition=" + std::to_string(p.partition) +
+                                " no longer holds the " + std::to_string(p.count) +
+                                " objects listed when this backfill started, up to '" + p.last +
+                                "' (objects removed, renamed or added among them). Restore them, or start the "
+                                "backfill over in an empty --state");
+    kept.logs.insert(kept.logs.end(), objects.begin(), objects.begin() + static_cast<std::ptrdiff_t>(p.count));
+    kept.partitions.insert(kept.partitions.end(), p.count, p.partition);
+  }
+  *logs = std::move(kept);
   return Status::ok();
 }
 

@@ -32,4 +32,16 @@ struct PartitionedLogs {
 // topics (whose partitions would share clocks).
 Status order_partitioned(const std::string& listed, std::vector<std::string> names, PartitionedLogs* out);
 
+// A layout's objects as a resumable reader records them at its first start: per
+// partition, how many and the last one (compact JSON, one line). An archive that Kafka
+// Connect keeps writing grows meanwhile, as a topic does; a resume reads what the first
+// start listed, so that it equals one uninterrupted read.
+std::string encode_listing(const PartitionedLogs& logs);
+// Cuts `logs` (as listed now) to the objects `listing` recorded: the first `count` of
+// each partition it names, the last of which must be the one it names; partitions and
+// objects added since are left out, and partition_count is the first start's. Corruption
+// naming the partition when its objects are no longer those (removed, renamed, or one
+// added among them).
+Status keep_listed(const std::string& listing, const std::string& listed, PartitionedLogs* logs);
+
 }  // namespace streamscore

@@ -156,8 +156,9 @@ BOOST_FIXTURE_TEST_CASE(the_archive_of_a_topic_reads_like_the_topic, Fixture) {
 }
 
 // Slices are committed on the clock of the partition being read: a backfill killed while
-// it reads a later partition resumes in that partition, not after the first one, and
-// ends with the export of one uninterrupted read.
+// it reads a later partition resumes in that partition, not after the first one. Kafka
+// Connect keeps writing meanwhile (a new object, a new partition): the resume reads what
+// the first start listed and ends with the export of one uninterrupted read of that.
 BOOST_FIXTURE_TEST_CASE(a_backfill_killed_in_a_later_partition_resumes_in_it, Fixture) {
   Result whole = replay(kPrefix, "whole");
   BOOST_REQUIRE_MESSAGE(whole.exit_code == 0, whole.err);
@@ -165,14 +166,21 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_killed_in_a_later_partition_resumes_in_it, Fi
       split_words("backfill --events " + std::string(kPrefix) + " --state " + (dir / "bf") + " --dead-letter " +
                   (dir / "bf-dl.jsonl") + " --slice 1d --set engine.batch_size=256" + s3.sets());
   std::vector<std::string> throttled = args;
-  throttled.insert(throttled.end(), {"--max-writes-per-sec", "200"});
+  throttled.insert(throttled.end(), {"--max-writes-per-sec", "150"});
   const pid_t pid = spawn_streamscore(throttled, dir / "bf-out.txt", dir / "bf-err.txt");
   BOOST_REQUIRE(pid > 0);
-  // Killed once it is well into partition 3 (its records' dead letters are written).
+  // Killed once it is well into partition 3 (the dead letters of its third object are written).
   BOOST_REQUIRE_MESSAGE(
-      wait_for([&] { return slurp(dir / "bf-dl.jsonl").find("+3+900.json.gz:") != std::string::npos; }, 60),
+      wait_for([&] { return slurp(dir / "bf-dl.jsonl").find("+3+1800.json:") != std::string::npos; }, 60),
       slurp(dir / "bf-err.txt"));
   kill_before_it_ends(pid, "the backfill");
+  Result later = run_cli(dir,
+                         "generate --customers 50 --events 2000 --days 3 --start 2025-02-12T00:00:00Z --seed 13 "
+                         "--out " +
+                             (dir / "later.jsonl"));
+  BOOST_REQUIRE_MESSAGE(later.exit_code == 0, later.err);
+  s3.put("topics/customer-events/partition=0/customer-events+0+999999.json", slurp(dir / "later.jsonl"));
+  s3.put("topics/customer-events/partition=7/customer-events+7+0.json", slurp(dir / "later.jsonl"));
   Result rest = run_cli(dir, words(args));
   BOOST_REQUIRE_MESSAGE(rest.exit_code == 0, rest.err);
   const std::string resumed_in = "resuming from the last committed slice (s3://logs/topics/customer-events/partition=";
@@ -293,6 +301,37 @@ BOOST_AUTO_TEST_CASE(objects_are_ordered_by_partition_then_start_offset) {
       order_partitioned("s3://b/", {"s3://b/partition=x/a", "s3://b/my-partition=1/a", "s3://b/partition=1"}, &out)
           .is_ok());
   BOOST_TEST(out.partition_count == 0);
+}
+
+// A resume reads the objects of the first start: those added since (a new object, a new
+// partition) are left out; one removed from among them is an error naming its partition.
+BOOST_AUTO_TEST_CASE(a_resume_keeps_to_the_objects_listed_at_the_first_start) {
+  PartitionedLogs first;
+  BOOST_REQUIRE(order_partitioned("s3://b/t/",
+                                  {"s3://b/t/partition=0/t+0+0.json", "s3://b/t/partition=0/t+0+10.json",
+                                   "s3://b/t/partition=1/t+1+0.json"},
+                                  &first)
+                    .is_ok());
+  const std::string listing = encode_listing(first);
+  PartitionedLogs now;
+  BOOST_REQUIRE(order_partitioned("s3://b/t/",
+                                  {"s3://b/t/partition=0/t+0+0.json", "s3://b/t/partition=0/t+0+10.json",
+                                   "s3://b/t/partition=0/t+0+20.json", "s3://b/t/partition=1/t+1+0.json",
+                                   "s3://b/t/partition=4/t+4+0.json"},
+                                  &now)
+                    .is_ok());
+  BOOST_REQUIRE(keep_listed(listing, "s3://b/t/", &now).is_ok());
+  BOOST_TEST(now.logs == first.logs, boost::test_tools::per_element());
+  BOOST_TEST((now.partitions == first.partitions));
+  BOOST_TEST(now.partition_count == 2);
+
+  PartitionedLogs removed;
+  BOOST_REQUIRE(
+      order_partitioned("s3://b/t/", {"s3://b/t/partition=0/t+0+10.json", "s3://b/t/partition=1/t+1+0.json"}, &removed)
+          .is_ok());
+  const Status s = keep_listed(listing, "s3://b/t/", &removed);
+  BOOST_TEST((s.code() == Status::Code::corruption));
+  BOOST_TEST(s.message().find("partition=0 no longer holds the 2 objects") != std::string::npos, s.message());
 }
 
 BOOST_AUTO_TEST_CASE(a_prefix_that_is_not_one_topics_layout_is_refused_naming_the_object) {
