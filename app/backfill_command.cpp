@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -508,6 +509,22 @@ Status settle_listing(const std::string& prefix, bool resume, PartitionedLogs* l
   return keep_listed(progress->listing, prefix, logs);
 }
 
+// Parts of a layout split the customers by Kafka's partitioner over the partition count,
+// which a layout tells only as its highest partition + 1: a missing partition below it
+// says that the prefix is not the whole topic (one partition's prefix, say), whose count
+// would then be wrong and dead-letter nearly every record as wrong_partition.
+Status check_every_partition_is_there(const std::string& prefix, const PartitionedLogs& logs) {
+  const std::set<int32_t> present(logs.partitions.begin(), logs.partitions.end());
+  for (int32_t p = 0; p < logs.partition_count; ++p)
+    if (present.count(p) == 0)
+      return Status::invalid_argument(
+          "--part over '" + prefix + "': partition=" + std::to_string(p) +
+          " holds no object, below partition=" + std::to_string(logs.partition_count - 1) +
+          "; the parts split the customers by Kafka's partitioner over every partition of the topic: give the "
+          "prefix of the whole topic, or backfill without --part");
+  return Status::ok();
+}
+
 // The topic's reader: every partition (a part: those of its share), from the committed
 // offsets (at first: the earliest) to the end offsets of the first start, through the
 // Kafka source of `run` in bounded mode (its decoding, key check and merge; each record
@@ -575,6 +592,10 @@ int backfill(const BackfillArgs& given) {
   if (logs.partition_count > 0) args.layout = given.events.front();  // the only --events (event_logs_of)
   Plan plan;
   if (!(s = make_plan(args, &plan)).is_ok()) {
+    print_error("backfill", s.message());
+    return kExitUsage;
+  }
+  if (plan.parts > 0 && !(s = check_every_partition_is_there(args.layout, logs)).is_ok()) {
     print_error("backfill", s.message());
     return kExitUsage;
   }

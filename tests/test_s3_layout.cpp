@@ -359,6 +359,11 @@ BOOST_FIXTURE_TEST_CASE(commands_refuse_what_they_cannot_read_as_a_layout, Fixtu
   Result train = run_cli(dir, "train --events " + std::string(kPrefix) + " --models " + (dir / "m") + s3.sets());
   BOOST_TEST(train.exit_code == 2, train.err);
   BOOST_TEST(train.err.find("partitioned layout") != std::string::npos, train.err);
+  // Parts of one partition's prefix would split customers over a wrong partition count.
+  Result one_partition = run_cli(dir, "backfill --events " + std::string(kPrefix) +
+                                          "partition=3/ --part 1/2 --set state.backend=dynamodb" + s3.sets());
+  BOOST_TEST(one_partition.exit_code == 2, one_partition.err);
+  BOOST_TEST(one_partition.err.find("partition=0 holds no object") != std::string::npos, one_partition.err);
   // A stray object under the prefix: named, nothing read.
   s3.put("topics/customer-events/notes.txt", "not a record\n");
   Result stray = run_cli(dir, "backfill --events " + std::string(kPrefix) + " --state " + (dir / "y") + s3.sets());
