@@ -180,8 +180,9 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   plan->slice_ticks = slice_ns / kTickNanos;
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
   // A layout is named by its prefix: its objects are those of the first start (Progress::listing).
-  if (!args.layout.empty()) plan->identity += args.layout + ",";
-  if (args.layout.empty())
+  if (!args.layout.empty())
+    plan->identity += args.layout + ",";
+  else
     for (const auto& e : args.events)
       plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
   if (!args.kafka_topic.empty()) plan->identity += " kafka-topic=" + args.kafka_topic;
