@@ -81,10 +81,12 @@ DeadLetterBatch render_dead_letters(const RouterState& st, const std::vector<uin
   DeadLetterBatch out;
   std::size_t r = 0, e = 0;
   // file:line, or topic/partition:offset (a Kafka batch names the topic and each line
-  // its partition).
+  // its partition; an object of a partitioned layout is a file: its key names its
+  // partition, and a Kafka dead-letter sink labels it as a file, not as a topic's record).
+  const bool from_kafka = !batch.keys.empty();
   auto add = [&](Reason reason, std::string_view field, std::string_view detail, uint32_t index) {
     const uint64_t position = batch.lines[index].position;
-    const int32_t partition = batch.partitions.empty() ? -1 : batch.partitions[index];
+    const int32_t partition = from_kafka ? batch.partitions[index] : -1;
     const std::string where = partition < 0 ? batch.source : batch.source + "/" + std::to_string(partition);
     append_dead_letter(out.lines, reason, field, detail, where + ":" + std::to_string(position), batch.line(index));
     out.entries.push_back(DeadLetterEntry{out.lines.size(), reason, partition, position});

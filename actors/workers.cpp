@@ -23,16 +23,18 @@ struct ParserState {
 // customer must be in the partition Kafka's default partitioner gives it: the daemon
 // that owns that partition owns the customer.
 bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, ParsedChunk* chunk, ParseFailure* failure) {
-  if (batch.keys.empty()) return true;
-  const KeyRef& key = batch.keys[i];
-  if (key.length <= 0) {
-    failure->reason = Reason::missing_key;
-    failure->field = "key";
-    failure->detail = "the Kafka message has no key (expected the customer_id)";
-    return false;
+  if (!batch.keys.empty()) {
+    const KeyRef& key = batch.keys[i];
+    if (key.length <= 0) {
+      failure->reason = Reason::missing_key;
+      failure->field = "key";
+      failure->detail = "the Kafka message has no key (expected the customer_id)";
+      return false;
+    }
+    if (std::string_view(batch.buffer->data() + key.offset, static_cast<std::size_t>(key.length)) != event.customer_id)
+      ++chunk->key_mismatches;
   }
-  if (std::string_view(batch.buffer->data() + key.offset, static_cast<std::size_t>(key.length)) != event.customer_id)
-    ++chunk->key_mismatches;
+  // Kafka, or the objects of a partitioned layout (Kafka Connect's) read in parts.
   if (batch.partition_count > 0) {
     const int32_t owner = kafka_partition_of_key(event.customer_id, batch.partition_count);
     if (owner != batch.partitions[i]) {

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -41,6 +42,11 @@ constexpr const char* kBackfillGroup = "streamscore-backfill";
 
 struct BackfillArgs {
   std::vector<std::string> events;
+  // A partitioned layout (io/partitioned_layout.hpp): the prefix, the partition of each
+  // of `events` and their count; empty and 0 otherwise.
+  std::string layout;
+  std::vector<int32_t> event_partitions;
+  int32_t partition_count = 0;
   std::string kafka_topic;  // instead of --events: every partition, earliest to end as of the first start
   std::string state_dir;
   std::string config_path;
@@ -92,6 +98,7 @@ struct Progress {
   uint64_t offset = 0;   // byte offset in that file (of its content, when compressed)
   uint64_t line = 1;
   std::string fingerprint;  // of the file's first `offset` bytes; "" for an object or a state before it
+  std::string listing;      // a partitioned layout: its objects at the first start (encode_listing)
   // --kafka-topic: the next offset of every partition, and the end offsets queried at the
   // first start, which a resume reads to as well (a topic grows meanwhile).
   std::string topic;
@@ -99,9 +106,12 @@ struct Progress {
   int32_t partition_count = 0;  // of the topic at the first start
 };
 
+constexpr const char* kListingTag = "listing:";
+
 std::string encode(const Progress& p) {
   std::string out = p.identity + "\n" + (p.complete ? "complete" : "running") + "\n" + std::to_string(p.file) + "\n" +
                     std::to_string(p.offset) + "\n" + std::to_string(p.line) + "\n" + p.fingerprint;
+  if (!p.listing.empty()) out += "\n" + std::string(kListingTag) + p.listing;
   if (!p.topic.empty())
     out += "\n" + p.topic + "\n" + encode_kafka_position(p.topic, p.next) + "\n" +
            encode_kafka_position(p.topic, p.ends) + "\n" + std::to_string(p.partition_count);
@@ -121,6 +131,11 @@ Status decode(const std::string& value, Progress* p) {
   std::getline(in, p->fingerprint);  // absent in a state written before it was recorded
   std::string next, ends;
   if (!std::getline(in, p->topic)) return Status::ok();  // a backfill of files
+  if (p->topic.rfind(kListingTag, 0) == 0) {             // of a partitioned layout (a topic name has no ':')
+    p->listing = p->topic.substr(std::string(kListingTag).size());
+    p->topic.clear();
+    return Status::ok();
+  }
   if (!std::getline(in, next) || !std::getline(in, ends)) return Status::corruption("meta 'backfill' is malformed");
   Status s = decode_kafka_position(next, p->topic, &p->next);
   if (s.is_ok()) s = decode_kafka_position(ends, p->topic, &p->ends);
@@ -164,7 +179,12 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
   }
   plan->slice_ticks = slice_ns / kTickNanos;
   plan->identity = "since=" + args.since + " until=" + args.until + " slice=" + args.slice + " events=";
-  for (const auto& e : args.events) plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
+  // A layout is named by its prefix: its objects are those of the first start (Progress::listing).
+  if (!args.layout.empty())
+    plan->identity += args.layout + ",";
+  else
+    for (const auto& e : args.events)
+      plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
   if (!args.kafka_topic.empty()) plan->identity += " kafka-topic=" + args.kafka_topic;
   plan->parts_identity = plan->identity + " parts=" + std::to_string(plan->parts);
   if (plan->parts > 0) plan->identity += " part=" + args.part;
@@ -210,27 +230,27 @@ class Backfill {
         throttle_(args.max_writes_per_sec),
         show_(::isatty(STDERR_FILENO) != 0) {}
 
-  Status feed(RunStats* stats) {
+  // The logs in order. A partitioned layout's partitions are read one after the other,
+  // each on its own clock (a part: those of its share, then it waits for the other parts
+  // as a topic's part does), so the position of one object stands for every partition:
+  // those before it are read, those after it are not.
+  Status feed(StateStore& store, RunStats* stats) {
     const uint64_t committed_before = engine_.checkpoint_probe().items_committed;
     for (; progress_.file < args_.events.size(); ++progress_.file) {
-      LineReader reader;
-      reader.set_s3(s3_);
-      Status s = check_same_log(args_.events[progress_.file], progress_);
-      if (s.is_ok()) s = reader.open(args_.events[progress_.file], progress_.offset, progress_.line);
+      const int32_t partition = partition_of_log(progress_.file);
+      if (!in_share(partition)) continue;
+      if (partition != reading_partition_) start_reading_partition(partition);
+      Status s = feed_log(partition);
       if (!s.is_ok()) return s;
-      for (bool at_end = false; !at_end;) {
-        RawBatch batch;
-        if (!(s = reader.next(batch_size(), true, &batch, &at_end)).is_ok()) return s;
-        if (!batch.lines.empty() && !(s = engine_.submit(std::move(batch))).is_ok()) return s;
-        progress_.offset = reader.offset();
-        progress_.line = reader.line();
-        if (!(s = maybe_commit_slice([&] { progress_.fingerprint = reader.fingerprint(); })).is_ok()) return s;
-      }
       progress_.offset = 0;
       progress_.line = 1;
       progress_.fingerprint.clear();
     }
-    return finish(committed_before, stats);
+    int64_t floor_ns = std::numeric_limits<int64_t>::min();
+    Status s;
+    if (plan_.parts > 0 && args_.partition_count > 0 && !(s = wait_for_the_other_parts(store, &floor_ns)).is_ok())
+      return s;
+    return finish(committed_before, stats, floor_ns);
   }
 
   // The topic, as open_topic() opened it. A part waits at its end until every part has
@@ -252,7 +272,17 @@ class Backfill {
     source.close();  // no offsets committed: the daemons' group and its offsets stay as they are
     int64_t floor_ns = std::numeric_limits<int64_t>::min();
     if (plan_.parts > 0 && !(s = wait_for_the_other_parts(store, &floor_ns)).is_ok()) return s;
-    return finish(committed_before, stats, floor_ns);
+    // The whole topic is read to its ends: a `run` of it on this state starts there, as
+    // after its own checkpoint (its position, meta source.kafka), not at the beginning. A
+    // part's state is one table with the others' (docs/semantics.md section 14).
+    std::vector<MetaPut> run_position;
+    if (plan_.parts == 0)
+      run_position.push_back({kMetaKafkaSource, encode_kafka_position(progress_.topic, progress_.ends)});
+    if (!(s = finish(committed_before, stats, floor_ns, run_position)).is_ok()) return s;
+    // What an operator sets a daemons' group to, for partitions read in parts.
+    std::fprintf(stderr, "backfill: read topic '%s' to its end offsets %s\n", progress_.topic.c_str(),
+                 encode_kafka_position(progress_.topic, progress_.ends).c_str());
+    return Status::ok();
   }
 
   double write_seconds() const { return throttle_.seconds(); }
@@ -260,13 +290,59 @@ class Backfill {
   int slices() const { return slices_; }
 
  private:
+  // Log `progress_.file` from the committed offset on, its records on `partition`'s
+  // clock (-1: the one clock of files).
+  Status feed_log(int32_t partition) {
+    LineReader reader;
+    reader.set_s3(s3_);
+    Status s = check_same_log(args_.events[progress_.file], progress_);
+    if (s.is_ok()) s = reader.open(args_.events[progress_.file], progress_.offset, progress_.line);
+    if (!s.is_ok()) return s;
+    for (bool at_end = false; !at_end;) {
+      RawBatch batch;
+      if (!(s = reader.next(batch_size(), true, &batch, &at_end)).is_ok()) return s;
+      if (partition >= 0) batch.partitions.assign(batch.lines.size(), partition);
+      if (partition >= 0 && plan_.parts > 0) batch.partition_count = args_.partition_count;  // wrong_partition
+      if (!batch.lines.empty() && !(s = engine_.submit(std::move(batch))).is_ok()) return s;
+      progress_.offset = reader.offset();
+      progress_.line = reader.line();
+      if (!(s = maybe_commit_slice([&] { progress_.fingerprint = reader.fingerprint(); })).is_ok()) return s;
+    }
+    return Status::ok();
+  }
+
+  int32_t partition_of_log(std::size_t file) const {
+    return args_.event_partitions.empty() ? -1 : args_.event_partitions[file];
+  }
+  // Whether this process reads a partition's objects (all without --part, and every log
+  // that is not in a partitioned layout: the parts of files read everything).
+  bool in_share(int32_t partition) const {
+    return plan_.parts == 0 || partition < 0 || partition % plan_.parts == plan_.part - 1;
+  }
+
+  // A partition's clock starts where its records start, behind the previous one's:
+  // slices are counted on it from there.
+  void start_reading_partition(int32_t partition) {
+    reading_partition_ = partition;
+    current_slice_ = first_tick_ = std::numeric_limits<int64_t>::min();
+  }
+
+  // The tick reached by the clock of what is being read: the last one emitted (files, a
+  // topic's partitions merged by event time), or the partition's (a partitioned layout).
+  int64_t reached_tick() const {
+    if (reading_partition_ < 0) return engine_.router_probe().last_tick;
+    const auto watermarks = engine_.clock_probe().partition_watermarks();
+    const auto it = watermarks.find(reading_partition_);
+    return it == watermarks.end() ? std::numeric_limits<int64_t>::min() : floor_div(it->second, kTickNanos);
+  }
+
   // A slice is committed at a batch boundary soon after the clock passes its end (the
   // pipeline holds a few batches), so batches are sized to about a tenth of a slice,
   // estimated from the records read per tick so far. Should a batch still span more
   // than a slice, one commit covers several.
   std::size_t batch_size() const {
     const auto& m = engine_.router_probe();
-    const int64_t tick = m.last_tick;
+    const int64_t tick = reached_tick();
     std::size_t size = 1024;
     if (first_tick_ != std::numeric_limits<int64_t>::min() && tick > first_tick_) {
       const double per_tick = double(m.read - read_at_first_tick_) / double(tick - first_tick_);
@@ -276,9 +352,10 @@ class Backfill {
   }
 
   Status finish(uint64_t committed_before, RunStats* stats,
-                int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min()) {
+                int64_t final_tick_floor_ns = std::numeric_limits<int64_t>::min(), std::vector<MetaPut> meta = {}) {
     progress_.complete = true;
-    Status s = engine_.finish(/*final_tick=*/true, stats, {{kMetaBackfill, encode(progress_)}}, final_tick_floor_ns);
+    meta.push_back({kMetaBackfill, encode(progress_)});
+    Status s = engine_.finish(/*final_tick=*/true, stats, meta, final_tick_floor_ns);
     if (!s.is_ok()) return s;
     throttle_.after(engine_.checkpoint_probe().items_committed - committed_before - throttled_);
     report_slice(stats->clock.tick, /*last=*/true);
@@ -292,9 +369,10 @@ class Backfill {
     return fmt::format("backfill-end.{:016x}.{}-of-{}", parts, k, plan_.parts);
   }
 
-  // A topic's part reads only its partitions, but the final tick closes the window of the
-  // largest event time of the whole topic, as one backfill's does: each part commits
-  // what it read, records its largest event time, and waits until every part has.
+  // A part of a topic (or of a partitioned layout) reads only its partitions, but the
+  // final tick closes the window of the largest event time of the whole topic, as one
+  // backfill's does: each part commits what it read, records its largest event time, and
+  // waits until every part has.
   Status wait_for_the_other_parts(StateStore& store, int64_t* floor_ns) {
     RunStats read;
     Status s = engine_.checkpoint({{kMetaBackfill, encode(progress_)}}, &read);
@@ -330,7 +408,7 @@ class Backfill {
   // Commits when the clock has passed the end of the slice in progress, with the input
   // position in progress_, after `mark_position` has completed it.
   Status maybe_commit_slice(const std::function<void()>& mark_position) {
-    const int64_t tick = engine_.router_probe().last_tick;
+    const int64_t tick = reached_tick();
     if (tick == std::numeric_limits<int64_t>::min()) return Status::ok();
     if (current_slice_ == std::numeric_limits<int64_t>::min()) {
       current_slice_ = slice_of(tick);
@@ -346,8 +424,10 @@ class Backfill {
     const uint64_t writes = engine_.checkpoint_probe().items_committed - before;
     throttled_ += writes;
     throttle_.after(writes);
-    report_slice(at_cut.clock.tick, /*last=*/false);
-    current_slice_ = slice_of(at_cut.clock.tick);
+    // Everything submitted is applied now: the clock of what is being read is where the cut is.
+    const int64_t cut_tick = reading_partition_ < 0 ? at_cut.clock.tick : reached_tick();
+    report_slice(cut_tick, /*last=*/false);
+    current_slice_ = slice_of(cut_tick);
     return Status::ok();
   }
 
@@ -369,6 +449,7 @@ class Backfill {
   Progress progress_;
   Throttle throttle_;
   bool show_;
+  int32_t reading_partition_ = -1;  // of a partitioned layout
   int64_t current_slice_ = std::numeric_limits<int64_t>::min();
   int64_t first_tick_ = std::numeric_limits<int64_t>::min();
   uint64_t read_at_first_tick_ = 0;
@@ -422,6 +503,32 @@ Status prepare_state(StateStore& store, const Plan& plan, const FeatureSet& feat
   return plan.parts > 0 ? Status::ok() : store.clear();  // a part checks its share is empty (check_part_is_empty)
 }
 
+// A partitioned layout is read as listed at the first start: recorded then, kept to at a resume.
+Status settle_listing(const std::string& prefix, bool resume, PartitionedLogs* logs, Progress* progress) {
+  if (logs->partition_count == 0) return Status::ok();
+  if (!resume) {
+    progress->listing = encode_listing(*logs);
+    return Status::ok();
+  }
+  return keep_listed(progress->listing, prefix, logs);
+}
+
+// Parts of a layout split the customers by Kafka's partitioner over the partition count,
+// which a layout tells only as its highest partition + 1: a missing partition below it
+// says that the prefix is not the whole topic (one partition's prefix, say), whose count
+// would then be wrong and dead-letter nearly every record as wrong_partition.
+Status check_every_partition_is_there(const std::string& prefix, const PartitionedLogs& logs) {
+  const std::set<int32_t> present(logs.partitions.begin(), logs.partitions.end());
+  for (int32_t p = 0; p < logs.partition_count; ++p)
+    if (present.count(p) == 0)
+      return Status::invalid_argument(
+          "--part over '" + prefix + "': partition=" + std::to_string(p) +
+          " holds no object, below partition=" + std::to_string(logs.partition_count - 1) +
+          "; the parts split the customers by Kafka's partitioner over every partition of the topic: give the "
+          "prefix of the whole topic, or backfill without --part");
+  return Status::ok();
+}
+
 // The topic's reader: every partition (a part: those of its share), from the committed
 // offsets (at first: the earliest) to the end offsets of the first start, through the
 // Kafka source of `run` in bounded mode (its decoding, key check and merge; each record
@@ -448,13 +555,13 @@ Status open_topic(const Config& config, const BackfillArgs& args, const Plan& pl
   return s;
 }
 
-// The customers a part writes (files: a hash of the id; a topic: those of the partitions
-// it reads, by Kafka's default partitioner); all without --part.
-CustomerFilter share_of(const Plan& plan, const KafkaSource* source) {
+// The customers a part writes (files: a hash of the id; a topic or a partitioned layout:
+// those of the partitions it reads, by Kafka's default partitioner); all without --part.
+CustomerFilter share_of(const Plan& plan, const BackfillArgs& args, const KafkaSource* source) {
   if (plan.parts == 0) return nullptr;
   const int part = plan.part - 1, parts = plan.parts;
-  if (source == nullptr) return [part, parts](std::string_view id) { return part_of(id, parts) == part; };
-  const int32_t count = source->partition_count();
+  const int32_t count = source != nullptr ? source->partition_count() : args.partition_count;
+  if (count == 0) return [part, parts](std::string_view id) { return part_of(id, parts) == part; };
   return [part, parts, count](std::string_view id) { return kafka_partition_of_key(id, count) % parts == part; };
 }
 
@@ -480,12 +587,19 @@ int backfill(const BackfillArgs& given) {
   // The logs, S3 prefixes listed: the progress is an index into this list.
   BackfillArgs args = given;
   std::unique_ptr<S3Client> s3;
-  if (!given.events.empty() && !(s = event_logs_of(given.events, config.s3, &s3, &args.events)).is_ok()) {
+  PartitionedLogs logs;
+  if (!given.events.empty() && !(s = event_logs_of(given.events, config.s3, &s3, &logs)).is_ok()) {
     print_error("backfill", s.message());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
+  args.events = logs.logs;                                           // settled below for a layout
+  if (logs.partition_count > 0) args.layout = given.events.front();  // the only --events (event_logs_of)
   Plan plan;
   if (!(s = make_plan(args, &plan)).is_ok()) {
+    print_error("backfill", s.message());
+    return kExitUsage;
+  }
+  if (plan.parts > 0 && !(s = check_every_partition_is_there(args.layout, logs)).is_ok()) {
     print_error("backfill", s.message());
     return kExitUsage;
   }
@@ -517,6 +631,13 @@ int backfill(const BackfillArgs& given) {
     std::printf("backfill: already complete for these arguments; nothing to do\n");
     return kExitOk;
   }
+  if (!(s = settle_listing(args.layout, resume, &logs, &progress)).is_ok()) {
+    print_error("backfill", s.to_string());
+    return kExitFailure;
+  }
+  args.events = std::move(logs.logs);
+  args.event_partitions = std::move(logs.partitions);
+  args.partition_count = logs.partition_count;
   // A topic is opened before the engine starts: a part's share of the customers follows
   // from the topic's partition count.
   KafkaSourceProbe kafka_probe;  // no /metrics to show it
@@ -525,7 +646,7 @@ int backfill(const BackfillArgs& given) {
     print_error("backfill", s.to_string());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;  // a [kafka] property
   }
-  const CustomerFilter in_share = share_of(plan, source.get());
+  const CustomerFilter in_share = share_of(plan, args, source.get());
   if (plan.parts > 0 && !resume && !(s = check_part_is_empty(*store, plan, in_share)).is_ok()) {
     print_error("backfill", s.to_string());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
@@ -543,7 +664,8 @@ int backfill(const BackfillArgs& given) {
   if (plan.parts > 0) {
     // Files: every part computes every customer, because the window clock needs every
     // record (contract, one watermark), and writes the items of its own part only. A
-    // topic: a part reads only its partitions, and so computes only their customers.
+    // topic or a partitioned layout: a part reads only its partitions, and so computes
+    // only their customers.
     options.write_customers = in_share;
     options.load_customers = in_share;  // at a resume; the ids of all (the default)
   }
@@ -555,7 +677,7 @@ int backfill(const BackfillArgs& given) {
   const auto start = std::chrono::steady_clock::now();
   Backfill job(args, plan, config, *engine, progress, s3.get());
   RunStats stats;
-  if (!(s = source ? job.feed_topic(*source, *store, &stats) : job.feed(&stats)).is_ok()) {
+  if (!(s = source ? job.feed_topic(*source, *store, &stats) : job.feed(*store, &stats)).is_ok()) {
     print_error("backfill", s.to_string());
     return kExitFailure;
   }
@@ -585,7 +707,8 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "backfill", "Rebuild the state from event logs in committed, resumable, throttled time slices");
   cmd->add_option("--events", args->events,
                   "JSONL event log, plain or gzip/zstd-compressed: a file, s3://bucket/key or every object under "
-                  "s3://bucket/prefix/ (repeat for several, read in order); or --kafka-topic");
+                  "s3://bucket/prefix/ (partition=N objects, as Kafka Connect writes a topic: a clock per partition); "
+                  "repeat for several, read in order; or --kafka-topic");
   cmd->add_option("--kafka-topic", args->kafka_topic,
                   "read this Kafka topic instead ([kafka] settings): every partition from its earliest offset to "
                   "its end as of the first start, assigned, outside the daemons' consumer group");
@@ -598,8 +721,8 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
                   "customer-hash partitions worked on in parallel (shards); default engine.shards");
   cmd->add_option("--part", args->part,
                   "K/P: run as part K of P processes backfilling one DynamoDB table together; "
-                  "each writes the items of its share of the customers (a topic: reads only the partitions p "
-                  "with p % P + 1 = K, and waits for the other parts at its end)");
+                  "each writes the items of its share of the customers (a topic or partition=N objects: reads only "
+                  "the partitions p with p % P + 1 = K, and waits for the other parts at its end)");
   cmd->add_option("--max-writes-per-sec", args->max_writes_per_sec,
                   "limit on item writes per second, averaged over slices (0 = unthrottled)")
       ->capture_default_str();
@@ -619,6 +742,8 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       "  streamscore backfill --events events.jsonl --config dynamo.toml --part 1/4 --max-writes-per-sec 2000\n"
       "  # 2 processes reading a topic's partitions once between them, into one DynamoDB table:\n"
       "  streamscore backfill --kafka-topic customer-events --config dynamo.toml --part 1/2\n"
+      "  # the same from the topic's archive by Kafka Connect's S3 sink (partition=N objects):\n"
+      "  streamscore backfill --events s3://archive/topics/customer-events/ --config dynamo.toml --part 1/2\n"
       "Each slice is committed atomically with the input position. Run the same command again\n"
       "after an interruption to continue after the last finished slice; once complete, running\n"
       "it again changes nothing. Other arguments on the same --state start over (the state is\n"

@@ -259,39 +259,63 @@ void print_error(const char* command, const std::string& message) {
 
 namespace {
 
-Status objects_of(const std::string& url, S3Client& s3, std::vector<std::string>* out) {
+// The objects `url` names, in reading order (see event_logs_of).
+Status objects_of(const std::string& url, S3Client& s3, PartitionedLogs* out) {
   S3Url where;
   Status s = parse_s3_url(url, &where);
   if (!s.is_ok()) return s;
   const bool prefix = where.key.empty() || where.key.back() == '/';
   std::vector<S3Object> objects;
   if (!(s = s3.list(where.bucket, where.key, &objects)).is_ok()) return s;
-  const std::size_t before = out->size();
+  std::vector<std::string> urls;
   for (const auto& object : objects)
-    if (prefix || object.key == where.key) out->push_back("s3://" + where.bucket + "/" + object.key);
-  if (out->size() > before) return Status::ok();
-  return Status::invalid_argument(
-      "--events '" + url + "': " +
-      (prefix ? "no object under this prefix" : "no such object (a prefix, for every object under it, ends with '/')") +
-      " at " + s3.endpoint());
+    if (prefix || object.key == where.key) urls.push_back("s3://" + where.bucket + "/" + object.key);
+  if (urls.empty())
+    return Status::invalid_argument("--events '" + url + "': " +
+                                    (prefix ? "no object under this prefix"
+                                            : "no such object (a prefix, for every object under it, ends with '/')") +
+                                    " at " + s3.endpoint());
+  return order_partitioned(url, std::move(urls), out);
 }
 
 }  // namespace
 
 Status event_logs_of(const std::vector<std::string>& events, const S3Config& config, std::unique_ptr<S3Client>* s3,
-                     std::vector<std::string>* out) {
-  out->clear();
+                     PartitionedLogs* out) {
+  *out = PartitionedLogs{};
   for (const auto& path : events) {
     if (!is_s3_url(path)) {
       if (!std::filesystem::is_regular_file(path))
         return Status::invalid_argument("--events '" + path + "': no such file");
-      out->push_back(path);
+      out->logs.push_back(path);
       continue;
     }
+    PartitionedLogs objects;
     Status s = *s3 ? Status::ok() : S3Client::make(config, s3);
-    if (s.is_ok()) s = objects_of(path, **s3, out);
+    if (s.is_ok()) s = objects_of(path, **s3, &objects);
     if (!s.is_ok()) return s;
+    if (objects.partition_count > 0 && events.size() > 1)
+      return Status::invalid_argument("--events '" + path +
+                                      "' is a partitioned layout (partition=N objects, each partition with its own "
+                                      "clock): give it as the only --events");
+    out->logs.insert(out->logs.end(), objects.logs.begin(), objects.logs.end());
+    out->partitions = std::move(objects.partitions);
+    out->partition_count = objects.partition_count;
   }
+  return Status::ok();
+}
+
+Status event_logs_of(const std::vector<std::string>& events, const S3Config& config, std::unique_ptr<S3Client>* s3,
+                     std::vector<std::string>* out) {
+  PartitionedLogs logs;
+  Status s = event_logs_of(events, config, s3, &logs);
+  if (!s.is_ok()) return s;
+  if (logs.partition_count > 0)
+    return Status::invalid_argument("--events '" + events.front() +
+                                    "' is a partitioned layout (partition=N objects): this command reads on one "
+                                    "clock, and a partition read after another would expire its records; `replay` "
+                                    "and `backfill` read it with a clock per partition");
+  *out = std::move(logs.logs);
   return Status::ok();
 }
 

@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "io/generator.hpp"
 #include "io/kafka_sink_probe.hpp"
+#include "io/partitioned_layout.hpp"
 #include "io/s3_client.hpp"
 #include "model/log_replay.hpp"
 #include "state/dynamodb_store.hpp"
@@ -61,9 +62,16 @@ Status check_output_path(const std::string& output_key, const std::string& outpu
 
 // The event logs that --events names, in reading order: a file as given; s3://bucket/key
 // that object; s3://bucket/prefix/ (or s3://bucket) every object under the prefix, in key
-// order. `*s3` is made from [s3] at the first URL. invalid_argument (a usage error): a
-// missing file or object, an empty prefix, a bad URL, no credentials; io_error: the
-// store did not answer.
+// order, or, when they lie in partition=N directories (Kafka Connect's layout), in the
+// order of io/partitioned_layout.hpp with the partition of each; such a prefix must be
+// the only --events. `*s3` is made from [s3] at the first URL. invalid_argument (a usage
+// error): a missing file or object, an empty prefix, a bad URL, no credentials, a bad
+// layout; io_error: the store did not answer.
+Status event_logs_of(const std::vector<std::string>& events, const S3Config& config, std::unique_ptr<S3Client>* s3,
+                     PartitionedLogs* out);
+// The same for a command that reads on one clock (train, features): a partitioned
+// layout is a usage error, because its partitions, read one after the other on one
+// clock, would expire each other's records.
 Status event_logs_of(const std::vector<std::string>& events, const S3Config& config, std::unique_ptr<S3Client>* s3,
                      std::vector<std::string>* out);
 

@@ -28,7 +28,8 @@ struct ReplayArgs {
   bool json = false;
 };
 
-Status feed_file(Engine& engine, const std::string& path, S3Client* s3, std::size_t batch_size,
+// `partition`: the log's in a partitioned layout, whose clock its records tick with; -1: none.
+Status feed_file(Engine& engine, const std::string& path, int32_t partition, S3Client* s3, std::size_t batch_size,
                  ProgressLine& progress) {
   LineReader reader;
   reader.set_s3(s3);
@@ -38,6 +39,7 @@ Status feed_file(Engine& engine, const std::string& path, S3Client* s3, std::siz
     RawBatch batch;
     bool at_end = false;
     if (!(s = reader.next(batch_size, /*take_partial=*/true, &batch, &at_end)).is_ok()) return s;
+    if (partition >= 0) batch.partitions.assign(batch.lines.size(), partition);
     if (!batch.lines.empty() && !(s = engine.submit(std::move(batch))).is_ok()) return s;
     progress.update(engine.router_probe());
     if (at_end) return Status::ok();
@@ -65,12 +67,12 @@ int replay(const ReplayArgs& args) {
     return kExitUsage;
   }
   std::unique_ptr<S3Client> s3;
-  std::vector<std::string> logs;
+  PartitionedLogs logs;
   if (!(s = event_logs_of(args.events, config.s3, &s3, &logs)).is_ok()) {
     print_error("replay", s.message());
     return s.is_invalid_argument() ? kExitUsage : kExitFailure;
   }
-  for (const auto& path : logs) {
+  for (const auto& path : logs.logs) {
     if (is_s3_url(path)) continue;
     // The dead-letter file is truncated first: as an input, the log would be lost.
     if (config.dead_letter.kind == "file" &&
@@ -107,8 +109,9 @@ int replay(const ReplayArgs& args) {
   }
   const auto start = std::chrono::steady_clock::now();
   ProgressLine progress("replay");
-  for (const auto& path : logs) {
-    if (!(s = feed_file(*engine, path, s3.get(), config.engine.batch_size, progress)).is_ok()) {
+  for (std::size_t i = 0; i < logs.logs.size(); ++i) {
+    const int32_t partition = logs.partitions.empty() ? -1 : logs.partitions[i];
+    if (!(s = feed_file(*engine, logs.logs[i], partition, s3.get(), config.engine.batch_size, progress)).is_ok()) {
       progress.done();
       print_error("replay", s.to_string());
       return kExitFailure;
@@ -136,7 +139,8 @@ void register_replay_command(CLI::App& root, int* exit_code) {
   auto args = std::make_shared<ReplayArgs>();
   CLI::App* cmd = root.add_subcommand("replay", "Clear the state in --state DIR and rebuild it from event log files");
   cmd->add_option("--events", args->events,
-                  "JSONL event log, plain or gzip/zstd-compressed (repeat for several files, read in order)")
+                  "JSONL event log, plain or gzip/zstd-compressed: a file, s3://bucket/key or every object under "
+                  "s3://bucket/prefix/ (partition=N objects: a clock per partition); repeat for several, read in order")
       ->required();
   cmd->add_option("--state", args->state_dir,
                   "RocksDB state directory (cleared first); not with state.backend = \"dynamodb\"");

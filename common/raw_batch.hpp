@@ -28,12 +28,15 @@ struct RawBatch {
   std::shared_ptr<const std::string> buffer;
   std::vector<LineRef> lines;
   // Kafka only (empty otherwise), one per line: the key (expected: the value's
-  // customer_id) and the partition; `source` is then the topic, positions are offsets.
+  // customer_id); `source` is then the topic, positions are offsets.
   std::vector<KeyRef> keys;
+  // Kafka, or an object of a partitioned layout (io/partitioned_layout.hpp), one per
+  // line: the source partition, whose clock the record ticks with (empty: one clock).
   std::vector<int32_t> partitions;
-  // Kafka with a shared table (state.shared): the topic's partition count. Each customer
-  // belongs to the partition Kafka's default partitioner gives its id; a record read from
-  // another partition is dead-lettered (wrong_partition). 0: no such check.
+  // Kafka with a shared table (state.shared), or a part's share of a topic or of a
+  // partitioned layout: the partition count. Each customer belongs to the partition
+  // Kafka's default partitioner gives its id; a record read from another partition is
+  // dead-lettered (wrong_partition). 0: no such check.
   int32_t partition_count = 0;
   std::string source;  // "events.jsonl", later "customer-events/3"
   std::string_view line(std::size_t i) const {

@@ -2,7 +2,8 @@
 // librdkafka's mock cluster. The backfill equals a bounded `run` of the topic, leaves the
 // daemons' consumer group and its committed offsets alone, resumes after a SIGKILL to
 // the export of one uninterrupted backfill (stopping at the ends of its first start
-// while the topic grows), and refuses --events with --kafka-topic. In parts (--part K/P,
+// while the topic grows), leaves a `run` of the topic to start at its end offsets, and
+// refuses --events with --kafka-topic. In parts (--part K/P,
 // DynamoDB), each part reads only its partitions, and the parts together leave the table
 // of one topic backfill, also with a part killed and resumed.
 #define BOOST_TEST_MODULE backfill_topic
@@ -265,4 +266,25 @@ BOOST_FIXTURE_TEST_CASE(parts_read_only_their_partitions_and_give_the_table_of_o
   Result again = run_cli(dir, backfill + table_sets(table) + " --part 3/3");
   BOOST_TEST(again.exit_code == 0);
   BOOST_TEST(again.out.find("already complete") != std::string::npos, again.out);
+}
+
+// A `run` of the topic on a topic backfill's state continues at the end offsets the
+// backfill read to, not at the beginning (nor at a group's offsets): it reads only the
+// records produced since, and the features are those of one bounded run of everything.
+BOOST_FIXTURE_TEST_CASE(a_run_after_a_topic_backfill_starts_at_its_end_offsets, Fixture) {
+  produce_log("--customers 300 --events 6000 --days 20 --bad-rate 0.01 --dup-rate 0.05 --late-rate 0 --seed 51", log);
+  Result b = run_cli(dir, words(backfill_args("bf")));
+  BOOST_REQUIRE_MESSAGE(b.exit_code == 0, b.err + b.out);
+  const auto later = produce_log(
+      "--customers 300 --events 2000 --days 5 --start 2025-01-22T00:00:00Z --dup-rate 0 --late-rate 0 --seed 52",
+      dir / "later.jsonl");
+  Result run =
+      run_cli(dir, words({"run", "--set", "source.kind=kafka", "--set", "kafka.bootstrap_servers=" + bootstrap(),
+                          "--set", "source.exit_at_end=true", "--set", "source.group_id=never-committed", "--set",
+                          "state.path=" + (dir / "bf"), "--top", "0", "--json"}));
+  BOOST_REQUIRE_MESSAGE(run.exit_code == 0, run.err + run.out);
+  BOOST_TEST(summary_number(run.out, "read") == static_cast<long long>(later.size()), run.out);
+  BOOST_TEST(summary_number(run.out, "duplicates") == 0, run.out);
+  bounded_run("whole", "compare");
+  BOOST_TEST(features_only(export_of("bf")) == features_only(export_of("whole")));
 }
