@@ -21,6 +21,7 @@
 #include "common/time.hpp"
 #include "messages/run_stats.hpp"
 #include "state/event_clock.hpp"
+#include "state/feature_set.hpp"
 #include "state/store.hpp"
 
 namespace caf {
@@ -92,6 +93,9 @@ struct EngineOptions {
   bool scoring = false;
   std::shared_ptr<const LoadedModel> initial_model;
   int64_t rescore_rate = 50000;  // items per second, all shards together, after a swap
+  // The features the shards compute (config [[feature]] tables; today's three when none):
+  // the parser extracts what they read, and their longest window is the horizon.
+  FeatureSet features = FeatureSet::defaults();
 };
 
 class Engine {

@@ -64,10 +64,10 @@ class Builder final : public LogReplay {
   }
 
   void snapshot(int64_t cut) {
-    const int64_t cut_ns = cut * kWindowNanos;
     const std::size_t before = out_->rows.size();
     for (const CustomerState& c : shard().customers()) {
-      if (c.version == 0 || c.written.last_event.ns < cut_ns - kHorizonNanos) continue;
+      if (c.version == 0 || c.written.last_event.ns < horizon_start_ns(cut, options_.replay.features.horizon_windows()))
+        continue;
       TrainingRow row;
       row.cut_tick = cut;
       row.customer_id = c.id;

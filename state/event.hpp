@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/time.hpp"
 
@@ -12,6 +13,9 @@ namespace streamscore {
 // Amounts above this are rejected (bad_amount). It keeps 30-day sums in int64 cents exact
 // up to 92 million maximum-amount transactions per customer and 30 days.
 constexpr int64_t kMaxAmountCents = 100'000'000'000;  // 1,000,000,000.00
+// A declared feature's field value, in units of 10^-scale, is absent beyond this bound
+// (the amount's, in cents): sums stay exact in int64 for as many values per window.
+constexpr int64_t kMaxScaledValue = kMaxAmountCents;
 
 // An instant with the number of fraction digits it was written with, so that
 // `last_event_time` is printed the way the input wrote it. Ordered by instant first;
@@ -36,14 +40,15 @@ constexpr int64_t window_of(int64_t ns) {
 }
 
 // At tick `tick`, events before this instant are expired: they can change no feature.
-constexpr int64_t horizon_start_ns(int64_t tick) {
-  return tick * kWindowNanos - kHorizonNanos;
+// `horizon_windows`: the longest feature window (FeatureSet::horizon_windows).
+constexpr int64_t horizon_start_ns(int64_t tick, int64_t horizon_windows) {
+  return (tick - horizon_windows) * kWindowNanos;
 }
 // At tick `tick`, ids whose first event is before this instant are forgotten: the
 // horizon plus the allowed lateness (contract, section 2). The window clock and the
 // shards must agree on it, so both use this.
-constexpr int64_t forget_before_ns(int64_t tick, int64_t allowed_lateness_ns) {
-  return horizon_start_ns(tick) - allowed_lateness_ns;
+constexpr int64_t forget_before_ns(int64_t tick, int64_t horizon_windows, int64_t allowed_lateness_ns) {
+  return horizon_start_ns(tick, horizon_windows) - allowed_lateness_ns;
 }
 
 // 128-bit dedup key: XXH3-128 of the length-prefixed (customer_id, event_id) pair
@@ -70,6 +75,12 @@ struct ParsedEvent {
   uint64_t customer_hash = 0;    // stable hash of customer_id, picks the shard
   uint32_t record_index = 0;     // position of the record in its batch
   int32_t clock = kSingleClock;  // its window clock: its source partition
+  // Declared features other than the default set (state/feature_plan.hpp): bit f set when
+  // the event type passes the plan's filter f, bit k when value slot k is present, and the
+  // values by slot (scaled integers). Unused, and left empty, for the default set.
+  uint64_t filters = 0;
+  uint64_t present = 0;
+  std::vector<int64_t> values;
 };
 
 // "After the first `position` events of a shard batch, advance the clock to `tick`":
