@@ -311,16 +311,17 @@ bool feature_field_value(const Handler& h, int f, int scale, int64_t* scaled) {
 }
 
 void fill_feature_inputs(const Handler& h, const FeaturePlan& plan, ParsedEvent* out) {
-  out->filters = plan.filters_of(h.field(kEventType).text);
-  out->present = 0;
-  out->values.assign(plan.values.size(), 0);
+  FeatureInputs& in = out->inputs.fill();
+  in.filters = plan.filters_of(h.field(kEventType).text);
+  in.present = 0;
+  in.values.assign(plan.values.size(), 0);
   for (std::size_t k = 0; k < plan.values.size(); ++k) {
     const FeaturePlan::ValueSlot& slot = plan.values[k];
     int f = kAmount;
     if (slot.field != "amount")
       f = kFieldCount +
           static_cast<int>(std::find(plan.fields.begin(), plan.fields.end(), slot.field) - plan.fields.begin());
-    if (feature_field_value(h, f, slot.scale, &out->values[k])) out->present |= uint64_t{1} << k;
+    if (feature_field_value(h, f, slot.scale, &in.values[k])) in.present |= uint64_t{1} << k;
   }
 }
 

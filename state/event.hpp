@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -65,22 +66,50 @@ struct DedupKey {
 constexpr int32_t kSingleClock = -1;
 constexpr int32_t kEveryClock = -2;  // a tick for every clock at once: the final tick
 
+// What an event gives declared features other than the default set (state/feature_plan.hpp):
+// bit f of `filters` set when its type passes the plan's filter f, bit k of `present` when
+// value slot k was read, and the values by slot (scaled integers).
+struct FeatureInputs {
+  uint64_t filters = 0;
+  uint64_t present = 0;
+  std::vector<int64_t> values;
+};
+
+// Owns an event's FeatureInputs, if any. One pointer, so that the events of the default set
+// stay as small as they were; copied deeply, as actor messages copy events.
+class FeatureInputsPtr {
+ public:
+  FeatureInputsPtr() = default;
+  FeatureInputsPtr(const FeatureInputsPtr& other) { *this = other; }
+  FeatureInputsPtr(FeatureInputsPtr&&) noexcept = default;
+  FeatureInputsPtr& operator=(FeatureInputsPtr&&) noexcept = default;
+  FeatureInputsPtr& operator=(const FeatureInputsPtr& other) {
+    if (this != &other) inputs_ = other.inputs_ ? std::make_unique<FeatureInputs>(*other.inputs_) : nullptr;
+    return *this;
+  }
+  explicit operator bool() const { return inputs_ != nullptr; }
+  const FeatureInputs& operator*() const { return *inputs_; }
+  // The inputs to fill, made when there are none.
+  FeatureInputs& fill() {
+    if (!inputs_) inputs_ = std::make_unique<FeatureInputs>();
+    return *inputs_;
+  }
+
+ private:
+  std::unique_ptr<FeatureInputs> inputs_;
+};
+
 struct ParsedEvent {
   std::string customer_id;
   EventTime time;
   int64_t cents = 0;  // exact amount in cents
-  bool is_transaction = false;
   DedupKey key;
-  uint32_t fingerprint = 0;      // event_fingerprint: tells conflicting duplicates apart
+  uint32_t fingerprint = 0;  // event_fingerprint: tells conflicting duplicates apart
+  bool is_transaction = false;
   uint64_t customer_hash = 0;    // stable hash of customer_id, picks the shard
   uint32_t record_index = 0;     // position of the record in its batch
   int32_t clock = kSingleClock;  // its window clock: its source partition
-  // Declared features other than the default set (state/feature_plan.hpp): bit f set when
-  // the event type passes the plan's filter f, bit k when value slot k is present, and the
-  // values by slot (scaled integers). Unused, and left empty, for the default set.
-  uint64_t filters = 0;
-  uint64_t present = 0;
-  std::vector<int64_t> values;
+  FeatureInputsPtr inputs;       // declared features only (none for the default set)
 };
 
 // "After the first `position` events of a shard batch, advance the clock to `tick`":

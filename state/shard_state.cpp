@@ -902,16 +902,18 @@ void ShardState::add_declared(CustomerState& c, std::size_t bucket, bool created
   if (created) d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
   const int64_t window = c.buckets[bucket].window;
   const bool entered = c.hi != kNoTick && window < c.hi;
+  if (!e.inputs) return;  // an event not parsed for these features (none is: the engine parses them all)
+  const FeatureInputs& in = *e.inputs;
   for (std::size_t i = 0; i < inputs; ++i) {
     const FeaturePlan::Input& input = plan_->inputs[i];
-    if (!(e.filters >> input.filter & 1)) continue;
+    if (!(in.filters >> input.filter & 1)) continue;
     int64_t value = 0;  // a count's
     if (input.value >= 0) {
-      if (!(e.present >> input.value & 1)) {
+      if (!(in.present >> input.value & 1)) {
         ++skipped_[i];
         continue;
       }
-      value = e.values[static_cast<std::size_t>(input.value)];
+      value = in.values[static_cast<std::size_t>(input.value)];
     }
     d.cells[bucket * inputs + i].add(value);
     if (!entered) continue;
