@@ -1,6 +1,8 @@
 // The engine's view of one customer event, after parsing and validation.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -72,7 +74,7 @@ constexpr int32_t kEveryClock = -2;  // a tick for every clock at once: the fina
 struct FeatureInputs {
   uint64_t filters = 0;
   uint64_t present = 0;
-  std::vector<int64_t> values;
+  boost::container::small_vector<int64_t, 4> values;  // inline: one allocation per event
 };
 
 // Owns an event's FeatureInputs, if any. One pointer, so that the events of the default set

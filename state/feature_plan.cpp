@@ -60,6 +60,7 @@ std::shared_ptr<const FeaturePlan> FeaturePlan::make(const FeatureSet& set) {
   for (std::size_t t = 0; t < plan->tracks.size(); ++t) {
     const auto at = std::lower_bound(plan->windows.begin(), plan->windows.end(), plan->tracks[t].window);
     plan->window_tracks[at - plan->windows.begin()].push_back(static_cast<int>(t));
+    plan->track_window.push_back(static_cast<int>(at - plan->windows.begin()));
   }
   plan->horizon_windows = set.horizon_windows();
   for (std::size_t f = 0; f < plan->filters.size(); ++f) {

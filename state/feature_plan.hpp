@@ -45,6 +45,7 @@ struct FeaturePlan {
   std::vector<Track> tracks;
   std::vector<int64_t> windows;                 // distinct track windows, ascending
   std::vector<std::vector<int>> window_tracks;  // by `windows` entry: its tracks
+  std::vector<int> track_window;                // by track: its `windows` entry
   std::vector<Output> outputs;
   int64_t horizon_windows = 0;
 

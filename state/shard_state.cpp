@@ -138,6 +138,7 @@ uint32_t ShardState::customer_slot(const std::string& id, uint64_t hash) {
     declared->plan = plan_.get();
     declared->tracks.resize(plan_->tracks.size());
     declared->written.resize(plan_->outputs.size());
+    declared->leaving.resize(plan_->windows.size(), 0);
     customers_.back().declared = std::move(declared);
   }
   index_[i] = slot + 1;
@@ -899,7 +900,10 @@ Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
 void ShardState::add_declared(CustomerState& c, std::size_t bucket, bool created, const ParsedEvent& e) {
   DeclaredState& d = *c.declared;
   const std::size_t inputs = plan_->inputs.size();
-  if (created) d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
+  if (created) {
+    d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
+    bucket_inserted(c, bucket);
+  }
   const int64_t window = c.buckets[bucket].window;
   const bool entered = c.hi != kNoTick && window < c.hi;
   if (!e.inputs) return;  // an event not parsed for these features (none is: the engine parses them all)
@@ -939,13 +943,14 @@ void ShardState::enter_and_leave_declared(CustomerState& c, int64_t tick) {
       if (bucket->window >= tick - plan_->tracks[t].window) d.tracks[t].add(cells[plan_->tracks[t].input]);
   }
   uint64_t stale = 0;  // tracks whose extreme left
-  for (std::size_t k = 0; old_hi != kNoTick && k < plan_->windows.size(); ++k) {
-    const int64_t length = plan_->windows[k];
-    const int64_t leave_end = std::min(old_hi, tick - length);
-    auto it = std::lower_bound(c.buckets.begin() + c.head, c.buckets.end(), old_hi - length,
-                               [](const Bucket& b, int64_t w) { return b.window < w; });
-    for (; it != c.buckets.end() && it->window < leave_end; ++it) {
-      const Cell* cells = &d.cells[static_cast<std::size_t>(it - c.buckets.begin()) * inputs];
+  for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
+    // Buckets from the cursor up to tick - length leave; those that had entered (before the
+    // old hi) were in the tracks of this length.
+    const int64_t lo = tick - plan_->windows[k];
+    uint32_t& cursor = d.leaving[k];
+    for (; cursor < c.buckets.size() && c.buckets[cursor].window < lo; ++cursor) {
+      if (old_hi == kNoTick || c.buckets[cursor].window >= old_hi) continue;
+      const Cell* cells = &d.cells[cursor * inputs];
       for (int t : plan_->window_tracks[k]) {
         const Cell& gone = cells[plan_->tracks[t].input];
         Cell& track = d.tracks[t];
@@ -964,6 +969,7 @@ void ShardState::enter_and_leave_declared(CustomerState& c, int64_t tick) {
   if (c.head > 16 && c.head * 2 > c.buckets.size()) {
     c.buckets.erase(c.buckets.begin(), c.buckets.begin() + c.head);
     d.cells.erase(d.cells.begin(), d.cells.begin() + static_cast<std::ptrdiff_t>(c.head * inputs));
+    for (uint32_t& cursor : d.leaving) cursor -= c.head;  // the horizon is the longest window: cursor >= head
     c.head = 0;
   }
 }
@@ -976,11 +982,20 @@ void ShardState::rebuild_tracks(CustomerState& c, uint64_t tracks) const {
     if (!(tracks >> t & 1)) continue;
     const FeaturePlan::Track& track = plan_->tracks[t];
     Cell fresh;
-    auto it = std::lower_bound(c.buckets.begin() + c.head, c.buckets.end(), c.hi - track.window,
-                               [](const Bucket& b, int64_t w) { return b.window < w; });
-    for (; it != c.buckets.end() && it->window < c.hi; ++it)
-      fresh.add(d.cells[static_cast<std::size_t>(it - c.buckets.begin()) * inputs + track.input]);
+    for (std::size_t i = d.leaving[plan_->track_window[t]]; i < c.buckets.size() && c.buckets[i].window < c.hi; ++i)
+      fresh.add(d.cells[i * inputs + track.input]);
     d.tracks[t] = fresh;
+  }
+}
+
+// Keeps every cursor on the bucket it pointed to, unless the new one is the first inside
+// that window now.
+void ShardState::bucket_inserted(CustomerState& c, std::size_t at) const {
+  DeclaredState& d = *c.declared;
+  for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
+    uint32_t& cursor = d.leaving[k];
+    const bool outside = c.hi != kNoTick && c.buckets[at].window < c.hi - plan_->windows[k];
+    if (at < cursor || (at == cursor && outside)) ++cursor;
   }
 }
 
@@ -1080,6 +1095,12 @@ Status ShardState::load_declared(Decoder& d, CustomerState& c, const std::string
         return bad("has a truncated bucket");
       state.cells.push_back(cell);
     }
+  }
+  for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
+    const int64_t lo = c.hi == kNoTick ? std::numeric_limits<int64_t>::min() : c.hi - plan_->windows[k];
+    state.leaving[k] = static_cast<uint32_t>(std::lower_bound(c.buckets.begin(), c.buckets.end(), lo,
+                                                              [](const Bucket& b, int64_t w) { return b.window < w; }) -
+                                             c.buckets.begin());
   }
   if (c.hi != kNoTick) rebuild_tracks(c, ~uint64_t{0});
   return Status::ok();

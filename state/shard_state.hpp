@@ -61,6 +61,9 @@ struct DeclaredState {
   std::vector<Cell> cells;            // plan->inputs per bucket, aligned with `buckets` (head included)
   std::vector<Cell> tracks;           // by plan track: the entered windows in [hi - window, hi)
   std::vector<FeatureValue> written;  // the features of the last written version, by output
+  // By plan window: the index in `buckets` of the first bucket with window >= hi - length,
+  // so that a tick finds the buckets leaving each window without a search.
+  std::vector<uint32_t> leaving;
 };
 
 struct CustomerState {
@@ -236,6 +239,7 @@ class ShardState {
   void add_declared(CustomerState& c, std::size_t bucket, bool created, const ParsedEvent& e);
   void enter_and_leave_declared(CustomerState& c, int64_t tick);
   void rebuild_tracks(CustomerState& c, uint64_t tracks) const;
+  void bucket_inserted(CustomerState& c, std::size_t at) const;
   void declared_values(const CustomerState& c, std::vector<FeatureValue>* out) const;
   bool take_declared_content(CustomerState& c);
   bool content_changed(const CustomerState& c) const;

@@ -476,3 +476,44 @@ BOOST_AUTO_TEST_CASE(the_default_set_declared_explicitly_exports_what_the_implic
   BOOST_TEST(implicit.items.size() > 30u);
   BOOST_TEST(explicit_set.items == implicit.items);
 }
+
+BOOST_AUTO_TEST_CASE(skipped_values_are_a_metric_per_feature) {
+  FeatureSet set;
+  const Status made = FeatureSet::make({FeatureSpec{"risk_max_1h", Aggregation::max, {}, "risk", 12, 3},
+                                        FeatureSpec{"events_5m", Aggregation::count, {}, "amount", 1, 2},
+                                        FeatureSpec{"items_avg_1d", Aggregation::avg, {"login"}, "items", 288, 0}},
+                                       &set);
+  BOOST_REQUIRE(made.is_ok());
+  LogMaker maker(50);
+  const std::vector<Record> records = maker.records(20, 800);
+  const std::vector<std::string> lines = lines_of(records);
+  const std::string path = temp_log("declared-metric");
+  write_lines(path, lines);
+  CheckedReplay replay(replay_options(set), records);
+  BOOST_REQUIRE(replay.feed(path).is_ok());
+  replay.finish();
+  std::filesystem::remove(path);
+
+  EngineOptions options;
+  options.shards = 3;
+  options.threads = 2;
+  options.allowed_lateness_ns = kLateness;
+  options.features = set;
+  options.now_ns = [] { return kTestNow; };
+  auto store = make_memory_store();
+  std::unique_ptr<Engine> engine;
+  BOOST_REQUIRE(Engine::start(options, store.get(), &engine).is_ok());
+  for (std::size_t i = 0; i < lines.size(); i += 64)
+    BOOST_REQUIRE(engine->submit(make_batch(lines, i, std::min(lines.size(), i + 64), "test.jsonl")).is_ok());
+  RunStats stats;
+  BOOST_REQUIRE(engine->finish(true, &stats).is_ok());
+  std::string metrics;
+  engine->shard_probe().render(metrics, 0);
+  BOOST_TEST(replay.skipped(0) > 0u);
+  BOOST_TEST(replay.skipped(1) == 0u);
+  for (std::size_t f = 0; f < set.size(); ++f) {
+    const std::string line = "streamscore_feature_values_skipped_total{feature=\"" + set.specs()[f].name + "\"} " +
+                             std::to_string(replay.skipped(f)) + "\n";
+    BOOST_TEST(metrics.find(line) != std::string::npos, line << " in\n" << metrics);
+  }
+}
