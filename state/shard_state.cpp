@@ -434,6 +434,10 @@ void ShardState::advance_clock(TickClock& clock, int64_t tick) {
   if (clock.current_tick != kNoTick && tick <= clock.current_tick) return;
   while (!clock.calendar.empty() && clock.calendar.begin()->first <= tick) {
     auto node = clock.calendar.extract(clock.calendar.begin());
+    if (plan_) {
+      evaluate_declared_due(node.mapped(), node.key());
+      continue;
+    }
     for (uint32_t slot : node.mapped()) evaluate(slot, node.key());
   }
   clock.current_tick = tick;
@@ -971,6 +975,21 @@ void ShardState::enter_and_leave_declared(CustomerState& c, int64_t tick) {
     d.cells.erase(d.cells.begin(), d.cells.begin() + static_cast<std::ptrdiff_t>(c.head * inputs));
     for (uint32_t& cursor : d.leaving) cursor -= c.head;  // the horizon is the longest window: cursor >= head
     c.head = 0;
+  }
+}
+
+// The customers due at a tick, their state fetched ahead: an evaluation of declared features
+// reads a customer, its declared state and buckets of several windows, each a cache miss.
+void ShardState::evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick) {
+  constexpr std::size_t kCustomerAhead = 8, kStateAhead = 4;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (i + kCustomerAhead < slots.size()) __builtin_prefetch(&customers_[slots[i + kCustomerAhead]]);
+    if (i + kStateAhead < slots.size()) {
+      const CustomerState& ahead = customers_[slots[i + kStateAhead]];
+      __builtin_prefetch(ahead.declared.get());
+      if (!ahead.buckets.empty()) __builtin_prefetch(&ahead.buckets.back());
+    }
+    evaluate(slots[i], tick);
   }
 }
 

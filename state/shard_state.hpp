@@ -239,6 +239,7 @@ class ShardState {
   void add_declared(CustomerState& c, std::size_t bucket, bool created, const ParsedEvent& e);
   void enter_and_leave_declared(CustomerState& c, int64_t tick);
   void rebuild_tracks(CustomerState& c, uint64_t tracks) const;
+  void evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick);
   void bucket_inserted(CustomerState& c, std::size_t at) const;
   void declared_values(const CustomerState& c, std::vector<FeatureValue>* out) const;
   bool take_declared_content(CustomerState& c);
