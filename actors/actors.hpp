@@ -29,7 +29,8 @@ namespace streamscore {
 
 class DeadLetterSink;
 
-ParserActor spawn_parser(caf::actor_system& sys);
+// `features`: the declared features' plan the parser extracts inputs for (null: the default set).
+ParserActor spawn_parser(caf::actor_system& sys, std::shared_ptr<const FeaturePlan> features);
 
 struct ModelProbe;
 

@@ -53,8 +53,8 @@ bool get_clock(Decoder& d, ClockSnapshot* c) {
 constexpr uint8_t kPartitionClocks = 2;
 
 // The first day of ids still inside the horizon (plus lateness) of a clock at `tick`.
-int64_t first_day_kept(int64_t tick, int64_t allowed_lateness_ns) {
-  const int64_t forget_ns = forget_before_ns(tick, allowed_lateness_ns);
+int64_t first_day_kept(int64_t tick, const EngineOptions& options) {
+  const int64_t forget_ns = forget_before_ns(tick, options.features.horizon_windows(), options.allowed_lateness_ns);
   return floor_div(forget_ns, kDayNanos);
 }
 
@@ -203,10 +203,12 @@ Status load_shards(StateStore* store, std::vector<std::shared_ptr<ShardState>>& 
 
 // Fresh shard states at the clocks' ticks, holding the stored customers `owned` picks
 // (all when it is empty). Shards share nothing, so they load in parallel.
-Status load_customers(StateStore* store, int64_t lateness_ns, int shards, int threads, const ClockSnapshots& clocks,
-                      const LoadFilters& filters, std::vector<std::shared_ptr<ShardState>>* states) {
+Status load_customers(StateStore* store, const EngineOptions& options, int shards, int threads,
+                      const ClockSnapshots& clocks, const LoadFilters& filters,
+                      std::vector<std::shared_ptr<ShardState>>* states) {
   ShardOptions shard_options;
-  shard_options.allowed_lateness_ns = lateness_ns;
+  shard_options.allowed_lateness_ns = options.allowed_lateness_ns;
+  shard_options.features = options.features;
   states->clear();
   for (int i = 0; i < shards; ++i) states->push_back(std::make_shared<ShardState>(shard_options));
   // A clock that has not started (a writer's first run on a table others wrote, a new
@@ -240,7 +242,7 @@ Status load_state(StateStore* store, const EngineOptions& options, int threads, 
   if (!s.is_ok()) return s;
   clock->restore(clocks);
   const PartitionScope* scope = options.load_partitions ? &*options.load_partitions : nullptr;
-  return load_customers(store, options.allowed_lateness_ns, options.shards, threads, clocks,
+  return load_customers(store, options, options.shards, threads, clocks,
                         {options.load_customers, options.load_dedup_ids, nullptr, scope}, states);
 }
 
@@ -319,7 +321,7 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
   const int threads =
       options.threads > 0 ? options.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   engine->options_.threads = threads;  // resolved once; replace_customers loads with as many
-  auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns);
+  auto clock = std::make_shared<EventClock>(options.allowed_lateness_ns, options.features.horizon_windows());
   std::vector<std::shared_ptr<ShardState>> states;
   s = load_state(store, options, threads, clock.get(), &states);
   if (!s.is_ok()) return s;
@@ -342,7 +344,9 @@ Status Engine::start(const EngineOptions& options, StateStore* store, std::uniqu
 
   RouterConfig rc;
   const int parsers = options.parsers > 0 ? options.parsers : threads;
-  for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys));
+  const std::shared_ptr<const FeaturePlan> plan = FeaturePlan::make(options.features);
+  for (int i = 0; i < parsers; ++i) rc.parsers.push_back(spawn_parser(sys, plan));
+  engine->shard_probe_->set_features(options.features);
   ShardScoring scoring;
   engine->model_probe_ = std::make_shared<ModelProbe>(states.size());
   if (options.scoring) {
@@ -540,8 +544,8 @@ Status Engine::replace_customers(const CustomerFilter& owned, const PartitionSco
   const CustomerFilter none = [](std::string_view) { return false; };
   std::vector<std::shared_ptr<ShardState>> states;
   const CustomerFilter& picked = owned ? owned : none;
-  if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(handles_->shards.size()),
-                           options_.threads, clocks, {picked, picked, partition_of, owned ? scope : nullptr}, &states))
+  if (!(s = load_customers(store_, options_, static_cast<int>(handles_->shards.size()), options_.threads, clocks,
+                           {picked, picked, partition_of, owned ? scope : nullptr}, &states))
            .is_ok())
     return s;
   for (std::size_t i = 0; i < handles_->shards.size() && s.is_ok(); ++i)
@@ -571,8 +575,8 @@ Status Engine::reshape_customers(const CustomerFilter& dropped, const std::vecto
     if (scope && options_.partition_clock_key && !(s = read_partition_clocks(scope->partitions, &restored)).is_ok())
       return s;
     for (const auto& [p, clock] : restored) clocks[p] = clock;
-    if (!(s = load_customers(store_, options_.allowed_lateness_ns, static_cast<int>(handles_->shards.size()),
-                             options_.threads, restored, {added, added, partition_of, scope}, &states))
+    if (!(s = load_customers(store_, options_, static_cast<int>(handles_->shards.size()), options_.threads, restored,
+                             {added, added, partition_of, scope}, &states))
              .is_ok())
       return s;
   }
@@ -604,12 +608,12 @@ Status Engine::take_cut(const BarrierRequest& request, Cut* cut) {
 void Engine::add_forget_bounds(const ClockSnapshots& clocks, WriteSet* writes) {
   int64_t earliest = 0;
   if (earliest_tick(clocks, &earliest)) {
-    const int64_t day = first_day_kept(earliest, options_.allowed_lateness_ns);
+    const int64_t day = first_day_kept(earliest, options_);
     if (day > forgotten_before_day_) writes->forget_dedup_before_day = forgotten_before_day_ = day;
   }
   for (const auto& [partition, clock] : clocks) {
     if (partition == kSingleClock || !clock.started) continue;
-    const int64_t day = first_day_kept(clock.tick, options_.allowed_lateness_ns);
+    const int64_t day = first_day_kept(clock.tick, options_);
     auto [last, fresh] = forgotten_partition_day_.emplace(partition, day);
     if (!fresh && day <= last->second) continue;
     writes->forget_partition_dedup_before_day[partition] = last->second = day;

@@ -54,8 +54,9 @@ struct EngineOptions {
   int nice = 0;
   int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;
   int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;
-  // The features the items hold. Part of the state: start() refuses a state built with
-  // other definitions (check_features).
+  // The features the items hold (config [[feature]] tables; today's three when none): the
+  // parser extracts what they read, and their longest window is the horizon. Part of the
+  // state: start() refuses a state built with other definitions (check_features).
   FeatureSet features = FeatureSet::defaults();
   // A bulk load (`replay`) rebuilds the whole state as one unit: items are written
   // once, by the shards, at finish(), without checkpoints. The state is marked

@@ -8,8 +8,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "io/metrics_text.hpp"
+#include "state/feature_set.hpp"
 
 namespace streamscore {
 
@@ -53,7 +55,16 @@ struct ShardProbe final : MetricsProbe {
     return sent > applied ? static_cast<int64_t>(sent - applied) : 0;
   }
 
+  // Accepted events each declared feature skipped (its field absent, not a number, or
+  // out of bounds), by feature in config order; set_features names them (before the shards start).
+  std::array<std::atomic<uint64_t>, kMaxFeatures> skipped_values{};
+  void set_features(const FeatureSet& features);
+  std::size_t feature_count() const { return feature_names_.size(); }
+
   void render(std::string& out, int64_t now_unix_ns) const override;
+
+ private:
+  std::vector<std::string> feature_names_;
 };
 
 }  // namespace streamscore

@@ -15,6 +15,7 @@ namespace {
 
 struct ParserState {
   EventParser parser;
+  std::shared_ptr<const FeaturePlan> features;  // null: the default set
 };
 
 // A Kafka record is keyed by customer_id. Without a key it is dead-lettered (as Kafka
@@ -50,7 +51,9 @@ bool check_key(const RawBatch& batch, uint32_t i, const ParsedEvent& event, Pars
   return true;
 }
 
-ParserActor::behavior_type parser_actor(ParserActor::stateful_pointer<ParserState> self) {
+ParserActor::behavior_type parser_actor(ParserActor::stateful_pointer<ParserState> self,
+                                        std::shared_ptr<const FeaturePlan> features) {
+  self->state.features = std::move(features);
   return {
       [=](parse_atom, const RawBatchPtr& batch_ptr, uint32_t begin, uint32_t end, int64_t max_event_ns) -> ParsedChunk {
         const RawBatch& batch = *batch_ptr;
@@ -58,6 +61,7 @@ ParserActor::behavior_type parser_actor(ParserActor::stateful_pointer<ParserStat
         chunk.events.reserve(end - begin);
         ParseOptions options;
         options.max_event_ns = max_event_ns;
+        options.features = self->state.features.get();
         ParsedEvent event;
         ParseFailure failure;
         for (uint32_t i = begin; i < end; ++i) {
@@ -89,7 +93,19 @@ struct ShardActorState {
   // What this shard has added to the totals in `probe` so far (it adds the differences).
   uint64_t published_versions = 0, published_tick_nanos = 0;
   int64_t published_dedup = 0, published_customers = 0;
+  std::vector<uint64_t> published_skipped;  // by feature
 };
+
+// Each feature's skipped values since the last call (a replaced state starts from 0).
+void publish_skipped(ShardActorState& st) {
+  const std::size_t features = st.probe->feature_count();
+  st.published_skipped.resize(features, 0);
+  for (std::size_t f = 0; f < features; ++f) {
+    const uint64_t now = st.shard->skipped_values(f);
+    st.probe->skipped_values[f].fetch_add(now - st.published_skipped[f], std::memory_order_relaxed);
+    st.published_skipped[f] = now;
+  }
+}
 
 using shard_ptr = ShardActor::stateful_pointer<ShardActorState>;
 
@@ -106,6 +122,7 @@ void publish(ShardActorState& st) {
   st.published_versions = versions;
   st.published_tick_nanos = nanos;
   st.published_dedup = dedup;
+  publish_skipped(st);
 }
 
 ShardReport report_of(const ShardActorState& st) {
@@ -183,7 +200,7 @@ void score_then(shard_ptr self, std::function<void()> done, std::function<void(c
   if (slots->empty()) return done();
   ScoreRequest request;
   request.items.reserve(slots->size());
-  for (uint32_t slot : *slots) request.items.push_back(item_feature_values(*st.shard, st.shard->customers()[slot]));
+  for (uint32_t slot : *slots) request.items.push_back(item_feature_values(st.shard->customers()[slot]));
   self->request(st.scoring.model, caf::infinite, score_atom::value, std::move(request))
       .await(
           [=](ScoreReply& reply) {
@@ -286,6 +303,7 @@ ShardActor::behavior_type shard_actor(shard_ptr self, std::shared_ptr<ShardState
         // Totals keep counting from here: the fresh state's own counters start at 0.
         st.published_versions = st.shard->logical_writes();
         st.published_tick_nanos = st.shard->tick_nanos();
+        st.published_skipped.assign(st.published_skipped.size(), 0);
         st.rescores_reported = st.shard->rescores();
         publish(st);
         if (st.rescore_target > 0 && !st.rescore_pending) {
@@ -374,8 +392,8 @@ DeadLetterActor::behavior_type dead_letter_actor(DeadLetterActor::stateful_point
 
 }  // namespace
 
-ParserActor spawn_parser(caf::actor_system& sys) {
-  return sys.spawn(parser_actor);
+ParserActor spawn_parser(caf::actor_system& sys, std::shared_ptr<const FeaturePlan> features) {
+  return sys.spawn(parser_actor, std::move(features));
 }
 
 ShardActor spawn_shard(caf::actor_system& sys, std::shared_ptr<ShardState> state, StateStore* store, uint32_t index,

@@ -116,6 +116,7 @@ int features(const FeaturesArgs& args) {
   LogReplayOptions options;
   options.allowed_lateness_ns = config.window.allowed_lateness_ns;
   options.max_future_skew_ns = config.window.max_future_skew_ns;
+  options.features = config.features;
   options.s3 = s3.get();
   // A shard per thread: the customers split as the engine splits them, the items alike.
   options.shards =

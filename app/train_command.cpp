@@ -61,6 +61,7 @@ int train(const TrainArgs& args) {
   TrainingSetOptions set_options;
   set_options.replay.s3 = s3.get();
   set_options.replay.allowed_lateness_ns = config.window.allowed_lateness_ns;
+  set_options.replay.features = config.features;
   set_options.replay.max_future_skew_ns = config.window.max_future_skew_ns;
   int64_t cut_ns = 0;
   if (!(s = parse_duration(args.cut_every, &cut_ns)).is_ok() || cut_ns <= 0 || cut_ns % kWindowNanos != 0) {

@@ -4,8 +4,10 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
+#include <vector>
 
 #include "io/json_scanner.hpp"
 #include "state/format.hpp"
@@ -82,6 +84,13 @@ class Handler final : public JsonVisitor {
   static constexpr std::size_t max_array_size = std::size_t(-1);
   static constexpr std::size_t max_key_size = std::size_t(-1);
   static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  // The top-level fields read beyond the required ones (declared features'), numbered
+  // from kFieldCount on.
+  void set_extra_fields(const std::vector<std::string>& names) {
+    extra_names_ = names;
+    fields_.resize(kFieldCount + names.size());
+  }
 
   void reset() {
     for (FieldValue& f : fields_) {
@@ -167,8 +176,15 @@ class Handler final : public JsonVisitor {
     return true;
   }
 
+  int classify_extra(std::string_view key) const {
+    for (std::size_t i = 0; i < extra_names_.size(); ++i)
+      if (key == extra_names_[i]) return kFieldCount + static_cast<int>(i);
+    return kOtherKey;
+  }
+
   void start_member(std::string_view key) {
     current_ = classify_key(key);
+    if (current_ == kOtherKey && !extra_names_.empty()) current_ = classify_extra(key);
     sink_ = nullptr;
     if (current_ == kOtherKey) return;
     FieldValue& f = fields_[current_];
@@ -194,7 +210,8 @@ class Handler final : public JsonVisitor {
     return true;
   }
 
-  std::array<FieldValue, kFieldCount> fields_;
+  std::vector<FieldValue> fields_ = std::vector<FieldValue>(kFieldCount);
+  std::vector<std::string> extra_names_;
   std::string key_;  // top-level key being assembled from parts
   std::size_t depth_ = 0;
   bool top_is_object_ = false;
@@ -286,6 +303,28 @@ void fill_event(const Handler& h, EventTime time, int64_t cents, ParsedEvent* ou
   out->fingerprint = event_fingerprint(time, type, cents);
 }
 
+// A declared feature's value: absent unless the field appears once, as a number within
+// kMaxScaledValue at its scale. Never an error: only `amount` can make a record invalid.
+bool feature_field_value(const Handler& h, int f, int scale, int64_t* scaled) {
+  const FieldValue& v = h.field(f);
+  return v.count == 1 && v.kind == Kind::number && parse_scaled_number(v.text, scale, scaled);
+}
+
+void fill_feature_inputs(const Handler& h, const FeaturePlan& plan, ParsedEvent* out) {
+  FeatureInputs& in = out->inputs.fill();
+  in.filters = plan.filters_of(h.field(kEventType).text);
+  in.present = 0;
+  in.values.assign(plan.values.size(), 0);
+  for (std::size_t k = 0; k < plan.values.size(); ++k) {
+    const FeaturePlan::ValueSlot& slot = plan.values[k];
+    int f = kAmount;
+    if (slot.field != "amount")
+      f = kFieldCount +
+          static_cast<int>(std::find(plan.fields.begin(), plan.fields.end(), slot.field) - plan.fields.begin());
+    if (feature_field_value(h, f, slot.scale, &in.values[k])) in.present |= uint64_t{1} << k;
+  }
+}
+
 }  // namespace
 
 DedupKey dedup_key(std::string_view customer_id, std::string_view event_id) {
@@ -321,6 +360,7 @@ struct EventParser::Impl {
   boost::json::basic_parser<Handler> parser{strict_json()};
   JsonScanner scanner;
   std::string scanner_error;
+  const FeaturePlan* features = nullptr;  // whose fields the handler extracts
 };
 
 EventParser::EventParser() : impl_(std::make_unique<Impl>()) {}
@@ -334,6 +374,10 @@ bool EventParser::parse(std::string_view line, const ParseOptions& opts, ParsedE
   auto& parser = impl_->parser;
   parser.reset();
   Handler& h = parser.handler();
+  if (impl_->features != opts.features) {
+    h.set_extra_fields(opts.features ? opts.features->fields : std::vector<std::string>());
+    impl_->features = opts.features;
+  }
   h.reset();
   error_code ec;
   const size_t used = parser.write_some(false, line.data(), line.size(), ec);
@@ -363,6 +407,7 @@ bool EventParser::parse(std::string_view line, const ParseOptions& opts, ParsedE
   if (time.ns > opts.max_event_ns)
     return fail(failure, Reason::future, kFieldNames[kEventTime], "ahead of the allowed clock skew");
   fill_event(h, time, cents, out);
+  if (opts.features) fill_feature_inputs(h, *opts.features, out);
   return true;
 }
 

@@ -7,11 +7,15 @@
 #include <string_view>
 
 #include "state/event.hpp"
+#include "state/feature_plan.hpp"
 
 namespace streamscore {
 
 struct ParseOptions {
   int64_t max_event_ns = INT64_MAX;  // events with ns > this are `future`
+  // Declared features other than the default set: the fields and event-type filters to
+  // extract into ParsedEvent::filters/present/values. Null: the default set (none).
+  const FeaturePlan* features = nullptr;
 };
 
 struct ParseFailure {

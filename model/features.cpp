@@ -59,8 +59,9 @@ FeatureRow feature_row(const FeatureValue* item_values, const FeatureColumns& co
   return row;
 }
 
-// The engine computes the default set only: the written item's totals are its values.
-std::vector<FeatureValue> item_feature_values(const ShardState& /*shard*/, const CustomerState& customer) {
+// A declared set's values are kept as written; the default set's are its totals.
+std::vector<FeatureValue> item_feature_values(const CustomerState& customer) {
+  if (customer.declared) return customer.declared->written;
   return default_item_values(customer.written.txn_count, customer.written.cents);
 }
 

@@ -15,7 +15,6 @@
 
 namespace streamscore {
 
-class ShardState;
 struct CustomerState;
 
 // One column of a model: the feature's name and its definition (FeatureSpec::definition()).
@@ -57,7 +56,7 @@ FeatureRow feature_row(const FeatureValue* item_values, const FeatureColumns& co
 
 // The values of the item the engine last wrote for `customer`, in the engine's set order:
 // what scoring and training rows are built from.
-std::vector<FeatureValue> item_feature_values(const ShardState& shard, const CustomerState& customer);
+std::vector<FeatureValue> item_feature_values(const CustomerState& customer);
 
 // The default set's values of an item with these totals: the count, the sum and the
 // rounded average, in cents (an export's numbers, read back by tests and benches).

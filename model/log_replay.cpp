@@ -14,10 +14,10 @@ namespace streamscore {
 LogReplay::LogReplay(const LogReplayOptions& options)
     : options_(options),
       shard_counts_(std::max<std::size_t>(options.shards, 1)),
-      clock_(options.allowed_lateness_ns),
+      clock_(options.allowed_lateness_ns, options.features.horizon_windows()),
       sequencer_(SequencerOptions{std::max<std::size_t>(options.shards, 1)}) {
   for (std::size_t s = 0; s < shard_counts_.size(); ++s)
-    shards_.emplace_back(ShardOptions{options.allowed_lateness_ns});
+    shards_.emplace_back(ShardOptions{options.allowed_lateness_ns, options.features});
   parsers_.resize(shard_counts_.size());
   parsed_.resize(shard_counts_.size());
   unparsed_.resize(shard_counts_.size());
@@ -26,6 +26,8 @@ LogReplay::LogReplay(const LogReplayOptions& options)
     now = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
               .count();
   parse_options_.max_event_ns = future_limit(now, options.max_future_skew_ns);
+  plan_ = FeaturePlan::make(options.features);
+  parse_options_.features = plan_.get();
 }
 
 // A pipeline of two stages: while the shards apply one batch on their threads, this

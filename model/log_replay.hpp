@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,8 +32,9 @@ struct LogReplayOptions {
   int64_t max_future_skew_ns = kDefaultMaxFutureSkewNs;
   int64_t now_ns = 0;  // wall clock for `future` (0: the real clock)
   std::size_t batch_lines = 65536;
-  std::size_t shards = 1;  // >= 1
-  S3Client* s3 = nullptr;  // for logs named s3://bucket/key (io/s3_client.hpp)
+  std::size_t shards = 1;                        // >= 1
+  S3Client* s3 = nullptr;                        // for logs named s3://bucket/key (io/s3_client.hpp)
+  FeatureSet features = FeatureSet::defaults();  // what the shards compute, as the engine's
 };
 
 struct LogReplayCounts;
@@ -84,6 +86,7 @@ class LogReplay {
   std::vector<std::vector<ParsedEvent>> parsed_;  // each part's events
   std::vector<uint64_t> unparsed_;                // each part's invalid lines
   Sequencer sequencer_;                           // no range
+  std::shared_ptr<const FeaturePlan> plan_;       // parse_options_ points into it
   ParseOptions parse_options_;
   std::vector<ParsedEvent> events_;       // the batch being sequenced and applied
   std::vector<ParsedEvent> next_events_;  // the next one, parsed meanwhile

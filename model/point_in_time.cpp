@@ -98,7 +98,7 @@ class PointInTimeJoin final : public LogReplay {
       return;
     }
     out = "\"features\":";
-    ShardState::render_features(c->written, &out);
+    ShardState::render_features(*c, &out);
     out += ",\"as_of\":\"";
     append_instant_seconds(out, c->as_of_tick * kWindowSeconds);
     out += "\",\"item_version\":";

@@ -65,10 +65,10 @@ class Builder final : public LogReplay {
 
   // The active customers' rows, by customer id.
   void snapshot(int64_t cut) {
-    const int64_t cut_ns = cut * kWindowNanos;
+    const int64_t horizon_start = horizon_start_ns(cut, options_.replay.features.horizon_windows());
     std::vector<const CustomerState*> active;
     for (const CustomerState& c : shard().customers())
-      if (c.version != 0 && c.written.last_event.ns >= cut_ns - kHorizonNanos) active.push_back(&c);
+      if (c.version != 0 && c.written.last_event.ns >= horizon_start) active.push_back(&c);
     std::sort(active.begin(), active.end(),
               [](const CustomerState* a, const CustomerState* b) { return a->id < b->id; });
     for (const CustomerState* c : active) {
@@ -79,7 +79,7 @@ class Builder final : public LogReplay {
       row.cents = c->written.cents;
       row.last_event_ns = c->written.last_event.ns;
       out_->rows.push_back(std::move(row));
-      const std::vector<FeatureValue> values = item_feature_values(shard(), *c);
+      const std::vector<FeatureValue> values = item_feature_values(*c);
       out_->width = values.size();
       out_->values.insert(out_->values.end(), values.begin(), values.end());
     }

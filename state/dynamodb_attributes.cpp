@@ -120,7 +120,9 @@ std::string number_text(const json::value& v) {
 }
 
 // The contract's attributes (section 4) out of the public item, so that DynamoDB readers
-// see numbers and strings; attributes the item lacks are listed in `absent`.
+// see numbers and strings; attributes the item lacks are listed in `absent`. A number
+// with more than 15 significant digits goes through a double (Boost.JSON keeps no text):
+// the verbatim item beside it stays exact.
 void project_item(const std::string& item_json, json::object* set, std::vector<std::string>* absent) {
   static const char* kOptional[] = {"features", "last_event_time", "as_of", "score", "model_version"};
   json::error_code ec;
@@ -136,9 +138,12 @@ void project_item(const std::string& item_json, json::object* set, std::vector<s
       (*set)[name] = json::object{{"N", number_text(*f)}};
       done = true;
     } else if (f && f->is_object()) {
+      // Every feature: a number, or NULL (a min or max over no event).
       json::object m;
-      for (const auto& kv : f->as_object())
+      for (const auto& kv : f->as_object()) {
         if (kv.value().is_number()) m[kv.key()] = json::object{{"N", number_text(kv.value())}};
+        if (kv.value().is_null()) m[kv.key()] = json::object{{"NULL", true}};
+      }
       (*set)[name] = json::object{{"M", std::move(m)}};
       done = true;
     }

@@ -1,9 +1,13 @@
 // The engine's view of one customer event, after parsing and validation.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
+
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/time.hpp"
 
@@ -12,6 +16,9 @@ namespace streamscore {
 // Amounts above this are rejected (bad_amount). It keeps 30-day sums in int64 cents exact
 // up to 92 million maximum-amount transactions per customer and 30 days.
 constexpr int64_t kMaxAmountCents = 100'000'000'000;  // 1,000,000,000.00
+// A declared feature's field value, in units of 10^-scale, is absent beyond this bound
+// (the amount's, in cents): sums stay exact in int64 for as many values per window.
+constexpr int64_t kMaxScaledValue = kMaxAmountCents;
 
 // An instant with the number of fraction digits it was written with, so that
 // `last_event_time` is printed the way the input wrote it. Ordered by instant first;
@@ -36,14 +43,15 @@ constexpr int64_t window_of(int64_t ns) {
 }
 
 // At tick `tick`, events before this instant are expired: they can change no feature.
-constexpr int64_t horizon_start_ns(int64_t tick) {
-  return tick * kWindowNanos - kHorizonNanos;
+// `horizon_windows`: the longest feature window (FeatureSet::horizon_windows).
+constexpr int64_t horizon_start_ns(int64_t tick, int64_t horizon_windows) {
+  return (tick - horizon_windows) * kWindowNanos;
 }
 // At tick `tick`, ids whose first event is before this instant are forgotten: the
 // horizon plus the allowed lateness (contract, section 2). The window clock and the
 // shards must agree on it, so both use this.
-constexpr int64_t forget_before_ns(int64_t tick, int64_t allowed_lateness_ns) {
-  return horizon_start_ns(tick) - allowed_lateness_ns;
+constexpr int64_t forget_before_ns(int64_t tick, int64_t horizon_windows, int64_t allowed_lateness_ns) {
+  return horizon_start_ns(tick, horizon_windows) - allowed_lateness_ns;
 }
 
 // 128-bit dedup key: XXH3-128 of the length-prefixed (customer_id, event_id) pair
@@ -60,16 +68,50 @@ struct DedupKey {
 constexpr int32_t kSingleClock = -1;
 constexpr int32_t kEveryClock = -2;  // a tick for every clock at once: the final tick
 
+// What an event gives declared features other than the default set (state/feature_plan.hpp):
+// bit f of `filters` set when its type passes the plan's filter f, bit k of `present` when
+// value slot k was read, and the values by slot (scaled integers).
+struct FeatureInputs {
+  uint64_t filters = 0;
+  uint64_t present = 0;
+  boost::container::small_vector<int64_t, 4> values;  // inline: one allocation per event
+};
+
+// Owns an event's FeatureInputs, if any. One pointer, so that the events of the default set
+// stay as small as they were; copied deeply, as actor messages copy events.
+class FeatureInputsPtr {
+ public:
+  FeatureInputsPtr() = default;
+  FeatureInputsPtr(const FeatureInputsPtr& other) { *this = other; }
+  FeatureInputsPtr(FeatureInputsPtr&&) noexcept = default;
+  FeatureInputsPtr& operator=(FeatureInputsPtr&&) noexcept = default;
+  FeatureInputsPtr& operator=(const FeatureInputsPtr& other) {
+    if (this != &other) inputs_ = other.inputs_ ? std::make_unique<FeatureInputs>(*other.inputs_) : nullptr;
+    return *this;
+  }
+  explicit operator bool() const { return inputs_ != nullptr; }
+  const FeatureInputs& operator*() const { return *inputs_; }
+  // The inputs to fill, made when there are none.
+  FeatureInputs& fill() {
+    if (!inputs_) inputs_ = std::make_unique<FeatureInputs>();
+    return *inputs_;
+  }
+
+ private:
+  std::unique_ptr<FeatureInputs> inputs_;
+};
+
 struct ParsedEvent {
   std::string customer_id;
   EventTime time;
   int64_t cents = 0;  // exact amount in cents
-  bool is_transaction = false;
   DedupKey key;
-  uint32_t fingerprint = 0;      // event_fingerprint: tells conflicting duplicates apart
+  uint32_t fingerprint = 0;  // event_fingerprint: tells conflicting duplicates apart
+  bool is_transaction = false;
   uint64_t customer_hash = 0;    // stable hash of customer_id, picks the shard
   uint32_t record_index = 0;     // position of the record in its batch
   int32_t clock = kSingleClock;  // its window clock: its source partition
+  FeatureInputsPtr inputs;       // declared features only (none for the default set)
 };
 
 // "After the first `position` events of a shard batch, advance the clock to `tick`":

@@ -26,12 +26,12 @@ bool earliest_tick(const ClockSnapshots& clocks, int64_t* tick) {
 }
 
 bool EventClock::expired(const ClockSnapshot& clock, int64_t time_ns) const {
-  // Older than the current tick minus 30 days: it can no longer change any feature.
-  return clock.started && time_ns < horizon_start_ns(clock.tick);
+  // Older than the current tick minus the horizon: it can no longer change any feature.
+  return clock.started && time_ns < horizon_start_ns(clock.tick, horizon_windows_);
 }
 
 bool EventClock::remembered(const ClockSnapshot& clock, int64_t first_time_ns) const {
-  return !clock.started || first_time_ns >= forget_before_ns(clock.tick, lateness_ns_);
+  return !clock.started || first_time_ns >= forget_before_ns(clock.tick, horizon_windows_, lateness_ns_);
 }
 
 void EventClock::accept(ClockSnapshot& clock, int32_t id, int64_t time_ns, uint32_t position, ClassifyResult* out) {

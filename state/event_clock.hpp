@@ -56,7 +56,9 @@ bool earliest_tick(const ClockSnapshots& clocks, int64_t* tick);
 
 class EventClock {
  public:
-  explicit EventClock(int64_t allowed_lateness_ns) : lateness_ns_(allowed_lateness_ns) {}
+  // `horizon_windows`: the longest feature window (FeatureSet::horizon_windows).
+  explicit EventClock(int64_t allowed_lateness_ns, int64_t horizon_windows = kHorizonWindows)
+      : lateness_ns_(allowed_lateness_ns), horizon_windows_(horizon_windows) {}
 
   void classify(const std::vector<Candidate>& batch, ClassifyResult* out);
   // The final tick at the end of a finite input, one for every clock (kEveryClock): the
@@ -77,12 +79,13 @@ class EventClock {
  private:
   bool expired(const ClockSnapshot& clock, int64_t time_ns) const;
   // Whether an id whose first occurrence had this event time is still remembered.
-  // Ids are forgotten exactly when their event leaves the 30-day horizon plus the
+  // Ids are forgotten exactly when their event leaves the horizon plus the
   // allowed lateness; shards drop them physically later, in sweeps.
   bool remembered(const ClockSnapshot& clock, int64_t first_time_ns) const;
   void accept(ClockSnapshot& clock, int32_t id, int64_t time_ns, uint32_t position, ClassifyResult* out);
 
   int64_t lateness_ns_;
+  int64_t horizon_windows_;
   ClockSnapshots clocks_;
   DedupTable batch_ids_;  // ids accepted earlier in the current batch
 };

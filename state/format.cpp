@@ -269,9 +269,10 @@ bool split_number(std::string_view t, NumberToken* num) {
   return i == t.size();
 }
 
-// |value| in cents, rounded half away from zero; false if it exceeds kMaxAmountCents.
-// value = digits * 10^(exponent - frac_len) dollars = digits * 10^shift cents.
-bool magnitude_cents(const NumberToken& num, uint64_t* mag) {
+// |value| in units of 10^-scale, rounded half away from zero; false if it exceeds `max`
+// (10^11 at most: 12 digits). value = digits * 10^(exponent - frac_len) = digits *
+// 10^shift units.
+bool magnitude_scaled(const NumberToken& num, int scale, uint64_t max, uint64_t* mag) {
   constexpr int64_t kMaxDigits = 12;  // kMaxAmountCents = 10^11 has 12 digits
   const size_t total = num.digit_count();
   size_t first = 0;  // skip leading zeros: they do not change the value
@@ -279,8 +280,8 @@ bool magnitude_cents(const NumberToken& num, uint64_t* mag) {
   *mag = 0;
   if (first == total) return true;  // zero, whatever the exponent and sign
   const auto significant = static_cast<int64_t>(total - first);
-  const int64_t shift = num.exponent - static_cast<int64_t>(num.frac_part.size()) + 2;
-  const int64_t int_digits = significant + shift;  // digits left of the cent point
+  const int64_t shift = num.exponent - static_cast<int64_t>(num.frac_part.size()) + scale;
+  const int64_t int_digits = significant + shift;  // digits left of the unit point
   if (int_digits > kMaxDigits) return false;
   uint64_t v = 0;
   for (int64_t k = 0; k < int_digits; ++k)
@@ -288,7 +289,7 @@ bool magnitude_cents(const NumberToken& num, uint64_t* mag) {
   // int_digits < 0 means the first dropped digit is an implicit leading zero: round down.
   if (int_digits >= 0 && int_digits < significant && num.digit(first + int_digits) >= 5) ++v;
   *mag = v;
-  return v <= static_cast<uint64_t>(kMaxAmountCents);
+  return v <= max;
 }
 
 }  // namespace
@@ -419,9 +420,19 @@ bool parse_amount_cents(std::string_view json_number_text, int64_t* cents, bool*
   NumberToken num;
   if (!split_number(json_number_text, &num)) return false;
   uint64_t mag = 0;
-  *too_large = !magnitude_cents(num, &mag);
+  *too_large = !magnitude_scaled(num, 2, static_cast<uint64_t>(kMaxAmountCents), &mag);
   if (*too_large) mag = 0;
   *cents = num.negative ? -static_cast<int64_t>(mag) : static_cast<int64_t>(mag);
+  return true;
+}
+
+bool parse_scaled_number(std::string_view json_number_text, int scale, int64_t* scaled) {
+  NumberToken num;
+  uint64_t mag = 0;
+  if (scale < 0 || scale > 11 || !split_number(json_number_text, &num) ||
+      !magnitude_scaled(num, scale, static_cast<uint64_t>(kMaxScaledValue), &mag))
+    return false;
+  *scaled = num.negative ? -static_cast<int64_t>(mag) : static_cast<int64_t>(mag);
   return true;
 }
 

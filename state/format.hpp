@@ -64,4 +64,8 @@ std::size_t decode_utf8(std::string_view bytes, std::size_t at, char32_t* code_p
 // negative value that rounds to zero) yields 0.
 bool parse_amount_cents(std::string_view json_number_text, int64_t* cents, bool* too_large);
 
+// The same exact parse to units of 10^-`scale` (0..6), for a declared feature's field:
+// false when the text is not such a token or |value| > kMaxScaledValue units.
+bool parse_scaled_number(std::string_view json_number_text, int scale, int64_t* scaled);
+
 }  // namespace streamscore

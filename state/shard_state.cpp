@@ -19,6 +19,9 @@ namespace {
 // them inline).
 constexpr uint8_t kInternalFormat = 3;
 constexpr uint8_t kPreviousInternalFormat = 2;
+// 4: declared features other than the default set (encode_declared); the default set
+// keeps format 3, byte for byte.
+constexpr uint8_t kDeclaredInternalFormat = 4;
 
 int64_t day_of(int64_t ns) {
   return floor_div(ns, kDayNanos);
@@ -86,7 +89,17 @@ int64_t average_cents(int64_t cents, int64_t count) {
   return static_cast<int64_t>(twice / (static_cast<__int128>(count) * 2));
 }
 
-ShardState::ShardState(ShardOptions options) : options_(options) {}
+ShardState::ShardState(ShardOptions options)
+    : options_(std::move(options)),
+      horizon_windows_(options_.features.horizon_windows()),
+      plan_(FeaturePlan::make(options_.features)),
+      leave_windows_(plan_ ? plan_->windows : std::vector<int64_t>{horizon_windows_}),
+      skipped_(plan_ ? plan_->inputs.size() : 0, 0) {}
+
+uint64_t ShardState::skipped_values(std::size_t feature) const {
+  if (!plan_ || feature >= plan_->outputs.size()) return 0;
+  return skipped_[plan_->tracks[plan_->outputs[feature].track].input];
+}
 
 std::size_t ShardState::index_position(const std::string& id, uint64_t hash) const {
   const std::size_t mask = index_.size() - 1;
@@ -120,6 +133,14 @@ uint32_t ShardState::customer_slot(const std::string& id, uint64_t hash) {
   customers_.emplace_back();
   customers_.back().id = id;
   customers_.back().hash = hash;
+  if (plan_) {
+    auto declared = std::make_unique<DeclaredState>();
+    declared->plan = plan_.get();
+    declared->tracks.resize(plan_->tracks.size());
+    declared->written.resize(plan_->outputs.size());
+    declared->leaving.resize(plan_->windows.size(), 0);
+    customers_.back().declared = std::move(declared);
+  }
   index_[i] = slot + 1;
   if (customers_.size() * 2 > index_.size()) grow_index();
   return slot;
@@ -255,6 +276,7 @@ void ShardState::move_customers(ShardState& from, ShardState& to,
     const uint32_t moved = to.customer_slot(c.id, c.hash);
     slot_in_to[slot] = moved;
     to.customers_[moved] = std::move(c);
+    if (to.customers_[moved].declared) to.customers_[moved].declared->plan = to.plan_.get();
     if (to.customers_[moved].dirty) to.dirty_.push_back(moved);
   }
   // Each customer's due ticks go to its own clock's calendar in `to`.
@@ -303,17 +325,23 @@ void ShardState::schedule(int64_t tick, uint32_t slot) {
   clock.calendar[tick].push_back(slot);
 }
 
-// When its bucket windows enter the features and leave the 30 days, and the next tick
-// when a late event changed the sums since its last evaluation.
+// When its bucket windows enter the features and leave each window length, and the next
+// tick when a late event changed the sums since its last evaluation.
 void ShardState::schedule_buckets(const CustomerState& c, const std::function<void(int64_t tick)>& at) {
   for (std::size_t i = c.head; i < c.buckets.size(); ++i) {
     const int64_t window = c.buckets[i].window;
     if (c.hi == kNoTick || window >= c.hi) at(window + 1);
-    at(window + 1 + kHorizonWindows);
+    for (int64_t length : leave_windows_) at(window + 1 + length);
   }
   const int64_t now = current_tick(c.clock);
-  if (c.has_entered && ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written && now != kNoTick)
-    at(now + 1);
+  if (c.has_entered && content_changed(c) && now != kNoTick) at(now + 1);
+}
+
+bool ShardState::content_changed(const CustomerState& c) const {
+  if (!plan_) return ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written;
+  std::vector<FeatureValue> now;
+  declared_values(c, &now);
+  return now != c.declared->written || c.last_entered != c.written.last_event;
 }
 
 // A record of the customer from another partition than its clock's (a producer that does
@@ -357,7 +385,9 @@ void ShardState::apply_event(ParsedEvent& event) {
   }
 
   Bucket& b = *it;
-  if (event.is_transaction) {
+  if (plan_) {
+    add_declared(c, static_cast<std::size_t>(it - c.buckets.begin()), created, event);
+  } else if (event.is_transaction) {
     ++b.count;
     b.cents += event.cents;
   }
@@ -370,8 +400,8 @@ void ShardState::apply_event(ParsedEvent& event) {
   const int64_t next_tick = now == kNoTick ? kNoTick : now + 1;
   if (c.hi != kNoTick && window < c.hi) {
     // The window is already part of the features: a late event corrects them now
-    // and the customer is re-evaluated at the next tick.
-    if (event.is_transaction) {
+    // (add_declared did for declared features) and the customer is re-evaluated at the next tick.
+    if (!plan_ && event.is_transaction) {
       ++c.sum_count;
       c.sum_cents += event.cents;
     }
@@ -383,7 +413,8 @@ void ShardState::apply_event(ParsedEvent& event) {
   } else if (created) {
     schedule(window + 1, slot);  // when the window enters the features
   }
-  if (created) schedule(window + 1 + kHorizonWindows, slot);  // when it leaves the 30 days
+  if (created)  // when it leaves each feature's window
+    for (int64_t length : leave_windows_) schedule(window + 1 + length, slot);
 }
 
 void ShardState::advance_to(int64_t tick, int32_t clock) {
@@ -403,6 +434,10 @@ void ShardState::advance_clock(TickClock& clock, int64_t tick) {
   if (clock.current_tick != kNoTick && tick <= clock.current_tick) return;
   while (!clock.calendar.empty() && clock.calendar.begin()->first <= tick) {
     auto node = clock.calendar.extract(clock.calendar.begin());
+    if (plan_) {
+      evaluate_declared_due(node.mapped(), node.key());
+      continue;
+    }
     for (uint32_t slot : node.mapped()) evaluate(slot, node.key());
   }
   clock.current_tick = tick;
@@ -423,8 +458,9 @@ void ShardState::update_forget_bound() {
   oldest_known_ = true;
   // kNoTick is the smallest tick: a clock that has not ticked keeps every id.
   if (!clocks_.empty())
-    dedup_.set_forget_before(oldest_tick_ == kNoTick ? std::numeric_limits<int64_t>::min()
-                                                     : forget_before_ns(oldest_tick_, options_.allowed_lateness_ns));
+    dedup_.set_forget_before(oldest_tick_ == kNoTick
+                                 ? std::numeric_limits<int64_t>::min()
+                                 : forget_before_ns(oldest_tick_, horizon_windows_, options_.allowed_lateness_ns));
 }
 
 // One clock moved from `before` to `after`: the oldest tick only moves when the last
@@ -436,7 +472,7 @@ void ShardState::clock_advanced(int64_t before, int64_t after) {
 
 void ShardState::enter_and_leave(CustomerState& c, int64_t tick) {
   const int64_t old_hi = c.hi;
-  const int64_t new_lo = tick - kHorizonWindows;
+  const int64_t new_lo = tick - horizon_windows_;
   // Windows from the old `hi` up to the tick enter the features now.
   auto it = old_hi == kNoTick ? c.buckets.begin() + c.head : first_bucket_at_or_after(c, old_hi);
   for (; it != c.buckets.end() && it->window < tick; ++it) {
@@ -465,12 +501,13 @@ void ShardState::evaluate(uint32_t slot, int64_t tick) {
   CustomerState& c = customers_[slot];
   if (c.hi != kNoTick && c.hi >= tick) return;  // already evaluated at this tick
   ++evaluations_;
-  enter_and_leave(c, tick);
+  if (plan_)
+    enter_and_leave_declared(c, tick);
+  else
+    enter_and_leave(c, tick);
   mark_dirty(c, slot);
   if (!c.has_entered) return;
-  ItemContent now{c.sum_count, c.sum_cents, c.last_entered};
-  if (c.version > 0 && now == c.written) return;
-  c.written = now;
+  if (!(plan_ ? take_declared_content(c) : take_content(c))) return;
   c.as_of_tick = tick;
   ++c.version;
   ++logical_writes_;
@@ -480,13 +517,35 @@ void ShardState::evaluate(uint32_t slot, int64_t tick) {
   c.model_version = 0;
 }
 
+// The item's new content, unless it is the one written.
+bool ShardState::take_content(CustomerState& c) {
+  const ItemContent now{c.sum_count, c.sum_cents, c.last_entered};
+  if (c.version > 0 && now == c.written) return false;
+  c.written = now;
+  return true;
+}
+
 void ShardState::mark_dirty(CustomerState& c, uint32_t slot) {
   if (c.dirty) return;
   c.dirty = true;
   dirty_.push_back(slot);
 }
 
-void ShardState::render_features(const ItemContent& content, std::string* out) {
+void ShardState::render_features(const CustomerState& c, std::string* out) {
+  if (c.declared) {
+    const FeaturePlan& plan = *c.declared->plan;
+    out->push_back('{');
+    for (std::size_t f = 0; f < plan.outputs.size(); ++f) {
+      if (f > 0) out->push_back(',');
+      out->push_back('"');
+      out->append(plan.outputs[f].name);  // [a-z][a-z0-9_]*: nothing to escape
+      out->append("\":");
+      append_feature_value(*out, c.declared->written[f], plan.outputs[f].scale);
+    }
+    out->push_back('}');
+    return;
+  }
+  const ItemContent& content = c.written;
   out->append("{\"total_txn_30d\":");
   out->append(std::to_string(content.txn_count));
   out->append(",\"total_amount_30d\":");
@@ -501,7 +560,7 @@ void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->append("{\"PK\":");
   append_json_string(*out, customer_pk(c.id));
   out->append(",\"SK\":\"STATE\",\"features\":");
-  render_features(c.written, out);
+  render_features(c, out);
   out->append(",\"last_event_time\":\"");
   append_event_time(*out, c.written.last_event);
   out->append("\",\"as_of\":\"");
@@ -521,6 +580,10 @@ void ShardState::render_item(const CustomerState& c, std::string* out) {
 
 void ShardState::encode_internal(const CustomerState& c, std::string* out) const {
   out->clear();
+  if (plan_) {
+    encode_declared(c, out);
+    return;
+  }
   // Upper bound of the encoding below, so that appending never reallocates.
   out->reserve(64 + (c.buckets.size() - c.head) * 40);
   out->push_back(static_cast<char>(kInternalFormat));
@@ -621,7 +684,7 @@ int64_t ShardState::first_day_kept() const {
   int64_t first = std::numeric_limits<int64_t>::max();
   for (const auto& [id, c] : clocks_) {
     if (c.current_tick == kNoTick) return kNoDay;
-    first = std::min(first, day_of(forget_before_ns(c.current_tick, options_.allowed_lateness_ns)));
+    first = std::min(first, day_of(forget_before_ns(c.current_tick, horizon_windows_, options_.allowed_lateness_ns)));
   }
   return first;
 }
@@ -762,19 +825,9 @@ std::size_t ShardState::mark_stale(int32_t model_version, std::size_t limit) {
   return stale;
 }
 
-Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
-  const std::string_view kPrefix = kCustomerPrefix;
-  auto bad = [&](const char* what) { return Status::corruption("item " + record.pk + ": internal data " + what); };
-  if (record.pk.compare(0, kPrefix.size(), kPrefix) != 0) return bad("has a PK without CUSTOMER#");
-  Decoder d(record.internal);
-  uint8_t format = 0;
-  if (!d.byte(&format) || (format != kInternalFormat && format != kPreviousInternalFormat))
-    return Status::corruption("item " + record.pk + ": unknown internal format " + std::to_string(format) +
-                              " (this build reads formats " + std::to_string(kPreviousInternalFormat) + " and " +
-                              std::to_string(kInternalFormat) + ")");
-  const std::string id(customer_id_of_pk(record.pk));
-  const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
-  CustomerState& c = customers_[slot];
+// Formats 2 and 3: the default set's buckets and sums.
+Status ShardState::load_default(Decoder& d, uint8_t format, CustomerState& c, const std::string& pk) {
+  auto bad = [&](const char* what) { return Status::corruption("item " + pk + ": internal data " + what); };
   uint64_t u = 0, n = 0;
   uint8_t digits = 0, flag = 0;
   int64_t evaluated_at = 0;  // equal to hi (see encode_internal)
@@ -803,11 +856,35 @@ Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
     Bucket b{window, static_cast<int64_t>(cents), window * kWindowNanos + static_cast<int64_t>(offset),
              static_cast<uint32_t>(count), digits};
     c.buckets.push_back(b);
-    if (c.hi != kNoTick && window < c.hi && window >= c.hi - kHorizonWindows) {
+    if (c.hi != kNoTick && window < c.hi && window >= c.hi - horizon_windows_) {
       c.sum_count += b.count;
       c.sum_cents += b.cents;
     }
   }
+  return Status::ok();
+}
+
+Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
+  const std::string_view kPrefix = kCustomerPrefix;
+  auto bad = [&](const char* what) { return Status::corruption("item " + record.pk + ": internal data " + what); };
+  if (record.pk.compare(0, kPrefix.size(), kPrefix) != 0) return bad("has a PK without CUSTOMER#");
+  Decoder d(record.internal);
+  uint8_t format = 0;
+  if (!d.byte(&format) ||
+      (format != kInternalFormat && format != kPreviousInternalFormat && format != kDeclaredInternalFormat))
+    return Status::corruption("item " + record.pk + ": unknown internal format " + std::to_string(format) +
+                              " (this build reads formats " + std::to_string(kPreviousInternalFormat) + " to " +
+                              std::to_string(kDeclaredInternalFormat) + ")");
+  if ((format == kDeclaredInternalFormat) != (plan_ != nullptr))
+    return Status::invalid_argument("item " + record.pk + ": its internal data holds " +
+                                    (plan_ ? "the default features" : "declared features") + " but " +
+                                    (plan_ ? "other features are" : "the default features are") +
+                                    " configured; rebuild the state with `streamscore replay`");
+  const std::string id(customer_id_of_pk(record.pk));
+  const uint32_t slot = customer_slot(id, XXH3_64bits(id.data(), id.size()));
+  CustomerState& c = customers_[slot];
+  Status s = plan_ ? load_declared(d, c, record.pk) : load_default(d, format, c, record.pk);
+  if (!s.is_ok()) return s;
   int64_t clock = clock_if_none;  // absent: a file's customer, or stored before the clocks
   if (!d.at_end() && !d.signed_varint(&clock)) return bad("has a truncated clock");
   if (!d.at_end()) return bad("has trailing bytes");
@@ -819,6 +896,232 @@ Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
   // A late event applied after the last evaluation shows as sums that differ from
   // the written content: evaluate at the next tick, as the uninterrupted run would.
   schedule_buckets(c, [&](int64_t tick) { loaded_schedule_.emplace_back(tick, slot); });
+  return Status::ok();
+}
+
+// ---- Declared features other than the default set ----
+
+void ShardState::add_declared(CustomerState& c, std::size_t bucket, bool created, const ParsedEvent& e) {
+  DeclaredState& d = *c.declared;
+  const std::size_t inputs = plan_->inputs.size();
+  if (created) {
+    d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
+    bucket_inserted(c, bucket);
+  }
+  const int64_t window = c.buckets[bucket].window;
+  const bool entered = c.hi != kNoTick && window < c.hi;
+  if (!e.inputs) return;  // an event not parsed for these features (none is: the engine parses them all)
+  const FeatureInputs& in = *e.inputs;
+  for (std::size_t i = 0; i < inputs; ++i) {
+    const FeaturePlan::Input& input = plan_->inputs[i];
+    if (!(in.filters >> input.filter & 1)) continue;
+    int64_t value = 0;  // a count's
+    if (input.value >= 0) {
+      if (!(in.present >> input.value & 1)) {
+        ++skipped_[i];
+        continue;
+      }
+      value = in.values[static_cast<std::size_t>(input.value)];
+    }
+    d.cells[bucket * inputs + i].add(value);
+    if (!entered) continue;
+    // A late event in a window already entered: the tracks holding it are corrected now.
+    for (int t : plan_->input_tracks[i])
+      if (window >= c.hi - plan_->tracks[t].window) d.tracks[t].add(value);
+  }
+}
+
+// As enter_and_leave, per track: windows from the old `hi` up to the tick enter the tracks
+// whose window holds them at the tick; those that had entered and fall out of a track's
+// window leave it. A track's min or max is taken again from its buckets when a bucket
+// holding it leaves (rare for most data; a window's buckets at worst).
+void ShardState::enter_and_leave_declared(CustomerState& c, int64_t tick) {
+  DeclaredState& d = *c.declared;
+  const std::size_t inputs = plan_->inputs.size();
+  const int64_t old_hi = c.hi;
+  auto bucket = old_hi == kNoTick ? c.buckets.begin() + c.head : first_bucket_at_or_after(c, old_hi);
+  for (; bucket != c.buckets.end() && bucket->window < tick; ++bucket) {
+    fold_time(c, bucket_time(*bucket));
+    const Cell* cells = &d.cells[static_cast<std::size_t>(bucket - c.buckets.begin()) * inputs];
+    for (std::size_t t = 0; t < plan_->tracks.size(); ++t)
+      if (bucket->window >= tick - plan_->tracks[t].window) d.tracks[t].add(cells[plan_->tracks[t].input]);
+  }
+  uint64_t stale = 0;  // tracks whose extreme left
+  for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
+    // Buckets from the cursor up to tick - length leave; those that had entered (before the
+    // old hi) were in the tracks of this length.
+    const int64_t lo = tick - plan_->windows[k];
+    uint32_t& cursor = d.leaving[k];
+    for (; cursor < c.buckets.size() && c.buckets[cursor].window < lo; ++cursor) {
+      if (old_hi == kNoTick || c.buckets[cursor].window >= old_hi) continue;
+      const Cell* cells = &d.cells[cursor * inputs];
+      for (int t : plan_->window_tracks[k]) {
+        const Cell& gone = cells[plan_->tracks[t].input];
+        Cell& track = d.tracks[t];
+        if (gone.n == 0) continue;
+        track.n -= gone.n;
+        track.sum -= gone.sum;
+        if (plan_->tracks[t].extremes && track.n > 0 && (gone.min == track.min || gone.max == track.max))
+          stale |= uint64_t{1} << t;
+      }
+    }
+  }
+  c.hi = tick;
+  if (stale != 0) rebuild_tracks(c, stale);
+  const int64_t horizon_lo = tick - horizon_windows_;  // below every track's window
+  while (c.head < c.buckets.size() && c.buckets[c.head].window < horizon_lo) ++c.head;
+  if (c.head > 16 && c.head * 2 > c.buckets.size()) {
+    c.buckets.erase(c.buckets.begin(), c.buckets.begin() + c.head);
+    d.cells.erase(d.cells.begin(), d.cells.begin() + static_cast<std::ptrdiff_t>(c.head * inputs));
+    for (uint32_t& cursor : d.leaving) cursor -= c.head;  // the horizon is the longest window: cursor >= head
+    c.head = 0;
+  }
+}
+
+// The customers due at a tick, their state fetched ahead: an evaluation of declared features
+// reads a customer, its declared state and buckets of several windows, each a cache miss.
+void ShardState::evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick) {
+  constexpr std::size_t kCustomerAhead = 8, kStateAhead = 4;
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    if (i + kCustomerAhead < slots.size()) __builtin_prefetch(&customers_[slots[i + kCustomerAhead]]);
+    if (i + kStateAhead < slots.size()) {
+      const CustomerState& ahead = customers_[slots[i + kStateAhead]];
+      __builtin_prefetch(ahead.declared.get());
+      if (!ahead.buckets.empty()) __builtin_prefetch(&ahead.buckets.back());
+    }
+    evaluate(slots[i], tick);
+  }
+}
+
+// The tracks in `tracks` (a bit per track) from their buckets in [hi - window, hi).
+void ShardState::rebuild_tracks(CustomerState& c, uint64_t tracks) const {
+  DeclaredState& d = *c.declared;
+  const std::size_t inputs = plan_->inputs.size();
+  for (std::size_t t = 0; t < plan_->tracks.size(); ++t) {
+    if (!(tracks >> t & 1)) continue;
+    const FeaturePlan::Track& track = plan_->tracks[t];
+    Cell fresh;
+    for (std::size_t i = d.leaving[plan_->track_window[t]]; i < c.buckets.size() && c.buckets[i].window < c.hi; ++i)
+      fresh.add(d.cells[i * inputs + track.input]);
+    d.tracks[t] = fresh;
+  }
+}
+
+// Keeps every cursor on the bucket it pointed to, unless the new one is the first inside
+// that window now.
+void ShardState::bucket_inserted(CustomerState& c, std::size_t at) const {
+  DeclaredState& d = *c.declared;
+  for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
+    uint32_t& cursor = d.leaving[k];
+    const bool outside = c.hi != kNoTick && c.buckets[at].window < c.hi - plan_->windows[k];
+    if (at < cursor || (at == cursor && outside)) ++cursor;
+  }
+}
+
+void ShardState::declared_values(const CustomerState& c, std::vector<FeatureValue>* out) const {
+  out->resize(plan_->outputs.size());
+  for (std::size_t f = 0; f < plan_->outputs.size(); ++f) {
+    const FeaturePlan::Output& o = plan_->outputs[f];
+    (*out)[f] = feature_value(o.aggregation, c.declared->tracks[o.track]);
+  }
+}
+
+bool ShardState::take_declared_content(CustomerState& c) {
+  declared_values(c, &scratch_values_);
+  if (c.version > 0 && scratch_values_ == c.declared->written && c.last_entered == c.written.last_event) return false;
+  c.declared->written = scratch_values_;
+  c.written.last_event = c.last_entered;
+  return true;
+}
+
+// Format 4: the number of inputs a bucket holds (checked against the plan on load), the
+// written item's content, then per bucket its window, latest event and each input's cell
+// (n, then sum, min and max for an input with a value when n > 0). The tracks are not
+// stored: they follow from the buckets and `hi`.
+void ShardState::encode_declared(const CustomerState& c, std::string* out) const {
+  const DeclaredState& d = *c.declared;
+  const std::size_t inputs = plan_->inputs.size();
+  out->push_back(static_cast<char>(kDeclaredInternalFormat));
+  put_varint(*out, inputs);
+  put_signed(*out, c.hi);
+  put_signed(*out, c.as_of_tick);
+  put_signed(*out, c.written.last_event.ns);
+  out->push_back(static_cast<char>(c.written.last_event.frac_digits));
+  out->push_back(static_cast<char>(c.has_entered ? 1 : 0));
+  put_signed(*out, c.last_entered.ns);
+  out->push_back(static_cast<char>(c.last_entered.frac_digits));
+  put_varint(*out, d.written.size());
+  for (const FeatureValue& v : d.written) {
+    out->push_back(static_cast<char>(v.present ? 1 : 0));
+    if (v.present) put_signed(*out, v.scaled);
+  }
+  put_varint(*out, c.buckets.size() - c.head);
+  int64_t previous = 0;
+  for (std::size_t i = c.head; i < c.buckets.size(); ++i) {
+    const Bucket& b = c.buckets[i];
+    put_signed(*out, b.window - previous);
+    previous = b.window;
+    put_latest(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos), b.max_digits);
+    for (std::size_t k = 0; k < inputs; ++k) {
+      const Cell& cell = d.cells[i * inputs + k];
+      put_varint(*out, static_cast<uint64_t>(cell.n));
+      if (cell.n == 0 || plan_->inputs[k].value < 0) continue;
+      put_signed(*out, cell.sum);
+      put_signed(*out, cell.min);
+      put_signed(*out, cell.max);
+    }
+  }
+  if (c.clock != kSingleClock) put_signed(*out, c.clock);
+}
+
+Status ShardState::load_declared(Decoder& d, CustomerState& c, const std::string& pk) {
+  auto bad = [&](const std::string& what) { return Status::corruption("item " + pk + ": internal data " + what); };
+  DeclaredState& state = *c.declared;
+  const std::size_t inputs = plan_->inputs.size();
+  uint64_t stored_inputs = 0, features = 0, n = 0;
+  uint8_t digits = 0, flag = 0;
+  bool ok = d.varint(&stored_inputs) && d.signed_varint(&c.hi) && d.signed_varint(&c.as_of_tick) &&
+            d.signed_varint(&c.written.last_event.ns) && d.byte(&digits);
+  c.written.last_event.frac_digits = digits;
+  ok = ok && d.byte(&flag) && d.signed_varint(&c.last_entered.ns) && d.byte(&digits) && d.varint(&features);
+  c.has_entered = flag != 0;
+  c.last_entered.frac_digits = digits;
+  if (!ok) return bad("is truncated");
+  if (stored_inputs != inputs || features != plan_->outputs.size())
+    return Status::invalid_argument("item " + pk + ": its internal data was built with other declared features; " +
+                                    "rebuild the state with `streamscore replay`");
+  state.written.assign(features, FeatureValue{});
+  for (FeatureValue& v : state.written) {
+    if (!d.byte(&flag)) return bad("is truncated");
+    v.present = flag != 0;
+    if (v.present && !d.signed_varint(&v.scaled)) return bad("is truncated");
+  }
+  if (!d.varint(&n)) return bad("is truncated");
+  int64_t window = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    int64_t delta = 0;
+    uint64_t offset = 0;
+    if (!(d.signed_varint(&delta) && read_latest(d, &offset, &digits))) return bad("has a truncated bucket");
+    window += delta;
+    c.buckets.push_back(Bucket{window, 0, window * kWindowNanos + static_cast<int64_t>(offset), 0, digits});
+    for (std::size_t k = 0; k < inputs; ++k) {
+      Cell cell;
+      uint64_t count = 0;
+      if (!d.varint(&count)) return bad("has a truncated bucket");
+      cell.n = static_cast<int64_t>(count);
+      if (cell.n > 0 && plan_->inputs[k].value >= 0 &&
+          !(d.signed_varint(&cell.sum) && d.signed_varint(&cell.min) && d.signed_varint(&cell.max)))
+        return bad("has a truncated bucket");
+      state.cells.push_back(cell);
+    }
+  }
+  for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
+    const int64_t lo = c.hi == kNoTick ? std::numeric_limits<int64_t>::min() : c.hi - plan_->windows[k];
+    state.leaving[k] = static_cast<uint32_t>(std::lower_bound(c.buckets.begin(), c.buckets.end(), lo,
+                                                              [](const Bucket& b, int64_t w) { return b.window < w; }) -
+                                             c.buckets.begin());
+  }
+  if (c.hi != kNoTick) rebuild_tracks(c, ~uint64_t{0});
   return Status::ok();
 }
 

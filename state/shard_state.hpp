@@ -15,6 +15,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,9 +24,13 @@
 #include "common/status.hpp"
 #include "state/dedup_table.hpp"
 #include "state/event.hpp"
+#include "state/feature_plan.hpp"
+#include "state/feature_set.hpp"
 #include "state/store.hpp"
 
 namespace streamscore {
+
+class Decoder;
 
 constexpr int64_t kNoTick = std::numeric_limits<int64_t>::min();
 
@@ -49,6 +54,18 @@ struct ItemContent {
   friend bool operator!=(const ItemContent& a, const ItemContent& b) { return !(a == b); }
 };
 
+// A customer's state for declared features other than the default set (the default set
+// keeps it in Bucket and the sums below).
+struct DeclaredState {
+  const FeaturePlan* plan = nullptr;
+  std::vector<Cell> cells;            // plan->inputs per bucket, aligned with `buckets` (head included)
+  std::vector<Cell> tracks;           // by plan track: the entered windows in [hi - window, hi)
+  std::vector<FeatureValue> written;  // the features of the last written version, by output
+  // By plan window: the index in `buckets` of the first bucket with window >= hi - length,
+  // so that a tick finds the buckets leaving each window without a search.
+  std::vector<uint32_t> leaving;
+};
+
 struct CustomerState {
   std::string id;
   uint64_t hash = 0;            // XXH3-64 of id (also picks the shard)
@@ -69,12 +86,15 @@ struct CustomerState {
   // The model's output for the item (model/): shown in the item when model_version > 0.
   // Always the score of the features `written` holds: a change of them drops it.
   float score = 0;
-  int32_t model_version = 0;   // 0: no score
-  int64_t scored_version = 0;  // the `version` whose features `score` belongs to
+  int32_t model_version = 0;                // 0: no score
+  int64_t scored_version = 0;               // the `version` whose features `score` belongs to
+  std::unique_ptr<DeclaredState> declared;  // declared features only (not the default set)
 };
 
 struct ShardOptions {
   int64_t allowed_lateness_ns = 10LL * 60 * kNanosPerSecond;
+  // The features computed; their longest window is the horizon of expiry and dedup.
+  FeatureSet features = FeatureSet::defaults();
 };
 
 struct FlushStats {
@@ -177,12 +197,14 @@ class ShardState {
   uint64_t tick_nanos() const { return tick_nanos_; }
   uint64_t evaluations() const { return evaluations_; }  // customer evaluations at ticks
   int64_t current_tick(int32_t clock = kSingleClock) const;
+  // Accepted events feature `feature` skipped: its field absent or not a number within bounds.
+  uint64_t skipped_values(std::size_t feature) const;
   const CustomerState* find_customer(const std::string& id) const;
   // Read-only view of every customer (training snapshots at cut ticks).
   const std::vector<CustomerState>& customers() const { return customers_; }
 
   // The item's "features" object, as render_item writes it.
-  static void render_features(const ItemContent& content, std::string* out);
+  static void render_features(const CustomerState& c, std::string* out);
   // The public item of a customer exactly as export prints it. `"version":N` stays the
   // last field (commit_with_retry moves it in place).
   static void render_item(const CustomerState& c, std::string* out);
@@ -212,6 +234,19 @@ class ShardState {
   void prefetch_customer(const ParsedEvent& e) const;
   void prefetch_last_bucket(const ParsedEvent& e) const;
   void enter_and_leave(CustomerState& c, int64_t tick);
+  bool take_content(CustomerState& c);
+  // Declared features other than the default set.
+  void add_declared(CustomerState& c, std::size_t bucket, bool created, const ParsedEvent& e);
+  void enter_and_leave_declared(CustomerState& c, int64_t tick);
+  void rebuild_tracks(CustomerState& c, uint64_t tracks) const;
+  void evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick);
+  void bucket_inserted(CustomerState& c, std::size_t at) const;
+  void declared_values(const CustomerState& c, std::vector<FeatureValue>* out) const;
+  bool take_declared_content(CustomerState& c);
+  bool content_changed(const CustomerState& c) const;
+  void encode_declared(const CustomerState& c, std::string* out) const;
+  Status load_declared(Decoder& d, CustomerState& c, const std::string& pk);
+  Status load_default(Decoder& d, uint8_t format, CustomerState& c, const std::string& pk);
   void encode_internal(const CustomerState& c, std::string* out) const;
   // Moves the customers `picked` chooses from `from` into `to` (new slots there), with
   // their dedup ids, their due ticks and their unwritten changes.
@@ -219,6 +254,11 @@ class ShardState {
                              const std::function<bool(std::string_view customer_id)>& picked);
 
   ShardOptions options_;
+  int64_t horizon_windows_;                  // options_.features.horizon_windows()
+  std::shared_ptr<const FeaturePlan> plan_;  // null: the default set
+  std::vector<int64_t> leave_windows_;       // a bucket leaves a feature this many ticks after it entered
+  std::vector<uint64_t> skipped_;            // by plan input
+  std::vector<FeatureValue> scratch_values_;
   std::vector<CustomerState> customers_;
   // Open-addressing index by customer hash: slot + 1, 0 = empty. Cheaper than a
   // string-keyed map on the hottest path (one lookup per event).

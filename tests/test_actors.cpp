@@ -122,7 +122,7 @@ std::vector<std::string> events(const std::string& prefix, int count) {
 struct RouterFixture : test_coordinator_fixture<> {
   RouterFixture() {
     RouterConfig rc;
-    real_parser = spawn_parser(sys);
+    real_parser = spawn_parser(sys, nullptr);
     rc.parsers.push_back(caf::actor_cast<ParserActor>(sys.spawn(parser_gate, real_parser, parser)));
     for (std::size_t i = 0; i < kShards; ++i) {
       shards.push_back(std::make_shared<GateControl>());

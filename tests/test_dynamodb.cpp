@@ -436,6 +436,33 @@ BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
   BOOST_TEST(!item.contains("score"));
 }
 
+// Declared features: every one is projected in config order's map, a min or max over no
+// event as NULL, decimals and negatives as the item prints them.
+BOOST_AUTO_TEST_CASE(declared_features_are_projected_with_null_for_no_event) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  auto store = open_store_on(o);
+  const std::string item =
+      "{\"PK\":\"CUSTOMER#C2\",\"SK\":\"STATE\",\"features\":{\"txn_count_1h\":3,\"risk_max_1h\":null,"
+      "\"risk_min_7d\":-0.000125,\"items_avg_24h\":12.5},\"last_event_time\":\"2025-01-01T10:05:00Z\","
+      "\"as_of\":\"2025-01-01T10:10:00Z\",\"version\":1}";
+  write(*store, {put("CUSTOMER#C2", 0, item, "buckets")});
+  AwsCredentials credentials;
+  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
+  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
+  boost::json::object reply;
+  BOOST_TEST_REQUIRE(
+      client
+          .call("GetItem",
+                {{"TableName", o.table}, {"Key", {{"PK", {{"S", "CUSTOMER#C2"}}}, {"SK", {{"S", "STATE"}}}}}}, &reply)
+          .is_ok());
+  const boost::json::object& features = reply.at("Item").at("features").at("M").as_object();
+  BOOST_TEST(features.size() == 4u);
+  BOOST_TEST(features.at("txn_count_1h").at("N").as_string() == "3");
+  BOOST_TEST(features.at("risk_max_1h").at("NULL").as_bool());
+  BOOST_TEST(features.at("risk_min_7d").at("N").as_string() == "-0.000125");
+  BOOST_TEST(features.at("items_avg_24h").at("N").as_string() == "12.5");
+}
+
 // ------------------------------------------------------------ gone writers
 
 namespace {

@@ -532,7 +532,7 @@ BOOST_AUTO_TEST_CASE(shard_queue_depth_counts_batches_sent_and_not_yet_applied) 
   auto store = make_memory_store();
   constexpr std::size_t kShards = 3;
   RouterConfig rc;
-  rc.parsers.push_back(spawn_parser(sys));
+  rc.parsers.push_back(spawn_parser(sys, nullptr));
   for (std::size_t i = 0; i < kShards; ++i)
     rc.shards.push_back(
         spawn_shard(sys, std::make_shared<ShardState>(ShardOptions{}), store.get(), static_cast<uint32_t>(i), metrics));

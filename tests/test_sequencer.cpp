@@ -310,12 +310,12 @@ Outcome brute_force(const std::vector<ParsedEvent>& log, const std::vector<int32
     const ParsedEvent& e = log[i];
     const int32_t id = partitions[i];
     ReferenceClock& c = clocks[id];
-    if (c.started && e.time.ns < horizon_start_ns(c.tick)) {
+    if (c.started && e.time.ns < horizon_start_ns(c.tick, kHorizonWindows)) {
       out.expired.insert(e.cents);
       continue;
     }
     const auto it = seen.find({e.key.lo, e.key.hi});
-    if (it != seen.end() && (!c.started || it->second.first >= forget_before_ns(c.tick, kLateness))) {
+    if (it != seen.end() && (!c.started || it->second.first >= forget_before_ns(c.tick, kHorizonWindows, kLateness))) {
       ++out.duplicates;
       out.conflicting += it->second.second != e.fingerprint;
       continue;
