@@ -156,7 +156,8 @@ class Engine {
   Status read_partition_clocks(const std::vector<int32_t>& partitions, ClockSnapshots* clocks);
   Status drain();
   Status take_cut(const BarrierRequest& request, Cut* cut);
-  Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta);
+  bool last_commit_in_parts() const;
+  Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta, bool in_parts);
   void add_forget_bounds(const ClockSnapshots& clocks, WriteSet* writes);
   Status open_dead_letter(std::shared_ptr<DeadLetterSink>* sink);
   Status publish_committed(const Cut& cut);
