@@ -664,8 +664,10 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta, bool
   // complete), or not at all.
   Status s = in_parts && store_->takes_bulk_parts() ? store_->ingest_bulk_parts(writes)
                                                     : commit_with_retry(*store_, &writes, &shifts, &conflicts);
-  const std::size_t items = writes.puts.size();
+  // The parts' puts are counted by the shards that took them, in the cut's running total.
+  const uint64_t items = in_parts ? cut.stats.items_written - items_in_cuts_ : writes.puts.size();
   if (!s.is_ok()) return s;
+  items_in_cuts_ = cut.stats.items_written;
   cut.puts = std::move(writes.puts);  // as committed (versions moved by conflicts): for the item sink
   if (!shifts.empty()) {              // the owning shards move their versions along
     std::vector<std::vector<VersionShift>> per_shard(handles_->shards.size());

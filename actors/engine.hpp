@@ -184,6 +184,7 @@ class Engine {
   std::size_t in_flight_ = 0;
   uint64_t checkpoint_number_ = 0;
   uint64_t items_not_written_ = 0;  // puts left out by write_customers, in total
+  uint64_t items_in_cuts_ = 0;      // the shards' puts up to the last commit (cut.stats.items_written)
   int64_t forgotten_before_day_ = std::numeric_limits<int64_t>::min();
   std::map<int32_t, int64_t> forgotten_partition_day_;  // by held partition (its clock)
   Status failure_;
