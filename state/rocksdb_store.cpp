@@ -128,6 +128,9 @@ struct ExpectedVersion {
   int64_t version = 0;
 };
 
+// No check yet: any sequence number is older.
+constexpr rocksdb::SequenceNumber kNotChecked = std::numeric_limits<rocksdb::SequenceNumber>::max();
+
 // validate_puts, plus this backend's own bound: the header stores the JSON length in 32 bits.
 Status validate(const std::vector<ConditionalPut>& puts) {
   Status s = validate_puts(puts);
@@ -348,9 +351,11 @@ class RocksDbStore final : public StateStore {
     bulk_files_.push_back(std::move(path));
   }
 
-  // A finished part's puts of a live store: the versions they expect, checked at ingestion.
-  void add_bulk_expectations(std::vector<ExpectedVersion>&& expected) {
+  // A finished part's puts of a live store: the versions they expect, which the part
+  // checked when the database was at sequence number `checked_at` (or later).
+  void add_bulk_expectations(std::vector<ExpectedVersion>&& expected, rocksdb::SequenceNumber checked_at) {
     std::lock_guard<std::mutex> lock(bulk_mu_);
+    bulk_checked_at_ = std::min(bulk_checked_at_, checked_at);
     if (bulk_expected_.empty()) {
       bulk_expected_ = std::move(expected);
     } else {
@@ -510,8 +515,10 @@ class RocksDbStore final : public StateStore {
   }
 
   // The parts' puts must find the versions they expect, as commit() checks them: the
-  // first that does not names the conflict.
-  Status check_expectations(const std::vector<ExpectedVersion>& expected) {
+  // first that does not names the conflict. `checked_at`: the sequence number the
+  // versions read are at least as new as.
+  Status check_expectations(const std::vector<ExpectedVersion>& expected, rocksdb::SequenceNumber* checked_at) {
+    *checked_at = db_->GetLatestSequenceNumber();
     std::map<std::string_view, int64_t> versions;
     for (const ExpectedVersion& e : expected) versions.emplace(e.pk, 0);
     Status s = versions.empty() ? Status::ok() : read_versions(&versions);
@@ -551,12 +558,18 @@ class RocksDbStore final : public StateStore {
     std::lock_guard<std::mutex> lock(write_mu_);
     std::vector<std::string> files;
     std::vector<ExpectedVersion> expected;
+    rocksdb::SequenceNumber checked_at = kNotChecked;
     {
       std::lock_guard<std::mutex> bulk_lock(bulk_mu_);
       files.swap(bulk_files_);
       expected.swap(bulk_expected_);
+      std::swap(checked_at, bulk_checked_at_);
     }
-    Status s = check_expectations(expected);
+    // The parts checked their puts while they were built, in parallel. Nothing written since
+    // (the sequence number has not moved) means those checks still hold; else again, here.
+    Status s;
+    if (!expected.empty() && db_->GetLatestSequenceNumber() != checked_at)
+      s = check_expectations(expected, &checked_at);
     if (!s.is_ok()) {
       Status removed = remove_bulk_directory();  // a refused commit leaves nothing behind
       return removed.is_ok() ? s : removed;
@@ -591,6 +604,7 @@ class RocksDbStore final : public StateStore {
   std::mutex bulk_mu_;                                        // guards bulk_files_ and bulk_expected_
   std::vector<std::string> bulk_files_;                       // finished parts' files, not ingested yet
   std::vector<ExpectedVersion> bulk_expected_;                // their puts' expected versions (live store)
+  rocksdb::SequenceNumber bulk_checked_at_ = kNotChecked;     // the oldest state the parts checked them against
 };
 
 // A shard's part of a bulk load: its items and its dedup records, each an SST file.
@@ -605,9 +619,9 @@ class SstBulkPart final : public BulkPart {
   Status add_puts(const std::vector<ConditionalPut>& puts) override {
     return guarded(items_.path(), "bulk put", [&] {
       Status s = validate(puts);
+      if (s.is_ok()) s = expect(puts);
       for (std::size_t i = 0; s.is_ok() && i < puts.size(); ++i) {
         const ItemRecord& r = puts[i].record;
-        if (!(s = expect(puts[i])).is_ok()) return s;
         s = store_.from_rocks(items_.put(prefixed(kItemPrefix, r.pk), encode_item(r)), "bulk put");
       }
       return s;
@@ -632,7 +646,7 @@ class SstBulkPart final : public BulkPart {
         if (!s.is_ok()) return s;
         if (written) store_.add_bulk_file(file->path());
       }
-      store_.add_bulk_expectations(std::move(expected_));
+      store_.add_bulk_expectations(std::move(expected_), checked_at_);
       return Status::ok();
     });
   }
@@ -645,19 +659,30 @@ class SstBulkPart final : public BulkPart {
   }
 
   // A rebuild's store was cleared: it holds no item, so any other condition could not
-  // hold. A live store's conditions are checked when the parts are ingested.
-  Status expect(const ConditionalPut& put) {
+  // hold. A live store's conditions are checked here, on the writer's thread (the parts
+  // in parallel), and kept for the ingestion, which checks them again if anything was
+  // written since.
+  Status expect(const std::vector<ConditionalPut>& puts) {
     if (!store_.options_.bulk_load) {
-      expected_.push_back({put.record.pk, put.expected_version});
-      return Status::ok();
+      std::vector<ExpectedVersion> chunk;
+      chunk.reserve(puts.size());
+      for (const ConditionalPut& put : puts) chunk.push_back({put.record.pk, put.expected_version});
+      rocksdb::SequenceNumber checked_at = kNotChecked;
+      Status s = store_.check_expectations(chunk, &checked_at);
+      checked_at_ = std::min(checked_at_, checked_at);
+      expected_.insert(expected_.end(), std::make_move_iterator(chunk.begin()), std::make_move_iterator(chunk.end()));
+      return s;
     }
-    if (put.expected_version == 0) return Status::ok();
-    return Status::invalid_argument("bulk put of '" + printable(put.record.pk) + "' expects version " +
-                                    std::to_string(put.expected_version) + " in a cleared store");
+    for (const ConditionalPut& put : puts)
+      if (put.expected_version != 0)
+        return Status::invalid_argument("bulk put of '" + printable(put.record.pk) + "' expects version " +
+                                        std::to_string(put.expected_version) + " in a cleared store");
+    return Status::ok();
   }
 
   RocksDbStore& store_;
   std::vector<ExpectedVersion> expected_;
+  rocksdb::SequenceNumber checked_at_ = kNotChecked;  // the oldest state its chunks were checked against
   const rocksdb::Options dedup_options_;
   SstFile items_;
   SstFile dedup_;

@@ -493,14 +493,28 @@ BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_commit_takes_the_parts_with_its_meta) {
   BOOST_TEST(write(*store, {put("CUSTOMER#c", 1, "c2")}).empty());  // later commits go on from there
 }
 
-// A part's put that does not find the version it expects (another writer moved it) fails
-// the whole bulk commit: no item, no meta, no file of it is left.
-BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_commit_with_a_stale_version_writes_nothing) {
+// A part's put that does not find the version it expects (another writer moved it) is
+// refused when the part takes it, naming the item.
+BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_part_refuses_a_stale_version) {
   TempDir dir;
   std::unique_ptr<StateStore> store;
   BOOST_TEST_REQUIRE(open_rocksdb_store(dir / "db", &store).is_ok());
   BOOST_TEST(write(*store, {put("CUSTOMER#a", 0, "a1"), put("CUSTOMER#b", 0, "b1")}).empty());
   BOOST_TEST(write(*store, {put("CUSTOMER#b", 1, "b2")}).empty());  // the other writer
+  std::unique_ptr<BulkPart> bulk;
+  BOOST_TEST_REQUIRE(store->open_bulk_part(0, &bulk).is_ok());
+  Status s = bulk->add_puts({put("CUSTOMER#a", 1, "a2"), put("CUSTOMER#b", 1, "b-lost")});
+  BOOST_TEST(s.code() == Status::Code::conflict, s.to_string());
+  BOOST_TEST(s.message().find("CUSTOMER#b") != std::string::npos, s.message());
+}
+
+// A write between the parts and their ingestion that moves a version they expect fails
+// the whole bulk commit: no item, no meta, no file of it is left.
+BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_commit_overtaken_by_a_write_writes_nothing) {
+  TempDir dir;
+  std::unique_ptr<StateStore> store;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir / "db", &store).is_ok());
+  BOOST_TEST(write(*store, {put("CUSTOMER#a", 0, "a1"), put("CUSTOMER#b", 0, "b1")}).empty());
   for (uint32_t part : {0u, 1u}) {
     std::unique_ptr<BulkPart> bulk;
     BOOST_TEST_REQUIRE(store->open_bulk_part(part, &bulk).is_ok());
@@ -508,6 +522,7 @@ BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_commit_with_a_stale_version_writes_noth
         bulk->add_puts({part == 0 ? put("CUSTOMER#a", 1, "a2") : put("CUSTOMER#b", 1, "b-lost")}).is_ok());
     BOOST_TEST_REQUIRE(bulk->finish().is_ok());
   }
+  BOOST_TEST(write(*store, {put("CUSTOMER#b", 1, "b2")}).empty());  // the other writer, after the parts
   WriteSet with;
   with.meta = {{"clock", "2"}};
   Status s = store->ingest_bulk_parts(with);
@@ -536,10 +551,11 @@ BOOST_AUTO_TEST_CASE(serving_store_serves_a_bulk_commits_items_once_ingested) {
   BOOST_TEST_REQUIRE(serving.ingest_bulk_parts({}).is_ok());
   BOOST_TEST(served_item(serving.items(), "CUSTOMER#A") == "a1");
   BOOST_TEST_REQUIRE(serving.open_bulk_part(0, &bulk).is_ok());
-  BOOST_TEST_REQUIRE(bulk->add_puts({put("CUSTOMER#A", 0, "stale")}).is_ok());  // A is at version 1
+  BOOST_TEST_REQUIRE(bulk->add_puts({put("CUSTOMER#A", 1, "lost")}).is_ok());
   BOOST_TEST_REQUIRE(bulk->finish().is_ok());
+  BOOST_TEST(write(serving, {put("CUSTOMER#A", 1, "a2")}).empty());  // the same version, written first
   BOOST_TEST(serving.ingest_bulk_parts({}).is_conflict());
-  BOOST_TEST(served_item(serving.items(), "CUSTOMER#A") == "a1");
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#A") == "a2");
 }
 
 // The puts of a bulk load fill a cleared store: one that expects a stored version, or
