@@ -620,8 +620,19 @@ void Engine::add_forget_bounds(const ClockSnapshots& clocks, WriteSet* writes) {
   }
 }
 
-// One atomic batch: the items, then the positions they are consistent with.
-Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
+// Whether the last commit goes through bulk parts: the shards write their items and ids
+// into them in parallel, and the store takes them with the commit's meta at once. A
+// rebuild's always do (a store without parts has the shards commit their own). A daemon's
+// only where the store builds parts and nothing else needs the items in hand: an item sink
+// publishes the committed puts, and a shared table filters and rebases them.
+bool Engine::last_commit_in_parts() const {
+  if (options_.bulk_load) return true;
+  return store_->takes_bulk_parts() && !item_sink_ && !options_.write_customers && !options_.partition_clock_key;
+}
+
+// Commits the cut's items (or the parts the shards built), and the positions they are
+// consistent with, atomically.
+Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta, bool in_parts) {
   std::vector<MetaPut> meta = extra_meta;
   if (item_sink_) {
     // The items of the checkpoints before are delivered: this commit can say so.
@@ -651,15 +662,16 @@ Status Engine::commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta) {
   writes.meta = std::move(meta);
   writes.dedup = std::move(cut.dedup);
   add_forget_bounds(cut.clocks, &writes);
-  // A bulk load's parts (the shards built them) become visible before the commit that
-  // marks the state complete: a crash in between leaves an interrupted rebuild.
-  Status s = options_.bulk_load ? store_->ingest_bulk_parts() : Status::ok();
-  if (!s.is_ok()) return s;
   std::vector<VersionShift> shifts;
   uint64_t conflicts = 0;
-  s = commit_with_retry(*store_, &writes, &shifts, &conflicts);
-  const std::size_t items = writes.puts.size();
+  // The shards' parts become visible with the meta that marks them committed (a rebuild:
+  // complete), or not at all.
+  Status s = in_parts && store_->takes_bulk_parts() ? store_->ingest_bulk_parts(writes)
+                                                    : commit_with_retry(*store_, &writes, &shifts, &conflicts);
+  // The parts' puts are counted by the shards that took them, in the cut's running total.
+  const uint64_t items = in_parts ? cut.stats.items_written - items_in_cuts_ : writes.puts.size();
   if (!s.is_ok()) return s;
+  items_in_cuts_ = cut.stats.items_written;
   cut.puts = std::move(writes.puts);  // as committed (versions moved by conflicts): for the item sink
   if (!shifts.empty()) {              // the owning shards move their versions along
     std::vector<std::vector<VersionShift>> per_shard(handles_->shards.size());
@@ -692,7 +704,7 @@ Status Engine::checkpoint(const std::vector<MetaPut>& extra_meta, RunStats* stat
   if (options_.bulk_load) return Status::invalid_argument("a bulk load has no checkpoints");
   Cut cut;
   Status s = take_cut(BarrierRequest{false, false, checkpoint_number_ + 1}, &cut);
-  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok() || !(s = publish_committed(cut)).is_ok()) {
+  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta, false)).is_ok() || !(s = publish_committed(cut)).is_ok()) {
     // A fenced checkpoint wrote nothing; the caller drops the customers it held.
     if (failure_.is_ok() && !s.is_fenced()) failure_ = s;
     return s;
@@ -706,9 +718,9 @@ Status Engine::finish(bool final_tick, RunStats* stats, const std::vector<MetaPu
   if (finished_) return Status::invalid_argument("engine already finished");
   finished_ = true;
   Cut cut;
-  Status s =
-      take_cut(BarrierRequest{final_tick, options_.bulk_load, checkpoint_number_ + 1, final_tick_floor_ns}, &cut);
-  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta)).is_ok()) return s;
+  const bool in_parts = last_commit_in_parts();
+  Status s = take_cut(BarrierRequest{final_tick, in_parts, checkpoint_number_ + 1, final_tick_floor_ns}, &cut);
+  if (!s.is_ok() || !(s = commit_cut(cut, extra_meta, in_parts)).is_ok()) return s;
   // The last items are delivered before the command ends, and the state says so: a
   // clean stop never publishes the table again at the next start.
   if (item_sink_ && (!(s = publish_committed(cut)).is_ok() || !(s = item_sink_->flush()).is_ok() ||

@@ -157,7 +157,8 @@ class Engine {
   Status read_partition_clocks(const std::vector<int32_t>& partitions, ClockSnapshots* clocks);
   Status drain();
   Status take_cut(const BarrierRequest& request, Cut* cut);
-  Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta);
+  bool last_commit_in_parts() const;
+  Status commit_cut(Cut& cut, const std::vector<MetaPut>& extra_meta, bool in_parts);
   void add_forget_bounds(const ClockSnapshots& clocks, WriteSet* writes);
   Status open_dead_letter(std::shared_ptr<DeadLetterSink>* sink);
   Status publish_committed(const Cut& cut);
@@ -184,6 +185,7 @@ class Engine {
   std::size_t in_flight_ = 0;
   uint64_t checkpoint_number_ = 0;
   uint64_t items_not_written_ = 0;  // puts left out by write_customers, in total
+  uint64_t items_in_cuts_ = 0;      // the shards' puts up to the last commit (cut.stats.items_written)
   int64_t forgotten_before_day_ = std::numeric_limits<int64_t>::min();
   std::map<int32_t, int64_t> forgotten_partition_day_;  // by held partition (its clock)
   Status failure_;

@@ -91,9 +91,11 @@ struct ShardCut {
 
 // A checkpoint barrier, sent by the engine after the batches it covers. With
 // `final_tick` the window clock first emits the final tick (end of a finite input).
-// With `direct` each shard writes its items to the store itself, in chunks (bulk
-// loads, where the whole state is one unit anyway); otherwise they come back in the
-// Cut so that the engine commits them in one atomic batch with the positions.
+// With `direct` each shard writes its items and ids into its bulk part of the store
+// (the last commit, see Engine::finish), which the engine then commits with the
+// positions; or, in a rebuild on a store without parts, commits them itself, in chunks
+// (the whole state is one unit anyway). Otherwise they come back in the Cut so that the
+// engine commits them in one atomic batch with the positions.
 struct BarrierRequest {
   bool final_tick = false;
   bool direct = false;

@@ -122,6 +122,15 @@ Status decode_item(std::string_view pk, rocksdb::Slice v, ItemRecord* out) {
 
 // ---------------------------------------------------------------- helpers
 
+// What a put of a bulk part expects to find, checked when the parts are ingested.
+struct ExpectedVersion {
+  std::string pk;
+  int64_t version = 0;
+};
+
+// No check yet: any sequence number is older.
+constexpr rocksdb::SequenceNumber kNotChecked = std::numeric_limits<rocksdb::SequenceNumber>::max();
+
 // validate_puts, plus this backend's own bound: the header stores the JSON length in 32 bits.
 Status validate(const std::vector<ConditionalPut>& puts) {
   Status s = validate_puts(puts);
@@ -194,9 +203,10 @@ rocksdb::Options make_options(const RocksDbOptions& options) {
   o.level_compaction_dynamic_level_bytes = true;
   o.max_background_jobs = 4;                // default 2: flushes and compactions lag a bulk load
   o.max_open_files = kRocksDbMaxOpenFiles;  // its share of the process's fds
-  // A bulk load ingests files built outside the database, which have no unique ID in the
-  // manifest to verify; RocksDB would warn about each ingestion. Every other open checks.
-  o.verify_sst_unique_id_in_manifest = !options.bulk_load;
+  // A writer ingests files built outside the database (a rebuild's state, a daemon's last
+  // commit), which have no unique ID in the manifest to verify while they are ingested;
+  // RocksDB would warn about each ingestion. A reader (`export`) checks every file.
+  o.verify_sst_unique_id_in_manifest = options.read_only;
   // LZ4 is cheap enough not to slow writes; fall back to none if this librocksdb
   // was built without it (checked at run time, not compile time).
   o.compression = rocksdb::kNoCompression;
@@ -225,16 +235,8 @@ class SstFile {
   SstFile(const rocksdb::Options& options, std::string path) : options_(options), path_(std::move(path)) {}
 
   rocksdb::Status put(const rocksdb::Slice& key, const rocksdb::Slice& value) {
-    if (!writer_) {
-      // The page cache keeps the data, as a memtable flush would: an export or a `run`
-      // right after the replay reads it from memory.
-      writer_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options_,
-                                                         static_cast<rocksdb::ColumnFamilyHandle*>(nullptr),
-                                                         /*invalidate_page_cache=*/false);
-      rocksdb::Status s = writer_->Open(path_);
-      if (!s.ok()) return s;
-    }
-    return writer_->Put(key, value);
+    rocksdb::Status s = open();
+    return s.ok() ? writer_->Put(key, value) : s;
   }
 
   // Writes the rest and syncs the file; `written` tells whether there is one.
@@ -243,9 +245,24 @@ class SstFile {
     return writer_ ? writer_->Finish() : rocksdb::Status::OK();
   }
 
+  rocksdb::Status delete_range(const rocksdb::Slice& begin, const rocksdb::Slice& end) {
+    rocksdb::Status s = open();
+    return s.ok() ? writer_->DeleteRange(begin, end) : s;
+  }
+
   const std::string& path() const { return path_; }
 
  private:
+  rocksdb::Status open() {
+    if (writer_) return rocksdb::Status::OK();
+    // The page cache keeps the data, as a memtable flush would: an export or a `run`
+    // right after the replay reads it from memory.
+    writer_ = std::make_unique<rocksdb::SstFileWriter>(rocksdb::EnvOptions(), options_,
+                                                       static_cast<rocksdb::ColumnFamilyHandle*>(nullptr),
+                                                       /*invalidate_page_cache=*/false);
+    return writer_->Open(path_);
+  }
+
   const rocksdb::Options& options_;
   std::string path_;
   std::unique_ptr<rocksdb::SstFileWriter> writer_;
@@ -302,9 +319,10 @@ class RocksDbStore final : public StateStore {
   }
 
   Status open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) override;
+  bool takes_bulk_parts() const override { return !options_.read_only; }
 
-  Status ingest_bulk_parts() override {
-    return guarded(dir_, "ingest", [&] { return do_ingest_bulk_parts(); });
+  Status ingest_bulk_parts(const WriteSet& with) override {
+    return guarded(dir_, "ingest", [&] { return do_ingest_bulk_parts(with); });
   }
 
   Status sync() override {
@@ -333,6 +351,19 @@ class RocksDbStore final : public StateStore {
     bulk_files_.push_back(std::move(path));
   }
 
+  // A finished part's puts of a live store: the versions they expect, which the part
+  // checked when the database was at sequence number `checked_at` (or later).
+  void add_bulk_expectations(std::vector<ExpectedVersion>&& expected, rocksdb::SequenceNumber checked_at) {
+    std::lock_guard<std::mutex> lock(bulk_mu_);
+    bulk_checked_at_ = std::min(bulk_checked_at_, checked_at);
+    if (bulk_expected_.empty()) {
+      bulk_expected_ = std::move(expected);
+    } else {
+      bulk_expected_.insert(bulk_expected_.end(), std::make_move_iterator(expected.begin()),
+                            std::make_move_iterator(expected.end()));
+    }
+  }
+
   std::string bulk_directory() const { return (std::filesystem::path(dir_) / kBulkDirectory).string(); }
 
   Status from_rocks(const rocksdb::Status& s, const char* what) const {
@@ -349,9 +380,8 @@ class RocksDbStore final : public StateStore {
     return decode_item(pk, v, out);
   }
 
-  // Stored versions (0 = absent) of the distinct PKs of `puts`, one MultiGet.
-  Status read_versions(const std::vector<ConditionalPut>& puts, std::map<std::string_view, int64_t>* versions) {
-    for (const ConditionalPut& p : puts) versions->emplace(p.record.pk, 0);
+  // Stored versions (0 = absent) of the PKs already in `versions`, one MultiGet.
+  Status read_versions(std::map<std::string_view, int64_t>* versions) {
     std::vector<std::string> keys;
     keys.reserve(versions->size());
     for (const auto& kv : *versions) keys.push_back(prefixed(kItemPrefix, kv.first));
@@ -408,7 +438,8 @@ class RocksDbStore final : public StateStore {
     // batch is written. Readers (get, scan) do not take this lock.
     std::lock_guard<std::mutex> lock(write_mu_);
     std::map<std::string_view, int64_t> versions;
-    if (!puts.empty() && !(s = read_versions(puts, &versions)).is_ok()) return s;
+    for (const ConditionalPut& p : puts) versions.emplace(p.record.pk, 0);
+    if (!puts.empty() && !(s = read_versions(&versions)).is_ok()) return s;
     // Check sequentially, as if applied one after another: a later put of the same PK
     // sees the version of an earlier put. In the WriteBatch the later Put wins.
     for (std::size_t i = 0; i < puts.size(); ++i) {
@@ -483,23 +514,86 @@ class RocksDbStore final : public StateStore {
     return Status::ok();
   }
 
-  // One atomic ingestion of every part's files (all or none, even across a crash). The
-  // files are moved (hard links), not copied; those of different parts overlap (the
-  // shards split customers by hash), so RocksDB puts them into level 0.
-  Status do_ingest_bulk_parts() {
+  // The parts' puts must find the versions they expect, as commit() checks them: the
+  // first that does not names the conflict. `checked_at`: the sequence number the
+  // versions read are at least as new as.
+  Status check_expectations(const std::vector<ExpectedVersion>& expected, rocksdb::SequenceNumber* checked_at) {
+    *checked_at = db_->GetLatestSequenceNumber();
+    std::map<std::string_view, int64_t> versions;
+    for (const ExpectedVersion& e : expected) versions.emplace(e.pk, 0);
+    Status s = versions.empty() ? Status::ok() : read_versions(&versions);
+    if (!s.is_ok()) return s;
+    for (const ExpectedVersion& e : expected)
+      if (versions[e.pk] != e.version)
+        return Status::conflict("bulk commit: item '" + printable(e.pk) + "' is at version " +
+                                std::to_string(versions[e.pk]) + ", not the expected " + std::to_string(e.version) +
+                                " (another writer changed it); nothing was written");
+    return Status::ok();
+  }
+
+  // The commit's own keys, as one more file of the ingestion: its meta, and a range
+  // deletion of the dedup days it forgets. Keys in order, as SstFileWriter wants them.
+  Status write_commit_file(const WriteSet& with, const std::string& path, bool* written) {
+    SstFile file(rocks_options_, path);
+    rocksdb::Status s;
+    if (with.forget_dedup_before_day != kNoDay) {
+      DedupRecord bound;
+      bound.day = with.forget_dedup_before_day;
+      s = file.delete_range(std::string(1, kDedupPrefix), prefixed(kDedupPrefix, dedup_record_key(bound)));
+    }
+    std::map<std::string, std::string_view> meta;  // the last value of a key wins, as in a WriteBatch
+    for (const MetaPut& m : with.meta) meta[prefixed(kMetaPrefix, m.key)] = m.value;
+    for (auto it = meta.begin(); s.ok() && it != meta.end(); ++it)
+      s = file.put(it->first, rocksdb::Slice(it->second.data(), it->second.size()));
+    if (s.ok()) s = file.finish(written);
+    return from_rocks(s, "bulk commit");
+  }
+
+  // One atomic ingestion of every part's files and the commit's own (all or none, even
+  // across a crash). The files are moved (hard links), not copied; those of different
+  // parts overlap (the shards split customers by hash), so RocksDB puts them into level 0.
+  Status do_ingest_bulk_parts(const WriteSet& with) {
+    if (!with.puts.empty() || !with.dedup.empty())
+      return Status::invalid_argument("ingest_bulk_parts: puts and dedup records go into the parts");
     std::lock_guard<std::mutex> lock(write_mu_);
     std::vector<std::string> files;
+    std::vector<ExpectedVersion> expected;
+    rocksdb::SequenceNumber checked_at = kNotChecked;
     {
       std::lock_guard<std::mutex> bulk_lock(bulk_mu_);
       files.swap(bulk_files_);
+      expected.swap(bulk_expected_);
+      std::swap(checked_at, bulk_checked_at_);
     }
-    if (files.empty()) return remove_bulk_directory();
+    // The parts checked their puts while they were built, in parallel. Nothing written since
+    // (the sequence number has not moved) means those checks still hold; else again, here.
+    Status s;
+    if (!expected.empty() && db_->GetLatestSequenceNumber() != checked_at)
+      s = check_expectations(expected, &checked_at);
+    if (!s.is_ok()) {
+      Status removed = remove_bulk_directory();  // a refused commit leaves nothing behind
+      return removed.is_ok() ? s : removed;
+    }
     std::sort(files.begin(), files.end());  // the same order on every run
+    s = create_bulk_directory();
+    bool written = false;
+    const std::string commit_file = (std::filesystem::path(bulk_directory()) / "commit.sst").string();
+    if (s.is_ok()) s = write_commit_file(with, commit_file, &written);
+    if (!s.is_ok()) return s;
+    if (written) files.push_back(commit_file);
+    if (files.empty()) return remove_bulk_directory();
     rocksdb::IngestExternalFileOptions io;
     io.move_files = true;
     io.write_global_seqno = false;  // no rewrite of the files: read by this RocksDB or a newer one
-    Status s = from_rocks(db_->IngestExternalFile(files, io), "ingest");
+    s = from_rocks(db_->IngestExternalFile(files, io), "ingest");
     return s.is_ok() ? remove_bulk_directory() : s;
+  }
+
+  Status create_bulk_directory() {
+    std::error_code ec;
+    std::filesystem::create_directories(bulk_directory(), ec);
+    if (ec) return Status::io_error("cannot create " + bulk_directory() + ": " + ec.message());
+    return Status::ok();
   }
 
   const std::string dir_;
@@ -507,8 +601,10 @@ class RocksDbStore final : public StateStore {
   std::unique_ptr<rocksdb::DB> db_;
   const rocksdb::Options rocks_options_ = db_->GetOptions();  // what a bulk part's files are built with
   std::mutex write_mu_;                                       // serializes commit, clear and ingest
-  std::mutex bulk_mu_;                                        // guards bulk_files_
+  std::mutex bulk_mu_;                                        // guards bulk_files_ and bulk_expected_
   std::vector<std::string> bulk_files_;                       // finished parts' files, not ingested yet
+  std::vector<ExpectedVersion> bulk_expected_;                // their puts' expected versions (live store)
+  rocksdb::SequenceNumber bulk_checked_at_ = kNotChecked;     // the oldest state the parts checked them against
 };
 
 // A shard's part of a bulk load: its items and its dedup records, each an SST file.
@@ -523,12 +619,9 @@ class SstBulkPart final : public BulkPart {
   Status add_puts(const std::vector<ConditionalPut>& puts) override {
     return guarded(items_.path(), "bulk put", [&] {
       Status s = validate(puts);
+      if (s.is_ok()) s = expect(puts);
       for (std::size_t i = 0; s.is_ok() && i < puts.size(); ++i) {
         const ItemRecord& r = puts[i].record;
-        // A cleared store holds no item: any other condition could not hold.
-        if (puts[i].expected_version != 0)
-          return Status::invalid_argument("bulk put of '" + printable(r.pk) + "' expects version " +
-                                          std::to_string(puts[i].expected_version) + " in a cleared store");
         s = store_.from_rocks(items_.put(prefixed(kItemPrefix, r.pk), encode_item(r)), "bulk put");
       }
       return s;
@@ -553,6 +646,7 @@ class SstBulkPart final : public BulkPart {
         if (!s.is_ok()) return s;
         if (written) store_.add_bulk_file(file->path());
       }
+      store_.add_bulk_expectations(std::move(expected_), checked_at_);
       return Status::ok();
     });
   }
@@ -564,7 +658,31 @@ class SstBulkPart final : public BulkPart {
     return options;
   }
 
+  // A rebuild's store was cleared: it holds no item, so any other condition could not
+  // hold. A live store's conditions are checked here, on the writer's thread (the parts
+  // in parallel), and kept for the ingestion, which checks them again if anything was
+  // written since.
+  Status expect(const std::vector<ConditionalPut>& puts) {
+    if (!store_.options_.bulk_load) {
+      std::vector<ExpectedVersion> chunk;
+      chunk.reserve(puts.size());
+      for (const ConditionalPut& put : puts) chunk.push_back({put.record.pk, put.expected_version});
+      rocksdb::SequenceNumber checked_at = kNotChecked;
+      Status s = store_.check_expectations(chunk, &checked_at);
+      checked_at_ = std::min(checked_at_, checked_at);
+      expected_.insert(expected_.end(), std::make_move_iterator(chunk.begin()), std::make_move_iterator(chunk.end()));
+      return s;
+    }
+    for (const ConditionalPut& put : puts)
+      if (put.expected_version != 0)
+        return Status::invalid_argument("bulk put of '" + printable(put.record.pk) + "' expects version " +
+                                        std::to_string(put.expected_version) + " in a cleared store");
+    return Status::ok();
+  }
+
   RocksDbStore& store_;
+  std::vector<ExpectedVersion> expected_;
+  rocksdb::SequenceNumber checked_at_ = kNotChecked;  // the oldest state its chunks were checked against
   const rocksdb::Options dedup_options_;
   SstFile items_;
   SstFile dedup_;
@@ -572,9 +690,8 @@ class SstBulkPart final : public BulkPart {
 
 Status RocksDbStore::open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) {
   return guarded(dir_, "open bulk part", [&] {
-    std::error_code ec;
-    std::filesystem::create_directories(bulk_directory(), ec);
-    if (ec) return Status::io_error("cannot create " + bulk_directory() + ": " + ec.message());
+    Status created = create_bulk_directory();
+    if (!created.is_ok()) return created;
     const std::string prefix = (std::filesystem::path(bulk_directory()) / ("part-" + std::to_string(part))).string();
     *out = std::make_unique<SstBulkPart>(*this, prefix);
     return Status::ok();

@@ -83,6 +83,65 @@ Status ServingStore::commit(const WriteSet& writes, std::vector<std::size_t>* co
   return s;
 }
 
+// A part of the inner store that keeps its items' public JSON until the store takes them.
+class ServedBulkPart final : public BulkPart {
+ public:
+  ServedBulkPart(ServingStore& store, std::unique_ptr<BulkPart> inner) : store_(store), inner_(std::move(inner)) {}
+
+  Status add_puts(const std::vector<ConditionalPut>& puts) override {
+    Status s = inner_->add_puts(puts);
+    if (!s.is_ok()) return s;
+    for (const ConditionalPut& put : puts) {
+      if (put.record.item_json.empty()) continue;  // no public item yet: nothing to serve
+      ItemRecord item;
+      item.pk = put.record.pk;
+      item.version = put.record.version;
+      item.item_json = put.record.item_json;
+      items_.push_back(std::move(item));
+    }
+    return s;
+  }
+  Status add_dedup(const std::vector<DedupRecord>& records) override { return inner_->add_dedup(records); }
+  Status finish() override {
+    Status s = inner_->finish();
+    if (s.is_ok()) store_.add_pending(std::move(items_));
+    return s;
+  }
+
+ private:
+  ServingStore& store_;
+  std::unique_ptr<BulkPart> inner_;
+  std::vector<ItemRecord> items_;
+};
+
+Status ServingStore::open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) {
+  std::unique_ptr<BulkPart> inner;
+  Status s = inner_->open_bulk_part(part, &inner);
+  if (!s.is_ok() || !inner) {
+    *out = std::move(inner);
+    return s;
+  }
+  *out = std::make_unique<ServedBulkPart>(*this, std::move(inner));
+  return s;
+}
+
+void ServingStore::add_pending(std::vector<ItemRecord>&& items) {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  pending_.insert(pending_.end(), std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+}
+
+Status ServingStore::ingest_bulk_parts(const WriteSet& with) {
+  Status s = inner_->ingest_bulk_parts(with);
+  std::vector<ItemRecord> pending;
+  {
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending.swap(pending_);
+  }
+  if (s.is_ok())  // a refused ingestion wrote nothing: its items are not served
+    for (const ItemRecord& item : pending) offer(item);
+  return s;
+}
+
 Status ServingStore::scan(const std::function<bool(const ItemRecord&)>& fn) {
   return inner_->scan([&](const ItemRecord& record) {
     offer(record);

@@ -75,6 +75,10 @@ class ServingStore final : public StateStore {
 
   Status get(std::string_view pk, ItemRecord* out) override { return inner_->get(pk, out); }
   Status commit(const WriteSet& writes, std::vector<std::size_t>* conflicts) override;
+  // A bulk commit's items are published once the store took them, as a commit's are.
+  Status open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) override;
+  bool takes_bulk_parts() const override { return inner_->takes_bulk_parts(); }
+  Status ingest_bulk_parts(const WriteSet& with) override;
   Status scan_dedup(const std::function<bool(const DedupRecord&)>& fn) override { return inner_->scan_dedup(fn); }
   Status scan(const std::function<bool(const ItemRecord&)>& fn) override;
   Status scan_partitions(const PartitionScope& scope, const std::function<bool(const ItemRecord&)>& item_fn,
@@ -90,9 +94,13 @@ class ServingStore final : public StateStore {
 
  private:
   void offer(const ItemRecord& record);
+  friend class ServedBulkPart;
+  void add_pending(std::vector<ItemRecord>&& items);
 
   std::unique_ptr<StateStore> inner_;
   ServedItems items_;
+  std::mutex pending_mu_;            // the parts finish on the shards' threads
+  std::vector<ItemRecord> pending_;  // finished parts' items, published at ingestion
 };
 
 }  // namespace streamscore

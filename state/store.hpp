@@ -91,10 +91,11 @@ struct PartitionScope {
   std::vector<int32_t> partitions;
 };
 
-// One writer's share of a bulk load (a shard's, at the end of `replay`), built apart
-// from the store in parallel with the other parts: nothing of it is visible until
-// StateStore::ingest_bulk_parts. Puts come in PK order, dedup records in (day,
-// sequence, part) order; the store they fill was cleared, so every put expects version 0.
+// One writer's share of a bulk commit (a shard's, at the end of `replay` or of a `run`),
+// built apart from the store in parallel with the other parts: nothing of it is visible
+// until StateStore::ingest_bulk_parts. Puts come in PK order, dedup records in (day,
+// sequence, part) order. A rebuild's store was cleared, so there every put expects
+// version 0; a daemon's puts expect the versions it committed before.
 class BulkPart {
  public:
   virtual ~BulkPart() = default;
@@ -108,16 +109,24 @@ class StateStore {
  public:
   virtual ~StateStore() = default;
 
-  // Bulk loads into a cleared store: a store that can build parts apart and take them
-  // at once (RocksDB: SST files, ingested) gives one part per writer; one that cannot
-  // leaves `out` empty, and the writers commit() as usual. `part` names the writer.
+  // Bulk commits: a store that can build parts apart and take them at once (RocksDB: SST
+  // files, ingested) gives one part per writer; one that cannot leaves `out` empty, and
+  // the writers commit() as usual. `part` names the writer.
   virtual Status open_bulk_part(uint32_t part, std::unique_ptr<BulkPart>* out) {
     (void)part;
     out->reset();
     return Status::ok();
   }
-  // Makes every finished part visible, at once; before the bulk load's last commit.
-  virtual Status ingest_bulk_parts() { return Status::ok(); }
+  // Whether open_bulk_part gives parts, so that a commit can go through them.
+  virtual bool takes_bulk_parts() const { return false; }
+  // Makes every finished part visible together with `with` (its meta and forget bounds;
+  // no puts, no dedup records), all or nothing, even across a crash: one commit. Checks
+  // the parts' expected versions first, as commit() would; when one fails, nothing is
+  // applied, the parts are dropped, and the status is a conflict naming the item.
+  virtual Status ingest_bulk_parts(const WriteSet& with) {
+    (void)with;
+    return Status::invalid_argument("this store takes no bulk parts");
+  }
 
   // NotFound when there is no item with this PK.
   virtual Status get(std::string_view pk, ItemRecord* out) = 0;

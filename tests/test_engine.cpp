@@ -776,7 +776,8 @@ class FailingIngestStore final : public StateStore {
     if (s.is_ok() && *out) ++parts;
     return s;
   }
-  Status ingest_bulk_parts() override { return Status::io_error("injected: no space left on device"); }
+  bool takes_bulk_parts() const override { return inner_.takes_bulk_parts(); }
+  Status ingest_bulk_parts(const WriteSet&) override { return Status::io_error("injected: no space left on device"); }
 
   int parts = 0;
 

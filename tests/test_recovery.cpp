@@ -196,3 +196,22 @@ BOOST_FIXTURE_TEST_CASE(the_generator_source_resumes_after_a_kill, Fixture) {
   BOOST_TEST((export_of("gen-killed") == export_of("gen-whole")));
   BOOST_TEST((slurp(dir / "gen-killed-dl.jsonl") == slurp(dir / "gen-whole-dl.jsonl")));
 }
+
+// A bounded run's last commit is one ingestion of SST files (docs/semantics.md, section
+// 12): nothing of it stays in the write-ahead log for the next start to replay, and that
+// start goes on from it exactly.
+BOOST_FIXTURE_TEST_CASE(a_bounded_runs_last_commit_leaves_no_log_to_replay, Fixture) {
+  Result first = run_cli(dir, words(run_args("bounded", log, true)));
+  BOOST_REQUIRE_MESSAGE(first.exit_code == 0, first.err);
+  std::uintmax_t log_bytes = 0, table_bytes = 0;
+  for (const auto& [name, size] : listing(dir / "bounded")) {
+    if (fs::path(name).extension() == ".log") log_bytes += size;
+    if (fs::path(name).extension() == ".sst") table_bytes += size;
+  }
+  BOOST_TEST(table_bytes > 100'000u);
+  BOOST_TEST(log_bytes < 4096u, log_bytes << " bytes of write-ahead log left to replay");
+  const std::string expected = export_of("bounded");
+  Result again = run_cli(dir, words(run_args("bounded", log, true)));  // nothing new to read
+  BOOST_REQUIRE_MESSAGE(again.exit_code == 0, again.err);
+  BOOST_TEST((export_of("bounded") == expected));
+}

@@ -405,7 +405,7 @@ BOOST_AUTO_TEST_CASE(rocksdb_bulk_parts_show_up_at_once_when_ingested) {
     BOOST_TEST_REQUIRE(empty->finish().is_ok());
     BOOST_TEST(scan_pks(*store).empty());
     BOOST_TEST(dedup_scan(*store).empty());
-    BOOST_TEST_REQUIRE(store->ingest_bulk_parts().is_ok());
+    BOOST_TEST_REQUIRE(store->ingest_bulk_parts({}).is_ok());
     BOOST_TEST(!fs::exists(db + "/bulk-load"), "ingested files are moved into the database");
     BOOST_TEST(store->sync().is_ok());
   }
@@ -437,14 +437,125 @@ BOOST_AUTO_TEST_CASE(rocksdb_a_bulk_load_cut_short_leaves_no_item_and_no_file_be
   std::unique_ptr<StateStore> store;
   BOOST_TEST_REQUIRE(open_rocksdb_store(db, &store, RocksDbOptions{/*bulk_load=*/true}).is_ok());
   BOOST_TEST(scan_pks(*store).empty());
-  BOOST_TEST(store->ingest_bulk_parts().is_ok());  // the parts of another process are not taken
+  BOOST_TEST(store->ingest_bulk_parts({}).is_ok());  // the parts of another process are not taken
   BOOST_TEST(scan_pks(*store).empty());
   BOOST_TEST_REQUIRE(store->clear().is_ok());
   BOOST_TEST(!fs::exists(db + "/bulk-load"));
   write_part(*store, 0, {"CUSTOMER#b"}, {2});
-  BOOST_TEST_REQUIRE(store->ingest_bulk_parts().is_ok());
+  BOOST_TEST_REQUIRE(store->ingest_bulk_parts({}).is_ok());
   BOOST_TEST(scan_pks(*store) == (std::vector<std::string>{"CUSTOMER#b"}));
   BOOST_TEST(dedup_scan(*store) == (std::vector<std::string>{"ids of 0@2/0"}));
+}
+
+// A daemon's last commit goes through bulk parts too: on a store that holds items, the
+// parts' puts expect the versions stored, and the commit's meta and forgotten dedup days
+// become visible with them, at once.
+BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_commit_takes_the_parts_with_its_meta) {
+  TempDir dir;
+  const std::string db = dir / "db";
+  {
+    std::unique_ptr<StateStore> store;
+    BOOST_TEST_REQUIRE(open_rocksdb_store(db, &store).is_ok());
+    WriteSet before;
+    before.puts = {put("CUSTOMER#a", 0, "a1"), put("CUSTOMER#b", 0, "b1")};
+    before.meta = {{"clock", "1"}};
+    before.dedup = {DedupRecord{3, 1, 0, "old ids"}, DedupRecord{9, 1, 0, "kept ids"}};
+    std::vector<std::size_t> conflicts;
+    BOOST_TEST_REQUIRE(store->commit(before, &conflicts).is_ok());
+    BOOST_TEST_REQUIRE(conflicts.empty());
+    std::unique_ptr<BulkPart> bulk;
+    BOOST_TEST_REQUIRE(store->open_bulk_part(0, &bulk).is_ok());
+    BOOST_TEST_REQUIRE(static_cast<bool>(bulk));
+    BOOST_TEST_REQUIRE(bulk->add_puts({put("CUSTOMER#a", 1, "a2"), put("CUSTOMER#c", 0, "c1")}).is_ok());
+    BOOST_TEST_REQUIRE(bulk->add_dedup({DedupRecord{9, 2, 0, "new ids"}}).is_ok());
+    BOOST_TEST_REQUIRE(bulk->finish().is_ok());
+    WriteSet with;
+    with.meta = {{"clock", "2"}, {"checkpoint", "2"}};
+    with.forget_dedup_before_day = 5;
+    BOOST_TEST(read(*store, "CUSTOMER#a").item_json == "a1");  // nothing shows before the ingestion
+    Status s = store->ingest_bulk_parts(with);
+    BOOST_TEST_REQUIRE(s.is_ok(), s.to_string());
+    BOOST_TEST(!fs::exists(db + "/bulk-load"));
+    BOOST_TEST(store->sync().is_ok());
+  }
+  std::unique_ptr<StateStore> store;  // survives a reopen
+  BOOST_TEST_REQUIRE(open_rocksdb_store(db, &store).is_ok());
+  BOOST_TEST(scan_pks(*store) == (std::vector<std::string>{"CUSTOMER#a", "CUSTOMER#b", "CUSTOMER#c"}));
+  BOOST_TEST(read(*store, "CUSTOMER#a").item_json == "a2");
+  BOOST_TEST(read(*store, "CUSTOMER#a").version == 2);
+  BOOST_TEST(read(*store, "CUSTOMER#b").item_json == "b1");
+  std::string value;
+  BOOST_TEST_REQUIRE(store->get_meta("clock", &value).is_ok());
+  BOOST_TEST(value == "2");
+  BOOST_TEST_REQUIRE(store->get_meta("checkpoint", &value).is_ok());
+  BOOST_TEST(value == "2");
+  BOOST_TEST(dedup_scan(*store) == (std::vector<std::string>{"kept ids@9/0", "new ids@9/0"}));
+  BOOST_TEST(write(*store, {put("CUSTOMER#c", 1, "c2")}).empty());  // later commits go on from there
+}
+
+// A part's put that does not find the version it expects (another writer moved it) is
+// refused when the part takes it, naming the item.
+BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_part_refuses_a_stale_version) {
+  TempDir dir;
+  std::unique_ptr<StateStore> store;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir / "db", &store).is_ok());
+  BOOST_TEST(write(*store, {put("CUSTOMER#a", 0, "a1"), put("CUSTOMER#b", 0, "b1")}).empty());
+  BOOST_TEST(write(*store, {put("CUSTOMER#b", 1, "b2")}).empty());  // the other writer
+  std::unique_ptr<BulkPart> bulk;
+  BOOST_TEST_REQUIRE(store->open_bulk_part(0, &bulk).is_ok());
+  Status s = bulk->add_puts({put("CUSTOMER#a", 1, "a2"), put("CUSTOMER#b", 1, "b-lost")});
+  BOOST_TEST(s.code() == Status::Code::conflict, s.to_string());
+  BOOST_TEST(s.message().find("CUSTOMER#b") != std::string::npos, s.message());
+}
+
+// A write between the parts and their ingestion that moves a version they expect fails
+// the whole bulk commit: no item, no meta, no file of it is left.
+BOOST_AUTO_TEST_CASE(rocksdb_a_live_bulk_commit_overtaken_by_a_write_writes_nothing) {
+  TempDir dir;
+  std::unique_ptr<StateStore> store;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir / "db", &store).is_ok());
+  BOOST_TEST(write(*store, {put("CUSTOMER#a", 0, "a1"), put("CUSTOMER#b", 0, "b1")}).empty());
+  for (uint32_t part : {0u, 1u}) {
+    std::unique_ptr<BulkPart> bulk;
+    BOOST_TEST_REQUIRE(store->open_bulk_part(part, &bulk).is_ok());
+    BOOST_TEST_REQUIRE(
+        bulk->add_puts({part == 0 ? put("CUSTOMER#a", 1, "a2") : put("CUSTOMER#b", 1, "b-lost")}).is_ok());
+    BOOST_TEST_REQUIRE(bulk->finish().is_ok());
+  }
+  BOOST_TEST(write(*store, {put("CUSTOMER#b", 1, "b2")}).empty());  // the other writer, after the parts
+  WriteSet with;
+  with.meta = {{"clock", "2"}};
+  Status s = store->ingest_bulk_parts(with);
+  BOOST_TEST(s.code() == Status::Code::conflict, s.to_string());
+  BOOST_TEST(s.message().find("CUSTOMER#b") != std::string::npos, s.message());
+  BOOST_TEST(read(*store, "CUSTOMER#a").item_json == "a1");
+  BOOST_TEST(read(*store, "CUSTOMER#b").item_json == "b2");
+  std::string value;
+  BOOST_TEST(store->get_meta("clock", &value).is_not_found());
+  BOOST_TEST(!fs::exists(dir.path / "db" / "bulk-load"));
+}
+
+// The serving store publishes a bulk commit's items once the store took them, as a
+// commit's, and none of a refused one.
+BOOST_AUTO_TEST_CASE(serving_store_serves_a_bulk_commits_items_once_ingested) {
+  TempDir dir;
+  std::unique_ptr<StateStore> inner;
+  BOOST_TEST_REQUIRE(open_rocksdb_store(dir.path.string(), &inner).is_ok());
+  ServingStore serving(std::move(inner));
+  BOOST_TEST_REQUIRE(serving.takes_bulk_parts());
+  std::unique_ptr<BulkPart> bulk;
+  BOOST_TEST_REQUIRE(serving.open_bulk_part(0, &bulk).is_ok());
+  BOOST_TEST_REQUIRE(bulk->add_puts({put("CUSTOMER#A", 0, "a1")}).is_ok());
+  BOOST_TEST_REQUIRE(bulk->finish().is_ok());
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#A").empty());  // not before the store holds it
+  BOOST_TEST_REQUIRE(serving.ingest_bulk_parts({}).is_ok());
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#A") == "a1");
+  BOOST_TEST_REQUIRE(serving.open_bulk_part(0, &bulk).is_ok());
+  BOOST_TEST_REQUIRE(bulk->add_puts({put("CUSTOMER#A", 1, "lost")}).is_ok());
+  BOOST_TEST_REQUIRE(bulk->finish().is_ok());
+  BOOST_TEST(write(serving, {put("CUSTOMER#A", 1, "a2")}).empty());  // the same version, written first
+  BOOST_TEST(serving.ingest_bulk_parts({}).is_conflict());
+  BOOST_TEST(served_item(serving.items(), "CUSTOMER#A") == "a2");
 }
 
 // The puts of a bulk load fill a cleared store: one that expects a stored version, or
