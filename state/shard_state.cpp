@@ -911,7 +911,10 @@ void ShardState::add_declared(CustomerState& c, uint32_t slot, std::size_t bucke
   DeclaredState& d = *c.declared;
   const std::size_t inputs = plan_->inputs.size();
   if (created) {
-    d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
+    if (bucket * inputs == d.cells.size())  // the newest bucket: most are
+      d.cells.resize(d.cells.size() + inputs);
+    else
+      d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
     bucket_inserted(c, bucket);
   }
   const int64_t window = c.buckets[bucket].window;
@@ -1021,7 +1024,8 @@ void ShardState::evaluate_declared_due(const boost::container::small_vector<uint
 }
 
 // The buckets at each window length's cursor (those that may leave), the last bucket's
-// cells (the one that may enter) and the tracks: most of an evaluation's cache misses.
+// cells (the one that may enter), the tracks and the written features: most of an
+// evaluation's cache misses.
 void ShardState::prefetch_leaving(const CustomerState& c) const {
   const DeclaredState& d = *c.declared;
   const std::size_t inputs = plan_->inputs.size();
@@ -1032,6 +1036,7 @@ void ShardState::prefetch_leaving(const CustomerState& c) const {
   }
   if (!c.buckets.empty()) __builtin_prefetch(&d.cells[(c.buckets.size() - 1) * inputs]);
   __builtin_prefetch(d.tracks.data());
+  __builtin_prefetch(d.written.data());
 }
 
 // The tracks in `tracks` (a bit per track) from their buckets in [hi - window, hi).
