@@ -22,13 +22,6 @@ int index_in(std::vector<T>& list, const T& item) {
   return static_cast<int>(list.size() - 1);
 }
 
-// Half away from zero, in 128 bits: 2 * sum may leave int64.
-int64_t rounded_quotient(int64_t sum, int64_t n) {
-  const __int128 magnitude = sum < 0 ? -static_cast<__int128>(sum) : static_cast<__int128>(sum);
-  const __int128 q = (magnitude * 2 + n) / (static_cast<__int128>(n) * 2);
-  return static_cast<int64_t>(sum < 0 ? -q : q);
-}
-
 }  // namespace
 
 std::shared_ptr<const FeaturePlan> FeaturePlan::make(const FeatureSet& set) {
@@ -62,6 +55,9 @@ std::shared_ptr<const FeaturePlan> FeaturePlan::make(const FeatureSet& set) {
     plan->window_tracks[at - plan->windows.begin()].push_back(static_cast<int>(t));
     plan->track_window.push_back(static_cast<int>(at - plan->windows.begin()));
   }
+  plan->input_windows.assign(plan->inputs.size(), 0);
+  for (std::size_t t = 0; t < plan->tracks.size(); ++t)
+    plan->input_windows[plan->tracks[t].input] |= uint64_t{1} << plan->track_window[t];
   plan->horizon_windows = set.horizon_windows();
   for (std::size_t f = 0; f < plan->filters.size(); ++f) {
     if (plan->filters[f].empty()) plan->every_type_ |= uint64_t{1} << f;
@@ -82,20 +78,11 @@ uint64_t FeaturePlan::filters_of(std::string_view event_type) const {
   return every_type_ | (it != by_type_.end() && it->first == event_type ? it->second : 0);
 }
 
-FeatureValue feature_value(Aggregation aggregation, const Cell& track) {
-  switch (aggregation) {
-    case Aggregation::count:
-      return FeatureValue{track.n, true};
-    case Aggregation::sum:
-      return FeatureValue{track.sum, true};
-    case Aggregation::avg:
-      return FeatureValue{track.n == 0 ? 0 : rounded_quotient(track.sum, track.n), true};
-    case Aggregation::min:
-      return track.n > 0 ? FeatureValue{track.min, true} : FeatureValue{0, false};
-    case Aggregation::max:
-      return track.n > 0 ? FeatureValue{track.max, true} : FeatureValue{0, false};
-  }
-  return FeatureValue{};
+// Half away from zero, in 128 bits: 2 * sum may leave int64.
+int64_t rounded_quotient(int64_t sum, int64_t n) {
+  const __int128 magnitude = sum < 0 ? -static_cast<__int128>(sum) : static_cast<__int128>(sum);
+  const __int128 q = (magnitude * 2 + n) / (static_cast<__int128>(n) * 2);
+  return static_cast<int64_t>(sum < 0 ? -q : q);
 }
 
 }  // namespace streamscore

@@ -46,6 +46,9 @@ struct FeaturePlan {
   std::vector<int64_t> windows;                 // distinct track windows, ascending
   std::vector<std::vector<int>> window_tracks;  // by `windows` entry: its tracks
   std::vector<int> track_window;                // by track: its `windows` entry
+  // By input: a bit per `windows` entry with a track that reads it. A bucket whose inputs
+  // are all empty for a window length changes no feature when it leaves that length.
+  std::vector<uint64_t> input_windows;
   std::vector<Output> outputs;
   int64_t horizon_windows = 0;
 
@@ -80,7 +83,25 @@ struct Cell {
   }
 };
 
-// The feature's value over a track's aggregate.
-FeatureValue feature_value(Aggregation aggregation, const Cell& track);
+// sum / n rounded to the nearest integer, halves away from zero (n > 0).
+int64_t rounded_quotient(int64_t sum, int64_t n);
+
+// The feature's value over a track's aggregate. Inline: a shard computes every feature
+// at each evaluation.
+inline FeatureValue feature_value(Aggregation aggregation, const Cell& track) {
+  switch (aggregation) {
+    case Aggregation::count:
+      return FeatureValue{track.n, true};
+    case Aggregation::sum:
+      return FeatureValue{track.sum, true};
+    case Aggregation::avg:
+      return FeatureValue{track.n == 0 ? 0 : rounded_quotient(track.sum, track.n), true};
+    case Aggregation::min:
+      return track.n > 0 ? FeatureValue{track.min, true} : FeatureValue{0, false};
+    case Aggregation::max:
+      return track.n > 0 ? FeatureValue{track.max, true} : FeatureValue{0, false};
+  }
+  return FeatureValue{};
+}
 
 }  // namespace streamscore

@@ -331,6 +331,10 @@ void ShardState::schedule_buckets(const CustomerState& c, const std::function<vo
   for (std::size_t i = c.head; i < c.buckets.size(); ++i) {
     const int64_t window = c.buckets[i].window;
     if (c.hi == kNoTick || window >= c.hi) at(window + 1);
+    if (plan_) {
+      for_each_window(windows_held(c, i), [&](std::size_t k) { at(window + 1 + plan_->windows[k]); });
+      continue;
+    }
     for (int64_t length : leave_windows_) at(window + 1 + length);
   }
   const int64_t now = current_tick(c.clock);
@@ -386,7 +390,7 @@ void ShardState::apply_event(ParsedEvent& event) {
 
   Bucket& b = *it;
   if (plan_) {
-    add_declared(c, static_cast<std::size_t>(it - c.buckets.begin()), created, event);
+    add_declared(c, slot, static_cast<std::size_t>(it - c.buckets.begin()), created, event);
   } else if (event.is_transaction) {
     ++b.count;
     b.cents += event.cents;
@@ -413,7 +417,7 @@ void ShardState::apply_event(ParsedEvent& event) {
   } else if (created) {
     schedule(window + 1, slot);  // when the window enters the features
   }
-  if (created)  // when it leaves each feature's window
+  if (created && !plan_)  // when it leaves each feature's window (add_declared does for declared features)
     for (int64_t length : leave_windows_) schedule(window + 1 + length, slot);
 }
 
@@ -901,17 +905,41 @@ Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
 
 // ---- Declared features other than the default set ----
 
-void ShardState::add_declared(CustomerState& c, std::size_t bucket, bool created, const ParsedEvent& e) {
+// A bucket is due when it leaves a window length only once it holds something a track of that
+// length reads: an event that fills its first cell for a length schedules that leave.
+void ShardState::add_declared(CustomerState& c, uint32_t slot, std::size_t bucket, bool created, const ParsedEvent& e) {
   DeclaredState& d = *c.declared;
   const std::size_t inputs = plan_->inputs.size();
   if (created) {
-    d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
+    if (bucket * inputs == d.cells.size())  // the newest bucket: most are
+      d.cells.resize(d.cells.size() + inputs);
+    else
+      d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
     bucket_inserted(c, bucket);
   }
   const int64_t window = c.buckets[bucket].window;
-  const bool entered = c.hi != kNoTick && window < c.hi;
   if (!e.inputs) return;  // an event not parsed for these features (none is: the engine parses them all)
-  const FeatureInputs& in = *e.inputs;
+  const uint64_t held_before = windows_held(c, bucket);
+  add_inputs(c, bucket, *e.inputs);
+  for_each_window(windows_held(c, bucket) & ~held_before,
+                  [&](std::size_t k) { schedule(window + 1 + plan_->windows[k], slot); });
+}
+
+// The `windows` entries (a bit each) with a track reading an input that bucket `bucket` holds.
+uint64_t ShardState::windows_held(const CustomerState& c, std::size_t bucket) const {
+  const std::size_t inputs = plan_->inputs.size();
+  const Cell* cells = &c.declared->cells[bucket * inputs];
+  uint64_t held = 0;
+  for (std::size_t i = 0; i < inputs; ++i)
+    if (cells[i].n > 0) held |= plan_->input_windows[i];
+  return held;
+}
+
+void ShardState::add_inputs(CustomerState& c, std::size_t bucket, const FeatureInputs& in) {
+  DeclaredState& d = *c.declared;
+  const std::size_t inputs = plan_->inputs.size();
+  const int64_t window = c.buckets[bucket].window;
+  const bool entered = c.hi != kNoTick && window < c.hi;
   for (std::size_t i = 0; i < inputs; ++i) {
     const FeaturePlan::Input& input = plan_->inputs[i];
     if (!(in.filters >> input.filter & 1)) continue;
@@ -981,16 +1009,34 @@ void ShardState::enter_and_leave_declared(CustomerState& c, int64_t tick) {
 // The customers due at a tick, their state fetched ahead: an evaluation of declared features
 // reads a customer, its declared state and buckets of several windows, each a cache miss.
 void ShardState::evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick) {
-  constexpr std::size_t kCustomerAhead = 8, kStateAhead = 4;
+  constexpr std::size_t kCustomerAhead = 8, kStateAhead = 4, kBucketsAhead = 2;
   for (std::size_t i = 0; i < slots.size(); ++i) {
     if (i + kCustomerAhead < slots.size()) __builtin_prefetch(&customers_[slots[i + kCustomerAhead]]);
     if (i + kStateAhead < slots.size()) {
       const CustomerState& ahead = customers_[slots[i + kStateAhead]];
       __builtin_prefetch(ahead.declared.get());
+      __builtin_prefetch(reinterpret_cast<const char*>(ahead.declared.get()) + 64);
       if (!ahead.buckets.empty()) __builtin_prefetch(&ahead.buckets.back());
     }
+    if (i + kBucketsAhead < slots.size()) prefetch_leaving(customers_[slots[i + kBucketsAhead]]);
     evaluate(slots[i], tick);
   }
+}
+
+// The buckets at each window length's cursor (those that may leave), the last bucket's
+// cells (the one that may enter), the tracks and the written features: most of an
+// evaluation's cache misses.
+void ShardState::prefetch_leaving(const CustomerState& c) const {
+  const DeclaredState& d = *c.declared;
+  const std::size_t inputs = plan_->inputs.size();
+  for (uint32_t at : d.leaving) {
+    if (at >= c.buckets.size()) continue;
+    __builtin_prefetch(&c.buckets[at]);
+    __builtin_prefetch(&d.cells[at * inputs]);
+  }
+  if (!c.buckets.empty()) __builtin_prefetch(&d.cells[(c.buckets.size() - 1) * inputs]);
+  __builtin_prefetch(d.tracks.data());
+  __builtin_prefetch(d.written.data());
 }
 
 // The tracks in `tracks` (a bit per track) from their buckets in [hi - window, hi).
@@ -1026,12 +1072,19 @@ void ShardState::declared_values(const CustomerState& c, std::vector<FeatureValu
   }
 }
 
+// Compared in place: most evaluations change one or two of the features.
 bool ShardState::take_declared_content(CustomerState& c) {
-  declared_values(c, &scratch_values_);
-  if (c.version > 0 && scratch_values_ == c.declared->written && c.last_entered == c.written.last_event) return false;
-  c.declared->written = scratch_values_;
+  std::vector<FeatureValue>& written = c.declared->written;
+  bool changed = c.version == 0 || c.last_entered != c.written.last_event;
+  for (std::size_t f = 0; f < plan_->outputs.size(); ++f) {
+    const FeaturePlan::Output& o = plan_->outputs[f];
+    const FeatureValue now = feature_value(o.aggregation, c.declared->tracks[o.track]);
+    if (now == written[f]) continue;
+    written[f] = now;
+    changed = true;
+  }
   c.written.last_event = c.last_entered;
-  return true;
+  return changed;
 }
 
 // Format 4: the number of inputs a bucket holds (checked against the plan on load), the

@@ -58,12 +58,13 @@ struct ItemContent {
 // keeps it in Bucket and the sums below).
 struct DeclaredState {
   const FeaturePlan* plan = nullptr;
+  // By plan window: the index in `buckets` of the first bucket with window >= hi - length,
+  // so that a tick finds the buckets leaving each window without a search. Kept inside
+  // the state (for up to 6 lengths): a tick fetches the leaving buckets ahead from it.
+  boost::container::small_vector<uint32_t, 6> leaving;
   std::vector<Cell> cells;            // plan->inputs per bucket, aligned with `buckets` (head included)
   std::vector<Cell> tracks;           // by plan track: the entered windows in [hi - window, hi)
   std::vector<FeatureValue> written;  // the features of the last written version, by output
-  // By plan window: the index in `buckets` of the first bucket with window >= hi - length,
-  // so that a tick finds the buckets leaving each window without a search.
-  std::vector<uint32_t> leaving;
 };
 
 struct CustomerState {
@@ -236,10 +237,18 @@ class ShardState {
   void enter_and_leave(CustomerState& c, int64_t tick);
   bool take_content(CustomerState& c);
   // Declared features other than the default set.
-  void add_declared(CustomerState& c, std::size_t bucket, bool created, const ParsedEvent& e);
+  void add_declared(CustomerState& c, uint32_t slot, std::size_t bucket, bool created, const ParsedEvent& e);
+  void add_inputs(CustomerState& c, std::size_t bucket, const FeatureInputs& in);
+  uint64_t windows_held(const CustomerState& c, std::size_t bucket) const;
+  // Calls fn(k) for each bit k set in `windows`.
+  template <class Fn>
+  static void for_each_window(uint64_t windows, Fn fn) {
+    for (; windows != 0; windows &= windows - 1) fn(static_cast<std::size_t>(__builtin_ctzll(windows)));
+  }
   void enter_and_leave_declared(CustomerState& c, int64_t tick);
   void rebuild_tracks(CustomerState& c, uint64_t tracks) const;
   void evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick);
+  void prefetch_leaving(const CustomerState& c) const;
   void bucket_inserted(CustomerState& c, std::size_t at) const;
   void declared_values(const CustomerState& c, std::vector<FeatureValue>* out) const;
   bool take_declared_content(CustomerState& c);
@@ -258,7 +267,6 @@ class ShardState {
   std::shared_ptr<const FeaturePlan> plan_;  // null: the default set
   std::vector<int64_t> leave_windows_;       // a bucket leaves a feature this many ticks after it entered
   std::vector<uint64_t> skipped_;            // by plan input
-  std::vector<FeatureValue> scratch_values_;
   std::vector<CustomerState> customers_;
   // Open-addressing index by customer hash: slot + 1, 0 = empty. Cheaper than a
   // string-keyed map on the hottest path (one lookup per event).
