@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -146,6 +147,22 @@ inline std::vector<std::string> table_rows_of_writer(const DynamoDbOptions& o, c
   }
   std::sort(rows.begin(), rows.end());
   return rows;
+}
+
+// Waits up to `seconds` for the table to hold an item (a backfill part committed a slice),
+// read by an observer writer; a failed read counts as nothing seen yet and is asked again.
+inline bool wait_for_table_items(const DynamoDbOptions& table, int seconds) {
+  DynamoDbOptions observer_options = table;
+  observer_options.writer = "observer";
+  std::unique_ptr<StateStore> observer;
+  if (!open_dynamodb_store(observer_options, &observer).is_ok()) return false;
+  return wait_for(
+      [&] {
+        std::size_t n = 0;
+        const Status s = observer->scan([&](const ItemRecord&) { return ++n, true; });
+        return s.is_ok() && n > 0;
+      },
+      seconds);
 }
 
 }  // namespace streamscore::testing

@@ -220,16 +220,7 @@ BOOST_FIXTURE_TEST_CASE(parts_read_only_their_partitions_and_give_the_table_of_o
   const pid_t killed = spawn_streamscore(part_words(2, " --max-writes-per-sec 20 --set engine.batch_size=256"),
                                          dir / "p2.out", dir / "p2.err");
   BOOST_REQUIRE(killed > 0);
-  DynamoDbOptions observer_options = table;
-  observer_options.writer = "observer";
-  std::unique_ptr<StateStore> observer;
-  BOOST_REQUIRE(open_dynamodb_store(observer_options, &observer).is_ok());
-  auto items = [&] {
-    std::size_t n = 0;
-    const Status s = observer->scan([&](const ItemRecord&) { return ++n, true; });
-    return s.is_ok() ? n : 0;  // a failed read counts as nothing seen yet: asked again
-  };
-  BOOST_REQUIRE_MESSAGE(wait_for([&] { return items() > 0; }, 60), slurp(dir / "p2.err"));  // a slice is in
+  BOOST_REQUIRE_MESSAGE(wait_for_table_items(table, 60), slurp(dir / "p2.err"));  // a slice is in
   ::kill(killed, SIGKILL);
   int status = 0;
   ::waitpid(killed, &status, 0);
