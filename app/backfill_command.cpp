@@ -55,6 +55,9 @@ struct BackfillArgs {
   std::string since, until;
   std::string slice = "1d";
   int partitions = 0;
+  // --topic-partitions: a layout's topic's partition count, when its last partitions hold
+  // no object (0: the highest partition=N + 1).
+  int32_t topic_partitions = 0;
   int64_t max_writes_per_sec = 0;
   std::string part;  // "K/P": this process writes part K of P (customer hash); "" = all
   bool json = false;
@@ -186,6 +189,7 @@ Status make_plan(const BackfillArgs& args, Plan* plan) {
     for (const auto& e : args.events)
       plan->identity += (is_s3_url(e) ? e : std::filesystem::absolute(e).string()) + ",";
   if (!args.kafka_topic.empty()) plan->identity += " kafka-topic=" + args.kafka_topic;
+  if (args.topic_partitions > 0) plan->identity += " topic-partitions=" + std::to_string(args.topic_partitions);
   plan->parts_identity = plan->identity + " parts=" + std::to_string(plan->parts);
   if (plan->parts > 0) plan->identity += " part=" + args.part;
   return Status::ok();
@@ -514,18 +518,33 @@ Status settle_listing(const std::string& prefix, bool resume, PartitionedLogs* l
 }
 
 // Parts of a layout split the customers by Kafka's partitioner over the partition count,
-// which a layout tells only as its highest partition + 1: a missing partition below it
+// which a layout tells as its highest partition + 1 (or --topic-partitions): a missing partition below it
 // says that the prefix is not the whole topic (one partition's prefix, say), whose count
 // would then be wrong and dead-letter nearly every record as wrong_partition.
 Status check_every_partition_is_there(const std::string& prefix, const PartitionedLogs& logs) {
   const std::set<int32_t> present(logs.partitions.begin(), logs.partitions.end());
-  for (int32_t p = 0; p < logs.partition_count; ++p)
+  const int32_t highest = present.empty() ? -1 : *present.rbegin();  // above it: empty partitions, --topic-partitions
+  for (int32_t p = 0; p < highest; ++p)
     if (present.count(p) == 0)
       return Status::invalid_argument(
           "--part over '" + prefix + "': partition=" + std::to_string(p) +
-          " holds no object, below partition=" + std::to_string(logs.partition_count - 1) +
+          " holds no object, below partition=" + std::to_string(highest) +
           "; the parts split the customers by Kafka's partitioner over every partition of the topic: give the "
           "prefix of the whole topic, or backfill without --part");
+  return Status::ok();
+}
+
+// A layout names no partition above its highest object: a topic whose last partitions
+// stayed empty has more, and Kafka's partitioner (which --part checks) counts them.
+Status apply_topic_partitions(int32_t topic_partitions, PartitionedLogs* logs) {
+  if (topic_partitions == 0) return Status::ok();
+  if (logs->partition_count == 0)
+    return Status::invalid_argument(
+        "--topic-partitions needs --events with partition=N objects (a Kafka Connect layout)");
+  if (topic_partitions < logs->partition_count)
+    return Status::invalid_argument("--topic-partitions " + std::to_string(topic_partitions) +
+                                    ": the layout holds partition=" + std::to_string(logs->partition_count - 1));
+  logs->partition_count = topic_partitions;
   return Status::ok();
 }
 
@@ -594,6 +613,10 @@ int backfill(const BackfillArgs& given) {
   }
   args.events = logs.logs;                                           // settled below for a layout
   if (logs.partition_count > 0) args.layout = given.events.front();  // the only --events (event_logs_of)
+  if (!(s = apply_topic_partitions(args.topic_partitions, &logs)).is_ok()) {
+    print_error("backfill", s.message());
+    return kExitUsage;
+  }
   Plan plan;
   if (!(s = make_plan(args, &plan)).is_ok()) {
     print_error("backfill", s.message());
@@ -719,6 +742,10 @@ void register_backfill_command(CLI::App& root, int* exit_code) {
       ->capture_default_str();
   cmd->add_option("--partitions", args->partitions,
                   "customer-hash partitions worked on in parallel (shards); default engine.shards");
+  cmd->add_option("--topic-partitions", args->topic_partitions,
+                  "with partition=N objects and --part: the topic's partition count, when its last partitions hold "
+                  "no object (default: the highest partition=N + 1)")
+      ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--part", args->part,
                   "K/P: run as part K of P processes backfilling one DynamoDB table together; "
                   "each writes the items of its share of the customers (a topic or partition=N objects: reads only "

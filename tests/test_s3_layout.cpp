@@ -361,3 +361,52 @@ BOOST_FIXTURE_TEST_CASE(commands_refuse_what_they_cannot_read_as_a_layout, Fixtu
   BOOST_TEST(stray.exit_code == 2, stray.err);
   BOOST_TEST(stray.err.find("s3://logs/topics/customer-events/notes.txt") != std::string::npos, stray.err);
 }
+
+// An archive of a topic whose last partition holds no record names one partition fewer
+// than the topic has: --topic-partitions gives the count, so that the parts split the
+// customers as the producers' partitioner did, and give the table of one backfill.
+BOOST_FIXTURE_TEST_CASE(topic_partitions_counts_the_empty_last_partitions, Fixture) {
+  for (const auto& [partition, records] : by_partition) {
+    if (partition == kPartitions - 1) continue;
+    std::string content;
+    for (const std::string& record : records) content += record + "\n";
+    const std::string name = std::string(kTopic) + "+" + std::to_string(partition) + "+0.json";
+    s3.put("short/" + std::string(kTopic) + "/partition=" + std::to_string(partition) + "/" + name, content);
+  }
+  const std::string backfill = "backfill --events s3://logs/short/" + std::string(kTopic) + "/ --slice 1d" + s3.sets();
+  Result fewer = run_cli(dir, backfill + " --state " + (dir / "g") + " --topic-partitions 3 --part 1/2");
+  BOOST_TEST(fewer.exit_code == 2, fewer.err);
+  BOOST_TEST(fewer.err.find("--topic-partitions 3: the layout holds partition=3") != std::string::npos, fewer.err);
+  Result plain =
+      run_cli(dir, "backfill --events " + (dir / "events.jsonl") + " --state " + (dir / "h") + " --topic-partitions 5");
+  BOOST_TEST(plain.exit_code == 2, plain.err);
+  BOOST_TEST(plain.err.find("--topic-partitions needs --events with partition=N objects") != std::string::npos,
+             plain.err);
+
+  Dynalite dynalite;
+  ::setenv("AWS_ACCESS_KEY_ID", "S3RVER", 1);  // s3rver checks them; dynalite takes any
+  ::setenv("AWS_SECRET_ACCESS_KEY", "S3RVER", 1);
+  const DynamoDbOptions single = dynalite.fresh_table();
+  Result one = run_cli(dir, backfill + table_sets(single) + " --dead-letter " + (dir / "one-dl.jsonl"));
+  BOOST_REQUIRE_MESSAGE(one.exit_code == 0, one.err + one.out);
+  const std::string expected = run_cli(dir, "export" + table_sets(single)).out;
+  BOOST_REQUIRE(std::count(expected.begin(), expected.end(), '\n') > 250);
+
+  const DynamoDbOptions table = dynalite.fresh_table();
+  auto part = [&](int k) {
+    return backfill + table_sets(table) + " --topic-partitions 5 --part " + std::to_string(k) + "/2 --dead-letter " +
+           (dir / ("p" + std::to_string(k) + "-dl.jsonl"));
+  };
+  const pid_t first = spawn_streamscore(split_words(part(1)), dir / "p1.out", dir / "p1.err");
+  BOOST_REQUIRE(first > 0);
+  Result second = run_cli(dir, part(2));
+  int status = 0;
+  ::waitpid(first, &status, 0);
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), slurp(dir / "p1.err"));
+  BOOST_TEST(second.exit_code == 0, second.err);
+  BOOST_TEST(run_cli(dir, "export" + table_sets(table)).out == expected);
+  std::vector<std::string> dead = lines_of_file(dir / "p1-dl.jsonl");
+  for (const auto& line : lines_of_file(dir / "p2-dl.jsonl")) dead.push_back(line);
+  BOOST_TEST((sorted(dead) == sorted(lines_of_file(dir / "one-dl.jsonl"))));
+  for (const std::string& line : dead) BOOST_TEST(line.find("wrong_partition") == std::string::npos, line);
+}
