@@ -149,6 +149,11 @@ inline std::vector<std::string> table_rows_of_writer(const DynamoDbOptions& o, c
   return rows;
 }
 
+// The --set options that point a command at this table.
+inline std::string table_sets(const DynamoDbOptions& t) {
+  return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
+}
+
 // Waits up to `seconds` for the table to hold an item (a backfill part committed a slice),
 // read by an observer writer; a failed read counts as nothing seen yet and is asked again.
 inline bool wait_for_table_items(const DynamoDbOptions& table, int seconds) {

@@ -175,10 +175,6 @@ long long summary_number(const std::string& summary, const std::string& name) {
   return at == std::string::npos ? -1 : std::stoll(summary.substr(at + key.size()));
 }
 
-std::string table_sets(const DynamoDbOptions& t) {
-  return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
-}
-
 }  // namespace
 
 // Three parts read the 8 partitions once between them (3 + 3 + 2), part 2 killed once it

@@ -149,8 +149,7 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_with_other_definitions_is_refused_at_resume_a
 BOOST_FIXTURE_TEST_CASE(a_dynamodb_table_keeps_its_definitions_for_every_writer, Fixture) {
   Dynalite dynalite;
   const streamscore::DynamoDbOptions table = dynalite.fresh_table();
-  const std::string sets =
-      " --set state.backend=dynamodb --set state.endpoint=" + table.endpoint + " --set state.table=" + table.table;
+  const std::string sets = table_sets(table);
   Result replayed = run_cli(dir, "replay --events " + log + " --dead-letter " + (dir / "dl.jsonl") + sets);
   BOOST_TEST_REQUIRE(replayed.exit_code == 0, replayed.err);
   const std::string daemon = "run --set source.path=" + log +

@@ -1079,10 +1079,6 @@ BOOST_AUTO_TEST_CASE(owner_and_update_item_racing_lose_no_update) {
 
 namespace {
 
-std::string dynamo_sets(const DynamoDbOptions& o) {
-  return " --set state.backend=dynamodb --set state.endpoint=" + o.endpoint + " --set state.table=" + o.table;
-}
-
 // Runs `fn` with the AWS variables removed and HOME pointing at an empty directory.
 template <class F>
 void without_credentials(const TempDir& dir, F&& fn) {
@@ -1179,26 +1175,26 @@ BOOST_AUTO_TEST_CASE(replay_run_and_backfill_into_dynamodb_export_like_rocksdb) 
 
   const DynamoDbOptions replayed = g_dynalite->fresh_table();
   Result replay =
-      run_cli(dir, "replay --events " + events + " --dead-letter " + (dir / "dl-dyn.jsonl") + dynamo_sets(replayed));
+      run_cli(dir, "replay --events " + events + " --dead-letter " + (dir / "dl-dyn.jsonl") + table_sets(replayed));
   BOOST_TEST_REQUIRE(replay.exit_code == 0, replay.err);
   BOOST_TEST(replay.out.find("dynamodb_requests") != std::string::npos, replay.out);
-  Result exported = run_cli(dir, "export" + dynamo_sets(replayed));
+  Result exported = run_cli(dir, "export" + table_sets(replayed));
   BOOST_TEST(exported.exit_code == 0, exported.err);
   BOOST_TEST(exported.out == expected.out);
 
   const DynamoDbOptions daemon = g_dynalite->fresh_table();
   Result run = run_cli(dir, "run --set source.path=" + events + " --set dead_letter.path=" + (dir / "dl-run.jsonl") +
-                                " --set http.enabled=false --set checkpoint.interval=200ms" + dynamo_sets(daemon));
+                                " --set http.enabled=false --set checkpoint.interval=200ms" + table_sets(daemon));
   BOOST_TEST_REQUIRE(run.exit_code == 0, run.err);
-  Result run_export = run_cli(dir, "export" + dynamo_sets(daemon));
+  Result run_export = run_cli(dir, "export" + table_sets(daemon));
   BOOST_TEST(run_export.exit_code == 0, run_export.err);
   BOOST_TEST(run_export.out == expected.out);
 
   const DynamoDbOptions sliced = g_dynalite->fresh_table();
   Result backfill = run_cli(dir, "backfill --events " + events + " --slice 5d --dead-letter " +
-                                     (dir / "dl-backfill.jsonl") + dynamo_sets(sliced));
+                                     (dir / "dl-backfill.jsonl") + table_sets(sliced));
   BOOST_TEST_REQUIRE(backfill.exit_code == 0, backfill.err);
-  Result backfill_export = run_cli(dir, "export" + dynamo_sets(sliced));
+  Result backfill_export = run_cli(dir, "export" + table_sets(sliced));
   BOOST_TEST(backfill_export.exit_code == 0, backfill_export.err);
   BOOST_TEST(backfill_export.out == expected.out);
 }

@@ -191,14 +191,6 @@ BOOST_FIXTURE_TEST_CASE(a_backfill_killed_in_a_later_partition_resumes_in_it, Fi
   BOOST_TEST((slurp(dir / "bf-dl.jsonl") == slurp(dir / "whole-dl.jsonl")), "each bad record dead-lettered once");
 }
 
-namespace {
-
-std::string table_sets(const DynamoDbOptions& t) {
-  return " --set state.backend=dynamodb --set state.endpoint=" + t.endpoint + " --set state.table=" + t.table;
-}
-
-}  // namespace
-
 // P = 1, 2 and 3 parts read the 5 partitions once between them; in P = 3, part 2 is
 // killed in the middle of an object once a slice is in the table, and resumed while the
 // others wait for it. Each time the table equals one backfill's, versions included, and
