@@ -413,20 +413,28 @@ BOOST_AUTO_TEST_CASE(an_item_over_400_kb_is_refused_naming_the_customer) {
   BOOST_TEST(store->get("CUSTOMER#small", &r).is_not_found());
 }
 
-// The contract's attributes are DynamoDB numbers and strings, next to the verbatim item.
-BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
-  DynamoDbOptions o = g_dynalite->fresh_table();
-  auto store = open_store_on(o);
-  write(*store, {put("CUSTOMER#C1", 0, engine_json("CUSTOMER#C1", "x", 1), "buckets")});
+namespace {
+
+// The table's item of `pk` as DynamoDB returns it (GetItem's reply: its attributes).
+boost::json::object get_customer_item(const DynamoDbOptions& o, const std::string& pk) {
   AwsCredentials credentials;
   BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
   DynamoDbClient client(resolve_dynamodb_options(o), credentials);
   boost::json::object reply;
   BOOST_TEST_REQUIRE(
-      client
-          .call("GetItem",
-                {{"TableName", o.table}, {"Key", {{"PK", {{"S", "CUSTOMER#C1"}}}, {"SK", {{"S", "STATE"}}}}}}, &reply)
+      client.call("GetItem", {{"TableName", o.table}, {"Key", {{"PK", {{"S", pk}}}, {"SK", {{"S", "STATE"}}}}}}, &reply)
           .is_ok());
+  return reply;
+}
+
+}  // namespace
+
+// The contract's attributes are DynamoDB numbers and strings, next to the verbatim item.
+BOOST_AUTO_TEST_CASE(items_carry_the_contract_attributes) {
+  DynamoDbOptions o = g_dynalite->fresh_table();
+  auto store = open_store_on(o);
+  write(*store, {put("CUSTOMER#C1", 0, engine_json("CUSTOMER#C1", "x", 1), "buckets")});
+  const boost::json::object reply = get_customer_item(o, "CUSTOMER#C1");
   const boost::json::object& item = reply.at("Item").as_object();
   BOOST_TEST(item.at("version").at("N").as_string() == "1");
   BOOST_TEST(item.at("features").at("M").at("total_amount_30d").at("N").as_string() == "842.5");
@@ -446,15 +454,7 @@ BOOST_AUTO_TEST_CASE(declared_features_are_projected_with_null_for_no_event) {
       "\"risk_min_7d\":-0.000125,\"items_avg_24h\":12.5},\"last_event_time\":\"2025-01-01T10:05:00Z\","
       "\"as_of\":\"2025-01-01T10:10:00Z\",\"version\":1}";
   write(*store, {put("CUSTOMER#C2", 0, item, "buckets")});
-  AwsCredentials credentials;
-  BOOST_TEST_REQUIRE(load_aws_credentials(&credentials).is_ok());
-  DynamoDbClient client(resolve_dynamodb_options(o), credentials);
-  boost::json::object reply;
-  BOOST_TEST_REQUIRE(
-      client
-          .call("GetItem",
-                {{"TableName", o.table}, {"Key", {{"PK", {{"S", "CUSTOMER#C2"}}}, {"SK", {{"S", "STATE"}}}}}}, &reply)
-          .is_ok());
+  const boost::json::object reply = get_customer_item(o, "CUSTOMER#C2");
   const boost::json::object& features = reply.at("Item").at("features").at("M").as_object();
   BOOST_TEST(features.size() == 4u);
   BOOST_TEST(features.at("txn_count_1h").at("N").as_string() == "3");
