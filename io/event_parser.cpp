@@ -4,7 +4,6 @@
 
 #include <xxhash.h>
 
-#include <algorithm>
 #include <array>
 #include <boost/json/basic_parser_impl.hpp>
 #include <vector>
@@ -317,10 +316,7 @@ void fill_feature_inputs(const Handler& h, const FeaturePlan& plan, ParsedEvent*
   in.values.assign(plan.values.size(), 0);
   for (std::size_t k = 0; k < plan.values.size(); ++k) {
     const FeaturePlan::ValueSlot& slot = plan.values[k];
-    int f = kAmount;
-    if (slot.field != "amount")
-      f = kFieldCount +
-          static_cast<int>(std::find(plan.fields.begin(), plan.fields.end(), slot.field) - plan.fields.begin());
+    const int f = slot.extra_field < 0 ? kAmount : kFieldCount + slot.extra_field;
     if (feature_field_value(h, f, slot.scale, &in.values[k])) in.present |= uint64_t{1} << k;
   }
 }

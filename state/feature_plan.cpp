@@ -32,8 +32,8 @@ std::shared_ptr<const FeaturePlan> FeaturePlan::make(const FeatureSet& set) {
     Input input;
     input.filter = index_in(plan->filters, spec.event_types);  // sorted and unique (FeatureSet::make)
     if (spec.uses_field()) {
-      input.value = index_in(plan->values, ValueSlot{spec.field, spec.scale});
-      if (spec.field != "amount") index_in(plan->fields, spec.field);
+      const int extra_field = spec.field == "amount" ? -1 : index_in(plan->fields, spec.field);
+      input.value = index_in(plan->values, ValueSlot{spec.field, spec.scale, extra_field});
     }
     const int input_index = index_in(plan->inputs, input);
     const int track = index_in(track_keys, std::make_pair(input_index, spec.window));

@@ -20,6 +20,7 @@ struct FeaturePlan {
   struct ValueSlot {  // a field read at a scale
     std::string field;
     int scale = 0;
+    int extra_field = -1;  // its position in `fields`; -1: "amount"
   };
   struct Input {  // the events of a filter, and the value they contribute
     int filter = 0;
