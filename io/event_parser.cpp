@@ -310,7 +310,7 @@ bool feature_field_value(const Handler& h, int f, int scale, int64_t* scaled) {
 }
 
 void fill_feature_inputs(const Handler& h, const FeaturePlan& plan, ParsedEvent* out) {
-  FeatureInputs& in = out->inputs.fill();
+  FeatureInputs& in = out->inputs;
   in.filters = plan.filters_of(h.field(kEventType).text);
   in.present = 0;
   in.values.assign(plan.values.size(), 0);

@@ -61,7 +61,11 @@ FeatureRow feature_row(const FeatureValue* item_values, const FeatureColumns& co
 
 // A declared set's values are kept as written; the default set's are its totals.
 std::vector<FeatureValue> item_feature_values(const CustomerState& customer) {
-  if (customer.declared) return customer.declared->written;
+  if (customer.declared.plan) {
+    std::vector<FeatureValue> values(customer.declared.plan->outputs.size());
+    for (std::size_t f = 0; f < values.size(); ++f) values[f] = customer.declared.written(f);
+    return values;
+  }
   return default_item_values(customer.written.txn_count, customer.written.cents);
 }
 

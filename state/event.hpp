@@ -70,35 +70,12 @@ constexpr int32_t kEveryClock = -2;  // a tick for every clock at once: the fina
 
 // What an event gives declared features other than the default set (state/feature_plan.hpp):
 // bit f of `filters` set when its type passes the plan's filter f, bit k of `present` when
-// value slot k was read, and the values by slot (scaled integers).
+// value slot k was read, and the values by slot (scaled integers). Held in the event: an
+// allocation per event cost more than the few words it adds to the default set's events.
 struct FeatureInputs {
-  uint64_t filters = 0;
+  uint64_t filters = 0;  // none for the default set: the event counts in no declared input
   uint64_t present = 0;
-  boost::container::small_vector<int64_t, 4> values;  // inline: one allocation per event
-};
-
-// Owns an event's FeatureInputs, if any. One pointer, so that the events of the default set
-// stay as small as they were; copied deeply, as actor messages copy events.
-class FeatureInputsPtr {
- public:
-  FeatureInputsPtr() = default;
-  FeatureInputsPtr(const FeatureInputsPtr& other) { *this = other; }
-  FeatureInputsPtr(FeatureInputsPtr&&) noexcept = default;
-  FeatureInputsPtr& operator=(FeatureInputsPtr&&) noexcept = default;
-  FeatureInputsPtr& operator=(const FeatureInputsPtr& other) {
-    if (this != &other) inputs_ = other.inputs_ ? std::make_unique<FeatureInputs>(*other.inputs_) : nullptr;
-    return *this;
-  }
-  explicit operator bool() const { return inputs_ != nullptr; }
-  const FeatureInputs& operator*() const { return *inputs_; }
-  // The inputs to fill, made when there are none.
-  FeatureInputs& fill() {
-    if (!inputs_) inputs_ = std::make_unique<FeatureInputs>();
-    return *inputs_;
-  }
-
- private:
-  std::unique_ptr<FeatureInputs> inputs_;
+  boost::container::small_vector<int64_t, 2> values;
 };
 
 struct ParsedEvent {
@@ -111,7 +88,7 @@ struct ParsedEvent {
   uint64_t customer_hash = 0;    // stable hash of customer_id, picks the shard
   uint32_t record_index = 0;     // position of the record in its batch
   int32_t clock = kSingleClock;  // its window clock: its source partition
-  FeatureInputsPtr inputs;       // declared features only (none for the default set)
+  FeatureInputs inputs;          // declared features only
 };
 
 // "After the first `position` events of a shard batch, advance the clock to `tick`":

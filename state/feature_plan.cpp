@@ -22,6 +22,35 @@ int index_in(std::vector<T>& list, const T& item) {
   return static_cast<int>(list.size() - 1);
 }
 
+// Min and max are kept for an input only when a min or max feature reads it.
+FeaturePlan::Layout layout_of(const FeaturePlan& plan) {
+  FeaturePlan::Layout layout;
+  layout.input_width.assign(plan.inputs.size(), 1);
+  for (std::size_t i = 0; i < plan.inputs.size(); ++i)
+    if (plan.inputs[i].value >= 0) layout.input_width[i] = 2;
+  for (const FeaturePlan::Track& track : plan.tracks)
+    if (track.extremes) layout.input_width[track.input] = 4;
+  layout.row_words = 1;  // the window
+  for (uint8_t width : layout.input_width) {
+    layout.input_at.push_back(layout.row_words);
+    layout.row_words += width;
+  }
+  std::size_t at = 0;
+  layout.cursors_at = at;
+  at += plan.windows.size();
+  layout.cursor_windows_at = at;
+  at += plan.windows.size();
+  for (const FeaturePlan::Track& track : plan.tracks) {
+    layout.track_at.push_back(at);
+    at += layout.input_width[track.input];
+  }
+  layout.written_at = at;
+  at += plan.outputs.size();
+  layout.present_at = at++;
+  layout.fixed_words = at;
+  return layout;
+}
+
 }  // namespace
 
 std::shared_ptr<const FeaturePlan> FeaturePlan::make(const FeatureSet& set) {
@@ -59,6 +88,7 @@ std::shared_ptr<const FeaturePlan> FeaturePlan::make(const FeatureSet& set) {
   for (std::size_t t = 0; t < plan->tracks.size(); ++t)
     plan->input_windows[plan->tracks[t].input] |= uint64_t{1} << plan->track_window[t];
   plan->horizon_windows = set.horizon_windows();
+  plan->layout = layout_of(*plan);
   for (std::size_t f = 0; f < plan->filters.size(); ++f) {
     if (plan->filters[f].empty()) plan->every_type_ |= uint64_t{1} << f;
     for (const std::string& type : plan->filters[f]) {

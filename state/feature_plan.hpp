@@ -1,11 +1,12 @@
 // How the engine computes a FeatureSet other than the default one: the distinct pieces
 // its features share, numbered once so that the parser and the shards work with bits and
 // indexes instead of names. The parser fills each event's filter bits and value slots
-// (ParsedEvent::filters/present/values); a shard keeps, per 5-minute bucket, one Cell per
-// input, and per track (an input over a window length) the running aggregate of the
-// buckets inside that window.
+// (ParsedEvent::inputs); a shard keeps, per 5-minute bucket, one cell per input, and per
+// track (an input over a window length) the running aggregate of the buckets inside that
+// window, all in one block of words per customer (Layout).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -53,6 +54,24 @@ struct FeaturePlan {
   std::vector<Output> outputs;
   int64_t horizon_windows = 0;
 
+  // Where a customer's DeclaredState keeps each thing, in int64 words of one block: a
+  // fixed part (per `windows` entry a cursor and the window of its bucket, the tracks'
+  // cells, the written features and a bit per written feature that is not null), then a
+  // row per bucket (its window, then each input's cell). One block: an evaluation's cache misses are the block's lines
+  // and the rows it reads, not a chain of separate allocations.
+  struct Layout {
+    std::vector<uint8_t> input_width;   // by input: its cells' width (cell::add)
+    std::vector<std::size_t> input_at;  // by input: its cell's first word in a row
+    std::size_t row_words = 0;          // the window, then the inputs' cells
+    std::size_t cursors_at = 0;
+    std::size_t cursor_windows_at = 0;
+    std::vector<std::size_t> track_at;  // by track: its cell's first word
+    std::size_t written_at = 0;         // by output: the written value (0 when null)
+    std::size_t present_at = 0;         // bit f: output f was written not null
+    std::size_t fixed_words = 0;
+  };
+  Layout layout;
+
   // Null for the default set: the engine keeps its own code path for it.
   static std::shared_ptr<const FeaturePlan> make(const FeatureSet& set);
   // Bit f set when an event of this type passes filter f.
@@ -63,44 +82,50 @@ struct FeaturePlan {
   std::vector<std::pair<std::string, uint64_t>> by_type_;  // sorted: a type's filters
 };
 
-// A feature's inputs in one bucket, or summed over a track's window.
-struct Cell {
-  int64_t sum = 0;
-  int64_t min = 0;  // meaningful when n > 0
-  int64_t max = 0;
-  int64_t n = 0;  // events counted (count) or contributing a value
-  void add(int64_t value) {
-    min = n == 0 || value < min ? value : min;
-    max = n == 0 || value > max ? value : max;
-    sum += value;
-    ++n;
+// A cell: an input's aggregate in one bucket, or summed over a track's window, as
+// `width` int64 words of a customer's DeclaredState: n (events counted, or contributing a
+// value), then for an input with a value its sum, then, when a min or max feature reads
+// the input, its min and max (meaningful when n > 0).
+namespace cell {
+enum Word : std::size_t { n = 0, sum = 1, min = 2, max = 3 };
+
+inline void add(int64_t* cell, std::size_t width, int64_t value) {
+  if (width == 4) {
+    cell[min] = cell[n] == 0 || value < cell[min] ? value : cell[min];
+    cell[max] = cell[n] == 0 || value > cell[max] ? value : cell[max];
   }
-  void add(const Cell& other) {
-    if (other.n == 0) return;
-    min = n == 0 || other.min < min ? other.min : min;
-    max = n == 0 || other.max > max ? other.max : max;
-    sum += other.sum;
-    n += other.n;
+  if (width >= 2) cell[sum] += value;
+  ++cell[n];
+}
+inline void add(int64_t* cell, std::size_t width, const int64_t* other) {
+  if (other[n] == 0) return;
+  if (width == 4) {
+    cell[min] = cell[n] == 0 || other[min] < cell[min] ? other[min] : cell[min];
+    cell[max] = cell[n] == 0 || other[max] > cell[max] ? other[max] : cell[max];
   }
-};
+  if (width >= 2) cell[sum] += other[sum];
+  cell[n] += other[n];
+}
+}  // namespace cell
 
 // sum / n rounded to the nearest integer, halves away from zero (n > 0).
 int64_t rounded_quotient(int64_t sum, int64_t n);
 
-// The feature's value over a track's aggregate. Inline: a shard computes every feature
-// at each evaluation.
-inline FeatureValue feature_value(Aggregation aggregation, const Cell& track) {
+// The feature's value over a track's cell. Inline: a shard computes every feature at each
+// evaluation.
+inline FeatureValue feature_value(Aggregation aggregation, const int64_t* track) {
+  const int64_t n = track[cell::n];
   switch (aggregation) {
     case Aggregation::count:
-      return FeatureValue{track.n, true};
+      return FeatureValue{n, true};
     case Aggregation::sum:
-      return FeatureValue{track.sum, true};
+      return FeatureValue{track[cell::sum], true};
     case Aggregation::avg:
-      return FeatureValue{track.n == 0 ? 0 : rounded_quotient(track.sum, track.n), true};
+      return FeatureValue{n == 0 ? 0 : rounded_quotient(track[cell::sum], n), true};
     case Aggregation::min:
-      return track.n > 0 ? FeatureValue{track.min, true} : FeatureValue{0, false};
+      return n > 0 ? FeatureValue{track[cell::min], true} : FeatureValue{0, false};
     case Aggregation::max:
-      return track.n > 0 ? FeatureValue{track.max, true} : FeatureValue{0, false};
+      return n > 0 ? FeatureValue{track[cell::max], true} : FeatureValue{0, false};
   }
   return FeatureValue{};
 }

@@ -134,12 +134,10 @@ uint32_t ShardState::customer_slot(const std::string& id, uint64_t hash) {
   customers_.back().id = id;
   customers_.back().hash = hash;
   if (plan_) {
-    auto declared = std::make_unique<DeclaredState>();
-    declared->plan = plan_.get();
-    declared->tracks.resize(plan_->tracks.size());
-    declared->written.resize(plan_->outputs.size());
-    declared->leaving.resize(plan_->windows.size(), 0);
-    customers_.back().declared = std::move(declared);
+    customers_.back().declared.plan = plan_.get();
+    customers_.back().declared.words.assign(plan_->layout.fixed_words, 0);
+    for (std::size_t k = 0; k < plan_->windows.size(); ++k)
+      customers_.back().declared.cursor_window(k) = kNoCursorWindow;
   }
   index_[i] = slot + 1;
   if (customers_.size() * 2 > index_.size()) grow_index();
@@ -276,7 +274,7 @@ void ShardState::move_customers(ShardState& from, ShardState& to,
     const uint32_t moved = to.customer_slot(c.id, c.hash);
     slot_in_to[slot] = moved;
     to.customers_[moved] = std::move(c);
-    if (to.customers_[moved].declared) to.customers_[moved].declared->plan = to.plan_.get();
+    if (to.customers_[moved].declared.plan) to.customers_[moved].declared.plan = to.plan_.get();
     if (to.customers_[moved].dirty) to.dirty_.push_back(moved);
   }
   // Each customer's due ticks go to its own clock's calendar in `to`.
@@ -322,7 +320,9 @@ void ShardState::drop_customers(const std::function<bool(std::string_view custom
 void ShardState::schedule(int64_t tick, uint32_t slot) {
   TickClock& clock = clock_of(customers_[slot].clock);
   if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
-  clock.calendar[tick].push_back(slot);
+  TickClock::Recent& recent = clock.recent[static_cast<uint64_t>(tick) * 0x9E3779B97F4A7C15ULL >> 60];
+  if (recent.tick != tick) recent = TickClock::Recent{tick, clock.calendar.try_emplace(tick).first};
+  recent.at->second.push_back(slot);
 }
 
 // When its bucket windows enter the features and leave each window length, and the next
@@ -343,9 +343,10 @@ void ShardState::schedule_buckets(const CustomerState& c, const std::function<vo
 
 bool ShardState::content_changed(const CustomerState& c) const {
   if (!plan_) return ItemContent{c.sum_count, c.sum_cents, c.last_entered} != c.written;
-  std::vector<FeatureValue> now;
-  declared_values(c, &now);
-  return now != c.declared->written || c.last_entered != c.written.last_event;
+  const DeclaredState& d = c.declared;
+  for (std::size_t f = 0; f < plan_->outputs.size(); ++f)
+    if (feature_value(plan_->outputs[f].aggregation, d.track(plan_->outputs[f].track)) != d.written(f)) return true;
+  return c.last_entered != c.written.last_event;
 }
 
 // A record of the customer from another partition than its clock's (a producer that does
@@ -438,6 +439,8 @@ void ShardState::advance_clock(TickClock& clock, int64_t tick) {
   if (clock.current_tick != kNoTick && tick <= clock.current_tick) return;
   while (!clock.calendar.empty() && clock.calendar.begin()->first <= tick) {
     auto node = clock.calendar.extract(clock.calendar.begin());
+    for (TickClock::Recent& recent : clock.recent)
+      if (recent.tick <= node.key()) recent.tick = kNoTick;
     if (plan_) {
       evaluate_declared_due(node.mapped(), node.key());
       continue;
@@ -536,15 +539,15 @@ void ShardState::mark_dirty(CustomerState& c, uint32_t slot) {
 }
 
 void ShardState::render_features(const CustomerState& c, std::string* out) {
-  if (c.declared) {
-    const FeaturePlan& plan = *c.declared->plan;
+  if (c.declared.plan) {
+    const FeaturePlan& plan = *c.declared.plan;
     out->push_back('{');
     for (std::size_t f = 0; f < plan.outputs.size(); ++f) {
       if (f > 0) out->push_back(',');
       out->push_back('"');
       out->append(plan.outputs[f].name);  // [a-z][a-z0-9_]*: nothing to escape
       out->append("\":");
-      append_feature_value(*out, c.declared->written[f], plan.outputs[f].scale);
+      append_feature_value(*out, c.declared.written(f), plan.outputs[f].scale);
     }
     out->push_back('}');
     return;
@@ -905,42 +908,51 @@ Status ShardState::load(const ItemRecord& record, int32_t clock_if_none) {
 
 // ---- Declared features other than the default set ----
 
+void DeclaredState::set_written(std::size_t output, const FeatureValue& value) {
+  words[plan->layout.written_at + output] = value.present ? value.scaled : 0;
+  const uint64_t bit = uint64_t{1} << output;
+  const auto present = static_cast<uint64_t>(words[plan->layout.present_at]);
+  words[plan->layout.present_at] = static_cast<int64_t>(value.present ? present | bit : present & ~bit);
+}
+
 // A bucket is due when it leaves a window length only once it holds something a track of that
 // length reads: an event that fills its first cell for a length schedules that leave.
 void ShardState::add_declared(CustomerState& c, uint32_t slot, std::size_t bucket, bool created, const ParsedEvent& e) {
-  DeclaredState& d = *c.declared;
-  const std::size_t inputs = plan_->inputs.size();
+  DeclaredState& d = c.declared;
+  const FeaturePlan::Layout& layout = plan_->layout;
+  const int64_t window = c.buckets[bucket].window;
   if (created) {
-    if (bucket * inputs == d.cells.size())  // the newest bucket: most are
-      d.cells.resize(d.cells.size() + inputs);
+    const std::size_t at = layout.fixed_words + bucket * layout.row_words;
+    if (at == d.words.size())  // the newest bucket: most are
+      d.words.resize(at + layout.row_words, 0);
     else
-      d.cells.insert(d.cells.begin() + static_cast<std::ptrdiff_t>(bucket * inputs), inputs, Cell{});
+      d.words.insert(d.words.begin() + static_cast<std::ptrdiff_t>(at), layout.row_words, 0);
+    d.words[at] = window;
     bucket_inserted(c, bucket);
   }
-  const int64_t window = c.buckets[bucket].window;
-  if (!e.inputs) return;  // an event not parsed for these features (none is: the engine parses them all)
+  if (e.inputs.filters == 0) return;  // it counts in no input
   const uint64_t held_before = windows_held(c, bucket);
-  add_inputs(c, bucket, *e.inputs);
+  add_inputs(c, bucket, e.inputs);
   for_each_window(windows_held(c, bucket) & ~held_before,
                   [&](std::size_t k) { schedule(window + 1 + plan_->windows[k], slot); });
 }
 
 // The `windows` entries (a bit each) with a track reading an input that bucket `bucket` holds.
 uint64_t ShardState::windows_held(const CustomerState& c, std::size_t bucket) const {
-  const std::size_t inputs = plan_->inputs.size();
-  const Cell* cells = &c.declared->cells[bucket * inputs];
+  const int64_t* row = c.declared.row(bucket);
   uint64_t held = 0;
-  for (std::size_t i = 0; i < inputs; ++i)
-    if (cells[i].n > 0) held |= plan_->input_windows[i];
+  for (std::size_t i = 0; i < plan_->inputs.size(); ++i)
+    if (row[plan_->layout.input_at[i] + cell::n] > 0) held |= plan_->input_windows[i];
   return held;
 }
 
 void ShardState::add_inputs(CustomerState& c, std::size_t bucket, const FeatureInputs& in) {
-  DeclaredState& d = *c.declared;
-  const std::size_t inputs = plan_->inputs.size();
-  const int64_t window = c.buckets[bucket].window;
+  DeclaredState& d = c.declared;
+  const FeaturePlan::Layout& layout = plan_->layout;
+  int64_t* row = d.row(bucket);
+  const int64_t window = row[0];
   const bool entered = c.hi != kNoTick && window < c.hi;
-  for (std::size_t i = 0; i < inputs; ++i) {
+  for (std::size_t i = 0; i < plan_->inputs.size(); ++i) {
     const FeaturePlan::Input& input = plan_->inputs[i];
     if (!(in.filters >> input.filter & 1)) continue;
     int64_t value = 0;  // a count's
@@ -951,11 +963,11 @@ void ShardState::add_inputs(CustomerState& c, std::size_t bucket, const FeatureI
       }
       value = in.values[static_cast<std::size_t>(input.value)];
     }
-    d.cells[bucket * inputs + i].add(value);
+    cell::add(row + layout.input_at[i], layout.input_width[i], value);
     if (!entered) continue;
     // A late event in a window already entered: the tracks holding it are corrected now.
     for (int t : plan_->input_tracks[i])
-      if (window >= c.hi - plan_->tracks[t].window) d.tracks[t].add(value);
+      if (window >= c.hi - plan_->tracks[t].window) cell::add(d.track(t), layout.input_width[i], value);
   }
 }
 
@@ -964,135 +976,159 @@ void ShardState::add_inputs(CustomerState& c, std::size_t bucket, const FeatureI
 // window leave it. A track's min or max is taken again from its buckets when a bucket
 // holding it leaves (rare for most data; a window's buckets at worst).
 void ShardState::enter_and_leave_declared(CustomerState& c, int64_t tick) {
-  DeclaredState& d = *c.declared;
-  const std::size_t inputs = plan_->inputs.size();
+  DeclaredState& d = c.declared;
+  const FeaturePlan::Layout& layout = plan_->layout;
   const int64_t old_hi = c.hi;
   auto bucket = old_hi == kNoTick ? c.buckets.begin() + c.head : first_bucket_at_or_after(c, old_hi);
   for (; bucket != c.buckets.end() && bucket->window < tick; ++bucket) {
     fold_time(c, bucket_time(*bucket));
-    const Cell* cells = &d.cells[static_cast<std::size_t>(bucket - c.buckets.begin()) * inputs];
-    for (std::size_t t = 0; t < plan_->tracks.size(); ++t)
-      if (bucket->window >= tick - plan_->tracks[t].window) d.tracks[t].add(cells[plan_->tracks[t].input]);
+    const int64_t* row = d.row(static_cast<std::size_t>(bucket - c.buckets.begin()));
+    for (std::size_t t = 0; t < plan_->tracks.size(); ++t) {
+      const FeaturePlan::Track& track = plan_->tracks[t];
+      if (bucket->window >= tick - track.window)
+        cell::add(d.track(t), layout.input_width[track.input], row + layout.input_at[track.input]);
+    }
   }
   uint64_t stale = 0;  // tracks whose extreme left
+  const auto rows = static_cast<int64_t>(c.buckets.size());
   for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
     // Buckets from the cursor up to tick - length leave; those that had entered (before the
-    // old hi) were in the tracks of this length.
+    // old hi) were in the tracks of this length. A row starts with its window.
     const int64_t lo = tick - plan_->windows[k];
-    uint32_t& cursor = d.leaving[k];
-    for (; cursor < c.buckets.size() && c.buckets[cursor].window < lo; ++cursor) {
-      if (old_hi == kNoTick || c.buckets[cursor].window >= old_hi) continue;
-      const Cell* cells = &d.cells[cursor * inputs];
+    if (d.cursor_window(k) >= lo) continue;  // nothing leaves: no row read
+    int64_t cursor = d.cursor(k);
+    for (; cursor < rows && *d.row(static_cast<std::size_t>(cursor)) < lo; ++cursor) {
+      const int64_t* row = d.row(static_cast<std::size_t>(cursor));
+      if (old_hi == kNoTick || row[0] >= old_hi) continue;
       for (int t : plan_->window_tracks[k]) {
-        const Cell& gone = cells[plan_->tracks[t].input];
-        Cell& track = d.tracks[t];
-        if (gone.n == 0) continue;
-        track.n -= gone.n;
-        track.sum -= gone.sum;
-        if (plan_->tracks[t].extremes && track.n > 0 && (gone.min == track.min || gone.max == track.max))
+        const FeaturePlan::Track& track = plan_->tracks[t];
+        const int64_t* gone = row + layout.input_at[track.input];
+        if (gone[cell::n] == 0) continue;
+        int64_t* held = d.track(t);
+        held[cell::n] -= gone[cell::n];
+        if (layout.input_width[track.input] >= 2) held[cell::sum] -= gone[cell::sum];
+        if (track.extremes && held[cell::n] > 0 &&
+            (gone[cell::min] == held[cell::min] || gone[cell::max] == held[cell::max]))
           stale |= uint64_t{1} << t;
       }
     }
+    d.cursor(k) = cursor;
+    d.cursor_window(k) = cursor < rows ? *d.row(static_cast<std::size_t>(cursor)) : kNoCursorWindow;
   }
   c.hi = tick;
   if (stale != 0) rebuild_tracks(c, stale);
-  const int64_t horizon_lo = tick - horizon_windows_;  // below every track's window
-  while (c.head < c.buckets.size() && c.buckets[c.head].window < horizon_lo) ++c.head;
+  // Below every track's window: the longest window's cursor is where the horizon starts.
+  c.head = static_cast<uint32_t>(d.cursor(plan_->windows.size() - 1));
   if (c.head > 16 && c.head * 2 > c.buckets.size()) {
     c.buckets.erase(c.buckets.begin(), c.buckets.begin() + c.head);
-    d.cells.erase(d.cells.begin(), d.cells.begin() + static_cast<std::ptrdiff_t>(c.head * inputs));
-    for (uint32_t& cursor : d.leaving) cursor -= c.head;  // the horizon is the longest window: cursor >= head
+    const auto rows_begin = d.words.begin() + static_cast<std::ptrdiff_t>(layout.fixed_words);
+    d.words.erase(rows_begin, rows_begin + static_cast<std::ptrdiff_t>(c.head * layout.row_words));
+    // The horizon is the longest window: every cursor is at or after head.
+    for (std::size_t k = 0; k < plan_->windows.size(); ++k) d.cursor(k) -= c.head;
     c.head = 0;
   }
 }
 
 // The customers due at a tick, their state fetched ahead: an evaluation of declared features
-// reads a customer, its declared state and buckets of several windows, each a cache miss.
+// reads a customer, the fixed part of its declared state and the rows of several windows,
+// each a cache miss.
 void ShardState::evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick) {
-  constexpr std::size_t kCustomerAhead = 8, kStateAhead = 4, kBucketsAhead = 2;
+  // Far enough ahead for a miss to be served before it is read (measured on the bench log).
+  constexpr std::size_t kCustomerAhead = 16, kStateAhead = 8, kRowsAhead = 4;
+  const std::size_t fixed_bytes = plan_->layout.fixed_words * sizeof(int64_t);
+  auto prefetch_bytes = [](const void* at, std::size_t bytes) {
+    const char* begin = static_cast<const char*>(at);
+    for (std::size_t line = 0; line < bytes; line += 64) __builtin_prefetch(begin + line);
+    __builtin_prefetch(begin + bytes - 1);
+  };
   for (std::size_t i = 0; i < slots.size(); ++i) {
-    if (i + kCustomerAhead < slots.size()) __builtin_prefetch(&customers_[slots[i + kCustomerAhead]]);
+    if (i + kCustomerAhead < slots.size())
+      prefetch_bytes(&customers_[slots[i + kCustomerAhead]], sizeof(CustomerState));
     if (i + kStateAhead < slots.size()) {
       const CustomerState& ahead = customers_[slots[i + kStateAhead]];
-      __builtin_prefetch(ahead.declared.get());
-      __builtin_prefetch(reinterpret_cast<const char*>(ahead.declared.get()) + 64);
+      prefetch_bytes(ahead.declared.words.data(), fixed_bytes);
       if (!ahead.buckets.empty()) __builtin_prefetch(&ahead.buckets.back());
     }
-    if (i + kBucketsAhead < slots.size()) prefetch_leaving(customers_[slots[i + kBucketsAhead]]);
+    if (i + kRowsAhead < slots.size()) prefetch_leaving(customers_[slots[i + kRowsAhead]], tick);
     evaluate(slots[i], tick);
   }
 }
 
-// The buckets at each window length's cursor (those that may leave), the last bucket's
-// cells (the one that may enter), the tracks and the written features: most of an
-// evaluation's cache misses.
-void ShardState::prefetch_leaving(const CustomerState& c) const {
-  const DeclaredState& d = *c.declared;
-  const std::size_t inputs = plan_->inputs.size();
-  for (uint32_t at : d.leaving) {
-    if (at >= c.buckets.size()) continue;
-    __builtin_prefetch(&c.buckets[at]);
-    __builtin_prefetch(&d.cells[at * inputs]);
+// The rows that leave a window length at `tick` (and the one after, read to stop) and the
+// last bucket's row (the one that may enter): most of an evaluation's remaining cache misses.
+void ShardState::prefetch_leaving(const CustomerState& c, int64_t tick) const {
+  const DeclaredState& d = c.declared;
+  const std::size_t row_bytes = plan_->layout.row_words * sizeof(int64_t);
+  for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
+    if (d.cursor_window(k) >= tick - plan_->windows[k]) continue;
+    const char* row = reinterpret_cast<const char*>(d.row(static_cast<std::size_t>(d.cursor(k))));
+    __builtin_prefetch(row);
+    __builtin_prefetch(row + row_bytes);
   }
-  if (!c.buckets.empty()) __builtin_prefetch(&d.cells[(c.buckets.size() - 1) * inputs]);
-  __builtin_prefetch(d.tracks.data());
-  __builtin_prefetch(d.written.data());
+  if (!c.buckets.empty()) __builtin_prefetch(d.row(c.buckets.size() - 1));
 }
 
 // The tracks in `tracks` (a bit per track) from their buckets in [hi - window, hi).
 void ShardState::rebuild_tracks(CustomerState& c, uint64_t tracks) const {
-  DeclaredState& d = *c.declared;
-  const std::size_t inputs = plan_->inputs.size();
+  DeclaredState& d = c.declared;
+  const FeaturePlan::Layout& layout = plan_->layout;
   for (std::size_t t = 0; t < plan_->tracks.size(); ++t) {
     if (!(tracks >> t & 1)) continue;
     const FeaturePlan::Track& track = plan_->tracks[t];
-    Cell fresh;
-    for (std::size_t i = d.leaving[plan_->track_window[t]]; i < c.buckets.size() && c.buckets[i].window < c.hi; ++i)
-      fresh.add(d.cells[i * inputs + track.input]);
-    d.tracks[t] = fresh;
+    const std::size_t width = layout.input_width[track.input];
+    int64_t* held = d.track(t);
+    std::fill(held, held + width, 0);
+    for (auto i = static_cast<std::size_t>(d.cursor(plan_->track_window[t])); i < c.buckets.size(); ++i) {
+      const int64_t* row = d.row(i);
+      if (row[0] >= c.hi) break;
+      cell::add(held, width, row + layout.input_at[track.input]);
+    }
   }
 }
 
 // Keeps every cursor on the bucket it pointed to, unless the new one is the first inside
 // that window now.
 void ShardState::bucket_inserted(CustomerState& c, std::size_t at) const {
-  DeclaredState& d = *c.declared;
+  DeclaredState& d = c.declared;
+  const auto index = static_cast<int64_t>(at);
   for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
-    uint32_t& cursor = d.leaving[k];
+    int64_t& cursor = d.cursor(k);
     const bool outside = c.hi != kNoTick && c.buckets[at].window < c.hi - plan_->windows[k];
-    if (at < cursor || (at == cursor && outside)) ++cursor;
-  }
-}
-
-void ShardState::declared_values(const CustomerState& c, std::vector<FeatureValue>* out) const {
-  out->resize(plan_->outputs.size());
-  for (std::size_t f = 0; f < plan_->outputs.size(); ++f) {
-    const FeaturePlan::Output& o = plan_->outputs[f];
-    (*out)[f] = feature_value(o.aggregation, c.declared->tracks[o.track]);
+    if (index < cursor || (index == cursor && outside)) ++cursor;
+    if (index == cursor) d.cursor_window(k) = c.buckets[at].window;
   }
 }
 
 // Compared in place: most evaluations change one or two of the features.
 bool ShardState::take_declared_content(CustomerState& c) {
-  std::vector<FeatureValue>& written = c.declared->written;
+  DeclaredState& d = c.declared;
+  const FeaturePlan::Layout& layout = plan_->layout;
+  int64_t* written = &d.words[layout.written_at];
+  uint64_t present = 0;
   bool changed = c.version == 0 || c.last_entered != c.written.last_event;
   for (std::size_t f = 0; f < plan_->outputs.size(); ++f) {
     const FeaturePlan::Output& o = plan_->outputs[f];
-    const FeatureValue now = feature_value(o.aggregation, c.declared->tracks[o.track]);
-    if (now == written[f]) continue;
-    written[f] = now;
-    changed = true;
+    const FeatureValue now = feature_value(o.aggregation, d.track(static_cast<std::size_t>(o.track)));
+    const int64_t value = now.present ? now.scaled : 0;
+    present |= static_cast<uint64_t>(now.present) << f;
+    changed = changed || value != written[f];
+    written[f] = value;
   }
+  int64_t& was_present = d.words[layout.present_at];
+  changed = changed || static_cast<uint64_t>(was_present) != present;
+  was_present = static_cast<int64_t>(present);
   c.written.last_event = c.last_entered;
   return changed;
 }
 
 // Format 4: the number of inputs a bucket holds (checked against the plan on load), the
 // written item's content, then per bucket its window, latest event and each input's cell
-// (n, then sum, min and max for an input with a value when n > 0). The tracks are not
-// stored: they follow from the buckets and `hi`.
+// (n, then sum, min and max for an input with a value when n > 0; min and max are 0 when
+// no min or max feature reads the input). The tracks are not stored: they follow from the
+// buckets and `hi`.
 void ShardState::encode_declared(const CustomerState& c, std::string* out) const {
-  const DeclaredState& d = *c.declared;
+  const DeclaredState& d = c.declared;
+  const FeaturePlan::Layout& layout = plan_->layout;
   const std::size_t inputs = plan_->inputs.size();
   out->push_back(static_cast<char>(kDeclaredInternalFormat));
   put_varint(*out, inputs);
@@ -1103,8 +1139,9 @@ void ShardState::encode_declared(const CustomerState& c, std::string* out) const
   out->push_back(static_cast<char>(c.has_entered ? 1 : 0));
   put_signed(*out, c.last_entered.ns);
   out->push_back(static_cast<char>(c.last_entered.frac_digits));
-  put_varint(*out, d.written.size());
-  for (const FeatureValue& v : d.written) {
+  put_varint(*out, plan_->outputs.size());
+  for (std::size_t f = 0; f < plan_->outputs.size(); ++f) {
+    const FeatureValue v = d.written(f);
     out->push_back(static_cast<char>(v.present ? 1 : 0));
     if (v.present) put_signed(*out, v.scaled);
   }
@@ -1115,13 +1152,15 @@ void ShardState::encode_declared(const CustomerState& c, std::string* out) const
     put_signed(*out, b.window - previous);
     previous = b.window;
     put_latest(*out, static_cast<uint64_t>(b.max_ns - b.window * kWindowNanos), b.max_digits);
+    const int64_t* row = d.row(i);
     for (std::size_t k = 0; k < inputs; ++k) {
-      const Cell& cell = d.cells[i * inputs + k];
-      put_varint(*out, static_cast<uint64_t>(cell.n));
-      if (cell.n == 0 || plan_->inputs[k].value < 0) continue;
-      put_signed(*out, cell.sum);
-      put_signed(*out, cell.min);
-      put_signed(*out, cell.max);
+      const int64_t* cell = row + layout.input_at[k];
+      put_varint(*out, static_cast<uint64_t>(cell[cell::n]));
+      if (cell[cell::n] == 0 || layout.input_width[k] < 2) continue;
+      const bool extremes = layout.input_width[k] == 4;
+      put_signed(*out, cell[cell::sum]);
+      put_signed(*out, extremes ? cell[cell::min] : 0);
+      put_signed(*out, extremes ? cell[cell::max] : 0);
     }
   }
   if (c.clock != kSingleClock) put_signed(*out, c.clock);
@@ -1129,7 +1168,8 @@ void ShardState::encode_declared(const CustomerState& c, std::string* out) const
 
 Status ShardState::load_declared(Decoder& d, CustomerState& c, const std::string& pk) {
   auto bad = [&](const std::string& what) { return Status::corruption("item " + pk + ": internal data " + what); };
-  DeclaredState& state = *c.declared;
+  DeclaredState& state = c.declared;
+  const FeaturePlan::Layout& layout = plan_->layout;
   const std::size_t inputs = plan_->inputs.size();
   uint64_t stored_inputs = 0, features = 0, n = 0;
   uint8_t digits = 0, flag = 0;
@@ -1143,11 +1183,12 @@ Status ShardState::load_declared(Decoder& d, CustomerState& c, const std::string
   if (stored_inputs != inputs || features != plan_->outputs.size())
     return Status::invalid_argument("item " + pk + ": its internal data was built with other declared features; " +
                                     "rebuild the state with `streamscore replay`");
-  state.written.assign(features, FeatureValue{});
-  for (FeatureValue& v : state.written) {
+  for (std::size_t f = 0; f < features; ++f) {
+    FeatureValue v;
     if (!d.byte(&flag)) return bad("is truncated");
     v.present = flag != 0;
     if (v.present && !d.signed_varint(&v.scaled)) return bad("is truncated");
+    state.set_written(f, v);
   }
   if (!d.varint(&n)) return bad("is truncated");
   int64_t window = 0;
@@ -1157,22 +1198,30 @@ Status ShardState::load_declared(Decoder& d, CustomerState& c, const std::string
     if (!(d.signed_varint(&delta) && read_latest(d, &offset, &digits))) return bad("has a truncated bucket");
     window += delta;
     c.buckets.push_back(Bucket{window, 0, window * kWindowNanos + static_cast<int64_t>(offset), 0, digits});
+    const std::size_t at = state.words.size();
+    state.words.resize(at + layout.row_words, 0);
+    state.words[at] = window;
     for (std::size_t k = 0; k < inputs; ++k) {
-      Cell cell;
+      int64_t* cell = &state.words[at + layout.input_at[k]];
       uint64_t count = 0;
+      int64_t sum = 0, min = 0, max = 0;
       if (!d.varint(&count)) return bad("has a truncated bucket");
-      cell.n = static_cast<int64_t>(count);
-      if (cell.n > 0 && plan_->inputs[k].value >= 0 &&
-          !(d.signed_varint(&cell.sum) && d.signed_varint(&cell.min) && d.signed_varint(&cell.max)))
+      cell[cell::n] = static_cast<int64_t>(count);
+      if (count == 0 || layout.input_width[k] < 2) continue;
+      if (!(d.signed_varint(&sum) && d.signed_varint(&min) && d.signed_varint(&max)))
         return bad("has a truncated bucket");
-      state.cells.push_back(cell);
+      cell[cell::sum] = sum;
+      if (layout.input_width[k] < 4) continue;
+      cell[cell::min] = min;
+      cell[cell::max] = max;
     }
   }
   for (std::size_t k = 0; k < plan_->windows.size(); ++k) {
     const int64_t lo = c.hi == kNoTick ? std::numeric_limits<int64_t>::min() : c.hi - plan_->windows[k];
-    state.leaving[k] = static_cast<uint32_t>(std::lower_bound(c.buckets.begin(), c.buckets.end(), lo,
-                                                              [](const Bucket& b, int64_t w) { return b.window < w; }) -
-                                             c.buckets.begin());
+    const auto cursor = std::lower_bound(c.buckets.begin(), c.buckets.end(), lo,
+                                         [](const Bucket& b, int64_t w) { return b.window < w; });
+    state.cursor(k) = cursor - c.buckets.begin();
+    state.cursor_window(k) = cursor == c.buckets.end() ? kNoCursorWindow : cursor->window;
   }
   if (c.hi != kNoTick) rebuild_tracks(c, ~uint64_t{0});
   return Status::ok();

@@ -11,6 +11,7 @@
 
 #include <boost/container/small_vector.hpp>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -55,16 +56,35 @@ struct ItemContent {
 };
 
 // A customer's state for declared features other than the default set (the default set
-// keeps it in Bucket and the sums below).
+// keeps it in Bucket and the sums below), laid out as plan->layout says: per window length
+// a cursor, the index in `buckets` of the first bucket with window >= hi - length (a tick
+// finds the buckets leaving each window without a search), and that bucket's window
+// (kNoCursorWindow past the last bucket: a tick tells whether anything leaves without
+// reading a row), the tracks' cells (the entered windows in [hi - window, hi)), the written
+// features, then a row per bucket of `buckets` (head included): its window and its inputs'
+// cells.
+constexpr int64_t kNoCursorWindow = std::numeric_limits<int64_t>::max();
+
 struct DeclaredState {
-  const FeaturePlan* plan = nullptr;
-  // By plan window: the index in `buckets` of the first bucket with window >= hi - length,
-  // so that a tick finds the buckets leaving each window without a search. Kept inside
-  // the state (for up to 6 lengths): a tick fetches the leaving buckets ahead from it.
-  boost::container::small_vector<uint32_t, 6> leaving;
-  std::vector<Cell> cells;            // plan->inputs per bucket, aligned with `buckets` (head included)
-  std::vector<Cell> tracks;           // by plan track: the entered windows in [hi - window, hi)
-  std::vector<FeatureValue> written;  // the features of the last written version, by output
+  const FeaturePlan* plan = nullptr;  // null: the default set
+  std::vector<int64_t> words;
+
+  int64_t* row(std::size_t bucket) { return &words[plan->layout.fixed_words + bucket * plan->layout.row_words]; }
+  const int64_t* row(std::size_t bucket) const {
+    return &words[plan->layout.fixed_words + bucket * plan->layout.row_words];
+  }
+  int64_t* track(std::size_t t) { return &words[plan->layout.track_at[t]]; }
+  const int64_t* track(std::size_t t) const { return &words[plan->layout.track_at[t]]; }
+  int64_t& cursor(std::size_t k) { return words[plan->layout.cursors_at + k]; }
+  int64_t cursor(std::size_t k) const { return words[plan->layout.cursors_at + k]; }
+  int64_t& cursor_window(std::size_t k) { return words[plan->layout.cursor_windows_at + k]; }
+  int64_t cursor_window(std::size_t k) const { return words[plan->layout.cursor_windows_at + k]; }
+  // The features of the last written version, by output.
+  FeatureValue written(std::size_t output) const {
+    return FeatureValue{words[plan->layout.written_at + output],
+                        (static_cast<uint64_t>(words[plan->layout.present_at]) >> output & 1) != 0};
+  }
+  void set_written(std::size_t output, const FeatureValue& value);
 };
 
 struct CustomerState {
@@ -87,9 +107,9 @@ struct CustomerState {
   // The model's output for the item (model/): shown in the item when model_version > 0.
   // Always the score of the features `written` holds: a change of them drops it.
   float score = 0;
-  int32_t model_version = 0;                // 0: no score
-  int64_t scored_version = 0;               // the `version` whose features `score` belongs to
-  std::unique_ptr<DeclaredState> declared;  // declared features only (not the default set)
+  int32_t model_version = 0;   // 0: no score
+  int64_t scored_version = 0;  // the `version` whose features `score` belongs to
+  DeclaredState declared;      // declared features only (not the default set)
 };
 
 struct ShardOptions {
@@ -220,6 +240,14 @@ class ShardState {
     // The slots due at each tick. With a clock per partition most ticks of a calendar
     // hold one or two customers: kept in the map's node, not in an allocation of their own.
     std::map<int64_t, boost::container::small_vector<uint32_t, 2>> calendar;
+    // The calendar entries of ticks scheduled lately, by a hash of the tick: the events of
+    // one window schedule the same few ticks (its entry and each leave), a search each.
+    // An entry is dropped when its tick is reached (its node leaves the calendar).
+    struct Recent {
+      int64_t tick = kNoTick;
+      decltype(calendar)::iterator at;
+    };
+    std::array<Recent, 16> recent;
     int64_t current_tick = kNoTick;
   };
   TickClock& clock_of(int32_t clock);
@@ -248,9 +276,8 @@ class ShardState {
   void enter_and_leave_declared(CustomerState& c, int64_t tick);
   void rebuild_tracks(CustomerState& c, uint64_t tracks) const;
   void evaluate_declared_due(const boost::container::small_vector<uint32_t, 2>& slots, int64_t tick);
-  void prefetch_leaving(const CustomerState& c) const;
+  void prefetch_leaving(const CustomerState& c, int64_t tick) const;
   void bucket_inserted(CustomerState& c, std::size_t at) const;
-  void declared_values(const CustomerState& c, std::vector<FeatureValue>* out) const;
   bool take_declared_content(CustomerState& c);
   bool content_changed(const CustomerState& c) const;
   void encode_declared(const CustomerState& c, std::string* out) const;
