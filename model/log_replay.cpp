@@ -31,31 +31,38 @@ LogReplay::LogReplay(const LogReplayOptions& options)
 }
 
 // A pipeline of two stages: while the shards apply one batch on their threads, this
-// thread reads and parses the next (parsing touches no shard). The sequencer, which
-// asks the shards about ids, runs between them, with every shard idle.
+// thread reads and parses the next (parsing touches no shard) and lays out its dedup
+// probes. The probes wait for the batch before to be applied, then run on the shards'
+// threads; only the clock's classification runs with every shard idle.
 Status LogReplay::feed(const std::string& path, const ReplayProgress& progress) {
   LineReader reader;
   reader.set_s3(options_.s3);
   Status s = reader.open(path);
   if (!s.is_ok()) return s;
   bool at_end = false;
-  auto read_and_parse = [&](std::vector<ParsedEvent>* events) {
+  // The next batch, parsed and handed to the sequencer: its probe requests.
+  auto read_and_begin = [&](std::vector<ProbeRequest>* requests) {
     RawBatch batch;
     Status read = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end);
-    if (read.is_ok()) parse(batch, events);
+    if (!read.is_ok()) return read;
+    parse(batch, &events_);
+    sequencer_.begin(events_.size());
+    sequencer_.add(events_, /*partitions=*/{});
+    *requests = sequencer_.probe_requests();
     return read;
   };
-  if (!(s = read_and_parse(&events_)).is_ok()) return s;
+  std::vector<ProbeRequest> requests;
+  if (!(s = read_and_begin(&requests)).is_ok()) return s;
   for (;;) {
-    SequencedBatch sequenced = sequence();
+    probe(requests);
+    SequencedBatch sequenced = classify_and_dispatch();
     std::vector<std::thread> appliers = start_applying(sequenced.shards);
     const bool more = !at_end;
-    if (more) s = read_and_parse(&next_events_);
+    if (more) s = read_and_begin(&requests);
     for (std::thread& t : appliers) t.join();
     if (!s.is_ok()) return s;
     if (progress) progress(counts());
     if (!more) return Status::ok();
-    std::swap(events_, next_events_);
   }
 }
 
@@ -87,15 +94,28 @@ std::size_t LogReplay::shard_of_customer(const std::string& customer_id) const {
   return shard_of(XXH3_64bits(customer_id.data(), customer_id.size()), shards_.size());
 }
 
-// The router's sequence for one parsed batch: probe the shards' dedup sets, classify in
-// arrival order; the accepted events go to their shards with the in-band ticks.
-SequencedBatch LogReplay::sequence() {
-  auto probe = [this](std::size_t shard, const ProbeRequest& request) {
-    ProbeReply reply;
-    shards_[shard].probe(request.keys, &reply.found, &reply.fingerprints, &reply.times);
-    return reply;
+// The router's probe of the shards' dedup sets, each shard on a thread of its own.
+void LogReplay::probe(const std::vector<ProbeRequest>& requests) {
+  std::vector<ProbeReply> replies(requests.size());
+  auto ask = [&](std::size_t shard) {
+    shards_[shard].probe(requests[shard].keys, &replies[shard].found, &replies[shard].fingerprints,
+                         &replies[shard].times);
   };
-  SequencedBatch sequenced = sequencer_.sequence(events_, /*partitions=*/{}, probe, clock_);
+  std::vector<std::thread> askers;
+  for (std::size_t shard = 1; shard < requests.size(); ++shard)
+    if (!requests[shard].keys.empty()) askers.emplace_back(ask, shard);
+  if (!requests.empty() && !requests[0].keys.empty()) ask(0);
+  for (std::thread& t : askers) t.join();
+  for (std::size_t shard = 0; shard < requests.size(); ++shard)
+    if (!requests[shard].keys.empty()) sequencer_.take_reply(shard, std::move(replies[shard]));
+}
+
+// The clock classifies the probed batch in arrival order; the accepted events go to
+// their shards with the in-band ticks.
+SequencedBatch LogReplay::classify_and_dispatch() {
+  ClassifyResult result;
+  clock_.classify(sequencer_.candidates(), &result);
+  SequencedBatch sequenced = sequencer_.dispatch(result);
   duplicates_ += sequenced.duplicates;
   dead_lettered_ += sequenced.expired.size();
   return sequenced;

@@ -73,7 +73,8 @@ class LogReplay {
 
  private:
   void parse(const RawBatch& batch, std::vector<ParsedEvent>* events);
-  SequencedBatch sequence();  // of events_
+  void probe(const std::vector<ProbeRequest>& requests);
+  SequencedBatch classify_and_dispatch();
   std::vector<std::thread> start_applying(std::vector<ShardBatch>& batches);
   void apply(std::size_t shard, ShardBatch& batch);
 
@@ -88,8 +89,7 @@ class LogReplay {
   Sequencer sequencer_;                           // no range
   std::shared_ptr<const FeaturePlan> plan_;       // parse_options_ points into it
   ParseOptions parse_options_;
-  std::vector<ParsedEvent> events_;       // the batch being sequenced and applied
-  std::vector<ParsedEvent> next_events_;  // the next one, parsed meanwhile
+  std::vector<ParsedEvent> events_;  // a batch parsed, until the sequencer takes it
 };
 
 }  // namespace streamscore
