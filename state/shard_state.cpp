@@ -208,6 +208,13 @@ void ShardState::prefetch_last_bucket(const ParsedEvent& e) const {
   if (entry == 0) return;
   const CustomerState& c = customers_[entry - 1];
   if (!c.buckets.empty()) __builtin_prefetch(&c.buckets.back(), 1);
+  if (c.declared.plan == nullptr) return;
+  // Declared features: the cursors (a new bucket moves them) and the last bucket's row.
+  const int64_t* words = c.declared.words.data();
+  const std::size_t size = c.declared.words.size();
+  __builtin_prefetch(words, 1);
+  __builtin_prefetch(words + size - 1, 1);
+  __builtin_prefetch(words + size - plan_->layout.row_words, 1);
 }
 
 // The windows asked for (the features' upper end at a tick, a late event's window) are
@@ -320,7 +327,7 @@ void ShardState::drop_customers(const std::function<bool(std::string_view custom
 void ShardState::schedule(int64_t tick, uint32_t slot) {
   TickClock& clock = clock_of(customers_[slot].clock);
   if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
-  TickClock::Recent& recent = clock.recent[static_cast<uint64_t>(tick) * 0x9E3779B97F4A7C15ULL >> 60];
+  TickClock::Recent& recent = clock.recent[static_cast<uint64_t>(tick) % TickClock::kRecent];
   if (recent.tick != tick) recent = TickClock::Recent{tick, clock.calendar.try_emplace(tick).first};
   recent.at->second.push_back(slot);
 }
@@ -564,6 +571,8 @@ void ShardState::render_features(const CustomerState& c, std::string* out) {
 
 void ShardState::render_item(const CustomerState& c, std::string* out) {
   out->clear();
+  // Enough for most items at once (a name is at most 64 bytes, a value 22): one allocation.
+  out->reserve(192 + (c.declared.plan ? c.declared.plan->outputs.size() * 90 : 0));
   out->append("{\"PK\":");
   append_json_string(*out, customer_pk(c.id));
   out->append(",\"SK\":\"STATE\",\"features\":");
@@ -1130,6 +1139,9 @@ void ShardState::encode_declared(const CustomerState& c, std::string* out) const
   const DeclaredState& d = c.declared;
   const FeaturePlan::Layout& layout = plan_->layout;
   const std::size_t inputs = plan_->inputs.size();
+  // Upper bound of the encoding below (a varint takes at most 10 bytes), so that
+  // appending never reallocates.
+  out->reserve(64 + plan_->outputs.size() * 11 + (c.buckets.size() - c.head) * (24 + inputs * 30));
   out->push_back(static_cast<char>(kDeclaredInternalFormat));
   put_varint(*out, inputs);
   put_signed(*out, c.hi);

@@ -240,14 +240,16 @@ class ShardState {
     // The slots due at each tick. With a clock per partition most ticks of a calendar
     // hold one or two customers: kept in the map's node, not in an allocation of their own.
     std::map<int64_t, boost::container::small_vector<uint32_t, 2>> calendar;
-    // The calendar entries of ticks scheduled lately, by a hash of the tick: the events of
-    // one window schedule the same few ticks (its entry and each leave), a search each.
-    // An entry is dropped when its tick is reached (its node leaves the calendar).
+    // The calendar entries of ticks scheduled lately, by tick modulo a prime: the events
+    // of a few adjacent windows schedule the same ticks (each window's entry and leaves,
+    // at offsets that differ modulo 61), a search each. An entry is dropped when its tick
+    // is reached (its node leaves the calendar).
     struct Recent {
       int64_t tick = kNoTick;
       decltype(calendar)::iterator at;
     };
-    std::array<Recent, 16> recent;
+    static constexpr uint64_t kRecent = 61;
+    std::array<Recent, kRecent> recent;
     int64_t current_tick = kNoTick;
   };
   TickClock& clock_of(int32_t clock);
