@@ -30,40 +30,79 @@ LogReplay::LogReplay(const LogReplayOptions& options)
   parse_options_.features = plan_.get();
 }
 
-// A pipeline of two stages: while the shards apply one batch on their threads, this
-// thread reads and parses the next (parsing touches no shard) and lays out its dedup
-// probes. The probes wait for the batch before to be applied, then run on the shards'
-// threads; only the clock's classification runs with every shard idle.
+// A pipeline of three stages. A reader thread reads and parses batches ahead (parsing
+// touches no shard), up to kParsedAhead of them. This thread hands each to the
+// sequencer, whose probes wait for the batch before to be applied and then run on the
+// shards' threads; the clock's classification follows, and the shards apply the batch on
+// their threads while this one takes the next. The reader keeps the cores busy while
+// the classification runs alone.
 Status LogReplay::feed(const std::string& path, const ReplayProgress& progress) {
   LineReader reader;
   reader.set_s3(options_.s3);
   Status s = reader.open(path);
   if (!s.is_ok()) return s;
-  bool at_end = false;
-  // The next batch, parsed and handed to the sequencer: its probe requests.
-  auto read_and_begin = [&](std::vector<ProbeRequest>* requests) {
-    RawBatch batch;
-    Status read = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end);
-    if (!read.is_ok()) return read;
-    parse(batch, &events_);
-    sequencer_.begin(events_.size());
-    sequencer_.add(events_, /*partitions=*/{});
-    *requests = sequencer_.probe_requests();
-    return read;
-  };
+  ParsedQueue queue;
+  std::thread reading([&] { read_ahead(reader, queue); });
   std::vector<ProbeRequest> requests;
-  if (!(s = read_and_begin(&requests)).is_ok()) return s;
-  for (;;) {
+  bool last = false;
+  // The next parsed batch, handed to the sequencer: its probe requests.
+  auto take_next = [&] {
+    ParsedBatch batch = queue.pop();
+    if (!batch.status.is_ok()) return batch.status;
+    read_ += batch.lines;
+    dead_lettered_ += batch.unparsed;
+    last = batch.last;
+    sequencer_.begin(batch.events.size());
+    sequencer_.add(batch.events, /*partitions=*/{});
+    requests = sequencer_.probe_requests();
+    return Status::ok();
+  };
+  s = take_next();
+  while (s.is_ok()) {
     probe(requests);
     SequencedBatch sequenced = classify_and_dispatch();
     std::vector<std::thread> appliers = start_applying(sequenced.shards);
-    const bool more = !at_end;
-    if (more) s = read_and_begin(&requests);
+    const bool more = !last;
+    if (more) s = take_next();
     for (std::thread& t : appliers) t.join();
-    if (!s.is_ok()) return s;
+    if (!s.is_ok()) break;
     if (progress) progress(counts());
-    if (!more) return Status::ok();
+    if (!more) break;
   }
+  reading.join();  // it stops after the last batch or an error, both taken by now
+  return s;
+}
+
+// The reader thread: batches read and parsed in order, the last one (at the end or on an
+// error) marked.
+void LogReplay::read_ahead(LineReader& reader, ParsedQueue& queue) {
+  for (;;) {
+    ParsedBatch parsed;
+    RawBatch batch;
+    bool at_end = false;
+    parsed.status = reader.next(options_.batch_lines, /*take_partial=*/true, &batch, &at_end);
+    if (parsed.status.is_ok()) parse(batch, &parsed);
+    parsed.last = at_end || !parsed.status.is_ok();
+    const bool last = parsed.last;
+    queue.push(std::move(parsed));
+    if (last) return;
+  }
+}
+
+void LogReplay::ParsedQueue::push(ParsedBatch batch) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [this] { return batches_.size() < kParsedAhead; });
+  batches_.push_back(std::move(batch));
+  changed_.notify_all();
+}
+
+LogReplay::ParsedBatch LogReplay::ParsedQueue::pop() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [this] { return !batches_.empty(); });
+  ParsedBatch batch = std::move(batches_.front());
+  batches_.pop_front();
+  changed_.notify_all();
+  return batch;
 }
 
 int64_t LogReplay::finish() {
@@ -123,19 +162,19 @@ SequencedBatch LogReplay::classify_and_dispatch() {
 
 // The lines in as many consecutive parts as there are parsers, part 0 on this thread,
 // the others each on a thread of its own; the events then in line order.
-void LogReplay::parse(const RawBatch& batch, std::vector<ParsedEvent>* events) {
+void LogReplay::parse(const RawBatch& batch, ParsedBatch* out) {
   constexpr std::size_t kLinesPerPart = 4096;  // below this a thread costs more than it saves
   const std::size_t n = batch.lines.size();
   const std::size_t parts = std::clamp<std::size_t>(n / kLinesPerPart, 1, parsers_.size());
   auto parse_part = [&](std::size_t k) {
-    std::vector<ParsedEvent>& out = parsed_[k];
-    out.clear();
+    std::vector<ParsedEvent>& events = parsed_[k];
+    events.clear();
     unparsed_[k] = 0;
     ParsedEvent event;
     ParseFailure failure;
     for (std::size_t i = n * k / parts; i < n * (k + 1) / parts; ++i) {
       if (parsers_[k].parse(batch.line(i), parse_options_, &event, &failure))
-        out.push_back(event);
+        events.push_back(event);
       else
         ++unparsed_[k];
     }
@@ -144,12 +183,11 @@ void LogReplay::parse(const RawBatch& batch, std::vector<ParsedEvent>* events) {
   for (std::size_t k = 1; k < parts; ++k) others.emplace_back(parse_part, k);
   parse_part(0);
   for (std::thread& t : others) t.join();
-  read_ += n;
-  events->clear();
+  out->lines = n;
   for (std::size_t k = 0; k < parts; ++k) {
-    dead_lettered_ += unparsed_[k];
-    events->insert(events->end(), std::make_move_iterator(parsed_[k].begin()),
-                   std::make_move_iterator(parsed_[k].end()));
+    out->unparsed += unparsed_[k];
+    out->events.insert(out->events.end(), std::make_move_iterator(parsed_[k].begin()),
+                       std::make_move_iterator(parsed_[k].end()));
   }
 }
 

@@ -9,9 +9,12 @@
 // lines are parsed on as many threads, as the engine's parser pool does.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -26,6 +29,8 @@
 #include "state/shard_state.hpp"
 
 namespace streamscore {
+
+class LineReader;
 
 struct LogReplayOptions {
   int64_t allowed_lateness_ns = kDefaultAllowedLatenessNs;
@@ -72,7 +77,26 @@ class LogReplay {
   virtual void advance(std::size_t shard, int64_t tick) { shards_[shard].advance_to(tick); }
 
  private:
-  void parse(const RawBatch& batch, std::vector<ParsedEvent>* events);
+  // A batch as the reader thread hands it over: its events in line order, its line
+  // count and invalid lines, or the read error; `last` ends the log.
+  struct ParsedBatch {
+    std::vector<ParsedEvent> events;
+    uint64_t lines = 0, unparsed = 0;
+    Status status;
+    bool last = false;
+  };
+  class ParsedQueue {
+   public:
+    static constexpr std::size_t kParsedAhead = 2;
+    void push(ParsedBatch batch);  // waits while kParsedAhead are queued
+    ParsedBatch pop();             // waits for one
+   private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::deque<ParsedBatch> batches_;
+  };
+  void read_ahead(LineReader& reader, ParsedQueue& queue);
+  void parse(const RawBatch& batch, ParsedBatch* out);
   void probe(const std::vector<ProbeRequest>& requests);
   SequencedBatch classify_and_dispatch();
   std::vector<std::thread> start_applying(std::vector<ShardBatch>& batches);
@@ -89,7 +113,6 @@ class LogReplay {
   Sequencer sequencer_;                           // no range
   std::shared_ptr<const FeaturePlan> plan_;       // parse_options_ points into it
   ParseOptions parse_options_;
-  std::vector<ParsedEvent> events_;  // a batch parsed, until the sequencer takes it
 };
 
 }  // namespace streamscore
