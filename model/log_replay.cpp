@@ -31,7 +31,7 @@ LogReplay::LogReplay(const LogReplayOptions& options)
 }
 
 // A pipeline of three stages. A reader thread reads and parses batches ahead (parsing
-// touches no shard), up to kParsedAhead of them. This thread hands each to the
+// touches no shard), kParsedAhead of them queued and one more in its hands. This thread hands each to the
 // sequencer, whose probes wait for the batch before to be applied and then run on the
 // shards' threads; the clock's classification follows, and the shards apply the batch on
 // their threads while this one takes the next. The reader keeps the cores busy while

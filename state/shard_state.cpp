@@ -320,6 +320,9 @@ void ShardState::drop_customers(const std::function<bool(std::string_view custom
   clock_index_ = std::move(kept.clock_index_);
   dirty_ = std::move(kept.dirty_);
   dedup_ = std::move(kept.dedup_);
+  // The customers came through `kept`, whose plan dies with it: they take this one's.
+  for (CustomerState& c : customers_)
+    if (c.declared.plan) c.declared.plan = plan_.get();
   last_loaded_slot_ = kNoSlot;
   update_forget_bound();
 }
@@ -327,8 +330,9 @@ void ShardState::drop_customers(const std::function<bool(std::string_view custom
 void ShardState::schedule(int64_t tick, uint32_t slot) {
   TickClock& clock = clock_of(customers_[slot].clock);
   if (clock.current_tick != kNoTick) tick = std::max(tick, clock.current_tick + 1);
-  TickClock::Recent& recent = clock.recent[static_cast<uint64_t>(tick) % TickClock::kRecent];
-  if (recent.tick != tick) recent = TickClock::Recent{tick, clock.calendar.try_emplace(tick).first};
+  TickClock::Recent& recent = clock.recent[TickClock::recent_slot(tick)];
+  // kNoTick also marks an empty entry: never trusted (a clock that has not ticked).
+  if (recent.tick != tick || tick == kNoTick) recent = TickClock::Recent{tick, clock.calendar.try_emplace(tick).first};
   recent.at->second.push_back(slot);
 }
 
@@ -446,8 +450,8 @@ void ShardState::advance_clock(TickClock& clock, int64_t tick) {
   if (clock.current_tick != kNoTick && tick <= clock.current_tick) return;
   while (!clock.calendar.empty() && clock.calendar.begin()->first <= tick) {
     auto node = clock.calendar.extract(clock.calendar.begin());
-    for (TickClock::Recent& recent : clock.recent)
-      if (recent.tick <= node.key()) recent.tick = kNoTick;
+    TickClock::Recent& recent = clock.recent[TickClock::recent_slot(node.key())];
+    if (recent.tick == node.key()) recent.tick = kNoTick;  // its node is gone
     if (plan_) {
       evaluate_declared_due(node.mapped(), node.key());
       continue;
@@ -1141,7 +1145,7 @@ void ShardState::encode_declared(const CustomerState& c, std::string* out) const
   const std::size_t inputs = plan_->inputs.size();
   // Upper bound of the encoding below (a varint takes at most 10 bytes), so that
   // appending never reallocates.
-  out->reserve(64 + plan_->outputs.size() * 11 + (c.buckets.size() - c.head) * (24 + inputs * 30));
+  out->reserve(96 + plan_->outputs.size() * 11 + (c.buckets.size() - c.head) * (24 + inputs * 40));
   out->push_back(static_cast<char>(kDeclaredInternalFormat));
   put_varint(*out, inputs);
   put_signed(*out, c.hi);

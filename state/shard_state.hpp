@@ -61,8 +61,9 @@ struct ItemContent {
 // finds the buckets leaving each window without a search), and that bucket's window
 // (kNoCursorWindow past the last bucket: a tick tells whether anything leaves without
 // reading a row), the tracks' cells (the entered windows in [hi - window, hi)), the written
-// features, then a row per bucket of `buckets` (head included): its window and its inputs'
-// cells.
+// features and a bit per written feature that is not null, then a row per bucket of
+// `buckets` (head included): its window and its inputs' cells. `plan` is the owning
+// ShardState's: a customer moved to another state takes that one's.
 constexpr int64_t kNoCursorWindow = std::numeric_limits<int64_t>::max();
 
 struct DeclaredState {
@@ -249,6 +250,7 @@ class ShardState {
       decltype(calendar)::iterator at;
     };
     static constexpr uint64_t kRecent = 61;
+    static std::size_t recent_slot(int64_t tick) { return static_cast<uint64_t>(tick) % kRecent; }
     std::array<Recent, kRecent> recent;
     int64_t current_tick = kNoTick;
   };

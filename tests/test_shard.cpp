@@ -561,3 +561,53 @@ BOOST_AUTO_TEST_CASE(a_cooperative_rebalance_keeps_kept_clocks_and_swaps_moved_o
   BOOST_TEST(item(shard, "B").find("\"as_of\":\"2025-01-01T00:30:00Z\"") != std::string::npos, item(shard, "B"));
   BOOST_TEST(shard.find_customer("A")->version == 1);
 }
+
+// A rebalance with declared features: the kept customers go on computing them (they take
+// their shard's plan, not the one of the state they were moved through, which is gone).
+BOOST_AUTO_TEST_CASE(a_rebalance_keeps_declared_features_of_the_kept_customers) {
+  std::vector<FeatureSpec> specs(2);
+  specs[0].name = "txn_1h";
+  specs[0].event_types = {"transaction"};
+  specs[0].window = 12;
+  specs[1].name = "max_24h";
+  specs[1].aggregation = Aggregation::max;
+  specs[1].event_types = {"transaction"};
+  specs[1].window = 288;
+  ShardOptions options;
+  BOOST_REQUIRE(FeatureSet::make(specs, &options.features).is_ok());
+  const std::shared_ptr<const FeaturePlan> plan = FeaturePlan::make(options.features);
+  auto declared_event = [&](const std::string& customer, int i, int32_t clock) {
+    const int64_t cents = 100 + (i * 37) % 50;
+    ParsedEvent e = event(customer, customer + std::to_string(i), kT0 + i * 600 * kSec, cents);
+    e.clock = clock;
+    e.inputs.filters = plan->filters_of("transaction");
+    e.inputs.present = 1;
+    e.inputs.values = {cents};
+    return e;
+  };
+  ShardState shard(options), only_a(options);
+  shard.advance_to(kTick0 - 1, 0);
+  shard.advance_to(kTick0 - 1, 1);
+  only_a.advance_to(kTick0 - 1, 0);
+  for (int i = 0; i < 6; ++i) {
+    ParsedEvent a = declared_event("A", i, 0), a_alone = declared_event("A", i, 0), b = declared_event("B", i, 1);
+    shard.apply_event(a);
+    only_a.apply_event(a_alone);
+    shard.apply_event(b);
+  }
+  shard.advance_to(kTick0 + 7, 0);
+  only_a.advance_to(kTick0 + 7, 0);
+  shard.drop_customers([](std::string_view id) { return id == "B"; }, {1});
+  BOOST_TEST(shard.find_customer("B") == nullptr);
+  for (int i = 6; i < 12; ++i) {
+    ParsedEvent a = declared_event("A", i, 0), a_alone = declared_event("A", i, 0);
+    shard.apply_event(a);
+    only_a.apply_event(a_alone);
+  }
+  for (int64_t tick = kTick0 + 8; tick <= kTick0 + 320; tick += 7) {
+    shard.advance_to(tick, 0);
+    only_a.advance_to(tick, 0);
+    BOOST_TEST(item(shard, "A") == item(only_a, "A"));
+  }
+  BOOST_TEST(item(shard, "A").find("\"txn_1h\":0,\"max_24h\":null") != std::string::npos, item(shard, "A"));
+}
