@@ -50,7 +50,9 @@ struct Timed {
 
 Timed timed_request(uint16_t port, http::verb method, const std::string& target, const std::string& body = {},
                     bool admin = false) {
-  HttpClient c("127.0.0.1", port, std::chrono::milliseconds(5000));
+  // Generous: a big model's activation takes seconds more under sanitizers on a loaded
+  // machine. The "at once" checks bound `seconds` themselves (kProbeBound).
+  HttpClient c("127.0.0.1", port, std::chrono::milliseconds(60000));
   HttpResponse r;
   const auto start = Clock::now();
   static const std::vector<std::pair<std::string, std::string>> kNoHeaders;
@@ -100,7 +102,9 @@ struct Probes {
 };
 
 Probes probe_healthz(uint16_t port, const std::function<bool()>& until) {
-  HttpClient c("127.0.0.1", port, std::chrono::milliseconds(5000));
+  // Generous: a big model's activation takes seconds more under sanitizers on a loaded
+  // machine. The "at once" checks bound `seconds` themselves (kProbeBound).
+  HttpClient c("127.0.0.1", port, std::chrono::milliseconds(60000));
   Probes p;
   while (!until()) {
     HttpResponse r;
